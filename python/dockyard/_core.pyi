@@ -1,0 +1,80 @@
+"""Type stubs for `dockyard._core`, the Rust core. Every call that touches the
+disk releases the GIL. Errors are `dockyard.errors` classes (LayerCorrupt,
+UnsafePath, MountError) or OSError."""
+
+from typing import Literal, Sequence
+
+# --- digest -----------------------------------------------------------------
+def sha256_file(path: str) -> str:
+    """`sha256:<hex>` of a file."""
+
+def sha256_bytes(data: bytes) -> str: ...
+
+class Sha256:
+    def __init__(self) -> None: ...
+    def update(self, data: bytes) -> None: ...
+    def digest(self) -> str:
+        """Finish; returns `sha256:<hex>`."""
+
+# --- archive ----------------------------------------------------------------
+Whiteouts = Literal["overlay", "naive"]
+Compression = Literal["none", "gzip", "zstd"]
+
+class LayerInfo:
+    digest: str
+    """sha256 of the stream as given (compressed form)."""
+    diff_id: str
+    """sha256 of the uncompressed tar."""
+    size: int
+    """bytes of the uncompressed tar."""
+    compressed_size: int
+    compression: str
+    """"none", "gzip" or "zstd" (detected from magic bytes when extracting)."""
+
+def extract_layer_file(src: str, target: str, whiteouts: Whiteouts = "overlay") -> LayerInfo:
+    """Extract a (maybe compressed) layer tarball into `target` (an existing dir).
+
+    whiteouts="overlay": `.wh.x` becomes a 0/0 char device `x`, `.wh..wh..opq` sets
+    `trusted.overlay.opaque=y` on its directory. whiteouts="naive": deletions are
+    applied to `target` (which holds a copy of the parent, as vfs/btrfs do)."""
+
+class LayerUnpacker:
+    """Streaming extraction: feed chunks as they arrive (HTTP body, pull)."""
+    def __init__(self, target: str, whiteouts: Whiteouts = "overlay") -> None: ...
+    def write(self, data: bytes) -> None: ...
+    def finish(self) -> LayerInfo:
+        """Wait for extraction to end; raises LayerCorrupt on a bad/truncated stream."""
+    def abort(self) -> None: ...
+
+def create_layer(
+    root: str,
+    dest: str | int,
+    compression: Compression = "none",
+    overlay_upper: bool = False,
+    parent_root: str | None = None,
+) -> LayerInfo:
+    """Write a layer tar of `root` to a path or an open fd.
+
+    overlay_upper: `root` is an overlay upper dir; 0/0 char devices become
+    `.wh.<name>` entries, opaque dirs get `.wh..wh..opq`.
+    parent_root: write only the changes from `parent_root` to `root` (vfs/btrfs),
+    with whiteouts for deletions."""
+
+# --- union (storage driver primitives) ----------------------------------------
+def mount_overlay(
+    lowers: Sequence[str], upper: str | None, work: str | None, target: str, cwd: str | None = None
+) -> None:
+    """Mount overlayfs. With `cwd`, paths are relative to it (short links keep
+    deep images under the page-size limit on mount data)."""
+
+def unmount(target: str, detach: bool = False) -> None: ...
+def copy_tree(src: str, dst: str) -> None:
+    """Copy a tree exactly (owners, modes, xattrs, hardlinks, devices, sparse)."""
+
+def fs_type(path: str) -> str:
+    """Backing filesystem name of `path` (extfs, xfs, btrfs, tmpfs, overlayfs...)."""
+
+def btrfs_subvolume_create(path: str) -> None: ...
+def btrfs_subvolume_snapshot(src: str, dst: str, readonly: bool = False) -> None: ...
+def btrfs_subvolume_delete(path: str) -> None: ...
+def is_btrfs_subvolume(path: str) -> bool: ...

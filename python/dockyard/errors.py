@@ -1,0 +1,53 @@
+"""Exceptions raised by Dockyard (the Rust core raises these same classes).
+
+Each class carries the HTTP status the Engine API answers with, so the daemon
+maps errors to responses in one place (`daemon/errors.py`).
+"""
+
+
+class DockyardError(Exception):
+    status = 500
+
+
+class InvalidParameter(DockyardError, ValueError):
+    status = 400
+
+
+class InvalidReference(InvalidParameter):
+    pass
+
+
+class NotFound(DockyardError):
+    status = 404
+
+
+class ImageNotFound(NotFound):
+    pass
+
+
+class Conflict(DockyardError):
+    status = 409
+
+
+class AmbiguousPrefix(InvalidParameter):
+    pass
+
+
+class LayerCorrupt(DockyardError):
+    status = 400
+
+
+class UnsafePath(LayerCorrupt):
+    pass
+
+
+class MountError(DockyardError):
+    pass
+
+
+class StorageDriverError(DockyardError):
+    pass
+
+
+class DaemonUnreachable(DockyardError):
+    pass
