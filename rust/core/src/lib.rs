@@ -1,12 +1,16 @@
 //! `dockyard._core`: the Rust half of Dockyard. This file only binds; the logic
-//! lives in plain modules (`digest`, `archive`, `union`) with their own tests.
+//! lives in the plain crates `dockyard-archive` and `dockyard-union`, with their
+//! own tests. Each `py_*.rs` binds one of them.
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::path::PathBuf;
 
-pub mod digest;
 mod errors;
+mod py_archive;
+mod py_union;
+
+use dockyard_archive::digest;
 
 use errors::to_py;
 
@@ -65,5 +69,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sha256_file, m)?)?;
     m.add_function(wrap_pyfunction!(sha256_bytes, m)?)?;
     m.add_class::<Sha256>()?;
+    py_archive::register(m)?;
+    py_union::register(m)?;
     Ok(())
 }

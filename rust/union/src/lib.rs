@@ -1,0 +1,2 @@
+//! Storage driver primitives for Dockyard: overlay mounts, btrfs subvolumes and
+//! exact tree copies. No Python here.
