@@ -61,20 +61,44 @@ def create_layer(
     with whiteouts for deletions."""
 
 # --- union (storage driver primitives) ----------------------------------------
+# Errors: MountError (mount/unmount), StorageDriverError (btrfs misuse: not on
+# btrfs, not a subvolume), OSError with errno and filename for the rest.
 def mount_overlay(
-    lowers: Sequence[str], upper: str | None, work: str | None, target: str, cwd: str | None = None
+    lowers: Sequence[str],
+    upper: str | None,
+    work: str | None,
+    target: str,
+    cwd: str | None = None,
+    options: str | None = None,
 ) -> None:
-    """Mount overlayfs. With `cwd`, paths are relative to it (short links keep
-    deep images under the page-size limit on mount data)."""
+    """Mount overlayfs. `lowers` are uppermost first. With `cwd`, paths are
+    relative to it (short links keep deep images under the page-size limit on
+    mount data; the chdir happens in a helper thread, the process cwd never
+    changes). Without upper/work the mount is read-only. `options`: extra
+    overlay options put first, e.g. "index=off". MountError when the data is over
+    a page or the kernel refuses."""
 
-def unmount(target: str, detach: bool = False) -> None: ...
+def unmount(target: str, detach: bool = False) -> None:
+    """umount2(target, UMOUNT_NOFOLLOW [| MNT_DETACH]). MountError("... not a mount
+    point") if nothing is mounted there; FileNotFoundError if it doesn't exist."""
+
 def copy_tree(src: str, dst: str) -> None:
-    """Copy a tree exactly (owners, modes, xattrs, hardlinks, devices, sparse)."""
+    """Copy a tree exactly (owners, modes incl. setuid, xattrs incl. trusted.*,
+    hardlinks, symlinks, devices, fifos, sparse files, times). `dst` is created
+    or must be an existing directory. Reflinks (FICLONE) when possible, then
+    copy_file_range per data segment."""
 
 def fs_type(path: str) -> str:
-    """Backing filesystem name of `path` (extfs, xfs, btrfs, tmpfs, overlayfs...)."""
+    """Backing filesystem name of `path` (Docker's names: extfs, xfs, btrfs, tmpfs,
+    overlayfs, zfs, nfs, ...; "<unknown>" otherwise)."""
+
+def fs_magic(path: str) -> int:
+    """The raw statfs f_type of `path`'s filesystem."""
 
 def btrfs_subvolume_create(path: str) -> None: ...
 def btrfs_subvolume_snapshot(src: str, dst: str, readonly: bool = False) -> None: ...
-def btrfs_subvolume_delete(path: str) -> None: ...
-def is_btrfs_subvolume(path: str) -> bool: ...
+def btrfs_subvolume_delete(path: str) -> None:
+    """Delete a subvolume and every subvolume nested in it."""
+
+def is_btrfs_subvolume(path: str) -> bool:
+    """True for the root directory of a btrfs subvolume (inode 256 on btrfs)."""

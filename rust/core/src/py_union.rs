@@ -1,7 +1,117 @@
 //! Bindings for `dockyard-union`: overlay mounts, btrfs subvolumes, tree copies.
+//! Every call releases the GIL. Errors: `MountError` for mount/unmount
+//! failures, `StorageDriverError` for btrfs misuse, OSError (errno, message,
+//! path) for the rest.
 
+use dockyard_union as union;
+use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
+use std::path::{Path, PathBuf};
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+pyo3::import_exception!(dockyard.errors, MountError);
+pyo3::import_exception!(dockyard.errors, StorageDriverError);
+
+fn to_py(e: union::Error) -> PyErr {
+    match e {
+        union::Error::Mount(m) => MountError::new_err(m),
+        union::Error::Storage(m) => StorageDriverError::new_err(m),
+        union::Error::Io { op, path, source } => {
+            let text = source.to_string();
+            let text = match text.rfind(" (os error ") {
+                Some(i) => &text[..i],
+                None => &text[..],
+            };
+            let msg = format!("{op}: {text}");
+            match source.raw_os_error() {
+                // OSError(errno, strerror, filename) picks the subclass (FileNotFoundError...).
+                Some(errno) => PyOSError::new_err((errno, msg, path.to_string_lossy().into_owned())),
+                None => PyOSError::new_err(format!("{msg}: {}", path.display())),
+            }
+        }
+    }
+}
+
+/// Mount overlayfs on `target` (lowers uppermost first). With `cwd`, relative
+/// paths resolve against it. `options`: extra overlay options (e.g. "index=off").
+#[pyfunction]
+#[pyo3(signature = (lowers, upper, work, target, cwd=None, options=None))]
+fn mount_overlay(
+    py: Python<'_>,
+    lowers: Vec<PathBuf>,
+    upper: Option<PathBuf>,
+    work: Option<PathBuf>,
+    target: PathBuf,
+    cwd: Option<PathBuf>,
+    options: Option<String>,
+) -> PyResult<()> {
+    py.detach(|| {
+        union::mount_overlay(
+            &lowers,
+            upper.as_deref(),
+            work.as_deref(),
+            &target,
+            cwd.as_deref(),
+            options.as_deref(),
+        )
+    })
+    .map_err(to_py)
+}
+
+/// Unmount `target` (lazily with `detach`). MountError if it isn't mounted.
+#[pyfunction]
+#[pyo3(signature = (target, detach=false))]
+fn unmount(py: Python<'_>, target: PathBuf, detach: bool) -> PyResult<()> {
+    py.detach(|| union::unmount(&target, detach)).map_err(to_py)
+}
+
+/// Copy a tree exactly (owners, modes, xattrs, hardlinks, devices, sparse).
+#[pyfunction]
+fn copy_tree(py: Python<'_>, src: PathBuf, dst: PathBuf) -> PyResult<()> {
+    py.detach(|| union::copy_tree(&src, &dst)).map_err(to_py)
+}
+
+/// Docker's name for the filesystem holding `path`.
+#[pyfunction]
+fn fs_type(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+    py.detach(|| union::fs_type(&path)).map_err(to_py)
+}
+
+/// The raw statfs magic of the filesystem holding `path`.
+#[pyfunction]
+fn fs_magic(py: Python<'_>, path: PathBuf) -> PyResult<u32> {
+    py.detach(|| union::fs_magic(&path)).map_err(to_py)
+}
+
+#[pyfunction]
+fn btrfs_subvolume_create(py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    py.detach(|| union::subvolume_create(&path)).map_err(to_py)
+}
+
+#[pyfunction]
+#[pyo3(signature = (src, dst, readonly=false))]
+fn btrfs_subvolume_snapshot(py: Python<'_>, src: PathBuf, dst: PathBuf, readonly: bool) -> PyResult<()> {
+    py.detach(|| union::subvolume_snapshot(&src, &dst, readonly)).map_err(to_py)
+}
+
+#[pyfunction]
+fn btrfs_subvolume_delete(py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    py.detach(|| union::subvolume_delete(&path)).map_err(to_py)
+}
+
+#[pyfunction]
+fn is_btrfs_subvolume(py: Python<'_>, path: PathBuf) -> PyResult<bool> {
+    py.detach(|| union::is_btrfs_subvolume(Path::new(&path))).map_err(to_py)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(mount_overlay, m)?)?;
+    m.add_function(wrap_pyfunction!(unmount, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_tree, m)?)?;
+    m.add_function(wrap_pyfunction!(fs_type, m)?)?;
+    m.add_function(wrap_pyfunction!(fs_magic, m)?)?;
+    m.add_function(wrap_pyfunction!(btrfs_subvolume_create, m)?)?;
+    m.add_function(wrap_pyfunction!(btrfs_subvolume_snapshot, m)?)?;
+    m.add_function(wrap_pyfunction!(btrfs_subvolume_delete, m)?)?;
+    m.add_function(wrap_pyfunction!(is_btrfs_subvolume, m)?)?;
     Ok(())
 }

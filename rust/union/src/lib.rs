@@ -1,2 +1,18 @@
 //! Storage driver primitives for Dockyard: overlay mounts, btrfs subvolumes and
 //! exact tree copies. No Python here.
+//!
+//! Every function is a plain blocking call on paths; the bindings in
+//! `dockyard-core` (`py_union.rs`) release the GIL around them.
+
+pub mod btrfs;
+pub mod copy;
+mod error;
+pub mod fstype;
+pub mod overlay;
+mod sys;
+
+pub use btrfs::{is_subvolume as is_btrfs_subvolume, subvolume_create, subvolume_delete, subvolume_snapshot};
+pub use copy::copy_tree;
+pub use error::{Error, Result};
+pub use fstype::{fs_magic, fs_type};
+pub use overlay::{mount_overlay, unmount};
