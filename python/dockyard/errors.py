@@ -51,3 +51,7 @@ class StorageDriverError(DockyardError):
 
 class DaemonUnreachable(DockyardError):
     pass
+
+
+class IDNotFound(NotFound):
+    """No stored ID starts with the given prefix (`dockyard.ids`)."""

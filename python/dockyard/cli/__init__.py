@@ -1,0 +1,1 @@
+"""The `dockyard` client: docker's commands over the Engine API."""

@@ -1,0 +1,300 @@
+"""A small Engine API client on plain sockets.
+
+The CLI's request path stays on the standard library's lightest modules
+(socket, json): `http.client` alone costs ~20 ms of imports, and a Typer CLI
+already pays for its own. Speaks HTTP/1.1 to unix:// and tcp:// hosts, with
+TLS where asked, and hands back JSON, raw streams or Docker's JSON messages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, Iterator
+from urllib.parse import quote, urlencode
+
+DEFAULT_HOST = "unix:///var/run/dockyard.sock"
+API_VERSION = "1.41"
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ConnectError(Exception):
+    pass
+
+
+@dataclass
+class TLSOptions:
+    verify: bool = False
+    cacert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+
+def resolve_host(host: str | None) -> str:
+    return host or os.environ.get("DOCKYARD_HOST") or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+
+
+class Response:
+    def __init__(self, sock: socket.socket, rfile: Any, status: int, headers: dict[str, str]):
+        self.sock = sock
+        self.rfile = rfile
+        self.status = status
+        self.headers = headers
+        self._chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+        cl = headers.get("content-length")
+        self._remaining = int(cl) if cl is not None and not self._chunked else None
+        self._chunk_left = 0
+        self._done = False
+
+    def read_chunk(self, n: int = 1 << 16) -> bytes:
+        """The next piece of the body; b"" at its end."""
+        if self._done:
+            return b""
+        if self._chunked:
+            if self._chunk_left == 0:
+                line = self.rfile.readline()
+                if not line:
+                    self._done = True
+                    return b""
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    self._done = True
+                    return b""
+                self._chunk_left = size
+            data = self.rfile.read(min(n, self._chunk_left))
+            self._chunk_left -= len(data)
+            if self._chunk_left == 0:
+                self.rfile.readline()
+            if not data:
+                self._done = True
+            return data
+        if self._remaining is not None:
+            if self._remaining == 0:
+                self._done = True
+                return b""
+            data = self.rfile.read1(min(n, self._remaining))
+            self._remaining -= len(data)
+            if not data:
+                self._done = True
+            return data
+        data = self.rfile.read1(n)
+        if not data:
+            self._done = True
+        return data
+
+    def read(self) -> bytes:
+        parts = []
+        while True:
+            c = self.read_chunk(1 << 20)
+            if not c:
+                break
+            parts.append(c)
+        return b"".join(parts)
+
+    def iter_lines(self) -> Iterator[bytes]:
+        buf = b""
+        while True:
+            c = self.read_chunk()
+            if not c:
+                break
+            buf += c
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if line.strip():
+                    yield line
+        if buf.strip():
+            yield buf
+
+    def json(self) -> Any:
+        return json.loads(self.read() or b"null")
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Client:
+    def __init__(self, host: str | None = None, tls: TLSOptions | None = None,
+                 version: str = API_VERSION) -> None:
+        self.host = resolve_host(host)
+        self.tls = tls
+        self.version = version
+
+    # --- connection ---------------------------------------------------------
+    def _connect(self) -> socket.socket:
+        h = self.host
+        try:
+            if h.startswith("unix://"):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(h[len("unix://"):])
+                return s
+            if h.startswith(("tcp://", "http://", "https://")):
+                hp = h.split("://", 1)[1].split("/", 1)[0]
+                name, _, port = hp.rpartition(":")
+                if not _:
+                    name, port = hp, ""
+                use_tls = self.tls is not None or h.startswith("https://")
+                p = int(port) if port else (2376 if use_tls else 2375)
+                s = socket.create_connection((name.strip("[]") or "localhost", p))
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if use_tls:
+                    s = self._wrap_tls(s, name.strip("[]"))
+                return s
+        except OSError as e:
+            raise ConnectError(self._unreachable(e)) from None
+        raise ConnectError(f"unable to parse docker host `{h}`")
+
+    def _unreachable(self, e: OSError) -> str:
+        path = self.host[len("unix://"):] if self.host.startswith("unix://") else self.host
+        if isinstance(e, PermissionError):
+            return ("permission denied while trying to connect to the Docker daemon socket at "
+                    f"{self.host}: dial unix {path}: connect: permission denied")
+        return (f"Cannot connect to the Docker daemon at {self.host}. "
+                "Is the docker daemon running?")
+
+    def _wrap_tls(self, s: socket.socket, server_name: str) -> socket.socket:
+        import ssl
+
+        t = self.tls or TLSOptions()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if t.verify:
+            ctx.load_verify_locations(t.cacert)
+            ctx.check_hostname = True
+        else:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if t.cert and t.key:
+            ctx.load_cert_chain(t.cert, t.key)
+        return ctx.wrap_socket(s, server_hostname=server_name or "localhost")
+
+    # --- requests -----------------------------------------------------------
+    def url(self, path: str, params: dict[str, Any] | None = None) -> str:
+        q = ""
+        if params:
+            items = []
+            for k, v in params.items():
+                if v is None:
+                    continue
+                if isinstance(v, bool):
+                    v = "1" if v else "0"
+                if isinstance(v, (list, tuple)):
+                    items.extend((k, str(x)) for x in v)
+                else:
+                    items.append((k, str(v)))
+            if items:
+                q = "?" + urlencode(items)
+        return f"/v{self.version}{path}{q}"
+
+    def request(self, method: str, path: str, params: dict[str, Any] | None = None,
+                body: bytes | Any = None, headers: dict[str, str] | None = None,
+                check: bool = True) -> Response:
+        s = self._connect()
+        hdrs = {"Host": "docker", "User-Agent": "Dockyard-Client/0.1.0"}
+        if headers:
+            hdrs.update(headers)
+        chunked_body = body is not None and not isinstance(body, (bytes, bytearray))
+        if isinstance(body, (bytes, bytearray)):
+            hdrs["Content-Length"] = str(len(body))
+        elif chunked_body:
+            hdrs["Transfer-Encoding"] = "chunked"
+        elif method in ("POST", "PUT"):
+            hdrs["Content-Length"] = "0"
+        head = f"{method} {self.url(path, params)} HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+        try:
+            if isinstance(body, (bytes, bytearray)):
+                s.sendall(head.encode() + body)
+            else:
+                s.sendall(head.encode())
+                if chunked_body:
+                    for chunk in body:
+                        if chunk:
+                            s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                    s.sendall(b"0\r\n\r\n")
+            rfile = s.makefile("rb")
+            status_line = rfile.readline()
+            if not status_line:
+                raise ConnectError("the daemon closed the connection without a response")
+            status = int(status_line.split()[1])
+            headers_in: dict[str, str] = {}
+            while True:
+                line = rfile.readline()
+                if line in (b"\r\n", b"\n", b""):
+                    break
+                k, _, v = line.decode("latin-1").partition(":")
+                headers_in[k.strip().lower()] = v.strip()
+        except (BrokenPipeError, ConnectionResetError) as e:
+            s.close()
+            raise ConnectError(f"error during connect: {e}") from None
+        resp = Response(s, rfile, status, headers_in)
+        if check and status >= 400:
+            data = resp.read()
+            resp.close()
+            try:
+                msg = json.loads(data)["message"]
+            except (ValueError, KeyError, TypeError):
+                msg = data.decode(errors="replace").strip()
+            raise APIError(status, msg)
+        return resp
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        r = self.request("GET", path, params)
+        try:
+            return r.json()
+        finally:
+            r.close()
+
+    def post_json(self, path: str, params: dict[str, Any] | None = None,
+                  body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        r = self.request("POST", path, params, data,
+                         {"Content-Type": "application/json"} if data else None)
+        try:
+            return r.json() if r.status != 204 else None
+        finally:
+            r.close()
+
+    def delete_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        r = self.request("DELETE", path, params)
+        try:
+            return r.json() if r.status != 204 else None
+        finally:
+            r.close()
+
+    def ping(self) -> bool:
+        try:
+            r = self.request("GET", "/_ping", check=False)
+            r.close()
+            return r.status == 200
+        except ConnectError:
+            return False
+
+
+def json_messages(resp: Response) -> Iterator[dict[str, Any]]:
+    """Docker's JSON message stream; raises APIError on an error message."""
+    for line in resp.iter_lines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if msg.get("error") or msg.get("errorDetail"):
+            detail = msg.get("errorDetail") or {}
+            raise APIError(500, detail.get("message") or msg.get("error"))
+        yield msg
+
+
+def path_quote(name: str) -> str:
+    return quote(name, safe="/:@")

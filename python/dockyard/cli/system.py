@@ -1,0 +1,239 @@
+"""System commands: version, info, system df, and the generic inspect."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Any, List, Optional
+
+import typer
+
+from .common import G, call, client, host_for_display
+
+app = typer.Typer(help="Manage Dockyard", no_args_is_help=True, add_completion=False)
+
+_BINARY = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
+
+
+def bytes_size(size: float) -> str:
+    """units.BytesSize: binary units, 4 significant digits."""
+    i = 0
+    while size >= 1024.0 and i < len(_BINARY) - 1:
+        size /= 1024.0
+        i += 1
+    return f"{'%.4g' % size}{_BINARY[i]}"
+
+
+def _client_version() -> dict[str, Any]:
+    from .. import __version__
+    from .client import API_VERSION
+
+    return {"Platform": {"Name": "Dockyard"}, "Version": __version__, "ApiVersion": API_VERSION,
+            "DefaultAPIVersion": API_VERSION, "GitCommit": "dockyard",
+            "GoVersion": "python" + platform.python_version(), "Os": "linux",
+            "Arch": "amd64", "BuildTime": "", "Context": "default"}
+
+
+def version(format: Optional[str] = typer.Option(None, "-f", "--format")) -> None:
+    """Show the Dockyard version information"""
+    from .client import APIError, ConnectError
+
+    cv = _client_version()
+    server = None
+    err = None
+    try:
+        server = client().get_json("/version")
+    except (APIError, ConnectError) as e:
+        err = str(e)
+    if format:
+        from .output import print_one
+
+        print_one(format, {"Client": cv, "Server": server})
+        if err:
+            print(err, file=sys.stderr)
+            raise SystemExit(1)
+        return
+    out = [f"Client: {cv['Platform']['Name']}",
+           f" Version:           {cv['Version']}",
+           f" API version:       {cv['ApiVersion']}",
+           f" Go version:        {cv['GoVersion']}",
+           f" Git commit:        {cv['GitCommit']}",
+           f" Built:             {cv['BuildTime']}",
+           f" OS/Arch:           {cv['Os']}/{cv['Arch']}",
+           f" Context:           {cv['Context']}"]
+    if server:
+        name = (server.get("Platform") or {}).get("Name", "")
+        out += ["", f"Server:{' ' + name if name else ''}"]
+        for comp in server.get("Components") or []:
+            d = comp.get("Details") or {}
+            out.append(f" {comp['Name']}:")
+            if comp["Name"] == "Engine":
+                out += [f"  Version:          {comp['Version']}",
+                        f"  API version:      {d.get('ApiVersion')} (minimum version "
+                        f"{d.get('MinAPIVersion')})",
+                        f"  Go version:       {d.get('GoVersion')}",
+                        f"  Git commit:       {d.get('GitCommit')}",
+                        f"  Built:            {d.get('BuildTime')}",
+                        f"  OS/Arch:          {d.get('Os')}/{d.get('Arch')}",
+                        f"  Experimental:     {d.get('Experimental')}"]
+            else:
+                out.append(f"  Version:          {comp['Version']}")
+                for k, v in d.items():
+                    out.append(f"  {k}:{' ' * max(16 - len(k), 1)}{v}")
+    sys.stdout.write("\n".join(out) + "\n")
+    if err:
+        print(err, file=sys.stderr)
+        raise SystemExit(1)
+
+
+def info(format: Optional[str] = typer.Option(None, "-f", "--format")) -> None:
+    """Display system-wide information"""
+    data = call(lambda: client().get_json("/info"))
+    if format:
+        from .output import print_one
+
+        print_one(format, data)
+        return
+    p = data.get("Plugins") or {}
+    lines = ["Client:", f" Version:    {_client_version()['Version']}", " Context:    default",
+             f" Debug Mode: {'true' if G.debug else 'false'}", "", "Server:",
+             f" Containers: {data['Containers']}", f"  Running: {data['ContainersRunning']}",
+             f"  Paused: {data['ContainersPaused']}", f"  Stopped: {data['ContainersStopped']}",
+             f" Images: {data['Images']}", f" Server Version: {data['ServerVersion']}",
+             f" Storage Driver: {data['Driver']}"]
+    lines += [f"  {k}: {v}" for k, v in data.get("DriverStatus") or []]
+    lines += [f" Logging Driver: {data['LoggingDriver']}",
+              f" Cgroup Driver: {data['CgroupDriver']}",
+              f" Cgroup Version: {data['CgroupVersion']}", " Plugins:",
+              f"  Volume: {' '.join(p.get('Volume') or [])}",
+              f"  Network: {' '.join(p.get('Network') or [])}",
+              f"  Log: {' '.join(p.get('Log') or [])}",
+              f" Swarm: {data['Swarm']['LocalNodeState']}",
+              f" Runtimes: {' '.join(data.get('Runtimes') or {})}",
+              f" Default Runtime: {data['DefaultRuntime']}",
+              f" Execution Driver: {data.get('ExecutionDriver', 'native')}",
+              " Security Options:"]
+    for opt in data.get("SecurityOptions") or []:
+        parts = dict(x.split("=", 1) for x in opt.split(",") if "=" in x)
+        lines.append(f"  {parts.get('name', opt)}")
+        for k, v in parts.items():
+            if k != "name":
+                lines.append(f"   {k.capitalize()}: {v}")
+    lines += [f" Kernel Version: {data['KernelVersion']}",
+              f" Operating System: {data['OperatingSystem']}",
+              f" OSType: {data['OSType']}", f" Architecture: {data['Architecture']}",
+              f" CPUs: {data['NCPU']}", f" Total Memory: {bytes_size(data['MemTotal'])}",
+              f" Name: {data['Name']}", f" ID: {data['ID']}",
+              f" Docker Root Dir: {data['DockerRootDir']}",
+              f" Debug Mode: {'true' if data.get('Debug') else 'false'}"]
+    if data.get("Debug"):
+        lines += [f"  File Descriptors: {data.get('NFd')}",
+                  f"  Goroutines: {data.get('NGoroutines')}",
+                  f"  System Time: {data.get('SystemTime')}",
+                  f"  EventsListeners: {data.get('NEventsListener')}"]
+    lines += [f" Experimental: {'true' if data.get('ExperimentalBuild') else 'false'}",
+              " Insecure Registries:"]
+    lines += [f"  {c}" for c in (data.get("RegistryConfig") or {}).get("InsecureRegistryCIDRs")
+              or []]
+    lines.append(f" Live Restore Enabled: {'true' if data.get('LiveRestoreEnabled') else 'false'}")
+    sys.stdout.write("\n".join(lines) + "\n")
+    for w in data.get("Warnings") or []:
+        print(w, file=sys.stderr)
+
+
+def df(verbose: bool = typer.Option(False, "-v", "--verbose"),
+       format: Optional[str] = typer.Option(None, "--format")) -> None:
+    """Show dockyard disk usage"""
+    from .units import human_size
+
+    data = call(lambda: client().get_json("/system/df"))
+    imgs = data.get("Images") or []
+    total = data.get("LayersSize", 0)
+    active = sum(1 for i in imgs if i.get("Containers", 0) > 0)
+    reclaim = sum(i["Size"] - i.get("SharedSize", 0) for i in imgs if i.get("Containers", 0) == 0)
+    if reclaim > total:
+        reclaim = total
+    pct = f" ({int(reclaim * 100 / total) if total else 0}%)"
+    rows = [
+        {"Type": "Images", "TotalCount": str(len(imgs)), "Active": str(active),
+         "Size": human_size(total), "Reclaimable": human_size(reclaim) + (pct if total else "")},
+        {"Type": "Containers", "TotalCount": "0", "Active": "0", "Size": "0B",
+         "Reclaimable": "0B"},
+        {"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B",
+         "Reclaimable": "0B"},
+        {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B",
+         "Reclaimable": "0B"},
+    ]
+    from .output import print_rows
+
+    headers = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
+               "Reclaimable": "RECLAIMABLE"}
+    if not verbose:
+        print_rows(format or "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t"
+                   "{{.Reclaimable}}", rows, headers)
+        return
+    from .image import IMAGE_HEADERS, short_id
+    from .units import since
+
+    print("Images space usage:\n")
+    irows = []
+    for i in imgs:
+        for t in i.get("RepoTags") or ["<none>:<none>"]:
+            repo, _, tag = t.rpartition(":")
+            irows.append({"Repository": repo, "Tag": tag, "ID": short_id(i["Id"], False),
+                          "CreatedSince": since(i["Created"]), "Size": human_size(i["Size"], 3),
+                          "SharedSize": human_size(i.get("SharedSize", 0), 3),
+                          "UniqueSize": human_size(i["Size"] - i.get("SharedSize", 0)),
+                          "Containers": str(i.get("Containers", 0))})
+    print_rows("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t"
+               "{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}", irows, IMAGE_HEADERS)
+    print("\nContainers space usage:\n")
+    print("CONTAINER ID   IMAGE     COMMAND   LOCAL VOLUMES   SIZE      CREATED   STATUS    NAMES")
+    print("\nLocal Volumes space usage:\n")
+    print("VOLUME NAME   LINKS     SIZE")
+    print("\nBuild cache usage: 0B\n")
+    print("CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED")
+
+
+def inspect_objects(names: list[str], format: str | None, kind: str | None) -> None:
+    from .client import APIError, path_quote
+
+    results: list[Any] = []
+    failed = False
+    for n in names:
+        try:
+            if kind in (None, "image"):
+                results.append(client().get_json(f"/images/{path_quote(n)}/json"))
+                continue
+        except APIError as e:
+            if e.status != 404:
+                print(f"Error response from daemon: {e.message}", file=sys.stderr)
+                failed = True
+                continue
+        print(f"Error: No such object: {n}" if kind is None else f"Error: No such {kind}: {n}",
+              file=sys.stderr)
+        failed = True
+    if format:
+        from .output import print_one
+
+        for r in results:
+            print_one(format, r)
+    else:
+        from .output import print_json_indent
+
+        print_json_indent(results)
+    if failed:
+        raise SystemExit(1)
+
+
+def inspect(names: List[str] = typer.Argument(..., metavar="NAME|ID [NAME|ID...]"),
+            format: Optional[str] = typer.Option(None, "-f", "--format"),
+            type: Optional[str] = typer.Option(None, "--type"),
+            size: bool = typer.Option(False, "-s", "--size")) -> None:
+    """Return low-level information on Dockyard objects"""
+    inspect_objects(names, format, type)
+
+
+app.command("df")(df)
+app.command("info")(info)
+host_for_display  # noqa: B018 - re-exported for other command groups

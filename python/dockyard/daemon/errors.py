@@ -1,0 +1,28 @@
+"""One table from exceptions to Engine API responses (`{"message": ...}`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+
+from ..errors import DockyardError
+
+log = logging.getLogger("dockyard.api")
+
+
+def error_response(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=json.dumps({"message": message}) + "\n",
+                        content_type="application/json")
+
+
+def from_exception(e: BaseException) -> web.Response:
+    if isinstance(e, DockyardError):
+        return error_response(e.status, str(e))
+    if isinstance(e, web.HTTPException):
+        return error_response(e.status, e.reason or "error")
+    if isinstance(e, PermissionError):
+        return error_response(403, str(e))
+    log.exception("internal error", exc_info=e)
+    return error_response(500, f"{type(e).__name__}: {e}")

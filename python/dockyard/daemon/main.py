@@ -1,0 +1,84 @@
+"""Running the daemon: take the pidfile, open the engine, serve until SIGTERM
+or SIGINT, then close listeners, unmount and release everything."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from aiohttp import web
+
+from .pidfile import PidFile
+from .server import DaemonConfig, build_app, start_listeners
+
+log = logging.getLogger("dockyard.daemon")
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+          "warning": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL}
+
+
+def setup_logging(cfg: DaemonConfig) -> None:
+    level = logging.DEBUG if cfg.debug else LEVELS.get(cfg.log_level, logging.INFO)
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format='time="%(asctime)s" level=%(levelname)s msg="%(message)s"',
+    )
+    if not cfg.debug:
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+async def serve(cfg: DaemonConfig) -> None:
+    from ..engine import Engine
+
+    pid = PidFile(cfg.pidfile)
+    pid.acquire()
+    engine = None
+    runner = None
+    try:
+        os.makedirs(cfg.exec_root, exist_ok=True)
+        storage_driver = (os.environ.get("DOCKYARD_DRIVER") or os.environ.get("DOCKER_DRIVER")
+                          or cfg.storage_driver)
+        engine = await asyncio.to_thread(Engine, cfg.data_root, storage_driver,
+                                         cfg.storage_opts)
+        log.info("storage driver: %s", engine.driver.name)
+        app = build_app(engine, cfg)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None if not cfg.debug
+                               else logging.getLogger("aiohttp.access"))
+        await runner.setup()
+        await start_listeners(runner, cfg)
+        log.info("Daemon has completed initialization")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("Processing signal, shutting down")
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        for h in cfg.hosts:
+            if h.startswith("unix://"):
+                try:
+                    os.unlink(h[len("unix://"):])
+                except OSError:
+                    pass
+        if engine is not None:
+            engine.close()
+        pid.release()
+
+
+def run(cfg: DaemonConfig) -> int:
+    setup_logging(cfg)
+    if os.geteuid() != 0:
+        print("dockyard daemon needs to be started with root privileges", file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(serve(cfg))
+    except SystemExit as e:
+        if e.code not in (None, 0):
+            print(e.code if isinstance(e.code, str) else f"exit {e.code}", file=sys.stderr)
+            return 1
+    return 0

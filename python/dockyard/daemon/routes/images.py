@@ -1,0 +1,213 @@
+"""Image routes: list, inspect, history, tag, delete, import, save, load, prune."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+
+from ... import filters as image_filters
+from ... import reference
+from ...engine import Engine
+from ...errors import DockyardError, InvalidParameter
+from ...store.images import Image
+from ..streams import JSONMessages, ResponseWriter, body_chunks, start_stream
+from . import blocking, engine, json_response, qbool
+
+
+def image_summary(eng: Engine, img: Image) -> dict:
+    size = eng.image_size(img)
+    return {
+        "Containers": -1,
+        "Created": img.created_unix,
+        "Id": img.id,
+        "Labels": (img.config.get("config") or {}).get("Labels"),
+        "ParentId": img.parent,
+        "RepoDigests": img.repo_digests or None,
+        "RepoTags": img.repo_tags or None,
+        "SharedSize": -1,
+        "Size": size,
+        "VirtualSize": size,
+    }
+
+
+def image_inspect(eng: Engine, img: Image) -> dict:
+    c = img.config
+    size = eng.image_size(img)
+    out = {
+        "Id": img.id,
+        "RepoTags": img.repo_tags,
+        "RepoDigests": img.repo_digests,
+        "Parent": img.parent,
+        "Comment": c.get("comment", ""),
+        "Created": c.get("created", ""),
+        "Container": c.get("container", ""),
+        "ContainerConfig": c.get("container_config") or {},
+        "DockerVersion": c.get("docker_version", ""),
+        "Author": c.get("author", ""),
+        "Config": c.get("config"),
+        "Architecture": c.get("architecture", ""),
+    }
+    if c.get("variant"):
+        out["Variant"] = c["variant"]
+    out["Os"] = c.get("os", "")
+    if c.get("os.version"):
+        out["OsVersion"] = c["os.version"]
+    layers = eng.layers.chain(img.top_layer)
+    out.update({
+        "Size": size,
+        "VirtualSize": size,
+        "GraphDriver": {"Data": eng.driver.metadata(layers[-1].cache_id) if layers else None,
+                        "Name": eng.driver.name},
+        "RootFS": {"Type": "layers", "Layers": [lay.diff_id for lay in layers]},
+        "Metadata": {"LastTagTime": img.last_tag_time or "0001-01-01T00:00:00Z"},
+    })
+    return out
+
+
+async def list_images(request: web.Request) -> web.Response:
+    eng = engine(request)
+    f = image_filters.parse(request.query.get("filters"), image_filters.IMAGE_FILTERS)
+    if request.query.get("filter"):
+        f.setdefault("reference", []).append(request.query["filter"])
+
+    def work() -> list:
+        return [image_summary(eng, i) for i in eng.list_images(qbool(request, "all"), f)]
+
+    return json_response(await blocking(work))
+
+
+async def inspect_image(request: web.Request) -> web.Response:
+    eng = engine(request)
+
+    def work() -> dict:
+        return image_inspect(eng, eng.get_image(request.match_info["name"]))
+
+    return json_response(await blocking(work))
+
+
+async def history(request: web.Request) -> web.Response:
+    eng = engine(request)
+    return json_response(await blocking(eng.history, request.match_info["name"]))
+
+
+async def tag(request: web.Request) -> web.Response:
+    eng = engine(request)
+    repo = request.query.get("repo", "")
+    t = request.query.get("tag") or None
+    if not repo:
+        raise InvalidParameter("repository name must have at least one component")
+    await blocking(eng.tag_image, request.match_info["name"], repo, t)
+    return web.Response(status=201)
+
+
+async def delete(request: web.Request) -> web.Response:
+    eng = engine(request)
+    out = await blocking(eng.remove_image, request.match_info["name"],
+                         qbool(request, "force"), not qbool(request, "noprune"))
+    return json_response(out)
+
+
+async def create(request: web.Request) -> web.StreamResponse:
+    """POST /images/create: `fromSrc=-` imports the body; `fromImage` pulls."""
+    eng = engine(request)
+    q = request.query
+    src = q.get("fromSrc")
+    if src is None:
+        if q.get("fromImage"):
+            raise DockyardError("pull is not implemented yet in this version of Dockyard")
+        raise InvalidParameter("fromImage or fromSrc is required")
+    if src != "-":
+        raise InvalidParameter("importing from a URL is not supported: pass the tarball as "
+                               "the request body (fromSrc=-)")
+    changes = q.getall("changes", [])
+    loop = asyncio.get_running_loop()
+    repo = q.get("repo") or None
+    if repo:
+        # Check the reference before reading the body, as dockerd does.
+        reference.parse_normalized(repo if not q.get("tag") else f"{repo}:{q['tag']}")
+
+    resp = await start_stream(request, "application/json")
+    msgs = JSONMessages(resp, loop)
+
+    def work() -> None:
+        try:
+            img = eng.import_image(body_chunks(request, loop), repo=repo,
+                                   tag=q.get("tag") or None, message=q.get("message", ""),
+                                   changes=changes, platform=q.get("platform") or None)
+        except DockyardError as e:
+            msgs.error(str(e))
+            return
+        msgs({"status": img.id})
+
+    await blocking(work)
+    await resp.write_eof()
+    return resp
+
+
+async def get_one(request: web.Request) -> web.StreamResponse:
+    return await _save(request, [request.match_info["name"]])
+
+
+async def get_many(request: web.Request) -> web.StreamResponse:
+    return await _save(request, request.query.getall("names", []))
+
+
+async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
+    eng = engine(request)
+    # Resolve first so that a bad name is a clean 404, not a broken stream.
+    for n in names:
+        await blocking(eng.get_image, n)
+    loop = asyncio.get_running_loop()
+    resp = await start_stream(request, "application/x-tar")
+    await blocking(eng.save, names, ResponseWriter(resp, loop))
+    await resp.write_eof()
+    return resp
+
+
+async def load(request: web.Request) -> web.StreamResponse:
+    eng = engine(request)
+    loop = asyncio.get_running_loop()
+    quiet = qbool(request, "quiet")
+    resp = await start_stream(request, "application/json")
+    msgs = JSONMessages(resp, loop)
+
+    def progress(m: dict) -> None:
+        if "stream" in m or not quiet:
+            msgs(m)
+
+    def work() -> None:
+        try:
+            eng.load(body_chunks(request, loop), progress)
+        except DockyardError as e:
+            msgs.error(str(e))
+
+    await blocking(work)
+    await resp.write_eof()
+    return resp
+
+
+async def prune(request: web.Request) -> web.Response:
+    eng = engine(request)
+    f = image_filters.parse(request.query.get("filters"),
+                            {"dangling", "label", "until", "label!"})
+    dangling = True
+    if "dangling" in f:
+        dangling = f.pop("dangling")[0].lower() in ("true", "1")
+    f.pop("until", None)
+    return json_response(await blocking(eng.prune_images, dangling, f or None))
+
+
+def register(r) -> None:
+    r.add("GET", "/images/json", list_images)
+    r.add("POST", "/images/create", create)
+    r.add("POST", "/images/load", load)
+    r.add("GET", "/images/get", get_many)
+    r.add("POST", "/images/prune", prune)
+    r.add("GET", "/images/{name:.+}/json", inspect_image)
+    r.add("GET", "/images/{name:.+}/history", history)
+    r.add("POST", "/images/{name:.+}/tag", tag)
+    r.add("GET", "/images/{name:.+}/get", get_one)
+    r.add("DELETE", "/images/{name:.+}", delete)
+    json  # noqa: B018 - keep the import for handlers added later

@@ -1,0 +1,138 @@
+"""System routes: /_ping, /version, /info, /system/df."""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from ... import __version__
+from .. import sysinfo
+from ..server import API_VERSION, MIN_API_VERSION
+from . import blocking, engine, json_response
+
+GIT_COMMIT = "dockyard"
+
+
+async def ping(request: web.Request) -> web.Response:
+    resp = web.Response(text="OK" if request.method == "GET" else None,
+                        content_type="text/plain", charset="utf-8")
+    resp.headers["Cache-Control"] = "no-cache, no-store, must-revalidate"
+    resp.headers["Pragma"] = "no-cache"
+    return resp
+
+
+def version_data() -> dict:
+    name, _ = sysinfo.os_release()
+    details = {
+        "ApiVersion": API_VERSION, "Arch": "amd64", "BuildTime": "", "Experimental": "false",
+        "GitCommit": GIT_COMMIT, "GoVersion": "python" + ".".join(map(str, os.sys.version_info[:3])),
+        "KernelVersion": sysinfo.kernel(), "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
+    }
+    return {
+        "Platform": {"Name": "Dockyard Engine"},
+        "Components": [{"Name": "Engine", "Version": __version__, "Details": details}],
+        "Version": __version__, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": GIT_COMMIT, "GoVersion": details["GoVersion"], "Os": "linux",
+        "Arch": "amd64", "KernelVersion": sysinfo.kernel(), "BuildTime": "",
+    }
+
+
+async def version(request: web.Request) -> web.Response:
+    return json_response(version_data())
+
+
+def _info(request: web.Request) -> dict:
+    eng = engine(request)
+    cfg = request.app["config"]
+    name, osver = sysinfo.os_release()
+    images = eng.images.all()
+    warnings = []
+    if not sysinfo.swap_limit_supported():
+        warnings.append("WARNING: No swap limit support")
+    if any(h.startswith("tcp://") for h in cfg.hosts) and not (cfg.tls or cfg.tlsverify):
+        warnings.append("WARNING: API is accessible on http:// without encryption.")
+    return {
+        "ID": eng.daemon_id(),
+        "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+        "Images": len(images),
+        "Driver": eng.driver.name,
+        "DriverStatus": [list(x) for x in eng.storage_status()],
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
+                    "Authorization": None, "Log": ["json-file"]},
+        "MemoryLimit": True, "SwapLimit": sysinfo.swap_limit_supported(),
+        "KernelMemory": False, "KernelMemoryTCP": False,
+        "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True,
+        "PidsLimit": True, "IPv4Forwarding": True, "BridgeNfIptables": True,
+        "BridgeNfIp6tables": True, "Debug": cfg.debug,
+        "NFd": len(os.listdir("/proc/self/fd")) if cfg.debug else 0,
+        "OomKillDisable": False,
+        "NGoroutines": threading.active_count() if cfg.debug else 0,
+        "SystemTime": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs",
+        "CgroupVersion": sysinfo.cgroup_version(),
+        "NEventsListener": 0,
+        "KernelVersion": sysinfo.kernel(), "OperatingSystem": name, "OSVersion": osver,
+        "OSType": "linux", "Architecture": sysinfo.arch(),
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {
+            "AllowNondistributableArtifactsCIDRs": [],
+            "AllowNondistributableArtifactsHostnames": [],
+            "InsecureRegistryCIDRs": ["127.0.0.0/8"],
+            "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": True,
+                                           "Official": True}},
+            "Mirrors": [],
+        },
+        "NCPU": os.cpu_count() or 1, "MemTotal": sysinfo.mem_total(),
+        "GenericResources": None, "DockerRootDir": str(eng.root),
+        "HttpProxy": os.environ.get("HTTP_PROXY", ""),
+        "HttpsProxy": os.environ.get("HTTPS_PROXY", ""),
+        "NoProxy": os.environ.get("NO_PROXY", ""),
+        "Name": sysinfo.hostname(), "Labels": [], "ExperimentalBuild": False,
+        "ServerVersion": __version__,
+        "Runtimes": {"native": {"path": "dockyard"}}, "DefaultRuntime": "native",
+        "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                  "ControlAvailable": False, "Error": "", "RemoteManagers": None},
+        "LiveRestoreEnabled": False, "Isolation": "", "InitBinary": "",
+        "ContainerdCommit": {"ID": "", "Expected": ""},
+        "RuncCommit": {"ID": "", "Expected": ""},
+        "InitCommit": {"ID": "", "Expected": ""},
+        "SecurityOptions": ["name=seccomp,profile=default"],
+        "ExecutionDriver": "native",
+        "Warnings": warnings or None,
+    }
+
+
+async def info(request: web.Request) -> web.Response:
+    return json_response(await blocking(_info, request))
+
+
+async def system_df(request: web.Request) -> web.Response:
+    from .images import image_summary
+
+    eng = engine(request)
+
+    def work() -> dict:
+        shared = eng.images.layer_users()
+        sizes = {layer_id: n for layer_id, n in shared.items()}
+        imgs = []
+        for img in eng.list_images(all=True):
+            s = image_summary(eng, img)
+            chain = eng.layers.chain(img.top_layer)
+            s["SharedSize"] = sum(lay.size for lay in chain if sizes.get(lay.chain_id, 0) > 1)
+            s["Containers"] = 0
+            imgs.append(s)
+        return {"LayersSize": eng.layers.total_size(), "Images": imgs, "Containers": [],
+                "Volumes": [], "BuildCache": [], "BuilderSize": 0}
+
+    return json_response(await blocking(work))
+
+
+def register(r) -> None:
+    r.add("GET", "/_ping", ping)
+    r.add("HEAD", "/_ping", ping)
+    r.add("GET", "/version", version)
+    r.add("GET", "/info", info)
+    r.add("GET", "/system/df", system_df)

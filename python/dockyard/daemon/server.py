@@ -1,0 +1,179 @@
+"""The HTTP side of the daemon: the aiohttp app, its middlewares (API version
+prefixes, Docker's headers, errors as `{"message": ...}`) and its listeners
+(unix sockets with mode 0660 and a group, TCP)."""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import logging
+import os
+import re
+import socket
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .. import __version__
+from ..engine import Engine
+from .errors import error_response, from_exception
+
+API_VERSION = "1.41"
+MIN_API_VERSION = "1.12"
+SERVER = f"Dockyard/{__version__} (linux)"
+
+log = logging.getLogger("dockyard.daemon")
+_VERSIONED = re.compile(r"^/v(\d+\.\d+)(/.*)$")
+
+
+def _vtuple(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split("."))
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        resp = await handler(request)
+    except web.HTTPNotFound:
+        resp = error_response(404, "page not found")
+    except web.HTTPMethodNotAllowed:
+        resp = error_response(404, "page not found")
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # noqa: BLE001 - every error becomes Docker's JSON shape
+        resp = from_exception(e)
+    if not resp.prepared:
+        resp.headers["Api-Version"] = API_VERSION
+        resp.headers["Docker-Experimental"] = "false"
+        resp.headers["Ostype"] = "linux"
+        resp.headers["Server"] = SERVER
+    return resp
+
+
+@dataclass
+class DaemonConfig:
+    hosts: list[str] = field(default_factory=lambda: ["unix:///var/run/dockyard.sock"])
+    group: str = "dockyard"
+    data_root: str = "/var/lib/dockyard"
+    exec_root: str = "/var/run/dockyard"
+    pidfile: str = "/var/run/dockyard.pid"
+    storage_driver: str | None = None
+    storage_opts: dict[str, str] = field(default_factory=dict)
+    debug: bool = False
+    log_level: str = "info"
+    tls: bool = False
+    tlsverify: bool = False
+    tlscacert: str | None = None
+    tlscert: str | None = None
+    tlskey: str | None = None
+    insecure_tcp: bool = False
+
+
+class VersionedApp:
+    """Routes are registered once and served with and without `/v1.xx`."""
+
+    def __init__(self) -> None:
+        self.routes: list[tuple[str, str, Any]] = []
+
+    def add(self, method: str, path: str, handler: Any) -> None:
+        self.routes.append((method, path, handler))
+
+
+def build_app(engine: Engine, config: DaemonConfig) -> web.Application:
+    app = web.Application(middlewares=[api_middleware], client_max_size=0)
+    app["engine"] = engine
+    app["config"] = config
+    from .routes import images, system
+
+    routes = VersionedApp()
+    system.register(routes)
+    images.register(routes)
+    for method, path, handler in routes.routes:
+        app.router.add_route(method, path, handler)
+        app.router.add_route(method, r"/v{version:\d+\.\d+}" + path, _checked(handler))
+    return app
+
+
+def _checked(handler: Any) -> Any:
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        v = request.match_info["version"]
+        if _vtuple(v) > _vtuple(API_VERSION):
+            return error_response(400, f"client version {v} is too new. Maximum supported "
+                                  f"API version is {API_VERSION}")
+        if _vtuple(v) < _vtuple(MIN_API_VERSION):
+            return error_response(400, f"client version {v} is too old. Minimum supported "
+                                  f"API version is {MIN_API_VERSION}, please upgrade your "
+                                  "client to a newer version")
+        return await handler(request)
+
+    return wrapper
+
+
+def _ssl_context(cfg: DaemonConfig) -> ssl.SSLContext | None:
+    if not (cfg.tls or cfg.tlsverify):
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cfg.tlscert or "", cfg.tlskey or "")
+    if cfg.tlsverify:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(cfg.tlscacert or "")
+    return ctx
+
+
+def _unix_socket(path: str, group: str) -> socket.socket:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    gid = 0
+    mode = 0o600
+    try:
+        gid = grp.getgrnam(group).gr_gid
+        mode = 0o660
+    except KeyError:
+        log.warning("could not change group %s to %s: group %s not found; the socket is "
+                    "root-only", path, group, group)
+    os.chown(path, 0, gid)
+    os.chmod(path, mode)
+    sock.listen(128)
+    return sock
+
+
+async def start_listeners(runner: web.AppRunner, cfg: DaemonConfig) -> list[web.BaseSite]:
+    sites: list[web.BaseSite] = []
+    sslctx = _ssl_context(cfg)
+    for host in cfg.hosts:
+        if host.startswith("unix://"):
+            sock = _unix_socket(host[len("unix://"):], cfg.group)
+            site: web.BaseSite = web.SockSite(runner, sock)
+        elif host.startswith("tcp://"):
+            hp = host[len("tcp://"):].split("/", 1)[0]
+            h, _, p = hp.rpartition(":")
+            if not _:
+                h, p = hp, ""
+            port = int(p) if p else (2376 if sslctx else 2375)
+            if sslctx is None and not cfg.insecure_tcp:
+                raise SystemExit(
+                    f"refusing to listen on {host} without TLS: pass --tlsverify with "
+                    "certificates, or --insecure-tcp to accept an unauthenticated root API")
+            if sslctx is None:
+                log.warning("API listening on %s without TLS: anyone who can reach it is root "
+                            "on this host", host)
+            site = web.TCPSite(runner, h or "0.0.0.0", port, ssl_context=sslctx,
+                               reuse_address=True)
+        else:
+            raise SystemExit(f"invalid host: {host}")
+        await site.start()
+        sites.append(site)
+        log.info("API listening on %s", host)
+    return sites

@@ -1,0 +1,228 @@
+"""`dockyard.Engine`: the typed Python API over the engine, the same object the
+daemon serves over HTTP. Everything here blocks; the daemon calls it from
+worker threads, and the Rust core releases the GIL while it works.
+
+    >>> from dockyard import Engine
+    >>> eng = Engine("/var/lib/dockyard")
+    >>> img = eng.import_image("rootfs.tar", repo="busybox", tag="latest")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable
+
+from . import _core, reference
+from .changes import apply_changes
+from .errors import InvalidParameter, NotFound, StorageDriverError
+from .graphdriver import select_driver
+from .imageconfig import container_config, encode, imported_config
+from .store.blobs import BlobStore
+from .store.db import Database
+from .store.images import Image, ImageStore
+from .store.layers import LayerStore
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+class Engine:
+    def __init__(self, root: str | os.PathLike = "/var/lib/dockyard",
+                 storage_driver: str | None = None,
+                 storage_opts: dict[str, str] | None = None) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        self.tmp = self.root / "tmp"
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(mode=0o700)
+        self.db = Database(self.root / "dockyard.db")
+        self.driver = select_driver(self.root, storage_driver, storage_opts or {})
+        self.blobs = BlobStore(self.root)
+        self.layers = LayerStore(self.db, self.driver)
+        self.images = ImageStore(self.db, self.layers)
+        self.layers.gc()
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self.driver.cleanup()
+        self.db.close()
+
+    # --- images -------------------------------------------------------------
+    def get_image(self, name: str) -> Image:
+        return self.images.resolve(name)
+
+    def list_images(self, all: bool = False, filters: dict[str, list[str]] | None = None
+                    ) -> list[Image]:
+        from .filters import image_matches
+
+        imgs = self.images.all()
+        if not all:
+            # Intermediate images (untagged parents of other images) are hidden.
+            parents = {i.parent for i in imgs if i.parent}
+            imgs = [i for i in imgs if i.refs or i.id not in parents]
+        if filters:
+            by_id = {i.id: i for i in self.images.all()}
+            imgs = [i for i in imgs if image_matches(i, filters, by_id, self.images)]
+        imgs.sort(key=lambda i: (i.created_unix, i.id), reverse=True)
+        return imgs
+
+    def tag_image(self, name: str, repo: str, tag: str | None = None) -> None:
+        img = self.images.resolve(name)
+        ref = reference.parse_normalized(repo if not tag else f"{repo}:{tag}")
+        if ref.digest:
+            raise InvalidParameter("refusing to create a tag with a digest reference")
+        self.images.tag(img.id, str(ref.with_default_tag()))
+
+    def remove_image(self, name: str, force: bool = False, prune: bool = True
+                     ) -> list[dict[str, str]]:
+        with self._lock:
+            return self.images.delete(name, force=force, prune=prune, users=self._image_users())
+
+    def _image_users(self) -> dict[str, list[tuple[str, bool]]]:
+        return {}
+
+    def image_size(self, img: Image) -> int:
+        return self.images.size(img)
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        img = self.images.resolve(name)
+        layers = self.layers.chain(img.top_layer)
+        hist = img.config.get("history") or []
+        if not hist:
+            hist = [{"created": img.config.get("created", "")} for _ in layers] or [
+                {"created": img.config.get("created", "")}]
+        out: list[dict[str, Any]] = []
+        li = 0
+        from .imageconfig import parse_time
+
+        for h in hist:
+            size = 0
+            if not h.get("empty_layer") and li < len(layers):
+                size = layers[li].size
+                li += 1
+            out.append({
+                "Comment": h.get("comment", ""),
+                "Created": int(parse_time(h.get("created", ""))),
+                "CreatedBy": h.get("created_by", ""),
+                "Id": "<missing>",
+                "Size": size,
+                "Tags": None,
+            })
+        out.reverse()
+        # Walk the parent chain so that local ancestors show their IDs and tags.
+        cur: Image | None = img
+        idx = 0
+        while cur is not None and idx < len(out):
+            out[idx]["Id"] = cur.id
+            out[idx]["Tags"] = cur.repo_tags or None
+            n = len(cur.config.get("history") or []) or 1
+            parent_n = 0
+            nxt = None
+            if cur.parent:
+                try:
+                    nxt = self.images.get(cur.parent)
+                    parent_n = len(nxt.config.get("history") or []) or 1
+                except NotFound:
+                    nxt = None
+            idx += max(n - parent_n, 1)
+            cur = nxt
+        return out
+
+    # --- import -------------------------------------------------------------
+    def import_image(self, src: str | os.PathLike | Iterable[bytes] | IO[bytes],
+                     repo: str | None = None, tag: str | None = None, message: str = "",
+                     changes: list[str] | None = None, platform: str | None = None,
+                     source_name: str = "-") -> Image:
+        """`docker import`: one layer from a tarball (plain, gzip or zstd)."""
+        ref = None
+        if repo:
+            ref = reference.parse_normalized(f"{repo}:{tag}" if tag else repo)
+            if ref.digest:
+                raise InvalidParameter("cannot import digest reference")
+            ref = ref.with_default_tag()
+        cfg: dict[str, Any] = container_config()
+        if changes:
+            apply_changes(cfg, changes)
+        arch, os_name = "amd64", "linux"
+        if platform:
+            parts = platform.split("/")
+            os_name = parts[0] or "linux"
+            if len(parts) > 1:
+                arch = parts[1]
+
+        def extract(target: str, whiteouts: str):
+            if isinstance(src, (str, os.PathLike)):
+                return _core.extract_layer_file(str(src), target, whiteouts)
+            unpacker = _core.LayerUnpacker(target, whiteouts)
+            try:
+                chunks = iter(src.read, b"") if hasattr(src, "read") else src
+                for chunk in chunks:
+                    unpacker.write(chunk)
+            except BaseException:
+                unpacker.abort()
+                raise
+            return unpacker.finish()
+
+        layer = self.layers.register(None, extract)
+        comment = message or f"Imported from {source_name}"
+        config = imported_config(layer.diff_id, comment, cfg, arch, os_name)
+        config["config"] = container_config(cfg)
+        img = self.images.create(encode(config))
+        if ref is not None:
+            self.images.tag(img.id, str(ref))
+            img = self.images.get(img.id)
+        return img
+
+    # --- save / load --------------------------------------------------------
+    def save(self, names: list[str], out: IO[bytes]) -> None:
+        from .imagearchive import save
+
+        save(self, names, out)
+
+    def load(self, src: IO[bytes] | Iterable[bytes], progress: Progress | None = None
+             ) -> list[str]:
+        from .imagearchive import load
+
+        return load(self, src, progress)
+
+    # --- prune / df ---------------------------------------------------------
+    def prune_images(self, dangling_only: bool = True,
+                     filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        from .filters import image_matches
+
+        deleted: list[dict[str, str]] = []
+        reclaimed = 0
+        with self._lock:
+            users = self._image_users()
+            before = self.layers.total_size()
+            for img in self.images.all():
+                if users.get(img.id):
+                    continue
+                if dangling_only and img.refs:
+                    continue
+                if self.images.children(img.id):
+                    continue
+                if filters and not image_matches(img, filters, {}, self.images):
+                    continue
+                try:
+                    for r in list(img.refs):
+                        self.images._untag(r)
+                        deleted.append({"Untagged": reference.familiar_string(r)})
+                    deleted.extend(self.images._delete_chain(img.id, True, users))
+                except NotFound:
+                    continue
+            reclaimed = before - self.layers.total_size()
+        return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+    def new_tempdir(self) -> Path:
+        return Path(tempfile.mkdtemp(dir=self.tmp))
+
+    def storage_status(self) -> list[tuple[str, str]]:
+        return list(self.driver.status())
+
+
+__all__ = ["Engine", "StorageDriverError", "json"]

@@ -1,0 +1,103 @@
+"""The metadata database: one SQLite file in WAL mode under the data root.
+
+Every multi-step change runs inside `Database.transaction()`, so a kill -9 at
+any point leaves either the old state or the new one. Counts that could drift
+(layer references) are not stored: they are derived by queries when needed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS layers (
+    chain_id        TEXT PRIMARY KEY,
+    diff_id         TEXT NOT NULL,
+    parent          TEXT REFERENCES layers(chain_id),
+    cache_id        TEXT NOT NULL UNIQUE,  -- the storage driver's layer id
+    size            INTEGER NOT NULL,      -- bytes of the uncompressed diff
+    created         REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS layers_parent ON layers(parent);
+
+CREATE TABLE IF NOT EXISTS images (
+    id              TEXT PRIMARY KEY,      -- sha256:<hex of config bytes>
+    config          BLOB NOT NULL,         -- the exact config JSON bytes
+    top_layer       TEXT REFERENCES layers(chain_id),
+    parent          TEXT,                  -- parent image id (commit/import chains)
+    created         TEXT NOT NULL,
+    last_tag_time   TEXT
+);
+CREATE INDEX IF NOT EXISTS images_top ON images(top_layer);
+
+-- Repository references: a normalized name with a tag or a digest.
+CREATE TABLE IF NOT EXISTS refs (
+    ref             TEXT PRIMARY KEY,      -- docker.io/library/busybox:latest
+    image_id        TEXT NOT NULL REFERENCES images(id),
+    created         REAL NOT NULL          -- keeps RepoTags in tagging order
+);
+CREATE INDEX IF NOT EXISTS refs_image ON refs(image_id);
+
+CREATE TABLE IF NOT EXISTS meta (
+    key             TEXT PRIMARY KEY,
+    value           TEXT NOT NULL
+);
+"""
+
+
+class Database:
+    """A thread-safe wrapper: one connection, serialized by a lock.
+
+    The daemon calls the store from worker threads (the Rust core releases the
+    GIL while it extracts), so writes are serialized here rather than relying
+    on SQLite's busy handling.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=30
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against process crashes (kill -9) in WAL mode.
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.executescript(SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+
+    def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def one(self, sql: str, args: tuple = ()) -> sqlite3.Row | None:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchone()
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.one("SELECT value FROM meta WHERE key=?", (key,))
+        return row["value"] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,139 @@
+"""Layers: the unpacked diffs of images, stored once on the storage driver and
+shared by every image whose chain contains them.
+
+A layer is named by its chain ID (the digest of its diff ID and all its
+parents'), so two images that share a base share its layers. The storage
+driver names its directory by a random cache ID, and the row that maps the
+two is written last, in one transaction: a crash before it leaves only an
+orphan directory, which `gc()` removes on the next start.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .. import _core
+from ..errors import NotFound
+from ..graphdriver.base import GraphDriver
+from ..ids import chain_ids, generate_id
+from .db import Database
+
+Extract = Callable[[str, str], "_core.LayerInfo"]
+"""Extract a diff into (target dir, whiteout mode) and return what was read."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    chain_id: str
+    diff_id: str
+    parent: str | None
+    cache_id: str
+    size: int
+
+
+def _row(r) -> Layer:
+    return Layer(r["chain_id"], r["diff_id"], r["parent"], r["cache_id"], r["size"])
+
+
+class LayerStore:
+    def __init__(self, db: Database, driver: GraphDriver) -> None:
+        self.db = db
+        self.driver = driver
+
+    def get(self, chain_id: str) -> Layer:
+        r = self.db.one("SELECT * FROM layers WHERE chain_id=?", (chain_id,))
+        if r is None:
+            raise NotFound(f"layer {chain_id} not found")
+        return _row(r)
+
+    def find(self, chain_id: str) -> Layer | None:
+        r = self.db.one("SELECT * FROM layers WHERE chain_id=?", (chain_id,))
+        return _row(r) if r else None
+
+    def chain(self, top: str | None) -> list[Layer]:
+        """The layers from the base up to `top`."""
+        out: list[Layer] = []
+        while top:
+            layer = self.get(top)
+            out.append(layer)
+            top = layer.parent
+        out.reverse()
+        return out
+
+    def register(self, parent: str | None, extract: Extract) -> Layer:
+        """Unpack one diff on top of `parent` and record it.
+
+        `extract` runs the Rust extractor into the new layer's directory. On any
+        failure the directory is removed and nothing is recorded.
+        """
+        parent_layer = self.get(parent) if parent else None
+        cache_id = generate_id()
+        self.driver.create(cache_id, parent_layer.cache_id if parent_layer else None)
+        try:
+            info = extract(self.driver.diff_path(cache_id), self.driver.whiteouts)
+        except BaseException:
+            self.driver.remove(cache_id)
+            raise
+        chain_id = chain_ids([parent, info.diff_id])[-1] if parent else info.diff_id
+        existing = None
+        with self.db.transaction() as c:
+            r = c.execute("SELECT * FROM layers WHERE chain_id=?", (chain_id,)).fetchone()
+            if r is not None:
+                existing = _row(r)
+            else:
+                c.execute(
+                    "INSERT INTO layers(chain_id, diff_id, parent, cache_id, size, created)"
+                    " VALUES (?,?,?,?,?,?)",
+                    (chain_id, info.diff_id, parent, cache_id, info.size, time.time()),
+                )
+        if existing is not None:
+            # Same content already stored: keep the old copy, drop the new one.
+            self.driver.remove(cache_id)
+            return existing
+        return Layer(chain_id, info.diff_id, parent, cache_id, info.size)
+
+    def in_use(self, c, chain_id: str) -> bool:
+        if c.execute("SELECT 1 FROM images WHERE top_layer=? LIMIT 1", (chain_id,)).fetchone():
+            return True
+        if c.execute("SELECT 1 FROM layers WHERE parent=? LIMIT 1", (chain_id,)).fetchone():
+            return True
+        return False
+
+    def release(self, chain_id: str | None) -> int:
+        """Remove `chain_id` and then its parents, while nothing else uses them.
+
+        Returns the bytes freed. Rows go first (one transaction each), then the
+        directories: a crash in between leaves orphans for `gc()`, never a row
+        without its directory.
+        """
+        freed = 0
+        while chain_id:
+            with self.db.transaction() as c:
+                r = c.execute("SELECT * FROM layers WHERE chain_id=?", (chain_id,)).fetchone()
+                if r is None or self.in_use(c, chain_id):
+                    return freed
+                c.execute("DELETE FROM layers WHERE chain_id=?", (chain_id,))
+            layer = _row(r)
+            self.driver.remove(layer.cache_id)
+            freed += layer.size
+            chain_id = layer.parent
+        return freed
+
+    def gc(self) -> None:
+        """Remove driver directories that no row names (left by a crash)."""
+        known = {r["cache_id"] for r in self.db.query("SELECT cache_id FROM layers")}
+        for cache_id in self.driver.list_ids():
+            if cache_id not in known and not self.driver.is_container_layer(cache_id):
+                self.driver.remove(cache_id)
+
+    def total_size(self) -> int:
+        r = self.db.one("SELECT COALESCE(SUM(size), 0) AS s FROM layers")
+        return int(r["s"]) if r else 0
+
+    def write_diff(self, chain_id: str, dest: str | int, compression: str = "none"):
+        """Write the layer's tar to a path or fd; returns its LayerInfo."""
+        layer = self.get(chain_id)
+        parent = self.get(layer.parent).cache_id if layer.parent else None
+        return self.driver.diff(layer.cache_id, parent, dest, compression)
