@@ -1,7 +1,7 @@
 # Developer tasks; CI uses .ci/run, which calls the same commands.
 PY ?= python3
 
-.PHONY: dev core test rust-test bench lint
+.PHONY: dev core test rust-test bench lint demo
 
 dev:            ## editable install (builds the Rust core in release mode)
 	$(PY) -m pip install -q -e '.[test]'
@@ -11,10 +11,13 @@ core:           ## rebuild only the Rust extension in place (fast loop)
 	cp target/release/lib_core.so python/dockyard/_core.abi3.so
 
 rust-test:
-	cargo test -p dockyard-core --no-default-features
+	cargo test --release -p dockyard-archive -p dockyard-union
 
-test: rust-test
-	$(PY) -m pytest -q tests
+test: rust-test  ## the whole suite (as root): cargo tests, then pytest
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+demo:           ## start a daemon, import busybox-static as an image, list it
+	bash .ci/demo
 
 bench:
 	$(PY) bench/run.py

@@ -1,0 +1,233 @@
+"""Shared fixtures: a busybox rootfs tarball made from the host's
+busybox-static, a Dockyard daemon on a private socket and data root, and the
+real docker CLI pointed at it. Everything started here is stopped, and every
+mount under the test's directories is unmounted, even when a test fails."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+DOCKER_CLI = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else shutil.which("docker")
+
+
+def mounts_under(path: str | Path) -> list[str]:
+    p = str(path)
+    out = []
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            mp = line.split()[1].replace("\\040", " ")
+            if mp == p or mp.startswith(p + "/"):
+                out.append(mp)
+    return out
+
+
+def unmount_all(path: str | Path) -> None:
+    for mp in sorted(mounts_under(path), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mp], check=False)
+
+
+def busybox_rootfs(dest: Path, extra: dict[str, bytes] | None = None) -> Path:
+    (dest / "bin").mkdir(parents=True)
+    (dest / "etc").mkdir()
+    (dest / "tmp").mkdir(mode=0o1777)
+    shutil.copy2(BUSYBOX, dest / "bin" / "busybox")
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True).stdout.split()
+    for a in applets:
+        if a != "busybox":
+            os.symlink("busybox", dest / "bin" / a)
+    (dest / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
+                                         "nobody:x:65534:65534:nobody:/:/bin/false\n")
+    (dest / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
+    for name, data in (extra or {}).items():
+        p = dest / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    return dest
+
+
+def make_tar(root: Path, out: Path, compression: str = "") -> Path:
+    mode = "w:gz" if compression == "gz" else "w"
+    with tarfile.open(out, mode, format=tarfile.PAX_FORMAT) as t:
+        for p in sorted(root.rglob("*")):
+            t.add(p, arcname=str(p.relative_to(root)), recursive=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def busybox_tar(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("busybox")
+    root = busybox_rootfs(d / "rootfs")
+    return make_tar(root, d / "busybox.tar")
+
+
+class Daemon:
+    def __init__(self, base: Path, driver: str) -> None:
+        self.base = base
+        self.sock = base / "dockyard.sock"
+        self.root = base / "root"
+        self.host = f"unix://{self.sock}"
+        self.driver = driver
+        self.proc: subprocess.Popen | None = None
+        self.log = base / "daemon.log"
+
+    def start(self) -> None:
+        cmd = [sys.executable, "-m", "dockyard", "daemon", "-H", self.host, "-g", str(self.root),
+               "--exec-root", str(self.base / "exec"), "-p", str(self.base / "dockyard.pid"),
+               "-s", self.driver, "-D"]
+        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("daemon exited:\n" + self.log.read_text())
+            if self.sock.exists():
+                from dockyard.cli.client import Client
+
+                if Client(self.host).ping():
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("daemon did not start:\n" + self.log.read_text())
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("DOCKER_HOST", None)
+        env["DOCKYARD_HOST"] = self.host
+        env["DOCKER_HOST"] = self.host
+        env["DOCKYARD_NO_AUTOSTART"] = "1"
+        return env
+
+    def cli(self, *args: str, input: bytes | None = None, check: bool = True
+            ) -> subprocess.CompletedProcess:
+        r = subprocess.run([sys.executable, "-m", "dockyard", *args], env=self.env(),
+                           input=input, capture_output=True, timeout=120)
+        if check and r.returncode != 0:
+            raise AssertionError(f"dockyard {args} failed ({r.returncode}): "
+                                 f"{r.stderr.decode()}")
+        return r
+
+    def docker(self, *args: str, input: bytes | None = None, check: bool = True
+               ) -> subprocess.CompletedProcess:
+        if DOCKER_CLI is None:
+            pytest.skip("the docker CLI is not installed")
+        env = self.env()
+        env["DOCKER_CONFIG"] = str(self.base / "docker-config")
+        r = subprocess.run([DOCKER_CLI, *args], env=env, input=input, capture_output=True,
+                           timeout=120)
+        if check and r.returncode != 0:
+            raise AssertionError(f"docker {args} failed ({r.returncode}): {r.stderr.decode()}")
+        return r
+
+    def client(self):
+        from dockyard.cli.client import Client
+
+        return Client(self.host)
+
+
+def _daemon(tmp_path_factory, driver: str):
+    base = tmp_path_factory.mktemp(f"daemon-{driver}")
+    d = Daemon(base, driver)
+    try:
+        d.start()
+        yield d
+    finally:
+        d.stop()
+        leaked = mounts_under(base)
+        unmount_all(base)
+        assert not leaked, f"mounts left behind: {leaked}"
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    yield from _daemon(tmp_path_factory, "overlay")
+
+
+@pytest.fixture(scope="module", params=["overlay", "vfs"])
+def any_daemon(tmp_path_factory, request):
+    yield from _daemon(tmp_path_factory, request.param)
+
+
+class RefDockerd:
+    """A real dockerd on a private socket and data root, for side-by-side tests."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.sock = base / "docker.sock"
+        self.host = f"unix://{self.sock}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        exe = shutil.which("dockerd")
+        if exe is None:
+            pytest.skip("dockerd (Debian docker.io) is not installed")
+        self.proc = subprocess.Popen(
+            [exe, "--data-root", str(self.base / "data"), "--exec-root", str(self.base / "exec"),
+             "-H", self.host, "--pidfile", str(self.base / "docker.pid"), "--bridge", "none",
+             "--iptables=false", "--ip6tables=false", "--containerd-namespace", "dockyard-ref",
+             "--storage-driver", "vfs"],
+            stdout=open(self.base / "dockerd.log", "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.skip("dockerd could not start here: "
+                            + (self.base / "dockerd.log").read_text()[-500:])
+            if self.sock.exists() and self.docker("version", check=False).returncode == 0:
+                return
+            time.sleep(0.2)
+        pytest.skip("dockerd did not answer in 60 s")
+
+    def docker(self, *args: str, input: bytes | None = None, check: bool = True):
+        env = dict(os.environ, DOCKER_HOST=self.host,
+                   DOCKER_CONFIG=str(self.base / "docker-config"))
+        r = subprocess.run([DOCKER_CLI or "docker", *args], env=env, input=input,
+                           capture_output=True, timeout=120)
+        if check and r.returncode != 0:
+            raise AssertionError(f"docker {args} failed: {r.stderr.decode()}")
+        return r
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        # dockerd starts its own containerd; make sure it is gone too.
+        subprocess.run(["pkill", "-f", f"containerd.*{self.base}"], check=False)
+        unmount_all(self.base)
+
+
+@pytest.fixture(scope="session")
+def ref_dockerd(tmp_path_factory):
+    base = tmp_path_factory.mktemp("refdockerd")
+    d = RefDockerd(base)
+    try:
+        d.start()
+        yield d
+    finally:
+        d.stop()
+
+
+__all__ = ["busybox_rootfs", "make_tar", "mounts_under", "io"]
