@@ -95,6 +95,10 @@ def fs_type(path: str) -> str:
 def fs_magic(path: str) -> int:
     """The raw statfs f_type of `path`'s filesystem."""
 
+def supports_d_type(path: str) -> bool:
+    """Whether the filesystem of directory `path` fills in d_type (overlay needs
+    it; xfs with ftype=0 doesn't). Creates and removes a scratch dir in `path`."""
+
 def btrfs_subvolume_create(path: str) -> None: ...
 def btrfs_subvolume_snapshot(src: str, dst: str, readonly: bool = False) -> None: ...
 def btrfs_subvolume_delete(path: str) -> None:

@@ -82,6 +82,12 @@ fn fs_magic(py: Python<'_>, path: PathBuf) -> PyResult<u32> {
     py.detach(|| union::fs_magic(&path)).map_err(to_py)
 }
 
+/// Whether the filesystem of directory `path` reports d_type (overlay needs it).
+#[pyfunction]
+fn supports_d_type(py: Python<'_>, path: PathBuf) -> PyResult<bool> {
+    py.detach(|| union::supports_d_type(&path)).map_err(to_py)
+}
+
 #[pyfunction]
 fn btrfs_subvolume_create(py: Python<'_>, path: PathBuf) -> PyResult<()> {
     py.detach(|| union::subvolume_create(&path)).map_err(to_py)
@@ -109,6 +115,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(copy_tree, m)?)?;
     m.add_function(wrap_pyfunction!(fs_type, m)?)?;
     m.add_function(wrap_pyfunction!(fs_magic, m)?)?;
+    m.add_function(wrap_pyfunction!(supports_d_type, m)?)?;
     m.add_function(wrap_pyfunction!(btrfs_subvolume_create, m)?)?;
     m.add_function(wrap_pyfunction!(btrfs_subvolume_snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(btrfs_subvolume_delete, m)?)?;

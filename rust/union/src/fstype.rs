@@ -91,3 +91,47 @@ mod tests {
         assert_eq!(name_of(1), "<unknown>");
     }
 }
+
+/// Whether the filesystem holding the directory `dir` fills in `d_type` in
+/// directory entries (overlayfs needs it; xfs made with ftype=0 doesn't).
+/// Creates and removes a scratch directory inside `dir`.
+pub fn supports_d_type(dir: &Path) -> Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scratch = dir.join(format!(".d_type-check-{}-{n}", std::process::id()));
+    std::fs::create_dir(&scratch).ctx("mkdir", &scratch)?;
+    let result = (|| {
+        std::fs::write(scratch.join("f"), b"").ctx("create", &scratch)?;
+        let c = sys::cstr(&scratch).ctx("opendir", &scratch)?;
+        let d = unsafe { libc::opendir(c.as_ptr()) };
+        if d.is_null() {
+            return Err(crate::Error::last_os("opendir", &scratch));
+        }
+        let mut ok = false;
+        loop {
+            let e = unsafe { libc::readdir64(d) };
+            if e.is_null() {
+                break;
+            }
+            let name = unsafe { std::ffi::CStr::from_ptr((*e).d_name.as_ptr()) };
+            if name.to_bytes() == std::ffi::OsStr::new("f").as_bytes() {
+                ok = unsafe { (*e).d_type } == libc::DT_REG;
+            }
+        }
+        unsafe { libc::closedir(d) };
+        Ok(ok)
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+#[cfg(test)]
+mod dtype_tests {
+    #[test]
+    fn tmp_has_d_type() {
+        let t = tempfile::tempdir().unwrap();
+        assert!(super::supports_d_type(t.path()).unwrap());
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
+    }
+}

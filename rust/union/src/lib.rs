@@ -14,5 +14,5 @@ mod sys;
 pub use btrfs::{is_subvolume as is_btrfs_subvolume, subvolume_create, subvolume_delete, subvolume_snapshot};
 pub use copy::copy_tree;
 pub use error::{Error, Result};
-pub use fstype::{fs_magic, fs_type};
+pub use fstype::{fs_magic, fs_type, supports_d_type};
 pub use overlay::{mount_overlay, unmount};

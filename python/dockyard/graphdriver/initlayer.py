@@ -1,0 +1,140 @@
+"""The container's init layer (moby `daemon/initlayer`): between the image and
+the container's read-write layer sits `<id>-init`, holding the files every
+container needs whatever the image has — mount points for /proc, /sys,
+/dev/pts, /dev/shm, empty /etc/hosts, /etc/resolv.conf, /etc/hostname (bind
+mounted over at start), /dev/console, /.dockerenv and /etc/mtab → /proc/mounts.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .base import GraphDriver
+
+INIT_PATHS: dict[str, str] = {
+    "/dev/pts": "dir",
+    "/dev/shm": "dir",
+    "/proc": "dir",
+    "/sys": "dir",
+    "/.dockerenv": "file",
+    "/etc/resolv.conf": "file",
+    "/etc/hosts": "file",
+    "/etc/hostname": "file",
+    "/dev/console": "file",
+    "/etc/mtab": "/proc/mounts",
+}
+
+
+def _mkdirs(root: int, rel: str, uid: int, gid: int) -> int:
+    """Open (creating as needed, never following symlinks) directory `rel`
+    beneath the directory fd `root`; returns a new fd."""
+    fd = os.dup(root)
+    for part in [p for p in rel.split("/") if p]:
+        try:
+            os.mkdir(part, 0o755, dir_fd=fd)
+            os.chown(part, uid, gid, dir_fd=fd, follow_symlinks=False)
+        except FileExistsError:
+            pass
+        try:
+            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = nfd
+    return fd
+
+
+def setup(rootfs: str, uid: int = 0, gid: int = 0) -> None:
+    """Create the init files in the mounted init layer `rootfs`.
+
+    As moby: every component of each path is unlinked first, so a symlink or
+    file planted by the image at /etc or /dev can't redirect the writes; all
+    work goes through directory fds opened with O_NOFOLLOW."""
+    root = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for path, kind in INIT_PATHS.items():
+            parts = [p for p in path.split("/") if p]
+            # unlink each component that is not a directory
+            for i in range(1, len(parts) + 1):
+                parent = "/".join(parts[: i - 1])
+                pfd = _open_dir(root, parent)
+                if pfd is None:
+                    break
+                try:
+                    try:
+                        os.unlink(parts[i - 1], dir_fd=pfd)
+                    except (IsADirectoryError, FileNotFoundError, NotADirectoryError):
+                        pass
+                    except PermissionError:  # EPERM for directories on Linux
+                        pass
+                finally:
+                    os.close(pfd)
+            dfd = _mkdirs(root, "/".join(parts[:-1]), uid, gid)
+            name = parts[-1]
+            try:
+                try:
+                    os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                    continue
+                except FileNotFoundError:
+                    pass
+                if kind == "dir":
+                    os.mkdir(name, 0o755, dir_fd=dfd)
+                    os.chown(name, uid, gid, dir_fd=dfd, follow_symlinks=False)
+                elif kind == "file":
+                    fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o755,
+                                 dir_fd=dfd)
+                    try:
+                        os.fchown(fd, uid, gid)
+                    finally:
+                        os.close(fd)
+                else:
+                    os.symlink(kind, name, dir_fd=dfd)
+            finally:
+                os.close(dfd)
+    finally:
+        os.close(root)
+
+
+def _open_dir(root: int, rel: str) -> int | None:
+    fd = os.dup(root)
+    for part in [p for p in rel.split("/") if p]:
+        try:
+            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+        except OSError:
+            os.close(fd)
+            return None
+        os.close(fd)
+        fd = nfd
+    return fd
+
+
+def init_id(container_layer_id: str) -> str:
+    return f"{container_layer_id}-init"
+
+
+def create_container_layers(driver: GraphDriver, id: str, image_top: str | None,
+                            mount_label: str = "", uid: int = 0, gid: int = 0) -> str:
+    """Create `<id>-init` on the image's top layer, fill it, and the
+    read-write layer `<id>` on top. Returns the init layer id. On failure
+    nothing is left behind."""
+    iid = init_id(id)
+    driver.create_read_write(iid, image_top, mount_label)
+    try:
+        root = driver.get(iid, mount_label)
+        try:
+            setup(root, uid, gid)
+        finally:
+            driver.put(iid)
+        driver.create_read_write(id, iid, mount_label)
+    except BaseException:
+        try:
+            driver.remove(iid)
+        except Exception:
+            pass
+        raise
+    return iid
+
+
+def remove_container_layers(driver: GraphDriver, id: str) -> None:
+    """Remove the read-write layer `<id>` and its init layer."""
+    driver.remove(id)
+    driver.remove(init_id(id))

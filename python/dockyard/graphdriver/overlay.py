@@ -1,0 +1,308 @@
+"""overlay (overlay2) driver, moby's layout:
+
+    <home>/<id>/diff      the layer's files (overlay upper dir)
+    <home>/<id>/link      its 26-character short name
+    <home>/<id>/lower     "l/AAA:l/BBB" short names of the parents, uppermost first
+    <home>/<id>/work      overlay work dir
+    <home>/<id>/merged    mount point
+    <home>/<id>/committed present once a child layer was created on it
+    <home>/l/<short>  ->  ../<id>/diff
+
+Mounts run with their cwd in <home>, so each lower costs 29 bytes of the
+one-page mount data: up to 128 lowers fit.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import string
+import threading
+from pathlib import Path
+from typing import Any
+
+from .. import _core
+from ..errors import MountError, StorageDriverError
+from . import changes as _changes
+from . import mounts
+from .base import GraphDriver, backing_fs, check_id, rmtree
+
+LINK_DIR = "l"
+ID_LEN = 26
+MAX_DEPTH = 128
+_ALPHABET = string.ascii_uppercase + string.digits
+
+UNSUPPORTED_BACKING = {"aufs", "ecryptfs", "nfs", "overlayfs", "zfs"}
+
+
+def _short_id() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(ID_LEN))
+
+
+def kernel_supports_overlay() -> bool:
+    def listed() -> bool:
+        try:
+            with open("/proc/filesystems") as f:
+                return any(line.split()[-1:] == ["overlay"] for line in f)
+        except OSError:
+            return False
+
+    if listed():
+        return True
+    # As moby does: try loading the module once.
+    if shutil.which("modprobe"):
+        os.system("modprobe overlay >/dev/null 2>&1")
+    return listed()
+
+
+def supported(home: Path) -> tuple[bool, str]:
+    if not kernel_supports_overlay():
+        return False, "overlay: the kernel does not support overlayfs (no 'overlay' in /proc/filesystems)"
+    fs = backing_fs(home)
+    if fs in UNSUPPORTED_BACKING:
+        return False, f"overlay: backing filesystem {fs} is not supported (data root {home})"
+    return True, ""
+
+
+def _mount_options() -> str:
+    opts = []
+    if os.path.exists("/sys/module/overlay/parameters/index"):
+        opts.append("index=off")
+    return ",".join(opts)
+
+
+class OverlayDriver(GraphDriver):
+    name = "overlay"
+    whiteouts = "overlay"
+    known_options = frozenset({"overlay.mountopt", "overlay2.mountopt",
+                               "overlay.override_kernel_check", "overlay2.override_kernel_check"})
+
+    def __init__(self, home: Path | str, options: dict[str, str] | None = None) -> None:
+        super().__init__(home, options)
+        ok, why = supported(self.home)
+        if not ok:
+            raise StorageDriverError(why)
+        if not _core.supports_d_type(str(self.home)):
+            raise StorageDriverError(
+                f"overlay: the backing filesystem of {self.home} does not support d_type "
+                "(xfs needs ftype=1)")
+        (self.home / LINK_DIR).mkdir(exist_ok=True, mode=0o700)
+        for stale in self.home.glob(".removing-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        extra = self.options.get("overlay2.mountopt") or self.options.get("overlay.mountopt") or ""
+        self._opts = ",".join(o for o in (_mount_options(), extra) if o)
+        self._native_diff: bool | None = None
+        self._fs = backing_fs(self.home)
+
+    # --- paths ---------------------------------------------------------------
+    def _dir(self, id: str) -> Path:
+        return self.home / check_id(id)
+
+    def diff_path(self, id: str) -> str:
+        return str(self._dir(id) / "diff")
+
+    def exists(self, id: str) -> bool:
+        return (self._dir(id) / "diff").is_dir()
+
+    def list_ids(self) -> list[str]:
+        return sorted(p.name for p in self.home.iterdir()
+                      if p.name != LINK_DIR and not p.name.startswith(".") and (p / "diff").is_dir())
+
+    def _link(self, id: str) -> str:
+        return (self._dir(id) / "link").read_text().strip()
+
+    def _lower(self, id: str) -> list[str]:
+        """Short lower paths ("l/XXX") of `id`'s parents, uppermost first."""
+        try:
+            s = (self._dir(id) / "lower").read_text().strip()
+        except FileNotFoundError:
+            return []
+        return s.split(":") if s else []
+
+    def lower_dirs(self, id: str) -> list[str]:
+        """Absolute diff dirs of `id`'s parents, uppermost first."""
+        return [os.path.realpath(self.home / s) for s in self._lower(id)]
+
+    # --- create / remove --------------------------------------------------------
+    def _create(self, id: str, parent: str | None) -> None:
+        d = self._dir(id)
+        lower = ""
+        if parent is not None:
+            chain = [f"{LINK_DIR}/{self._link(parent)}"] + self._lower(parent)
+            if len(chain) > MAX_DEPTH:
+                raise StorageDriverError(
+                    f"overlay: max depth exceeded: layer {id} would have {len(chain)} lower layers "
+                    f"(at most {MAX_DEPTH})")
+            lower = ":".join(chain)
+        d.mkdir(mode=0o700)
+        (d / "diff").mkdir(mode=0o755)
+        short = _short_id()
+        while (self.home / LINK_DIR / short).exists():
+            short = _short_id()
+        os.symlink(f"../{id}/diff", self.home / LINK_DIR / short)
+        (d / "link").write_text(short)
+        if parent is not None:
+            (d / "lower").write_text(lower)
+            (self._dir(parent) / "committed").touch()
+        (d / "work").mkdir(mode=0o700)
+        (d / "merged").mkdir(mode=0o700)
+
+    def _remove(self, id: str) -> None:
+        d = self._dir(id)
+        try:
+            short = self._link(id)
+        except (FileNotFoundError, NotADirectoryError):
+            short = ""
+        if short and "/" not in short:
+            try:
+                os.unlink(self.home / LINK_DIR / short)
+            except FileNotFoundError:
+                pass
+        rmtree(d)
+
+    # --- mount ------------------------------------------------------------------
+    def _mount(self, id: str, first: bool) -> str:
+        d = self._dir(id)
+        lower = self._lower(id)
+        if not lower:
+            return str(d / "diff")  # a base layer is its own root
+        merged = d / "merged"
+        if not first:
+            return str(merged)
+        if mounts.is_mounted(merged):
+            return str(merged)  # left by an earlier daemon: adopt it
+        if (d / "committed").exists() and not self.is_container_layer(id):
+            # A parent of other layers: never write into it; lower-only mount.
+            lowers = [f"{LINK_DIR}/{self._link(id)}"] + lower
+            _core.mount_overlay(lowers, None, None, str(merged), str(self.home), self._opts)
+        else:
+            _core.mount_overlay(lower, f"{id}/diff", f"{id}/work", str(merged),
+                                str(self.home), self._opts)
+        return str(merged)
+
+    def _unmount(self, id: str) -> None:
+        merged = self._dir(id) / "merged"
+        if not self._lower(id):
+            return
+        try:
+            _core.unmount(str(merged))
+        except MountError as e:
+            if "not a mount point" in str(e):
+                return
+            _core.unmount(str(merged), detach=True)
+        except FileNotFoundError:
+            pass
+
+    def _unmount_all(self, id: str) -> None:
+        merged = self._dir(id) / "merged"
+        if merged.exists():
+            for m in mounts.mounts_under(merged):
+                _core.unmount(m, detach=True)
+
+    def cleanup(self) -> None:
+        with self._lock:
+            self._refs.clear()
+            for m in mounts.mounts_under(self.home):
+                try:
+                    _core.unmount(m)
+                except (MountError, OSError):
+                    try:
+                        _core.unmount(m, detach=True)
+                    except (MountError, OSError):
+                        pass
+
+    # --- diff -------------------------------------------------------------------
+    def native_diff(self) -> bool:
+        """Whether tarring `diff/` is a correct diff on this kernel (moby's
+        check: an opaque dir must not be copied up as opaque, and renaming a
+        dir must not leave an `overlay.redirect` xattr)."""
+        if self._native_diff is None:
+            try:
+                self._native_diff = _probe_native_diff(self.home, self._opts)
+            except OSError:
+                self._native_diff = False
+        return self._native_diff
+
+    def diff(self, id: str, parent: str | None, dest: str | int,
+             compression: str = "none") -> "_core.LayerInfo":
+        check_id(id)
+        if parent is None or self.native_diff():
+            return _core.create_layer(self.diff_path(id), dest, compression, overlay_upper=True)
+        # Naive: compare the mounted views of the parent and the layer.
+        root = self.get(id)
+        try:
+            proot = self.get(parent)
+            try:
+                return _core.create_layer(root, dest, compression, parent_root=proot)
+            finally:
+                self.put(parent)
+        finally:
+            self.put(id)
+
+    def changes(self, id: str, parent: str | None) -> list[dict[str, Any]]:
+        check_id(id)
+        return _changes.upper_changes(self.diff_path(id), self.lower_dirs(id))
+
+    def diff_size(self, id: str, parent: str | None) -> int:
+        total = 0
+        for root, dirs, files in os.walk(self.diff_path(id)):
+            for f in files:
+                try:
+                    st = os.lstat(os.path.join(root, f))
+                except OSError:
+                    continue
+                total += st.st_size
+        return total
+
+    # --- information -------------------------------------------------------------
+    def status(self) -> list[tuple[str, str]]:
+        return [
+            ("Backing Filesystem", self._fs),
+            ("Supports d_type", "true"),
+            ("Using metacopy", "false"),
+            ("Native Overlay Diff", "true" if self.native_diff() else "false"),
+            ("userxattr", "false"),
+        ]
+
+    def metadata(self, id: str) -> dict[str, str]:
+        d = self._dir(id)
+        out = {
+            "MergedDir": str(d / "merged"),
+            "UpperDir": str(d / "diff"),
+            "WorkDir": str(d / "work"),
+        }
+        lowers = self.lower_dirs(id)
+        if lowers:
+            out["LowerDir"] = ":".join(lowers)
+        return out
+
+
+def _probe_native_diff(home: Path, opts: str) -> bool:
+    probe = home / f".check-{os.getpid()}-{threading.get_ident()}"
+    try:
+        for sub in ("l1/d", "l2/d", "u", "w", "m"):
+            (probe / sub).mkdir(parents=True)
+        (probe / "l1/d/f").write_text("x")
+        os.setxattr(probe / "l2/d", "trusted.overlay.opaque", b"y")
+        _core.mount_overlay(["l2", "l1"], "u", "w", str(probe / "m"), str(probe), opts)
+        try:
+            (probe / "m/d/g").write_text("y")  # copies up the opaque d
+            try:
+                if os.getxattr(probe / "u/d", "trusted.overlay.opaque") == b"y":
+                    return False
+            except OSError:
+                pass
+            try:
+                os.rename(probe / "m/d", probe / "m/d2")
+            except OSError:
+                return True  # EXDEV: renames are copies, no redirects
+            try:
+                os.getxattr(probe / "u/d2", "trusted.overlay.redirect")
+                return False
+            except OSError:
+                return True
+        finally:
+            _core.unmount(str(probe / "m"))
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
