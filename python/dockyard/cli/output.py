@@ -13,20 +13,19 @@ def print_rows(fmt: str, rows: list[Any], headers: dict[str, str]) -> None:
     try:
         out = format_rows(fmt, rows, headers)
     except TemplateError as e:
-        print(f"template parsing error: {e}" if "parsing" not in str(e) else str(e),
-              file=sys.stderr)
-        raise SystemExit(64) from None
+        print(getattr(e, "docker_message", str(e)), file=sys.stderr)
+        raise SystemExit(getattr(e, "exit_code", 1)) from None
     sys.stdout.write(out)
 
 
-def print_one(fmt: str, obj: Any) -> None:
+def print_one(fmt: str, obj: Any, name: str = "") -> None:
     from .gotemplate import TemplateError, format_one
 
     try:
-        out = format_one(fmt, obj)
+        out = format_one(fmt, obj, name=name)
     except TemplateError as e:
-        print(str(e), file=sys.stderr)
-        raise SystemExit(64) from None
+        print(getattr(e, "docker_message", str(e)), file=sys.stderr)
+        raise SystemExit(getattr(e, "exit_code", 1)) from None
     sys.stdout.write(out)
 
 

@@ -48,7 +48,7 @@ def version(format: Optional[str] = typer.Option(None, "-f", "--format")) -> Non
     if format:
         from .output import print_one
 
-        print_one(format, {"Client": cv, "Server": server})
+        print_one(format, {"Client": cv, "Server": server}, name="version")
         if err:
             print(err, file=sys.stderr)
             raise SystemExit(1)
