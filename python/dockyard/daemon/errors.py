@@ -26,3 +26,13 @@ def from_exception(e: BaseException) -> web.Response:
         return error_response(403, str(e))
     log.exception("internal error", exc_info=e)
     return error_response(500, f"{type(e).__name__}: {e}")
+
+
+def message_of(e: BaseException) -> str:
+    """The message a client sees for `e` (internal errors are logged too)."""
+    if isinstance(e, DockyardError):
+        return str(e)
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    log.exception("internal error", exc_info=e)
+    return f"{type(e).__name__}: {e}"

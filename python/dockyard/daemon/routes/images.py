@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 from aiohttp import web
 
@@ -12,6 +11,7 @@ from ... import reference
 from ...engine import Engine
 from ...errors import DockyardError, InvalidParameter
 from ...store.images import Image
+from ..errors import message_of
 from ..streams import JSONMessages, ResponseWriter, body_chunks, start_stream
 from . import blocking, engine, json_response, qbool
 
@@ -136,8 +136,8 @@ async def create(request: web.Request) -> web.StreamResponse:
             img = eng.import_image(body_chunks(request, loop), repo=repo,
                                    tag=q.get("tag") or None, message=q.get("message", ""),
                                    changes=changes, platform=q.get("platform") or None)
-        except DockyardError as e:
-            msgs.error(str(e))
+        except Exception as e:  # noqa: BLE001 - the stream has started: report in-band
+            msgs.error(message_of(e))
             return
         msgs({"status": img.id})
 
@@ -161,7 +161,13 @@ async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
         await blocking(eng.get_image, n)
     loop = asyncio.get_running_loop()
     resp = await start_stream(request, "application/x-tar")
-    await blocking(eng.save, names, ResponseWriter(resp, loop))
+    try:
+        await blocking(eng.save, names, ResponseWriter(resp, loop))
+    except Exception as e:  # noqa: BLE001 - mid-stream: the only signal left is a cut
+        message_of(e)
+        if request.transport is not None:
+            request.transport.close()
+        return resp
     await resp.write_eof()
     return resp
 
@@ -180,8 +186,8 @@ async def load(request: web.Request) -> web.StreamResponse:
     def work() -> None:
         try:
             eng.load(body_chunks(request, loop), progress)
-        except DockyardError as e:
-            msgs.error(str(e))
+        except Exception as e:  # noqa: BLE001 - the stream has started: report in-band
+            msgs.error(message_of(e))
 
     await blocking(work)
     await resp.write_eof()
@@ -210,4 +216,3 @@ def register(r) -> None:
     r.add("POST", "/images/{name:.+}/tag", tag)
     r.add("GET", "/images/{name:.+}/get", get_one)
     r.add("DELETE", "/images/{name:.+}", delete)
-    json  # noqa: B018 - keep the import for handlers added later
