@@ -1,7 +1,383 @@
-//! Bindings for `dockyard-archive`: layer extraction and creation.
+//! Bindings for `dockyard-archive`: layer extraction and creation. Thin: the
+//! logic (and its tests) live in the plain crate. Every call releases the GIL.
 
+use crate::errors::{to_py, CoreError};
+use dockyard_archive as da;
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use std::io::{self, BufRead, Read};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+/// What extraction/creation reports about a layer.
+#[pyclass(module = "dockyard._core", name = "LayerInfo", frozen, eq)]
+#[derive(Clone, PartialEq)]
+pub struct LayerInfo {
+    /// sha256 of the stream as given (compressed form).
+    #[pyo3(get)]
+    digest: String,
+    /// sha256 of the uncompressed tar.
+    #[pyo3(get)]
+    diff_id: String,
+    /// Bytes of the uncompressed tar.
+    #[pyo3(get)]
+    size: u64,
+    #[pyo3(get)]
+    compressed_size: u64,
+    /// "none", "gzip" or "zstd".
+    #[pyo3(get)]
+    compression: String,
+}
+
+#[pymethods]
+impl LayerInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "LayerInfo(digest={:?}, diff_id={:?}, size={}, compressed_size={}, compression={:?})",
+            self.digest, self.diff_id, self.size, self.compressed_size, self.compression
+        )
+    }
+}
+
+impl From<da::LayerInfo> for LayerInfo {
+    fn from(i: da::LayerInfo) -> Self {
+        LayerInfo {
+            digest: i.digest,
+            diff_id: i.diff_id,
+            size: i.size,
+            compressed_size: i.compressed_size,
+            compression: i.compression.as_str().to_string(),
+        }
+    }
+}
+
+fn err(e: da::Error) -> PyErr {
+    match e {
+        da::Error::Io { context, source } => match source.raw_os_error() {
+            Some(n) => PyOSError::new_err((n, format!("{context}: {}", io::Error::from_raw_os_error(n)))),
+            None => to_py(CoreError::Io(io::Error::new(source.kind(), format!("{context}: {source}")))),
+        },
+        da::Error::Corrupt(m) => to_py(CoreError::Corrupt(m)),
+        da::Error::Unsafe(m) => to_py(CoreError::Unsafe(m)),
+        da::Error::Aborted => to_py(CoreError::Corrupt("layer extraction aborted".into())),
+    }
+}
+
+fn whiteouts(s: &str) -> PyResult<da::Whiteouts> {
+    da::Whiteouts::parse(s).ok_or_else(|| PyValueError::new_err(format!("whiteouts must be 'overlay' or 'naive', not {s:?}")))
+}
+
+/// Extract a (maybe compressed) layer tarball into `target` (an existing,
+/// fresh dir). On failure the target is emptied again.
+#[pyfunction]
+#[pyo3(signature = (src, target, whiteouts = "overlay"))]
+fn extract_layer_file(py: Python<'_>, src: PathBuf, target: PathBuf, whiteouts: &str) -> PyResult<LayerInfo> {
+    let wh = self::whiteouts(whiteouts)?;
+    let abort = AtomicBool::new(false);
+    py.detach(|| da::extract::extract_file(&src, &target, wh, &abort)).map(Into::into).map_err(err)
+}
+
+// ---------------------------------------------------------------------------
+// Streaming unpacker.
+
+/// A chunk handed over from Python without copying: the bytes object is kept
+/// alive (its buffer is immutable) until the worker has consumed it.
+struct Chunk {
+    _owner: Option<Py<PyBytes>>,
+    owned: Vec<u8>,
+    ptr: *const u8,
+    len: usize,
+}
+// SAFETY: the pointer targets the immutable buffer of a `bytes` object that
+// `_owner` keeps alive (or `owned`'s heap buffer, which moves with it).
+unsafe impl Send for Chunk {}
+
+impl Chunk {
+    fn as_slice(&self) -> &[u8] {
+        if self._owner.is_some() {
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        } else {
+            &self.owned
+        }
+    }
+}
+
+/// The worker's byte source: chunks from the channel. Polls `abort`, so an
+/// extraction that failed (or was aborted) stops waiting for more input.
+struct ChanSource {
+    rx: Receiver<Chunk>,
+    cur: Option<Chunk>,
+    pos: usize,
+    abort: Arc<AtomicBool>,
+}
+
+impl Read for ChanSource {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for ChanSource {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        loop {
+            if let Some(c) = &self.cur {
+                if self.pos < c.len_() {
+                    break;
+                }
+            }
+            self.cur = None;
+            if self.abort.load(Ordering::Relaxed) {
+                return Err(io::Error::other(da::pipeline::ABORTED_MSG));
+            }
+            match self.rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(c) => {
+                    self.cur = Some(c);
+                    self.pos = 0;
+                }
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    if self.abort.load(Ordering::Relaxed) {
+                        return Err(io::Error::other(da::pipeline::ABORTED_MSG));
+                    }
+                    return Ok(&[]);
+                }
+            }
+        }
+        let c = self.cur.as_ref().map(|c| c.as_slice()).unwrap_or(&[]);
+        Ok(&c[self.pos..])
+    }
+    fn consume(&mut self, amt: usize) {
+        self.pos += amt;
+    }
+}
+
+impl Chunk {
+    fn len_(&self) -> usize {
+        if self._owner.is_some() {
+            self.len
+        } else {
+            self.owned.len()
+        }
+    }
+}
+
+/// Streaming extraction: feed chunks as they arrive (HTTP body of a pull).
+/// A background thread decompresses, another parses and writes.
+#[pyclass(module = "dockyard._core")]
+struct LayerUnpacker {
+    tx: Option<SyncSender<Chunk>>,
+    worker: Option<JoinHandle<da::Result<da::LayerInfo>>>,
+    abort: Arc<AtomicBool>,
+    failed: Arc<AtomicBool>,
+    outcome: Option<Result<LayerInfo, (u8, String)>>,
+}
+
+impl LayerUnpacker {
+    /// Join the worker (GIL released) and remember its outcome.
+    fn settle(&mut self, py: Python<'_>) {
+        self.tx = None; // EOF (or wake-up) for the source
+        if let Some(w) = self.worker.take() {
+            let r = py.detach(|| w.join());
+            self.outcome = Some(match r {
+                Ok(Ok(info)) => Ok(info.into()),
+                Ok(Err(e)) => Err(stash(e)),
+                Err(_) => Err((1, "layer extraction thread panicked".into())),
+            });
+        }
+    }
+
+    fn outcome_err(&self) -> PyErr {
+        match &self.outcome {
+            Some(Err((k, m))) => unstash(*k, m),
+            _ => to_py(CoreError::Corrupt("layer extraction failed".into())),
+        }
+    }
+}
+
+/// Errors are kept as (kind, message) so `finish()` can raise them again.
+fn stash(e: da::Error) -> (u8, String) {
+    match e {
+        da::Error::Corrupt(m) => (1, m),
+        da::Error::Unsafe(m) => (2, m),
+        da::Error::Aborted => (3, "layer extraction aborted".into()),
+        io @ da::Error::Io { .. } => (4 + io.raw_os_error().unwrap_or(0).clamp(0, 250) as u8, io.to_string()),
+    }
+}
+
+fn unstash(k: u8, m: &str) -> PyErr {
+    match k {
+        1 | 3 => to_py(CoreError::Corrupt(m.to_string())),
+        2 => to_py(CoreError::Unsafe(m.to_string())),
+        k if k > 4 => PyOSError::new_err(((k - 4) as i32, m.to_string())),
+        _ => PyOSError::new_err(m.to_string()),
+    }
+}
+
+#[pymethods]
+impl LayerUnpacker {
+    #[new]
+    #[pyo3(signature = (target, whiteouts = "overlay"))]
+    fn new(target: PathBuf, whiteouts: &str) -> PyResult<Self> {
+        let wh = self::whiteouts(whiteouts)?;
+        if !target.is_dir() {
+            return Err(PyOSError::new_err((libc_enotdir(&target), format!("target is not a directory: {}", target.display()))));
+        }
+        let (tx, rx) = sync_channel::<Chunk>(16);
+        let abort = Arc::new(AtomicBool::new(false));
+        let failed = Arc::new(AtomicBool::new(false));
+        let (a2, f2) = (abort.clone(), failed.clone());
+        let worker = std::thread::Builder::new()
+            .name("dockyard-unpack".into())
+            .spawn(move || {
+                let src = ChanSource { rx, cur: None, pos: 0, abort: a2.clone() };
+                let r = da::extract::extract(src, &target, wh, &a2);
+                if r.is_err() {
+                    f2.store(true, Ordering::Release);
+                }
+                r
+            })
+            .map_err(PyErr::from)?;
+        Ok(LayerUnpacker { tx: Some(tx), worker: Some(worker), abort, failed, outcome: None })
+    }
+
+    /// Feed the next chunk of the (compressed) layer. Blocks (without the
+    /// GIL) while the extractor is behind; raises as soon as it has failed.
+    fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        if self.failed.load(Ordering::Acquire) {
+            self.settle(py);
+            return Err(self.outcome_err());
+        }
+        let Some(tx) = self.tx.clone() else {
+            return Err(PyValueError::new_err("LayerUnpacker is finished"));
+        };
+        let chunk = if let Ok(b) = data.cast::<PyBytes>() {
+            let s = b.as_bytes();
+            if s.is_empty() {
+                return Ok(());
+            }
+            Chunk { ptr: s.as_ptr(), len: s.len(), _owner: Some(b.clone().unbind()), owned: Vec::new() }
+        } else {
+            let buf: pyo3::buffer::PyBuffer<u8> = pyo3::buffer::PyBuffer::get(data)?;
+            let v = buf.to_vec(py)?;
+            if v.is_empty() {
+                return Ok(());
+            }
+            Chunk { _owner: None, ptr: std::ptr::null(), len: 0, owned: v }
+        };
+        let sent = py.detach(move || tx.send(chunk).is_ok());
+        if !sent || self.failed.load(Ordering::Acquire) {
+            self.settle(py);
+            return Err(self.outcome_err());
+        }
+        Ok(())
+    }
+
+    /// Signal the end of the stream and wait for extraction to end; raises
+    /// LayerCorrupt on a bad or truncated stream (the target is then empty).
+    fn finish(&mut self, py: Python<'_>) -> PyResult<LayerInfo> {
+        self.settle(py);
+        match &self.outcome {
+            Some(Ok(info)) => Ok(info.clone()),
+            _ => Err(self.outcome_err()),
+        }
+    }
+
+    /// Stop and remove what was extracted. No-op after a successful finish().
+    fn abort(&mut self, py: Python<'_>) {
+        if self.worker.is_some() {
+            self.abort.store(true, Ordering::Release);
+            self.settle(py);
+        }
+    }
+}
+
+impl Drop for LayerUnpacker {
+    fn drop(&mut self) {
+        if let Some(w) = self.worker.take() {
+            self.abort.store(true, Ordering::Release);
+            self.tx = None;
+            let _ = w.join();
+        }
+    }
+}
+
+fn libc_enotdir(p: &std::path::Path) -> i32 {
+    if p.exists() {
+        20 // ENOTDIR
+    } else {
+        2 // ENOENT
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Creation.
+
+/// `dest` of create_layer: a path, or an fd the caller keeps.
+enum Dest {
+    Fd(i32),
+    Path(PathBuf),
+}
+
+impl<'py> FromPyObject<'_, 'py> for Dest {
+    type Error = PyErr;
+    fn extract(ob: pyo3::Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(fd) = ob.extract::<i32>() {
+            return Ok(Dest::Fd(fd));
+        }
+        Ok(Dest::Path(ob.extract::<PathBuf>()?))
+    }
+}
+
+/// Write a layer tar of `root` to a path or an open fd (not closed).
+#[pyfunction]
+#[pyo3(signature = (root, dest, compression = "none", overlay_upper = false, parent_root = None))]
+fn create_layer(
+    py: Python<'_>,
+    root: PathBuf,
+    dest: Dest,
+    compression: &str,
+    overlay_upper: bool,
+    parent_root: Option<PathBuf>,
+) -> PyResult<LayerInfo> {
+    let compression = da::Compression::parse(compression)
+        .ok_or_else(|| PyValueError::new_err(format!("compression must be 'none', 'gzip' or 'zstd', not {compression:?}")))?;
+    let opts = da::create::CreateOptions { compression, overlay_upper, parent_root };
+    py.detach(|| -> da::Result<da::LayerInfo> {
+        let file = match &dest {
+            Dest::Fd(fd) => {
+                if *fd < 0 {
+                    return Err(da::Error::io("dest fd", io::Error::from_raw_os_error(9)));
+                }
+                // SAFETY: borrowed only for the dup; the caller keeps its fd.
+                let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
+                std::fs::File::from(b.try_clone_to_owned().map_err(|e| da::Error::io("dup dest fd", e))?)
+            }
+            Dest::Path(p) => std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(p)
+                .map_err(|e| da::Error::io(format!("create {}", p.display()), e))?,
+        };
+        da::create::create_layer(&root, file, &opts)
+    })
+    .map(Into::into)
+    .map_err(err)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<LayerInfo>()?;
+    m.add_class::<LayerUnpacker>()?;
+    m.add_function(wrap_pyfunction!(extract_layer_file, m)?)?;
+    m.add_function(wrap_pyfunction!(create_layer, m)?)?;
     Ok(())
 }
