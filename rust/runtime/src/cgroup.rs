@@ -1,0 +1,429 @@
+//! cgroupfs manager: v1 (one hierarchy per controller, plus the unified
+//! hierarchy of a hybrid host) and pure v2. Creates the container's cgroup,
+//! applies resources, hands out the fds the child writes "0" into (or, on v2,
+//! the directory fd for CLONE_INTO_CGROUP), and removes it.
+
+use crate::error::{Error, Result};
+use crate::spec::Resources;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hierarchy {
+    /// Where it's mounted, e.g. /sys/fs/cgroup/memory.
+    pub mountpoint: PathBuf,
+    /// v1 controllers ("cpu", "cpuacct", "name=systemd"); empty for cgroup2.
+    pub controllers: Vec<String>,
+    pub v2: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layout {
+    pub hierarchies: Vec<Hierarchy>,
+}
+
+impl Layout {
+    /// From /proc/self/mountinfo. Pure v2 when the only cgroup mount is cgroup2.
+    pub fn detect() -> Result<Layout> {
+        let s = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::errno("read /proc/self/mountinfo", e.raw_os_error().unwrap_or(5)))?;
+        Ok(Self::parse(&s))
+    }
+
+    pub fn parse(mountinfo: &str) -> Layout {
+        let mut hs: Vec<Hierarchy> = Vec::new();
+        for line in mountinfo.lines() {
+            let Some((pre, post)) = line.split_once(" - ") else { continue };
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let post: Vec<&str> = post.split(' ').collect();
+            if pre.len() < 5 || post.len() < 3 {
+                continue;
+            }
+            let mp = PathBuf::from(unescape(pre[4]));
+            if hs.iter().any(|h| h.mountpoint == mp) {
+                continue;
+            }
+            match post[0] {
+                "cgroup" => {
+                    let ctrls: Vec<String> = post[2]
+                        .split(',')
+                        .filter(|o| !matches!(*o, "rw" | "ro" | "relatime" | "nosuid" | "nodev" | "noexec") && !o.starts_with("release_agent") && *o != "clone_children" && *o != "noprefix" && *o != "xattr" && *o != "cpuset_v2_mode")
+                        .map(|s| s.to_string())
+                        .collect();
+                    if ctrls.is_empty() || hs.iter().any(|h| h.controllers == ctrls) {
+                        continue;
+                    }
+                    hs.push(Hierarchy { mountpoint: mp, controllers: ctrls, v2: false });
+                }
+                "cgroup2" => {
+                    if hs.iter().any(|h| h.v2) {
+                        continue;
+                    }
+                    hs.push(Hierarchy { mountpoint: mp, controllers: vec![], v2: true })
+                }
+                _ => {}
+            }
+        }
+        Layout { hierarchies: hs }
+    }
+
+    pub fn is_pure_v2(&self) -> bool {
+        !self.hierarchies.is_empty() && self.hierarchies.iter().all(|h| h.v2)
+    }
+
+    fn find(&self, ctrl: &str) -> Option<&Hierarchy> {
+        self.hierarchies.iter().find(|h| h.controllers.iter().any(|c| c == ctrl))
+    }
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+/// A container's cgroup: one directory per hierarchy.
+#[derive(Clone, Debug)]
+pub struct Cgroup {
+    pub path: String,
+    pub layout: Layout,
+    pub dirs: Vec<PathBuf>,
+}
+
+fn rel(path: &str) -> Result<&str> {
+    let r = path.trim_start_matches('/');
+    if r.is_empty() || r.split('/').any(|c| c == ".." || c == ".") {
+        return Err(Error::Invalid(format!("invalid cgroup path {path:?}")));
+    }
+    Ok(r)
+}
+
+fn write(dir: &Path, file: &str, val: &str) -> Result<()> {
+    let p = dir.join(file);
+    std::fs::write(&p, val).map_err(|e| Error::errno(format!("write {} to {}", val.trim(), p.display()), e.raw_os_error().unwrap_or(5)))
+}
+
+fn read(dir: &Path, file: &str) -> Option<String> {
+    std::fs::read_to_string(dir.join(file)).ok().map(|s| s.trim().to_string())
+}
+
+fn mkdir_p(root: &Path, r: &str, mut each_new: impl FnMut(&Path, &Path) -> Result<()>) -> Result<PathBuf> {
+    let mut cur = root.to_path_buf();
+    for comp in r.split('/').filter(|c| !c.is_empty()) {
+        let parent = cur.clone();
+        cur.push(comp);
+        match std::fs::create_dir(&cur) {
+            Ok(()) => each_new(&parent, &cur)?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::errno(format!("mkdir {}", cur.display()), e.raw_os_error().unwrap_or(5))),
+        }
+    }
+    Ok(cur)
+}
+
+impl Cgroup {
+    /// Open (without creating) the cgroup `path` in every hierarchy.
+    pub fn open(path: &str, layout: &Layout) -> Result<Cgroup> {
+        let r = rel(path)?;
+        Ok(Cgroup { path: path.into(), layout: layout.clone(), dirs: layout.hierarchies.iter().map(|h| h.mountpoint.join(r)).collect() })
+    }
+
+    /// Create `path` in every hierarchy and apply `res`.
+    pub fn create(path: &str, res: &Resources, layout: &Layout) -> Result<Cgroup> {
+        let r = rel(path)?;
+        let mut dirs = Vec::new();
+        for h in &layout.hierarchies {
+            let is_cpuset = h.controllers.iter().any(|c| c == "cpuset");
+            let dir = mkdir_p(&h.mountpoint, r, |parent, new| {
+                if is_cpuset {
+                    // v1 cpuset: a new cgroup starts with empty cpus/mems and refuses tasks.
+                    for f in ["cpuset.cpus", "cpuset.mems"] {
+                        if read(new, f).map_or(true, |v| v.is_empty()) {
+                            if let Some(v) = read(parent, f) {
+                                write(new, f, &v)?;
+                            }
+                        }
+                    }
+                }
+                if h.v2 && layout.is_pure_v2() {
+                    enable_controllers(parent);
+                }
+                Ok(())
+            })?;
+            if h.v2 && layout.is_pure_v2() {
+                // A leaf created earlier may still need its parent's controllers on.
+                if let Some(parent) = dir.parent() {
+                    enable_controllers(parent);
+                }
+            }
+            dirs.push(dir);
+        }
+        let cg = Cgroup { path: path.into(), layout: layout.clone(), dirs };
+        if let Err(e) = cg.apply(res) {
+            let _ = cg.remove();
+            return Err(e);
+        }
+        Ok(cg)
+    }
+
+    fn dir_for(&self, ctrl: &str) -> Option<&PathBuf> {
+        if self.layout.is_pure_v2() {
+            return self.dirs.first();
+        }
+        let h = self.layout.find(ctrl)?;
+        let i = self.layout.hierarchies.iter().position(|x| x == h)?;
+        self.dirs.get(i)
+    }
+
+    pub fn apply(&self, res: &Resources) -> Result<()> {
+        if self.layout.is_pure_v2() {
+            let d = &self.dirs[0];
+            if let Some(m) = res.memory {
+                write(d, "memory.max", &limit(m))?;
+                if let Some(sw) = res.memory_swap {
+                    let v = if sw < 0 { "max".to_string() } else { (sw - m).max(0).to_string() };
+                    let _ = write(d, "memory.swap.max", &v);
+                }
+            }
+            if let Some(r) = res.memory_reservation {
+                write(d, "memory.low", &limit(r))?;
+            }
+            if let Some(s) = res.cpu_shares {
+                if s > 0 {
+                    let w = 1 + ((s.clamp(2, 262144) - 2) * 9999) / 262142;
+                    write(d, "cpu.weight", &w.to_string())?;
+                }
+            }
+            if res.cpu_quota.is_some() || res.cpu_period.is_some() {
+                let q = match res.cpu_quota {
+                    Some(q) if q > 0 => q.to_string(),
+                    _ => "max".to_string(),
+                };
+                write(d, "cpu.max", &format!("{q} {}", res.cpu_period.unwrap_or(100000)))?;
+            }
+            if let Some(c) = &res.cpuset_cpus {
+                write(d, "cpuset.cpus", c)?;
+            }
+            if let Some(m) = &res.cpuset_mems {
+                write(d, "cpuset.mems", m)?;
+            }
+            if let Some(p) = res.pids_limit {
+                write(d, "pids.max", &if p <= 0 { "max".into() } else { p.to_string() })?;
+            }
+            return Ok(());
+        }
+        if let Some(d) = self.dir_for("memory") {
+            if let Some(m) = res.memory_reservation {
+                write(d, "memory.soft_limit_in_bytes", &m.to_string())?;
+            }
+            let sw_file = d.join("memory.memsw.limit_in_bytes").exists();
+            match (res.memory, res.memory_swap) {
+                (Some(m), sw) => {
+                    let sw = sw.filter(|_| sw_file);
+                    // memsw must stay >= memory at every step: raise memsw first when growing.
+                    let set_m = || write(d, "memory.limit_in_bytes", &m.to_string());
+                    let set_sw = |v: i64| write(d, "memory.memsw.limit_in_bytes", &v.to_string());
+                    match sw {
+                        Some(s) => {
+                            if set_sw(s).is_err() {
+                                set_m()?;
+                                set_sw(s)?;
+                            } else {
+                                set_m()?;
+                            }
+                        }
+                        None => set_m()?,
+                    }
+                }
+                (None, Some(s)) if sw_file => write(d, "memory.memsw.limit_in_bytes", &s.to_string())?,
+                _ => {}
+            }
+        }
+        if let Some(d) = self.dir_for("cpu") {
+            if let Some(s) = res.cpu_shares {
+                if s > 0 {
+                    write(d, "cpu.shares", &s.to_string())?;
+                }
+            }
+            if let Some(p) = res.cpu_period {
+                write(d, "cpu.cfs_period_us", &p.to_string())?;
+            }
+            if let Some(q) = res.cpu_quota {
+                write(d, "cpu.cfs_quota_us", &if q > 0 { q.to_string() } else { "-1".into() })?;
+            }
+        }
+        if let Some(d) = self.dir_for("cpuset") {
+            if let Some(c) = &res.cpuset_cpus {
+                write(d, "cpuset.cpus", c)?;
+            }
+            if let Some(m) = &res.cpuset_mems {
+                write(d, "cpuset.mems", m)?;
+            }
+        }
+        if let Some(d) = self.dir_for("pids") {
+            if let Some(p) = res.pids_limit {
+                write(d, "pids.max", &if p <= 0 { "max".into() } else { p.to_string() })?;
+            }
+        }
+        if let Some(d) = self.dir_for("devices") {
+            // Docker's default device policy: nothing but the standard character devices.
+            if read(d, "devices.list").is_some_and(|l| l.contains("a *:* rwm")) {
+                write(d, "devices.deny", "a")?;
+                for rule in DEFAULT_DEVICE_RULES {
+                    write(d, "devices.allow", rule)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `cgroup.procs` of every hierarchy, opened for writing (the child writes "0").
+    pub fn procs_fds(&self) -> Result<Vec<OwnedFd>> {
+        let mut v = Vec::new();
+        for d in &self.dirs {
+            let p = d.join("cgroup.procs");
+            v.push(crate::sys::open(&crate::sys::cpath(&p)?, libc::O_WRONLY, 0)?);
+        }
+        Ok(v)
+    }
+
+    /// Directory fd for clone3(CLONE_INTO_CGROUP) on a pure v2 host.
+    pub fn v2_dir_fd(&self) -> Option<OwnedFd> {
+        if !self.layout.is_pure_v2() {
+            return None;
+        }
+        crate::sys::open(&crate::sys::cpath(&self.dirs[0]).ok()?, libc::O_RDONLY | libc::O_DIRECTORY, 0).ok()
+    }
+
+    pub fn add_pid(&self, pid: i32) -> Result<()> {
+        for d in &self.dirs {
+            write(d, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    pub fn pids(&self) -> Vec<i32> {
+        self.dirs
+            .first()
+            .and_then(|d| read(d, "cgroup.procs"))
+            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// How many times the OOM killer fired in this cgroup.
+    pub fn oom_kills(&self) -> u64 {
+        let (d, file) = if self.layout.is_pure_v2() {
+            (self.dirs.first(), "memory.events")
+        } else {
+            (self.dir_for("memory"), "memory.oom_control")
+        };
+        d.and_then(|d| read(d, file))
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("oom_kill ").and_then(|v| v.trim().parse().ok())))
+            .unwrap_or(0)
+    }
+
+    /// Kill everything left (v2 cgroup.kill, else SIGKILL each pid) and rmdir
+    /// the leaf in every hierarchy, retrying while the kernel still has it busy.
+    pub fn remove(&self) -> Result<()> {
+        if self.layout.is_pure_v2() {
+            let _ = write(&self.dirs[0], "cgroup.kill", "1");
+        }
+        let mut last = None;
+        for d in &self.dirs {
+            let mut tries = 0;
+            loop {
+                match std::fs::remove_dir(d) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
+                        if let Some(s) = read(d, "cgroup.procs") {
+                            for pid in s.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                                unsafe { libc::kill(pid, libc::SIGKILL) };
+                            }
+                        }
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(e) => {
+                        last = Some(Error::errno(format!("rmdir {}", d.display()), e.raw_os_error().unwrap_or(5)));
+                        break;
+                    }
+                }
+            }
+        }
+        match last {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+fn limit(v: i64) -> String {
+    if v < 0 {
+        "max".into()
+    } else {
+        v.to_string()
+    }
+}
+
+fn enable_controllers(dir: &Path) {
+    if let Some(avail) = read(dir, "cgroup.controllers") {
+        for c in avail.split_whitespace() {
+            if matches!(c, "cpu" | "cpuset" | "memory" | "pids" | "io" | "hugetlb") {
+                let _ = write(dir, "cgroup.subtree_control", &format!("+{c}"));
+            }
+        }
+    }
+}
+
+/// Docker's default device cgroup rules (v1 `devices.allow`).
+pub const DEFAULT_DEVICE_RULES: [&str; 12] = [
+    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm",
+    "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
+];
+
+/// The cgroup of `pid` per hierarchy, from /proc/<pid>/cgroup.
+pub fn of_pid(pid: i32, layout: &Layout) -> Result<Vec<PathBuf>> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| Error::errno(format!("read /proc/{pid}/cgroup"), e.raw_os_error().unwrap_or(5)))?;
+    let mut out = Vec::new();
+    for line in s.lines() {
+        let mut it = line.splitn(3, ':');
+        let (_, ctrls, path) = (it.next(), it.next().unwrap_or(""), it.next().unwrap_or("/"));
+        let path = path.trim_start_matches('/');
+        let h = if ctrls.is_empty() {
+            layout.hierarchies.iter().find(|h| h.v2)
+        } else {
+            let cs: Vec<&str> = ctrls.split(',').collect();
+            layout.hierarchies.iter().find(|h| !h.v2 && h.controllers.iter().all(|c| cs.contains(&c.as_str())))
+        };
+        if let Some(h) = h {
+            out.push(h.mountpoint.join(path));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    const HYBRID: &str = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+    #[test]
+    fn parse_hybrid() {
+        let l = Layout::parse(HYBRID);
+        assert_eq!(l.hierarchies.len(), 4);
+        assert!(!l.is_pure_v2());
+        assert_eq!(l.find("memory").unwrap().mountpoint, PathBuf::from("/sys/fs/cgroup/memory"));
+        assert_eq!(l.hierarchies[2].controllers, vec!["name=systemd".to_string()]);
+    }
+    #[test]
+    fn parse_v2() {
+        let l = Layout::parse("30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n");
+        assert!(l.is_pure_v2());
+        let cg = Cgroup::open("/dockyard/x", &l).unwrap();
+        assert_eq!(cg.dirs, vec![PathBuf::from("/sys/fs/cgroup/dockyard/x")]);
+        assert!(Cgroup::open("/../x", &l).is_err());
+    }
+}
