@@ -1,1 +1,650 @@
-fn main() {}
+//! dockyard-shim: one per container (or exec). Started by the daemon, it
+//! reports `{"shim_pid":N,"pid":M}` (or `{"error":"...","exit_code":127}`) as
+//! one JSON line on stdout and the launched process exits; the shim itself has
+//! double-forked into its own session, so it outlives the daemon.
+//!
+//! It then holds the container's stdio (pipes, or the pty master), writes the
+//! json-file log, serves attach on `<state-dir>/attach.sock`, reaps the
+//! process, records `<state-dir>/exit.json` (temp + rename), removes the
+//! container's cgroup and exits.
+//!
+//! Usage:
+//!   dockyard-shim run  --id ID --state-dir DIR --spec FILE [--log FILE]
+//!                      [--log-max-size BYTES] [--log-max-file N] [--tty]
+//!                      [--stdin] [--wait-start] [--debug]
+//!   dockyard-shim exec --pid PID (same options)
+//!
+//! Files in the state dir: shim.pid, pid (container process, host pid ns),
+//! exit.json, attach.sock (removed at exit), shim.log (with --debug).
+//!
+//! Attach protocol (stream socket): frames `[type:u8][len:u32 BE][payload]`.
+//!   client -> shim: 0 stdin data, 1 close stdin, 2 resize (rows:u16, cols:u16 BE),
+//!                   3 signal (i32 BE), 4 start (with --wait-start),
+//!                   5 hello (u8 mask: 1 stdin, 2 stdout, 4 stderr; default all)
+//!   shim -> client: 1 stdout, 2 stderr, 3 exit (JSON, as exit.json),
+//!                   5 start result (JSON: {} or {"error":..,"exit_code":..})
+
+mod log;
+
+use dockyard_runtime::{self as rt, sys, Options, Spec, Stdio};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+#[derive(Default)]
+struct Args {
+    mode: String,
+    id: String,
+    state_dir: PathBuf,
+    spec: PathBuf,
+    log: Option<PathBuf>,
+    log_max_size: u64,
+    log_max_file: u32,
+    tty: bool,
+    stdin: bool,
+    wait_start: bool,
+    debug: bool,
+    pid: i32,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("dockyard-shim: {msg}\nusage: dockyard-shim run|exec --id ID --state-dir DIR --spec FILE [--log FILE] [--log-max-size N] [--log-max-file N] [--tty] [--stdin] [--wait-start] [--pid PID]");
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut a = Args { log_max_file: 1, ..Default::default() };
+    let mut it = std::env::args().skip(1);
+    a.mode = it.next().unwrap_or_default();
+    if a.mode != "run" && a.mode != "exec" {
+        usage("first argument must be run or exec");
+    }
+    while let Some(k) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| usage(&format!("{k} needs a value")));
+        match k.as_str() {
+            "--id" => a.id = val(),
+            "--state-dir" => a.state_dir = val().into(),
+            "--spec" => a.spec = val().into(),
+            "--log" => a.log = Some(val().into()),
+            "--log-max-size" => a.log_max_size = val().parse().unwrap_or_else(|_| usage("bad --log-max-size")),
+            "--log-max-file" => a.log_max_file = val().parse().unwrap_or_else(|_| usage("bad --log-max-file")),
+            "--pid" => a.pid = val().parse().unwrap_or_else(|_| usage("bad --pid")),
+            "--tty" => a.tty = true,
+            "--stdin" => a.stdin = true,
+            "--wait-start" => a.wait_start = true,
+            "--debug" => a.debug = true,
+            _ => usage(&format!("unknown option {k}")),
+        }
+    }
+    if a.state_dir.as_os_str().is_empty() || a.spec.as_os_str().is_empty() {
+        usage("--state-dir and --spec are required");
+    }
+    if a.mode == "exec" && a.pid <= 0 {
+        usage("exec needs --pid");
+    }
+    a
+}
+
+fn write_atomic(dir: &Path, name: &str, data: &[u8]) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    if let Ok(mut f) = std::fs::File::create(&tmp) {
+        let _ = f.write_all(data);
+        let _ = f.sync_data();
+        let _ = std::fs::rename(&tmp, dir.join(name));
+    }
+}
+
+fn now_str() -> String {
+    let (s, n) = log::now();
+    log::rfc3339_nano(s, n)
+}
+
+fn main() {
+    let args = parse_args();
+    if let Err(e) = std::fs::create_dir_all(&args.state_dir) {
+        println!("{}", serde_json::json!({"error": format!("state dir {}: {e}", args.state_dir.display()), "exit_code": 125}));
+        std::process::exit(1);
+    }
+    // Daemonize: the launched process waits for the report, prints it and exits;
+    // the shim runs on in its own session, reparented to init (or a subreaper).
+    let (rep_r, rep_w) = sys::pipe().expect("pipe");
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        println!("{}", serde_json::json!({"error": "fork failed", "exit_code": 125}));
+        std::process::exit(1);
+    }
+    if pid > 0 {
+        drop(rep_w);
+        let out = sys::read_to_end(rep_r.as_raw_fd()).unwrap_or_default();
+        let out = String::from_utf8_lossy(&out);
+        let line = if out.trim().is_empty() { "{\"error\":\"shim died during start-up\",\"exit_code\":125}".to_string() } else { out.trim().to_string() };
+        println!("{line}");
+        std::process::exit(if line.contains("\"error\"") { 1 } else { 0 });
+    }
+    drop(rep_r);
+    unsafe { libc::setsid() };
+    let _ = std::env::set_current_dir(&args.state_dir);
+    redirect_stdio(&args);
+    let code = match Shim::start(&args, rep_w) {
+        Ok(mut shim) => {
+            shim.run();
+            0
+        }
+        Err(()) => 1,
+    };
+    std::process::exit(code);
+}
+
+fn redirect_stdio(args: &Args) {
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        libc::dup2(null, 0);
+        libc::dup2(null, 1);
+        let err = if args.debug {
+            libc::open(c"shim.log".as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC, 0o600)
+        } else {
+            -1
+        };
+        libc::dup2(if err >= 0 { err } else { null }, 2);
+        if null > 2 {
+            libc::close(null);
+        }
+        if err > 2 {
+            libc::close(err);
+        }
+    }
+}
+
+struct Client {
+    fd: OwnedFd,
+    inbuf: Vec<u8>,
+    out: VecDeque<u8>,
+    mask: u8,
+    closing: bool,
+}
+
+struct Shim {
+    state: PathBuf,
+    proc_: rt::Process,
+    pid: i32,
+    tty: bool,
+    out: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    stdin: Option<OwnedFd>,
+    stdin_buf: VecDeque<u8>,
+    stdin_close: bool,
+    log: Option<log::JsonLog>,
+    listener: OwnedFd,
+    clients: Vec<Client>,
+    started_at: String,
+    exited: Option<i32>,
+    signal: Option<i32>,
+    start_error: Option<rt::Error>,
+}
+
+fn nonblock(fd: RawFd) {
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+}
+
+fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(5 + payload.len());
+    v.push(kind);
+    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+fn listen(path: &str) -> std::io::Result<OwnedFd> {
+    let _ = std::fs::remove_file(path);
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fd = OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (i, b) in path.bytes().enumerate() {
+            addr.sun_path[i] = b as libc::c_char;
+        }
+        let old = libc::umask(0o077);
+        let r = libc::bind(fd.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_un>() as u32);
+        libc::umask(old);
+        if r < 0 || libc::listen(fd.as_raw_fd(), 16) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(fd)
+    }
+}
+
+impl Shim {
+    fn start(args: &Args, report: OwnedFd) -> Result<Shim, ()> {
+        let rep = report.as_raw_fd();
+        let fail = |msg: String, code: i32| {
+            let line = serde_json::json!({"error": msg, "exit_code": code}).to_string() + "\n";
+            let _ = sys::write_all(rep, line.as_bytes());
+            write_atomic(
+                Path::new("."),
+                "exit.json",
+                serde_json::json!({"exit_code": code, "signal": null, "oom_killed": false, "finished_at": now_str(), "error": msg}).to_string().as_bytes(),
+            );
+        };
+        write_atomic(Path::new("."), "shim.pid", std::process::id().to_string().as_bytes());
+        let spec_text = match std::fs::read_to_string(&args.spec) {
+            Ok(s) => s,
+            Err(e) => {
+                fail(format!("read spec {}: {e}", args.spec.display()), 125);
+                return Err(());
+            }
+        };
+        let mut spec = match Spec::from_json(&spec_text) {
+            Ok(s) => s,
+            Err(e) => {
+                fail(e.to_string(), 125);
+                return Err(());
+            }
+        };
+        if args.tty {
+            spec.terminal = true;
+        }
+        let listener = match listen("attach.sock") {
+            Ok(l) => l,
+            Err(e) => {
+                fail(format!("attach socket: {e}"), 125);
+                return Err(());
+            }
+        };
+        let log = match &args.log {
+            Some(p) => match log::JsonLog::open(p.clone(), args.log_max_size, args.log_max_file) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    fail(format!("open log {}: {e}", p.display()), 125);
+                    return Err(());
+                }
+            },
+            None => None,
+        };
+        let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").expect("/dev/null");
+        let mut keep: Vec<OwnedFd> = Vec::new();
+        let (mut out_r, mut err_r, mut stdin_w) = (None, None, None);
+        let stdio = if spec.terminal {
+            Stdio { stdin: null.as_raw_fd(), stdout: null.as_raw_fd(), stderr: null.as_raw_fd() }
+        } else {
+            let (or, ow) = sys::pipe().expect("pipe");
+            let (er, ew) = sys::pipe().expect("pipe");
+            let sin = if args.stdin {
+                let (ir, iw) = sys::pipe().expect("pipe");
+                let raw = ir.as_raw_fd();
+                keep.push(ir);
+                stdin_w = Some(iw);
+                raw
+            } else {
+                null.as_raw_fd()
+            };
+            let s = Stdio { stdin: sin, stdout: ow.as_raw_fd(), stderr: ew.as_raw_fd() };
+            keep.push(ow);
+            keep.push(ew);
+            out_r = Some(or);
+            err_r = Some(er);
+            s
+        };
+        let opts = Options { stdio, wait_start: args.wait_start };
+        let started_at = now_str();
+        let res = if args.mode == "exec" { rt::exec_in(args.pid, &spec, opts) } else { rt::spawn(&spec, opts) };
+        drop(keep);
+        drop(null);
+        let mut proc_ = match res {
+            Ok(p) => p,
+            Err(e) => {
+                fail(e.to_string(), e.exit_code());
+                let _ = std::fs::remove_file("attach.sock");
+                return Err(());
+            }
+        };
+        let pid = proc_.pid;
+        write_atomic(Path::new("."), "pid", pid.to_string().as_bytes());
+        let mut out = out_r;
+        let mut stdin = stdin_w;
+        if let Some(m) = proc_.pty_master.take() {
+            let dup = unsafe { libc::fcntl(m.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+            if args.stdin && dup >= 0 {
+                stdin = Some(unsafe { OwnedFd::from_raw_fd(dup) });
+            } else if dup >= 0 {
+                unsafe { libc::close(dup) };
+            }
+            out = Some(m);
+        }
+        for fd in [&out, &err_r, &stdin].into_iter().flatten() {
+            nonblock(fd.as_raw_fd());
+        }
+        let line = serde_json::json!({"shim_pid": std::process::id(), "pid": pid, "created": proc_.is_created()}).to_string() + "\n";
+        let _ = sys::write_all(rep, line.as_bytes());
+        drop(report);
+        Ok(Shim {
+            state: PathBuf::from("."),
+            proc_,
+            pid,
+            tty: spec.terminal,
+            out,
+            err: err_r,
+            stdin,
+            stdin_buf: VecDeque::new(),
+            stdin_close: false,
+            log,
+            listener,
+            clients: Vec::new(),
+            started_at,
+            exited: None,
+            signal: None,
+            start_error: None,
+        })
+    }
+
+    fn broadcast(&mut self, stream: u8, data: &[u8]) {
+        let bit = if stream == 1 { 2 } else { 4 };
+        let f = frame(stream, data);
+        for c in self.clients.iter_mut() {
+            if c.mask & bit != 0 && !c.closing {
+                if c.out.len() > 8 << 20 {
+                    c.closing = true; // too slow a reader: drop it rather than block the container
+                    c.out.clear();
+                    continue;
+                }
+                c.out.extend(f.iter());
+            }
+        }
+    }
+
+    fn read_stream(&mut self, which: usize) -> bool {
+        let fd = match if which == 0 { &self.out } else { &self.err } {
+            Some(f) => f.as_raw_fd(),
+            None => return false,
+        };
+        let mut buf = [0u8; 32 * 1024];
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+        if n > 0 {
+            let data = &buf[..n as usize];
+            if let Some(l) = self.log.as_mut() {
+                l.write(which, data);
+            }
+            self.broadcast(which as u8 + 1, data);
+            return true;
+        }
+        if n < 0 && matches!(sys::errno(), libc::EAGAIN | libc::EINTR) {
+            return true;
+        }
+        // EOF (pipe) or EIO (pty closed): this stream is done.
+        if which == 0 {
+            self.out = None;
+        } else {
+            self.err = None;
+        }
+        false
+    }
+
+    fn exit_json(&self) -> String {
+        let oom = self.proc_.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
+        let mut v = serde_json::json!({
+            "exit_code": self.exited.unwrap_or(-1),
+            "signal": self.signal,
+            "oom_killed": oom,
+            "pid": self.pid,
+            "started_at": self.started_at,
+            "finished_at": now_str(),
+        });
+        if let Some(e) = &self.start_error {
+            v["error"] = serde_json::Value::String(e.to_string());
+        }
+        v.to_string()
+    }
+
+    fn handle_frame(&mut self, ci: usize, kind: u8, payload: Vec<u8>) {
+        match kind {
+            0 => {
+                if self.stdin.is_some() && !self.stdin_close {
+                    self.stdin_buf.extend(payload);
+                }
+            }
+            1 => self.stdin_close = true,
+            2 if payload.len() >= 4 => {
+                let rows = u16::from_be_bytes([payload[0], payload[1]]);
+                let cols = u16::from_be_bytes([payload[2], payload[3]]);
+                if self.tty {
+                    if let Some(m) = &self.out {
+                        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+                        unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+                    }
+                }
+            }
+            3 if payload.len() >= 4 => {
+                let sig = i32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
+                if self.exited.is_none() {
+                    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.proc_.pidfd.as_raw_fd(), sig, 0usize, 0u32) };
+                }
+            }
+            4 => {
+                let res = match self.proc_.start() {
+                    Ok(()) => "{}".to_string(),
+                    Err(e) => {
+                        let j = serde_json::json!({"error": e.to_string(), "exit_code": e.exit_code()}).to_string();
+                        self.exited = Some(e.exit_code());
+                        self.start_error = Some(e);
+                        j
+                    }
+                };
+                let f = frame(5, res.as_bytes());
+                self.clients[ci].out.extend(f.iter());
+            }
+            5 if !payload.is_empty() => self.clients[ci].mask = payload[0],
+            _ => {}
+        }
+    }
+
+    fn read_client(&mut self, ci: usize) {
+        let mut buf = [0u8; 16 * 1024];
+        let n = unsafe { libc::read(self.clients[ci].fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+        if n < 0 && matches!(sys::errno(), libc::EAGAIN | libc::EINTR) {
+            return;
+        }
+        if n <= 0 {
+            self.clients[ci].closing = true;
+            self.clients[ci].out.clear();
+            return;
+        }
+        self.clients[ci].inbuf.extend_from_slice(&buf[..n as usize]);
+        loop {
+            let ib = &self.clients[ci].inbuf;
+            if ib.len() < 5 {
+                break;
+            }
+            let len = u32::from_be_bytes([ib[1], ib[2], ib[3], ib[4]]) as usize;
+            if len > 1 << 20 {
+                self.clients[ci].closing = true;
+                break;
+            }
+            if ib.len() < 5 + len {
+                break;
+            }
+            let kind = ib[0];
+            let payload = ib[5..5 + len].to_vec();
+            self.clients[ci].inbuf.drain(..5 + len);
+            self.handle_frame(ci, kind, payload);
+        }
+    }
+
+    fn flush_client(c: &mut Client) {
+        while !c.out.is_empty() {
+            let (a, _) = c.out.as_slices();
+            let n = unsafe { libc::write(c.fd.as_raw_fd(), a.as_ptr() as *const libc::c_void, a.len()) };
+            if n <= 0 {
+                if n < 0 && sys::errno() == libc::EAGAIN {
+                    return;
+                }
+                c.closing = true;
+                c.out.clear();
+                return;
+            }
+            c.out.drain(..n as usize);
+        }
+    }
+
+    fn flush_stdin(&mut self) {
+        if let Some(fd) = &self.stdin {
+            while !self.stdin_buf.is_empty() {
+                let (a, _) = self.stdin_buf.as_slices();
+                let n = unsafe { libc::write(fd.as_raw_fd(), a.as_ptr() as *const libc::c_void, a.len()) };
+                if n <= 0 {
+                    if n < 0 && sys::errno() == libc::EAGAIN {
+                        return;
+                    }
+                    self.stdin_buf.clear();
+                    self.stdin = None;
+                    return;
+                }
+                self.stdin_buf.drain(..n as usize);
+            }
+            if self.stdin_close {
+                if self.tty {
+                    // EOF on a tty is ^D at the start of a line.
+                    if let Some(fd) = &self.stdin {
+                        let _ = sys::write_all(fd.as_raw_fd(), b"\x04");
+                    }
+                }
+                self.stdin = None;
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        let mut st = 0;
+        let r = unsafe { libc::waitpid(self.pid, &mut st, libc::WNOHANG | libc::__WALL) };
+        if r == self.pid {
+            if libc::WIFEXITED(st) {
+                self.exited = Some(libc::WEXITSTATUS(st));
+            } else if libc::WIFSIGNALED(st) {
+                self.signal = Some(libc::WTERMSIG(st));
+                self.exited = Some(128 + libc::WTERMSIG(st));
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        let mut drain_deadline: Option<std::time::Instant> = None;
+        loop {
+            if self.exited.is_some() {
+                let done = (self.out.is_none() && self.err.is_none())
+                    || drain_deadline.is_some_and(|d| std::time::Instant::now() >= d)
+                    || self.start_error.is_some();
+                if done {
+                    break;
+                }
+                drain_deadline.get_or_insert_with(|| std::time::Instant::now() + std::time::Duration::from_millis(500));
+            }
+            self.clients.retain(|c| !(c.closing && c.out.is_empty()));
+            let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(8 + self.clients.len());
+            let pf = |fd: RawFd, ev: i16| libc::pollfd { fd, events: ev, revents: 0 };
+            pfds.push(pf(if self.exited.is_none() { self.proc_.pidfd.as_raw_fd() } else { -1 }, libc::POLLIN));
+            pfds.push(pf(self.out.as_ref().map_or(-1, |f| f.as_raw_fd()), libc::POLLIN));
+            pfds.push(pf(self.err.as_ref().map_or(-1, |f| f.as_raw_fd()), libc::POLLIN));
+            pfds.push(pf(self.listener.as_raw_fd(), libc::POLLIN));
+            let stdin_ev = if self.stdin_buf.is_empty() { 0 } else { libc::POLLOUT };
+            pfds.push(pf(self.stdin.as_ref().filter(|_| stdin_ev != 0).map_or(-1, |f| f.as_raw_fd()), stdin_ev));
+            for c in &self.clients {
+                let mut ev = 0;
+                if !c.closing {
+                    ev |= libc::POLLIN;
+                }
+                if !c.out.is_empty() {
+                    ev |= libc::POLLOUT;
+                }
+                pfds.push(pf(c.fd.as_raw_fd(), ev));
+            }
+            let timeout = if drain_deadline.is_some() { 50 } else { -1 };
+            let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
+            if r < 0 {
+                if sys::errno() == libc::EINTR {
+                    continue;
+                }
+                break;
+            }
+            if pfds[1].revents != 0 {
+                while self.read_stream(0) && self.out.is_some() {
+                    if !sys::poll_in(self.out.as_ref().unwrap().as_raw_fd(), 0).unwrap_or(false) {
+                        break;
+                    }
+                }
+            }
+            if pfds[2].revents != 0 {
+                self.read_stream(1);
+            }
+            if pfds[0].revents != 0 {
+                self.reap();
+            }
+            if pfds[3].revents != 0 {
+                loop {
+                    let fd = unsafe {
+                        libc::accept4(self.listener.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
+                    };
+                    if fd < 0 {
+                        break;
+                    }
+                    self.clients.push(Client { fd: unsafe { OwnedFd::from_raw_fd(fd) }, inbuf: Vec::new(), out: VecDeque::new(), mask: 7, closing: false });
+                }
+            }
+            let nclients = pfds.len() - 5;
+            for i in 0..nclients.min(self.clients.len()) {
+                let re = pfds[5 + i].revents;
+                if re & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                    self.read_client(i);
+                }
+                if re & libc::POLLOUT != 0 {
+                    Self::flush_client(&mut self.clients[i]);
+                }
+            }
+            self.flush_stdin();
+        }
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if let Some(l) = self.log.as_mut() {
+            l.flush();
+        }
+        if self.exited.is_none() {
+            self.reap();
+        }
+        let j = self.exit_json();
+        write_atomic(&self.state, "exit.json", j.as_bytes());
+        if let Some(cg) = self.proc_.cgroup.take() {
+            let _ = cg.remove();
+            self.proc_.cgroup = Some(cg); // keep for nothing; already removed
+        }
+        let _ = std::fs::remove_file("attach.sock");
+        // Tell attached clients, then give them a moment to read.
+        let f = frame(3, j.as_bytes());
+        for c in self.clients.iter_mut() {
+            if !c.closing {
+                c.out.extend(f.iter());
+            }
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while std::time::Instant::now() < deadline {
+            let mut pending = false;
+            for c in self.clients.iter_mut() {
+                Self::flush_client(c);
+                pending |= !c.out.is_empty();
+            }
+            if !pending {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        for c in self.clients.drain(..) {
+            unsafe { libc::shutdown(c.fd.as_raw_fd(), libc::SHUT_RDWR) };
+        }
+    }
+}
