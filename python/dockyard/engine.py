@@ -218,6 +218,17 @@ class Engine:
             reclaimed = before - self.layers.total_size()
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
+    def daemon_id(self) -> str:
+        """A stable engine ID in dockerd's shape (12 groups of 4 base32 chars)."""
+        ident = self.db.get_meta("engine_id")
+        if ident is None:
+            import base64
+
+            raw = base64.b32encode(os.urandom(30)).decode()[:48]
+            ident = ":".join(raw[i:i + 4] for i in range(0, 48, 4))
+            self.db.set_meta("engine_id", ident)
+        return ident
+
     def new_tempdir(self) -> Path:
         return Path(tempfile.mkdtemp(dir=self.tmp))
 

@@ -63,7 +63,7 @@ class Response:
                 line = self.rfile.readline()
                 if not line:
                     self._done = True
-                    return b""
+                    raise ConnectError("unexpected EOF: the daemon cut the stream short")
                 size = int(line.split(b";")[0].strip() or b"0", 16)
                 if size == 0:
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
@@ -71,12 +71,13 @@ class Response:
                     self._done = True
                     return b""
                 self._chunk_left = size
-            data = self.rfile.read(min(n, self._chunk_left))
+            data = self.rfile.read1(min(n, self._chunk_left))
+            if not data:
+                self._done = True
+                raise ConnectError("unexpected EOF: the daemon cut the stream short")
             self._chunk_left -= len(data)
             if self._chunk_left == 0:
                 self.rfile.readline()
-            if not data:
-                self._done = True
             return data
         if self._remaining is not None:
             if self._remaining == 0:

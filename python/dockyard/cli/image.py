@@ -93,11 +93,8 @@ def list_images(repository: Optional[str] = typer.Argument(None, metavar="[REPOS
         for repo, tag, d in entries:
             rows.append(dict(base, Repository=repo, Tag=tag, Digest=d))
     if quiet and not format:
-        seen = []
-        for r in rows:
-            if r["ID"] not in seen:
-                seen.append(r["ID"])
-        sys.stdout.write("".join(f"{i}\n" for i in seen))
+        # One line a row, as docker prints it (an ID repeats for each tag).
+        sys.stdout.write("".join(f"{r['ID']}\n" for r in rows))
         return
     from .output import print_rows
 
@@ -248,6 +245,10 @@ def save(images: List[str] = typer.Argument(..., metavar="IMAGE [IMAGE...]"),
                 if not chunk:
                     break
                 out.write(chunk)
+        except BaseException:
+            if output:
+                os.unlink(output + ".tmp")
+            raise
         finally:
             resp.close()
             if output:

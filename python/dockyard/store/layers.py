@@ -132,7 +132,7 @@ class LayerStore:
         r = self.db.one("SELECT COALESCE(SUM(size), 0) AS s FROM layers")
         return int(r["s"]) if r else 0
 
-    def write_diff(self, chain_id: str, dest: str | int, compression: str = "none"):
+    def write_layer_tar(self, chain_id: str, dest: str | int, compression: str = "none"):
         """Write the layer's tar to a path or fd; returns its LayerInfo."""
         layer = self.get(chain_id)
         parent = self.get(layer.parent).cache_id if layer.parent else None
