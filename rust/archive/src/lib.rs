@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod fsops;
 pub mod pipeline;
+pub mod tarsplit;
 
 pub use error::{Error, Result};
 pub use extract::Whiteouts;
