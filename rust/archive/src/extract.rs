@@ -106,6 +106,13 @@ pub fn extract<R: BufRead + Send>(src: R, target: &Path, whiteouts: Whiteouts, a
             (Ok(_), Err(de)) => Err(de),
         }
     });
+    if std::env::var_os("DOCKYARD_ARCHIVE_TRACE").is_some() {
+        eprintln!(
+            "archive: decompressor waited {} ms on a full queue, extractor {} ms on an empty one",
+            pipeline::WAIT_SEND.swap(0, Ordering::Relaxed) / 1000,
+            pipeline::WAIT_RECV.swap(0, Ordering::Relaxed) / 1000
+        );
+    }
     if result.is_err() {
         // Leave no partial layer behind.
         let _ = fsops::empty_dir(root.fd());

@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// Size of the chunks handed from the decompressor to the tar parser.
 pub const CHUNK: usize = 1 << 20;
 /// Chunks in flight between the two threads.
-pub const DEPTH: usize = 4;
+pub const DEPTH: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
@@ -68,7 +68,10 @@ struct HashingBuf<R> {
     hasher: Sha256,
     count: u64,
     source_error: Option<io::Error>,
+    stage: Vec<u8>,
 }
+
+const STAGE: usize = 256 << 10;
 
 impl<R: BufRead> HashingBuf<R> {
     fn remember(&mut self, e: io::Error) -> io::Error {
@@ -106,14 +109,25 @@ impl<R: BufRead> BufRead for HashingBuf<R> {
     fn consume(&mut self, amt: usize) {
         if self.prefix_pos < self.prefix.len() {
             let n = amt.min(self.prefix.len() - self.prefix_pos);
-            self.hasher.update(&self.prefix[self.prefix_pos..self.prefix_pos + n]);
+            self.stage.extend_from_slice(&self.prefix[self.prefix_pos..self.prefix_pos + n]);
             self.prefix_pos += n;
             self.count += n as u64;
             debug_assert_eq!(n, amt);
             return;
         }
         if let Ok(b) = self.inner.fill_buf() {
-            self.hasher.update(&b[..amt]);
+            // Decoders consume in small steps; SHA-256 is much faster on big
+            // batches, so stage the consumed bytes and hash 256 KiB at a time.
+            let b = &b[..amt];
+            if self.stage.len() + b.len() > STAGE {
+                self.hasher.update(&self.stage);
+                self.stage.clear();
+            }
+            if b.len() >= STAGE {
+                self.hasher.update(b);
+            } else {
+                self.stage.extend_from_slice(b);
+            }
         }
         self.count += amt as u64;
         self.inner.consume(amt);
@@ -156,7 +170,7 @@ pub fn decompress_into<R: BufRead>(
         src.consume(n);
     }
     let compression = detect(&head).map_err(Error::Corrupt)?;
-    let mut hb = HashingBuf { inner: src, prefix: head, prefix_pos: 0, hasher: Sha256::new(), count: 0, source_error: None };
+    let mut hb = HashingBuf { inner: src, prefix: head, prefix_pos: 0, hasher: Sha256::new(), count: 0, source_error: None, stage: Vec::with_capacity(STAGE) };
 
     let res = match compression {
         Compression::None => pump(&mut hb, &tx, &pool, abort),
@@ -197,7 +211,9 @@ pub fn decompress_into<R: BufRead>(
         hb.consume(n);
     }
     let _ = tx.send(Msg::End);
-    Ok(SourceSummary { compression, digest: crate::digest::finish(hb.hasher), compressed_size: hb.count })
+    let HashingBuf { mut hasher, stage, count, .. } = hb;
+    hasher.update(&stage);
+    Ok(SourceSummary { compression, digest: crate::digest::finish(hasher), compressed_size: count })
 }
 
 /// Message a source uses (as an `io::Error` of kind Other) to say "aborted".
@@ -240,7 +256,10 @@ fn pump<R: Read>(r: &mut R, tx: &SyncSender<Msg>, pool: &Receiver<Vec<u8>>, abor
             }
         }
         buf.truncate(filled);
-        if filled > 0 && tx.send(Msg::Data(buf)).is_err() {
+        let t0 = std::time::Instant::now();
+        let sent = filled == 0 || tx.send(Msg::Data(buf)).is_ok();
+        WAIT_SEND.fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if !sent {
             return Err(PumpErr::Gone);
         }
         if eof {
@@ -286,7 +305,10 @@ impl ChunkReader {
         if self.eof {
             return Ok(false);
         }
-        match self.rx.recv() {
+        let t0 = std::time::Instant::now();
+        let m = self.rx.recv();
+        WAIT_RECV.fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+        match m {
             Ok(Msg::Data(v)) => {
                 if let Some(h) = self.hasher.as_mut() {
                     h.update(&v);
@@ -357,6 +379,11 @@ pub fn channel(hash_tar: bool) -> (SyncSender<Msg>, Receiver<Vec<u8>>, ChunkRead
     let (ptx, prx) = sync_channel(DEPTH + 2);
     (tx, prx, ChunkReader::new(rx, ptx, hash_tar))
 }
+
+/// Microseconds the decompressor spent blocked on a full queue, and the
+/// extractor on an empty one (process totals; for benchmarks/tuning).
+pub static WAIT_SEND: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub static WAIT_RECV: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Shared abort flag.
 pub type AbortFlag = Arc<AtomicBool>;
