@@ -24,66 +24,11 @@ def bytes_size(size: float) -> str:
     return f"{'%.4g' % size}{_BINARY[i]}"
 
 
-def _client_version() -> dict[str, Any]:
-    from .. import __version__
-    from .client import API_VERSION
-
-    return {"Platform": {"Name": "Dockyard"}, "Version": __version__, "ApiVersion": API_VERSION,
-            "DefaultAPIVersion": API_VERSION, "GitCommit": "dockyard",
-            "GoVersion": "python" + platform.python_version(), "Os": "linux",
-            "Arch": "amd64", "BuildTime": "", "Context": "default"}
-
-
 def version(format: Optional[str] = typer.Option(None, "-f", "--format")) -> None:
     """Show the Dockyard version information"""
-    from .client import APIError, ConnectError
+    from .fast import show_version
 
-    cv = _client_version()
-    server = None
-    err = None
-    try:
-        server = client().get_json("/version")
-    except (APIError, ConnectError) as e:
-        err = str(e)
-    if format:
-        from .output import print_one
-
-        print_one(format, {"Client": cv, "Server": server}, name="version")
-        if err:
-            print(err, file=sys.stderr)
-            raise SystemExit(1)
-        return
-    out = [f"Client: {cv['Platform']['Name']}",
-           f" Version:           {cv['Version']}",
-           f" API version:       {cv['ApiVersion']}",
-           f" Go version:        {cv['GoVersion']}",
-           f" Git commit:        {cv['GitCommit']}",
-           f" Built:             {cv['BuildTime']}",
-           f" OS/Arch:           {cv['Os']}/{cv['Arch']}",
-           f" Context:           {cv['Context']}"]
-    if server:
-        name = (server.get("Platform") or {}).get("Name", "")
-        out += ["", f"Server:{' ' + name if name else ''}"]
-        for comp in server.get("Components") or []:
-            d = comp.get("Details") or {}
-            out.append(f" {comp['Name']}:")
-            if comp["Name"] == "Engine":
-                out += [f"  Version:          {comp['Version']}",
-                        f"  API version:      {d.get('ApiVersion')} (minimum version "
-                        f"{d.get('MinAPIVersion')})",
-                        f"  Go version:       {d.get('GoVersion')}",
-                        f"  Git commit:       {d.get('GitCommit')}",
-                        f"  Built:            {d.get('BuildTime')}",
-                        f"  OS/Arch:          {d.get('Os')}/{d.get('Arch')}",
-                        f"  Experimental:     {d.get('Experimental')}"]
-            else:
-                out.append(f"  Version:          {comp['Version']}")
-                for k, v in d.items():
-                    out.append(f"  {k}:{' ' * max(16 - len(k), 1)}{v}")
-    sys.stdout.write("\n".join(out) + "\n")
-    if err:
-        print(err, file=sys.stderr)
-        raise SystemExit(1)
+    show_version(format)
 
 
 def info(format: Optional[str] = typer.Option(None, "-f", "--format")) -> None:
@@ -95,7 +40,9 @@ def info(format: Optional[str] = typer.Option(None, "-f", "--format")) -> None:
         print_one(format, data)
         return
     p = data.get("Plugins") or {}
-    lines = ["Client:", f" Version:    {_client_version()['Version']}", " Context:    default",
+    from .fast import client_version
+
+    lines = ["Client:", f" Version:    {client_version()['Version']}", " Context:    default",
              f" Debug Mode: {'true' if G.debug else 'false'}", "", "Server:",
              f" Containers: {data['Containers']}", f"  Running: {data['ContainersRunning']}",
              f"  Paused: {data['ContainersPaused']}", f"  Stopped: {data['ContainersStopped']}",

@@ -1,0 +1,159 @@
+"""Commands that must start fast run here without loading Typer.
+
+Typer (and the pydantic it imports) costs ~80 ms before a command runs, more
+than the whole budget of `dockyard version`. `main()` parses the global
+options and these commands' few flags by hand, and hands anything else
+(`--help`, an unknown flag, every other command) to the Typer app.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Any, Callable
+
+from .common import G, client
+
+# option -> (Globals attribute, takes a value)
+GLOBAL_OPTS = {
+    "-H": ("host", True), "--host": ("host", True), "--tls": ("tls", False),
+    "--tlsverify": ("tlsverify", False), "--tlscacert": ("tlscacert", True),
+    "--tlscert": ("tlscert", True), "--tlskey": ("tlskey", True),
+    "-D": ("debug", False), "--debug": ("debug", False), "-l": (None, True),
+    "--log-level": (None, True),
+}
+
+
+def _split(arg: str) -> tuple[str, str | None]:
+    if arg.startswith("--") and "=" in arg:
+        k, v = arg.split("=", 1)
+        return k, v
+    return arg, None
+
+
+def parse_globals(argv: list[str]) -> int | None:
+    """Apply the global options in front of the command; returns the index of
+    the command, or None when something needs Typer's parser."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if not a.startswith("-"):
+            return i
+        k, v = _split(a)
+        spec = GLOBAL_OPTS.get(k)
+        if spec is None:
+            return None
+        attr, takes = spec
+        if takes:
+            if v is None:
+                i += 1
+                if i >= len(argv):
+                    return None
+                v = argv[i]
+            if attr:
+                setattr(G, attr, v)
+        elif attr:
+            setattr(G, attr, True)
+        i += 1
+    return None
+
+
+def parse_options(args: list[str], spec: dict[str, str]) -> dict[str, Any] | None:
+    """`spec` maps option spellings to keyword names (all take a value)."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        k, v = _split(args[i])
+        name = spec.get(k)
+        if name is None:
+            return None
+        if v is None:
+            i += 1
+            if i >= len(args):
+                return None
+            v = args[i]
+        out[name] = v
+        i += 1
+    return out
+
+
+def client_version() -> dict[str, Any]:
+    from .. import __version__
+    from .client import API_VERSION
+
+    return {"Platform": {"Name": "Dockyard"}, "Version": __version__, "ApiVersion": API_VERSION,
+            "DefaultAPIVersion": API_VERSION, "GitCommit": "dockyard",
+            "GoVersion": "python" + platform.python_version(), "Os": "linux",
+            "Arch": "amd64", "BuildTime": "", "Context": "default"}
+
+
+def show_version(format: str | None) -> None:
+    from .client import APIError, ConnectError
+
+    cv = client_version()
+    server = None
+    err = None
+    try:
+        server = client().get_json("/version")
+    except (APIError, ConnectError) as e:
+        err = str(e)
+    if format:
+        from .output import print_one
+
+        print_one(format, {"Client": cv, "Server": server}, name="version")
+        if err:
+            print(err, file=sys.stderr)
+            raise SystemExit(1)
+        return
+    out = [f"Client: {cv['Platform']['Name']}",
+           f" Version:           {cv['Version']}",
+           f" API version:       {cv['ApiVersion']}",
+           f" Go version:        {cv['GoVersion']}",
+           f" Git commit:        {cv['GitCommit']}",
+           f" Built:             {cv['BuildTime']}",
+           f" OS/Arch:           {cv['Os']}/{cv['Arch']}",
+           f" Context:           {cv['Context']}"]
+    if server:
+        name = (server.get("Platform") or {}).get("Name", "")
+        out += ["", f"Server:{' ' + name if name else ''}"]
+        for comp in server.get("Components") or []:
+            d = comp.get("Details") or {}
+            out.append(f" {comp['Name']}:")
+            if comp["Name"] == "Engine":
+                out += [f"  Version:          {comp['Version']}",
+                        f"  API version:      {d.get('ApiVersion')} (minimum version "
+                        f"{d.get('MinAPIVersion')})",
+                        f"  Go version:       {d.get('GoVersion')}",
+                        f"  Git commit:       {d.get('GitCommit')}",
+                        f"  Built:            {d.get('BuildTime')}",
+                        f"  OS/Arch:          {d.get('Os')}/{d.get('Arch')}",
+                        f"  Experimental:     {d.get('Experimental')}"]
+            else:
+                out.append(f"  Version:          {comp['Version']}")
+                for k, v in d.items():
+                    out.append(f"  {k}:{' ' * max(16 - len(k), 1)}{v}")
+    sys.stdout.write("\n".join(out) + "\n")
+    if err:
+        print(err, file=sys.stderr)
+        raise SystemExit(1)
+
+
+FAST: dict[str, tuple[Callable[..., None], dict[str, str]]] = {
+    "version": (show_version, {"-f": "format", "--format": "format"}),
+}
+
+
+def try_fast(argv: list[str]) -> bool:
+    """Run argv here if it is a fast command; False hands it to Typer."""
+    if any(a in ("--help", "-h") for a in argv):
+        return False
+    i = parse_globals(argv)
+    if i is None or argv[i] not in FAST:
+        return False
+    fn, spec = FAST[argv[i]]
+    opts = parse_options(argv[i + 1:], spec)
+    if opts is None:
+        return False
+    defaults = {name: None for name in spec.values()}
+    fn(**{**defaults, **opts})
+    return True
