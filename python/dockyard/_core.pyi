@@ -36,15 +36,30 @@ def extract_layer_file(src: str, target: str, whiteouts: Whiteouts = "overlay") 
 
     whiteouts="overlay": `.wh.x` becomes a 0/0 char device `x`, `.wh..wh..opq` sets
     `trusted.overlay.opaque=y` on its directory. whiteouts="naive": deletions are
-    applied to `target` (which holds a copy of the parent, as vfs/btrfs do)."""
+    applied to `target` (which holds a copy of the parent, as vfs/btrfs do).
+
+    Compression is detected from magic bytes; digest and diff_id are computed in
+    the same pass (the tar stream is drained to its end, padding included).
+    Every path stays beneath `target` (openat2 RESOLVE_IN_ROOT). Raises
+    UnsafePath for a breakout (`..` above the root, hardlink target outside,
+    symlink target climbing above the root), LayerCorrupt for a bad or truncated
+    stream, OSError otherwise. On any failure `target` is emptied again, so pass
+    a fresh directory (in naive mode: a copy of the parent that you discard)."""
 
 class LayerUnpacker:
-    """Streaming extraction: feed chunks as they arrive (HTTP body, pull)."""
+    """Streaming extraction: feed chunks as they arrive (HTTP body, pull).
+
+    Decompression and file writes run on two background threads; `write`
+    hands `bytes` over without copying (other buffers are copied) and blocks,
+    without the GIL, while the extractor is behind. Errors surface from the
+    next `write` or from `finish`; the target is then empty (see
+    extract_layer_file). Dropping an unfinished unpacker aborts it."""
     def __init__(self, target: str, whiteouts: Whiteouts = "overlay") -> None: ...
     def write(self, data: bytes) -> None: ...
     def finish(self) -> LayerInfo:
         """Wait for extraction to end; raises LayerCorrupt on a bad/truncated stream."""
-    def abort(self) -> None: ...
+    def abort(self) -> None:
+        """Stop and empty the target (no-op after a successful finish)."""
 
 def create_layer(
     root: str,
@@ -53,12 +68,17 @@ def create_layer(
     overlay_upper: bool = False,
     parent_root: str | None = None,
 ) -> LayerInfo:
-    """Write a layer tar of `root` to a path or an open fd.
+    """Write a layer tar of `root` to a path or an open fd (not closed).
 
+    Shaped like Docker's (Go archive/tar, PAX): sorted walk order, no root
+    entry, PAX records only for long/non-ASCII names, big ids and
+    `SCHILY.xattr.*`, mtimes in seconds, hardlinks by (dev, ino), sockets
+    skipped; user/group names are left empty. gzip is level 6, zstd level 3.
     overlay_upper: `root` is an overlay upper dir; 0/0 char devices become
-    `.wh.<name>` entries, opaque dirs get `.wh..wh..opq`.
+    `.wh.<name>` entries (mode 0600, as moby writes them), opaque dirs get
+    `.wh..wh..opq`, overlayfs' own trusted.overlay.* xattrs are dropped.
     parent_root: write only the changes from `parent_root` to `root` (vfs/btrfs),
-    with whiteouts for deletions."""
+    with whiteouts for deletions (mode 0)."""
 
 # --- union (storage driver primitives) ----------------------------------------
 # Errors: MountError (mount/unmount), StorageDriverError (btrfs misuse: not on
