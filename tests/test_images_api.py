@@ -85,7 +85,12 @@ def test_image_not_found(daemon):
     with pytest.raises(APIError) as e:
         daemon.client().get_json("/images/nosuchimage/json")
     assert e.value.status == 404
-    assert e.value.message == "No such image: nosuchimage:latest"
+    assert e.value.message == "no such image: nosuchimage: No such image: nosuchimage:latest"
+    for method, path in (("DELETE", "/images/nosuchimage"), ("GET", "/images/nosuchimage/history"),
+                         ("POST", "/images/nosuchimage/tag?repo=x")):
+        r = daemon.client().request(method, path, check=False)
+        assert (r.status, r.json()) == (404, {"message": "No such image: nosuchimage:latest"})
+        r.close()
     r = daemon.cli("rmi", "nosuchimage", check=False)
     assert r.returncode == 1
     assert r.stderr.decode().strip() == \
@@ -208,7 +213,8 @@ def test_docker_cli_image_commands(daemon, busybox_tar, tmp_path):
     assert "Loaded image: dcli:1" in out
     r = daemon.docker("rmi", "dcli:nope", check=False)
     assert r.returncode == 1
-    assert r.stderr.decode().strip() == "Error response from daemon: No such image: dcli:nope"
+    # docker 20.10's CLI turns the daemon's 404 into its own wording
+    assert r.stderr.decode().strip() == "Error: No such image: dcli:nope"
 
 
 @pytest.mark.dockerd

@@ -42,7 +42,7 @@ class Engine:
         self.db = Database(self.root / "dockyard.db")
         self.driver = select_driver(self.root, storage_driver, storage_opts or {})
         self.blobs = BlobStore(self.root)
-        self.layers = LayerStore(self.db, self.driver)
+        self.layers = LayerStore(self.db, self.driver, self.root)
         self.images = ImageStore(self.db, self.layers)
         self.layers.gc()
         self._lock = threading.RLock()
@@ -154,10 +154,10 @@ class Engine:
             if len(parts) > 1:
                 arch = parts[1]
 
-        def extract(target: str, whiteouts: str):
+        def extract(target: str, whiteouts: str, split: str):
             if isinstance(src, (str, os.PathLike)):
-                return _core.extract_layer_file(str(src), target, whiteouts)
-            unpacker = _core.LayerUnpacker(target, whiteouts)
+                return _core.extract_layer_file(str(src), target, whiteouts, split)
+            unpacker = _core.LayerUnpacker(target, whiteouts, split)
             try:
                 chunks = iter(src.read, b"") if hasattr(src, "read") else src
                 for chunk in chunks:
@@ -170,7 +170,6 @@ class Engine:
         layer = self.layers.register(None, extract)
         comment = message or f"Imported from {source_name}"
         config = imported_config(layer.diff_id, comment, cfg, arch, os_name)
-        config["config"] = container_config(cfg)
         img = self.images.create(encode(config))
         if ref is not None:
             self.images.tag(img.id, str(ref))

@@ -249,7 +249,7 @@ def load(engine: "Engine", src: IO[bytes] | Iterable[bytes],
                     if progress:
                         progress({"status": "Loading layer", "id": want.split(":")[1][:12]})
                     layer = engine.layers.register(
-                        parent, lambda t, w, p=str(path): _core.extract_layer_file(p, t, w))
+                        parent, lambda t, w, s, p=str(path): _core.extract_layer_file(p, t, w, s))
                     if layer.diff_id != want:
                         engine.layers.release(layer.chain_id)
                         raise LayerCorrupt(f"invalid diffID for layer {i}: calculated "

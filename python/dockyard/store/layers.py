@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from .. import _core
@@ -20,8 +21,9 @@ from ..graphdriver.base import GraphDriver
 from ..ids import chain_ids, generate_id
 from .db import Database
 
-Extract = Callable[[str, str], "_core.LayerInfo"]
-"""Extract a diff into (target dir, whiteout mode) and return what was read."""
+Extract = Callable[[str, str, str], "_core.LayerInfo"]
+"""Extract a diff into (target dir, whiteout mode, tar-split path) and return
+what was read; the extractor writes the tar-split record to that path."""
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,15 @@ def _row(r) -> Layer:
 
 
 class LayerStore:
-    def __init__(self, db: Database, driver: GraphDriver) -> None:
+    def __init__(self, db: Database, driver: GraphDriver, root: Path) -> None:
         self.db = db
         self.driver = driver
+        # Tar-split records (how to rebuild each layer's exact tar), by cache ID.
+        self.splits = root / "tarsplit"
+        self.splits.mkdir(exist_ok=True, mode=0o700)
+
+    def split_path(self, cache_id: str) -> Path:
+        return self.splits / cache_id
 
     def get(self, chain_id: str) -> Layer:
         r = self.db.one("SELECT * FROM layers WHERE chain_id=?", (chain_id,))
@@ -71,10 +79,12 @@ class LayerStore:
         parent_layer = self.get(parent) if parent else None
         cache_id = generate_id()
         self.driver.create(cache_id, parent_layer.cache_id if parent_layer else None)
+        split = self.split_path(cache_id)
         try:
-            info = extract(self.driver.diff_path(cache_id), self.driver.whiteouts)
+            info = extract(self.driver.diff_path(cache_id), self.driver.whiteouts, str(split))
         except BaseException:
             self.driver.remove(cache_id)
+            split.unlink(missing_ok=True)
             raise
         chain_id = chain_ids([parent, info.diff_id])[-1] if parent else info.diff_id
         existing = None
@@ -91,6 +101,7 @@ class LayerStore:
         if existing is not None:
             # Same content already stored: keep the old copy, drop the new one.
             self.driver.remove(cache_id)
+            split.unlink(missing_ok=True)
             return existing
         return Layer(chain_id, info.diff_id, parent, cache_id, info.size)
 
@@ -117,23 +128,33 @@ class LayerStore:
                 c.execute("DELETE FROM layers WHERE chain_id=?", (chain_id,))
             layer = _row(r)
             self.driver.remove(layer.cache_id)
+            self.split_path(layer.cache_id).unlink(missing_ok=True)
             freed += layer.size
             chain_id = layer.parent
         return freed
 
     def gc(self) -> None:
-        """Remove driver directories that no row names (left by a crash)."""
+        """Remove driver directories and records that no row names (a crash
+        between extraction and the row's commit leaves them)."""
         known = {r["cache_id"] for r in self.db.query("SELECT cache_id FROM layers")}
         for cache_id in self.driver.list_ids():
             if cache_id not in known and not self.driver.is_container_layer(cache_id):
                 self.driver.remove(cache_id)
+        for p in self.splits.iterdir():
+            if p.name not in known:
+                p.unlink(missing_ok=True)
 
     def total_size(self) -> int:
         r = self.db.one("SELECT COALESCE(SUM(size), 0) AS s FROM layers")
         return int(r["s"]) if r else 0
 
-    def write_layer_tar(self, chain_id: str, dest: str | int, compression: str = "none"):
-        """Write the layer's tar to a path or fd; returns its LayerInfo."""
+    def write_layer_tar(self, chain_id: str, dest: str | int):
+        """Write the layer's exact original tar (its diff ID is the recorded
+        one) to a path or fd; returns its LayerInfo."""
         layer = self.get(chain_id)
+        split = self.split_path(layer.cache_id)
+        if split.exists():
+            return _core.assemble_layer(str(split), self.driver.diff_path(layer.cache_id), dest)
+        # No record (a layer made by commit): the driver's diff is the original.
         parent = self.get(layer.parent).cache_id if layer.parent else None
-        return self.driver.diff(layer.cache_id, parent, dest, compression)
+        return self.driver.diff(layer.cache_id, parent, dest, "none")

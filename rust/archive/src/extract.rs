@@ -23,9 +23,11 @@
 use crate::error::{show, Ctx, Error, Result};
 use crate::fsops::{self, clean_entry_name, clean_link_target, fs_err, split_parent, symlink_escapes, Root};
 use crate::pipeline::{self, ChunkReader};
+use crate::tarsplit::{Recorder, SplitReader};
 use crate::LayerInfo;
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -70,6 +72,34 @@ pub fn extract_file(src: &Path, target: &Path, whiteouts: Whiteouts, abort: &Ato
 /// Extract a (maybe compressed) tar stream into the existing directory
 /// `target`. `abort` is polled; setting it makes this return `Aborted`.
 pub fn extract<R: BufRead + Send>(src: R, target: &Path, whiteouts: Whiteouts, abort: &AtomicBool) -> Result<LayerInfo> {
+    extract_inner(src, target, whiteouts, abort, false).map(|(info, _)| info)
+}
+
+/// Like [`extract`], and also returns the layer's tar-split record (see
+/// [`crate::tarsplit`]), from which the exact tar stream can be rebuilt.
+pub fn extract_with_split<R: BufRead + Send>(
+    src: R,
+    target: &Path,
+    whiteouts: Whiteouts,
+    abort: &AtomicBool,
+) -> Result<(LayerInfo, Vec<u8>)> {
+    extract_inner(src, target, whiteouts, abort, true).map(|(info, split)| (info, split.unwrap_or_default()))
+}
+
+/// [`extract_file`] with a tar-split record.
+pub fn extract_file_with_split(src: &Path, target: &Path, whiteouts: Whiteouts, abort: &AtomicBool) -> Result<(LayerInfo, Vec<u8>)> {
+    let f = File::open(src).ctx(|| format!("open layer {}", src.display()))?;
+    let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::Sequential);
+    extract_with_split(BufReader::with_capacity(1 << 20, f), target, whiteouts, abort)
+}
+
+fn extract_inner<R: BufRead + Send>(
+    src: R,
+    target: &Path,
+    whiteouts: Whiteouts,
+    abort: &AtomicBool,
+    record_split: bool,
+) -> Result<(LayerInfo, Option<Vec<u8>>)> {
     fsops::raise_nofile_limit();
     let mut root = Root::open(target)?;
     let (tx, pool_rx, reader) = pipeline::channel(true);
@@ -80,20 +110,38 @@ pub fn extract<R: BufRead + Send>(src: R, target: &Path, whiteouts: Whiteouts, a
             .spawn_scoped(s, move || pipeline::decompress_into(src, tx, pool_rx, abort))
             .map_err(|e| Error::io("spawn decompression thread", e))?;
         let mut ex = Extractor::new(&mut root, whiteouts, abort);
+        if record_split {
+            ex.split = Some(Rc::new(RefCell::new(Recorder::new())));
+        }
         let res = ex.run(reader);
+        let split = ex.split.take();
         if res.is_err() {
             // Stop the reading side promptly (a streaming source polls this).
             abort.store(true, Ordering::Relaxed);
         }
         let src_res = dec.join().unwrap_or_else(|_| Err(Error::corrupt("decompression thread panicked")));
         match (res, src_res) {
-            (Ok((size, diff_id)), Ok(sum)) => Ok(LayerInfo {
-                digest: sum.digest,
-                diff_id,
-                size,
-                compressed_size: sum.compressed_size,
-                compression: sum.compression,
-            }),
+            (Ok((size, diff_id)), Ok(sum)) => {
+                let split = match split {
+                    Some(rec) => Some(
+                        Rc::try_unwrap(rec)
+                            .map_err(|_| Error::corrupt("tar-split recorder still shared"))?
+                            .into_inner()
+                            .finish()?,
+                    ),
+                    None => None,
+                };
+                Ok((
+                    LayerInfo {
+                        digest: sum.digest,
+                        diff_id,
+                        size,
+                        compressed_size: sum.compressed_size,
+                        compression: sum.compression,
+                    },
+                    split,
+                ))
+            }
             // A tar error caused by the decompressor going away: its own error says why.
             (Err(ex), Err(de)) => {
                 if broken.load(Ordering::Relaxed) && !is_stopped(&de) {
@@ -293,6 +341,8 @@ struct Extractor<'a> {
     ancestors: HashSet<Vec<u8>>,
     buf: Vec<u8>,
     userns: bool,
+    /// Records the non-content bytes of the stream when a tar-split is asked for.
+    split: Option<Rc<RefCell<Recorder>>>,
 }
 
 impl<'a> Extractor<'a> {
@@ -306,12 +356,13 @@ impl<'a> Extractor<'a> {
             ancestors: HashSet::new(),
             buf: vec![0u8; 1 << 20],
             userns: fsops::in_user_ns(),
+            split: None,
         }
     }
 
     /// Returns (tar stream size, diff ID).
     fn run(&mut self, reader: ChunkReader) -> Result<(u64, String)> {
-        let mut ar = tar::Archive::new(reader);
+        let mut ar = tar::Archive::new(SplitReader::new(reader, self.split.clone()));
         {
             let entries = ar.entries().map_err(tar_err)?;
             for e in entries {
@@ -322,13 +373,18 @@ impl<'a> Extractor<'a> {
                 self.entry(&mut e)?;
             }
         }
-        let mut reader = ar.into_inner();
-        if reader.broken {
+        let mut sreader = ar.into_inner();
+        if sreader.inner.broken {
             return Err(Error::corrupt("decompression failed"));
         }
-        if reader.eof && reader.count > 0 {
+        if sreader.inner.eof && sreader.inner.count > 0 {
             return Err(Error::corrupt("truncated tar stream: no end-of-archive marker"));
         }
+        if self.split.is_some() {
+            // Trailing bytes belong to the stream (and its diff ID): record them.
+            std::io::copy(&mut sreader, &mut std::io::sink()).map_err(tar_err)?;
+        }
+        let mut reader = sreader.inner;
         // Trailing padding (and anything else) is part of the diff ID.
         reader.drain().map_err(tar_err)?;
         if reader.broken {
@@ -598,6 +654,15 @@ impl<'a> Extractor<'a> {
         };
         let mut f = File::from(fd);
         let gnu_sparse = e.header().entry_type().is_gnu_sparse();
+        if let Some(rec) = &self.split {
+            // Plain contents are re-read from the file when the tar is rebuilt;
+            // sparse data stays in the record. The position check makes sure
+            // the stream really is at this entry's first content byte.
+            let mut rec = rec.borrow_mut();
+            if !gnu_sparse && !meta.sparse.is_pax_sparse() && rec.pos() == e.raw_file_position() {
+                rec.begin_file(name, e.size());
+            }
+        }
         if meta.sparse.is_pax_sparse() {
             self.write_pax_sparse(e, &mut f, name, meta)?;
         } else {

@@ -27,11 +27,18 @@ pub struct Recorder {
     out: Vec<u8>,
     raw: Vec<u8>,
     file_left: u64,
+    /// Stream bytes seen so far.
+    pos: u64,
 }
 
 impl Recorder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Stream offset of the next byte to be read.
+    pub fn pos(&self) -> u64 {
+        self.pos
     }
 
     fn flush_raw(&mut self) {
@@ -57,6 +64,7 @@ impl Recorder {
     }
 
     fn observe(&mut self, mut data: &[u8]) {
+        self.pos += data.len() as u64;
         if self.file_left > 0 {
             let k = (self.file_left.min(data.len() as u64)) as usize;
             self.file_left -= k as u64;

@@ -74,12 +74,46 @@ fn whiteouts(s: &str) -> PyResult<da::Whiteouts> {
 
 /// Extract a (maybe compressed) layer tarball into `target` (an existing,
 /// fresh dir). On failure the target is emptied again.
+/// With `split`, also write the layer's tar-split record to that path.
 #[pyfunction]
-#[pyo3(signature = (src, target, whiteouts = "overlay"))]
-fn extract_layer_file(py: Python<'_>, src: PathBuf, target: PathBuf, whiteouts: &str) -> PyResult<LayerInfo> {
+#[pyo3(signature = (src, target, whiteouts = "overlay", split = None))]
+fn extract_layer_file(py: Python<'_>, src: PathBuf, target: PathBuf, whiteouts: &str, split: Option<PathBuf>) -> PyResult<LayerInfo> {
     let wh = self::whiteouts(whiteouts)?;
     let abort = AtomicBool::new(false);
-    py.detach(|| da::extract::extract_file(&src, &target, wh, &abort)).map(Into::into).map_err(err)
+    py.detach(|| match &split {
+        None => da::extract::extract_file(&src, &target, wh, &abort),
+        Some(sp) => {
+            let (info, rec) = da::extract::extract_file_with_split(&src, &target, wh, &abort)?;
+            write_split(sp, &rec)?;
+            Ok(info)
+        }
+    })
+    .map(Into::into)
+    .map_err(err)
+}
+
+/// Write a tar-split record under a temporary name, then rename it in place.
+fn write_split(path: &std::path::Path, data: &[u8]) -> da::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).map_err(|e| da::Error::io(format!("write {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| da::Error::io(format!("rename {}", path.display()), e))
+}
+
+/// Rebuild the exact tar stream of a layer from its tar-split record and its
+/// extracted files, into a path or an fd (not closed). `digest` and `diff_id`
+/// of the result are both the sha256 of that tar.
+#[pyfunction]
+fn assemble_layer(py: Python<'_>, split: PathBuf, root: PathBuf, dest: Dest) -> PyResult<LayerInfo> {
+    py.detach(|| -> da::Result<da::LayerInfo> {
+        let rec = std::fs::read(&split).map_err(|e| da::Error::io(format!("read {}", split.display()), e))?;
+        let file = open_dest(&dest)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let (diff_id, size) = da::tarsplit::assemble(&rec, &root, &mut w)?;
+        std::io::Write::flush(&mut w).map_err(|e| da::Error::io("write layer tar", e))?;
+        Ok(da::LayerInfo { digest: diff_id.clone(), diff_id, size, compressed_size: size, compression: da::Compression::None })
+    })
+    .map(Into::into)
+    .map_err(err)
 }
 
 // ---------------------------------------------------------------------------
@@ -225,8 +259,8 @@ fn unstash(k: u8, m: &str) -> PyErr {
 #[pymethods]
 impl LayerUnpacker {
     #[new]
-    #[pyo3(signature = (target, whiteouts = "overlay"))]
-    fn new(target: PathBuf, whiteouts: &str) -> PyResult<Self> {
+    #[pyo3(signature = (target, whiteouts = "overlay", split = None))]
+    fn new(target: PathBuf, whiteouts: &str, split: Option<PathBuf>) -> PyResult<Self> {
         let wh = self::whiteouts(whiteouts)?;
         if !target.is_dir() {
             return Err(PyOSError::new_err((libc_enotdir(&target), format!("target is not a directory: {}", target.display()))));
@@ -239,7 +273,11 @@ impl LayerUnpacker {
             .name("dockyard-unpack".into())
             .spawn(move || {
                 let src = ChanSource { rx, cur: None, pos: 0, abort: a2.clone() };
-                let r = da::extract::extract(src, &target, wh, &a2);
+                let r = match &split {
+                    None => da::extract::extract(src, &target, wh, &a2),
+                    Some(sp) => da::extract::extract_with_split(src, &target, wh, &a2)
+                        .and_then(|(info, rec)| write_split(sp, &rec).map(|_| info)),
+                };
                 if r.is_err() {
                     f2.store(true, Ordering::Release);
                 }
@@ -337,6 +375,26 @@ impl<'py> FromPyObject<'_, 'py> for Dest {
     }
 }
 
+/// A writable file for `dest`: a dup of the caller's fd, or a new file.
+fn open_dest(dest: &Dest) -> da::Result<std::fs::File> {
+    Ok(match dest {
+        Dest::Fd(fd) => {
+            if *fd < 0 {
+                return Err(da::Error::io("dest fd", io::Error::from_raw_os_error(9)));
+            }
+            // SAFETY: borrowed only for the dup; the caller keeps its fd.
+            let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
+            std::fs::File::from(b.try_clone_to_owned().map_err(|e| da::Error::io("dup dest fd", e))?)
+        }
+        Dest::Path(p) => std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(p)
+            .map_err(|e| da::Error::io(format!("create {}", p.display()), e))?,
+    })
+}
+
 /// Write a layer tar of `root` to a path or an open fd (not closed).
 #[pyfunction]
 #[pyo3(signature = (root, dest, compression = "none", overlay_upper = false, parent_root = None))]
@@ -352,22 +410,7 @@ fn create_layer(
         .ok_or_else(|| PyValueError::new_err(format!("compression must be 'none', 'gzip' or 'zstd', not {compression:?}")))?;
     let opts = da::create::CreateOptions { compression, overlay_upper, parent_root };
     py.detach(|| -> da::Result<da::LayerInfo> {
-        let file = match &dest {
-            Dest::Fd(fd) => {
-                if *fd < 0 {
-                    return Err(da::Error::io("dest fd", io::Error::from_raw_os_error(9)));
-                }
-                // SAFETY: borrowed only for the dup; the caller keeps its fd.
-                let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
-                std::fs::File::from(b.try_clone_to_owned().map_err(|e| da::Error::io("dup dest fd", e))?)
-            }
-            Dest::Path(p) => std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(p)
-                .map_err(|e| da::Error::io(format!("create {}", p.display()), e))?,
-        };
+        let file = open_dest(&dest)?;
         da::create::create_layer(&root, file, &opts)
     })
     .map(Into::into)
@@ -379,5 +422,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LayerUnpacker>()?;
     m.add_function(wrap_pyfunction!(extract_layer_file, m)?)?;
     m.add_function(wrap_pyfunction!(create_layer, m)?)?;
+    m.add_function(wrap_pyfunction!(assemble_layer, m)?)?;
     Ok(())
 }

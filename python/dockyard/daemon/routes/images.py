@@ -9,7 +9,7 @@ from aiohttp import web
 from ... import filters as image_filters
 from ... import reference
 from ...engine import Engine
-from ...errors import DockyardError, InvalidParameter
+from ...errors import DockyardError, ImageNotFound, InvalidParameter
 from ...store.images import Image
 from ..errors import message_of
 from ..streams import JSONMessages, ResponseWriter, body_chunks, start_stream
@@ -80,9 +80,15 @@ async def list_images(request: web.Request) -> web.Response:
 
 async def inspect_image(request: web.Request) -> web.Response:
     eng = engine(request)
+    name = request.match_info["name"]
 
     def work() -> dict:
-        return image_inspect(eng, eng.get_image(request.match_info["name"]))
+        try:
+            img = eng.get_image(name)
+        except ImageNotFound as e:
+            # dockerd's inspect wraps the store's message with the name asked for.
+            raise ImageNotFound(f"no such image: {name}: {e}") from None
+        return image_inspect(eng, img)
 
     return json_response(await blocking(work))
 
