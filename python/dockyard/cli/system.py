@@ -97,13 +97,14 @@ def df(verbose: bool = typer.Option(False, "-v", "--verbose"),
     imgs = data.get("Images") or []
     total = data.get("LayersSize", 0)
     active = sum(1 for i in imgs if i.get("Containers", 0) > 0)
-    reclaim = sum(i["Size"] - i.get("SharedSize", 0) for i in imgs if i.get("Containers", 0) == 0)
-    if reclaim > total:
-        reclaim = total
-    pct = f" ({int(reclaim * 100 / total) if total else 0}%)"
+    # docker's formula: everything but what images in use hold on their own
+    used = sum(i["VirtualSize"] - i["SharedSize"] for i in imgs
+               if i.get("Containers", 0) and i.get("SharedSize", -1) != -1)
+    reclaim = total - used
+    pct = f" ({reclaim * 100 // total}%)" if total else ""
     rows = [
         {"Type": "Images", "TotalCount": str(len(imgs)), "Active": str(active),
-         "Size": human_size(total), "Reclaimable": human_size(reclaim) + (pct if total else "")},
+         "Size": human_size(total), "Reclaimable": human_size(reclaim) + pct},
         {"Type": "Containers", "TotalCount": "0", "Active": "0", "Size": "0B",
          "Reclaimable": "0B"},
         {"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B",
@@ -142,6 +143,14 @@ def df(verbose: bool = typer.Option(False, "-v", "--verbose"),
     print("CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED")
 
 
+def sorted_maps(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: sorted_maps(v[k]) for k in sorted(v)}
+    if isinstance(v, list):
+        return [sorted_maps(x) for x in v]
+    return v
+
+
 def inspect_objects(names: list[str], format: str | None, kind: str | None) -> None:
     from .client import APIError, path_quote
 
@@ -163,8 +172,9 @@ def inspect_objects(names: list[str], format: str | None, kind: str | None) -> N
     if format:
         from .output import print_one
 
+        # docker decodes raw inspect JSON into Go maps, whose keys print sorted.
         for r in results:
-            print_one(format, r)
+            print_one(format, sorted_maps(r))
     else:
         from .output import print_json_indent
 

@@ -36,11 +36,12 @@ class Image:
 
     @property
     def repo_tags(self) -> list[str]:
-        return [reference.familiar_string(r) for r in self.refs if "@" not in r]
+        # dockerd's reference store lists them in lexical order
+        return sorted(reference.familiar_string(r) for r in self.refs if "@" not in r)
 
     @property
     def repo_digests(self) -> list[str]:
-        return [reference.familiar_string(r) for r in self.refs if "@" in r]
+        return sorted(reference.familiar_string(r) for r in self.refs if "@" in r)
 
     @property
     def created_unix(self) -> int:
