@@ -24,6 +24,8 @@ def rootfs_tar() -> Path:
     tar = CACHE / "debian-minbase.tar"
     if tar.exists():
         return tar
+    if (CACHE / "layer.tar").exists():  # made by bench/extract.py
+        return CACHE / "layer.tar"
     root = CACHE / "debian-minbase"
     if not (root / "bin").exists():
         subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(root)], check=True,

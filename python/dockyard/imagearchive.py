@@ -68,8 +68,11 @@ def save(engine: "Engine", names: list[str], out: IO[bytes]) -> None:
             # Saved by ID: no tags, as in Docker.
             pass
     tmp = engine.new_tempdir()
+    # Big writes: each one may cross a thread boundary to reach the socket.
+    buffered = io.BufferedWriter(out, 1 << 20) if not isinstance(out, io.BufferedIOBase) else out
     try:
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        with tarfile.open(fileobj=buffered, mode="w|", format=tarfile.PAX_FORMAT,
+                          copybufsize=1 << 20) as tar:
             _add_dir(tar, "blobs")
             _add_dir(tar, "blobs/sha256")
             written: set[str] = set()
@@ -130,6 +133,7 @@ def save(engine: "Engine", names: list[str], out: IO[bytes]) -> None:
             _add_bytes(tar, "manifest.json", json.dumps(manifest_json,
                                                         separators=(",", ":")).encode())
             _add_bytes(tar, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        buffered.flush()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
