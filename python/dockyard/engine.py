@@ -33,7 +33,9 @@ Progress = Callable[[dict[str, Any]], None]
 class Engine:
     def __init__(self, root: str | os.PathLike = "/var/lib/dockyard",
                  storage_driver: str | None = None,
-                 storage_opts: dict[str, str] | None = None) -> None:
+                 storage_opts: dict[str, str] | None = None,
+                 exec_root: str | os.PathLike = "/var/run/dockyard",
+                 default_ulimits: list[dict[str, Any]] | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.tmp = self.root / "tmp"
@@ -44,7 +46,10 @@ class Engine:
         self.blobs = BlobStore(self.root)
         self.layers = LayerStore(self.db, self.driver, self.root)
         self.images = ImageStore(self.db, self.layers)
-        self.layers.gc()
+        from .containers.service import ContainerService
+
+        self.containers = ContainerService(self, exec_root, default_ulimits=default_ulimits)
+        self.layers.gc(keep=self._container_layer_ids())
         self._lock = threading.RLock()
 
     def close(self) -> None:
@@ -83,7 +88,11 @@ class Engine:
             return self.images.delete(name, force=force, prune=prune, users=self._image_users())
 
     def _image_users(self) -> dict[str, list[tuple[str, bool]]]:
-        return {}
+        return self.containers.image_users()
+
+    def _container_layer_ids(self) -> set[str]:
+        ids = {c.id for c in self.containers.all()}
+        return ids | {f"{i}-init" for i in ids}
 
     def image_size(self, img: Image) -> int:
         return self.images.size(img)

@@ -42,6 +42,21 @@ CREATE TABLE IF NOT EXISTS refs (
 );
 CREATE INDEX IF NOT EXISTS refs_image ON refs(image_id);
 
+-- Containers: their Docker Config/HostConfig and last known State, as JSON.
+-- Whether a container runs is decided by its supervisor (the shim's files),
+-- the State here is what the daemon last saw (and reconciles at start-up).
+CREATE TABLE IF NOT EXISTS containers (
+    id              TEXT PRIMARY KEY,
+    name            TEXT NOT NULL UNIQUE,  -- with docker's leading "/"
+    image_id        TEXT NOT NULL,
+    created         TEXT NOT NULL,
+    config          TEXT NOT NULL,
+    hostconfig      TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    restart_count   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
+
 CREATE TABLE IF NOT EXISTS meta (
     key             TEXT PRIMARY KEY,
     value           TEXT NOT NULL

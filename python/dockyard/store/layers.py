@@ -133,12 +133,13 @@ class LayerStore:
             chain_id = layer.parent
         return freed
 
-    def gc(self) -> None:
+    def gc(self, keep: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         """Remove driver directories and records that no row names (a crash
-        between extraction and the row's commit leaves them)."""
+        between extraction and the row's commit leaves them). `keep` holds the
+        container layers that still have a container."""
         known = {r["cache_id"] for r in self.db.query("SELECT cache_id FROM layers")}
         for cache_id in self.driver.list_ids():
-            if cache_id not in known and not self.driver.is_container_layer(cache_id):
+            if cache_id not in known and cache_id not in keep:
                 self.driver.remove(cache_id)
         for p in self.splits.iterdir():
             if p.name not in known:

@@ -1,0 +1,72 @@
+"""The shim's attach socket (`<state>/attach.sock`), from the daemon's side.
+
+Frames are `[type u8][len u32 BE][payload]`. Daemon to shim: 0 stdin data,
+1 close stdin, 2 resize (rows u16, cols u16), 3 signal (i32), 4 start,
+5 hello (stream mask: 1 stdin, 2 stdout, 4 stderr). Shim to daemon: 1 stdout,
+2 stderr, 3 exit (JSON), 5 start result (JSON).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from typing import Any
+
+STDIN, CLOSE_STDIN, RESIZE, SIGNAL, START, HELLO = 0, 1, 2, 3, 4, 5
+OUT, ERR, EXIT, START_RESULT = 1, 2, 3, 5
+
+
+class ShimConnection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, path: str, mask: int = 7) -> "ShimConnection":
+        reader, writer = await asyncio.open_unix_connection(path, limit=1 << 20)
+        conn = cls(reader, writer)
+        await conn.send(HELLO, bytes((mask,)))
+        return conn
+
+    async def send(self, kind: int, payload: bytes = b"") -> None:
+        self.writer.write(struct.pack(">BI", kind, len(payload)) + payload)
+        await self.writer.drain()
+
+    async def stdin(self, data: bytes) -> None:
+        await self.send(STDIN, data)
+
+    async def close_stdin(self) -> None:
+        await self.send(CLOSE_STDIN)
+
+    async def resize(self, rows: int, cols: int) -> None:
+        await self.send(RESIZE, struct.pack(">HH", rows, cols))
+
+    async def signal(self, sig: int) -> None:
+        await self.send(SIGNAL, struct.pack(">i", sig))
+
+    async def start(self) -> dict[str, Any]:
+        """Tell a shim started with --wait-start to run the process."""
+        await self.send(START)
+        while True:
+            kind, payload = await self.recv()
+            if kind == START_RESULT:
+                return json.loads(payload or b"{}")
+            if kind == -1:
+                return {"error": "the container's supervisor went away", "exit_code": 128}
+
+    async def recv(self) -> tuple[int, bytes]:
+        """The next frame, or (-1, b"") at the end."""
+        try:
+            head = await self.reader.readexactly(5)
+            kind, n = struct.unpack(">BI", head)
+            payload = await self.reader.readexactly(n) if n else b""
+            return kind, payload
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return -1, b""
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        except Exception:  # noqa: BLE001
+            pass
