@@ -126,3 +126,95 @@ def btrfs_subvolume_delete(path: str) -> None:
 
 def is_btrfs_subvolume(path: str) -> bool:
     """True for the root directory of a btrfs subvolume (inode 256 on btrfs)."""
+
+# --- runtime (execution driver, native) --------------------------------------
+# The container is cloned by a per-container `dockyard-shim` (bundled at
+# `shim_path()`), never inside the Python process. The shim double-forks into
+# its own session, so it outlives the daemon. Files in its state dir:
+#   spec.json (written by spawn_shim), shim.pid, pid (container process, host
+#   pid ns), exit.json (atomic; {"exit_code", "signal", "oom_killed", "pid",
+#   "started_at", "finished_at"[, "error"]}), attach.sock (removed at exit),
+#   shim.log (debug only).
+# Spec JSON (all keys optional but rootfs/args; see `default_spec`):
+#   rootfs, readonly_rootfs, args, env ["K=v"], cwd, user {uid, gid,
+#   additional_gids, umask}, hostname, domainname, namespaces [{type, path?}]
+#   (pid mount uts ipc network cgroup; `path` joins e.g. /proc/N/ns/net),
+#   mounts [{destination, type, source, options}] (OCI options: ro, nosuid,
+#   bind/rbind, rprivate/rslave/rshared..., others become fs data; type
+#   "cgroup" mounts the container's cgroup view), masked_paths,
+#   readonly_paths, capabilities {bounding, effective, permitted, inheritable,
+#   ambient} (null = Docker's 14), no_new_privileges, rlimits [{type:
+#   "RLIMIT_NOFILE", soft, hard}], seccomp ("default" | "unconfined" | null),
+#   cgroup {path: "/dockyard/<id>", resources {memory, memory_swap,
+#   memory_reservation, cpu_shares, cpu_quota, cpu_period, cpuset_cpus,
+#   cpuset_mems, pids_limit}}, oom_score_adj, terminal, console_size [rows,
+#   cols], sysctl {"net.ipv4.ip_forward": "1"}.
+# Attach socket protocol (SOCK_STREAM, frames `>BI` type + length, payload):
+#   to shim:   0 stdin data | 1 close stdin | 2 resize (>HH rows, cols) |
+#              3 signal (>i) | 4 start (wait_start) | 5 hello (mask byte:
+#              1 stdin, 2 stdout, 4 stderr; default all)
+#   from shim: 1 stdout | 2 stderr | 3 exit (exit.json payload, then close) |
+#              5 start result (JSON {} or {"error", "exit_code"})
+
+class ContainerStartError(DockyardError):  # noqa: F821 (dockyard.errors.DockyardError)
+    """The process could not be started. `exit_code`: Docker's (127 command not
+    found, 126 not executable, 128/125 other). Message as Docker's, e.g.
+    'exec: "nosuchcmd": executable file not found in $PATH'."""
+    exit_code: int
+
+class _ShimInfo(dict):  # the dict returned by spawn_shim
+    shim_pid: int
+    pid: int
+    created: bool
+    attach_socket: str
+    exit_file: str
+
+def shim_path() -> str:
+    """$DOCKYARD_SHIM, else `<dockyard package>/_bin/dockyard-shim`."""
+
+def spawn_shim(
+    id: str,
+    state_dir: str,
+    spec_json: str,
+    log_path: str | None = None,
+    tty: bool = False,
+    open_stdin: bool = False,
+    log_max_size: int = 0,
+    log_max_file: int = 1,
+    wait_start: bool = False,
+    exec_pid: int | None = None,
+    shim: str | None = None,
+    debug: bool = False,
+) -> dict:
+    """Start a shim that creates the container (or, with `exec_pid`, runs the
+    spec's process inside the running container whose init is `exec_pid`:
+    joins its cgroup and namespaces; uses args/env/cwd/user/caps/rlimits/
+    terminal/seccomp of the spec). Returns once the process has exec'd (or,
+    with `wait_start`, is parked just before execve until a start frame):
+    {"shim_pid", "pid", "created", "attach_socket", "exit_file"}.
+    `log_path`: json-file log (`{"log","stream","time"}` lines), rotated at
+    `log_max_size` bytes keeping `log_max_file` files (0 = no limit). `tty`:
+    pty allocated in the container's devpts, output logged as stdout.
+    `open_stdin`: stdin fed from attach clients, else /dev/null.
+    Raises ContainerStartError (with exit_code) when setup or exec fails,
+    ValueError for an invalid spec. The container's cgroup is removed by the
+    shim when the container exits. Releases the GIL."""
+
+def wait_pid(pid: int, timeout: float | None = None) -> bool:
+    """Wait (pidfd + poll) until any process `pid` has exited; False on
+    timeout. Doesn't reap. Use on shim_pid, then read exit.json."""
+
+def default_spec(rootfs: str, args: Sequence[str]) -> str:
+    """Spec JSON with what `docker run` uses: namespaces pid, mount, uts, ipc,
+    network, cgroup; Docker's mounts (/proc, /dev tmpfs + devices, /dev/pts
+    newinstance, /sys ro, /sys/fs/cgroup ro, /dev/mqueue, /dev/shm); masked
+    and read-only /proc and /sys paths; the 14 default capabilities; seccomp
+    "default"; PATH."""
+
+def remove_cgroup(path: str) -> None:
+    """Kill what's left in cgroup `path` and rmdir it in every hierarchy
+    (no error if absent). Not recursive."""
+
+def cgroup_dirs(path: str) -> list[str]:
+    """Directories of cgroup `path` in every mounted hierarchy (v1
+    controllers + unified, or the single v2 tree)."""

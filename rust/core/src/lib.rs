@@ -9,6 +9,7 @@ use std::path::PathBuf;
 mod errors;
 mod py_archive;
 mod py_union;
+mod py_runtime;
 
 use dockyard_archive::digest;
 
@@ -71,5 +72,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Sha256>()?;
     py_archive::register(m)?;
     py_union::register(m)?;
+    py_runtime::register(m)?;
     Ok(())
 }

@@ -116,7 +116,22 @@ fn main() {
     }
     if pid > 0 {
         drop(rep_w);
-        let out = sys::read_to_end(rep_r.as_raw_fd()).unwrap_or_default();
+        // One line; not EOF: a container parked at the start gate still holds the pipe.
+        let mut out = Vec::new();
+        let mut b = [0u8; 512];
+        loop {
+            let n = unsafe { libc::read(rep_r.as_raw_fd(), b.as_mut_ptr() as *mut libc::c_void, b.len()) };
+            if n < 0 && sys::errno() == libc::EINTR {
+                continue;
+            }
+            if n <= 0 {
+                break;
+            }
+            out.extend_from_slice(&b[..n as usize]);
+            if out.contains(&b'\n') {
+                break;
+            }
+        }
         let out = String::from_utf8_lossy(&out);
         let line = if out.trim().is_empty() { "{\"error\":\"shim died during start-up\",\"exit_code\":125}".to_string() } else { out.trim().to_string() };
         println!("{line}");
@@ -226,12 +241,12 @@ impl Shim {
         let rep = report.as_raw_fd();
         let fail = |msg: String, code: i32| {
             let line = serde_json::json!({"error": msg, "exit_code": code}).to_string() + "\n";
-            let _ = sys::write_all(rep, line.as_bytes());
             write_atomic(
                 Path::new("."),
                 "exit.json",
                 serde_json::json!({"exit_code": code, "signal": null, "oom_killed": false, "finished_at": now_str(), "error": msg}).to_string().as_bytes(),
             );
+            let _ = sys::write_all(rep, line.as_bytes());
         };
         write_atomic(Path::new("."), "shim.pid", std::process::id().to_string().as_bytes());
         let spec_text = match std::fs::read_to_string(&args.spec) {
