@@ -227,7 +227,8 @@ def test_not_executable(env):
 
 def test_namespaces_pid1_hostname_proc(env):
     code, out, _ = env.run(["sh", "-c", "echo $$; hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo;"
-                                        " grep -c ' /proc proc ' /proc/mounts; ls /sys/class/net"],
+                                        " grep -c ' /proc proc ' /proc/mounts; ls /sys/class/net;"
+                                        " cat /sys/class/net/lo/operstate"],
                            hostname="box1")
     assert code == 0, out
     lines = out.splitlines()
@@ -235,7 +236,7 @@ def test_namespaces_pid1_hostname_proc(env):
     assert lines[1] == "box1"
     assert lines[2].startswith("sh -c")
     assert lines[3] == "1"
-    assert lines[4:] == ["lo"]
+    assert lines[4:] == ["lo", "unknown"]  # lo is up (its operstate is "unknown" when up)
 
 
 def test_masked_and_readonly_paths(env):

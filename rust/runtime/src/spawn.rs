@@ -364,6 +364,20 @@ fn finish_parent(
     }
 }
 
+/// A new network namespace starts with `lo` down; Docker containers have it up.
+fn loopback_up() -> Result<()> {
+    unsafe {
+        let fd = sys::owned(libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0), || "socket".into())?;
+        let mut req: libc::ifreq = std::mem::zeroed();
+        req.ifr_name[0] = b'l' as libc::c_char;
+        req.ifr_name[1] = b'o' as libc::c_char;
+        sys::check(libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req), || "get lo flags".into())?;
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        sys::check(libc::ioctl(fd.as_raw_fd(), libc::SIOCSIFFLAGS, &req), || "bring lo up".into())?;
+    }
+    Ok(())
+}
+
 fn reset_signals() {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -406,6 +420,9 @@ fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[(libc::c_in
     }
     if spec.namespaces.iter().any(|n| n.kind == "cgroup" && n.path.is_none()) {
         sys::check(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) }, || "unshare cgroup namespace".into())?;
+    }
+    if spec.namespaces.iter().any(|n| ns::flag(&n.kind) == libc::CLONE_NEWNET && n.path.is_none()) {
+        loopback_up()?;
     }
     if let Some(adj) = spec.oom_score_adj {
         sys::write_file("/proc/self/oom_score_adj", &adj.to_string())?;
