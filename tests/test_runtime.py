@@ -475,3 +475,34 @@ def test_shim_rss_small(env):
     assert rss_kb <= 2048, rss_kb
     os.kill(r["pid"], signal.SIGKILL)
     env.wait(r)
+
+
+def test_bind_mounts(env, tmp_path):
+    src = tmp_path / "vol"
+    src.mkdir()
+    (src / "data").write_text("from-host\n")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
+    mounts = json.loads(_core.default_spec("/", ["x"]))["mounts"] + [
+        {"destination": "/data", "type": "bind", "source": str(src), "options": ["rbind", "rprivate"]},
+        {"destination": "/ro", "type": "bind", "source": str(src), "options": ["rbind", "ro"]},
+        {"destination": "/etc/hosts", "type": "bind", "source": str(hosts), "options": ["rbind", "rprivate"]},
+    ]
+    code, out, _ = env.run(["sh", "-c", "cat /data/data; echo w > /data/new; touch /ro/x 2>/dev/null && echo rw || echo ro;"
+                                        " cat /etc/hosts"], mounts=mounts)
+    assert code == 0, out
+    assert out.splitlines() == ["from-host", "ro", "127.0.0.1 localhost"]
+    assert (src / "new").read_text() == "w\n"
+    # Nothing leaked into the host's mount table.
+    assert not mounts_under(env.rootfs)
+
+
+def test_exec_with_tty(env):
+    c = env.start(["sleep", "30"])
+    e = env.start(["sh", "-c", "tty; stty size"], exec_pid=c["pid"], tty=True, console_size=[24, 80])
+    ex = env.wait(e)
+    assert ex["exit_code"] == 0
+    lines = env.output(e).split("\r\n")
+    assert lines[0].startswith("/dev/pts/") and lines[1] == "24 80"
+    os.kill(c["pid"], signal.SIGKILL)
+    env.wait(c)
