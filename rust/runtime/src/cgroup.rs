@@ -419,6 +419,34 @@ mod tests {
         assert_eq!(l.hierarchies[2].controllers, vec!["name=systemd".to_string()]);
     }
     #[test]
+    fn v2_resources_on_a_fake_tree() {
+        // A plain directory standing in for a cgroup2 mount: files are created by the writes.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("cgroup.controllers"), "cpuset cpu io memory pids\n").unwrap();
+        let layout = Layout { hierarchies: vec![Hierarchy { mountpoint: d.path().into(), controllers: vec![], v2: true }] };
+        let res = Resources {
+            memory: Some(64 << 20),
+            memory_swap: Some(96 << 20),
+            cpu_shares: Some(512),
+            cpu_quota: Some(50000),
+            cpu_period: Some(100000),
+            pids_limit: Some(0),
+            ..Default::default()
+        };
+        let cg = Cgroup::create("/dockyard/c1", &res, &layout).unwrap();
+        let leaf = d.path().join("dockyard/c1");
+        let r = |f: &str| std::fs::read_to_string(leaf.join(f)).unwrap();
+        assert_eq!(r("memory.max"), (64 << 20).to_string());
+        assert_eq!(r("memory.swap.max"), (32 << 20).to_string());
+        assert_eq!(r("cpu.weight"), "20"); // 1 + (510 * 9999) / 262142
+        assert_eq!(r("cpu.max"), "50000 100000");
+        assert_eq!(r("pids.max"), "max");
+        // Controllers were enabled for the children of the root.
+        assert!(std::fs::read_to_string(d.path().join("cgroup.subtree_control")).unwrap().starts_with('+'));
+        assert_eq!(cg.dirs, vec![leaf]);
+    }
+
+    #[test]
     fn parse_v2() {
         let l = Layout::parse("30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n");
         assert!(l.is_pure_v2());
