@@ -225,6 +225,16 @@ class Client:
                         if chunk:
                             s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
                     s.sendall(b"0\r\n\r\n")
+            return self._response(s, check)
+        except (BrokenPipeError, ConnectionResetError) as e:
+            s.close()
+            raise ConnectError(f"error during connect: {e}") from None
+        except BaseException:
+            s.close()
+            raise
+
+    def _response(self, s: socket.socket, check: bool) -> Response:
+        try:
             rfile = s.makefile("rb")
             status_line = rfile.readline()
             if not status_line:
@@ -250,6 +260,26 @@ class Client:
                 msg = data.decode(errors="replace").strip()
             raise APIError(status, msg)
         return resp
+
+    def hijack(self, method: str, path: str, params: dict[str, Any] | None = None,
+               body: bytes | None = None) -> "Hijacked":
+        """A request whose connection becomes a raw two-way stream (attach,
+        exec start): `Upgrade: tcp`, answered by 101 (or 200 by old daemons)."""
+        s = self._connect()
+        hdrs = {"Host": "docker", "User-Agent": "Dockyard-Client/0.1.0",
+                "Connection": "Upgrade", "Upgrade": "tcp",
+                "Content-Length": str(len(body or b""))}
+        if body:
+            hdrs["Content-Type"] = "application/json"
+        head = f"{method} {self.url(path, params)} HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+        try:
+            s.sendall(head.encode() + (body or b""))
+            resp = self._response(s, True)
+        except BaseException:
+            s.close()
+            raise
+        return Hijacked(s, resp.rfile)
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         r = self.request("GET", path, params)
@@ -282,6 +312,45 @@ class Client:
             return r.status == 200
         except ConnectError:
             return False
+
+
+class Hijacked:
+    """The raw stream of an upgraded connection: read() what the daemon sends
+    (b"" at its end), send() input, close_write() at input's end."""
+
+    def __init__(self, sock: socket.socket, rfile: Any) -> None:
+        self.sock = sock
+        self.rfile = rfile
+
+    def read(self, n: int = 1 << 16) -> bytes:
+        try:
+            return self.rfile.read1(n)
+        except (ConnectionResetError, OSError):
+            return b""
+
+    def read_exact(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            c = self.read(n - len(buf))
+            if not c:
+                break
+            buf += c
+        return buf
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close_write(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 def json_messages(resp: Response) -> Iterator[dict[str, Any]]:

@@ -143,11 +143,30 @@ FAST: dict[str, tuple[Callable[..., None], dict[str, str]]] = {
 }
 
 
+def _run_or_create(args: list[str], cmd: str) -> bool:
+    """`run`/`create` without Typer (runflags.py); --help goes to Typer."""
+    from . import runflags
+
+    try:
+        runflags.parse_args(args, cmd)
+    except runflags.UsageError:
+        if "--help" in args[:args.index("--") if "--" in args else len(args)]:
+            return False
+    code = runflags.run_run(args) if cmd == "run" else runflags.run_create(args)
+    sys.stdout.flush()
+    raise SystemExit(code)
+
+
 def try_fast(argv: list[str]) -> bool:
     """Run argv here if it is a fast command; False hands it to Typer."""
+    i = parse_globals(argv)
+    if i is not None and argv[i] in ("run", "create"):
+        return _run_or_create(argv[i + 1:], argv[i])
+    if (i is not None and argv[i] == "container" and i + 1 < len(argv)
+            and argv[i + 1] in ("run", "create")):
+        return _run_or_create(argv[i + 2:], argv[i + 1])
     if any(a in ("--help", "-h") for a in argv):
         return False
-    i = parse_globals(argv)
     if i is None or argv[i] not in FAST:
         return False
     fn, spec = FAST[argv[i]]
