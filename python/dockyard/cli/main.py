@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from . import image, system
+from . import container, image, system
 from .common import G
 
 app = typer.Typer(
@@ -36,6 +36,7 @@ def options(
     G.tlscacert, G.tlscert, G.tlskey, G.debug = tlscacert, tlscert, tlskey, debug
 
 
+app.add_typer(container.app, name="container")
 app.add_typer(image.app, name="image")
 app.add_typer(system.app, name="system")
 app.command("images")(image.list_images)
@@ -48,6 +49,8 @@ app.command("load")(image.load)
 app.command("version")(system.version)
 app.command("info")(system.info)
 app.command("inspect")(system.inspect)
+for _name, _fn, _kw in container.COMMANDS:
+    app.command(_name, **_kw)(_fn)
 
 
 @app.command("daemon", context_settings={"ignore_unknown_options": False})

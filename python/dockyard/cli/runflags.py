@@ -618,6 +618,17 @@ def run_create(argv: list[str]) -> int:
 
     try:
         opts, changed, image, cmd = parse_args(argv, "create")
+    except UsageError as e:
+        print(f"{e}\nSee 'docker create --help'.", file=sys.stderr)
+        return 125
+    return create_parsed(opts, changed, image, cmd)
+
+
+def create_parsed(opts: dict[str, Any], changed: set[str], image: str, cmd: list[str]) -> int:
+    from .client import APIError, ConnectError
+    from .common import client
+
+    try:
         body, query = build_create(opts, changed, image, cmd, run=False)
         cid = create_container(client(), opts, body, query)
     except UsageError as e:
@@ -641,6 +652,17 @@ def run_run(argv: list[str]) -> int:
 
     try:
         opts, changed, image, cmd = parse_args(argv, "run")
+    except UsageError as e:
+        print(f"{e}\nSee 'docker run --help'.", file=sys.stderr)
+        return 125
+    return run_parsed(opts, changed, image, cmd)
+
+
+def run_parsed(opts: dict[str, Any], changed: set[str], image: str, cmd: list[str]) -> int:
+    from .client import APIError, ConnectError
+    from .common import client
+
+    try:
         body, query = build_create(opts, changed, image, cmd, run=True)
     except UsageError as e:
         print(f"{e}\nSee 'docker run --help'.", file=sys.stderr)

@@ -151,13 +151,22 @@ def sorted_maps(v: Any) -> Any:
     return v
 
 
-def inspect_objects(names: list[str], format: str | None, kind: str | None) -> None:
+def inspect_objects(names: list[str], format: str | None, kind: str | None,
+                    size: bool = False) -> None:
     from .client import APIError, path_quote
 
     results: list[Any] = []
     failed = False
     for n in names:
         try:
+            if kind in (None, "container"):
+                try:
+                    results.append(client().get_json(f"/containers/{path_quote(n)}/json",
+                                                     {"size": size or None}))
+                    continue
+                except APIError as e:
+                    if e.status != 404 or kind == "container":
+                        raise
             if kind in (None, "image"):
                 results.append(client().get_json(f"/images/{path_quote(n)}/json"))
                 continue
@@ -188,7 +197,7 @@ def inspect(names: List[str] = typer.Argument(..., metavar="NAME|ID [NAME|ID...]
             type: Optional[str] = typer.Option(None, "--type"),
             size: bool = typer.Option(False, "-s", "--size")) -> None:
     """Return low-level information on Dockyard objects"""
-    inspect_objects(names, format, type)
+    inspect_objects(names, format, type, size)
 
 
 app.command("df")(df)
