@@ -231,9 +231,11 @@ class ContainerService:
         raise StartError(f"failed to create shim task: OCI runtime create failed: {msg}: "
                          "unknown", code)
 
-    def start(self, ref: str) -> str | None:
+    def start(self, ref: str, release: Any = None) -> str | None:
         """Start (or, if prepared by an attach, release) the container's process.
-        Returns NOT_MODIFIED when it already runs."""
+        Returns NOT_MODIFIED when it already runs. `release(c)` may send the
+        start frame over an attach connection already open (so the attached
+        client is registered before the first byte of output)."""
         c = self.get(ref)
         with self.lock(c.id):
             c = self.get(c.id)
@@ -243,7 +245,7 @@ class ContainerService:
                 raise Conflict("cannot start a paused container, try unpause instead")
             started = now_rfc3339()
             if c.state.get("Prepared"):
-                res = self._release_prepared(c)
+                res = self._release_prepared(c, release)
             else:
                 res = self.spawn(c, wait_start=False)
             self._mark_running(c, res, started)
@@ -261,7 +263,7 @@ class ContainerService:
             self._save(c)
         return c
 
-    def _release_prepared(self, c: Container) -> dict[str, Any]:
+    def _release_prepared(self, c: Container, release: Any = None) -> dict[str, Any]:
         import asyncio
 
         from .attach import ShimConnection
@@ -273,7 +275,9 @@ class ContainerService:
             finally:
                 conn.close()
 
-        out = asyncio.run(go())
+        out = release(c) if release is not None else None
+        if out is None:
+            out = asyncio.run(go())
         if out.get("error"):
             self._unmount(c.id)
             c.state.pop("Prepared", None)
@@ -329,7 +333,7 @@ class ContainerService:
             self.driver_cleanup_mount(cid)
             if c.hostconfig.get("AutoRemove"):
                 self._remove_files(c)
-                return None
+                c.removed = True  # type: ignore[attr-defined]
         return c
 
     def driver_cleanup_mount(self, cid: str) -> None:

@@ -13,7 +13,8 @@ log = logging.getLogger("dockyard.api")
 
 
 def error_response(status: int, message: str) -> web.Response:
-    return web.Response(status=status, text=json.dumps({"message": message}) + "\n",
+    # No charset parameter: docker's client compares the media type exactly.
+    return web.Response(status=status, body=(json.dumps({"message": message}) + "\n").encode(),
                         content_type="application/json")
 
 

@@ -42,9 +42,12 @@ async def serve(cfg: DaemonConfig) -> None:
         storage_driver = (os.environ.get("DOCKYARD_DRIVER") or os.environ.get("DOCKER_DRIVER")
                           or cfg.storage_driver)
         engine = await asyncio.to_thread(Engine, cfg.data_root, storage_driver,
-                                         cfg.storage_opts)
+                                         cfg.storage_opts, cfg.exec_root)
         log.info("storage driver: %s", engine.driver.name)
         app = build_app(engine, cfg)
+        # Containers whose shims outlived the previous daemon are watched again.
+        for cid in await asyncio.to_thread(engine.containers.recover):
+            app["monitor"].watch(cid)
         runner = web.AppRunner(app, handle_signals=False, access_log=None if not cfg.debug
                                else logging.getLogger("aiohttp.access"))
         await runner.setup()
@@ -58,6 +61,7 @@ async def serve(cfg: DaemonConfig) -> None:
         log.info("Processing signal, shutting down")
     finally:
         if runner is not None:
+            runner.app["monitor"].close()
             await runner.cleanup()
         for h in cfg.hosts:
             if h.startswith("unix://"):

@@ -85,11 +85,13 @@ def build_app(engine: Engine, config: DaemonConfig) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=0)
     app["engine"] = engine
     app["config"] = config
-    from .routes import images, system
+    from .routes import containers, images, system
 
+    app["monitor"] = containers.Monitor(engine.containers)
     routes = VersionedApp()
     system.register(routes)
     images.register(routes)
+    containers.register(routes)
     for method, path, handler in routes.routes:
         app.router.add_route(method, path, handler)
         app.router.add_route(method, r"/v{version:\d+\.\d+}" + path, _checked(handler))

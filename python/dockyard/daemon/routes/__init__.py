@@ -31,4 +31,5 @@ def qbool(request: web.Request, name: str, default: bool = False) -> bool:
 def json_response(data: Any, status: int = 200) -> web.Response:
     import json
 
-    return web.Response(status=status, text=json.dumps(data), content_type="application/json")
+    return web.Response(status=status, body=json.dumps(data).encode(),
+                        content_type="application/json")

@@ -49,6 +49,9 @@ def _info(request: web.Request) -> dict:
     cfg = request.app["config"]
     name, osver = sysinfo.os_release()
     images = eng.images.all()
+    cs = eng.containers.all()
+    running = sum(1 for c in cs if c.state.get("Running") and not c.state.get("Paused"))
+    paused = sum(1 for c in cs if c.state.get("Paused"))
     warnings = []
     if not sysinfo.swap_limit_supported():
         warnings.append("WARNING: No swap limit support")
@@ -56,7 +59,8 @@ def _info(request: web.Request) -> dict:
         warnings.append("WARNING: API is accessible on http:// without encryption.")
     return {
         "ID": eng.daemon_id(),
-        "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+        "Containers": len(cs), "ContainersRunning": running, "ContainersPaused": paused,
+        "ContainersStopped": len(cs) - running - paused,
         "Images": len(images),
         "Driver": eng.driver.name,
         "DriverStatus": [list(x) for x in eng.storage_status()],
