@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import struct
 from typing import Any
 
@@ -24,7 +25,16 @@ class ShimConnection:
 
     @classmethod
     async def open(cls, path: str, mask: int = 7) -> "ShimConnection":
-        reader, writer = await asyncio.open_unix_connection(path, limit=1 << 20)
+        if len(path.encode()) < 100:
+            reader, writer = await asyncio.open_unix_connection(path, limit=1 << 20)
+        else:
+            # sun_path holds 108 bytes: reach a deep socket through its directory's fd.
+            dirfd = os.open(os.path.dirname(path), os.O_PATH | os.O_CLOEXEC)
+            try:
+                short = f"/proc/self/fd/{dirfd}/{os.path.basename(path)}"
+                reader, writer = await asyncio.open_unix_connection(short, limit=1 << 20)
+            finally:
+                os.close(dirfd)
         conn = cls(reader, writer)
         await conn.send(HELLO, bytes((mask,)))
         return conn

@@ -1,0 +1,168 @@
+"""Containers through the daemon: the real docker CLI and the docker SDK against
+Dockyard, real namespaces and cgroups, and survival across a daemon kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import Daemon, mounts_under, unmount_all
+
+
+@pytest.fixture(scope="module")
+def bb(daemon, busybox_tar):
+    daemon.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    return "busybox"
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_containers(daemon):
+    yield
+    ids = daemon.client().get_json("/containers/json", {"all": 1})
+    for c in ids:
+        daemon.client().request("DELETE", f"/containers/{c['Id']}", {"force": 1},
+                                check=False).close()
+
+
+def test_docker_run_output_and_exit_codes(daemon, bb):
+    r = daemon.docker("run", "--rm", bb, "echo", "hi")
+    assert r.stdout == b"hi\n"
+    r = daemon.docker("run", "--rm", bb, "sh", "-c", "echo out; echo err >&2; exit 3",
+                      check=False)
+    assert (r.returncode, r.stdout, r.stderr) == (3, b"out\n", b"err\n")
+    r = daemon.docker("run", "--rm", bb, "nosuchcmd", check=False)
+    assert r.returncode == 127
+    assert b'exec: "nosuchcmd": executable file not found in $PATH' in r.stderr
+    r = daemon.docker("run", "--rm", bb, "/etc/passwd", check=False)
+    assert r.returncode == 126
+    # --rm containers are gone
+    assert daemon.client().get_json("/containers/json", {"all": 1}) == []
+
+
+def test_docker_run_stdin(daemon, bb):
+    r = daemon.docker("run", "--rm", "-i", bb, "cat", input=b"hello\nworld\n")
+    assert r.stdout == b"hello\nworld\n"
+
+
+def test_isolation_defaults(daemon, bb):
+    r = daemon.docker("run", "--rm", bb, "sh", "-c",
+                      "echo $$; hostname; grep CapEff /proc/self/status; ls /.dockerenv")
+    pid, host, capeff, marker = r.stdout.decode().split("\n")[:4]
+    assert pid == "1"
+    assert len(host) == 12
+    assert capeff.split()[1] == "00000000a80425fb"
+    assert marker == "/.dockerenv"
+
+
+def test_detached_logs_ps_stop_rm(daemon, bb):
+    cid = daemon.docker("run", "-d", "--name", "sleeper", bb, "sh", "-c",
+                        "echo started; trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; "
+                        "done").stdout.decode().strip()
+    assert len(cid) == 64
+    deadline = time.time() + 10
+    while b"started" not in daemon.docker("logs", "sleeper").stdout and time.time() < deadline:
+        time.sleep(0.05)
+    ps = daemon.docker("ps").stdout.decode().splitlines()
+    assert ps[0].split()[:2] == ["CONTAINER", "ID"]
+    assert cid[:12] in ps[1] and "sleeper" in ps[1] and "Up" in ps[1]
+    insp = json.loads(daemon.docker("inspect", "sleeper").stdout)[0]
+    assert insp["State"]["Running"] is True and insp["State"]["Pid"] > 0
+    r = daemon.docker("rm", "sleeper", check=False)
+    assert r.returncode == 1 and b"You cannot remove a running container" in r.stderr
+    daemon.docker("stop", "sleeper")
+    insp = json.loads(daemon.docker("inspect", "sleeper").stdout)[0]
+    assert insp["State"]["Status"] == "exited" and insp["State"]["ExitCode"] == 0
+    assert daemon.docker("logs", "sleeper").stdout == b"started\nbye\n"
+    assert "Exited (0)" in daemon.docker("ps", "-a").stdout.decode()
+    daemon.docker("rm", "sleeper")
+    assert daemon.docker("ps", "-aq").stdout == b""
+
+
+def test_wait_and_kill(daemon, bb):
+    cid = daemon.docker("run", "-d", bb, "sleep", "30").stdout.decode().strip()
+    daemon.docker("kill", cid)
+    assert daemon.docker("wait", cid).stdout.decode().strip() == "137"
+    r = daemon.docker("kill", cid, check=False)
+    assert r.returncode == 1 and b"is not running" in r.stderr
+
+
+def test_name_conflict_and_rename(daemon, bb):
+    daemon.docker("create", "--name", "dup", bb, "true")
+    r = daemon.docker("create", "--name", "dup", bb, "true", check=False)
+    assert r.returncode == 1 and b'The container name "/dup" is already in use' in r.stderr
+    daemon.docker("rename", "dup", "dup2")
+    insp = json.loads(daemon.docker("inspect", "dup2").stdout)[0]
+    assert insp["Name"] == "/dup2"
+
+
+def test_bad_input_leaves_nothing(daemon, bb):
+    before = daemon.client().get_json("/containers/json", {"all": 1})
+    r = daemon.docker("run", "--rm", "-m", "1k", bb, "true", check=False)
+    assert r.returncode == 125 and b"Minimum memory limit allowed is 6MB" in r.stderr
+    r = daemon.docker("run", "--rm", "--ulimit", "nofile=20:10", bb, "true", check=False)
+    assert r.returncode == 125
+    r = daemon.docker("run", "--rm", "nosuchimage_xyz", "true", check=False)
+    assert r.returncode == 125
+    assert daemon.client().get_json("/containers/json", {"all": 1}) == before
+
+
+def test_resources_and_user(daemon, bb):
+    out = daemon.docker("run", "--rm", "-u", "nobody", "--ulimit", "nofile=100:200",
+                        "-m", "64m", "--pids-limit", "50", bb, "sh", "-c",
+                        "id -u; ulimit -n; cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                        "2>/dev/null || cat /sys/fs/cgroup/memory.max; "
+                        "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || "
+                        "cat /sys/fs/cgroup/pids.max").stdout.decode().split()
+    assert out == ["65534", "100", str(64 << 20), "50"]
+
+
+def test_docker_sdk(daemon, bb):
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=daemon.host)
+    try:
+        assert client.containers.run(bb, ["echo", "sdk"], remove=True) == b"sdk\n"
+        c = client.containers.run(bb, ["sh", "-c", "echo a; sleep 30"], detach=True)
+        try:
+            deadline = time.time() + 10
+            while b"a\n" not in c.logs() and time.time() < deadline:
+                time.sleep(0.05)
+            assert c.logs() == b"a\n"
+            c.reload()
+            assert c.status == "running"
+            c.kill()
+            assert c.wait()["StatusCode"] == 137
+        finally:
+            c.remove(force=True)
+    finally:
+        client.close()
+
+
+def test_containers_survive_daemon_kill9(tmp_path, busybox_tar):
+    """kill -9 of the daemon: the container keeps running, and a new daemon
+    finds it with its state and logs, then sees it exit."""
+    d = Daemon(tmp_path, "overlay")
+    d.start()
+    try:
+        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+        cid = d.docker("run", "-d", "busybox", "sh", "-c",
+                       "echo before; sleep 2; echo after").stdout.decode().strip()
+        time.sleep(0.3)
+        os.killpg(d.proc.pid, signal.SIGKILL)
+        d.proc.wait()
+        d.start()
+        insp = json.loads(d.docker("inspect", cid).stdout)[0]
+        assert insp["State"]["Running"] is True
+        assert d.docker("wait", cid).stdout.decode().strip() == "0"
+        assert d.docker("logs", cid).stdout == b"before\nafter\n"
+        d.docker("rm", cid)
+    finally:
+        d.stop()
+        leaked = mounts_under(tmp_path)
+        unmount_all(tmp_path)
+        subprocess.run(["pkill", "-9", "-f", f"dockyard-shim.*{tmp_path}"], check=False)
+        assert not leaked
