@@ -11,7 +11,7 @@ core:           ## rebuild only the Rust extension in place (fast loop)
 	cp target/release/lib_core.so python/dockyard/_core.abi3.so
 
 rust-test:
-	cargo test --release -p dockyard-archive -p dockyard-union
+	cargo test --release -p dockyard-archive -p dockyard-union -p dockyard-runtime -p dockyard-shim
 
 test: rust-test  ## the whole suite (as root): cargo tests, then pytest
 	$(PY) -m pytest -q -p no:cacheprovider tests

@@ -53,6 +53,7 @@ class Engine:
         self._lock = threading.RLock()
 
     def close(self) -> None:
+        self.containers.close()
         self.driver.cleanup()
         self.db.close()
 

@@ -488,6 +488,18 @@ class ContainerService:
                     running.append(c.id)
         return running
 
+    def close(self) -> None:
+        """At daemon exit: drop the parent cgroup if no container is left in it."""
+        try:
+            dirs = _core.cgroup_dirs(self.cgroup_parent)
+        except Exception:  # noqa: BLE001
+            return
+        for d in dirs:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
     def image_users(self) -> dict[str, list[tuple[str, bool]]]:
         out: dict[str, list[tuple[str, bool]]] = {}
         for c in self.all():
