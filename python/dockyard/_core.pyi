@@ -31,7 +31,9 @@ class LayerInfo:
     compression: str
     """"none", "gzip" or "zstd" (detected from magic bytes when extracting)."""
 
-def extract_layer_file(src: str, target: str, whiteouts: Whiteouts = "overlay") -> LayerInfo:
+def extract_layer_file(
+    src: str, target: str, whiteouts: Whiteouts = "overlay", split: str | None = None
+) -> LayerInfo:
     """Extract a (maybe compressed) layer tarball into `target` (an existing dir).
 
     whiteouts="overlay": `.wh.x` becomes a 0/0 char device `x`, `.wh..wh..opq` sets
@@ -54,12 +56,22 @@ class LayerUnpacker:
     without the GIL, while the extractor is behind. Errors surface from the
     next `write` or from `finish`; the target is then empty (see
     extract_layer_file). Dropping an unfinished unpacker aborts it."""
-    def __init__(self, target: str, whiteouts: Whiteouts = "overlay") -> None: ...
+    def __init__(
+        self, target: str, whiteouts: Whiteouts = "overlay", split: str | None = None
+    ) -> None:
+        """With `split`, the layer's tar-split record is written to that path
+        when extraction succeeds (see `assemble_layer`)."""
     def write(self, data: bytes) -> None: ...
     def finish(self) -> LayerInfo:
         """Wait for extraction to end; raises LayerCorrupt on a bad/truncated stream."""
     def abort(self) -> None:
         """Stop and empty the target (no-op after a successful finish)."""
+
+def assemble_layer(split: str, root: str, dest: str | int) -> LayerInfo:
+    """Rebuild a layer's exact original tar from its tar-split record (written
+    by extraction with `split=`) and its extracted files under `root`, to a
+    path or an fd (not closed). The result hashes to the recorded diff ID
+    unless the files changed, which raises LayerCorrupt."""
 
 def create_layer(
     root: str,

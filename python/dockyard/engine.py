@@ -81,6 +81,7 @@ class Engine:
         ref = reference.parse_normalized(repo if not tag else f"{repo}:{tag}")
         if ref.digest:
             raise InvalidParameter("refusing to create a tag with a digest reference")
+        _not_scratch(ref)
         self.images.tag(img.id, str(ref.with_default_tag()))
 
     def remove_image(self, name: str, force: bool = False, prune: bool = True
@@ -153,6 +154,7 @@ class Engine:
             ref = reference.parse_normalized(f"{repo}:{tag}" if tag else repo)
             if ref.digest:
                 raise InvalidParameter("cannot import digest reference")
+            _not_scratch(ref)
             ref = ref.with_default_tag()
         cfg: dict[str, Any] = container_config()
         if changes:
@@ -243,6 +245,12 @@ class Engine:
 
     def storage_status(self) -> list[tuple[str, str]]:
         return list(self.driver.status())
+
+
+def _not_scratch(ref: reference.Reference) -> None:
+    """`scratch` names the empty base image in Dockerfiles; no image may take it."""
+    if ref.name == "docker.io/library/scratch":
+        raise InvalidParameter("'scratch' is a reserved name")
 
 
 __all__ = ["Engine", "StorageDriverError", "json"]

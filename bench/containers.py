@@ -1,0 +1,187 @@
+"""Container start, side by side: `docker run --rm busybox true` with the docker
+CLI against Dockyard and against dockerd, `dockyard run` with our CLI, the
+Python API, and 200 detached containers (start, list, stop, remove) with the
+memory the engine holds while they run (daemon + supervisors)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import median, save, table, timeit
+
+N_MANY = int(os.environ.get("BENCH_MANY", "200"))
+
+
+def busybox_tar(work: Path) -> Path:
+    tar = work / "busybox.tar"
+    if tar.exists():
+        return tar
+    root = work / "rootfs"
+    (root / "bin").mkdir(parents=True)
+    (root / "etc").mkdir()
+    shutil.copy2(shutil.which("busybox") or "/bin/busybox", root / "bin" / "busybox")
+    for a in subprocess.run([str(root / "bin" / "busybox"), "--list"], capture_output=True,
+                            text=True).stdout.split():
+        if a != "busybox":
+            os.symlink("busybox", root / "bin" / a)
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    subprocess.run(["tar", "-C", str(root), "-cf", str(tar), "."], check=True)
+    return tar
+
+
+class Engine:
+    def __init__(self, kind: str, work: Path) -> None:
+        self.kind = kind
+        self.base = Path(tempfile.mkdtemp(prefix=f"dy-bench-{kind}-", dir="/var/tmp"))
+        self.sock = self.base / "s.sock"
+        self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}",
+                        DOCKYARD_HOST=f"unix://{self.sock}", DOCKYARD_NO_AUTOSTART="1",
+                        DOCKER_CONFIG=str(self.base / "cfg"))
+        if kind == "dockyard":
+            cmd = [sys.executable, "-m", "dockyard", "daemon", "-H", f"unix://{self.sock}",
+                   "-g", str(self.base / "root"), "-p", str(self.base / "pid"),
+                   "--exec-root", str(self.base / "exec"), "-s", "overlay"]
+        else:
+            cmd = [shutil.which("dockerd") or "dockerd", "--data-root", str(self.base / "root"),
+                   "--exec-root", str(self.base / "exec"), "-H", f"unix://{self.sock}",
+                   "--pidfile", str(self.base / "pid"), "--bridge", "none",
+                   "--iptables=false", "--storage-driver", "overlay2",
+                   "--containerd-namespace", "dy-bench"]
+        self.proc = subprocess.Popen(cmd, stdout=open(self.base / "log", "wb"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        for _ in range(600):
+            if self.sock.exists() and self.docker("version", check=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        self.docker("import", "-c", 'CMD ["sh"]', str(busybox_tar(work)), "busybox")
+
+    def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", *args], env=self.env, check=check,
+                              capture_output=True)
+
+    def rss_mib(self) -> float:
+        """RSS of the engine's processes: the daemon's process group plus shims."""
+        total = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+                if str(self.base).encode() not in cmd and b"containerd-shim" not in cmd:
+                    continue
+                if b"containerd-shim" in cmd and self.kind != "dockerd":
+                    continue
+                for line in open(f"/proc/{pid}/status"):
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                continue
+        return total / 1024
+
+    def close(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        subprocess.run(["pkill", "-f", f"containerd.*{self.base}"], check=False)
+        subprocess.run(["pkill", "-9", "-f", f"dockyard-shim.*{self.base}"], check=False)
+        for line in reversed(open("/proc/self/mounts").read().splitlines()):
+            mp = line.split()[1]
+            if mp.startswith(str(self.base)):
+                subprocess.run(["umount", "-l", mp], check=False)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def many(e: Engine, n: int) -> dict[str, float]:
+    t0 = time.perf_counter()
+    ids = [e.docker("run", "-d", "busybox", "sleep", "600").stdout.decode().strip()
+           for _ in range(n)]
+    t1 = time.perf_counter()
+    rss = e.rss_mib()
+    listed = len(e.docker("ps", "-q").stdout.split())
+    t2 = time.perf_counter()
+    e.docker("stop", "-t", "0", *ids)
+    e.docker("rm", *ids)
+    t3 = time.perf_counter()
+    assert listed == n, listed
+    return {"start_s": t1 - t0, "list_s": t2 - t1, "stop_rm_s": t3 - t2, "total_s": t3 - t0,
+            "rss_mib": rss}
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="dy-bench-ctr-"))
+    runs = int(os.environ.get("BENCH_RUNS", "15"))
+    results: dict[str, dict] = {}
+    dy = Engine("dockyard", work)
+    try:
+        results["docker_cli_dockyard"] = median(timeit(
+            lambda: dy.docker("run", "--rm", "busybox", "true"), runs, 2))
+        entry = os.path.join(os.path.dirname(sys.executable), "dockyard")
+        results["dockyard_cli"] = median(timeit(
+            lambda: subprocess.run([entry, "run", "--rm", "busybox", "true"], env=dy.env,
+                                   check=True, capture_output=True), runs, 2))
+        results["idle_rss_mib_dockyard"] = dy.rss_mib()
+        results["many_dockyard"] = many(dy, N_MANY)
+    finally:
+        dy.close()
+    from dockyard import Engine as PyEngine
+
+    base = Path(tempfile.mkdtemp(prefix="dy-bench-api-", dir="/var/tmp"))
+    eng = PyEngine(base / "root", "overlay", exec_root=base / "exec")
+    try:
+        eng.import_image(str(busybox_tar(work)), repo="busybox")
+        c = eng.containers
+
+        def api_run() -> None:
+            x = c.create({"Image": "busybox", "Cmd": ["true"]}, {})
+            c.start(x.id)
+            c.wait_exit(x.id)
+            c.remove(x.id)
+
+        results["python_api"] = median(timeit(api_run, runs, 2))
+    finally:
+        eng.close()
+        shutil.rmtree(base, ignore_errors=True)
+    if shutil.which("dockerd"):
+        ref = Engine("dockerd", work)
+        try:
+            results["docker_cli_dockerd"] = median(timeit(
+                lambda: ref.docker("run", "--rm", "busybox", "true"), runs, 2))
+            results["idle_rss_mib_dockerd"] = ref.rss_mib()
+            results["many_dockerd"] = many(ref, N_MANY)
+        finally:
+            ref.close()
+    shutil.rmtree(work, ignore_errors=True)
+    ref_run = results.get("docker_cli_dockerd", 0.0)
+    table(f"Container start, median of {runs}", [
+        ("docker run --rm busybox true, docker CLI", results["docker_cli_dockyard"], ref_run,
+         "same command against dockerd 20.10"),
+        ("dockyard run --rm busybox true", results["dockyard_cli"], ref_run,
+         "docker CLI against dockerd"),
+        ("Python API create+start+wait+rm", results["python_api"], ref_run,
+         "docker CLI against dockerd"),
+    ])
+    md, mr = results["many_dockyard"], results.get("many_dockerd", {})
+    table(f"{N_MANY} containers (run -d sleep), docker CLI", [
+        (f"start {N_MANY}", md["start_s"], mr.get("start_s", 0.0), "dockerd"),
+        ("ps", md["list_s"], mr.get("list_s", 0.0), "dockerd"),
+        ("stop -t 0 + rm", md["stop_rm_s"], mr.get("stop_rm_s", 0.0), "dockerd"),
+        ("total", md["total_s"], mr.get("total_s", 0.0), "dockerd"),
+    ])
+    print(f"RSS with {N_MANY} running: dockyard daemon+shims {md['rss_mib']:.0f} MiB, "
+          f"dockerd+containerd+shims {mr.get('rss_mib', 0):.0f} MiB; idle: "
+          f"{results['idle_rss_mib_dockyard']:.0f} vs {results.get('idle_rss_mib_dockerd', 0):.0f}"
+          " MiB")
+    save("containers", results)
+
+
+if __name__ == "__main__":
+    main()
