@@ -225,7 +225,7 @@ class Client:
                         if chunk:
                             s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
                     s.sendall(b"0\r\n\r\n")
-            return self._response(s, check)
+            return self._response(s, check, method == "HEAD")
         except (BrokenPipeError, ConnectionResetError) as e:
             s.close()
             raise ConnectError(f"error during connect: {e}") from None
@@ -233,7 +233,7 @@ class Client:
             s.close()
             raise
 
-    def _response(self, s: socket.socket, check: bool) -> Response:
+    def _response(self, s: socket.socket, check: bool, no_body: bool = False) -> Response:
         try:
             rfile = s.makefile("rb")
             status_line = rfile.readline()
@@ -251,6 +251,8 @@ class Client:
             s.close()
             raise ConnectError(f"error during connect: {e}") from None
         resp = Response(s, rfile, status, headers_in)
+        if no_body:
+            resp._remaining, resp._chunked = 0, False
         if check and status >= 400:
             data = resp.read()
             resp.close()
