@@ -5,7 +5,6 @@ mount under the test's directories is unmounted, even when a test fails."""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import signal
@@ -230,4 +229,4 @@ def ref_dockerd(tmp_path_factory):
         d.stop()
 
 
-__all__ = ["busybox_rootfs", "make_tar", "mounts_under", "io"]
+__all__ = ["busybox_rootfs", "make_tar", "mounts_under"]

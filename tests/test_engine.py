@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
-from conftest import Daemon, busybox_rootfs, make_tar, mounts_under, unmount_all
+from conftest import Daemon, make_tar, mounts_under, unmount_all
 
 
 @pytest.fixture(params=["overlay", "vfs"])
@@ -128,6 +127,3 @@ def test_kill9_during_import_keeps_store_consistent(tmp_path, busybox_tar):
         unmount_all(tmp_path)
         assert not leaked
 
-
-threading  # noqa: B018
-busybox_rootfs  # noqa: B018

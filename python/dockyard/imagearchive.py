@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import tarfile
 from pathlib import Path, PurePosixPath
@@ -290,4 +289,4 @@ def load(engine: "Engine", src: IO[bytes] | Iterable[bytes],
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-__all__ = ["save", "load", "os"]
+__all__ = ["save", "load"]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import platform
 import sys
 from typing import Any, List, Optional
 
 import typer
 
-from .common import G, call, client, host_for_display
+from .common import G, call, client
 
 app = typer.Typer(help="Manage Dockyard", no_args_is_help=True, add_completion=False)
 
@@ -202,4 +201,3 @@ def inspect(names: List[str] = typer.Argument(..., metavar="NAME|ID [NAME|ID...]
 
 app.command("df")(df)
 app.command("info")(info)
-host_for_display  # noqa: B018 - re-exported for other command groups
