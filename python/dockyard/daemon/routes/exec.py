@@ -1,0 +1,234 @@
+"""Exec routes: create, start (detached, or a hijacked stream like attach),
+resize, inspect. As dockerd 20.10: a failed start of an attached exec still
+answers with the stream and writes the error into it; the exec's ExitCode
+becomes 126 and the CLI exits with it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from typing import Any
+
+from aiohttp import web
+
+from ...containers import logs as jsonlog
+from ...containers.attach import EXIT, START_RESULT, ShimConnection
+from ...containers.execs import Exec, ExecStartError, ExecStore, runtime_error
+from ...containers.service import ContainerService
+from ...errors import Conflict, InvalidParameter
+from ..server import SERVER
+from . import blocking, engine, json_response
+from .containers import _detach_keys, _HalfCloseProtocol, _RawInput
+
+_stores: "weakref.WeakKeyDictionary[ContainerService, ExecStore]" = weakref.WeakKeyDictionary()
+
+
+def store(request: web.Request) -> ExecStore:
+    svc = engine(request).containers
+    s = _stores.get(svc)
+    if s is None:
+        s = _stores[svc] = ExecStore(svc)
+    return s
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidParameter("invalid JSON body") from None
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise InvalidParameter("invalid JSON body")
+    return body
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await _body(request)
+    if body.get("DetachKeys"):
+        _detach_keys(body["DetachKeys"])  # validate
+    e = await blocking(store(request).create, request.match_info["id"], body)
+    return json_response({"Id": e.id}, status=201)
+
+
+async def inspect(request: web.Request) -> web.Response:
+    e = await blocking(store(request).get, request.match_info["id"])
+    return json_response(e.inspect())
+
+
+async def resize(request: web.Request) -> web.Response:
+    st = store(request)
+    e = await blocking(st.get, request.match_info["id"])
+    try:
+        h, w = int(request.query.get("h") or 0), int(request.query.get("w") or 0)
+    except ValueError:
+        raise InvalidParameter("invalid resize dimensions") from None
+    # dockerd waits (up to 10 s) for a just-started exec to be ready.
+    for _ in range(200):
+        if e.running or e.exit_code is not None:
+            break
+        await asyncio.sleep(0.05)
+    if not e.running:
+        if e.exit_code is None:
+            raise Conflict("timeout waiting for exec session ready")
+        return web.Response(status=200)
+    try:
+        conn = await ShimConnection.open(st.attach_socket(e), 0)
+    except OSError:
+        return web.Response(status=200)  # it has just exited
+    try:
+        await conn.resize(h, w)
+    finally:
+        conn.close()
+    return web.Response(status=200)
+
+
+async def _spawn_and_connect(st: ExecStore, e: Exec, mask: int) -> ShimConnection:
+    """The shim, parked before execve, and a connection to it. Raises ExecStartError."""
+    try:
+        await blocking(st.spawn, e)
+    except ExecStartError:
+        st.failed(e)
+        raise
+    except Exception as err:  # noqa: BLE001
+        st.failed(e)
+        raise ExecStartError(str(err)) from err
+    try:
+        return await ShimConnection.open(st.attach_socket(e), mask)
+    except OSError as err:
+        await blocking(st.reconcile, e)
+        if e.running:
+            st.failed(e)
+        raise ExecStartError(f"exec attach failed: {err}") from err
+
+
+async def start(request: web.Request) -> web.StreamResponse:
+    st = store(request)
+    body = await _body(request)
+    e = await blocking(st.begin, request.match_info["id"])
+    if body.get("Detach"):
+        return await _start_detached(st, e)
+    upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
+    resp = web.StreamResponse(status=101 if upgrade else 200,
+                              reason="UPGRADED" if upgrade else "OK")
+    resp.headers["Content-Type"] = "application/vnd.docker.raw-stream"
+    resp.headers["Api-Version"] = "1.41"
+    resp.headers["Server"] = SERVER
+    if upgrade:
+        resp.headers["Connection"] = "Upgrade"
+        resp.headers["Upgrade"] = "tcp"
+    resp.force_close()
+    await resp.prepare(request)
+    transport = request.transport
+    assert transport is not None
+    tty = e.tty
+
+    def out(kind: int, data: bytes) -> None:
+        transport.write(data if tty else jsonlog.frame(kind, data))
+
+    inp = _RawInput()
+    proto = request.protocol
+    if e.attach_stdin:
+        proto.set_parser(inp)  # type: ignore[union-attr]
+    transport.set_protocol(_HalfCloseProtocol(proto, inp.feed_eof))
+    mask = (1 if e.attach_stdin else 0) | (2 if e.attach_stdout else 0) | \
+        (4 if e.attach_stderr else 0)
+    try:
+        conn = await _spawn_and_connect(st, e, mask)
+    except ExecStartError as err:
+        out(1, str(err).encode() + b"\r\n")
+        transport.close()
+        return resp
+    tasks: list[asyncio.Future] = []
+    try:
+        await conn.send(4)  # start: the process runs now that we listen
+        keys = _detach_keys(e.detach_keys) if tty else b""
+
+        async def pump_out() -> str:
+            while True:
+                kind, payload = await conn.recv()
+                if kind in (1, 2):
+                    out(kind, payload)
+                    if transport.get_write_buffer_size() > 1 << 20:
+                        await asyncio.sleep(0)
+                elif kind == START_RESULT:
+                    res = json.loads(payload or b"{}")
+                    if res.get("error"):
+                        st.failed(e)
+                        out(1, str(runtime_error(res["error"])).encode() + b"\r\n")
+                        return "failed"
+                elif kind == EXIT:
+                    try:
+                        info = json.loads(payload or b"{}")
+                    except ValueError:
+                        info = {}
+                    st.finish(e, info)
+                    return "exit"
+                elif kind == -1:
+                    await blocking(st.reconcile, e)
+                    return "exit"
+
+        async def pump_in() -> str:
+            held = b""
+            while True:
+                data = await inp.queue.get()
+                if data is None:
+                    await conn.close_stdin()
+                    return "eof"
+                data = held + data
+                held = b""
+                if keys:
+                    i = data.find(keys)
+                    if i >= 0:
+                        if i:
+                            await conn.stdin(data[:i])
+                        return "detach"
+                    for n in range(len(keys) - 1, 0, -1):
+                        if data.endswith(keys[:n]):
+                            held, data = data[-n:], data[:-n]
+                            break
+                if data:
+                    await conn.stdin(data)
+
+        tasks.append(asyncio.ensure_future(pump_out()))
+        if e.attach_stdin:
+            tasks.append(asyncio.ensure_future(pump_in()))
+        pending = list(tasks)
+        while pending:
+            done, rest = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            pending = list(rest)
+            results = {t.result() for t in done if not t.cancelled() and not t.exception()}
+            if results & {"exit", "failed", "detach"} or any(
+                    t.exception() for t in done if not t.cancelled()):
+                break
+    finally:
+        for t in tasks:
+            t.cancel()
+        conn.close()
+        transport.close()
+    return resp
+
+
+async def _start_detached(st: ExecStore, e: Exec) -> web.Response:
+    try:
+        conn = await _spawn_and_connect(st, e, 0)
+    except ExecStartError as err:
+        raise InvalidParameter(str(err)) from None
+    try:
+        res = await conn.start()
+    finally:
+        conn.close()
+    if res.get("error"):
+        st.failed(e)
+        raise InvalidParameter(str(runtime_error(res["error"])))
+    return web.Response(status=200)
+
+
+def register(r) -> None:
+    r.add("POST", "/containers/{id}/exec", create)
+    r.add("POST", "/exec/{id}/start", start)
+    r.add("POST", "/exec/{id}/resize", resize)
+    r.add("GET", "/exec/{id}/json", inspect)
