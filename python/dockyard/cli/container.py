@@ -342,7 +342,22 @@ def wait(containers: List[str] = typer.Argument(..., metavar="CONTAINER [CONTAIN
 
 
 def _inspect_container(name: str) -> dict[str, Any]:
-    return call(lambda: client().get_json(f"/containers/{_q(name)}/json"))
+    """The Go client's ContainerInspect: a 404 reads `Error: No such container: x`."""
+    return _not_found_as("container", name,
+                         lambda: client().get_json(f"/containers/{_q(name)}/json"))
+
+
+def _not_found_as(kind: str, ident: str, fn: Callable[[], Any]) -> Any:
+    from .client import APIError, ConnectError
+
+    try:
+        return fn()
+    except ConnectError as e:
+        fail(str(e))
+    except APIError as e:
+        if e.status == 404:
+            fail(f"Error: No such {kind}: {ident}")
+        fail(f"Error response from daemon: {e.message}")
 
 
 def start(containers: List[str] = typer.Argument(..., metavar="CONTAINER [CONTAINER...]"),
@@ -386,7 +401,10 @@ def _attach_flow(name: str, start: bool, stdin: bool, detach_keys: str | None,
     h = call(lambda: c.hijack("POST", f"/containers/{cid}/attach",
                               {"stream": 1, "stdin": int(stdin), "stdout": 1, "stderr": 1,
                                "detachKeys": detach_keys}))
-    waiter = call(lambda: c.request("POST", f"/containers/{cid}/wait"))
+    cond = None
+    if start:
+        cond = "removed" if (info.get("HostConfig") or {}).get("AutoRemove") else "next-exit"
+    waiter = call(lambda: c.request("POST", f"/containers/{cid}/wait", {"condition": cond}))
     if start:
         try:
             c.request("POST", f"/containers/{cid}/start").close()
@@ -663,7 +681,7 @@ def _cp_from(container: str, path: str, dest: str, follow: bool) -> None:
     try:
         r = c.request("GET", f"/containers/{_q(container)}/archive", {"path": path})
     except APIError as e:
-        fail(f"Error: {e.message}" if e.status == 404 else
+        fail(f"Error: No such container:path: {container}:{path}" if e.status == 404 else
              f"Error response from daemon: {e.message}")
     if dest == "-":
         _stream_to(r, None)
@@ -759,7 +777,7 @@ def _cp_to(src: str, container: str, path: str, archive: bool, follow: bool) -> 
 
 # --- stats, prune -------------------------------------------------------------
 
-def _stats_row(name: str, s: dict[str, Any]) -> dict[str, str]:
+def _stats_row(name: str, s: dict[str, Any], no_trunc: bool) -> dict[str, str]:
     from .system import bytes_size
     from .units import human_size
 
@@ -793,7 +811,7 @@ def _stats_row(name: str, s: dict[str, Any]) -> dict[str, str]:
             wr += e.get("value", 0)
     running = bool(s.get("read")) and not s.get("read", "").startswith("0001")
     pids = (s.get("pids_stats") or {}).get("current", 0)
-    return {"Container": name, "ID": s.get("id", "")[:12],
+    return {"Container": name, "ID": s.get("id", "") if no_trunc else s.get("id", "")[:12],
             "Name": (s.get("name") or "").lstrip("/") or "--",
             "CPUPerc": f"{cpu_pct:.2f}%", "MemUsage": f"{bytes_size(usage)} / {bytes_size(limit)}",
             "MemPerc": f"{mem_pct:.2f}%",
@@ -819,7 +837,7 @@ def stats(containers: Optional[List[str]] = typer.Argument(None, metavar="[CONTA
         items = call(lambda: c.get_json("/containers/json", {"all": all or None}))
         names = [i["Id"] if no_trunc else i["Id"][:12] for i in items]
     fmt = format if format and format != "table" else (
-        "table {{.Container}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t"
+        "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t"
         "{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}")
     while True:
         rows = []
@@ -828,7 +846,7 @@ def stats(containers: Optional[List[str]] = typer.Argument(None, metavar="[CONTA
                 s = c.get_json(f"/containers/{_q(n)}/stats", {"stream": 0})
             except APIError as e:
                 fail(f"Error response from daemon: {e.message}")
-            rows.append(_stats_row(n, s))
+            rows.append(_stats_row(n, s, no_trunc))
         if not no_stream:
             sys.stdout.write("\033[2J\033[H")
         print_rows(fmt, rows, STATS_HEADERS)

@@ -1,0 +1,440 @@
+"""Our container commands side by side with the docker CLI, against the same
+engine: output, error messages and exit codes must match.
+
+The engine is the `engine_under_test` fixture: a reference dockerd for now;
+Dockyard's own daemon joins its params once it runs containers.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+
+import pytest
+
+from conftest import DOCKER_CLI
+
+ENGINES = ["ref-dockerd"]
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine_under_test(request, busybox_tar):
+    """An engine with busybox:latest, answering `.host` and `.docker(...)`."""
+    if request.param == "ref-dockerd":
+        eng = request.getfixturevalue("ref_dockerd")
+    else:  # "dockyard": Dockyard's daemon (tests/conftest.py `daemon`)
+        eng = request.getfixturevalue("daemon")
+    if eng.docker("image", "inspect", "busybox:latest", check=False).returncode != 0:
+        eng.docker("import", str(busybox_tar), "busybox:latest")
+    yield eng
+
+
+def _env(eng) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("DOCKER_HOST", None)
+    env["DOCKYARD_HOST"] = eng.host
+    env["DOCKER_HOST"] = eng.host
+    env["DOCKYARD_NO_AUTOSTART"] = "1"
+    env["DOCKER_CONFIG"] = str(getattr(eng, "base", "/tmp")) + "/docker-config"
+    return env
+
+
+def ours(eng, *args: str, input: bytes | None = None, timeout: float = 60
+         ) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dockyard", *args], env=_env(eng),
+                          input=input, capture_output=True, timeout=timeout)
+
+
+def theirs(eng, *args: str, input: bytes | None = None, timeout: float = 60
+           ) -> subprocess.CompletedProcess:
+    return subprocess.run([DOCKER_CLI, *args], env=_env(eng), input=input,
+                          capture_output=True, timeout=timeout)
+
+
+def both(eng, *args: str, input: bytes | None = None):
+    return ours(eng, *args, input=input), theirs(eng, *args, input=input)
+
+
+def in_pty(eng, argv: list[str], send: bytes | None = None, timeout: float = 20
+           ) -> tuple[bytes, int]:
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        try:
+            os.execve(argv[0], argv, _env(eng))
+        finally:
+            os._exit(127)
+    out = b""
+    if send:
+        time.sleep(1.5)
+        os.write(fd, send)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 1)
+        if not r:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                pid = 0
+                break
+            continue
+        try:
+            d = os.read(fd, 4096)
+        except OSError:
+            break
+        if not d:
+            break
+        out += d
+    if pid:
+        _, st = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(st)
+    else:
+        code = -1
+    os.close(fd)
+    return out, code
+
+
+@pytest.fixture
+def names(engine_under_test):
+    """Fresh container names; every container made under them is removed."""
+    made: list[str] = []
+
+    def new() -> str:
+        n = "t" + uuid.uuid4().hex[:10]
+        made.append(n)
+        return n
+    yield new
+    if made:
+        engine_under_test.docker("rm", "-f", *made, check=False)
+
+
+@pytest.fixture
+def sleeper(engine_under_test, names):
+    n = names()
+    engine_under_test.docker("run", "-d", "--name", n, "-e", "FOO=bar", "busybox",
+                             "sleep", "300")
+    return n
+
+
+# --- run ------------------------------------------------------------------------
+
+def test_run_echo(engine_under_test):
+    o, t = both(engine_under_test, "run", "--rm", "busybox", "echo", "hi")
+    assert (o.returncode, o.stdout, o.stderr) == (t.returncode, t.stdout, t.stderr) == \
+        (0, b"hi\n", b"")
+
+
+def test_run_exit_code_and_stderr(engine_under_test):
+    o, t = both(engine_under_test, "run", "--rm", "busybox", "sh", "-c",
+                "echo out; echo err >&2; exit 3")
+    assert (o.returncode, o.stdout, o.stderr) == (t.returncode, t.stdout, t.stderr) == \
+        (3, b"out\n", b"err\n")
+
+
+def test_run_missing_command(engine_under_test):
+    o, t = both(engine_under_test, "run", "--rm", "busybox", "nosuchcommand")
+    assert o.returncode == t.returncode == 127
+    assert o.stderr == t.stderr
+    assert o.stderr.startswith(b"docker: Error response from daemon:")
+    assert b"executable file not found" in o.stderr
+
+
+def test_run_not_executable(engine_under_test):
+    o, t = both(engine_under_test, "run", "--rm", "busybox", "/etc")
+    assert o.returncode == t.returncode == 126
+    assert o.stderr == t.stderr
+
+
+def test_run_missing_image(engine_under_test):
+    o, t = both(engine_under_test, "run", "--rm", "nosuchimage-dockyard", "true")
+    assert o.returncode == t.returncode == 125
+    assert o.stderr.splitlines()[0] == b"Unable to find image 'nosuchimage-dockyard:latest' locally"
+    assert o.stderr == t.stderr
+
+
+def test_run_unknown_flag(engine_under_test):
+    o, t = both(engine_under_test, "run", "--bogus", "busybox")
+    assert o.returncode == t.returncode == 125
+    assert o.stderr == t.stderr
+
+
+def test_run_stdin(engine_under_test):
+    o, t = both(engine_under_test, "run", "--rm", "-i", "busybox", "cat", input=b"hi\nthere\n")
+    assert (o.returncode, o.stdout) == (t.returncode, t.stdout) == (0, b"hi\nthere\n")
+
+
+def test_run_options(engine_under_test, names):
+    n = names()
+    script = "echo $FOO $BAR; pwd; id -u; hostname"
+    o = ours(engine_under_test, "run", "--name", n, "-e", "FOO=1", "--env=BAR=2", "-w", "/tmp",
+             "-u", "65534", "-h", "box", "-l", "a=b", "--stop-timeout", "3", "-m", "64m",
+             "--pids-limit", "50", "busybox", "sh", "-c", script)
+    assert o.returncode == 0, o.stderr
+    assert o.stdout == b"1 2\n/tmp\n65534\nbox\n"
+    fmt = ("{{.Config.Labels}} {{.Config.StopTimeout}} {{.HostConfig.Memory}} "
+           "{{.HostConfig.PidsLimit}} {{.Config.User}}")
+    r = theirs(engine_under_test, "inspect", "-f", fmt, n)
+    assert r.stdout == b"map[a:b] 3 67108864 50 65534\n"
+
+
+def test_create_start_attach(engine_under_test, names):
+    n = names()
+    o = ours(engine_under_test, "create", "--name", n, "busybox", "sh", "-c", "echo made; exit 4")
+    assert o.returncode == 0 and re.fullmatch(rb"[0-9a-f]{64}\n", o.stdout), o.stderr
+    assert theirs(engine_under_test, "ps", "-a", "--filter", f"name={n}",
+                  "--format", "{{.Status}}").stdout == b"Created\n"
+    r = ours(engine_under_test, "start", "-a", n)
+    assert (r.returncode, r.stdout) == (4, b"made\n")
+    o, t = both(engine_under_test, "start", "nosuch-" + n)
+    assert (o.returncode, o.stderr) == (t.returncode, t.stderr)
+
+
+# --- detached: logs, ps, stop, kill, rm, wait ------------------------------------
+
+def test_detached_logs_ps(engine_under_test, names):
+    n = names()
+    o = ours(engine_under_test, "run", "-d", "--name", n, "busybox", "sh", "-c",
+             "echo out; echo err >&2; sleep 300")
+    assert re.fullmatch(rb"[0-9a-f]{64}\n", o.stdout), o.stderr
+    cid = o.stdout.decode().strip()
+    time.sleep(0.5)
+    for args in (["logs", n], ["logs", "--tail", "1", n], ["logs", "-t", n]):
+        lo, lt = both(engine_under_test, *args)
+        assert (lo.returncode, lo.stdout, lo.stderr) == (lt.returncode, lt.stdout, lt.stderr)
+    lo = ours(engine_under_test, "logs", n)
+    assert (lo.stdout, lo.stderr) == (b"out\n", b"err\n")
+    po, pt = both(engine_under_test, "ps")
+    assert po.stdout.splitlines()[0] == pt.stdout.splitlines()[0]
+    assert po.stdout.splitlines()[0].split() == [b"CONTAINER", b"ID", b"IMAGE", b"COMMAND",
+                                                 b"CREATED", b"STATUS", b"PORTS", b"NAMES"]
+    row = [line for line in po.stdout.splitlines() if line.endswith(n.encode())]
+    assert row and row[0].startswith(cid[:12].encode())
+    assert b'"sh -c \'echo out; ec\xe2\x80\xa6"' in row[0]
+    for args in (["ps", "-q"], ["ps", "-a", "-q"], ["ps", "--no-trunc", "--format",
+                                                    "{{.ID}} {{.Command}} {{.Names}}"],
+                 ["ps", "-a", "--filter", f"name={n}", "--format", "{{json .Names}}"],
+                 ["ps", "-l", "-q"], ["ps", "-n", "1", "--format", "{{.Names}}"],
+                 ["ps", "--format", "table {{.Names}}\t{{.Image}}"]):
+        po, pt = both(engine_under_test, *args)
+        assert (po.returncode, po.stdout) == (pt.returncode, pt.stdout), args
+    so = ours(engine_under_test, "stop", "-t", "1", n)
+    assert (so.returncode, so.stdout) == (0, n.encode() + b"\n")
+    wo, wt = both(engine_under_test, "wait", n)
+    assert wo.stdout == wt.stdout == b"137\n"
+    po, pt = both(engine_under_test, "ps", "-a", "--filter", f"name={n}", "--format",
+                  "{{.Status}}")
+    assert po.stdout[:12] == pt.stdout[:12] == b"Exited (137)"
+    ro = ours(engine_under_test, "rm", n)
+    assert (ro.returncode, ro.stdout) == (0, n.encode() + b"\n")
+    o, t = both(engine_under_test, "rm", n)
+    assert (o.returncode, o.stderr) == (t.returncode, t.stderr) == \
+        (1, f"Error: No such container: {n}\n".encode())
+
+
+def test_logs_follow(engine_under_test, names):
+    n = names()
+    engine_under_test.docker("run", "-d", "--name", n, "busybox", "sh", "-c",
+                             "for i in 1 2 3; do echo $i; sleep 0.3; done")
+    o = ours(engine_under_test, "logs", "-f", n, timeout=20)
+    assert (o.returncode, o.stdout) == (0, b"1\n2\n3\n")
+
+
+def test_kill_and_rm_force(engine_under_test, names, sleeper):
+    o = ours(engine_under_test, "kill", "-s", "TERM", sleeper)
+    assert (o.returncode, o.stdout) == (0, sleeper.encode() + b"\n")
+    n = names()
+    engine_under_test.docker("run", "-d", "--name", n, "busybox", "sleep", "300")
+    o = ours(engine_under_test, "rm", "-f", n)
+    assert (o.returncode, o.stdout) == (0, n.encode() + b"\n")
+    assert theirs(engine_under_test, "ps", "-aq", "--filter", f"name={n}").stdout == b""
+    o, t = both(engine_under_test, "exec", "-i", "nosuch-" + n, "true")
+    assert (o.returncode, o.stderr) == (t.returncode, t.stderr)
+    for cmd in (["kill"], ["stop"], ["pause"], ["wait"], ["logs"], ["top"],
+                ["diff"], ["export"], ["inspect"], ["restart"], ["port"], ["attach"]):
+        o, t = both(engine_under_test, *cmd, "nosuch-" + n)
+        assert (o.returncode, o.stderr) == (t.returncode, t.stderr), cmd
+
+
+def test_rm_running_refused(engine_under_test, sleeper):
+    o, t = both(engine_under_test, "rm", sleeper)
+    assert (o.returncode, o.stderr) == (t.returncode, t.stderr)
+    assert o.returncode == 1
+
+
+# --- exec, inspect, top, rename, diff, pause ---------------------------------------
+
+def test_exec(engine_under_test, sleeper):
+    args = ["exec", "-e", "X=1", "-w", "/tmp", "-u", "nobody", sleeper, "sh", "-c",
+            "echo $X $FOO; pwd; id -u"]
+    o, t = both(engine_under_test, *args)
+    assert (o.returncode, o.stdout, o.stderr) == (t.returncode, t.stdout, t.stderr)
+    assert o.stdout == b"1 bar\n/tmp\n65534\n"
+    o, t = both(engine_under_test, "exec", sleeper, "sh", "-c", "echo e >&2; exit 5")
+    assert (o.returncode, o.stdout, o.stderr) == (t.returncode, t.stdout, t.stderr) == \
+        (5, b"", b"e\n")
+    o, t = both(engine_under_test, "exec", "-i", sleeper, "cat", input=b"piped\n")
+    assert (o.returncode, o.stdout) == (t.returncode, t.stdout) == (0, b"piped\n")
+    o = ours(engine_under_test, "exec", "-d", sleeper, "touch", "/tmp/detached")
+    assert o.returncode == 0 and o.stdout == b""
+    time.sleep(0.3)
+    assert theirs(engine_under_test, "exec", sleeper, "ls", "/tmp/detached").returncode == 0
+
+
+def test_inspect(engine_under_test, sleeper):
+    for args in (["inspect", "-f", "{{.Name}} {{.Config.Image}} {{.State.Running}}", sleeper],
+                 ["container", "inspect", "--format", "{{json .Config.Env}}", sleeper],
+                 ["inspect", "nosuch-object-x"], ["container", "inspect", "nosuch-x"]):
+        o, t = both(engine_under_test, *args)
+        assert (o.returncode, o.stdout, o.stderr) == (t.returncode, t.stdout, t.stderr), args
+    import json
+
+    o, t = both(engine_under_test, "container", "inspect", sleeper)
+    assert json.loads(o.stdout) == json.loads(t.stdout)
+
+
+def test_top(engine_under_test, sleeper):
+    o, t = both(engine_under_test, "top", sleeper)
+    assert o.returncode == t.returncode == 0
+    # the C (CPU %) column moves; the layout and the rest don't
+    assert [line[:60] for line in o.stdout.splitlines()] == \
+        [line[:60] for line in t.stdout.splitlines()]
+    assert [line[80:] for line in o.stdout.splitlines()] == \
+        [line[80:] for line in t.stdout.splitlines()]
+    assert o.stdout.split()[:8] == [b"UID", b"PID", b"PPID", b"C", b"STIME", b"TTY", b"TIME",
+                                    b"CMD"]
+    o, t = both(engine_under_test, "top", sleeper, "-o", "pid,comm")
+    assert (o.returncode, o.stdout) == (t.returncode, t.stdout)
+
+
+def test_rename_diff(engine_under_test, names, sleeper):
+    new = names()
+    o = ours(engine_under_test, "rename", sleeper, new)
+    assert (o.returncode, o.stdout) == (0, b"")
+    engine_under_test.docker("exec", new, "sh", "-c", "touch /tmp/new; rm /etc/group")
+    o, t = both(engine_under_test, "diff", new)
+    # dockerd lists changes in Go map order; the CLI prints them as they come
+    assert (o.returncode, sorted(o.stdout.splitlines())) == \
+        (t.returncode, sorted(t.stdout.splitlines()))
+    assert b"A /tmp/new\n" in o.stdout and b"D /etc/group\n" in o.stdout
+    o, t = both(engine_under_test, "rename", "nosuch-" + new, "other-" + new)
+    assert (o.returncode, o.stderr) == (t.returncode, t.stderr)
+
+
+def test_pause_unpause(engine_under_test, sleeper):
+    o = ours(engine_under_test, "pause", sleeper)
+    assert (o.returncode, o.stdout) == (0, sleeper.encode() + b"\n")
+    ps = ours(engine_under_test, "ps", "--filter", f"name={sleeper}", "--format", "{{.Status}}")
+    assert ps.stdout.endswith(b"(Paused)\n")
+    o, t = both(engine_under_test, "pause", sleeper)
+    assert (o.returncode, o.stderr) == (t.returncode, t.stderr)
+    o = ours(engine_under_test, "unpause", sleeper)
+    assert (o.returncode, o.stdout) == (0, sleeper.encode() + b"\n")
+
+
+# --- files: cp, export, commit ----------------------------------------------------
+
+def test_cp_both_ways(engine_under_test, sleeper, tmp_path):
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"data\n")
+    assert ours(engine_under_test, "cp", str(src), f"{sleeper}:/tmp/").returncode == 0
+    assert ours(engine_under_test, "cp", str(src), f"{sleeper}:/tmp/g.txt").returncode == 0
+    r = theirs(engine_under_test, "exec", sleeper, "cat", "/tmp/f.txt", "/tmp/g.txt")
+    assert r.stdout == b"data\ndata\n"
+    out = tmp_path / "back.txt"
+    assert ours(engine_under_test, "cp", f"{sleeper}:/tmp/g.txt", str(out)).returncode == 0
+    assert out.read_bytes() == b"data\n"
+    d = tmp_path / "dir"
+    d.mkdir()
+    assert ours(engine_under_test, "cp", f"{sleeper}:/etc", str(d)).returncode == 0
+    assert (d / "etc" / "passwd").exists()
+    o, t = both(engine_under_test, "cp", f"{sleeper}:/tmp/f.txt", "-")
+    assert o.returncode == t.returncode == 0
+    names_o = tarfile.open(fileobj=io.BytesIO(o.stdout)).getnames()
+    names_t = tarfile.open(fileobj=io.BytesIO(t.stdout)).getnames()
+    assert names_o == names_t == ["f.txt"]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        ti = tarfile.TarInfo("fromstdin")
+        ti.size = 3
+        tf.addfile(ti, io.BytesIO(b"abc"))
+    assert ours(engine_under_test, "cp", "-", f"{sleeper}:/tmp",
+                input=buf.getvalue()).returncode == 0
+    assert theirs(engine_under_test, "exec", sleeper, "cat", "/tmp/fromstdin").stdout == b"abc"
+    o, t = both(engine_under_test, "cp", f"{sleeper}:/nosuch", str(tmp_path))
+    assert (o.returncode, o.stderr) == (t.returncode, t.stderr)
+
+
+def test_export(engine_under_test, sleeper, tmp_path):
+    o, t = both(engine_under_test, "export", sleeper)
+    assert o.returncode == t.returncode == 0
+    assert tarfile.open(fileobj=io.BytesIO(o.stdout)).getnames() == \
+        tarfile.open(fileobj=io.BytesIO(t.stdout)).getnames()
+    out = tmp_path / "c.tar"
+    assert ours(engine_under_test, "export", "-o", str(out), sleeper).returncode == 0
+    assert "bin/busybox" in tarfile.open(out).getnames()
+
+
+def test_commit(engine_under_test, sleeper):
+    tag = f"committed-{sleeper}:v1"
+    engine_under_test.docker("exec", sleeper, "sh", "-c", "echo inside > /marker")
+    try:
+        o = ours(engine_under_test, "commit", "-m", "msg", "-a", "me", "-c",
+                 'CMD ["cat", "/marker"]', sleeper, tag)
+        assert o.returncode == 0 and re.fullmatch(rb"sha256:[0-9a-f]{64}\n", o.stdout), o.stderr
+        r = ours(engine_under_test, "run", "--rm", tag)
+        assert (r.returncode, r.stdout) == (0, b"inside\n")
+        i = theirs(engine_under_test, "image", "inspect", "-f", "{{.Comment}} {{.Author}}", tag)
+        assert i.stdout == b"msg me\n"
+    finally:
+        engine_under_test.docker("rmi", "-f", tag, check=False)
+
+
+def test_stats_no_stream(engine_under_test, sleeper):
+    o, t = both(engine_under_test, "stats", "--no-stream", sleeper)
+    assert o.returncode == t.returncode == 0
+    assert o.stdout.splitlines()[0] == t.stdout.splitlines()[0]
+    assert o.stdout.splitlines()[1].split()[:2] == t.stdout.splitlines()[1].split()[:2]
+    o, t = both(engine_under_test, "stats", "--no-stream", "--format", "{{.Name}}", sleeper)
+    assert o.stdout == t.stdout == sleeper.encode() + b"\n"
+
+
+def test_container_prune(engine_under_test, names):
+    n = names()
+    cid = engine_under_test.docker("create", "--name", n, "busybox", "true").stdout.strip()
+    o = ours(engine_under_test, "container", "prune", "-f")
+    assert o.returncode == 0
+    assert o.stdout.startswith(b"Deleted Containers:\n") and cid in o.stdout
+    assert o.stdout.splitlines()[-1].startswith(b"Total reclaimed space: ")
+
+
+# --- terminals ----------------------------------------------------------------------
+
+def test_run_tty(engine_under_test):
+    cmd = ["run", "--rm", "-t", "busybox", "sh", "-c", "tty; exit 2"]
+    out_o, code_o = in_pty(engine_under_test, [sys.executable, "-m", "dockyard", *cmd])
+    out_t, code_t = in_pty(engine_under_test, [DOCKER_CLI, *cmd])
+    assert code_o == code_t == 2
+    assert out_o == out_t
+    assert b"/dev/pts/0" in out_o
+
+
+def test_run_interactive_tty(engine_under_test):
+    cmd = ["run", "--rm", "-it", "busybox", "sh"]
+    out, code = in_pty(engine_under_test, [sys.executable, "-m", "dockyard", *cmd],
+                       send=b"echo hel''lo\rexit 7\r")
+    assert code == 7, out
+    assert b"hello" in out
+
+
+def test_run_detach_keys(engine_under_test, names):
+    n = names()
+    cmd = ["run", "-it", "--name", n, "busybox", "sh"]
+    out, code = in_pty(engine_under_test, [sys.executable, "-m", "dockyard", *cmd],
+                       send=b"\x10\x11")
+    assert code == 0, out
+    assert theirs(engine_under_test, "inspect", "-f", "{{.State.Running}}", n).stdout == b"true\n"
