@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import DOCKER_CLI
+from conftest import DOCKER_CLI, mounts_under
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +210,24 @@ def test_sdk_exec_run(daemon, ctr):
         assert res.exit_code is None
     finally:
         client.close()
+
+
+def test_exec_privileged_and_mount_released(daemon, ctr):
+    caps = daemon.docker("exec", ctr, "grep", "CapEff", "/proc/self/status").stdout.split()[1]
+    assert caps == b"00000000a80425fb"
+    r = daemon.docker("exec", "--privileged", ctr, "grep", "CapEff", "/proc/self/status",
+                      check=False)
+    with open("/proc/self/status") as f:
+        bnd = int(next(ln for ln in f if ln.startswith("CapBnd")).split()[1], 16)
+    if bnd & (1 << 24):
+        assert r.returncode == 0, r.stdout
+        assert int(r.stdout.split()[1], 16) > 0xa80425fb
+    else:  # a host without every capability: dockerd fails the same way
+        assert r.returncode == 126 and b"operation not permitted" in r.stdout
+    # resolving -u took and released a reference on the container's mount
+    daemon.docker("exec", "-u", "nobody", ctr, "true")
+    assert [m for m in mounts_under(daemon.base) if ctr in m]
+    daemon.docker("stop", "-t", "0", ctr)
+    assert not [m for m in mounts_under(daemon.base) if ctr in m]
+    r = daemon.docker("exec", ctr, "true", check=False)
+    assert r.returncode == 1 and b"is not running" in r.stderr

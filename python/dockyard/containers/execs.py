@@ -121,6 +121,12 @@ class ExecStore:
                  state_dir=self.svc.state_dir(c.id) / f"exec-{eid}")
         with self._lock:
             self.execs[eid] = e
+            finished = {v.container_id for v in self.execs.values() if not v.running}
+        for cid in finished - {c.id}:  # drop the records of removed containers
+            try:
+                self.svc.get(cid)
+            except NotFound:
+                self.forget_container(cid)
         return e
 
     def get(self, eid: str) -> Exec:
