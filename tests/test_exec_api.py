@@ -24,7 +24,8 @@ def bb(daemon, busybox_tar):
 @pytest.fixture
 def ctr(daemon, bb):
     """A running container (removed after the test, even on failure)."""
-    cid = daemon.docker("run", "-d", "-e", "FROMCTR=c1", bb, "sleep", "1000").stdout.decode().strip()
+    cid = daemon.docker("run", "-d", "-e", "FROMCTR=c1", bb, "sleep",
+                        "1000").stdout.decode().strip()
     try:
         yield cid
     finally:
@@ -151,7 +152,8 @@ def test_exec_stopped_or_missing_container(daemon, bb):
 
 def test_exec_inspect_and_detach(daemon, ctr):
     c = daemon.client()
-    eid = c.post_json(f"/containers/{ctr}/exec", None, {"Cmd": ["sh", "-c", "sleep 1; exit 7"], "User": "nobody", "Tty": True,
+    eid = c.post_json(f"/containers/{ctr}/exec", None,
+                      {"Cmd": ["sh", "-c", "sleep 1; exit 7"], "User": "nobody", "Tty": True,
                        "AttachStdin": True, "AttachStdout": True})["Id"]
     assert len(eid) == 64
     j = c.get_json(f"/exec/{eid}/json")

@@ -132,7 +132,7 @@ async def start(request: web.Request) -> web.StreamResponse:
     inp = _RawInput()
     proto = request.protocol
     if e.attach_stdin:
-        proto.set_parser(inp)  # type: ignore[union-attr]
+        proto.set_parser(inp)  # type: ignore[union-attr,arg-type]
     transport.set_protocol(_HalfCloseProtocol(proto, inp.feed_eof))
     mask = (1 if e.attach_stdin else 0) | (2 if e.attach_stdout else 0) | \
         (4 if e.attach_stderr else 0)
