@@ -515,7 +515,7 @@ def start_error_code(msg: str) -> int:
     if ("executable file not found" in msg or "no such file or directory" in msg
             or "system cannot find the file specified" in msg):
         return 127
-    if "permission denied" in msg or "is a directory" in msg:
+    if "permission denied" in msg:  # docker 20.10 checks EACCES only (not EISDIR)
         return 126
     return 125
 

@@ -549,7 +549,8 @@ fn is_executable(path: &CString) -> std::result::Result<(), i32> {
         return Err(sys::errno());
     }
     if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        return Err(libc::EISDIR);
+        // Go's LookPath (and so runc) calls a directory "permission denied".
+        return Err(libc::EACCES);
     }
     if st.st_mode & 0o111 == 0 {
         return Err(libc::EACCES);

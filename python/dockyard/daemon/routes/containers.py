@@ -164,9 +164,11 @@ def _image_name(c: Container) -> str:
 
 def summary(s: ContainerService, c: Container) -> dict[str, Any]:
     path, args = _command(c)
+    # dockerd quotes the arguments that hold a space (daemon/list.go)
+    shown = [f"'{a}'" if " " in a else a for a in args]
     return {
         "Id": c.id, "Names": [c.name], "Image": _image_name(c), "ImageID": c.image_id,
-        "Command": " ".join([path] + args), "Created": int(parse_time(c.created)),
+        "Command": " ".join([path] + shown), "Created": int(parse_time(c.created)),
         "Ports": [], "Labels": c.config.get("Labels") or {}, "State": c.state["Status"],
         "Status": s.status_text(c),
         "HostConfig": {"NetworkMode": c.hostconfig.get("NetworkMode") or "default"},
@@ -357,6 +359,9 @@ async def _settle_after_failed_start(request: web.Request, cid: str) -> None:
     if c.hostconfig.get("AutoRemove"):
         await blocking(svc(request).remove, cid, True)
         m._wake(cid, c, removed=True)
+        # Let the woken `wait` answer before the start error does: the client
+        # cancels its wait once start fails, as with dockerd's ordering.
+        await asyncio.sleep(0.01)
 
 
 async def stop(request: web.Request) -> web.Response:
