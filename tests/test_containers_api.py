@@ -166,3 +166,23 @@ def test_containers_survive_daemon_kill9(tmp_path, busybox_tar):
         unmount_all(tmp_path)
         subprocess.run(["pkill", "-9", "-f", f"dockyard-shim.*{tmp_path}"], check=False)
         assert not leaked
+
+
+def test_testcontainers(daemon, bb, monkeypatch):
+    """testcontainers-python's DockerContainer against Dockyard (its reaper
+    needs an image from a registry, so it is turned off)."""
+    tc = pytest.importorskip("testcontainers.core.container")
+    monkeypatch.setenv("DOCKER_HOST", daemon.host)
+    monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+    from testcontainers.core.config import testcontainers_config
+
+    monkeypatch.setattr(testcontainers_config, "ryuk_disabled", True, raising=False)
+    with tc.DockerContainer(bb).with_command(["sh", "-c", "echo ready; sleep 30"]) as c:
+        deadline = time.time() + 10
+        out = b""
+        while b"ready" not in out and time.time() < deadline:
+            out = c.get_logs()[0]
+            time.sleep(0.05)
+        assert out == b"ready\n"
+        code, output = c.exec(["echo", "inside"])
+        assert (code, output) == (0, b"inside\n")
