@@ -186,3 +186,27 @@ def test_testcontainers(daemon, bb, monkeypatch):
         assert out == b"ready\n"
         code, output = c.exec(["echo", "inside"])
         assert (code, output) == (0, b"inside\n")
+
+
+def test_restart_policies(daemon, bb):
+    cid = daemon.docker("run", "-d", "--restart", "on-failure:2", bb, "sh", "-c",
+                        "echo run; exit 1").stdout.decode().strip()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        st = json.loads(daemon.docker("inspect", cid).stdout)[0]
+        if st["RestartCount"] == 2 and not st["State"]["Running"]:
+            break
+        time.sleep(0.1)
+    assert st["RestartCount"] == 2 and st["State"]["ExitCode"] == 1
+    assert daemon.docker("logs", cid).stdout == b"run\n" * 3
+    # always: restarts after exit, but not after docker stop
+    cid = daemon.docker("run", "-d", "--restart", "always", bb, "sh", "-c",
+                        "sleep 0.2").stdout.decode().strip()
+    deadline = time.time() + 20
+    while json.loads(daemon.docker("inspect", cid).stdout)[0]["RestartCount"] < 1:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    daemon.docker("stop", "-t", "1", cid)
+    time.sleep(0.5)
+    st = json.loads(daemon.docker("inspect", cid).stdout)[0]
+    assert not st["State"]["Running"]
