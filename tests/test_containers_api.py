@@ -210,3 +210,20 @@ def test_restart_policies(daemon, bb):
     time.sleep(0.5)
     st = json.loads(daemon.docker("inspect", cid).stdout)[0]
     assert not st["State"]["Running"]
+
+
+def test_events_stream(daemon, bb):
+    since = str(time.time() - 0.001)
+    cid = daemon.docker("run", "-d", "--name", "evt", bb, "true").stdout.decode().strip()
+    daemon.docker("wait", cid)
+    daemon.docker("rm", cid)
+    until = str(time.time() + 0.5)
+    out = daemon.docker("events", "--since", since, "--until", until, "--filter",
+                        "container=evt", "--format", "{{.Type}} {{.Action}} {{.Actor.ID}}"
+                        ).stdout.decode().splitlines()
+    assert [line.split()[1] for line in out] == ["create", "start", "die", "destroy"]
+    assert all(line.split()[2] == cid for line in out)
+    raw = daemon.client().request("GET", "/events", {"since": since, "until": until,
+                                                      "filters": json.dumps({"type": ["image"]})})
+    assert all(json.loads(line)["Type"] == "image" for line in raw.iter_lines())
+    raw.close()

@@ -43,6 +43,9 @@ class Engine:
         self.tmp.mkdir(mode=0o700)
         self.db = Database(self.root / "dockyard.db")
         self.driver = select_driver(self.root, storage_driver, storage_opts or {})
+        from .events import EventLog
+
+        self.events = EventLog()
         self.blobs = BlobStore(self.root)
         self.layers = LayerStore(self.db, self.driver, self.root)
         self.images = ImageStore(self.db, self.layers)
@@ -83,11 +86,21 @@ class Engine:
             raise InvalidParameter("refusing to create a tag with a digest reference")
         _not_scratch(ref)
         self.images.tag(img.id, str(ref.with_default_tag()))
+        self.events.emit("image", "tag", img.id,
+                         {"name": reference.familiar_string(ref.with_default_tag())})
 
     def remove_image(self, name: str, force: bool = False, prune: bool = True
                      ) -> list[dict[str, str]]:
         with self._lock:
-            return self.images.delete(name, force=force, prune=prune, users=self._image_users())
+            iid = self.images.resolve(name).id
+            out = self.images.delete(name, force=force, prune=prune, users=self._image_users())
+        for item in out:
+            for action, what in item.items():
+                if action == "Untagged":
+                    self.events.emit("image", "untag", iid, {"name": iid})
+                else:
+                    self.events.emit("image", "delete", what, {"name": what})
+        return out
 
     def _image_users(self) -> dict[str, list[tuple[str, bool]]]:
         return self.containers.image_users()
@@ -183,8 +196,10 @@ class Engine:
         comment = message or f"Imported from {source_name}"
         config = imported_config(layer.diff_id, comment, cfg, arch, os_name)
         img = self.images.create(encode(config))
+        self.events.emit("image", "import", img.id)
         if ref is not None:
             self.images.tag(img.id, str(ref))
+            self.events.emit("image", "tag", img.id, {"name": reference.familiar_string(ref)})
             img = self.images.get(img.id)
         return img
 

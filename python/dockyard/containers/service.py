@@ -98,6 +98,12 @@ class ContainerService:
         self._mounted: set[str] = set()
 
     # --- records -------------------------------------------------------------
+    def _emit(self, c: Container, action: str, **extra: str) -> None:
+        attrs = dict(c.config.get("Labels") or {})
+        attrs.update(image=c.config.get("Image") or c.image_id, name=c.name.lstrip("/"))
+        attrs.update(extra)
+        self.engine.events.emit("container", action, c.id, attrs)
+
     def lock(self, cid: str) -> threading.RLock:
         with self._locks_guard:
             return self._locks.setdefault(cid, threading.RLock())
@@ -181,6 +187,7 @@ class ContainerService:
             c = Container(cid, name, img.id, now_rfc3339(), cfg, hostconfig, new_state())
             with self.db.transaction() as conn:
                 conn.execute("INSERT INTO containers VALUES (?,?,?,?,?,?,?,?)", c.row())
+            self._emit(c, "create")
         except BaseException:
             remove_container_layers(self.driver, cid)
             shutil.rmtree(cdir, ignore_errors=True)
@@ -249,6 +256,7 @@ class ContainerService:
             else:
                 res = self.spawn(c, wait_start=False)
             self._mark_running(c, res, started)
+            self._emit(c, "start")
         return None
 
     def prepare(self, ref: str) -> Container:
@@ -329,6 +337,7 @@ class ContainerService:
                            FinishedAt=info.get("finished_at") or now_rfc3339(),
                            Error=info.get("error") or "")
             self._save(c)
+            self._emit(c, "die", exitCode=str(c.state["ExitCode"]))
             self._unmount(cid)
             self.driver_cleanup_mount(cid)
             if c.hostconfig.get("AutoRemove"):
@@ -389,6 +398,7 @@ class ContainerService:
             os.kill(int(c.state["Pid"]), num)
         except ProcessLookupError:
             pass
+        self._emit(c, "kill", signal=str(num))
 
     def stop(self, ref: str, timeout: int | None = None) -> str | None:
         c = self.get(ref)
@@ -414,6 +424,7 @@ class ContainerService:
                 pass
             _core.wait_pid(shim, 30.0)
         self.reconcile(c.id)
+        self._emit(c, "stop")
         return None
 
     # --- remove -------------------------------------------------------------------
@@ -446,6 +457,7 @@ class ContainerService:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM containers WHERE id=?", (c.id,))
         remove_container_layers(self.driver, c.id)
+        self._emit(c, "destroy")
         shutil.rmtree(self.container_dir(c.id), ignore_errors=True)
         shutil.rmtree(self.state_dir(c.id), ignore_errors=True)
         try:
@@ -467,8 +479,10 @@ class ContainerService:
             raise Conflict(f'Conflict. The container name "{new}" is already in use by '
                            f'container "{other["id"]}". You have to remove (or rename) that '
                            "container to be able to reuse that name.")
+        old = c.name
         c.name = new
         self._save(c)
+        self._emit(c, "rename", oldName=old)
 
     # --- recovery ---------------------------------------------------------------
     def recover(self) -> list[str]:

@@ -85,14 +85,18 @@ def build_app(engine: Engine, config: DaemonConfig) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=0)
     app["engine"] = engine
     app["config"] = config
-    from .routes import containers, exec as execs, images, system
+    from .routes import container_ops, containers, exec as execs, images, system
 
     app["monitor"] = containers.Monitor(engine.containers)
     routes = VersionedApp()
     system.register(routes)
     images.register(routes)
     containers.register(routes)
+    from .routes import events as events_routes
+
+    events_routes.register(routes)
     execs.register(routes)
+    container_ops.register(routes, engine)
     for method, path, handler in routes.routes:
         app.router.add_route(method, path, handler)
         app.router.add_route(method, r"/v{version:\d+\.\d+}" + path, _checked(handler))
