@@ -233,4 +233,64 @@ def test_stats(daemon, bb):
     one = daemon.client().get_json(f"/containers/{cid}/stats",
                                    {"stream": "0", "one-shot": "1"})
     assert one["preread"] == "0001-01-01T00:00:00Z"
+    # streamed: one JSON a second, the first without precpu_stats
+    resp = daemon.client().request("GET", f"/containers/{cid}/stats", {"stream": "1"})
+    lines = []
+    for line in resp.iter_lines():
+        lines.append(json.loads(line))
+        if len(lines) == 2:
+            break
+    resp.close()
+    assert lines[0]["preread"] == "0001-01-01T00:00:00Z"
+    assert "system_cpu_usage" not in lines[0]["precpu_stats"]
+    assert lines[1]["precpu_stats"]["cpu_usage"]["total_usage"] == \
+        lines[0]["cpu_stats"]["cpu_usage"]["total_usage"]
+    assert lines[1]["preread"] == lines[0]["read"]
     daemon.docker("rm", "-f", cid)
+    # a stopped container: one zeroed sample
+    cid = _run_d(daemon, bb, "true")
+    daemon.docker("wait", cid)
+    out = daemon.docker("stats", "--no-stream", cid).stdout.decode().splitlines()
+    assert out[1].split()[2] == "0.00%"
+
+
+def test_scoped_resolution(tmp_path):
+    from dockyard.containers.ops import resolve
+
+    root = tmp_path / "root"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "etc").mkdir()
+    (root / "etc" / "f").write_text("in\n")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "f").write_text("out\n")
+    os.symlink("/", root / "a" / "slash")
+    os.symlink("../../../../..", root / "a" / "b" / "up")
+    os.symlink(str(tmp_path / "etc"), root / "abs")
+    os.symlink("loop", root / "loop")
+
+    def read(path: str) -> str:
+        sp = resolve(str(root), path, follow_last=True)
+        try:
+            fd = os.open(f"/proc/self/fd/{sp.fd}", os.O_RDONLY)
+            with os.fdopen(fd) as f:
+                return f.read()
+        finally:
+            sp.close()
+
+    assert read("/a/slash/etc/f") == "in\n"
+    assert read("/a/b/up/etc/f") == "in\n"
+    assert read("a/b/up/a/b/up/etc/f") == "in\n"
+    with pytest.raises(FileNotFoundError):
+        read("/abs/f")
+    with pytest.raises(OSError):
+        read("/loop/x")
+    sp = resolve(str(root), "/a/slash")
+    try:
+        assert sp.name == "slash" and sp.abs == "/a/slash"
+    finally:
+        sp.close()
+    sp = resolve(str(root), "/a/slash", follow_last=True)
+    try:
+        assert sp.abs == "/"
+    finally:
+        sp.close()

@@ -72,8 +72,8 @@ async def export(request: web.Request) -> web.StreamResponse:
     reader = os.fdopen(r, "rb", buffering=0)
     try:
         first = await blocking(reader.read, CHUNK)
-        if not first and writer.done() and writer.exception() is not None:
-            raise writer.exception()  # type: ignore[misc]
+        if not first:
+            await writer  # an export that failed before any output: its error
         resp = web.StreamResponse(status=200)
         resp.content_type = "application/x-tar"
         await resp.prepare(request)
