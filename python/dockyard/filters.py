@@ -37,6 +37,12 @@ def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
     return True
 
 
+def _created(img: Any) -> float:
+    from .imageconfig import parse_time
+
+    return parse_time(img.config.get("created", ""))
+
+
 def image_matches(img: Any, f: dict[str, list[str]], by_id: dict[str, Any], store: Any) -> bool:
     from . import reference
 
@@ -54,7 +60,8 @@ def image_matches(img: Any, f: dict[str, list[str]], by_id: dict[str, Any], stor
     for key, cmp in (("before", lambda a, b: a < b), ("since", lambda a, b: a > b)):
         for name in f.get(key, []):
             other = store.resolve(name)
-            if not cmp(img.created_unix, other.created_unix):
+            # full precision, as dockerd compares time.Time values
+            if not cmp(_created(img), _created(other)):
                 return False
     if "reference" in f:
         ok = False

@@ -147,26 +147,6 @@ def thaw_if_paused(svc: "ContainerService", ref: str) -> None:
             pass
 
 
-def install_thaw_hooks(svc: "ContainerService") -> None:
-    """Wrap this service's stop/kill so that a paused container is thawed
-    first (SIGTERM/SIGKILL to a frozen v1 cgroup wait for the thaw)."""
-    if getattr(svc, "_thaw_hooks", False):
-        return
-    stop, kill = svc.stop, svc.kill
-
-    def stop_hook(ref: str, *a: Any, **kw: Any) -> Any:
-        thaw_if_paused(svc, ref)
-        return stop(ref, *a, **kw)
-
-    def kill_hook(ref: str, *a: Any, **kw: Any) -> Any:
-        thaw_if_paused(svc, ref)
-        return kill(ref, *a, **kw)
-
-    svc.stop = stop_hook  # type: ignore[method-assign]
-    svc.kill = kill_hook  # type: ignore[method-assign]
-    svc._thaw_hooks = True  # type: ignore[attr-defined]
-
-
 @contextmanager
 def paused_for(svc: "ContainerService", c: Container, want: bool) -> Iterator[None]:
     """Freeze a running container for the duration (commit with pause=1)."""

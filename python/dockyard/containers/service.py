@@ -326,8 +326,11 @@ class ContainerService:
             c = self.get(cid)
             if not (c.state.get("Running") or c.state.get("Prepared")):
                 return c
+            # Liveness first: the shim writes exit.json and then exits, so once
+            # it is seen gone, a missing exit.json really is missing.
+            alive = self.shim_alive(c)
             info = self.exit_info(cid)
-            if info is None and self.shim_alive(c):
+            if info is None and alive:
                 return c
             info = info or {"exit_code": 255, "error": "the container's supervisor died"}
             c.state.pop("Prepared", None)
@@ -386,9 +389,17 @@ class ContainerService:
         return self.reconcile(cid)
 
     # --- stop / kill ------------------------------------------------------------
+    def _thaw(self, c: Container) -> None:
+        """A frozen process can't act on a signal: thaw a paused container first."""
+        if c.state.get("Paused"):
+            from .ops import thaw_if_paused
+
+            thaw_if_paused(self, c.id)
+
     def kill(self, ref: str, sig: str | int | None = None) -> None:
         c = self.get(ref)
         num = _signal_number(sig)
+        self._thaw(c)
         if not c.state.get("Running"):
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         if num in (signals.SIGKILL, signals.SIGTERM, signals.SIGINT):
@@ -404,6 +415,8 @@ class ContainerService:
         c = self.get(ref)
         if not c.state.get("Running"):
             return NOT_MODIFIED
+        self._thaw(c)
+        c = self.get(c.id)
         c.state["StoppedByUser"] = True
         self._save(c)
         if timeout is None:

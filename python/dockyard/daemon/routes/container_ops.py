@@ -205,9 +205,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-def register(r: Any, eng: Engine | None = None) -> None:
-    if eng is not None:
-        ops.install_thaw_hooks(eng.containers)
+def register(r: Any) -> None:
     r.add("POST", "/containers/{id}/pause", pause)
     r.add("POST", "/containers/{id}/unpause", unpause)
     r.add("GET", "/containers/{id}/top", top)
