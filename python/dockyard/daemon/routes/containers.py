@@ -638,7 +638,9 @@ async def attach(request: web.Request) -> web.StreamResponse:
         while True:
             data = await inp.queue.get()
             if data is None:
-                if stdin_once or not c.tty:
+                # dockerd closes the container's stdin at the client's EOF only
+                # for StdinOnce without a tty (a tty session just detaches).
+                if stdin_once and not c.tty:
                     await conn.close_stdin()
                 return "eof"
             data = held + data
