@@ -71,3 +71,26 @@ async def start_stream(request: web.Request, content_type: str) -> web.StreamRes
     resp.content_type = content_type
     await resp.prepare(request)
     return resp
+
+
+async def hijack(request: web.Request) -> tuple[web.StreamResponse, asyncio.Transport]:
+    """Answer an attach/exec-start request and take over its connection: 101
+    UPGRADED when the client asked for `Upgrade: tcp` (200 otherwise), then
+    raw bytes on the transport. dockerd 20.10 (API 1.41) labels both stream
+    forms raw-stream; clients demux by the container's Tty."""
+    from .server import API_VERSION, SERVER
+
+    upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
+    resp = web.StreamResponse(status=101 if upgrade else 200,
+                              reason="UPGRADED" if upgrade else "OK")
+    resp.headers["Content-Type"] = "application/vnd.docker.raw-stream"
+    resp.headers["Api-Version"] = API_VERSION
+    resp.headers["Server"] = SERVER
+    if upgrade:
+        resp.headers["Connection"] = "Upgrade"
+        resp.headers["Upgrade"] = "tcp"
+    resp.force_close()
+    await resp.prepare(request)
+    transport = request.transport
+    assert transport is not None
+    return resp, transport  # type: ignore[return-value]

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shlex
-import signal as signals
 from typing import Any
 
 from aiohttp import web
@@ -23,8 +21,7 @@ from ...containers.model import ZERO_TIME, Container
 from ...containers.service import NOT_MODIFIED, ContainerService, StartError
 from ...errors import Conflict, InvalidParameter, NotFound
 from ...imageconfig import parse_time
-from ...reference import familiar_string
-from ..server import SERVER
+from ..streams import hijack
 from . import blocking, engine, json_response, qbool
 
 CONTAINER_FILTERS = {"status", "name", "id", "label", "exited", "ancestor", "before", "since",
@@ -603,20 +600,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
         conn = await ShimConnection.open(str(s.state_dir(c.id) / "attach.sock"), mask)
         session = AttachSession(conn)
         monitor(request).sessions[c.id] = session
-    upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
-    resp = web.StreamResponse(status=101 if upgrade else 200,
-                              reason="UPGRADED" if upgrade else "OK")
-    # dockerd 20.10 (API 1.41) labels both forms raw-stream; clients demux by Tty.
-    resp.headers["Content-Type"] = "application/vnd.docker.raw-stream"
-    resp.headers["Api-Version"] = "1.41"
-    resp.headers["Server"] = SERVER
-    if upgrade:
-        resp.headers["Connection"] = "Upgrade"
-        resp.headers["Upgrade"] = "tcp"
-    resp.force_close()
-    await resp.prepare(request)
-    transport = request.transport
-    assert transport is not None
+    resp, transport = await hijack(request)
     if qbool(request, "logs"):
         recs, _ = await blocking(jsonlog.read, s.log_path(c.id), want_out, want_err)
         transport.write(b"".join(jsonlog.render(r, c.tty, False) for r in recs))
@@ -715,4 +699,4 @@ def register(r) -> None:
     r.add("DELETE", "/containers/{id}", remove)
 
 
-__all__ = ["register", "Monitor", "familiar_string", "shlex", "signals"]
+__all__ = ["register", "Monitor"]

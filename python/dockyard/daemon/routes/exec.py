@@ -17,7 +17,7 @@ from ...containers.attach import EXIT, START_RESULT, ShimConnection
 from ...containers.execs import Exec, ExecStartError, ExecStore, runtime_error
 from ...containers.service import ContainerService
 from ...errors import Conflict, InvalidParameter
-from ..server import SERVER
+from ..streams import hijack
 from . import blocking, engine, json_response
 from .containers import _detach_keys, _HalfCloseProtocol, _RawInput
 
@@ -111,19 +111,7 @@ async def start(request: web.Request) -> web.StreamResponse:
     e = await blocking(st.begin, request.match_info["id"])
     if body.get("Detach"):
         return await _start_detached(st, e)
-    upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
-    resp = web.StreamResponse(status=101 if upgrade else 200,
-                              reason="UPGRADED" if upgrade else "OK")
-    resp.headers["Content-Type"] = "application/vnd.docker.raw-stream"
-    resp.headers["Api-Version"] = "1.41"
-    resp.headers["Server"] = SERVER
-    if upgrade:
-        resp.headers["Connection"] = "Upgrade"
-        resp.headers["Upgrade"] = "tcp"
-    resp.force_close()
-    await resp.prepare(request)
-    transport = request.transport
-    assert transport is not None
+    resp, transport = await hijack(request)
     tty = e.tty
 
     def out(kind: int, data: bytes) -> None:
