@@ -227,3 +227,21 @@ def test_events_stream(daemon, bb):
                                                       "filters": json.dumps({"type": ["image"]})})
     assert all(json.loads(line)["Type"] == "image" for line in raw.iter_lines())
     raw.close()
+
+
+def test_init_reaps_and_forwards(daemon, bb):
+    """--init: PID 1 is a minimal init; the command is its child, gets the
+    signals, and its exit status is the container's."""
+    out = daemon.docker("run", "--rm", "--init", bb, "sh", "-c",
+                        "echo $$; cat /proc/1/status | grep PPid").stdout.decode().split("\n")
+    assert out[0] != "1"
+    r = daemon.docker("run", "--rm", "--init", bb, "sh", "-c", "exit 7", check=False)
+    assert r.returncode == 7
+    cid = daemon.docker("run", "-d", "--init", bb, "sh", "-c",
+                        "trap 'exit 3' TERM; sleep 0.2 & wait; while :; do sleep 0.1; done"
+                        ).stdout.decode().strip()
+    time.sleep(0.5)
+    daemon.docker("stop", "-t", "5", cid)
+    insp = json.loads(daemon.docker("inspect", cid).stdout)[0]
+    assert insp["State"]["ExitCode"] == 3 and insp["HostConfig"]["Init"] is True
+    daemon.docker("rm", cid)

@@ -212,6 +212,7 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_parent: str,
     if hc.get("PidsLimit"):
         res["pids_limit"] = int(hc["PidsLimit"])
     spec["cgroup"] = {"path": f"{cgroup_parent}/{c.id}", "resources": res}
+    spec["init"] = bool(hc.get("Init"))
     if hc.get("OomScoreAdj"):
         spec["oom_score_adj"] = int(hc["OomScoreAdj"])
     return json.dumps(spec)

@@ -484,6 +484,38 @@ fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[(libc::c_in
     finalize(spec, prep, fds)
 }
 
+/// PID 1 for `--init`: forward signals to the command, reap every child, and
+/// exit with the command's status (128 + signal when it was killed).
+fn init_reaper(child: libc::pid_t) -> ! {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        for s in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGABRT, libc::SIGTRAP, libc::SIGSYS] {
+            libc::sigdelset(&mut set, s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let ts = libc::timespec { tv_sec: 1, tv_nsec: 0 };
+        loop {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let sig = libc::sigtimedwait(&set, &mut info, &ts);
+            if sig > 0 && sig != libc::SIGCHLD {
+                libc::kill(child, sig);
+            }
+            loop {
+                let mut st = 0;
+                let r = libc::waitpid(-1, &mut st, libc::WNOHANG);
+                if r <= 0 {
+                    break;
+                }
+                if r == child {
+                    let code = if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) };
+                    libc::_exit(code);
+                }
+            }
+        }
+    }
+}
+
 /// Shared tail of init and exec: stdio/pty, user, caps, cwd, lookup, seccomp, execve.
 fn finalize(spec: &Spec, prep: &Prepared, fds: &ChildFds) -> Result<()> {
     if let Some(sock) = fds.console {
@@ -528,6 +560,19 @@ fn finalize(spec: &Spec, prep: &Prepared, fds: &ChildFds) -> Result<()> {
         }
     }
     unsafe { libc::umask(spec.user.umask.unwrap_or(0o022)) };
+    if spec.init {
+        // The command runs as our child; this process stays as PID 1. Only the
+        // child keeps the sync pipe, so its execve (or its error) is what the
+        // supervisor sees.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(Error::Os { op: "fork for --init".into(), errno: sys::errno() });
+        }
+        if pid > 0 {
+            unsafe { libc::close(fds.sync_w) };
+            init_reaper(pid);
+        }
+    }
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
     let mut argv: Vec<*const libc::c_char> = prep.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());

@@ -47,6 +47,9 @@ pub struct Spec {
     pub console_size: Option<(u16, u16)>,
     /// /proc/sys keys ("net.ipv4.ip_forward") to write after mounts.
     pub sysctl: BTreeMap<String, String>,
+    /// `docker run --init`: PID 1 is a minimal init that forwards signals to
+    /// the command, reaps orphans and exits with the command's status.
+    pub init: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
