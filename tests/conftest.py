@@ -71,7 +71,8 @@ def busybox_tar(tmp_path_factory) -> Path:
 
 
 class Daemon:
-    def __init__(self, base: Path, driver: str) -> None:
+    def __init__(self, base: Path, driver: str, extra: list[str] | None = None) -> None:
+        self.extra = list(extra or [])
         self.base = base
         self.sock = base / "dockyard.sock"
         self.root = base / "root"
@@ -83,7 +84,7 @@ class Daemon:
     def start(self) -> None:
         cmd = [sys.executable, "-m", "dockyard", "daemon", "-H", self.host, "-g", str(self.root),
                "--exec-root", str(self.base / "exec"), "-p", str(self.base / "dockyard.pid"),
-               "-s", self.driver, "-D"]
+               "-s", self.driver, "-D", *self.extra]
         self.proc = subprocess.Popen(cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 30

@@ -72,6 +72,9 @@ def daemon(
     tlskey: Optional[str] = typer.Option(None, "--tlskey"),
     insecure_tcp: bool = typer.Option(False, "--insecure-tcp",
                                       help="Allow a TCP listener without TLS"),
+    default_ulimit: Optional[list[str]] = typer.Option(None, "--default-ulimit",
+                                                       help="type=soft[:hard]"),
+    exec_opt: Optional[list[str]] = typer.Option(None, "--exec-opt"),
 ) -> None:
     """Run the Dockyard daemon"""
     from ..daemon.main import run
@@ -83,12 +86,21 @@ def daemon(
     for o in storage_opt or []:
         k, _, v = o.partition("=")
         opts[k] = v
+    ulimits = []
+    for u in default_ulimit or []:
+        name, eq, val = u.partition("=")
+        soft, _, hard = val.partition(":")
+        if not eq or not soft.lstrip("-").isdigit() or (hard and not hard.lstrip("-").isdigit()):
+            raise typer.BadParameter(f"invalid ulimit argument: {u}")
+        ulimits.append({"Name": name, "Soft": int(soft), "Hard": int(hard or soft)})
+    exec_opts = dict(o.partition("=")[::2] for o in exec_opt or [])
     cfg = DaemonConfig(
         hosts=list(host) if host else ["unix:///var/run/dockyard.sock"], group=group,
         data_root=data_root or graph or "/var/lib/dockyard", exec_root=exec_root,
         pidfile=pidfile, storage_driver=storage_driver, storage_opts=opts, debug=debug,
         log_level=log_level, tls=tls or tlsverify, tlsverify=tlsverify, tlscacert=tlscacert,
-        tlscert=tlscert, tlskey=tlskey, insecure_tcp=insecure_tcp)
+        tlscert=tlscert, tlskey=tlskey, insecure_tcp=insecure_tcp,
+        default_ulimits=ulimits, exec_opts=exec_opts)
     raise SystemExit(run(cfg))
 
 

@@ -20,6 +20,22 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
           "warning": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL}
 
 
+def cgroup_driver(opts: dict[str, str]) -> str:
+    """`--exec-opt native.cgroupdriver=cgroupfs|systemd`; systemd falls back to
+    cgroupfs, with a warning, where systemd is not the init system."""
+    want = opts.get("native.cgroupdriver", "cgroupfs")
+    if want not in ("cgroupfs", "systemd"):
+        raise SystemExit(f"native.cgroupdriver option {want} not supported")
+    if want == "systemd":
+        if not os.path.isdir("/run/systemd/system"):
+            log.warning("native.cgroupdriver=systemd: systemd is not running here; using "
+                        "cgroupfs")
+            return "cgroupfs"
+        log.warning("native.cgroupdriver=systemd: cgroups are managed directly (cgroupfs "
+                    "layout under the systemd hierarchy) in this version")
+    return "cgroupfs"
+
+
 def setup_logging(cfg: DaemonConfig) -> None:
     level = logging.DEBUG if cfg.debug else LEVELS.get(cfg.log_level, logging.INFO)
     logging.basicConfig(
@@ -41,8 +57,9 @@ async def serve(cfg: DaemonConfig) -> None:
         os.makedirs(cfg.exec_root, exist_ok=True)
         storage_driver = (os.environ.get("DOCKYARD_DRIVER") or os.environ.get("DOCKER_DRIVER")
                           or cfg.storage_driver)
+        cfg.cgroup_driver = cgroup_driver(cfg.exec_opts)
         engine = await asyncio.to_thread(Engine, cfg.data_root, storage_driver,
-                                         cfg.storage_opts, cfg.exec_root)
+                                         cfg.storage_opts, cfg.exec_root, cfg.default_ulimits)
         log.info("storage driver: %s", engine.driver.name)
         app = build_app(engine, cfg)
         # Containers whose shims outlived the previous daemon are watched again.

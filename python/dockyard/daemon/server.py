@@ -69,6 +69,9 @@ class DaemonConfig:
     tlscert: str | None = None
     tlskey: str | None = None
     insecure_tcp: bool = False
+    default_ulimits: list[dict[str, Any]] = field(default_factory=list)
+    exec_opts: dict[str, str] = field(default_factory=dict)
+    cgroup_driver: str = "cgroupfs"
 
 
 class VersionedApp:

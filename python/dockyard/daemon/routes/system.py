@@ -75,7 +75,7 @@ def _info(request: web.Request) -> dict:
         "OomKillDisable": False,
         "NGoroutines": threading.active_count() if cfg.debug else 0,
         "SystemTime": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-        "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs",
+        "LoggingDriver": "json-file", "CgroupDriver": cfg.cgroup_driver,
         "CgroupVersion": sysinfo.cgroup_version(),
         "NEventsListener": 0,
         "KernelVersion": sysinfo.kernel(), "OperatingSystem": name, "OSVersion": osver,
