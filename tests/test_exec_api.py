@@ -233,3 +233,14 @@ def test_exec_privileged_and_mount_released(daemon, ctr):
     assert not [m for m in mounts_under(daemon.base) if ctr in m]
     r = daemon.docker("exec", ctr, "true", check=False)
     assert r.returncode == 1 and b"is not running" in r.stderr
+
+
+def test_exec_ids_in_container_inspect(daemon, bb):
+    cid = daemon.docker("run", "-d", bb, "sleep", "30").stdout.decode().strip()
+    try:
+        eid = daemon.client().post_json(f"/containers/{cid}/exec",
+                                        body={"Cmd": ["true"]})["Id"]
+        insp = daemon.client().get_json(f"/containers/{cid}/json")
+        assert insp["ExecIDs"] == [eid]
+    finally:
+        daemon.docker("rm", "-f", cid)

@@ -314,9 +314,13 @@ async def list_containers(request: web.Request) -> web.Response:
 
 
 async def inspect_container(request: web.Request) -> web.Response:
+    from .exec import store as exec_store
+
     s = svc(request)
     c = await _get(request)
     out = inspect(s, c)
+    ids = [e.id for e in exec_store(request).execs.values() if e.container_id == c.id]
+    out["ExecIDs"] = ids or None
     if qbool(request, "size"):
         out["SizeRw"] = await blocking(s.driver.diff_size, c.id, f"{c.id}-init")
         out["SizeRootFs"] = out["SizeRw"]
