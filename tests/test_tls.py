@@ -90,6 +90,13 @@ def test_mode1_mutual_tls(tmp_path, pki):
                         "--tlscert", str(other / "client-cert.pem"), "--tlskey",
                         str(other / "client-key.pem"), "-H", host, "version"], env)
             assert bad.returncode != 0
+        # a key readable by others is used, with a warning
+        os.chmod(good / "client-key.pem", 0o644)
+        warn = _run([sys.executable, "-m", "dockyard", "-H", host, "--tlsverify", "--tlscacert",
+                     str(good / "ca.pem"), "--tlscert", str(good / "client-cert.pem"),
+                     "--tlskey", str(good / "client-key.pem"), "info", "--format", "x"], env)
+        assert warn.returncode == 0 and b"is readable by others" in warn.stderr
+        assert b"readable by others" not in ok.stderr  # key.pem is 0400
         # no client certificate at all: refused
         nocert = _run([sys.executable, "-m", "dockyard", "-H", host, "--tlsverify",
                        "--tlscacert", str(good / "ca.pem"), "--tlscert", "/nonexistent",

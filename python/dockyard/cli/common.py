@@ -46,6 +46,12 @@ def client() -> Client:
         for p in (tls.cert, tls.key):
             if not (p and os.path.exists(p)):
                 tls.cert = tls.key = None
+        if tls.key:
+            mode = os.stat(tls.key).st_mode & 0o777
+            if mode & 0o077:
+                print(f"WARNING: private key {tls.key} is readable by others (mode "
+                      f"{mode:04o}); keys should be 0400 and certificates 0444",
+                      file=sys.stderr)
     c = Client(G.host, tls)
     _maybe_autostart(c)
     G._client = c
