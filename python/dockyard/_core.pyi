@@ -67,6 +67,10 @@ class LayerUnpacker:
     def abort(self) -> None:
         """Stop and empty the target (no-op after a successful finish)."""
 
+def layer_content_size(split: str) -> int:
+    """Bytes of regular-file contents in a layer, from its tar-split record:
+    Docker's layer size (the tar's length counts headers and padding too)."""
+
 def assemble_layer(split: str, root: str, dest: str | int) -> LayerInfo:
     """Rebuild a layer's exact original tar from its tar-split record (written
     by extraction with `split=`) and its extracted files under `root`, to a

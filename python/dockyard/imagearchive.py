@@ -75,6 +75,7 @@ def save(engine: "Engine", names: list[str], out: IO[bytes]) -> None:
             _add_dir(tar, "blobs")
             _add_dir(tar, "blobs/sha256")
             written: set[str] = set()
+            blob_sizes: dict[str, int] = {}
             manifest_json: list[dict[str, Any]] = []
             index: list[dict[str, Any]] = []
             for iid, refs in wanted.items():
@@ -95,8 +96,10 @@ def save(engine: "Engine", names: list[str], out: IO[bytes]) -> None:
                         tar.add(str(f), arcname=path, recursive=False)
                         f.unlink()
                         written.add(hexd)
+                        blob_sizes[hexd] = info.size
+                    # the blob's length (a layer's size counts file contents only)
                     layer_descs.append({"mediaType": OCI_LAYER, "digest": layer.diff_id,
-                                        "size": layer.size})
+                                        "size": blob_sizes[hexd]})
                 chex = iid.split(":", 1)[1]
                 if chex not in written:
                     _add_bytes(tar, f"blobs/sha256/{chex}", img.raw)

@@ -87,6 +87,8 @@ class LayerStore:
             split.unlink(missing_ok=True)
             raise
         chain_id = chain_ids([parent, info.diff_id])[-1] if parent else info.diff_id
+        # Docker's layer size is what the files hold, not the tar's length.
+        size = _core.layer_content_size(str(split)) if split.exists() else info.size
         existing = None
         with self.db.transaction() as c:
             r = c.execute("SELECT * FROM layers WHERE chain_id=?", (chain_id,)).fetchone()
@@ -96,14 +98,14 @@ class LayerStore:
                 c.execute(
                     "INSERT INTO layers(chain_id, diff_id, parent, cache_id, size, created)"
                     " VALUES (?,?,?,?,?,?)",
-                    (chain_id, info.diff_id, parent, cache_id, info.size, time.time()),
+                    (chain_id, info.diff_id, parent, cache_id, size, time.time()),
                 )
         if existing is not None:
             # Same content already stored: keep the old copy, drop the new one.
             self.driver.remove(cache_id)
             split.unlink(missing_ok=True)
             return existing
-        return Layer(chain_id, info.diff_id, parent, cache_id, info.size)
+        return Layer(chain_id, info.diff_id, parent, cache_id, size)
 
     def in_use(self, c, chain_id: str) -> bool:
         if c.execute("SELECT 1 FROM images WHERE top_layer=? LIMIT 1", (chain_id,)).fetchone():

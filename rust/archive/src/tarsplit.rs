@@ -115,6 +115,29 @@ fn u64_of(b: &[u8]) -> u64 {
     u64::from_le_bytes(b.try_into().expect("8 bytes"))
 }
 
+/// Bytes of file contents the layer holds (what Docker reports as a layer's
+/// size: the sum of its regular files, not the tar's length).
+pub fn content_size(split: &[u8]) -> Result<u64> {
+    let data = zstd::stream::decode_all(split).map_err(|e| Error::corrupt(format!("tar-split: {e}")))?;
+    let mut rest: &[u8] = &data;
+    let mut total = 0u64;
+    while !rest.is_empty() {
+        match take(&mut rest, 1)?[0] {
+            b'R' => {
+                let n = u64_of(take(&mut rest, 8)?) as usize;
+                take(&mut rest, n)?;
+            }
+            b'F' => {
+                total += u64_of(take(&mut rest, 8)?);
+                let plen = u32::from_le_bytes(take(&mut rest, 4)?.try_into().expect("4 bytes")) as usize;
+                take(&mut rest, plen)?;
+            }
+            _ => return Err(Error::corrupt("tar-split record has an unknown tag")),
+        }
+    }
+    Ok(total)
+}
+
 /// Rebuild the original tar stream of the layer extracted at `root` into
 /// `out`. Returns (diff ID, size). Files are opened beneath `root` only.
 pub fn assemble<W: Write>(split: &[u8], root: &Path, out: &mut W) -> Result<(String, u64)> {

@@ -99,6 +99,16 @@ fn write_split(path: &std::path::Path, data: &[u8]) -> da::Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| da::Error::io(format!("rename {}", path.display()), e))
 }
 
+/// Bytes of regular-file contents recorded in a tar-split (Docker's layer size).
+#[pyfunction]
+fn layer_content_size(py: Python<'_>, split: PathBuf) -> PyResult<u64> {
+    py.detach(|| -> da::Result<u64> {
+        let rec = std::fs::read(&split).map_err(|e| da::Error::io(format!("read {}", split.display()), e))?;
+        da::tarsplit::content_size(&rec)
+    })
+    .map_err(err)
+}
+
 /// Rebuild the exact tar stream of a layer from its tar-split record and its
 /// extracted files, into a path or an fd (not closed). `digest` and `diff_id`
 /// of the result are both the sha256 of that tar.
@@ -423,5 +433,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(extract_layer_file, m)?)?;
     m.add_function(wrap_pyfunction!(create_layer, m)?)?;
     m.add_function(wrap_pyfunction!(assemble_layer, m)?)?;
+    m.add_function(wrap_pyfunction!(layer_content_size, m)?)?;
     Ok(())
 }
