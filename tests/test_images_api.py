@@ -71,6 +71,9 @@ def test_import_list_inspect_history(daemon, busybox_tar):
     assert insp["RootFS"]["Type"] == "layers" and len(insp["RootFS"]["Layers"]) == 1
     assert insp["Comment"] == "Imported from -"
     assert insp["Os"] == "linux" and insp["Architecture"] == "amd64"
+    # Docker's size: what the files hold (not the tar's length with headers)
+    with tarfile.open(busybox_tar) as t:
+        assert insp["Size"] == sum(m.size for m in t.getmembers() if m.isfile())
     # unique prefix lookup
     assert daemon.client().get_json(f"/images/{iid[7:15]}/json")["Id"] == iid
     hist = daemon.client().get_json("/images/bbtest:1/history")
