@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -22,36 +21,19 @@ from pathlib import Path
 
 import pytest
 
+from conftest import busybox_rootfs, mounts_under
 from dockyard import _core
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
-BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 DEFAULT_CAPS_HEX = "00000000a80425fb"
 
 
 def make_rootfs(dest: Path) -> Path:
-    (dest / "bin").mkdir(parents=True)
-    for d in ("etc", "proc", "sys", "dev", "root"):
+    busybox_rootfs(dest, {"etc/notexec": b"#!/bin/sh\necho no\n"})
+    for d in ("proc", "sys", "dev", "root"):
         (dest / d).mkdir()
-    (dest / "tmp").mkdir(mode=0o1777)
-    shutil.copy2(BUSYBOX, dest / "bin" / "busybox")
-    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True).stdout.split()
-    for a in applets:
-        if a != "busybox":
-            os.symlink("busybox", dest / "bin" / a)
-    (dest / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
-                                         "nobody:x:65534:65534:nobody:/:/bin/false\n")
-    (dest / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
-    (dest / "etc" / "notexec").write_text("#!/bin/sh\necho no\n")
     return dest
-
-
-def mounts_under(path: Path) -> list[str]:
-    p = str(path)
-    with open("/proc/self/mounts") as f:
-        return [line.split()[1] for line in f
-                if line.split()[1] == p or line.split()[1].startswith(p + "/")]
 
 
 def alive(pid: int) -> bool:

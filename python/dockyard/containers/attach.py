@@ -80,3 +80,31 @@ class ShimConnection:
             self.writer.close()
         except Exception:  # noqa: BLE001
             pass
+
+    async def pump_stdin(self, queue: "asyncio.Queue[bytes | None]", detach_keys: bytes,
+                         close_on_eof: bool) -> str:
+        """Feed a client's stdin (chunks from `queue`, None at its EOF) to the
+        process. Returns "detach" when the client typed `detach_keys` (which are
+        not passed on; b"" disables them), or "eof"."""
+        held = b""
+        while True:
+            data = await queue.get()
+            if data is None:
+                if close_on_eof:
+                    await self.close_stdin()
+                return "eof"
+            data = held + data
+            held = b""
+            if detach_keys:
+                i = data.find(detach_keys)
+                if i >= 0:
+                    if i:
+                        await self.stdin(data[:i])
+                    return "detach"
+                # a partial detach sequence at the end waits for the next bytes
+                for n in range(len(detach_keys) - 1, 0, -1):
+                    if data.endswith(detach_keys[:n]):
+                        held, data = data[-n:], data[:-n]
+                        break
+            if data:
+                await self.stdin(data)

@@ -621,31 +621,10 @@ async def attach(request: web.Request) -> web.StreamResponse:
     transport.set_protocol(_HalfCloseProtocol(proto, inp.feed_eof))
     stdin_once = bool(c.config.get("StdinOnce"))
 
-    async def pump_in() -> str:
-        held = b""
-        while True:
-            data = await inp.queue.get()
-            if data is None:
-                # dockerd closes the container's stdin at the client's EOF only
-                # for StdinOnce without a tty (a tty session just detaches).
-                if stdin_once and not c.tty:
-                    await conn.close_stdin()
-                return "eof"
-            data = held + data
-            held = b""
-            if keys and c.tty:
-                i = data.find(keys)
-                if i >= 0:
-                    if i:
-                        await conn.stdin(data[:i])
-                    return "detach"
-                # a partial detach sequence at the end waits for the next bytes
-                for n in range(len(keys) - 1, 0, -1):
-                    if data.endswith(keys[:n]):
-                        held, data = data[-n:], data[:-n]
-                        break
-            if data:
-                await conn.stdin(data)
+    def pump_in():
+        # dockerd closes the container's stdin at the client's EOF only for
+        # StdinOnce without a tty (a tty session just detaches).
+        return conn.pump_stdin(inp.queue, keys if c.tty else b"", stdin_once and not c.tty)
 
     m = monitor(request)
 

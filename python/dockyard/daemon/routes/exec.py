@@ -159,27 +159,8 @@ async def start(request: web.Request) -> web.StreamResponse:
                     await blocking(st.reconcile, e)
                     return "exit"
 
-        async def pump_in() -> str:
-            held = b""
-            while True:
-                data = await inp.queue.get()
-                if data is None:
-                    await conn.close_stdin()
-                    return "eof"
-                data = held + data
-                held = b""
-                if keys:
-                    i = data.find(keys)
-                    if i >= 0:
-                        if i:
-                            await conn.stdin(data[:i])
-                        return "detach"
-                    for n in range(len(keys) - 1, 0, -1):
-                        if data.endswith(keys[:n]):
-                            held, data = data[-n:], data[:-n]
-                            break
-                if data:
-                    await conn.stdin(data)
+        def pump_in():
+            return conn.pump_stdin(inp.queue, keys, close_on_eof=True)
 
         tasks.append(asyncio.ensure_future(pump_out()))
         if e.attach_stdin:
