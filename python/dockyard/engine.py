@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable
 
 from . import _core, reference
 from .changes import apply_changes
@@ -27,6 +27,9 @@ from .store.db import Database
 from .store.images import Image, ImageStore
 from .store.layers import LayerStore
 
+if TYPE_CHECKING:
+    from .distribution import RegistryOptions
+
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -35,7 +38,11 @@ class Engine:
                  storage_driver: str | None = None,
                  storage_opts: dict[str, str] | None = None,
                  exec_root: str | os.PathLike = "/var/run/dockyard",
-                 default_ulimits: list[dict[str, Any]] | None = None) -> None:
+                 default_ulimits: list[dict[str, Any]] | None = None,
+                 registry_options: "RegistryOptions | None" = None) -> None:
+        from .distribution import RegistryOptions
+
+        self.registry_options = registry_options or RegistryOptions()
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.tmp = self.root / "tmp"

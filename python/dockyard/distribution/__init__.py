@@ -1,0 +1,23 @@
+"""Distribution: pulling from and pushing to registries (Registry HTTP API v2 /
+OCI distribution), their auth, and where credentials live."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RegistryOptions:
+    """What the daemon (or an embedding program) says about registries.
+
+    insecure_registries: `host[:port]` names or CIDRs reached over plain HTTP
+    (or HTTPS without verification), as dockerd's `--insecure-registry`;
+    localhost and 127.0.0.0/8 are always insecure-allowed, as in Docker.
+    certs_dir: per-registry CAs and client certificates, docker's `certs.d`
+    convention (`<certs_dir>/<host:port>/ca.crt`, `client.cert`, `client.key`).
+    """
+
+    insecure_registries: list[str] = field(default_factory=list)
+    certs_dir: str = "/etc/dockyard/certs.d"
+    max_concurrent_downloads: int = 3
+    max_concurrent_uploads: int = 5
