@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["registries"]  # registry fixtures: tests/registries.py
+
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 DOCKER_CLI = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else shutil.which("docker")
 
