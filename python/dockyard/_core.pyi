@@ -71,11 +71,13 @@ def layer_content_size(split: str) -> int:
     """Bytes of regular-file contents in a layer, from its tar-split record:
     Docker's layer size (the tar's length counts headers and padding too)."""
 
-def assemble_layer(split: str, root: str, dest: str | int) -> LayerInfo:
+def assemble_layer(split: str, root: str, dest: str | int,
+                   compression: Compression = "none") -> LayerInfo:
     """Rebuild a layer's exact original tar from its tar-split record (written
     by extraction with `split=`) and its extracted files under `root`, to a
-    path or an fd (not closed). The result hashes to the recorded diff ID
-    unless the files changed, which raises LayerCorrupt."""
+    path or an fd (not closed), compressed on a second thread if asked (push).
+    The tar hashes to the recorded diff ID unless the files changed, which
+    raises LayerCorrupt; `digest` is that of the bytes written."""
 
 def create_layer(
     root: str,

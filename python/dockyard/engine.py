@@ -29,6 +29,7 @@ from .store.layers import LayerStore
 
 if TYPE_CHECKING:
     from .distribution import RegistryOptions
+    from .distribution.auth import AuthConfig
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -61,6 +62,9 @@ class Engine:
         self.containers = ContainerService(self, exec_root, default_ulimits=default_ulimits)
         self.layers.gc(keep=self._container_layer_ids())
         self._lock = threading.RLock()
+        from .distribution.pull import Inflight
+
+        self.inflight_layers = Inflight()
 
     def close(self) -> None:
         self.containers.close()
@@ -221,6 +225,35 @@ class Engine:
         from .imagearchive import load
 
         return load(self, src, progress)
+
+    # --- registries -----------------------------------------------------------
+    def pull(self, name: str, tag: str | None = None, auth: "AuthConfig | None" = None,
+             progress: Progress | None = None, platform: str | None = None,
+             all_tags: bool = False) -> list[Image]:
+        """`docker pull`: `tag` may be a digest; returns the images pulled."""
+        from .distribution.pull import pull
+
+        return pull(self, name, tag, auth, progress, platform, all_tags)
+
+    def push(self, name: str, tag: str | None = None, auth: "AuthConfig | None" = None,
+             progress: Progress | None = None) -> list[dict[str, Any]]:
+        """`docker push`: every tag of the repository when `tag` is None;
+        returns [{"Tag", "Digest", "Size"}] per tag pushed."""
+        from .distribution.push import push
+
+        return push(self, name, tag, auth, progress)
+
+    def login(self, auth: "AuthConfig") -> dict[str, str]:
+        """Check credentials against the registry (`docker login`)."""
+        from .distribution.login import login
+
+        return login(self, auth)
+
+    def search(self, term: str, limit: int = 25, filters: dict[str, list[str]] | None = None,
+               auth: "AuthConfig | None" = None) -> list[dict[str, Any]]:
+        from .distribution.search import search
+
+        return search(self, term, limit, filters or {}, auth)
 
     # --- prune / df ---------------------------------------------------------
     def prune_images(self, dangling_only: bool = True,

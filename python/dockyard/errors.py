@@ -55,3 +55,21 @@ class DaemonUnreachable(DockyardError):
 
 class IDNotFound(NotFound):
     """No stored ID starts with the given prefix (`dockyard.ids`)."""
+
+
+class RegistryError(DockyardError):
+    """A registry answered with an error, or could not be reached."""
+
+
+class RegistryNotFound(RegistryError, NotFound):
+    """Docker answers 404 for unknown manifests and denied repositories."""
+
+    status = 404
+
+
+class Unauthorized(RegistryError):
+    status = 401
+
+
+class BlobCorrupt(RegistryError):
+    """A blob's bytes don't match its digest (or were cut short)."""

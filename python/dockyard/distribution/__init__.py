@@ -15,9 +15,15 @@ class RegistryOptions:
     localhost and 127.0.0.0/8 are always insecure-allowed, as in Docker.
     certs_dir: per-registry CAs and client certificates, docker's `certs.d`
     convention (`<certs_dir>/<host:port>/ca.crt`, `client.cert`, `client.key`).
+    The daemon's SIGHUP reload updates these fields in place.
     """
 
     insecure_registries: list[str] = field(default_factory=list)
     certs_dir: str = "/etc/dockyard/certs.d"
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 5
+    timeout: float = 60.0
+    """Seconds a registry may stay silent (connect, or mid-body) before the
+    transfer fails."""
+    retries: int = 3
+    """Attempts per blob download (5xx, reset or cut connections)."""

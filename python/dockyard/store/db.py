@@ -57,6 +57,19 @@ CREATE TABLE IF NOT EXISTS containers (
 );
 CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
 
+-- Where a layer's compressed blob is known to live (docker's v2 metadata):
+-- push skips blobs a registry has and mounts them across repositories.
+CREATE TABLE IF NOT EXISTS layer_blobs (
+    diff_id         TEXT NOT NULL,
+    digest          TEXT NOT NULL,         -- the compressed blob's digest
+    media_type      TEXT NOT NULL,
+    size            INTEGER NOT NULL,
+    registry        TEXT NOT NULL,         -- domain, e.g. docker.io or 127.0.0.1:5000
+    repository      TEXT NOT NULL,         -- path within it, e.g. library/busybox
+    PRIMARY KEY (diff_id, digest, registry, repository)
+);
+CREATE INDEX IF NOT EXISTS layer_blobs_diff ON layer_blobs(diff_id);
+
 CREATE TABLE IF NOT EXISTS meta (
     key             TEXT PRIMARY KEY,
     value           TEXT NOT NULL

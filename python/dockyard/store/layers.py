@@ -77,18 +77,37 @@ class LayerStore:
         failure the directory is removed and nothing is recorded.
         """
         parent_layer = self.get(parent) if parent else None
-        cache_id = generate_id()
-        self.driver.create(cache_id, parent_layer.cache_id if parent_layer else None)
-        split = self.split_path(cache_id)
+        cache_id = self.prepare(parent_layer.cache_id if parent_layer else None)
         try:
-            info = extract(self.driver.diff_path(cache_id), self.driver.whiteouts, str(split))
+            info = extract(self.driver.diff_path(cache_id), self.driver.whiteouts,
+                           str(self.split_path(cache_id)))
         except BaseException:
-            self.driver.remove(cache_id)
-            split.unlink(missing_ok=True)
+            self.discard(cache_id)
             raise
-        chain_id = chain_ids([parent, info.diff_id])[-1] if parent else info.diff_id
+        return self.commit(parent, cache_id, info.diff_id, info.size)
+
+    # Registration in steps, for pulls that fill several layers at once:
+    # prepare() makes the directory, the caller extracts into diff_path(), and
+    # commit() records the row (after the parent's) or discard() drops it all.
+    def prepare(self, parent_cache_id: str | None) -> str:
+        """Create an empty layer directory on the parent's (by cache ID, which
+        may not be committed yet); returns the new cache ID."""
+        cache_id = generate_id()
+        self.driver.create(cache_id, parent_cache_id)
+        return cache_id
+
+    def discard(self, cache_id: str) -> None:
+        self.driver.remove(cache_id)
+        self.split_path(cache_id).unlink(missing_ok=True)
+
+    def commit(self, parent: str | None, cache_id: str, diff_id: str, tar_size: int) -> Layer:
+        """Record the layer extracted into `cache_id` on top of `parent` (a
+        committed chain ID). If the same chain is stored already, the new copy
+        is dropped and the stored one returned."""
+        chain_id = chain_ids([parent, diff_id])[-1] if parent else diff_id
+        split = self.split_path(cache_id)
         # Docker's layer size is what the files hold, not the tar's length.
-        size = _core.layer_content_size(str(split)) if split.exists() else info.size
+        size = _core.layer_content_size(str(split)) if split.exists() else tar_size
         existing = None
         with self.db.transaction() as c:
             r = c.execute("SELECT * FROM layers WHERE chain_id=?", (chain_id,)).fetchone()
@@ -98,14 +117,27 @@ class LayerStore:
                 c.execute(
                     "INSERT INTO layers(chain_id, diff_id, parent, cache_id, size, created)"
                     " VALUES (?,?,?,?,?,?)",
-                    (chain_id, info.diff_id, parent, cache_id, size, time.time()),
+                    (chain_id, diff_id, parent, cache_id, size, time.time()),
                 )
         if existing is not None:
             # Same content already stored: keep the old copy, drop the new one.
-            self.driver.remove(cache_id)
-            split.unlink(missing_ok=True)
+            self.discard(cache_id)
             return existing
-        return Layer(chain_id, info.diff_id, parent, cache_id, size)
+        return Layer(chain_id, diff_id, parent, cache_id, size)
+
+    # --- where the layer's blobs live in registries ----------------------------
+    def record_blob(self, diff_id: str, digest: str, media_type: str, size: int,
+                    registry: str, repository: str) -> None:
+        with self.db.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO layer_blobs VALUES (?,?,?,?,?,?)",
+                      (diff_id, digest, media_type, size, registry, repository))
+
+    def known_blobs(self, diff_id: str) -> list[dict]:
+        """Blobs seen for `diff_id`: dicts of digest, media_type, size,
+        registry, repository."""
+        return [dict(r) for r in self.db.query(
+            "SELECT digest, media_type, size, registry, repository FROM layer_blobs"
+            " WHERE diff_id=?", (diff_id,))]
 
     def in_use(self, c, chain_id: str) -> bool:
         if c.execute("SELECT 1 FROM images WHERE top_layer=? LIMIT 1", (chain_id,)).fetchone():
@@ -151,13 +183,14 @@ class LayerStore:
         r = self.db.one("SELECT COALESCE(SUM(size), 0) AS s FROM layers")
         return int(r["s"]) if r else 0
 
-    def write_layer_tar(self, chain_id: str, dest: str | int):
+    def write_layer_tar(self, chain_id: str, dest: str | int, compression: str = "none"):
         """Write the layer's exact original tar (its diff ID is the recorded
-        one) to a path or fd; returns its LayerInfo."""
+        one), compressed or not, to a path or fd; returns its LayerInfo."""
         layer = self.get(chain_id)
         split = self.split_path(layer.cache_id)
         if split.exists():
-            return _core.assemble_layer(str(split), self.driver.diff_path(layer.cache_id), dest)
+            return _core.assemble_layer(str(split), self.driver.diff_path(layer.cache_id), dest,
+                                        compression)
         # No record (a layer made by commit): the driver's diff is the original.
         parent = self.get(layer.parent).cache_id if layer.parent else None
-        return self.driver.diff(layer.cache_id, parent, dest, "none")
+        return self.driver.diff(layer.cache_id, parent, dest, compression)

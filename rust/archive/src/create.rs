@@ -136,6 +136,64 @@ fn compress_thread<W: Write>(rx: Receiver<Vec<u8>>, out: W, c: Compression) -> R
     Ok((crate::digest::finish(h), n))
 }
 
+/// A writer that ships full chunks to the compression thread.
+struct ChunkTx {
+    buf: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+}
+
+impl ChunkTx {
+    fn ship(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let b = std::mem::replace(&mut self.buf, Vec::with_capacity(OUT_CHUNK));
+        match &self.tx {
+            Some(tx) => tx.send(b).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "compressor stopped")),
+            None => Err(io::Error::new(io::ErrorKind::BrokenPipe, "compressor stopped")),
+        }
+    }
+}
+
+impl Write for ChunkTx {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(OUT_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == OUT_CHUNK {
+            self.ship()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.ship()
+    }
+}
+
+/// Run `produce` (which writes an uncompressed stream) with its output
+/// compressed on a second thread into `out`. Returns what `produce` returned,
+/// then the digest and length of the compressed bytes written to `out`.
+pub fn compressed<W, T, F>(out: W, c: Compression, produce: F) -> Result<(T, String, u64)>
+where
+    W: Write + Send,
+    F: FnOnce(&mut dyn Write) -> Result<T>,
+{
+    std::thread::scope(|s| {
+        let (tx, rx) = sync_channel::<Vec<u8>>(4);
+        let th = std::thread::Builder::new()
+            .name("dockyard-compress".into())
+            .spawn_scoped(s, move || compress_thread(rx, out, c))
+            .map_err(|e| Error::io("spawn compression thread", e))?;
+        let mut w = ChunkTx { buf: Vec::with_capacity(OUT_CHUNK), tx: Some(tx) };
+        let res = produce(&mut w).and_then(|t| w.ship().map(|_| t).map_err(|e| Error::io("write layer", e)));
+        w.tx = None;
+        let comp = th.join().unwrap_or_else(|_| Err(Error::corrupt("compression thread panicked")));
+        // A producer error wins over the compressor's "broken pipe".
+        let t = res?;
+        let (digest, n) = comp?;
+        Ok((t, digest, n))
+    })
+}
+
 /// Write a layer tar of `root` into `out` (which is not closed or synced).
 pub fn create_layer<W: Write + Send>(root: &Path, out: W, opts: &CreateOptions) -> Result<LayerInfo> {
     fsops::raise_nofile_limit();

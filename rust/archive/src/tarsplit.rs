@@ -140,7 +140,7 @@ pub fn content_size(split: &[u8]) -> Result<u64> {
 
 /// Rebuild the original tar stream of the layer extracted at `root` into
 /// `out`. Returns (diff ID, size). Files are opened beneath `root` only.
-pub fn assemble<W: Write>(split: &[u8], root: &Path, out: &mut W) -> Result<(String, u64)> {
+pub fn assemble<W: Write + ?Sized>(split: &[u8], root: &Path, out: &mut W) -> Result<(String, u64)> {
     let data = zstd::stream::decode_all(split).map_err(|e| Error::corrupt(format!("tar-split: {e}")))?;
     let root = Root::open(root)?;
     let mut h = Sha256::new();

@@ -110,13 +110,21 @@ fn layer_content_size(py: Python<'_>, split: PathBuf) -> PyResult<u64> {
 }
 
 /// Rebuild the exact tar stream of a layer from its tar-split record and its
-/// extracted files, into a path or an fd (not closed). `digest` and `diff_id`
-/// of the result are both the sha256 of that tar.
+/// extracted files, into a path or an fd (not closed), optionally compressed
+/// (push). `diff_id` is the sha256 of the tar, `digest` that of the bytes written.
 #[pyfunction]
-fn assemble_layer(py: Python<'_>, split: PathBuf, root: PathBuf, dest: Dest) -> PyResult<LayerInfo> {
+#[pyo3(signature = (split, root, dest, compression = "none"))]
+fn assemble_layer(py: Python<'_>, split: PathBuf, root: PathBuf, dest: Dest, compression: &str) -> PyResult<LayerInfo> {
+    let compression = da::Compression::parse(compression)
+        .ok_or_else(|| PyValueError::new_err(format!("compression must be 'none', 'gzip' or 'zstd', not {compression:?}")))?;
     py.detach(|| -> da::Result<da::LayerInfo> {
         let rec = std::fs::read(&split).map_err(|e| da::Error::io(format!("read {}", split.display()), e))?;
         let file = open_dest(&dest)?;
+        if compression != da::Compression::None {
+            let ((diff_id, size), digest, csize) =
+                da::create::compressed(file, compression, |w| da::tarsplit::assemble(&rec, &root, w))?;
+            return Ok(da::LayerInfo { digest, diff_id, size, compressed_size: csize, compression });
+        }
         let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
         let (diff_id, size) = da::tarsplit::assemble(&rec, &root, &mut w)?;
         std::io::Write::flush(&mut w).map_err(|e| da::Error::io("write layer tar", e))?;
