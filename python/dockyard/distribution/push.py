@@ -261,12 +261,12 @@ def push(engine: "Engine", name: str, tag: str | None = None, auth: AuthConfig |
                                (f"{repo.name}:%",))
         targets = [(r["ref"][len(repo.name) + 1:], r["image_id"]) for r in rows
                    if r["ref"].startswith(f"{repo.name}:") and "@" not in r["ref"]]
+    p = Pusher(engine, repo, auth, progress)
+    p.report.status(f"The push refers to repository [{repo.name}]")
     if not targets:
         raise ImageNotFound(f"An image does not exist locally with the tag: {repo.familiar_name}"
                             if repo.domain == "docker.io" else
                             f"An image does not exist locally with the tag: {repo.name}")
-    p = Pusher(engine, repo, auth, progress)
-    p.report.status(f"The push refers to repository [{repo.name}]")
     all_layers = [lay for _, iid in targets
                   for lay in engine.layers.chain(engine.images.get(iid).top_layer)]
     p.connect(all_layers)

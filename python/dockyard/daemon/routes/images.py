@@ -9,7 +9,7 @@ from aiohttp import web
 from ... import filters as image_filters
 from ... import reference
 from ...engine import Engine
-from ...errors import DockyardError, ImageNotFound, InvalidParameter
+from ...errors import ImageNotFound, InvalidParameter
 from ...store.images import Image
 from ..errors import message_of
 from ..streams import JSONMessages, ResponseWriter, body_chunks, start_stream
@@ -122,7 +122,9 @@ async def create(request: web.Request) -> web.StreamResponse:
     src = q.get("fromSrc")
     if src is None:
         if q.get("fromImage"):
-            raise DockyardError("pull is not implemented yet in this version of Dockyard")
+            from .distribution import pull
+
+            return await pull(request)
         raise InvalidParameter("fromImage or fromSrc is required")
     if src != "-":
         raise InvalidParameter("importing from a URL is not supported: pass the tarball as "
@@ -212,7 +214,12 @@ async def prune(request: web.Request) -> web.Response:
 
 
 def register(r) -> None:
+    from . import distribution
+
     r.add("GET", "/images/json", list_images)
+    r.add("GET", "/images/search", distribution.search)
+    r.add("POST", "/images/{name:.+}/push", distribution.push)
+    r.add("POST", "/auth", distribution.auth)
     r.add("POST", "/images/create", create)
     r.add("POST", "/images/load", load)
     r.add("GET", "/images/get", get_many)
