@@ -834,12 +834,16 @@ class BadRegistry:
     flaky         500 the first time, the blob after
 
     Every request is counted per "METHOD /path" in `counts`; blob_gets(digest)
-    sums a blob's GETs over repositories. Range requests (`bytes=N-`) get 206."""
+    sums a blob's GETs over repositories. Range requests (`bytes=N-`) get 206.
+    It also answers /v2/_catalog, tags/list, and the v1 search API that
+    `docker search` uses (docker-registry has none), from `search_index`."""
 
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
         self.manifests: dict[str, tuple[str, bytes]] = {}
         self.tags: dict[tuple[str, str], str] = {}
+        # repo -> the v1 search result fields (description, star_count, ...); edit freely
+        self.search_index: dict[str, dict[str, Any]] = {}
         self.faults: dict[str, Fault] = {}
         self.counts: collections.Counter[str] = collections.Counter()
         self.requests: list[tuple[str, str, dict[str, str]]] = []
@@ -865,6 +869,9 @@ class BadRegistry:
             self.blobs[digest] = blob.read_bytes() if isinstance(blob, Path) else blob
         self.manifests.update(image.manifests)
         self.tags[(image.repo, image.tag)] = image.manifest_digest
+        self.search_index.setdefault(image.repo, {"description": f"{image.repo} for tests",
+                                                  "star_count": 0, "is_official": False,
+                                                  "is_automated": False})
         image.host = self.host
         return image
 
@@ -912,6 +919,24 @@ class BadRegistry:
         async def ping(request: web.Request) -> web.Response:
             return web.json_response({}, headers={"Docker-Distribution-Api-Version":
                                                   "registry/2.0"})
+
+        async def catalog(request: web.Request) -> web.Response:
+            return web.json_response({"repositories": sorted({r for r, _ in self.tags})})
+
+        async def tags_list(request: web.Request) -> web.Response:
+            name = request.match_info["name"]
+            tags = sorted(t for r, t in self.tags if r == name)
+            if not tags:
+                return error(404, "NAME_UNKNOWN", "repository name not known to registry")
+            return web.json_response({"name": name, "tags": tags})
+
+        async def search(request: web.Request) -> web.Response:
+            q = request.query.get("q", "")
+            n = int(request.query.get("n", "25"))
+            hits = [{"name": repo, **fields} for repo, fields in sorted(self.search_index.items())
+                    if q in repo]
+            return web.json_response({"query": q, "num_results": len(hits), "num_pages": 1,
+                                      "page": 1, "page_size": n, "results": hits[:n]})
 
         async def manifest(request: web.Request) -> web.Response:
             name, ref = request.match_info["name"], request.match_info["ref"]
@@ -973,6 +998,9 @@ class BadRegistry:
 
         app = web.Application(middlewares=[count])
         app.router.add_get("/v2/", ping)
+        app.router.add_get("/v2/_catalog", catalog)
+        app.router.add_get("/v1/search", search)
+        app.router.add_get("/v2/{name:.+}/tags/list", tags_list)
         app.router.add_route("*", "/v2/{name:.+}/manifests/{ref}", manifest)
         app.router.add_route("*", "/v2/{name:.+}/blobs/{digest}", blob)
         return app

@@ -272,6 +272,20 @@ def test_bad_registry_serves_cleanly_without_faults(bad_registry: BadRegistry, t
                        {"Range": "bytes=10-"})
     assert status == 206 and body == img.blobs[img.layers[0].digest][10:]
     assert get(bad_registry, "/v2/test/img/manifests/nope")[0] == 404
+    assert json.loads(get(bad_registry, "/v2/test/img/tags/list")[1])["tags"] == ["latest"]
+    assert json.loads(get(bad_registry, "/v2/_catalog")[1])["repositories"] == ["test/img"]
+
+
+def test_bad_registry_v1_search(bad_registry: BadRegistry):
+    bad_registry.serve("library/busybox", "latest", [busybox_layer()])
+    bad_registry.serve("team/app", "v1", [busybox_layer()])
+    bad_registry.search_index["library/busybox"].update(star_count=42, is_official=True)
+    status, body = get(bad_registry, "/v1/search?q=busy&n=25")
+    doc = json.loads(body)
+    assert status == 200 and doc["num_results"] == 1
+    assert doc["results"][0] == {"name": "library/busybox", "description":
+                                 "library/busybox for tests", "star_count": 42,
+                                 "is_official": True, "is_automated": False}
 
 
 def test_bad_registry_faults(bad_registry: BadRegistry):

@@ -25,5 +25,8 @@ class RegistryOptions:
     timeout: float = 60.0
     """Seconds a registry may stay silent (connect, or mid-body) before the
     transfer fails."""
+    loopback_insecure: bool = True
+    """Docker always allows 127.0.0.0/8 and localhost insecurely; False makes
+    them verified like any registry (strict setups, and the TLS tests)."""
     retries: int = 3
     """Attempts per blob download (5xx, reset or cut connections)."""

@@ -62,6 +62,8 @@ def dial_error(method: str, url: str, e: BaseException) -> RegistryError:
         why = f"dial tcp {u.netloc}: connect: connection refused"
     elif isinstance(e, (socket.timeout, TimeoutError)):
         why = "net/http: timeout awaiting response (registry unreachable or too slow)"
+    elif isinstance(e, ssl.SSLCertVerificationError):
+        why = f"tls: failed to verify certificate: {e.verify_message or e.reason}"
     elif isinstance(e, ssl.SSLError):
         why = f"tls: {e.reason or e}"
     else:

@@ -51,7 +51,9 @@ def is_insecure(domain: str, opts: RegistryOptions) -> bool:
     if domain == DEFAULT_DOMAIN:
         return False
     host = _split_host(domain)
-    if host == "localhost" or domain in opts.insecure_registries or host in opts.insecure_registries:
+    if domain in opts.insecure_registries or host in opts.insecure_registries:
+        return True
+    if opts.loopback_insecure and host == "localhost":
         return True
     nets = []
     for entry in opts.insecure_registries:
@@ -60,7 +62,7 @@ def is_insecure(domain: str, opts: RegistryOptions) -> bool:
         except ValueError:
             continue
     for ip in _addresses(host):
-        if ip.is_loopback or any(ip in n for n in nets):
+        if (opts.loopback_insecure and ip.is_loopback) or any(ip in n for n in nets):
             return True
     return False
 

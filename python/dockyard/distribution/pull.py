@@ -97,6 +97,9 @@ class Puller:
                     raise _pull_denied(self.ref)
                 raise RegistryNotFound(f"manifest for {shown} not found: "
                                        f"{error_text(body) or 'manifest unknown'}")
+            if r.status == 401 and self.session.auth.credentials():
+                raise Unauthorized(f'Get "{r.url}": unauthorized: '
+                                   f"{error_text(body) or 'authentication required'}")
             if r.status in (401, 403):
                 raise _pull_denied(self.ref)
             if r.status != 200:
@@ -358,7 +361,8 @@ class Puller:
             n = 0
             try:
                 while True:
-                    chunk = r.read(CHUNK)
+                    # read1: whatever has arrived (up to 1 MiB), not a full chunk
+                    chunk = r.raw.read1(CHUNK)
                     if not chunk:
                         break
                     if self.aborted.is_set():
