@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from registries import busybox_layer, files_layer, push_image, sample_layers
+from registries import busybox_layer, files_layer, push_image
 
 from conftest import mounts_under, unmount_all
 from dockyard import Engine
@@ -317,7 +317,3 @@ def test_kill_daemon_mid_pull_then_pull_again(tmp_path, bad_registry):
     finally:
         d.stop()
         unmount_all(tmp_path)
-
-
-def test_sample_layers_ok():
-    assert len(sample_layers()) == 3
