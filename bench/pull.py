@@ -10,8 +10,8 @@ already-compressed archives), about 321 MB unpacked and 190 MB gzipped, built
 once with fixed owners and times and cached under /var/tmp/dockyard-bench/pull
 (--quick: about 14 MB). It is uploaded by tests/registries.py's raw uploader,
 so no tool under test helped make it. Every pull starts from a clean store
-(rmi between runs; skopeo into a new oci: directory, which keeps blobs
-compressed, so skopeo does no unpacking); every push goes to a new, empty
+(rmi between runs; skopeo into a new dir: directory, which keeps blobs
+as they are, so skopeo does no unpacking); every push goes to a new, empty
 registry, the engines' copy having come from `docker load` so that no
 engine knows the blobs' registry digests. A tool that fails shows "n/a" and
 its error, so the bench runs before Dockyard can pull or push. Results: a
@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from registries import (  # noqa: E402
     EPOCH,
+    Image,
     Layer,
     Registry,
     gzip_layer_file,
@@ -262,10 +263,12 @@ def on_engine(kind: str, labels: list[str], body: Callable[[Engine], Result]) ->
         e.stop()
 
 
-def timed(runs: int, work: Callable[[int], None], before: Callable[[int], None] = lambda i: None,
-          after: Callable[[int], None] = lambda i: None) -> list[float] | str:
-    """Seconds of `work` for each run (untimed `before`/`after` around it), or
-    "n/a (error: ...)" at the first failure."""
+def timed(runs: int, work: Callable[[int], object],
+          before: Callable[[int], None] = lambda i: None,
+          after: Callable[[int], None] = lambda i: None,
+          check: Callable[[int], None] = lambda i: None) -> list[float] | str:
+    """Seconds of `work` for each run (untimed: `before`, then `check` that the
+    work really happened, then `after`), or "n/a (error: ...)" at the first failure."""
     out = []
     for i in range(runs):
         try:
@@ -273,6 +276,7 @@ def timed(runs: int, work: Callable[[int], None], before: Callable[[int], None] 
             t = time.perf_counter()
             work(i)
             out.append(time.perf_counter() - t)
+            check(i)
         except (ToolError, subprocess.TimeoutExpired, RuntimeError) as e:
             return f"n/a (error: {e})"
         finally:
@@ -286,19 +290,40 @@ def timed(runs: int, work: Callable[[int], None], before: Callable[[int], None] 
 # --- the benchmark --------------------------------------------------------------
 
 
-def bench_pull(src: str, runs: int, work: Path) -> Result:
+def has_image(e: Engine, ref: str, image_id: str) -> None:
+    got = e.docker("image", "inspect", "-f", "{{.Id}}", ref).strip()
+    if got != image_id:
+        raise ToolError(f"{ref} is {got}, not {image_id}")
+
+
+def registry_has(reg: Registry | None, repo: str, image_id: str) -> None:
+    """The registry serves repo:latest, a manifest of the image with this config."""
+    assert reg is not None
+    r = reg.client().get_manifest(repo, "latest")
+    if r.status != 200 or r.json().get("config", {}).get("digest") != image_id:
+        raise ToolError(f"the registry has no {repo}:latest of {image_id} ({r.status})")
+
+
+def bench_pull(image: Image, runs: int, work: Path) -> Result:
     res: Result = {}
-    oci = work / "oci"
-    res["skopeo copy → oci:"] = timed(
+    src, out = image.ref, work / "dir"
+
+    def dir_has_image(i: int) -> None:
+        if not (out / image.image_id.removeprefix("sha256:")).exists():
+            raise ToolError("skopeo left no image config in the dir: directory")
+
+    res["skopeo copy → dir:"] = timed(
         runs, lambda i: run(["skopeo", "--insecure-policy", "copy", "-q",
-                             "--src-tls-verify=false", f"docker://{src}", f"oci:{oci}:latest"]),
-        before=lambda i: shutil.rmtree(oci, ignore_errors=True),
-        after=lambda i: shutil.rmtree(oci, ignore_errors=True))
+                             "--src-tls-verify=false", f"docker://{src}", f"dir:{out}"]),
+        before=lambda i: shutil.rmtree(out, ignore_errors=True),
+        after=lambda i: shutil.rmtree(out, ignore_errors=True), check=dir_has_image)
     ref = f"docker pull → dockerd ({DOCKERD_DRIVER})"
 
     def pulls(e: Engine, tools: dict[str, Callable[[], object]]) -> Result:
         return {label: timed(runs, lambda i: pull(), before=lambda i: e.rmi(src),
-                             after=lambda i: e.rmi(src)) for label, pull in tools.items()}
+                             after=lambda i: e.rmi(src),
+                             check=lambda i: has_image(e, src, image.image_id))
+                for label, pull in tools.items()}
 
     res |= on_engine("dockerd", [ref], lambda e: pulls(e, {ref: lambda: e.docker("pull", "-q",
                                                                                  src)}))
@@ -335,21 +360,27 @@ class Scratch:
         return f"{self.reg.host}/bench/pushed:latest"
 
 
-def bench_push(src: str, runs: int, work: Path) -> Result:
+def bench_push(image: Image, runs: int, work: Path) -> Result:
     res: Result = {}
-    oci, archive = work / "seed-oci", work / "seed.tar"
+    src = image.ref
+    seed, archive = work / "seed-dir", work / "seed.tar"
     local = "bench/big:latest"
-    run(["skopeo", "--insecure-policy", "copy", "-q", "--src-tls-verify=false",
-         f"docker://{src}", f"oci:{oci}:latest"])
-    run(["skopeo", "--insecure-policy", "copy", "-q", f"oci:{oci}:latest",
-         f"docker-archive:{archive}:{local}"])
+    # dir: and docker-archive: keep the config's bytes (oci: would rewrite it,
+    # and with it the image ID the checks expect).
+    for dest in (f"dir:{seed}", f"docker-archive:{archive}:{local}"):
+        run(["skopeo", "--insecure-policy", "copy", "-q", "--src-tls-verify=false",
+             f"docker://{src}", dest])
     scratch = Scratch()
+
+    def pushed(i: int) -> None:
+        registry_has(scratch.reg, "bench/pushed", image.image_id)
+
     try:
-        res["skopeo copy oci: →"] = timed(
+        res["skopeo copy dir: →"] = timed(
             runs, lambda i: run(["skopeo", "--insecure-policy", "copy", "-q",
-                                 "--dest-tls-verify=false", f"oci:{oci}:latest",
+                                 "--dest-tls-verify=false", f"dir:{seed}",
                                  f"docker://{scratch.dest}"]),
-            before=scratch.new, after=scratch.drop)
+            before=scratch.new, after=scratch.drop, check=pushed)
 
         def engine_push(e: Engine, push: Callable[[str], object]) -> list[float] | str:
             def before(i: int) -> None:
@@ -360,7 +391,8 @@ def bench_push(src: str, runs: int, work: Path) -> Result:
                 e.rmi(scratch.dest)
                 scratch.drop()
 
-            return timed(runs, lambda i: push(scratch.dest), before=before, after=after)
+            return timed(runs, lambda i: push(scratch.dest), before=before, after=after,
+                         check=pushed)
 
         def pushes(e: Engine, tools: dict[str, Callable[[str], object]]) -> Result:
             try:
@@ -417,18 +449,18 @@ def main() -> None:
     try:
         source.new()
         assert source.reg is not None
-        src = push_image(source.reg, SRC_REPO, "latest", layers).ref
+        image = push_image(source.reg, SRC_REPO, "latest", layers)
         size = f"{gz_mb:.0f} MB gzipped / {tar_mb:.0f} MB of tar, {len(layers)} layers"
-        log(f"image {src}: {size}")
+        log(f"image {image.ref}: {size}")
         data: dict[str, object] = {"image_gz_mb": gz_mb, "image_tar_mb": tar_mb,
                                    "layers": len(layers), "runs": runs,
                                    "dockerd_driver": DOCKERD_DRIVER}
         if args.only in (None, "pull"):
             data["pull"] = report(f"Pull ({size}) from a local registry, median of {runs}",
-                                  bench_pull(src, runs, work), gz_mb)
+                                  bench_pull(image, runs, work), gz_mb)
         if args.only in (None, "push"):
             data["push"] = report(f"Push ({size}) to an empty local registry, median of {runs}",
-                                  bench_push(src, runs, work), gz_mb)
+                                  bench_push(image, runs, work), gz_mb)
         save("pull-quick" if args.quick else "pull", data)
     finally:
         source.drop()
