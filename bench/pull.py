@@ -8,14 +8,17 @@ dockerd (overlay2), skopeo, the docker CLI against Dockyard's daemon, and
 The image: 4 layers tarred from the host's /usr (shared libraries, data, binaries,
 already-compressed archives), about 321 MB unpacked and 190 MB gzipped, built
 once with fixed owners and times and cached under /var/tmp/dockyard-bench/pull
-(--quick: about 14 MB). It is uploaded by tests/registries.py's raw uploader,
+(--quick: about 16 MB gzipped). It is uploaded by tests/registries.py's raw uploader,
 so no tool under test helped make it. Every pull starts from a clean store
 (rmi between runs; skopeo into a new dir: directory, which keeps blobs
 as they are, so skopeo does no unpacking); every push goes to a new, empty
 registry, the engines' copy having come from `docker load` so that no
-engine knows the blobs' registry digests. A tool that fails shows "n/a" and
-its error, so the bench runs before Dockyard can pull or push. Results: a
-table on stdout and bench/results/pull.json (or pull-quick.json)."""
+engine knows the blobs' registry digests. After each timed run, untimed, the
+result is checked (the engine has the image under its ID; the registry has a
+manifest of that config). A tool that fails either way shows "n/a" and its
+error, so the bench runs before Dockyard can pull or push. Dockyard is run
+from this checkout's python/ (or $DOCKYARD_PYTHON). Results: a table on
+stdout and bench/results/pull.json (or pull-quick.json)."""
 
 from __future__ import annotations
 
