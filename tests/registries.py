@@ -490,6 +490,8 @@ class ThreadedApp:
         return self
 
     def stop(self) -> None:
+        if self.loop.is_closed():
+            return
         if self.runner is not None:
             asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(15)
             self.runner = None
@@ -702,8 +704,9 @@ class Registry:
 
     def start(self) -> Registry:
         cmd = [REGISTRY_BIN, "serve", str(self.base / "config.yml")]
-        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
         probe = RegistryClient(self.host, ssl_context=self.ssl_context(), timeout=2)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -15,6 +15,7 @@ import shutil
 import ssl
 import subprocess
 import tarfile
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -317,6 +318,33 @@ def test_bad_registry_faults(bad_registry: BadRegistry):
     status, body = get(bad_registry, f"/v2/t/slow/blobs/{img.layers[0].digest}")
     assert time.monotonic() - t >= 1.0
     assert status == 200 and sha(body) == img.layers[0].digest
+
+
+def test_bad_registry_stops_promptly_mid_stall():
+    """Teardown must not wait out a long stall (tests use stall=60 to interrupt pulls)."""
+    bad = BadRegistry().start()
+    try:
+        img = bad.serve("t/slow", "v1", [busybox_layer()], fault="slow", stall=60)
+        got: list[BaseException | bytes] = []
+
+        def fetch() -> None:
+            try:
+                got.append(get(bad, f"/v2/t/slow/blobs/{img.layers[0].digest}")[1])
+            except Exception as e:  # noqa: BLE001 - the error is the point
+                got.append(e)
+
+        t = threading.Thread(target=fetch)
+        t.start()
+        deadline = time.monotonic() + 10
+        while bad.blob_gets(img.layers[0].digest) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = time.monotonic()
+        bad.stop()
+        assert time.monotonic() - started < 5
+        t.join(10)
+        assert got and isinstance(got[0], Exception)
+    finally:
+        bad.stop()
 
 
 def test_bad_registry_wrong_digest_fails_skopeo(bad_registry: BadRegistry, tmp_path: Path):
