@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from . import container, image, system
+from . import container, daemon, image, registry, system
 from .common import G
 
 app = typer.Typer(
@@ -51,57 +51,11 @@ app.command("info")(system.info)
 app.command("inspect")(system.inspect)
 for _name, _fn, _kw in container.COMMANDS:
     app.command(_name, **_kw)(_fn)
+for _name, _fn in registry.COMMANDS:
+    app.command(_name)(_fn)
 
 
-@app.command("daemon", context_settings={"ignore_unknown_options": False})
-def daemon(
-    host: Optional[list[str]] = typer.Option(None, "-H", "--host"),
-    group: str = typer.Option("dockyard", "-G", "--group"),
-    graph: Optional[str] = typer.Option(None, "-g", "--graph"),
-    data_root: Optional[str] = typer.Option(None, "--data-root"),
-    exec_root: str = typer.Option("/var/run/dockyard", "--exec-root"),
-    pidfile: str = typer.Option("/var/run/dockyard.pid", "-p", "--pidfile"),
-    storage_driver: Optional[str] = typer.Option(None, "-s", "--storage-driver"),
-    storage_opt: Optional[list[str]] = typer.Option(None, "--storage-opt"),
-    debug: bool = typer.Option(False, "-D", "--debug"),
-    log_level: str = typer.Option("info", "-l", "--log-level"),
-    tls: bool = typer.Option(False, "--tls"),
-    tlsverify: bool = typer.Option(False, "--tlsverify"),
-    tlscacert: Optional[str] = typer.Option(None, "--tlscacert"),
-    tlscert: Optional[str] = typer.Option(None, "--tlscert"),
-    tlskey: Optional[str] = typer.Option(None, "--tlskey"),
-    insecure_tcp: bool = typer.Option(False, "--insecure-tcp",
-                                      help="Allow a TCP listener without TLS"),
-    default_ulimit: Optional[list[str]] = typer.Option(None, "--default-ulimit",
-                                                       help="type=soft[:hard]"),
-    exec_opt: Optional[list[str]] = typer.Option(None, "--exec-opt"),
-) -> None:
-    """Run the Dockyard daemon"""
-    from ..daemon.main import run
-    from ..daemon.server import DaemonConfig
-
-    if graph and data_root and graph != data_root:
-        raise typer.BadParameter("--graph and --data-root name different directories")
-    opts = {}
-    for o in storage_opt or []:
-        k, _, v = o.partition("=")
-        opts[k] = v
-    ulimits = []
-    for u in default_ulimit or []:
-        name, eq, val = u.partition("=")
-        soft, _, hard = val.partition(":")
-        if not eq or not soft.lstrip("-").isdigit() or (hard and not hard.lstrip("-").isdigit()):
-            raise typer.BadParameter(f"invalid ulimit argument: {u}")
-        ulimits.append({"Name": name, "Soft": int(soft), "Hard": int(hard or soft)})
-    exec_opts = dict(o.partition("=")[::2] for o in exec_opt or [])
-    cfg = DaemonConfig(
-        hosts=list(host) if host else ["unix:///var/run/dockyard.sock"], group=group,
-        data_root=data_root or graph or "/var/lib/dockyard", exec_root=exec_root,
-        pidfile=pidfile, storage_driver=storage_driver, storage_opts=opts, debug=debug,
-        log_level=log_level, tls=tls or tlsverify, tlsverify=tlsverify, tlscacert=tlscacert,
-        tlscert=tlscert, tlskey=tlskey, insecure_tcp=insecure_tcp,
-        default_ulimits=ulimits, exec_opts=exec_opts)
-    raise SystemExit(run(cfg))
+app.command("daemon", context_settings={"ignore_unknown_options": False})(daemon.daemon)
 
 
 def main() -> None:

@@ -1,18 +1,23 @@
 """Running the daemon: take the pidfile, open the engine, serve until SIGTERM
-or SIGINT, then close listeners, unmount and release everything."""
+or SIGINT (SIGHUP reloads the configuration file), then close listeners,
+unmount and release everything."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
 import sys
+from typing import Any
 
 from aiohttp import web
 
+from ..errors import StorageDriverError
+from .config import ConfigError, DaemonConfig, reload, selinux_check
 from .pidfile import PidFile
-from .server import DaemonConfig, build_app, start_listeners
+from .server import build_app, start_listeners
 
 log = logging.getLogger("dockyard.daemon")
 
@@ -37,18 +42,51 @@ def cgroup_driver(opts: dict[str, str]) -> str:
 
 
 def setup_logging(cfg: DaemonConfig) -> None:
-    level = logging.DEBUG if cfg.debug else LEVELS.get(cfg.log_level, logging.INFO)
     logging.basicConfig(
-        level=level, stream=sys.stderr,
+        stream=sys.stderr,
         format='time="%(asctime)s" level=%(levelname)s msg="%(message)s"',
     )
-    if not cfg.debug:
-        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    apply_log_level(cfg)
+
+
+def apply_log_level(cfg: DaemonConfig) -> None:
+    """-D wins over --log-level; the access log is on in debug mode only."""
+    level = logging.DEBUG if cfg.debug else LEVELS.get(cfg.log_level, logging.INFO)
+    logging.getLogger().setLevel(level)
+    logging.getLogger("aiohttp.access").setLevel(logging.INFO if cfg.debug else logging.WARNING)
+
+
+def registry_options(cfg: DaemonConfig) -> Any:
+    from ..distribution import RegistryOptions
+
+    return RegistryOptions(insecure_registries=list(cfg.insecure_registries),
+                           max_concurrent_downloads=cfg.max_concurrent_downloads,
+                           max_concurrent_uploads=cfg.max_concurrent_uploads)
+
+
+def reload_config(cfg: DaemonConfig, engine: Any) -> None:
+    """SIGHUP: re-read the file and apply what can change while running; a bad
+    file leaves the running configuration as it was."""
+    log.info("Got signal to reload configuration, reloading from: %s", cfg.config_file)
+    try:
+        changed = reload(cfg)
+    except ConfigError as e:
+        log.error("%s", e)
+        return
+    apply_log_level(cfg)
+    opts = engine.registry_options
+    opts.insecure_registries = list(cfg.insecure_registries)
+    opts.max_concurrent_downloads = cfg.max_concurrent_downloads
+    opts.max_concurrent_uploads = cfg.max_concurrent_uploads
+    log.info("Reloaded configuration: %s", json.dumps(
+        {k.replace("_", "-"): v for k, v in changed.items()}, separators=(",", ":")))
 
 
 async def serve(cfg: DaemonConfig) -> None:
     from ..engine import Engine
 
+    # A SIGHUP before the daemon is up must not kill it (its default action).
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: None)
     pid = PidFile(cfg.pidfile)
     pid.acquire()
     engine = None
@@ -58,15 +96,19 @@ async def serve(cfg: DaemonConfig) -> None:
         storage_driver = (os.environ.get("DOCKYARD_DRIVER") or os.environ.get("DOCKER_DRIVER")
                           or cfg.storage_driver)
         cfg.cgroup_driver = cgroup_driver(cfg.exec_opts)
-        engine = await asyncio.to_thread(Engine, cfg.data_root, storage_driver,
-                                         cfg.storage_opts, cfg.exec_root, cfg.default_ulimits)
+        try:
+            engine = await asyncio.to_thread(
+                Engine, cfg.data_root, storage_driver, cfg.storage_opts, cfg.exec_root,
+                cfg.default_ulimits, registry_options(cfg))
+        except StorageDriverError as e:
+            raise SystemExit(f"failed to start daemon: error initializing graphdriver: {e}")
         log.info("storage driver: %s", engine.driver.name)
         app = build_app(engine, cfg)
         # Containers whose shims outlived the previous daemon are watched again.
         for cid in await asyncio.to_thread(engine.containers.recover):
             app["monitor"].watch(cid)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None if not cfg.debug
-                               else logging.getLogger("aiohttp.access"))
+        runner = web.AppRunner(app, handle_signals=False,
+                               access_log=logging.getLogger("aiohttp.access"))
         await runner.setup()
         await start_listeners(runner, cfg)
         log.info("Daemon has completed initialization")
@@ -74,6 +116,7 @@ async def serve(cfg: DaemonConfig) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, reload_config, cfg, engine)
         await stop.wait()
         log.info("Processing signal, shutting down")
     finally:
@@ -95,6 +138,11 @@ def run(cfg: DaemonConfig) -> int:
     setup_logging(cfg)
     if os.geteuid() != 0:
         print("dockyard daemon needs to be started with root privileges", file=sys.stderr)
+        return 1
+    try:
+        selinux_check(cfg)
+    except ConfigError as e:
+        print(e, file=sys.stderr)
         return 1
     try:
         asyncio.run(serve(cfg))

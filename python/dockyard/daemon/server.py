@@ -1,6 +1,7 @@
 """The HTTP side of the daemon: the aiohttp app, its middlewares (API version
 prefixes, Docker's headers, errors as `{"message": ...}`) and its listeners
-(unix sockets with mode 0660 and a group, TCP)."""
+(unix sockets with mode 0660 and a group, TCP, and sockets handed over by
+systemd for `fd://`)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ import os
 import re
 import socket
 import ssl
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from .. import __version__
 from ..engine import Engine
+from .config import DaemonConfig
 from .errors import error_response, from_exception
 
 API_VERSION = "1.41"
@@ -50,28 +51,6 @@ async def api_middleware(request: web.Request, handler: Any) -> web.StreamRespon
         resp.headers["Ostype"] = "linux"
         resp.headers["Server"] = SERVER
     return resp
-
-
-@dataclass
-class DaemonConfig:
-    hosts: list[str] = field(default_factory=lambda: ["unix:///var/run/dockyard.sock"])
-    group: str = "dockyard"
-    data_root: str = "/var/lib/dockyard"
-    exec_root: str = "/var/run/dockyard"
-    pidfile: str = "/var/run/dockyard.pid"
-    storage_driver: str | None = None
-    storage_opts: dict[str, str] = field(default_factory=dict)
-    debug: bool = False
-    log_level: str = "info"
-    tls: bool = False
-    tlsverify: bool = False
-    tlscacert: str | None = None
-    tlscert: str | None = None
-    tlskey: str | None = None
-    insecure_tcp: bool = False
-    default_ulimits: list[dict[str, Any]] = field(default_factory=list)
-    exec_opts: dict[str, str] = field(default_factory=dict)
-    cgroup_driver: str = "cgroupfs"
 
 
 class VersionedApp:
@@ -159,31 +138,78 @@ def _unix_socket(path: str, group: str) -> socket.socket:
     return sock
 
 
+def activated_sockets() -> list[socket.socket]:
+    """The listening sockets systemd passed (socket activation): fds 3.. when
+    LISTEN_PID is this process. The variables are dropped, as sd_listen_fds does,
+    so that nothing this daemon starts takes them for its own."""
+    pid, n = os.environ.pop("LISTEN_PID", ""), os.environ.pop("LISTEN_FDS", "")
+    os.environ.pop("LISTEN_FDNAMES", None)
+    if not (pid.isdigit() and n.isdigit()) or int(pid) != os.getpid():
+        return []
+    socks = []
+    for fd in range(3, 3 + int(n)):
+        os.set_inheritable(fd, False)
+        socks.append(socket.socket(fileno=fd))
+    return socks
+
+
+def _fd_sockets(host: str, passed: list[socket.socket]) -> list[socket.socket]:
+    """`fd://` is every passed socket; `fd://N` is fd N (the others are closed,
+    as dockerd does)."""
+    if not passed:
+        raise SystemExit("no sockets found via socket activation: make sure the service "
+                         "was started by systemd")
+    want = host[len("fd://"):]
+    if not want:
+        return list(passed)
+    if not want.isdigit():
+        raise SystemExit(f"failed to parse systemd fd address: should be a number: {want}")
+    i = int(want) - 3
+    if not 0 <= i < len(passed):
+        raise SystemExit(f"too few socket activated files passed in by systemd (no fd {want})")
+    for j, s in enumerate(passed):
+        if j != i:
+            s.close()
+    return [passed[i]]
+
+
+def _refuse_plain_tcp(host: str, sslctx: ssl.SSLContext | None, cfg: DaemonConfig) -> None:
+    if sslctx is None and not cfg.insecure_tcp:
+        raise SystemExit(
+            f"refusing to listen on {host} without TLS: pass --tlsverify with "
+            "certificates, or --insecure-tcp to accept an unauthenticated root API")
+    if sslctx is None:
+        log.warning("API listening on %s without TLS: anyone who can reach it is root "
+                    "on this host", host)
+
+
 async def start_listeners(runner: web.AppRunner, cfg: DaemonConfig) -> list[web.BaseSite]:
     sites: list[web.BaseSite] = []
     sslctx = _ssl_context(cfg)
+    passed = activated_sockets() if any(h.startswith("fd://") for h in cfg.hosts) else []
     for host in cfg.hosts:
         if host.startswith("unix://"):
             sock = _unix_socket(host[len("unix://"):], cfg.group)
-            site: web.BaseSite = web.SockSite(runner, sock)
+            todo: list[web.BaseSite] = [web.SockSite(runner, sock)]
+        elif host.startswith("fd://"):
+            todo = []  # TLS applies to every passed socket, as in dockerd
+            for sock in _fd_sockets(host, passed):
+                if sock.family in (socket.AF_INET, socket.AF_INET6):
+                    _refuse_plain_tcp(host, sslctx, cfg)
+                todo.append(web.SockSite(runner, sock, ssl_context=sslctx))
         elif host.startswith("tcp://"):
             hp = host[len("tcp://"):].split("/", 1)[0]
             h, _, p = hp.rpartition(":")
             if not _:
                 h, p = hp, ""
             port = int(p) if p else (2376 if sslctx else 2375)
-            if sslctx is None and not cfg.insecure_tcp:
-                raise SystemExit(
-                    f"refusing to listen on {host} without TLS: pass --tlsverify with "
-                    "certificates, or --insecure-tcp to accept an unauthenticated root API")
-            if sslctx is None:
-                log.warning("API listening on %s without TLS: anyone who can reach it is root "
-                            "on this host", host)
-            site = web.TCPSite(runner, h or "0.0.0.0", port, ssl_context=sslctx,
-                               reuse_address=True)
+            _refuse_plain_tcp(host, sslctx, cfg)
+            todo = [web.TCPSite(runner, h or "0.0.0.0", port, ssl_context=sslctx,
+                                reuse_address=True)]
         else:
             raise SystemExit(f"invalid host: {host}")
-        await site.start()
-        sites.append(site)
+        for site in todo:
+            await site.start()
+            sites.append(site)
         log.info("API listening on %s", host)
     return sites

@@ -1,0 +1,97 @@
+"""`dockyard daemon`: dockerd's options. The flags given on the command line
+(not their defaults) are handed to `daemon.config.load` under daemon.json's key
+names, so the file and the flags merge, and conflict, as they do in dockerd."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+
+#: parameter -> daemon.json key
+KEYS = {
+    "host": "hosts", "group": "group", "graph": "data-root", "data_root": "data-root",
+    "exec_root": "exec-root", "pidfile": "pidfile", "storage_driver": "storage-driver",
+    "storage_opt": "storage-opts", "debug": "debug", "log_level": "log-level", "tls": "tls",
+    "tlsverify": "tlsverify", "tlscacert": "tlscacert", "tlscert": "tlscert",
+    "tlskey": "tlskey", "insecure_tcp": "insecure-tcp", "default_ulimit": "default-ulimits",
+    "exec_opt": "exec-opts", "insecure_registry": "insecure-registries", "label": "labels",
+    "max_concurrent_downloads": "max-concurrent-downloads",
+    "max_concurrent_uploads": "max-concurrent-uploads", "selinux_enabled": "selinux-enabled",
+}
+
+
+def given_flags(ctx: typer.Context) -> dict[str, Any]:
+    """The options set on the command line, by daemon.json key, in its shapes."""
+    from ..daemon.config import ConfigError, parse_ulimit
+
+    graph, data_root = ctx.params.get("graph"), ctx.params.get("data_root")
+    if graph and data_root and graph != data_root:
+        raise typer.BadParameter("--graph and --data-root name different directories")
+    flags: dict[str, Any] = {}
+    for name, key in KEYS.items():
+        # By name: Typer may carry its own copy of click and of this enum.
+        source = ctx.get_parameter_source(name)
+        if source is None or source.name not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        value = ctx.params[name]
+        if name == "default_ulimit":
+            try:
+                value = {u["Name"]: u for u in map(parse_ulimit, value)}
+            except ConfigError as e:
+                raise typer.BadParameter(str(e)) from None
+        flags[key] = list(value) if isinstance(value, (list, tuple)) else value
+    return flags
+
+
+def daemon(
+    ctx: typer.Context,
+    config_file: Optional[str] = typer.Option(
+        None, "--config-file", help="Daemon configuration file (default "
+        "/etc/dockyard/daemon.json)"),
+    host: Optional[list[str]] = typer.Option(
+        None, "-H", "--host", help="Daemon socket(s) to listen on: unix://PATH, "
+        "tcp://HOST:PORT, fd:// or fd://N (systemd socket activation)"),
+    group: str = typer.Option("dockyard", "-G", "--group", help="Group for the unix socket"),
+    graph: Optional[str] = typer.Option(None, "-g", "--graph", help="Deprecated: --data-root"),
+    data_root: Optional[str] = typer.Option(None, "--data-root",
+                                            help="Root of persistent state"),
+    exec_root: str = typer.Option("/var/run/dockyard", "--exec-root",
+                                  help="Root of execution state files"),
+    pidfile: str = typer.Option("/var/run/dockyard.pid", "-p", "--pidfile"),
+    storage_driver: Optional[str] = typer.Option(None, "-s", "--storage-driver"),
+    storage_opt: Optional[list[str]] = typer.Option(None, "--storage-opt"),
+    debug: bool = typer.Option(False, "-D", "--debug", help="Enable debug mode"),
+    log_level: str = typer.Option("info", "-l", "--log-level"),
+    tls: bool = typer.Option(False, "--tls", help="Use TLS; implied by --tlsverify"),
+    tlsverify: bool = typer.Option(False, "--tlsverify",
+                                   help="Use TLS and verify the remote"),
+    tlscacert: Optional[str] = typer.Option(None, "--tlscacert"),
+    tlscert: Optional[str] = typer.Option(None, "--tlscert"),
+    tlskey: Optional[str] = typer.Option(None, "--tlskey"),
+    insecure_tcp: bool = typer.Option(False, "--insecure-tcp",
+                                      help="Allow a TCP listener without TLS"),
+    default_ulimit: Optional[list[str]] = typer.Option(None, "--default-ulimit",
+                                                       help="type=soft[:hard]"),
+    exec_opt: Optional[list[str]] = typer.Option(None, "--exec-opt"),
+    insecure_registry: Optional[list[str]] = typer.Option(
+        None, "--insecure-registry", help="Registry (host[:port] or CIDR) reached without "
+        "verified TLS"),
+    label: Optional[list[str]] = typer.Option(None, "--label",
+                                              help="key=value label of the daemon"),
+    max_concurrent_downloads: int = typer.Option(3, "--max-concurrent-downloads"),
+    max_concurrent_uploads: int = typer.Option(5, "--max-concurrent-uploads"),
+    selinux_enabled: bool = typer.Option(False, "--selinux-enabled",
+                                         help="Enable SELinux support"),
+) -> None:
+    """Run the Dockyard daemon"""
+    from ..daemon.config import ConfigError, load
+    from ..daemon.main import run
+
+    flags = given_flags(ctx)
+    try:
+        cfg = load(flags, config_file)
+    except ConfigError as e:
+        typer.echo(str(e), err=True)
+        raise SystemExit(1) from None
+    raise SystemExit(run(cfg))
