@@ -109,7 +109,8 @@ def gzip_layer_file(tar: Path, out: Path) -> Layer:
 
     tmp = out.with_suffix(out.suffix + ".tmp")
     with open(tar, "rb") as src, open(tmp, "wb") as dst:
-        with gzip.GzipFile(fileobj=Tee(dst), mode="wb", compresslevel=6, mtime=0) as gz:  # type: ignore[arg-type]
+        sink: Any = Tee(dst)
+        with gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=6, mtime=0) as gz:
             while chunk := src.read(1 << 20):
                 tar_h.update(chunk)
                 gz.write(chunk)
@@ -118,7 +119,8 @@ def gzip_layer_file(tar: Path, out: Path) -> Layer:
                  out.stat().st_size)
 
 
-def _tarinfo(name: str, kind: bytes, mode: int, size: int = 0, linkname: str = "") -> tarfile.TarInfo:
+def _tarinfo(name: str, kind: bytes, mode: int, size: int = 0,
+             linkname: str = "") -> tarfile.TarInfo:
     ti = tarfile.TarInfo(name)
     ti.type, ti.mode, ti.size, ti.linkname = kind, mode, size, linkname
     ti.mtime, ti.uid, ti.gid, ti.uname, ti.gname = EPOCH, 0, 0, "root", "root"
@@ -799,8 +801,9 @@ def push_image(registry: Registry, repo: str, tag: str, layers: Sequence[bytes |
                index: bool = False, auth: tuple[str, str] | bool = True) -> Image:
     """Build an image (see build_image) and upload it with plain http.client:
     gzipped layers, config, manifest(s), then the tag. auth: (user, password),
-    True for the registry's first user (if it has users), False for none. Returns the Image: .manifest_digest, .image_id
-    (config digest), .diff_ids, .ref ("127.0.0.1:PORT/repo:tag")."""
+    True for the registry's first user (if it has users), False for none.
+    Returns the Image: .manifest_digest, .image_id (config digest), .diff_ids,
+    .layers (each with .digest), .ref ("127.0.0.1:PORT/repo:tag")."""
     image = build_image(repo, tag, layers, config, media, index)
     return push_built(registry, image, auth)
 
