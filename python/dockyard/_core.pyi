@@ -72,10 +72,11 @@ def layer_content_size(split: str) -> int:
     Docker's layer size (the tar's length counts headers and padding too)."""
 
 def assemble_layer(split: str, root: str, dest: str | int,
-                   compression: Compression = "none") -> LayerInfo:
+                   compression: Compression = "none", level: int | None = None) -> LayerInfo:
     """Rebuild a layer's exact original tar from its tar-split record (written
     by extraction with `split=`) and its extracted files under `root`, to a
-    path or an fd (not closed), compressed on a second thread if asked (push).
+    path or an fd (not closed), compressed on a second thread if asked (push;
+    `level`: gzip 0-9, default 6; zstd 1-22, default 3).
     The tar hashes to the recorded diff ID unless the files changed, which
     raises LayerCorrupt; `digest` is that of the bytes written."""
 

@@ -25,6 +25,10 @@ class RegistryOptions:
     timeout: float = 60.0
     """Seconds a registry may stay silent (connect, or mid-body) before the
     transfer fails."""
+    compression_level: int = 2
+    """gzip level of pushed layers. With zlib-rs, 2 pushed the bench image
+    (325 MB of tar) in 3.8 s against 5.5 s at docker's 6, for blobs 3% larger
+    (1: 3.1 s, 13% larger)."""
     loopback_insecure: bool = True
     """Docker always allows 127.0.0.0/8 and localhost insecurely; False makes
     them verified like any registry (strict setups, and the TLS tests)."""

@@ -157,7 +157,8 @@ class Pusher:
 
         def produce() -> None:
             try:
-                result["info"] = self.engine.layers.write_layer_tar(layer.chain_id, wfd, "gzip")
+                result["info"] = self.engine.layers.write_layer_tar(
+                    layer.chain_id, wfd, "gzip", self.opts.compression_level)
             except BaseException as e:  # noqa: BLE001 - handed to the uploading thread
                 result["error"] = e
             finally:

@@ -183,14 +183,15 @@ class LayerStore:
         r = self.db.one("SELECT COALESCE(SUM(size), 0) AS s FROM layers")
         return int(r["s"]) if r else 0
 
-    def write_layer_tar(self, chain_id: str, dest: str | int, compression: str = "none"):
+    def write_layer_tar(self, chain_id: str, dest: str | int, compression: str = "none",
+                        level: int | None = None):
         """Write the layer's exact original tar (its diff ID is the recorded
         one), compressed or not, to a path or fd; returns its LayerInfo."""
         layer = self.get(chain_id)
         split = self.split_path(layer.cache_id)
         if split.exists():
             return _core.assemble_layer(str(split), self.driver.diff_path(layer.cache_id), dest,
-                                        compression)
+                                        compression, level)
         # No record (a layer made by commit): the driver's diff is the original.
         parent = self.get(layer.parent).cache_id if layer.parent else None
         return self.driver.diff(layer.cache_id, parent, dest, compression)

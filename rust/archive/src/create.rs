@@ -105,7 +105,8 @@ impl TarSink<'_> {
     }
 }
 
-fn compress_thread<W: Write>(rx: Receiver<Vec<u8>>, out: W, c: Compression) -> Result<(String, u64)> {
+/// `level`: gzip 0-9 (default 6), zstd 1-22 (default 3).
+fn compress_thread<W: Write>(rx: Receiver<Vec<u8>>, out: W, c: Compression, level: Option<u32>) -> Result<(String, u64)> {
     let hw = HashW { inner: io::BufWriter::with_capacity(OUT_CHUNK, out), h: Sha256::new(), n: 0 };
     let werr = |e: io::Error| Error::io("write layer", e);
     let hw = match c {
@@ -117,14 +118,15 @@ fn compress_thread<W: Write>(rx: Receiver<Vec<u8>>, out: W, c: Compression) -> R
             hw
         }
         Compression::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(hw, flate2::Compression::default());
+            let lvl = level.map(|l| flate2::Compression::new(l.min(9))).unwrap_or_default();
+            let mut enc = flate2::write::GzEncoder::new(hw, lvl);
             for b in rx {
                 enc.write_all(&b).map_err(werr)?;
             }
             enc.finish().map_err(werr)?
         }
         Compression::Zstd => {
-            let mut enc = zstd::stream::write::Encoder::new(hw, 3).map_err(werr)?;
+            let mut enc = zstd::stream::write::Encoder::new(hw, level.map(|l| l.clamp(1, 22) as i32).unwrap_or(3)).map_err(werr)?;
             for b in rx {
                 enc.write_all(&b).map_err(werr)?;
             }
@@ -172,7 +174,7 @@ impl Write for ChunkTx {
 /// Run `produce` (which writes an uncompressed stream) with its output
 /// compressed on a second thread into `out`. Returns what `produce` returned,
 /// then the digest and length of the compressed bytes written to `out`.
-pub fn compressed<W, T, F>(out: W, c: Compression, produce: F) -> Result<(T, String, u64)>
+pub fn compressed<W, T, F>(out: W, c: Compression, level: Option<u32>, produce: F) -> Result<(T, String, u64)>
 where
     W: Write + Send,
     F: FnOnce(&mut dyn Write) -> Result<T>,
@@ -181,7 +183,7 @@ where
         let (tx, rx) = sync_channel::<Vec<u8>>(4);
         let th = std::thread::Builder::new()
             .name("dockyard-compress".into())
-            .spawn_scoped(s, move || compress_thread(rx, out, c))
+            .spawn_scoped(s, move || compress_thread(rx, out, c, level))
             .map_err(|e| Error::io("spawn compression thread", e))?;
         let mut w = ChunkTx { buf: Vec::with_capacity(OUT_CHUNK), tx: Some(tx) };
         let res = produce(&mut w).and_then(|t| w.ship().map(|_| t).map_err(|e| Error::io("write layer", e)));
@@ -210,7 +212,7 @@ pub fn create_layer<W: Write + Send>(root: &Path, out: W, opts: &CreateOptions) 
         let c = opts.compression;
         let th = std::thread::Builder::new()
             .name("dockyard-compress".into())
-            .spawn_scoped(s, move || compress_thread(rx, out, c))
+            .spawn_scoped(s, move || compress_thread(rx, out, c, None))
             .map_err(|e| Error::io("spawn compression thread", e))?;
         let mut send = move |b: Vec<u8>| tx.send(b).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "compressor stopped"));
         let mut sink = TarSink { buf: Vec::with_capacity(OUT_CHUNK), h: Sha256::new(), n: 0, next: &mut send };

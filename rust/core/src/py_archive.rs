@@ -113,8 +113,8 @@ fn layer_content_size(py: Python<'_>, split: PathBuf) -> PyResult<u64> {
 /// extracted files, into a path or an fd (not closed), optionally compressed
 /// (push). `diff_id` is the sha256 of the tar, `digest` that of the bytes written.
 #[pyfunction]
-#[pyo3(signature = (split, root, dest, compression = "none"))]
-fn assemble_layer(py: Python<'_>, split: PathBuf, root: PathBuf, dest: Dest, compression: &str) -> PyResult<LayerInfo> {
+#[pyo3(signature = (split, root, dest, compression = "none", level = None))]
+fn assemble_layer(py: Python<'_>, split: PathBuf, root: PathBuf, dest: Dest, compression: &str, level: Option<u32>) -> PyResult<LayerInfo> {
     let compression = da::Compression::parse(compression)
         .ok_or_else(|| PyValueError::new_err(format!("compression must be 'none', 'gzip' or 'zstd', not {compression:?}")))?;
     py.detach(|| -> da::Result<da::LayerInfo> {
@@ -122,7 +122,7 @@ fn assemble_layer(py: Python<'_>, split: PathBuf, root: PathBuf, dest: Dest, com
         let file = open_dest(&dest)?;
         if compression != da::Compression::None {
             let ((diff_id, size), digest, csize) =
-                da::create::compressed(file, compression, |w| da::tarsplit::assemble(&rec, &root, w))?;
+                da::create::compressed(file, compression, level, |w| da::tarsplit::assemble(&rec, &root, w))?;
             return Ok(da::LayerInfo { digest, diff_id, size, compressed_size: csize, compression });
         }
         let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
