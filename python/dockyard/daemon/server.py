@@ -79,6 +79,10 @@ def build_app(engine: Engine, config: DaemonConfig) -> web.Application:
     events_routes.register(routes)
     execs.register(routes)
     container_ops.register(routes)
+    from . import openapi
+
+    routes.add("GET", "/openapi.json", openapi.serve)
+    app["routes"] = routes.routes
     for method, path, handler in routes.routes:
         app.router.add_route(method, path, handler)
         app.router.add_route(method, r"/v{version:\d+\.\d+}" + path, _checked(handler))

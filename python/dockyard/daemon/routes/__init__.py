@@ -28,6 +28,19 @@ def qbool(request: web.Request, name: str, default: bool = False) -> bool:
     return v.lower() not in ("", "0", "false", "no")
 
 
+def qint(request: web.Request, name: str, default: int) -> int:
+    """An integer query parameter; a malformed one is the client's error (400)."""
+    from ...errors import InvalidParameter
+
+    v = request.query.get(name)
+    if not v:
+        return default
+    try:
+        return int(v)
+    except ValueError:
+        raise InvalidParameter(f"invalid value for {name}: {v!r} is not an integer") from None
+
+
 def json_response(data: Any, status: int = 200) -> web.Response:
     import json
 

@@ -121,6 +121,8 @@ def _path(request: web.Request) -> str:
     p = request.query.get("path", "")
     if not p:
         raise InvalidParameter("bad parameter: path cannot be empty")
+    if "\x00" in p:
+        raise InvalidParameter("bad parameter: path contains a NUL byte")
     return p
 
 

@@ -22,7 +22,7 @@ from ...containers.service import NOT_MODIFIED, ContainerService, StartError
 from ...errors import Conflict, InvalidParameter, NotFound
 from ...imageconfig import parse_time
 from ..streams import hijack
-from . import blocking, engine, json_response, qbool
+from . import blocking, engine, json_response, qbool, qint
 
 CONTAINER_FILTERS = {"status", "name", "id", "label", "exited", "ancestor", "before", "since",
                      "health", "network", "volume", "publish", "expose", "isolation",
@@ -274,7 +274,10 @@ def _matches(s: ContainerService, c: Container, f: dict[str, list[str]]) -> bool
 # --- handlers -----------------------------------------------------------------------
 
 async def create(request: web.Request) -> web.Response:
-    body = await request.json() if request.can_read_body else {}
+    try:
+        body = await request.json() if request.can_read_body else {}
+    except ValueError as e:
+        raise InvalidParameter(f"invalid JSON body: {e}") from None
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON body")
     hostconfig = body.pop("HostConfig", None) or {}
@@ -289,7 +292,7 @@ async def list_containers(request: web.Request) -> web.Response:
     s = svc(request)
     flt = f.parse(request.query.get("filters"), CONTAINER_FILTERS)
     show_all = qbool(request, "all")
-    limit = int(request.query.get("limit") or -1)
+    limit = qint(request, "limit", -1)
 
     def work() -> list[dict[str, Any]]:
         cs = s.all()
@@ -447,7 +450,7 @@ async def resize(request: web.Request) -> web.Response:
     c = await _get(request)
     if not c.state.get("Running") and not c.state.get("Prepared"):
         raise Conflict(f"Container {c.id} is not running")
-    h, w = int(request.query.get("h") or 0), int(request.query.get("w") or 0)
+    h, w = qint(request, "h", 0), qint(request, "w", 0)
     conn = await ShimConnection.open(str(s.state_dir(c.id) / "attach.sock"), 0)
     try:
         await conn.resize(h, w)
@@ -563,6 +566,8 @@ class _HalfCloseProtocol(asyncio.Protocol):
 def _detach_keys(spec: str | None) -> bytes:
     if spec is None or spec == "":
         return b"\x10\x11"  # ctrl-p, ctrl-q
+    if not isinstance(spec, str):
+        raise InvalidParameter(f"Invalid detach keys ({spec}) provided")
     out = bytearray()
     for k in spec.split(","):
         k = k.strip()
@@ -570,7 +575,7 @@ def _detach_keys(spec: str | None) -> bytes:
             ch = k[5]
             out.append((ord(ch.upper()) - 64) & 0x7F if ch.isalpha() else
                        {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}.get(ch, 0))
-        elif len(k) == 1:
+        elif len(k) == 1 and k.isascii():
             out.append(ord(k))
         else:
             raise InvalidParameter(f"Invalid detach keys ({spec}) provided")

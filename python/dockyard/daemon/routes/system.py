@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ... import __version__
 from .. import sysinfo
+from ..config import insecure_registry_config
 from ..server import API_VERSION, MIN_API_VERSION
 from . import blocking, engine, json_response
 
@@ -44,6 +45,14 @@ async def version(request: web.Request) -> web.Response:
     return json_response(version_data())
 
 
+def registry_config(insecure: list[str]) -> dict:
+    """RegistryConfig as dockerd reports it for its --insecure-registry list."""
+    cidrs, index = insecure_registry_config(insecure)
+    return {"AllowNondistributableArtifactsCIDRs": [],
+            "AllowNondistributableArtifactsHostnames": [],
+            "InsecureRegistryCIDRs": cidrs, "IndexConfigs": index, "Mirrors": []}
+
+
 def _info(request: web.Request) -> dict:
     eng = engine(request)
     cfg = request.app["config"]
@@ -71,30 +80,23 @@ def _info(request: web.Request) -> dict:
         "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True,
         "PidsLimit": True, "IPv4Forwarding": True, "BridgeNfIptables": True,
         "BridgeNfIp6tables": True, "Debug": cfg.debug,
-        "NFd": len(os.listdir("/proc/self/fd")) if cfg.debug else 0,
+        "NFd": len(os.listdir("/proc/self/fd")),
         "OomKillDisable": False,
-        "NGoroutines": threading.active_count() if cfg.debug else 0,
+        "NGoroutines": threading.active_count(),  # our threads stand in for goroutines
         "SystemTime": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
         "LoggingDriver": "json-file", "CgroupDriver": cfg.cgroup_driver,
         "CgroupVersion": sysinfo.cgroup_version(),
-        "NEventsListener": 0,
+        "NEventsListener": len(getattr(eng.events, "_subs", ())),
         "KernelVersion": sysinfo.kernel(), "OperatingSystem": name, "OSVersion": osver,
         "OSType": "linux", "Architecture": sysinfo.arch(),
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {
-            "AllowNondistributableArtifactsCIDRs": [],
-            "AllowNondistributableArtifactsHostnames": [],
-            "InsecureRegistryCIDRs": ["127.0.0.0/8"],
-            "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": True,
-                                           "Official": True}},
-            "Mirrors": [],
-        },
+        "RegistryConfig": registry_config(cfg.insecure_registries),
         "NCPU": os.cpu_count() or 1, "MemTotal": sysinfo.mem_total(),
         "GenericResources": None, "DockerRootDir": str(eng.root),
         "HttpProxy": os.environ.get("HTTP_PROXY", ""),
         "HttpsProxy": os.environ.get("HTTPS_PROXY", ""),
         "NoProxy": os.environ.get("NO_PROXY", ""),
-        "Name": sysinfo.hostname(), "Labels": [], "ExperimentalBuild": False,
+        "Name": sysinfo.hostname(), "Labels": list(cfg.labels), "ExperimentalBuild": False,
         "ServerVersion": __version__,
         "Runtimes": {"native": {"path": "dockyard"}}, "DefaultRuntime": "native",
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",

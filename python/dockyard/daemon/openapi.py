@@ -1,0 +1,241 @@
+"""The OpenAPI 3 description the daemon publishes at GET /openapi.json (and
+/v1.xx/openapi.json). Paths and methods come from the route table the daemon
+serves, so the description cannot list a route that isn't there or miss one;
+the query parameters and request bodies of the main endpoints come from
+`OPERATIONS` below, written from the handlers."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from .. import __version__
+
+Schema = dict[str, Any]
+
+_STR: Schema = {"type": "string"}
+_BOOL: Schema = {"type": "boolean"}
+_INT: Schema = {"type": "integer"}
+_STRS: Schema = {"type": "array", "items": _STR}
+_MAP: Schema = {"type": "object", "additionalProperties": _STR}
+_ID = "ID or name"
+
+
+def q(name: str, schema: Schema = _STR, desc: str = "", required: bool = False) -> Schema:
+    return {"name": name, "in": "query", "schema": schema, "description": desc,
+            "required": required}
+
+
+def _filters(what: str) -> Schema:
+    return q("filters", _STR, f"JSON map of {what} filters to lists of values, "
+             'e.g. {"label": ["a=b"]}')
+
+
+AUTH_HEADER = {"name": "X-Registry-Auth", "in": "header", "schema": _STR,
+               "description": "base64url-encoded JSON credentials"}
+
+SCHEMAS: dict[str, Schema] = {
+    "ErrorResponse": {"type": "object", "required": ["message"],
+                      "properties": {"message": _STR}},
+    "HostConfig": {"type": "object", "properties": {
+        "Binds": _STRS, "NetworkMode": _STR, "Privileged": _BOOL, "ReadonlyRootfs": _BOOL,
+        "AutoRemove": _BOOL, "Init": {"type": "boolean", "nullable": True},
+        "Memory": _INT, "MemorySwap": _INT, "CpuShares": _INT, "NanoCpus": _INT,
+        "CpusetCpus": _STR, "PidsLimit": {"type": "integer", "nullable": True},
+        "CapAdd": _STRS, "CapDrop": _STRS, "SecurityOpt": _STRS, "Tmpfs": _MAP,
+        "Ulimits": {"type": "array", "items": {"type": "object", "properties": {
+            "Name": _STR, "Soft": _INT, "Hard": _INT}}},
+        "RestartPolicy": {"type": "object", "properties": {
+            "Name": _STR, "MaximumRetryCount": _INT}},
+        "ExtraHosts": _STRS, "Dns": _STRS, "ShmSize": _INT,
+    }},
+    "ContainerConfig": {"type": "object", "properties": {
+        "Image": _STR, "Cmd": _STRS, "Entrypoint": _STRS, "Env": _STRS,
+        "WorkingDir": _STR, "User": _STR, "Hostname": _STR, "Domainname": _STR,
+        "Labels": _MAP, "Tty": _BOOL, "OpenStdin": _BOOL, "StdinOnce": _BOOL,
+        "AttachStdin": _BOOL, "AttachStdout": _BOOL, "AttachStderr": _BOOL,
+        "ExposedPorts": {"type": "object", "additionalProperties": {"type": "object"}},
+        "Volumes": {"type": "object", "additionalProperties": {"type": "object"}},
+        "StopSignal": _STR, "StopTimeout": {"type": "integer", "nullable": True},
+        "NetworkDisabled": _BOOL,
+        "Healthcheck": {"type": "object", "properties": {
+            "Test": _STRS, "Interval": _INT, "Timeout": _INT, "Retries": _INT,
+            "StartPeriod": _INT}},
+    }},
+    "ContainerCreate": {"allOf": [
+        {"$ref": "#/components/schemas/ContainerConfig"},
+        {"type": "object", "properties": {
+            "HostConfig": {"$ref": "#/components/schemas/HostConfig"},
+            "NetworkingConfig": {"type": "object"}}}]},
+    "ExecConfig": {"type": "object", "required": ["Cmd"], "properties": {
+        "Cmd": _STRS, "AttachStdin": _BOOL, "AttachStdout": _BOOL, "AttachStderr": _BOOL,
+        "DetachKeys": _STR, "Tty": _BOOL, "Env": _STRS, "Privileged": _BOOL, "User": _STR,
+        "WorkingDir": _STR}},
+    "ExecStart": {"type": "object", "properties": {"Detach": _BOOL, "Tty": _BOOL}},
+    "AuthConfig": {"type": "object", "properties": {
+        "username": _STR, "password": _STR, "email": _STR, "serveraddress": _STR,
+        "identitytoken": _STR}},
+}
+
+
+def _json_body(ref: str, required: bool = False) -> Schema:
+    return {"required": required, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+def _tar_body(required: bool = True) -> Schema:
+    return {"required": required, "content": {"application/x-tar": {
+        "schema": {"type": "string", "format": "binary"}}}}
+
+
+_LOGS = [q("stdout", _BOOL), q("stderr", _BOOL), q("since", _STR, "UNIX time or duration"),
+         q("until", _STR), q("timestamps", _BOOL), q("tail", _STR, '"all" or a number'),
+         q("follow", _BOOL)]
+
+#: (method, path as registered) -> summary, parameters, requestBody, status
+OPERATIONS: dict[tuple[str, str], Schema] = {
+    ("GET", "/_ping"): {"summary": "Ping the daemon"},
+    ("HEAD", "/_ping"): {"summary": "Ping the daemon (headers only)"},
+    ("GET", "/version"): {"summary": "Versions of the engine and its API"},
+    ("GET", "/info"): {"summary": "System-wide information"},
+    ("GET", "/system/df"): {"summary": "Disk usage"},
+    ("GET", "/openapi.json"): {"summary": "This description"},
+    ("GET", "/events"): {"summary": "Stream events", "parameters": [
+        q("since", _STR), q("until", _STR), _filters("event")]},
+    ("GET", "/containers/json"): {"summary": "List containers", "parameters": [
+        q("all", _BOOL), q("limit", _INT), q("size", _BOOL), _filters("container")]},
+    ("POST", "/containers/create"): {
+        "summary": "Create a container", "status": "201",
+        "parameters": [q("name", _STR, "/?[a-zA-Z0-9][a-zA-Z0-9_.-]+"), q("platform")],
+        "requestBody": _json_body("ContainerCreate", required=True)},
+    ("POST", "/containers/prune"): {"summary": "Remove stopped containers",
+                                    "parameters": [_filters("prune")]},
+    ("GET", "/containers/{id}/json"): {"summary": "Inspect a container",
+                                       "parameters": [q("size", _BOOL)]},
+    ("POST", "/containers/{id}/start"): {"summary": "Start a container", "status": "204",
+                                         "parameters": [q("detachKeys")]},
+    ("POST", "/containers/{id}/stop"): {"summary": "Stop a container", "status": "204",
+                                        "parameters": [q("t", _INT, "seconds before SIGKILL")]},
+    ("POST", "/containers/{id}/restart"): {"summary": "Restart a container", "status": "204",
+                                           "parameters": [q("t", _INT)]},
+    ("POST", "/containers/{id}/kill"): {"summary": "Send a signal", "status": "204",
+                                        "parameters": [q("signal", _STR, "name or number")]},
+    ("POST", "/containers/{id}/wait"): {"summary": "Wait for a container", "parameters": [
+        q("condition", {"type": "string", "enum": ["not-running", "next-exit", "removed"]})]},
+    ("POST", "/containers/{id}/rename"): {"summary": "Rename a container", "status": "204",
+                                          "parameters": [q("name", required=True)]},
+    ("POST", "/containers/{id}/resize"): {"summary": "Resize the TTY",
+                                          "parameters": [q("h", _INT), q("w", _INT)]},
+    ("POST", "/containers/{id}/attach"): {"summary": "Attach (hijacks the connection)",
+                                          "status": "101", "parameters": [
+        q("stream", _BOOL), q("logs", _BOOL), q("stdin", _BOOL), q("stdout", _BOOL),
+        q("stderr", _BOOL), q("detachKeys")]},
+    ("GET", "/containers/{id}/logs"): {"summary": "Container logs", "parameters": _LOGS},
+    ("DELETE", "/containers/{id}"): {"summary": "Remove a container", "status": "204",
+                                     "parameters": [q("force", _BOOL), q("v", _BOOL),
+                                                    q("link", _BOOL)]},
+    ("POST", "/containers/{id}/pause"): {"summary": "Freeze a container", "status": "204"},
+    ("POST", "/containers/{id}/unpause"): {"summary": "Thaw a container", "status": "204"},
+    ("GET", "/containers/{id}/top"): {"summary": "Processes in a container",
+                                      "parameters": [q("ps_args")]},
+    ("GET", "/containers/{id}/changes"): {"summary": "Filesystem changes"},
+    ("GET", "/containers/{id}/export"): {"summary": "Export the filesystem as a tar"},
+    ("GET", "/containers/{id}/stats"): {"summary": "Resource usage", "parameters": [
+        q("stream", _BOOL), q("one-shot", _BOOL)]},
+    ("HEAD", "/containers/{id}/archive"): {"summary": "Stat a path",
+                                           "parameters": [q("path", required=True)]},
+    ("GET", "/containers/{id}/archive"): {"summary": "A path as a tar",
+                                          "parameters": [q("path", required=True)]},
+    ("PUT", "/containers/{id}/archive"): {
+        "summary": "Extract a tar into a path", "parameters": [
+            q("path", required=True), q("noOverwriteDirNonDir", _BOOL), q("copyUIDGID", _BOOL)],
+        "requestBody": _tar_body()},
+    ("POST", "/commit"): {"summary": "Make an image from a container", "status": "201",
+                          "parameters": [q("container", required=True), q("repo"), q("tag"),
+                                         q("comment"), q("author"), q("pause", _BOOL),
+                                         q("changes", _STR, "Dockerfile instruction")],
+                          "requestBody": _json_body("ContainerConfig")},
+    ("POST", "/containers/{id}/exec"): {"summary": "Create an exec instance", "status": "201",
+                                        "requestBody": _json_body("ExecConfig", True)},
+    ("POST", "/exec/{id}/start"): {"summary": "Start an exec instance (hijacks unless "
+                                   "Detach)", "requestBody": _json_body("ExecStart")},
+    ("POST", "/exec/{id}/resize"): {"summary": "Resize an exec's TTY",
+                                    "parameters": [q("h", _INT), q("w", _INT)]},
+    ("GET", "/exec/{id}/json"): {"summary": "Inspect an exec instance"},
+    ("GET", "/images/json"): {"summary": "List images", "parameters": [
+        q("all", _BOOL), q("digests", _BOOL), _filters("image")]},
+    ("POST", "/images/create"): {
+        "summary": "Pull (fromImage) or import (fromSrc=-) an image", "parameters": [
+            q("fromImage"), q("fromSrc"), q("repo"), q("tag"), q("message"), q("platform"),
+            q("changes", _STR, "Dockerfile instruction"), AUTH_HEADER],
+        "requestBody": _tar_body(required=False)},
+    ("POST", "/images/load"): {"summary": "Load images from a tar (docker save)",
+                               "parameters": [q("quiet", _BOOL)], "requestBody": _tar_body()},
+    ("GET", "/images/get"): {"summary": "Save images as a tar",
+                             "parameters": [q("names", _STR, "repeatable", required=True)]},
+    ("POST", "/images/prune"): {"summary": "Remove unused images",
+                                "parameters": [_filters("prune")]},
+    ("GET", "/images/search"): {"summary": "Search Docker Hub", "parameters": [
+        q("term", required=True), q("limit", _INT), _filters("search")]},
+    ("POST", "/images/{name}/push"): {"summary": "Push an image",
+                                      "parameters": [q("tag"), AUTH_HEADER]},
+    ("POST", "/auth"): {"summary": "Check registry credentials",
+                        "requestBody": _json_body("AuthConfig", True)},
+    ("GET", "/images/{name}/json"): {"summary": "Inspect an image"},
+    ("GET", "/images/{name}/history"): {"summary": "An image's history"},
+    ("POST", "/images/{name}/tag"): {"summary": "Tag an image", "status": "201",
+                                     "parameters": [q("repo", required=True), q("tag")]},
+    ("GET", "/images/{name}/get"): {"summary": "Save one image as a tar"},
+    ("DELETE", "/images/{name}"): {"summary": "Remove an image", "parameters": [
+        q("force", _BOOL), q("noprune", _BOOL)]},
+}
+
+_PARAM = re.compile(r"\{(\w+)(?::[^{}]*)?\}")
+
+
+def template(path: str) -> str:
+    """aiohttp's `{name:.+}` as OpenAPI's `{name}`."""
+    return _PARAM.sub(r"{\1}", path)
+
+
+def _operation(method: str, path: str, handler: Any) -> Schema:
+    tmpl = template(path)
+    extra = OPERATIONS.get((method, tmpl), {})
+    doc = (getattr(handler, "__doc__", None) or "").strip().splitlines()
+    op: Schema = {
+        "operationId": f"{method.lower()}{re.sub(r'[^A-Za-z0-9]+', '_', tmpl)}".rstrip("_"),
+        "summary": extra.get("summary") or (doc[0] if doc else f"{method} {tmpl}"),
+        "parameters": [{"name": n, "in": "path", "required": True, "schema": _STR,
+                        "description": _ID if n == "id" else "image name, reference or ID"}
+                       for n in _PARAM.findall(path)] + list(extra.get("parameters", [])),
+        "responses": {
+            extra.get("status", "200"): {"description": "success"},
+            "default": {"description": "error", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/ErrorResponse"}}}},
+        },
+    }
+    if "requestBody" in extra:
+        op["requestBody"] = extra["requestBody"]
+    return op
+
+
+def describe(routes: list[tuple[str, str, Any]], api_version: str) -> Schema:
+    paths: dict[str, Schema] = {}
+    for method, path, handler in routes:
+        paths.setdefault(template(path), {})[method.lower()] = _operation(method, path, handler)
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Dockyard Engine API", "version": api_version,
+                 "description": f"The Docker Engine API as Dockyard {__version__} serves it. "
+                 "Every path is also served under /v{major}.{minor}."},
+        "paths": paths,
+        "components": {"schemas": SCHEMAS},
+    }
+
+
+async def serve(request: web.Request) -> web.Response:
+    from .server import API_VERSION
+
+    return web.json_response(describe(request.app["routes"], API_VERSION))
