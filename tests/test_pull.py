@@ -317,3 +317,62 @@ def test_kill_daemon_mid_pull_then_pull_again(tmp_path, bad_registry):
     finally:
         d.stop()
         unmount_all(tmp_path)
+
+
+def test_search_v1_api_and_filters(overlay_engine, bad_registry):
+    bad_registry.serve("lib/alpha", "v1", [files_layer({"a": "1"})])
+    bad_registry.serve("lib/beta", "v1", [files_layer({"b": "1"})])
+    bad_registry.search_index["lib/beta"].update(star_count=7, is_official=True)
+    eng = overlay_engine
+    hits = eng.search(f"{bad_registry.host}/lib", 25, {})
+    assert [h["name"] for h in hits] == ["lib/alpha", "lib/beta"]
+    assert hits[0]["description"] == "lib/alpha for tests"
+    assert bad_registry.counts["GET /v2/_catalog"] == 0  # the v1 API answered
+    assert [h["name"] for h in eng.search(f"{bad_registry.host}/lib", 25,
+                                          {"stars": ["5"]})] == ["lib/beta"]
+    assert [h["name"] for h in eng.search(f"{bad_registry.host}/lib", 25,
+                                          {"is-official": ["false"]})] == ["lib/alpha"]
+    assert len(eng.search(f"{bad_registry.host}/lib", 1, {})) == 1
+    from dockyard.errors import InvalidParameter
+
+    with pytest.raises(InvalidParameter, match="limit 101 is outside the range"):
+        eng.search(f"{bad_registry.host}/lib", 101, {})
+    with pytest.raises(InvalidParameter, match="invalid filter 'nope'"):
+        eng.search(f"{bad_registry.host}/lib", 5, {"nope": ["1"]})
+
+
+def test_insecure_registry_option(tmp_path, registry_factory):
+    """`--insecure-registry` (a name or a CIDR): HTTPS without verification."""
+    reg = registry_factory(tls=True)
+    image = push_image(reg, "sec/app", "v1", [busybox_layer()])
+    for entry in (reg.host, "127.0.0.0/8"):
+        eng = _engine(tmp_path / entry.replace("/", "_"), "overlay", loopback_insecure=False,
+                      insecure_registries=[entry], certs_dir=str(tmp_path / "none"))
+        try:
+            assert eng.pull(image.ref)[0].id == image.image_id
+        finally:
+            eng.close()
+    unmount_all(tmp_path)
+
+
+def test_credentials_files(tmp_path, monkeypatch):
+    """Dockyard's config.json first, then docker's (same format)."""
+    import base64
+    import json
+
+    from dockyard.distribution import credentials
+
+    monkeypatch.setenv("DOCKYARD_CONFIG", str(tmp_path / "dy"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "config.json").write_text(json.dumps({"auths": {
+        "https://index.docker.io/v1/": {"auth": base64.b64encode(b"hub:pw").decode()},
+        "reg.example:5000": {"auth": base64.b64encode(b"d:dpw").decode()}}}))
+    assert credentials.lookup("docker.io").credentials() == ("hub", "pw")
+    assert credentials.lookup("reg.example:5000").credentials() == ("d", "dpw")
+    credentials.store("reg.example:5000", AuthConfig(username="me", password="mine"))
+    assert credentials.lookup("https://reg.example:5000/v2/").credentials() == ("me", "mine")
+    assert credentials.erase("reg.example:5000")
+    assert credentials.lookup("reg.example:5000").credentials() == ("d", "dpw")
+    assert not credentials.erase("other:1")
+    assert credentials.lookup("nowhere:1").empty
