@@ -237,7 +237,8 @@ def test_socket_activation(tmp_path, host, answers):
         fds = ",".join(str(s.fileno()) for s in socks.values())
         args = [sys.executable, "-c", ACTIVATE, fds, "-m", "dockyard", "daemon", "-H", host,
                 "-s", "vfs", *paths(tmp_path)]
-        with daemon(tmp_path, args, tmp_path / f"{answers[0]}.sock", pass_fds=[s.fileno() for s in socks.values()]) as d:
+        with daemon(tmp_path, args, tmp_path / f"{answers[0]}.sock",
+                    pass_fds=[s.fileno() for s in socks.values()]):
             for s in socks.values():
                 s.close()  # the daemon holds its own copies
             for n in ("a", "b"):
@@ -302,3 +303,63 @@ def test_driver_selection_order(tmp_path):
     sock2 = fresh / "s.sock"
     with daemon(fresh, [*DAEMON, "-H", f"unix://{sock2}", *paths(fresh)], sock2) as d:
         assert info(d)["Driver"] == "overlay"
+
+
+# --- systemd ------------------------------------------------------------------------
+def test_notify_socket(tmp_path):
+    """Type=notify: READY=1 once the API answers, RELOADING=1/READY=1 around a
+    SIGHUP, STOPPING=1 at shutdown."""
+    addr = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as ns:
+        ns.bind(str(addr))
+        ns.settimeout(20)
+        sock = tmp_path / "s.sock"
+        with daemon(tmp_path, [*DAEMON, "-H", f"unix://{sock}", "-s", "vfs", *paths(tmp_path)],
+                    sock, _env(NOTIFY_SOCKET=str(addr))) as d:
+            assert ns.recv(64) == b"READY=1"
+            d.proc.send_signal(signal.SIGHUP)
+            assert [ns.recv(64), ns.recv(64)] == [b"RELOADING=1", b"READY=1"]
+            d.proc.send_signal(signal.SIGTERM)
+            assert ns.recv(64) == b"STOPPING=1"
+
+
+CONTRIB = Path(__file__).resolve().parent.parent / "contrib" / "systemd"
+
+
+def test_systemd_units(tmp_path):
+    import configparser
+    import shutil
+
+    def parse(p: Path) -> configparser.RawConfigParser:
+        c = configparser.RawConfigParser(strict=False, interpolation=None)
+        c.optionxform = str  # type: ignore[assignment,method-assign]
+        c.read(p)
+        return c
+
+    sock = parse(CONTRIB / "dockyard.socket")
+    assert dict(sock["Socket"]) == {"ListenStream": "/run/dockyard.sock", "SocketMode": "0660",
+                                    "SocketUser": "root", "SocketGroup": "dockyard"}
+    svc = parse(CONTRIB / "dockyard.service")
+    assert svc["Service"]["ExecStart"].endswith("dockyard daemon -H fd://")
+    assert svc["Unit"]["Requires"] == "dockyard.socket" and svc["Service"]["Type"] == "notify"
+    assert svc["Service"]["KillMode"] == "process"  # shims outlive the daemon
+    override = parse(CONTRIB / "dockyard.service.d" / "override.conf.example")
+    assert "-H fd://" in override["Service"]["ExecStart"]
+
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    # verify checks that ExecStart exists: point it at this machine's dockyard
+    exe = shutil.which("dockyard") or "/bin/true"
+    units = tmp_path / "units"
+    (units / "dockyard.service.d").mkdir(parents=True)
+    for name in ("dockyard.service", "dockyard.socket"):
+        (units / name).write_text((CONTRIB / name).read_text().replace(
+            "/usr/local/bin/dockyard", exe))
+    (units / "dockyard.service.d" / "override.conf").write_text(
+        (CONTRIB / "dockyard.service.d" / "override.conf.example").read_text().replace(
+            "/usr/local/bin/dockyard", exe))
+    r = subprocess.run([analyze, "verify", str(units / "dockyard.socket"),
+                        str(units / "dockyard.service")], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "ignoring" not in r.stderr, r.stderr

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from typing import Any
 
@@ -56,6 +57,25 @@ def apply_log_level(cfg: DaemonConfig) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.INFO if cfg.debug else logging.WARNING)
 
 
+class Notifier:
+    """systemd's readiness protocol (Type=notify): READY=1 once the API answers,
+    RELOADING=1 around a SIGHUP, STOPPING=1 at shutdown. NOTIFY_SOCKET is taken
+    out of the environment so that shims and containers don't inherit it."""
+
+    def __init__(self) -> None:
+        path = os.environ.pop("NOTIFY_SOCKET", "")
+        self.addr = "\0" + path[1:] if path.startswith("@") else path
+
+    def __call__(self, state: str) -> None:
+        if not self.addr:
+            return
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                s.sendto(state.encode(), self.addr)
+        except OSError as e:
+            log.warning("could not notify systemd (%s): %s", state, e)
+
+
 def registry_options(cfg: DaemonConfig) -> Any:
     from ..distribution import RegistryOptions
 
@@ -64,15 +84,18 @@ def registry_options(cfg: DaemonConfig) -> Any:
                            max_concurrent_uploads=cfg.max_concurrent_uploads)
 
 
-def reload_config(cfg: DaemonConfig, engine: Any) -> None:
+def reload_config(cfg: DaemonConfig, engine: Any, notify: Notifier) -> None:
     """SIGHUP: re-read the file and apply what can change while running; a bad
     file leaves the running configuration as it was."""
     log.info("Got signal to reload configuration, reloading from: %s", cfg.config_file)
+    notify("RELOADING=1")
     try:
         changed = reload(cfg)
     except ConfigError as e:
         log.error("%s", e)
         return
+    finally:
+        notify("READY=1")
     apply_log_level(cfg)
     opts = engine.registry_options
     opts.insecure_registries = list(cfg.insecure_registries)
@@ -85,6 +108,7 @@ def reload_config(cfg: DaemonConfig, engine: Any) -> None:
 async def serve(cfg: DaemonConfig) -> None:
     from ..engine import Engine
 
+    notify = Notifier()
     # A SIGHUP before the daemon is up must not kill it (its default action).
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: None)
     pid = PidFile(cfg.pidfile)
@@ -112,13 +136,15 @@ async def serve(cfg: DaemonConfig) -> None:
         await runner.setup()
         await start_listeners(runner, cfg)
         log.info("Daemon has completed initialization")
+        notify("READY=1")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, reload_config, cfg, engine)
+        loop.add_signal_handler(signal.SIGHUP, reload_config, cfg, engine, notify)
         await stop.wait()
         log.info("Processing signal, shutting down")
+        notify("STOPPING=1")
     finally:
         if runner is not None:
             runner.app["monitor"].close()
