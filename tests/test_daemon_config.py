@@ -363,3 +363,11 @@ def test_systemd_units(tmp_path):
                         str(units / "dockyard.service")], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0 and "ignoring" not in r.stderr, r.stderr
+
+
+def test_client_refuses_fd_hosts():
+    r = subprocess.run([sys.executable, "-m", "dockyard", "-H", "fd://", "version"],
+                       capture_output=True, text=True, timeout=60,
+                       env=_env(DOCKYARD_NO_AUTOSTART="1"))
+    assert r.returncode != 0
+    assert "fd:// names sockets systemd hands to the daemon" in r.stderr

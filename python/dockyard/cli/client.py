@@ -155,6 +155,9 @@ class Client:
                 return s
         except OSError as e:
             raise ConnectError(self._unreachable(e)) from None
+        if h.startswith("fd://"):
+            raise ConnectError(f"cannot connect to {h}: fd:// names sockets systemd hands to "
+                               "the daemon; the client connects with unix://PATH or tcp://")
         raise ConnectError(f"unable to parse docker host `{h}`")
 
     def _unreachable(self, e: OSError) -> str:
