@@ -6,6 +6,7 @@ start. Each test starts its own daemon on private paths and stops it."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -206,6 +207,35 @@ def test_config_file_then_sighup_reload(tmp_path):
         d.wait_log("don't match any configuration option: bogus")
         assert info(d)["Labels"] == ["c=d"]
         assert d.client().ping()
+
+
+def test_reload_updates_registry_options_in_place(tmp_path):
+    from types import SimpleNamespace
+
+    from dockyard.daemon.main import Notifier, reload_config, registry_options
+
+    f = tmp_path / "daemon.json"
+    f.write_text(json.dumps({"insecure-registries": ["a:1"], "max-concurrent-downloads": 1}))
+    cfg = daemon_config.load({"max-concurrent-uploads": 7}, str(f))
+    opts = registry_options(cfg)
+    assert (opts.insecure_registries, opts.max_concurrent_downloads,
+            opts.max_concurrent_uploads) == (["a:1"], 1, 7)
+    engine = SimpleNamespace(registry_options=opts)
+    f.write_text(json.dumps({"insecure-registries": ["b:2", "https://c"],
+                             "max-concurrent-downloads": 9, "log-level": "error"}))
+    levels = {n: logging.getLogger(n).level for n in ("", "aiohttp.access")}
+    try:
+        reload_config(cfg, engine, Notifier())
+    finally:  # the reload set this process's log levels
+        for n, lv in levels.items():
+            logging.getLogger(n).setLevel(lv)
+    assert engine.registry_options is opts  # the engine's object, changed in place
+    assert (opts.insecure_registries, opts.max_concurrent_downloads,
+            opts.max_concurrent_uploads) == (["b:2", "c"], 9, 7)
+    assert cfg.log_level == "error"
+    f.write_text("{")
+    reload_config(cfg, engine, Notifier())
+    assert opts.max_concurrent_downloads == 9
 
 
 # --- socket activation (fd://) ------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from datetime import datetime, timezone
 
@@ -29,7 +30,8 @@ def version_data() -> dict:
     name, _ = sysinfo.os_release()
     details = {
         "ApiVersion": API_VERSION, "Arch": "amd64", "BuildTime": "", "Experimental": "false",
-        "GitCommit": GIT_COMMIT, "GoVersion": "python" + ".".join(map(str, os.sys.version_info[:3])),
+        "GitCommit": GIT_COMMIT,
+        "GoVersion": "python" + ".".join(map(str, sys.version_info[:3])),
         "KernelVersion": sysinfo.kernel(), "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
     }
     return {
