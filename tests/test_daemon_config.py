@@ -78,16 +78,19 @@ def daemon(base: Path, args: list[str], sock: Path | None, env: dict[str, str] |
             time.sleep(0.05)
         yield p
     finally:
+        hung = False
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
+                hung = True
                 proc.kill()
                 proc.wait()
         leaked = mounts_under(base)
         unmount_all(base)
         assert not leaked, f"mounts left behind: {leaked}"
+        assert not hung, "the daemon did not stop within 20 s of SIGTERM"
 
 
 def fails(args: list[str], env: dict[str, str] | None = None, base: Path | None = None
@@ -188,6 +191,11 @@ def test_config_file_then_sighup_reload(tmp_path):
             "other.example": {"Name": "other.example", "Mirrors": [], "Secure": False,
                               "Official": False}}
         assert i["NFd"] > 0 and i["NGoroutines"] > 0 and i["NEventsListener"] == 0
+        with socket.socket(socket.AF_UNIX) as ev:  # a `docker events` client
+            ev.connect(str(sock))
+            ev.sendall(b"GET /events HTTP/1.1\r\nHost: d\r\n\r\n")
+            assert ev.recv(12) == b"HTTP/1.1 200"
+            assert info(d)["NEventsListener"] == 1
     # labels from the file this time, so that a reload can change them
     f.write_text(json.dumps({**conf, "labels": ["a=b"]}))
     with daemon(tmp_path, [*DAEMON, "--config-file", str(f)], sock) as d:

@@ -22,6 +22,8 @@ from .server import build_app, start_listeners
 
 log = logging.getLogger("dockyard.daemon")
 
+SHUTDOWN_TIMEOUT = 3.0
+
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
           "warning": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL}
 
@@ -131,7 +133,9 @@ async def serve(cfg: DaemonConfig) -> None:
         # Containers whose shims outlived the previous daemon are watched again.
         for cid in await asyncio.to_thread(engine.containers.recover):
             app["monitor"].watch(cid)
-        runner = web.AppRunner(app, handle_signals=False,
+        # At shutdown, requests in flight get a few seconds; streams that never end
+        # (events, logs -f, attach) are then cut, as dockerd cuts them.
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT,
                                access_log=logging.getLogger("aiohttp.access"))
         await runner.setup()
         await start_listeners(runner, cfg)
