@@ -228,9 +228,11 @@ class Puller:
                                   thread_name_prefix="dockyard-pull") if parallel else None
         futures: dict[int, Future] = {}
         if pool is not None:
-            for i, (kind, slot) in enumerate(plan):
-                if kind == "mine":
-                    futures[i] = pool.submit(self._download, descs[i], diff_ids[i], slot)
+            # Biggest first: with a bounded pool, a big layer queued last is the tail.
+            order = sorted((i for i, (kind, _) in enumerate(plan) if kind == "mine"),
+                           key=lambda i: -descs[i].size)
+            for i in order:
+                futures[i] = pool.submit(self._download, descs[i], diff_ids[i], plan[i][1])
         committed: list[str] = []
         parent: str | None = None
         try:
