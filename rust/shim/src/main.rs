@@ -12,10 +12,15 @@
 //!   dockyard-shim run  --id ID --state-dir DIR --spec FILE [--log FILE]
 //!                      [--log-max-size BYTES] [--log-max-file N] [--tty]
 //!                      [--stdin] [--wait-start] [--debug]
-//!   dockyard-shim exec --pid PID (same options)
+//!                      [--runtime runc --bundle DIR --runc-root DIR [--runc PATH]]
+//!   dockyard-shim exec --pid PID (same options but --runtime)
+//!
+//! With `--runtime runc` the container is made by runc from the OCI bundle
+//! (see runc.rs); stdio, log, attach, reaping and exit.json are the same.
 //!
 //! Files in the state dir: shim.pid, pid (container process, host pid ns),
-//! exit.json, attach.sock (removed at exit), shim.log (with --debug).
+//! exit.json, attach.sock (removed at exit), shim.log (with --debug),
+//! runc.log and runc.pid (runc mode).
 //!
 //! Attach protocol (stream socket): frames `[type:u8][len:u32 BE][payload]`.
 //!   client -> shim: 0 stdin data, 1 close stdin, 2 resize (rows:u16, cols:u16 BE),
@@ -25,6 +30,7 @@
 //!                   5 start result (JSON: {} or {"error":..,"exit_code":..})
 
 mod log;
+mod runc;
 
 use dockyard_runtime::{self as rt, sys, Options, Spec, Stdio};
 use std::collections::VecDeque;
@@ -46,6 +52,11 @@ struct Args {
     wait_start: bool,
     debug: bool,
     pid: i32,
+    /// "native" (default) or "runc".
+    runtime: String,
+    bundle: PathBuf,
+    runc: PathBuf,
+    runc_root: PathBuf,
 }
 
 fn usage(msg: &str) -> ! {
@@ -54,7 +65,7 @@ fn usage(msg: &str) -> ! {
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { log_max_file: 1, ..Default::default() };
+    let mut a = Args { log_max_file: 1, runtime: "native".into(), runc: "runc".into(), ..Default::default() };
     let mut it = std::env::args().skip(1);
     a.mode = it.next().unwrap_or_default();
     if a.mode != "run" && a.mode != "exec" {
@@ -74,6 +85,10 @@ fn parse_args() -> Args {
             "--stdin" => a.stdin = true,
             "--wait-start" => a.wait_start = true,
             "--debug" => a.debug = true,
+            "--runtime" => a.runtime = val(),
+            "--bundle" => a.bundle = val().into(),
+            "--runc" => a.runc = val().into(),
+            "--runc-root" => a.runc_root = val().into(),
             _ => usage(&format!("unknown option {k}")),
         }
     }
@@ -82,6 +97,12 @@ fn parse_args() -> Args {
     }
     if a.mode == "exec" && a.pid <= 0 {
         usage("exec needs --pid");
+    }
+    match a.runtime.as_str() {
+        "native" => {}
+        "runc" if a.mode == "run" && !a.bundle.as_os_str().is_empty() && !a.runc_root.as_os_str().is_empty() => {}
+        "runc" => usage("--runtime runc needs run, --bundle and --runc-root"),
+        _ => usage("--runtime must be native or runc"),
     }
     a
 }
@@ -179,9 +200,90 @@ struct Client {
     closing: bool,
 }
 
+/// The supervised process: cloned by the runtime crate, or made by runc.
+enum Child {
+    Native(rt::Process),
+    Runc { runc: runc::Runc, pidfd: OwnedFd, cgroup: Option<rt::cgroup::Cgroup>, created: bool },
+}
+
+impl Child {
+    fn pidfd(&self) -> RawFd {
+        match self {
+            Child::Native(p) => p.pidfd.as_raw_fd(),
+            Child::Runc { pidfd, .. } => pidfd.as_raw_fd(),
+        }
+    }
+
+    fn is_created(&self) -> bool {
+        match self {
+            Child::Native(p) => p.is_created(),
+            Child::Runc { created, .. } => *created,
+        }
+    }
+
+    /// Release a process parked before exec (`--wait-start`).
+    fn start(&mut self) -> Result<(), (String, i32)> {
+        match self {
+            Child::Native(p) => p.start().map_err(|e| (e.to_string(), e.exit_code())),
+            Child::Runc { runc, created, .. } => {
+                if !std::mem::take(created) {
+                    return Ok(());
+                }
+                runc.start().inspect_err(|_| runc.delete())
+            }
+        }
+    }
+
+    fn oom_killed(&self) -> bool {
+        let cg = match self {
+            Child::Native(p) => p.cgroup.as_ref(),
+            Child::Runc { cgroup, .. } => cgroup.as_ref(),
+        };
+        cg.is_some_and(|c| c.oom_kills() > 0)
+    }
+
+    /// After the exit: remove the cgroup (and, for runc, its state).
+    fn cleanup(&mut self) {
+        match self {
+            Child::Native(p) => {
+                if let Some(cg) = p.cgroup.take() {
+                    let _ = cg.remove();
+                }
+            }
+            Child::Runc { runc, cgroup, .. } => {
+                runc.delete();
+                if let Some(cg) = cgroup.take() {
+                    let _ = cg.remove();
+                }
+            }
+        }
+    }
+}
+
+/// `runc create` (and, unless parked, `runc start`) for `spec`'s container.
+fn start_runc(args: &Args, spec: &Spec, stdio: Stdio) -> Result<(Child, i32, Option<OwnedFd>), (String, i32)> {
+    let r = runc::Runc { bin: args.runc.clone(), root: args.runc_root.clone(), bundle: args.bundle.clone(), id: args.id.clone() };
+    // Adopt the container's init when `runc create` exits.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let created = r.create(stdio, spec.terminal)?;
+    let pidfd = match sys::pidfd_open(created.pid) {
+        Ok(fd) => fd,
+        Err(e) => {
+            r.delete();
+            return Err((e.to_string(), 128));
+        }
+    };
+    let cgroup = spec.cgroup.as_ref().and_then(|c| rt::cgroup::Layout::detect().and_then(|l| rt::cgroup::Cgroup::open(&c.path, &l)).ok());
+    let mut child = Child::Runc { runc: r, pidfd, cgroup, created: true };
+    if !args.wait_start {
+        child.start()?;
+    }
+    Ok((child, created.pid, created.pty_master))
+}
+
 struct Shim {
     state: PathBuf,
-    proc_: rt::Process,
+    child: Child,
     pid: i32,
     tty: bool,
     out: Option<OwnedFd>,
@@ -195,7 +297,7 @@ struct Shim {
     started_at: String,
     exited: Option<i32>,
     signal: Option<i32>,
-    start_error: Option<rt::Error>,
+    start_error: Option<String>,
 }
 
 fn nonblock(fd: RawFd) {
@@ -213,7 +315,7 @@ fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
     v
 }
 
-fn listen(path: &str) -> std::io::Result<OwnedFd> {
+pub(crate) fn listen(path: &str) -> std::io::Result<OwnedFd> {
     let _ = std::fs::remove_file(path);
     unsafe {
         let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0);
@@ -309,22 +411,30 @@ impl Shim {
         };
         let opts = Options { stdio, wait_start: args.wait_start };
         let started_at = now_str();
-        let res = if args.mode == "exec" { rt::exec_in(args.pid, &spec, opts) } else { rt::spawn(&spec, opts) };
+        let res = if args.runtime == "runc" {
+            start_runc(args, &spec, stdio)
+        } else {
+            let r = if args.mode == "exec" { rt::exec_in(args.pid, &spec, opts) } else { rt::spawn(&spec, opts) };
+            r.map(|mut p| {
+                let (pid, m) = (p.pid, p.pty_master.take());
+                (Child::Native(p), pid, m)
+            })
+            .map_err(|e| (e.to_string(), e.exit_code()))
+        };
         drop(keep);
         drop(null);
-        let mut proc_ = match res {
-            Ok(p) => p,
-            Err(e) => {
-                fail(e.to_string(), e.exit_code());
+        let (child, pid, pty_master) = match res {
+            Ok(r) => r,
+            Err((msg, code)) => {
+                fail(msg, code);
                 let _ = std::fs::remove_file("attach.sock");
                 return Err(());
             }
         };
-        let pid = proc_.pid;
         write_atomic(Path::new("."), "pid", pid.to_string().as_bytes());
         let mut out = out_r;
         let mut stdin = stdin_w;
-        if let Some(m) = proc_.pty_master.take() {
+        if let Some(m) = pty_master {
             let dup = unsafe { libc::fcntl(m.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
             if args.stdin && dup >= 0 {
                 stdin = Some(unsafe { OwnedFd::from_raw_fd(dup) });
@@ -336,12 +446,12 @@ impl Shim {
         for fd in [&out, &err_r, &stdin].into_iter().flatten() {
             nonblock(fd.as_raw_fd());
         }
-        let line = serde_json::json!({"shim_pid": std::process::id(), "pid": pid, "created": proc_.is_created()}).to_string() + "\n";
+        let line = serde_json::json!({"shim_pid": std::process::id(), "pid": pid, "created": child.is_created()}).to_string() + "\n";
         let _ = sys::write_all(rep, line.as_bytes());
         drop(report);
         Ok(Shim {
             state: PathBuf::from("."),
-            proc_,
+            child,
             pid,
             tty: spec.terminal,
             out,
@@ -402,7 +512,7 @@ impl Shim {
     }
 
     fn exit_json(&self) -> String {
-        let oom = self.proc_.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
+        let oom = self.child.oom_killed();
         let mut v = serde_json::json!({
             "exit_code": self.exited.unwrap_or(-1),
             "signal": self.signal,
@@ -412,7 +522,7 @@ impl Shim {
             "finished_at": now_str(),
         });
         if let Some(e) = &self.start_error {
-            v["error"] = serde_json::Value::String(e.to_string());
+            v["error"] = serde_json::Value::String(e.clone());
         }
         v.to_string()
     }
@@ -438,16 +548,16 @@ impl Shim {
             3 if payload.len() >= 4 => {
                 let sig = i32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
                 if self.exited.is_none() {
-                    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.proc_.pidfd.as_raw_fd(), sig, 0usize, 0u32) };
+                    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.child.pidfd(), sig, 0usize, 0u32) };
                 }
             }
             4 => {
-                let res = match self.proc_.start() {
+                let res = match self.child.start() {
                     Ok(()) => "{}".to_string(),
-                    Err(e) => {
-                        let j = serde_json::json!({"error": e.to_string(), "exit_code": e.exit_code()}).to_string();
-                        self.exited = Some(e.exit_code());
-                        self.start_error = Some(e);
+                    Err((msg, code)) => {
+                        let j = serde_json::json!({"error": msg, "exit_code": code}).to_string();
+                        self.exited = Some(code);
+                        self.start_error = Some(msg);
                         j
                     }
                 };
@@ -562,7 +672,7 @@ impl Shim {
             self.clients.retain(|c| !(c.closing && c.out.is_empty()));
             let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(8 + self.clients.len());
             let pf = |fd: RawFd, ev: i16| libc::pollfd { fd, events: ev, revents: 0 };
-            pfds.push(pf(if self.exited.is_none() { self.proc_.pidfd.as_raw_fd() } else { -1 }, libc::POLLIN));
+            pfds.push(pf(if self.exited.is_none() { self.child.pidfd() } else { -1 }, libc::POLLIN));
             pfds.push(pf(self.out.as_ref().map_or(-1, |f| f.as_raw_fd()), libc::POLLIN));
             pfds.push(pf(self.err.as_ref().map_or(-1, |f| f.as_raw_fd()), libc::POLLIN));
             pfds.push(pf(self.listener.as_raw_fd(), libc::POLLIN));
@@ -634,10 +744,7 @@ impl Shim {
         }
         let j = self.exit_json();
         write_atomic(&self.state, "exit.json", j.as_bytes());
-        if let Some(cg) = self.proc_.cgroup.take() {
-            let _ = cg.remove();
-            self.proc_.cgroup = Some(cg); // keep for nothing; already removed
-        }
+        self.child.cleanup();
         let _ = std::fs::remove_file("attach.sock");
         // Tell attached clients, then give them a moment to read.
         let f = frame(3, j.as_bytes());

@@ -1,0 +1,258 @@
+"""The runc execution driver's half in Python: an OCI runtime-spec bundle
+(`config.json`) made from the same runtime spec the native driver runs
+(`spec.build`), so both drivers give a container the same root, process,
+mounts, capabilities, seccomp filter and cgroup.
+
+Seccomp: the native driver's deny-list (rust/runtime/src/seccomp.rs) in OCI
+form: `SCMP_ACT_ALLOW` by default, `SCMP_ACT_ERRNO` (EPERM) for the denied
+syscalls and for clone() with a namespace flag, ENOSYS for clone3 (so libcs
+fall back to clone). One difference: personality(2) is not narrowed to
+Docker's personas (a "not one of" test on one argument can't be written as
+libseccomp rules, which OR the conditions on the same argument).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..errors import DockyardError, InvalidParameter
+
+OCI_VERSION = "1.0.2"
+
+#: Docker's device cgroup rules (moby oci/defaults.go; the runtime's
+#: DEFAULT_DEVICE_RULES): everything denied, then the standard character devices.
+DEVICE_RULES = [
+    ("c", None, None, "m"), ("b", None, None, "m"), ("c", 1, 3, "rwm"), ("c", 1, 5, "rwm"),
+    ("c", 1, 7, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 9, "rwm"), ("c", 5, 0, "rwm"),
+    ("c", 5, 1, "rwm"), ("c", 5, 2, "rwm"), ("c", 136, None, "rwm"), ("c", 10, 200, "rwm"),
+]
+
+#: The native driver's denied syscalls (rust/runtime/src/seccomp.rs `denied()`;
+#: tests/test_runc_driver.py checks the two lists agree).
+DENIED_SYSCALLS = [
+    "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "delete_module",
+    "finit_module", "init_module", "get_mempolicy", "mbind", "set_mempolicy", "move_pages",
+    "kcmp", "kexec_load", "keyctl", "request_key", "lookup_dcookie", "mount", "umount2",
+    "pivot_root", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree",
+    "mount_setattr", "name_to_handle_at", "open_by_handle_at", "perf_event_open",
+    "process_vm_readv", "process_vm_writev", "quotactl", "reboot", "setns", "unshare",
+    "settimeofday", "swapon", "swapoff", "syslog", "userfaultfd", "io_uring_setup",
+    "io_uring_enter", "io_uring_register", "sethostname", "setdomainname", "vhangup",
+    "fanotify_init",
+]
+DENIED_X86_64 = ["create_module", "get_kernel_syms", "query_module", "ioperm", "iopl",
+                 "kexec_file_load", "nfsservctl", "sysfs", "_sysctl", "uselib", "ustat"]
+
+#: CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET.
+CLONE_NS_FLAGS = [0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000,
+                  0x40000000]
+EPERM, ENOSYS = 1, 38
+
+
+def runc_path() -> str | None:
+    """The runc binary: $DOCKYARD_RUNC, else `runc` on PATH (or /usr/sbin/runc)."""
+    p = os.environ.get("DOCKYARD_RUNC")
+    if p:
+        return p if os.access(p, os.X_OK) else None
+    return shutil.which("runc") or shutil.which("runc", path="/usr/sbin:/usr/bin:/sbin:/bin")
+
+
+def require_runc() -> str:
+    p = runc_path()
+    if p is None:
+        raise DockyardError("exec driver runc: the runc binary was not found (install the runc "
+                            "package, or set DOCKYARD_RUNC to its path)")
+    return p
+
+
+def seccomp_profile() -> dict[str, Any]:
+    """The native deny-list as an OCI `linux.seccomp` object."""
+    machine = platform.machine()
+    arch = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}.get(machine)
+    names = DENIED_SYSCALLS + (DENIED_X86_64 if machine == "x86_64" else [])
+    rules: list[dict[str, Any]] = [
+        {"names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM},
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
+    ]
+    for flag in CLONE_NS_FLAGS:  # one rule per flag: conditions on one argument are ORed
+        rules.append({"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
+                      "args": [{"index": 0, "value": flag, "valueTwo": flag,
+                                "op": "SCMP_CMP_MASKED_EQ"}]})
+    return {"defaultAction": "SCMP_ACT_ALLOW", "architectures": [arch] if arch else [],
+            "syscalls": rules}
+
+
+def _devices() -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"allow": False, "access": "rwm"}]
+    for kind, major, minor, access in DEVICE_RULES:
+        r: dict[str, Any] = {"allow": True, "type": kind, "access": access}
+        if major is not None:
+            r["major"] = major
+        if minor is not None:
+            r["minor"] = minor
+        out.append(r)
+    return out
+
+
+def _resources(res: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"devices": _devices()}
+    mem: dict[str, Any] = {}
+    if res.get("memory") is not None:
+        mem["limit"] = int(res["memory"])
+    # As the native driver: memory+swap only where the kernel accounts swap.
+    if res.get("memory_swap") is not None and \
+            os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"):
+        mem["swap"] = int(res["memory_swap"])
+    if res.get("memory_reservation") is not None:
+        mem["reservation"] = int(res["memory_reservation"])
+    if mem:
+        out["memory"] = mem
+    cpu: dict[str, Any] = {}
+    for k, o in (("cpu_shares", "shares"), ("cpu_quota", "quota"), ("cpu_period", "period")):
+        if res.get(k) is not None:
+            cpu[o] = int(res[k])
+    for k, o in (("cpuset_cpus", "cpus"), ("cpuset_mems", "mems")):
+        if res.get(k):
+            cpu[o] = str(res[k])
+    if cpu:
+        out["cpu"] = cpu
+    if res.get("pids_limit") is not None:
+        limit = int(res["pids_limit"])
+        out["pids"] = {"limit": limit if limit > 0 else -1}
+    return out
+
+
+def from_native(spec: dict[str, Any]) -> dict[str, Any]:
+    """OCI config.json contents for a native runtime spec (`spec.build`'s JSON)."""
+    if spec.get("init"):
+        raise InvalidParameter("--init is not supported by the runc exec driver")
+    user = spec.get("user") or {}
+    oci_user: dict[str, Any] = {"uid": int(user.get("uid", 0)), "gid": int(user.get("gid", 0))}
+    if user.get("additional_gids"):
+        oci_user["additionalGids"] = [int(g) for g in user["additional_gids"]]
+    if user.get("umask") is not None:
+        oci_user["umask"] = int(user["umask"])
+    caps = spec.get("capabilities") or {}
+    process: dict[str, Any] = {
+        "terminal": bool(spec.get("terminal")),
+        "user": oci_user,
+        "args": list(spec["args"]),
+        "env": list(spec.get("env") or []),
+        "cwd": spec.get("cwd") or "/",
+        "capabilities": {k: list(caps.get(k) or []) for k in
+                         ("bounding", "effective", "permitted", "inheritable", "ambient")},
+        "rlimits": [{"type": r["type"] if r["type"].startswith("RLIMIT_")
+                     else "RLIMIT_" + r["type"].upper(), "soft": int(r["soft"]),
+                     "hard": int(r["hard"])} for r in spec.get("rlimits") or []],
+        "noNewPrivileges": bool(spec.get("no_new_privileges")),
+    }
+    if spec.get("console_size"):
+        rows, cols = spec["console_size"]
+        process["consoleSize"] = {"height": int(rows), "width": int(cols)}
+    if spec.get("oom_score_adj") is not None:
+        process["oomScoreAdj"] = int(spec["oom_score_adj"])
+    kinds = {"mnt": "mount", "net": "network"}
+    namespaces = []
+    for ns in spec.get("namespaces") or []:
+        n = {"type": kinds.get(ns["type"], ns["type"])}
+        if ns.get("path"):
+            n["path"] = ns["path"]
+        namespaces.append(n)
+    linux: dict[str, Any] = {
+        "namespaces": namespaces,
+        "maskedPaths": list(spec.get("masked_paths") or []),
+        "readonlyPaths": list(spec.get("readonly_paths") or []),
+        "sysctl": dict(spec.get("sysctl") or {}),
+    }
+    cg = spec.get("cgroup")
+    if cg:
+        linux["cgroupsPath"] = "/" + cg["path"].strip("/")
+        linux["resources"] = _resources(cg.get("resources") or {})
+    if spec.get("seccomp") == "default":
+        linux["seccomp"] = seccomp_profile()
+    config: dict[str, Any] = {
+        "ociVersion": OCI_VERSION,
+        "process": process,
+        "root": {"path": os.path.abspath(spec["rootfs"]),
+                 "readonly": bool(spec.get("readonly_rootfs"))},
+        "hostname": spec.get("hostname") or "",
+        "mounts": [{"destination": m["destination"], "type": m["type"], "source": m["source"],
+                    "options": list(m.get("options") or [])} for m in spec.get("mounts") or []],
+        "linux": linux,
+    }
+    if spec.get("domainname"):
+        config["domainname"] = spec["domainname"]
+    return config
+
+
+def write_bundle(state_dir: Path, spec_json: str) -> Path:
+    """Write `<state_dir>/bundle/config.json` for the native spec; returns the bundle dir."""
+    bundle = Path(state_dir) / "bundle"
+    bundle.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = bundle / ".config.json.tmp"
+    tmp.write_text(json.dumps(from_native(json.loads(spec_json)), indent=1))
+    tmp.rename(bundle / "config.json")
+    return bundle
+
+
+def spawn_shim(id: str, state_dir: Path, spec_json: str, runc_root: Path,
+               log_path: str | None = None, tty: bool = False, open_stdin: bool = False,
+               log_max_size: int = 0, log_max_file: int = 1,
+               wait_start: bool = False) -> dict[str, Any]:
+    """`_core.spawn_shim` for the runc driver: writes the bundle, starts
+    `dockyard-shim run --runtime runc` and returns its report (the same dict);
+    a start failure raises `_core.ContainerStartError` with Docker's exit code."""
+    import subprocess
+
+    from .. import _core
+
+    runc = require_runc()
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    bundle = write_bundle(state_dir, spec_json)
+    spec_file = state_dir / "spec.json"
+    spec_file.write_text(spec_json)
+    Path(runc_root).mkdir(parents=True, exist_ok=True, mode=0o700)
+    cmd = [_core.shim_path(), "run", "--id", id, "--state-dir", str(state_dir),
+           "--spec", str(spec_file), "--log-max-size", str(log_max_size),
+           "--log-max-file", str(log_max_file), "--runtime", "runc", "--bundle", str(bundle),
+           "--runc-root", str(runc_root), "--runc", runc]
+    if log_path:
+        cmd += ["--log", str(log_path)]
+    for flag, on in (("--tty", tty), ("--stdin", open_stdin), ("--wait-start", wait_start)):
+        if on:
+            cmd.append(flag)
+    out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
+    lines = out.stdout.decode(errors="replace").strip().splitlines()
+    try:
+        rep = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        rep = {"error": "dockyard-shim failed: " + (out.stdout + out.stderr).decode(
+            errors="replace").strip(), "exit_code": 128}
+    if rep.get("error"):
+        err = _core.ContainerStartError(rep["error"])
+        err.exit_code = int(rep.get("exit_code", 128))
+        raise err
+    return {"shim_pid": int(rep.get("shim_pid", 0)), "pid": int(rep.get("pid", 0)),
+            "created": bool(rep.get("created")),
+            "attach_socket": str(state_dir / "attach.sock"),
+            "exit_file": str(state_dir / "exit.json")}
+
+
+def delete(runc_root: Path, id: str) -> None:
+    """`runc delete --force` if runc still has state for `id` (a backstop: the
+    shim deletes the container when it exits)."""
+    import subprocess
+
+    if not (Path(runc_root) / id).exists():
+        return
+    runc = runc_path()
+    if runc is None:
+        return
+    subprocess.run([runc, "--root", str(runc_root), "delete", "--force", id],
+                   stdin=subprocess.DEVNULL, capture_output=True)
