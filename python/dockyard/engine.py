@@ -40,7 +40,8 @@ class Engine:
                  storage_opts: dict[str, str] | None = None,
                  exec_root: str | os.PathLike = "/var/run/dockyard",
                  default_ulimits: list[dict[str, Any]] | None = None,
-                 registry_options: "RegistryOptions | None" = None) -> None:
+                 registry_options: "RegistryOptions | None" = None,
+                 exec_driver: str = "native") -> None:
         from .distribution import RegistryOptions
 
         self.registry_options = registry_options or RegistryOptions()
@@ -59,7 +60,8 @@ class Engine:
         self.images = ImageStore(self.db, self.layers)
         from .containers.service import ContainerService
 
-        self.containers = ContainerService(self, exec_root, default_ulimits=default_ulimits)
+        self.containers = ContainerService(self, exec_root, default_ulimits=default_ulimits,
+                                           exec_driver=exec_driver)
         self.layers.gc(keep=self._container_layer_ids())
         self._lock = threading.RLock()
         from .distribution.pull import Inflight

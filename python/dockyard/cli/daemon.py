@@ -18,6 +18,7 @@ KEYS = {
     "exec_opt": "exec-opts", "insecure_registry": "insecure-registries", "label": "labels",
     "max_concurrent_downloads": "max-concurrent-downloads",
     "max_concurrent_uploads": "max-concurrent-uploads", "selinux_enabled": "selinux-enabled",
+    "exec_driver": "exec-driver",
 }
 
 
@@ -83,6 +84,9 @@ def daemon(
     max_concurrent_uploads: int = typer.Option(5, "--max-concurrent-uploads"),
     selinux_enabled: bool = typer.Option(False, "--selinux-enabled",
                                          help="Enable SELinux support"),
+    exec_driver: str = typer.Option("native", "--exec-driver",
+                                    help="Execution driver for new containers: native "
+                                    "(Dockyard's runtime) or runc (OCI bundles)"),
 ) -> None:
     """Run the Dockyard daemon"""
     from ..daemon.config import ConfigError, load

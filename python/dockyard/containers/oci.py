@@ -127,6 +127,32 @@ def _resources(res: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _bounding_set() -> int | None:
+    """The daemon's own capability bounding set (a container can't have more)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return None
+
+
+def _capabilities(caps: dict[str, Any]) -> dict[str, list[str]]:
+    """The spec's sets, less what the daemon can't grant (runc fails on those;
+    --privileged means "all the daemon has", as in Docker)."""
+    from .spec import ALL_CAPS
+
+    bnd = _bounding_set()
+    known = {c: i for i, c in enumerate(ALL_CAPS)}
+
+    def ok(c: str) -> bool:
+        return bnd is None or c not in known or bool(bnd >> known[c] & 1)
+    return {k: [c for c in caps.get(k) or [] if ok(c)] for k in
+            ("bounding", "effective", "permitted", "inheritable", "ambient")}
+
+
 def from_native(spec: dict[str, Any]) -> dict[str, Any]:
     """OCI config.json contents for a native runtime spec (`spec.build`'s JSON)."""
     if spec.get("init"):
@@ -144,8 +170,7 @@ def from_native(spec: dict[str, Any]) -> dict[str, Any]:
         "args": list(spec["args"]),
         "env": list(spec.get("env") or []),
         "cwd": spec.get("cwd") or "/",
-        "capabilities": {k: list(caps.get(k) or []) for k in
-                         ("bounding", "effective", "permitted", "inheritable", "ambient")},
+        "capabilities": _capabilities(caps),
         "rlimits": [{"type": r["type"] if r["type"].startswith("RLIMIT_")
                      else "RLIMIT_" + r["type"].upper(), "soft": int(r["soft"]),
                      "hard": int(r["hard"])} for r in spec.get("rlimits") or []],
@@ -200,10 +225,10 @@ def write_bundle(state_dir: Path, spec_json: str) -> Path:
     return bundle
 
 
-def spawn_shim(id: str, state_dir: Path, spec_json: str, runc_root: Path,
-               log_path: str | None = None, tty: bool = False, open_stdin: bool = False,
-               log_max_size: int = 0, log_max_file: int = 1,
-               wait_start: bool = False) -> dict[str, Any]:
+def spawn_shim(id: str, state_dir: str | Path, spec_json: str, log_path: str | None = None,
+               tty: bool = False, open_stdin: bool = False, log_max_size: int = 0,
+               log_max_file: int = 1, wait_start: bool = False, *,
+               runc_root: str | Path) -> dict[str, Any]:
     """`_core.spawn_shim` for the runc driver: writes the bundle, starts
     `dockyard-shim run --runtime runc` and returns its report (the same dict);
     a start failure raises `_core.ContainerStartError` with Docker's exit code."""

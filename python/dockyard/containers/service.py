@@ -10,6 +10,7 @@ its containers as they are.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from ..errors import Conflict, DockyardError, InvalidParameter, NotFound
 from ..graphdriver import create_container_layers, remove_container_layers
 from ..ids import generate_id
 from ..imageconfig import now_rfc3339
+from . import oci
 from . import spec as specs
 from .model import ZERO_TIME, Container, new_state, random_name
 
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from ..engine import Engine
 
 NOT_MODIFIED = "not-modified"
+#: `--exec-driver` values: the built-in runtime, or runc from an OCI bundle.
+EXEC_DRIVERS = ("native", "runc")
 
 
 class ContainerNotFound(NotFound):
@@ -81,7 +85,13 @@ def _pid_alive(pid: int) -> bool:
 class ContainerService:
     def __init__(self, engine: "Engine", exec_root: str | os.PathLike,
                  cgroup_parent: str = "dockyard",
-                 default_ulimits: list[dict[str, Any]] | None = None) -> None:
+                 default_ulimits: list[dict[str, Any]] | None = None,
+                 exec_driver: str = "native") -> None:
+        if exec_driver not in EXEC_DRIVERS:
+            raise InvalidParameter(f"unknown exec driver {exec_driver!r}: use native or runc")
+        if exec_driver == "runc":
+            oci.require_runc()
+        self.exec_driver = exec_driver
         self.engine = engine
         self.db = engine.db
         self.driver = engine.driver
@@ -89,6 +99,8 @@ class ContainerService:
         self.dir.mkdir(exist_ok=True, mode=0o710)
         self.state_root = Path(exec_root) / "containers"
         self.state_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # runc's own state (`runc --root`) for containers of the runc driver.
+        self.runc_root = Path(exec_root) / "runc"
         self.cgroup_parent = cgroup_parent
         self.default_ulimits = default_ulimits or []
         self._locks: dict[str, threading.RLock] = {}
@@ -159,6 +171,11 @@ class ContainerService:
         if not (cfg.get("Cmd") or cfg.get("Entrypoint")):
             raise InvalidParameter("No command specified")
         _validate_hostconfig(hostconfig)
+        # The driver that runs it is recorded, so a daemon started later with
+        # another --exec-driver still manages it.
+        hostconfig["Runtime"] = self._choose_runtime(hostconfig.get("Runtime"))
+        if hostconfig["Runtime"] == "runc" and hostconfig.get("Init"):
+            raise InvalidParameter("--init is not supported by the runc exec driver")
         cid = generate_id()
         if not name:
             for i in range(10):
@@ -194,6 +211,19 @@ class ContainerService:
             raise
         return c
 
+    def _choose_runtime(self, asked: str | None) -> str:
+        runtime = asked or self.exec_driver
+        if runtime not in EXEC_DRIVERS:
+            raise InvalidParameter(f"Unknown runtime specified {runtime}")
+        if runtime == "runc":
+            oci.require_runc()
+        return runtime
+
+    @staticmethod
+    def runtime(c: Container) -> str:
+        """The exec driver of container `c` (records from before drivers: native)."""
+        return "runc" if c.hostconfig.get("Runtime") == "runc" else "native"
+
     # --- start ----------------------------------------------------------------
     def _mount(self, c: Container) -> str:
         path = self.driver.get(c.id)
@@ -219,7 +249,10 @@ class ContainerService:
             shutil.rmtree(sdir, ignore_errors=True)
             sdir.mkdir(parents=True, mode=0o700)
             lc = (c.hostconfig.get("LogConfig") or {}).get("Config") or {}
-            res = _core.spawn_shim(
+            spawn_shim: Any = _core.spawn_shim
+            if self.runtime(c) == "runc":
+                spawn_shim = functools.partial(oci.spawn_shim, runc_root=self.runc_root)
+            res = spawn_shim(
                 c.id, str(sdir), spec_json, str(self.log_path(c.id)), tty=c.tty,
                 open_stdin=bool(c.config.get("OpenStdin")),
                 log_max_size=_size(lc.get("max-size")), log_max_file=int(lc.get("max-file", 1)),
@@ -472,6 +505,8 @@ class ContainerService:
         remove_container_layers(self.driver, c.id)
         self._emit(c, "destroy")
         shutil.rmtree(self.container_dir(c.id), ignore_errors=True)
+        if self.runtime(c) == "runc":
+            oci.delete(self.runc_root, c.id)
         shutil.rmtree(self.state_dir(c.id), ignore_errors=True)
         try:
             _core.remove_cgroup(f"{self.cgroup_parent}/{c.id}")

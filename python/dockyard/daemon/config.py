@@ -51,6 +51,7 @@ class DaemonConfig:
     default_ulimits: list[dict[str, Any]] = field(default_factory=list)
     exec_opts: dict[str, str] = field(default_factory=dict)
     cgroup_driver: str = "cgroupfs"
+    exec_driver: str = "native"  # Dockyard's own: native, or runc from OCI bundles
     insecure_registries: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     max_concurrent_downloads: int = 3
@@ -102,6 +103,13 @@ def _pairs(key: str, v: Any) -> dict[str, str]:
             raise ConfigError(f"invalid {key} {x!r}: want key=value")
         out[k.strip().lower() if key == "exec-opts" else k.strip()] = val.strip()
     return out
+
+
+def _exec_driver(key: str, v: Any) -> str:
+    s = _str(key, v)
+    if s not in ("native", "runc"):
+        raise ConfigError(f"invalid {key} {s!r}: want native or runc")
+    return s
 
 
 def _labels(key: str, v: Any) -> list[str]:
@@ -227,6 +235,7 @@ OPTIONS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "max-concurrent-downloads": ("max_concurrent_downloads", _int),
     "max-concurrent-uploads": ("max_concurrent_uploads", _int),
     "selinux-enabled": ("selinux_enabled", _bool),
+    "exec-driver": ("exec_driver", _exec_driver),  # Dockyard's own
 }
 
 #: dockerd keys Dockyard accepts but does not act on (networking, runtimes,

@@ -122,13 +122,20 @@ async def serve(cfg: DaemonConfig) -> None:
         storage_driver = (os.environ.get("DOCKYARD_DRIVER") or os.environ.get("DOCKER_DRIVER")
                           or cfg.storage_driver)
         cfg.cgroup_driver = cgroup_driver(cfg.exec_opts)
+        if cfg.exec_driver == "runc":
+            from ..containers.oci import runc_path
+
+            if runc_path() is None:
+                raise SystemExit("failed to start daemon: --exec-driver runc: the runc binary "
+                                 "was not found (install runc or set DOCKYARD_RUNC)")
         try:
             engine = await asyncio.to_thread(
                 Engine, cfg.data_root, storage_driver, cfg.storage_opts, cfg.exec_root,
-                cfg.default_ulimits, registry_options(cfg))
+                cfg.default_ulimits, registry_options(cfg), cfg.exec_driver)
         except StorageDriverError as e:
             raise SystemExit(f"failed to start daemon: error initializing graphdriver: {e}")
         log.info("storage driver: %s", engine.driver.name)
+        log.info("exec driver: %s", cfg.exec_driver)
         app = build_app(engine, cfg)
         # Containers whose shims outlived the previous daemon are watched again.
         for cid in await asyncio.to_thread(engine.containers.recover):

@@ -113,6 +113,7 @@ impl Runc {
             c.stdin(io(stdio.stdin)?).stdout(io(stdio.stdout)?).stderr(io(stdio.stderr)?);
             None
         };
+        c.arg(&self.id);
         let mut child = c.spawn().map_err(|e| os(&format!("run {}", self.bin.display()), e))?;
         drop(c); // the stdio duplicates
         let mut master = None;

@@ -55,6 +55,18 @@ def registry_config(insecure: list[str]) -> dict:
             "InsecureRegistryCIDRs": cidrs, "IndexConfigs": index, "Mirrors": []}
 
 
+def runtimes() -> dict:
+    """`Runtimes`: the native driver (the shim) and runc where it is installed."""
+    from ... import _core
+    from ...containers.oci import runc_path
+
+    out = {"native": {"path": _core.shim_path()}}
+    runc = runc_path()
+    if runc:
+        out["runc"] = {"path": runc}
+    return out
+
+
 def _info(request: web.Request) -> dict:
     eng = engine(request)
     cfg = request.app["config"]
@@ -100,7 +112,7 @@ def _info(request: web.Request) -> dict:
         "NoProxy": os.environ.get("NO_PROXY", ""),
         "Name": sysinfo.hostname(), "Labels": list(cfg.labels), "ExperimentalBuild": False,
         "ServerVersion": __version__,
-        "Runtimes": {"native": {"path": "dockyard"}}, "DefaultRuntime": "native",
+        "Runtimes": runtimes(), "DefaultRuntime": eng.containers.exec_driver,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                   "ControlAvailable": False, "Error": "", "RemoteManagers": None},
         "LiveRestoreEnabled": False, "Isolation": "", "InitBinary": "",
@@ -108,7 +120,7 @@ def _info(request: web.Request) -> dict:
         "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
         "SecurityOptions": ["name=seccomp,profile=default"],
-        "ExecutionDriver": "native",
+        "ExecutionDriver": eng.containers.exec_driver,
         "Warnings": warnings or None,
     }
 

@@ -1,0 +1,298 @@
+"""`--exec-driver runc`: the same containers through runc, from the OCI bundle
+the daemon writes, with Dockyard's shim still the supervisor (logs, attach,
+wait, exit codes, restart survival). Needs /usr/sbin/runc (Debian's runc)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Daemon, mounts_under, unmount_all
+from test_cli_containers import in_pty
+
+from dockyard.containers import oci
+
+pytestmark = pytest.mark.skipif(oci.runc_path() is None, reason="runc is not installed")
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CAPEFF = "00000000a80425fb"
+
+
+def _start(base: Path, extra: list[str]) -> Daemon:
+    d = Daemon(base, "overlay", extra=extra)
+    d.start()
+    return d
+
+
+def _finish(d: Daemon, base: Path) -> None:
+    d.stop()
+    leaked = mounts_under(base)
+    unmount_all(base)
+    assert not leaked, f"mounts left behind: {leaked}"
+
+
+@pytest.fixture(scope="module")
+def runc_daemon(tmp_path_factory, busybox_tar):
+    base = tmp_path_factory.mktemp("daemon-runc")
+    d = _start(base, ["--exec-driver", "runc"])
+    try:
+        d.docker("import", str(busybox_tar), "busybox:latest")
+        yield d
+    finally:
+        _finish(d, base)
+
+
+def cgroups_of(cid: str) -> list[str]:
+    return glob.glob(f"/sys/fs/cgroup/*/dockyard/{cid}")
+
+
+def container_id(d: Daemon, name: str) -> str:
+    return d.docker("inspect", "-f", "{{.Id}}", name).stdout.decode().strip()
+
+
+def assert_gone(d: Daemon, cid: str) -> None:
+    """No cgroup, runc state, shim state or shim process left for `cid`."""
+    exec_root = d.base / "exec"
+    assert not cgroups_of(cid)
+    assert not (exec_root / "runc" / cid).exists()
+    assert not (exec_root / "containers" / cid).exists()
+    assert not [m for m in mounts_under(d.base) if cid in m]
+    out = subprocess.run(["pgrep", "-af", f"dockyard-shim.*{cid}"], capture_output=True)
+    assert not out.stdout.strip(), out.stdout
+
+
+@pytest.fixture
+def names(runc_daemon):
+    made: list[str] = []
+
+    def new() -> str:
+        n = f"runc{len(made)}{os.getpid()}{int(time.time() * 1000) % 100000}"
+        made.append(n)
+        return n
+    yield new
+    if made:
+        runc_daemon.docker("rm", "-f", *made, check=False)
+
+
+# --- the bundle ---------------------------------------------------------------------
+
+def test_deny_list_matches_native():
+    """oci.py's seccomp deny-list is the runtime's, name for name."""
+    src = (REPO / "rust/runtime/src/seccomp.rs").read_text()
+    native = set(re.findall(r'\("(\w+)",\s*(?:libc::SYS_\w+|\d+)\)', src))
+    assert native == set(oci.DENIED_SYSCALLS) | set(oci.DENIED_X86_64)
+
+
+def test_config_from_native_spec():
+    from dockyard import _core
+
+    spec = json.loads(_core.default_spec("rootfs", ["sh"]))
+    spec["cgroup"] = {"path": "dockyard/abc", "resources": {"memory": 1 << 26,
+                                                            "pids_limit": 0}}
+    spec["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}]
+    cfg = oci.from_native(spec)
+    assert cfg["root"]["path"] == os.path.abspath("rootfs")
+    assert cfg["process"]["capabilities"]["effective"] == spec["capabilities"]["effective"]
+    assert cfg["process"]["rlimits"] == [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}]
+    assert cfg["linux"]["cgroupsPath"] == "/dockyard/abc"
+    assert cfg["linux"]["resources"]["memory"] == {"limit": 1 << 26}
+    assert cfg["linux"]["resources"]["pids"] == {"limit": -1}
+    assert cfg["linux"]["resources"]["devices"][0] == {"allow": False, "access": "rwm"}
+    assert {n["type"] for n in cfg["linux"]["namespaces"]} == {
+        "pid", "mount", "uts", "ipc", "network", "cgroup"}
+    assert cfg["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ALLOW"
+    assert "/proc/kcore" in cfg["linux"]["maskedPaths"]
+    spec["init"] = True
+    with pytest.raises(Exception, match="--init"):
+        oci.from_native(spec)
+
+
+# --- run ----------------------------------------------------------------------------
+
+def test_info_shows_runtime(runc_daemon):
+    info = json.loads(runc_daemon.docker("info", "-f", "{{json .}}").stdout)
+    assert info["DefaultRuntime"] == "runc"
+    assert set(info["Runtimes"]) == {"native", "runc"}
+
+
+def test_run_output_and_exit_codes(runc_daemon):
+    d = runc_daemon
+    r = d.docker("run", "--rm", "busybox", "echo", "hi")
+    assert r.stdout == b"hi\n"
+    assert d.docker("run", "--rm", "busybox", "sh", "-c", "exit 3", check=False).returncode == 3
+    r = d.docker("run", "--rm", "busybox", "nope", check=False)
+    assert r.returncode == 127
+    assert b'exec: "nope": executable file not found in $PATH' in r.stderr
+    r = d.docker("run", "--rm", "busybox", "/etc/passwd", check=False)
+    assert r.returncode == 126, r.stderr
+    assert b"permission denied" in r.stderr
+    # stdin through the shim's pipe
+    r = d.docker("run", "--rm", "-i", "busybox", "cat", input=b"piped\n")
+    assert r.stdout == b"piped\n"
+    r = d.docker("run", "--rm", "--init", "busybox", "true", check=False)
+    assert r.returncode != 0 and b"--init" in r.stderr
+
+
+def test_detached_logs_stop_kill_rm(runc_daemon, names):
+    d, n = runc_daemon, names()
+    d.docker("run", "-d", "--name", n, "busybox", "sh", "-c",
+             "trap 'echo bye; exit 0' TERM; echo started; while :; do sleep 0.1; done")
+    cid = container_id(d, n)
+    assert d.docker("inspect", "-f", "{{.HostConfig.Runtime}}", n).stdout == b"runc\n"
+    bundle = json.loads((d.base / "exec/containers" / cid / "bundle/config.json").read_text())
+    assert os.path.isabs(bundle["root"]["path"])
+    assert (d.base / "exec/runc" / cid / "state.json").exists()
+    pid = int(d.docker("inspect", "-f", "{{.State.Pid}}", n).stdout)
+    assert (d.base / "exec/containers" / cid / "pid").read_text() == str(pid)
+    assert os.readlink(f"/proc/{pid}/exe").endswith("busybox")
+    deadline = time.monotonic() + 10
+    while b"started" not in d.docker("logs", n).stdout and time.monotonic() < deadline:
+        time.sleep(0.1)
+    d.docker("stop", n)
+    assert d.docker("inspect", "-f", "{{.State.ExitCode}}", n).stdout == b"0\n"
+    assert d.docker("logs", n).stdout == b"started\nbye\n"
+    assert not (d.base / "exec/runc" / cid).exists()  # the shim ran `runc delete`
+    assert not cgroups_of(cid)
+    # started again (same runc id), then killed, waited for and removed
+    d.docker("start", n)
+    d.docker("kill", n)
+    assert d.docker("wait", n).stdout == b"137\n"
+    d.docker("rm", n)
+    assert_gone(d, cid)
+
+
+def test_exec(runc_daemon, names):
+    d, n = runc_daemon, names()
+    d.docker("run", "-d", "--name", n, "busybox", "sleep", "300")
+    r = d.docker("exec", n, "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname")
+    cid = container_id(d, n)
+    assert r.stdout == f"sleep 300 \n{cid[:12]}\n".encode()
+    assert d.docker("exec", n, "sh", "-c", "exit 5", check=False).returncode == 5
+    assert d.docker("exec", n, "grep", "CapEff", "/proc/self/status").stdout.split()[1] == \
+        DEFAULT_CAPEFF.encode()
+    d.docker("rm", "-f", n)
+    assert_gone(d, cid)
+
+
+def test_cgroup_limits_pause_top(runc_daemon, names):
+    d, n = runc_daemon, names()
+    d.docker("run", "-d", "--name", n, "-m", "64m", "--pids-limit", "50", "--cpu-shares", "512",
+             "busybox", "sleep", "300")
+    cid = container_id(d, n)
+    host = Path("/sys/fs/cgroup/memory/dockyard") / cid
+    if host.exists():  # cgroup v1 (the native driver's place)
+        assert (host / "memory.limit_in_bytes").read_text().strip() == str(64 << 20)
+        assert (Path("/sys/fs/cgroup/pids/dockyard") / cid / "pids.max").read_text() == "50\n"
+        assert (Path("/sys/fs/cgroup/cpu/dockyard") / cid / "cpu.shares").read_text() == "512\n"
+        inside = d.docker("exec", n, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+        assert inside.stdout.strip() == str(64 << 20).encode()
+    else:
+        host = Path("/sys/fs/cgroup/dockyard") / cid
+        assert (host / "memory.max").read_text().strip() == str(64 << 20)
+    # the ops that work on the cgroup
+    assert b"sleep 300" in d.docker("top", n).stdout
+    d.docker("pause", n)
+    assert d.docker("inspect", "-f", "{{.State.Status}}", n).stdout == b"paused\n"
+    d.docker("unpause", n)
+    stats = json.loads(d.docker("stats", "--no-stream", "--format", "{{json .}}", n).stdout)
+    assert stats["MemUsage"].endswith("64MiB")
+    d.docker("rm", "-f", n)
+    assert_gone(d, cid)
+
+
+def test_capabilities_and_seccomp(runc_daemon):
+    d = runc_daemon
+
+    def capeff(*opts: str) -> str:
+        out = d.docker("run", "--rm", *opts, "busybox", "grep", "CapEff", "/proc/self/status")
+        return out.stdout.decode().split()[1]
+    assert capeff() == DEFAULT_CAPEFF  # Docker's 14, as the native driver
+    assert capeff("--cap-drop", "ALL") == "0000000000000000"
+    assert int(capeff("--cap-add", "SYS_ADMIN"), 16) == int(DEFAULT_CAPEFF, 16) | (1 << 21)
+    bnd = next(ln for ln in open("/proc/self/status") if ln.startswith("CapBnd"))
+    assert capeff("--privileged") == bnd.split()[1]
+    # mount(2) is on the deny-list: refused even with CAP_SYS_ADMIN, unless unconfined
+    mnt = ["busybox", "mount", "-t", "tmpfs", "t", "/tmp"]
+    r = d.docker("run", "--rm", "--cap-add", "SYS_ADMIN", *mnt, check=False)
+    assert r.returncode != 0 and b"permission denied" in r.stderr
+    d.docker("run", "--rm", "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined",
+             *mnt)
+    r = d.docker("run", "--rm", "busybox", "unshare", "-n", "true", check=False)
+    assert r.returncode != 0
+
+
+def test_tty(runc_daemon):
+    cmd = [sys.executable, "-m", "dockyard", "run", "--rm", "-t", "busybox", "sh", "-c",
+           "tty; exit 2"]
+    out, code = in_pty(runc_daemon, cmd)
+    assert code == 2, out
+    assert b"/dev/pts/0" in out
+    cmd = [sys.executable, "-m", "dockyard", "run", "--rm", "-it", "busybox", "sh"]
+    out, code = in_pty(runc_daemon, cmd, send=b"echo hel''lo\rexit 7\r")
+    assert code == 7, out
+    assert b"hello" in out
+
+
+def test_native_container_under_runc_daemon(runc_daemon):
+    r = runc_daemon.docker("run", "--rm", "--runtime", "native", "busybox", "echo", "native")
+    assert r.stdout == b"native\n"
+    r = runc_daemon.docker("run", "--rm", "--runtime", "bogus", "busybox", "true", check=False)
+    assert r.returncode != 0 and b"Unknown runtime specified bogus" in r.stderr
+
+
+# --- restarts -----------------------------------------------------------------------
+
+def test_survives_daemon_kill(tmp_path_factory, busybox_tar):
+    """kill -9 the daemon while a runc container runs; a daemon restarted with
+    the *native* driver still finds it running (its record says runc) and
+    stops and removes it, runc state included."""
+    base = tmp_path_factory.mktemp("daemon-runc-restart")
+    d = _start(base, ["--exec-driver", "runc"])
+    cid = ""
+    try:
+        d.docker("import", str(busybox_tar), "busybox:latest")
+        d.docker("run", "-d", "--name", "keep", "busybox", "sh", "-c",
+                 "echo up; exec sleep 300")
+        cid = container_id(d, "keep")
+        pid = int(d.docker("inspect", "-f", "{{.State.Pid}}", "keep").stdout)
+        assert d.proc is not None
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+        d.proc = None
+        os.unlink(d.sock)
+        assert os.path.exists(f"/proc/{pid}")
+        d.extra = []  # back to the native driver
+        d.start()
+        assert d.docker("inspect", "-f", "{{.State.Running}} {{.State.Pid}}",
+                        "keep").stdout == f"true {pid}\n".encode()
+        assert d.docker("logs", "keep").stdout == b"up\n"
+        r = d.docker("exec", "keep", "echo", "still here")
+        assert r.stdout == b"still here\n"
+        d.docker("stop", "-t", "1", "keep")
+        assert d.docker("inspect", "-f", "{{.State.ExitCode}}", "keep").stdout == b"137\n"
+        d.docker("rm", "keep")
+        assert_gone(d, cid)
+    finally:
+        if cid:
+            d.docker("rm", "-f", "keep", check=False)
+        _finish(d, base)
+
+
+def test_missing_runc_is_a_clear_error(tmp_path):
+    d = Daemon(tmp_path, "overlay", extra=["--exec-driver", "runc"])
+    os.environ["DOCKYARD_RUNC"] = str(tmp_path / "no-runc")
+    try:
+        with pytest.raises(RuntimeError, match="runc binary was not found"):
+            d.start()
+    finally:
+        del os.environ["DOCKYARD_RUNC"]
+        d.stop()
+        unmount_all(tmp_path)
