@@ -370,8 +370,8 @@ async def _settle_after_failed_start(request: web.Request, cid: str) -> None:
 
 async def stop(request: web.Request) -> web.Response:
     c = await _get(request)
-    t = request.query.get("t")
-    r = await blocking(svc(request).stop, c.id, int(t) if t not in (None, "") else None)
+    t = qint(request, "t", -1) if request.query.get("t") else None
+    r = await blocking(svc(request).stop, c.id, t)
     if r == NOT_MODIFIED:
         return web.Response(status=304)
     await _after_exit(request, c.id)
@@ -388,9 +388,9 @@ async def _after_exit(request: web.Request, cid: str) -> None:
 
 async def restart(request: web.Request) -> web.Response:
     c = await _get(request)
-    t = request.query.get("t")
+    t = qint(request, "t", -1) if request.query.get("t") else None
     s = svc(request)
-    await blocking(s.stop, c.id, int(t) if t not in (None, "") else None)
+    await blocking(s.stop, c.id, t)
     await _after_exit(request, c.id)
     await blocking(s.start, c.id)
     monitor(request).watch(c.id)
