@@ -8,7 +8,8 @@ dev:            ## editable install (builds the Rust core in release mode)
 
 core:           ## rebuild only the Rust extension in place (fast loop)
 	cargo build --release -p dockyard-core
-	cp target/release/lib_core.so python/dockyard/_core.abi3.so
+	# a new inode: overwriting the mapped library in place crashes running daemons
+	cp target/release/lib_core.so python/dockyard/.core.so.tmp && mv -f python/dockyard/.core.so.tmp python/dockyard/_core.abi3.so
 
 rust-test:
 	cargo test --release -p dockyard-archive -p dockyard-union -p dockyard-runtime -p dockyard-shim
