@@ -169,6 +169,28 @@ def test_detached_logs_stop_kill_rm(runc_daemon, names):
     assert_gone(d, cid)
 
 
+def test_attach_restart_policy_and_reaping(runc_daemon, names):
+    d, n, m = runc_daemon, names(), names()
+    d.docker("run", "-d", "-i", "--name", n, "busybox", "sh", "-c", "read x; echo got $x")
+    shim = int((d.base / "exec/containers" / container_id(d, n) / "shim.pid").read_text())
+    # the shim's only child is the container's init (runc's processes are reaped)
+    kids = open(f"/proc/{shim}/task/{shim}/children").read().split()
+    assert kids == [d.docker("inspect", "-f", "{{.State.Pid}}", n).stdout.decode().strip()]
+    r = d.docker("attach", n, input=b"hello\n")
+    assert r.stdout == b"got hello\n"
+    assert d.docker("wait", n).stdout == b"0\n"
+    d.docker("run", "-d", "--name", m, "--restart", "on-failure:2", "busybox", "sh", "-c",
+             "echo run; exit 1")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the first run and two restarts
+        if d.docker("logs", m).stdout == b"run\nrun\nrun\n":
+            break
+        time.sleep(0.1)
+    assert d.docker("wait", m).stdout == b"1\n"
+    assert d.docker("logs", m).stdout == b"run\nrun\nrun\n"
+    assert d.docker("inspect", "-f", "{{.RestartCount}}", m).stdout == b"2\n"
+
+
 def test_exec(runc_daemon, names):
     d, n = runc_daemon, names()
     d.docker("run", "-d", "--name", n, "busybox", "sleep", "300")

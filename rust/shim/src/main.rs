@@ -743,8 +743,16 @@ impl Shim {
             self.reap();
         }
         let j = self.exit_json();
+        // runc's state goes before exit.json appears: a daemon that restarts the
+        // container on seeing exit.json must find the runc id free.
+        let runc = matches!(self.child, Child::Runc { .. });
+        if runc {
+            self.child.cleanup();
+        }
         write_atomic(&self.state, "exit.json", j.as_bytes());
-        self.child.cleanup();
+        if !runc {
+            self.child.cleanup();
+        }
         let _ = std::fs::remove_file("attach.sock");
         // Tell attached clients, then give them a moment to read.
         let f = frame(3, j.as_bytes());
