@@ -174,6 +174,13 @@ def is_btrfs_subvolume(path: str) -> bool:
 #              1 stdin, 2 stdout, 4 stderr; default all)
 #   from shim: 1 stdout | 2 stderr | 3 exit (exit.json payload, then close) |
 #              5 start result (JSON {} or {"error", "exit_code"})
+# runc mode (`dockyard-shim run ... --runtime runc --bundle DIR --runc-root DIR
+#   [--runc PATH]`, started by `dockyard.containers.oci.spawn_shim`, not by
+#   spawn_shim below): runc makes the container from the OCI bundle
+#   (`runc create`, then `runc start` at once or on the start frame); the
+#   shim, a child subreaper, adopts and reaps its init, so the files and the
+#   attach protocol are the same. Extra files: bundle/config.json, runc.log,
+#   runc.pid. At exit the shim runs `runc delete --force` before exit.json.
 
 class ContainerStartError(DockyardError):  # noqa: F821 (dockyard.errors.DockyardError)
     """The process could not be started. `exit_code`: Docker's (127 command not
