@@ -115,6 +115,19 @@ def test_config_from_native_spec():
         oci.from_native(spec)
 
 
+def test_daemon_config_key(tmp_path):
+    from dockyard.daemon.config import ConfigError, load
+
+    f = tmp_path / "daemon.json"
+    f.write_text('{"exec-driver": "runc"}')
+    assert load({}, str(f)).exec_driver == "runc"
+    with pytest.raises(ConfigError, match="the following directives are specified both"):
+        load({"exec-driver": "native"}, str(f))
+    f.write_text('{"exec-driver": "lxc"}')
+    with pytest.raises(ConfigError, match="want native or runc"):
+        load({}, str(f))
+
+
 # --- run ----------------------------------------------------------------------------
 
 def test_info_shows_runtime(runc_daemon):

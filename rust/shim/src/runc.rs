@@ -72,10 +72,10 @@ impl Runc {
         let text = std::fs::read_to_string(LOG).unwrap_or_default();
         let msg = text
             .lines()
+            .rev()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|v| v.get("level").and_then(|l| l.as_str()) == Some("error"))
-            .filter_map(|v| v.get("msg").and_then(|m| m.as_str()).map(str::to_string))
-            .last()
+            .find_map(|v| v.get("msg").and_then(|m| m.as_str()).map(str::to_string))
             .unwrap_or(fallback);
         let mut m = msg.as_str();
         for p in ["runc create failed: ", "runc start failed: ", "unable to start container process: "] {
