@@ -52,6 +52,17 @@ class StartError(DockyardError):
         self.exit_code = exit_code
 
 
+def _signal(pid: int, sig: int) -> None:
+    """Signal a container's process. A missing pid (0) must never become
+    kill(0, ...), which would hit the daemon's own process group."""
+    if pid <= 1:
+        return
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 def _signal_number(sig: str | int | None, default: int = signals.SIGKILL) -> int:
     if sig in (None, ""):
         return default
@@ -438,10 +449,7 @@ class ContainerService:
         if num in (signals.SIGKILL, signals.SIGTERM, signals.SIGINT):
             c.state["StoppedByUser"] = True
             self._save(c)
-        try:
-            os.kill(int(c.state["Pid"]), num)
-        except ProcessLookupError:
-            pass
+        _signal(int(c.state.get("Pid") or 0), num)
         self._emit(c, "kill", signal=str(num))
 
     def stop(self, ref: str, timeout: int | None = None) -> str | None:
@@ -450,24 +458,20 @@ class ContainerService:
             return NOT_MODIFIED
         self._thaw(c)
         c = self.get(c.id)
+        if not c.state.get("Running"):  # it exited meanwhile
+            return NOT_MODIFIED
         c.state["StoppedByUser"] = True
         self._save(c)
         if timeout is None:
             timeout = c.config.get("StopTimeout")
             timeout = 10 if timeout is None else int(timeout)
         sig = _signal_number(c.config.get("StopSignal") or "SIGTERM")
-        pid = int(c.state["Pid"])
+        pid = int(c.state.get("Pid") or 0)
         shim = int(c.state.get("ShimPid") or 0)
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+        _signal(pid, sig)
         exited = _core.wait_pid(shim, None if timeout < 0 else float(timeout)) if shim else True
         if not exited:
-            try:
-                os.kill(pid, signals.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _signal(pid, signals.SIGKILL)
             _core.wait_pid(shim, 30.0)
         self.reconcile(c.id)
         self._emit(c, "stop")
@@ -486,11 +490,7 @@ class ContainerService:
                 _core.wait_pid(shim, 30.0)
         elif c.state.get("Prepared"):
             for pid in (int(c.state.get("Pid") or 0), int(c.state.get("ShimPid") or 0)):
-                if pid:
-                    try:
-                        os.kill(pid, signals.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                _signal(pid, signals.SIGKILL)
             if c.state.get("ShimPid"):
                 _core.wait_pid(int(c.state["ShimPid"]), 30.0)
         with self.lock(c.id):
