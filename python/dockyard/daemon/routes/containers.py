@@ -80,7 +80,10 @@ class Monitor:
         await self._exited(cid)
 
     async def _exited(self, cid: str) -> None:
-        c = await blocking(self.svc.reconcile, cid)
+        try:
+            c = await blocking(self.svc.reconcile, cid)
+        except NotFound:  # removed meanwhile (docker run --rm)
+            c = None
         if c is None:
             self._wake(cid, None, removed=True)
             return
