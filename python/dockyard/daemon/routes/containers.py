@@ -283,10 +283,44 @@ async def create(request: web.Request) -> web.Response:
         raise InvalidParameter(f"invalid JSON body: {e}") from None
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON body")
+    _check_types(body, CONFIG_TYPES, "ContainerConfigWrapper")
     hostconfig = body.pop("HostConfig", None) or {}
     body.pop("NetworkingConfig", None)
-    c = await blocking(svc(request).create, body, hostconfig, request.query.get("name"))
+    try:
+        c = await blocking(svc(request).create, body, hostconfig, request.query.get("name"))
+    except (TypeError, AttributeError) as e:
+        # A value of the wrong JSON type deep inside the body: the client's error.
+        raise InvalidParameter(f"invalid container configuration: {e}") from None
     return json_response({"Id": c.id, "Warnings": []}, status=201)
+
+
+_STR, _BOOL, _OBJ, _LIST = (str,), (bool,), (dict,), (list,)
+CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "Hostname": _STR, "Domainname": _STR, "User": _STR, "Image": _STR, "WorkingDir": _STR,
+    "StopSignal": _STR, "MacAddress": _STR, "AttachStdin": _BOOL, "AttachStdout": _BOOL,
+    "AttachStderr": _BOOL, "Tty": _BOOL, "OpenStdin": _BOOL, "StdinOnce": _BOOL,
+    "NetworkDisabled": _BOOL, "ArgsEscaped": _BOOL, "ExposedPorts": _OBJ, "Volumes": _OBJ,
+    "Labels": _OBJ, "Healthcheck": _OBJ, "HostConfig": _OBJ, "NetworkingConfig": _OBJ,
+    "Env": _LIST, "OnBuild": _LIST, "Shell": _LIST, "Cmd": (list, str),
+    "Entrypoint": (list, str), "StopTimeout": (int,),
+}
+_GO_TYPES = {dict: "object", list: "array", str: "string", bool: "bool", int: "number",
+             float: "number"}
+
+
+def _check_types(body: dict, types: dict[str, tuple[type, ...]], where: str) -> None:
+    """Docker's decoding error (400) for a field of the wrong JSON type."""
+    for key, want in types.items():
+        v = body.get(key)
+        if v is None:
+            continue
+        ok = isinstance(v, want)
+        if int in want and isinstance(v, bool):
+            ok = False
+        if not ok:
+            raise InvalidParameter(f"json: cannot unmarshal {_GO_TYPES.get(type(v), 'value')} "
+                                   f"into Go struct field {where}.{key} of type "
+                                   f"{_GO_TYPES.get(want[0], want[0].__name__)}")
 
 
 async def list_containers(request: web.Request) -> web.Response:
