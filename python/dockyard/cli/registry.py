@@ -13,53 +13,6 @@ import typer
 from .common import call, client, fail
 
 
-def _auth_header(name: str) -> dict[str, str]:
-    from ..distribution import credentials
-    from ..reference import parse_normalized
-
-    try:
-        domain = parse_normalized(name).domain
-    except Exception:  # noqa: BLE001 - the daemon reports bad names in its own words
-        return {}
-    auth = credentials.lookup(domain)
-    return {"X-Registry-Auth": auth.to_header()}
-
-
-def _stream(method: str, path: str, params: dict, name: str, quiet: bool) -> dict:
-    from .client import APIError
-    from .progress import StreamError, show
-
-    def lines():
-        resp = client().request(method, path, params, None, _auth_header(name))
-        try:
-            for line in resp.iter_lines():
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    continue
-        finally:
-            resp.close()
-
-    try:
-        return call(lambda: show(lines(), quiet))
-    except StreamError as e:
-        fail(str(e))
-    except APIError as e:  # pragma: no cover - call() handles these
-        fail(f"Error response from daemon: {e.message}")
-
-
-def _split_tag(name: str) -> tuple[str, str | None]:
-    """("name", "tag or digest or None"), as the docker CLI sends them."""
-    if "@" in name:
-        repo, _, digest = name.partition("@")
-        return repo, digest
-    last = name.rsplit("/", 1)[-1]
-    if ":" in last:
-        repo, _, tag = name.rpartition(":")
-        return repo, tag
-    return name, None
-
-
 def pull(name: str = typer.Argument(..., metavar="NAME[:TAG|@DIGEST]"),
          all_tags: bool = typer.Option(False, "-a", "--all-tags",
                                        help="Download all tagged images in the repository"),
@@ -70,26 +23,9 @@ def pull(name: str = typer.Argument(..., metavar="NAME[:TAG|@DIGEST]"),
          disable_content_trust: bool = typer.Option(True, "--disable-content-trust",
                                                     hidden=True)) -> None:
     """Pull an image or a repository from a registry"""
-    from ..errors import InvalidReference
-    from ..reference import parse_normalized
+    from . import transfer
 
-    try:
-        ref = parse_normalized(name)
-    except InvalidReference as e:
-        fail(str(e))
-    repo, tag = _split_tag(name)
-    if all_tags and tag:
-        fail("tag can't be used with --all-tags/-a")
-    if not all_tags and tag is None:
-        print("Using default tag: latest")
-        tag = "latest"
-        ref = ref.with_tag("latest")
-    params = {"fromImage": repo, "tag": tag, "platform": platform}
-    _stream("POST", "/images/create", params, name, quiet)
-    if not all_tags:
-        print(str(ref))
-    else:
-        print(ref.name)
+    transfer.pull(name, all_tags, platform, quiet)
 
 
 def push(name: str = typer.Argument(..., metavar="NAME[:TAG]"),
@@ -99,26 +35,9 @@ def push(name: str = typer.Argument(..., metavar="NAME[:TAG]"),
          disable_content_trust: bool = typer.Option(True, "--disable-content-trust",
                                                     hidden=True)) -> None:
     """Push an image or a repository to a registry"""
-    from ..errors import InvalidReference
-    from ..reference import parse_normalized
-    from .client import path_quote
+    from . import transfer
 
-    try:
-        ref = parse_normalized(name)
-    except InvalidReference as e:
-        fail(str(e))
-    if ref.digest:
-        fail("cannot push a digest reference")
-    repo, tag = _split_tag(name)
-    if all_tags and tag:
-        fail("tag can't be used with --all-tags/-a")
-    if not all_tags and tag is None:
-        print("Using default tag: latest")
-        tag = "latest"
-    aux = _stream("POST", f"/images/{path_quote(repo)}/push", {"tag": tag}, name, quiet)
-    if quiet:
-        print(str(ref.with_tag(tag)) if tag else ref.name)
-    del aux
+    transfer.push(name, all_tags, quiet)
 
 
 def login(server: Optional[str] = typer.Argument(None, metavar="[SERVER]"),
@@ -204,6 +123,8 @@ def search(term: str = typer.Argument(..., metavar="TERM"),
             fail("bad format of filter (expected name=value)")
         f.setdefault(k, []).append(v)
     params = {"term": term, "limit": limit, "filters": json.dumps(f) if f else None}
+    from .transfer import _auth_header
+
     hdr = _auth_header(term if "/" in term else "docker.io/x")
 
     def fetch() -> list:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +55,8 @@ def _match(auths: dict[str, Any], key: str) -> dict[str, Any] | None:
 
 
 def _from_helper(helper: str, key: str) -> AuthConfig | None:
+    import subprocess
+
     try:
         r = subprocess.run([f"docker-credential-{helper}", "get"], input=key.encode(),
                            capture_output=True, timeout=30)
@@ -133,6 +133,8 @@ def erase(server: str) -> bool:
 
 
 def _write(path: Path, cfg: dict[str, Any]) -> None:
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.json.")
     try:

@@ -10,14 +10,16 @@ HTTPS without verification first, then plain HTTP.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
-import ssl
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import RegistryOptions
+
+if TYPE_CHECKING:  # ssl, socket and ipaddress cost the CLI's start-up ~10 ms
+    import ipaddress
+    import ssl
 
 DEFAULT_DOMAIN = "docker.io"
 INDEX_HOST = "registry-1.docker.io"
@@ -48,6 +50,8 @@ def _split_host(domain: str) -> str:
 
 
 def is_insecure(domain: str, opts: RegistryOptions) -> bool:
+    import ipaddress
+
     if domain == DEFAULT_DOMAIN:
         return False
     host = _split_host(domain)
@@ -68,6 +72,9 @@ def is_insecure(domain: str, opts: RegistryOptions) -> bool:
 
 
 def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    import ipaddress
+    import socket
+
     try:
         return [ipaddress.ip_address(host)]
     except ValueError:
@@ -98,6 +105,8 @@ class Endpoint:
 
 
 def _tls_context(certs_dir: str, domain: str, verify: bool) -> ssl.SSLContext:
+    import ssl
+
     ctx = ssl.create_default_context()
     if not verify:
         ctx.check_hostname = False

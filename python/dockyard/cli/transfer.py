@@ -1,0 +1,98 @@
+"""pull and push for the CLI, without Typer: the fast path (cli/fast.py) calls
+these directly, and the Typer commands in registry.py wrap them."""
+
+from __future__ import annotations
+
+import json
+
+from .common import call, client, fail
+
+
+def _auth_header(name: str) -> dict[str, str]:
+    from ..distribution import credentials
+    from ..reference import parse_normalized
+
+    try:
+        domain = parse_normalized(name).domain
+    except Exception:  # noqa: BLE001 - the daemon reports bad names in its own words
+        return {}
+    auth = credentials.lookup(domain)
+    return {"X-Registry-Auth": auth.to_header()}
+
+
+def _stream(method: str, path: str, params: dict, name: str, quiet: bool) -> dict:
+    from .client import APIError
+    from .progress import StreamError, show
+
+    def lines():
+        resp = client().request(method, path, params, None, _auth_header(name))
+        try:
+            for line in resp.iter_lines():
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue
+        finally:
+            resp.close()
+
+    try:
+        return call(lambda: show(lines(), quiet))
+    except StreamError as e:
+        fail(str(e))
+    except APIError as e:  # pragma: no cover - call() handles these
+        fail(f"Error response from daemon: {e.message}")
+
+
+def _split_tag(name: str) -> tuple[str, str | None]:
+    """("name", "tag or digest or None"), as the docker CLI sends them."""
+    if "@" in name:
+        repo, _, digest = name.partition("@")
+        return repo, digest
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        repo, _, tag = name.rpartition(":")
+        return repo, tag
+    return name, None
+
+
+def pull(name: str, all_tags: bool = False, platform: str | None = None,
+         quiet: bool = False) -> None:
+    from ..errors import InvalidReference
+    from ..reference import parse_normalized
+
+    try:
+        ref = parse_normalized(name)
+    except InvalidReference as e:
+        fail(str(e))
+    repo, tag = _split_tag(name)
+    if all_tags and tag:
+        fail("tag can't be used with --all-tags/-a")
+    if not all_tags and tag is None:
+        print("Using default tag: latest")
+        tag = "latest"
+        ref = ref.with_tag("latest")
+    params = {"fromImage": repo, "tag": tag, "platform": platform}
+    _stream("POST", "/images/create", params, name, quiet)
+    print(ref.name if all_tags else str(ref))
+
+
+def push(name: str, all_tags: bool = False, quiet: bool = False) -> None:
+    from ..errors import InvalidReference
+    from ..reference import parse_normalized
+    from .client import path_quote
+
+    try:
+        ref = parse_normalized(name)
+    except InvalidReference as e:
+        fail(str(e))
+    if ref.digest:
+        fail("cannot push a digest reference")
+    repo, tag = _split_tag(name)
+    if all_tags and tag:
+        fail("tag can't be used with --all-tags/-a")
+    if not all_tags and tag is None:
+        print("Using default tag: latest")
+        tag = "latest"
+    _stream("POST", f"/images/{path_quote(repo)}/push", {"tag": tag}, name, quiet)
+    if quiet:
+        print(str(ref.with_tag(tag)) if tag else ref.name)
