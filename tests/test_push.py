@@ -110,3 +110,21 @@ def test_push_with_token_auth(engine, registry_factory, busybox_tar):
     # The token covered a pull of the source repository, so the blob was mounted.
     assert any("Mounted from base/img" in s for s in statuses(msgs))
     assert out[0]["Digest"] == base.manifest_digest
+
+
+def test_expired_token_is_renewed(engine, registry_factory):
+    """A token that stops working mid-pull (tokens expire) is fetched again."""
+    reg = registry_factory(auth="token", users={"eve": "pw"})
+    image = push_image(reg, "team/tok", "v1", [busybox_layer()])
+    from dockyard.distribution.client import Session
+
+    auth = AuthConfig(username="eve", password="pw")
+    s = Session(reg.host, engine.registry_options, auth)
+    s.authorize(["repository:team/tok:pull"])
+    s.authorization = "Bearer expired"  # as if it had run out
+    with s.request("GET", "/v2/team/tok/manifests/v1",
+                   {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}) as r:
+        assert r.status == 200
+        r.read()
+    assert s.authorization != "Bearer expired"
+    assert engine.pull(image.ref, auth=auth)[0].id == image.image_id

@@ -251,7 +251,8 @@ class Session:
         return f"{self.endpoint.base}{path}"
 
     def request(self, method: str, path_or_url: str, headers: dict[str, str] | None = None,
-                body: bytes | Iterable[bytes] | None = None, redirects: int = 5) -> Response:
+                body: bytes | Iterable[bytes] | None = None, redirects: int = 5,
+                _renewed: bool = False) -> Response:
         """Send with this session's authorization; follow redirects for GET and
         HEAD. Connection failures raise RegistryError; HTTP errors are the
         caller's to read."""
@@ -264,13 +265,21 @@ class Session:
             r = self._send(method, url, h, body, self._ctx_for(url))
         except (OSError, http.client.HTTPException) as e:
             raise dial_error(method, url, e) from None
+        if (r.status == 401 and own and self.challenge is not None
+                and self.challenge[0] == "bearer" and not self.auth.registrytoken
+                and (body is None or isinstance(body, (bytes, bytearray)))
+                and not _renewed):
+            # Tokens expire (often after 5 minutes): fetch a new one, once.
+            r.close()
+            self.authorization = f"Bearer {self._fetch_token(self.challenge[1], self.scopes)}"
+            return self.request(method, url, headers, body, redirects, _renewed=True)
         if r.status in (301, 302, 303, 307, 308) and method in ("GET", "HEAD") and redirects:
             loc = r.headers.get("Location", "")
             r.close()
             if not loc:
                 raise RegistryError(f"{url}: redirect without a Location")
             return self.request(method, urllib.parse.urljoin(url, loc), headers, body,
-                                redirects - 1)
+                                redirects - 1, _renewed)
         return r
 
     def location(self, r: Response) -> str:
