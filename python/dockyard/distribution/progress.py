@@ -12,6 +12,10 @@ from ..cli.units import human_size
 Progress = Callable[[dict[str, Any]], None]
 
 
+class ClientGone(Exception):
+    """The progress sink failed: whoever asked for the transfer went away."""
+
+
 def bar(current: int, total: int) -> str:
     """`[=====>     ]  1.2MB/3.4MB`, as docker's JSONProgress renders it."""
     if total <= 0:
@@ -33,7 +37,10 @@ class Reporter:
     def __call__(self, msg: dict[str, Any]) -> None:
         if self._sink is not None:
             with self._lock:
-                self._sink(msg)
+                try:
+                    self._sink(msg)
+                except Exception as e:  # noqa: BLE001 - a closed client connection, mostly
+                    raise ClientGone(f"progress could not be delivered: {e}") from e
 
     def status(self, status: str, id: str | None = None) -> None:
         m: dict[str, Any] = {"status": status}

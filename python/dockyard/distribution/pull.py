@@ -32,7 +32,7 @@ from ..store.images import Image
 from .auth import AuthConfig, repo_scope
 from .client import Response, Session, error_codes, error_text
 from .manifest import ACCEPT, Descriptor, Manifest, parse, parse_platform, select
-from .progress import Progress, Reporter
+from .progress import ClientGone, Progress, Reporter
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -361,19 +361,19 @@ class Puller:
                                     f"{error_text(body) or 'unknown'}")
             total = desc.size if desc.size >= 0 else int(r.headers.get("Content-Length") or 0)
             n = 0
-            try:
-                while True:
+            while True:
+                try:
                     # read1: whatever has arrived (up to 1 MiB), not a full chunk
                     chunk = r.raw.read1(CHUNK)
-                    if not chunk:
-                        break
-                    if self.aborted.is_set():
-                        raise PullCancelled("pull cancelled")
-                    unpacker.write(chunk)
-                    n += len(chunk)
-                    self.report.progress("Downloading", desc.short, n, total)
-            except (http.client.IncompleteRead, ConnectionError, TimeoutError, OSError) as e:
-                raise _Retryable(_transfer_error(e)) from None
+                except (http.client.IncompleteRead, OSError) as e:
+                    raise _Retryable(_transfer_error(e)) from None
+                if not chunk:
+                    break
+                if self.aborted.is_set():
+                    raise PullCancelled("pull cancelled")
+                unpacker.write(chunk)
+                n += len(chunk)
+                self.report.progress("Downloading", desc.short, n, total)
             if desc.size >= 0 and n != desc.size:
                 raise _Retryable(f"unexpected EOF: got {n} of {desc.size} bytes")
         self.report.status("Verifying Checksum", desc.short)
@@ -393,7 +393,8 @@ def _transfer_error(e: BaseException) -> str:
 
 
 def _interrupted(e: BaseException) -> bool:
-    return isinstance(e, (PullCancelled, KeyboardInterrupt, ConnectionError, SystemExit))
+    return isinstance(e, (PullCancelled, ClientGone, KeyboardInterrupt, ConnectionError,
+                          SystemExit))
 
 
 def pull(engine: "Engine", name: str, tag: str | None = None, auth: AuthConfig | None = None,
