@@ -128,3 +128,18 @@ def test_expired_token_is_renewed(engine, registry_factory):
         r.read()
     assert s.authorization != "Bearer expired"
     assert engine.pull(image.ref, auth=auth)[0].id == image.image_id
+
+
+def test_pull_what_dockerd_pushed(engine, registry, busybox_tar, ref_dockerd):
+    """An image made and pushed by a real dockerd comes back with its ID."""
+    name = f"{registry.host}/fromdockerd/busybox:d1"
+    ref_dockerd.docker("import", "-c", 'CMD ["sh"]', str(busybox_tar), name)
+    ref_dockerd.docker("push", name)
+    want = ref_dockerd.docker("image", "inspect", "-f", "{{.Id}}", name).stdout.decode().strip()
+    digest = ref_dockerd.docker("image", "inspect", "-f", "{{index .RepoDigests 0}}",
+                                name).stdout.decode().strip()
+    ref_dockerd.docker("rmi", name)
+    img = engine.pull(name)[0]
+    assert img.id == want
+    assert img.repo_digests == [digest]
+    assert img.config["config"]["Cmd"] == ["sh"]
