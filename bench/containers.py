@@ -37,7 +37,7 @@ def busybox_tar(work: Path) -> Path:
 
 
 class Engine:
-    def __init__(self, kind: str, work: Path) -> None:
+    def __init__(self, kind: str, work: Path, extra: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self.base = Path(tempfile.mkdtemp(prefix=f"dy-bench-{kind}-", dir="/var/tmp"))
         self.sock = self.base / "s.sock"
@@ -47,7 +47,7 @@ class Engine:
         if kind == "dockyard":
             cmd = [sys.executable, "-m", "dockyard", "daemon", "-H", f"unix://{self.sock}",
                    "-g", str(self.base / "root"), "-p", str(self.base / "pid"),
-                   "--exec-root", str(self.base / "exec"), "-s", "overlay"]
+                   "--exec-root", str(self.base / "exec"), "-s", "overlay", *extra]
         else:
             cmd = [shutil.which("dockerd") or "dockerd", "--data-root", str(self.base / "root"),
                    "--exec-root", str(self.base / "exec"), "-H", f"unix://{self.sock}",
@@ -116,6 +116,35 @@ def many(e: Engine, n: int) -> dict[str, float]:
             "rss_mib": rss}
 
 
+def runc_alone(work: Path, runs: int) -> float | None:
+    """`runc run` of a busybox bundle with runc's default spec: the standard
+    runtime's own cost, no engine, no image store."""
+    runc = shutil.which("runc")
+    if runc is None:
+        return None
+    b = work / "runc-bundle"
+    rootfs = b / "rootfs"
+    if not rootfs.exists():
+        rootfs.mkdir(parents=True)
+        subprocess.run(["tar", "-xf", str(busybox_tar(work)), "-C", str(rootfs)], check=True)
+        subprocess.run([runc, "spec"], cwd=b, check=True)
+        import json
+
+        spec = json.loads((b / "config.json").read_text())
+        spec["process"]["terminal"] = False
+        spec["process"]["args"] = ["true"]
+        (b / "config.json").write_text(json.dumps(spec))
+    root = work / "runc-state"
+    n = [0]
+
+    def once() -> None:
+        n[0] += 1
+        subprocess.run([runc, "--root", str(root), "run", "--bundle", str(b), f"bench{n[0]}"],
+                       check=True, capture_output=True, stdin=subprocess.DEVNULL)
+
+    return median(timeit(once, runs, 2))
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dy-bench-ctr-"))
     runs = int(os.environ.get("BENCH_RUNS", "15"))
@@ -132,6 +161,14 @@ def main() -> None:
         results["many_dockyard"] = many(dy, N_MANY)
     finally:
         dy.close()
+    rc = Engine("dockyard", work, ("--exec-driver", "runc")) if shutil.which("runc") else None
+    if rc is not None:
+        try:
+            results["docker_cli_dockyard_runc"] = median(timeit(
+                lambda: rc.docker("run", "--rm", "busybox", "true"), runs, 2))
+        finally:
+            rc.close()
+    results["runc_alone"] = runc_alone(work, runs)
     from dockyard import Engine as PyEngine
 
     base = Path(tempfile.mkdtemp(prefix="dy-bench-api-", dir="/var/tmp"))
@@ -167,6 +204,10 @@ def main() -> None:
         ("dockyard run --rm busybox true", results["dockyard_cli"], ref_run,
          "docker CLI against dockerd"),
         ("Python API create+start+wait+rm", results["python_api"], ref_run,
+         "docker CLI against dockerd"),
+        ("docker run --rm ... (Dockyard --exec-driver runc)",
+         results.get("docker_cli_dockyard_runc") or 0.0, ref_run, "docker CLI against dockerd"),
+        ("runc run (a bundle, no engine)", results.get("runc_alone") or 0.0, ref_run,
          "docker CLI against dockerd"),
     ])
     md, mr = results["many_dockyard"], results.get("many_dockerd", {})
