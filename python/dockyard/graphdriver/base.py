@@ -19,6 +19,7 @@ Typical use by the image store::
 from __future__ import annotations
 
 import os
+import queue
 import re
 import shutil
 import threading
@@ -198,7 +199,8 @@ class GraphDriver(ABC):
             self._unmount(id)
 
     def cleanup(self) -> None:
-        """Unmount everything this driver mounted (daemon shutdown)."""
+        """Unmount everything this driver mounted (daemon shutdown), and finish
+        the removals still running in the background."""
         with self._lock:
             for id in list(self._refs):
                 try:
@@ -206,6 +208,7 @@ class GraphDriver(ABC):
                 except Exception:
                     pass
             self._refs.clear()
+        drain_removals()
 
     # --- exporting ------------------------------------------------------------
     def diff(self, id: str, parent: str | None, dest: str | int,
@@ -249,11 +252,15 @@ def backing_fs(path: Path | str) -> str:
 
 
 def rmtree(path: Path | str) -> None:
-    """Remove a tree even with read-only dirs; missing is fine."""
+    """Remove a tree even with read-only dirs; missing is fine.
+
+    The tree is renamed out of the way at once (a half-removed layer never
+    looks like a layer) and deleted by a background thread, so `docker rm`
+    doesn't wait for the unlinks; `drain_removals()` waits for them, and each
+    driver deletes leftover `.removing-*` trees when it starts."""
     p = Path(path)
     if not os.path.lexists(p):
         return
-    # Rename first so a half-removed layer never looks like a layer.
     doomed = p.with_name(f".removing-{p.name}-{os.getpid()}-{threading.get_ident()}")
     try:
         os.rename(p, doomed)
@@ -262,4 +269,38 @@ def rmtree(path: Path | str) -> None:
     if doomed.is_symlink() or not doomed.is_dir():
         doomed.unlink()
         return
-    shutil.rmtree(doomed)
+    if doomed == p:
+        shutil.rmtree(doomed)
+        return
+    _removals().put(doomed)
+
+
+_queue: "queue.Queue[Path] | None" = None
+_queue_lock = threading.Lock()
+
+
+def _removals() -> "queue.Queue[Path]":
+    global _queue
+    with _queue_lock:
+        if _queue is None:
+            _queue = queue.Queue()
+            threading.Thread(target=_remover, args=(_queue,), name="dockyard-rmtree",
+                             daemon=True).start()
+        return _queue
+
+
+def _remover(q: "queue.Queue[Path]") -> None:
+    while True:
+        p = q.get()
+        try:
+            shutil.rmtree(p, ignore_errors=True)
+        finally:
+            q.task_done()
+
+
+def drain_removals() -> None:
+    """Wait until every tree handed to rmtree() is gone."""
+    with _queue_lock:
+        q = _queue
+    if q is not None:
+        q.join()
