@@ -4,12 +4,22 @@
 //! ENOSYS (so libcs fall back to clone, which we can inspect); personality is
 //! limited to Docker's allowed personas. Other architectures (i386 via int
 //! 0x80, x32) are refused so the deny-list can't be bypassed.
+//!
+//! A spec can also carry a custom profile in Docker's JSON format
+//! (`--security-opt seccomp=profile.json`), compiled by [`profile`].
 
 use crate::error::{Error, Result};
+use crate::spec::Spec;
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub mod profile;
+mod syscalls_x86_64;
 
 const RET: u16 = 0x06;
 const LD_W_ABS: u16 = 0x20;
+const JA: u16 = 0x05;
 const JEQ_K: u16 = 0x15;
+const JGT_K: u16 = 0x25;
 const JGE_K: u16 = 0x35;
 const JSET_K: u16 = 0x45;
 
@@ -26,6 +36,91 @@ fn stmt(code: u16, k: u32) -> libc::sock_filter {
 }
 fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
+}
+
+/// A jump target: a relative offset, or a label bound later.
+#[derive(Clone, Copy)]
+enum T {
+    Off(u8),
+    L(usize),
+}
+
+/// A tiny BPF assembler with forward labels. Conditional jumps reach at most
+/// 255 instructions; `ja` (32-bit offset) is for anything farther.
+#[derive(Default)]
+struct Asm {
+    code: Vec<(u16, u32, T, T)>,
+    labels: Vec<Option<usize>>,
+}
+
+impl Asm {
+    fn label(&mut self) -> usize {
+        self.labels.push(None);
+        self.labels.len() - 1
+    }
+    fn bind(&mut self, l: usize) {
+        self.labels[l] = Some(self.code.len());
+    }
+    fn stmt(&mut self, code: u16, k: u32) {
+        self.code.push((code, k, T::Off(0), T::Off(0)));
+    }
+    fn jmp(&mut self, code: u16, k: u32, jt: T, jf: T) {
+        self.code.push((code, k, jt, jf));
+    }
+    fn ja(&mut self, l: usize) {
+        self.code.push((JA, 0, T::L(l), T::Off(0)));
+    }
+    fn finish(self) -> Result<Vec<libc::sock_filter>> {
+        let mut out = Vec::with_capacity(self.code.len());
+        for (i, (code, k, jt, jf)) in self.code.iter().enumerate() {
+            let off = |t: &T| -> Result<usize> {
+                match t {
+                    T::Off(n) => Ok(*n as usize),
+                    T::L(l) => match self.labels[*l] {
+                        Some(at) if at > i => Ok(at - i - 1),
+                        _ => Err(Error::Invalid("seccomp: internal error: unbound or backward BPF label".into())),
+                    },
+                }
+            };
+            if *code == JA {
+                out.push(stmt(JA, off(jt)? as u32));
+                continue;
+            }
+            let (t, f) = (off(jt)?, off(jf)?);
+            if t > 255 || f > 255 {
+                return Err(Error::Invalid("seccomp: internal error: BPF jump out of range".into()));
+            }
+            out.push(jump(*code, *k, t as u8, f as u8));
+        }
+        Ok(out)
+    }
+}
+
+/// A spec's `seccomp` value: a profile name ("default", "unconfined") or a
+/// custom profile object in Docker's format.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(untagged)]
+pub enum Seccomp {
+    Name(String),
+    Profile(Box<profile::Profile>),
+}
+
+impl From<&str> for Seccomp {
+    fn from(s: &str) -> Seccomp {
+        Seccomp::Name(s.into())
+    }
+}
+
+impl<'de> Deserialize<'de> for Seccomp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Seccomp, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(Seccomp::Name(s)),
+            v @ serde_json::Value::Object(_) => serde_json::from_value(v)
+                .map(|p| Seccomp::Profile(Box::new(p)))
+                .map_err(|e| serde::de::Error::custom(format!("seccomp profile: {e}"))),
+            _ => Err(serde::de::Error::custom("seccomp: expected a profile name or a profile object")),
+        }
+    }
 }
 
 /// Syscalls Docker's default profile refuses to a container with the default
@@ -149,12 +244,24 @@ pub fn default_program() -> Vec<libc::sock_filter> {
     p
 }
 
-/// Compiled program for a spec's `seccomp` value (None: no filter).
-pub fn program_for(name: Option<&str>) -> Result<Option<Vec<libc::sock_filter>>> {
-    match name {
-        None | Some("") | Some("unconfined") => Ok(None),
-        Some("default") => Ok(Some(default_program())),
-        Some(other) => Err(Error::Invalid(format!("unknown seccomp profile {other:?} (use \"default\" or \"unconfined\")"))),
+/// Compiled program for a spec's `seccomp` value (None: no filter). A custom
+/// profile's `includes`/`excludes` are resolved against the spec's bounding
+/// capabilities (Docker's default set when the spec has none).
+pub fn program_for(spec: &Spec) -> Result<Option<Vec<libc::sock_filter>>> {
+    match &spec.seccomp {
+        None => Ok(None),
+        Some(Seccomp::Name(n)) => match n.as_str() {
+            "" | "unconfined" => Ok(None),
+            "default" => Ok(Some(default_program())),
+            other => Err(Error::Invalid(format!("unknown seccomp profile {other:?} (use \"default\", \"unconfined\" or a profile object)"))),
+        },
+        Some(Seccomp::Profile(p)) => {
+            let caps = match &spec.capabilities {
+                Some(c) => c.bounding.clone(),
+                None => crate::spec::DEFAULT_CAPS.iter().map(|s| s.to_string()).collect(),
+            };
+            profile::compile(p, &profile::Context::new(&caps, profile::host_kernel())).map(Some)
+        }
     }
 }
 

@@ -161,7 +161,7 @@ fn prepare(spec: &Spec) -> Result<Prepared> {
     for r in &spec.rlimits {
         rlimits.push((rlimit_resource(&r.kind)?, libc::rlimit { rlim_cur: r.soft, rlim_max: r.hard }));
     }
-    let seccomp = seccomp::program_for(spec.seccomp.as_deref())?;
+    let seccomp = seccomp::program_for(spec)?;
     for n in &spec.namespaces {
         if ns::flag(&n.kind) == 0 {
             return Err(Error::Invalid(format!("unknown namespace type {:?}", n.kind)));

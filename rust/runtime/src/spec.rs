@@ -37,8 +37,9 @@ pub struct Spec {
     pub capabilities: Option<Capabilities>,
     pub no_new_privileges: bool,
     pub rlimits: Vec<Rlimit>,
-    /// "default" (built-in profile close to Docker's), "unconfined" or absent (none).
-    pub seccomp: Option<String>,
+    /// "default" (built-in profile close to Docker's), "unconfined" or absent
+    /// (none), or a custom profile object in Docker's JSON format.
+    pub seccomp: Option<crate::seccomp::Seccomp>,
     pub cgroup: Option<CgroupSpec>,
     pub oom_score_adj: Option<i32>,
     /// Allocate a pty inside the container (its devpts) for stdio.
