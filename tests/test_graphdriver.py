@@ -19,6 +19,7 @@ from dockyard.errors import MountError, NotFound, StorageDriverError
 from dockyard.graphdriver import (ALIASES, create_container_layers, get_driver, priority,
                                   remove_container_layers, select_driver, supported)
 from dockyard.graphdriver import mounts as gd_mounts
+from dockyard.graphdriver.base import drain_removals
 from dockyard.graphdriver.overlay import MAX_DEPTH
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="storage drivers need root")
@@ -215,6 +216,7 @@ def test_exists_list_and_remove(driver):
     driver.remove("base")
     driver.remove("base")  # idempotent
     assert driver.list_ids() == []
+    drain_removals()  # removed trees are deleted in the background
     leftovers = [p.name for p in driver.home.rglob("*")]
     if driver.name == "overlay":
         assert os.listdir(driver.home / "l") == []
