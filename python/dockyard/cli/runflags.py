@@ -413,13 +413,19 @@ def build_create(opts: dict[str, Any], changed: set[str], image: str, cmd: list[
     security = []
     for s in o["security_opt"]:
         k, eq, v = s.partition("=") if "=" in s else s.partition(":")
-        if k == "seccomp" and v != "unconfined":
+        if k == "seccomp" and v not in ("unconfined", "builtin"):
+            # Like the docker CLI: the daemon gets the profile's (compacted) JSON, not its path.
             try:
-                v = json.dumps(json.load(open(v)), separators=(",", ":"))
+                with open(v) as f:
+                    text = f.read()
             except OSError as e:
                 raise UsageError(f"opening seccomp profile ({v}) failed: open {v}: "
                                  f"{(e.strerror or '').lower()}") from None
-            s = f"seccomp={v}"
+            try:
+                text = json.dumps(json.loads(text), separators=(",", ":"))
+            except ValueError as e:
+                raise UsageError(f"compacting json for seccomp profile ({v}) failed: {e}") from None
+            s = f"seccomp={text}"
         security.append(s)
     devices = []
     for d in o["device"]:

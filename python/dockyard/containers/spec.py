@@ -119,6 +119,144 @@ def parse_ulimit(u: dict[str, Any]) -> dict[str, Any]:
     return {"type": f"RLIMIT_{name.upper()}", "soft": soft, "hard": hard}
 
 
+SECCOMP_ACTIONS = {"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD",
+                   "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP", "SCMP_ACT_TRACE", "SCMP_ACT_LOG"}
+SECCOMP_OPS = {"SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE",
+               "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"}
+SECCOMP_ARCHES = {f"SCMP_ARCH_{a}" for a in (
+    "X86 X86_64 X32 ARM AARCH64 MIPS MIPS64 MIPS64N32 MIPSEL MIPSEL64 MIPSEL64N32 PPC PPC64 "
+    "PPC64LE S390 S390X PARISC PARISC64 RISCV64 LOONGARCH64 M68K SH SHEB").split()}
+#: What `includes`/`excludes` call this machine (Go's GOARCH, as moby compares).
+NATIVE_ARCHES = {"amd64", "x86_64"}
+
+
+def _kernel_at_least(want: str) -> bool:
+    try:
+        w = tuple(int(x) for x in want.split(".")[:2])
+        have = tuple(int("".join(ch for ch in x if ch.isdigit()) or 0)
+                     for x in os.uname().release.split(".")[:2])
+    except ValueError:
+        raise InvalidParameter(f"Decoding seccomp profile failed: invalid minKernel "
+                               f"{want!r}") from None
+    return have >= w
+
+
+def seccomp_profile(text: str, caps: list[str]) -> dict[str, Any]:
+    """Docker's seccomp profile JSON (moby `profiles/seccomp`) checked and resolved
+    for a container with bounding set `caps`: `includes`/`excludes` applied (as
+    moby does) and `archMap` turned into `architectures`, so what remains is
+    also an OCI `linux.seccomp` object. Compiled by rust/runtime/src/seccomp/profile.rs."""
+    def bad(msg: str) -> InvalidParameter:
+        return InvalidParameter(f"Decoding seccomp profile failed: {msg}")
+
+    try:
+        p = json.loads(text)
+    except ValueError as e:
+        raise bad(str(e)) from None
+    if not isinstance(p, dict):
+        raise bad("the profile must be a JSON object")
+    out: dict[str, Any] = {}
+    act = p.get("defaultAction")
+    if act not in SECCOMP_ACTIONS:
+        raise bad(f"invalid defaultAction {act!r}" if act else "defaultAction is required")
+    out["defaultAction"] = act
+
+    def errno(v: Any, what: str) -> int | None:
+        if v is None:
+            return None
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 0xffff:
+            raise bad(f"invalid {what} {v!r}")
+        return v
+    if (e := errno(p.get("defaultErrnoRet"), "defaultErrnoRet")) is not None:
+        out["defaultErrnoRet"] = e
+    arches, amap = p.get("architectures") or [], p.get("archMap") or []
+    if arches and amap:
+        raise bad("both 'architectures' and 'archMap' are specified in the seccomp profile, "
+                  "use either 'architectures' or 'archMap'")
+    if not isinstance(arches, list) or not isinstance(amap, list):
+        raise bad("'architectures' and 'archMap' must be lists")
+    for m in amap:
+        if not isinstance(m, dict):
+            raise bad("invalid archMap entry")
+        if m.get("architecture") == "SCMP_ARCH_X86_64":
+            arches = [m["architecture"], *(m.get("subArchitectures") or [])]
+        for a in [m.get("architecture"), *(m.get("subArchitectures") or [])]:
+            if a not in SECCOMP_ARCHES:
+                raise bad(f"unknown architecture {a!r}")
+    for a in arches:
+        if a not in SECCOMP_ARCHES:
+            raise bad(f"unknown architecture {a!r}")
+    out["architectures"] = list(arches) or ["SCMP_ARCH_X86_64"]
+    have = {_cap(c) for c in caps}
+    rules = []
+    calls = p.get("syscalls") or []
+    if not isinstance(calls, list):
+        raise bad("'syscalls' must be a list")
+    for i, s in enumerate(calls):
+        if not isinstance(s, dict):
+            raise bad(f"syscalls[{i}] must be an object")
+        name, names = s.get("name"), s.get("names") or []
+        if name and names:
+            raise bad("'name' and 'names' were specified in the seccomp profile, "
+                      "use either 'name' or 'names'")
+        names = [name] if name else names
+        if not names or not isinstance(names, list) or \
+                not all(isinstance(n, str) and n for n in names):
+            raise bad(f"syscalls[{i}]: 'names' must be a list of syscall names")
+        if s.get("action") not in SECCOMP_ACTIONS:
+            raise bad(f"syscalls[{i}]: invalid action {s.get('action')!r}")
+        rule: dict[str, Any] = {"names": names, "action": s["action"]}
+        if (e := errno(s.get("errnoRet"), "errnoRet")) is not None:
+            rule["errnoRet"] = e
+        args = []
+        for a in s.get("args") or []:
+            if not isinstance(a, dict) or a.get("op") not in SECCOMP_OPS:
+                raise bad(f"syscalls[{i}]: invalid argument condition {a!r}")
+            idx, val, two = a.get("index"), a.get("value", 0), a.get("valueTwo", 0) or 0
+            if not isinstance(idx, int) or not 0 <= idx <= 5:
+                raise bad(f"syscalls[{i}]: argument index {idx!r} is out of range (0-5)")
+            for v in (val, two):
+                if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 1 << 64:
+                    raise bad(f"syscalls[{i}]: invalid argument value {v!r}")
+            args.append({"index": idx, "value": val, "valueTwo": two, "op": a["op"]})
+        if args:
+            rule["args"] = args
+        inc, exc = s.get("includes") or {}, s.get("excludes") or {}
+        if not isinstance(inc, dict) or not isinstance(exc, dict):
+            raise bad(f"syscalls[{i}]: 'includes' and 'excludes' must be objects")
+        if set(exc.get("arches") or []) & NATIVE_ARCHES \
+                or {_cap(c) for c in exc.get("caps") or []} & have \
+                or (exc.get("minKernel") and _kernel_at_least(exc["minKernel"])):
+            continue
+        if (inc.get("arches") and not set(inc["arches"]) & NATIVE_ARCHES) \
+                or not {_cap(c) for c in inc.get("caps") or []} <= have \
+                or (inc.get("minKernel") and not _kernel_at_least(inc["minKernel"])):
+            continue
+        rules.append(rule)
+    out["syscalls"] = rules
+    return out
+
+
+def seccomp_spec(value: str, caps: list[str]) -> str | dict[str, Any] | None:
+    """The spec's `seccomp` for a `seccomp=` security option: None (unconfined),
+    "default" (built-in profile) or a resolved custom profile (the docker CLI
+    sends the profile's JSON content, not its path)."""
+    if value == "unconfined":
+        return None
+    if value in ("", "default", "builtin"):
+        return "default"
+    if not value.lstrip().startswith(("{", "[")):
+        raise InvalidParameter(f"Decoding seccomp profile failed: {value!r} is not a JSON "
+                               "profile (the client sends the file's content)")
+    try:
+        return seccomp_profile(value, caps)
+    except InvalidParameter as e:
+        # A start failure (as dockerd's): `docker run` attaches before it starts,
+        # and attach only tolerates a StartError. Imported here: service imports us.
+        from .service import StartError
+        raise StartError(str(e), 125) from None
+
+
 def build(c: Container, rootfs: str, container_dir: Path, cgroup_parent: str,
           default_ulimits: list[dict[str, Any]] | None = None) -> str:
     """The runtime spec JSON for starting container `c` on `rootfs`."""
@@ -155,16 +293,14 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_parent: str,
                                           "no-new-privileges=true") for o in secopts)
     seccomp = "default"
     for o in secopts:
-        if o.startswith(("seccomp=", "seccomp:")):
-            seccomp = o.split("=", 1)[-1].split(":", 1)[-1]
-            if seccomp not in ("unconfined", "default"):
-                raise InvalidParameter("custom seccomp profiles are not supported yet: use "
-                                       "seccomp=unconfined or the default")
+        k, _, v = o.partition("=") if "=" in o else o.partition(":")
+        if k == "seccomp":
+            seccomp = v
     if privileged:
         seccomp = "unconfined"
         spec["masked_paths"] = []
         spec["readonly_paths"] = []
-    spec["seccomp"] = None if seccomp == "unconfined" else "default"
+    spec["seccomp"] = seccomp_spec(seccomp, caps)
     rl = {}
     for u in list(default_ulimits or []) + list(hc.get("Ulimits") or []):
         r = parse_ulimit(u)
