@@ -214,3 +214,35 @@ def test_api_sends_content(daemon, image, profile):
         assert "Function not implemented" in (logs.stdout + logs.stderr).decode()
     finally:
         daemon.cli("rm", "-f", name, check=False)
+
+
+def test_profile_resolution_in_python():
+    """What spec.py hands the runtime: includes/excludes resolved against the
+    final caps, archMap turned into architectures (an OCI `linux.seccomp` shape)."""
+    from dockyard.containers import spec
+
+    p = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "comment": "ignored",
+         "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]},
+                     {"architecture": "SCMP_ARCH_RISCV64", "subArchitectures": None}],
+         "syscalls": [
+             {"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": None},
+             {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+             {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38,
+              "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
+             {"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW",
+              "includes": {"arches": ["amd64", "x32"]}},
+             {"names": ["set_tls"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["arm64"]}},
+             {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "4.8"}},
+             {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+              "args": [{"index": 0, "value": 2114060288, "op": "SCMP_CMP_MASKED_EQ"}]}]}
+    text = json.dumps(p)
+    r = spec.seccomp_spec(text, ["CAP_CHOWN"])
+    assert r["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
+    assert [s["names"][0] for s in r["syscalls"]] == ["read", "clone3", "arch_prctl", "ptrace",
+                                                      "clone"]
+    assert r["syscalls"][-1]["args"] == [{"index": 0, "value": 2114060288, "valueTwo": 0,
+                                          "op": "SCMP_CMP_MASKED_EQ"}]
+    admin = spec.seccomp_spec(text, ["SYS_ADMIN"])
+    assert [s["names"][0] for s in admin["syscalls"]][:2] == ["read", "mount"]
+    assert spec.seccomp_spec("unconfined", []) is None
+    assert spec.seccomp_spec("builtin", []) == spec.seccomp_spec("", []) == "default"
