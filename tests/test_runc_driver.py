@@ -333,3 +333,18 @@ def test_missing_runc_is_a_clear_error(tmp_path):
         del os.environ["DOCKYARD_RUNC"]
         d.stop()
         unmount_all(tmp_path)
+
+
+def test_custom_seccomp_profile(runc_daemon, tmp_path):
+    """A custom profile reaches runc as the bundle's linux.seccomp."""
+    import json
+
+    p = tmp_path / "profile.json"
+    p.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}))
+    d = runc_daemon
+    r = d.docker("run", "--rm", "--security-opt", f"seccomp={p}", "busybox", "mkdir", "/x",
+                 check=False)
+    assert r.returncode == 1 and b"Operation not permitted" in r.stderr
+    ok = d.docker("run", "--rm", "--security-opt", f"seccomp={p}", "busybox", "echo", "fine")
+    assert ok.stdout == b"fine\n"

@@ -163,7 +163,8 @@ def is_btrfs_subvolume(path: str) -> bool:
 #   "cgroup" mounts the container's cgroup view), masked_paths,
 #   readonly_paths, capabilities {bounding, effective, permitted, inheritable,
 #   ambient} (null = Docker's 14), no_new_privileges, rlimits [{type:
-#   "RLIMIT_NOFILE", soft, hard}], seccomp ("default" | "unconfined" | null),
+#   "RLIMIT_NOFILE", soft, hard}], seccomp ("default" | null | a Docker/OCI
+#   profile object, already resolved against the caps by containers/spec.py),
 #   cgroup {path: "/dockyard/<id>", resources {memory, memory_swap,
 #   memory_reservation, cpu_shares, cpu_quota, cpu_period, cpuset_cpus,
 #   cpuset_mems, pids_limit}}, oom_score_adj, terminal, console_size [rows,

@@ -200,6 +200,9 @@ def from_native(spec: dict[str, Any]) -> dict[str, Any]:
         linux["resources"] = _resources(cg.get("resources") or {})
     if spec.get("seccomp") == "default":
         linux["seccomp"] = seccomp_profile()
+    elif isinstance(spec.get("seccomp"), dict):
+        # A custom profile: spec.py already resolved it into OCI's shape.
+        linux["seccomp"] = spec["seccomp"]
     config: dict[str, Any] = {
         "ociVersion": OCI_VERSION,
         "process": process,
