@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import dataclass
 from typing import Any, Iterator
 from urllib.parse import quote, urlencode
 
@@ -30,12 +29,13 @@ class ConnectError(Exception):
     pass
 
 
-@dataclass
 class TLSOptions:
-    verify: bool = False
-    cacert: str | None = None
-    cert: str | None = None
-    key: str | None = None
+    """Client TLS settings. A plain class: importing dataclasses (and inspect)
+    costs the CLI ~7 ms at every start."""
+
+    def __init__(self, verify: bool = False, cacert: str | None = None,
+                 cert: str | None = None, key: str | None = None) -> None:
+        self.verify, self.cacert, self.cert, self.key = verify, cacert, cert, key
 
 
 def resolve_host(host: str | None) -> str:

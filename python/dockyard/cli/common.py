@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, NoReturn
 
 from .client import DEFAULT_HOST, APIError, Client, ConnectError, TLSOptions, resolve_host
 
 
-@dataclass
 class Globals:
+    """The global options (-H, --tls...) and the client made from them."""
+
     host: str | None = None
     tls: bool = False
     tlsverify: bool = False
@@ -21,7 +21,7 @@ class Globals:
     tlscert: str | None = None
     tlskey: str | None = None
     debug: bool = False
-    _client: Client | None = field(default=None, repr=False)
+    _client: Client | None = None
 
 
 G = Globals()

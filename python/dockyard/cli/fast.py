@@ -8,7 +8,6 @@ options and these commands' few flags by hand, and hands anything else
 
 from __future__ import annotations
 
-import platform
 import sys
 from typing import Any, Callable
 
@@ -83,7 +82,7 @@ def client_version() -> dict[str, Any]:
 
     return {"Platform": {"Name": "Dockyard"}, "Version": __version__, "ApiVersion": API_VERSION,
             "DefaultAPIVersion": API_VERSION, "GitCommit": "dockyard",
-            "GoVersion": "python" + platform.python_version(), "Os": "linux",
+            "GoVersion": "python" + ".".join(map(str, sys.version_info[:3])), "Os": "linux",
             "Arch": "amd64", "BuildTime": "", "Context": "default"}
 
 
