@@ -377,3 +377,36 @@ def test_credentials_files(tmp_path, monkeypatch):
     assert credentials.lookup("reg.example:5000").credentials() == ("d", "dpw")
     assert not credentials.erase("other:1")
     assert credentials.lookup("nowhere:1").empty
+
+
+def test_layer_registered_meanwhile_by_an_import(overlay_engine, bad_registry, tmp_path):
+    """A base layer that an import registers while the pull is still fetching
+    it: the pull drops its copy and hangs the next layer on the stored one."""
+    eng = overlay_engine
+    base = busybox_layer()
+    image = bad_registry.serve("t/race", "v1", [base, files_layer({"etc/race": "won\n"})],
+                               fault="slow", fault_layer=0, stall=2)
+    result: dict[str, object] = {}
+
+    def pull() -> None:
+        try:
+            result["img"] = eng.pull(image.ref)[0]
+        except Exception as e:  # noqa: BLE001
+            result["err"] = e
+
+    t = threading.Thread(target=pull)
+    t.start()
+    deadline = time.monotonic() + 10
+    while bad_registry.blob_gets(image.layers[0].digest) == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    tar = tmp_path / "base.tar"
+    tar.write_bytes(base)
+    imported = eng.import_image(str(tar))  # same diff ID: registers the chain first
+    t.join(30)
+    assert "err" not in result, result.get("err")
+    img = result["img"]
+    chain = eng.layers.chain(img.top_layer)
+    assert chain[0].chain_id == eng.layers.chain(imported.top_layer)[0].chain_id
+    files = read_merged(eng, img.id, ["etc/race", "bin/busybox"])
+    assert files["etc/race"] == b"won\n" and files["bin/busybox"]

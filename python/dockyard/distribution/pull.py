@@ -52,6 +52,7 @@ class Slot:
 
     chain_id: str
     cache_id: str | None
+    parent_cache: str | None = None  # what its directory was prepared on
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
@@ -209,7 +210,7 @@ class Puller:
                     plan.append(("wait", slot))
                     parent_cache = slot.cache_id
                     continue
-                slot = Slot(chain, None)
+                slot = Slot(chain, None, parent_cache)
                 if parallel:
                     try:
                         slot.cache_id = layers.prepare(parent_cache)
@@ -257,6 +258,11 @@ class Puller:
                     slot.cache_id = layers.prepare(pc)
                     info = self._download(descs[i], diff_ids[i], slot)
                 assert slot.cache_id is not None
+                actual = layers.get(parent).cache_id if parent else None
+                if pool is not None and actual != slot.parent_cache:
+                    # The parent we were prepared on lost a race to be registered
+                    # (a load or import of the same layer): hang on the winner.
+                    self.engine.driver.reparent(slot.cache_id, actual)
                 layer = layers.commit(parent, slot.cache_id, info.diff_id, info.size)
                 committed.append(layer.chain_id)
                 with inflight.lock:

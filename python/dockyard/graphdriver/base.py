@@ -122,6 +122,11 @@ class GraphDriver(ABC):
         except Exception:
             pass
 
+    def reparent(self, id: str, parent: str | None) -> None:
+        """Point the empty-or-filling layer `id` at another parent with the same
+        content (a pull prepared it on a copy that lost a race to be
+        registered). Drivers whose layers copy their parent never need it."""
+
     # --- filling a layer ----------------------------------------------------
     @abstractmethod
     def diff_path(self, id: str) -> str:

@@ -125,6 +125,12 @@ class OverlayDriver(GraphDriver):
         return [os.path.realpath(self.home / s) for s in self._lower(id)]
 
     # --- create / remove --------------------------------------------------------
+    def reparent(self, id: str, parent: str | None) -> None:
+        chain = [f"{LINK_DIR}/{self._link(parent)}"] + self._lower(parent) if parent else []
+        tmp = self._dir(id) / "lower.tmp"
+        tmp.write_text(":".join(chain))
+        os.replace(tmp, self._dir(id) / "lower")
+
     def _create(self, id: str, parent: str | None) -> None:
         d = self._dir(id)
         lower = ""
