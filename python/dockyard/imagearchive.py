@@ -22,16 +22,10 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterable
 from . import _core, reference
 from .errors import InvalidParameter, LayerCorrupt
 from .ids import chain_ids
+from .mediatypes import DOCKER_LIST, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST
 
 if TYPE_CHECKING:
     from .engine import Engine
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

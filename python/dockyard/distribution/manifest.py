@@ -9,21 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import RegistryError, RegistryNotFound
-
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-DOCKER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
-SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
-           "application/vnd.docker.distribution.manifest.v1+prettyjws")
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYERS = ("application/vnd.oci.image.layer.v1.tar",
-              "application/vnd.oci.image.layer.v1.tar+gzip",
-              "application/vnd.oci.image.layer.v1.tar+zstd",
-              "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip")
+from ..mediatypes import (DOCKER_FOREIGN, DOCKER_LAYER, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX,
+                          OCI_LAYERS, OCI_MANIFEST, SCHEMA1)
 
 ACCEPT = ", ".join([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
 LISTS = (DOCKER_LIST, OCI_INDEX)

@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from .. import _core, reference
 from ..errors import ImageNotFound, InvalidParameter, RegistryError, Unauthorized
+from ..mediatypes import DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, OCI_LAYERS
 from ..store.layers import Layer
 from .auth import AuthConfig, repo_scope
 from .client import Session, error_text
-from .manifest import DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST
 from .progress import Progress, Reporter
 
 if TYPE_CHECKING:
     from ..engine import Engine
 
-GZIP_TYPES = (DOCKER_LAYER, "application/vnd.oci.image.layer.v1.tar+gzip")
+GZIP_TYPES = (DOCKER_LAYER, OCI_LAYERS[1])
 CHUNK = 1 << 20
 
 
