@@ -410,3 +410,46 @@ def test_layer_registered_meanwhile_by_an_import(overlay_engine, bad_registry, t
     assert chain[0].chain_id == eng.layers.chain(imported.top_layer)[0].chain_id
     files = read_merged(eng, img.id, ["etc/race", "bin/busybox"])
     assert files["etc/race"] == b"won\n" and files["bin/busybox"]
+
+
+def test_interrupted_pull_does_not_fail_a_waiting_one(overlay_engine, bad_registry):
+    """Pull B waits for a layer pull A is fetching; A's client goes away: B
+    fetches the layer itself instead of failing."""
+    from dockyard.distribution.progress import ClientGone
+
+    eng = overlay_engine
+    shared = busybox_layer()
+    a = bad_registry.serve("t/ia", "v1", [shared, files_layer({"a": "1"})])
+    b = bad_registry.serve("t/ib", "v1", [shared, files_layer({"b": "2"})])
+    bad_registry.set_fault(a.layers[0].digest, "slow", stall=1.5)
+    seen: list[int] = []
+
+    def a_progress(m: dict) -> None:
+        if m.get("status") == "Downloading" and m.get("id") == a.layers[0].digest[7:19]:
+            seen.append(1)
+            if len(seen) > 1:  # after the stall: A's client is gone
+                raise ClientGone("gone")
+
+    results: dict[str, object] = {}
+
+    def run(name: str, img, progress) -> None:
+        try:
+            results[name] = eng.pull(img.ref, progress=progress)[0].id
+        except Exception as e:  # noqa: BLE001
+            results[name] = e
+
+    ta = threading.Thread(target=run, args=("a", a, a_progress))
+    ta.start()
+    deadline = time.monotonic() + 10
+    while not seen:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    b_msgs: list[dict] = []
+    tb = threading.Thread(target=run, args=("b", b, b_msgs.append))
+    tb.start()
+    ta.join(30)
+    tb.join(30)
+    assert isinstance(results["a"], ClientGone)
+    assert results["b"] == b.image_id
+    assert any(m.get("status") == "Waiting" for m in b_msgs)
+    assert not eng.inflight_layers.slots

@@ -242,26 +242,26 @@ class Puller:
                     parent = x.chain_id
                     continue
                 if kind == "wait":
-                    while not x.done.wait(0.2):
-                        if self.aborted.is_set():
-                            raise PullCancelled("pull cancelled")
-                    if x.error is not None:
-                        raise RegistryError(f"layer {descs[i].short} failed in a concurrent "
-                                            f"pull: {x.error}")
-                    parent = x.chain_id
-                    continue
-                slot = x
-                if pool is not None:
+                    slot = self._wait_or_take_over(x, parent, descs[i])
+                    if slot is None:
+                        parent = x.chain_id
+                        continue
+                    mine.append(slot)
+                    info = self._download(descs[i], diff_ids[i], slot)
+                elif pool is not None:
+                    slot = x
                     info = futures[i].result()
                 else:
+                    slot = x
                     pc = layers.get(parent).cache_id if parent else None
                     slot.cache_id = layers.prepare(pc)
                     info = self._download(descs[i], diff_ids[i], slot)
                 assert slot.cache_id is not None
                 actual = layers.get(parent).cache_id if parent else None
                 if pool is not None and actual != slot.parent_cache:
-                    # The parent we were prepared on lost a race to be registered
-                    # (a load or import of the same layer): hang on the winner.
+                    # The parent we were prepared on is not the stored one: it lost
+                    # a race to be registered (a load or import of the same layer)
+                    # or its pull was interrupted and we fetched it again.
                     self.engine.driver.reparent(slot.cache_id, actual)
                 layer = layers.commit(parent, slot.cache_id, info.diff_id, info.size)
                 committed.append(layer.chain_id)
@@ -284,6 +284,32 @@ class Puller:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
+
+    def _wait_or_take_over(self, other: Slot, parent: str | None, desc: Descriptor
+                           ) -> Slot | None:
+        """Wait for a layer another pull is fetching. None once it is stored; a
+        new claim of ours (prepared, to be fetched here) if that pull was
+        interrupted, so one client's Ctrl-C doesn't fail another's pull."""
+        layers = self.engine.layers
+        inflight: Inflight = self.engine.inflight_layers
+        while True:
+            while not other.done.wait(0.2):
+                if self.aborted.is_set():
+                    raise PullCancelled("pull cancelled")
+            if other.error is not None and not _interrupted(other.error):
+                raise RegistryError(f"layer {desc.short} failed in a concurrent pull: "
+                                    f"{other.error}")
+            with inflight.lock:
+                if layers.find(other.chain_id) is not None:
+                    return None
+                again = inflight.slots.get(other.chain_id)
+                if again is not None and again is not other:
+                    other = again  # another waiter took it over: wait for that one
+                    continue
+                pc = layers.get(parent).cache_id if parent else None
+                slot = Slot(other.chain_id, layers.prepare(pc), pc)
+                inflight.slots[other.chain_id] = slot
+                return slot
 
     def _release_claims(self, slots: list[Slot], e: BaseException) -> None:
         inflight: Inflight = self.engine.inflight_layers
