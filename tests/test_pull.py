@@ -376,7 +376,7 @@ def test_credentials_files(tmp_path, monkeypatch):
     assert credentials.erase("reg.example:5000")
     assert credentials.lookup("reg.example:5000").credentials() == ("d", "dpw")
     assert not credentials.erase("other:1")
-    assert credentials.lookup("nowhere:1").empty
+    assert credentials.lookup("nowhere:1").credentials() is None
 
 
 def test_layer_registered_meanwhile_by_an_import(overlay_engine, bad_registry, tmp_path):

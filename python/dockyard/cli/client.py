@@ -358,6 +358,13 @@ class Hijacked:
             pass
 
 
+def message_error(msg: dict[str, Any]) -> str | None:
+    """The error a JSON stream message reports, if it is an error message."""
+    if msg.get("error") or msg.get("errorDetail"):
+        return (msg.get("errorDetail") or {}).get("message") or msg.get("error")
+    return None
+
+
 def json_messages(resp: Response) -> Iterator[dict[str, Any]]:
     """Docker's JSON message stream; raises APIError on an error message."""
     for line in resp.iter_lines():
@@ -365,9 +372,9 @@ def json_messages(resp: Response) -> Iterator[dict[str, Any]]:
             msg = json.loads(line)
         except ValueError:
             continue
-        if msg.get("error") or msg.get("errorDetail"):
-            detail = msg.get("errorDetail") or {}
-            raise APIError(500, detail.get("message") or msg.get("error"))
+        err = message_error(msg)
+        if err is not None:
+            raise APIError(500, err)
         yield msg
 
 

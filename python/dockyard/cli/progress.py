@@ -14,11 +14,18 @@ class StreamError(Exception):
     """An error reported inside the stream (printed without a prefix)."""
 
 
+def _check(m: dict[str, Any]) -> None:
+    from .client import message_error
+
+    err = message_error(m)
+    if err is not None:
+        raise StreamError(err)
+
+
 def _render_plain(msgs: Iterable[dict[str, Any]], out) -> dict[str, Any]:
     aux: dict[str, Any] = {}
     for m in msgs:
-        if m.get("error") or m.get("errorDetail"):
-            raise StreamError((m.get("errorDetail") or {}).get("message") or m.get("error"))
+        _check(m)
         if "aux" in m:
             aux = m["aux"] or {}
             continue
@@ -64,14 +71,16 @@ def _render_live(msgs: Iterable[dict[str, Any]]) -> dict[str, Any]:
     from rich.console import Console
     from rich.live import Live
 
+    from .client import message_error
+
     console = Console(highlight=False)
     board = _Board()
     aux: dict[str, Any] = {}
     with Live(board, console=console, refresh_per_second=12, transient=False) as live:
         for m in msgs:
-            if m.get("error") or m.get("errorDetail"):
+            if message_error(m) is not None:
                 live.refresh()
-                raise StreamError((m.get("errorDetail") or {}).get("message") or m.get("error"))
+                _check(m)
             if "aux" in m:
                 aux = m["aux"] or {}
                 continue
@@ -91,8 +100,7 @@ def show(msgs: Iterable[dict[str, Any]], quiet: bool = False) -> dict[str, Any]:
     if quiet:
         aux: dict[str, Any] = {}
         for m in msgs:
-            if m.get("error") or m.get("errorDetail"):
-                raise StreamError((m.get("errorDetail") or {}).get("message") or m.get("error"))
+            _check(m)
             if "aux" in m:
                 aux = m["aux"] or {}
         return aux

@@ -529,16 +529,16 @@ def start_error_code(msg: str) -> int:
 def display_json_messages(resp: Any, out: Any) -> None:
     """jsonmessage.DisplayJSONMessagesStream for a non-terminal: progress
     bars are left out; raises APIError on an error message."""
-    from .client import APIError
+    from .client import APIError, message_error
 
     for line in resp.iter_lines():
         try:
             jm = json.loads(line)
         except ValueError:
             continue
-        if jm.get("errorDetail") or jm.get("error"):
-            d = jm.get("errorDetail") or {}
-            raise APIError(500, d.get("message") or jm.get("error"))
+        err = message_error(jm)
+        if err is not None:
+            raise APIError(500, err)
         if "aux" in jm:
             continue
         pd = jm.get("progressDetail") or {}

@@ -51,6 +51,11 @@ class ResponseWriter(io.RawIOBase):
         return len(data)
 
 
+def error_message(message: str) -> dict[str, Any]:
+    """Docker's in-band error in a JSON message stream."""
+    return {"errorDetail": {"message": message}, "error": message}
+
+
 class JSONMessages:
     """Docker's JSON message stream (progress, status, errors), thread-safe."""
 
@@ -63,7 +68,7 @@ class JSONMessages:
         asyncio.run_coroutine_threadsafe(self._resp.write(data), self._loop).result()
 
     def error(self, message: str) -> None:
-        self({"errorDetail": {"message": message}, "error": message})
+        self(error_message(message))
 
 
 async def start_stream(request: web.Request, content_type: str) -> web.StreamResponse:

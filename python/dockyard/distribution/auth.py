@@ -67,10 +67,6 @@ class AuthConfig:
             return None
         return "Basic " + base64.b64encode(f"{c[0]}:{c[1]}".encode()).decode()
 
-    @property
-    def empty(self) -> bool:
-        return not (self.credentials() or self.identitytoken or self.registrytoken)
-
 
 _SCHEME = re.compile(r"[\s,]*([A-Za-z][A-Za-z0-9_-]*)(?=\s|$)")
 _PARAM = re.compile(r'[\s,]*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')

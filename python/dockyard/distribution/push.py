@@ -185,14 +185,10 @@ class Pusher:
                                         f"{error_text(data)}")
                 loc = self.session.location(r)
         except BaseException:
-            os.close(rfd)
-            rfd = -1
-            t.join()
             self._cancel_upload(loc)
             raise
         finally:
-            if rfd >= 0:
-                os.close(rfd)
+            os.close(rfd)  # a producer still writing gets EPIPE and stops
             t.join()
         if "error" in result:
             self._cancel_upload(loc)

@@ -18,7 +18,7 @@ from ... import filters as filter_parse
 from ...distribution.auth import AuthConfig
 from ...errors import InvalidParameter
 from ..errors import message_of
-from ..streams import start_stream
+from ..streams import error_message, start_stream
 from . import blocking, engine, json_response
 
 
@@ -47,8 +47,7 @@ class LazyStream:
                 raise
             msg = message_of(e)
             try:
-                await self._write((json.dumps({"errorDetail": {"message": msg},
-                                               "error": msg}) + "\r\n").encode())
+                await self._write((json.dumps(error_message(msg)) + "\r\n").encode())
             except (ConnectionError, RuntimeError):
                 return self.resp
         if self.resp is None:
