@@ -127,3 +127,63 @@ def test_kill9_during_import_keeps_store_consistent(tmp_path, busybox_tar):
         unmount_all(tmp_path)
         assert not leaked
 
+
+
+def _idle_shims(exec_root) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", f"dockyard-shim idle --exec-root {exec_root}/"],
+                         capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _until(cond, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def test_containers_start_on_shims_made_ahead(tmp_path, busybox_tar):
+    """After the first start, the engine keeps one idle shim per exec root; the
+    next container starts on it (its command line then names the container),
+    a dead idle shim only means the usual start, and close lets it go."""
+    from dockyard import Engine
+
+    exec_root = tmp_path / "exec"
+    eng = Engine(tmp_path / "root", "overlay", exec_root=exec_root)
+    c = eng.containers
+
+    def run(cmd: list[str]) -> int:
+        x = c.create({"Image": "busybox", "Cmd": cmd}, {})
+        c.start(x.id)
+        c.wait_exit(x.id)
+        code = c.get(x.id).state["ExitCode"]
+        c.remove(x.id)
+        return code
+
+    try:
+        eng.import_image(str(busybox_tar), repo="busybox")
+        assert run(["sh", "-c", "exit 3"]) == 3
+        idle = _until(lambda: _idle_shims(exec_root))
+        assert len(idle) == 1
+        x = c.create({"Image": "busybox", "Cmd": ["sleep", "30"]}, {})
+        c.start(x.id)
+        shim = c.get(x.id).state["ShimPid"]
+        assert shim == idle[0]
+        cmdline = open(f"/proc/{shim}/cmdline", "rb").read()
+        assert f"run\0--id\0{x.id}\0".encode() in cmdline
+        c.remove(x.id, force=True)
+        # An idle shim killed by someone: the next start is the usual one.
+        nxt = _until(lambda: _idle_shims(exec_root))
+        os.kill(nxt[0], signal.SIGKILL)
+        _until(lambda: not os.path.exists(f"/proc/{nxt[0]}/cmdline")
+               or not open(f"/proc/{nxt[0]}/cmdline", "rb").read())
+        assert run(["true"]) == 0
+        assert run(["sh", "-c", "exit 7"]) == 7
+        _until(lambda: _idle_shims(exec_root))
+    finally:
+        eng.close()
+        _until(lambda: not _idle_shims(exec_root))
+        unmount_all(tmp_path)

@@ -227,6 +227,10 @@ def spawn_shim(
     ValueError for an invalid spec. The container's cgroup is removed by the
     shim when the container exits. Releases the GIL."""
 
+def drop_idle_shims(exec_root: str) -> None:
+    """Let go of the idle shims `spawn_shim` keeps ready (one per state-dir
+    parent) for state dirs under `exec_root`; they exit."""
+
 def wait_pid(pid: int, timeout: float | None = None) -> bool:
     """Wait (pidfd + poll) until any process `pid` has exited; False on
     timeout. Doesn't reap. Use on shim_pid, then read exit.json."""

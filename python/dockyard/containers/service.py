@@ -551,7 +551,9 @@ class ContainerService:
         return running
 
     def close(self) -> None:
-        """At daemon exit: drop the parent cgroup if no container is left in it."""
+        """At daemon exit: let the shims kept ready go, and drop the parent
+        cgroup if no container is left in it."""
+        _core.drop_idle_shims(str(self.state_root.parent))
         try:
             dirs = _core.cgroup_dirs(self.cgroup_parent)
         except Exception:  # noqa: BLE001

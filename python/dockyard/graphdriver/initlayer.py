@@ -94,6 +94,35 @@ def setup(rootfs: str, uid: int = 0, gid: int = 0) -> None:
         os.close(root)
 
 
+def populate(empty_dir: str, uid: int = 0, gid: int = 0) -> None:
+    """Create the init files in `empty_dir`, a new overlay upper dir: nothing
+    of the image is there to unlink or to plant symlinks, so this is one
+    syscall per entry."""
+    root = os.open(empty_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        made: set[str] = set()
+        for path, kind in INIT_PATHS.items():
+            rel = path.lstrip("/")
+            parent = os.path.dirname(rel)
+            if parent and parent not in made:
+                os.mkdir(parent, 0o755, dir_fd=root)
+                made.add(parent)
+                if uid or gid:
+                    os.chown(parent, uid, gid, dir_fd=root, follow_symlinks=False)
+            if kind == "dir":
+                os.mkdir(rel, 0o755, dir_fd=root)
+                made.add(rel)
+            elif kind == "file":
+                os.close(os.open(rel, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, 0o755, dir_fd=root))
+            else:
+                os.symlink(kind, rel, dir_fd=root)
+            if uid or gid:
+                os.chown(rel, uid, gid, dir_fd=root, follow_symlinks=False)
+    finally:
+        os.close(root)
+
+
 def _open_dir(root: int, rel: str) -> int | None:
     fd = os.dup(root)
     for part in [p for p in rel.split("/") if p]:
@@ -119,11 +148,17 @@ def create_container_layers(driver: GraphDriver, id: str, image_top: str | None,
     iid = init_id(id)
     driver.create_read_write(iid, image_top, mount_label)
     try:
-        root = driver.get(iid, mount_label)
-        try:
-            setup(root, uid, gid)
-        finally:
-            driver.put(iid)
+        if driver.whiteouts == "overlay":
+            # The layer is an upper dir over the image: an entry written there
+            # hides whatever non-directory the image has at that path, just as
+            # unlinking it in a mount would, so no mount (1.6 ms) is needed.
+            populate(driver.diff_path(iid), uid, gid)
+        else:
+            root = driver.get(iid, mount_label)
+            try:
+                setup(root, uid, gid)
+            finally:
+                driver.put(iid)
         driver.create_read_write(id, iid, mount_label)
     except BaseException:
         try:

@@ -176,7 +176,7 @@ class OverlayDriver(GraphDriver):
         merged = d / "merged"
         if not first:
             return str(merged)
-        if mounts.is_mounted(merged):
+        if os.path.ismount(merged):  # two stats, not a mount table scan
             return str(merged)  # left by an earlier daemon: adopt it
         if (d / "committed").exists() and not self.is_container_layer(id):
             # A parent of other layers: never write into it; lower-only mount.
@@ -202,7 +202,9 @@ class OverlayDriver(GraphDriver):
 
     def _unmount_all(self, id: str) -> None:
         merged = self._dir(id) / "merged"
-        if merged.exists():
+        # Anything mounted below an unmounted `merged` would be mounted on an
+        # empty directory inside the layer: not something the engine does.
+        if os.path.ismount(merged):
             for m in mounts.mounts_under(merged):
                 _core.unmount(m, detach=True)
 

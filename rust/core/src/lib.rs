@@ -10,6 +10,7 @@ mod errors;
 mod py_archive;
 mod py_union;
 mod py_runtime;
+mod shim_pool;
 
 use dockyard_archive::digest;
 

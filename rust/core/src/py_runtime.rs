@@ -12,6 +12,8 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::shim_pool;
+
 pyo3::import_exception!(dockyard.errors, DockyardError);
 
 static START_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -88,40 +90,50 @@ fn spawn_shim<'py>(
         Some(s) => s,
         None => shim_path(py)?,
     };
-    let out = py.detach(|| -> std::io::Result<std::process::Output> {
+    let line = py.detach(|| -> std::io::Result<String> {
         std::fs::create_dir_all(&state_dir)?;
         let spec_file = state_dir.join("spec.json");
         std::fs::write(&spec_file, spec_json.as_bytes())?;
-        let mut c = Command::new(&shim);
-        c.arg(if exec_pid.is_some() { "exec" } else { "run" })
-            .arg("--id")
-            .arg(&id)
-            .arg("--state-dir")
-            .arg(&state_dir)
-            .arg("--spec")
-            .arg(&spec_file)
-            .arg("--log-max-size")
-            .arg(log_max_size.to_string())
-            .arg("--log-max-file")
-            .arg(log_max_file.to_string());
+        let mut argv: Vec<String> = vec![if exec_pid.is_some() { "exec" } else { "run" }.into()];
+        let mut opt = |k: &str, v: String| {
+            argv.push(k.into());
+            argv.push(v);
+        };
+        opt("--id", id.clone());
+        opt("--state-dir", state_dir.to_string_lossy().into_owned());
+        opt("--spec", spec_file.to_string_lossy().into_owned());
+        opt("--log-max-size", log_max_size.to_string());
+        opt("--log-max-file", log_max_file.to_string());
         if let Some(l) = &log_path {
-            c.arg("--log").arg(l);
+            opt("--log", l.to_string_lossy().into_owned());
         }
         if let Some(p) = exec_pid {
-            c.arg("--pid").arg(p.to_string());
+            opt("--pid", p.to_string());
         }
         for (flag, on) in [("--tty", tty), ("--stdin", open_stdin), ("--wait-start", wait_start), ("--debug", debug)] {
             if on {
-                c.arg(flag);
+                argv.push(flag.into());
             }
         }
-        c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).output()
+        // Containers (not execs) start on a shim made ahead of need when one
+        // is ready, kept per state-dir parent (the engine's exec root).
+        let pool_key = state_dir.parent().filter(|_| exec_pid.is_none()).map(|p| p.to_string_lossy().into_owned());
+        if let Some(key) = &pool_key {
+            if let Some(line) = shim_pool::run(&shim, key, &argv) {
+                return Ok(line);
+            }
+        }
+        let out = Command::new(&shim).args(&argv).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).output()?;
+        if let Some(key) = &pool_key {
+            shim_pool::refill(&shim, key);
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text.lines().last().unwrap_or("").trim().to_string() + "\n" + String::from_utf8_lossy(&out.stderr).trim())
     });
-    let out = out.map_err(|e| PyOSError::new_err(format!("start dockyard-shim ({shim}): {e}")))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().unwrap_or("").trim();
+    let out = line.map_err(|e| PyOSError::new_err(format!("start dockyard-shim ({shim}): {e}")))?;
+    let (line, stderr) = out.split_once('\n').unwrap_or((&out, ""));
     let v: serde_json::Value = serde_json::from_str(line).map_err(|_| {
-        start_error(py, &format!("dockyard-shim failed: {}{}", text.trim(), String::from_utf8_lossy(&out.stderr).trim()), 128)
+        start_error(py, &format!("dockyard-shim failed: {}{}", line.trim(), stderr), 128)
     })?;
     if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
         let code = v.get("exit_code").and_then(|c| c.as_i64()).unwrap_or(128) as i32;
@@ -134,6 +146,13 @@ fn spawn_shim<'py>(
     d.set_item("attach_socket", state_dir.join("attach.sock").to_string_lossy().into_owned())?;
     d.set_item("exit_file", state_dir.join("exit.json").to_string_lossy().into_owned())?;
     Ok(d)
+}
+
+/// Let go of the idle shims kept ready for state dirs under `exec_root`
+/// (an engine closing); they exit.
+#[pyfunction]
+fn drop_idle_shims(exec_root: String) {
+    shim_pool::clear(&exec_root);
 }
 
 /// Wait until process `pid` (any process, not only a child) has exited.
@@ -186,6 +205,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shim_path, m)?)?;
     m.add_function(wrap_pyfunction!(spawn_shim, m)?)?;
     m.add_function(wrap_pyfunction!(wait_pid, m)?)?;
+    m.add_function(wrap_pyfunction!(drop_idle_shims, m)?)?;
     m.add_function(wrap_pyfunction!(default_spec, m)?)?;
     m.add_function(wrap_pyfunction!(remove_cgroup, m)?)?;
     m.add_function(wrap_pyfunction!(cgroup_dirs, m)?)?;

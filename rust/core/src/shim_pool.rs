@@ -1,0 +1,99 @@
+//! Shims started ahead of need: at most one idle `dockyard-shim idle` per
+//! (shim binary, state-dir parent). Starting a container hands the idle shim
+//! its argv over a pipe instead of exec'ing a new one (the exec, the dynamic
+//! loading, the daemonizing fork and a process hop: about 2 ms), and a
+//! background thread starts the next. An idle shim exits when its pipe closes:
+//! `clear`, or this process ending.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+struct Idle {
+    ctl: File,
+    rep: File,
+}
+
+type Key = (String, String);
+
+static POOL: Mutex<Option<HashMap<Key, Idle>>> = Mutex::new(None);
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn start(shim: &str, key: &str) -> std::io::Result<Idle> {
+    let (ctl_r, ctl_w) = pipe()?;
+    let (rep_r, rep_w) = pipe()?;
+    // The padding is where the request's argv is written over, for ps.
+    Command::new(shim)
+        .arg("idle")
+        .arg("--exec-root")
+        .arg(key)
+        .arg(" ".repeat(2048))
+        .stdin(Stdio::from(ctl_r))
+        .stdout(Stdio::from(rep_w))
+        .stderr(Stdio::null())
+        .status()?;
+    Ok(Idle { ctl: File::from(ctl_w), rep: File::from(rep_r) })
+}
+
+/// Run `argv` on the idle shim for (`shim`, `key`), if there is one, and
+/// start its successor. Returns the shim's report line; None when no idle
+/// shim could take the request (the caller starts one the usual way).
+pub fn run(shim: &str, key: &str, argv: &[String]) -> Option<String> {
+    let k = (shim.to_string(), key.to_string());
+    let mut idle = POOL.lock().ok()?.as_mut()?.remove(&k)?;
+    let mut req = serde_json::to_string(argv).ok()?;
+    req.push('\n');
+    let taken = idle.ctl.write_all(req.as_bytes()).is_ok();
+    refill(shim, key);
+    if !taken {
+        return None; // it had gone (killed): nothing was started
+    }
+    drop(idle.ctl);
+    let mut out = Vec::new();
+    let mut b = [0u8; 512];
+    while !out.contains(&b'\n') {
+        match idle.rep.read(&mut b) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&b[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let line = String::from_utf8_lossy(&out).trim().to_string();
+    Some(if line.is_empty() { r#"{"error":"shim died during start-up","exit_code":125}"#.to_string() } else { line } + "\n")
+}
+
+/// Start an idle shim for (`shim`, `key`) in the background unless one is there.
+pub fn refill(shim: &str, key: &str) {
+    let k = (shim.to_string(), key.to_string());
+    std::thread::spawn(move || {
+        if POOL.lock().map(|p| p.as_ref().is_some_and(|m| m.contains_key(&k))).unwrap_or(true) {
+            return;
+        }
+        if let Ok(idle) = start(&k.0, &k.1) {
+            if let Ok(mut p) = POOL.lock() {
+                // A racing refill may have won: then this one is dropped and exits.
+                p.get_or_insert_with(HashMap::new).entry(k).or_insert(idle);
+            }
+        }
+    });
+}
+
+/// Let go of the idle shims whose key starts with `prefix` (they exit).
+pub fn clear(prefix: &str) {
+    if let Ok(mut p) = POOL.lock() {
+        if let Some(m) = p.as_mut() {
+            m.retain(|(_, key), _| !key.starts_with(prefix));
+        }
+    }
+}
