@@ -1,6 +1,7 @@
 """overlay (overlay2) driver, moby's layout:
 
-    <home>/<id>/diff      the layer's files (overlay upper dir)
+    <home>/<id>/diff      the layer's files (overlay upper dir); for init layers a
+                          symlink to the shared <home>/.init/<uid>-<gid>
     <home>/<id>/link      its 26-character short name
     <home>/<id>/lower     "l/AAA:l/BBB" short names of the parents, uppermost first
     <home>/<id>/work      overlay work dir
@@ -131,7 +132,22 @@ class OverlayDriver(GraphDriver):
         tmp.write_text(":".join(chain))
         os.replace(tmp, self._dir(id) / "lower")
 
-    def _create(self, id: str, parent: str | None) -> None:
+    def create_shared(self, id: str, parent: str | None, diff_dir: str) -> None:
+        """Layer `id` on `parent` whose files are the read-only tree `diff_dir`,
+        shared with other layers: the init layers' constant contents. `diff` is
+        a symlink to it, and work/merged are made only if it is ever mounted:
+        five directory entries instead of twenty per container."""
+        check_id(id)
+        if self.exists(id):
+            raise StorageDriverError(f"{self.name}: layer {id} already exists")
+        with self._lock:
+            try:
+                self._create(id, parent, shared=diff_dir)
+            except BaseException:
+                self._remove_quietly(id)
+                raise
+
+    def _create(self, id: str, parent: str | None, shared: str | None = None) -> None:
         d = self._dir(id)
         lower = ""
         if parent is not None:
@@ -142,7 +158,10 @@ class OverlayDriver(GraphDriver):
                     f"(at most {MAX_DEPTH})")
             lower = ":".join(chain)
         d.mkdir(mode=0o700)
-        (d / "diff").mkdir(mode=0o755)
+        if shared is None:
+            (d / "diff").mkdir(mode=0o755)
+        else:
+            os.symlink(os.path.relpath(shared, d), d / "diff")  # the home may move
         short = _short_id()
         while (self.home / LINK_DIR / short).exists():
             short = _short_id()
@@ -150,9 +169,13 @@ class OverlayDriver(GraphDriver):
         (d / "link").write_text(short)
         if parent is not None:
             (d / "lower").write_text(lower)
-            (self._dir(parent) / "committed").touch()
-        (d / "work").mkdir(mode=0o700)
-        (d / "merged").mkdir(mode=0o700)
+            # The mark matters for image layers only; a stat is cheaper than a touch.
+            mark = self._dir(parent) / "committed"
+            if not self.is_container_layer(parent) and not mark.exists():
+                mark.touch()
+        if shared is None:
+            (d / "work").mkdir(mode=0o700)
+            (d / "merged").mkdir(mode=0o700)
 
     def _remove(self, id: str) -> None:
         d = self._dir(id)
@@ -176,6 +199,9 @@ class OverlayDriver(GraphDriver):
         merged = d / "merged"
         if not first:
             return str(merged)
+        if not merged.is_dir():  # a layer made by create_shared
+            (d / "work").mkdir(mode=0o700, exist_ok=True)
+            merged.mkdir(mode=0o700)
         if os.path.ismount(merged):  # two stats, not a mount table scan
             return str(merged)  # left by an earlier daemon: adopt it
         if (d / "committed").exists() and not self.is_container_layer(id):
