@@ -290,6 +290,32 @@ def test_container_layers(driver):
     assert driver.exists("evil")
 
 
+def test_overlay_init_layers_share_a_read_only_template(driver):
+    if driver.name != "overlay":
+        pytest.skip("the shared init template is the overlay driver's")
+    build_base_and_child(driver)
+    create_container_layers(driver, "a", "child")
+    create_container_layers(driver, "b", "child")
+    ta, tb = (os.path.realpath(driver.diff_path(i)) for i in ("a-init", "b-init"))
+    assert ta == tb == str(driver.home / ".init" / "0-0")
+    assert ".init" not in driver.list_ids() and driver.exists("a-init")
+    root = Path(driver.get("a"))
+    try:
+        (root / ".dockerenv").write_text("written in a")  # copied up into a's own layer
+        assert (root / "etc/os-release").read_bytes() == b"child\n"
+    finally:
+        driver.put("a")
+    assert (Path(ta) / ".dockerenv").read_bytes() == b""
+    assert [c["Path"] for c in driver.changes("a", "a-init")] == ["/.dockerenv"]
+    # An init layer mounted on its own gets its work/merged dirs then.
+    assert (Path(driver.get("b-init")) / "etc/hosts").is_file()
+    driver.put("b-init")
+    remove_container_layers(driver, "a")
+    remove_container_layers(driver, "b")
+    drain_removals()
+    assert (Path(ta) / "etc/hosts").is_file() and driver.exists("child")
+
+
 def test_status_and_metadata(driver):
     rows = dict(driver.status())
     if driver.name == "overlay":
