@@ -85,3 +85,73 @@ def test_autostart_at_default_socket():
         shutil.rmtree(DEFAULT_ROOT, ignore_errors=True)
         shutil.rmtree("/var/run/dockyard", ignore_errors=True)
         assert not leaked
+
+
+# Modules the request path of `run` and `version` must not load: each costs
+# milliseconds at every CLI start (enum, re and regex compiles above all).
+HEAVY = {"re", "enum", "typing", "json", "socket", "threading", "signal", "urllib.parse",
+         "http.client", "typer", "click", "rich", "dataclasses", "ipaddress"}
+
+
+def test_fast_path_stays_on_light_modules(daemon, busybox_tar):
+    """`run` and `version` through the `python -S` start the launcher uses:
+    the modules loaded are checked after the command ran, in the process."""
+    daemon.cli("import", str(busybox_tar), "lightpath:latest")
+    probe = ("import sys, runpy\n"
+             "sys.argv = ['dockyard'] + sys.argv[1:]\n"
+             "try:\n"
+             "    from dockyard.cli.entry import main; main()\n"
+             "except SystemExit as e:\n"
+             "    code = e.code\n"
+             "print('MODULES', ' '.join(sorted(sys.modules)), file=sys.stderr)\n")
+    pkg = str(Path(__file__).resolve().parents[1] / "python")
+    env = dict(os.environ, DOCKYARD_HOST=daemon.host, DOCKYARD_NO_AUTOSTART="1",
+               PYTHONPATH=pkg)
+    for args in (["run", "--rm", "lightpath", "/bin/busybox", "echo", "light"],
+                 ["version", "--format", "{{.Server.ApiVersion}}"]):
+        r = subprocess.run([sys.executable, "-S", "-c", probe, *args], env=env,
+                           capture_output=True, timeout=60)
+        out = r.stderr.decode()
+        loaded = set(out.rsplit("MODULES ", 1)[1].split())
+        assert r.stdout.strip() in (b"light", b"1.41"), r
+        assert not loaded & HEAVY, sorted(loaded & HEAVY)
+    daemon.cli("rmi", "lightpath:latest")
+
+
+def test_fastjson_matches_json():
+    import json
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from dockyard.cli import fastjson
+
+    leaf = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+    tree = st.recursive(leaf, lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+                        max_leaves=20)
+
+    @settings(max_examples=200, derandomize=True)
+    @given(tree)
+    def check(v):
+        assert fastjson.dumps(v) == json.dumps(v)
+        assert fastjson.loads(json.dumps(v, indent=2).encode()) == json.loads(json.dumps(v))
+
+    check()
+    for bad in (b"", b"{", b"[1] 2", b"nul", b'{"a" 1}'):
+        with pytest.raises(ValueError):
+            fastjson.loads(bad)
+    with pytest.raises(TypeError):
+        fastjson.dumps({"x": object()})
+
+
+def test_query_and_path_quoting_match_urllib():
+    from urllib.parse import quote, urlencode
+
+    from dockyard.cli.client import Client, path_quote
+
+    c = Client("unix:///nonexistent.sock")
+    params = {"filters": '{"label":["a=b c/d&é"]}', "all": True, "t": ["x y", "~z+"]}
+    items = [("filters", params["filters"]), ("all", "1"), ("t", "x y"), ("t", "~z+")]
+    assert c.url("/p", params) == f"/v1.41/p?{urlencode(items)}"
+    for name in ("registry:5000/a/b@sha256:00", "ünï cödé", "a%2Fb"):
+        assert path_quote(name) == quote(name, safe="/:@")

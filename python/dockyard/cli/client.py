@@ -1,18 +1,25 @@
 """A small Engine API client on plain sockets.
 
-The CLI's request path stays on the standard library's lightest modules
-(socket, json): `http.client` alone costs ~20 ms of imports, and a Typer CLI
-already pays for its own. Speaks HTTP/1.1 to unix:// and tcp:// hosts, with
-TLS where asked, and hands back JSON, raw streams or Docker's JSON messages.
+The CLI's request path stays on C modules: `_socket` for unix:// hosts and
+the `_json` codec (fastjson.py). `http.client` costs ~20 ms of imports, and
+even `socket`, `json`, `typing` and `urllib.parse` cost ~20 ms together on
+the machines this is measured on (enum, re and their regex compiles), more
+than the daemon needs to run a container. tcp:// and TLS load `socket` and
+`ssl` when used. Speaks HTTP/1.1, and hands back JSON, raw streams or
+Docker's JSON messages.
 """
 
 from __future__ import annotations
 
-import json
+import _socket
 import os
-import socket
-from typing import Any, Iterator
-from urllib.parse import quote, urlencode
+
+from . import fastjson as json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from typing import Any, Iterator
 
 DEFAULT_HOST = "unix:///var/run/dockyard.sock"
 API_VERSION = "1.41"
@@ -138,10 +145,16 @@ class Client:
         h = self.host
         try:
             if h.startswith("unix://"):
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.connect(h[len("unix://"):])
-                return s
+                u = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+                try:
+                    u.connect(h[len("unix://"):])
+                except BaseException:
+                    u.close()
+                    raise
+                return u  # type: ignore[return-value]
             if h.startswith(("tcp://", "http://", "https://")):
+                import socket
+
                 hp = h.split("://", 1)[1].split("/", 1)[0]
                 name, _, port = hp.rpartition(":")
                 if not _:
@@ -199,7 +212,7 @@ class Client:
                 else:
                     items.append((k, str(v)))
             if items:
-                q = "?" + urlencode(items)
+                q = "?" + "&".join(f"{_quote_plus(k)}={_quote_plus(v)}" for k, v in items)
         return f"/v{self.version}{path}{q}"
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None,
@@ -238,7 +251,9 @@ class Client:
 
     def _response(self, s: socket.socket, check: bool, no_body: bool = False) -> Response:
         try:
-            rfile = s.makefile("rb")
+            # A bare _socket has no makefile(): buffer its fd directly.
+            rfile = s.makefile("rb") if hasattr(s, "makefile") else open(  # noqa: SIM115
+                s.fileno(), "rb", closefd=False)
             status_line = rfile.readline()
             if not status_line:
                 raise ConnectError("the daemon closed the connection without a response")
@@ -347,7 +362,7 @@ class Hijacked:
 
     def close_write(self) -> None:
         try:
-            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.shutdown(_socket.SHUT_WR)
         except OSError:
             pass
 
@@ -378,5 +393,19 @@ def json_messages(resp: Response) -> Iterator[dict[str, Any]]:
         yield msg
 
 
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def _quote(s: str, safe: bytes = b"") -> str:
+    """urllib.parse.quote (UTF-8, %XX for all but unreserved and `safe`)."""
+    ok = _UNRESERVED | frozenset(safe)
+    return "".join(chr(b) if b in ok else f"%{b:02X}" for b in s.encode())
+
+
+def _quote_plus(s: str) -> str:
+    """urllib.parse.quote_plus, as urlencode applies it to keys and values."""
+    return _quote(s, b" ").replace(" ", "+")
+
+
 def path_quote(name: str) -> str:
-    return quote(name, safe="/:@")
+    return _quote(name, b"/:@")

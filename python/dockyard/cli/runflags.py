@@ -9,10 +9,13 @@ flags (`-it`, `-dit`, `-eK=V`), `--flag=value` and `--bool=false`.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from typing import Any
+
+from . import fastjson as json
+TYPE_CHECKING = False  # typing costs the CLI ~4 ms to import
+if TYPE_CHECKING:
+    from typing import Any
 
 # (spellings, key, kind, help); kind: "b" bool, "s" string, "l" repeatable
 FLAGS: list[tuple[tuple[str, ...], str, str, str]] = [
@@ -421,8 +424,10 @@ def build_create(opts: dict[str, Any], changed: set[str], image: str, cmd: list[
             except OSError as e:
                 raise UsageError(f"opening seccomp profile ({v}) failed: open {v}: "
                                  f"{(e.strerror or '').lower()}") from None
+            import json as stdjson  # separators, and the stdlib's own error text
+
             try:
-                text = json.dumps(json.loads(text), separators=(",", ":"))
+                text = stdjson.dumps(stdjson.loads(text), separators=(",", ":"))
             except ValueError as e:
                 raise UsageError(f"compacting json for seccomp profile ({v}) failed: {e}") from None
             s = f"seccomp={text}"

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _core
 from ..errors import Conflict, DockyardError, InvalidParameter, NotFound
 from ..graphdriver import create_container_layers, remove_container_layers
+from ..graphdriver.base import rmtree
 from ..ids import generate_id
 from ..imageconfig import now_rfc3339
 from . import oci
@@ -110,6 +111,9 @@ class ContainerService:
         self.dir.mkdir(exist_ok=True, mode=0o710)
         self.state_root = Path(exec_root) / "containers"
         self.state_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for d in (self.dir, self.state_root):  # removals a crash interrupted
+            for p in d.glob(".removing-*"):
+                rmtree(p)
         # runc's own state (`runc --root`) for containers of the runc driver.
         self.runc_root = Path(exec_root) / "runc"
         self.cgroup_parent = cgroup_parent
@@ -504,10 +508,11 @@ class ContainerService:
             conn.execute("DELETE FROM containers WHERE id=?", (c.id,))
         remove_container_layers(self.driver, c.id)
         self._emit(c, "destroy")
-        shutil.rmtree(self.container_dir(c.id), ignore_errors=True)
+        # Renamed away now, deleted by the background remover.
+        rmtree(self.container_dir(c.id))
         if self.runtime(c) == "runc":
             oci.delete(self.runc_root, c.id)
-        shutil.rmtree(self.state_dir(c.id), ignore_errors=True)
+        rmtree(self.state_dir(c.id))
         try:
             _core.remove_cgroup(f"{self.cgroup_parent}/{c.id}")
         except Exception:  # noqa: BLE001 - the shim removes it; this is a backstop
