@@ -53,9 +53,8 @@ pub fn run(shim: &str, key: &str, argv: &[String]) -> Option<String> {
     let mut idle = POOL.lock().ok()?.as_mut()?.remove(&k)?;
     let mut req = serde_json::to_string(argv).ok()?;
     req.push('\n');
-    let taken = idle.ctl.write_all(req.as_bytes()).is_ok();
-    refill(shim, key);
-    if !taken {
+    if idle.ctl.write_all(req.as_bytes()).is_err() {
+        refill(shim, key);
         return None; // it had gone (killed): nothing was started
     }
     drop(idle.ctl);
@@ -69,6 +68,9 @@ pub fn run(shim: &str, key: &str, argv: &[String]) -> Option<String> {
             Err(_) => break,
         }
     }
+    // The successor is made after the report: on two cores its exec would
+    // compete with this container's start.
+    refill(shim, key);
     let line = String::from_utf8_lossy(&out).trim().to_string();
     Some(if line.is_empty() { r#"{"error":"shim died during start-up","exit_code":125}"#.to_string() } else { line } + "\n")
 }
