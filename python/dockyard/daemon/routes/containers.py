@@ -333,10 +333,14 @@ async def list_containers(request: web.Request) -> web.Response:
 
     def work() -> list[dict[str, Any]]:
         cs = s.all()
-        for c in cs:
-            if c.state.get("Running"):
-                s.reconcile(c.id)
-        cs = s.all()
+        # A backstop for exits the monitor missed; the common case (shim alive,
+        # no exit.json) is two cheap checks, not a reconcile with its reads.
+        stale = [c.id for c in cs if c.state.get("Running") and (
+            not s.shim_alive(c) or (s.state_dir(c.id) / "exit.json").exists())]
+        for cid in stale:
+            s.reconcile(cid)
+        if stale:
+            cs = s.all()
         cs.sort(key=lambda c: parse_time(c.created), reverse=True)
         if not show_all and limit <= 0 and "status" not in flt and "exited" not in flt:
             cs = [c for c in cs if c.state.get("Running")]
