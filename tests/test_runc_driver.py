@@ -112,9 +112,49 @@ def test_config_from_native_spec():
         "pid", "mount", "uts", "ipc", "network", "cgroup"}
     assert cfg["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ALLOW"
     assert "/proc/kcore" in cfg["linux"]["maskedPaths"]
+    # --init: Docker's layout, the shim as /sbin/docker-init
     spec["init"] = True
-    with pytest.raises(Exception, match="--init"):
-        oci.from_native(spec)
+    spec["mounts"].append({"destination": "/sbin", "type": "bind", "source": "/srv/sbin",
+                           "options": ["rbind"]})
+    cfg = oci.from_native(spec, init_binary="/bin/true")
+    assert cfg["process"]["args"] == ["/sbin/docker-init", "--", "sh"]
+    init = {"destination": "/sbin/docker-init", "type": "bind", "source": "/bin/true",
+            "options": ["bind", "ro"]}
+    dests = [m["destination"] for m in cfg["mounts"]]
+    # before a mount on /sbin, which then hides it (runc makes no mountpoint
+    # in the host's directory), as in Docker
+    assert cfg["mounts"][dests.index("/sbin") - 1] == init
+    assert oci.from_native(spec)["mounts"][dests.index("/sbin") - 1]["source"] == \
+        _core.shim_path()
+
+
+def _pt_interp(path: str) -> bool:
+    """Whether the ELF file has a PT_INTERP program header (needs ld.so)."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(64)
+        assert head[:4] == b"\x7fELF" and head[4] == 2 and head[5] == 1  # ELF64, LE
+        e_phoff, = struct.unpack_from("<Q", head, 0x20)
+        e_phentsize, e_phnum = struct.unpack_from("<HH", head, 0x36)
+        f.seek(e_phoff)
+        table = f.read(e_phentsize * e_phnum)
+    return any(struct.unpack_from("<I", table, i * e_phentsize)[0] == 3  # PT_INTERP
+               for i in range(e_phnum))
+
+
+def test_shim_is_statically_linked():
+    """The shim doubles as /sbin/docker-init in images without (our) libc."""
+    from dockyard import _core
+
+    assert _pt_interp(sys.executable)  # the check itself sees a dynamic executable
+    assert not _pt_interp(_core.shim_path())
+    # glibc marks what would need its shared libraries at run time (NSS:
+    # getpwnam, getaddrinfo, ...) with a link warning kept in the binary; only
+    # dlopen's, pulled in by libc itself (iconv, unused), may be there.
+    data = Path(_core.shim_path()).read_bytes()
+    needs = set(re.findall(rb"Using '(\w+)' in statically linked applications", data))
+    assert needs <= {b"dlopen", b"dlmopen"}, needs
 
 
 def test_daemon_config_key(tmp_path):
@@ -152,8 +192,80 @@ def test_run_output_and_exit_codes(runc_daemon):
     # stdin through the shim's pipe
     r = d.docker("run", "--rm", "-i", "busybox", "cat", input=b"piped\n")
     assert r.stdout == b"piped\n"
-    r = d.docker("run", "--rm", "--init", "busybox", "true", check=False)
-    assert r.returncode != 0 and b"--init" in r.stderr
+
+
+def test_init(runc_daemon, names):
+    """--init as Docker does it: the (static) shim bind-mounted at
+    /sbin/docker-init is PID 1, the command its child; statuses, signals and
+    orphans go through it. The busybox image has no /sbin and no libc."""
+    d = runc_daemon
+    run = ("run", "--rm", "--init", "--runtime", "runc", "busybox")
+    assert d.docker("run", "--rm", "busybox", "ls", "/lib", "/sbin", check=False).returncode != 0
+    r = d.docker(*run, "cat", "/proc/1/cmdline")
+    assert r.stdout == b"/sbin/docker-init\0--\0cat\0/proc/1/cmdline\0"
+    pid, ppid = d.docker(*run, "sh", "-c", "echo $$ $PPID").stdout.split()
+    assert pid != b"1" and ppid == b"1"
+    assert d.docker(*run, "sh", "-c", "exit 3", check=False).returncode == 3
+    assert d.docker(*run, "sh", "-c", "kill -9 $$", check=False).returncode == 137
+    r = d.docker(*run, "nope", check=False)
+    assert r.returncode == 127
+    assert b'exec: "nope": executable file not found in $PATH' in r.stderr
+    r = d.docker(*run, "/etc/passwd", check=False)
+    assert r.returncode == 126 and b"permission denied" in r.stderr
+    r = d.docker(*run, "sh", "-c", "cat > /dev/null; echo done", input=b"x" * 100000)
+    assert r.stdout == b"done\n"  # stdin reaches the command
+    # as another user, on a read-only rootfs (the mountpoint is made before)
+    r = d.docker("run", "--rm", "--init", "--user", "65534:65534", "--read-only", "busybox",
+                 "sh", "-c", "id -u; ls -l /sbin/docker-init")
+    uid, ls = r.stdout.decode().splitlines()
+    assert uid == "65534" and ls.startswith("-r")
+
+    # orphans are reaped by the init (without it, `exec sleep` as PID 1 leaves a zombie)
+    def zombies(*opts: str) -> int:
+        n = names()
+        d.docker("run", "-d", "--name", n, *opts, "busybox", "sh", "-c",
+                 "sh -c 'sleep 0.1 &'; exec sleep 300")
+        time.sleep(0.6)
+        stat = d.docker("exec", n, "sh", "-c", "cat /proc/[0-9]*/stat").stdout.decode()
+        d.docker("rm", "-f", n)
+        return sum(1 for ln in stat.splitlines() if ln.rsplit(")", 1)[1].split()[0] == "Z")
+    assert zombies() == 1
+    assert zombies("--init") == 0
+
+    # the init forwards docker stop's SIGTERM: the sleep dies at once (143),
+    # where a plain PID 1 sleep would ignore it until the SIGKILL
+    n = names()
+    d.docker("run", "-d", "--init", "--name", n, "busybox", "sleep", "300")
+    t0 = time.monotonic()
+    d.docker("stop", "-t", "20", n)
+    assert time.monotonic() - t0 < 10
+    assert d.docker("inspect", "-f", "{{.State.ExitCode}} {{.HostConfig.Init}}",
+                    n).stdout == b"143 true\n"
+    cid = container_id(d, n)
+    d.docker("rm", n)
+    assert_gone(d, cid)
+    # a terminal: the command still has it, and its status comes back
+    cmd = [sys.executable, "-m", "dockyard", "run", "--rm", "-t", "--init", "busybox", "sh", "-c",
+           "tty; exit 2"]
+    out, code = in_pty(d, cmd)
+    assert code == 2, out
+    assert b"/dev/pts/0" in out
+
+
+def test_init_native_unchanged(runc_daemon):
+    """--init under the native driver is still the runtime's own reaper: no
+    bind mount, PID 1 is not /sbin/docker-init."""
+    d = runc_daemon
+    r = d.docker("run", "--rm", "--init", "--runtime", "native", "busybox", "sh", "-c",
+                 "echo $$ $PPID; test -e /sbin/docker-init && echo mounted; head -c 17 "
+                 "/proc/1/cmdline")
+    ids, cmdline = r.stdout.split(b"\n", 1)
+    pid, ppid = ids.split()
+    assert pid != b"1" and ppid == b"1"
+    assert cmdline != b"/sbin/docker-init" and b"mounted" not in cmdline
+    r = d.docker("run", "--rm", "--init", "--runtime", "native", "busybox", "sh", "-c",
+                 "exit 7", check=False)
+    assert r.returncode == 7
 
 
 def test_detached_logs_stop_kill_rm(runc_daemon, names):

@@ -5,6 +5,14 @@
 //! The nested cargo uses its own target dir under OUT_DIR (the outer build
 //! holds the lock on the main one) and the outer profile. Set
 //! DOCKYARD_SKIP_SHIM_BUILD=1 to skip it (e.g. when iterating on bindings only).
+//!
+//! On Linux the shim is linked statically (`-C target-feature=+crt-static`,
+//! glibc's libc.a from libc6-dev): it also serves as `/sbin/docker-init` for
+//! `--init` under the runc driver, bind-mounted into images that have no (or
+//! another) libc. The flag goes to the nested build only, with an explicit
+//! `--target` so that it reaches the shim's crates but not build scripts or
+//! proc macros; `_core` stays a normal cdylib. The shim uses no NSS function
+//! (no getpwnam & co.), so nothing in it needs glibc's shared libraries.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -46,11 +54,25 @@ fn main() {
             c.env_remove(&k);
         }
     }
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let static_link = target.contains("-linux-");
+    if static_link {
+        // The outer build's flags (RUSTFLAGS & co., which cargo hands us
+        // encoded), plus static linking.
+        let mut flags: Vec<String> = std::env::var("CARGO_ENCODED_RUSTFLAGS")
+            .ok()
+            .filter(|f| !f.is_empty())
+            .map(|f| f.split('\x1f').map(str::to_string).collect())
+            .unwrap_or_default();
+        flags.push("-Ctarget-feature=+crt-static".into());
+        c.arg("--target").arg(&target).env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"));
+    }
     let status = c.status().expect("run cargo for dockyard-shim");
     if !status.success() {
         panic!("building dockyard-shim failed");
     }
-    let built = target_dir.join(if release { "release" } else { "debug" }).join("dockyard-shim");
+    let profile_dir = if static_link { target_dir.join(&target) } else { target_dir.clone() };
+    let built = profile_dir.join(if release { "release" } else { "debug" }).join("dockyard-shim");
     let dest_dir = root.join("python/dockyard/_bin");
     if root.join("python/dockyard").is_dir() {
         std::fs::create_dir_all(&dest_dir).expect("mkdir python/dockyard/_bin");

@@ -9,6 +9,12 @@ syscalls and for clone() with a namespace flag, ENOSYS for clone3 (so libcs
 fall back to clone). One difference: personality(2) is not narrowed to
 Docker's personas (a "not one of" test on one argument can't be written as
 libseccomp rules, which OR the conditions on the same argument).
+
+`--init` as in Docker: the shim binary (statically linked, so it runs in any
+image) is bind-mounted read-only at `/sbin/docker-init` and the process
+becomes `/sbin/docker-init -- CMD...`; in that name the shim is a minimal
+init (rust/shim/src/init.rs) that forwards signals, reaps and exits with the
+command's status, like the native driver's in-container reaper.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..errors import DockyardError, InvalidParameter
+from ..errors import DockyardError
 
 OCI_VERSION = "1.0.2"
 
@@ -52,6 +58,9 @@ DENIED_X86_64 = ["create_module", "get_kernel_syms", "query_module", "ioperm", "
 CLONE_NS_FLAGS = [0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000,
                   0x40000000]
 EPERM, ENOSYS = 1, 38
+
+#: Where `--init` puts the init in the container (Docker's path).
+INIT_PATH = "/sbin/docker-init"
 
 
 def runc_path() -> str | None:
@@ -153,10 +162,9 @@ def _capabilities(caps: dict[str, Any]) -> dict[str, list[str]]:
             ("bounding", "effective", "permitted", "inheritable", "ambient")}
 
 
-def from_native(spec: dict[str, Any]) -> dict[str, Any]:
-    """OCI config.json contents for a native runtime spec (`spec.build`'s JSON)."""
-    if spec.get("init"):
-        raise InvalidParameter("--init is not supported by the runc exec driver")
+def from_native(spec: dict[str, Any], init_binary: str | None = None) -> dict[str, Any]:
+    """OCI config.json contents for a native runtime spec (`spec.build`'s JSON).
+    With `init` set, `init_binary` (default: the bundled shim) is the init."""
     user = spec.get("user") or {}
     oci_user: dict[str, Any] = {"uid": int(user.get("uid", 0)), "gid": int(user.get("gid", 0))}
     if user.get("additional_gids"):
@@ -167,7 +175,7 @@ def from_native(spec: dict[str, Any]) -> dict[str, Any]:
     process: dict[str, Any] = {
         "terminal": bool(spec.get("terminal")),
         "user": oci_user,
-        "args": list(spec["args"]),
+        "args": ([INIT_PATH, "--"] if spec.get("init") else []) + list(spec["args"]),
         "env": list(spec.get("env") or []),
         "cwd": spec.get("cwd") or "/",
         "capabilities": _capabilities(caps),
@@ -213,6 +221,20 @@ def from_native(spec: dict[str, Any]) -> dict[str, Any]:
                     "options": list(m.get("options") or [])} for m in spec.get("mounts") or []],
         "linux": linux,
     }
+    if spec.get("init"):
+        if init_binary is None:
+            from .. import _core
+            init_binary = _core.shim_path()
+        if not os.access(init_binary, os.X_OK):
+            raise DockyardError(f"--init: the init binary {init_binary} is missing")
+        # Before a mount on /sbin (or on the init's own path), as in Docker:
+        # such a mount hides the init (runc then says it can't find it)
+        # instead of runc making the mountpoint in a host directory.
+        mounts = config["mounts"]
+        at = next((i for i, m in enumerate(mounts) if os.path.normpath(m["destination"])
+                   in ("/sbin", INIT_PATH)), len(mounts))
+        mounts.insert(at, {"destination": INIT_PATH, "type": "bind", "source": init_binary,
+                           "options": ["bind", "ro"]})
     if spec.get("domainname"):
         config["domainname"] = spec["domainname"]
     return config

@@ -189,8 +189,6 @@ class ContainerService:
         # The driver that runs it is recorded, so a daemon started later with
         # another --exec-driver still manages it.
         hostconfig["Runtime"] = self._choose_runtime(hostconfig.get("Runtime"))
-        if hostconfig["Runtime"] == "runc" and hostconfig.get("Init"):
-            raise InvalidParameter("--init is not supported by the runc exec driver")
         cid = generate_id()
         if not name:
             for i in range(10):

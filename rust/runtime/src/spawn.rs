@@ -486,7 +486,7 @@ fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[(libc::c_in
 
 /// PID 1 for `--init`: forward signals to the command, reap every child, and
 /// exit with the command's status (128 + signal when it was killed).
-fn init_reaper(child: libc::pid_t) -> ! {
+pub fn init_reaper(child: libc::pid_t) -> ! {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut set);

@@ -15,6 +15,7 @@
 //!                      [--runtime runc --bundle DIR --runc-root DIR [--runc PATH]]
 //!   dockyard-shim exec --pid PID (same options but --runtime)
 //!   dockyard-shim idle --exec-root DIR PADDING   (see `idle`)
+//!   dockyard-shim init -- CMD [ARG...]   (also as /sbin/docker-init; see init.rs)
 //!
 //! With `--runtime runc` the container is made by runc from the OCI bundle
 //! (see runc.rs); stdio, log, attach, reaping and exit.json are the same.
@@ -30,6 +31,7 @@
 //!   shim -> client: 1 stdout, 2 stderr, 3 exit (JSON, as exit.json),
 //!                   5 start result (JSON: {} or {"error":..,"exit_code":..})
 
+mod init;
 mod log;
 mod runc;
 
@@ -125,6 +127,9 @@ fn now_str() -> String {
 }
 
 fn main() {
+    if init::wanted() {
+        init::main();
+    }
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.first().is_some_and(|m| m == "idle") {
         idle();
