@@ -44,12 +44,16 @@ def _job() -> str:
         "LANG": "C.UTF-8",
         "DOCKYARD_VM_INNER": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
+        # Plugins installed for other tests (hypothesis, schemathesis, anyio)
+        # cost ~30 s of imports under TCG: load only pytest-timeout.
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         # the engine under test is this checkout's, whatever the editable install points to
         "PYTHONPATH": str(REPO / "python"),
     }
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
     pytest_cmd = shlex.join([
-        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA",
+        sys.executable, "-m", "pytest", "-p", "pytest_timeout", "-p", "no:cacheprovider",
+        "-q", "-rA", "--durations=8",
         "-o", "timeout=150", "--basetemp=/tmp/inner", "--junitxml=/results/junit.xml", INNER])
     return (f"{exports}cd {shlex.quote(str(REPO))}\n"
             "echo \"kernel $(uname -r); cgroup mounts: $(grep -c cgroup /proc/self/mountinfo)\"\n"
@@ -63,8 +67,9 @@ def test_pure_cgroup_v2_in_a_vm(capsys):
         r = vmkit.run(_job(), timeout=420, keep=["junit.xml"])
     except vmkit.Unavailable as e:
         pytest.skip(f"no VM here: {e} (.ci/setup installs qemu-system-x86 and fetches the kernel)")
+    summary = (r.output.strip().splitlines() or [""])[-1]
     with capsys.disabled():
-        print(f"\n[cgroup v2 VM] {r.describe()}")
+        print(f"\n[cgroup v2 VM] {r.describe()}: {summary}")
     detail = (f"\n--- VM: {r.describe()}\n--- inner output:\n{r.output[-20000:]}"
               f"\n--- console (tail):\n{r.console[-4000:]}")
     assert r.rc is not None, "the inner run never finished" + detail

@@ -203,6 +203,8 @@ def test_cpu_shares_to_weight(daemon, bb):
     assert (rd(d, "cpu.weight"), rd(d, "cpu.max"), rd(d, "memory.max"), rd(d, "pids.max")) == \
         ("100", "max 100000", "max", "max")
     assert docker_cpu_weight(2) == 1 and docker_cpu_weight(262144) == 10000
+    cid = run_d(daemon, bb, ["sleep", "1000"], CpuQuota=30000, CpuPeriod=60000)
+    assert rd(container_cgroup(daemon, cid), "cpu.max") == "30000 60000"
 
 
 def test_memory_swap_unlimited(daemon, bb):
@@ -232,6 +234,21 @@ def test_memory_swap_max_is_enforced(daemon, bb):
     st = wait_exit(daemon, cid)
     assert st["OOMKilled"] is True, (st, logs(daemon, cid))
     assert "48000000" not in logs(daemon, cid)
+
+
+@pytest.mark.xfail(reason="engine: HostConfig.CgroupParent is accepted but not used "
+                          "(containers/spec.py build() always uses the daemon's parent)")
+def test_cgroup_parent(daemon, bb):
+    cid = run_d(daemon, bb, ["sleep", "1000"], CgroupParent="/mine")
+    assert container_cgroup(daemon, cid).parent == CG / "mine"
+
+
+@pytest.mark.xfail(reason="engine: HostConfig.CgroupnsMode is accepted but not used; every "
+                          "container gets a private cgroup namespace")
+def test_cgroupns_host(daemon, bb):
+    cid = run_d(daemon, bb, ["sleep", "1000"], CgroupnsMode="host")
+    code, out = exec_out(daemon, cid, ["cat", "/proc/self/cgroup"])
+    assert out.strip() == f"0::/dockyard/{cid}", out
 
 
 def test_pids_limit_stops_a_fork_bomb(daemon, bb):
@@ -329,8 +346,7 @@ def test_stats_read_the_v2_files(daemon, bb):
     # cgroup v2: memory.stat's own keys, no v1-only fields
     assert {"anon", "file", "kernel_stack", "pgfault"} <= set(mem["stats"])
     assert "max_usage" not in mem and "failcnt" not in mem
-    assert s["pids_stats"] == {"current": 2, "limit": 40} or \
-        s["pids_stats"]["limit"] == 40 and s["pids_stats"]["current"] >= 1
+    assert s["pids_stats"]["limit"] == 40 and s["pids_stats"]["current"] >= 1, s["pids_stats"]
     # the stream: one JSON object a line, each with the previous sample
     r = c.request("GET", f"/containers/{cid}/stats", {"stream": 1})
     try:
@@ -342,6 +358,10 @@ def test_stats_read_the_v2_files(daemon, bb):
     assert second["preread"] == first["read"]
     assert second["precpu_stats"] == first["cpu_stats"]
     assert second["memory_stats"]["limit"] == 64 * MiB
+    # what the docker CLI makes of it (usage less inactive_file on v2)
+    cli = json.loads(daemon.docker("stats", "--no-stream", "--format", "{{json .}}", cid).stdout)
+    assert cli["ID"] == cid[:12] and cli["MemUsage"].endswith(" / 64MiB"), cli
+    assert int(cli["PIDs"]) >= 1 and float(cli["CPUPerc"].rstrip("%")) > 0, cli
 
 
 def test_exec_joins_the_container_cgroup(daemon, bb):
@@ -395,3 +415,42 @@ def test_restart_and_rm_leave_no_cgroup(daemon, bb):
     left = [p.name for p in (CG / "dockyard").iterdir() if p.is_dir()] \
         if (CG / "dockyard").exists() else []
     assert left == [], left
+
+
+# --- the runc driver (runc does the cgroup work itself) ------------------------------
+
+def test_runc_driver_limits_exec_pause_oom_rm(daemon, bb):
+    cpus = "1" if os.cpu_count() and os.cpu_count() > 1 else "0"
+    c = daemon.client()
+    cid = run_d(daemon, bb, ["sleep", "1000"], Runtime="runc", Memory=64 * MiB,
+                NanoCpus=500_000_000, CpuShares=512, CpusetCpus=cpus, PidsLimit=50)
+    d = container_cgroup(daemon, cid)
+    assert d.parent == CG / "dockyard"
+    assert (rd(d, "memory.max"), rd(d, "cpu.max"), rd(d, "cpuset.cpus"), rd(d, "pids.max")) == \
+        (str(64 * MiB), "50000 100000", cpus, "50")
+    assert rd(d, "cpu.weight") == str(docker_cpu_weight(512))   # runc 1.1's linear mapping
+    code, out = exec_out(daemon, cid, ["sh", "-c", "cat /proc/self/cgroup; "
+                                       "grep ' /sys/fs/cgroup ' /proc/self/mountinfo"])
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "0::/", out
+    assert lines[1].split()[3] == "/" and " - cgroup2 " in lines[1], out
+    c.post_json(f"/containers/{cid}/pause")
+    assert kv(d, "cgroup.events")["frozen"] == 1
+    c.post_json(f"/containers/{cid}/unpause")
+    assert kv(d, "cgroup.events")["frozen"] == 0
+    c.request("DELETE", f"/containers/{cid}", {"force": 1}).close()
+    assert not d.exists()
+    cid = run_d(daemon, bb, ["tail", "/dev/zero"], Runtime="runc", Memory=24 * MiB,
+                MemorySwap=24 * MiB)
+    st = wait_exit(daemon, cid)
+    assert (st["OOMKilled"], st["ExitCode"]) == (True, 137), st
+    assert not (CG / "dockyard" / cid).exists()
+
+
+@pytest.mark.xfail(reason="engine: containers/oci.py _resources passes memory.swap to runc "
+                          "only where v1's memory.memsw.limit_in_bytes exists, so on pure v2 "
+                          "--memory-swap is dropped (memory.swap.max stays max)")
+def test_runc_driver_memory_swap(daemon, bb):
+    cid = run_d(daemon, bb, ["sleep", "1000"], Runtime="runc", Memory=64 * MiB,
+                MemorySwap=96 * MiB)
+    assert rd(container_cgroup(daemon, cid), "memory.swap.max") == str(32 * MiB)
