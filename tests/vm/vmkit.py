@@ -303,6 +303,14 @@ def _qemu_cmd(accel: str, kdir: Path, initrd: Path, results: Path, console: Path
     return cmd
 
 
+def _die_with_parent() -> None:
+    """qemu gets SIGKILL if the test process dies without its cleanup running."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def _boot(accel: str, kdir: Path, initrd: Path, results: Path, timeout: float,
           mem_mb: int, cpus: int, boot_timeout: float | None
           ) -> tuple[str, float, float | None, bool]:
@@ -319,7 +327,7 @@ def _boot(accel: str, kdir: Path, initrd: Path, results: Path, timeout: float,
     reached = False
     with open(qlog, "wb") as ql:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=ql, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent)
     try:
         while proc.poll() is None:
             el = time.monotonic() - t0
@@ -334,7 +342,8 @@ def _boot(accel: str, kdir: Path, initrd: Path, results: Path, timeout: float,
                 break
             time.sleep(0.2)
     finally:
-        if proc.poll() is None:
+        killed = proc.poll() is None
+        if killed:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -342,6 +351,8 @@ def _boot(accel: str, kdir: Path, initrd: Path, results: Path, timeout: float,
         proc.wait()
     seconds = time.monotonic() - t0
     text = console.read_text(errors="replace") if console.exists() else ""
+    if killed:
+        text += f"\n[vmkit] {accel}: VM killed after {seconds:.0f} s"
     reached = reached or f"{MARK} init started" in text
     q = qlog.read_text(errors="replace").strip()
     if q:
@@ -351,9 +362,10 @@ def _boot(accel: str, kdir: Path, initrd: Path, results: Path, timeout: float,
 
 def run(job: str, timeout: float = 400, mem_mb: int = 2048, cpus: int = 2,
         keep: list[str] | None = None) -> Result:
-    """Boot the VM and run the shell script `job` (as root, chrooted in the
-    host's root filesystem seen through a tmpfs overlay). Everything it writes
-    under /results whose name is in `keep` comes back in Result.files."""
+    """Boot the VM and run the shell script `job` as root in the host's root
+    filesystem seen through a tmpfs overlay (tests/vm/init.sh). Everything it
+    writes under /results whose name is in `keep` comes back in Result.files.
+    The VM is killed after `timeout` seconds (rc is None then)."""
     kdir = kernel()
     initrd = initramfs(kdir)
     qemu_binary()
@@ -371,7 +383,9 @@ def run(job: str, timeout: float = 400, mem_mb: int = 2048, cpus: int = 2,
                 KVM_BOOT_S if accel == "kvm" and len(accels) > 1 else None)
             if reached or accel == accels[-1]:
                 break
-            notes.append(f"{accel} did not reach the init in {KVM_BOOT_S:.0f} s; retrying")
+            tail = console.strip()[-300:].replace("\n", " | ")
+            notes.append(f"{accel} did not reach the init in {seconds:.0f} s ({tail}); "
+                         "retrying under TCG")
             log(notes[-1])
         rcf = results / "rc"
         rc = int(rcf.read_text().strip()) if rcf.is_file() and rcf.read_text().strip() else None
