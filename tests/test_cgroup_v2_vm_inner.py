@@ -213,8 +213,6 @@ def test_memory_swap_unlimited(daemon, bb):
     assert (rd(d, "memory.max"), rd(d, "memory.swap.max")) == (str(32 * MiB), "max")
 
 
-@pytest.mark.xfail(reason="engine: -m without --memory-swap leaves swap unlimited; Docker "
-                          "defaults MemorySwap to twice Memory (swap.max = Memory)")
 def test_memory_swap_defaults_to_twice_memory(daemon, bb):
     cid = run_d(daemon, bb, ["sleep", "1000"], Memory=32 * MiB)
     d = container_cgroup(daemon, cid)
@@ -236,15 +234,11 @@ def test_memory_swap_max_is_enforced(daemon, bb):
     assert "48000000" not in logs(daemon, cid)
 
 
-@pytest.mark.xfail(reason="engine: HostConfig.CgroupParent is accepted but not used "
-                          "(containers/spec.py build() always uses the daemon's parent)")
 def test_cgroup_parent(daemon, bb):
     cid = run_d(daemon, bb, ["sleep", "1000"], CgroupParent="/mine")
     assert container_cgroup(daemon, cid).parent == CG / "mine"
 
 
-@pytest.mark.xfail(reason="engine: HostConfig.CgroupnsMode is accepted but not used; every "
-                          "container gets a private cgroup namespace")
 def test_cgroupns_host(daemon, bb):
     cid = run_d(daemon, bb, ["sleep", "1000"], CgroupnsMode="host")
     code, out = exec_out(daemon, cid, ["cat", "/proc/self/cgroup"])
@@ -447,9 +441,6 @@ def test_runc_driver_limits_exec_pause_oom_rm(daemon, bb):
     assert not (CG / "dockyard" / cid).exists()
 
 
-@pytest.mark.xfail(reason="engine: containers/oci.py _resources passes memory.swap to runc "
-                          "only where v1's memory.memsw.limit_in_bytes exists, so on pure v2 "
-                          "--memory-swap is dropped (memory.swap.max stays max)")
 def test_runc_driver_memory_swap(daemon, bb):
     cid = run_d(daemon, bb, ["sleep", "1000"], Runtime="runc", Memory=64 * MiB,
                 MemorySwap=96 * MiB)

@@ -121,6 +121,62 @@ def test_resources_and_user(daemon, bb):
     assert out == ["65534", "100", str(64 << 20), "50"]
 
 
+def test_cgroup_parent_cgroupns_and_default_swap(daemon, bb):
+    """--cgroup-parent places the container's cgroup, --cgroupns host keeps the
+    host's cgroup namespace, and -m alone gets as much swap as memory
+    (MemorySwap = 2 x Memory, as dockerd sets it)."""
+    from dockyard import _core
+
+    cid = daemon.docker("run", "-d", "--cgroup-parent", "/dy-test-parent", "-m", "32m", bb,
+                        "sleep", "60").stdout.decode().strip()
+    try:
+        hc = json.loads(daemon.docker("inspect", cid).stdout)[0]["HostConfig"]
+        assert (hc["Memory"], hc["MemorySwap"]) == (32 << 20, 64 << 20)
+        dirs = _core.cgroup_dirs(f"dy-test-parent/{cid}")
+        assert dirs and all(os.path.isdir(d) for d in dirs)
+        own = daemon.docker("exec", cid, "cat", "/proc/self/cgroup").stdout.decode()
+        assert f"/dy-test-parent/{cid}" not in own  # private namespace: rooted at its own
+    finally:
+        daemon.docker("rm", "-f", cid)
+    assert not any(os.path.isdir(d) for d in dirs)
+    for d in _core.cgroup_dirs("dy-test-parent"):
+        os.rmdir(d)
+    out = daemon.docker("run", "--rm", "--cgroupns", "host", bb, "cat",
+                        "/proc/self/cgroup").stdout.decode()
+    assert "/dockyard/" in out, out
+    r = daemon.client().request("POST", "/containers/create", body=json.dumps(
+        {"Image": bb, "Cmd": ["true"], "HostConfig": {"CgroupnsMode": "nested"}}).encode(),
+        headers={"Content-Type": "application/json"}, check=False)
+    assert (r.status, r.json()) == (400, {"message": "invalid cgroup namespace mode: nested"})
+    r.close()
+
+
+def test_attach_without_upgrade_is_a_raw_body(daemon, bb):
+    """A hijacked request without `Upgrade: tcp` gets 200 and the raw stream
+    up to the connection's end, not a body announced as chunked."""
+    import socket as _socket
+
+    cid = daemon.docker("create", bb, "echo", "raw").stdout.decode().strip()
+    try:
+        s = _socket.socket(_socket.AF_UNIX)
+        s.connect(daemon.host[len("unix://"):])
+        s.sendall(f"POST /v1.41/containers/{cid}/attach?stream=1&stdout=1 HTTP/1.1\r\n"
+                  "Host: docker\r\nContent-Length: 0\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(1)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert b"transfer-encoding" not in head.lower()
+        daemon.docker("start", cid)
+        body = b""
+        while chunk := s.recv(65536):
+            body += chunk
+        s.close()
+        assert body == b"\x01\x00\x00\x00\x00\x00\x00\x04raw\n"
+    finally:
+        daemon.docker("rm", "-f", cid)
+
+
 def test_docker_sdk(daemon, bb):
     docker = pytest.importorskip("docker")
     client = docker.DockerClient(base_url=daemon.host)

@@ -115,7 +115,8 @@ def _resources(res: dict[str, Any]) -> dict[str, Any]:
         mem["limit"] = int(res["memory"])
     # As the native driver: memory+swap only where the kernel accounts swap.
     if res.get("memory_swap") is not None and \
-            os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"):
+            (os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+             or os.path.exists("/sys/fs/cgroup/cgroup.controllers")):  # v2: memory.swap.max
         mem["swap"] = int(res["memory_swap"])
     if res.get("memory_reservation") is not None:
         mem["reservation"] = int(res["memory_reservation"])

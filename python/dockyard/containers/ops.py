@@ -38,7 +38,8 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 
 def cgroup_dirs(svc: "ContainerService", cid: str) -> list[str]:
     try:
-        return [d for d in _core.cgroup_dirs(f"{svc.cgroup_parent}/{cid}") if os.path.isdir(d)]
+        return [d for d in _core.cgroup_dirs(svc.cgroup_path(svc.get(cid)))
+                if os.path.isdir(d)]
     except Exception:  # noqa: BLE001 - no cgroup: nothing to read
         return []
 

@@ -186,6 +186,12 @@ class ContainerService:
         if not (cfg.get("Cmd") or cfg.get("Entrypoint")):
             raise InvalidParameter("No command specified")
         _validate_hostconfig(hostconfig)
+        mem = int(hostconfig.get("Memory") or 0)
+        if mem > 0 and not int(hostconfig.get("MemorySwap") or 0):
+            # dockerd: as much swap as memory, where swap can be limited at all.
+            from ..daemon.sysinfo import swap_limit_supported
+
+            hostconfig["MemorySwap"] = 2 * mem if swap_limit_supported() else -1
         # The driver that runs it is recorded, so a daemon started later with
         # another --exec-driver still manages it.
         hostconfig["Runtime"] = self._choose_runtime(hostconfig.get("Runtime"))
@@ -232,6 +238,12 @@ class ContainerService:
             oci.require_runc()
         return runtime
 
+    def cgroup_path(self, c: Container) -> str:
+        """`<parent>/<id>` in every hierarchy: the container's --cgroup-parent,
+        else the daemon's (cgroupfs driver, as dockerd)."""
+        parent = (c.hostconfig.get("CgroupParent") or self.cgroup_parent).strip("/")
+        return f"{parent}/{c.id}" if parent else c.id
+
     @staticmethod
     def runtime(c: Container) -> str:
         """The exec driver of container `c` (records from before drivers: native)."""
@@ -256,7 +268,7 @@ class ContainerService:
         start frame on the attach socket (attach-before-start, as `docker run`)."""
         rootfs = self._mount(c)
         try:
-            spec_json = specs.build(c, rootfs, self.container_dir(c.id), self.cgroup_parent,
+            spec_json = specs.build(c, rootfs, self.container_dir(c.id), self.cgroup_path(c),
                                     self.default_ulimits)
             sdir = self.state_dir(c.id)
             shutil.rmtree(sdir, ignore_errors=True)
@@ -369,7 +381,10 @@ class ContainerService:
         except NotFound:
             return None
         with self.lock(cid):
-            c = self.get(cid)
+            try:
+                c = self.get(cid)
+            except NotFound:  # auto-removed by a racing reconcile
+                return None
             if not (c.state.get("Running") or c.state.get("Prepared")):
                 return c
             # Liveness first: the shim writes exit.json and then exits, so once
@@ -512,7 +527,7 @@ class ContainerService:
             oci.delete(self.runc_root, c.id)
         rmtree(self.state_dir(c.id))
         try:
-            _core.remove_cgroup(f"{self.cgroup_parent}/{c.id}")
+            _core.remove_cgroup(self.cgroup_path(c))
         except Exception:  # noqa: BLE001 - the shim removes it; this is a backstop
             pass
 
@@ -667,5 +682,11 @@ def _validate_hostconfig(hc: dict[str, Any]) -> None:
         raise InvalidParameter(f"invalid restart policy '{pol}'")
     if hc.get("AutoRemove") and pol not in ("no", ""):
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+    mode = hc.get("CgroupnsMode") or ""
+    if mode not in ("", "host", "private"):
+        raise InvalidParameter(f"invalid cgroup namespace mode: {mode}")
+    parent = hc.get("CgroupParent") or ""
+    if any(p in (".", "..") for p in parent.split("/")):
+        raise InvalidParameter(f"invalid cgroup parent {parent!r}")
     if hc.get("NanoCpus") and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
         raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")

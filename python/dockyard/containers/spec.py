@@ -257,7 +257,7 @@ def seccomp_spec(value: str, caps: list[str]) -> str | dict[str, Any] | None:
         raise StartError(str(e), 125) from None
 
 
-def build(c: Container, rootfs: str, container_dir: Path, cgroup_parent: str,
+def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
           default_ulimits: list[dict[str, Any]] | None = None) -> str:
     """The runtime spec JSON for starting container `c` on `rootfs`."""
     cfg, hc = c.config, c.hostconfig
@@ -347,7 +347,9 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_parent: str,
         res["cpuset_mems"] = hc["CpusetMems"]
     if hc.get("PidsLimit"):
         res["pids_limit"] = int(hc["PidsLimit"])
-    spec["cgroup"] = {"path": f"{cgroup_parent}/{c.id}", "resources": res}
+    spec["cgroup"] = {"path": cgroup_path, "resources": res}
+    if hc.get("CgroupnsMode") == "host":
+        spec["namespaces"] = [n for n in spec["namespaces"] if n["type"] != "cgroup"]
     spec["init"] = bool(hc.get("Init"))
     if hc.get("OomScoreAdj"):
         spec["oom_score_adj"] = int(hc["OomScoreAdj"])

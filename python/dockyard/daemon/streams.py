@@ -95,6 +95,10 @@ async def hijack(request: web.Request) -> tuple[web.StreamResponse, asyncio.Tran
         resp.headers["Connection"] = "Upgrade"
         resp.headers["Upgrade"] = "tcp"
     resp.force_close()
+    # Raw bytes follow, delimited by the connection's end, as dockerd sends
+    # them: without this a 200 would announce a chunked body it never sends.
+    # (aiohttp's own WebSocketResponse clears the same flag.)
+    resp._length_check = False  # noqa: SLF001
     await resp.prepare(request)
     transport = request.transport
     assert transport is not None
