@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -47,3 +49,34 @@ def save(name: str, data: dict) -> None:
     data["when"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     data["host"] = os.uname().nodename
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2))
+
+
+def fresh_fs(prefix: str, size: int = 8 << 30) -> Path:
+    """A new directory for one engine's roots, on an ext4 of its own (a loop
+    file, inode tables initialized up front) where mkfs.ext4 exists. On a
+    long-used disk a directory made in a fresh block group costs 0.4 ms
+    against 0.03 ms in a used one, and which one a run lands in is luck: that
+    would swamp the engines' own work. Undo with `drop_fs`."""
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    if shutil.which("mkfs.ext4"):
+        img = base.with_suffix(".img")
+        with open(img, "wb") as f:
+            f.truncate(size)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0",
+                        str(img)], check=True)
+        subprocess.run(["mount", "-o", "loop", str(img), str(base)], check=True)
+    return base
+
+
+def drop_fs(base: Path) -> None:
+    """Unmount whatever is left below `base`, then `base` itself, and delete it."""
+    with open("/proc/self/mounts") as f:
+        mounts = [line.split()[1] for line in f]
+    for mp in reversed(mounts):
+        if mp.startswith(str(base) + "/"):
+            subprocess.run(["umount", "-l", mp], check=False)
+    img = base.with_suffix(".img")
+    if img.exists():
+        subprocess.run(["umount", str(base)], check=False)
+        img.unlink(missing_ok=True)
+    shutil.rmtree(base, ignore_errors=True)

@@ -14,13 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import median, save, table, timeit
+from common import drop_fs, fresh_fs, median, save, table, timeit
 
 N_MANY = int(os.environ.get("BENCH_MANY", "200"))
-# Both engines' roots go where their defaults are, /var/lib: on this machine's
-# disk a directory made under /var/tmp costs 0.4 ms against 0.03 ms there, and
-# container start makes a dozen.
-ROOTS = os.environ.get("BENCH_DIR", "/var/lib")
+
 
 
 def busybox_tar(work: Path) -> Path:
@@ -43,7 +40,7 @@ def busybox_tar(work: Path) -> Path:
 class Engine:
     def __init__(self, kind: str, work: Path, extra: tuple[str, ...] = ()) -> None:
         self.kind = kind
-        self.base = Path(tempfile.mkdtemp(prefix=f"dy-bench-{kind}-", dir=ROOTS))
+        self.base = fresh_fs(f"dy-bench-{kind}-")
         self.sock = self.base / "s.sock"
         self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}",
                         DOCKYARD_HOST=f"unix://{self.sock}", DOCKYARD_NO_AUTOSTART="1",
@@ -97,11 +94,7 @@ class Engine:
             os.killpg(self.proc.pid, signal.SIGKILL)
         subprocess.run(["pkill", "-f", f"containerd.*{self.base}"], check=False)
         subprocess.run(["pkill", "-9", "-f", f"dockyard-shim.*{self.base}"], check=False)
-        for line in reversed(open("/proc/self/mounts").read().splitlines()):
-            mp = line.split()[1]
-            if mp.startswith(str(self.base)):
-                subprocess.run(["umount", "-l", mp], check=False)
-        shutil.rmtree(self.base, ignore_errors=True)
+        drop_fs(self.base)
 
 
 def many(e: Engine, n: int) -> dict[str, float]:
@@ -178,7 +171,7 @@ def main() -> None:
     results["runc_alone"] = runc_alone(work, runs)
     from dockyard import Engine as PyEngine
 
-    base = Path(tempfile.mkdtemp(prefix="dy-bench-api-", dir=ROOTS))
+    base = fresh_fs("dy-bench-api-")
     eng = PyEngine(base / "root", "overlay", exec_root=base / "exec")
     try:
         eng.import_image(str(busybox_tar(work)), repo="busybox")
@@ -193,7 +186,7 @@ def main() -> None:
         results["python_api"] = median(timeit(api_run, runs, 2))
     finally:
         eng.close()
-        shutil.rmtree(base, ignore_errors=True)
+        drop_fs(base)
     if shutil.which("dockerd"):
         ref = Engine("dockerd", work)
         try:

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import median, save
+from common import drop_fs, fresh_fs, median, save
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -194,18 +194,7 @@ class Engine:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self.base = Path(tempfile.mkdtemp(prefix=f"dy-bench-pull-{kind}-", dir="/var/tmp"))
-        self.img: Path | None = None
-        if shutil.which("mkfs.ext4"):
-            # Each engine gets a new ext4 of its own: on a long-used disk, creating
-            # symlinks and directories in fresh block groups costs ~0.4 ms each
-            # (bitmaps read synchronously), which swamps the engines' own work.
-            self.img = self.base.with_suffix(".img")
-            with open(self.img, "wb") as f:
-                f.truncate(8 << 30)
-            subprocess.run(["mkfs.ext4", "-q", "-F", "-E",
-                            "lazy_itable_init=0,lazy_journal_init=0", str(self.img)], check=True)
-            subprocess.run(["mount", "-o", "loop", str(self.img), str(self.base)], check=True)
+        self.base = fresh_fs(f"dy-bench-pull-{kind}-")
         self.sock = self.base / "s.sock"
         self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}",
                         DOCKYARD_HOST=f"unix://{self.sock}", DOCKYARD_NO_AUTOSTART="1",
@@ -256,15 +245,7 @@ class Engine:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        with open("/proc/self/mounts") as f:
-            mounts = [line.split()[1] for line in f]
-        for mp in reversed(mounts):
-            if mp.startswith(str(self.base) + "/"):
-                subprocess.run(["umount", "-l", mp], check=False)
-        if self.img is not None:
-            subprocess.run(["umount", str(self.base)], check=False)
-            self.img.unlink(missing_ok=True)
-        shutil.rmtree(self.base, ignore_errors=True)
+        drop_fs(self.base)
 
 
 def on_engine(kind: str, labels: list[str], body: Callable[[Engine], Result]) -> Result:

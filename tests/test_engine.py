@@ -169,9 +169,13 @@ def test_containers_start_on_shims_made_ahead(tmp_path, busybox_tar):
         idle = _until(lambda: _idle_shims(exec_root))
         assert len(idle) == 1
         x = c.create({"Image": "busybox", "Cmd": ["sleep", "30"]}, {})
+        assert os.getpriority(os.PRIO_PROCESS, idle[0]) == 10  # made at nice 10
         c.start(x.id)
         shim = c.get(x.id).state["ShimPid"]
         assert shim == idle[0]
+        # ... and back at 0 once it took the request, with the container
+        assert os.getpriority(os.PRIO_PROCESS, shim) == 0
+        assert os.getpriority(os.PRIO_PROCESS, c.get(x.id).state["Pid"]) == 0
         cmdline = open(f"/proc/{shim}/cmdline", "rb").read()
         assert f"run\0--id\0{x.id}\0".encode() in cmdline
         c.remove(x.id, force=True)

@@ -82,6 +82,10 @@ pub fn refill(shim: &str, key: &str) {
         if POOL.lock().map(|p| p.as_ref().is_some_and(|m| m.contains_key(&k))).unwrap_or(true) {
             return;
         }
+        // At nice 10 (this thread only; the spawned shim inherits it and goes
+        // back to 0 when it takes a request): on two cores, making the next
+        // shim must not slow the container starting or exiting now.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
         if let Ok(idle) = start(&k.0, &k.1) {
             if let Ok(mut p) = POOL.lock() {
                 // A racing refill may have won: then this one is dropped and exits.
