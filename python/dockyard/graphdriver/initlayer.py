@@ -170,16 +170,17 @@ def create_container_layers(driver: GraphDriver, id: str, image_top: str | None,
     read-write layer `<id>` on top. Returns the init layer id. On failure
     nothing is left behind."""
     iid = init_id(id)
-    if isinstance(driver, OverlayDriver):
-        # The layer is an upper dir over the image: an entry there hides
-        # whatever non-directory the image has at that path, just as unlinking
-        # it in a mount would. So its contents are the same for every image:
-        # made once, shared, and no mount per container.
+    # On overlay the layer is an upper dir over the image: an entry there
+    # hides whatever non-directory the image has at that path, just as
+    # unlinking it in a mount would. So its contents are the same for every
+    # image: made once, shared, and no mount per container.
+    shared = isinstance(driver, OverlayDriver)
+    if shared:
         driver.create_shared(iid, image_top, init_template(driver.home, uid, gid))
     else:
         driver.create_read_write(iid, image_top, mount_label)
     try:
-        if not isinstance(driver, OverlayDriver):
+        if not shared:
             root = driver.get(iid, mount_label)
             try:
                 setup(root, uid, gid)

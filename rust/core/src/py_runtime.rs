@@ -90,7 +90,8 @@ fn spawn_shim<'py>(
         Some(s) => s,
         None => shim_path(py)?,
     };
-    let line = py.detach(|| -> std::io::Result<String> {
+    // The shim's report line, and its stderr (the usual start only).
+    let report = py.detach(|| -> std::io::Result<(String, String)> {
         std::fs::create_dir_all(&state_dir)?;
         let spec_file = state_dir.join("spec.json");
         std::fs::write(&spec_file, spec_json.as_bytes())?;
@@ -120,7 +121,7 @@ fn spawn_shim<'py>(
         let pool_key = state_dir.parent().filter(|_| exec_pid.is_none()).map(|p| p.to_string_lossy().into_owned());
         if let Some(key) = &pool_key {
             if let Some(line) = shim_pool::run(&shim, key, &argv) {
-                return Ok(line);
+                return Ok((line, String::new()));
             }
         }
         let out = Command::new(&shim).args(&argv).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).output()?;
@@ -128,12 +129,11 @@ fn spawn_shim<'py>(
             shim_pool::refill(&shim, key);
         }
         let text = String::from_utf8_lossy(&out.stdout);
-        Ok(text.lines().last().unwrap_or("").trim().to_string() + "\n" + String::from_utf8_lossy(&out.stderr).trim())
+        Ok((text.lines().last().unwrap_or("").to_string(), String::from_utf8_lossy(&out.stderr).into_owned()))
     });
-    let out = line.map_err(|e| PyOSError::new_err(format!("start dockyard-shim ({shim}): {e}")))?;
-    let (line, stderr) = out.split_once('\n').unwrap_or((&out, ""));
-    let v: serde_json::Value = serde_json::from_str(line).map_err(|_| {
-        start_error(py, &format!("dockyard-shim failed: {}{}", line.trim(), stderr), 128)
+    let (line, stderr) = report.map_err(|e| PyOSError::new_err(format!("start dockyard-shim ({shim}): {e}")))?;
+    let v: serde_json::Value = serde_json::from_str(line.trim()).map_err(|_| {
+        start_error(py, &format!("dockyard-shim failed: {}{}", line.trim(), stderr.trim()), 128)
     })?;
     if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
         let code = v.get("exit_code").and_then(|c| c.as_i64()).unwrap_or(128) as i32;

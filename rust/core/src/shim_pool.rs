@@ -72,7 +72,7 @@ pub fn run(shim: &str, key: &str, argv: &[String]) -> Option<String> {
     // compete with this container's start.
     refill(shim, key);
     let line = String::from_utf8_lossy(&out).trim().to_string();
-    Some(if line.is_empty() { r#"{"error":"shim died during start-up","exit_code":125}"#.to_string() } else { line } + "\n")
+    Some(if line.is_empty() { r#"{"error":"shim died during start-up","exit_code":125}"#.to_string() } else { line })
 }
 
 /// Start an idle shim for (`shim`, `key`) in the background unless one is there.
@@ -95,11 +95,12 @@ pub fn refill(shim: &str, key: &str) {
     });
 }
 
-/// Let go of the idle shims whose key starts with `prefix` (they exit).
-pub fn clear(prefix: &str) {
+/// Let go of the idle shims for state dirs under the directory `root` (they exit).
+pub fn clear(root: &str) {
     if let Ok(mut p) = POOL.lock() {
         if let Some(m) = p.as_mut() {
-            m.retain(|(_, key), _| !key.starts_with(prefix));
+            // Component-wise: /x/exec is not under /x/ex.
+            m.retain(|(_, key), _| !std::path::Path::new(key).starts_with(root));
         }
     }
 }

@@ -206,18 +206,15 @@ fn idle() -> ! {
         std::process::exit(1);
     }
     let rep = unsafe { OwnedFd::from_raw_fd(rep) };
-    let argv: Vec<String> = match serde_json::from_slice(&line) {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = sys::write_all(rep.as_raw_fd(), format!("{}\n", serde_json::json!({"error": format!("bad request: {e}"), "exit_code": 125})).as_bytes());
-            std::process::exit(1);
-        }
+    let refuse = |msg: String| -> ! {
+        let _ = sys::write_all(rep.as_raw_fd(), format!("{}\n", serde_json::json!({"error": msg, "exit_code": 125})).as_bytes());
+        std::process::exit(1)
     };
+    let argv: Vec<String> = serde_json::from_slice(&line).unwrap_or_else(|e| refuse(format!("bad request: {e}")));
     let args = parse_args(argv.clone());
     set_cmdline(&argv);
     if let Err(e) = std::fs::create_dir_all(&args.state_dir) {
-        let _ = sys::write_all(rep.as_raw_fd(), format!("{}\n", serde_json::json!({"error": format!("state dir {}: {e}", args.state_dir.display()), "exit_code": 125})).as_bytes());
-        std::process::exit(1);
+        refuse(format!("state dir {}: {e}", args.state_dir.display()));
     }
     supervise(&args, rep)
 }
@@ -225,15 +222,11 @@ fn idle() -> ! {
 /// Show the request's argv in /proc/PID/cmdline (ps, pkill -f), written over
 /// the idle argv's padding; left as it is when it doesn't fit.
 fn set_cmdline(argv: &[String]) {
-    let (mut start, mut end) = (0usize, 0usize);
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
     // Fields after the command's closing parenthesis; arg_start and arg_end are fields 48 and 49.
     let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return };
-    let f: Vec<&str> = rest.split(' ').collect();
-    if let (Some(a), Some(b)) = (f.get(45), f.get(46)) {
-        start = a.parse().unwrap_or(0);
-        end = b.parse().unwrap_or(0);
-    }
+    let f: Vec<usize> = rest.split(' ').skip(45).take(2).map(|x| x.parse().unwrap_or(0)).collect();
+    let (start, end) = (f.first().copied().unwrap_or(0), f.get(1).copied().unwrap_or(0));
     let prog = std::env::args().next().unwrap_or_default();
     let mut text = prog.into_bytes();
     text.push(0);
