@@ -44,6 +44,7 @@ def _job() -> str:
         "LANG": "C.UTF-8",
         "DOCKYARD_VM_INNER": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
+        "TMPDIR": "/vmscratch",
         # Plugins installed for other tests (hypothesis, schemathesis, anyio)
         # cost ~30 s of imports under TCG: load only pytest-timeout.
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
@@ -54,7 +55,7 @@ def _job() -> str:
     pytest_cmd = shlex.join([
         sys.executable, "-m", "pytest", "-p", "pytest_timeout", "-p", "no:cacheprovider",
         "-q", "-rA", "--durations=8",
-        "-o", "timeout=150", "--basetemp=/tmp/inner", "--junitxml=/results/junit.xml", INNER])
+        "-o", "timeout=150", "--basetemp=/vmscratch/inner", "--junitxml=/results/junit.xml", INNER])
     return (f"{exports}cd {shlex.quote(str(REPO))}\n"
             "echo \"kernel $(uname -r); cgroup mounts: $(grep -c cgroup /proc/self/mountinfo)\"\n"
             f"{pytest_cmd}\n")

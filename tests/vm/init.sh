@@ -47,7 +47,9 @@ mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts $R/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs $R/dev/shm
 # Writable scratch that is a real tmpfs (an overlay upper dir can't live on
 # an overlay): the tests' --basetemp, daemon roots and exec roots go here.
-mount -t tmpfs -o mode=1777 tmpfs $R/tmp
+# Not over /tmp: the checkout or the Python running the tests may live there.
+mkdir -p $R/vmscratch
+mount -t tmpfs -o mode=1777 tmpfs $R/vmscratch
 mount -t tmpfs -o mode=755 tmpfs $R/run
 mkdir -p $R/var/lib/dockyard
 mount -t tmpfs -o mode=711 tmpfs $R/var/lib/dockyard

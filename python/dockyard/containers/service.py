@@ -123,6 +123,9 @@ class ContainerService:
         # Containers whose layers this process has mounted (driver refcounts
         # are per process; a restarted daemon re-takes them in `recover`).
         self._mounted: set[str] = set()
+        # Exit codes of the latest containers removed, for the waiters of a
+        # removal (wait?condition=removed) that learn of it after the fact.
+        self.last_exit_codes: dict[str, int] = {}
 
     # --- records -------------------------------------------------------------
     def _emit(self, c: Container, action: str, **extra: str) -> None:
@@ -516,6 +519,10 @@ class ContainerService:
             self._remove_files(c)
 
     def _remove_files(self, c: Container) -> None:
+        with self._locks_guard:
+            self.last_exit_codes[c.id] = int(c.state.get("ExitCode") or 0)
+            while len(self.last_exit_codes) > 1000:
+                del self.last_exit_codes[next(iter(self.last_exit_codes))]
         self._unmount(c.id)
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM containers WHERE id=?", (c.id,))

@@ -280,11 +280,17 @@ def rmtree(path: Path | str) -> None:
     _removals().put(doomed)
 
 
-_queue: "queue.Queue[Path] | None" = None
+_queue: "queue.Queue[Path | Callable[[], None]] | None" = None
 _queue_lock = threading.Lock()
 
 
-def _removals() -> "queue.Queue[Path]":
+def later(fn: "Callable[[], None]") -> None:
+    """Run `fn` on the background remover, in order with the trees queued
+    around it (`drain_removals()` waits for it too)."""
+    _removals().put(fn)
+
+
+def _removals() -> "queue.Queue[Path | Callable[[], None]]":
     global _queue
     with _queue_lock:
         if _queue is None:
@@ -294,11 +300,16 @@ def _removals() -> "queue.Queue[Path]":
         return _queue
 
 
-def _remover(q: "queue.Queue[Path]") -> None:
+def _remover(q: "queue.Queue[Path | Callable[[], None]]") -> None:
     while True:
         p = q.get()
         try:
-            shutil.rmtree(p, ignore_errors=True)
+            if callable(p):
+                p()
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+        except Exception:  # noqa: BLE001 - background work: nobody to tell
+            pass
         finally:
             q.task_done()
 

@@ -27,7 +27,7 @@ from .. import _core
 from ..errors import MountError, StorageDriverError
 from . import changes as _changes
 from . import mounts
-from .base import GraphDriver, backing_fs, check_id, rmtree
+from .base import GraphDriver, backing_fs, check_id, drain_removals, later, rmtree
 
 LINK_DIR = "l"
 ID_LEN = 26
@@ -95,6 +95,9 @@ class OverlayDriver(GraphDriver):
         self._opts = ",".join(o for o in (_mount_options(), extra) if o)
         self._native_diff: bool | None = None
         self._fs = backing_fs(self.home)
+        # Detached mounts whose last reference the background remover drops.
+        self._detached: dict[str, int] = {}
+        self._detached_lock = threading.Lock()
 
     # --- paths ---------------------------------------------------------------
     def _dir(self, id: str) -> Path:
@@ -199,6 +202,7 @@ class OverlayDriver(GraphDriver):
         merged = d / "merged"
         if not first:
             return str(merged)
+        self._settle(id)  # an earlier mount of it still flushing
         if not merged.is_dir():  # a layer made by create_shared
             (d / "work").mkdir(mode=0o700, exist_ok=True)
             merged.mkdir(mode=0o700)
@@ -214,17 +218,35 @@ class OverlayDriver(GraphDriver):
         return str(merged)
 
     def _unmount(self, id: str) -> None:
+        """Detach the mount at once and let the background remover drop the
+        last reference: unmounting a read-write overlay syncs its upper
+        filesystem (a journal commit: 1 ms on this disk, 6 ms on a loop
+        device), which `docker rm` and `--rm` need not wait for. A mount of
+        the same layer waits for it first (`_settle`)."""
         merged = self._dir(id) / "merged"
         if not self._lower(id):
             return
         try:
-            _core.unmount(str(merged))
-        except MountError as e:
-            if "not a mount point" in str(e):
-                return
+            hold = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
             _core.unmount(str(merged), detach=True)
-        except FileNotFoundError:
-            pass
+        except MountError:  # not a mount point
+            os.close(hold)
+            return
+        self._detached[id] = hold
+        later(lambda: self._settle(id, hold))
+
+    def _settle(self, id: str, fd: int | None = None) -> None:
+        """Drop the held reference of `id`'s detached mount (the one `fd`
+        names, if given): the overlay's flush runs here."""
+        with self._detached_lock:
+            held = self._detached.get(id)
+            if held is None or (fd is not None and held != fd):
+                return
+            del self._detached[id]
+        os.close(held)
 
     def _unmount_all(self, id: str) -> None:
         merged = self._dir(id) / "merged"
@@ -245,6 +267,7 @@ class OverlayDriver(GraphDriver):
                         _core.unmount(m, detach=True)
                     except (MountError, OSError):
                         pass
+        drain_removals()
 
     # --- diff -------------------------------------------------------------------
     def native_diff(self) -> bool:

@@ -82,9 +82,9 @@ class Monitor:
     async def _exited(self, cid: str) -> None:
         try:
             c = await blocking(self.svc.reconcile, cid)
-        except NotFound:  # removed meanwhile (docker run --rm)
+        except NotFound:
             c = None
-        if c is None:
+        if c is None:  # removed meanwhile (a racing --rm reconcile, a DELETE)
             self._wake(cid, None, removed=True)
             return
         if c.state.get("Running"):
@@ -107,14 +107,11 @@ class Monitor:
             if cond == "removed" and not removed:
                 keep.append((cond, fut))
                 continue
-            code = c.state.get("ExitCode", 0) if c is not None else self._last_code.get(cid, 0)
+            code = (c.state.get("ExitCode", 0) if c is not None
+                    else self.svc.last_exit_codes.get(cid, 0))
             fut.set_result({"StatusCode": code, "Error": None})
         if keep:
             self.waiters[cid] = keep
-        if c is not None:
-            self._last_code[cid] = c.state.get("ExitCode", 0)
-
-    _last_code: dict[str, int] = {}
 
     def removed(self, cid: str) -> None:
         fd = self.watching.pop(cid, None)
