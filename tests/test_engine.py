@@ -174,8 +174,19 @@ def test_containers_start_on_shims_made_ahead(tmp_path, busybox_tar):
         shim = c.get(x.id).state["ShimPid"]
         assert shim == idle[0]
         # ... and back at 0 once it took the request, with the container
+        pid = c.get(x.id).state["Pid"]
         assert os.getpriority(os.PRIO_PROCESS, shim) == 0
-        assert os.getpriority(os.PRIO_PROCESS, c.get(x.id).state["Pid"]) == 0
+        assert os.getpriority(os.PRIO_PROCESS, pid) == 0
+        # The network namespace the idle shim made is the container's own.
+        net = os.readlink(f"/proc/{pid}/ns/net")
+        assert net == os.readlink(f"/proc/{shim}/ns/net") != os.readlink("/proc/self/ns/net")
+        flags = open(f"/proc/{pid}/root/sys/class/net/lo/flags").read()
+        assert int(flags, 16) & 1  # IFF_UP
+        y = c.create({"Image": "busybox", "Cmd": ["sleep", "30"]}, {})
+        c.start(y.id)
+        assert os.readlink(f"/proc/{c.get(y.id).state['Pid']}/ns/net") not in (net, os.readlink(
+            "/proc/self/ns/net"))
+        c.remove(y.id, force=True)
         cmdline = open(f"/proc/{shim}/cmdline", "rb").read()
         assert f"run\0--id\0{x.id}\0".encode() in cmdline
         c.remove(x.id, force=True)

@@ -18,5 +18,5 @@ pub mod spec;
 pub mod sys;
 
 pub use error::{strerror, Error, Result};
-pub use spawn::{exec_in, init_reaper, lookup, spawn, Options, Process, Stdio};
+pub use spawn::{exec_in, init_reaper, lookup, prepare_network, spawn, Options, Process, Stdio};
 pub use spec::Spec;

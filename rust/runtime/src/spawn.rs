@@ -33,6 +33,24 @@ pub struct Options {
     pub stdio: Stdio,
     /// Park the process just before execve until [`Process::start`].
     pub wait_start: bool,
+    /// The caller already stands in a new network namespace made for this
+    /// container, loopback up ([`prepare_network`]): the container inherits
+    /// it instead of cloning one (half a millisecond).
+    pub net_ready: bool,
+}
+
+/// Move the calling process into a new network namespace with loopback up,
+/// for the next container it spawns with `net_ready` (a shim does this while
+/// idle). Returns the namespace it left, to go back to when the container
+/// turns out not to want a new one.
+pub fn prepare_network() -> Result<OwnedFd> {
+    let host = sys::open(c"/proc/self/ns/net", libc::O_RDONLY, 0)?;
+    sys::check(unsafe { libc::unshare(libc::CLONE_NEWNET) }, || "unshare network namespace".into())?;
+    if let Err(e) = loopback_up() {
+        unsafe { libc::setns(host.as_raw_fd(), libc::CLONE_NEWNET) };
+        return Err(e);
+    }
+    Ok(host)
 }
 
 /// A spawned (or created, with `wait_start`) container process.
@@ -294,6 +312,7 @@ fn spawn_inner(spec: &Spec, opts: Options, prep: &Prepared, cgroup_dir: Option<R
         let f = ns::flag(&n.kind);
         match &n.path {
             Some(p) => joins.push((f, sys::open(&sys::cpath(p)?, libc::O_RDONLY, 0)?)),
+            None if f == libc::CLONE_NEWNET && opts.net_ready => {}
             None if f != libc::CLONE_NEWCGROUP => flags |= f,
             None => {}
         }
@@ -316,7 +335,7 @@ fn spawn_inner(spec: &Spec, opts: Options, prep: &Prepared, cgroup_dir: Option<R
             gate_r: gate.as_ref().map(|(r, _)| r.as_raw_fd()),
             console: console.as_ref().map(|(_, c)| c.as_raw_fd()),
         };
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init_child(spec, prep, &fds, &joins, cgroup_dir.is_some())));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init_child(spec, prep, &fds, &joins, cgroup_dir.is_some(), opts.net_ready)));
         let e = match r {
             Ok(Err(e)) => e,
             Ok(Ok(())) => Error::Invalid("init returned".into()),
@@ -404,7 +423,7 @@ fn stdio_dup(io: &Stdio) -> Result<()> {
     Ok(())
 }
 
-fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[(libc::c_int, OwnedFd)], born_in_cgroup: bool) -> Result<()> {
+fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[(libc::c_int, OwnedFd)], born_in_cgroup: bool, net_ready: bool) -> Result<()> {
     reset_signals();
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
     // cgroup first, then its namespace (so the container's cgroup is the ns root).
@@ -421,7 +440,7 @@ fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[(libc::c_in
     if spec.namespaces.iter().any(|n| n.kind == "cgroup" && n.path.is_none()) {
         sys::check(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) }, || "unshare cgroup namespace".into())?;
     }
-    if spec.namespaces.iter().any(|n| ns::flag(&n.kind) == libc::CLONE_NEWNET && n.path.is_none()) {
+    if !net_ready && spec.namespaces.iter().any(|n| ns::flag(&n.kind) == libc::CLONE_NEWNET && n.path.is_none()) {
         loopback_up()?;
     }
     if let Some(adj) = spec.oom_score_adj {

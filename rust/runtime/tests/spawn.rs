@@ -32,7 +32,7 @@ fn run(spec: &Spec) -> Result<(i32, String), dockyard_runtime::Error> {
     let null = std::fs::File::open("/dev/null").unwrap();
     let p = spawn(
         spec,
-        Options { stdio: Stdio { stdin: null.as_raw_fd(), stdout: w.as_raw_fd(), stderr: w.as_raw_fd() }, wait_start: false },
+        Options { stdio: Stdio { stdin: null.as_raw_fd(), stdout: w.as_raw_fd(), stderr: w.as_raw_fd() }, wait_start: false, net_ready: false },
     )?;
     drop(w);
     let out = dockyard_runtime::sys::read_to_end(r.as_raw_fd()).unwrap();

@@ -172,7 +172,7 @@ fn main() {
     }
     drop(rep_r);
     unsafe { libc::setsid() };
-    supervise(&args, rep_w)
+    supervise(&args, rep_w, None)
 }
 
 /// `dockyard-shim idle --exec-root DIR PADDING`: a shim started ahead of need
@@ -187,6 +187,8 @@ fn idle() -> ! {
         std::process::exit(if pid < 0 { 1 } else { 0 });
     }
     unsafe { libc::setsid() };
+    // The next container's network namespace, made while nobody waits.
+    let host_net = rt::prepare_network().ok();
     let mut line = Vec::new();
     let mut b = [0u8; 4096];
     while !line.contains(&b'\n') {
@@ -216,7 +218,7 @@ fn idle() -> ! {
     if let Err(e) = std::fs::create_dir_all(&args.state_dir) {
         refuse(format!("state dir {}: {e}", args.state_dir.display()));
     }
-    supervise(&args, rep)
+    supervise(&args, rep, host_net)
 }
 
 /// Show the request's argv in /proc/PID/cmdline (ps, pkill -f), written over
@@ -244,10 +246,10 @@ fn set_cmdline(argv: &[String]) {
 
 /// The daemonized shim: chdir to the state dir, stdio to /dev/null, start the
 /// process and serve it until it exits.
-fn supervise(args: &Args, report: OwnedFd) -> ! {
+fn supervise(args: &Args, report: OwnedFd, host_net: Option<OwnedFd>) -> ! {
     let _ = std::env::set_current_dir(&args.state_dir);
     redirect_stdio(args);
-    let code = match Shim::start(args, report) {
+    let code = match Shim::start(args, report, host_net) {
         Ok(mut shim) => {
             shim.run();
             0
@@ -424,7 +426,9 @@ pub(crate) fn listen(path: &str) -> std::io::Result<OwnedFd> {
 }
 
 impl Shim {
-    fn start(args: &Args, report: OwnedFd) -> Result<Shim, ()> {
+    /// `host_net`: the shim stands in a network namespace made for the
+    /// container (an idle shim's); this is the one it left.
+    fn start(args: &Args, report: OwnedFd, host_net: Option<OwnedFd>) -> Result<Shim, ()> {
         let rep = report.as_raw_fd();
         let fail = |msg: String, code: i32| {
             let line = serde_json::json!({"error": msg, "exit_code": code}).to_string() + "\n";
@@ -494,7 +498,19 @@ impl Shim {
             err_r = Some(er);
             s
         };
-        let opts = Options { stdio, wait_start: args.wait_start };
+        // A prepared namespace serves a native container that wants a new
+        // one; otherwise (host or another container's network, runc, exec)
+        // the shim goes back to where it came from.
+        let wants_new = spec.namespaces.iter().any(|n| n.kind == "network" && n.path.is_none());
+        let net_ready = host_net.is_some() && wants_new && args.runtime == "native" && args.mode == "run";
+        if let (Some(fd), false) = (&host_net, net_ready) {
+            if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+                fail(format!("rejoin the host network namespace: {}", std::io::Error::last_os_error()), 125);
+                return Err(());
+            }
+        }
+        drop(host_net);
+        let opts = Options { stdio, wait_start: args.wait_start, net_ready };
         let started_at = now_str();
         let res = if args.runtime == "runc" {
             start_runc(args, &spec, stdio)
