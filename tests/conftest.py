@@ -169,6 +169,22 @@ def any_daemon(tmp_path_factory, request):
     yield from _daemon(tmp_path_factory, request.param)
 
 
+@pytest.fixture(scope="module")
+def bb(daemon, busybox_tar):
+    """The module daemon's busybox image (made from busybox-static)."""
+    daemon.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    return "busybox"
+
+
+@pytest.fixture
+def no_leftover_containers(daemon):
+    """Remove every container of the module daemon after the test."""
+    yield
+    for c in daemon.client().get_json("/containers/json", {"all": 1}):
+        daemon.client().request("DELETE", f"/containers/{c['Id']}", {"force": 1},
+                                check=False).close()
+
+
 class RefDockerd:
     """A real dockerd on a private socket and data root, for side-by-side tests."""
 

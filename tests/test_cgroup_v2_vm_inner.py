@@ -27,18 +27,7 @@ CG = Path("/sys/fs/cgroup")
 MiB = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def bb(daemon, busybox_tar):
-    daemon.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
-    return "busybox"
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_containers(daemon):
-    yield
-    for c in daemon.client().get_json("/containers/json", {"all": 1}):
-        daemon.client().request("DELETE", f"/containers/{c['Id']}", {"force": 1},
-                                check=False).close()
+pytestmark = pytest.mark.usefixtures("no_leftover_containers")  # conftest.py
 
 
 # --- helpers ----------------------------------------------------------------------

@@ -14,19 +14,7 @@ import pytest
 from conftest import Daemon, mounts_under, unmount_all
 
 
-@pytest.fixture(scope="module")
-def bb(daemon, busybox_tar):
-    daemon.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
-    return "busybox"
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_containers(daemon):
-    yield
-    ids = daemon.client().get_json("/containers/json", {"all": 1})
-    for c in ids:
-        daemon.client().request("DELETE", f"/containers/{c['Id']}", {"force": 1},
-                                check=False).close()
+pytestmark = pytest.mark.usefixtures("no_leftover_containers")  # conftest.py
 
 
 def test_docker_run_output_and_exit_codes(daemon, bb):
