@@ -18,7 +18,7 @@ from conftest import Daemon, make_tar, mounts_under, unmount_all
 def engine(tmp_path, request):
     from dockyard import Engine
 
-    eng = Engine(tmp_path / "root", request.param)
+    eng = Engine(tmp_path / "root", request.param, exec_root=tmp_path / "exec")
     try:
         yield eng
     finally:
