@@ -80,3 +80,9 @@ def drop_fs(base: Path) -> None:
         subprocess.run(["umount", str(base)], check=False)
         img.unlink(missing_ok=True)
     shutil.rmtree(base, ignore_errors=True)
+
+
+def engine_env(sock: Path, base: Path) -> dict[str, str]:
+    """The environment that points the docker CLI and ours at one engine's socket."""
+    return dict(os.environ, DOCKER_HOST=f"unix://{sock}", DOCKYARD_HOST=f"unix://{sock}",
+                DOCKYARD_NO_AUTOSTART="1", DOCKER_CONFIG=str(base / "cfg"))

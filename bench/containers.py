@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import drop_fs, fresh_fs, median, save, table, timeit
+from common import drop_fs, engine_env, fresh_fs, median, save, table, timeit
 
 N_MANY = int(os.environ.get("BENCH_MANY", "200"))
 
@@ -42,9 +42,7 @@ class Engine:
         self.kind = kind
         self.base = fresh_fs(f"dy-bench-{kind}-")
         self.sock = self.base / "s.sock"
-        self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}",
-                        DOCKYARD_HOST=f"unix://{self.sock}", DOCKYARD_NO_AUTOSTART="1",
-                        DOCKER_CONFIG=str(self.base / "cfg"))
+        self.env = engine_env(self.sock, self.base)
         if kind == "dockyard":
             cmd = [sys.executable, "-m", "dockyard", "daemon", "-H", f"unix://{self.sock}",
                    "-g", str(self.base / "root"), "-p", str(self.base / "pid"),

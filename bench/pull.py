@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import drop_fs, fresh_fs, median, save
+from common import drop_fs, engine_env, fresh_fs, median, save
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -196,9 +196,7 @@ class Engine:
         self.kind = kind
         self.base = fresh_fs(f"dy-bench-pull-{kind}-")
         self.sock = self.base / "s.sock"
-        self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}",
-                        DOCKYARD_HOST=f"unix://{self.sock}", DOCKYARD_NO_AUTOSTART="1",
-                        DOCKER_CONFIG=str(self.base / "cfg"))
+        self.env = engine_env(self.sock, self.base)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:

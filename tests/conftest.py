@@ -38,6 +38,14 @@ def unmount_all(path: str | Path) -> None:
         subprocess.run(["umount", "-l", mp], check=False)
 
 
+def assert_no_mounts_left(path: str | Path) -> None:
+    """Fail if anything is still mounted below `path`, after unmounting it
+    (so a failing test still leaves the host clean)."""
+    leaked = mounts_under(path)
+    unmount_all(path)
+    assert not leaked, f"mounts left behind: {leaked}"
+
+
 def busybox_rootfs(dest: Path, extra: dict[str, bytes] | None = None) -> Path:
     (dest / "bin").mkdir(parents=True)
     (dest / "etc").mkdir()

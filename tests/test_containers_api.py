@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import Daemon, mounts_under, unmount_all
+from conftest import Daemon, assert_no_mounts_left
 
 
 pytestmark = pytest.mark.usefixtures("no_leftover_containers")  # conftest.py
@@ -206,10 +206,8 @@ def test_containers_survive_daemon_kill9(tmp_path, busybox_tar):
         d.docker("rm", cid)
     finally:
         d.stop()
-        leaked = mounts_under(tmp_path)
-        unmount_all(tmp_path)
         subprocess.run(["pkill", "-9", "-f", f"dockyard-shim.*{tmp_path}"], check=False)
-        assert not leaked
+        assert_no_mounts_left(tmp_path)
 
 
 def test_testcontainers(daemon, bb, monkeypatch):

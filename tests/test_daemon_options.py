@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import Daemon, mounts_under, unmount_all
+from conftest import Daemon, assert_no_mounts_left
 
 
 def test_default_ulimit_and_cgroup_driver(tmp_path, busybox_tar):
@@ -26,6 +26,4 @@ def test_default_ulimit_and_cgroup_driver(tmp_path, busybox_tar):
             assert "systemd is not running here; using cgroupfs" in d.log.read_text()
     finally:
         d.stop()
-        leaked = mounts_under(tmp_path)
-        unmount_all(tmp_path)
-        assert not leaked
+        assert_no_mounts_left(tmp_path)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import Daemon, make_tar, mounts_under, unmount_all
+from conftest import Daemon, assert_no_mounts_left, make_tar, unmount_all
 
 
 @pytest.fixture(params=["overlay", "vfs"])
@@ -23,9 +23,7 @@ def engine(tmp_path, request):
         yield eng
     finally:
         eng.close()
-        leaked = mounts_under(tmp_path)
-        unmount_all(tmp_path)
-        assert not leaked
+        assert_no_mounts_left(tmp_path)
 
 
 def test_import_shares_layers(engine, busybox_tar):
@@ -123,9 +121,7 @@ def test_kill9_during_import_keeps_store_consistent(tmp_path, busybox_tar):
         d.cli("rmi", "before:1")
     finally:
         d.stop()
-        leaked = mounts_under(tmp_path)
-        unmount_all(tmp_path)
-        assert not leaked
+        assert_no_mounts_left(tmp_path)
 
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from registries import busybox_layer, files_layer, push_image
 
-from conftest import mounts_under, unmount_all
+from conftest import assert_no_mounts_left, unmount_all
 from dockyard import Engine
 from dockyard.distribution import RegistryOptions
 from dockyard.distribution.auth import AuthConfig
@@ -31,9 +31,7 @@ def engine(tmp_path, request):
         yield eng
     finally:
         eng.close()
-        leaked = mounts_under(tmp_path)
-        unmount_all(tmp_path)
-        assert not leaked
+        assert_no_mounts_left(tmp_path)
 
 
 @pytest.fixture

@@ -7,6 +7,10 @@ import json
 
 from .common import call, client, fail
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 def _auth_header(name: str) -> dict[str, str]:
     from ..distribution import credentials
@@ -55,8 +59,10 @@ def _split_tag(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-def pull(name: str, all_tags: bool = False, platform: str | None = None,
-         quiet: bool = False) -> None:
+def _reference(name: str, all_tags: bool, push: bool = False) -> tuple[Any, str, str | None]:
+    """`name` parsed (exit 1 with docker's message if it isn't a reference),
+    its repository, and its tag: "latest" (said aloud) when none is given,
+    None with --all-tags."""
     from ..errors import InvalidReference
     from ..reference import parse_normalized
 
@@ -64,28 +70,7 @@ def pull(name: str, all_tags: bool = False, platform: str | None = None,
         ref = parse_normalized(name)
     except InvalidReference as e:
         fail(str(e))
-    repo, tag = _split_tag(name)
-    if all_tags and tag:
-        fail("tag can't be used with --all-tags/-a")
-    if not all_tags and tag is None:
-        print("Using default tag: latest")
-        tag = "latest"
-        ref = ref.with_tag("latest")
-    params = {"fromImage": repo, "tag": tag, "platform": platform}
-    _stream("POST", "/images/create", params, name, quiet)
-    print(ref.name if all_tags else str(ref))
-
-
-def push(name: str, all_tags: bool = False, quiet: bool = False) -> None:
-    from ..errors import InvalidReference
-    from ..reference import parse_normalized
-    from .client import path_quote
-
-    try:
-        ref = parse_normalized(name)
-    except InvalidReference as e:
-        fail(str(e))
-    if ref.digest:
+    if push and ref.digest:
         fail("cannot push a digest reference")
     repo, tag = _split_tag(name)
     if all_tags and tag:
@@ -93,6 +78,22 @@ def push(name: str, all_tags: bool = False, quiet: bool = False) -> None:
     if not all_tags and tag is None:
         print("Using default tag: latest")
         tag = "latest"
+        ref = ref.with_tag("latest")
+    return ref, repo, tag
+
+
+def pull(name: str, all_tags: bool = False, platform: str | None = None,
+         quiet: bool = False) -> None:
+    ref, repo, tag = _reference(name, all_tags)
+    params = {"fromImage": repo, "tag": tag, "platform": platform}
+    _stream("POST", "/images/create", params, name, quiet)
+    print(ref.name if all_tags else str(ref))
+
+
+def push(name: str, all_tags: bool = False, quiet: bool = False) -> None:
+    from .client import path_quote
+
+    ref, repo, tag = _reference(name, all_tags, push=True)
     _stream("POST", f"/images/{path_quote(repo)}/push", {"tag": tag}, name, quiet)
     if quiet:
         print(str(ref.with_tag(tag)) if tag else ref.name)
