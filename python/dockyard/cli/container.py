@@ -158,7 +158,7 @@ def _created_at(unix: float) -> str:
 
 
 def ps_rows(items: list[dict[str, Any]], trunc: bool) -> list[dict[str, Any]]:
-    from .units import human_size, since
+    from ..units import human_size, since
 
     rows = []
     for c in items:
@@ -779,7 +779,7 @@ def _cp_to(src: str, container: str, path: str, archive: bool, follow: bool) -> 
 
 def _stats_row(name: str, s: dict[str, Any], no_trunc: bool) -> dict[str, str]:
     from .system import bytes_size
-    from .units import human_size
+    from ..units import human_size
 
     cpu = s.get("cpu_stats") or {}
     pre = s.get("precpu_stats") or {}
@@ -860,7 +860,7 @@ def prune(force: bool = typer.Option(False, "-f", "--force"),
           filter: Optional[List[str]] = typer.Option(None, "--filter")) -> None:
     """Remove all stopped containers"""
     from .image import _filters
-    from .units import human_size
+    from ..units import human_size
 
     if not force:
         sys.stdout.write("WARNING! This will remove all stopped containers.\n"

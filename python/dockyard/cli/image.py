@@ -55,7 +55,7 @@ def list_images(repository: Optional[str] = typer.Argument(None, metavar="[REPOS
                 filter: Optional[List[str]] = typer.Option(None, "-f", "--filter"),
                 format: Optional[str] = typer.Option(None, "--format")) -> None:
     """List images"""
-    from .units import human_size, since
+    from ..units import human_size, since
 
     params = {"all": all or None, "filters": _filters(filter)}
     if repository:
@@ -203,7 +203,7 @@ def history(image: str = typer.Argument(...),
             format: Optional[str] = typer.Option(None, "--format")) -> None:
     """Show the history of an image"""
     from .client import path_quote
-    from .units import human_size, since
+    from ..units import human_size, since
 
     items = call(lambda: client().get_json(f"/images/{path_quote(image)}/history"))
     if quiet and not format:
@@ -292,7 +292,7 @@ def prune(all: bool = typer.Option(False, "-a", "--all"),
           force: bool = typer.Option(False, "-f", "--force"),
           filter: Optional[List[str]] = typer.Option(None, "--filter")) -> None:
     """Remove unused images"""
-    from .units import human_size
+    from ..units import human_size
 
     if not force:
         warning = ("WARNING! This will remove all images without at least one container "

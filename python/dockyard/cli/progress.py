@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Iterable
 
-from .units import human_size
+from ..units import human_size
 
 
 class StreamError(Exception):

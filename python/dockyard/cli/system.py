@@ -90,7 +90,7 @@ def info(format: Optional[str] = typer.Option(None, "-f", "--format")) -> None:
 def df(verbose: bool = typer.Option(False, "-v", "--verbose"),
        format: Optional[str] = typer.Option(None, "--format")) -> None:
     """Show dockyard disk usage"""
-    from .units import human_size
+    from ..units import human_size
 
     data = call(lambda: client().get_json("/system/df"))
     imgs = data.get("Images") or []
@@ -120,7 +120,7 @@ def df(verbose: bool = typer.Option(False, "-v", "--verbose"),
                    "{{.Reclaimable}}", rows, headers)
         return
     from .image import IMAGE_HEADERS, short_id
-    from .units import since
+    from ..units import since
 
     print("Images space usage:\n")
     irows = []

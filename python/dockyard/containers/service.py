@@ -192,7 +192,7 @@ class ContainerService:
         mem = int(hostconfig.get("Memory") or 0)
         if mem > 0 and not int(hostconfig.get("MemorySwap") or 0):
             # dockerd: as much swap as memory, where swap can be limited at all.
-            from ..daemon.sysinfo import swap_limit_supported
+            from ..sysinfo import swap_limit_supported
 
             hostconfig["MemorySwap"] = 2 * mem if swap_limit_supported() else -1
         # The driver that runs it is recorded, so a daemon started later with
@@ -596,7 +596,7 @@ class ContainerService:
         return out
 
     def status_text(self, c: Container) -> str:
-        from ..cli.units import human_duration
+        from ..units import human_duration
         from ..imageconfig import parse_time
 
         st = c.state

@@ -236,6 +236,6 @@ def describe(routes: list[tuple[str, str, Any]], api_version: str) -> Schema:
 
 
 async def serve(request: web.Request) -> web.Response:
-    from .server import API_VERSION
+    from .api import API_VERSION
 
     return web.json_response(describe(request.app["routes"], API_VERSION))

@@ -16,14 +16,11 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import __version__
 from ..engine import Engine
+from .api import API_VERSION, SERVER, VersionedApp
 from .config import DaemonConfig
 from .errors import error_response, from_exception
 
-API_VERSION = "1.41"
-MIN_API_VERSION = "1.12"
-SERVER = f"Dockyard/{__version__} (linux)"
 
 log = logging.getLogger("dockyard.daemon")
 _VERSIONED = re.compile(r"^/v(\d+\.\d+)(/.*)$")
@@ -51,16 +48,6 @@ async def api_middleware(request: web.Request, handler: Any) -> web.StreamRespon
         resp.headers["Ostype"] = "linux"
         resp.headers["Server"] = SERVER
     return resp
-
-
-class VersionedApp:
-    """Routes are registered once and served with and without `/v1.xx`."""
-
-    def __init__(self) -> None:
-        self.routes: list[tuple[str, str, Any]] = []
-
-    def add(self, method: str, path: str, handler: Any) -> None:
-        self.routes.append((method, path, handler))
 
 
 def build_app(engine: Engine, config: DaemonConfig) -> web.Application:

@@ -83,7 +83,7 @@ async def hijack(request: web.Request) -> tuple[web.StreamResponse, asyncio.Tran
     UPGRADED when the client asked for `Upgrade: tcp` (200 otherwise), then
     raw bytes on the transport. dockerd 20.10 (API 1.41) labels both stream
     forms raw-stream; clients demux by the container's Tty."""
-    from .server import API_VERSION, SERVER
+    from .api import API_VERSION, SERVER
 
     upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
     resp = web.StreamResponse(status=101 if upgrade else 200,

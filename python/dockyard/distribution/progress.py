@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from ..cli.units import human_size
+from ..units import human_size
 
 Progress = Callable[[dict[str, Any]], None]
 

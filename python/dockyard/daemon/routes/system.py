@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 from ... import __version__
-from .. import sysinfo
+from ... import sysinfo
 from ..config import insecure_registry_config
-from ..server import API_VERSION, MIN_API_VERSION
+from ..api import API_VERSION, MIN_API_VERSION
 from . import blocking, engine, json_response
 
 GIT_COMMIT = "dockyard"

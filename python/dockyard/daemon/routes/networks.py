@@ -1,0 +1,12 @@
+"""The Engine API's /networks endpoints, over the engine."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..api import VersionedApp
+
+
+def register(routes: VersionedApp) -> None:
+    """No /networks routes are served yet; they arrive with their capability."""
