@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from ..engine import Engine
-from .api import API_VERSION, SERVER, VersionedApp
+from .api import API_VERSION, MIN_API_VERSION, SERVER, VersionedApp
 from .config import DaemonConfig
 from .errors import error_response, from_exception
 
