@@ -16,14 +16,23 @@ from typing import Any
 
 from aiohttp import web
 
+from ..containers.execs import ExecStore
 from ..engine import Engine
-from .api import API_VERSION, SERVER, VersionedApp
+from . import openapi
+from .api import API_VERSION, MIN_API_VERSION, SERVER, VersionedApp
 from .config import DaemonConfig
 from .errors import error_response, from_exception
+from .monitor import Monitor
+from .routes import (build, container_lifecycle, container_ops, container_streams, containers,
+                     distribution, events, exec as execs, images, networks, system, volumes)
 
 
 log = logging.getLogger("dockyard.daemon")
 _VERSIONED = re.compile(r"^/v(\d+\.\d+)(/.*)$")
+
+# Every route group the daemon serves, in the order their routes are tried.
+ROUTE_GROUPS = (system, images, distribution, containers, container_lifecycle,
+                container_streams, events, execs, container_ops, networks, volumes, build)
 
 
 def _vtuple(v: str) -> tuple[int, ...]:
@@ -54,20 +63,11 @@ def build_app(engine: Engine, config: DaemonConfig) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=0)
     app["engine"] = engine
     app["config"] = config
-    from .routes import container_ops, containers, exec as execs, images, system
-
-    app["monitor"] = containers.Monitor(engine.containers)
+    app["monitor"] = Monitor(engine.containers)
+    app["execs"] = ExecStore(engine.containers)
     routes = VersionedApp()
-    system.register(routes)
-    images.register(routes)
-    containers.register(routes)
-    from .routes import events as events_routes
-
-    events_routes.register(routes)
-    execs.register(routes)
-    container_ops.register(routes)
-    from . import openapi
-
+    for group in ROUTE_GROUPS:
+        group.register(routes)
     routes.add("GET", "/openapi.json", openapi.serve)
     app["routes"] = routes.routes
     for method, path, handler in routes.routes:

@@ -1,14 +1,17 @@
 """Bridges between aiohttp's async bodies and the engine's blocking calls,
-which run in worker threads (the Rust core drops the GIL while they work)."""
+which run in worker threads (the Rust core drops the GIL while they work),
+and Docker's JSON message streams. Hijacked connections are in `hijack`."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import json
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from aiohttp import web
+
+from .errors import message_of
 
 
 async def _read_batch(request: web.Request, want: int) -> bytes:
@@ -78,28 +81,42 @@ async def start_stream(request: web.Request, content_type: str) -> web.StreamRes
     return resp
 
 
-async def hijack(request: web.Request) -> tuple[web.StreamResponse, asyncio.Transport]:
-    """Answer an attach/exec-start request and take over its connection: 101
-    UPGRADED when the client asked for `Upgrade: tcp` (200 otherwise), then
-    raw bytes on the transport. dockerd 20.10 (API 1.41) labels both stream
-    forms raw-stream; clients demux by the container's Tty."""
-    from .api import API_VERSION, SERVER
+class LazyJSONMessages:
+    """Docker's JSON messages, with the response started by the first one, as
+    pull and push answer: an error before the first progress message is a
+    plain HTTP error (404 for an unknown manifest), after it the error
+    travels in-band. A client that goes away stops the work."""
 
-    upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
-    resp = web.StreamResponse(status=101 if upgrade else 200,
-                              reason="UPGRADED" if upgrade else "OK")
-    resp.headers["Content-Type"] = "application/vnd.docker.raw-stream"
-    resp.headers["Api-Version"] = API_VERSION
-    resp.headers["Server"] = SERVER
-    if upgrade:
-        resp.headers["Connection"] = "Upgrade"
-        resp.headers["Upgrade"] = "tcp"
-    resp.force_close()
-    # Raw bytes follow, delimited by the connection's end, as dockerd sends
-    # them: without this a 200 would announce a chunked body it never sends.
-    # (aiohttp's own WebSocketResponse clears the same flag.)
-    resp._length_check = False  # noqa: SLF001
-    await resp.prepare(request)
-    transport = request.transport
-    assert transport is not None
-    return resp, transport  # type: ignore[return-value]
+    def __init__(self, request: web.Request, loop: asyncio.AbstractEventLoop) -> None:
+        self.request = request
+        self.loop = loop
+        self.resp: web.StreamResponse | None = None
+
+    async def _write(self, data: bytes) -> None:
+        if self.resp is None:
+            self.resp = await start_stream(self.request, "application/json")
+        await self.resp.write(data)
+
+    def __call__(self, msg: dict[str, Any]) -> None:
+        data = (json.dumps(msg) + "\r\n").encode()
+        asyncio.run_coroutine_threadsafe(self._write(data), self.loop).result()
+
+    async def run(self, work: Callable[[], None]) -> web.StreamResponse:
+        """Run `work` (which sends through this stream) in a worker thread."""
+        try:
+            await asyncio.to_thread(work)
+        except Exception as e:  # noqa: BLE001 - before the stream: a real HTTP error
+            if self.resp is None:
+                raise
+            msg = message_of(e)
+            try:
+                await self._write((json.dumps(error_message(msg)) + "\r\n").encode())
+            except (ConnectionError, RuntimeError):
+                return self.resp
+        if self.resp is None:
+            self.resp = await start_stream(self.request, "application/json")
+        try:
+            await self.resp.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass
+        return self.resp

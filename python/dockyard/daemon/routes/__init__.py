@@ -1,19 +1,46 @@
-"""Engine API route groups, one module per object, each over the Engine."""
+"""Engine API route groups, one module per object (or concern of one), each
+over the Engine; they share only what is here and the daemon modules below
+them, never each other. `server.build_app` registers them all."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any, Callable, TypeVar
 
 from aiohttp import web
 
+from ...containers.execs import ExecStore
+from ...containers.service import ContainerService
+from ...distribution.auth import AuthConfig
 from ...engine import Engine
+from ...errors import InvalidParameter
+from ..monitor import Monitor
 
 T = TypeVar("T")
 
 
 def engine(request: web.Request) -> Engine:
     return request.app["engine"]
+
+
+def container_service(request: web.Request) -> ContainerService:
+    return engine(request).containers
+
+
+def monitor(request: web.Request) -> Monitor:
+    """The app's watch over running containers (see `daemon.monitor`)."""
+    return request.app["monitor"]
+
+
+def exec_store(request: web.Request) -> ExecStore:
+    """The exec instances, kept in the daemon's memory as dockerd keeps them."""
+    return request.app["execs"]
+
+
+def registry_auth(request: web.Request) -> AuthConfig:
+    """The credentials a client sends for a registry (`X-Registry-Auth`)."""
+    return AuthConfig.from_header(request.headers.get("X-Registry-Auth"))
 
 
 async def blocking(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
@@ -30,8 +57,6 @@ def qbool(request: web.Request, name: str, default: bool = False) -> bool:
 
 def qint(request: web.Request, name: str, default: int) -> int:
     """An integer query parameter; a malformed one is the client's error (400)."""
-    from ...errors import InvalidParameter
-
     v = request.query.get(name)
     if not v:
         return default
@@ -42,7 +67,5 @@ def qint(request: web.Request, name: str, default: int) -> int:
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
-    import json
-
     return web.Response(status=status, body=json.dumps(data).encode(),
                         content_type="application/json")

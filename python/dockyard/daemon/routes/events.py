@@ -73,5 +73,5 @@ async def events(request: web.Request) -> web.StreamResponse:
         log.unsubscribe(q)
 
 
-def register(r) -> None:
+def register(r: Any) -> None:
     r.add("GET", "/events", events)

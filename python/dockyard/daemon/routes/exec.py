@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import weakref
 from typing import Any
 
 from aiohttp import web
@@ -15,21 +14,9 @@ from aiohttp import web
 from ...containers import logs as jsonlog
 from ...containers.attach import EXIT, START_RESULT, ShimConnection
 from ...containers.execs import Exec, ExecStartError, ExecStore, runtime_error
-from ...containers.service import ContainerService
 from ...errors import Conflict, InvalidParameter
-from ..streams import hijack
-from . import blocking, engine, json_response
-from .containers import _detach_keys, _HalfCloseProtocol, _RawInput
-
-_stores: "weakref.WeakKeyDictionary[ContainerService, ExecStore]" = weakref.WeakKeyDictionary()
-
-
-def store(request: web.Request) -> ExecStore:
-    svc = engine(request).containers
-    s = _stores.get(svc)
-    if s is None:
-        s = _stores[svc] = ExecStore(svc)
-    return s
+from ..hijack import detach_keys, hijack, raw_input
+from . import blocking, exec_store, json_response
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -49,18 +36,18 @@ async def _body(request: web.Request) -> dict[str, Any]:
 async def create(request: web.Request) -> web.Response:
     body = await _body(request)
     if body.get("DetachKeys"):
-        _detach_keys(body["DetachKeys"])  # validate
-    e = await blocking(store(request).create, request.match_info["id"], body)
+        detach_keys(body["DetachKeys"])  # validate
+    e = await blocking(exec_store(request).create, request.match_info["id"], body)
     return json_response({"Id": e.id}, status=201)
 
 
 async def inspect(request: web.Request) -> web.Response:
-    e = await blocking(store(request).get, request.match_info["id"])
+    e = await blocking(exec_store(request).get, request.match_info["id"])
     return json_response(e.inspect())
 
 
 async def resize(request: web.Request) -> web.Response:
-    st = store(request)
+    st = exec_store(request)
     e = await blocking(st.get, request.match_info["id"])
     try:
         h, w = int(request.query.get("h") or 0), int(request.query.get("w") or 0)
@@ -106,7 +93,7 @@ async def _spawn_and_connect(st: ExecStore, e: Exec, mask: int) -> ShimConnectio
 
 
 async def start(request: web.Request) -> web.StreamResponse:
-    st = store(request)
+    st = exec_store(request)
     body = await _body(request)
     e = await blocking(st.begin, request.match_info["id"])
     if body.get("Detach"):
@@ -117,11 +104,7 @@ async def start(request: web.Request) -> web.StreamResponse:
     def out(kind: int, data: bytes) -> None:
         transport.write(data if tty else jsonlog.frame(kind, data))
 
-    inp = _RawInput()
-    proto = request.protocol
-    if e.attach_stdin:
-        proto.set_parser(inp)  # type: ignore[union-attr,arg-type]
-    transport.set_protocol(_HalfCloseProtocol(proto, inp.feed_eof))
+    inp = raw_input(request, transport, e.attach_stdin)
     mask = (1 if e.attach_stdin else 0) | (2 if e.attach_stdout else 0) | \
         (4 if e.attach_stderr else 0)
     try:
@@ -133,7 +116,7 @@ async def start(request: web.Request) -> web.StreamResponse:
     tasks: list[asyncio.Future] = []
     try:
         await conn.send(4)  # start: the process runs now that we listen
-        keys = _detach_keys(e.detach_keys) if tty else b""
+        keys = detach_keys(e.detach_keys) if tty else b""
 
         async def pump_out() -> str:
             while True:
@@ -196,7 +179,7 @@ async def _start_detached(st: ExecStore, e: Exec) -> web.Response:
     return web.Response(status=200)
 
 
-def register(r) -> None:
+def register(r: Any) -> None:
     r.add("POST", "/containers/{id}/exec", create)
     r.add("POST", "/exec/{id}/start", start)
     r.add("POST", "/exec/{id}/resize", resize)

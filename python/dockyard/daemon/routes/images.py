@@ -1,69 +1,22 @@
-"""Image routes: list, inspect, history, tag, delete, import, save, load, prune."""
+"""Image routes: list, inspect, history, tag, delete, import and pull (both
+`POST /images/create`), push, save, load, prune. Pull and push answer as
+dockerd does (see `streams.LazyJSONMessages`); a client that goes away stops
+the transfer, and layers already committed stay for the next pull."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
 from ... import filters as image_filters
 from ... import reference
-from ...engine import Engine
 from ...errors import ImageNotFound, InvalidParameter
-from ...store.images import Image
 from ..errors import message_of
-from ..streams import JSONMessages, ResponseWriter, body_chunks, start_stream
-from . import blocking, engine, json_response, qbool
-
-
-def image_summary(eng: Engine, img: Image) -> dict:
-    size = eng.image_size(img)
-    return {
-        "Containers": -1,
-        "Created": img.created_unix,
-        "Id": img.id,
-        "Labels": (img.config.get("config") or {}).get("Labels"),
-        "ParentId": img.parent,
-        "RepoDigests": img.repo_digests or None,
-        "RepoTags": img.repo_tags or None,
-        "SharedSize": -1,
-        "Size": size,
-        "VirtualSize": size,
-    }
-
-
-def image_inspect(eng: Engine, img: Image) -> dict:
-    c = img.config
-    size = eng.image_size(img)
-    out = {
-        "Id": img.id,
-        "RepoTags": img.repo_tags,
-        "RepoDigests": img.repo_digests,
-        "Parent": img.parent,
-        "Comment": c.get("comment", ""),
-        "Created": c.get("created", ""),
-        "Container": c.get("container", ""),
-        "ContainerConfig": c.get("container_config") or {},
-        "DockerVersion": c.get("docker_version", ""),
-        "Author": c.get("author", ""),
-        "Config": c.get("config"),
-        "Architecture": c.get("architecture", ""),
-    }
-    if c.get("variant"):
-        out["Variant"] = c["variant"]
-    out["Os"] = c.get("os", "")
-    if c.get("os.version"):
-        out["OsVersion"] = c["os.version"]
-    layers = eng.layers.chain(img.top_layer)
-    out.update({
-        "Size": size,
-        "VirtualSize": size,
-        "GraphDriver": {"Data": eng.driver.metadata(layers[-1].cache_id) if layers else None,
-                        "Name": eng.driver.name},
-        "RootFS": {"Type": "layers", "Layers": [lay.diff_id for lay in layers]},
-        "Metadata": {"LastTagTime": img.last_tag_time or "0001-01-01T00:00:00Z"},
-    })
-    return out
+from ..streams import JSONMessages, LazyJSONMessages, ResponseWriter, body_chunks, start_stream
+from ..views import image_inspect, image_summary
+from . import blocking, engine, json_response, qbool, registry_auth
 
 
 async def list_images(request: web.Request) -> web.Response:
@@ -122,8 +75,6 @@ async def create(request: web.Request) -> web.StreamResponse:
     src = q.get("fromSrc")
     if src is None:
         if q.get("fromImage"):
-            from .distribution import pull
-
             return await pull(request)
         raise InvalidParameter("fromImage or fromSrc is required")
     if src != "-":
@@ -152,6 +103,41 @@ async def create(request: web.Request) -> web.StreamResponse:
     await blocking(work)
     await resp.write_eof()
     return resp
+
+
+async def pull(request: web.Request) -> web.StreamResponse:
+    eng = engine(request)
+    q = request.query
+    name = q.get("fromImage", "")
+    tag = q.get("tag") or None
+    auth = registry_auth(request)
+    platform = q.get("platform") or None
+    stream = LazyJSONMessages(request, asyncio.get_running_loop())
+    # An empty tag pulls every tag, as dockerd's API does (the CLI sends "latest").
+    all_tags = tag is None and "@" not in name and not _has_tag(name)
+
+    def work() -> None:
+        eng.pull(name, tag, auth, stream, platform, all_tags)
+
+    return await stream.run(work)
+
+
+def _has_tag(name: str) -> bool:
+    last = name.rsplit("/", 1)[-1]
+    return ":" in last
+
+
+async def push(request: web.Request) -> web.StreamResponse:
+    eng = engine(request)
+    name = request.match_info["name"]
+    tag = request.query.get("tag") or None
+    auth = registry_auth(request)
+    stream = LazyJSONMessages(request, asyncio.get_running_loop())
+
+    def work() -> None:
+        eng.push(name, tag, auth, stream)
+
+    return await stream.run(work)
 
 
 async def get_one(request: web.Request) -> web.StreamResponse:
@@ -213,13 +199,9 @@ async def prune(request: web.Request) -> web.Response:
     return json_response(await blocking(eng.prune_images, dangling, f or None))
 
 
-def register(r) -> None:
-    from . import distribution
-
+def register(r: Any) -> None:
     r.add("GET", "/images/json", list_images)
-    r.add("GET", "/images/search", distribution.search)
-    r.add("POST", "/images/{name:.+}/push", distribution.push)
-    r.add("POST", "/auth", distribution.auth)
+    r.add("POST", "/images/{name:.+}/push", push)
     r.add("POST", "/images/create", create)
     r.add("POST", "/images/load", load)
     r.add("GET", "/images/get", get_many)

@@ -6,6 +6,7 @@ import os
 import sys
 import threading
 from datetime import datetime, timezone
+from typing import Any
 
 from aiohttp import web
 
@@ -13,6 +14,7 @@ from ... import __version__
 from ... import sysinfo
 from ..config import insecure_registry_config
 from ..api import API_VERSION, MIN_API_VERSION
+from ..views import image_summary
 from . import blocking, engine, json_response
 
 GIT_COMMIT = "dockyard"
@@ -130,8 +132,6 @@ async def info(request: web.Request) -> web.Response:
 
 
 async def system_df(request: web.Request) -> web.Response:
-    from .images import image_summary
-
     eng = engine(request)
 
     def work() -> dict:
@@ -150,7 +150,7 @@ async def system_df(request: web.Request) -> web.Response:
     return json_response(await blocking(work))
 
 
-def register(r) -> None:
+def register(r: Any) -> None:
     r.add("GET", "/_ping", ping)
     r.add("HEAD", "/_ping", ping)
     r.add("GET", "/version", version)

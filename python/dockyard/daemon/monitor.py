@@ -1,0 +1,131 @@
+"""The daemon's watch over running containers: it watches every running
+container's shim with a pidfd; when one exits it reconciles the record,
+wakes the waiters (`POST /containers/{id}/wait`) and applies the restart
+policy. It also holds the attach sessions a start is released through.
+One per app, made by `server.build_app`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from ..containers.attach import START, ShimConnection
+from ..containers.model import Container
+from ..containers.service import ContainerService
+from ..errors import NotFound
+
+
+class AttachSession:
+    """An attach connection to a shim; a start sent through it is answered on
+    it, after the attach is registered (the shim reads one connection in order)."""
+
+    def __init__(self, conn: ShimConnection) -> None:
+        self.conn = conn
+        self.started: asyncio.Future | None = None
+        self.closed = False
+
+    async def start(self) -> dict[str, Any]:
+        self.started = asyncio.get_running_loop().create_future()
+        await self.conn.send(START)
+        return await self.started
+
+
+class Monitor:
+    """Exit watchers, waiters and attach sessions for every container."""
+
+    def __init__(self, svc: ContainerService) -> None:
+        self.svc = svc
+        self.watching: dict[str, int] = {}
+        self.waiters: dict[str, list[tuple[str, asyncio.Future]]] = {}
+        self.sessions: dict[str, AttachSession] = {}
+
+    def watch(self, cid: str) -> None:
+        if cid in self.watching:
+            return
+        try:
+            c = self.svc.get(cid)
+        except NotFound:
+            return
+        shim = int(c.state.get("ShimPid") or 0)
+        loop = asyncio.get_running_loop()
+        try:
+            fd = os.pidfd_open(shim)
+        except (OSError, ValueError):
+            loop.create_task(self._exited(cid))
+            return
+        self.watching[cid] = fd
+        loop.add_reader(fd, lambda: loop.create_task(self._on_readable(cid, fd)))
+
+    async def collect(self, cid: str) -> None:
+        """See an exit the daemon caused (stop/kill) now, before answering."""
+        fd = self.watching.get(cid)
+        if fd is not None:
+            await self._on_readable(cid, fd)
+
+    async def _on_readable(self, cid: str, fd: int) -> None:
+        loop = asyncio.get_running_loop()
+        if self.watching.get(cid) != fd:
+            return
+        loop.remove_reader(fd)
+        os.close(fd)
+        del self.watching[cid]
+        await self._exited(cid)
+
+    async def _exited(self, cid: str) -> None:
+        try:
+            c = await asyncio.to_thread(self.svc.reconcile, cid)
+        except NotFound:
+            c = None
+        if c is None:  # removed meanwhile (a racing --rm reconcile, a DELETE)
+            self.wake(cid, None, removed=True)
+            return
+        if c.state.get("Running"):
+            return
+        if getattr(c, "removed", False):
+            self.wake(cid, c, removed=False)
+            self.wake(cid, c, removed=True)
+            return
+        self.wake(cid, c, removed=False)
+        if self.svc.should_restart(c):
+            await asyncio.sleep(0.1)
+            if await asyncio.to_thread(self.svc.restart_after_exit, cid):
+                self.watch(cid)
+
+    def wake(self, cid: str, c: Container | None, removed: bool) -> None:
+        """Answer the waiters on `cid` with its exit code; those waiting for
+        its removal stay unless `removed`."""
+        keep = []
+        for cond, fut in self.waiters.pop(cid, []):
+            if fut.done():
+                continue
+            if cond == "removed" and not removed:
+                keep.append((cond, fut))
+                continue
+            code = (c.state.get("ExitCode", 0) if c is not None
+                    else self.svc.last_exit_codes.get(cid, 0))
+            fut.set_result({"StatusCode": code, "Error": None})
+        if keep:
+            self.waiters[cid] = keep
+
+    def removed(self, cid: str) -> None:
+        fd = self.watching.pop(cid, None)
+        if fd is not None:
+            asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
+        self.wake(cid, None, removed=True)
+
+    def add_waiter(self, cid: str, cond: str) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(cid, []).append((cond, fut))
+        return fut
+
+    def close(self) -> None:
+        loop = asyncio.get_event_loop()
+        for fd in self.watching.values():
+            try:
+                loop.remove_reader(fd)
+            except Exception:  # noqa: BLE001
+                pass
+            os.close(fd)
+        self.watching.clear()

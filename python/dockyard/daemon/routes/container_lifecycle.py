@@ -1,0 +1,117 @@
+"""Container routes for the lifecycle: start, stop, restart, kill, wait. The
+app's `Monitor` sees every exit; a start is released through the attach
+session the client opened first, if any (see `container_streams`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from ...containers.model import Container
+from ...containers.service import NOT_MODIFIED, StartError
+from ...errors import InvalidParameter, NotFound
+from . import blocking, container_service as svc, monitor, qint
+
+
+async def _get(request: web.Request) -> Container:
+    return await blocking(svc(request).get, request.match_info["id"])
+
+
+async def start(request: web.Request) -> web.Response:
+    s = svc(request)
+    c = await _get(request)
+    loop = asyncio.get_running_loop()
+    session = monitor(request).sessions.get(c.id)
+
+    def release(_c: Container) -> dict[str, Any] | None:
+        if session is None or session.closed:
+            return None
+        return asyncio.run_coroutine_threadsafe(session.start(), loop).result()
+
+    try:
+        r = await blocking(s.start, c.id, release)
+    except StartError:
+        await _settle_after_failed_start(request, c.id)
+        raise
+    if r == NOT_MODIFIED:
+        return web.Response(status=304)
+    monitor(request).watch(c.id)
+    return web.Response(status=204)
+
+
+async def _settle_after_failed_start(request: web.Request, cid: str) -> None:
+    """Wake the waiters; an AutoRemove container goes, as dockerd removes it."""
+    m = monitor(request)
+    try:
+        c = await blocking(svc(request).get, cid)
+    except NotFound:
+        return
+    m.wake(cid, c, removed=False)
+    if c.hostconfig.get("AutoRemove"):
+        await blocking(svc(request).remove, cid, True)
+        m.wake(cid, c, removed=True)
+        # Let the woken `wait` answer before the start error does: the client
+        # cancels its wait once start fails, as with dockerd's ordering.
+        await asyncio.sleep(0.01)
+
+
+async def stop(request: web.Request) -> web.Response:
+    c = await _get(request)
+    t = qint(request, "t", -1) if request.query.get("t") else None
+    r = await blocking(svc(request).stop, c.id, t)
+    if r == NOT_MODIFIED:
+        return web.Response(status=304)
+    await monitor(request).collect(c.id)
+    return web.Response(status=204)
+
+
+async def restart(request: web.Request) -> web.Response:
+    c = await _get(request)
+    t = qint(request, "t", -1) if request.query.get("t") else None
+    s = svc(request)
+    await blocking(s.stop, c.id, t)
+    await monitor(request).collect(c.id)
+    await blocking(s.start, c.id)
+    monitor(request).watch(c.id)
+    return web.Response(status=204)
+
+
+async def kill(request: web.Request) -> web.Response:
+    c = await _get(request)
+    await blocking(svc(request).kill, c.id, request.query.get("signal") or "SIGKILL")
+    return web.Response(status=204)
+
+
+async def wait(request: web.Request) -> web.StreamResponse:
+    s = svc(request)
+    c = await _get(request)
+    cond = request.query.get("condition") or "not-running"
+    if cond not in ("not-running", "next-exit", "removed"):
+        raise InvalidParameter(f"invalid condition: {cond}")
+    m = monitor(request)
+    fut = m.add_waiter(c.id, cond)
+    if cond == "not-running":
+        c2 = await blocking(s.reconcile, c.id)
+        if c2 is None or not (c2.state.get("Running") or c2.state.get("Prepared")):
+            if not fut.done():
+                fut.set_result({"StatusCode": (c2 or c).state.get("ExitCode", 0),
+                                "Error": None})
+    # Headers go out now, as dockerd does: clients start the container after.
+    resp = web.StreamResponse(status=200)
+    resp.content_type = "application/json"
+    await resp.prepare(request)
+    result = await fut
+    await resp.write(json.dumps(result).encode() + b"\n")
+    await resp.write_eof()
+    return resp
+
+
+def register(r: Any) -> None:
+    r.add("POST", "/containers/{id}/start", start)
+    r.add("POST", "/containers/{id}/stop", stop)
+    r.add("POST", "/containers/{id}/restart", restart)
+    r.add("POST", "/containers/{id}/kill", kill)
+    r.add("POST", "/containers/{id}/wait", wait)

@@ -1,0 +1,164 @@
+"""Container routes for the streams: attach (a hijacked connection to the
+container's shim), logs (the json-file log, followed) and resize (of the
+container's tty)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from ...containers import logs as jsonlog
+from ...containers.attach import EXIT, START_RESULT, ShimConnection
+from ...containers.model import ZERO_TIME, Container
+from ...containers.service import StartError
+from ...errors import Conflict, InvalidParameter, NotFound
+from ..hijack import detach_keys, hijack, raw_input
+from ..monitor import AttachSession
+from . import blocking, container_service as svc, monitor, qbool, qint
+
+
+async def _get(request: web.Request) -> Container:
+    return await blocking(svc(request).get, request.match_info["id"])
+
+
+async def attach(request: web.Request) -> web.StreamResponse:
+    s = svc(request)
+    c = await _get(request)
+    q = request.query
+    stream = qbool(request, "stream")
+    want_in, want_out, want_err = (qbool(request, "stdin"), qbool(request, "stdout"),
+                                   qbool(request, "stderr"))
+    keys = detach_keys(q.get("detachKeys"))
+    failed = False
+    if stream and not (c.state.get("Running") or c.state.get("Prepared")):
+        if c.state.get("FinishedAt", ZERO_TIME) != ZERO_TIME:
+            raise Conflict("You cannot attach to a stopped container, start it first")
+        try:
+            c = await blocking(s.prepare, c.id)
+            monitor(request).watch(c.id)
+        except StartError:
+            # dockerd reports a failed start on the start call: attach succeeds
+            # with nothing to stream, and start will fail with the message.
+            failed = True
+    conn = None
+    mask = (1 if want_in else 0) | (2 if want_out else 0) | (4 if want_err else 0)
+    if stream and not failed:
+        # Connect before answering: the client starts the container as soon
+        # as it sees the upgrade, and no output may be lost.
+        conn = await ShimConnection.open(str(s.state_dir(c.id) / "attach.sock"), mask)
+        session = AttachSession(conn)
+        monitor(request).sessions[c.id] = session
+    resp, transport = await hijack(request)
+    if qbool(request, "logs"):
+        recs, _ = await blocking(jsonlog.read, s.log_path(c.id), want_out, want_err)
+        transport.write(b"".join(jsonlog.render(r, c.tty, False) for r in recs))
+    if conn is None:
+        transport.close()
+        return resp
+    inp = raw_input(request, transport, want_in)
+    stdin_once = bool(c.config.get("StdinOnce"))
+
+    def pump_in():
+        # dockerd closes the container's stdin at the client's EOF only for
+        # StdinOnce without a tty (a tty session just detaches).
+        return conn.pump_stdin(inp.queue, keys if c.tty else b"", stdin_once and not c.tty)
+
+    m = monitor(request)
+
+    async def pump_out() -> str:
+        while True:
+            kind, payload = await conn.recv()
+            if kind in (1, 2):
+                transport.write(payload if c.tty else jsonlog.frame(kind, payload))
+                if transport.get_write_buffer_size() > 1 << 20:
+                    await asyncio.sleep(0)
+            elif kind == START_RESULT:
+                if session.started is not None and not session.started.done():
+                    session.started.set_result(json.loads(payload or b"{}"))
+            elif kind == EXIT or kind == -1:
+                if session.started is not None and not session.started.done():
+                    session.started.set_result({"error": "the container's supervisor went "
+                                                "away", "exit_code": 128})
+                return "exit"
+
+    tasks = [asyncio.ensure_future(pump_out())]
+    if want_in:
+        tasks.append(asyncio.ensure_future(pump_in()))
+    try:
+        while tasks:
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            results = {t.result() for t in done if not t.cancelled() and not t.exception()}
+            tasks = list(pending)
+            if "exit" in results or "detach" in results:
+                break
+    finally:
+        session.closed = True
+        if m.sessions.get(c.id) is session:
+            del m.sessions[c.id]
+        for t in tasks:
+            t.cancel()
+        conn.close()
+        transport.close()
+    return resp
+
+
+async def logs(request: web.Request) -> web.StreamResponse:
+    s = svc(request)
+    c = await _get(request)
+    q = request.query
+    out, err = qbool(request, "stdout"), qbool(request, "stderr")
+    if not (out or err):
+        raise InvalidParameter("Bad parameters: you must choose at least one stream")
+    since, until = jsonlog.parse_since(q.get("since")), jsonlog.parse_since(q.get("until"))
+    tail_s = q.get("tail", "all")
+    tail = -1 if tail_s in ("", "all") else int(tail_s)
+    ts = qbool(request, "timestamps")
+    path = s.log_path(c.id)
+    recs, offset = await blocking(jsonlog.read, path, out, err, since, until, tail)
+    resp = web.StreamResponse(status=200)
+    resp.content_type = "application/vnd.docker.raw-stream" if c.tty else \
+        "application/vnd.docker.multiplexed-stream"
+    await resp.prepare(request)
+    await resp.write(b"".join(jsonlog.render(r, c.tty, ts) for r in recs))
+    if qbool(request, "follow") and not until:
+        while True:
+            running = c.state.get("Running") or c.state.get("Prepared")
+            new, offset = await blocking(jsonlog.follow_new, path, offset)
+            chunk = b"".join(jsonlog.render(r, c.tty, ts) for r in new
+                             if jsonlog._wanted(r, out, err, since, until))
+            if chunk:
+                await resp.write(chunk)
+            if not running:
+                break
+            await asyncio.sleep(0.1)
+            try:
+                c = await blocking(s.get, c.id)
+            except NotFound:
+                break
+            if not (c.state.get("Running") or c.state.get("Prepared")):
+                continue  # one last read after the exit
+    await resp.write_eof()
+    return resp
+
+
+async def resize(request: web.Request) -> web.Response:
+    s = svc(request)
+    c = await _get(request)
+    if not c.state.get("Running") and not c.state.get("Prepared"):
+        raise Conflict(f"Container {c.id} is not running")
+    h, w = qint(request, "h", 0), qint(request, "w", 0)
+    conn = await ShimConnection.open(str(s.state_dir(c.id) / "attach.sock"), 0)
+    try:
+        await conn.resize(h, w)
+    finally:
+        conn.close()
+    return web.Response(status=200)
+
+
+def register(r: Any) -> None:
+    r.add("POST", "/containers/{id}/resize", resize)
+    r.add("POST", "/containers/{id}/attach", attach)
+    r.add("GET", "/containers/{id}/logs", logs)
