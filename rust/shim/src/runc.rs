@@ -104,7 +104,7 @@ impl Runc {
             // Bound by a path relative to the state dir (sun_path is short).
             let cwd = std::env::current_dir().unwrap_or_default();
             let path = self.bundle.strip_prefix(&cwd).unwrap_or(&self.bundle).join(CONSOLE_SOCKET);
-            let l = crate::listen(&path.to_string_lossy()).map_err(|e| os("console socket", e))?;
+            let l = crate::supervisor::listen(&path.to_string_lossy()).map_err(|e| os("console socket", e))?;
             c.arg("--console-socket").arg(CONSOLE_SOCKET);
             c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
             Some((l, path))

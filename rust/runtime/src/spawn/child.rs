@@ -1,0 +1,128 @@
+//! The container init's setup sequence, in the child between clone and
+//! execve: signals reset, cgroup and namespaces joined, loopback, rlimits, a
+//! new session, stdio, the rootfs (bind, mounts, pivot_root, or chroot),
+//! sysctls, read-only and masked paths, hostname; then `finalize`. A failure
+//! goes back to the parent as one `E` message.
+
+use super::finalize::finalize;
+use super::network::loopback_up;
+use super::prepare::Prepared;
+use super::stdio::stdio_dup;
+use super::Stdio;
+use crate::error::{Error, Result};
+use crate::mounts;
+use crate::ns;
+use crate::spec::Spec;
+use crate::sys;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+/// Fds the child needs.
+pub(super) struct ChildFds {
+    pub(super) stdio: Stdio,
+    pub(super) sync_w: RawFd,
+    pub(super) gate_r: Option<RawFd>,
+    pub(super) console: Option<RawFd>,
+}
+
+pub(super) fn child_fail(sync_w: RawFd, e: &Error) -> ! {
+    let mut msg = vec![b'E'];
+    msg.extend_from_slice(&e.exit_code().to_le_bytes());
+    let text = e.to_string();
+    let text = &text.as_bytes()[..text.len().min(4000)];
+    msg.extend_from_slice(text);
+    let _ = sys::write_all(sync_w, &msg);
+    unsafe { libc::_exit(e.exit_code()) }
+}
+
+pub(super) fn reset_signals() {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for s in 1..libc::SIGRTMAX() {
+            if s != libc::SIGKILL && s != libc::SIGSTOP {
+                libc::signal(s, libc::SIG_DFL);
+            }
+        }
+    }
+}
+
+pub(super) fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[(libc::c_int, OwnedFd)], born_in_cgroup: bool, net_ready: bool) -> Result<()> {
+    reset_signals();
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    // cgroup first, then its namespace (so the container's cgroup is the ns root).
+    if !born_in_cgroup {
+        for fd in &prep.cgroup_fds {
+            sys::write_all(fd.as_raw_fd(), b"0").map_err(|e| Error::Invalid(format!("join cgroup: {e}")))?;
+        }
+    }
+    for (f, fd) in joins {
+        if *f != libc::CLONE_NEWPID {
+            sys::check(unsafe { libc::setns(fd.as_raw_fd(), *f) }, || format!("join {} namespace", ns::proc_name(*f)))?;
+        }
+    }
+    if spec.namespaces.iter().any(|n| n.kind == "cgroup" && n.path.is_none()) {
+        sys::check(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) }, || "unshare cgroup namespace".into())?;
+    }
+    if !net_ready && spec.namespaces.iter().any(|n| ns::flag(&n.kind) == libc::CLONE_NEWNET && n.path.is_none()) {
+        loopback_up()?;
+    }
+    if let Some(adj) = spec.oom_score_adj {
+        sys::write_file("/proc/self/oom_score_adj", &adj.to_string())?;
+    }
+    for (res, lim) in &prep.rlimits {
+        sys::check(unsafe { libc::setrlimit(*res, lim) }, || format!("setrlimit {res}"))?;
+    }
+    unsafe { libc::setsid() };
+    if !spec.terminal {
+        stdio_dup(&fds.stdio)?;
+    }
+    let new_mnt = spec.namespaces.iter().any(|n| ns::flag(&n.kind) == libc::CLONE_NEWNS);
+    let rootfs = sys::cpath(&spec.rootfs)?;
+    unsafe { libc::umask(0) };
+    if new_mnt {
+        sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None).map_err(|e| Error::errno("make / rslave", e))?;
+        sys::mount(Some(&rootfs), &rootfs, None, libc::MS_BIND | libc::MS_REC, None)
+            .map_err(|e| Error::errno(format!("bind rootfs {}", spec.rootfs.display()), e))?;
+        let root = sys::open(&rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        for m in &spec.mounts {
+            mounts::mount_one(root.as_raw_fd(), m, prep.layout.as_ref())?;
+        }
+        if !spec.cwd.is_empty() && spec.cwd != "/" {
+            let _ = mounts::mkdir_all_in_root(root.as_raw_fd(), &spec.cwd, mounts::Kind::Dir);
+        }
+        mounts::pivot(root.as_raw_fd())?;
+    } else {
+        sys::check(unsafe { libc::chroot(rootfs.as_ptr()) }, || "chroot".into())?;
+        sys::check(unsafe { libc::chdir(c"/".as_ptr()) }, || "chdir /".into())?;
+    }
+    for (k, v) in &spec.sysctl {
+        if k.contains("..") || k.contains('/') {
+            return Err(Error::Invalid(format!("invalid sysctl {k:?}")));
+        }
+        sys::write_file(&format!("/proc/sys/{}", k.replace('.', "/")), v)?;
+    }
+    if new_mnt {
+        for p in &spec.readonly_paths {
+            mounts::readonly_path(p)?;
+        }
+        for p in &spec.masked_paths {
+            mounts::mask_path(p)?;
+        }
+        if spec.readonly_rootfs {
+            sys::mount(None, c"/", None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY, None)
+                .map_err(|e| Error::errno("remount rootfs read-only", e))?;
+        }
+    }
+    if spec.has_ns("uts") {
+        if !spec.hostname.is_empty() {
+            let h = spec.hostname.as_bytes();
+            sys::check(unsafe { libc::sethostname(h.as_ptr() as *const libc::c_char, h.len()) }, || "sethostname".into())?;
+        }
+        if !spec.domainname.is_empty() {
+            let h = spec.domainname.as_bytes();
+            sys::check(unsafe { libc::setdomainname(h.as_ptr() as *const libc::c_char, h.len()) }, || "setdomainname".into())?;
+        }
+    }
+    finalize(spec, prep, fds)
+}

@@ -1,0 +1,73 @@
+//! The command line of `run` and `exec` (also what an idle shim receives as
+//! its request): parsed by hand, a usage error exits 2.
+
+use std::path::PathBuf;
+
+#[derive(Default)]
+pub struct Args {
+    pub mode: String,
+    pub id: String,
+    pub state_dir: PathBuf,
+    pub spec: PathBuf,
+    pub log: Option<PathBuf>,
+    pub log_max_size: u64,
+    pub log_max_file: u32,
+    pub tty: bool,
+    pub stdin: bool,
+    pub wait_start: bool,
+    pub debug: bool,
+    pub pid: i32,
+    /// "native" (default) or "runc".
+    pub runtime: String,
+    pub bundle: PathBuf,
+    pub runc: PathBuf,
+    pub runc_root: PathBuf,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("dockyard-shim: {msg}\nusage: dockyard-shim run|exec --id ID --state-dir DIR --spec FILE [--log FILE] [--log-max-size N] [--log-max-file N] [--tty] [--stdin] [--wait-start] [--pid PID]");
+    std::process::exit(2)
+}
+
+pub fn parse_args(argv: Vec<String>) -> Args {
+    let mut a = Args { log_max_file: 1, runtime: "native".into(), runc: "runc".into(), ..Default::default() };
+    let mut it = argv.into_iter();
+    a.mode = it.next().unwrap_or_default();
+    if a.mode != "run" && a.mode != "exec" {
+        usage("first argument must be run or exec");
+    }
+    while let Some(k) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| usage(&format!("{k} needs a value")));
+        match k.as_str() {
+            "--id" => a.id = val(),
+            "--state-dir" => a.state_dir = val().into(),
+            "--spec" => a.spec = val().into(),
+            "--log" => a.log = Some(val().into()),
+            "--log-max-size" => a.log_max_size = val().parse().unwrap_or_else(|_| usage("bad --log-max-size")),
+            "--log-max-file" => a.log_max_file = val().parse().unwrap_or_else(|_| usage("bad --log-max-file")),
+            "--pid" => a.pid = val().parse().unwrap_or_else(|_| usage("bad --pid")),
+            "--tty" => a.tty = true,
+            "--stdin" => a.stdin = true,
+            "--wait-start" => a.wait_start = true,
+            "--debug" => a.debug = true,
+            "--runtime" => a.runtime = val(),
+            "--bundle" => a.bundle = val().into(),
+            "--runc" => a.runc = val().into(),
+            "--runc-root" => a.runc_root = val().into(),
+            _ => usage(&format!("unknown option {k}")),
+        }
+    }
+    if a.state_dir.as_os_str().is_empty() || a.spec.as_os_str().is_empty() {
+        usage("--state-dir and --spec are required");
+    }
+    if a.mode == "exec" && a.pid <= 0 {
+        usage("exec needs --pid");
+    }
+    match a.runtime.as_str() {
+        "native" => {}
+        "runc" if a.mode == "run" && !a.bundle.as_os_str().is_empty() && !a.runc_root.as_os_str().is_empty() => {}
+        "runc" => usage("--runtime runc needs run, --bundle and --runc-root"),
+        _ => usage("--runtime must be native or runc"),
+    }
+    a
+}
