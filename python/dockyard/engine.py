@@ -59,7 +59,8 @@ class Engine:
         # The services get what they work with, not the engine: this is the one
         # place that wires them.
         self.store = LocalStore(self.db, self.driver, self.layers, self.images, self.tmp)
-        self.containers = ContainerService(self, exec_root, default_ulimits=default_ulimits,
+        self.containers = ContainerService(self.store, self.events, self.root, exec_root,
+                                           default_ulimits=default_ulimits,
                                            exec_driver=exec_driver)
         self.layers.gc(keep=self._container_layer_ids())
         self._lock = threading.RLock()
