@@ -244,7 +244,7 @@ def test_stats(daemon, bb):
 
 
 def test_scoped_resolution(tmp_path):
-    from dockyard.containers.ops import resolve
+    from dockyard.containers.scopedpath import resolve
 
     root = tmp_path / "root"
     (root / "a" / "b").mkdir(parents=True)

@@ -9,29 +9,31 @@ worker threads, and the Rust core releases the GIL while it works.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
-import tempfile
 import threading
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterable
+from typing import IO, Any, Iterable
 
 from . import _core, reference
 from .changes import apply_changes
+from .containers.service import ContainerService
+from .distribution import RegistryOptions
+from .distribution.auth import AuthConfig
+from .distribution.progress import Progress
+from .distribution.transfer import Inflight, TransferConfig
 from .errors import InvalidParameter, NotFound, StorageDriverError
+from .events import EventLog
+from .filters import image_matches
 from .graphdriver import select_driver
-from .imageconfig import container_config, encode, imported_config
+from .imageconfig import container_config, encode, imported_config, parse_time
 from .store.blobs import BlobStore
 from .store.db import Database
 from .store.images import Image, ImageStore
 from .store.layers import LayerStore
-
-if TYPE_CHECKING:
-    from .distribution import RegistryOptions
-    from .distribution.auth import AuthConfig
-
-Progress = Callable[[dict[str, Any]], None]
+from .store.local import LocalStore
 
 
 class Engine:
@@ -40,10 +42,8 @@ class Engine:
                  storage_opts: dict[str, str] | None = None,
                  exec_root: str | os.PathLike = "/var/run/dockyard",
                  default_ulimits: list[dict[str, Any]] | None = None,
-                 registry_options: "RegistryOptions | None" = None,
+                 registry_options: RegistryOptions | None = None,
                  exec_driver: str = "native") -> None:
-        from .distribution import RegistryOptions
-
         self.registry_options = registry_options or RegistryOptions()
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
@@ -52,21 +52,21 @@ class Engine:
         self.tmp.mkdir(mode=0o700)
         self.db = Database(self.root / "dockyard.db")
         self.driver = select_driver(self.root, storage_driver, storage_opts or {})
-        from .events import EventLog
-
         self.events = EventLog()
         self.blobs = BlobStore(self.root)
         self.layers = LayerStore(self.db, self.driver, self.root)
         self.images = ImageStore(self.db, self.layers)
-        from .containers.service import ContainerService
-
-        self.containers = ContainerService(self, exec_root, default_ulimits=default_ulimits,
+        # The services get what they work with, not the engine: this is the one
+        # place that wires them.
+        self.store = LocalStore(self.db, self.driver, self.layers, self.images, self.tmp)
+        self.containers = ContainerService(self.store, self.events, self.root, exec_root,
+                                           default_ulimits=default_ulimits,
                                            exec_driver=exec_driver)
         self.layers.gc(keep=self._container_layer_ids())
         self._lock = threading.RLock()
-        from .distribution.pull import Inflight
-
         self.inflight_layers = Inflight()
+        self._transfers = TransferConfig(self.registry_options, self.store, self.events,
+                                         self.inflight_layers)
 
     def close(self) -> None:
         self.containers.close()
@@ -79,8 +79,6 @@ class Engine:
 
     def list_images(self, all: bool = False, filters: dict[str, list[str]] | None = None
                     ) -> list[Image]:
-        from .filters import image_matches
-
         imgs = self.images.all()
         if not all:
             # Intermediate images (untagged parents of other images) are hidden.
@@ -134,8 +132,6 @@ class Engine:
                 {"created": img.config.get("created", "")}]
         out: list[dict[str, Any]] = []
         li = 0
-        from .imageconfig import parse_time
-
         for h in hist:
             size = 0
             if not h.get("empty_layer") and li < len(layers):
@@ -217,51 +213,52 @@ class Engine:
         return img
 
     # --- save / load --------------------------------------------------------
+    # The modules doing the work of save, load, pull, push, login and search
+    # (the registry client, tarfile) are imported on first use: the daemon and
+    # `import dockyard.engine` start without them.
     def save(self, names: list[str], out: IO[bytes]) -> None:
         from .imagearchive import save
 
-        save(self, names, out)
+        save(self.store, names, out)
 
     def load(self, src: IO[bytes] | Iterable[bytes], progress: Progress | None = None
              ) -> list[str]:
         from .imagearchive import load
 
-        return load(self, src, progress)
+        return load(self.store, src, progress)
 
     # --- registries -----------------------------------------------------------
-    def pull(self, name: str, tag: str | None = None, auth: "AuthConfig | None" = None,
+    def pull(self, name: str, tag: str | None = None, auth: AuthConfig | None = None,
              progress: Progress | None = None, platform: str | None = None,
              all_tags: bool = False) -> list[Image]:
         """`docker pull`: `tag` may be a digest; returns the images pulled."""
         from .distribution.pull import pull
 
-        return pull(self, name, tag, auth, progress, platform, all_tags)
+        return pull(self._transfers, name, tag, auth, progress, platform, all_tags)
 
-    def push(self, name: str, tag: str | None = None, auth: "AuthConfig | None" = None,
+    def push(self, name: str, tag: str | None = None, auth: AuthConfig | None = None,
              progress: Progress | None = None) -> list[dict[str, Any]]:
         """`docker push`: every tag of the repository when `tag` is None;
         returns [{"Tag", "Digest", "Size"}] per tag pushed."""
         from .distribution.push import push
 
-        return push(self, name, tag, auth, progress)
+        return push(self._transfers, name, tag, auth, progress)
 
-    def login(self, auth: "AuthConfig") -> dict[str, str]:
+    def login(self, auth: AuthConfig) -> dict[str, str]:
         """Check credentials against the registry (`docker login`)."""
         from .distribution.login import login
 
-        return login(self, auth)
+        return login(self.registry_options, auth)
 
     def search(self, term: str, limit: int = 25, filters: dict[str, list[str]] | None = None,
-               auth: "AuthConfig | None" = None) -> list[dict[str, Any]]:
+               auth: AuthConfig | None = None) -> list[dict[str, Any]]:
         from .distribution.search import search
 
-        return search(self, term, limit, filters or {}, auth)
+        return search(self.registry_options, term, limit, filters or {}, auth)
 
     # --- prune / df ---------------------------------------------------------
     def prune_images(self, dangling_only: bool = True,
                      filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
-        from .filters import image_matches
-
         deleted: list[dict[str, str]] = []
         reclaimed = 0
         with self._lock:
@@ -290,15 +287,13 @@ class Engine:
         """A stable engine ID in dockerd's shape (12 groups of 4 base32 chars)."""
         ident = self.db.get_meta("engine_id")
         if ident is None:
-            import base64
-
             raw = base64.b32encode(os.urandom(30)).decode()[:48]
             ident = ":".join(raw[i:i + 4] for i in range(0, 48, 4))
             self.db.set_meta("engine_id", ident)
         return ident
 
     def new_tempdir(self) -> Path:
-        return Path(tempfile.mkdtemp(dir=self.tmp))
+        return self.store.new_tempdir()
 
     def storage_status(self) -> list[tuple[str, str]]:
         return list(self.driver.status())

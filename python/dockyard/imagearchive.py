@@ -17,15 +17,13 @@ import json
 import shutil
 import tarfile
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterable
+from typing import IO, Any, Callable, Iterable
 
 from . import _core, reference
 from .errors import InvalidParameter, LayerCorrupt
 from .ids import chain_ids
 from .mediatypes import DOCKER_LIST, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .store.local import LocalStore
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -42,11 +40,11 @@ def _add_dir(tar: tarfile.TarFile, name: str) -> None:
     tar.addfile(info)
 
 
-def save(engine: "Engine", names: list[str], out: IO[bytes]) -> None:
+def save(store: LocalStore, names: list[str], out: IO[bytes]) -> None:
     """Write the images named (references or IDs) as one tar stream to `out`."""
     wanted: dict[str, list[str]] = {}  # image id -> refs to record
     for name in names:
-        img = engine.images.resolve(name)
+        img = store.images.resolve(name)
         tags = wanted.setdefault(img.id, [])
         ref = None
         try:
@@ -60,7 +58,7 @@ def save(engine: "Engine", names: list[str], out: IO[bytes]) -> None:
         elif ref is None or str(ref) not in img.refs:
             # Saved by ID: no tags, as in Docker.
             pass
-    tmp = engine.new_tempdir()
+    tmp = store.new_tempdir()
     # Big writes: each one may cross a thread boundary to reach the socket.
     buffered = io.BufferedWriter(out, 1 << 20) if not isinstance(out, io.BufferedIOBase) else out
     try:
@@ -73,16 +71,16 @@ def save(engine: "Engine", names: list[str], out: IO[bytes]) -> None:
             manifest_json: list[dict[str, Any]] = []
             index: list[dict[str, Any]] = []
             for iid, refs in wanted.items():
-                img = engine.images.get(iid)
+                img = store.images.get(iid)
                 layer_paths: list[str] = []
                 layer_descs: list[dict[str, Any]] = []
-                for layer in engine.layers.chain(img.top_layer):
+                for layer in store.layers.chain(img.top_layer):
                     hexd = layer.diff_id.split(":", 1)[1]
                     path = f"blobs/sha256/{hexd}"
                     layer_paths.append(path)
                     if hexd not in written:
                         f = tmp / hexd
-                        info = engine.layers.write_layer_tar(layer.chain_id, str(f))
+                        info = store.layers.write_layer_tar(layer.chain_id, str(f))
                         if info.diff_id != layer.diff_id:
                             raise LayerCorrupt(
                                 f"layer {layer.diff_id} could not be reproduced exactly "
@@ -218,10 +216,10 @@ def _oci_images(root: Path) -> list[tuple[bytes, list[Path], list[str]]]:
     return out
 
 
-def load(engine: "Engine", src: IO[bytes] | Iterable[bytes],
+def load(store: LocalStore, src: IO[bytes] | Iterable[bytes],
          progress: Callable[[dict[str, Any]], None] | None = None) -> list[str]:
     """Load every image of a docker-archive or OCI layout; returns what was loaded."""
-    tmp = engine.new_tempdir()
+    tmp = store.new_tempdir()
     registered: list[str] = []
     loaded: list[str] = []
     try:
@@ -245,23 +243,23 @@ def load(engine: "Engine", src: IO[bytes] | Iterable[bytes],
             chains = chain_ids(diff_ids)
             parent = None
             for i, (path, want) in enumerate(zip(layer_files, diff_ids)):
-                if engine.layers.find(chains[i]) is None:
+                if store.layers.find(chains[i]) is None:
                     if progress:
                         progress({"status": "Loading layer", "id": want.split(":")[1][:12]})
-                    layer = engine.layers.register(
+                    layer = store.layers.register(
                         parent, lambda t, w, s, p=str(path): _core.extract_layer_file(p, t, w, s))
                     if layer.diff_id != want:
-                        engine.layers.release(layer.chain_id)
+                        store.layers.release(layer.chain_id)
                         raise LayerCorrupt(f"invalid diffID for layer {i}: calculated "
                                            f"{layer.diff_id}, expected {want}")
                     registered.append(layer.chain_id)
                 parent = chains[i]
-            img = engine.images.create(raw_config)
+            img = store.images.create(raw_config)
             registered.clear()
             for t in tags:
                 ref = reference.parse_docker_ref(t)
-                old = engine.db.one("SELECT image_id FROM refs WHERE ref=?", (str(ref),))
-                engine.images.tag(img.id, str(ref))
+                old = store.db.one("SELECT image_id FROM refs WHERE ref=?", (str(ref),))
+                store.images.tag(img.id, str(ref))
                 if old and old["image_id"] != img.id:
                     msg = (f"The image {reference.familiar_string(str(ref))} already exists, "
                            "renaming the old one with ID "
@@ -280,7 +278,7 @@ def load(engine: "Engine", src: IO[bytes] | Iterable[bytes],
         return loaded
     except BaseException:
         for chain_id in reversed(registered):
-            engine.layers.release(chain_id)
+            store.layers.release(chain_id)
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

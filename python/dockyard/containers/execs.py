@@ -14,16 +14,14 @@ import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import _core
 from ..errors import Conflict, InvalidParameter, NotFound
 from ..ids import generate_id
 from . import spec as specs
-from .service import _pid_alive
-
-if TYPE_CHECKING:
-    from .service import ContainerService
+from .process import pid_alive
+from .reconcile import Reconciler
 
 # dockerd 20.10 reports every failed exec start with this code (the CLI exits with it).
 EXEC_FAILED_CODE = 126
@@ -86,7 +84,7 @@ def _set_env(env: list[str], entry: str) -> list[str]:
 
 
 class ExecStore:
-    def __init__(self, svc: "ContainerService") -> None:
+    def __init__(self, svc: Reconciler) -> None:
         self.svc = svc
         self.execs: dict[str, Exec] = {}
         self._lock = threading.Lock()
@@ -148,7 +146,7 @@ class ExecStore:
         if not e.running:
             return
         info = self.exit_info(e)
-        if info is None and _pid_alive(e.shim_pid):
+        if info is None and pid_alive(e.shim_pid):
             return
         self.finish(e, info or {"exit_code": 255})
 

@@ -23,10 +23,13 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
+from .. import _core
 from ..errors import DockyardError
+from .spec import ALL_CAPS
 
 OCI_VERSION = "1.0.2"
 
@@ -152,8 +155,6 @@ def _bounding_set() -> int | None:
 def _capabilities(caps: dict[str, Any]) -> dict[str, list[str]]:
     """The spec's sets, less what the daemon can't grant (runc fails on those;
     --privileged means "all the daemon has", as in Docker)."""
-    from .spec import ALL_CAPS
-
     bnd = _bounding_set()
     known = {c: i for i, c in enumerate(ALL_CAPS)}
 
@@ -224,7 +225,6 @@ def from_native(spec: dict[str, Any], init_binary: str | None = None) -> dict[st
     }
     if spec.get("init"):
         if init_binary is None:
-            from .. import _core
             init_binary = _core.shim_path()
         if not os.access(init_binary, os.X_OK):
             raise DockyardError(f"--init: the init binary {init_binary} is missing")
@@ -258,10 +258,6 @@ def spawn_shim(id: str, state_dir: str | Path, spec_json: str, log_path: str | N
     """`_core.spawn_shim` for the runc driver: writes the bundle, starts
     `dockyard-shim run --runtime runc` and returns its report (the same dict);
     a start failure raises `_core.ContainerStartError` with Docker's exit code."""
-    import subprocess
-
-    from .. import _core
-
     runc = require_runc()
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -298,8 +294,6 @@ def spawn_shim(id: str, state_dir: str | Path, spec_json: str, log_path: str | N
 def delete(runc_root: Path, id: str) -> None:
     """`runc delete --force` if runc still has state for `id` (a backstop: the
     shim deletes the container when it exits)."""
-    import subprocess
-
     if not (Path(runc_root) / id).exists():
         return
     runc = runc_path()

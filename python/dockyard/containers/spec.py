@@ -12,6 +12,7 @@ from typing import Any
 from .. import _core
 from ..errors import InvalidParameter
 from .model import Container
+from .process import StartError
 
 ALL_CAPS = [
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
@@ -252,8 +253,7 @@ def seccomp_spec(value: str, caps: list[str]) -> str | dict[str, Any] | None:
         return seccomp_profile(value, caps)
     except InvalidParameter as e:
         # A start failure (as dockerd's): `docker run` attaches before it starts,
-        # and attach only tolerates a StartError. Imported here: service imports us.
-        from .service import StartError
+        # and attach only tolerates a StartError.
         raise StartError(str(e), 125) from None
 
 

@@ -3,20 +3,16 @@ its token server (Bearer); nothing is stored here, the client keeps them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..errors import Unauthorized
+from . import RegistryOptions
 from .auth import AuthConfig
 from .client import Session
 from .endpoints import normalize_server
 
-if TYPE_CHECKING:
-    from ..engine import Engine
 
-
-def login(engine: "Engine", auth: AuthConfig) -> dict[str, str]:
+def login(options: RegistryOptions, auth: AuthConfig) -> dict[str, str]:
     domain = normalize_server(auth.serveraddress)
-    s = Session(domain, engine.registry_options, auth)
+    s = Session(domain, options, auth)
     s.ping()
     assert s.endpoint is not None
     url = f"{s.endpoint.base}/v2/"

@@ -11,7 +11,8 @@ its digest and diff ID check out, so an interrupted pull keeps the layers it
 finished and the next pull reuses them.
 
 Two pulls in one engine that need the same layer fetch it once: the first
-claims it in `Inflight`, the other waits for that claim to be committed.
+claims it in `transfer.Inflight`, the other waits for that claim to be
+committed.
 """
 
 from __future__ import annotations
@@ -21,21 +22,18 @@ import json
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import _core, reference
-from ..errors import (BlobCorrupt, LayerCorrupt, RegistryError, RegistryNotFound,
-                      Unauthorized)
+from ..errors import (BlobCorrupt, InvalidParameter, LayerCorrupt, RegistryError,
+                      RegistryNotFound, Unauthorized)
 from ..ids import chain_ids
 from ..store.images import Image
 from .auth import AuthConfig, repo_scope
 from .client import Response, Session, error_codes, error_text
 from .manifest import ACCEPT, Descriptor, Manifest, parse, parse_platform, select
 from .progress import ClientGone, Progress, Reporter
-
-if TYPE_CHECKING:
-    from ..engine import Engine
+from .transfer import Inflight, Slot, TransferConfig
 
 MAX_CONFIG = 8 << 20
 MAX_MANIFEST = 4 << 20
@@ -46,23 +44,6 @@ class PullCancelled(Exception):
     """The client went away or the pull was stopped: keep what completed."""
 
 
-@dataclass
-class Slot:
-    """One layer being fetched by some pull in this engine."""
-
-    chain_id: str
-    cache_id: str | None
-    parent_cache: str | None = None  # what its directory was prepared on
-    done: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
-
-
-class Inflight:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.slots: dict[str, Slot] = {}
-
-
 def _pull_denied(ref: reference.Reference) -> RegistryNotFound:
     return RegistryNotFound(
         f"pull access denied for {ref.familiar_name}, repository does not exist or may "
@@ -70,11 +51,14 @@ def _pull_denied(ref: reference.Reference) -> RegistryNotFound:
 
 
 class Puller:
-    def __init__(self, engine: "Engine", ref: reference.Reference, auth: AuthConfig | None,
-                 progress: Progress | None, platform: str | None = None) -> None:
-        self.engine = engine
+    def __init__(self, config: TransferConfig, ref: reference.Reference,
+                 auth: AuthConfig | None, progress: Progress | None,
+                 platform: str | None = None) -> None:
+        self.store = config.store
+        self.events = config.events
+        self.inflight = config.inflight
         self.ref = ref
-        self.opts = engine.registry_options
+        self.opts = config.options
         self.session = Session(ref.domain, self.opts, auth or AuthConfig())
         self.report = Reporter(progress)
         self.want = parse_platform(platform)
@@ -161,7 +145,7 @@ class Puller:
         if len(diff_ids) != len(manifest.layers):
             raise RegistryError(f"{shown}: the manifest has {len(manifest.layers)} layers but "
                                 f"the config names {len(diff_ids)}")
-        images = self.engine.images
+        images = self.store.images
         before = self._current(target)
         image_id = _core.sha256_bytes(raw_config)
         if not self._have(image_id):
@@ -172,28 +156,28 @@ class Puller:
         if not by_digest:
             images.tag(img.id, str(target))
         for desc, diff_id in zip(manifest.layers, diff_ids):
-            self.engine.layers.record_blob(diff_id, desc.digest, desc.media_type, desc.size,
+            self.store.layers.record_blob(diff_id, desc.digest, desc.media_type, desc.size,
                                            self.ref.domain, self.ref.path)
         self.report.status(f"Digest: {top_digest}")
         if before == img.id:
             self.report.status(f"Status: Image is up to date for {shown}")
         else:
             self.report.status(f"Status: Downloaded newer image for {shown}")
-        self.engine.events.emit("image", "pull", target.familiar(), {"name": target.familiar()})
+        self.events.emit("image", "pull", target.familiar(), {"name": target.familiar()})
         return images.get(img.id)
 
     def _current(self, ref: reference.Reference) -> str | None:
-        row = self.engine.db.one("SELECT image_id FROM refs WHERE ref=?", (str(ref),))
+        row = self.store.db.one("SELECT image_id FROM refs WHERE ref=?", (str(ref),))
         return row["image_id"] if row else None
 
     def _have(self, image_id: str) -> bool:
-        return self.engine.db.one("SELECT 1 FROM images WHERE id=?", (image_id,)) is not None
+        return self.store.db.one("SELECT 1 FROM images WHERE id=?", (image_id,)) is not None
 
     # --- layers -------------------------------------------------------------------
     def _fetch_layers(self, descs: tuple[Descriptor, ...], diff_ids: list[str]) -> None:
-        layers = self.engine.layers
-        inflight: Inflight = self.engine.inflight_layers
-        parallel = self.engine.driver.whiteouts == "overlay"
+        layers = self.store.layers
+        inflight: Inflight = self.inflight
+        parallel = self.store.driver.whiteouts == "overlay"
         chains = chain_ids(diff_ids)
         plan: list[tuple[str, Any]] = []
         mine: list[Slot] = []
@@ -262,7 +246,7 @@ class Puller:
                     # The parent we were prepared on is not the stored one: it lost
                     # a race to be registered (a load or import of the same layer)
                     # or its pull was interrupted and we fetched it again.
-                    self.engine.driver.reparent(slot.cache_id, actual)
+                    self.store.driver.reparent(slot.cache_id, actual)
                 layer = layers.commit(parent, slot.cache_id, info.diff_id, info.size)
                 committed.append(layer.chain_id)
                 with inflight.lock:
@@ -290,8 +274,8 @@ class Puller:
         """Wait for a layer another pull is fetching. None once it is stored; a
         new claim of ours (prepared, to be fetched here) if that pull was
         interrupted, so one client's Ctrl-C doesn't fail another's pull."""
-        layers = self.engine.layers
-        inflight: Inflight = self.engine.inflight_layers
+        layers = self.store.layers
+        inflight: Inflight = self.inflight
         while True:
             while not other.done.wait(0.2):
                 if self.aborted.is_set():
@@ -312,11 +296,11 @@ class Puller:
                 return slot
 
     def _release_claims(self, slots: list[Slot], e: BaseException) -> None:
-        inflight: Inflight = self.engine.inflight_layers
+        inflight: Inflight = self.inflight
         for slot in reversed(slots):
             if slot.cache_id is not None:
                 try:
-                    self.engine.layers.discard(slot.cache_id)
+                    self.store.layers.discard(slot.cache_id)
                 except Exception:  # noqa: BLE001 - best effort; gc() finishes it at start
                     pass
             slot.error = e
@@ -328,8 +312,8 @@ class Puller:
     def _release_committed(self, committed: list[str]) -> None:
         """A failed (not interrupted) pull leaves the store as it was: drop the
         layers it committed, unless another pull is building on them."""
-        inflight: Inflight = self.engine.inflight_layers
-        layers = self.engine.layers
+        inflight: Inflight = self.inflight
+        layers = self.store.layers
         with inflight.lock:
             if inflight.slots:
                 return
@@ -337,7 +321,7 @@ class Puller:
                 layer = layers.find(chain)
                 if layer is None:
                     continue
-                with self.engine.db.transaction() as c:
+                with self.store.db.transaction() as c:
                     if layers.in_use(c, chain):
                         return
                     c.execute("DELETE FROM layers WHERE chain_id=?", (chain,))
@@ -346,9 +330,9 @@ class Puller:
     def _download(self, desc: Descriptor, diff_id: str, slot: Slot) -> "_core.LayerInfo":
         """Stream one blob into its layer directory; verify digest and diff ID."""
         assert slot.cache_id is not None
-        driver = self.engine.driver
+        driver = self.store.driver
         target = driver.diff_path(slot.cache_id)
-        split = str(self.engine.layers.split_path(slot.cache_id))
+        split = str(self.store.layers.split_path(slot.cache_id))
         attempts = max(1, self.opts.retries)
         for attempt in range(1, attempts + 1):
             if self.aborted.is_set():
@@ -429,21 +413,19 @@ def _interrupted(e: BaseException) -> bool:
                           SystemExit))
 
 
-def pull(engine: "Engine", name: str, tag: str | None = None, auth: AuthConfig | None = None,
-         progress: Progress | None = None, platform: str | None = None,
-         all_tags: bool = False) -> list[Image]:
+def pull(config: TransferConfig, name: str, tag: str | None = None,
+         auth: AuthConfig | None = None, progress: Progress | None = None,
+         platform: str | None = None, all_tags: bool = False) -> list[Image]:
     """Pull `name` (with `tag`, which may be a digest), or every tag of its
     repository. Returns the images pulled."""
     ref = reference.parse_normalized(name)
     if tag:
         ref = ref.with_digest(tag) if ":" in tag else ref.with_tag(tag)
     if all_tags and not ref.is_name_only:
-        from ..errors import InvalidParameter
-
         raise InvalidParameter("tag can't be used with --all-tags/-a")
     if not all_tags:
         ref = ref.with_default_tag()
-    p = Puller(engine, ref, auth, progress, platform)
+    p = Puller(config, ref, auth, progress, platform)
     p.connect()
     if all_tags:
         return [p.pull(t) for t in p.tags()]

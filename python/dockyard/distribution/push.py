@@ -18,7 +18,7 @@ import os
 import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 from .. import _core, reference
 from ..errors import ImageNotFound, InvalidParameter, RegistryError, Unauthorized
@@ -27,20 +27,19 @@ from ..store.layers import Layer
 from .auth import AuthConfig, repo_scope
 from .client import Session, error_text
 from .progress import Progress, Reporter
-
-if TYPE_CHECKING:
-    from ..engine import Engine
+from .transfer import TransferConfig
 
 GZIP_TYPES = (DOCKER_LAYER, OCI_LAYERS[1])
 CHUNK = 1 << 20
 
 
 class Pusher:
-    def __init__(self, engine: "Engine", ref: reference.Reference, auth: AuthConfig | None,
-                 progress: Progress | None) -> None:
-        self.engine = engine
+    def __init__(self, config: TransferConfig, ref: reference.Reference,
+                 auth: AuthConfig | None, progress: Progress | None) -> None:
+        self.store = config.store
+        self.events = config.events
         self.ref = ref
-        self.opts = engine.registry_options
+        self.opts = config.options
         self.session = Session(ref.domain, self.opts, auth or AuthConfig())
         self.report = Reporter(progress)
         self.path = ref.path
@@ -50,7 +49,7 @@ class Pusher:
     def connect(self, layers: list[Layer]) -> None:
         scopes = [repo_scope(self.path, ("pull", "push"))]
         sources = sorted({b["repository"] for lay in layers
-                          for b in self.engine.layers.known_blobs(lay.diff_id)
+                          for b in self.store.layers.known_blobs(lay.diff_id)
                           if b["registry"] == self.ref.domain and b["repository"] != self.path})
         scopes += [repo_scope(s, ("pull",)) for s in sources[:10]]
         try:
@@ -110,7 +109,7 @@ class Pusher:
         with self._lock:
             if layer.diff_id in self._done:
                 return self._done[layer.diff_id]
-        known = [b for b in self.engine.layers.known_blobs(layer.diff_id)
+        known = [b for b in self.store.layers.known_blobs(layer.diff_id)
                  if b["media_type"] in GZIP_TYPES]
         domain = self.ref.domain
         found: tuple[str, int] | None = None
@@ -140,7 +139,7 @@ class Pusher:
         if found is None:
             found = self._upload_layer(layer, short)
             self.report.status("Pushed", short)
-        self.engine.layers.record_blob(layer.diff_id, found[0], DOCKER_LAYER, found[1], domain,
+        self.store.layers.record_blob(layer.diff_id, found[0], DOCKER_LAYER, found[1], domain,
                                        self.path)
         with self._lock:
             self._done[layer.diff_id] = found
@@ -157,7 +156,7 @@ class Pusher:
 
         def produce() -> None:
             try:
-                result["info"] = self.engine.layers.write_layer_tar(
+                result["info"] = self.store.layers.write_layer_tar(
                     layer.chain_id, wfd, "gzip", self.opts.compression_level)
             except BaseException as e:  # noqa: BLE001 - handed to the uploading thread
                 result["error"] = e
@@ -205,9 +204,9 @@ class Pusher:
 
     # --- one tag ------------------------------------------------------------------
     def push_tag(self, tag: str, image_id: str) -> dict[str, Any]:
-        eng = self.engine
-        img = eng.images.get(image_id)
-        layers = eng.layers.chain(img.top_layer)
+        store = self.store
+        img = store.images.get(image_id)
+        layers = store.layers.chain(img.top_layer)
         for lay in layers:
             self.report.status("Preparing", lay.diff_id.split(":", 1)[1][:12])
         n = max(1, self.opts.max_concurrent_uploads)
@@ -236,35 +235,36 @@ class Pusher:
         self.report.status(f"{tag}: digest: {digest} size: {len(manifest)}")
         self.report({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest,
                                                    "Size": len(manifest)}})
-        eng.images.tag(image_id, f"{self.ref.name}@{digest}")
-        eng.events.emit("image", "push", f"{self.ref.familiar_name}:{tag}",
-                        {"name": f"{self.ref.familiar_name}:{tag}"})
+        store.images.tag(image_id, f"{self.ref.name}@{digest}")
+        self.events.emit("image", "push", f"{self.ref.familiar_name}:{tag}",
+                         {"name": f"{self.ref.familiar_name}:{tag}"})
         return {"Tag": tag, "Digest": digest, "Size": len(manifest)}
 
 
-def push(engine: "Engine", name: str, tag: str | None = None, auth: AuthConfig | None = None,
-         progress: Progress | None = None) -> list[dict[str, Any]]:
+def push(config: TransferConfig, name: str, tag: str | None = None,
+         auth: AuthConfig | None = None, progress: Progress | None = None) -> list[dict[str, Any]]:
     ref = reference.parse_normalized(name)
     if ref.digest:
         raise InvalidParameter("cannot push a digest reference")
     if tag:
         ref = ref.with_tag(tag)
     repo = ref.trimmed()
+    store = config.store
     if ref.tag:
-        row = engine.db.one("SELECT image_id FROM refs WHERE ref=?", (str(ref),))
+        row = store.db.one("SELECT image_id FROM refs WHERE ref=?", (str(ref),))
         targets = [(ref.tag, row["image_id"])] if row else []
     else:
-        rows = engine.db.query("SELECT ref, image_id FROM refs WHERE ref LIKE ? ORDER BY ref",
-                               (f"{repo.name}:%",))
+        rows = store.db.query("SELECT ref, image_id FROM refs WHERE ref LIKE ? ORDER BY ref",
+                              (f"{repo.name}:%",))
         targets = [(r["ref"][len(repo.name) + 1:], r["image_id"]) for r in rows
                    if r["ref"].startswith(f"{repo.name}:") and "@" not in r["ref"]]
-    p = Pusher(engine, repo, auth, progress)
+    p = Pusher(config, repo, auth, progress)
     p.report.status(f"The push refers to repository [{repo.name}]")
     if not targets:
         raise ImageNotFound(f"An image does not exist locally with the tag: {repo.familiar_name}"
                             if repo.domain == "docker.io" else
                             f"An image does not exist locally with the tag: {repo.name}")
     all_layers = [lay for _, iid in targets
-                  for lay in engine.layers.chain(engine.images.get(iid).top_layer)]
+                  for lay in store.layers.chain(store.images.get(iid).top_layer)]
     p.connect(all_layers)
     return [p.push_tag(t, iid) for t, iid in targets]

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import InvalidParameter, RegistryError
+from . import RegistryOptions
 from .auth import AuthConfig
 from .client import Session, error_text
 from .endpoints import DEFAULT_DOMAIN
-
-if TYPE_CHECKING:
-    from ..engine import Engine
 
 HUB_SEARCH = "https://index.docker.io/v1/search"
 CATALOG_PAGE = 1000
@@ -41,7 +39,7 @@ def _bool_filter(filters: dict[str, list[str]], key: str) -> bool | None:
     raise InvalidParameter(f"invalid filter '{key}={vals[-1]}'")
 
 
-def search(engine: "Engine", term: str, limit: int, filters: dict[str, list[str]],
+def search(options: RegistryOptions, term: str, limit: int, filters: dict[str, list[str]],
            auth: AuthConfig | None) -> list[dict[str, Any]]:
     if not 1 <= limit <= 100:
         raise InvalidParameter(f"limit {limit} is outside the range of [1, 100]")
@@ -58,7 +56,7 @@ def search(engine: "Engine", term: str, limit: int, filters: dict[str, list[str]
     automated = _bool_filter(filters, "is-automated")
 
     domain, q = split_term(term)
-    s = Session(domain, engine.registry_options, auth or AuthConfig())
+    s = Session(domain, options, auth or AuthConfig())
     if domain == DEFAULT_DOMAIN:
         results = _v1(s, HUB_SEARCH, q, limit) or []
     else:

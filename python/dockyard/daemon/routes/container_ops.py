@@ -1,7 +1,7 @@
 """Container operations beyond the lifecycle: pause/unpause, top, changes,
-export, commit, archive (`docker cp`) and stats. The work is in
-`dockyard.containers.ops`; these handlers run it in worker threads and
-stream the results."""
+export, commit, archive (`docker cp`) and stats. The work is in their
+modules of `dockyard.containers`; these handlers run it in worker threads
+and stream the results."""
 
 from __future__ import annotations
 
@@ -13,8 +13,13 @@ from typing import Any
 
 from aiohttp import web
 
-from ...containers import ops
+from ...containers import archive, rootfs
+from ...containers.commit import commit as commit_container
+from ...containers.pause import pause as pause_container
+from ...containers.pause import unpause as unpause_container
 from ...containers.service import ContainerService
+from ...containers.stats import empty_stats, sample, with_previous
+from ...containers.top import top as top_processes
 from ...engine import Engine
 from ...errors import InvalidParameter
 from . import blocking, engine, json_response, qbool
@@ -31,22 +36,23 @@ def _cid(request: web.Request) -> str:
 
 
 async def pause(request: web.Request) -> web.Response:
-    await blocking(ops.pause, svc(request), _cid(request))
+    await blocking(pause_container, svc(request), _cid(request))
     return web.Response(status=204)
 
 
 async def unpause(request: web.Request) -> web.Response:
-    await blocking(ops.unpause, svc(request), _cid(request))
+    await blocking(unpause_container, svc(request), _cid(request))
     return web.Response(status=204)
 
 
 async def top(request: web.Request) -> web.Response:
-    out = await blocking(ops.top, svc(request), _cid(request), request.query.get("ps_args"))
+    out = await blocking(top_processes, svc(request), _cid(request),
+                         request.query.get("ps_args"))
     return json_response(out)
 
 
 async def changes(request: web.Request) -> web.Response:
-    out = await blocking(ops.changes, svc(request), _cid(request))
+    out = await blocking(rootfs.changes, svc(request), _cid(request))
     return json_response(out or None)
 
 
@@ -94,7 +100,7 @@ async def export(request: web.Request) -> web.StreamResponse:
 
 def _export_and_close(s: ContainerService, cid: str, w: int) -> None:
     try:
-        ops.export(s, cid, w)
+        rootfs.export(s, cid, w)
     finally:
         os.close(w)
 
@@ -111,9 +117,9 @@ async def commit(request: web.Request) -> web.Response:
         if config is not None and not isinstance(config, dict):
             raise InvalidParameter("invalid config")
     pause_it = qbool(request, "pause", True) if q.get("pause", "") != "" else True
-    iid = await blocking(ops.commit, svc(request), q.get("container", ""), q.get("repo", ""),
-                         q.get("tag", ""), q.get("comment", ""), q.get("author", ""),
-                         pause_it, q.getall("changes", []), config)
+    iid = await blocking(commit_container, svc(request), q.get("container", ""),
+                         q.get("repo", ""), q.get("tag", ""), q.get("comment", ""),
+                         q.get("author", ""), pause_it, q.getall("changes", []), config)
     return json_response({"Id": iid}, status=201)
 
 
@@ -127,9 +133,9 @@ def _path(request: web.Request) -> str:
 
 
 async def archive_head(request: web.Request) -> web.Response:
-    stat = await blocking(ops.stat_path, svc(request), _cid(request), _path(request))
+    stat = await blocking(archive.stat_path, svc(request), _cid(request), _path(request))
     return web.Response(status=200, headers={
-        "X-Docker-Container-Path-Stat": ops.stat_header(stat),
+        "X-Docker-Container-Path-Stat": archive.stat_header(stat),
         "Content-Type": "application/json"})
 
 
@@ -139,9 +145,9 @@ async def archive_get(request: web.Request) -> web.StreamResponse:
     tmpdir = eng.new_tempdir()
     try:
         tar = str(tmpdir / "archive.tar")
-        stat = await blocking(ops.archive_to, eng.containers, _cid(request), path, tar)
+        stat = await blocking(archive.archive_to, eng.containers, _cid(request), path, tar)
         resp = web.StreamResponse(status=200, headers={
-            "X-Docker-Container-Path-Stat": ops.stat_header(stat)})
+            "X-Docker-Container-Path-Stat": archive.stat_header(stat)})
         resp.content_type = "application/x-tar"
         await resp.prepare(request)
         await _stream_file(request, resp, tar)
@@ -167,7 +173,7 @@ async def archive_put(request: web.Request) -> web.Response:
                 await blocking(f.write, chunk)
         finally:
             f.close()
-        await blocking(ops.extract_to, eng.containers, c.id, path, tar,
+        await blocking(archive.extract_to, eng.containers, c.id, path, tar,
                        qbool(request, "noOverwriteDirNonDir"))
     finally:
         await blocking(shutil.rmtree, tmpdir, True)
@@ -180,14 +186,14 @@ async def stats(request: web.Request) -> web.StreamResponse:
     stream = qbool(request, "stream", True)
     one_shot = qbool(request, "one-shot")
     if not c.state.get("Running"):
-        return json_response(ops.empty_stats(c))
+        return json_response(empty_stats(c))
     if not stream:
-        first = await blocking(ops.sample, s, c)
+        first = await blocking(sample, s, c)
         if one_shot:
             return json_response(first)
         await asyncio.sleep(1.0)
-        cur = await blocking(ops.sample, s, c)
-        return json_response(ops.with_previous(cur, first))
+        cur = await blocking(sample, s, c)
+        return json_response(with_previous(cur, first))
     resp = web.StreamResponse(status=200)
     resp.content_type = "application/json"
     await resp.prepare(request)
@@ -196,8 +202,8 @@ async def stats(request: web.Request) -> web.StreamResponse:
         c = await blocking(s.get, c.id)
         if not c.state.get("Running"):
             break
-        cur = await blocking(ops.sample, s, c)
-        out = ops.with_previous(json.loads(json.dumps(cur)), prev)
+        cur = await blocking(sample, s, c)
+        out = with_previous(json.loads(json.dumps(cur)), prev)
         try:
             await resp.write(json.dumps(out).encode() + b"\n")
         except (ConnectionError, RuntimeError):

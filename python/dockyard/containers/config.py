@@ -1,0 +1,95 @@
+"""A container's configuration at create time, as dockerd makes it: the
+image's config merged under the user's, the HostConfig checks, the name
+rule, and the json-file log options' sizes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..errors import InvalidParameter
+from .spec import parse_ulimit
+
+
+def valid_name(name: str) -> bool:
+    return bool(re.fullmatch(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+", name))
+
+
+def log_size(v: str | None) -> int:
+    """`--log-opt max-size=10m` style sizes (docker's RAMInBytes, binary units)."""
+    if not v:
+        return 0
+    s = str(v).strip().lower()
+    mult = 1
+    for suffix, m in (("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30)):
+        if s.endswith(suffix) or s.endswith(suffix + "b"):
+            mult = m
+            s = s.rstrip("b")[:-1]
+            break
+    return int(float(s) * mult)
+
+
+def merge_image_config(user: dict[str, Any], image: dict[str, Any]) -> dict[str, Any]:
+    """Docker's merge of the image's config under the user's (daemon/create.go)."""
+    cfg = dict(user)
+    if not cfg.get("User") and image.get("User"):
+        cfg["User"] = image["User"]
+    env = list(image.get("Env") or [])
+    for e in user.get("Env") or []:
+        k = e.split("=", 1)[0]
+        env = [x for x in env if x.split("=", 1)[0] != k] + [e]
+    cfg["Env"] = env
+    labels = dict(image.get("Labels") or {})
+    labels.update(user.get("Labels") or {})
+    cfg["Labels"] = labels
+    if not user.get("Entrypoint") and not user.get("Cmd"):
+        cfg["Cmd"] = image.get("Cmd")
+        cfg["Entrypoint"] = image.get("Entrypoint")
+    elif not user.get("Entrypoint"):
+        cfg["Entrypoint"] = image.get("Entrypoint")
+    if not cfg.get("WorkingDir"):
+        cfg["WorkingDir"] = image.get("WorkingDir") or ""
+    if not cfg.get("StopSignal") and image.get("StopSignal"):
+        cfg["StopSignal"] = image["StopSignal"]
+    for k in ("ExposedPorts", "Volumes"):
+        merged = dict(image.get(k) or {})
+        merged.update(user.get(k) or {})
+        cfg[k] = merged or None
+    cfg.setdefault("Hostname", "")
+    cfg.setdefault("Domainname", "")
+    cfg.setdefault("Tty", False)
+    cfg.setdefault("OpenStdin", False)
+    cfg.setdefault("StdinOnce", False)
+    cfg.setdefault("AttachStdin", False)
+    cfg.setdefault("AttachStdout", False)
+    cfg.setdefault("AttachStderr", False)
+    cfg["Image"] = user.get("Image")
+    return cfg
+
+
+def validate_hostconfig(hc: dict[str, Any]) -> None:
+    mem = int(hc.get("Memory") or 0)
+    if mem and mem < 6 * 1024 * 1024:
+        raise InvalidParameter("Minimum memory limit allowed is 6MB")
+    swap = int(hc.get("MemorySwap") or 0)
+    if swap > 0 and mem and swap < mem:
+        raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, "
+                               "see usage")
+    if swap > 0 and not mem:
+        raise InvalidParameter("You should always set the Memory limit when using Memoryswap "
+                               "limit, see usage")
+    for u in hc.get("Ulimits") or []:
+        parse_ulimit(u)
+    pol = (hc.get("RestartPolicy") or {}).get("Name") or "no"
+    if pol not in ("no", "always", "unless-stopped", "on-failure", ""):
+        raise InvalidParameter(f"invalid restart policy '{pol}'")
+    if hc.get("AutoRemove") and pol not in ("no", ""):
+        raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+    mode = hc.get("CgroupnsMode") or ""
+    if mode not in ("", "host", "private"):
+        raise InvalidParameter(f"invalid cgroup namespace mode: {mode}")
+    parent = hc.get("CgroupParent") or ""
+    if any(p in (".", "..") for p in parent.split("/")):
+        raise InvalidParameter(f"invalid cgroup parent {parent!r}")
+    if hc.get("NanoCpus") and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
+        raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")

@@ -1,0 +1,168 @@
+"""Keeping container records in line with their shims. The shim's files in
+the state directory are the truth about a running container: `reconcile()`
+reads them once the process has exited to record its status, unmount and
+clean up (removing an AutoRemove container), so a restarted daemon finds its
+containers as they are (`recover()`).
+
+Also here: the layer mounts this process holds for running containers, and
+the restart policy's decision (the restart itself is the lifecycle's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .. import _core
+from ..errors import NotFound
+from ..events import EventLog
+from ..graphdriver import remove_container_layers
+from ..graphdriver.base import rmtree
+from ..imageconfig import now_rfc3339
+from ..store.local import LocalStore
+from . import oci
+from .model import Container
+from .process import pid_alive
+from .records import ContainerRecords
+
+
+class Reconciler(ContainerRecords):
+    def __init__(self, store: LocalStore, events: EventLog, root: Path,
+                 exec_root: str | os.PathLike, cgroup_parent: str) -> None:
+        super().__init__(store, events, root, exec_root, cgroup_parent)
+        # Containers whose layers this process has mounted (driver refcounts
+        # are per process; a restarted daemon re-takes them in `recover`).
+        self._mounted: set[str] = set()
+        # Exit codes of the latest containers removed, for the waiters of a
+        # removal (wait?condition=removed) that learn of it after the fact.
+        self.last_exit_codes: dict[str, int] = {}
+
+    # --- mounts ------------------------------------------------------------------
+    def _mount(self, c: Container) -> str:
+        path = self.driver.get(c.id)
+        self._mounted.add(c.id)
+        return path
+
+    def _unmount(self, cid: str) -> None:
+        if cid in self._mounted:
+            self._mounted.discard(cid)
+            try:
+                self.driver.put(cid)
+            except Exception:  # noqa: BLE001 - already gone is fine
+                pass
+
+    def driver_cleanup_mount(self, cid: str) -> None:
+        """A restarted daemon does not hold the mount's refcount: unmount by path."""
+        try:
+            if self.driver.refcount(cid) == 0:
+                self.driver._unmount_all(cid)  # noqa: SLF001 - the driver's own cleanup
+        except Exception:  # noqa: BLE001
+            pass
+
+    # --- exit -----------------------------------------------------------------
+    def exit_info(self, cid: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.state_dir(cid) / "exit.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def shim_alive(self, c: Container) -> bool:
+        return pid_alive(int(c.state.get("ShimPid") or 0))
+
+    def reconcile(self, cid: str) -> Container | None:
+        """Bring the record in line with the shim: if the process has exited,
+        record its status, unmount, and clean up. Returns the container (None
+        if it was auto-removed)."""
+        try:
+            c = self.get(cid)
+        except NotFound:
+            return None
+        with self.lock(cid):
+            try:
+                c = self.get(cid)
+            except NotFound:  # auto-removed by a racing reconcile
+                return None
+            if not (c.state.get("Running") or c.state.get("Prepared")):
+                return c
+            # Liveness first: the shim writes exit.json and then exits, so once
+            # it is seen gone, a missing exit.json really is missing.
+            alive = self.shim_alive(c)
+            info = self.exit_info(cid)
+            if info is None and alive:
+                return c
+            info = info or {"exit_code": 255, "error": "the container's supervisor died"}
+            c.state.pop("Prepared", None)
+            c.state.update(Status="exited", Running=False, Paused=False, Pid=0,
+                           ExitCode=int(info.get("exit_code", 255)),
+                           OOMKilled=bool(info.get("oom_killed")),
+                           FinishedAt=info.get("finished_at") or now_rfc3339(),
+                           Error=info.get("error") or "")
+            self.save(c)
+            self.emit(c, "die", exitCode=str(c.state["ExitCode"]))
+            self._unmount(cid)
+            self.driver_cleanup_mount(cid)
+            if c.hostconfig.get("AutoRemove"):
+                self._remove_files(c)
+                c.removed = True  # type: ignore[attr-defined]
+        return c
+
+    def should_restart(self, c: Container) -> bool:
+        pol = c.hostconfig.get("RestartPolicy") or {}
+        name = pol.get("Name") or "no"
+        if c.state.get("StoppedByUser") or name == "no" or c.hostconfig.get("AutoRemove"):
+            return False
+        if name in ("always", "unless-stopped"):
+            return True
+        if name == "on-failure":
+            mx = int(pol.get("MaximumRetryCount") or 0)
+            return c.state.get("ExitCode", 0) != 0 and (mx == 0 or c.restart_count < mx)
+        return False
+
+    def wait_exit(self, cid: str, timeout: float | None = None) -> Container | None:
+        """Block until the container's process has exited (Python API)."""
+        c = self.get(cid)
+        shim = int(c.state.get("ShimPid") or 0)
+        if c.state.get("Running") and shim:
+            _core.wait_pid(shim, timeout)
+        return self.reconcile(cid)
+
+    # --- removal ------------------------------------------------------------------
+    def _remove_files(self, c: Container) -> None:
+        with self._locks_guard:
+            self.last_exit_codes[c.id] = int(c.state.get("ExitCode") or 0)
+            while len(self.last_exit_codes) > 1000:
+                del self.last_exit_codes[next(iter(self.last_exit_codes))]
+        self._unmount(c.id)
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM containers WHERE id=?", (c.id,))
+        remove_container_layers(self.driver, c.id)
+        self.emit(c, "destroy")
+        # Renamed away now, deleted by the background remover.
+        rmtree(self.container_dir(c.id))
+        if self.runtime(c) == "runc":
+            oci.delete(self.runc_root, c.id)
+        rmtree(self.state_dir(c.id))
+        try:
+            _core.remove_cgroup(self.cgroup_path(c))
+        except Exception:  # noqa: BLE001 - the shim removes it; this is a backstop
+            pass
+
+    # --- recovery ---------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """At daemon start: settle containers whose process ended while we were
+        away; keep the running ones (their shims outlived us). Returns the IDs
+        still running."""
+        running = []
+        for c in self.all():
+            if c.state.get("Running") or c.state.get("Prepared"):
+                c2 = self.reconcile(c.id)
+                if c2 is not None and c2.state.get("Running"):
+                    self._mounted.add(c.id)
+                    try:
+                        self.driver.get(c.id)  # take the refcount for the live mount
+                    except Exception:  # noqa: BLE001
+                        pass
+                    running.append(c.id)
+        return running
