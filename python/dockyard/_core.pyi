@@ -249,3 +249,54 @@ def remove_cgroup(path: str) -> None:
 def cgroup_dirs(path: str) -> list[str]:
     """Directories of cgroup `path` in every mounted hierarchy (v1
     controllers + unified, or the single v2 tree)."""
+
+# Container networking over rtnetlink (dockyard-network). "Host" is the
+# caller's network namespace. Kernel failures raise OSError(errno, "step:
+# reason"); malformed CIDR/MAC/names raise ValueError. All release the GIL.
+
+def netns_create(path: str) -> None:
+    """New network namespace with `lo` up, persisted by bind-mounting it on
+    `path` (created; its directory must exist). Made on a short-lived thread:
+    the caller's namespace never changes. FileExistsError if `path` already
+    holds a namespace."""
+
+def netns_remove(path: str) -> None:
+    """Unmount (MNT_DETACH) and unlink a namespace file; missing is fine."""
+
+def bridge_ensure(name: str, addrs: Sequence[str], mtu: int, mac: str | None = None) -> None:
+    """Create the Linux bridge `name` if absent (idempotent), set its MTU,
+    add the CIDR addresses of `addrs` it lacks ("10.231.0.1/24",
+    "fd00:1::1/64"), set `mac` if given (pinned, so the kernel does not re-pick
+    it as ports join), bring it up and set its route_localnet=1.
+    FileExistsError if `name` is a link of another kind."""
+
+def link_delete(name: str) -> bool:
+    """Delete host link `name`; False if it did not exist."""
+
+def link_names(prefix: str) -> list[str]:
+    """Names of the host links that start with `prefix`."""
+
+def endpoint_add(
+    netns: str,
+    bridge: str,
+    host_ifname: str,
+    ifname: str,
+    mac: str,
+    addrs: Sequence[str],
+    gateways: Sequence[str],
+    mtu: int,
+) -> None:
+    """veth pair: `host_ifname` stays in the host, port of `bridge`, up; its
+    peer is created inside the namespace at `netns` as `ifname` with `mac`,
+    `mtu`, the CIDR `addrs`, up, a default route via each of `gateways` (at
+    most one per family), arp_notify=1 and, with IPv6, accept_ra=0,
+    autoconf=0, accept_dad=0. On failure what was made is removed."""
+
+def endpoint_remove(netns: str, ifname: str) -> bool:
+    """Delete `ifname` inside the namespace at `netns` (its host end goes with
+    it); False if there is no such link or namespace file."""
+
+def link_info(netns: str | None, name: str) -> dict | None:
+    """{"index", "mtu", "mac", "up", "master" (name or None), "addrs": [cidr]}
+    of link `name` in the namespace at `netns` (None: the host's); None if
+    there is no such link."""

@@ -10,6 +10,7 @@ mod errors;
 mod py_archive;
 mod py_union;
 mod py_runtime;
+mod py_network;
 mod shim_pool;
 
 use dockyard_archive::digest;
@@ -74,5 +75,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     py_archive::register(m)?;
     py_union::register(m)?;
     py_runtime::register(m)?;
+    py_network::register(m)?;
     Ok(())
 }

@@ -1,0 +1,123 @@
+//! Bindings for `dockyard-network`: network namespaces, bridges, veth
+//! endpoints over rtnetlink. Arguments are parsed (ValueError when malformed)
+//! before the GIL is released; kernel failures raise OSError(errno, "step:
+//! reason"), so `FileExistsError`, `FileNotFoundError`... come out as usual.
+
+use dockyard_network as net;
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+fn to_py(e: net::Error) -> PyErr {
+    match &e {
+        net::Error::Os { errno, .. } => PyOSError::new_err((*errno, e.to_string())),
+        net::Error::Invalid(m) => PyValueError::new_err(m.clone()),
+        net::Error::Protocol { .. } => PyOSError::new_err(e.to_string()),
+    }
+}
+
+fn cidrs(addrs: &[String]) -> PyResult<Vec<net::Cidr>> {
+    addrs.iter().map(|a| net::parse_cidr(a).map_err(to_py)).collect()
+}
+
+/// New network namespace with `lo` up, persisted by a bind mount on `path`.
+#[pyfunction]
+fn netns_create(py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    py.detach(|| net::netns_create(&path)).map_err(to_py)
+}
+
+/// Unmount and remove a namespace file; a missing one is fine.
+#[pyfunction]
+fn netns_remove(py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    py.detach(|| net::netns_remove(&path)).map_err(to_py)
+}
+
+/// Create/converge the bridge `name`: MTU, missing addresses, MAC, up,
+/// route_localnet=1.
+#[pyfunction]
+#[pyo3(signature = (name, addrs, mtu, mac=None))]
+fn bridge_ensure(py: Python<'_>, name: String, addrs: Vec<String>, mtu: u32, mac: Option<String>) -> PyResult<()> {
+    let addrs = cidrs(&addrs)?;
+    let mac = mac.map(|m| net::parse_mac(&m)).transpose().map_err(to_py)?;
+    py.detach(|| net::bridge_ensure(&name, &addrs, mtu, mac)).map_err(to_py)
+}
+
+/// Delete a host link; False if it did not exist.
+#[pyfunction]
+fn link_delete(py: Python<'_>, name: String) -> PyResult<bool> {
+    py.detach(|| net::link_delete(&name)).map_err(to_py)
+}
+
+/// Names of host links starting with `prefix`.
+#[pyfunction]
+fn link_names(py: Python<'_>, prefix: String) -> PyResult<Vec<String>> {
+    py.detach(|| net::link_names(&prefix)).map_err(to_py)
+}
+
+/// veth pair: `host_ifname` on `bridge` in the host, `ifname` configured
+/// inside the namespace at `netns`. Undone on failure.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn endpoint_add(
+    py: Python<'_>,
+    netns: PathBuf,
+    bridge: String,
+    host_ifname: String,
+    ifname: String,
+    mac: String,
+    addrs: Vec<String>,
+    gateways: Vec<String>,
+    mtu: u32,
+) -> PyResult<()> {
+    let mac = net::parse_mac(&mac).map_err(to_py)?;
+    let addrs = cidrs(&addrs)?;
+    let gateways: Vec<IpAddr> = gateways.iter().map(|g| net::parse_ip(g).map_err(to_py)).collect::<PyResult<_>>()?;
+    let ep = net::Endpoint {
+        netns: &netns,
+        bridge: &bridge,
+        host_ifname: &host_ifname,
+        ifname: &ifname,
+        mac,
+        addrs: &addrs,
+        gateways: &gateways,
+        mtu,
+    };
+    py.detach(|| net::endpoint_add(&ep)).map_err(to_py)
+}
+
+/// Delete `ifname` inside the namespace at `netns`; False if absent.
+#[pyfunction]
+fn endpoint_remove(py: Python<'_>, netns: PathBuf, ifname: String) -> PyResult<bool> {
+    py.detach(|| net::endpoint_remove(&netns, &ifname)).map_err(to_py)
+}
+
+/// {"index", "mtu", "mac", "up", "master", "addrs"} of a link in the
+/// namespace at `netns` (None: the host's), or None if there is no such link.
+#[pyfunction]
+fn link_info<'py>(py: Python<'py>, netns: Option<PathBuf>, name: String) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let Some(info) = py.detach(|| net::link_info(netns.as_deref(), &name)).map_err(to_py)? else {
+        return Ok(None);
+    };
+    let d = PyDict::new(py);
+    d.set_item("index", info.index)?;
+    d.set_item("mtu", info.mtu)?;
+    d.set_item("mac", info.mac)?;
+    d.set_item("up", info.up)?;
+    d.set_item("master", info.master)?;
+    d.set_item("addrs", info.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>())?;
+    Ok(Some(d))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(netns_create, m)?)?;
+    m.add_function(wrap_pyfunction!(netns_remove, m)?)?;
+    m.add_function(wrap_pyfunction!(bridge_ensure, m)?)?;
+    m.add_function(wrap_pyfunction!(link_delete, m)?)?;
+    m.add_function(wrap_pyfunction!(link_names, m)?)?;
+    m.add_function(wrap_pyfunction!(endpoint_add, m)?)?;
+    m.add_function(wrap_pyfunction!(endpoint_remove, m)?)?;
+    m.add_function(wrap_pyfunction!(link_info, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Network namespaces persisted as bind mounts of `/proc/thread-self/ns/net`
+//! (as `ip netns add` does), and running code inside one. Namespace switches
+//! happen on a dedicated short-lived thread, never on the caller's.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::mount::UnmountFlags;
+use rustix::thread::{LinkNameSpaceType, UnshareFlags};
+
+use crate::nl::Netlink;
+use crate::{Error, Result};
+
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+/// Enough for the netlink code; the default 2 MiB would only cost mmap time.
+const THREAD_STACK: usize = 256 * 1024;
+
+/// Run `f` on a fresh thread that exits afterwards, so whatever namespace it
+/// enters dies with it.
+pub(crate) fn on_thread<T: Send>(name: &str, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        let h = std::thread::Builder::new()
+            .name(name.into())
+            .stack_size(THREAD_STACK)
+            .spawn_scoped(s, f)
+            .map_err(|e| Error::os("spawn netns thread", e))?;
+        match h.join() {
+            Ok(r) => r,
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    })
+}
+
+/// Open a persisted namespace file (for setns or IFLA_NET_NS_FD).
+pub(crate) fn open_netns(path: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::os(format!("open netns {}", path.display()), e.into()))
+}
+
+/// Run `f` on a dedicated thread inside the network namespace at `path`.
+pub(crate) fn in_netns<T: Send>(path: &Path, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    in_netns_fd(open_netns(path)?, path, f)
+}
+
+/// Same, for an already opened namespace file (`path` only names it in errors).
+pub(crate) fn in_netns_fd<T: Send>(fd: OwnedFd, path: &Path, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    on_thread("dockyard-netns", move || {
+        rustix::thread::move_into_link_name_space(fd.as_fd(), Some(LinkNameSpaceType::Network))
+            .map_err(|e| Error::os(format!("enter netns {}", path.display()), e.into()))?;
+        drop(fd);
+        f()
+    })
+}
+
+/// Create a network namespace with `lo` up and persist it on `path` (a new
+/// file; its directory must exist). EEXIST if `path` already holds one.
+pub fn netns_create(path: &Path) -> Result<()> {
+    let what = |s: &str| format!("{s} {}", path.display());
+    let created = match rustix::fs::open(path, OFlags::RDONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(_) => true,
+        Err(rustix::io::Errno::EXIST) => {
+            // A leftover plain file is reused; a live namespace is not replaced.
+            let f = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| Error::os(what("open netns file"), e.into()))?;
+            let st = rustix::fs::fstatfs(&f).map_err(|e| Error::os(what("statfs netns file"), e.into()))?;
+            if st.f_type as i64 == NSFS_MAGIC {
+                return Err(Error::Os { step: what("create netns: already a namespace"), errno: libc::EEXIST });
+            }
+            false
+        }
+        Err(e) => return Err(Error::os(what("create netns file"), e.into())),
+    };
+    let r = on_thread("dockyard-netns", || {
+        // SAFETY: only the network namespace is unshared (no fd table split),
+        // on a thread that exits right after.
+        unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNET) }
+            .map_err(|e| Error::os("unshare network namespace", e.into()))?;
+        // lo is always ifindex 1 in a new namespace.
+        Netlink::open()?.set_link(1, true, Vec::new(), "set lo up")?;
+        rustix::mount::mount_bind("/proc/thread-self/ns/net", path)
+            .map_err(|e| Error::os(what("bind-mount netns on"), e.into()))
+    });
+    if r.is_err() && created {
+        let _ = std::fs::remove_file(path);
+    }
+    r
+}
+
+/// Unmount (lazily) and remove a namespace file; a missing one is fine.
+pub fn netns_remove(path: &Path) -> Result<()> {
+    match rustix::mount::unmount(path, UnmountFlags::DETACH) {
+        Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
+        Err(e) => return Err(Error::os(format!("unmount netns {}", path.display()), e.into())),
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::os(format!("remove netns {}", path.display()), e)),
+    }
+}
