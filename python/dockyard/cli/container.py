@@ -205,12 +205,12 @@ def ps(all: bool = typer.Option(False, "-a", "--all", help="Show all containers"
        quiet: bool = typer.Option(False, "-q", "--quiet", help="Only display container IDs"),
        size: bool = typer.Option(False, "-s", "--size", help="Display total file sizes")) -> None:
     """List containers"""
-    from .image import _filters
+    from .opts import filters_param
     from .output import print_rows
 
     limit = 1 if latest else last
     params = {"all": True if all or limit > 0 else None, "limit": limit if limit > 0 else None,
-              "size": size or None, "filters": _filters(filter)}
+              "size": size or None, "filters": filters_param(filter)}
     if format and not size and ".Size" in format:
         params["size"] = True
     items = call(lambda: client().get_json("/containers/json", params))
@@ -570,7 +570,7 @@ def inspect_container(containers: List[str] = typer.Argument(..., metavar="CONTA
                       format: Optional[str] = typer.Option(None, "-f", "--format"),
                       size: bool = typer.Option(False, "-s", "--size")) -> None:
     """Display detailed information on one or more containers"""
-    from .system import inspect_objects
+    from .inspector import inspect_objects
 
     inspect_objects(containers, format, "container", size)
 
@@ -605,9 +605,9 @@ def commit(container: str = typer.Argument(...),
     """Create a new image from a container's changes"""
     repo = tag = None
     if repository:
-        from .image import _tag_reference
+        from .opts import tag_reference
 
-        repo, tag = _tag_reference(repository)
+        repo, tag = tag_reference(repository)
     params = {"container": container, "repo": repo, "tag": tag, "comment": message,
               "author": author, "pause": pause, "changes": change or None}
     res = call(lambda: client().post_json("/commit", params))
@@ -778,7 +778,7 @@ def _cp_to(src: str, container: str, path: str, archive: bool, follow: bool) -> 
 # --- stats, prune -------------------------------------------------------------
 
 def _stats_row(name: str, s: dict[str, Any], no_trunc: bool) -> dict[str, str]:
-    from .system import bytes_size
+    from .formatter import bytes_size
     from ..units import human_size
 
     cpu = s.get("cpu_stats") or {}
@@ -859,7 +859,7 @@ def stats(containers: Optional[List[str]] = typer.Argument(None, metavar="[CONTA
 def prune(force: bool = typer.Option(False, "-f", "--force"),
           filter: Optional[List[str]] = typer.Option(None, "--filter")) -> None:
     """Remove all stopped containers"""
-    from .image import _filters
+    from .opts import filters_param
     from ..units import human_size
 
     if not force:
@@ -868,7 +868,7 @@ def prune(force: bool = typer.Option(False, "-f", "--force"),
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return
-    out = call(lambda: client().post_json("/containers/prune", {"filters": _filters(filter)}))
+    out = call(lambda: client().post_json("/containers/prune", {"filters": filters_param(filter)}))
     deleted = out.get("ContainersDeleted") or []
     if deleted:
         print("Deleted Containers:")
