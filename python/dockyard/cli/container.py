@@ -3,7 +3,8 @@ logs, attach, exec, top, pause, unpause, rename, diff, commit, cp, export,
 stats, prune, inspect, and the `container` group that holds them.
 
 `run` and `create` share their flag table, parser and request builder with
-the fast path (runflags.py); their Typer options are generated from it.
+the fast path (runflags.py, runflow.py); their Typer options are generated
+from runflags.FLAGS.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _q(name: str) -> str:
 # --- run / create (options generated from runflags.FLAGS) ----------------------
 
 def _flag_command(cmd: str) -> Callable[..., None]:
-    from . import runflags
+    from . import runflags, runflow
 
     P = _inspect.Parameter
     params = [
@@ -79,7 +80,7 @@ def _flag_command(cmd: str) -> Callable[..., None]:
             if v not in (None, False, []):
                 changed.add(k)
                 opts[k] = v
-        fn = runflags.run_parsed if cmd == "run" else runflags.create_parsed
+        fn = runflow.run_parsed if cmd == "run" else runflow.create_parsed
         raise SystemExit(fn(opts, changed, image, args))
 
     command.__signature__ = _inspect.Signature(params)  # type: ignore[attr-defined]
@@ -450,7 +451,7 @@ def _time_param(v: str | None) -> str | None:
     if re.fullmatch(r"\d+(\.\d+)?", v):
         return v
     if re.fullmatch(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+", v):
-        from .runflags import go_duration
+        from .runopts import go_duration
 
         return "%.9f" % (_t.time() - go_duration(v) / 1e9)
     from datetime import datetime
@@ -505,10 +506,11 @@ def exec_(container: str = typer.Argument(...),
     """Run a command in a running container"""
     from . import streams
     from .client import APIError
-    from .runflags import UsageError, _env_list
+    from .runflags import UsageError
+    from .runopts import env_list
 
     try:
-        envs = _env_list(env_file or [], env or [])
+        envs = env_list(env_file or [], env or [])
     except UsageError as e:
         fail(str(e))
     c = client()
