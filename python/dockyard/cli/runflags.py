@@ -1,5 +1,5 @@
 """The flags of `run` and `create`: one table, from which the fast path
-(fast.py, no Typer) parses argv and the Typer commands (container.py)
+(fast.py, no Typer) parses argv and the Typer commands (container/run.py)
 generate their options. runconfig.py turns the parsed options into the
 create request, runflow.py runs it.
 

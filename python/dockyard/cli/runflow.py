@@ -3,7 +3,7 @@ and their request built (runconfig.py): create the container (pulling the
 image when it is missing), then for `run` attach, start, wait and exit with
 the container's status, with docker's messages and exit codes
 (cli/command/container/{run,create}.go). The fast path (fast.py) and the
-Typer commands (container.py) both end here.
+Typer commands (container/run.py) both end here.
 """
 
 from __future__ import annotations
