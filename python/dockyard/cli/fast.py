@@ -145,15 +145,15 @@ FAST: dict[str, tuple[Callable[..., None], dict[str, str]]] = {
 
 
 def _run_or_create(args: list[str], cmd: str) -> bool:
-    """`run`/`create` without Typer (runflags.py); --help goes to Typer."""
-    from . import runflags
+    """`run`/`create` without Typer (runflags.py, runflow.py); --help goes to Typer."""
+    from . import runflags, runflow
 
     try:
         runflags.parse_args(args, cmd)
     except runflags.UsageError:
         if "--help" in args[:args.index("--") if "--" in args else len(args)]:
             return False
-    code = runflags.run_run(args) if cmd == "run" else runflags.run_create(args)
+    code = runflow.run_run(args) if cmd == "run" else runflow.run_create(args)
     sys.stdout.flush()
     raise SystemExit(code)
 

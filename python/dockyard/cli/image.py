@@ -11,40 +11,13 @@ from typing import List, Optional
 import typer
 
 from .common import call, client, fail
+from .formatter import IMAGE_HEADERS, created_at, short_id
+from .opts import filters_param, tag_reference
 
 app = typer.Typer(help="Manage images", no_args_is_help=True, add_completion=False)
 
-IMAGE_HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID",
-                 "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
-                 "Digest": "DIGEST", "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE",
-                 "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE"}
 HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
                    "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
-
-
-def short_id(i: str, no_trunc: bool) -> str:
-    if no_trunc:
-        return i
-    return i.split(":", 1)[-1][:12]
-
-
-def _filters(values: list[str] | None) -> str | None:
-    if not values:
-        return None
-    f: dict[str, dict[str, bool]] = {}
-    for v in values:
-        k, eq, val = v.partition("=")
-        if not eq:
-            fail(f'invalid argument "{v}" for "-f, --filter" flag: bad format of filter '
-                 "(expected name=value)", 125)
-        f.setdefault(k.strip().lower(), {})[val] = True
-    return json.dumps(f)
-
-
-def _created_at(unix: int) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(unix))
 
 
 def list_images(repository: Optional[str] = typer.Argument(None, metavar="[REPOSITORY[:TAG]]"),
@@ -57,7 +30,7 @@ def list_images(repository: Optional[str] = typer.Argument(None, metavar="[REPOS
     """List images"""
     from ..units import human_size, since
 
-    params = {"all": all or None, "filters": _filters(filter)}
+    params = {"all": all or None, "filters": filters_param(filter)}
     if repository:
         f = json.loads(params["filters"] or "{}")
         f.setdefault("reference", {})[repository] = True
@@ -70,7 +43,7 @@ def list_images(repository: Optional[str] = typer.Argument(None, metavar="[REPOS
         base = {
             "ID": short_id(img["Id"], no_trunc),
             "CreatedSince": since(img["Created"]),
-            "CreatedAt": _created_at(img["Created"]),
+            "CreatedAt": created_at(img["Created"]),
             "Size": human_size(img["Size"], 3),
             "VirtualSize": human_size(img.get("VirtualSize", img["Size"]), 3),
             "SharedSize": "N/A" if img.get("SharedSize", -1) < 0 else
@@ -105,19 +78,6 @@ def list_images(repository: Optional[str] = typer.Argument(None, metavar="[REPOS
     print_rows(format, rows, IMAGE_HEADERS)
 
 
-def _tag_reference(target: str) -> tuple[str, str | None]:
-    from .. import reference
-    from ..errors import InvalidReference
-
-    try:
-        ref = reference.parse_normalized(target)
-    except InvalidReference as e:
-        fail(f'Error parsing reference: "{target}" is not a valid repository/tag: {e}')
-    if ref.digest:
-        fail("refusing to create a tag with a digest reference")
-    return ref.name, ref.tag
-
-
 def import_image(file: str = typer.Argument(..., metavar="file|URL|-"),
                  repository: Optional[str] = typer.Argument(None, metavar="[REPOSITORY[:TAG]]"),
                  change: Optional[List[str]] = typer.Option(None, "-c", "--change"),
@@ -129,7 +89,7 @@ def import_image(file: str = typer.Argument(..., metavar="file|URL|-"),
     params: dict = {"fromSrc": "-", "message": message, "changes": change or None,
                     "platform": platform}
     if repository:
-        name, tag = _tag_reference(repository)
+        name, tag = tag_reference(repository)
         params["repo"] = name
         params["tag"] = tag
     if file == "-":
@@ -167,7 +127,7 @@ def tag(source: str = typer.Argument(..., metavar="SOURCE_IMAGE[:TAG]"),
     """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"""
     from .client import path_quote
 
-    name, t = _tag_reference(target)
+    name, t = tag_reference(target)
     call(lambda: client().request("POST", f"/images/{path_quote(source)}/tag",
                                   {"repo": name, "tag": t}).close())
 
@@ -217,8 +177,8 @@ def history(image: str = typer.Argument(...),
             created_by = created_by[:44] + "…"
         rows.append({
             "ID": h["Id"] if h["Id"] == "<missing>" else short_id(h["Id"], no_trunc),
-            "CreatedSince": since(h["Created"]) if human else _created_at(h["Created"]),
-            "CreatedAt": _created_at(h["Created"]),
+            "CreatedSince": since(h["Created"]) if human else created_at(h["Created"]),
+            "CreatedAt": created_at(h["Created"]),
             "CreatedBy": created_by,
             "Size": human_size(h["Size"], 3) if human else str(h["Size"]),
             "Comment": h.get("Comment", ""),
@@ -302,7 +262,7 @@ def prune(all: bool = typer.Option(False, "-a", "--all"),
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return
-    f = json.loads(_filters(filter) or "{}")
+    f = json.loads(filters_param(filter) or "{}")
     if all:
         f["dangling"] = {"false": True}
     out = call(lambda: client().post_json("/images/prune", {"filters": json.dumps(f) if f
@@ -320,7 +280,7 @@ def prune(all: bool = typer.Option(False, "-a", "--all"),
 def inspect_image(names: List[str] = typer.Argument(..., metavar="IMAGE [IMAGE...]"),
                   format: Optional[str] = typer.Option(None, "-f", "--format")) -> None:
     """Display detailed information on one or more images"""
-    from .system import inspect_objects
+    from .inspector import inspect_objects
 
     inspect_objects(names, format, "image")
 

@@ -123,9 +123,9 @@ def search(term: str = typer.Argument(..., metavar="TERM"),
             fail("bad format of filter (expected name=value)")
         f.setdefault(k, []).append(v)
     params = {"term": term, "limit": limit, "filters": json.dumps(f) if f else None}
-    from .transfer import _auth_header
+    from .transfer import auth_header
 
-    hdr = _auth_header(term if "/" in term else "docker.io/x")
+    hdr = auth_header(term if "/" in term else "docker.io/x")
 
     def fetch() -> list:
         r = client().request("GET", "/images/search", params, None, hdr)

@@ -1,26 +1,17 @@
-"""System commands: version, info, system df, and the generic inspect."""
+"""System commands: version, info, system df, and the generic inspect (whose
+work, shared with `container inspect` and `image inspect`, is inspector.py)."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any, List, Optional
+from typing import List, Optional
 
 import typer
 
 from .common import G, call, client
+from .formatter import IMAGE_HEADERS, bytes_size, short_id
 
 app = typer.Typer(help="Manage Dockyard", no_args_is_help=True, add_completion=False)
-
-_BINARY = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
-
-
-def bytes_size(size: float) -> str:
-    """units.BytesSize: binary units, 4 significant digits."""
-    i = 0
-    while size >= 1024.0 and i < len(_BINARY) - 1:
-        size /= 1024.0
-        i += 1
-    return f"{'%.4g' % size}{_BINARY[i]}"
 
 
 def version(format: Optional[str] = typer.Option(None, "-f", "--format")) -> None:
@@ -119,7 +110,6 @@ def df(verbose: bool = typer.Option(False, "-v", "--verbose"),
         print_rows(format or "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t"
                    "{{.Reclaimable}}", rows, headers)
         return
-    from .image import IMAGE_HEADERS, short_id
     from ..units import since
 
     print("Images space usage:\n")
@@ -142,60 +132,13 @@ def df(verbose: bool = typer.Option(False, "-v", "--verbose"),
     print("CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED")
 
 
-def sorted_maps(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: sorted_maps(v[k]) for k in sorted(v)}
-    if isinstance(v, list):
-        return [sorted_maps(x) for x in v]
-    return v
-
-
-def inspect_objects(names: list[str], format: str | None, kind: str | None,
-                    size: bool = False) -> None:
-    from .client import APIError, path_quote
-
-    results: list[Any] = []
-    failed = False
-    for n in names:
-        try:
-            if kind in (None, "container"):
-                try:
-                    results.append(client().get_json(f"/containers/{path_quote(n)}/json",
-                                                     {"size": size or None}))
-                    continue
-                except APIError as e:
-                    if e.status != 404 or kind == "container":
-                        raise
-            if kind in (None, "image"):
-                results.append(client().get_json(f"/images/{path_quote(n)}/json"))
-                continue
-        except APIError as e:
-            if e.status != 404:
-                print(f"Error response from daemon: {e.message}", file=sys.stderr)
-                failed = True
-                continue
-        print(f"Error: No such object: {n}" if kind is None else f"Error: No such {kind}: {n}",
-              file=sys.stderr)
-        failed = True
-    if format:
-        from .output import print_one
-
-        # docker decodes raw inspect JSON into Go maps, whose keys print sorted.
-        for r in results:
-            print_one(format, sorted_maps(r))
-    else:
-        from .output import print_json_indent
-
-        print_json_indent(results)
-    if failed:
-        raise SystemExit(1)
-
-
 def inspect(names: List[str] = typer.Argument(..., metavar="NAME|ID [NAME|ID...]"),
             format: Optional[str] = typer.Option(None, "-f", "--format"),
             type: Optional[str] = typer.Option(None, "--type"),
             size: bool = typer.Option(False, "-s", "--size")) -> None:
     """Return low-level information on Dockyard objects"""
+    from .inspector import inspect_objects
+
     inspect_objects(names, format, type, size)
 
 

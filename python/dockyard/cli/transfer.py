@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def _auth_header(name: str) -> dict[str, str]:
+def auth_header(name: str) -> dict[str, str]:
+    """X-Registry-Auth for the registry of image `name`, from the stored credentials."""
     from ..distribution import credentials
     from ..reference import parse_normalized
 
@@ -29,7 +30,7 @@ def _stream(method: str, path: str, params: dict, name: str, quiet: bool) -> dic
     from .progress import StreamError, show
 
     def lines():
-        resp = client().request(method, path, params, None, _auth_header(name))
+        resp = client().request(method, path, params, None, auth_header(name))
         try:
             for line in resp.iter_lines():
                 try:

@@ -1,0 +1,39 @@
+"""Values of flags and arguments that more than one command group takes
+(docker's opts package): `--filter name=value` and a REPOSITORY[:TAG] to
+create. Errors exit as docker's do, through common.fail."""
+
+from __future__ import annotations
+
+import json
+
+from .common import fail
+
+
+def filters_param(values: list[str] | None) -> str | None:
+    """`-f name=value` flags as the `filters` query parameter (opts.FilterOpt):
+    None when no filter is given, exit 125 on a value without `=`."""
+    if not values:
+        return None
+    f: dict[str, dict[str, bool]] = {}
+    for v in values:
+        k, eq, val = v.partition("=")
+        if not eq:
+            fail(f'invalid argument "{v}" for "-f, --filter" flag: bad format of filter '
+                 "(expected name=value)", 125)
+        f.setdefault(k.strip().lower(), {})[val] = True
+    return json.dumps(f)
+
+
+def tag_reference(target: str) -> tuple[str, str | None]:
+    """The repository and tag of a name to create (tag, import, commit):
+    exit 1 if it isn't a reference or if it carries a digest."""
+    from .. import reference
+    from ..errors import InvalidReference
+
+    try:
+        ref = reference.parse_normalized(target)
+    except InvalidReference as e:
+        fail(f'Error parsing reference: "{target}" is not a valid repository/tag: {e}')
+    if ref.digest:
+        fail("refusing to create a tag with a digest reference")
+    return ref.name, ref.tag
