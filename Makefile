@@ -12,7 +12,7 @@ core:           ## rebuild only the Rust extension in place (fast loop)
 	cp target/release/lib_core.so python/dockyard/.core.so.tmp && mv -f python/dockyard/.core.so.tmp python/dockyard/_core.abi3.so
 
 rust-test:
-	cargo test --release -p dockyard-archive -p dockyard-union -p dockyard-runtime -p dockyard-shim
+	cargo test --release -p dockyard-archive -p dockyard-union -p dockyard-runtime -p dockyard-shim -p dockyard-network
 
 test: rust-test  ## the whole suite (as root): cargo tests, then pytest
 	$(PY) -m pytest -q -p no:cacheprovider tests

@@ -125,7 +125,7 @@ def _matches(s: ContainerService, c: Container, f: dict[str, list[str]]) -> bool
         ok = False
         for a in f["ancestor"]:
             try:
-                img = s.engine.images.resolve(a)
+                img = s.images.resolve(a)
             except NotFound:
                 continue
             if img.id == c.image_id:
