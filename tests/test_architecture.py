@@ -26,12 +26,38 @@ def _module_name(path: Path) -> list[str]:
     return parts[:-1] if parts[-1] == "__init__" else parts
 
 
+def _is_module(parts: list[str]) -> bool:
+    p = PACKAGE.parent.joinpath(*parts)
+    return p.with_suffix(".py").exists() or (p / "__init__.py").exists()
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
 def _private_imports() -> list[str]:
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         me = _module_name(path)
         package = me if path.name == "__init__.py" else me[:-1]
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        modules: dict[str, str] = {}  # local name -> a module of the package
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = package[:len(package) - node.level + 1] if node.level else []
+            source = base + (node.module.split(".") if node.module else [])
+            for alias in node.names:
+                if _is_module(source + [alias.name]):
+                    modules[alias.asname or alias.name] = ".".join(source + [alias.name])
+        # `module._name`: the same private name, reached as an attribute
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id in modules and _private(node.attr)
+                    and node.attr != "_core"):
+                found.append(f"{'.'.join(me)}:{node.lineno} uses {node.attr} of "
+                             f"{modules[node.value.id]}")
+        for node in ast.walk(tree):
             if not isinstance(node, ast.ImportFrom):
                 continue
             base = package[:len(package) - node.level + 1] if node.level else []

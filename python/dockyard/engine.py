@@ -275,9 +275,9 @@ class Engine:
                     continue
                 try:
                     for r in list(img.refs):
-                        self.images._untag(r)
+                        self.images.untag(r)
                         deleted.append({"Untagged": reference.familiar_string(r)})
-                    deleted.extend(self.images._delete_chain(img.id, True, users))
+                    deleted.extend(self.images.delete_chain(img.id, True, users))
                 except NotFound:
                     continue
             reclaimed = before - self.layers.total_size()

@@ -56,7 +56,7 @@ def read(path: Path, stdout: bool = True, stderr: bool = True, since: float = 0,
             rec = parse_line(line)
             if rec is None:
                 continue
-            if not _wanted(rec, stdout, stderr, since, until):
+            if not wanted(rec, stdout, stderr, since, until):
                 continue
             records.append(rec)
     if tail >= 0:
@@ -64,7 +64,7 @@ def read(path: Path, stdout: bool = True, stderr: bool = True, since: float = 0,
     return records, offset
 
 
-def _wanted(rec: tuple[int, bytes, str], stdout: bool, stderr: bool, since: float,
+def wanted(rec: tuple[int, bytes, str], stdout: bool, stderr: bool, since: float,
             until: float) -> bool:
     stream, _, t = rec
     if (stream == STDOUT and not stdout) or (stream == STDERR and not stderr):

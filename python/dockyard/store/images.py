@@ -151,7 +151,7 @@ class ImageStore:
                     f'conflict: unable to remove repository reference "{name}" (must force) - '
                     f"container {truncate_id(cid)} is using its referenced image "
                     f"{truncate_id(img.id)}")
-            self._untag(ref)
+            self.untag(ref)
             out.append({"Untagged": reference.familiar_string(ref)})
             img.refs.remove(ref)
             if "@" not in ref:
@@ -160,7 +160,7 @@ class ImageStore:
                 repo = self._repo_of(ref)
                 if not any("@" not in r and self._repo_of(r) == repo for r in img.refs):
                     for r in [r for r in img.refs if "@" in r and self._repo_of(r) == repo]:
-                        self._untag(r)
+                        self.untag(r)
                         out.append({"Untagged": reference.familiar_string(r)})
                         img.refs.remove(r)
             if img.refs:
@@ -169,7 +169,7 @@ class ImageStore:
         elif self._single_reference(img.refs):
             self._check_conflicts(img, force, users, refs=False)
             for r in list(img.refs):
-                self._untag(r)
+                self.untag(r)
                 out.append({"Untagged": reference.familiar_string(r)})
             img.refs = []
         try:
@@ -179,9 +179,9 @@ class ImageStore:
                 return out
             raise
         for r in list(img.refs):
-            self._untag(r)
+            self.untag(r)
             out.append({"Untagged": reference.familiar_string(r)})
-        out.extend(self._delete_chain(img.id, prune, users))
+        out.extend(self.delete_chain(img.id, prune, users))
         return out
 
     @classmethod
@@ -222,12 +222,12 @@ class ImageStore:
             raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is "
                            f"being used by stopped container {truncate_id(cid)}")
 
-    def _untag(self, ref: str) -> None:
+    def untag(self, ref: str) -> None:
         with self.db.transaction() as c:
             c.execute("DELETE FROM refs WHERE ref=?", (ref,))
 
-    def _delete_chain(self, image_id: str, prune: bool,
-                      users: dict[str, list[tuple[str, bool]]]) -> list[dict[str, str]]:
+    def delete_chain(self, image_id: str, prune: bool,
+                     users: dict[str, list[tuple[str, bool]]]) -> list[dict[str, str]]:
         out: list[dict[str, str]] = []
         while image_id:
             if users.get(image_id):

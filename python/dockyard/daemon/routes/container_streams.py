@@ -128,7 +128,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
             running = c.state.get("Running") or c.state.get("Prepared")
             new, offset = await blocking(jsonlog.follow_new, path, offset)
             chunk = b"".join(jsonlog.render(r, c.tty, ts) for r in new
-                             if jsonlog._wanted(r, out, err, since, until))
+                             if jsonlog.wanted(r, out, err, since, until))
             if chunk:
                 await resp.write(chunk)
             if not running:
