@@ -1,5 +1,5 @@
 """Formatting glue for commands: `--format` templates (Go text/template, see
-`gotemplate.py`), tables, and the `--format json` shorthand."""
+`gotemplate/`), tables, and the `--format json` shorthand."""
 
 from __future__ import annotations
 
