@@ -29,7 +29,7 @@ def parse(raw: str | None, accepted: set[str]) -> dict[str, list[str]]:
     return out
 
 
-def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
+def labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
     for w in wanted:
         k, eq, v = w.partition("=")
         if k not in labels or (eq and labels[k] != v):
@@ -55,7 +55,7 @@ def image_matches(img: Any, f: dict[str, list[str]], by_id: dict[str, Any], stor
             return False
     if "label" in f:
         labels = (img.config.get("config") or {}).get("Labels") or {}
-        if not _labels_match(labels, f["label"]):
+        if not labels_match(labels, f["label"]):
             return False
     for key, cmp in (("before", lambda a, b: a < b), ("since", lambda a, b: a > b)):
         for name in f.get(key, []):

@@ -1,0 +1,102 @@
+"""A container's /etc/hosts, /etc/resolv.conf and /etc/hostname, written as
+files of its own and bind-mounted (libnetwork's etchosts and resolvconf)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+
+HOSTS_HEAD = """127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+ff00::0\tip6-mcastprefix
+ff02::1\tip6-allnodes
+ff02::2\tip6-allrouters
+"""
+
+EMBEDDED_DNS = "127.0.0.11"
+# dockerd's fallback when the host has no usable resolver
+FALLBACK_V4 = ["8.8.8.8", "8.8.4.4"]
+
+
+def hosts(own: list[tuple[str, str]], extra: list[tuple[str, str]]) -> str:
+    """`own`: (address, names) of the container itself; `extra`: --add-host's
+    (name, address) pairs, in dockerd's order: before the container's own."""
+    lines = [HOSTS_HEAD]
+    for name, addr in extra:
+        lines.append(f"{addr}\t{name}\n")
+    for addr, names in own:
+        lines.append(f"{addr}\t{names}\n")
+    return "".join(lines)
+
+
+def parse_add_host(h: str) -> tuple[str, str]:
+    """`name:ip` or `name=ip` (IPv6 as-is or in brackets), validated as dockerd does."""
+    name, _, addr = h.partition("=" if "=" in h else ":")
+    addr = addr.strip("[]")
+    if not name or not addr:
+        raise ValueError(f"invalid extra host: {h}")
+    if addr != "host-gateway":
+        ipaddress.ip_address(addr)
+    return name, addr
+
+
+def host_resolv(path: str = "/etc/resolv.conf") -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _is_loopback(ns: str) -> bool:
+    try:
+        return ipaddress.ip_address(ns.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def resolv(host: str, dns: list[str], search: list[str], options: list[str],
+           embedded: bool) -> tuple[str, list[str]]:
+    """The container's resolv.conf and the upstream servers behind it.
+
+    On the default bridge: the host's servers minus loopback ones (they can't be
+    reached from the container), else 8.8.8.8/8.8.4.4. On user networks: the
+    embedded server, which forwards to the host's servers (loopback included,
+    dialled from the host's side) or to `--dns`.
+    """
+    servers = re.findall(r"^\s*nameserver\s+(\S+)", host, re.M)
+    h_search: list[str] = []
+    h_opts: list[str] = []
+    for line in host.splitlines():
+        p = line.split()
+        if p and p[0] in ("search", "domain"):
+            h_search = p[1:]
+        elif p and p[0] == "options":
+            h_opts += p[1:]
+    upstream = list(dns) if dns else servers
+    search = list(search) if search else h_search
+    opts = list(options) if options else h_opts
+    lines = []
+    if embedded:
+        lines.append(f"nameserver {EMBEDDED_DNS}")
+        if "ndots:0" not in opts and not any(o.startswith("ndots:") for o in opts):
+            opts = opts + ["ndots:0"]
+    else:
+        usable = [s for s in upstream if not _is_loopback(s)]
+        if not usable:
+            usable = FALLBACK_V4
+        lines += [f"nameserver {s}" for s in usable]
+    if search and search != ["."]:
+        lines.append("search " + " ".join(search))
+    if opts:
+        lines.append("options " + " ".join(opts))
+    return "\n".join(lines) + "\n", upstream
+
+
+def write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)

@@ -1,0 +1,181 @@
+"""The packet rules behind bridges and published ports, in an nftables table of
+Dockyard's own (`inet dockyard`).
+
+The whole table is rendered from the network service's state and replaced in
+one `nft -f` transaction, so a restart, a reload or a crash in between never
+leaves half a rule set, duplicates, or anything in other software's tables.
+Chain policies are never changed. Published ports are kernel DNAT, not a
+proxy process per port, so the container sees the client's own address.
+
+Where another firewall's FORWARD chain drops by default (dockerd sets policy
+DROP, so does ufw), an nft accept in our table does not override its drop at
+the same hook: the bridges then get ACCEPT rules in iptables' FORWARD as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from ..errors import DockyardError
+
+log = logging.getLogger("dockyard.network")
+
+TABLE = "dockyard"
+
+
+class FirewallError(DockyardError):
+    pass
+
+
+@dataclass(frozen=True)
+class BridgeRules:
+    name: str
+    subnets4: tuple[str, ...] = ()
+    subnets6: tuple[str, ...] = ()
+    internal: bool = False
+    icc: bool = True
+    masquerade: bool = True
+
+
+@dataclass(frozen=True)
+class PortRule:
+    proto: str          # tcp | udp | sctp
+    host_ip: str        # "" or 0.0.0.0: every host address
+    host_port: int
+    ctr_ip: str
+    ctr_port: int
+    bridge: str
+
+
+@dataclass
+class Ruleset:
+    bridges: list[BridgeRules] = field(default_factory=list)
+    ports: list[PortRule] = field(default_factory=list)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', "") + '"'
+
+
+def render(rs: Ruleset) -> str:
+    """The nft script that replaces our table with exactly this state."""
+    out = [f"table inet {TABLE}", f"delete table inet {TABLE}", f"table inet {TABLE} {{"]
+    names = [b.name for b in rs.bridges]
+    if names:
+        out.append("  set bridges { type ifname; elements = { "
+                   + ", ".join(_q(n) for n in names) + " } }")
+    out += [
+        "  chain prerouting { type nat hook prerouting priority dstnat; policy accept;",
+        "    fib daddr type local jump publish", "  }",
+        "  chain output { type nat hook output priority -100; policy accept;",
+        "    fib daddr type local jump publish", "  }",
+        "  chain publish {",
+    ]
+    for p in rs.ports:
+        fam = "ip6" if ":" in p.ctr_ip else "ip"
+        dst = "" if p.host_ip in ("", "0.0.0.0", "::") else f"{fam} daddr {p.host_ip} "
+        to = f"[{p.ctr_ip}]" if fam == "ip6" else p.ctr_ip
+        out.append(f"    {dst}meta l4proto {p.proto} th dport {p.host_port} "
+                   f"dnat {fam} to {to}:{p.ctr_port}")
+    out.append("  }")
+    out.append("  chain postrouting { type nat hook postrouting priority srcnat; policy accept;")
+    for b in rs.bridges:
+        for fam, subs in (("ip", b.subnets4), ("ip6", b.subnets6)):
+            for s in subs:
+                if b.masquerade and not b.internal:
+                    out.append(f"    {fam} saddr {s} oifname != {_q(b.name)} masquerade")
+                # a published port reached from the container's own network (hairpin)
+                out.append(f"    oifname {_q(b.name)} ct status dnat {fam} saddr {s} masquerade")
+        # ... or from the host itself, 127.0.0.1 included (route_localnet on the bridge)
+        out.append(f"    oifname {_q(b.name)} ct status dnat fib saddr type local masquerade")
+    out.append("  }")
+    out.append("  chain forward { type filter hook forward priority filter; policy accept;")
+    for b in rs.bridges:
+        n = _q(b.name)
+        if b.internal:
+            out.append(f"    iifname {n} oifname != {n} drop")
+            out.append(f"    oifname {n} iifname != {n} drop")
+        if not b.icc:
+            out.append(f"    iifname {n} oifname {n} drop")
+        if len(names) > 1:
+            # containers on different networks cannot reach each other
+            out.append(f"    iifname {n} oifname @bridges oifname != {n} drop")
+    out.append("  }")
+    out.append("  chain raw { type filter hook prerouting priority raw; policy accept;")
+    for p in rs.ports:
+        if p.host_ip.startswith("127.") or p.host_ip == "::1":
+            # a loopback-published port is for this host only (moby#45610)
+            fam = "ip6" if p.host_ip == "::1" else "ip"
+            out.append(f'    iifname != "lo" {fam} daddr {p.host_ip} meta l4proto {p.proto} '
+                       f"th dport {p.host_port} drop")
+    for b in rs.bridges:
+        for fam, subs in (("ip", b.subnets4), ("ip6", b.subnets6)):
+            for s in subs:
+                # containers are reached through published ports, not routed to directly
+                out.append(f"    {fam} daddr {s} iifname != {_q(b.name)} "
+                           f'iifname != "lo" fib saddr type != local drop')
+    out.append("  }")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def nft_available() -> bool:
+    return shutil.which("nft") is not None
+
+
+def apply(rs: Ruleset) -> None:
+    """Replace our table in one transaction (or remove it when nothing is left)."""
+    if not nft_available():
+        raise FirewallError("nft not found: install nftables, or run the daemon with "
+                            "--iptables=false")
+    script = render(rs) if (rs.bridges or rs.ports) else \
+        f"table inet {TABLE}\ndelete table inet {TABLE}\n"
+    r = subprocess.run(["nft", "-f", "-"], input=script.encode(), capture_output=True)
+    if r.returncode != 0:
+        raise FirewallError(f"nft: {r.stderr.decode(errors='replace').strip()}")
+    _forward_policy_compat([b.name for b in rs.bridges])
+
+
+def remove() -> None:
+    if nft_available():
+        subprocess.run(["nft", "delete", "table", "inet", TABLE], capture_output=True)
+
+
+def _forward_policy_compat(bridges: list[str]) -> None:
+    """Accept our bridges in iptables' FORWARD when its policy drops."""
+    ipt = shutil.which("iptables")
+    if not ipt or not bridges:
+        return
+    r = subprocess.run([ipt, "-w", "-S", "FORWARD"], capture_output=True, text=True)
+    if r.returncode != 0 or "-P FORWARD DROP" not in r.stdout:
+        return
+    for br in bridges:
+        for rule in (["-i", br], ["-o", br]):
+            args = rule + ["-j", "ACCEPT", "-m", "comment", "--comment", "dockyard"]
+            if subprocess.run([ipt, "-w", "-C", "FORWARD", *args],
+                              capture_output=True).returncode != 0:
+                subprocess.run([ipt, "-w", "-I", "FORWARD", *args], capture_output=True)
+
+
+def drop_forward_compat(bridge: str) -> None:
+    ipt = shutil.which("iptables")
+    if not ipt:
+        return
+    for rule in (["-i", bridge], ["-o", bridge]):
+        subprocess.run([ipt, "-w", "-D", "FORWARD", *rule, "-j", "ACCEPT", "-m", "comment",
+                        "--comment", "dockyard"], capture_output=True)
+
+
+def sysctl(key: str, value: str) -> None:
+    path = "/proc/sys/" + key.replace(".", "/")
+    try:
+        with open(path) as f:
+            if f.read().strip() == value:
+                return
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        log.warning("sysctl %s=%s: %s", key, value, e)

@@ -1,0 +1,319 @@
+"""Networks and published ports, end to end on the real kernel.
+
+The daemon under test runs in a network namespace of the test's own (`ip netns
+add`), with an "upstream" namespace behind it for outbound NAT: its bridges,
+veths and nftables table exist only there, and traffic goes only to loopback
+and to addresses inside those namespaces. Deleting the namespaces at the end
+frees whatever a failing test left; the host's own namespace is checked to be
+untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import Daemon, assert_no_mounts_left
+
+UPSTREAM_IP = "192.0.2.2"  # TEST-NET-1, inside the upstream namespace only
+UPLINK_IP = "192.0.2.1"
+
+
+def sh(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{args} failed ({r.returncode}): {r.stderr}")
+    return r
+
+
+class NetDaemon(Daemon):
+    def __init__(self, base, netns: str, extra=None) -> None:
+        super().__init__(base, "overlay", extra)
+        self.netns = netns
+
+    def command(self) -> list[str]:
+        return ["nsenter", f"--net=/run/netns/{self.netns}", *super().command()]
+
+    def ns(self, *args: str, check: bool = True, timeout: float = 30):
+        """A command in the daemon's network namespace (the containers' "host")."""
+        return sh("nsenter", f"--net=/run/netns/{self.netns}", *args, check=check,
+                  timeout=timeout)
+
+    def api(self, method: str, path: str, body=None, query=None):
+        c = self.client()
+        r = c.request(method, path, query or {}, body=json.dumps(body).encode()
+                      if body is not None else None, check=False)
+        data = r.read()
+        r.close()
+        try:
+            return r.status, json.loads(data) if data else None
+        except ValueError:
+            return r.status, data
+
+
+def _host_clean() -> None:
+    assert sh("ip", "link", "show", "dockyard0", check=False).returncode != 0
+    assert "dockyard" not in sh("nft", "list", "tables").stdout
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory, busybox_tar):
+    tag = secrets.token_hex(3)
+    ns, up = f"dyt-{tag}", f"dyu-{tag}"
+    base = tmp_path_factory.mktemp("netdaemon")
+    sh("ip", "netns", "add", ns)
+    sh("ip", "netns", "add", up)
+    d = NetDaemon(base, ns)
+    try:
+        # lo, and an uplink to the upstream namespace as the default route
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "-n", up, "link", "set", "lo", "up")
+        sh("ip", "-n", ns, "link", "add", "uplink", "type", "veth", "peer", "name", "down",
+           "netns", up)
+        sh("ip", "-n", ns, "addr", "add", f"{UPLINK_IP}/24", "dev", "uplink")
+        sh("ip", "-n", up, "addr", "add", f"{UPSTREAM_IP}/24", "dev", "down")
+        sh("ip", "-n", ns, "link", "set", "uplink", "up")
+        sh("ip", "-n", up, "link", "set", "down", "up")
+        sh("ip", "-n", ns, "route", "add", "default", "via", UPSTREAM_IP)
+        d.upstream = up
+        d.start()
+        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+        yield d
+    finally:
+        try:
+            if d.proc:
+                for c in d.client().get_json("/containers/json", {"all": 1}):
+                    d.client().request("DELETE", f"/containers/{c['Id']}", {"force": 1},
+                                       check=False).close()
+                for n in d.client().get_json("/networks"):
+                    if n["Name"] not in ("bridge", "host", "none"):
+                        d.client().request("DELETE", f"/networks/{n['Id']}",
+                                           check=False).close()
+                links = d.ns("ip", "-o", "link").stdout
+                netns_files = list((base / "exec" / "netns").glob("*"))
+        finally:
+            d.stop()
+            subprocess.run(["pkill", "-9", "-f", str(base)], check=False)
+            assert_no_mounts_left(base)
+            sh("ip", "netns", "del", ns, check=False)
+            sh("ip", "netns", "del", up, check=False)
+        assert "dyv" not in links, links
+        assert netns_files == []
+        _host_clean()
+
+
+@pytest.fixture
+def clean(net):
+    yield
+    for c in net.client().get_json("/containers/json", {"all": 1}):
+        net.client().request("DELETE", f"/containers/{c['Id']}", {"force": 1},
+                             check=False).close()
+
+
+def wget(net, url: str, timeout: int = 3) -> str:
+    r = net.ns("busybox", "wget", "-q", "-T", str(timeout), "-O", "-", url, check=False,
+               timeout=timeout + 10)
+    return r.stdout if r.returncode == 0 else f"FAILED: {r.stderr}"
+
+
+def web(net, *args: str, name: str | None = None) -> str:
+    """A detached busybox httpd answering its hostname."""
+    r = net.docker("run", "-d", *(["--name", name] if name else []), *args, "busybox", "sh",
+                   "-c", "hostname > /index.html && exec httpd -f -p 80 -h /")
+    return r.stdout.strip()
+
+
+def inspect(net, ref: str) -> dict:
+    return json.loads(net.docker("inspect", ref).stdout)[0]
+
+
+def test_builtin_networks_listed(net):
+    nets = net.client().get_json("/networks")
+    assert sorted(n["Name"] for n in nets) == ["bridge", "host", "none"]
+    by = {n["Name"]: n for n in nets}
+    assert by["bridge"]["Driver"] == "bridge" and by["host"]["Driver"] == "host"
+    assert by["none"]["Driver"] == "null"
+    assert by["bridge"]["Options"]["com.docker.network.bridge.name"] == "dockyard0"
+    assert all(n["Scope"] == "local" for n in nets)
+    out = net.docker("network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}").stdout
+    assert out.split("\n")[:3] == ["bridge bridge local", "host host local", "none null local"]
+
+
+def test_default_bridge_container(net, clean):
+    cid = web(net)
+    ins = inspect(net, cid)
+    ns = ins["NetworkSettings"]
+    ip = ns["IPAddress"]
+    assert ip and ns["Networks"]["bridge"]["IPAddress"] == ip
+    assert ns["MacAddress"] == "02:42:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
+    assert ns["Networks"]["bridge"]["NetworkID"] == net.client().get_json(
+        "/networks/bridge")["Id"]
+    assert ns["Gateway"].endswith(".1") and ns["Ports"] == {}
+    assert wget(net, f"http://{ip}/").strip() == cid[:12]
+    hosts = net.docker("exec", cid, "cat", "/etc/hosts").stdout
+    assert f"{ip}\t{cid[:12]}" in hosts
+    assert "nameserver" in net.docker("exec", cid, "cat", "/etc/resolv.conf").stdout
+    members = net.client().get_json("/networks/bridge")["Containers"]
+    assert members[cid]["IPv4Address"].startswith(ip + "/")
+
+
+def test_published_ports(net, clean):
+    cid = web(net, "-p", "127.0.0.1:18080:80", "-p", "18081:80", name="pub")
+    assert wget(net, "http://127.0.0.1:18080/").strip() == cid[:12]
+    assert wget(net, f"http://{UPLINK_IP}:18081/").strip() == cid[:12]
+    ports = inspect(net, cid)["NetworkSettings"]["Ports"]
+    assert ports == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"},
+                                {"HostIp": "0.0.0.0", "HostPort": "18081"}]}
+    assert net.docker("port", cid).stdout.splitlines() == [
+        "80/tcp -> 127.0.0.1:18080", "80/tcp -> 0.0.0.0:18081"]
+    ps = net.docker("ps", "--format", "{{.Ports}}", "-f", "name=pub").stdout.strip()
+    assert "127.0.0.1:18080->80/tcp" in ps and "0.0.0.0:18081->80/tcp" in ps
+    # hairpin: another container reaches it through the host's address
+    out = net.docker("run", "--rm", "busybox", "wget", "-q", "-T", "3", "-O", "-",
+                     f"http://{UPLINK_IP}:18081/").stdout
+    assert out.strip() == cid[:12]
+    # the port is taken: dockerd's error, and nothing half-started
+    r = net.docker("run", "-d", "--name", "pub2", "-p", "18081:80", "busybox", "true",
+                   check=False)
+    assert r.returncode == 125
+    assert "Bind for 0.0.0.0:18081 failed: port is already allocated" in r.stderr
+    assert inspect(net, "pub2")["State"]["Running"] is False
+    assert inspect(net, "pub2")["NetworkSettings"]["IPAddress"] == ""
+
+
+def test_publish_all_and_upstream_masquerade(net, clean):
+    cid = web(net, "-P", "--expose", "80")
+    port = inspect(net, cid)["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
+    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    assert lo <= int(port) <= hi
+    assert wget(net, f"http://127.0.0.1:{port}/").strip() == cid[:12]
+    # outbound: the upstream sees the uplink's address, not the container's
+    srv = subprocess.Popen(["nsenter", f"--net=/run/netns/{net.upstream}", "busybox", "nc",
+                            "-l", "-p", "7777", "-e", "sh", "-c", "echo $NCAT_REMOTE_ADDR;"
+                            "netstat -tn | grep 7777"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        out = net.docker("run", "--rm", "busybox", "sh", "-c",
+                         f"echo | nc {UPSTREAM_IP} 7777").stdout
+    finally:
+        srv.kill()
+        srv.wait()
+    assert f"{UPLINK_IP}:" in out and "ESTABLISHED" in out
+
+
+def test_user_networks_isolated(net, clean):
+    net.docker("network", "create", "--subnet", "10.77.0.0/24", "--label", "t=1", "front")
+    net.docker("network", "create", "back")
+    try:
+        a = web(net, "--network", "front", "--ip", "10.77.0.50", name="a")
+        assert inspect(net, a)["NetworkSettings"]["Networks"]["front"]["IPAddress"] == \
+            "10.77.0.50"
+        b = net.docker("run", "--rm", "--network", "front", "busybox", "wget", "-q", "-T",
+                       "3", "-O", "-", "http://10.77.0.50/")
+        assert b.stdout.strip() == a[:12]
+        c = net.docker("run", "--rm", "--network", "back", "busybox", "wget", "-q", "-T", "2",
+                       "-O", "-", "http://10.77.0.50/", check=False)
+        assert c.returncode != 0
+        ins = net.client().get_json("/networks/front")
+        assert ins["IPAM"]["Config"] == [{"Subnet": "10.77.0.0/24"}]
+        assert ins["Labels"] == {"t": "1"} and a in ins["Containers"]
+        r = net.docker("network", "rm", "front", check=False)
+        assert "has active endpoints" in r.stderr
+    finally:
+        net.docker("rm", "-f", "a", check=False)
+        net.docker("network", "rm", "front", "back", check=False)
+
+
+def test_internal_network_has_no_way_out(net, clean):
+    net.docker("network", "create", "--internal", "sealed")
+    try:
+        r = net.docker("run", "--rm", "--network", "sealed", "busybox", "sh", "-c",
+                       f"echo | nc -w 2 {UPSTREAM_IP} 7778", check=False)
+        assert r.returncode != 0
+    finally:
+        net.docker("network", "rm", "sealed", check=False)
+
+
+def test_host_none_and_container_modes(net, clean):
+    links = net.docker("run", "--rm", "--network", "host", "busybox", "ip", "-o",
+                       "link").stdout
+    assert "uplink" in links
+    assert net.docker("run", "--rm", "--network", "none", "busybox", "ip", "-o",
+                      "link").stdout.count(": ") == 1
+    cid = web(net, name="target")
+    out = net.docker("run", "--rm", "--network", "container:target", "busybox", "wget", "-q",
+                     "-O", "-", "http://127.0.0.1/").stdout
+    assert out.strip() == cid[:12]
+    r = net.docker("run", "--rm", "--network", "container:target", "-p", "80:80", "busybox",
+                   "true", check=False)
+    assert "conflicting options: port publishing and the container type network mode" \
+        in r.stderr
+    assert inspect(net, cid)["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+
+
+def test_connect_disconnect_running(net, clean):
+    net.docker("network", "create", "extra")
+    try:
+        cid = web(net, name="hot")
+        net.docker("network", "connect", "--alias", "web", "extra", "hot")
+        ns = inspect(net, cid)["NetworkSettings"]["Networks"]
+        assert set(ns) == {"bridge", "extra"} and "web" in ns["extra"]["Aliases"]
+        assert "eth1" in net.docker("exec", "hot", "ip", "-o", "link").stdout
+        r = net.docker("network", "connect", "extra", "hot", check=False)
+        assert "endpoint with name hot already exists in network extra" in r.stderr
+        net.docker("network", "disconnect", "extra", "hot")
+        assert "eth1" not in net.docker("exec", "hot", "ip", "-o", "link").stdout
+    finally:
+        net.docker("rm", "-f", "hot", check=False)
+        net.docker("network", "rm", "extra", check=False)
+
+
+@pytest.mark.parametrize("body,status,message", [
+    ({"Name": "x1", "IPAM": {"Config": [{"Subnet": "10.5.0.0/33"}]}}, 400,
+     "Invalid subnet 10.5.0.0/33 : invalid CIDR address: 10.5.0.0/33"),
+    ({"Name": "x2", "IPAM": {"Config": [{"Subnet": "10.5.0.0/24", "Gateway": "10.6.0.1"}]}}, 400,
+     "failed to allocate gateway (10.6.0.1): Requested address is out of range"),
+    ({"Name": "host"}, 403, "operation is not permitted on predefined host network "),
+    ({"Name": "x3", "Driver": "host"}, 403, 'only one instance of "host" network is allowed'),
+    ({"Name": "x4", "Driver": "foo"}, 404, 'plugin "foo" not found'),
+])
+def test_network_create_errors(net, body, status, message):
+    assert net.api("POST", "/networks/create", body) == (status, {"message": message})
+    assert body["Name"] not in [n["Name"] for n in net.client().get_json("/networks")] or \
+        body["Name"] == "host"
+
+
+def test_network_conflicts(net):
+    assert net.api("POST", "/networks/create", {"Name": "dup", "IPAM": {"Config": [
+        {"Subnet": "10.88.0.0/24"}]}})[0] == 201
+    try:
+        assert net.api("POST", "/networks/create", {"Name": "dup"}) == \
+            (409, {"message": "network with name dup already exists"})
+        assert net.api("POST", "/networks/create", {"Name": "dup2", "IPAM": {"Config": [
+            {"Subnet": "10.88.0.128/25"}]}}) == \
+            (403, {"message": "Pool overlaps with other one on this address space"})
+        assert net.api("DELETE", "/networks/bridge") == \
+            (403, {"message": "bridge is a pre-defined network and cannot be removed"})
+        assert net.api("GET", "/networks/nope") == (404, {"message": "network nope not found"})
+    finally:
+        net.api("DELETE", "/networks/dup")
+
+
+def test_daemon_restart_keeps_networking(net, clean):
+    cid = web(net, "-p", "127.0.0.1:18090:80", name="survivor")
+    ip = inspect(net, cid)["NetworkSettings"]["IPAddress"]
+    rules = net.ns("nft", "list", "table", "inet", "dockyard").stdout
+    net.proc.send_signal(signal.SIGKILL)
+    net.proc.wait()
+    net.start()
+    assert inspect(net, cid)["NetworkSettings"]["IPAddress"] == ip
+    assert wget(net, "http://127.0.0.1:18090/").strip() == cid[:12]
+    assert net.ns("nft", "list", "table", "inet", "dockyard").stdout == rules
+    r = net.docker("run", "--rm", "-p", "127.0.0.1:18090:80", "busybox", "true", check=False)
+    assert "port is already allocated" in r.stderr
