@@ -91,11 +91,18 @@ class Daemon:
         self.proc: subprocess.Popen | None = None
         self.log = base / "daemon.log"
 
+    def command(self) -> list[str]:
+        # No bridge and no packet rules in the host's network namespace: tests of
+        # networking run their daemon in a namespace of their own (test_network.py).
+        net = [] if any(a.startswith(("-b", "--bridge")) for a in self.extra) else \
+            ["--bridge", "none", "--iptables=false"]
+        return [sys.executable, "-m", "dockyard", "daemon", "-H", self.host, "-g",
+                str(self.root), "--exec-root", str(self.base / "exec"), "-p",
+                str(self.base / "dockyard.pid"), "-s", self.driver, "-D", *net, *self.extra]
+
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "dockyard", "daemon", "-H", self.host, "-g", str(self.root),
-               "--exec-root", str(self.base / "exec"), "-p", str(self.base / "dockyard.pid"),
-               "-s", self.driver, "-D", *self.extra]
-        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(self.command(), stdout=open(self.log, "ab"),
+                                     stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

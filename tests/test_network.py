@@ -69,7 +69,7 @@ def net(tmp_path_factory, busybox_tar):
     base = tmp_path_factory.mktemp("netdaemon")
     sh("ip", "netns", "add", ns)
     sh("ip", "netns", "add", up)
-    d = NetDaemon(base, ns)
+    d = NetDaemon(base, ns, ["--bridge", "dockyard0"])
     try:
         # lo, and an uplink to the upstream namespace as the default route
         sh("ip", "-n", ns, "link", "set", "lo", "up")

@@ -18,8 +18,15 @@ KEYS = {
     "exec_opt": "exec-opts", "insecure_registry": "insecure-registries", "label": "labels",
     "max_concurrent_downloads": "max-concurrent-downloads",
     "max_concurrent_uploads": "max-concurrent-uploads", "selinux_enabled": "selinux-enabled",
-    "exec_driver": "exec-driver",
+    "exec_driver": "exec-driver", "bridge": "bridge", "bip": "bip", "fixed_cidr": "fixed-cidr",
+    "default_address_pool": "default-address-pools", "icc": "icc", "ip": "ip",
+    "ip_forward": "ip-forward", "ip_masq": "ip-masq", "iptables": "iptables", "mtu": "mtu",
+    "dns": "dns", "dns_search": "dns-search", "dns_opt": "dns-opts",
 }
+
+
+#: Options that default to true, given as --name=false (Go's boolean flags).
+BOOL_VALUES = ("icc", "ip_forward", "ip_masq", "iptables")
 
 
 def given_flags(ctx: typer.Context) -> dict[str, Any]:
@@ -41,6 +48,11 @@ def given_flags(ctx: typer.Context) -> dict[str, Any]:
                 value = {u["Name"]: u for u in map(parse_ulimit, value)}
             except ConfigError as e:
                 raise typer.BadParameter(str(e)) from None
+        if name in BOOL_VALUES:
+            # Go's flags: --iptables=false
+            if str(value).lower() not in ("true", "false", "1", "0"):
+                raise typer.BadParameter(f"invalid boolean value {value!r} for --{key}")
+            value = str(value).lower() in ("true", "1")
         flags[key] = list(value) if isinstance(value, (list, tuple)) else value
     return flags
 
@@ -87,6 +99,26 @@ def daemon(
     exec_driver: str = typer.Option("native", "--exec-driver",
                                     help="Execution driver for new containers: native "
                                     "(Dockyard's runtime) or runc (OCI bundles)"),
+    bridge: str = typer.Option("dockyard0", "-b", "--bridge",
+                               help="The default bridge's name (none: no default bridge)"),
+    bip: Optional[str] = typer.Option(None, "--bip", help="The default bridge's IP/prefix"),
+    fixed_cidr: Optional[str] = typer.Option(None, "--fixed-cidr",
+                                             help="IPv4 subnet for the default bridge's IPs"),
+    default_address_pool: Optional[list[str]] = typer.Option(
+        None, "--default-address-pool", help="base=CIDR,size=N: where networks' subnets "
+        "come from"),
+    icc: Optional[str] = typer.Option(None, "--icc", metavar="BOOL",
+                                      help="Inter-container traffic on the default bridge"),
+    ip: str = typer.Option("0.0.0.0", "--ip", help="Default host address of published ports"),
+    ip_forward: Optional[str] = typer.Option(None, "--ip-forward", metavar="BOOL"),
+    ip_masq: Optional[str] = typer.Option(None, "--ip-masq", metavar="BOOL"),
+    iptables: Optional[str] = typer.Option(None, "--iptables", metavar="BOOL",
+                                           help="Manage packet rules (nftables table inet "
+                                           "dockyard)"),
+    mtu: int = typer.Option(1500, "--mtu"),
+    dns: Optional[list[str]] = typer.Option(None, "--dns"),
+    dns_search: Optional[list[str]] = typer.Option(None, "--dns-search"),
+    dns_opt: Optional[list[str]] = typer.Option(None, "--dns-opt"),
 ) -> None:
     """Run the Dockyard daemon"""
     from ..daemon.config import ConfigError, load

@@ -57,6 +57,20 @@ class DaemonConfig:
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 5
     selinux_enabled: bool = False
+    # networking (dockerd's names; the default bridge is Dockyard's own dockyard0)
+    bridge: str = "dockyard0"
+    bip: str | None = None
+    fixed_cidr: str | None = None
+    default_address_pools: list[dict[str, Any]] = field(default_factory=list)
+    icc: bool = True
+    ip: str = "0.0.0.0"
+    ip_forward: bool = True
+    ip_masq: bool = True
+    iptables: bool = True
+    mtu: int = 1500
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_opts: list[str] = field(default_factory=list)
     config_file: str = DEFAULT_CONFIG_FILE
     config_file_required: bool = False  # given with --config-file, so it must exist
     #: The options given as flags, by file key, in the file's shape (for reloads).
@@ -117,6 +131,59 @@ def _labels(key: str, v: Any) -> list[str]:
     for x in out:
         if "=" not in x:
             raise ConfigError(f"bad attribute format: {x}")
+    return out
+
+
+def _cidr(key: str, v: Any) -> str:
+    s = _str(key, v)
+    try:
+        ipaddress.ip_interface(s) if key == "bip" else ipaddress.ip_network(s, strict=False)
+    except ValueError:
+        raise ConfigError(f"invalid {key} {s!r}: want an address in CIDR notation") from None
+    if "/" not in s:
+        raise ConfigError(f"invalid {key} {s!r}: want an address in CIDR notation")
+    return s
+
+
+def _ip(key: str, v: Any) -> str:
+    s = _str(key, v)
+    try:
+        ipaddress.ip_address(s)
+    except ValueError:
+        raise ConfigError(f"invalid {key} {s!r}: want an IP address") from None
+    return s
+
+
+def _ips(key: str, v: Any) -> list[str]:
+    return [_ip(key, x) for x in _strs(key, v)]
+
+
+def _bridge(key: str, v: Any) -> str:
+    s = _str(key, v)
+    if not s or len(s) > 15 or "/" in s or " " in s:
+        raise ConfigError(f"invalid bridge name {s!r}")
+    return s
+
+
+def _pools(key: str, v: Any) -> list[dict[str, Any]]:
+    """`[{"base": "10.231.0.0/16", "size": 24}]` (daemon.json), or the flag's
+    `base=...,size=...` strings."""
+    _want(key, v, list, 'a list like [{"base": "10.231.0.0/16", "size": 24}]')
+    out = []
+    for p in v:
+        if isinstance(p, str):
+            kv = dict(x.split("=", 1) for x in p.split(",") if "=" in x)
+            p = {"base": kv.get("base"), "size": int(kv["size"]) if
+                 str(kv.get("size", "")).isdigit() else kv.get("size")}
+        _want(key, p, dict, 'objects like {"base": "10.231.0.0/16", "size": 24}')
+        try:
+            base = ipaddress.IPv4Network(p.get("base"))
+        except (ValueError, TypeError):
+            raise ConfigError(f"invalid {key}: bad base {p.get('base')!r}") from None
+        size = p.get("size")
+        if not isinstance(size, int) or not base.prefixlen <= size <= 30:
+            raise ConfigError(f"invalid {key}: size {size!r} does not fit in {base}")
+        out.append({"base": str(base), "size": size})
     return out
 
 
@@ -236,21 +303,33 @@ OPTIONS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "max-concurrent-uploads": ("max_concurrent_uploads", _int),
     "selinux-enabled": ("selinux_enabled", _bool),
     "exec-driver": ("exec_driver", _exec_driver),  # Dockyard's own
+    "bridge": ("bridge", _bridge),
+    "bip": ("bip", _cidr),
+    "fixed-cidr": ("fixed_cidr", _cidr),
+    "default-address-pools": ("default_address_pools", _pools),
+    "icc": ("icc", _bool),
+    "ip": ("ip", _ip),
+    "ip-forward": ("ip_forward", _bool),
+    "ip-masq": ("ip_masq", _bool),
+    "iptables": ("iptables", _bool),
+    "mtu": ("mtu", _int),
+    "dns": ("dns", _ips),
+    "dns-search": ("dns_search", _strs),
+    "dns-opts": ("dns_opts", _strs),
 }
 
 #: dockerd keys Dockyard accepts but does not act on (networking, runtimes,
 #: swarm, ...): a daemon.json written for dockerd still loads, with a warning.
 IGNORED = frozenset("""
-    allow-nondistributable-artifacts api-cors-header authorization-plugins bip bridge builder
+    allow-nondistributable-artifacts api-cors-header authorization-plugins builder
     cgroup-parent cluster-advertise cluster-store cluster-store-opts containerd
     containerd-namespace containerd-plugins-namespace cpu-rt-period cpu-rt-runtime
-    cri-containerd default-address-pools default-cgroupns-mode default-gateway
-    default-gateway-v6 default-ipc-mode default-runtime default-shm-size dns dns-opts
-    dns-search experimental features fixed-cidr fixed-cidr-v6 host-gateway-ip icc init
-    init-path ip ip-forward ip-masq ip6tables iptables ipv6 live-restore log-driver log-opts
-    max-download-attempts metrics-addr mtu no-new-privileges node-generic-resources
-    oom-score-adjust raw-logs registry-mirrors runtimes seccomp-profile shutdown-timeout
-    swarm-default-advertise-addr userland-proxy userland-proxy-path userns-remap
+    cri-containerd default-cgroupns-mode default-gateway default-gateway-v6 default-ipc-mode
+    default-runtime default-shm-size experimental features fixed-cidr-v6 host-gateway-ip
+    init init-path ip6tables ipv6 live-restore log-driver log-opts max-download-attempts
+    metrics-addr no-new-privileges node-generic-resources oom-score-adjust raw-logs
+    registry-mirrors runtimes seccomp-profile shutdown-timeout swarm-default-advertise-addr
+    userland-proxy userland-proxy-path userns-remap
 """.split())
 
 
