@@ -18,6 +18,11 @@ import pytest
 
 pytest_plugins = ["registries"]  # registry fixtures: tests/registries.py
 
+from dockyard.network.service import NetworkOptions  # noqa: E402
+
+# Engines made in tests touch no network outside their containers' own namespaces.
+NO_NETWORK = NetworkOptions(bridge="none", iptables=False)
+
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 DOCKER_CLI = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else shutil.which("docker")
 

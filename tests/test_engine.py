@@ -11,14 +11,14 @@ import time
 
 import pytest
 
-from conftest import Daemon, assert_no_mounts_left, make_tar, unmount_all
+from conftest import NO_NETWORK, Daemon, assert_no_mounts_left, make_tar, unmount_all
 
 
 @pytest.fixture(params=["overlay", "vfs"])
 def engine(tmp_path, request):
     from dockyard import Engine
 
-    eng = Engine(tmp_path / "root", request.param, exec_root=tmp_path / "exec")
+    eng = Engine(tmp_path / "root", request.param, exec_root=tmp_path / "exec", network_options=NO_NETWORK)
     try:
         yield eng
     finally:
@@ -148,7 +148,7 @@ def test_containers_start_on_shims_made_ahead(tmp_path, busybox_tar):
     from dockyard import Engine
 
     exec_root = tmp_path / "exec"
-    eng = Engine(tmp_path / "root", "overlay", exec_root=exec_root)
+    eng = Engine(tmp_path / "root", "overlay", exec_root=exec_root, network_options=NO_NETWORK)
     c = eng.containers
 
     def run(cmd: list[str]) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from registries import busybox_layer, files_layer, push_image
 
-from conftest import assert_no_mounts_left, unmount_all
+from conftest import NO_NETWORK, assert_no_mounts_left, unmount_all
 from dockyard import Engine
 from dockyard.distribution import RegistryOptions
 from dockyard.distribution.auth import AuthConfig
@@ -20,7 +20,7 @@ from dockyard.errors import BlobCorrupt, RegistryError, RegistryNotFound, Unauth
 
 
 def _engine(base: Path, driver: str, **opts) -> Engine:
-    return Engine(base / "root", driver, exec_root=base / "exec",
+    return Engine(base / "root", driver, exec_root=base / "exec", network_options=NO_NETWORK,
                   registry_options=RegistryOptions(**opts))
 
 

@@ -10,7 +10,7 @@ import json
 import pytest
 from registries import busybox_layer, push_image
 
-from conftest import unmount_all
+from conftest import NO_NETWORK, unmount_all
 from dockyard import Engine
 from dockyard.distribution import RegistryOptions
 from dockyard.distribution.auth import AuthConfig
@@ -19,7 +19,7 @@ from dockyard.errors import ImageNotFound, RegistryError, Unauthorized
 
 @pytest.fixture
 def engine(tmp_path):
-    eng = Engine(tmp_path / "root", "overlay", exec_root=tmp_path / "exec",
+    eng = Engine(tmp_path / "root", "overlay", exec_root=tmp_path / "exec", network_options=NO_NETWORK,
                  registry_options=RegistryOptions())
     try:
         yield eng

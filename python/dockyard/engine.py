@@ -29,6 +29,7 @@ from .events import EventLog
 from .filters import image_matches
 from .graphdriver import select_driver
 from .imageconfig import container_config, encode, imported_config, parse_time
+from .network.service import NetworkOptions, NetworkService
 from .store.blobs import BlobStore
 from .store.db import Database
 from .store.images import Image, ImageStore
@@ -43,7 +44,8 @@ class Engine:
                  exec_root: str | os.PathLike = "/var/run/dockyard",
                  default_ulimits: list[dict[str, Any]] | None = None,
                  registry_options: RegistryOptions | None = None,
-                 exec_driver: str = "native") -> None:
+                 exec_driver: str = "native",
+                 network_options: NetworkOptions | None = None) -> None:
         self.registry_options = registry_options or RegistryOptions()
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
@@ -59,9 +61,10 @@ class Engine:
         # The services get what they work with, not the engine: this is the one
         # place that wires them.
         self.store = LocalStore(self.db, self.driver, self.layers, self.images, self.tmp)
+        self.networks = NetworkService(self.db, self.events, Path(exec_root), network_options)
         self.containers = ContainerService(self.store, self.events, self.root, exec_root,
                                            default_ulimits=default_ulimits,
-                                           exec_driver=exec_driver)
+                                           exec_driver=exec_driver, network=self.networks)
         self.layers.gc(keep=self._container_layer_ids())
         self._lock = threading.RLock()
         self.inflight_layers = Inflight()
@@ -70,8 +73,31 @@ class Engine:
 
     def close(self) -> None:
         self.containers.close()
+        self.networks.close()
         self.driver.cleanup()
         self.db.close()
+
+    # --- networks -----------------------------------------------------------
+    def inspect_network(self, ref: str) -> dict[str, Any]:
+        def name(cid: str) -> str:
+            try:
+                return self.containers.get(cid).name.lstrip("/")
+            except NotFound:
+                return ""
+        return self.networks.inspect(ref, name)
+
+    def connect_network(self, network: str, container: str,
+                        endpoint_config: dict[str, Any] | None = None) -> None:
+        c = self.containers.get(container)
+        with self.containers.lock(c.id):
+            c = self.containers.get(c.id)
+            self.networks.connect(network, c.id, c.name, dict(endpoint_config or {}),
+                                  c.hostconfig, bool(c.state.get("Running")))
+
+    def disconnect_network(self, network: str, container: str, force: bool = False) -> None:
+        c = self.containers.get(container)
+        with self.containers.lock(c.id):
+            self.networks.disconnect(network, c.id, force, c.hostconfig)
 
     # --- images -------------------------------------------------------------
     def get_image(self, name: str) -> Image:

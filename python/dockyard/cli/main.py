@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from . import container, daemon, image, registry, system
+from . import container, daemon, image, network, registry, system
 from .common import G
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ def options(
 app.add_typer(container.app, name="container")
 app.add_typer(image.app, name="image")
 app.add_typer(system.app, name="system")
+app.add_typer(network.app, name="network")
 app.command("images")(image.list_images)
 app.command("import")(image.import_image)
 app.command("tag")(image.tag)

@@ -21,6 +21,7 @@ from ..events import EventLog
 from ..graphdriver import remove_container_layers
 from ..graphdriver.base import rmtree
 from ..imageconfig import now_rfc3339
+from ..network.service import NetworkService
 from ..store.local import LocalStore
 from . import oci
 from .model import Container
@@ -30,8 +31,9 @@ from .records import ContainerRecords
 
 class Reconciler(ContainerRecords):
     def __init__(self, store: LocalStore, events: EventLog, root: Path,
-                 exec_root: str | os.PathLike, cgroup_parent: str) -> None:
-        super().__init__(store, events, root, exec_root, cgroup_parent)
+                 exec_root: str | os.PathLike, cgroup_parent: str,
+                 network: NetworkService | None = None) -> None:
+        super().__init__(store, events, root, exec_root, cgroup_parent, network)
         # Containers whose layers this process has mounted (driver refcounts
         # are per process; a restarted daemon re-takes them in `recover`).
         self._mounted: set[str] = set()
@@ -103,6 +105,8 @@ class Reconciler(ContainerRecords):
             self.emit(c, "die", exitCode=str(c.state["ExitCode"]))
             self._unmount(cid)
             self.driver_cleanup_mount(cid)
+            if self.network:
+                self.network.teardown(cid)
             if c.hostconfig.get("AutoRemove"):
                 self._remove_files(c)
                 c.removed = True  # type: ignore[attr-defined]
@@ -135,6 +139,8 @@ class Reconciler(ContainerRecords):
             while len(self.last_exit_codes) > 1000:
                 del self.last_exit_codes[next(iter(self.last_exit_codes))]
         self._unmount(c.id)
+        if self.network:
+            self.network.container_removed(c.id)
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM containers WHERE id=?", (c.id,))
         remove_container_layers(self.driver, c.id)
@@ -165,4 +171,6 @@ class Reconciler(ContainerRecords):
                     except Exception:  # noqa: BLE001
                         pass
                     running.append(c.id)
+        if self.network:
+            self.network.restore(set(running))
         return running

@@ -20,6 +20,7 @@ from ..errors import InvalidParameter, NotFound
 from ..events import EventLog
 from ..graphdriver.base import rmtree
 from ..imageconfig import parse_time
+from ..network.service import NetworkService
 from ..store.images import ImageStore
 from ..store.local import LocalStore
 from ..units import human_duration
@@ -32,8 +33,11 @@ class ContainerNotFound(NotFound):
 
 class ContainerRecords:
     def __init__(self, store: LocalStore, events: EventLog, root: Path,
-                 exec_root: str | os.PathLike, cgroup_parent: str) -> None:
+                 exec_root: str | os.PathLike, cgroup_parent: str,
+                 network: NetworkService | None = None) -> None:
         self.store = store
+        # Endpoints, ports and namespaces of containers; None: loopback only.
+        self.network = network
         self.db = store.db
         self.driver = store.driver
         self.events = events

@@ -24,6 +24,7 @@ from ..events import EventLog
 from ..graphdriver import create_container_layers, remove_container_layers
 from ..ids import generate_id
 from ..imageconfig import now_rfc3339
+from ..network.service import NetworkService
 from ..store.local import LocalStore
 from ..sysinfo import swap_limit_supported
 from . import oci
@@ -46,18 +47,20 @@ class ContainerService(Reconciler):
     def __init__(self, store: LocalStore, events: EventLog, root: str | os.PathLike,
                  exec_root: str | os.PathLike, cgroup_parent: str = "dockyard",
                  default_ulimits: list[dict[str, Any]] | None = None,
-                 exec_driver: str = "native") -> None:
+                 exec_driver: str = "native", network: NetworkService | None = None) -> None:
         if exec_driver not in EXEC_DRIVERS:
             raise InvalidParameter(f"unknown exec driver {exec_driver!r}: use native or runc")
         if exec_driver == "runc":
             oci.require_runc()
         self.exec_driver = exec_driver
-        super().__init__(store, events, Path(root), exec_root, cgroup_parent)
+        super().__init__(store, events, Path(root), exec_root, cgroup_parent, network)
         self.default_ulimits = default_ulimits or []
 
     # --- create ---------------------------------------------------------------
     def create(self, config: dict[str, Any], hostconfig: dict[str, Any] | None = None,
-               name: str | None = None) -> Container:
+               name: str | None = None, networking: dict[str, Any] | None = None
+               ) -> Container:
+        """A new container; `c.warnings` holds dockerd's warnings for the client."""
         hostconfig = dict(hostconfig or {})
         image_name = config.get("Image") or ""
         if not image_name:
@@ -105,14 +108,51 @@ class ContainerService(Reconciler):
             shutil.copyfile("/etc/resolv.conf", cdir / "resolv.conf") \
                 if os.path.exists("/etc/resolv.conf") else (cdir / "resolv.conf").touch()
             c = Container(cid, name, img.id, now_rfc3339(), cfg, hostconfig, new_state())
+            warnings = self._check_network(c, networking)
             with self.db.transaction() as conn:
                 conn.execute("INSERT INTO containers VALUES (?,?,?,?,?,?,?,?)", c.row())
+            c.warnings = warnings  # type: ignore[attr-defined]
             self.emit(c, "create")
         except BaseException:
+            if self.network:
+                self.network.container_removed(cid)
             remove_container_layers(self.driver, cid)
             shutil.rmtree(cdir, ignore_errors=True)
             raise
         return c
+
+    def _check_network(self, c: Container, networking: dict[str, Any] | None) -> list[str]:
+        mode = c.hostconfig.get("NetworkMode") or "default"
+        if mode.startswith("container:"):
+            if c.config.get("Hostname") and c.config["Hostname"] != c.id[:12]:
+                raise InvalidParameter("conflicting options: hostname and the network mode")
+        if self.network is None:
+            if mode not in ("default", "none") and not mode.startswith("container:") \
+                    and mode != "host":
+                raise InvalidParameter(f"network {mode} not found")
+            return []
+        return self.network.container_created(c.id, c.hostconfig, networking)
+
+    def _network_namespace(self, c: Container) -> str | None:
+        """Set up the container's network before it starts: the namespace file
+        to join, "host", or None for a fresh namespace with loopback only."""
+        mode = c.hostconfig.get("NetworkMode") or "default"
+        cdir = self.container_dir(c.id)
+        if mode.startswith("container:"):
+            other = self.get(mode.split(":", 1)[1])
+            if not other.state.get("Running"):
+                raise Conflict(f"cannot join network of a non running container: {other.id}")
+            for f in ("hosts", "resolv.conf", "hostname"):
+                src = self.container_dir(other.id) / f
+                if src.exists():
+                    shutil.copyfile(src, cdir / f)
+            key = self.network.sandbox_key(other.id) if self.network else None
+            return key or f"/proc/{int(other.state.get('Pid') or 0)}/ns/net"
+        if self.network is None:
+            if mode == "host":
+                return "host"
+            return None
+        return self.network.setup(c.id, c.name, c.config, c.hostconfig, cdir)
 
     def _choose_runtime(self, asked: str | None) -> str:
         runtime = asked or self.exec_driver
@@ -128,8 +168,19 @@ class ContainerService(Reconciler):
         start frame on the attach socket (attach-before-start, as `docker run`)."""
         rootfs = self._mount(c)
         try:
+            netns = self._network_namespace(c)
+        except DockyardError as e:
+            # dockerd records why the start failed (e.g. a port already allocated)
+            self._unmount(c.id)
+            c.state.update(ExitCode=128, Error=str(e), Running=False, Pid=0)
+            self.save(c)
+            raise
+        except BaseException:
+            self._unmount(c.id)
+            raise
+        try:
             spec_json = specs.build(c, rootfs, self.container_dir(c.id), self.cgroup_path(c),
-                                    self.default_ulimits)
+                                    self.default_ulimits, netns)
             sdir = self.state_dir(c.id)
             shutil.rmtree(sdir, ignore_errors=True)
             sdir.mkdir(parents=True, mode=0o700)
@@ -144,9 +195,13 @@ class ContainerService(Reconciler):
                 wait_start=wait_start)
         except _core.ContainerStartError as e:
             self._unmount(c.id)
+            if self.network:
+                self.network.teardown(c.id)
             self._start_failed(c, str(e), getattr(e, "exit_code", 128))
         except BaseException:
             self._unmount(c.id)
+            if self.network:
+                self.network.teardown(c.id)
             raise
         return res
 

@@ -258,7 +258,8 @@ def seccomp_spec(value: str, caps: list[str]) -> str | dict[str, Any] | None:
 
 
 def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
-          default_ulimits: list[dict[str, Any]] | None = None) -> str:
+          default_ulimits: list[dict[str, Any]] | None = None,
+          netns: str | None = None) -> str:
     """The runtime spec JSON for starting container `c` on `rootfs`."""
     cfg, hc = c.config, c.hostconfig
     args = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
@@ -348,6 +349,12 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
     if hc.get("PidsLimit"):
         res["pids_limit"] = int(hc["PidsLimit"])
     spec["cgroup"] = {"path": cgroup_path, "resources": res}
+    if netns == "host":
+        spec["namespaces"] = [n for n in spec["namespaces"] if n["type"] != "network"]
+    elif netns:
+        for n in spec["namespaces"]:
+            if n["type"] == "network":
+                n["path"] = netns
     if hc.get("CgroupnsMode") == "host":
         spec["namespaces"] = [n for n in spec["namespaces"] if n["type"] != "cgroup"]
     spec["init"] = bool(hc.get("Init"))

@@ -86,6 +86,18 @@ def registry_options(cfg: DaemonConfig) -> Any:
                            max_concurrent_uploads=cfg.max_concurrent_uploads)
 
 
+def network_options(cfg: DaemonConfig) -> Any:
+    from ..network.ipam import DEFAULT_POOLS, Pool
+    from ..network.service import NetworkOptions
+
+    pools = tuple(Pool.parse(p) for p in cfg.default_address_pools) or DEFAULT_POOLS
+    return NetworkOptions(bridge=cfg.bridge, bip=cfg.bip, fixed_cidr=cfg.fixed_cidr,
+                          pools=pools, icc=cfg.icc, ip=cfg.ip, ip_forward=cfg.ip_forward,
+                          ip_masq=cfg.ip_masq, iptables=cfg.iptables, mtu=cfg.mtu,
+                          dns=list(cfg.dns), dns_search=list(cfg.dns_search),
+                          dns_opts=list(cfg.dns_opts))
+
+
 def reload_config(cfg: DaemonConfig, engine: Any, notify: Notifier) -> None:
     """SIGHUP: re-read the file and apply what can change while running; a bad
     file leaves the running configuration as it was."""
@@ -131,7 +143,8 @@ async def serve(cfg: DaemonConfig) -> None:
         try:
             engine = await asyncio.to_thread(
                 Engine, cfg.data_root, storage_driver, cfg.storage_opts, cfg.exec_root,
-                cfg.default_ulimits, registry_options(cfg), cfg.exec_driver)
+                cfg.default_ulimits, registry_options(cfg), cfg.exec_driver,
+                network_options(cfg))
         except StorageDriverError as e:
             raise SystemExit(f"failed to start daemon: error initializing graphdriver: {e}")
         log.info("storage driver: %s", engine.driver.name)

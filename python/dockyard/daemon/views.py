@@ -82,10 +82,11 @@ def container_summary(s: ContainerService, c: Container) -> dict[str, Any]:
     return {
         "Id": c.id, "Names": [c.name], "Image": _image_name(c), "ImageID": c.image_id,
         "Command": " ".join([path] + shown), "Created": int(parse_time(c.created)),
-        "Ports": [], "Labels": c.config.get("Labels") or {}, "State": c.state["Status"],
+        "Ports": s.network.port_list(c.id) if s.network and c.state.get("Running") else [],
+        "Labels": c.config.get("Labels") or {}, "State": c.state["Status"],
         "Status": s.status_text(c),
         "HostConfig": {"NetworkMode": c.hostconfig.get("NetworkMode") or "default"},
-        "NetworkSettings": {"Networks": {}}, "Mounts": _mounts(c),
+        "NetworkSettings": {"Networks": _networks(s, c)}, "Mounts": _mounts(c),
     }
 
 
@@ -119,14 +120,23 @@ def container_inspect(s: ContainerService, c: Container) -> dict[str, Any]:
         "GraphDriver": {"Data": drv.metadata(c.id) if drv.exists(c.id) else None,
                         "Name": drv.name},
         "Mounts": _mounts(c), "Config": c.config,
-        "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False,
-                            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-                            "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None,
-                            "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "",
-                            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-                            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-                            "Networks": {}},
+        "NetworkSettings": _network_settings(s, c),
     }
+
+
+def _network_settings(s: ContainerService, c: Container) -> dict[str, Any]:
+    if s.network:
+        return s.network.settings(c.id, c.hostconfig, bool(c.state.get("Running")))
+    return {"Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
+            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": {}}
+
+
+def _networks(s: ContainerService, c: Container) -> dict[str, Any]:
+    """`NetworkSettings.Networks` of the container list (dockerd shows them there)."""
+    return _network_settings(s, c)["Networks"]
 
 
 HOSTCONFIG_DEFAULTS: dict[str, Any] = {

@@ -84,13 +84,6 @@ class NetworkOptions:
     dns_opts: list[str] = field(default_factory=list)
 
 
-@dataclass
-class Sandbox:
-    """What a container start needs from its network: the namespace to join."""
-
-    netns: str | None          # None: the host's (host mode)
-
-
 def _bool_opt(opts: dict[str, str], key: str, default: bool) -> bool:
     v = opts.get(key)
     return default if v is None else str(v).lower() in ("1", "true", "yes")
@@ -428,9 +421,15 @@ class NetworkService:
         with self.db.transaction() as c:
             c.execute("DELETE FROM endpoints WHERE container_id=?", (cid,))
 
+    def sandbox_key(self, cid: str) -> str | None:
+        r = self.db.one("SELECT netns FROM sandboxes WHERE container_id=?", (cid,))
+        return r["netns"] if r else None
+
     def setup(self, cid: str, name: str, config: dict[str, Any], hostconfig: dict[str, Any],
-              container_dir: Path) -> Sandbox:
-        """Before a container starts: its namespace, endpoints, ports and /etc files."""
+              container_dir: Path) -> str | None:
+        """Before a container starts: its namespace, endpoints, ports and /etc
+        files. Returns the namespace file to join, "host", or None for a new
+        namespace with loopback only (`--network none`)."""
         mode = self.mode(hostconfig)
         hostname = config.get("Hostname") or cid[:12]
         extra = [etcfiles.parse_add_host(h) for h in hostconfig.get("ExtraHosts") or []]
@@ -438,7 +437,12 @@ class NetworkService:
             etcfiles.write(container_dir / "hosts", _read("/etc/hosts") or etcfiles.HOSTS_HEAD)
             etcfiles.write(container_dir / "resolv.conf", etcfiles.host_resolv())
             etcfiles.write(container_dir / "hostname", hostname + "\n")
-            return Sandbox(None)
+            return "host"
+        if mode == "none":
+            etcfiles.write(container_dir / "hosts", etcfiles.hosts([], extra))
+            self._write_resolv(container_dir, hostconfig)
+            etcfiles.write(container_dir / "hostname", hostname + "\n")
+            return None
         if mode.startswith("container:"):
             raise InvalidParameter("container network mode is resolved by the container service")
         netns = str(self.netns_dir / cid)
@@ -446,15 +450,13 @@ class NetworkService:
             self.teardown(cid)  # a left-over from a crash
             own: list[tuple[str, str]] = []
             user_net = False
-            rows = []
-            if mode != "none":
-                net = self.get(mode)  # NotFound: dockerd's "network x not found" at start
+            net = self.get(mode)  # NotFound: dockerd's "network x not found" at start
+            rows = self._endpoint_rows(container_id=cid)
+            if not any(r["network_id"] == net["Id"] for r in rows):
+                with self.db.transaction() as c:
+                    c.execute("INSERT INTO endpoints(container_id, network_id, seq, config) "
+                              "VALUES (?, ?, 0, '{}')", (cid, net["Id"]))
                 rows = self._endpoint_rows(container_id=cid)
-                if not any(r["network_id"] == net["Id"] for r in rows):
-                    with self.db.transaction() as c:
-                        c.execute("INSERT INTO endpoints(container_id, network_id, seq, config) "
-                                  "VALUES (?, ?, 0, '{}')", (cid, net["Id"]))
-                    rows = self._endpoint_rows(container_id=cid)
             _core.netns_create(netns)
             try:
                 with self.db.transaction() as c:
@@ -479,14 +481,18 @@ class NetworkService:
                 self.teardown(cid)
                 raise
         etcfiles.write(container_dir / "hosts", etcfiles.hosts(own, extra))
-        text, _ = etcfiles.resolv(etcfiles.host_resolv(),
-                                  list(hostconfig.get("Dns") or self.opts.dns),
-                                  list(hostconfig.get("DnsSearch") or self.opts.dns_search),
-                                  list(hostconfig.get("DnsOptions") or self.opts.dns_opts),
-                                  embedded=False)
-        etcfiles.write(container_dir / "resolv.conf", text)
+        self._write_resolv(container_dir, hostconfig)
         etcfiles.write(container_dir / "hostname", hostname + "\n")
-        return Sandbox(netns)
+        return netns
+
+    def _write_resolv(self, container_dir: Path, hostconfig: dict[str, Any],
+                      embedded: bool = False) -> list[str]:
+        text, upstream = etcfiles.resolv(
+            etcfiles.host_resolv(), list(hostconfig.get("Dns") or self.opts.dns),
+            list(hostconfig.get("DnsSearch") or self.opts.dns_search),
+            list(hostconfig.get("DnsOptions") or self.opts.dns_opts), embedded=embedded)
+        etcfiles.write(container_dir / "resolv.conf", text)
+        return upstream
 
     def _by_id(self, nid: str) -> dict[str, Any]:
         r = self.db.one("SELECT data FROM networks WHERE id=?", (nid,))
@@ -549,7 +555,9 @@ class NetworkService:
                       "WHERE container_id=? AND network_id=?",
                       (generate_id(), ip4, ip6, mac, cid, net["Id"]))
         host_if = "dyv" + os.urandom(4).hex()[:7]
-        _core.endpoint_add(netns, br, host_if, ifname, mac, addrs, gws,
+        # the default route goes through the first network only, as with dockerd
+        _core.endpoint_add(netns, br, host_if, ifname, mac, addrs,
+                           gws if ifname == "eth0" else [],
                            int((net.get("Options") or {}).get(OPT + "driver.mtu")
                                or self.opts.mtu))
         return ip4, ip6

@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from ...containers.model import Container
-from ...containers.service import NOT_MODIFIED, StartError
-from ...errors import InvalidParameter, NotFound
+from ...containers.service import NOT_MODIFIED
+from ...errors import DockyardError, InvalidParameter, NotFound
 from . import blocking, container_service as svc, monitor, qint
 
 
@@ -33,7 +33,7 @@ async def start(request: web.Request) -> web.Response:
 
     try:
         r = await blocking(s.start, c.id, release)
-    except StartError:
+    except DockyardError:  # the runtime's error, or the network's (a port taken)
         await _settle_after_failed_start(request, c.id)
         raise
     if r == NOT_MODIFIED:

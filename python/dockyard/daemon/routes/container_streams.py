@@ -13,8 +13,7 @@ from aiohttp import web
 from ...containers import logs as jsonlog
 from ...containers.attach import EXIT, START_RESULT, ShimConnection
 from ...containers.model import ZERO_TIME, Container
-from ...containers.service import StartError
-from ...errors import Conflict, InvalidParameter, NotFound
+from ...errors import Conflict, DockyardError, InvalidParameter, NotFound
 from ..hijack import detach_keys, hijack, raw_input
 from ..monitor import AttachSession
 from . import blocking, container_service as svc, monitor, qbool, qint
@@ -39,7 +38,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
         try:
             c = await blocking(s.prepare, c.id)
             monitor(request).watch(c.id)
-        except StartError:
+        except DockyardError:
             # dockerd reports a failed start on the start call: attach succeeds
             # with nothing to stream, and start will fail with the message.
             failed = True

@@ -35,13 +35,14 @@ async def create(request: web.Request) -> web.Response:
         raise InvalidParameter("invalid JSON body")
     _check_types(body, CONFIG_TYPES, "ContainerConfigWrapper")
     hostconfig = body.pop("HostConfig", None) or {}
-    body.pop("NetworkingConfig", None)
+    networking = body.pop("NetworkingConfig", None) or {}
     try:
-        c = await blocking(svc(request).create, body, hostconfig, request.query.get("name"))
+        c = await blocking(svc(request).create, body, hostconfig, request.query.get("name"),
+                           networking)
     except (TypeError, AttributeError) as e:
         # A value of the wrong JSON type deep inside the body: the client's error.
         raise InvalidParameter(f"invalid container configuration: {e}") from None
-    return json_response({"Id": c.id, "Warnings": []}, status=201)
+    return json_response({"Id": c.id, "Warnings": getattr(c, "warnings", [])}, status=201)
 
 
 _STR, _BOOL, _OBJ, _LIST = (str,), (bool,), (dict,), (list,)
