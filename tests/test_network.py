@@ -76,7 +76,7 @@ def net(tmp_path_factory, busybox_tar):
     base = tmp_path_factory.mktemp("netdaemon")
     sh("ip", "netns", "add", ns)
     sh("ip", "netns", "add", up)
-    d = NetDaemon(base, ns, ["--bridge", "dockyard0"])
+    d = NetDaemon(base, ns, ["--bridge", "dockyard0", "--dns", UPSTREAM_IP])
     links, netns_files = "", []
     try:
         # lo, and an uplink to the upstream namespace as the default route
@@ -362,3 +362,74 @@ def test_daemon_restart_keeps_networking(net, clean):
     assert net.ns("nft", "list", "table", "inet", "dockyard").stdout == rules
     r = net.docker("run", "--rm", "-p", "127.0.0.1:18090:80", "busybox", "true", check=False)
     assert "port is already allocated" in r.stderr
+
+
+UPSTREAM_DNS = """
+import socket, sys
+import dns.message, dns.rrset
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 53))
+print("ready", flush=True)
+while True:
+    data, addr = s.recvfrom(4096)
+    q = dns.message.from_wire(data)
+    r = dns.message.make_response(q)
+    if q.question[0].name.to_text() == "outside.test.":
+        r.answer.append(dns.rrset.from_text("outside.test.", 60, "IN", "A", "192.0.2.99"))
+    s.sendto(r.to_wire(), addr)
+"""
+
+
+def nslookup(net, name: str, *args: str) -> str:
+    r = net.docker("run", "--rm", *args, "busybox", "nslookup", name, check=False)
+    return r.stdout if r.returncode == 0 else ""
+
+
+def test_embedded_dns_on_user_networks(net, clean):
+    net.docker("network", "create", "--subnet", "10.78.0.0/24", "dnsnet")
+    net.docker("network", "create", "othernet")
+    srv = subprocess.Popen(["nsenter", f"--net=/run/netns/{net.upstream}", sys.executable,
+                            "-c", UPSTREAM_DNS], stdout=subprocess.PIPE, text=True)
+    try:
+        assert srv.stdout.readline().strip() == "ready"
+        cid = net.docker("run", "-d", "--name", "srv", "--network", "dnsnet",
+                         "--network-alias", "db", "busybox", "sleep", "300").stdout.strip()
+        ip = inspect(net, cid)["NetworkSettings"]["Networks"]["dnsnet"]["IPAddress"]
+        for name in ("srv", "db", cid[:12], "srv.dnsnet"):
+            assert f"Address: {ip}" in nslookup(net, name, "--network", "dnsnet"), name
+        conf = net.docker("run", "--rm", "--network", "dnsnet", "busybox", "cat",
+                          "/etc/resolv.conf").stdout
+        assert "nameserver 127.0.0.11" in conf and "ndots:0" in conf
+        # other names go to the upstream resolver (--dns of the daemon)
+        assert "Address: 192.0.2.99" in nslookup(net, "outside.test", "--network", "dnsnet")
+        # no names across networks, nor on the default bridge
+        assert ip not in nslookup(net, "srv", "--network", "othernet")
+        assert ip not in nslookup(net, "srv")
+        # the names survive a daemon restart
+        net.proc.send_signal(signal.SIGKILL)
+        net.proc.wait()
+        net.start()
+        out = net.docker("exec", "srv", "nslookup", "db").stdout
+        assert f"Address: {ip}" in out
+    finally:
+        srv.kill()
+        srv.wait()
+        net.docker("rm", "-f", "srv", check=False)
+        net.docker("network", "rm", "dnsnet", "othernet", check=False)
+
+
+def test_ipv6_user_network(net, clean):
+    net.docker("network", "create", "--ipv6", "--subnet", "fd00:d0c::/64", "v6net")
+    try:
+        cid = web(net, "--network", "v6net", name="six")
+        ep = inspect(net, cid)["NetworkSettings"]["Networks"]["v6net"]
+        assert ep["GlobalIPv6Address"].startswith("fd00:d0c::") and ep["IPAddress"]
+        out = net.docker("run", "--rm", "--network", "v6net", "busybox", "sh", "-c",
+                         f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 "
+                         f"{ep['GlobalIPv6Address']} 80").stdout
+        assert out.endswith(cid[:12] + "\n")
+        members = net.client().get_json("/networks/v6net")["Containers"]
+        assert members[cid]["IPv6Address"] == f"{ep['GlobalIPv6Address']}/64"
+    finally:
+        net.docker("rm", "-f", "six", check=False)
+        net.docker("network", "rm", "v6net", check=False)

@@ -300,3 +300,6 @@ def link_info(netns: str | None, name: str) -> dict | None:
     """{"index", "mtu", "mac", "up", "master" (name or None), "addrs": [cidr]}
     of link `name` in the namespace at `netns` (None: the host's); None if
     there is no such link."""
+def netns_socket(path: str, family: int, kind: int) -> int:
+    """An unbound socket made inside the network namespace at `path` (an fd the caller owns)."""
+    ...

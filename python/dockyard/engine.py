@@ -62,6 +62,7 @@ class Engine:
         # place that wires them.
         self.store = LocalStore(self.db, self.driver, self.layers, self.images, self.tmp)
         self.networks = NetworkService(self.db, self.events, Path(exec_root), network_options)
+        self.networks.container_name = self._container_name
         self.containers = ContainerService(self.store, self.events, self.root, exec_root,
                                            default_ulimits=default_ulimits,
                                            exec_driver=exec_driver, network=self.networks)
@@ -78,6 +79,12 @@ class Engine:
         self.db.close()
 
     # --- networks -----------------------------------------------------------
+    def _container_name(self, cid: str) -> str:
+        try:
+            return self.containers.get(cid).name
+        except NotFound:
+            return ""
+
     def inspect_network(self, ref: str) -> dict[str, Any]:
         def name(cid: str) -> str:
             try:

@@ -28,6 +28,7 @@ from ..ids import generate_id
 from ..imageconfig import now_rfc3339
 from ..store.db import Database
 from . import etcfiles, firewall
+from .dns import EmbeddedDNS
 from .ipam import DEFAULT_POOLS, Pool, Subnet, choose_subnet, host_routes, mac_for, parse_addr
 from .ports import Binding, PortReservations, bindings
 
@@ -56,7 +57,8 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS sandboxes (
         container_id TEXT PRIMARY KEY,
         netns        TEXT NOT NULL,
-        ports        TEXT NOT NULL      -- [[proto, ctr_port, host_ip, host_port], ...]
+        ports        TEXT NOT NULL,     -- [[proto, ctr_port, host_ip, host_port], ...]
+        upstream     TEXT               -- the embedded DNS server's upstream resolvers
     )""",
 ]
 
@@ -99,6 +101,9 @@ class NetworkService:
         self.netns_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.ports = PortReservations()
         self._lock = threading.RLock()
+        self._dns: EmbeddedDNS | None = None
+        # A container's name by ID (the engine sets it: the DNS server answers by name).
+        self.container_name: Callable[[str], str] = lambda cid: ""
         with db.transaction() as c:
             for stmt in SCHEMA:
                 c.execute(stmt)
@@ -481,9 +486,51 @@ class NetworkService:
                 self.teardown(cid)
                 raise
         etcfiles.write(container_dir / "hosts", etcfiles.hosts(own, extra))
-        self._write_resolv(container_dir, hostconfig)
+        upstream = self._write_resolv(container_dir, hostconfig, embedded=user_net)
         etcfiles.write(container_dir / "hostname", hostname + "\n")
+        if user_net:
+            with self.db.transaction() as c:
+                c.execute("UPDATE sandboxes SET upstream=? WHERE container_id=?",
+                          (json.dumps(upstream), cid))
+            try:
+                self.dns.attach(cid, netns, upstream)
+            except BaseException:
+                self.teardown(cid)
+                raise
         return netns
+
+    @property
+    def dns(self) -> EmbeddedDNS:
+        if self._dns is None:
+            self._dns = EmbeddedDNS(self._dns_lookup, self._dns_reverse)
+        return self._dns
+
+    def _peers(self, cid: str) -> list[Any]:
+        """The active endpoints that share a user network with `cid`'s."""
+        return self.db.query(
+            "SELECT e2.container_id, e2.ipv4, e2.ipv6, e2.config, n.name AS network "
+            "FROM endpoints e1 JOIN endpoints e2 ON e1.network_id = e2.network_id "
+            "JOIN networks n ON n.id = e1.network_id WHERE e1.container_id=? AND "
+            "e1.endpoint_id IS NOT NULL AND e2.endpoint_id IS NOT NULL AND n.name != 'bridge'",
+            (cid,))
+
+    def _dns_lookup(self, cid: str, name: str, family: int) -> list[str]:
+        out: list[str] = []
+        for r in self._peers(cid):
+            other = r["container_id"]
+            names = {self.container_name(other).lstrip("/").lower(), other[:12]}
+            names.update(a.lower() for a in json.loads(r["config"] or "{}").get("Aliases") or [])
+            if name in names or name in {f"{n}.{r['network'].lower()}" for n in names}:
+                ip = r["ipv4"] if family == 4 else r["ipv6"]
+                if ip and ip not in out:
+                    out.append(ip)
+        return out
+
+    def _dns_reverse(self, cid: str, addr: str) -> str | None:
+        for r in self._peers(cid):
+            if addr in (r["ipv4"], r["ipv6"]):
+                return f"{self.container_name(r['container_id']).lstrip('/')}.{r['network']}"
+        return None
 
     def _write_resolv(self, container_dir: Path, hostconfig: dict[str, Any],
                       embedded: bool = False) -> list[str]:
@@ -605,7 +652,7 @@ class NetworkService:
             with self.db.transaction() as c:
                 c.execute("INSERT INTO endpoints(container_id, network_id, seq, config) "
                           "VALUES (?, ?, ?, ?)", (cid, net["Id"], seq, json.dumps(cfg)))
-            sb = self.db.one("SELECT netns FROM sandboxes WHERE container_id=?", (cid,))
+            sb = self.db.one("SELECT netns, upstream FROM sandboxes WHERE container_id=?", (cid,))
             if running and sb:
                 row = self._endpoint_rows(net["Id"], cid)[0]
                 try:
@@ -615,6 +662,10 @@ class NetworkService:
                         c.execute("DELETE FROM endpoints WHERE container_id=? AND network_id=?",
                                   (cid, net["Id"]))
                     raise
+                if net["Name"] != "bridge" and sb["upstream"] is None:
+                    # names of its new network resolve through the embedded server
+                    # (resolv.conf stays as written at start, as with dockerd)
+                    self.dns.attach(cid, sb["netns"], [])
                 if self.opts.iptables:
                     self._apply_firewall()
         self.events.emit("network", "connect", net["Id"],
@@ -644,6 +695,8 @@ class NetworkService:
         """After a container stops (or instead of a half-done setup)."""
         with self._lock:
             self.ports.release(cid)
+            if self._dns:
+                self._dns.detach(cid)
             r = self.db.one("SELECT netns, ports FROM sandboxes WHERE container_id=?", (cid,))
             had_rules = bool(r) and (r["ports"] != "[]" or bool(self.db.one(
                 "SELECT 1 FROM endpoints WHERE container_id=? AND endpoint_id IS NOT NULL",
@@ -760,11 +813,16 @@ class NetworkService:
         """After a daemon (re)start: tear down what stopped meanwhile, hold the
         running containers' ports again, rebuild the rules once."""
         with self._lock:
-            for sb in self.db.query("SELECT container_id, ports FROM sandboxes"):
+            for sb in self.db.query("SELECT container_id, netns, ports, upstream FROM sandboxes"):
                 cid = sb["container_id"]
                 if cid not in running:
                     self.teardown(cid)
                     continue
+                if sb["upstream"] is not None:
+                    try:
+                        self.dns.attach(cid, sb["netns"], json.loads(sb["upstream"]))
+                    except OSError as e:
+                        log.warning("container %s: embedded DNS: %s", cid[:12], e)
                 held = [Binding(p, c, h, hp) for p, c, h, hp in json.loads(sb["ports"])]
                 try:
                     self.ports.reserve(cid, cid[:12], "", held)
@@ -785,6 +843,8 @@ class NetworkService:
 
     def close(self) -> None:
         self.ports.release_all()
+        if self._dns:
+            self._dns.close()
 
 
 class _Forbidden(DockyardError):

@@ -119,5 +119,14 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(endpoint_add, m)?)?;
     m.add_function(wrap_pyfunction!(endpoint_remove, m)?)?;
     m.add_function(wrap_pyfunction!(link_info, m)?)?;
+    m.add_function(wrap_pyfunction!(netns_socket, m)?)?;
     Ok(())
+}
+
+/// `netns_socket(path, family, type) -> fd`: an unbound socket made inside the
+/// network namespace at `path`; the caller owns the descriptor.
+#[pyfunction]
+fn netns_socket(py: Python<'_>, path: PathBuf, family: i32, kind: i32) -> PyResult<i32> {
+    use std::os::fd::IntoRawFd;
+    py.detach(|| net::netns_socket(&path, family, kind)).map(|fd| fd.into_raw_fd()).map_err(to_py)
 }

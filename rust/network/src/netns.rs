@@ -99,3 +99,18 @@ pub fn netns_remove(path: &Path) -> Result<()> {
         Err(e) => Err(Error::os(format!("remove netns {}", path.display()), e)),
     }
 }
+
+/// A socket made inside the namespace at `path`: a socket belongs for life to
+/// the namespace it was created in, so the daemon can serve a container's
+/// namespace (the embedded DNS server) from its own threads.
+pub fn netns_socket(path: &Path, domain: i32, ty: i32) -> Result<OwnedFd> {
+    in_netns(path, || {
+        // SAFETY: plain socket(2); the fd is owned right away.
+        let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(Error::os("socket in netns", std::io::Error::last_os_error()));
+        }
+        // SAFETY: fd is a fresh descriptor nobody else owns.
+        Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    })
+}

@@ -104,8 +104,11 @@ async def wait(request: web.Request) -> web.StreamResponse:
     resp.content_type = "application/json"
     await resp.prepare(request)
     result = await fut
-    await resp.write(json.dumps(result).encode() + b"\n")
-    await resp.write_eof()
+    try:
+        await resp.write(json.dumps(result).encode() + b"\n")
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass  # the client stopped waiting (docker run -d closes its wait)
     return resp
 
 
