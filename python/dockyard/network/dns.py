@@ -16,11 +16,11 @@ import asyncio
 import logging
 import socket
 import struct
-import subprocess
 import threading
 from typing import Callable
 
 from .. import _core
+from . import nft
 
 log = logging.getLogger("dockyard.network")
 
@@ -246,7 +246,4 @@ def _redirect(netns: str, udp_port: int, tcp_port: int) -> None:
         "  chain output {\n    type nat hook output priority -100; policy accept;\n"
         f"    ip daddr {ADDRESS} udp dport 53 dnat to {ADDRESS}:{udp_port}\n"
         f"    ip daddr {ADDRESS} tcp dport 53 dnat to {ADDRESS}:{tcp_port}\n  }}\n}}\n")
-    r = subprocess.run(["nsenter", f"--net={netns}", "nft", "-f", "-"], input=script.encode(),
-                       capture_output=True)
-    if r.returncode != 0:
-        raise OSError(f"embedded DNS rules: {r.stderr.decode(errors='replace').strip()}")
+    nft.run(script, netns)

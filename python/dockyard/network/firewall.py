@@ -19,15 +19,15 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from ..errors import DockyardError
+from . import nft
+from .nft import FirewallError
 
 log = logging.getLogger("dockyard.network")
 
 TABLE = "dockyard"
 
-
-class FirewallError(DockyardError):
-    pass
+__all__ = ["BridgeRules", "FirewallError", "PortRule", "Ruleset", "apply", "drop_forward_compat",
+           "forward_policy_compat", "remove", "render", "sysctl"]
 
 
 @dataclass(frozen=True)
@@ -122,47 +122,50 @@ def render(rs: Ruleset) -> str:
     return "\n".join(out) + "\n"
 
 
-def nft_available() -> bool:
-    return shutil.which("nft") is not None
-
-
 def apply(rs: Ruleset) -> None:
     """Replace our table in one transaction (or remove it when nothing is left)."""
-    if not nft_available():
-        raise FirewallError("nft not found: install nftables, or run the daemon with "
-                            "--iptables=false")
     script = render(rs) if (rs.bridges or rs.ports) else \
         f"table inet {TABLE}\ndelete table inet {TABLE}\n"
-    r = subprocess.run(["nft", "-f", "-"], input=script.encode(), capture_output=True)
-    if r.returncode != 0:
-        raise FirewallError(f"nft: {r.stderr.decode(errors='replace').strip()}")
-    _forward_policy_compat([b.name for b in rs.bridges])
+    nft.run(script)
 
 
 def remove() -> None:
-    if nft_available():
-        subprocess.run(["nft", "delete", "table", "inet", TABLE], capture_output=True)
+    nft.run(f"table inet {TABLE}\ndelete table inet {TABLE}\n")
 
 
-def _forward_policy_compat(bridges: list[str]) -> None:
-    """Accept our bridges in iptables' FORWARD when its policy drops."""
+def forward_policy_compat(br: str) -> None:
+    """Accept a bridge in iptables' FORWARD when that chain's policy drops
+    (checked when a bridge is set up, not on every rule change)."""
     ipt = shutil.which("iptables")
-    if not ipt or not bridges:
+    if not ipt or not _forward_drops():
         return
-    r = subprocess.run([ipt, "-w", "-S", "FORWARD"], capture_output=True, text=True)
-    if r.returncode != 0 or "-P FORWARD DROP" not in r.stdout:
-        return
-    for br in bridges:
-        for rule in (["-i", br], ["-o", br]):
-            args = rule + ["-j", "ACCEPT", "-m", "comment", "--comment", "dockyard"]
-            if subprocess.run([ipt, "-w", "-C", "FORWARD", *args],
-                              capture_output=True).returncode != 0:
-                subprocess.run([ipt, "-w", "-I", "FORWARD", *args], capture_output=True)
+    for rule in (["-i", br], ["-o", br]):
+        args = rule + ["-j", "ACCEPT", "-m", "comment", "--comment", "dockyard"]
+        if subprocess.run([ipt, "-w", "-C", "FORWARD", *args],
+                          capture_output=True).returncode != 0:
+            subprocess.run([ipt, "-w", "-I", "FORWARD", *args], capture_output=True)
+
+
+def _forward_drops() -> bool:
+    """Whether iptables' filter FORWARD drops by default, without making
+    that table where it doesn't exist (iptables-nft would, just to list it)."""
+    chain = nft.output("list chain ip filter FORWARD")
+    if chain is not None:
+        return "policy drop" in chain
+    try:  # iptables-legacy's tables are invisible to nft
+        with open("/proc/net/ip_tables_names") as f:
+            legacy = "filter" in f.read().split()
+    except OSError:
+        return False
+    if not legacy:
+        return False
+    r = subprocess.run(["iptables-legacy", "-w", "-S", "FORWARD"], capture_output=True, text=True)
+    return r.returncode == 0 and "-P FORWARD DROP" in r.stdout
 
 
 def drop_forward_compat(bridge: str) -> None:
     ipt = shutil.which("iptables")
-    if not ipt:
+    if not ipt or not _forward_drops():
         return
     for rule in (["-i", bridge], ["-o", bridge]):
         subprocess.run([ipt, "-w", "-D", "FORWARD", *rule, "-j", "ACCEPT", "-m", "comment",

@@ -102,6 +102,7 @@ class NetworkService:
         self.ports = PortReservations()
         self._lock = threading.RLock()
         self._dns: EmbeddedDNS | None = None
+        self._bridges_seen: set[str] = set()  # bridges set up by this process
         # A container's name by ID (the engine sets it: the DNS server answers by name).
         self.container_name: Callable[[str], str] = lambda cid: ""
         with db.transaction() as c:
@@ -554,6 +555,9 @@ class NetworkService:
         first = self._subnets(net)[0].gateway if self._subnets(net) else None
         mac = mac_for(first) if isinstance(first, ipaddress.IPv4Address) else None
         _core.bridge_ensure(br, addrs, mtu, mac)
+        if self.opts.iptables and br not in self._bridges_seen:
+            firewall.forward_policy_compat(br)
+        self._bridges_seen.add(br)
         if self.opts.ip_forward:
             firewall.sysctl("net.ipv4.ip_forward", "1")
             if net.get("EnableIPv6"):
