@@ -19,7 +19,8 @@ def main() -> None:
     sock = base / "d.sock"
     proc = subprocess.Popen([sys.executable, "-m", "dockyard", "daemon", "-H", f"unix://{sock}",
                              "-g", str(base / "root"), "-p", str(base / "pid"),
-                             "--exec-root", str(base / "exec"), "-s", "vfs"],
+                             "--exec-root", str(base / "exec"), "-s", "vfs",
+                             "--bridge", "none", "--iptables=false"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(200):

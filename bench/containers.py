@@ -38,20 +38,26 @@ def busybox_tar(work: Path) -> Path:
 
 
 class Engine:
-    def __init__(self, kind: str, work: Path, extra: tuple[str, ...] = ()) -> None:
+    """A daemon on a fresh filesystem. Without `bridges` neither engine makes a
+    bridge or a packet rule (containers get loopback only); with them (only in
+    a network namespace of the bench's own, see network.py) both use their
+    default bridge and kernel rules."""
+
+    def __init__(self, kind: str, work: Path, extra: tuple[str, ...] = (),
+                 bridges: bool = False) -> None:
         self.kind = kind
         self.base = fresh_fs(f"dy-bench-{kind}-")
         self.sock = self.base / "s.sock"
         self.env = engine_env(self.sock, self.base)
+        net = () if bridges else ("--bridge", "none", "--iptables=false")
         if kind == "dockyard":
             cmd = [sys.executable, "-m", "dockyard", "daemon", "-H", f"unix://{self.sock}",
                    "-g", str(self.base / "root"), "-p", str(self.base / "pid"),
-                   "--exec-root", str(self.base / "exec"), "-s", "overlay", *extra]
+                   "--exec-root", str(self.base / "exec"), "-s", "overlay", *net, *extra]
         else:
             cmd = [shutil.which("dockerd") or "dockerd", "--data-root", str(self.base / "root"),
                    "--exec-root", str(self.base / "exec"), "-H", f"unix://{self.sock}",
-                   "--pidfile", str(self.base / "pid"), "--bridge", "none",
-                   "--iptables=false", "--storage-driver", "overlay2",
+                   "--pidfile", str(self.base / "pid"), *net, "--storage-driver", "overlay2",
                    "--containerd-namespace", "dy-bench"]
         self.proc = subprocess.Popen(cmd, stdout=open(self.base / "log", "wb"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -73,7 +79,10 @@ class Engine:
                 continue
             try:
                 cmd = open(f"/proc/{pid}/cmdline", "rb").read()
-                if str(self.base).encode() not in cmd and b"containerd-shim" not in cmd:
+                if str(self.base).encode() not in cmd and b"containerd-shim" not in cmd \
+                        and b"docker-proxy" not in cmd:
+                    continue
+                if b"docker-proxy" in cmd and self.kind != "dockerd":
                     continue
                 if b"containerd-shim" in cmd and self.kind != "dockerd":
                     continue
@@ -170,7 +179,10 @@ def main() -> None:
     from dockyard import Engine as PyEngine
 
     base = fresh_fs("dy-bench-api-")
-    eng = PyEngine(base / "root", "overlay", exec_root=base / "exec")
+    from dockyard.network.service import NetworkOptions
+
+    eng = PyEngine(base / "root", "overlay", exec_root=base / "exec",
+                   network_options=NetworkOptions(bridge="none", iptables=False))
     try:
         eng.import_image(str(busybox_tar(work)), repo="busybox")
         c = eng.containers

@@ -75,7 +75,7 @@ def bench_engine(kind: str, tar: Path, runs: int) -> dict[str, float] | None:
     if kind == "dockyard":
         cmd = [sys.executable, "-m", "dockyard", "daemon", "-H", f"unix://{sock}", "-g",
                str(base / "root"), "-p", str(base / "pid"), "--exec-root", str(base / "exec"),
-               "-s", "overlay"]
+               "-s", "overlay", "--bridge", "none", "--iptables=false"]
     else:
         exe = shutil.which("dockerd")
         if not exe:

@@ -204,7 +204,8 @@ class Engine:
             self.env = dockyard_env(self.env)
             cmd = [sys.executable, "-m", "dockyard", "daemon", "-H", f"unix://{self.sock}",
                    "-g", str(self.base / "root"), "-p", str(self.base / "pid"),
-                   "--exec-root", str(self.base / "exec"), "-s", "overlay"]
+                   "--exec-root", str(self.base / "exec"), "-s", "overlay",
+                   "--bridge", "none", "--iptables=false"]
         else:
             cmd = [shutil.which("dockerd") or "dockerd", "--data-root", str(self.base / "root"),
                    "--exec-root", str(self.base / "exec"), "-H", f"unix://{self.sock}",

@@ -433,3 +433,172 @@ def test_ipv6_user_network(net, clean):
     finally:
         net.docker("rm", "-f", "six", check=False)
         net.docker("network", "rm", "v6net", check=False)
+
+
+def test_reachable_from_another_host_but_not_loopback_ports(net, clean):
+    cid = web(net, "-p", "18083:80", "-p", "127.0.0.1:18084:80")
+    out = sh("nsenter", f"--net=/run/netns/{net.upstream}", "curl", "-sS", "-m", "3",
+             f"http://{UPLINK_IP}:18083/").stdout
+    assert out.strip() == cid[:12]
+    r = sh("nsenter", f"--net=/run/netns/{net.upstream}", "curl", "-sS", "-m", "2",
+           f"http://{UPLINK_IP}:18084/", check=False)
+    assert r.returncode != 0
+
+
+def test_port_forms(net, clean):
+    cid = net.docker("run", "-d", "-p", "127.0.0.1::80", "-p", "18100-18101:80-81",
+                     "-p", "18102:53/udp", "busybox", "sleep", "300").stdout.strip()
+    ports = inspect(net, cid)["NetworkSettings"]["Ports"]
+    assert ports["80/tcp"][0]["HostIp"] == "127.0.0.1" and int(ports["80/tcp"][0]["HostPort"])
+    assert ports["80/tcp"][1] == {"HostIp": "0.0.0.0", "HostPort": "18100"}
+    assert ports["81/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": "18101"}]
+    assert ports["53/udp"] == [{"HostIp": "0.0.0.0", "HostPort": "18102"}]
+    listed = {(p["PrivatePort"], p["Type"]) for p in
+              net.client().get_json("/containers/json", {"filters": json.dumps(
+                  {"id": [cid]})})[0]["Ports"]}
+    assert listed == {(80, "tcp"), (81, "tcp"), (53, "udp")}
+    bad = {"Image": "busybox", "HostConfig": {"PortBindings": {"80/tcp": [
+        {"HostPort": "99999"}]}}}
+    assert net.api("POST", "/containers/create", bad) == \
+        (400, {"message": 'invalid port specification: "99999"'})
+
+
+def test_forward_policy_drop_still_forwards(net, clean):
+    net.ns("iptables", "-P", "FORWARD", "DROP")
+    try:
+        net.docker("network", "create", "guarded")
+        srv = upstream_server(net, 7779)
+        try:
+            out = net.docker("run", "--rm", "--network", "guarded", "busybox", "nc", "-w", "5",
+                             UPSTREAM_IP, "7779").stdout
+        finally:
+            srv.kill()
+            srv.wait()
+        assert out.strip() == UPLINK_IP
+        net.docker("network", "rm", "guarded")
+        assert "dockyard" not in net.ns("iptables", "-S", "FORWARD").stdout
+    finally:
+        net.ns("iptables", "-P", "FORWARD", "ACCEPT")
+        net.docker("network", "rm", "guarded", check=False)
+
+
+def test_concurrent_runs_get_distinct_addresses(net, clean):
+    import concurrent.futures
+
+    net.docker("network", "create", "crowd")
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            ids = list(ex.map(lambda i: net.docker("run", "-d", "--network", "crowd", "busybox",
+                                                   "sleep", "300").stdout.strip(), range(12)))
+        ips = [inspect(net, c)["NetworkSettings"]["Networks"]["crowd"]["IPAddress"]
+               for c in ids]
+        assert len(set(ips)) == 12 and all(ips)
+    finally:
+        net.docker("rm", "-f", *[c for c in locals().get("ids", [])], check=False)
+        net.docker("network", "rm", "crowd", check=False)
+
+
+def test_network_ls_filters_prune_and_events(net, clean):
+    since = str(int(time.time()) - 1)
+    net.docker("network", "create", "--label", "app=x", "lab1")
+    net.docker("network", "create", "lab2")
+    cid = net.docker("run", "-d", "--network", "lab2", "busybox", "sleep", "300").stdout.strip()
+    try:
+        def names(*f):
+            return net.docker("network", "ls", "--format", "{{.Name}}",
+                              *[a for x in f for a in ("-f", x)]).stdout.split()
+        assert names("label=app=x") == ["lab1"]
+        assert names("name=lab") == ["lab1", "lab2"]
+        assert names("type=builtin") == ["bridge", "host", "none"]
+        assert names("dangling=true") == ["lab1"]
+        assert names("driver=null") == ["none"]
+        out = net.docker("network", "prune", "-f").stdout
+        assert out == "Deleted Networks:\nlab1\n\n"
+        assert net.cli("network", "ls", "-q", "-f", "name=lab1").stdout == b""
+        net.docker("rm", "-f", cid)
+        net.docker("network", "rm", "lab2")
+        ev = net.docker("events", "--since", since, "--until", str(int(time.time()) + 1),
+                        "--filter", "type=network", "--format",
+                        "{{.Action}} {{.Actor.Attributes.name}}").stdout.splitlines()
+        for want in ("create lab1", "create lab2", "connect lab2", "disconnect lab2",
+                     "destroy lab1", "destroy lab2"):
+            assert want in ev, (want, ev)
+    finally:
+        net.docker("rm", "-f", cid, check=False)
+        net.docker("network", "rm", "lab1", "lab2", check=False)
+
+
+def test_etc_files_and_dns_options(net, clean):
+    out = net.docker("run", "--rm", "--hostname", "box", "--add-host", "db.local:10.1.2.3",
+                     "--add-host", "gw:host-gateway", "--dns", "192.0.2.53", "--dns-search",
+                     "corp.test", "--dns-option", "ndots:2", "--mac-address",
+                     "02:42:de:ad:be:ef", "busybox", "sh", "-c",
+                     "cat /etc/hosts /etc/resolv.conf; hostname; cat /sys/class/net/eth0/address"
+                     ).stdout
+    assert "10.1.2.3\tdb.local" in out
+    gw = net.client().get_json("/networks/bridge")["IPAM"]["Config"][0]["Subnet"]
+    assert any(line.endswith("\tgw") and line.split("\t")[0].endswith(".1")
+               for line in out.splitlines()), out
+    assert gw
+    assert "nameserver 192.0.2.53" in out and "search corp.test" in out
+    assert "options ndots:2" in out
+    assert "\nbox\n" in out and "02:42:de:ad:be:ef" in out
+
+
+def test_daemon_bridge_options(tmp_path_factory, busybox_tar):
+    """--bip, --mtu and --icc=false, in a namespace of their own."""
+    ns = f"dyo-{secrets.token_hex(3)}"
+    base = tmp_path_factory.mktemp("netopts")
+    sh("ip", "netns", "add", ns)
+    d = NetDaemon(base, ns, ["--bridge", "dockyard0", "--bip", "10.55.0.1/24", "--mtu", "1400",
+                             "--icc=false", "--dns", UPSTREAM_IP])
+    try:
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        d.start()
+        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+        assert d.client().get_json("/networks/bridge")["IPAM"]["Config"] == [
+            {"Subnet": "10.55.0.0/24", "Gateway": "10.55.0.1"}]
+        a = web(d, name="icc-a")
+        ip = inspect(d, a)["NetworkSettings"]["IPAddress"]
+        assert ip.startswith("10.55.0.")
+        assert d.docker("exec", a, "cat", "/sys/class/net/eth0/mtu").stdout.strip() == "1400"
+        assert wget(d, f"http://{ip}/").strip() == a[:12]  # from the host: allowed
+        assert http_from_container(d, ip, 80, check=False) == ""  # container to container: not
+    finally:
+        if d.proc:
+            for c in d.client().get_json("/containers/json", {"all": 1}):
+                d.client().request("DELETE", f"/containers/{c['Id']}", {"force": 1},
+                                   check=False).close()
+        d.stop()
+        assert_no_mounts_left(base)
+        sh("ip", "netns", "del", ns, check=False)
+
+
+def test_no_bridge_daemon_has_no_bridge_network(daemon):
+    names = sorted(n["Name"] for n in daemon.client().get_json("/networks"))
+    assert names == ["host", "none"]
+
+
+def test_our_cli_matches_docker(net, clean):
+    """`dockyard network ...` prints what the docker CLI prints."""
+    nid = net.cli("network", "create", "--subnet", "10.79.0.0/24", "--label", "k=v",
+                  "ours").stdout.decode().strip()
+    try:
+        assert len(nid) == 64
+        for args in (["network", "ls"], ["network", "ls", "--no-trunc", "-f", "label=k=v"],
+                     ["network", "ls", "-q"],
+                     ["network", "ls", "--format", "{{.Name}}\t{{.Driver}}\t{{.Labels}}"],
+                     ["network", "inspect", "ours"],
+                     ["network", "inspect", "-f", "{{.Name}} {{.Labels}} {{json .IPAM}}", "ours"]):
+            assert net.cli(*args).stdout.decode() == net.docker(*args).stdout, args
+        r = net.cli("network", "inspect", "nope", check=False)
+        d = net.docker("network", "inspect", "nope", check=False)
+        assert (r.returncode, r.stderr.decode()) == (d.returncode, d.stderr)
+        web(net, name="cli-web")
+        net.cli("network", "connect", "--alias", "w", "ours", "cli-web")
+        assert "ours" in inspect(net, "cli-web")["NetworkSettings"]["Networks"]
+        net.cli("network", "disconnect", "ours", "cli-web")
+        assert net.cli("port", "cli-web").stdout == b""
+    finally:
+        net.docker("rm", "-f", "cli-web", check=False)
+        assert net.cli("network", "rm", "ours").stdout == b"ours\n"

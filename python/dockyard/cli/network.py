@@ -194,9 +194,8 @@ def prune(force: bool = typer.Option(False, "-f", "--force"),
                                         {"filters": filters_param(filter)}))
     names = r.get("NetworksDeleted") or []
     if names:
-        print("Deleted Networks:")
-        for n in names:
-            print(n)
+        # docker prints the list, then a blank line
+        print("Deleted Networks:\n" + "".join(n + "\n" for n in names))
 
 
 # (command name, function, typer.command keywords) for the `dockyard` app

@@ -410,6 +410,12 @@ class NetworkService:
         if len(eps) > 1:
             raise InvalidParameter("Container cannot be connected to network endpoints: "
                                    + ", ".join(eps))
+        bindings(hostconfig.get("PortBindings"), None, False, "")  # dockerd checks at create
+        for h in hostconfig.get("ExtraHosts") or []:
+            try:
+                etcfiles.parse_add_host(h)
+            except ValueError:
+                raise InvalidParameter(f"invalid IP address in add-host: {h!r}") from None
         if mode in ("host", "none"):
             return warnings
         try:
@@ -455,6 +461,7 @@ class NetworkService:
         with self._lock:
             self.teardown(cid)  # a left-over from a crash
             own: list[tuple[str, str]] = []
+            gateway = ""
             user_net = False
             net = self.get(mode)  # NotFound: dockerd's "network x not found" at start
             rows = self._endpoint_rows(container_id=cid)
@@ -470,12 +477,14 @@ class NetworkService:
                               "VALUES (?, ?, '[]')", (cid, netns))
                 for r in sorted(rows, key=lambda r: r["seq"]):
                     net = self._by_id(r["network_id"])
-                    ip4, _ = self._plug(cid, net, r, netns, f"eth{r['seq']}")
+                    ip4, _ = self._plug(cid, net, r, netns, f"eth{r['seq']}",
+                                        config.get("MacAddress") if not own else None)
                     self.events.emit("network", "connect", net["Id"],
                                      {"container": cid, "name": net["Name"], "type": "bridge"})
                     user_net = user_net or net["Name"] != "bridge"
                     if ip4 and not own:
                         own.append((ip4, hostname))
+                        gateway = self._gateway(net)
                 published = self._publish(cid, name, hostconfig, config)
                 with self.db.transaction() as c:
                     c.execute("UPDATE sandboxes SET ports=? WHERE container_id=?",
@@ -486,6 +495,8 @@ class NetworkService:
             except BaseException:
                 self.teardown(cid)
                 raise
+        # host-gateway: the host's address on the container's first network
+        extra = [(n, gateway if a == "host-gateway" else a) for n, a in extra]
         etcfiles.write(container_dir / "hosts", etcfiles.hosts(own, extra))
         upstream = self._write_resolv(container_dir, hostconfig, embedded=user_net)
         etcfiles.write(container_dir / "hostname", hostname + "\n")
@@ -542,6 +553,9 @@ class NetworkService:
         etcfiles.write(container_dir / "resolv.conf", text)
         return upstream
 
+    def _gateway(self, net: dict[str, Any]) -> str:
+        return next((str(s.gateway) for s in self._subnets(net) if s.subnet.version == 4), "")
+
     def _by_id(self, nid: str) -> dict[str, Any]:
         r = self.db.one("SELECT data FROM networks WHERE id=?", (nid,))
         if not r:
@@ -565,7 +579,9 @@ class NetworkService:
         return br
 
     def _plug(self, cid: str, net: dict[str, Any], row: Any, netns: str,
-              ifname: str) -> tuple[str | None, str | None]:
+              ifname: str, mac: str | None = None) -> tuple[str | None, str | None]:
+        """Connect the namespace to one network; `mac`: the container's
+        `--mac-address` (API < 1.44 keeps it in Config)."""
         cfg = json.loads(row["config"] or "{}")
         want = (cfg.get("IPAMConfig") or {})
         user_net = net["Name"] != "bridge"
@@ -600,8 +616,9 @@ class NetworkService:
                     ip4 = str(a)
                 else:
                     ip6 = str(a)
-            mac = cfg.get("MacAddress") or (mac_for(ipaddress.IPv4Address(ip4)) if ip4 else
-                                            "02:42:" + os.urandom(4).hex(":"))
+            mac = cfg.get("MacAddress") or mac or (
+                mac_for(ipaddress.IPv4Address(ip4)) if ip4 else
+                "02:42:" + os.urandom(4).hex(":"))
             c.execute("UPDATE endpoints SET endpoint_id=?, ipv4=?, ipv6=?, mac=? "
                       "WHERE container_id=? AND network_id=?",
                       (generate_id(), ip4, ip6, mac, cid, net["Id"]))
