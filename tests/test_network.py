@@ -602,3 +602,60 @@ def test_our_cli_matches_docker(net, clean):
     finally:
         net.docker("rm", "-f", "cli-web", check=False)
         assert net.cli("network", "rm", "ours").stdout == b"ours\n"
+
+
+def test_docker_sdk_networks(net, clean):
+    """What docker-py's own network tests (api_network_test, models_networks_test)
+    check, through the docker SDK (their suite is not shipped on PyPI)."""
+    import docker
+    from docker.types import IPAMConfig, IPAMPool
+
+    client = docker.DockerClient(base_url=net.host, version="1.41")
+    api = client.api
+    nid = api.create_network("sdk-ipam", ipam=IPAMConfig(pool_configs=[IPAMPool(
+        subnet="172.28.0.0/16", iprange="172.28.5.0/24", gateway="172.28.5.254",
+        aux_addresses={"a": "172.28.1.5"})]))["Id"]
+    try:
+        ipam = api.inspect_network(nid)["IPAM"]
+        assert ipam.pop("Options", None) is None and ipam["Driver"] == "default"
+        assert ipam["Config"] == [{"Subnet": "172.28.0.0/16", "IPRange": "172.28.5.0/24",
+                                   "Gateway": "172.28.5.254",
+                                   "AuxiliaryAddresses": {"a": "172.28.1.5"}}]
+        c = api.create_container("busybox", "top")
+        api.connect_container_to_network(c, "sdk-ipam", mac_address="02:42:ac:11:00:02",
+                                         ipv4_address="172.28.5.24")
+        ep = api.inspect_container(c)["NetworkSettings"]["Networks"]["sdk-ipam"]
+        assert ep["MacAddress"] == "02:42:ac:11:00:02"
+        assert ep["IPAMConfig"] == {"IPv4Address": "172.28.5.24"}
+        api.start(c)
+        ep = api.inspect_container(c)["NetworkSettings"]["Networks"]["sdk-ipam"]
+        assert ep["IPAddress"] == "172.28.5.24" and ep["Gateway"] == "172.28.5.254"
+        api.remove_container(c, force=True)
+        # a link's alias resolves for the linking container (embedded DNS)
+        foo = api.create_container("busybox", "top", name="sdk-foo", host_config=api.
+                                   create_host_config(network_mode="sdk-ipam"))
+        api.start(foo)
+        bar = api.create_container(
+            "busybox", "nslookup bar", host_config=api.create_host_config(
+                network_mode="sdk-ipam"),
+            networking_config=api.create_networking_config({"sdk-ipam": api.
+                                                           create_endpoint_config(
+                                                               links=[("sdk-foo", "bar")])}))
+        api.start(bar)
+        assert api.wait(bar)["StatusCode"] == 0
+        assert b"172.28.5." in api.logs(bar)
+        # an exited container keeps the aliases it was given, without its short ID
+        ran = client.containers.run("busybox", "true", network="sdk-ipam", detach=True,
+                                    networking_config={"sdk-ipam": api.create_endpoint_config(
+                                        aliases=["hello"])})
+        ran.wait()
+        ran.reload()
+        assert ran.attrs["NetworkSettings"]["Networks"]["sdk-ipam"]["Aliases"] == ["hello"]
+        # docker-py's tests tear down through swarm/leave and accept only 503/406
+        assert net.api("POST", "/swarm/leave", query={"force": "1"}) == \
+            (503, {"message": "This node is not part of a swarm"})
+    finally:
+        for x in api.containers(all=True):
+            api.remove_container(x["Id"], force=True)
+        api.remove_network(nid)
+        client.close()

@@ -224,10 +224,11 @@ class NetworkService:
             if not any(ipaddress.ip_network(c["Subnet"]).version == 4 for c in configs):
                 pick = choose_subnet(self.opts.pools, host_routes() + others)
                 auto = {"Subnet": str(pick)}
-                ipam = {"Driver": "default", "Options": ipam_in.get("Options") or {},
+                ipam = {"Driver": "default", "Options": ipam_in.get("Options"),
                         "Config": [auto] + configs}
             else:
-                ipam = {"Driver": "default", "Options": ipam_in.get("Options") or {},
+                # Options stay as sent: {} from the docker CLI, null from docker-py
+                ipam = {"Driver": "default", "Options": ipam_in.get("Options"),
                         "Config": configs}
             if ipv6 and not any(ipaddress.ip_network(c["Subnet"]).version == 6
                                 for c in ipam["Config"]):
@@ -527,6 +528,13 @@ class NetworkService:
             (cid,))
 
     def _dns_lookup(self, cid: str, name: str, family: int) -> list[str]:
+        # --link target:alias on a user network: the alias names the target for
+        # the linking container only
+        for r in self._endpoint_rows(container_id=cid):
+            for link in json.loads(r["config"] or "{}").get("Links") or []:
+                target, _, alias = link.partition(":")
+                if name == (alias or target).lower() and name != target.lower():
+                    name = target.lstrip("/").lower()
         out: list[str] = []
         for r in self._peers(cid):
             other = r["container_id"]
@@ -808,8 +816,8 @@ class NetworkService:
                                 r if active else None, (v4, v6))
             if net["Name"] != "bridge":
                 aliases = list(cfg.get("Aliases") or [])
-                ep["Aliases"] = aliases + [cid[:12]] if active or aliases else \
-                    (aliases or None)
+                # a running endpoint answers to its short ID too (dockerd < 25)
+                ep["Aliases"] = aliases + [cid[:12]] if active else (aliases or None)
             ns["Networks"][net["Name"]] = ep
             if net["Name"] == "bridge" and active:
                 for k in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "IPv6Gateway",
@@ -892,5 +900,6 @@ def _endpoint_view(cfg: dict[str, Any], network_id: str, row: Any,
         "IPv6Gateway": str(v6.gateway) if row and row["ipv6"] and v6 else "",
         "GlobalIPv6Address": (row["ipv6"] if row else "") or "",
         "GlobalIPv6PrefixLen": v6.prefixlen if row and row["ipv6"] and v6 else 0,
-        "MacAddress": (row["mac"] if row else "") or "", "DriverOpts": cfg.get("DriverOpts"),
+        "MacAddress": (row["mac"] if row else "") or cfg.get("MacAddress") or "",
+        "DriverOpts": cfg.get("DriverOpts"),
     }
