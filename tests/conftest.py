@@ -51,6 +51,18 @@ def assert_no_mounts_left(path: str | Path) -> None:
     assert not leaked, f"mounts left behind: {leaked}"
 
 
+def assert_no_network_left() -> None:
+    """Fail if a daemon under test left a bridge, a veth or our packet rules in
+    the host's network namespace (test daemons here run without a bridge)."""
+    from dockyard import _core
+
+    links = [n for p in ("dockyard0", "dy-", "dyv") for n in _core.link_names(p)]
+    assert not links, f"links left behind: {links}"
+    if shutil.which("nft"):
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+        assert "inet dockyard" not in tables, "the nftables table inet dockyard was left behind"
+
+
 def busybox_rootfs(dest: Path, extra: dict[str, bytes] | None = None) -> Path:
     (dest / "bin").mkdir(parents=True)
     (dest / "etc").mkdir()
@@ -95,6 +107,7 @@ class Daemon:
         self.driver = driver
         self.proc: subprocess.Popen | None = None
         self.log = base / "daemon.log"
+        self.daemon_env: dict[str, str] = {}  # more environment for the daemon
 
     def command(self) -> list[str]:
         # No bridge and no packet rules in the host's network namespace: tests of
@@ -108,6 +121,7 @@ class Daemon:
     def start(self) -> None:
         self.proc = subprocess.Popen(self.command(), stdout=open(self.log, "ab"),
                                      stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **self.daemon_env),
                                      start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -177,6 +191,7 @@ def _daemon(tmp_path_factory, driver: str):
         leaked = mounts_under(base)
         unmount_all(base)
         assert not leaked, f"mounts left behind: {leaked}"
+        assert_no_network_left()
 
 
 @pytest.fixture(scope="module")

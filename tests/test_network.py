@@ -659,3 +659,35 @@ def test_docker_sdk_networks(net, clean):
             api.remove_container(x["Id"], force=True)
         api.remove_network(nid)
         client.close()
+
+
+def test_iptables_fallback(tmp_path_factory, busybox_tar):
+    """Where nftables is missing: the same rules as iptables chains of our own."""
+    ns = f"dyi-{secrets.token_hex(3)}"
+    base = tmp_path_factory.mktemp("netipt")
+    sh("ip", "netns", "add", ns)
+    d = NetDaemon(base, ns, ["--bridge", "dockyard0", "--dns", UPSTREAM_IP])
+    d.daemon_env["DOCKYARD_FIREWALL"] = "iptables"
+    try:
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        d.start()
+        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+        d.docker("network", "create", "iptnet")
+        a = web(d, "-p", "127.0.0.1:18200:80", "--network", "iptnet", "--network-alias", "w",
+                name="ipt-web")
+        assert wget(d, "http://127.0.0.1:18200/").strip() == a[:12]
+        assert http_from_container(d, "w", 80, "--network", "iptnet").strip() == a[:12]
+        nat = d.ns("iptables", "-t", "nat", "-S").stdout
+        assert "-j DNAT --to-destination" in nat and "-A PREROUTING -j DOCKYARD-PREROUTING" in nat
+        assert d.ns("nft", "list", "tables").stdout.count("dockyard") == 0
+        d.docker("rm", "-f", "ipt-web")
+        d.docker("network", "rm", "iptnet")
+        assert "DOCKYARD" not in d.ns("iptables", "-t", "nat", "-S").stdout
+    finally:
+        if d.proc:
+            for c in d.client().get_json("/containers/json", {"all": 1}):
+                d.client().request("DELETE", f"/containers/{c['Id']}", {"force": 1},
+                                   check=False).close()
+        d.stop()
+        assert_no_mounts_left(base)
+        sh("ip", "netns", "del", ns, check=False)

@@ -98,7 +98,7 @@ class Engine:
         c = self.containers.get(container)
         with self.containers.lock(c.id):
             c = self.containers.get(c.id)
-            self.networks.connect(network, c.id, c.name, dict(endpoint_config or {}),
+            self.networks.connect(network, c.id, c.name, endpoint_config,
                                   c.hostconfig, bool(c.state.get("Running")))
 
     def disconnect_network(self, network: str, container: str, force: bool = False) -> None:

@@ -39,6 +39,22 @@ AUTH_HEADER = {"name": "X-Registry-Auth", "in": "header", "schema": _STR,
 SCHEMAS: dict[str, Schema] = {
     "ErrorResponse": {"type": "object", "required": ["message"],
                       "properties": {"message": _STR}},
+    "NetworkCreate": {"type": "object", "required": ["Name"], "properties": {
+        "Name": _STR, "CheckDuplicate": _BOOL, "Driver": _STR, "Internal": _BOOL,
+        "Attachable": _BOOL, "Ingress": _BOOL, "EnableIPv6": _BOOL, "Options": _MAP,
+        "Labels": _MAP, "IPAM": {"type": "object", "properties": {
+            "Driver": _STR, "Options": _MAP, "Config": {"type": "array", "items": {
+                "type": "object", "properties": {
+                    "Subnet": _STR, "IPRange": _STR, "Gateway": _STR,
+                    "AuxiliaryAddresses": _MAP}}}}}}},
+    "EndpointSettings": {"type": "object", "properties": {
+        "IPAMConfig": {"type": "object", "nullable": True, "properties": {
+            "IPv4Address": _STR, "IPv6Address": _STR}},
+        "Aliases": _STRS, "Links": _STRS, "MacAddress": _STR, "DriverOpts": _MAP}},
+    "NetworkConnect": {"type": "object", "properties": {
+        "Container": _STR, "EndpointConfig": {"$ref": "#/components/schemas/EndpointSettings"}}},
+    "NetworkDisconnect": {"type": "object", "properties": {"Container": _STR,
+                                                           "Force": _BOOL}},
     "HostConfig": {"type": "object", "properties": {
         "Binds": _STRS, "NetworkMode": _STR, "Privileged": _BOOL, "ReadonlyRootfs": _BOOL,
         "AutoRemove": _BOOL, "Init": {"type": "boolean", "nullable": True},
@@ -190,6 +206,27 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ("GET", "/images/{name}/get"): {"summary": "Save one image as a tar"},
     ("DELETE", "/images/{name}"): {"summary": "Remove an image", "parameters": [
         q("force", _BOOL), q("noprune", _BOOL)]},
+    ("GET", "/networks"): {"summary": "List networks", "parameters": [_filters("network")]},
+    ("POST", "/networks/create"): {"summary": "Create a network", "status": "201",
+                                   "requestBody": _json_body("NetworkCreate", True)},
+    ("POST", "/networks/prune"): {"summary": "Remove unused networks",
+                                  "parameters": [_filters("prune")]},
+    ("GET", "/networks/{id}"): {"summary": "Inspect a network"},
+    ("DELETE", "/networks/{id}"): {"summary": "Remove a network", "status": "204"},
+    ("POST", "/networks/{id}/connect"): {"summary": "Connect a container to a network",
+                                         "requestBody": _json_body("NetworkConnect", True)},
+    ("POST", "/networks/{id}/disconnect"): {
+        "summary": "Disconnect a container from a network",
+        "requestBody": _json_body("NetworkDisconnect", True)},
+    ("POST", "/swarm/leave"): {"summary": "Not in a swarm: 503", "status": "503"},
+    ("POST", "/swarm/init"): {"summary": "Swarm mode is not supported: 503", "status": "503"},
+    ("POST", "/swarm/join"): {"summary": "Swarm mode is not supported: 503", "status": "503"},
+    ("GET", "/swarm"): {"summary": "Not a swarm manager: 503", "status": "503"},
+    ("GET", "/nodes"): {"summary": "Not a swarm manager: 503", "status": "503"},
+    ("GET", "/services"): {"summary": "Not a swarm manager: 503", "status": "503"},
+    ("GET", "/tasks"): {"summary": "Not a swarm manager: 503", "status": "503"},
+    ("GET", "/secrets"): {"summary": "Not a swarm manager: 503", "status": "503"},
+    ("GET", "/configs"): {"summary": "Not a swarm manager: 503", "status": "503"},
 }
 
 _PARAM = re.compile(r"\{(\w+)(?::[^{}]*)?\}")

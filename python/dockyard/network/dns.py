@@ -16,11 +16,12 @@ import asyncio
 import logging
 import socket
 import struct
+import subprocess
 import threading
 from typing import Callable
 
 from .. import _core
-from . import nft
+from . import firewall, nft
 
 log = logging.getLogger("dockyard.network")
 
@@ -246,4 +247,13 @@ def _redirect(netns: str, udp_port: int, tcp_port: int) -> None:
         "  chain output {\n    type nat hook output priority -100; policy accept;\n"
         f"    ip daddr {ADDRESS} udp dport 53 dnat to {ADDRESS}:{udp_port}\n"
         f"    ip daddr {ADDRESS} tcp dport 53 dnat to {ADDRESS}:{tcp_port}\n  }}\n}}\n")
-    nft.run(script, netns)
+    if firewall.backend() == "nftables":
+        nft.run(script, netns)
+        return
+    rules = "".join(f"-A OUTPUT -d {ADDRESS}/32 -p {proto} -m {proto} --dport 53 -j DNAT "
+                    f"--to-destination {ADDRESS}:{port}\n"
+                    for proto, port in (("udp", udp_port), ("tcp", tcp_port)))
+    r = subprocess.run(["nsenter", f"--net={netns}", "iptables-restore", "-w"],
+                       input=f"*nat\n{rules}COMMIT\n", capture_output=True, text=True)
+    if r.returncode != 0:
+        raise OSError(f"embedded DNS rules: {r.stderr.strip()}")

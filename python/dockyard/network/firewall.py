@@ -15,12 +15,13 @@ the same hook: the bridges then get ACCEPT rules in iptables' FORWARD as well.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
-from dataclasses import dataclass, field
 
-from . import nft
+from . import iptables, nft
 from .nft import FirewallError
+from .rules import BridgeRules, PortRule, Ruleset
 
 log = logging.getLogger("dockyard.network")
 
@@ -28,32 +29,6 @@ TABLE = "dockyard"
 
 __all__ = ["BridgeRules", "FirewallError", "PortRule", "Ruleset", "apply", "drop_forward_compat",
            "forward_policy_compat", "remove", "render", "sysctl"]
-
-
-@dataclass(frozen=True)
-class BridgeRules:
-    name: str
-    subnets4: tuple[str, ...] = ()
-    subnets6: tuple[str, ...] = ()
-    internal: bool = False
-    icc: bool = True
-    masquerade: bool = True
-
-
-@dataclass(frozen=True)
-class PortRule:
-    proto: str          # tcp | udp | sctp
-    host_ip: str        # "" or 0.0.0.0: every host address
-    host_port: int
-    ctr_ip: str
-    ctr_port: int
-    bridge: str
-
-
-@dataclass
-class Ruleset:
-    bridges: list[BridgeRules] = field(default_factory=list)
-    ports: list[PortRule] = field(default_factory=list)
 
 
 def _q(name: str) -> str:
@@ -122,15 +97,35 @@ def render(rs: Ruleset) -> str:
     return "\n".join(out) + "\n"
 
 
+def backend() -> str:
+    """nftables where it is (libnftables or nft), else iptables; DOCKYARD_FIREWALL
+    (nftables|iptables) chooses."""
+    forced = os.environ.get("DOCKYARD_FIREWALL")
+    if forced in ("nftables", "iptables"):
+        return forced
+    if nft.available():
+        return "nftables"
+    if iptables.available():
+        return "iptables"
+    raise FirewallError("neither nftables nor iptables was found: install nftables, or run "
+                        "the daemon with --iptables=false")
+
+
 def apply(rs: Ruleset) -> None:
-    """Replace our table in one transaction (or remove it when nothing is left)."""
+    """Replace our rules in one transaction (or remove them when nothing is left)."""
+    if backend() == "iptables":
+        iptables.apply(rs)
+        return
     script = render(rs) if (rs.bridges or rs.ports) else \
         f"table inet {TABLE}\ndelete table inet {TABLE}\n"
     nft.run(script)
 
 
 def remove() -> None:
-    nft.run(f"table inet {TABLE}\ndelete table inet {TABLE}\n")
+    if backend() == "iptables":
+        iptables.remove()
+    else:
+        nft.run(f"table inet {TABLE}\ndelete table inet {TABLE}\n")
 
 
 def forward_policy_compat(br: str) -> None:

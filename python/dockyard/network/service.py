@@ -195,6 +195,7 @@ class NetworkService:
 
     # --- API: networks ------------------------------------------------------
     def create(self, body: dict[str, Any]) -> dict[str, str]:
+        _check_create(body)
         name = body.get("Name")
         if not isinstance(name, str) or not name:
             raise InvalidParameter("network name must be a non-empty string")
@@ -399,7 +400,13 @@ class NetworkService:
         """Check the network settings of a new container and keep its endpoint
         configs; returns dockerd's warnings."""
         mode = self.mode(hostconfig)
-        eps = dict((networking or {}).get("EndpointsConfig") or {})
+        if networking is not None and not isinstance(networking, dict):
+            raise InvalidParameter("json: cannot unmarshal into Go value of type "
+                                   "network.NetworkingConfig")
+        eps = (networking or {}).get("EndpointsConfig") or {}
+        if not isinstance(eps, dict):
+            raise InvalidParameter("json: cannot unmarshal into Go value of type "
+                                   "map[string]*network.EndpointSettings")
         warnings: list[str] = []
         if mode.startswith("container:"):
             if hostconfig.get("PortBindings") or hostconfig.get("PublishAllPorts"):
@@ -423,7 +430,7 @@ class NetworkService:
             net = self.get(mode)
         except NotFound:
             return warnings  # dockerd fails at start, not at create
-        cfg = next(iter(eps.values()), None) or {}
+        cfg = check_endpoint(next(iter(eps.values()), None))
         with self.db.transaction() as c:
             c.execute("INSERT OR REPLACE INTO endpoints(container_id, network_id, seq, config) "
                       "VALUES (?, ?, 0, ?)", (cid, net["Id"], json.dumps(cfg)))
@@ -655,6 +662,7 @@ class NetworkService:
     def connect(self, ref: str, cid: str, cname: str, cfg: dict[str, Any],
                 hostconfig: dict[str, Any], running: bool) -> None:
         """`docker network connect`, to a stopped container or a running one."""
+        cfg = check_endpoint(cfg)
         with self._lock:
             net = self.get(ref)
             mode = self.mode(hostconfig)
@@ -874,6 +882,52 @@ class NetworkService:
         self.ports.release_all()
         if self._dns:
             self._dns.close()
+
+
+def _check_create(body: dict[str, Any]) -> None:
+    """The body's JSON types, as dockerd's decoder refuses them (400)."""
+    def want(v: Any, types: tuple[type, ...], what: str) -> None:
+        if v is not None and (not isinstance(v, types) or
+                              (isinstance(v, bool) and bool not in types)):
+            raise InvalidParameter(f"json: cannot unmarshal into Go value of type {what}")
+    for k in ("Name", "Driver"):
+        want(body.get(k), (str,), "string")
+    for k in ("CheckDuplicate", "Internal", "Attachable", "Ingress", "EnableIPv6"):
+        want(body.get(k), (bool,), "bool")
+    for k in ("Options", "Labels"):
+        want(body.get(k), (dict,), "map[string]string")
+    ipam = body.get("IPAM")
+    want(ipam, (dict,), "network.IPAM")
+    if ipam:
+        want(ipam.get("Driver"), (str,), "string")
+        want(ipam.get("Options"), (dict,), "map[string]string")
+        want(ipam.get("Config"), (list,), "[]network.IPAMConfig")
+        for c in ipam.get("Config") or []:
+            want(c, (dict,), "network.IPAMConfig")
+            for k in ("Subnet", "IPRange", "Gateway"):
+                want(c.get(k), (str,), "string")
+            want(c.get("AuxiliaryAddresses"), (dict,), "map[string]string")
+
+
+def check_endpoint(cfg: Any) -> dict[str, Any]:
+    """An EndpointSettings object's JSON types (400 otherwise)."""
+    if cfg is None:
+        return {}
+    if not isinstance(cfg, dict):
+        raise InvalidParameter("json: cannot unmarshal into Go value of type "
+                               "network.EndpointSettings")
+    ipam = cfg.get("IPAMConfig")
+    if ipam is not None and (not isinstance(ipam, dict) or not all(
+            isinstance(v, (str, list)) or v is None for v in ipam.values())):
+        raise InvalidParameter("json: cannot unmarshal into Go value of type "
+                               "network.EndpointIPAMConfig")
+    for k in ("Aliases", "Links"):
+        v = cfg.get(k)
+        if v is not None and (not isinstance(v, list) or not all(isinstance(x, str) for x in v)):
+            raise InvalidParameter("json: cannot unmarshal into Go value of type []string")
+    if cfg.get("MacAddress") is not None and not isinstance(cfg["MacAddress"], str):
+        raise InvalidParameter("json: cannot unmarshal into Go value of type string")
+    return cfg
 
 
 class _Forbidden(DockyardError):

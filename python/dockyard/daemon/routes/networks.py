@@ -52,7 +52,7 @@ async def delete(request: web.Request) -> web.Response:
 async def connect(request: web.Request) -> web.Response:
     body = await _body(request)
     await blocking(engine(request).connect_network, request.match_info["id"],
-                   str(body.get("Container") or ""), body.get("EndpointConfig") or {})
+                   str(body.get("Container") or ""), body.get("EndpointConfig"))
     return web.Response(status=200)
 
 
@@ -72,7 +72,6 @@ async def prune(request: web.Request) -> web.Response:
 
 def register(routes: VersionedApp) -> None:
     routes.add("GET", "/networks", list_networks)
-    routes.add("GET", "/networks/", list_networks)
     routes.add("POST", "/networks/create", create)
     routes.add("POST", "/networks/prune", prune)
     routes.add("GET", "/networks/{id}", inspect_network)
