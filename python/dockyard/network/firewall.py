@@ -36,38 +36,44 @@ def _q(name: str) -> str:
 
 
 def render(rs: Ruleset) -> str:
-    """The nft script that replaces our table with exactly this state."""
-    out = [f"table inet {TABLE}", f"delete table inet {TABLE}", f"table inet {TABLE} {{"]
+    """The nft script that replaces our table with exactly this state.
+
+    Published ports are elements of maps, not rules: a container's start only
+    adds elements (a few hundred microseconds in-process), while deleting a
+    rule, a chain or an element costs an RCU grace period in the kernel (4-24
+    ms here), which `update_ports` pays only on the stop path.
+    """
+    t = f"inet {TABLE}"
     names = [b.name for b in rs.bridges]
-    if names:
-        out.append("  set bridges { type ifname; elements = { "
-                   + ", ".join(_q(n) for n in names) + " } }")
-    out += [
-        "  chain prerouting { type nat hook prerouting priority dstnat; policy accept;",
-        "    fib daddr type local jump publish", "  }",
-        "  chain output { type nat hook output priority -100; policy accept;",
-        "    fib daddr type local jump publish", "  }",
-        "  chain publish {",
-    ]
-    for p in rs.ports:
-        fam = "ip6" if ":" in p.ctr_ip else "ip"
-        dst = "" if p.host_ip in ("", "0.0.0.0", "::") else f"{fam} daddr {p.host_ip} "
-        to = f"[{p.ctr_ip}]" if fam == "ip6" else p.ctr_ip
-        out.append(f"    {dst}meta l4proto {p.proto} th dport {p.host_port} "
-                   f"dnat {fam} to {to}:{p.ctr_port}")
-    out.append("  }")
-    out.append("  chain postrouting { type nat hook postrouting priority srcnat; policy accept;")
+    out = [f"table {t}", f"delete table {t}", f"table {t} {{",
+           "  set bridges { type ifname; "
+           + (("elements = { " + ", ".join(_q(n) for n in names) + " } ") if names else "")
+           + "}",
+           "  map publish-any { type inet_proto . inet_service : ipv4_addr . inet_service; }",
+           "  map publish-addr { type ipv4_addr . inet_proto . inet_service : "
+           "ipv4_addr . inet_service; }",
+           "  set loopback-ports { type ipv4_addr . inet_proto . inet_service; }",
+           "  chain publish {",
+           "    dnat ip to ip daddr . meta l4proto . th dport map @publish-addr",
+           "    dnat ip to meta l4proto . th dport map @publish-any",
+           "  }",
+           "  chain prerouting { type nat hook prerouting priority dstnat; policy accept;",
+           "    fib daddr type local jump publish", "  }",
+           "  chain output { type nat hook output priority -100; policy accept;",
+           "    fib daddr type local jump publish", "  }",
+           "  chain postrouting { type nat hook postrouting priority srcnat; policy accept;"]
     for b in rs.bridges:
+        n = _q(b.name)
         for fam, subs in (("ip", b.subnets4), ("ip6", b.subnets6)):
             for s in subs:
                 if b.masquerade and not b.internal:
-                    out.append(f"    {fam} saddr {s} oifname != {_q(b.name)} masquerade")
+                    out.append(f"    {fam} saddr {s} oifname != {n} masquerade")
                 # a published port reached from the container's own network (hairpin)
-                out.append(f"    oifname {_q(b.name)} ct status dnat {fam} saddr {s} masquerade")
+                out.append(f"    oifname {n} ct status dnat {fam} saddr {s} masquerade")
         # ... or from the host itself, 127.0.0.1 included (route_localnet on the bridge)
-        out.append(f"    oifname {_q(b.name)} ct status dnat fib saddr type local masquerade")
-    out.append("  }")
-    out.append("  chain forward { type filter hook forward priority filter; policy accept;")
+        out.append(f"    oifname {n} ct status dnat fib saddr type local masquerade")
+    out += ["  }", "  chain forward { type filter hook forward priority filter; "
+            "policy accept;"]
     for b in rs.bridges:
         n = _q(b.name)
         if b.internal:
@@ -78,23 +84,46 @@ def render(rs: Ruleset) -> str:
         if len(names) > 1:
             # containers on different networks cannot reach each other
             out.append(f"    iifname {n} oifname @bridges oifname != {n} drop")
-    out.append("  }")
-    out.append("  chain raw { type filter hook prerouting priority raw; policy accept;")
-    for p in rs.ports:
-        if p.host_ip.startswith("127.") or p.host_ip == "::1":
+    out += ["  }", "  chain raw { type filter hook prerouting priority raw; policy accept;",
             # a loopback-published port is for this host only (moby#45610)
-            fam = "ip6" if p.host_ip == "::1" else "ip"
-            out.append(f'    iifname != "lo" {fam} daddr {p.host_ip} meta l4proto {p.proto} '
-                       f"th dport {p.host_port} drop")
+            '    iifname != "lo" ip daddr . meta l4proto . th dport @loopback-ports drop']
     for b in rs.bridges:
         for fam, subs in (("ip", b.subnets4), ("ip6", b.subnets6)):
             for s in subs:
                 # containers are reached through published ports, not routed to directly
                 out.append(f"    {fam} daddr {s} iifname != {_q(b.name)} "
-                           f'iifname != "lo" fib saddr type != local drop')
-    out.append("  }")
-    out.append("}")
-    return "\n".join(out) + "\n"
+                           'iifname != "lo" fib saddr type != local drop')
+    out += ["  }", "}"]
+    return "\n".join(out) + "\n" + _elements("add", rs.ports)
+
+
+def _elements(verb: str, ports: list[PortRule] | set[PortRule]) -> str:
+    t = f"inet {TABLE}"
+    out = []
+    for p in ports:
+        if ":" in p.ctr_ip or ":" in p.host_ip:
+            continue  # IPv4 only: the container's first IPv4 address is the target
+        to = f"{p.ctr_ip} . {p.ctr_port}"
+        key = f"{p.proto} . {p.host_port}"
+        if p.host_ip in ("", "0.0.0.0"):
+            out.append(f"{verb} element {t} publish-any {{ {key} : {to} }}" if verb == "add"
+                       else f"{verb} element {t} publish-any {{ {key} }}")
+        else:
+            k = f"{p.host_ip} . {key}"
+            out.append(f"{verb} element {t} publish-addr {{ {k} : {to} }}" if verb == "add"
+                       else f"{verb} element {t} publish-addr {{ {k} }}")
+            if p.host_ip.startswith("127."):
+                out.append(f"{verb} element {t} loopback-ports {{ {k} }}")
+    return "".join(line + "\n" for line in out)
+
+
+def update_ports(added: set[PortRule], removed: set[PortRule]) -> None:
+    """Published ports in and out of the maps, the bridges' rules untouched."""
+    if backend() == "iptables":
+        raise FirewallError("iptables has no port maps: apply the whole rule set")
+    script = _elements("delete", removed) + _elements("add", added)
+    if script:
+        nft.run(script)
 
 
 def backend() -> str:

@@ -103,6 +103,9 @@ class NetworkService:
         self._lock = threading.RLock()
         self._dns: EmbeddedDNS | None = None
         self._bridges_seen: set[str] = set()  # bridges set up by this process
+        # what the packet rules were last brought to (None: unknown, render all)
+        self._fw_bridges: list[firewall.BridgeRules] | None = None
+        self._fw_ports: set[firewall.PortRule] | None = None
         # A container's name by ID (the engine sets it: the DNS server answers by name).
         self.container_name: Callable[[str], str] = lambda cid: ""
         with db.transaction() as c:
@@ -365,6 +368,7 @@ class NetworkService:
             with self.db.transaction() as c:
                 c.execute("DELETE FROM networks WHERE id=?", (net["Id"],))
             br = self.bridge_name(net)
+            self._bridges_seen.discard(br)
             if self.opts.iptables:
                 self._apply_firewall()
                 firewall.drop_forward_compat(br)
@@ -578,19 +582,24 @@ class NetworkService:
         return json.loads(r["data"])
 
     def _ensure_bridge(self, net: dict[str, Any]) -> str:
+        """The network's bridge, up with its gateway addresses; set up once per
+        daemon process (a restart checks each again)."""
         br = self.bridge_name(net)
-        addrs = [f"{s.gateway}/{s.prefixlen}" for s in self._subnets(net)]
+        if br in self._bridges_seen:
+            return br
+        subs = self._subnets(net)
+        addrs = [f"{s.gateway}/{s.prefixlen}" for s in subs]
         mtu = int((net.get("Options") or {}).get(OPT + "driver.mtu") or self.opts.mtu)
-        first = self._subnets(net)[0].gateway if self._subnets(net) else None
+        first = subs[0].gateway if subs else None
         mac = mac_for(first) if isinstance(first, ipaddress.IPv4Address) else None
         _core.bridge_ensure(br, addrs, mtu, mac)
-        if self.opts.iptables and br not in self._bridges_seen:
+        if self.opts.iptables:
             firewall.forward_policy_compat(br)
-        self._bridges_seen.add(br)
         if self.opts.ip_forward:
             firewall.sysctl("net.ipv4.ip_forward", "1")
             if net.get("EnableIPv6"):
                 firewall.sysctl("net.ipv6.conf.all.forwarding", "1")
+        self._bridges_seen.add(br)
         return br
 
     def _plug(self, cid: str, net: dict[str, Any], row: Any, netns: str,
@@ -754,11 +763,12 @@ class NetworkService:
                 self._apply_firewall()
 
     def _apply_firewall(self) -> None:
+        """Bring the packet rules in line with the records: the whole table when
+        the set of bridges changed (a bridge set up, a network removed), else
+        only the published ports that came or went."""
         rs = firewall.Ruleset()
-        used = {r["network_id"] for r in self.db.query(
-            "SELECT network_id FROM endpoints WHERE endpoint_id IS NOT NULL")}
         for n in self._rows():
-            if n["Driver"] != "bridge" or n["Id"] not in used:
+            if n["Driver"] != "bridge" or self.bridge_name(n) not in self._bridges_seen:
                 continue
             subs = self._subnets(n)
             opts = n.get("Options") or {}
@@ -779,7 +789,13 @@ class NetworkService:
             br = self.bridge_name(self._by_id(ep["network_id"]))
             for proto, cport, hip, hport in json.loads(sb["ports"]):
                 rs.ports.append(firewall.PortRule(proto, hip, hport, ep["ipv4"], cport, br))
-        firewall.apply(rs)
+        ports = set(rs.ports)
+        if self._fw_bridges == rs.bridges and self._fw_ports is not None and \
+                firewall.backend() == "nftables":
+            firewall.update_ports(ports - self._fw_ports, self._fw_ports - ports)
+        else:
+            firewall.apply(rs)
+        self._fw_bridges, self._fw_ports = list(rs.bridges), ports
 
     # --- what inspect and ps show ------------------------------------------
     def settings(self, cid: str, hostconfig: dict[str, Any], running: bool) -> dict[str, Any]:
