@@ -551,16 +551,23 @@ def test_daemon_bridge_options(tmp_path_factory, busybox_tar):
     base = tmp_path_factory.mktemp("netopts")
     sh("ip", "netns", "add", ns)
     d = NetDaemon(base, ns, ["--bridge", "dockyard0", "--bip", "10.55.0.1/24", "--mtu", "1400",
-                             "--icc=false", "--dns", UPSTREAM_IP])
+                             "--icc=false", "--dns", UPSTREAM_IP, "--fixed-cidr", "10.55.0.128/25",
+                             "--default-address-pool", "base=10.60.0.0/16,size=24",
+                             "--ip", "127.0.0.1"])
     try:
         sh("ip", "-n", ns, "link", "set", "lo", "up")
         d.start()
         d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
         assert d.client().get_json("/networks/bridge")["IPAM"]["Config"] == [
-            {"Subnet": "10.55.0.0/24", "Gateway": "10.55.0.1"}]
-        a = web(d, name="icc-a")
+            {"Subnet": "10.55.0.0/24", "Gateway": "10.55.0.1", "IPRange": "10.55.0.128/25"}]
+        a = web(d, "-p", "18400:80", name="icc-a")
         ip = inspect(d, a)["NetworkSettings"]["IPAddress"]
-        assert ip.startswith("10.55.0.")
+        assert ip == "10.55.0.129"  # --fixed-cidr
+        assert inspect(d, a)["NetworkSettings"]["Ports"]["80/tcp"] == [  # --ip
+            {"HostIp": "127.0.0.1", "HostPort": "18400"}]
+        d.docker("network", "create", "pooled")
+        assert d.client().get_json("/networks/pooled")["IPAM"]["Config"][0]["Subnet"] == \
+            "10.60.0.0/24"  # --default-address-pool
         assert d.docker("exec", a, "cat", "/sys/class/net/eth0/mtu").stdout.strip() == "1400"
         assert wget(d, f"http://{ip}/").strip() == a[:12]  # from the host: allowed
         assert http_from_container(d, ip, 80, check=False) == ""  # container to container: not
@@ -691,3 +698,50 @@ def test_iptables_fallback(tmp_path_factory, busybox_tar):
         d.stop()
         assert_no_mounts_left(base)
         sh("ip", "netns", "del", ns, check=False)
+
+
+TESTCONTAINERS = """
+import sys, urllib.request
+from testcontainers.core.config import testcontainers_config
+testcontainers_config.ryuk_disabled = True
+from testcontainers.core.container import DockerContainer
+c = DockerContainer("busybox").with_command(
+    ["sh", "-c", "echo tc > /index.html; exec httpd -f -p 80 -h /"]).with_exposed_ports(80)
+with c:
+    host, port = c.get_container_host_ip(), c.get_exposed_port(80)
+    for _ in range(50):
+        try:
+            print(host, urllib.request.urlopen(f"http://{host}:{port}/", timeout=2).read().decode())
+            break
+        except OSError:
+            import time; time.sleep(0.1)
+"""
+
+
+def test_testcontainers_published_port(net, clean):
+    """testcontainers-python maps a port and talks to it, from the daemon's
+    namespace (its reaper needs a registry image, so it is off)."""
+    r = net.ns("env", f"DOCKER_HOST={net.host}", "TESTCONTAINERS_RYUK_DISABLED=true",
+               f"PYTHONPATH={os.pathsep.join(sys.path)}", sys.executable, "-c", TESTCONTAINERS,
+               timeout=60)
+    # the host it names depends on where testcontainers thinks it runs; it reaches it
+    assert r.stdout.split()[-1:] == ["tc"], r.stdout + r.stderr
+
+
+def test_container_gone_while_daemon_was_down(net, clean):
+    """A container that dies while the daemon is away leaves nothing behind once
+    the daemon is back: no namespace, no veth, no address, no port, no rule."""
+    cid = web(net, "-p", "18300:80", "--network", "bridge", name="doomed")
+    ins = inspect(net, cid)
+    pid, ip = ins["State"]["Pid"], ins["NetworkSettings"]["IPAddress"]
+    net.proc.send_signal(signal.SIGKILL)
+    net.proc.wait()
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    net.start()
+    assert inspect(net, cid)["State"]["Running"] is False
+    assert not (net.base / "exec" / "netns" / cid).exists()
+    assert "18300" not in net.ns("nft", "list", "ruleset").stdout
+    again = web(net, "-p", "18300:80")
+    assert wget(net, "http://127.0.0.1:18300/").strip() == again[:12]
+    assert inspect(net, again)["NetworkSettings"]["IPAddress"] == ip  # the address was freed
