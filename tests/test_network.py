@@ -745,3 +745,28 @@ def test_container_gone_while_daemon_was_down(net, clean):
     again = web(net, "-p", "18300:80")
     assert wget(net, "http://127.0.0.1:18300/").strip() == again[:12]
     assert inspect(net, again)["NetworkSettings"]["IPAddress"] == ip  # the address was freed
+
+
+def test_bridge_options_and_bad_addresses(net, clean):
+    net.docker("network", "create", "-o", "com.docker.network.bridge.name=br-custom", "-o",
+               "com.docker.network.bridge.host_binding_ipv4=127.0.0.1", "-o",
+               "com.docker.network.driver.mtu=1450", "--subnet", "10.81.0.0/24", "custom")
+    try:
+        cid = web(net, "--network", "custom", "-p", "18500:80", name="opt-web")
+        assert "br-custom" in net.ns("ip", "-o", "link", "show", "br-custom").stdout
+        assert inspect(net, cid)["NetworkSettings"]["Ports"]["80/tcp"] == [
+            {"HostIp": "127.0.0.1", "HostPort": "18500"}]
+        assert wget(net, "http://127.0.0.1:18500/").strip() == cid[:12]
+        assert net.docker("exec", cid, "cat", "/sys/class/net/eth0/mtu").stdout.strip() == "1450"
+        r = net.docker("run", "-d", "--name", "outside", "--network", "custom", "--ip",
+                       "10.99.0.5", "busybox", "true", check=False)
+        assert r.returncode == 125
+        assert "Invalid address 10.99.0.5: It does not belong to any of this network's " \
+            "subnets" in r.stderr
+        assert inspect(net, "outside")["State"]["Running"] is False
+        r = net.docker("run", "--rm", "--network", "nonet", "busybox", "true", check=False)
+        assert "network nonet not found" in r.stderr
+    finally:
+        net.docker("rm", "-f", "opt-web", "outside", check=False)
+        net.docker("network", "rm", "custom", check=False)
+    assert net.ns("ip", "link", "show", "br-custom", check=False).returncode != 0

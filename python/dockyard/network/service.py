@@ -660,10 +660,13 @@ class NetworkService:
                           bool(hostconfig.get("PublishAllPorts")), "")
         if not wanted:
             return []
-        r = self.db.one("SELECT endpoint_id FROM endpoints WHERE container_id=? ORDER BY seq",
-                        (cid,))
+        r = self.db.one("SELECT endpoint_id, network_id FROM endpoints WHERE container_id=? "
+                        "ORDER BY seq", (cid,))
         ep = r["endpoint_id"] if r else ""
-        default_ip = self.opts.ip if self.opts.ip != "0.0.0.0" else ""
+        # the network's own host_binding_ipv4 option, else the daemon's --ip
+        opts = (self._by_id(r["network_id"]).get("Options") or {}) if r else {}
+        default_ip = opts.get(OPT + "bridge.host_binding_ipv4") or self.opts.ip
+        default_ip = "" if default_ip == "0.0.0.0" else default_ip
         wanted = [Binding(b.proto, b.ctr_port, b.host_ip or default_ip, b.host_port)
                   for b in wanted]
         return self.ports.reserve(cid, name.lstrip("/"), ep, wanted)
