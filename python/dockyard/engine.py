@@ -30,6 +30,7 @@ from .filters import image_matches
 from .graphdriver import select_driver
 from .imageconfig import container_config, encode, imported_config, parse_time
 from .network.service import NetworkOptions, NetworkService
+from .volumes.service import VolumeService
 from .store.blobs import BlobStore
 from .store.db import Database
 from .store.images import Image, ImageStore
@@ -63,9 +64,11 @@ class Engine:
         self.store = LocalStore(self.db, self.driver, self.layers, self.images, self.tmp)
         self.networks = NetworkService(self.db, self.events, Path(exec_root), network_options)
         self.networks.container_name = self._container_name
+        self.volumes = VolumeService(self.db, self.events, self.root)
         self.containers = ContainerService(self.store, self.events, self.root, exec_root,
                                            default_ulimits=default_ulimits,
-                                           exec_driver=exec_driver, network=self.networks)
+                                           exec_driver=exec_driver, network=self.networks,
+                                           volumes=self.volumes)
         self.layers.gc(keep=self._container_layer_ids())
         self._lock = threading.RLock()
         self.inflight_layers = Inflight()

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from . import container, daemon, image, network, registry, system
+from . import container, daemon, image, network, registry, system, volume
 from .common import G
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ app.add_typer(container.app, name="container")
 app.add_typer(image.app, name="image")
 app.add_typer(system.app, name="system")
 app.add_typer(network.app, name="network")
+app.add_typer(volume.app, name="volume")
 app.command("images")(image.list_images)
 app.command("import")(image.import_image)
 app.command("tag")(image.tag)

@@ -1,7 +1,132 @@
-"""The `volume` command group (docker's `volume` commands), over the Engine API."""
+"""The `volume` command group (docker's `volume` commands), over the Engine
+API, with docker's flags, output and exit codes."""
 
 from __future__ import annotations
 
-# (command name, function, typer.command keywords); added to the `dockyard` app
-# by cli/main.py like the other groups.
+import sys
+from typing import List, Optional
+
+import typer
+
+from .common import call, client, fail
+
+app = typer.Typer(help="Manage volumes", no_args_is_help=True, add_completion=False)
+
+HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Scope": "SCOPE",
+           "Mountpoint": "MOUNTPOINT", "Labels": "LABELS"}
+
+
+def _kv(values: list[str] | None, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values or []:
+        k, eq, val = v.partition("=")
+        if not eq and flag != "--label":
+            fail(f'invalid argument "{v}" for "{flag}" flag: bad format (expected key=value)',
+                 125)
+        out[k] = val
+    return out
+
+
+@app.command("create")
+def create(name: Optional[str] = typer.Argument(None, metavar="[VOLUME]"),
+           driver: str = typer.Option("local", "-d", "--driver"),
+           label: Optional[List[str]] = typer.Option(None, "--label"),
+           opt: Optional[List[str]] = typer.Option(None, "-o", "--opt"),
+           name_flag: Optional[str] = typer.Option(None, "--name", hidden=True)) -> None:
+    """Create a volume"""
+    if name and name_flag and name != name_flag:
+        fail(f'conflicting options: either specify --name or provide positional arg, not both',
+             1)
+    body = {"Name": name or name_flag or "", "Driver": driver,
+            "DriverOpts": _kv(opt, "--opt"), "Labels": _kv(label, "--label")}
+    print(call(lambda: client().post_json("/volumes/create", None, body))["Name"])
+
+
+@app.command("ls")
+def list_volumes(quiet: bool = typer.Option(False, "-q", "--quiet"),
+                 filter: Optional[List[str]] = typer.Option(None, "-f", "--filter"),
+                 format: Optional[str] = typer.Option(None, "--format")) -> None:
+    """List volumes"""
+    from .opts import filters_param
+
+    vols = call(lambda: client().get_json("/volumes", {"filters": filters_param(filter)}))
+    rows = sorted(vols.get("Volumes") or [], key=lambda v: v["Name"])
+    for v in rows:
+        v["Labels"] = ",".join(f"{k}={x}" for k, x in (v.get("Labels") or {}).items())
+    if quiet and not format:
+        sys.stdout.write("".join(v["Name"] + "\n" for v in rows))
+        return
+    from .output import print_rows
+
+    print_rows(format or "table {{.Driver}}\t{{.Name}}", rows, HEADERS)
+
+
+@app.command("inspect")
+def inspect(volumes: List[str] = typer.Argument(..., metavar="VOLUME..."),
+            format: Optional[str] = typer.Option(None, "-f", "--format")) -> None:
+    """Display detailed information on one or more volumes"""
+    from .client import APIError, path_quote
+
+    found, failed = [], False
+    for v in volumes:
+        try:
+            found.append(client().get_json(f"/volumes/{path_quote(v)}"))
+        except APIError as e:
+            print(f"Error: No such volume: {v}" if e.status == 404 else
+                  f"Error response from daemon: {e.message}", file=sys.stderr)
+            failed = True
+    if format:
+        from .output import print_one
+
+        for r in found:
+            print_one(format, r)
+    else:
+        from .output import print_json_indent
+
+        print_json_indent(found)
+    if failed:
+        raise SystemExit(1)
+
+
+@app.command("rm")
+def remove(volumes: List[str] = typer.Argument(..., metavar="VOLUME..."),
+           force: bool = typer.Option(False, "-f", "--force")) -> None:
+    """Remove one or more volumes"""
+    from .client import APIError, path_quote
+
+    failed = False
+    for v in volumes:
+        try:
+            client().request("DELETE", f"/volumes/{path_quote(v)}",
+                             {"force": force or None}).close()
+            print(v)
+        except APIError as e:
+            print(f"Error response from daemon: {e.message}", file=sys.stderr)
+            failed = True
+    if failed:
+        raise SystemExit(1)
+
+
+@app.command("prune")
+def prune(force: bool = typer.Option(False, "-f", "--force"),
+          filter: Optional[List[str]] = typer.Option(None, "--filter")) -> None:
+    """Remove all unused local volumes"""
+    from ..units import human_size
+    from .opts import filters_param
+
+    if not force:
+        sys.stdout.write("WARNING! This will remove all local volumes not used by at least "
+                         "one container.\nAre you sure you want to continue? [y/N] ")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return
+    r = call(lambda: client().post_json("/volumes/prune", {"filters": filters_param(filter)}))
+    names = r.get("VolumesDeleted") or []
+    out = ""
+    if names:
+        out = "Deleted Volumes:\n" + "".join(n + "\n" for n in names) + "\n"
+    print(out + f"Total reclaimed space: {human_size(r.get('SpaceReclaimed') or 0)}")
+
+
+# (command name, function, typer.command keywords) for the `dockyard` app
 COMMANDS: list = []

@@ -22,6 +22,7 @@ from ..graphdriver import remove_container_layers
 from ..graphdriver.base import rmtree
 from ..imageconfig import now_rfc3339
 from ..network.service import NetworkService
+from ..volumes.service import VolumeService
 from ..store.local import LocalStore
 from . import oci
 from .model import Container
@@ -32,8 +33,9 @@ from .records import ContainerRecords
 class Reconciler(ContainerRecords):
     def __init__(self, store: LocalStore, events: EventLog, root: Path,
                  exec_root: str | os.PathLike, cgroup_parent: str,
-                 network: NetworkService | None = None) -> None:
-        super().__init__(store, events, root, exec_root, cgroup_parent, network)
+                 network: NetworkService | None = None,
+                 volumes: VolumeService | None = None) -> None:
+        super().__init__(store, events, root, exec_root, cgroup_parent, network, volumes)
         # Containers whose layers this process has mounted (driver refcounts
         # are per process; a restarted daemon re-takes them in `recover`).
         self._mounted: set[str] = set()
@@ -107,8 +109,9 @@ class Reconciler(ContainerRecords):
             self.driver_cleanup_mount(cid)
             if self.network:
                 self.network.teardown(cid)
+            self.release_volumes(c)
             if c.hostconfig.get("AutoRemove"):
-                self._remove_files(c)
+                self._remove_files(c, remove_volumes=True)
                 c.removed = True  # type: ignore[attr-defined]
         return c
 
@@ -133,7 +136,19 @@ class Reconciler(ContainerRecords):
         return self.reconcile(cid)
 
     # --- removal ------------------------------------------------------------------
-    def _remove_files(self, c: Container) -> None:
+    def release_volumes(self, c: Container) -> None:
+        """The volumes a stopped container had mounted (option volumes unmount
+        after their last user)."""
+        if self.volumes is None:
+            return
+        for d in c.state.get("MountPoints") or []:
+            if d["type"] == "volume":
+                try:
+                    self.volumes.release(d["source"])
+                except NotFound:
+                    pass
+
+    def _remove_files(self, c: Container, remove_volumes: bool = False) -> None:
         with self._locks_guard:
             self.last_exit_codes[c.id] = int(c.state.get("ExitCode") or 0)
             while len(self.last_exit_codes) > 1000:
@@ -143,6 +158,9 @@ class Reconciler(ContainerRecords):
             self.network.container_removed(c.id)
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM containers WHERE id=?", (c.id,))
+        if self.volumes:
+            # rm -v and --rm take the container's anonymous volumes with it
+            self.volumes.drop_refs(c.id, remove_anonymous=remove_volumes)
         remove_container_layers(self.driver, c.id)
         self.emit(c, "destroy")
         # Renamed away now, deleted by the background remover.

@@ -21,6 +21,7 @@ from ..events import EventLog
 from ..graphdriver.base import rmtree
 from ..imageconfig import parse_time
 from ..network.service import NetworkService
+from ..volumes.service import VolumeService
 from ..store.images import ImageStore
 from ..store.local import LocalStore
 from ..units import human_duration
@@ -34,10 +35,13 @@ class ContainerNotFound(NotFound):
 class ContainerRecords:
     def __init__(self, store: LocalStore, events: EventLog, root: Path,
                  exec_root: str | os.PathLike, cgroup_parent: str,
-                 network: NetworkService | None = None) -> None:
+                 network: NetworkService | None = None,
+                 volumes: VolumeService | None = None) -> None:
         self.store = store
         # Endpoints, ports and namespaces of containers; None: loopback only.
         self.network = network
+        # Volumes containers mount (None: the Python API without volumes: binds only)
+        self.volumes = volumes
         self.db = store.db
         self.driver = store.driver
         self.events = events

@@ -25,9 +25,10 @@ from ..graphdriver import create_container_layers, remove_container_layers
 from ..ids import generate_id
 from ..imageconfig import now_rfc3339
 from ..network.service import NetworkService
+from ..volumes.service import VolumeService
 from ..store.local import LocalStore
 from ..sysinfo import swap_limit_supported
-from . import oci
+from . import mountpoints, oci
 from . import spec as specs
 from .attach import ShimConnection
 from .config import log_size, merge_image_config, valid_name, validate_hostconfig
@@ -47,13 +48,14 @@ class ContainerService(Reconciler):
     def __init__(self, store: LocalStore, events: EventLog, root: str | os.PathLike,
                  exec_root: str | os.PathLike, cgroup_parent: str = "dockyard",
                  default_ulimits: list[dict[str, Any]] | None = None,
-                 exec_driver: str = "native", network: NetworkService | None = None) -> None:
+                 exec_driver: str = "native", network: NetworkService | None = None,
+                 volumes: VolumeService | None = None) -> None:
         if exec_driver not in EXEC_DRIVERS:
             raise InvalidParameter(f"unknown exec driver {exec_driver!r}: use native or runc")
         if exec_driver == "runc":
             oci.require_runc()
         self.exec_driver = exec_driver
-        super().__init__(store, events, Path(root), exec_root, cgroup_parent, network)
+        super().__init__(store, events, Path(root), exec_root, cgroup_parent, network, volumes)
         self.default_ulimits = default_ulimits or []
 
     # --- create ---------------------------------------------------------------
@@ -109,6 +111,7 @@ class ContainerService(Reconciler):
                 if os.path.exists("/etc/resolv.conf") else (cdir / "resolv.conf").touch()
             c = Container(cid, name, img.id, now_rfc3339(), cfg, hostconfig, new_state())
             warnings = self._check_network(c, networking)
+            self._register_mounts(c)
             with self.db.transaction() as conn:
                 conn.execute("INSERT INTO containers VALUES (?,?,?,?,?,?,?,?)", c.row())
             c.warnings = warnings  # type: ignore[attr-defined]
@@ -116,10 +119,29 @@ class ContainerService(Reconciler):
         except BaseException:
             if self.network:
                 self.network.container_removed(cid)
+            if self.volumes:
+                self.volumes.drop_refs(cid, remove_anonymous=True)
             remove_container_layers(self.driver, cid)
             shutil.rmtree(cdir, ignore_errors=True)
             raise
         return c
+
+    def _register_mounts(self, c: Container) -> None:
+        """Volumes, binds and --mount resolved at create (volumes created, new
+        empty ones filled from the image); kept in the state for each start."""
+        if self.volumes is None:
+            if c.hostconfig.get("Mounts") or c.hostconfig.get("VolumesFrom"):
+                raise InvalidParameter("volumes are not available in this engine")
+            return
+        records = mountpoints.register(c, self.volumes, self.get)
+        if records:
+            c.state["MountPoints"] = records
+        if mountpoints.needs_copy_up(records, self.volumes):
+            rootfs = self.driver.get(c.id)
+            try:
+                mountpoints.copy_up(records, rootfs, self.volumes)
+            finally:
+                self.driver.put(c.id)
 
     def _check_network(self, c: Container, networking: dict[str, Any] | None) -> list[str]:
         mode = c.hostconfig.get("NetworkMode") or "default"
@@ -178,9 +200,12 @@ class ContainerService(Reconciler):
         except BaseException:
             self._unmount(c.id)
             raise
+        acquired: list[str] = []
         try:
+            extra = mountpoints.runtime_mounts(c.state.get("MountPoints") or [],
+                                               self.volumes, acquired) if self.volumes else []
             spec_json = specs.build(c, rootfs, self.container_dir(c.id), self.cgroup_path(c),
-                                    self.default_ulimits, netns)
+                                    self.default_ulimits, netns, extra)
             sdir = self.state_dir(c.id)
             shutil.rmtree(sdir, ignore_errors=True)
             sdir.mkdir(parents=True, mode=0o700)
@@ -197,11 +222,13 @@ class ContainerService(Reconciler):
             self._unmount(c.id)
             if self.network:
                 self.network.teardown(c.id)
+            self.release_volumes(c)
             self._start_failed(c, str(e), getattr(e, "exit_code", 128))
         except BaseException:
             self._unmount(c.id)
             if self.network:
                 self.network.teardown(c.id)
+            self.release_volumes(c)
             raise
         return res
 
@@ -344,7 +371,7 @@ class ContainerService(Reconciler):
         with self.lock(c.id):
             c = self.get(c.id)
             c.state.pop("Prepared", None)
-            self._remove_files(c)
+            self._remove_files(c, remove_volumes=volumes)
 
     def rename(self, ref: str, new: str) -> None:
         c = self.get(ref)

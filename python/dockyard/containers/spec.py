@@ -259,7 +259,7 @@ def seccomp_spec(value: str, caps: list[str]) -> str | dict[str, Any] | None:
 
 def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
           default_ulimits: list[dict[str, Any]] | None = None,
-          netns: str | None = None) -> str:
+          netns: str | None = None, extra_mounts: list[dict[str, Any]] | None = None) -> str:
     """The runtime spec JSON for starting container `c` on `rootfs`."""
     cfg, hc = c.config, c.hostconfig
     args = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
@@ -314,8 +314,7 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
         if src.exists():
             mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": str(src),
                            "options": ["rbind", "rprivate"] + (["ro"] if ro else [])})
-    for b in hc.get("Binds") or []:
-        mounts.append(bind_mount(b))
+    mounts.extend(extra_mounts or [])  # volumes, binds and --mount tmpfs (mountpoints.py)
     for dest, opts in (hc.get("Tmpfs") or {}).items():
         mounts.append({"destination": dest, "type": "tmpfs", "source": "tmpfs",
                        "options": ["nosuid", "nodev", "noexec"] + ([o for o in opts.split(",")
@@ -361,23 +360,3 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
     if hc.get("OomScoreAdj"):
         spec["oom_score_adj"] = int(hc["OomScoreAdj"])
     return json.dumps(spec)
-
-
-def bind_mount(spec: str) -> dict[str, Any]:
-    """`-v /host:/ctr[:ro|rw,...]` (named volumes are not supported yet)."""
-    parts = spec.split(":")
-    if len(parts) < 2 or not parts[0].startswith("/"):
-        raise InvalidParameter(f"invalid volume specification: '{spec}': only host bind mounts "
-                               "(/host/path:/container/path) are supported")
-    src, dest = parts[0], parts[1]
-    opts = parts[2].split(",") if len(parts) > 2 else []
-    if not dest.startswith("/"):
-        raise InvalidParameter(f"invalid volume specification: '{spec}'")
-    if not os.path.exists(src):
-        os.makedirs(src, exist_ok=True)  # as Docker does for -v
-    flags = ["rbind"]
-    flags.append("ro" if "ro" in opts else "rw")
-    prop = next((o for o in opts if o in ("private", "rprivate", "shared", "rshared", "slave",
-                                            "rslave")), "rprivate")
-    flags.append(prop)
-    return {"destination": dest, "type": "bind", "source": src, "options": flags}

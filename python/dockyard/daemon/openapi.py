@@ -53,6 +53,8 @@ SCHEMAS: dict[str, Schema] = {
         "Aliases": _STRS, "Links": _STRS, "MacAddress": _STR, "DriverOpts": _MAP}},
     "NetworkConnect": {"type": "object", "properties": {
         "Container": _STR, "EndpointConfig": {"$ref": "#/components/schemas/EndpointSettings"}}},
+    "VolumeCreate": {"type": "object", "properties": {
+        "Name": _STR, "Driver": _STR, "DriverOpts": _MAP, "Labels": _MAP}},
     "NetworkDisconnect": {"type": "object", "properties": {"Container": _STR,
                                                            "Force": _BOOL}},
     "HostConfig": {"type": "object", "properties": {
@@ -218,6 +220,14 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ("POST", "/networks/{id}/disconnect"): {
         "summary": "Disconnect a container from a network",
         "requestBody": _json_body("NetworkDisconnect", True)},
+    ("GET", "/volumes"): {"summary": "List volumes", "parameters": [_filters("volume")]},
+    ("POST", "/volumes/create"): {"summary": "Create a volume", "status": "201",
+                                  "requestBody": _json_body("VolumeCreate")},
+    ("POST", "/volumes/prune"): {"summary": "Remove unused volumes",
+                                 "parameters": [_filters("prune")]},
+    ("GET", "/volumes/{name}"): {"summary": "Inspect a volume"},
+    ("DELETE", "/volumes/{name}"): {"summary": "Remove a volume", "status": "204",
+                                    "parameters": [q("force", _BOOL)]},
     ("POST", "/swarm/leave"): {"summary": "Not in a swarm: 503", "status": "503"},
     ("POST", "/swarm/init"): {"summary": "Swarm mode is not supported: 503", "status": "503"},
     ("POST", "/swarm/join"): {"summary": "Swarm mode is not supported: 503", "status": "503"},
@@ -245,7 +255,9 @@ def _operation(method: str, path: str, handler: Any) -> Schema:
         "operationId": f"{method.lower()}{re.sub(r'[^A-Za-z0-9]+', '_', tmpl)}".rstrip("_"),
         "summary": extra.get("summary") or (doc[0] if doc else f"{method} {tmpl}"),
         "parameters": [{"name": n, "in": "path", "required": True, "schema": _STR,
-                        "description": _ID if n == "id" else "image name, reference or ID"}
+                        "description": _ID if n == "id" else
+                        "volume name" if tmpl.startswith("/volumes") else
+                        "image name, reference or ID"}
                        for n in _PARAM.findall(path)] + list(extra.get("parameters", [])),
         "responses": {
             extra.get("status", "200"): {"description": "success"},

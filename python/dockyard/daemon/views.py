@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..containers import mountpoints
 from ..containers.model import Container
 from ..containers.service import ContainerService
 from ..engine import Engine
@@ -86,27 +87,21 @@ def container_summary(s: ContainerService, c: Container) -> dict[str, Any]:
         "Labels": c.config.get("Labels") or {}, "State": c.state["Status"],
         "Status": s.status_text(c),
         "HostConfig": {"NetworkMode": c.hostconfig.get("NetworkMode") or "default"},
-        "NetworkSettings": {"Networks": _networks(s, c)}, "Mounts": _mounts(c),
+        "NetworkSettings": {"Networks": _networks(s, c)}, "Mounts": _mounts(s, c),
     }
 
 
-def _mounts(c: Container) -> list[dict[str, Any]]:
-    out = []
-    for b in c.hostconfig.get("Binds") or []:
-        parts = b.split(":")
-        if len(parts) >= 2:
-            mode = parts[2] if len(parts) > 2 else ""
-            out.append({"Type": "bind", "Source": parts[0], "Destination": parts[1],
-                        "Mode": mode, "RW": "ro" not in mode.split(","),
-                        "Propagation": "rprivate"})
-    return out
+def _mounts(s: ContainerService, c: Container) -> list[dict[str, Any]]:
+    if s.volumes is None:
+        return []
+    return mountpoints.api_view(c.state.get("MountPoints") or [], s.volumes)
 
 
 def container_inspect(s: ContainerService, c: Container) -> dict[str, Any]:
     path, args = _command(c)
     cdir = s.container_dir(c.id)
     state = {k: v for k, v in c.state.items() if k not in ("ShimPid", "Prepared",
-                                                             "StoppedByUser")}
+                                                             "StoppedByUser", "MountPoints")}
     hc = dict(HOSTCONFIG_DEFAULTS)
     hc.update(c.hostconfig)
     drv = s.driver
@@ -119,7 +114,7 @@ def container_inspect(s: ContainerService, c: Container) -> dict[str, Any]:
         "AppArmorProfile": "", "ExecIDs": None, "HostConfig": hc,
         "GraphDriver": {"Data": drv.metadata(c.id) if drv.exists(c.id) else None,
                         "Name": drv.name},
-        "Mounts": _mounts(c), "Config": c.config,
+        "Mounts": _mounts(s, c), "Config": c.config,
         "NetworkSettings": _network_settings(s, c),
     }
 
