@@ -37,13 +37,16 @@ def register(c: Container, volumes: VolumeService,
             points[mp.destination] = dataclasses.replace(
                 mp, rw=mp.rw and mode != "ro", nocopy=True,
                 mode=mp.mode if mode == "" else mode)
-    explicit = [parse_bind(b) for b in hc.get("Binds") or []]
-    explicit += [parse_mount(m) for m in hc.get("Mounts") or []]
-    check_duplicates(explicit)
+    explicit = [parse_bind(b, hc.get("VolumeDriver") or "") for b in hc.get("Binds") or []]
+    mounts = [parse_mount(m) for m in hc.get("Mounts") or []]
+    if mounts:
+        hc["Mounts"] = [mp.spec for mp in mounts]  # as dockerd stores and shows them
+    explicit += mounts
+    check_duplicates(explicit, (hc.get("Tmpfs") or {}).keys())
     for mp in explicit:
         points[mp.destination] = mp
     for dest in (cfg.get("Volumes") or {}):
-        dest = os.path.normpath("/" + dest)
+        dest = os.path.normpath("/" + dest.lstrip("/"))  # (not "//x": POSIX keeps that)
         if dest not in points:
             points[dest] = MountPoint(type="volume", source="", destination=dest, rw=True,
                                       mode="", propagation="", nocopy=False)
@@ -114,8 +117,7 @@ def api_view(records: list[dict[str, Any]], volumes: VolumeService) -> list[dict
                         "Mode": d["mode"], "RW": d["rw"],
                         "Propagation": d["propagation"] or "rprivate"})
         elif d["type"] == "volume":
-            # dockerd gives a -v volume without a mode the mode "z" (setBindModeIfNull)
-            mode = d["mode"] if d["from_mounts"] else (d["mode"] or "z")
+            mode = d["mode"]  # "z" for a local volume given no mode (setBindModeIfNull)
             out.append({"Type": "volume", "Name": d["source"],
                         "Source": str(volumes.path(d["source"])),
                         "Destination": d["destination"], "Driver": d["volume_driver"],

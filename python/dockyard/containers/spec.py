@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import _core
 from ..errors import InvalidParameter
+from ..volumes.mounts import parse_tmpfs
 from .model import Container
 from .process import StartError
 
@@ -317,8 +318,7 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
     mounts.extend(extra_mounts or [])  # volumes, binds and --mount tmpfs (mountpoints.py)
     for dest, opts in (hc.get("Tmpfs") or {}).items():
         mounts.append({"destination": dest, "type": "tmpfs", "source": "tmpfs",
-                       "options": ["nosuid", "nodev", "noexec"] + ([o for o in opts.split(",")
-                                                                   if o] if opts else [])})
+                       "options": parse_tmpfs(dest, opts or "")})
     shm = hc.get("ShmSize")
     if shm:
         for m in mounts:

@@ -125,7 +125,10 @@ class VolumeService:
         labels = {str(k): str(v) for k, v in (labels or {}).items()}
         if not name:
             name, anonymous = generate_id(), True
-        check_volume_name(name)
+        try:
+            check_volume_name(name)
+        except InvalidParameter as e:
+            raise InvalidParameter(f"create {name}: {e}") from None
         with self._lock:
             r = self.db.one("SELECT * FROM volumes WHERE name=?", (name,))
             if r is not None:
