@@ -127,6 +127,30 @@ def copy_tree(src: str, dst: str) -> None:
     or must be an existing directory. Reflinks (FICLONE) when possible, then
     copy_file_range per data segment."""
 
+CopyUpResult = Literal["missing", "file", "copied", "skipped"]
+
+def copy_up(rootfs: str, path: str, dest: str) -> CopyUpResult:
+    """Volume copy-up (dockerd's): copy the directory `path` (absolute, inside the
+    container) of the mounted container root `rootfs` into the volume's empty data
+    directory `dest`, exactly as `copy_tree` does, and give `dest` itself the
+    directory's owner, mode, xattrs and times.
+
+    `path` is resolved beneath `rootfs` with openat2(RESOLVE_IN_ROOT): symlinks,
+    the last component's too, resolve as if `rootfs` were `/`. The walk then goes
+    through directory fds only and never follows a symlink; creates in `dest` too.
+
+    Returns "missing" (no such path: nothing done), "file" (not a directory: the
+    caller refuses the mount, "cannot mount volume over existing file"),
+    "skipped" (`dest` isn't empty: never copied into) or "copied". Other lookup
+    failures raise OSError (e.g. ENOTDIR when a component is a file).
+
+    Crash safety: `dest/../.copyup-incomplete` (in the volume's own directory) is
+    created and made durable before the first write and removed only after the
+    copy and a syncfs of `dest`'s filesystem. A call that finds it empties `dest`
+    and starts over, so a volume with that marker holds no user data and must get
+    a copy_up call before a container uses it. On an error `dest` is emptied again.
+    Calls on the same volume are serialised (flock on its directory)."""
+
 def fs_type(path: str) -> str:
     """Backing filesystem name of `path` (Docker's names: extfs, xfs, btrfs, tmpfs,
     overlayfs, zfs, nfs, ...; "<unknown>" otherwise)."""

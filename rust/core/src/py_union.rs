@@ -1,4 +1,5 @@
-//! Bindings for `dockyard-union`: overlay mounts, btrfs subvolumes, tree copies.
+//! Bindings for `dockyard-union`: overlay mounts, btrfs subvolumes, tree copies,
+//! volume copy-up.
 //! Every call releases the GIL. Errors: `MountError` for mount/unmount
 //! failures, `StorageDriverError` for btrfs misuse, OSError (errno, message,
 //! path) for the rest.
@@ -70,6 +71,16 @@ fn copy_tree(py: Python<'_>, src: PathBuf, dst: PathBuf) -> PyResult<()> {
     py.detach(|| union::copy_tree(&src, &dst)).map_err(to_py)
 }
 
+/// Volume copy-up: copy the directory `path` of the container rootfs
+/// `rootfs` (resolved beneath it, symlinks as if it were `/`) exactly into
+/// the empty volume directory `dest`. Returns "missing", "file" (not a
+/// directory), "skipped" (`dest` not empty) or "copied". Crash-safe through
+/// the marker `dest/../.copyup-incomplete` (see `dockyard_union::copy_up`).
+#[pyfunction]
+fn copy_up(py: Python<'_>, rootfs: PathBuf, path: PathBuf, dest: PathBuf) -> PyResult<&'static str> {
+    py.detach(|| union::copy_up(&rootfs, &path, &dest)).map(|r| r.as_str()).map_err(to_py)
+}
+
 /// Docker's name for the filesystem holding `path`.
 #[pyfunction]
 fn fs_type(py: Python<'_>, path: PathBuf) -> PyResult<String> {
@@ -113,6 +124,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mount_overlay, m)?)?;
     m.add_function(wrap_pyfunction!(unmount, m)?)?;
     m.add_function(wrap_pyfunction!(copy_tree, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_up, m)?)?;
     m.add_function(wrap_pyfunction!(fs_type, m)?)?;
     m.add_function(wrap_pyfunction!(fs_magic, m)?)?;
     m.add_function(wrap_pyfunction!(supports_d_type, m)?)?;

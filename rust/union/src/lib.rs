@@ -1,11 +1,12 @@
-//! Storage driver primitives for Dockyard: overlay mounts, btrfs subvolumes and
-//! exact tree copies. No Python here.
+//! Storage driver primitives for Dockyard: overlay mounts, btrfs subvolumes,
+//! exact tree copies and volume copy-up. No Python here.
 //!
 //! Every function is a plain blocking call on paths; the bindings in
 //! `dockyard-core` (`py_union.rs`) release the GIL around them.
 
 pub mod btrfs;
 pub mod copy;
+pub mod copyup;
 mod error;
 pub mod fstype;
 pub mod overlay;
@@ -13,6 +14,7 @@ mod sys;
 
 pub use btrfs::{is_subvolume as is_btrfs_subvolume, subvolume_create, subvolume_delete, subvolume_snapshot};
 pub use copy::copy_tree;
+pub use copyup::{copy_up, CopyUp};
 pub use error::{Error, Result};
 pub use fstype::{fs_magic, fs_type, supports_d_type};
 pub use overlay::{mount_overlay, unmount};
