@@ -5,9 +5,11 @@ security.* xattrs)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -236,3 +238,43 @@ def test_many_files_and_deep(tmp_path):
     dest = volume(tmp_path)
     assert _core.copy_up(str(r), "/data", str(dest)) == "copied"
     assert describe(dest) == describe(src)
+
+
+def test_failed_copy_leaves_an_empty_volume(tmp_path):
+    """ENOSPC halfway: the error is raised, the partial copy removed and the
+    marker with it, so a later call starts from an empty volume."""
+    r = tmp_path / "rootfs"
+    (r / "data/sub").mkdir(parents=True)
+    (r / "data/sub/small").write_text("x")
+    (r / "data/sub/big").write_bytes(os.urandom(1 << 20))
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)], check=True)
+    try:
+        dest = volume(small)
+        with pytest.raises(OSError) as e:
+            _core.copy_up(str(r), "/data", str(dest))
+        assert e.value.errno == errno.ENOSPC
+        assert os.listdir(dest) == []
+        assert not (dest.parent / MARKER).exists()
+        (r / "data/sub/big").unlink()
+        assert _core.copy_up(str(r), "/data", str(dest)) == "copied"
+        assert (dest / "sub/small").read_text() == "x"
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def test_concurrent_calls_copy_once(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    r = tmp_path / "rootfs"
+    for i in range(20):
+        d = r / "data" / f"d{i}"
+        d.mkdir(parents=True)
+        for j in range(20):
+            (d / f"f{j}").write_bytes(b"y" * 2000)
+    dest = volume(tmp_path)
+    with ThreadPoolExecutor(4) as ex:
+        got = sorted(ex.map(lambda _: _core.copy_up(str(r), "/data", str(dest)), range(4)))
+    assert got == ["copied", "skipped", "skipped", "skipped"]
+    assert describe(dest) == describe(r / "data")
