@@ -197,3 +197,15 @@ def test_volumes_survive_daemon_kill(vd, clean):
     assert status == 409 and cid in body["message"]
     dk(vd, "rm", "-f", cid)
     assert dk(vd, "run", "--rm", "-v", "durable:/d", "busybox", "cat", "/d/f").stdout == "kept\n"
+
+
+def test_interrupted_copy_up_is_redone(vd, clean):
+    """A copy-up cut short by a crash (its marker left beside _data) is redone
+    before the volume is used, never left half-copied."""
+    dk(vd, "volume", "create", "half")
+    path = vd.client().get_json("/volumes/half")["Mountpoint"]
+    open(os.path.join(path, "partial"), "w").write("junk")
+    open(os.path.join(os.path.dirname(path), ".copyup-incomplete"), "w").close()
+    out = dk(vd, "run", "--rm", "-v", "half:/var/lib/db", "dbimage", "ls", "/var/lib/db").stdout
+    assert out.split() == ["link", "seed.txt", "sub"]
+    assert not os.path.exists(os.path.join(os.path.dirname(path), ".copyup-incomplete"))

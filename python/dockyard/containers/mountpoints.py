@@ -75,9 +75,25 @@ def copy_up(records: list[dict[str, Any]], rootfs: str, volumes: VolumeService) 
                                    f"{rootfs.rstrip('/')}{d['destination']}")
 
 
+def _interrupted(volumes: VolumeService, name: str) -> bool:
+    """A copy-up a crash cut short leaves its marker beside `_data`."""
+    return (volumes.path(name).parent / ".copyup-incomplete").exists()
+
+
 def needs_copy_up(records: list[dict[str, Any]], volumes: VolumeService) -> bool:
-    return any(d["type"] == "volume" and not d["nocopy"] and
-               not any(volumes.path(d["source"]).iterdir()) for d in records)
+    return any(d["type"] == "volume" and not d["nocopy"] and (
+        not any(volumes.path(d["source"]).iterdir()) or _interrupted(volumes, d["source"]))
+        for d in records)
+
+
+def finish_interrupted(records: list[dict[str, Any]], rootfs: str,
+                       volumes: VolumeService) -> None:
+    """Before a start: a copy-up a crash interrupted is done again (copy_up
+    empties the volume and copies anew when it finds the marker)."""
+    todo = [d for d in records if d["type"] == "volume" and not d["nocopy"] and
+            _interrupted(volumes, d["source"])]
+    if todo:
+        copy_up(todo, rootfs, volumes)
 
 
 def runtime_mounts(records: list[dict[str, Any]], volumes: VolumeService,

@@ -202,6 +202,9 @@ class ContainerService(Reconciler):
             raise
         acquired: list[str] = []
         try:
+            if self.volumes:
+                mountpoints.finish_interrupted(c.state.get("MountPoints") or [], rootfs,
+                                               self.volumes)
             extra = mountpoints.runtime_mounts(c.state.get("MountPoints") or [],
                                                self.volumes, acquired) if self.volumes else []
             spec_json = specs.build(c, rootfs, self.container_dir(c.id), self.cgroup_path(c),
