@@ -1,6 +1,10 @@
 """Volumes and mounts end to end: the volume API and CLI, -v/--mount/--tmpfs/
 --volumes-from, image VOLUMEs, copy-up, rm -v, and data that survives
-containers and daemon kills. Through the real docker CLI and our own."""
+containers and daemon kills. Through the real docker CLI and our own.
+
+Known difference from dockerd: a mount target that is a symlink to a path
+missing inside the rootfs fails the start here; dockerd creates that path
+inside the rootfs. Neither lets the mount land on the host."""
 
 from __future__ import annotations
 
@@ -209,3 +213,48 @@ def test_interrupted_copy_up_is_redone(vd, clean):
     out = dk(vd, "run", "--rm", "-v", "half:/var/lib/db", "dbimage", "ls", "/var/lib/db").stdout
     assert out.split() == ["link", "seed.txt", "sub"]
     assert not os.path.exists(os.path.join(os.path.dirname(path), ".copyup-incomplete"))
+
+
+def test_mount_targets_stay_inside_the_container(vd, clean, tmp_path):
+    """An image whose mount target is a symlink out of its root cannot make a
+    volume or a bind land on the host: the target resolves inside the rootfs."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    root = busybox_rootfs(tmp_path / "evilroot")
+    os.symlink(str(victim), root / "evil")  # absolute: the host's path, were it followed
+    vd.cli("import", "-c", 'CMD ["sh"]', str(make_tar(root, tmp_path / "evil.tar")),
+           "evil:latest")
+    host = tmp_path / "src"
+    host.mkdir()
+    (host / "marker").write_text("m")
+    # The symlink is resolved inside the rootfs, where its target does not exist:
+    # the start fails (dockerd would make the directory inside the rootfs; see the
+    # note in tests/test_volumes.py's module docstring) and the host is untouched.
+    for spec in (f"{host}:/evil", "evilvol:/evil"):
+        r = dk(vd, "run", "--rm", "-v", spec, "evil", "sh", "-c", "echo x > /evil/y",
+               check=False)
+        assert r.returncode != 0 and "no such file or directory" in r.stderr
+    assert os.listdir(victim) == []  # nothing mounted or written onto the host's directory
+    # a symlink whose target exists inside the rootfs is followed there, as dockerd does
+    (root / "tmp").mkdir(exist_ok=True)
+    os.symlink("/tmp", root / "totmp")
+    vd.cli("import", "-c", 'CMD ["sh"]', str(make_tar(root, tmp_path / "evil2.tar")),
+           "evil2:latest")
+    out = dk(vd, "run", "--rm", "-v", f"{host}:/totmp", "evil2", "ls", "/tmp").stdout
+    assert out == "marker\n"
+
+
+def test_local_driver_options(vd, clean):
+    """A volume with type/device/o is mounted at its first user's start and
+    unmounted after the last one's exit."""
+    r = dk(vd, "volume", "create", "-o", "type=tmpfs", "bad", check=False)
+    assert r.returncode != 0 and 'missing required option: "device"' in r.stderr
+    dk(vd, "volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m",
+       "tv")
+    path = vd.client().get_json("/volumes/tv")["Mountpoint"]
+    out = dk(vd, "run", "--rm", "-v", "tv:/t", "busybox", "sh", "-c",
+             "grep ' /t ' /proc/mounts").stdout
+    assert "tmpfs" in out and "size=1024k" in out
+    assert not os.path.ismount(path)
+    assert vd.client().get_json("/volumes/tv")["Options"] == {
+        "type": "tmpfs", "device": "tmpfs", "o": "size=1m"}
