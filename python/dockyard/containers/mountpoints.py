@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from typing import Any, Callable
 
 from .. import _core
@@ -80,10 +81,35 @@ def _interrupted(volumes: VolumeService, name: str) -> bool:
     return (volumes.path(name).parent / ".copyup-incomplete").exists()
 
 
-def needs_copy_up(records: list[dict[str, Any]], volumes: VolumeService) -> bool:
+def needs_copy_up(records: list[dict[str, Any]], volumes: VolumeService,
+                  layer_dirs: list[str]) -> bool:
+    """Whether mounting the rootfs for a copy-up is worth it: some new empty
+    volume sits where the image may have something (`layer_dirs`: the image's
+    layer trees, uppermost first). Mounting and unmounting a read-write
+    overlay costs milliseconds (its upper filesystem is synced at unmount)."""
     return any(d["type"] == "volume" and not d["nocopy"] and (
-        not any(volumes.path(d["source"]).iterdir()) or _interrupted(volumes, d["source"]))
+        _interrupted(volumes, d["source"]) or (
+            not any(volumes.path(d["source"]).iterdir()) and
+            _image_may_have(layer_dirs, d["destination"])))
         for d in records)
+
+
+def _image_may_have(layer_dirs: list[str], dest: str) -> bool:
+    """False only when no layer has `dest` nor a symlink or file on its way
+    (then copy-up has nothing to copy); anything else goes to copy_up, which
+    resolves it exactly in the mounted rootfs."""
+    parts = [p for p in dest.split("/") if p]
+    for d in layer_dirs:
+        p = d
+        for i, part in enumerate(parts):
+            p = os.path.join(p, part)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                break
+            if i == len(parts) - 1 or not stat.S_ISDIR(st.st_mode):
+                return True
+    return False
 
 
 def finish_interrupted(records: list[dict[str, Any]], rootfs: str,

@@ -136,7 +136,9 @@ class ContainerService(Reconciler):
         records = mountpoints.register(c, self.volumes, self.get)
         if records:
             c.state["MountPoints"] = records
-        if mountpoints.needs_copy_up(records, self.volumes):
+        lowers = getattr(self.driver, "lower_dirs", None)
+        layer_dirs = lowers(c.id) if lowers else [self.driver.diff_path(c.id)]
+        if mountpoints.needs_copy_up(records, self.volumes, layer_dirs):
             rootfs = self.driver.get(c.id)
             try:
                 mountpoints.copy_up(records, rootfs, self.volumes)
