@@ -258,3 +258,23 @@ def test_local_driver_options(vd, clean):
     assert not os.path.ismount(path)
     assert vd.client().get_json("/volumes/tv")["Options"] == {
         "type": "tmpfs", "device": "tmpfs", "o": "size=1m"}
+
+
+def test_system_df_volumes(vd, clean):
+    dk(vd, "run", "-d", "-v", "dfvol:/d", "busybox", "sh", "-c",
+       "head -c 100000 /dev/zero > /d/f; sleep 300")
+    dk(vd, "volume", "create", "idle")
+    import time
+    for _ in range(50):
+        vols = {v["Name"]: v for v in vd.client().get_json("/system/df")["Volumes"]}
+        if vols["dfvol"]["UsageData"]["Size"] >= 100000:
+            break
+        time.sleep(0.1)
+    assert vols["dfvol"]["UsageData"]["RefCount"] == 1 and vols["idle"]["UsageData"] == {
+        "Size": 0, "RefCount": 0}
+    for args in (["system", "df"], ["system", "df", "-v"]):
+        ours = vd.cli(*args).stdout.decode()
+        theirs = dk(vd, *args).stdout
+        pick = (lambda t: [ln for ln in t.splitlines() if "Local Volumes" in ln or
+                           ln.startswith(("dfvol", "idle"))])
+        assert pick(ours) == pick(theirs), (ours, theirs)

@@ -78,6 +78,18 @@ def info(format: Optional[str] = typer.Option(None, "-f", "--format")) -> None:
         print(w, file=sys.stderr)
 
 
+def _volume_row(vols: list) -> dict:
+    """The Local Volumes line of `system df`, as docker computes it."""
+    from ..units import human_size
+
+    total = sum(v["UsageData"]["Size"] for v in vols)
+    free = sum(v["UsageData"]["Size"] for v in vols if v["UsageData"]["RefCount"] == 0)
+    pct = f" ({free * 100 // total}%)" if total else ""
+    return {"Type": "Local Volumes", "TotalCount": str(len(vols)),
+            "Active": str(sum(1 for v in vols if v["UsageData"]["RefCount"] > 0)),
+            "Size": human_size(total), "Reclaimable": human_size(free) + pct}
+
+
 def df(verbose: bool = typer.Option(False, "-v", "--verbose"),
        format: Optional[str] = typer.Option(None, "--format")) -> None:
     """Show dockyard disk usage"""
@@ -97,8 +109,7 @@ def df(verbose: bool = typer.Option(False, "-v", "--verbose"),
          "Size": human_size(total), "Reclaimable": human_size(reclaim) + pct},
         {"Type": "Containers", "TotalCount": "0", "Active": "0", "Size": "0B",
          "Reclaimable": "0B"},
-        {"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B",
-         "Reclaimable": "0B"},
+        _volume_row(data.get("Volumes") or []),
         {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B",
          "Reclaimable": "0B"},
     ]
@@ -127,7 +138,11 @@ def df(verbose: bool = typer.Option(False, "-v", "--verbose"),
     print("\nContainers space usage:\n")
     print("CONTAINER ID   IMAGE     COMMAND   LOCAL VOLUMES   SIZE      CREATED   STATUS    NAMES")
     print("\nLocal Volumes space usage:\n")
-    print("VOLUME NAME   LINKS     SIZE")
+    vrows = [{"Name": v["Name"], "Links": str(v["UsageData"]["RefCount"]),
+              "Size": human_size(v["UsageData"]["Size"])}
+             for v in data.get("Volumes") or []]
+    print_rows("table {{.Name}}\t{{.Links}}\t{{.Size}}", vrows,
+               {"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"})
     print("\nBuild cache usage: 0B\n")
     print("CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED")
 

@@ -144,8 +144,12 @@ async def system_df(request: web.Request) -> web.Response:
             s["SharedSize"] = sum(lay.size for lay in chain if sizes.get(lay.chain_id, 0) > 1)
             s["Containers"] = 0
             imgs.append(s)
+        sizes_v = eng.volumes.sizes()
+        vols = [dict(v, UsageData={"Size": sizes_v.get(v["Name"], 0),
+                                   "RefCount": len(eng.volumes.users(v["Name"]))})
+                for v in eng.volumes.list({})["Volumes"]]
         return {"LayersSize": eng.layers.total_size(), "Images": imgs, "Containers": [],
-                "Volumes": [], "BuildCache": [], "BuilderSize": 0}
+                "Volumes": vols, "BuildCache": [], "BuilderSize": 0}
 
     return json_response(await blocking(work))
 
