@@ -278,3 +278,23 @@ def test_system_df_volumes(vd, clean):
         pick = (lambda t: [ln for ln in t.splitlines() if "Local Volumes" in ln or
                            ln.startswith(("dfvol", "idle"))])
         assert pick(ours) == pick(theirs), (ours, theirs)
+
+
+def test_cp_into_and_out_of_volumes_and_binds(vd, clean, tmp_path):
+    host = tmp_path / "b"
+    host.mkdir()
+    src = tmp_path / "in.txt"
+    src.write_text("copied in\n")
+    cid = dk(vd, "run", "-d", "-v", "cpvol:/data", "-v", f"{host}:/bind",
+             "-v", "rovol:/ro:ro", "busybox", "sleep", "300").stdout.strip()
+    dk(vd, "cp", str(src), f"{cid}:/data/in.txt")
+    dk(vd, "cp", str(src), f"{cid}:/bind/")
+    assert dk(vd, "exec", cid, "cat", "/data/in.txt").stdout == "copied in\n"
+    assert (host / "in.txt").read_text() == "copied in\n"
+    dk(vd, "exec", cid, "sh", "-c", "echo made inside > /data/out.txt")
+    dk(vd, "cp", f"{cid}:/data/out.txt", str(tmp_path / "out.txt"))
+    assert (tmp_path / "out.txt").read_text() == "made inside\n"
+    dk(vd, "cp", f"{cid}:/data", str(tmp_path / "whole"))
+    assert sorted(os.listdir(tmp_path / "whole")) == ["in.txt", "out.txt"]
+    r = dk(vd, "cp", str(src), f"{cid}:/ro/", check=False)
+    assert r.returncode != 0 and "mounted volume is marked read-only" in r.stderr

@@ -9,8 +9,9 @@ import json
 import os
 import stat as st
 import tarfile
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from .. import _core
 from ..errors import InvalidParameter, NotFound
@@ -54,7 +55,7 @@ def _rfc3339(ts: float) -> str:
 def _clean(path: str) -> str:
     """The container path as dockerd names it: absolute, keeping a trailing
     '/' or '/.' (they mean 'the directory itself')."""
-    p = os.path.normpath("/" + path)
+    p = os.path.normpath("/" + path.lstrip("/"))  # not "//x", which POSIX normpath keeps
     if path.endswith("/.") or path == ".":
         p = p.rstrip("/") + "/."
     elif path.endswith("/") and p != "/":
@@ -81,6 +82,39 @@ def _stat_of(sp: ScopedPath, root: str, abspath: str) -> dict[str, Any]:
             "mtime": _rfc3339(s.st_mtime), "linkTarget": link}
 
 
+@contextmanager
+def _scope(svc: ContainerRecords, c: Container, abspath: str) -> Iterator[tuple[str, str, bool]]:
+    """Where a container path lives for the daemon: inside one of its volumes or
+    binds (their host directory, the rest of the path, read-only or not), or in
+    its rootfs. A running container sees its mounts over its rootfs; so does
+    `docker cp`, as with dockerd."""
+    plain = abspath.rstrip("/.") or "/"
+    for d in sorted(c.state.get("MountPoints") or [], key=lambda d: len(d["destination"]),
+                    reverse=True):
+        dest = d["destination"].rstrip("/")
+        if d["type"] not in ("volume", "bind") or svc.volumes is None:
+            continue
+        if plain == dest or plain.startswith(dest + "/"):
+            src = str(svc.volumes.path(d["source"])) if d["type"] == "volume" else d["source"]
+            yield src, "/" + abspath[len(dest):].lstrip("/"), not d["rw"]
+            return
+    with mounted(svc, c.id) as root:
+        yield root, abspath, False
+
+
+def _in_mount(c: Container, abspath: str) -> bool:
+    plain = abspath.rstrip("/.") or "/"
+    return any(plain == d["destination"].rstrip("/") or
+               plain.startswith(d["destination"].rstrip("/") + "/")
+               for d in c.state.get("MountPoints") or [] if d["type"] in ("volume", "bind"))
+
+
+def _shown_name(abspath: str) -> str:
+    if abspath.endswith("/."):
+        return "."
+    return os.path.basename(abspath.rstrip("/")) if abspath.rstrip("/") else "/"
+
+
 def _not_found(c: Container, path: str) -> NotFound:
     return NotFound(f"Could not find the file {path} in container {c.name.lstrip('/')}")
 
@@ -88,13 +122,13 @@ def _not_found(c: Container, path: str) -> NotFound:
 def stat_path(svc: ContainerRecords, ref: str, path: str) -> dict[str, Any]:
     c = svc.get(ref)
     abspath = _clean(path)
-    with mounted(svc, c.id) as root:
+    with _scope(svc, c, abspath) as (root, inner, _ro):
         try:
-            sp = resolve(root, abspath)
+            sp = resolve(root, inner)
         except (FileNotFoundError, NotADirectoryError):
             raise _not_found(c, path) from None
         try:
-            return _stat_of(sp, root, abspath)
+            return dict(_stat_of(sp, root, inner), name=_shown_name(abspath))
         except FileNotFoundError:
             raise _not_found(c, path) from None
         finally:
@@ -111,14 +145,14 @@ def archive_to(svc: ContainerRecords, ref: str, path: str, out: str) -> dict[str
     docker cp expects (a directory: `name/`, `name/...`)."""
     c = svc.get(ref)
     abspath = _clean(path)
-    with mounted(svc, c.id) as root:
+    with _scope(svc, c, abspath) as (root, inner, _ro):
         try:
-            sp = resolve(root, abspath)
+            sp = resolve(root, inner)
         except (FileNotFoundError, NotADirectoryError):
             raise _not_found(c, path) from None
         try:
             try:
-                stat = _stat_of(sp, root, abspath)
+                stat = dict(_stat_of(sp, root, inner), name=_shown_name(abspath))
             except FileNotFoundError:
                 raise _not_found(c, path) from None
             _tar_entry(sp, stat["name"], out, os.path.dirname(out))
@@ -177,9 +211,9 @@ def extract_to(svc: ContainerRecords, ref: str, path: str, src: str,
     fds, merging into existing directories."""
     c = svc.get(ref)
     abspath = _clean(path)
-    with mounted(svc, c.id) as root:
+    with _scope(svc, c, abspath) as (root, inner, read_only):
         try:
-            sp = resolve(root, abspath, follow_last=True)
+            sp = resolve(root, inner, follow_last=True)
         except (FileNotFoundError, NotADirectoryError):
             raise _not_found(c, path) from None
         try:
@@ -187,7 +221,9 @@ def extract_to(svc: ContainerRecords, ref: str, path: str, src: str,
                 raise _not_found(c, path)
             if not st.S_ISDIR(os.fstat(sp.fd).st_mode):
                 raise InvalidParameter("extraction point is not a directory")
-            if c.hostconfig.get("ReadonlyRootfs"):
+            if read_only:
+                raise InvalidParameter("mounted volume is marked read-only")
+            if c.hostconfig.get("ReadonlyRootfs") and not _in_mount(c, abspath):
                 raise InvalidParameter("container rootfs is marked read-only")
             target = os.open(f"/proc/self/fd/{sp.fd}",
                              os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
