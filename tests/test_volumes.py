@@ -298,3 +298,31 @@ def test_cp_into_and_out_of_volumes_and_binds(vd, clean, tmp_path):
     assert sorted(os.listdir(tmp_path / "whole")) == ["in.txt", "out.txt"]
     r = dk(vd, "cp", str(src), f"{cid}:/ro/", check=False)
     assert r.returncode != 0 and "mounted volume is marked read-only" in r.stderr
+
+
+def test_diff_commit_export_leave_volumes_out(vd, clean, tmp_path):
+    import tarfile
+    import time
+
+    since = str(int(time.time()) - 1)
+    cid = dk(vd, "run", "-d", "-v", "outvol:/data", "busybox", "sh", "-c",
+             "echo v > /data/inside; echo r > /outside; sleep 300").stdout.strip()
+    for _ in range(50):
+        if "/outside" in dk(vd, "diff", cid).stdout:
+            break
+        time.sleep(0.1)
+    diff = dk(vd, "diff", cid).stdout
+    assert "A /outside" in diff and "/data/inside" not in diff
+    dk(vd, "commit", cid, "committed:1")
+    assert dk(vd, "run", "--rm", "committed:1", "ls", "/data").stdout == ""
+    out = tmp_path / "export.tar"
+    with open(out, "wb") as f:
+        f.write(vd.docker("export", cid).stdout)
+    names = tarfile.open(out).getnames()
+    assert "outside" in names and "data/inside" not in names
+    dk(vd, "rm", "-f", cid)
+    dk(vd, "volume", "rm", "outvol")
+    ev = dk(vd, "events", "--since", since, "--until", str(int(time.time()) + 1), "--filter",
+            "type=volume", "--format", "{{.Action}} {{.Actor.ID}}").stdout.splitlines()
+    for want in ("create outvol", "mount outvol", "unmount outvol", "destroy outvol"):
+        assert want in ev, (want, ev)
