@@ -78,6 +78,13 @@ pub enum Kind {
 /// components (directories; the last one a file for `Kind::File`). Returns an
 /// O_PATH fd of the result.
 pub fn mkdir_all_in_root(root: RawFd, path: &str, kind: Kind) -> Result<OwnedFd> {
+    mkdir_all_at_depth(root, path, kind, 0)
+}
+
+/// As many symlinks as the kernel follows in one lookup (MAXSYMLINKS).
+const MAX_LINKS: u32 = 40;
+
+fn mkdir_all_at_depth(root: RawFd, path: &str, kind: Kind, links: u32) -> Result<OwnedFd> {
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
     if comps.is_empty() {
         return sys::openat_in_root(root, "/", libc::O_PATH).map_err(|e| Error::errno("open /", e));
@@ -118,9 +125,34 @@ pub fn mkdir_all_in_root(root: RawFd, path: &str, kind: Kind) -> Result<OwnedFd>
         if r < 0 && sys::errno() != libc::EEXIST {
             return Err(Error::errno(format!("mkdir {prefix}"), sys::errno()));
         }
+        if r < 0 {
+            // EEXIST yet not found: a symlink to a missing path. As dockerd
+            // (securejoin + MkdirAll), make its target, inside the root.
+            if let Some(target) = readlink_at(parent.as_raw_fd(), &name) {
+                if links >= MAX_LINKS {
+                    return Err(Error::errno(format!("open {path}"), libc::ELOOP));
+                }
+                let base = if target.starts_with('/') { String::new() } else { comps[..i].join("/") };
+                let rest = comps[i + 1..].join("/");
+                let next = format!("{base}/{target}/{rest}");
+                return mkdir_all_at_depth(root, &next, kind, links + 1);
+            }
+        }
         parent = sys::openat_in_root(root, &prefix, libc::O_PATH).map_err(|e| Error::errno(format!("open {prefix}"), e))?;
     }
     Ok(parent)
+}
+
+/// The target of the symlink `name` in directory `dir`, if it is one.
+fn readlink_at(dir: RawFd, name: &std::ffi::CStr) -> Option<String> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: buf is PATH_MAX bytes; readlinkat writes at most that many.
+    let n = unsafe { libc::readlinkat(dir, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n <= 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    String::from_utf8(buf).ok()
 }
 
 fn is_dir_path(p: &str) -> bool {
