@@ -173,7 +173,14 @@ def web(net, *args: str, name: str | None = None) -> str:
     """A detached busybox httpd answering its hostname."""
     r = net.docker("run", "-d", *(["--name", name] if name else []), *args, "busybox", "sh",
                    "-c", "hostname > /index.html && exec httpd -f -p 80 -h /")
-    return r.stdout.strip()
+    cid = r.stdout.strip()
+    # ready once httpd listens (port 80 = 0050, LISTEN = 0A in /proc/net/tcp or tcp6)
+    for _ in range(100):
+        if net.docker("exec", cid, "grep", "-qs", ":0050 [0-9A-F]*:0000 0A",
+                      "/proc/net/tcp", "/proc/net/tcp6", check=False).returncode == 0:
+            break
+        time.sleep(0.05)
+    return cid
 
 
 def inspect(net, ref: str) -> dict:
