@@ -35,7 +35,7 @@ def create(name: Optional[str] = typer.Argument(None, metavar="[VOLUME]"),
            name_flag: Optional[str] = typer.Option(None, "--name", hidden=True)) -> None:
     """Create a volume"""
     if name and name_flag and name != name_flag:
-        fail(f'conflicting options: either specify --name or provide positional arg, not both',
+        fail('conflicting options: either specify --name or provide positional arg, not both',
              1)
     body = {"Name": name or name_flag or "", "Driver": driver,
             "DriverOpts": _kv(opt, "--opt"), "Labels": _kv(label, "--label")}

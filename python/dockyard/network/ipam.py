@@ -147,7 +147,7 @@ class Subnet:
                 raise InvalidParameter(f"no configured subnet or ip-range contain the IP "
                                        f"address {want}")
             if str(a) in used or a in reserved:
-                raise InvalidParameter(f"Address already in use")
+                raise InvalidParameter("Address already in use")
             return a
         for a in self.candidates():
             if str(a) not in used and a not in reserved:
