@@ -156,6 +156,8 @@ class Reconciler(ContainerRecords):
         self._unmount(c.id)
         if self.network:
             self.network.container_removed(c.id)
+        if c.state.get("Running"):
+            self.release_volumes(c)  # rm -f of a running container: no exit reconcile
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM containers WHERE id=?", (c.id,))
         if self.volumes:
