@@ -310,16 +310,17 @@ def test_host_none_and_container_modes(net, clean):
 
 
 def test_connect_disconnect_running(net, clean):
-    net.docker("network", "create", "extra")
+    net.docker("network", "create", "--subnet", "10.82.0.0/24", "extra")
     try:
         cid = web(net, name="hot")
-        net.docker("network", "connect", "--alias", "web", "extra", "hot")
+        net.docker("network", "connect", "--alias", "web", "--ip", "10.82.0.9", "extra", "hot")
         ns = inspect(net, cid)["NetworkSettings"]["Networks"]
         assert set(ns) == {"bridge", "extra"} and "web" in ns["extra"]["Aliases"]
+        assert ns["extra"]["IPAddress"] == "10.82.0.9"
         assert "eth1" in net.docker("exec", "hot", "ip", "-o", "link").stdout
         r = net.docker("network", "connect", "extra", "hot", check=False)
         assert "endpoint with name hot already exists in network extra" in r.stderr
-        net.docker("network", "disconnect", "extra", "hot")
+        net.docker("network", "disconnect", "-f", "extra", "hot")
         assert "eth1" not in net.docker("exec", "hot", "ip", "-o", "link").stdout
     finally:
         net.docker("rm", "-f", "hot", check=False)
@@ -777,3 +778,42 @@ def test_bridge_options_and_bad_addresses(net, clean):
         net.docker("rm", "-f", "opt-web", "outside", check=False)
         net.docker("network", "rm", "custom", check=False)
     assert net.ns("ip", "link", "show", "br-custom", check=False).returncode != 0
+
+
+def test_default_pool_skips_routed_ranges(tmp_path_factory, busybox_tar):
+    """A range already routed on the host (a VPN, a dockerd's bridge) is skipped."""
+    ns = f"dyp-{secrets.token_hex(3)}"
+    base = tmp_path_factory.mktemp("netpool")
+    sh("ip", "netns", "add", ns)
+    d = NetDaemon(base, ns, ["--bridge", "dockyard0", "--iptables=false"])
+    try:
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "-n", ns, "route", "add", "10.231.0.0/24", "dev", "lo")
+        d.start()
+        assert d.client().get_json("/networks/bridge")["IPAM"]["Config"] == [
+            {"Subnet": "10.231.1.0/24"}]
+        d.docker("network", "create", "next")
+        assert d.client().get_json("/networks/next")["IPAM"]["Config"] == [
+            {"Subnet": "10.231.2.0/24"}]
+    finally:
+        d.stop()
+        assert_no_mounts_left(base)
+        sh("ip", "netns", "del", ns, check=False)
+
+
+def test_network_options_in_daemon_json(tmp_path):
+    from dockyard.daemon.config import load
+
+    f = tmp_path / "daemon.json"
+    f.write_text(json.dumps({"bridge": "br-x", "bip": "10.70.0.1/24", "fixed-cidr":
+                             "10.70.0.128/25", "default-address-pools": [
+                                 {"base": "10.71.0.0/16", "size": 24}], "icc": False,
+                             "ip": "127.0.0.1", "ip-forward": False, "ip-masq": False,
+                             "iptables": False, "mtu": 1400, "dns": ["192.0.2.53"],
+                             "dns-search": ["corp.test"], "dns-opts": ["ndots:2"]}))
+    c = load({}, str(f))
+    assert (c.bridge, c.bip, c.fixed_cidr, c.icc, c.ip, c.ip_forward, c.ip_masq, c.iptables,
+            c.mtu, c.dns, c.dns_search, c.dns_opts) == (
+        "br-x", "10.70.0.1/24", "10.70.0.128/25", False, "127.0.0.1", False, False, False,
+        1400, ["192.0.2.53"], ["corp.test"], ["ndots:2"])
+    assert c.default_address_pools == [{"base": "10.71.0.0/16", "size": 24}]
