@@ -322,3 +322,15 @@ def test_diff_commit_export_leave_volumes_out(vd, clean, tmp_path):
             "type=volume", "--format", "{{.Action}} {{.Actor.ID}}").stdout.splitlines()
     for want in ("create outvol", "mount outvol", "unmount outvol", "destroy outvol"):
         assert want in ev, (want, ev)
+
+
+def test_concurrent_creates_and_driver_conflict(vd, clean):
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        got = list(ex.map(lambda _: api(vd, "POST", "/volumes/create", {"Name": "race"}),
+                          range(16)))
+    assert {s for s, _ in got} == {201} and len({b["CreatedAt"] for _, b in got}) == 1
+    assert dk(vd, "volume", "ls", "-q").stdout == "race\n"
+    status, body = api(vd, "POST", "/volumes/create", {"Name": "race", "Driver": "other"})
+    assert status == 404 and 'plugin "other" not found' in body["message"]
