@@ -63,6 +63,37 @@ def assert_no_network_left() -> None:
         assert "inet dockyard" not in tables, "the nftables table inet dockyard was left behind"
 
 
+def kill_containers_left(base: Path) -> list[str]:
+    """Kill whatever containers of the daemon under `base` still run (their
+    shims, their processes) and remove their cgroups: a shim killed with -9
+    can't remove its own. For finalizers, after the daemon could not be asked
+    (it died, or would not start again). Returns the containers it found."""
+    subprocess.run(["pkill", "-9", "-f", f"dockyard-shim.*{base}"], check=False)
+    ids = {p.name for p in (base / "root" / "containers").glob("*") if len(p.name) == 64}
+    found = set()
+    cg = Path("/sys/fs/cgroup")
+    for d in [*cg.glob("*/dockyard/*"), *cg.glob("dockyard/*")]:
+        if d.name not in ids:
+            continue
+        found.add(d.name)
+        for _ in range(50):
+            try:
+                for pid in (d / "cgroup.procs").read_text().split():
+                    os.kill(int(pid), signal.SIGKILL)
+                d.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:  # processes still exiting
+                time.sleep(0.05)
+    for parent in [*cg.glob("*/dockyard"), cg / "dockyard"]:
+        try:
+            parent.rmdir()  # only when empty: another engine may use it
+        except OSError:
+            pass
+    return sorted(found)
+
+
 def busybox_rootfs(dest: Path, extra: dict[str, bytes] | None = None) -> Path:
     (dest / "bin").mkdir(parents=True)
     (dest / "etc").mkdir()
@@ -188,9 +219,11 @@ def _daemon(tmp_path_factory, driver: str):
         yield d
     finally:
         d.stop()
+        left = kill_containers_left(base)
         leaked = mounts_under(base)
         unmount_all(base)
         assert not leaked, f"mounts left behind: {leaked}"
+        assert not left, f"containers left running: {left}"
         assert_no_network_left()
 
 

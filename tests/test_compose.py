@@ -6,12 +6,10 @@ bridge network)."""
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import subprocess
 
-from conftest import assert_no_mounts_left
-from test_network import NetDaemon, sh
+from test_network import own_daemon
 
 COMPOSE = shutil.which("docker-compose") or "docker-compose"  # .ci/setup installs it
 
@@ -34,27 +32,20 @@ volumes:
 """
 
 
-def test_compose_volumes_binds_and_names(tmp_path_factory, busybox_tar):
-    ns = f"dyc-{secrets.token_hex(3)}"
-    base = tmp_path_factory.mktemp("compose")
-    proj = base / "proj"
+def test_compose_volumes_binds_and_names(tmp_path_factory, tmp_path, busybox_tar):
+    proj = tmp_path / "proj"
     (proj / "conf").mkdir(parents=True)
     (proj / "conf" / "app.conf").write_text("conf\n")
     (proj / "docker-compose.yml").write_text(PROJECT)
-    sh("ip", "netns", "add", ns)
-    d = NetDaemon(base, ns, ["--bridge", "dockyard0", "--dns", "192.0.2.2"])
-    env = dict(d.env(), COMPOSE_INTERACTIVE_NO_CLI="1")
+    with own_daemon(tmp_path_factory, busybox_tar, ["--dns", "192.0.2.2"]) as d:
+        env = dict(d.env(), COMPOSE_INTERACTIVE_NO_CLI="1")
 
-    def compose(*args: str) -> str:
-        r = subprocess.run([COMPOSE, *args], cwd=proj, env=env, capture_output=True,
-                           text=True, timeout=120)
-        assert r.returncode == 0, r.stdout + r.stderr
-        return r.stdout
+        def compose(*args: str) -> str:
+            r = subprocess.run([COMPOSE, *args], cwd=proj, env=env, capture_output=True,
+                               text=True, timeout=120)
+            assert r.returncode == 0, r.stdout + r.stderr
+            return r.stdout
 
-    try:
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-        d.start()
-        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
         compose("up", "-d")
         out = compose("exec", "-T", "web", "sh", "-c",
                       "cat /etc/app/app.conf; touch /etc/app/x 2>&1; "
@@ -73,11 +64,3 @@ def test_compose_volumes_binds_and_names(tmp_path_factory, busybox_tar):
         assert d.docker("ps", "-aq").stdout == ""
         nets = d.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
         assert nets == ["bridge", "host", "none"]
-    finally:
-        if d.proc:
-            for c in d.client().get_json("/containers/json", {"all": 1}):
-                d.client().request("DELETE", f"/containers/{c['Id']}", {"force": 1},
-                                   check=False).close()
-        d.stop()
-        assert_no_mounts_left(base)
-        sh("ip", "netns", "del", ns, check=False)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 
-from conftest import Daemon, assert_no_mounts_left
+from conftest import Daemon, assert_no_mounts_left, kill_containers_left
 
 
 pytestmark = pytest.mark.usefixtures("no_leftover_containers")  # conftest.py
@@ -206,7 +205,7 @@ def test_containers_survive_daemon_kill9(tmp_path, busybox_tar):
         d.docker("rm", cid)
     finally:
         d.stop()
-        subprocess.run(["pkill", "-9", "-f", f"dockyard-shim.*{tmp_path}"], check=False)
+        kill_containers_left(tmp_path)
         assert_no_mounts_left(tmp_path)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from contextlib import contextmanager
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import Daemon, assert_no_mounts_left
+from conftest import Daemon, assert_no_mounts_left, kill_containers_left
 
 UPSTREAM_IP = "192.0.2.2"  # TEST-NET-1, inside the upstream namespace only
 UPLINK_IP = "192.0.2.1"
@@ -111,7 +112,7 @@ def net(tmp_path_factory, busybox_tar):
                 netns_files = list((base / "exec" / "netns").glob("*"))
         finally:
             d.stop()
-            subprocess.run(["pkill", "-9", "-f", str(base)], check=False)
+            kill_containers_left(base)
             assert_no_mounts_left(base)
             sh("ip", "netns", "del", ns, check=False)
             sh("ip", "netns", "del", up, check=False)
@@ -127,6 +128,37 @@ def clean(net):
         net.client().request("DELETE", f"/containers/{c['Id']}", {"force": 1},
                              check=False).close()
 
+
+
+@contextmanager
+def own_daemon(tmp_path_factory, busybox_tar, extra: list[str],
+               env: dict[str, str] | None = None, setup: tuple = ()):
+    """A daemon with its default bridge in a network namespace of its own (lo
+    up, then each `ip -n <ns> ...` command of `setup`), busybox imported; its
+    containers, mounts and namespace removed after, even when the test fails."""
+    ns = f"dyo-{secrets.token_hex(3)}"
+    base = tmp_path_factory.mktemp("owndaemon")
+    sh("ip", "netns", "add", ns)
+    d = NetDaemon(base, ns, ["--bridge", "dockyard0", *extra])
+    d.daemon_env.update(env or {})
+    try:
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        for cmd in setup:
+            sh("ip", "-n", ns, *cmd)
+        d.start()
+        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+        yield d
+    finally:
+        try:
+            if d.proc and d.proc.poll() is None:
+                for c in d.client().get_json("/containers/json", {"all": 1}):
+                    d.client().request("DELETE", f"/containers/{c['Id']}", {"force": 1},
+                                       check=False).close()
+        finally:
+            d.stop()
+            kill_containers_left(base)
+            assert_no_mounts_left(base)
+            sh("ip", "netns", "del", ns, check=False)
 
 def wget(net, url: str, timeout: int = 3) -> str:
     """An HTTP GET from the daemon's namespace (curl: static busybox's wget
@@ -555,17 +587,10 @@ def test_etc_files_and_dns_options(net, clean):
 
 def test_daemon_bridge_options(tmp_path_factory, busybox_tar):
     """--bip, --mtu and --icc=false, in a namespace of their own."""
-    ns = f"dyo-{secrets.token_hex(3)}"
-    base = tmp_path_factory.mktemp("netopts")
-    sh("ip", "netns", "add", ns)
-    d = NetDaemon(base, ns, ["--bridge", "dockyard0", "--bip", "10.55.0.1/24", "--mtu", "1400",
-                             "--icc=false", "--dns", UPSTREAM_IP, "--fixed-cidr", "10.55.0.128/25",
-                             "--default-address-pool", "base=10.60.0.0/16,size=24",
-                             "--ip", "127.0.0.1"])
-    try:
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-        d.start()
-        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    with own_daemon(tmp_path_factory, busybox_tar, [
+            "--bip", "10.55.0.1/24", "--mtu", "1400", "--icc=false", "--dns", UPSTREAM_IP,
+            "--fixed-cidr", "10.55.0.128/25", "--default-address-pool",
+            "base=10.60.0.0/16,size=24", "--ip", "127.0.0.1"]) as d:
         assert d.client().get_json("/networks/bridge")["IPAM"]["Config"] == [
             {"Subnet": "10.55.0.0/24", "Gateway": "10.55.0.1", "IPRange": "10.55.0.128/25"}]
         a = web(d, "-p", "18400:80", name="icc-a")
@@ -579,14 +604,6 @@ def test_daemon_bridge_options(tmp_path_factory, busybox_tar):
         assert d.docker("exec", a, "cat", "/sys/class/net/eth0/mtu").stdout.strip() == "1400"
         assert wget(d, f"http://{ip}/").strip() == a[:12]  # from the host: allowed
         assert http_from_container(d, ip, 80, check=False) == ""  # container to container: not
-    finally:
-        if d.proc:
-            for c in d.client().get_json("/containers/json", {"all": 1}):
-                d.client().request("DELETE", f"/containers/{c['Id']}", {"force": 1},
-                                   check=False).close()
-        d.stop()
-        assert_no_mounts_left(base)
-        sh("ip", "netns", "del", ns, check=False)
 
 
 def test_no_bridge_daemon_has_no_bridge_network(daemon):
@@ -678,15 +695,8 @@ def test_docker_sdk_networks(net, clean):
 
 def test_iptables_fallback(tmp_path_factory, busybox_tar):
     """Where nftables is missing: the same rules as iptables chains of our own."""
-    ns = f"dyi-{secrets.token_hex(3)}"
-    base = tmp_path_factory.mktemp("netipt")
-    sh("ip", "netns", "add", ns)
-    d = NetDaemon(base, ns, ["--bridge", "dockyard0", "--dns", UPSTREAM_IP])
-    d.daemon_env["DOCKYARD_FIREWALL"] = "iptables"
-    try:
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-        d.start()
-        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    with own_daemon(tmp_path_factory, busybox_tar, ["--dns", UPSTREAM_IP],
+                    env={"DOCKYARD_FIREWALL": "iptables"}) as d:
         d.docker("network", "create", "iptnet")
         a = web(d, "-p", "127.0.0.1:18200:80", "--network", "iptnet", "--network-alias", "w",
                 name="ipt-web")
@@ -698,14 +708,6 @@ def test_iptables_fallback(tmp_path_factory, busybox_tar):
         d.docker("rm", "-f", "ipt-web")
         d.docker("network", "rm", "iptnet")
         assert "DOCKYARD" not in d.ns("iptables", "-t", "nat", "-S").stdout
-    finally:
-        if d.proc:
-            for c in d.client().get_json("/containers/json", {"all": 1}):
-                d.client().request("DELETE", f"/containers/{c['Id']}", {"force": 1},
-                                   check=False).close()
-        d.stop()
-        assert_no_mounts_left(base)
-        sh("ip", "netns", "del", ns, check=False)
 
 
 TESTCONTAINERS = """
@@ -782,23 +784,13 @@ def test_bridge_options_and_bad_addresses(net, clean):
 
 def test_default_pool_skips_routed_ranges(tmp_path_factory, busybox_tar):
     """A range already routed on the host (a VPN, a dockerd's bridge) is skipped."""
-    ns = f"dyp-{secrets.token_hex(3)}"
-    base = tmp_path_factory.mktemp("netpool")
-    sh("ip", "netns", "add", ns)
-    d = NetDaemon(base, ns, ["--bridge", "dockyard0", "--iptables=false"])
-    try:
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh("ip", "-n", ns, "route", "add", "10.231.0.0/24", "dev", "lo")
-        d.start()
+    with own_daemon(tmp_path_factory, busybox_tar, ["--iptables=false"],
+                    setup=(("route", "add", "10.231.0.0/24", "dev", "lo"),)) as d:
         assert d.client().get_json("/networks/bridge")["IPAM"]["Config"] == [
             {"Subnet": "10.231.1.0/24"}]
         d.docker("network", "create", "next")
         assert d.client().get_json("/networks/next")["IPAM"]["Config"] == [
             {"Subnet": "10.231.2.0/24"}]
-    finally:
-        d.stop()
-        assert_no_mounts_left(base)
-        sh("ip", "netns", "del", ns, check=False)
 
 
 def test_network_options_in_daemon_json(tmp_path):

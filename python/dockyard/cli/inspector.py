@@ -62,3 +62,50 @@ def inspect_objects(names: list[str], format: str | None, kind: str | None,
         print_json_indent(results)
     if failed:
         raise SystemExit(1)
+
+
+def inspect_named(kind: str, prefix: str, names: list[str], format: str | None) -> None:
+    """`network inspect`, `volume inspect`: each object by name from
+    `{prefix}/{name}`, printed as docker does; exit 1 if any was missing."""
+    from .client import APIError, path_quote
+
+    found, failed = [], False
+    for n in names:
+        try:
+            found.append(client().get_json(f"{prefix}/{path_quote(n)}"))
+        except APIError as e:
+            print(f"Error: No such {kind}: {n}" if e.status == 404 else
+                  f"Error response from daemon: {e.message}", file=sys.stderr)
+            failed = True
+    if format:
+        from .output import print_one
+
+        for r in found:
+            print_one(format, r)
+    else:
+        from .output import print_json_indent
+
+        print_json_indent(found)
+    if failed:
+        raise SystemExit(1)
+
+
+def remove_named(prefix: str, names: list[str], params: dict | None = None,
+                 ignore_missing: bool = False) -> None:
+    """`network rm`, `volume rm`: DELETE each, print its name; errors as docker
+    prints them, exit 1 after trying all."""
+    from .client import APIError, path_quote
+
+    failed = False
+    for n in names:
+        try:
+            client().request("DELETE", f"{prefix}/{path_quote(n)}", params).close()
+            print(n)
+        except APIError as e:
+            if ignore_missing and e.status == 404:
+                continue
+            print(f"Error response from daemon: {e.message}", file=sys.stderr)
+            failed = True
+    if failed:
+        raise SystemExit(1)
+

@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from .common import call, client, fail
+from .opts import key_values
 
 app = typer.Typer(help="Manage networks", no_args_is_help=True, add_completion=False)
 
@@ -16,16 +17,6 @@ HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCO
            "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS",
            "CreatedAt": "CREATED AT"}
 
-
-def _kv(values: list[str] | None, flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for v in values or []:
-        k, eq, val = v.partition("=")
-        if not eq and flag != "--label":
-            fail(f'invalid argument "{v}" for "{flag}" flag: bad format (expected key=value)',
-                 125)
-        out[k] = val
-    return out
 
 
 @app.command("create")
@@ -46,7 +37,7 @@ def create(name: str = typer.Argument(..., metavar="NETWORK"),
     subnets, gws, rngs = list(subnet or []), list(gateway or []), list(ip_range or [])
     if len(gws) > len(subnets) or len(rngs) > len(subnets):
         fail("every ip-range or gateway must have a corresponding subnet", 1)
-    aux = _kv(aux_address, "--aux-address")
+    aux = key_values(aux_address, "--aux-address")
     config = []
     for i, s in enumerate(subnets):
         c: dict = {"Subnet": s}
@@ -61,8 +52,8 @@ def create(name: str = typer.Argument(..., metavar="NETWORK"),
     body = {"Name": name, "CheckDuplicate": True, "Driver": driver, "Internal": internal,
             "Attachable": attachable, "EnableIPv6": ipv6,
             "IPAM": {"Driver": ipam_driver, "Config": config,
-                     "Options": _kv(ipam_opt, "--ipam-opt")},
-            "Options": _kv(opt, "--opt"), "Labels": _kv(label, "--label")}
+                     "Options": key_values(ipam_opt, "--ipam-opt")},
+            "Options": key_values(opt, "--opt"), "Labels": key_values(label, "--label")}
     r = call(lambda: client().post_json("/networks/create", None, body))
     print(r["Id"])
 
@@ -105,47 +96,18 @@ def inspect(networks: List[str] = typer.Argument(..., metavar="NETWORK..."),
             format: Optional[str] = typer.Option(None, "-f", "--format"),
             verbose: bool = typer.Option(False, "-v", "--verbose")) -> None:
     """Display detailed information on one or more networks"""
-    from .client import APIError, path_quote
+    from .inspector import inspect_named
 
-    found, failed = [], False
-    for n in networks:
-        try:
-            found.append(client().get_json(f"/networks/{path_quote(n)}"))
-        except APIError as e:
-            print(f"Error: No such network: {n}" if e.status == 404 else
-                  f"Error response from daemon: {e.message}", file=sys.stderr)
-            failed = True
-    if format:
-        from .output import print_one
-
-        for r in found:
-            print_one(format, r)
-    else:
-        from .output import print_json_indent
-
-        print_json_indent(found)
-    if failed:
-        raise SystemExit(1)
+    inspect_named("network", "/networks", networks, format)
 
 
 @app.command("rm")
 def remove(networks: List[str] = typer.Argument(..., metavar="NETWORK..."),
            force: bool = typer.Option(False, "-f", "--force")) -> None:
     """Remove one or more networks"""
-    from .client import APIError, path_quote
+    from .inspector import remove_named
 
-    failed = False
-    for n in networks:
-        try:
-            client().request("DELETE", f"/networks/{path_quote(n)}").close()
-            print(n)
-        except APIError as e:
-            if force and e.status == 404:
-                continue
-            print(f"Error response from daemon: {e.message}", file=sys.stderr)
-            failed = True
-    if failed:
-        raise SystemExit(1)
+    remove_named("/networks", networks, ignore_missing=force)
 
 
 @app.command("connect")
@@ -163,7 +125,7 @@ def connect(network: str = typer.Argument(..., metavar="NETWORK"),
     body = {"Container": container, "EndpointConfig": {
         "IPAMConfig": ipam or None, "Aliases": list(alias or []) or None,
         "Links": list(link or []) or None,
-        "DriverOpts": _kv(driver_opt, "--driver-opt") or None}}
+        "DriverOpts": key_values(driver_opt, "--driver-opt") or None}}
     call(lambda: client().post_json(f"/networks/{path_quote(network)}/connect", None, body))
 
 

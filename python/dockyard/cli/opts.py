@@ -37,3 +37,17 @@ def tag_reference(target: str) -> tuple[str, str | None]:
     if ref.digest:
         fail("refusing to create a tag with a digest reference")
     return ref.name, ref.tag
+
+
+def key_values(values: list[str] | None, flag: str) -> dict[str, str]:
+    """`--opt k=v`, `--label k[=v]` and the like as a map (opts.ListOpts of
+    key=value): exit 125 on a value without `=`, except for labels."""
+    out: dict[str, str] = {}
+    for v in values or []:
+        k, eq, val = v.partition("=")
+        if not eq and flag != "--label":
+            fail(f'invalid argument "{v}" for "{flag}" flag: bad format (expected key=value)',
+                 125)
+        out[k] = val
+    return out
+

@@ -9,22 +9,13 @@ from typing import List, Optional
 import typer
 
 from .common import call, client, fail
+from .opts import key_values
 
 app = typer.Typer(help="Manage volumes", no_args_is_help=True, add_completion=False)
 
 HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Scope": "SCOPE",
            "Mountpoint": "MOUNTPOINT", "Labels": "LABELS"}
 
-
-def _kv(values: list[str] | None, flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for v in values or []:
-        k, eq, val = v.partition("=")
-        if not eq and flag != "--label":
-            fail(f'invalid argument "{v}" for "{flag}" flag: bad format (expected key=value)',
-                 125)
-        out[k] = val
-    return out
 
 
 @app.command("create")
@@ -38,7 +29,7 @@ def create(name: Optional[str] = typer.Argument(None, metavar="[VOLUME]"),
         fail('conflicting options: either specify --name or provide positional arg, not both',
              1)
     body = {"Name": name or name_flag or "", "Driver": driver,
-            "DriverOpts": _kv(opt, "--opt"), "Labels": _kv(label, "--label")}
+            "DriverOpts": key_values(opt, "--opt"), "Labels": key_values(label, "--label")}
     print(call(lambda: client().post_json("/volumes/create", None, body))["Name"])
 
 
@@ -65,46 +56,18 @@ def list_volumes(quiet: bool = typer.Option(False, "-q", "--quiet"),
 def inspect(volumes: List[str] = typer.Argument(..., metavar="VOLUME..."),
             format: Optional[str] = typer.Option(None, "-f", "--format")) -> None:
     """Display detailed information on one or more volumes"""
-    from .client import APIError, path_quote
+    from .inspector import inspect_named
 
-    found, failed = [], False
-    for v in volumes:
-        try:
-            found.append(client().get_json(f"/volumes/{path_quote(v)}"))
-        except APIError as e:
-            print(f"Error: No such volume: {v}" if e.status == 404 else
-                  f"Error response from daemon: {e.message}", file=sys.stderr)
-            failed = True
-    if format:
-        from .output import print_one
-
-        for r in found:
-            print_one(format, r)
-    else:
-        from .output import print_json_indent
-
-        print_json_indent(found)
-    if failed:
-        raise SystemExit(1)
+    inspect_named("volume", "/volumes", volumes, format)
 
 
 @app.command("rm")
 def remove(volumes: List[str] = typer.Argument(..., metavar="VOLUME..."),
            force: bool = typer.Option(False, "-f", "--force")) -> None:
     """Remove one or more volumes"""
-    from .client import APIError, path_quote
+    from .inspector import remove_named
 
-    failed = False
-    for v in volumes:
-        try:
-            client().request("DELETE", f"/volumes/{path_quote(v)}",
-                             {"force": force or None}).close()
-            print(v)
-        except APIError as e:
-            print(f"Error response from daemon: {e.message}", file=sys.stderr)
-            failed = True
-    if failed:
-        raise SystemExit(1)
+    remove_named("/volumes", volumes, {"force": force or None})
 
 
 @app.command("prune")

@@ -134,8 +134,9 @@ class ContainerService(Reconciler):
                 raise InvalidParameter("volumes are not available in this engine")
             return
         records = mountpoints.register(c, self.volumes, self.get)
-        if records:
-            c.state["MountPoints"] = records
+        if not records:
+            return
+        c.state["MountPoints"] = records
         lowers = getattr(self.driver, "lower_dirs", None)
         layer_dirs = lowers(c.id) if lowers else [self.driver.diff_path(c.id)]
         if mountpoints.needs_copy_up(records, self.volumes, layer_dirs):

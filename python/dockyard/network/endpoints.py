@@ -165,7 +165,8 @@ class ContainerNetworks(NetworkRecords):
             raise InvalidParameter("container network mode is resolved by the container service")
         netns = str(self.netns_dir / cid)
         with self._lock:
-            self.teardown(cid)  # a left-over from a crash
+            if self.sandbox_key(cid) or os.path.exists(netns):
+                self.teardown(cid)  # a left-over from a crash
             own: list[tuple[str, str]] = []
             gateway = ""
             user_net = False

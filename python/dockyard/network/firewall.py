@@ -28,7 +28,7 @@ log = logging.getLogger("dockyard.network")
 TABLE = "dockyard"
 
 __all__ = ["BridgeRules", "FirewallError", "PortRule", "Ruleset", "apply", "drop_forward_compat",
-           "forward_policy_compat", "remove", "render", "sysctl"]
+           "forward_policy_compat", "render", "sysctl"]
 
 
 def _q(name: str) -> str:
@@ -149,12 +149,6 @@ def apply(rs: Ruleset) -> None:
         f"table inet {TABLE}\ndelete table inet {TABLE}\n"
     nft.run(script)
 
-
-def remove() -> None:
-    if backend() == "iptables":
-        iptables.remove()
-    else:
-        nft.run(f"table inet {TABLE}\ndelete table inet {TABLE}\n")
 
 
 def forward_policy_compat(br: str) -> None:

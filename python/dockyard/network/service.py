@@ -76,10 +76,6 @@ class NetworkService(ContainerNetworks):
         return [{"IP": hip or "0.0.0.0", "PrivatePort": cport, "PublicPort": hport,
                  "Type": proto} for proto, cport, hip, hport in json.loads(sb["ports"])]
 
-    def network_names(self, cid: str) -> dict[str, Any]:
-        return {self._by_id(r["network_id"])["Name"]: r for r in
-                self._endpoint_rows(container_id=cid)}
-
     def close(self) -> None:
         self.ports.release_all()
         if self._dns:

@@ -52,7 +52,6 @@ SCHEMA = [
 
 FILTERS = {"dangling", "driver", "label", "name"}
 LOCAL_OPTS = {"type", "device", "o", "size"}
-ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 
 
 def _now() -> str:
