@@ -22,6 +22,8 @@ use crate::sys::{cvt, cvt_l};
 use rustix::fs::{self as rfs, Dir, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::ffi::{CStr, CString, OsStr};
 use std::fs;
 use std::io;
@@ -53,38 +55,176 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
 /// Copy the contents of the open directory `src` (an `O_RDONLY` directory fd)
 /// into the open directory `dst`, then give `dst` the owner, xattrs, mode and
 /// times of `src`. `src_name` and `dst_name` only name the trees in errors.
+///
+/// Directories are copied by a few threads at once (one per CPU, at most
+/// [`MAX_WORKERS`]): creating inodes is most of the cost, and the filesystem
+/// takes them in parallel across directories. Each directory's entries are
+/// made by one thread, which then sets the directory's metadata, so its
+/// mtime stays the source's. A further link to a multiply-linked file is
+/// made after all threads are done (its first copy may still be in the
+/// making), and so is the metadata of a directory that gets such a link.
 pub(crate) fn copy_dir_fd(src: OwnedFd, dst: OwnedFd, src_name: &Path, dst_name: &Path) -> Result<()> {
     let st = fstat(src.as_fd()).ctx("stat", src_name)?;
     if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
         return Err(Error::io("copy", src_name, io::Error::from_raw_os_error(libc::ENOTDIR)));
     }
-    let dst_root = dst.try_clone().ctx("dup", dst_name)?;
-    let mut c = Copier {
-        links: HashMap::new(),
-        no_reflink: false,
-        buf: Vec::new(),
+    let dst_st = fstat(dst.as_fd()).ctx("stat", dst_name)?;
+    let sh = Shared {
         src_name: src_name.to_path_buf(),
         dst_name: dst_name.to_path_buf(),
-        dst_root,
-        rel: PathBuf::new(),
+        dst_root: dst.try_clone().ctx("dup", dst_name)?,
+        owner: unsafe { (libc::geteuid(), libc::getegid()) },
+        umask: umask(),
+        no_reflink: AtomicBool::new(false),
+        links: Mutex::new(HashMap::new()),
+        work: Mutex::new(Work::default()),
+        more: Condvar::new(),
     };
-    c.dir(src, dst, &st)
+    let root = Job { src, dst, rel: PathBuf::new(), st, sgid: dst_st.st_mode & libc::S_ISGID != 0 };
+    sh.work.lock().unwrap().queue.push(root);
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS);
+    std::thread::scope(|s| {
+        for _ in 1..n {
+            s.spawn(|| sh.worker());
+        }
+        sh.worker();
+    });
+    let work = std::mem::take(&mut *sh.work.lock().unwrap());
+    if let Some(e) = work.err {
+        return Err(e);
+    }
+    let w = Worker::new(&sh);
+    for l in &work.links {
+        w.link(l)?;
+    }
+    let mut dirs = work.dirs;
+    dirs.sort_by_key(|j| std::cmp::Reverse(j.rel.components().count()));
+    for j in dirs {
+        let (sp, dp) = (src_name.join(&j.rel), dst_name.join(&j.rel));
+        set_meta_fd(j.src.as_fd(), j.dst.as_fd(), &j.st, &sp, &dp)?;
+    }
+    Ok(())
 }
 
-struct Copier {
-    /// (dev, ino) of a multiply-linked source file → its first copy: the
-    /// directory (relative to the destination root) and the name in it.
-    links: HashMap<(u64, u64), (PathBuf, CString)>,
-    /// FICLONE failed once with "not supported": don't try again.
-    no_reflink: bool,
-    buf: Vec<u8>,
+/// Up to this size, data goes through a buffer: copy_file_range without a
+/// reflink splices through a pipe, which costs more than it saves on small files.
+const SMALL: i64 = 64 << 10;
+/// The umask, read without changing it (umask(2) can't, and other threads
+/// may create files meanwhile).
+fn umask() -> libc::mode_t {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let v = status.lines().find_map(|l| l.strip_prefix("Umask:"));
+    v.and_then(|v| libc::mode_t::from_str_radix(v.trim(), 8).ok()).unwrap_or(0o777)
+}
+
+/// Threads per copy: more than the disk's queue can use only adds contention.
+const MAX_WORKERS: usize = 4;
+/// Directories waiting for a thread; beyond this a thread copies a
+/// subdirectory itself (depth first), so a wide tree can't exhaust fds.
+const MAX_QUEUED: usize = 64;
+
+/// A directory to fill: both fds open, `rel` its path below both roots.
+struct Job {
+    src: OwnedFd,
+    dst: OwnedFd,
+    rel: PathBuf,
+    st: libc::stat,
+    /// `dst` is setgid: what is created in it takes its group.
+    sgid: bool,
+}
+
+/// A further link to a multiply-linked file, made after the copy.
+struct Later {
+    /// Where the first copy is, below the destination root.
+    first_dir: PathBuf,
+    first: CString,
+    /// Where the new link goes.
+    dir: PathBuf,
+    name: CString,
+}
+
+#[derive(Default)]
+struct Work {
+    queue: Vec<Job>,
+    /// Threads working on a job: when none is and the queue is empty, all is done.
+    busy: usize,
+    err: Option<Error>,
+    links: Vec<Later>,
+    /// Directories whose metadata waits for their `links`.
+    dirs: Vec<Job>,
+}
+
+struct Shared {
     /// The trees' names, for errors only.
     src_name: PathBuf,
     dst_name: PathBuf,
     /// The destination root, to reach a hardlink's first copy.
     dst_root: OwnedFd,
+    /// Who owns what this process creates (where no setgid dir intervenes).
+    owner: (libc::uid_t, libc::gid_t),
+    /// The process's umask (all bits if unknown).
+    umask: libc::mode_t,
+    /// FICLONE failed once with "not supported": don't try again.
+    no_reflink: AtomicBool,
+    /// (dev, ino) of a multiply-linked source file → its first copy: the
+    /// directory (relative to the destination root) and the name in it.
+    links: Mutex<HashMap<(u64, u64), (PathBuf, CString)>>,
+    work: Mutex<Work>,
+    more: Condvar,
+}
+
+impl Shared {
+    fn worker(&self) {
+        let mut w = Worker::new(self);
+        loop {
+            let job = {
+                let mut work = self.work.lock().unwrap();
+                loop {
+                    if work.err.is_some() {
+                        return;
+                    }
+                    if let Some(j) = work.queue.pop() {
+                        work.busy += 1;
+                        break j;
+                    }
+                    if work.busy == 0 {
+                        return;
+                    }
+                    work = self.more.wait(work).unwrap();
+                }
+            };
+            let r = w.dir(job);
+            let mut work = self.work.lock().unwrap();
+            work.busy -= 1;
+            if let Err(e) = r {
+                work.err.get_or_insert(e);
+            }
+            if work.busy == 0 || work.err.is_some() {
+                self.more.notify_all();
+            }
+        }
+    }
+
+    /// Hand `job` to another thread, or give it back when enough wait.
+    fn offer(&self, job: Job) -> Option<Job> {
+        let mut work = self.work.lock().unwrap();
+        if work.queue.len() >= MAX_QUEUED {
+            return Some(job);
+        }
+        work.queue.push(job);
+        self.more.notify_one();
+        None
+    }
+}
+
+/// One thread's state.
+struct Worker<'a> {
+    sh: &'a Shared,
+    buf: Vec<u8>,
     /// The directory being copied, relative to both roots.
     rel: PathBuf,
+    /// It got a link deferred to the end (and so must its metadata).
+    deferred: bool,
 }
 
 const NOFOLLOW: libc::c_int = libc::AT_SYMLINK_NOFOLLOW;
@@ -163,41 +303,91 @@ pub(crate) fn read_names(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
     Ok(v)
 }
 
-impl Copier {
+/// What to do with a source file that has other links.
+enum Linked {
+    /// The first one seen: copy it.
+    First,
+    /// Link it to the first copy, later.
+    Deferred,
+}
+
+impl<'a> Worker<'a> {
+    fn new(sh: &'a Shared) -> Self {
+        Worker { sh, buf: Vec::new(), rel: PathBuf::new(), deferred: false }
+    }
+
     fn src_path(&self, name: &CStr) -> PathBuf {
-        self.src_name.join(&self.rel).join(OsStr::from_bytes(name.to_bytes()))
+        self.sh.src_name.join(&self.rel).join(OsStr::from_bytes(name.to_bytes()))
     }
 
     fn dst_path(&self, name: &CStr) -> PathBuf {
-        self.dst_name.join(&self.rel).join(OsStr::from_bytes(name.to_bytes()))
+        self.sh.dst_name.join(&self.rel).join(OsStr::from_bytes(name.to_bytes()))
     }
 
-    fn dir(&mut self, src: OwnedFd, dst: OwnedFd, st: &libc::stat) -> Result<()> {
-        let mut rd = Dir::new(src).map_err(io::Error::from).ctx("readdir", &self.src_name.join(&self.rel))?;
+    /// Fill one directory (subdirectories go to other threads when they can),
+    /// then set its metadata, or leave that for the end if it gets a link then.
+    fn dir(&mut self, job: Job) -> Result<()> {
+        let Job { src, dst, rel, st, sgid } = job;
+        let (outer_rel, outer_deferred) = (std::mem::replace(&mut self.rel, rel), std::mem::take(&mut self.deferred));
+        let r = self.fill(src, dst, st, sgid);
+        self.rel = outer_rel;
+        self.deferred = outer_deferred;
+        r
+    }
+
+    fn fill(&mut self, src: OwnedFd, dst: OwnedFd, st: libc::stat, sgid: bool) -> Result<()> {
+        let mut rd = Dir::new(src).map_err(io::Error::from).ctx("readdir", &self.sh.src_name.join(&self.rel))?;
         while let Some(ent) = rd.read() {
-            let ent = ent.map_err(io::Error::from).ctx("readdir", &self.src_name.join(&self.rel))?;
+            let ent = ent.map_err(io::Error::from).ctx("readdir", &self.sh.src_name.join(&self.rel))?;
             let name = ent.file_name();
             if is_dot(name) {
                 continue;
             }
             let sdir = rd.fd().expect("Dir::fd");
-            self.entry(sdir, dst.as_fd(), name)?;
+            if ent.file_type() == rfs::FileType::RegularFile && self.file_fast(sdir, dst.as_fd(), name, sgid)? {
+                continue;
+            }
+            self.entry(sdir, dst.as_fd(), name, sgid)?;
         }
         // Last, so read-only dirs can be filled and mtimes stay.
         let sdir = rd.fd().expect("Dir::fd");
-        let (sp, dp) = (self.src_name.join(&self.rel), self.dst_name.join(&self.rel));
-        set_meta_fd(sdir, dst.as_fd(), st, &sp, &dp)
+        if self.deferred {
+            let src = sdir.try_clone_to_owned().ctx("dup", &self.sh.src_name.join(&self.rel))?;
+            let job = Job { src, dst, rel: self.rel.clone(), st, sgid };
+            self.sh.work.lock().unwrap().dirs.push(job);
+            return Ok(());
+        }
+        let (sp, dp) = (self.sh.src_name.join(&self.rel), self.sh.dst_name.join(&self.rel));
+        set_meta_fd(sdir, dst.as_fd(), &st, &sp, &dp)
     }
 
-    fn entry(&mut self, sdir: BorrowedFd<'_>, ddir: BorrowedFd<'_>, name: &CStr) -> Result<()> {
+    /// Whether a multiply-linked file is copied now or linked at the end.
+    fn linked(&mut self, st: &libc::stat, name: &CStr) -> Linked {
+        let key = (st.st_dev as u64, st.st_ino as u64);
+        let mut links = self.sh.links.lock().unwrap();
+        match links.get(&key) {
+            None => {
+                links.insert(key, (self.rel.clone(), name.to_owned()));
+                Linked::First
+            }
+            Some((first_dir, first)) => {
+                let later =
+                    Later { first_dir: first_dir.clone(), first: first.clone(), dir: self.rel.clone(), name: name.to_owned() };
+                drop(links);
+                self.sh.work.lock().unwrap().links.push(later);
+                self.deferred = true;
+                Linked::Deferred
+            }
+        }
+    }
+
+    fn entry(&mut self, sdir: BorrowedFd<'_>, ddir: BorrowedFd<'_>, name: &CStr, sgid: bool) -> Result<()> {
         let st = fstatat(sdir, name, NOFOLLOW).ctx("stat", &self.src_path(name))?;
         let ft = st.st_mode & libc::S_IFMT;
         if ft != libc::S_IFDIR && st.st_nlink > 1 {
-            let key = (st.st_dev as u64, st.st_ino as u64);
-            if let Some((rel, first)) = self.links.get(&key) {
-                return self.link(rel.clone(), first.clone(), ddir, name);
+            if let Linked::Deferred = self.linked(&st, name) {
+                return Ok(());
             }
-            self.links.insert(key, (self.rel.clone(), name.to_owned()));
         }
         match ft {
             libc::S_IFDIR => {
@@ -207,12 +397,14 @@ impl Copier {
                 cvt(unsafe { libc::mkdirat(ddir.as_raw_fd(), name.as_ptr(), 0o700) }).ctx("mkdir", &self.dst_path(name))?;
                 let d = openat(ddir, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)
                     .ctx("open", &self.dst_path(name))?;
-                self.rel.push(OsStr::from_bytes(name.to_bytes()));
-                let r = self.dir(s, d, &sst);
-                self.rel.pop();
-                r
+                // A new directory in a setgid one is setgid too.
+                let job = Job { src: s, dst: d, rel: self.rel.join(OsStr::from_bytes(name.to_bytes())), st: sst, sgid };
+                match self.sh.offer(job) {
+                    None => Ok(()),
+                    Some(job) => self.dir(job),
+                }
             }
-            libc::S_IFREG => self.file(sdir, ddir, name, &st),
+            libc::S_IFREG => self.file(sdir, ddir, name, &st, sgid),
             libc::S_IFLNK => self.symlink(sdir, ddir, name, &st),
             libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO | libc::S_IFSOCK => self.special(sdir, ddir, name, &st),
             _ => Err(Error::io(
@@ -223,57 +415,96 @@ impl Copier {
         }
     }
 
-    /// A further link to a file already copied: `first` in the destination
-    /// directory `rel`, reached beneath the destination root without
+    /// A further link to a file already copied, made once all threads are
+    /// done: the first copy is reached beneath the destination root without
     /// following symlinks.
-    fn link(&self, rel: PathBuf, first: CString, ddir: BorrowedFd<'_>, name: &CStr) -> Result<()> {
-        let parent;
-        let pfd = if rel == self.rel {
-            ddir
-        } else if rel.as_os_str().is_empty() {
-            self.dst_root.as_fd()
-        } else {
-            parent = openat2(
-                self.dst_root.as_fd(),
+    fn link(&self, l: &Later) -> Result<()> {
+        let dp = self.sh.dst_name.join(&l.dir).join(OsStr::from_bytes(l.name.to_bytes()));
+        let beneath = |rel: &Path| -> Result<Option<OwnedFd>> {
+            if rel.as_os_str().is_empty() {
+                return Ok(None);
+            }
+            openat2(
+                self.sh.dst_root.as_fd(),
                 rel.as_os_str().as_bytes(),
                 OFlags::PATH | OFlags::DIRECTORY,
                 ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
             )
-            .ctx("link", &self.dst_path(name))?;
-            parent.as_fd()
+            .ctx("link", &dp)
+            .map(Some)
         };
-        cvt(unsafe { libc::linkat(pfd.as_raw_fd(), first.as_ptr(), ddir.as_raw_fd(), name.as_ptr(), 0) })
-            .ctx("link", &self.dst_path(name))
-            .map(drop)
+        let (from, to) = (beneath(&l.first_dir)?, beneath(&l.dir)?);
+        let root = self.sh.dst_root.as_raw_fd();
+        let (from, to) = (from.as_ref().map_or(root, |f| f.as_raw_fd()), to.as_ref().map_or(root, |f| f.as_raw_fd()));
+        cvt(unsafe { libc::linkat(from, l.first.as_ptr(), to, l.name.as_ptr(), 0) }).ctx("link", &dp).map(drop)
     }
 
-    fn file(&mut self, sdir: BorrowedFd<'_>, ddir: BorrowedFd<'_>, name: &CStr, st: &libc::stat) -> Result<()> {
+    /// A regular file as readdir says: opened and checked with one fstat
+    /// (no fstatat first). Ok(false) if it turns out not to be one (the
+    /// caller then takes the general path).
+    fn file_fast(&mut self, sdir: BorrowedFd<'_>, ddir: BorrowedFd<'_>, name: &CStr, sgid: bool) -> Result<bool> {
+        let src = match self.open_src(sdir, name) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(false), // swapped for a symlink
+            Err(e) => return Err(Error::io("open", &self.src_path(name), e)),
+        };
+        let m = fstat(src.as_fd()).ctx("stat", &self.src_path(name))?;
+        if m.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Ok(false);
+        }
+        if m.st_nlink > 1 {
+            if let Linked::Deferred = self.linked(&m, name) {
+                return Ok(true);
+            }
+        }
+        self.file_data(src, ddir, name, &m, sgid)?;
+        Ok(true)
+    }
+
+    fn open_src(&self, sdir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
         // O_NONBLOCK: should a fifo be swapped in, opening it doesn't hang
-        // (and it is refused below).
+        // (and it is refused by the caller).
         let fl = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
-        let src = openat(sdir, name, fl | libc::O_NOATIME, 0)
-            .or_else(|_| openat(sdir, name, fl, 0))
-            .ctx("open", &self.src_path(name))?;
+        openat(sdir, name, fl | libc::O_NOATIME, 0).or_else(|_| openat(sdir, name, fl, 0))
+    }
+
+    fn file(&mut self, sdir: BorrowedFd<'_>, ddir: BorrowedFd<'_>, name: &CStr, st: &libc::stat, sgid: bool) -> Result<()> {
+        let src = self.open_src(sdir, name).ctx("open", &self.src_path(name))?;
         let m = fstat(src.as_fd()).ctx("stat", &self.src_path(name))?;
         if !same(&m, st) {
             return Err(Error::io("open", &self.src_path(name), changed()));
         }
-        let dst = openat(ddir, name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW, 0o600)
+        self.file_data(src, ddir, name, &m, sgid)
+    }
+
+    fn file_data(&mut self, src: OwnedFd, ddir: BorrowedFd<'_>, name: &CStr, m: &libc::stat, sgid: bool) -> Result<()> {
+        let owned = !sgid && (m.st_uid, m.st_gid) == self.sh.owner;
+        // Created with its mode when the umask leaves it whole (and no chown
+        // will clear setuid bits): one fchmod less.
+        let mode = m.st_mode & 0o777;
+        let moded = owned && m.st_mode & 0o7000 == 0 && mode & self.sh.umask == 0;
+        let dst = openat(ddir, name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW, if moded { mode } else { 0o600 })
             .ctx("create", &self.dst_path(name))?;
         let size = m.st_size as u64;
         if size > 0 && !self.reflink(&src, &dst) {
-            let end = self.data(src.as_raw_fd(), dst.as_raw_fd(), size).ctx("copy", &self.dst_path(name))?;
+            // Enough blocks for every byte: no hole to look for.
+            let dense = m.st_blocks as u64 * 512 >= size;
+            let end = if dense { self.range(src.as_raw_fd(), dst.as_raw_fd(), 0, size as i64).map(|e| e as u64) } else {
+                self.data(src.as_raw_fd(), dst.as_raw_fd(), size)
+            }
+            .ctx("copy", &self.dst_path(name))?;
             if end < size {
                 // A trailing hole (or the file shrank): the size still is `size`.
                 cvt(unsafe { libc::ftruncate(dst.as_raw_fd(), size as libc::off_t) })
                     .ctx("truncate", &self.dst_path(name))?;
             }
         }
-        set_meta_fd(src.as_fd(), dst.as_fd(), &m, &self.src_path(name), &self.dst_path(name))
+        let done = Done { owner: owned, mode: moded };
+        set_meta(src.as_fd(), dst.as_fd(), m, done, &self.src_path(name), &self.dst_path(name))
     }
 
-    fn reflink(&mut self, src: &OwnedFd, dst: &OwnedFd) -> bool {
-        if self.no_reflink {
+    fn reflink(&self, src: &OwnedFd, dst: &OwnedFd) -> bool {
+        if self.sh.no_reflink.load(Ordering::Relaxed) {
             return false;
         }
         let r = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
@@ -281,7 +512,7 @@ impl Copier {
             return true;
         }
         match errno().raw_os_error() {
-            Some(libc::EOPNOTSUPP) | Some(libc::ENOTTY) | Some(libc::ENOSYS) => self.no_reflink = true,
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOTTY) | Some(libc::ENOSYS) => self.sh.no_reflink.store(true, Ordering::Relaxed),
             _ => {} // EXDEV, EINVAL...: this pair can't, others may
         }
         false
@@ -354,6 +585,9 @@ impl Copier {
     /// Copy [start, end); returns where the copy stopped (`end` unless the
     /// file shrank under us).
     fn range(&mut self, sfd: i32, dfd: i32, start: i64, end: i64) -> io::Result<i64> {
+        if end - start <= SMALL {
+            return self.rw(sfd, dfd, start, end);
+        }
         let mut so: libc::loff_t = start;
         let mut dof: libc::loff_t = start;
         while so < end {
@@ -411,11 +645,27 @@ fn set_times_at(dir: BorrowedFd<'_>, name: &CStr, m: &libc::stat) -> io::Result<
 /// drops security.capability), then mode (chown drops setuid/setgid), then
 /// times.
 pub(crate) fn set_meta_fd(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, m: &libc::stat, sp: &Path, dp: &Path) -> Result<()> {
-    cvt(unsafe { libc::fchown(dst.as_raw_fd(), m.st_uid, m.st_gid) }).ctx("chown", dp)?;
+    set_meta(src, dst, m, Done::default(), sp, dp)
+}
+
+/// What creating `dst` already set right.
+#[derive(Default, Clone, Copy)]
+struct Done {
+    owner: bool,
+    mode: bool,
+}
+
+/// [`set_meta_fd`], less what `done` says is right already.
+fn set_meta(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, m: &libc::stat, done: Done, sp: &Path, dp: &Path) -> Result<()> {
+    if !done.owner {
+        cvt(unsafe { libc::fchown(dst.as_raw_fd(), m.st_uid, m.st_gid) }).ctx("chown", dp)?;
+    }
     let sx = Xattrs::Fd(src);
     let names = list_xattrs(&sx).ctx("listxattr", sp)?;
     copy_xattrs(&sx, &Xattrs::Fd(dst), &names, sp, dp)?;
-    cvt(unsafe { libc::fchmod(dst.as_raw_fd(), m.st_mode & 0o7777) }).ctx("chmod", dp)?;
+    if !done.mode {
+        cvt(unsafe { libc::fchmod(dst.as_raw_fd(), m.st_mode & 0o7777) }).ctx("chmod", dp)?;
+    }
     let ts = timespecs(m);
     cvt(unsafe { libc::futimens(dst.as_raw_fd(), ts.as_ptr()) }).ctx("utimes", dp)?;
     Ok(())
@@ -599,6 +849,48 @@ mod tests {
         // make tempdir cleanup possible
         fs::set_permissions(src.join("d/e"), fs::Permissions::from_mode(0o700)).unwrap();
         fs::set_permissions(dst.join("d/e"), fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
+    #[test]
+    fn copies_wide_trees_in_parallel_with_links_across_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        for d in 0..150 {
+            let dir = src.join(format!("d{d}/sub"));
+            fs::create_dir_all(&dir).unwrap();
+            for f in 0..5 {
+                fs::write(dir.join(format!("f{f}")), format!("{d}/{f}")).unwrap();
+            }
+            if d > 0 {
+                // links to one file from every directory, made in any order
+                fs::hard_link(src.join("d0/sub/f0"), src.join(format!("d{d}/link"))).unwrap();
+            }
+        }
+        let modes = [0o666, 0o644, 0o640, 0o444, 0o2755, 0o1777, 0o600, 0o755];
+        for (i, m) in modes.iter().enumerate() {
+            fs::write(src.join(format!("d1/m{i}")), "m").unwrap();
+            fs::set_permissions(src.join(format!("d1/m{i}")), fs::Permissions::from_mode(*m)).unwrap();
+        }
+        // mtimes of the directories set last: they must survive the copy
+        let old = libc::timespec { tv_sec: 1_000_000, tv_nsec: 0 };
+        for d in 0..150 {
+            let c = cstr(&src.join(format!("d{d}"))).unwrap();
+            unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [old, old].as_ptr(), 0) };
+        }
+        let dst = t.path().join("dst");
+        copy_tree(&src, &dst).unwrap();
+        for (i, m) in modes.iter().enumerate() {
+            assert_eq!(fs::metadata(dst.join(format!("d1/m{i}"))).unwrap().mode() & 0o7777, *m, "m{i}");
+        }
+        let ino = fs::metadata(dst.join("d0/sub/f0")).unwrap().ino();
+        for d in 0..150 {
+            assert_eq!(fs::read_to_string(dst.join(format!("d{d}/sub/f4"))).unwrap(), format!("{d}/4"));
+            assert_eq!(fs::metadata(dst.join(format!("d{d}"))).unwrap().mtime(), 1_000_000, "d{d}");
+            if d > 0 {
+                assert_eq!(fs::metadata(dst.join(format!("d{d}/link"))).unwrap().ino(), ino);
+            }
+        }
+        assert_eq!(fs::metadata(dst.join("d0/sub/f0")).unwrap().nlink(), 150);
     }
 
     #[test]
