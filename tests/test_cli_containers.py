@@ -445,3 +445,27 @@ def test_run_detach_keys(engine_under_test, names):
                        send=b"\x10\x11")
     assert code == 0, out
     assert theirs(engine_under_test, "inspect", "-f", "{{.State.Running}}", n).stdout == b"true\n"
+
+
+def test_events(engine_under_test, names):
+    """`events` with --since/--until, filters and --format prints what the
+    docker CLI prints, for dockerd's events and ours."""
+    eng = engine_under_test
+    since = f"{time.time() - 1:.9f}"
+    name = names()
+    assert theirs(eng, "run", "--name", name, "-l", "k=v", "busybox", "true").returncode == 0
+    theirs(eng, "rm", name)
+    until = f"{time.time() + 1:.9f}"
+    for extra in ([], ["--filter", f"container={name}"], ["-f", "event=start", "-f", "type=container"],
+                  ["--filter", "label=k=v", "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}"],
+                  ["--format", "{{json .}}", "-f", "type=image"],
+                  ["--filter", "image=busybox:latest", "--format", "{{.Status}} {{.ID}} {{.From}}"]):
+        o, t = both(eng, "events", "--since", since, "--until", until, *extra)
+        assert (o.returncode, o.stdout, o.stderr) == (t.returncode, t.stdout, t.stderr), extra
+    lines = ours(eng, "events", "--since", since, "--until", until, "-f",
+                 f"container={name}").stdout.decode().splitlines()
+    assert [ln.split()[2] for ln in lines][:3] == ["create", "attach", "start"] or \
+        [ln.split()[2] for ln in lines][:2] == ["create", "start"], lines
+    assert all(ln.split()[1] == "container" for ln in lines), lines
+    o, t = both(eng, "events", "--filter", "nonsense=1", "--until", until)
+    assert (o.returncode, o.stderr) == (t.returncode, t.stderr)

@@ -50,6 +50,7 @@ app.command("save")(image.save)
 app.command("load")(image.load)
 app.command("version")(system.version)
 app.command("info")(system.info)
+app.command("events")(system.events)
 app.command("inspect")(system.inspect)
 for _name, _fn, _kw in container.COMMANDS:
     app.command(_name, **_kw)(_fn)

@@ -51,3 +51,29 @@ def key_values(values: list[str] | None, flag: str) -> dict[str, str]:
         out[k] = val
     return out
 
+
+
+def time_param(v: str | None) -> str | None:
+    """docker's timetypes.GetTimestamp for the common forms (`--since`,
+    `--until`): durations ("10m", before now), unix seconds, RFC 3339 times
+    (local when they carry no zone). Other text is passed on as given."""
+    if v is None:
+        return None
+    import re
+    import time as _t
+
+    if re.fullmatch(r"\d+(\.\d+)?", v):
+        return v
+    if re.fullmatch(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+", v):
+        from .runopts import go_duration
+
+        return "%.9f" % (_t.time() - go_duration(v) / 1e9)
+    from datetime import datetime
+
+    try:
+        d = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        return v
+    if d.tzinfo is None:
+        return "%.9f" % _t.mktime(d.timetuple())
+    return "%.9f" % d.timestamp()

@@ -159,3 +159,86 @@ def inspect(names: List[str] = typer.Argument(..., metavar="NAME|ID [NAME|ID...]
 
 app.command("df")(df)
 app.command("info")(info)
+
+
+class EventMessage:
+    """An event as the docker CLI decodes it (events.Message): its fields by
+    their Go names for templates (absent ones empty), and its JSON in the
+    struct's order with the struct's omitempty rules."""
+
+    def __init__(self, ev: dict) -> None:
+        actor = ev.get("Actor") or {}
+        attrs = actor.get("Attributes") or {}
+        self.Status, self.ID, self.From = ev.get("status", ""), ev.get("id", ""), ev.get("from", "")
+        self.Type, self.Action = ev.get("Type", ""), ev.get("Action", "")
+        self.Actor = {"ID": actor.get("ID", ""), "Attributes": {k: attrs[k] for k in sorted(attrs)}}
+        self.Scope = ev.get("scope", "")
+        self.Time, self.TimeNano = int(ev.get("time") or 0), int(ev.get("timeNano") or 0)
+
+    def __json__(self) -> dict:
+        out: dict = {}
+        for key, val in (("status", self.Status), ("id", self.ID), ("from", self.From)):
+            if val:
+                out[key] = val
+        out.update(Type=self.Type, Action=self.Action, Actor=self.Actor, scope=self.Scope)
+        for key, num in (("time", self.Time), ("timeNano", self.TimeNano)):
+            if num:
+                out[key] = num
+        return out
+
+
+def _event_line(ev: dict) -> str:
+    """docker's default event line: local time with nanoseconds, type,
+    action, actor, then the attributes sorted by key."""
+    import time as _t
+
+    ns = ev.get("timeNano") or int(ev.get("time", 0)) * 10**9
+    sec, frac = divmod(int(ns), 10**9)
+    lt = _t.localtime(sec)
+    off = lt.tm_gmtoff or 0
+    zone = "Z" if off == 0 else "%s%02d:%02d" % ("+-"[off < 0], abs(off) // 3600,
+                                                 abs(off) % 3600 // 60)
+    when = _t.strftime("%Y-%m-%dT%H:%M:%S", lt) + f".{frac:09d}{zone}"
+    actor = ev.get("Actor") or {}
+    line = f"{when} {ev.get('Type', '')} {ev.get('Action', '')} {actor.get('ID', '')}"
+    attrs = actor.get("Attributes") or {}
+    if attrs:
+        line += " (" + ", ".join(f"{k}={attrs[k]}" for k in sorted(attrs)) + ")"
+    return line + "\n"
+
+
+def events(filter: Optional[List[str]] = typer.Option(None, "-f", "--filter",
+                                                      help="Filter output based on conditions "
+                                                      "provided"),
+           format: Optional[str] = typer.Option(None, "--format"),
+           since: Optional[str] = typer.Option(None, "--since",
+                                               help="Show all events created since timestamp"),
+           until: Optional[str] = typer.Option(None, "--until",
+                                               help="Stream events until this timestamp")
+           ) -> None:
+    """Get real time events from the server"""
+    import json
+
+    from .opts import filters_param, time_param
+
+    params = {"since": time_param(since), "until": time_param(until),
+              "filters": filters_param(filter)}
+    resp = call(lambda: client().request("GET", "/events",
+                                         {k: v for k, v in params.items() if v}))
+    try:
+        for line in resp.iter_lines():
+            ev = json.loads(line)
+            if format:
+                from .output import print_one
+
+                print_one(format, EventMessage(ev))
+            else:
+                sys.stdout.write(_event_line(ev))
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        resp.close()
+
+
+app.command("events")(events)

@@ -12,6 +12,7 @@ import typer
 
 from ..client import APIError, path_quote
 from ..common import call, client, fail
+from ..opts import time_param
 from .api import inspect_json, post
 
 
@@ -76,31 +77,6 @@ def attach(container: str = typer.Argument(...),
     raise SystemExit(attach_flow(container, False, not no_stdin, detach_keys, sig_proxy))
 
 
-def _time_param(v: str | None) -> str | None:
-    """docker's timetypes.GetTimestamp for the common forms: durations
-    ("10m"), unix seconds, RFC 3339 times."""
-    if v is None:
-        return None
-    import re
-    import time as _t
-
-    if re.fullmatch(r"\d+(\.\d+)?", v):
-        return v
-    if re.fullmatch(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+", v):
-        from ..runopts import go_duration
-
-        return "%.9f" % (_t.time() - go_duration(v) / 1e9)
-    from datetime import datetime
-
-    try:
-        d = datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
-        return v
-    if d.tzinfo is None:
-        return "%.9f" % _t.mktime(d.timetuple())
-    return "%.9f" % d.timestamp()
-
-
 def logs(container: str = typer.Argument(...),
          details: bool = typer.Option(False, "--details", help="Show extra details provided "
                                       "to logs"),
@@ -113,8 +89,8 @@ def logs(container: str = typer.Argument(...),
     from ..streams import copy_output
 
     info = inspect_json(container)
-    params = {"stdout": 1, "stderr": 1, "since": _time_param(since),
-              "until": _time_param(until), "timestamps": timestamps or None,
+    params = {"stdout": 1, "stderr": 1, "since": time_param(since),
+              "until": time_param(until), "timestamps": timestamps or None,
               "follow": follow or None, "tail": tail, "details": details or None}
 
     def run() -> None:

@@ -18,20 +18,42 @@ EVENT_FILTERS = {"container", "event", "image", "label", "type", "volume", "netw
                  "daemon", "plugin", "node", "service", "secret", "config", "scope"}
 
 
+def _exact(flt: dict[str, list[str]], key: str, value: str | None) -> bool:
+    return key not in flt or value in flt[key]
+
+
+def _fuzzy(flt: dict[str, list[str]], key: str, value: str | None) -> bool:
+    """A value given or the start of it (IDs by prefix), as dockerd's FuzzyMatch."""
+    return key not in flt or any(value is not None and value.startswith(x) for x in flt[key])
+
+
+def _strip_tag(ref: str | None) -> str | None:
+    if ref is None:
+        return None
+    name, colon, tag = ref.rpartition(":")
+    return name if colon and "/" not in tag else ref
+
+
 def _matches(ev: dict[str, Any], flt: dict[str, list[str]]) -> bool:
+    """dockerd's event filter: every filter given must match."""
     actor = ev["Actor"]
-    attrs = actor.get("Attributes") or {}
-    if "type" in flt and ev["Type"] not in flt["type"]:
+    aid, attrs = actor.get("ID", ""), actor.get("Attributes") or {}
+    action = ev["Action"]
+    if any(x in flt.get("event", []) for x in ("health_status", "exec_create", "exec_start")):
+        if not _fuzzy(flt, "event", action):
+            return False
+    elif not _exact(flt, "event", action):
         return False
-    if "event" in flt and ev["Action"] not in flt["event"]:
+    if not (_exact(flt, "type", ev["Type"]) and _exact(flt, "scope", ev.get("scope"))):
         return False
-    if "container" in flt and not (ev["Type"] == "container" and any(
-            actor["ID"].startswith(x) or attrs.get("name") == x for x in flt["container"])):
-        return False
-    if "image" in flt and not any(
-            x in (attrs.get("image"), attrs.get("name")) or actor["ID"].startswith(x)
-            for x in flt["image"]):
-        return False
+    for kind in ("container", "volume", "network", "daemon", "plugin", "node", "service",
+                 "secret", "config"):
+        if kind in flt and not (_fuzzy(flt, kind, aid) or _fuzzy(flt, kind, attrs.get("name"))):
+            return False
+    if "image" in flt:
+        name = attrs.get("name" if ev["Type"] == "image" else "image")
+        if not any(v in flt["image"] for v in (aid, name, _strip_tag(aid), _strip_tag(name))):
+            return False
     for want in flt.get("label", []):
         k, eq, v = want.partition("=")
         if k not in attrs or (eq and attrs[k] != v):
