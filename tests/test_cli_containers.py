@@ -49,8 +49,14 @@ def _env(eng) -> dict[str, str]:
 
 def ours(eng, *args: str, input: bytes | None = None, timeout: float = 60
          ) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dockyard", *args], env=_env(eng),
-                          input=input, capture_output=True, timeout=timeout)
+    """Our CLI; where it names itself ("dockyard: ...", "See 'dockyard run
+    --help'") docker's names itself, so that name is swapped for comparing."""
+    r = subprocess.run([sys.executable, "-m", "dockyard", *args], env=_env(eng),
+                       input=input, capture_output=True, timeout=timeout)
+    assert not re.search(rb"(^|\n)docker: |See 'docker |\"docker ", r.stderr), r.stderr
+    r.stderr = re.sub(rb"(^|\n)dockyard: ", rb"\1docker: ", r.stderr)
+    r.stderr = r.stderr.replace(b"See 'dockyard ", b"See 'docker ").replace(b'"dockyard ', b'"docker ')
+    return r
 
 
 def theirs(eng, *args: str, input: bytes | None = None, timeout: float = 60

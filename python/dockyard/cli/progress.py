@@ -1,6 +1,6 @@
-"""Showing Docker's JSON progress stream (pull, push): on a terminal a live
-table with a bar per layer (rich), elsewhere one line per status change, as
-the docker CLI prints them."""
+"""Showing Docker's JSON progress stream (pull, push, load): on a terminal
+a line per layer rewritten in place, elsewhere one line per status change,
+exactly as the docker CLI's jsonmessage package prints them."""
 
 from __future__ import annotations
 
@@ -29,8 +29,7 @@ def _render_plain(msgs: Iterable[dict[str, Any]], out) -> dict[str, Any]:
         if "aux" in m:
             aux = m["aux"] or {}
             continue
-        detail = m.get("progressDetail") or {}
-        if detail.get("current") is not None:
+        if "progressDetail" in m and progress_text(m["progressDetail"] or {}, 200):
             continue  # bars are for terminals
         status = m.get("status", "")
         out.write(f"{m['id']}: {status}\n" if m.get("id") else f"{status}\n")
@@ -38,60 +37,97 @@ def _render_plain(msgs: Iterable[dict[str, Any]], out) -> dict[str, Any]:
     return aux
 
 
-class _Board:
-    """The live part: one row per layer, in the order layers appeared."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, tuple[str, int | None, int | None]] = {}
-
-    def update(self, id: str, status: str, current: int | None, total: int | None) -> None:
-        self.rows[id] = (status, current, total)
-
-    def __rich__(self):
-        from rich.progress_bar import ProgressBar
-        from rich.table import Table
-
-        t = Table.grid(padding=(0, 1))
-        t.add_column(no_wrap=True)
-        t.add_column(no_wrap=True)
-        t.add_column(width=40)
-        t.add_column(no_wrap=True)
-        for id, (status, cur, total) in self.rows.items():
-            if cur is not None:
-                bar = ProgressBar(total=total or None, completed=cur, width=40)
-                size = (f"{human_size(cur)}/{human_size(total)}" if total
-                        else human_size(cur))
-                t.add_row(f"{id}:", status, bar, size)
-            else:
-                t.add_row(f"{id}:", status, "", "")
-        return t
+def _go_duration(seconds: int) -> str:
+    """time.Duration.String() for whole seconds: 1h2m3s, 4m0s, 5s."""
+    h, rest = divmod(seconds, 3600)
+    m, sec = divmod(rest, 60)
+    if h:
+        return f"{h}h{m}m{sec}s"
+    if m:
+        return f"{m}m{sec}s"
+    return f"{sec}s"
 
 
-def _render_live(msgs: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    from rich.console import Console
-    from rich.live import Live
+def progress_text(d: dict[str, Any], width: int) -> str:
+    """jsonmessage.JSONProgress.String(): the bar (when the terminal is wider
+    than 110 columns), current/total and the time left."""
+    import time
 
-    from .client import message_error
+    cur, total = int(d.get("current") or 0), int(d.get("total") or 0)
+    units = d.get("units") or ""
+    if cur <= 0 and total <= 0:
+        return ""
+    if total <= 0:
+        return f"{human_size(cur):>8}" if not units else f"{cur} {units}"
+    pct = min(int(cur / total * 100) // 2, 50)
+    bar = f"[{'=' * pct}>{' ' * max(50 - pct, 0)}] " if width > 110 else ""
+    if d.get("hidecounts"):
+        numbers = ""
+    elif not units:
+        numbers = (f"{human_size(cur):>8}/{human_size(total)}" if cur <= total
+                   else f"{human_size(cur):>8}")
+    else:
+        numbers = f"{cur}/{total} {units}" if cur <= total else f"{cur} {units}"
+    left = ""
+    start = int(d.get("start") or 0)
+    if cur > 0 and start > 0 and pct < 50 and width > 50:
+        per = (time.time() - start) / cur
+        left = " " + _go_duration(int((total - cur) * per))
+    return bar + numbers + left
 
-    console = Console(highlight=False)
-    board = _Board()
+
+def _render_live(msgs: Iterable[dict[str, Any]], out) -> dict[str, Any]:
+    """jsonmessage.DisplayJSONMessagesStream on a terminal: a line per ID
+    with progress, rewritten in place (cursor up, erase, rewrite, cursor
+    down); any other message is printed below and ends that set of lines."""
+    import os
+
+    try:
+        width = os.get_terminal_size(out.fileno()).columns or 200
+    except OSError:
+        width = 200
+    ids: dict[str, int] = {}
     aux: dict[str, Any] = {}
-    with Live(board, console=console, refresh_per_second=12, transient=False) as live:
-        for m in msgs:
-            if message_error(m) is not None:
-                live.refresh()
-                _check(m)
-            if "aux" in m:
-                aux = m["aux"] or {}
-                continue
-            status = m.get("status", "")
-            if m.get("id") and ("progressDetail" in m):
-                d = m.get("progressDetail") or {}
-                board.update(m["id"], status, d.get("current"), d.get("total"))
-            elif m.get("id"):
-                live.console.print(f"{m['id']}: {status}", markup=False)
-            else:
-                live.console.print(status, markup=False)
+    for m in msgs:
+        if "aux" in m:
+            aux = m["aux"] or {}
+            continue
+        mid = m.get("id") or ""
+        has_progress = "progressDetail" in m
+        diff = 0
+        if mid and (has_progress or m.get("progress")):
+            if mid not in ids:
+                ids[mid] = len(ids)
+                out.write("\n")
+            diff = len(ids) - ids[mid]
+            if diff:
+                out.write(f"\x1b[{diff}A")
+        else:
+            ids = {}
+        try:
+            _check(m)
+        finally:
+            out.flush()
+        endl = ""
+        if has_progress and not m.get("stream"):
+            out.write("\x1b[2K\r")
+            endl = "\r"
+        line = f"{mid}: " if mid else ""
+        if m.get("from"):
+            line += f"(from {m['from']}) "
+        status = m.get("status", "")
+        if has_progress:
+            line += f"{status} {progress_text(m.get('progressDetail') or {}, width)}{endl}"
+        elif m.get("progress"):
+            line += f"{status} {m['progress']}{endl}"
+        elif m.get("stream"):
+            line += f"{m['stream']}{endl}"
+        else:
+            line += f"{status}{endl}\n"
+        out.write(line)
+        if mid and diff:
+            out.write(f"\x1b[{diff}B")
+        out.flush()
     return aux
 
 
@@ -105,5 +141,5 @@ def show(msgs: Iterable[dict[str, Any]], quiet: bool = False) -> dict[str, Any]:
                 aux = m["aux"] or {}
         return aux
     if sys.stdout.isatty():
-        return _render_live(msgs)
+        return _render_live(msgs, sys.stdout)
     return _render_plain(msgs, sys.stdout)

@@ -109,8 +109,12 @@ RUN_ONLY = {"detach", "detach_keys", "rm", "sig_proxy"}
 SPEC: dict[str, tuple[str, str]] = {s: (key, kind) for sp, key, kind, _ in FLAGS for s in sp}
 
 
+# The program's name in messages, where docker's CLI puts its own ("docker: ...").
+PROG = "dockyard"
+
+
 class UsageError(Exception):
-    """A bad flag or value: docker prints it with `See 'docker run --help'.`"""
+    """A bad flag or value: printed with `See 'dockyard run --help'.`"""
 
 
 def defaults(cmd: str = "run") -> dict[str, Any]:
@@ -200,5 +204,5 @@ def parse_args(argv: list[str], cmd: str = "run") -> tuple[dict[str, Any], set[s
             break
         i += 1
     if i >= len(argv):
-        raise UsageError(f'"docker {cmd}" requires at least 1 argument.')
+        raise UsageError(f'"{PROG} {cmd}" requires at least 1 argument.')
     return opts, changed, argv[i], argv[i + 1:]

@@ -15,7 +15,7 @@ from . import fastjson as json
 from .client import APIError, ConnectError, message_error
 from .common import client
 from .runconfig import build_create
-from .runflags import UsageError, parse_args
+from .runflags import PROG, UsageError, parse_args
 
 TYPE_CHECKING = False  # typing costs the CLI ~4 ms to import
 if TYPE_CHECKING:
@@ -23,11 +23,11 @@ if TYPE_CHECKING:
 
 
 def report_error(cmd: str, msg: str, with_help: bool) -> None:
-    """docker's reportError: `docker: <msg>.` [+ `See 'docker <cmd> --help'.`]"""
+    """docker's reportError: `dockyard: <msg>.` [+ `See 'dockyard <cmd> --help'.`]"""
     s = msg.rstrip(".") + "."
     if with_help:
-        s += f"\nSee 'docker {cmd} --help'."
-    print("docker: " + s, file=sys.stderr)
+        s += f"\nSee '{PROG} {cmd} --help'."
+    print(f"{PROG}: " + s, file=sys.stderr)
 
 
 def start_error_code(msg: str) -> int:
@@ -132,7 +132,7 @@ def run_create(argv: list[str]) -> int:
     try:
         opts, changed, image, cmd = parse_args(argv, "create")
     except UsageError as e:
-        print(f"{e}\nSee 'docker create --help'.", file=sys.stderr)
+        print(f"{e}\nSee '{PROG} create --help'.", file=sys.stderr)
         return 125
     return create_parsed(opts, changed, image, cmd)
 
@@ -142,7 +142,7 @@ def create_parsed(opts: dict[str, Any], changed: set[str], image: str, cmd: list
         body, query = build_create(opts, changed, image, cmd, run=False)
         cid = create_container(client(), opts, body, query)
     except UsageError as e:
-        print(f"{e}\nSee 'docker create --help'.", file=sys.stderr)
+        print(f"{e}\nSee '{PROG} create --help'.", file=sys.stderr)
         return 125
     except APIError as e:
         print(f"Error response from daemon: {e.message}" if e.status else e.message,
@@ -160,7 +160,7 @@ def run_run(argv: list[str]) -> int:
     try:
         opts, changed, image, cmd = parse_args(argv, "run")
     except UsageError as e:
-        print(f"{e}\nSee 'docker run --help'.", file=sys.stderr)
+        print(f"{e}\nSee '{PROG} run --help'.", file=sys.stderr)
         return 125
     return run_parsed(opts, changed, image, cmd)
 
@@ -169,7 +169,7 @@ def run_parsed(opts: dict[str, Any], changed: set[str], image: str, cmd: list[st
     try:
         body, query = build_create(opts, changed, image, cmd, run=True)
     except UsageError as e:
-        print(f"{e}\nSee 'docker run --help'.", file=sys.stderr)
+        print(f"{e}\nSee '{PROG} run --help'.", file=sys.stderr)
         return 125
     try:
         c = client()
