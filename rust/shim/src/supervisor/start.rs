@@ -59,15 +59,14 @@ impl Shim {
                 return Err(());
             }
         };
-        let log = match &args.log {
-            Some(p) => match log::JsonLog::open(p.clone(), args.log_max_size, args.log_max_file) {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    fail(format!("open log {}: {e}", p.display()), 125);
-                    return Err(());
-                }
-            },
-            None => None,
+        let log = match log::Logger::open(args) {
+            Ok(l) => l,
+            Err(e) => {
+                // dockerd's words (the daemon passes them through, status 500).
+                fail(format!("failed to initialize logging driver: {e}"), 128);
+                let _ = std::fs::remove_file("attach.sock");
+                return Err(());
+            }
         };
         let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").expect("/dev/null");
         let mut keep: Vec<OwnedFd> = Vec::new();
