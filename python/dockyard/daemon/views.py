@@ -110,7 +110,8 @@ def container_inspect(s: ContainerService, c: Container) -> dict[str, Any]:
         "Image": c.image_id, "ResolvConfPath": str(cdir / "resolv.conf"),
         "HostnamePath": str(cdir / "hostname"), "HostsPath": str(cdir / "hosts"),
         # dockerd shows the json-file log's path only
-        "LogPath": str(s.log_path(c.id)) if hc["LogConfig"].get("Type") == "json-file" else "",
+        "LogPath": str(s.log_path(c.id)) if hc["LogConfig"].get("Type") in ("json-file", "")
+        else "",
         "Name": c.name, "RestartCount": c.restart_count,
         "Driver": drv.name, "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
         "AppArmorProfile": "", "ExecIDs": None, "HostConfig": hc,
