@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,19 @@ def syslog_address(addr: str) -> tuple[str, str]:
     return proto, host
 
 
+def resolve_inet(proto: str, hostport: str) -> str:
+    """`host:port` with the host resolved here: the static shim can't use NSS."""
+    host, _, port = hostport.rpartition(":")
+    host = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM
+                                   if proto == "tcp" else socket.SOCK_DGRAM)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"dial {proto} {hostport}: {e}") from None
+    ip = infos[0][4][0]
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
 def syslog_priority(facility: str) -> int:
     """The facility shifted into the priority (daemon by default)."""
     if not facility:
@@ -317,6 +331,8 @@ def shim_options(lc: dict[str, Any], cdir: Path, info: dict[str, Any]) -> dict[s
             opts += [f"facility={syslog_priority(cfg.get('syslog-facility', ''))}",
                      f"format={cfg.get('syslog-format', '')}",
                      f"tag={tag(cfg.get('tag', ''), names)}"]
+            if proto in ("tcp", "udp"):
+                addr = resolve_inet(proto, addr)
             if proto:
                 opts.append(f"address={proto}://{addr}")
     except ValueError as e:

@@ -196,7 +196,8 @@ mod tests {
     use std::cell::RefCell;
     use std::rc::Rc;
 
-    struct Keep(Rc<RefCell<Vec<(String, Vec<u8>, Option<Partial>)>>>);
+    type Kept = Vec<(String, Vec<u8>, Option<Partial>)>;
+    struct Keep(Rc<RefCell<Kept>>);
     impl Driver for Keep {
         fn log(&mut self, m: &Message) {
             self.0.borrow_mut().push((m.source.to_string(), m.line.to_vec(), m.partial.clone()));

@@ -9,12 +9,13 @@
 //! PRI is the facility (the daemon sends it shifted: daemon = 24) plus 6 for
 //! stdout or 3 for stderr; times are local; PID is the shim's (dockerd's
 //! own in dockerd). `syslog-address` is `unix://`, `unixgram://`, `tcp://`
-//! or `udp://`; unset, the local syslog socket (/dev/log...). Empty lines
+//! or `udp://` (numeric: the daemon resolves names); unset, the local
+//! syslog socket (/dev/log...). Empty lines
 //! are not sent. A failed write reconnects once and tries again.
 
 use super::{Driver, Message};
 use std::io::Write;
-use std::net::{TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 
 enum Conn {
@@ -34,7 +35,10 @@ pub struct Syslog {
     pid: u32,
 }
 
+/// `addr` for tcp and udp is numeric (`1.2.3.4:514`, `[::1]:514`): the daemon
+/// resolves names, as the static shim must not call NSS (getaddrinfo).
 fn connect(proto: &str, addr: &str) -> std::io::Result<Conn> {
+    let inet = || addr.parse::<SocketAddr>().map_err(|_| std::io::Error::other(format!("not a numeric address: {addr}")));
     Ok(match proto {
         "unix" => Conn::Stream(Box::new(UnixStream::connect(addr)?)),
         "unixgram" => {
@@ -42,10 +46,12 @@ fn connect(proto: &str, addr: &str) -> std::io::Result<Conn> {
             s.connect(addr)?;
             Conn::UnixGram(s)
         }
-        "tcp" => Conn::Stream(Box::new(TcpStream::connect(addr)?)),
+        "tcp" => Conn::Stream(Box::new(TcpStream::connect(inet()?)?)),
         "udp" => {
-            let s = UdpSocket::bind(if addr.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" })?;
-            s.connect(addr)?;
+            let to = inet()?;
+            let any: SocketAddr = if to.is_ipv6() { SocketAddr::from(([0u16; 8], 0)) } else { SocketAddr::from(([0u8; 4], 0)) };
+            let s = UdpSocket::bind(any)?;
+            s.connect(to)?;
             Conn::Udp(s)
         }
         p => return Err(std::io::Error::other(format!("unsupported syslog protocol {p}"))),
