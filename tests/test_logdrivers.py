@@ -287,27 +287,32 @@ def test_journald(d, clean):
     assert (cdir(d, cid) / "container-cached.log").exists()
 
 
-@pytest.mark.parametrize("kind", ["unixgram", "unix", "tcp"])
+@pytest.mark.parametrize("kind", ["unixgram", "unix", "tcp", "udp"])
 def test_syslog(d, clean, tmp_path, kind):
-    if kind == "tcp":
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """The formats as dockerd 20.10 sends them (compared on a reference
+    dockerd: only the pid, dockerd's there and the shim's here, differs)."""
+    if kind in ("tcp", "udp"):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == "tcp"
+                          else socket.SOCK_DGRAM)
         s.bind(("127.0.0.1", 0))
-        addr = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+        addr = f"{kind}://127.0.0.1:{s.getsockname()[1]}"
     else:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM if kind == "unixgram"
                           else socket.SOCK_STREAM)
         s.bind(str(tmp_path / "syslog.sock"))
         addr = f"{kind}://{tmp_path / 'syslog.sock'}"
     fmt = {"unixgram": [], "unix": ["--log-opt", "syslog-format=rfc5424"],
-           "tcp": ["--log-opt", "syslog-format=rfc3164", "--log-opt", "syslog-facility=local0"]}
+           "tcp": ["--log-opt", "syslog-format=rfc3164", "--log-opt", "syslog-facility=local0"],
+           "udp": ["--log-opt", "syslog-format=rfc5424micro", "--log-opt", "syslog-facility=1"]}
+    stream = kind in ("unix", "tcp")
     with s:
-        if kind != "unixgram":
+        if stream:
             s.listen(1)
         cid = d.docker("run", "-d", "--log-driver", "syslog", "--log-opt",
                        f"syslog-address={addr}", "--log-opt", "tag=app", *fmt[kind],
                        "busybox", "sh", "-c", "echo out; echo; echo err >&2; sleep 0.2; "
                        "echo END").stdout.decode().strip()
-        conn = s.accept()[0] if kind != "unixgram" else s
+        conn = s.accept()[0] if stream else s
         with conn:
             data = b"".join(recv_all(conn, b"END\n"))
     d.docker("wait", cid)
@@ -318,9 +323,11 @@ def test_syslog(d, clean, tmp_path, kind):
            "unix": r"<(\d+)>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:Z|[+-]\d\d:\d\d) "
                    + re.escape(host) + r" app \d+ app - (\w+)",
            "tcp": r"<(\d+)>\w{3} [ \d]\d \d\d:\d\d:\d\d " + re.escape(host)
-                  + r" app\[\d+\]: (\w+)"}[kind]
+                  + r" app\[\d+\]: (\w+)",
+           "udp": r"<(\d+)>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(?:Z|[+-]\d\d:\d\d) "
+                  + re.escape(host) + r" app \d+ app - (\w+)"}[kind]
     got = [re.fullmatch(pat, line).groups() for line in lines]
-    base = 16 << 3 if kind == "tcp" else 3 << 3  # local0, else daemon
+    base = {"tcp": 16 << 3, "udp": 1 << 3}.get(kind, 3 << 3)  # local0, user, daemon
     assert sorted(got) == sorted([(str(base | 6), "out"), (str(base | 3), "err"),
                                   (str(base | 6), "END")])
     assert d.docker("logs", cid).stdout == b"out\n\nEND\n"
@@ -386,3 +393,9 @@ def test_daemon_default_from_daemon_json(tmp_path, busybox_tar):
     assert r.returncode != 0
     assert "failed to set log opts: unknown log opt 'x' for log driver local" in \
         r.stderr.decode() + r.stdout.decode()
+
+
+def test_local_follow(d, clean):
+    cid = d.docker("run", "-d", "--log-driver", "local", "busybox", "sh", "-c",
+                   "echo a; sleep 1; echo b").stdout.decode().strip()
+    assert d.docker("logs", "-f", cid).stdout == b"a\nb\n"
