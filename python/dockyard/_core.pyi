@@ -236,6 +236,8 @@ def spawn_shim(
     exec_pid: int | None = None,
     shim: str | None = None,
     debug: bool = False,
+    log_driver: str | None = None,
+    log_opts: list[str] | None = None,
 ) -> dict:
     """Start a shim that creates the container (or, with `exec_pid`, runs the
     spec's process inside the running container whose init is `exec_pid`:
@@ -244,7 +246,11 @@ def spawn_shim(
     with `wait_start`, is parked just before execve until a start frame):
     {"shim_pid", "pid", "created", "attach_socket", "exit_file"}.
     `log_path`: json-file log (`{"log","stream","time"}` lines), rotated at
-    `log_max_size` bytes keeping `log_max_file` files (0 = no limit). `tty`:
+    `log_max_size` bytes keeping `log_max_file` files (0 = no limit).
+    `log_driver` (json-file by default, local, none, journald, syslog) and
+    `log_opts` (`key=value` as containers/logdrivers.py resolves them) pick
+    Docker's other log drivers; a driver that fails to start raises
+    ContainerStartError("failed to initialize logging driver: ..."). `tty`:
     pty allocated in the container's devpts, output logged as stdout.
     `open_stdin`: stdin fed from attach clients, else /dev/null.
     Raises ContainerStartError (with exit_code) when setup or exec fails,

@@ -46,7 +46,8 @@ class Engine:
                  default_ulimits: list[dict[str, Any]] | None = None,
                  registry_options: RegistryOptions | None = None,
                  exec_driver: str = "native",
-                 network_options: NetworkOptions | None = None) -> None:
+                 network_options: NetworkOptions | None = None,
+                 log_config: dict[str, Any] | None = None) -> None:
         self.registry_options = registry_options or RegistryOptions()
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
@@ -68,7 +69,7 @@ class Engine:
         self.containers = ContainerService(self.store, self.events, self.root, exec_root,
                                            default_ulimits=default_ulimits,
                                            exec_driver=exec_driver, network=self.networks,
-                                           volumes=self.volumes)
+                                           volumes=self.volumes, log_config=log_config)
         self.layers.gc(keep=self._container_layer_ids())
         self._lock = threading.RLock()
         self.inflight_layers = Inflight()

@@ -22,6 +22,7 @@ KEYS = {
     "default_address_pool": "default-address-pools", "icc": "icc", "ip": "ip",
     "ip_forward": "ip-forward", "ip_masq": "ip-masq", "iptables": "iptables", "mtu": "mtu",
     "dns": "dns", "dns_search": "dns-search", "dns_opt": "dns-opts",
+    "log_driver": "log-driver", "log_opt": "log-opts",
 }
 
 
@@ -119,6 +120,10 @@ def daemon(
     dns: Optional[list[str]] = typer.Option(None, "--dns"),
     dns_search: Optional[list[str]] = typer.Option(None, "--dns-search"),
     dns_opt: Optional[list[str]] = typer.Option(None, "--dns-opt"),
+    log_driver: str = typer.Option("json-file", "--log-driver",
+                                   help="Default driver for container logs"),
+    log_opt: Optional[list[str]] = typer.Option(None, "--log-opt",
+                                                help="Default log driver options (key=value)"),
 ) -> None:
     """Run the Dockyard daemon"""
     from ..daemon.config import ConfigError, load

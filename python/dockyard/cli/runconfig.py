@@ -80,6 +80,8 @@ def build_create(opts: dict[str, Any], changed: set[str], image: str, cmd: list[
         config["StopSignal"] = o["stop_signal"]
     if o["stop_timeout"] is not None:
         config["StopTimeout"] = parse_int(o["stop_timeout"], "--stop-timeout")
+    if o["log_driver"] == "none" and o["log_opt"]:
+        raise UsageError("invalid logging opts for driver none")  # docker's own check
     restart = restart_policy(o["restart"])
     security = security_opts(o["security_opt"])
     devices = device_mappings(o["device"])

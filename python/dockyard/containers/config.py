@@ -1,6 +1,6 @@
 """A container's configuration at create time, as dockerd makes it: the
-image's config merged under the user's, the HostConfig checks, the name
-rule, and the json-file log options' sizes."""
+image's config merged under the user's, the HostConfig checks and the name
+rule (LogConfig: logdrivers.py)."""
 
 from __future__ import annotations
 
@@ -13,20 +13,6 @@ from .spec import parse_ulimit
 
 def valid_name(name: str) -> bool:
     return bool(re.fullmatch(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+", name))
-
-
-def log_size(v: str | None) -> int:
-    """`--log-opt max-size=10m` style sizes (docker's RAMInBytes, binary units)."""
-    if not v:
-        return 0
-    s = str(v).strip().lower()
-    mult = 1
-    for suffix, m in (("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30)):
-        if s.endswith(suffix) or s.endswith(suffix + "b"):
-            mult = m
-            s = s.rstrip("b")[:-1]
-            break
-    return int(float(s) * mult)
 
 
 def merge_image_config(user: dict[str, Any], image: dict[str, Any]) -> dict[str, Any]:

@@ -254,7 +254,8 @@ def write_bundle(state_dir: Path, spec_json: str) -> Path:
 def spawn_shim(id: str, state_dir: str | Path, spec_json: str, log_path: str | None = None,
                tty: bool = False, open_stdin: bool = False, log_max_size: int = 0,
                log_max_file: int = 1, wait_start: bool = False, *,
-               runc_root: str | Path) -> dict[str, Any]:
+               runc_root: str | Path, log_driver: str | None = None,
+               log_opts: list[str] | None = None) -> dict[str, Any]:
     """`_core.spawn_shim` for the runc driver: writes the bundle, starts
     `dockyard-shim run --runtime runc` and returns its report (the same dict);
     a start failure raises `_core.ContainerStartError` with Docker's exit code."""
@@ -271,6 +272,10 @@ def spawn_shim(id: str, state_dir: str | Path, spec_json: str, log_path: str | N
            "--runc-root", str(runc_root), "--runc", runc]
     if log_path:
         cmd += ["--log", str(log_path)]
+    if log_driver:
+        cmd += ["--log-driver", log_driver]
+    for o in log_opts or []:
+        cmd += ["--log-opt", o]
     for flag, on in (("--tty", tty), ("--stdin", open_stdin), ("--wait-start", wait_start)):
         if on:
             cmd.append(flag)

@@ -28,10 +28,10 @@ from ..network.service import NetworkService
 from ..volumes.service import VolumeService
 from ..store.local import LocalStore
 from ..sysinfo import swap_limit_supported
-from . import mountpoints, oci
+from . import logdrivers, mountpoints, oci
 from . import spec as specs
 from .attach import ShimConnection
-from .config import log_size, merge_image_config, valid_name, validate_hostconfig
+from .config import merge_image_config, valid_name, validate_hostconfig
 from .model import ZERO_TIME, Container, new_state, random_name
 from .pause import thaw_if_paused
 from .process import StartError, send_signal, signal_number
@@ -49,7 +49,8 @@ class ContainerService(Reconciler):
                  exec_root: str | os.PathLike, cgroup_parent: str = "dockyard",
                  default_ulimits: list[dict[str, Any]] | None = None,
                  exec_driver: str = "native", network: NetworkService | None = None,
-                 volumes: VolumeService | None = None) -> None:
+                 volumes: VolumeService | None = None,
+                 log_config: dict[str, Any] | None = None) -> None:
         if exec_driver not in EXEC_DRIVERS:
             raise InvalidParameter(f"unknown exec driver {exec_driver!r}: use native or runc")
         if exec_driver == "runc":
@@ -57,6 +58,8 @@ class ContainerService(Reconciler):
         self.exec_driver = exec_driver
         super().__init__(store, events, Path(root), exec_root, cgroup_parent, network, volumes)
         self.default_ulimits = default_ulimits or []
+        #: The daemon's --log-driver/--log-opt, filled into each new container.
+        self.log_config = log_config or logdrivers.DEFAULT
 
     # --- create ---------------------------------------------------------------
     def create(self, config: dict[str, Any], hostconfig: dict[str, Any] | None = None,
@@ -77,6 +80,8 @@ class ContainerService(Reconciler):
         if not (cfg.get("Cmd") or cfg.get("Entrypoint")):
             raise InvalidParameter("No command specified")
         validate_hostconfig(hostconfig)
+        hostconfig["LogConfig"] = logdrivers.resolve(hostconfig.get("LogConfig"),
+                                                     self.log_config)
         mem = int(hostconfig.get("Memory") or 0)
         if mem > 0 and not int(hostconfig.get("MemorySwap") or 0):
             # dockerd: as much swap as memory, where swap can be limited at all.
@@ -191,6 +196,13 @@ class ContainerService(Reconciler):
     def spawn(self, c: Container, wait_start: bool) -> dict[str, Any]:
         """Start the container's shim; with `wait_start` the process waits for a
         start frame on the attach socket (attach-before-start, as `docker run`)."""
+        try:
+            log_opts = logdrivers.shim_options(c.hostconfig.get("LogConfig") or {},
+                                               self.container_dir(c.id), self._log_info(c))
+        except logdrivers.LogInitError as e:
+            c.state.update(ExitCode=128, Error=str(e), Running=False, Pid=0)
+            self.save(c)
+            raise
         rootfs = self._mount(c)
         try:
             netns = self._network_namespace(c)
@@ -215,15 +227,12 @@ class ContainerService(Reconciler):
             sdir = self.state_dir(c.id)
             shutil.rmtree(sdir, ignore_errors=True)
             sdir.mkdir(parents=True, mode=0o700)
-            lc = (c.hostconfig.get("LogConfig") or {}).get("Config") or {}
             spawn_shim: Any = _core.spawn_shim
             if self.runtime(c) == "runc":
                 spawn_shim = functools.partial(oci.spawn_shim, runc_root=self.runc_root)
-            res = spawn_shim(
-                c.id, str(sdir), spec_json, str(self.log_path(c.id)), tty=c.tty,
-                open_stdin=bool(c.config.get("OpenStdin")),
-                log_max_size=log_size(lc.get("max-size")), log_max_file=int(lc.get("max-file", 1)),
-                wait_start=wait_start)
+            res = spawn_shim(c.id, str(sdir), spec_json, tty=c.tty,
+                             open_stdin=bool(c.config.get("OpenStdin")), wait_start=wait_start,
+                             **log_opts)
         except _core.ContainerStartError as e:
             self._unmount(c.id)
             if self.network:
@@ -238,7 +247,26 @@ class ContainerService(Reconciler):
             raise
         return res
 
+    def _log_info(self, c: Container) -> dict[str, Any]:
+        """What a log driver's tag and attributes are made from (dockerd's logger.Info)."""
+        path, args = c.config.get("Entrypoint") or [], c.config.get("Cmd") or []
+        cmd = list(path) + list(args)
+        return {"id": c.id, "name": c.name, "image": c.config.get("Image") or "",
+                "image_id": c.image_id, "command": " ".join(cmd),
+                "labels": c.config.get("Labels") or {}, "env": c.config.get("Env") or []}
+
+    def log_source(self, c: Container) -> tuple[Path, str]:
+        """The file `docker logs` reads and its format; ReadNotSupported (501)
+        for drivers that keep nothing here."""
+        return logdrivers.readable(c.hostconfig.get("LogConfig") or {}, c.id,
+                                   self.container_dir(c.id))
+
     def _start_failed(self, c: Container, msg: str, code: int) -> None:
+        if msg.startswith("failed to initialize logging driver: "):
+            # dockerd: the logger fails before the task exists (500, exit 128).
+            c.state.update(ExitCode=128, Error=msg, Running=False, Pid=0)
+            self.save(c)
+            raise logdrivers.LogInitError(msg.removeprefix(logdrivers.LogInitError.PREFIX))
         c.state.update(ExitCode=code, Error=msg, Running=False, Pid=0)
         self.save(c)
         raise StartError(f"failed to create shim task: OCI runtime create failed: {msg}: "

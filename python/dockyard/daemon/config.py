@@ -71,6 +71,8 @@ class DaemonConfig:
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
     dns_opts: list[str] = field(default_factory=list)
+    log_driver: str = "json-file"
+    log_opts: dict[str, str] = field(default_factory=dict)
     config_file: str = DEFAULT_CONFIG_FILE
     config_file_required: bool = False  # given with --config-file, so it must exist
     #: The options given as flags, by file key, in the file's shape (for reloads).
@@ -185,6 +187,22 @@ def _pools(key: str, v: Any) -> list[dict[str, Any]]:
             raise ConfigError(f"invalid {key}: size {size!r} does not fit in {base}")
         out.append({"base": str(base), "size": size})
     return out
+
+
+def _log_opts(key: str, v: Any) -> dict[str, str]:
+    """daemon.json's `{"max-size": "10m"}`, or the flag's `["max-size=10m"]`."""
+    if isinstance(v, list):
+        out = {}
+        for x in _strs(key, v):
+            k, eq, val = x.partition("=")
+            if not eq:
+                raise ConfigError(f"invalid log opt {x!r}: want key=value")
+            out[k] = val
+        return out
+    _want(key, v, dict, 'an object like {"max-size": "10m"}')
+    for x in v.values():
+        _want(key, x, str, "string values")
+    return dict(v)
 
 
 def _log_level(key: str, v: Any) -> str:
@@ -316,6 +334,8 @@ OPTIONS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "dns": ("dns", _ips),
     "dns-search": ("dns_search", _strs),
     "dns-opts": ("dns_opts", _strs),
+    "log-driver": ("log_driver", _str),
+    "log-opts": ("log_opts", _log_opts),
 }
 
 #: dockerd keys Dockyard accepts but does not act on (networking, runtimes,
@@ -326,7 +346,7 @@ IGNORED = frozenset("""
     containerd-namespace containerd-plugins-namespace cpu-rt-period cpu-rt-runtime
     cri-containerd default-cgroupns-mode default-gateway default-gateway-v6 default-ipc-mode
     default-runtime default-shm-size experimental features fixed-cidr-v6 host-gateway-ip
-    init init-path ip6tables ipv6 live-restore log-driver log-opts max-download-attempts
+    init init-path ip6tables ipv6 live-restore max-download-attempts
     metrics-addr no-new-privileges node-generic-resources oom-score-adjust raw-logs
     registry-mirrors runtimes seccomp-profile shutdown-timeout swarm-default-advertise-addr
     userland-proxy userland-proxy-path userns-remap

@@ -15,7 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import StorageDriverError
+from ..containers import logdrivers
+from ..errors import InvalidParameter, StorageDriverError
 from .config import ConfigError, DaemonConfig, reload, selinux_check
 from .pidfile import PidFile
 from .server import build_app, start_listeners
@@ -141,10 +142,14 @@ async def serve(cfg: DaemonConfig) -> None:
                 raise SystemExit("failed to start daemon: --exec-driver runc: the runc binary "
                                  "was not found (install runc or set DOCKYARD_RUNC)")
         try:
+            logdrivers.validate_default(cfg.log_driver, cfg.log_opts)
+        except InvalidParameter as e:
+            raise SystemExit(f"failed to start daemon: {e}") from None
+        try:
             engine = await asyncio.to_thread(
                 Engine, cfg.data_root, storage_driver, cfg.storage_opts, cfg.exec_root,
                 cfg.default_ulimits, registry_options(cfg), cfg.exec_driver,
-                network_options(cfg))
+                network_options(cfg), {"Type": cfg.log_driver, "Config": cfg.log_opts})
         except StorageDriverError as e:
             raise SystemExit(f"failed to start daemon: error initializing graphdriver: {e}")
         log.info("storage driver: %s", engine.driver.name)

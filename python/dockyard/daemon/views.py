@@ -109,7 +109,10 @@ def container_inspect(s: ContainerService, c: Container) -> dict[str, Any]:
         "Id": c.id, "Created": c.created, "Path": path, "Args": args, "State": state,
         "Image": c.image_id, "ResolvConfPath": str(cdir / "resolv.conf"),
         "HostnamePath": str(cdir / "hostname"), "HostsPath": str(cdir / "hosts"),
-        "LogPath": str(s.log_path(c.id)), "Name": c.name, "RestartCount": c.restart_count,
+        # dockerd shows the json-file log's path only
+        "LogPath": str(s.log_path(c.id)) if hc["LogConfig"].get("Type") in ("json-file", "")
+        else "",
+        "Name": c.name, "RestartCount": c.restart_count,
         "Driver": drv.name, "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
         "AppArmorProfile": "", "ExecIDs": None, "HostConfig": hc,
         "GraphDriver": {"Data": drv.metadata(c.id) if drv.exists(c.id) else None,

@@ -67,7 +67,7 @@ fn shim_path(py: Python<'_>) -> PyResult<String> {
 /// Start a container (or, with `exec_pid`, a process inside a running one)
 /// under a new shim. See the .pyi for the arguments and the shim's files.
 #[pyfunction]
-#[pyo3(signature = (id, state_dir, spec_json, log_path=None, tty=false, open_stdin=false, log_max_size=0, log_max_file=1, wait_start=false, exec_pid=None, shim=None, debug=false))]
+#[pyo3(signature = (id, state_dir, spec_json, log_path=None, tty=false, open_stdin=false, log_max_size=0, log_max_file=1, wait_start=false, exec_pid=None, shim=None, debug=false, log_driver=None, log_opts=None))]
 #[allow(clippy::too_many_arguments)]
 fn spawn_shim<'py>(
     py: Python<'py>,
@@ -83,6 +83,8 @@ fn spawn_shim<'py>(
     exec_pid: Option<i32>,
     shim: Option<String>,
     debug: bool,
+    log_driver: Option<String>,
+    log_opts: Option<Vec<String>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     // Validate here so a bad spec is a ValueError, not a shim start-up failure.
     rt::Spec::from_json(&spec_json).map_err(rt_err)?;
@@ -107,6 +109,12 @@ fn spawn_shim<'py>(
         opt("--log-max-file", log_max_file.to_string());
         if let Some(l) = &log_path {
             opt("--log", l.to_string_lossy().into_owned());
+        }
+        if let Some(d) = &log_driver {
+            opt("--log-driver", d.clone());
+        }
+        for o in log_opts.iter().flatten() {
+            opt("--log-opt", o.clone());
         }
         if let Some(p) = exec_pid {
             opt("--pid", p.to_string());

@@ -12,6 +12,10 @@ pub struct Args {
     pub log: Option<PathBuf>,
     pub log_max_size: u64,
     pub log_max_file: u32,
+    /// json-file (default), local, none, journald or syslog.
+    pub log_driver: String,
+    /// The driver's options as the daemon resolved them (see log/mod.rs).
+    pub log_opts: Vec<(String, String)>,
     pub tty: bool,
     pub stdin: bool,
     pub wait_start: bool,
@@ -25,12 +29,12 @@ pub struct Args {
 }
 
 fn usage(msg: &str) -> ! {
-    eprintln!("dockyard-shim: {msg}\nusage: dockyard-shim run|exec --id ID --state-dir DIR --spec FILE [--log FILE] [--log-max-size N] [--log-max-file N] [--tty] [--stdin] [--wait-start] [--pid PID]");
+    eprintln!("dockyard-shim: {msg}\nusage: dockyard-shim run|exec --id ID --state-dir DIR --spec FILE [--log FILE] [--log-max-size N] [--log-max-file N] [--log-driver NAME] [--log-opt K=V]... [--tty] [--stdin] [--wait-start] [--pid PID]");
     std::process::exit(2)
 }
 
 pub fn parse_args(argv: Vec<String>) -> Args {
-    let mut a = Args { log_max_file: 1, runtime: "native".into(), runc: "runc".into(), ..Default::default() };
+    let mut a = Args { log_max_file: 1, log_driver: "json-file".into(), runtime: "native".into(), runc: "runc".into(), ..Default::default() };
     let mut it = argv.into_iter();
     a.mode = it.next().unwrap_or_default();
     if a.mode != "run" && a.mode != "exec" {
@@ -45,6 +49,12 @@ pub fn parse_args(argv: Vec<String>) -> Args {
             "--log" => a.log = Some(val().into()),
             "--log-max-size" => a.log_max_size = val().parse().unwrap_or_else(|_| usage("bad --log-max-size")),
             "--log-max-file" => a.log_max_file = val().parse().unwrap_or_else(|_| usage("bad --log-max-file")),
+            "--log-driver" => a.log_driver = val(),
+            "--log-opt" => {
+                let v = val();
+                let (k, v) = v.split_once('=').unwrap_or_else(|| usage("--log-opt needs key=value"));
+                a.log_opts.push((k.to_string(), v.to_string()));
+            }
             "--pid" => a.pid = val().parse().unwrap_or_else(|_| usage("bad --pid")),
             "--tty" => a.tty = true,
             "--stdin" => a.stdin = true,

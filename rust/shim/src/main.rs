@@ -4,13 +4,15 @@
 //! double-forked into its own session, so it outlives the daemon.
 //!
 //! It then holds the container's stdio (pipes, or the pty master), writes the
-//! json-file log, serves attach on `<state-dir>/attach.sock`, reaps the
+//! log (Docker's log drivers, see log/), serves attach on `<state-dir>/attach.sock`, reaps the
 //! process, records `<state-dir>/exit.json` (temp + rename), removes the
 //! container's cgroup and exits.
 //!
 //! Usage:
 //!   dockyard-shim run  --id ID --state-dir DIR --spec FILE [--log FILE]
-//!                      [--log-max-size BYTES] [--log-max-file N] [--tty]
+//!                      [--log-max-size BYTES] [--log-max-file N]
+//!                      [--log-driver json-file|local|none|journald|syslog]
+//!                      [--log-opt KEY=VALUE]... [--tty]
 //!                      [--stdin] [--wait-start] [--debug]
 //!                      [--runtime runc --bundle DIR --runc-root DIR [--runc PATH]]
 //!   dockyard-shim exec --pid PID (same options but --runtime)

@@ -41,7 +41,7 @@ pub struct Shim {
     stdin: Option<OwnedFd>,
     stdin_buf: VecDeque<u8>,
     stdin_close: bool,
-    log: Option<log::JsonLog>,
+    log: Option<log::Logger>,
     listener: OwnedFd,
     clients: Vec<Client>,
     started_at: String,

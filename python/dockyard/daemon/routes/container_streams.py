@@ -1,5 +1,5 @@
 """Container routes for the streams: attach (a hijacked connection to the
-container's shim), logs (the json-file log, followed) and resize (of the
+container's shim), logs (the log driver's file, followed) and resize (of the
 container's tty)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ...containers import logs as jsonlog
 from ...containers.attach import EXIT, START_RESULT, ShimConnection
+from ...containers.logdrivers import ReadNotSupported
 from ...containers.model import ZERO_TIME, Container
 from ...errors import Conflict, DockyardError, InvalidParameter, NotFound
 from ..hijack import detach_keys, hijack, raw_input
@@ -52,8 +53,13 @@ async def attach(request: web.Request) -> web.StreamResponse:
         monitor(request).sessions[c.id] = session
     resp, transport = await hijack(request)
     if qbool(request, "logs"):
-        recs, _ = await blocking(jsonlog.read, s.log_path(c.id), want_out, want_err)
-        transport.write(b"".join(jsonlog.render(r, c.tty, False) for r in recs))
+        try:
+            path, fmt = s.log_source(c)
+        except ReadNotSupported:
+            pass  # nothing kept to replay
+        else:
+            recs, _ = await blocking(jsonlog.read, path, want_out, want_err, fmt=fmt)
+            transport.write(b"".join(jsonlog.render(r, c.tty, False) for r in recs))
     if conn is None:
         transport.close()
         return resp
@@ -115,8 +121,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
     tail_s = q.get("tail", "all")
     tail = -1 if tail_s in ("", "all") else int(tail_s)
     ts = qbool(request, "timestamps")
-    path = s.log_path(c.id)
-    recs, offset = await blocking(jsonlog.read, path, out, err, since, until, tail)
+    path, fmt = s.log_source(c)
+    recs, offset = await blocking(jsonlog.read, path, out, err, since, until, tail, fmt)
     resp = web.StreamResponse(status=200)
     resp.content_type = "application/vnd.docker.raw-stream" if c.tty else \
         "application/vnd.docker.multiplexed-stream"
@@ -125,7 +131,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
     if qbool(request, "follow") and not until:
         while True:
             running = c.state.get("Running") or c.state.get("Prepared")
-            new, offset = await blocking(jsonlog.follow_new, path, offset)
+            new, offset = await blocking(jsonlog.follow_new, path, offset, fmt)
             chunk = b"".join(jsonlog.render(r, c.tty, ts) for r in new
                              if jsonlog.wanted(r, out, err, since, until))
             if chunk:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ... import __version__
 from ... import sysinfo
+from ...containers.logdrivers import DRIVERS
 from ..config import insecure_registry_config
 from ..api import API_VERSION, MIN_API_VERSION
 from ..views import image_summary
@@ -90,7 +91,8 @@ def _info(request: web.Request) -> dict:
         "Driver": eng.driver.name,
         "DriverStatus": [list(x) for x in eng.storage_status()],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
-                    "Authorization": None, "Log": ["json-file"]},
+                    "Authorization": None,
+                    "Log": [d for d in DRIVERS if d != "none"]},
         "MemoryLimit": True, "SwapLimit": sysinfo.swap_limit_supported(),
         "KernelMemory": False, "KernelMemoryTCP": False,
         "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True,
@@ -100,7 +102,7 @@ def _info(request: web.Request) -> dict:
         "OomKillDisable": False,
         "NGoroutines": threading.active_count(),  # our threads stand in for goroutines
         "SystemTime": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-        "LoggingDriver": "json-file", "CgroupDriver": cfg.cgroup_driver,
+        "LoggingDriver": cfg.log_driver, "CgroupDriver": cfg.cgroup_driver,
         "CgroupVersion": sysinfo.cgroup_version(),
         "NEventsListener": len(getattr(eng.events, "_subs", ())),
         "KernelVersion": sysinfo.kernel(), "OperatingSystem": name, "OSVersion": osver,

@@ -59,15 +59,28 @@ impl Shim {
                 return Err(());
             }
         };
-        let log = match &args.log {
-            Some(p) => match log::JsonLog::open(p.clone(), args.log_max_size, args.log_max_file) {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    fail(format!("open log {}: {e}", p.display()), 125);
-                    return Err(());
-                }
-            },
-            None => None,
+        // A shim made ahead of need stands in the container's network
+        // namespace: the log driver's sockets (syslog over tcp/udp) are the
+        // host's, as dockerd's are.
+        let here = host_net.as_ref().and_then(|_| std::fs::File::open("/proc/thread-self/ns/net").ok());
+        if let (Some(h), Some(_)) = (&host_net, &here) {
+            unsafe { libc::setns(h.as_raw_fd(), libc::CLONE_NEWNET) };
+        }
+        let opened = log::Logger::open(args);
+        if let Some(f) = &here {
+            if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+                fail(format!("rejoin the container's network namespace: {}", std::io::Error::last_os_error()), 125);
+                return Err(());
+            }
+        }
+        let log = match opened {
+            Ok(l) => l,
+            Err(e) => {
+                // dockerd's words (the daemon passes them through, status 500).
+                fail(format!("failed to initialize logging driver: {e}"), 128);
+                let _ = std::fs::remove_file("attach.sock");
+                return Err(());
+            }
         };
         let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").expect("/dev/null");
         let mut keep: Vec<OwnedFd> = Vec::new();
