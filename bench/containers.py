@@ -44,9 +44,12 @@ class Engine:
     default bridge and kernel rules."""
 
     def __init__(self, kind: str, work: Path, extra: tuple[str, ...] = (),
-                 bridges: bool = False) -> None:
+                 bridges: bool = False, disk: str = "fresh") -> None:
+        """`disk`: "fresh" (an ext4 of its own) or "root" (a directory in
+        /var/tmp, on the disk where /var/lib/dockyard would live)."""
         self.kind = kind
-        self.base = fresh_fs(f"dy-bench-{kind}-")
+        self.base = (fresh_fs(f"dy-bench-{kind}-") if disk == "fresh"
+                     else Path(tempfile.mkdtemp(prefix=f"dy-bench-{kind}-", dir="/var/tmp")))
         self.sock = self.base / "s.sock"
         self.env = engine_env(self.sock, self.base)
         net = () if bridges else ("--bridge", "none", "--iptables=false")

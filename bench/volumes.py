@@ -1,4 +1,5 @@
-"""Volumes, side by side with dockerd (each engine on a fresh ext4 of its own):
+"""Volumes, side by side with dockerd, on the root disk (where the daemons'
+roots really live) and, as a second column, each engine on a fresh ext4:
 
 - what a named volume and a bind mount add to `docker run --rm busybox true`;
 - copy-up: `docker create` of a container whose new volume is filled from a
@@ -11,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from common import median, save, table, timeit
@@ -18,6 +20,7 @@ from containers import Engine, busybox_tar
 
 RUNS = int(os.environ.get("BENCH_RUNS", "15"))
 COPY_RUNS = int(os.environ.get("BENCH_COPY_RUNS", "5"))
+DISKS = os.environ.get("BENCH_DISKS", "root,fresh").split(",")
 
 
 def data_image_tar(work: Path) -> Path:
@@ -47,18 +50,32 @@ def measure(e: Engine, work: Path, host_dir: Path) -> dict[str, float]:
                "run", "--rm", "-v", "benchvol:/data", "-v", f"{host_dir}:/host", "busybox",
                "true"), RUNS, 2))}
     n = [0]
+    created: list[tuple[str, str]] = []
 
     def create(with_volume: bool) -> None:
         n[0] += 1
         args = ["-v", f"cu{n[0]}:/data"] if with_volume else []
         cid = e.docker("create", *args, "dataimg", "true").stdout.decode().strip()
-        e.docker("rm", "-v", cid)
-        if with_volume:
-            e.docker("volume", "rm", f"cu{n[0]}")
+        created.append((cid, f"cu{n[0]}" if with_volume else ""))
 
-    # create + rm, with and without the volume: the difference is the copy-up
-    res["create_plain"] = median(timeit(lambda: create(False), COPY_RUNS, 1))
-    res["create_copy_up"] = median(timeit(lambda: create(True), COPY_RUNS, 1))
+    def cleanup() -> None:
+        for cid, vol in created:
+            e.docker("rm", "-v", cid)
+            if vol:
+                e.docker("volume", "rm", vol)
+        created.clear()
+        subprocess.run(["sync"], check=True)
+
+    # create alone, with and without the volume: the difference is the
+    # copy-up (removal, untimed, comes after each series)
+    for key, with_volume in (("create_plain", False), ("create_copy_up", True)):
+        times = []
+        for _ in range(COPY_RUNS + 1):
+            t = time.perf_counter()
+            create(with_volume)
+            times.append(time.perf_counter() - t)
+            cleanup()
+        res[key] = median(times[1:])
     return res
 
 
@@ -66,33 +83,37 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dy-bench-vol-"))
     host_dir = work / "bind"
     host_dir.mkdir()
-    res: dict[str, dict[str, float]] = {}
-    for kind in ("dockyard", "dockerd"):
-        if kind == "dockerd" and not shutil.which("dockerd"):
-            continue
-        e = Engine(kind, work)
-        try:
-            res[kind] = measure(e, work, host_dir)
-        finally:
-            e.close()
+    res: dict[str, dict[str, dict[str, float]]] = {}
+    for disk in DISKS:
+        for kind in ("dockyard", "dockerd"):
+            if kind == "dockerd" and not shutil.which("dockerd"):
+                continue
+            e = Engine(kind, work, disk=disk)
+            try:
+                res.setdefault(disk, {})[kind] = measure(e, work, host_dir)
+            finally:
+                e.close()
     shutil.rmtree(work, ignore_errors=True)
-    d, r = res["dockyard"], res.get("dockerd", {})
-    table(f"run --rm busybox true, docker CLI, median of {RUNS}", [
-        ("without mounts", d["run_plain"], r.get("run_plain", 0.0), "dockerd"),
-        ("with a named volume and a bind", d["run_volumes"], r.get("run_volumes", 0.0),
-         "dockerd"),
-    ])
-    print(f"mounts add {(d['run_volumes'] - d['run_plain']) * 1000:.2f} ms to a Dockyard run"
-          + (f", {(r['run_volumes'] - r['run_plain']) * 1000:.2f} ms to a dockerd one"
-             if r else ""))
-    cu_d = d["create_copy_up"] - d["create_plain"]
-    cu_r = (r["create_copy_up"] - r["create_plain"]) if r else 0.0
-    table(f"copy-up of a 10 000-file directory into a new volume, median of {COPY_RUNS}", [
-        ("create + rm with the volume", d["create_copy_up"], r.get("create_copy_up", 0.0),
-         "dockerd"),
-        ("create + rm without", d["create_plain"], r.get("create_plain", 0.0), "dockerd"),
-        ("the copy-up (difference)", cu_d, cu_r, "dockerd"),
-    ])
+    for disk, by in res.items():
+        d, r = by["dockyard"], by.get("dockerd", {})
+        where = "the root disk" if disk == "root" else "a fresh ext4"
+        table(f"run --rm busybox true, docker CLI, median of {RUNS}, on {where}", [
+            ("without mounts", d["run_plain"], r.get("run_plain", 0.0), "dockerd"),
+            ("with a named volume and a bind", d["run_volumes"], r.get("run_volumes", 0.0),
+             "dockerd"),
+        ])
+        print(f"mounts add {(d['run_volumes'] - d['run_plain']) * 1000:.2f} ms to a Dockyard run"
+              + (f", {(r['run_volumes'] - r['run_plain']) * 1000:.2f} ms to a dockerd one"
+                 if r else ""))
+        cu_d = d["create_copy_up"] - d["create_plain"]
+        cu_r = (r["create_copy_up"] - r["create_plain"]) if r else 0.0
+        table(f"copy-up of a 10 000-file directory into a new volume, median of {COPY_RUNS}, "
+              f"on {where}", [
+                  ("create with the volume", d["create_copy_up"], r.get("create_copy_up", 0.0),
+                   "dockerd"),
+                  ("create without", d["create_plain"], r.get("create_plain", 0.0), "dockerd"),
+                  ("the copy-up (difference)", cu_d, cu_r, "dockerd"),
+              ])
     save("volumes", res)  # type: ignore[arg-type]
 
 
