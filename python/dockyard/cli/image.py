@@ -252,29 +252,13 @@ def prune(all: bool = typer.Option(False, "-a", "--all"),
           force: bool = typer.Option(False, "-f", "--force"),
           filter: Optional[List[str]] = typer.Option(None, "--filter")) -> None:
     """Remove unused images"""
-    from ..units import human_size
+    from . import prune as pruning
 
-    if not force:
-        warning = ("WARNING! This will remove all images without at least one container "
-                   "associated to them." if all else
-                   "WARNING! This will remove all dangling images.")
-        sys.stdout.write(f"{warning}\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return
-    f = json.loads(filters_param(filter) or "{}")
-    if all:
-        f["dangling"] = {"false": True}
-    out = call(lambda: client().post_json("/images/prune", {"filters": json.dumps(f) if f
-                                                            else None}))
-    deleted = out.get("ImagesDeleted") or []
-    if deleted:
-        print("Deleted Images:")
-        for item in deleted:
-            for k, v in item.items():
-                print(f"{k.lower()}: {v}")
-        print()
-    print(f"Total reclaimed space: {human_size(out.get('SpaceReclaimed', 0))}")
+    warning = ("WARNING! This will remove all images without at least one container "
+               "associated to them." if all else "WARNING! This will remove all dangling images.")
+    if not force and not pruning.confirm(warning):
+        return
+    pruning.report(*pruning.images(all, filter))
 
 
 def inspect_image(names: List[str] = typer.Argument(..., metavar="IMAGE [IMAGE...]"),

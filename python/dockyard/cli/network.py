@@ -144,20 +144,15 @@ def disconnect(network: str = typer.Argument(..., metavar="NETWORK"),
 def prune(force: bool = typer.Option(False, "-f", "--force"),
           filter: Optional[List[str]] = typer.Option(None, "--filter")) -> None:
     """Remove all unused networks"""
-    from .opts import filters_param
+    from . import prune as pruning
 
-    if not force:
-        sys.stdout.write("WARNING! This will remove all custom networks not used by at least "
-                         "one container.\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return
-    r = call(lambda: client().post_json("/networks/prune",
-                                        {"filters": filters_param(filter)}))
-    names = r.get("NetworksDeleted") or []
-    if names:
-        # docker prints the list, then a blank line
-        print("Deleted Networks:\n" + "".join(n + "\n" for n in names))
+    if not force and not pruning.confirm("WARNING! This will remove all custom networks not used "
+                                         "by at least one container.\nAre you sure you want to "
+                                         "continue?"):
+        return
+    _, output = pruning.networks(filter)
+    if output:
+        print(output)  # no space line: networks take none
 
 
 # (command name, function, typer.command keywords) for the `dockyard` app

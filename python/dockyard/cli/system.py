@@ -242,3 +242,43 @@ def events(filter: Optional[List[str]] = typer.Option(None, "-f", "--filter",
 
 
 app.command("events")(events)
+
+
+def prune(all: bool = typer.Option(False, "-a", "--all",
+                                   help="Remove all unused images not just dangling ones"),
+          filter: Optional[List[str]] = typer.Option(None, "--filter",
+                                                     help="Provide filter values"),
+          force: bool = typer.Option(False, "-f", "--force",
+                                     help="Do not prompt for confirmation"),
+          volumes: bool = typer.Option(False, "--volumes", help="Prune volumes")) -> None:
+    """Remove unused data"""
+    from . import prune as pruning
+    from ..units import human_size
+    from .common import fail
+
+    if volumes and any(f.partition("=")[0].strip().lower() == "until" for f in filter or []):
+        fail('ERROR: The "until" filter is not supported with "--volumes"')
+    warnings = ["all stopped containers", "all networks not used by at least one container"]
+    if volumes:
+        warnings.append("all volumes not used by at least one container")
+    warnings.append("all images without at least one container associated to them" if all
+                    else "all dangling images")
+    warnings.append("all build cache" if all else "all dangling build cache")
+    message = ("WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in warnings)
+               + "\nAre you sure you want to continue?")
+    if not force and not pruning.confirm(message):
+        return
+    steps = [lambda: pruning.containers(filter), lambda: pruning.networks(filter)]
+    if volumes:
+        steps.append(lambda: pruning.volumes(filter))
+    steps += [lambda: pruning.images(all, filter), lambda: pruning.build_cache(all, filter)]
+    total = 0
+    for step in steps:
+        space, output = step()
+        total += space
+        if output:
+            print(output)
+    print(f"Total reclaimed space: {human_size(total)}")
+
+
+app.command("prune")(prune)

@@ -74,21 +74,13 @@ def remove(volumes: List[str] = typer.Argument(..., metavar="VOLUME..."),
 def prune(force: bool = typer.Option(False, "-f", "--force"),
           filter: Optional[List[str]] = typer.Option(None, "--filter")) -> None:
     """Remove all unused local volumes"""
-    from ..units import human_size
-    from .opts import filters_param
+    from . import prune as pruning
 
-    if not force:
-        sys.stdout.write("WARNING! This will remove all local volumes not used by at least "
-                         "one container.\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return
-    r = call(lambda: client().post_json("/volumes/prune", {"filters": filters_param(filter)}))
-    names = r.get("VolumesDeleted") or []
-    out = ""
-    if names:
-        out = "Deleted Volumes:\n" + "".join(n + "\n" for n in names) + "\n"
-    print(out + f"Total reclaimed space: {human_size(r.get('SpaceReclaimed') or 0)}")
+    if not force and not pruning.confirm("WARNING! This will remove all local volumes not used "
+                                         "by at least one container.\nAre you sure you want to "
+                                         "continue?"):
+        return
+    pruning.report(*pruning.volumes(filter))
 
 
 # (command name, function, typer.command keywords) for the `dockyard` app

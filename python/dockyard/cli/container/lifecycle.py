@@ -110,19 +110,9 @@ def wait(containers: List[str] = typer.Argument(..., metavar="CONTAINER [CONTAIN
 def prune(force: bool = typer.Option(False, "-f", "--force"),
           filter: Optional[List[str]] = typer.Option(None, "--filter")) -> None:
     """Remove all stopped containers"""
-    from ...units import human_size
+    from .. import prune as pruning
 
-    if not force:
-        sys.stdout.write("WARNING! This will remove all stopped containers.\n"
-                         "Are you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return
-    out = call(lambda: client().post_json("/containers/prune", {"filters": filters_param(filter)}))
-    deleted = out.get("ContainersDeleted") or []
-    if deleted:
-        print("Deleted Containers:")
-        for d in deleted:
-            print(d)
-        print()
-    print(f"Total reclaimed space: {human_size(out.get('SpaceReclaimed', 0))}")
+    if not force and not pruning.confirm("WARNING! This will remove all stopped containers.\n"
+                                         "Are you sure you want to continue?"):
+        return
+    pruning.report(*pruning.containers(filter))
