@@ -399,3 +399,46 @@ def test_local_follow(d, clean):
     cid = d.docker("run", "-d", "--log-driver", "local", "busybox", "sh", "-c",
                    "echo a; sleep 1; echo b").stdout.decode().strip()
     assert d.docker("logs", "-f", cid).stdout == b"a\nb\n"
+
+
+def _hwm_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.parametrize("driver", ["json-file", "local"])
+def test_tail_of_a_big_log_reads_from_the_end(d, clean, driver):
+    """`logs --tail 3` of a log of tens of MB: the last three lines, read from
+    the end, in bounded memory (the daemon's peak RSS hardly moves); tail
+    counts the records of both streams before the stream filter, as dockerd."""
+    cmd = ("sh", "-c", "yes 0123456789012345678901234567890123456789 | head -n 600000; "
+           "echo last-err >&2; sleep 0.3; echo last-out")
+    st, body = create(d, {"Type": driver, "Config": {}}, cmd=cmd)
+    assert st == 201, body
+    cid = body["Id"]
+    api(d, "POST", f"/containers/{cid}/start")
+    assert api(d, "POST", f"/containers/{cid}/wait")[1]["StatusCode"] == 0
+    before = _hwm_kib(d.proc.pid)
+    for _ in range(3):
+        r = d.client().request("GET", f"/containers/{cid}/logs",
+                               {"stdout": 1, "stderr": 1, "tail": "3"})
+        data = r.read()
+        r.close()
+        assert data == (b"\x01\0\0\0\0\0\0\x29" + b"0123456789012345678901234567890123456789\n"
+                        + b"\x02\0\0\0\0\0\0\x09last-err\n" + b"\x01\0\0\0\0\0\0\x09last-out\n")
+    r = d.client().request("GET", f"/containers/{cid}/logs", {"stdout": 1, "tail": "2"})
+    assert r.read() == b"\x01\0\0\0\0\0\0\x09last-out\n"  # last-err counted, then left out
+    r.close()
+    assert _hwm_kib(d.proc.pid) - before < 40 * 1024
+    # the whole log streams too, in order
+    r = d.client().request("GET", f"/containers/{cid}/logs", {"stdout": 1, "stderr": 1})
+    n = 0
+    tail = b""
+    while chunk := r.read_chunk(1 << 20):
+        n += len(chunk)
+        tail = (tail + chunk)[-64:]
+    r.close()
+    assert n == 600002 * 8 + 600000 * 41 + 18 and tail.endswith(b"last-out\n")
+    assert _hwm_kib(d.proc.pid) - before < 40 * 1024

@@ -269,7 +269,7 @@ class Client:
             s.close()
             raise ConnectError(f"error during connect: {e}") from None
         resp = Response(s, rfile, status, headers_in)
-        if no_body:
+        if no_body or status in (204, 304):  # no body, whatever the headers say
             resp._remaining, resp._chunked = 0, False
         if check and status >= 400:
             data = resp.read()

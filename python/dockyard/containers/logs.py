@@ -130,29 +130,168 @@ def parse_line(line: bytes) -> tuple[int, bytes, str] | None:
     return stream, rec.get("log", "").encode(), rec.get("time", "")
 
 
+Record = tuple[int, bytes, str]
+# Bytes read at a time: what a log read holds in memory is about this much
+# (plus the records a tail keeps), whatever the log's size.
+CHUNK = 1 << 20
+
+
+def _open(p: Path):
+    return gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
+
+
+def _forward(p: Path, fmt: str, stop: int | None = None) -> Iterator[tuple[list[Record], int]]:
+    """The whole records of one file, a chunk at a time, with the offset
+    reached after each batch; `stop` ends the read there (the live file's
+    size when the read began: what is appended later is for follow)."""
+    with _open(p) as f:
+        buf, pos = b"", 0
+        while True:
+            want = CHUNK if stop is None else min(CHUNK, stop - pos - len(buf))
+            data = f.read(want) if want > 0 else b""
+            if not data:
+                break
+            buf += data
+            recs, used = parse_records(buf, fmt)
+            pos += used
+            buf = buf[used:]
+            if recs:
+                yield recs, pos
+        if not buf:
+            return
+        if fmt != "local" and stop is None:
+            # a last line without its newline (a file that was rotated mid-write)
+            rec = parse_line(buf)
+            if rec is not None:
+                yield [rec], pos
+
+
+def _backward_json(p: Path, n: int) -> tuple[list[Record], int]:
+    """The last `n` lines of a plain json-file, read from its end; and the
+    end of its last whole line (a line still being written is left to follow)."""
+    lines: list[bytes] = []
+    end: int | None = None
+    with open(p, "rb") as f:
+        pos = f.seek(0, os.SEEK_END)
+        data = b""
+        while pos > 0 and len(lines) < n:
+            step = min(CHUNK, pos)
+            pos -= step
+            f.seek(pos)
+            data = f.read(step) + data
+            if end is None:
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    continue
+                end = pos + cut + 1
+                data = data[:cut + 1]
+            parts = data.split(b"\n")
+            # parts[0] may be the end of a line that begins in an earlier block
+            lines[:0] = [x for x in (parts if pos == 0 else parts[1:]) if x]
+            data = b"" if pos == 0 else parts[0]
+    recs = [r for r in (parse_line(x) for x in lines[-n:]) if r is not None]
+    return recs, end or 0
+
+
+def _backward_local(p: Path, n: int) -> tuple[list[Record], int] | None:
+    """The last `n` records of a plain local-format file, read from its end
+    through each record's trailing size; None when the end isn't a record's
+    (the caller then reads forward)."""
+    out: list[bytes] = []
+    with open(p, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        pos = size
+        while pos >= 8 and len(out) < n:
+            f.seek(pos - 4)
+            (m,) = struct.unpack(">I", f.read(4))
+            start = pos - 8 - m
+            if start < 0:
+                return None
+            f.seek(start)
+            rec = f.read(m + 4)
+            if struct.unpack_from(">I", rec, 0)[0] != m:
+                return None
+            out.append(rec[4:])
+            pos = start
+    return [decode_entry(b) for b in reversed(out)], size
+
+
+def _last(p: Path, fmt: str, n: int) -> tuple[list[Record], int]:
+    """The last `n` records of one file and the offset of its end."""
+    if p.suffix != ".gz":
+        if fmt != "local":
+            return _backward_json(p, n)
+        got = _backward_local(p, n)
+        if got is not None:
+            return got
+    keep: list[Record] = []
+    offset = 0
+    for recs, offset in _forward(p, fmt):
+        keep = (keep + recs)[-n:]
+    return keep, offset
+
+
+class LogScan:
+    """One `docker logs` read: batches of records in order, filtered as
+    dockerd filters (tail counts records of both streams, then since, until
+    and the streams asked for apply). `offset` is where follow goes on in
+    the live file, once the batches are exhausted."""
+
+    def __init__(self, path: Path, stdout: bool = True, stderr: bool = True, since: float = 0,
+                 until: float = 0, tail: int = -1, fmt: str = "json-file") -> None:
+        self.path, self.fmt, self.tail = path, fmt, tail
+        self.filters = (stdout, stderr, since, until)
+        self.offset = 0
+
+    def batches(self) -> Iterator[list[Record]]:
+        for recs in (self._tail() if self.tail >= 0 else self._all()):
+            kept = [r for r in recs if wanted(r, *self.filters)]
+            if kept:
+                yield kept
+
+    def _all(self) -> Iterator[list[Record]]:
+        try:
+            live_size = os.path.getsize(self.path)
+        except OSError:
+            live_size = 0
+        for p in log_files(self.path):
+            live = p == self.path
+            try:
+                for recs, used in _forward(p, self.fmt, live_size if live else None):
+                    if live:
+                        self.offset = used
+                    yield recs
+            except (OSError, EOFError):
+                continue  # rotated away, or being compressed, while we read
+
+    def _tail(self) -> Iterator[list[Record]]:
+        if self.tail == 0:
+            if self.path.exists():
+                self.offset = _last(self.path, self.fmt, 1)[1]
+            return
+        need = self.tail
+        found: list[list[Record]] = []
+        for p in reversed(log_files(self.path)):
+            try:
+                recs, end = _last(p, self.fmt, need)
+            except (OSError, EOFError):
+                continue
+            if p == self.path:
+                self.offset = end
+            found.insert(0, recs)
+            need -= len(recs)
+            if need <= 0:
+                break
+        yield from found
+
+
 def read(path: Path, stdout: bool = True, stderr: bool = True, since: float = 0,
          until: float = 0, tail: int = -1, fmt: str = "json-file"
-         ) -> tuple[list[tuple[int, bytes, str]], int]:
-    """Records in the log files, filtered; and the offset reached in the live file."""
-    records: list[tuple[int, bytes, str]] = []
-    offset = 0
-    for p in log_files(path):
-        try:
-            if p.suffix == ".gz":
-                with gzip.open(p, "rb") as g:
-                    data = g.read()
-            else:
-                with open(p, "rb") as f:
-                    data = f.read()
-        except (OSError, EOFError):
-            continue  # rotated away, or being compressed, while we read
-        recs, used = parse_records(data, fmt)
-        if p == path:
-            offset = used
-        records += [r for r in recs if wanted(r, stdout, stderr, since, until)]
-    if tail >= 0:
-        records = records[-tail:] if tail else []
-    return records, offset
+         ) -> tuple[list[Record], int]:
+    """All the records a LogScan finds, and the offset reached in the live file."""
+    scan = LogScan(path, stdout, stderr, since, until, tail, fmt)
+    records = [r for batch in scan.batches() for r in batch]
+    return records, scan.offset
 
 
 def wanted(rec: tuple[int, bytes, str], stdout: bool, stderr: bool, since: float,
@@ -206,5 +345,5 @@ def parse_since(v: str | None) -> float:
 
 
 def iter_all(path: Path, fmt: str = "json-file") -> Iterator[tuple[int, bytes, str]]:
-    recs, _ = read(path, fmt=fmt)
-    yield from recs
+    for batch in LogScan(path, fmt=fmt).batches():
+        yield from batch

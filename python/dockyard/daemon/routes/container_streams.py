@@ -58,8 +58,11 @@ async def attach(request: web.Request) -> web.StreamResponse:
         except ReadNotSupported:
             pass  # nothing kept to replay
         else:
-            recs, _ = await blocking(jsonlog.read, path, want_out, want_err, fmt=fmt)
-            transport.write(b"".join(jsonlog.render(r, c.tty, False) for r in recs))
+            scan = jsonlog.LogScan(path, want_out, want_err, fmt=fmt)
+            batches = scan.batches()
+            while (recs := await blocking(next, batches, None)) is not None:
+                transport.write(b"".join(jsonlog.render(r, c.tty, False) for r in recs))
+                await _drain(transport)
     if conn is None:
         transport.close()
         return resp
@@ -110,6 +113,12 @@ async def attach(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def _drain(transport: Any) -> None:
+    """Wait while the hijacked connection holds more than a few MiB unsent."""
+    while transport.get_write_buffer_size() > 4 << 20 and not transport.is_closing():
+        await asyncio.sleep(0.01)
+
+
 async def logs(request: web.Request) -> web.StreamResponse:
     s = svc(request)
     c = await _get(request)
@@ -122,12 +131,20 @@ async def logs(request: web.Request) -> web.StreamResponse:
     tail = -1 if tail_s in ("", "all") else int(tail_s)
     ts = qbool(request, "timestamps")
     path, fmt = s.log_source(c)
-    recs, offset = await blocking(jsonlog.read, path, out, err, since, until, tail, fmt)
+    scan = jsonlog.LogScan(path, out, err, since, until, tail, fmt)
+    batches = scan.batches()
+    first = await blocking(next, batches, None)
     resp = web.StreamResponse(status=200)
     resp.content_type = "application/vnd.docker.raw-stream" if c.tty else \
         "application/vnd.docker.multiplexed-stream"
     await resp.prepare(request)
-    await resp.write(b"".join(jsonlog.render(r, c.tty, ts) for r in recs))
+    recs = first
+    while recs is not None:
+        # resp.write waits for the client: a reader that doesn't keep up
+        # holds the read here, not the whole log in memory
+        await resp.write(b"".join(jsonlog.render(r, c.tty, ts) for r in recs))
+        recs = await blocking(next, batches, None)
+    offset = scan.offset
     if qbool(request, "follow") and not until:
         while True:
             running = c.state.get("Running") or c.state.get("Prepared")
