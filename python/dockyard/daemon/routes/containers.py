@@ -84,8 +84,8 @@ async def list_containers(request: web.Request) -> web.Response:
         cs = s.all()
         # A backstop for exits the monitor missed; the common case (shim alive,
         # no exit.json) is two cheap checks, not a reconcile with its reads.
-        stale = [c.id for c in cs if c.state.get("Running") and (
-            not s.shim_alive(c) or (s.state_dir(c.id) / "exit.json").exists())]
+        stale = [c.id for c in cs if c.state.get("Running") and not c.state.get("Restarting")
+                 and (not s.shim_alive(c) or (s.state_dir(c.id) / "exit.json").exists())]
         for cid in stale:
             s.reconcile(cid)
         if stale:
