@@ -140,7 +140,7 @@ def update(containers: List[str] = typer.Argument(..., metavar="CONTAINER [CONTA
         print(name)
         sys.stdout.flush()
         warnings.extend((out or {}).get("Warnings") or [])
-    if warnings:
-        print("\n".join(warnings), file=sys.stderr)
+    if warnings:  # docker's CLI prints them on stdout, after the names
+        print("\n".join(warnings))
     if errors:
         fail("\n".join(errors))
