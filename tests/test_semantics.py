@@ -1,0 +1,138 @@
+"""Lifecycle details where clients rely on dockerd's exact behaviour: a KILL
+returns only once the container is dead (other signals at once), the
+restarting state between an exit and the restart policy's restart (and the
+409 of removing it), and the runtime a container records."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("no_leftover_containers")  # conftest.py
+
+
+def _state(daemon, cid: str) -> dict:
+    return daemon.client().get_json(f"/containers/{cid}/json")["State"]
+
+
+@pytest.mark.parametrize("sig", [None, signal.SIGKILL, "SIGKILL", 9, "KILL"])
+def test_kill_returns_when_dead(daemon, bb, sig):
+    """docker-py's test_kill_with_signal*: inspect right after the kill, no wait."""
+    docker = pytest.importorskip("docker")
+    client = docker.APIClient(base_url=daemon.host, version="1.41")
+    try:
+        c = client.create_container(bb, ["sleep", "60"])
+        client.start(c)
+        if sig is None:
+            client.kill(c)
+        else:
+            client.kill(c, signal=sig)
+        st = client.inspect_container(c)["State"]
+        assert (st["Running"], st["Status"], st["ExitCode"]) == (False, "exited", 137)
+        assert client.wait(c)["StatusCode"] == 137
+        client.remove_container(c)
+    finally:
+        client.close()
+
+
+def test_kill_with_another_signal_returns_at_once(daemon, bb):
+    cid = daemon.docker("run", "-d", bb, "sh", "-c", "trap 'touch /tmp/usr1' USR1; "
+                        "while :; do sleep 0.1; done").stdout.decode().strip()
+    daemon.docker("kill", "-s", "USR1", cid)
+    assert _state(daemon, cid)["Running"] is True  # the handler doesn't exit
+    for _ in range(100):
+        if daemon.docker("exec", cid, "test", "-e", "/tmp/usr1", check=False).returncode == 0:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("USR1 never arrived")
+    daemon.docker("kill", cid)
+    assert _state(daemon, cid)["ExitCode"] == 137
+    daemon.docker("rm", cid)
+
+
+def _until_restarting(daemon, cid: str) -> dict:
+    for _ in range(400):
+        st = _state(daemon, cid)
+        if st["Restarting"]:
+            return st
+        time.sleep(0.02)
+    raise AssertionError("never seen restarting")
+
+
+def test_restarting_state_and_rm(daemon, bb):
+    cid = daemon.docker("run", "-d", "--name", "sem-rs", "--restart", "always", bb,
+                        "false").stdout.decode().strip()
+    st = _until_restarting(daemon, cid)
+    # dockerd's SetRestarting: running (for rm/stop's checks), no process
+    assert (st["Status"], st["Running"], st["Restarting"], st["Pid"], st["ExitCode"]) == (
+        "restarting", True, True, 0, 1)
+    info = daemon.client().get_json(f"/containers/{cid}/json")
+    assert info["RestartCount"] >= 1
+    ps = daemon.docker("ps", "--filter", "name=sem-rs", "--format", "{{.Status}}")
+    assert ps.stdout.decode().startswith("Restarting (1) ")
+    r = daemon.docker("rm", cid, check=False)
+    assert r.returncode == 1
+    assert r.stderr.decode() == (f"Error response from daemon: You cannot remove a restarting "
+                                 f"container {cid}. Stop the container before attempting "
+                                 "removal or force remove\n")
+    r = daemon.client().request("DELETE", f"/containers/{cid}", check=False)
+    assert r.status == 409
+    r.close()
+    r = daemon.docker("start", cid)  # already "running": nothing to do, as dockerd
+    # stop cancels the pending restart: exited with the last exit code
+    _until_restarting(daemon, cid)
+    daemon.docker("stop", cid)
+    st = _state(daemon, cid)
+    assert (st["Status"], st["Running"], st["Restarting"], st["ExitCode"]) == (
+        "exited", False, False, 1)
+    time.sleep(0.5)  # a cancelled restart stays cancelled
+    assert _state(daemon, cid)["Status"] == "exited"
+    daemon.docker("rm", cid)
+
+
+def test_restarting_container_goes_with_rm_f_and_kill(daemon, bb):
+    a = daemon.docker("run", "-d", "--restart", "always", bb, "false").stdout.decode().strip()
+    b = daemon.docker("run", "-d", "--restart", "on-failure", bb, "false").stdout.decode().strip()
+    _until_restarting(daemon, a)
+    daemon.docker("rm", "-f", a)
+    r = daemon.client().request("GET", f"/containers/{a}/json", check=False)
+    assert r.status == 404
+    r.close()
+    _until_restarting(daemon, b)
+    daemon.docker("kill", b)
+    st = _state(daemon, b)
+    assert (st["Status"], st["Running"], st["Restarting"]) == ("exited", False, False)
+    daemon.docker("rm", b)
+
+
+def test_paused_container_rm_message(daemon, bb):
+    cid = daemon.docker("run", "-d", bb, "sleep", "100").stdout.decode().strip()
+    daemon.docker("pause", cid)
+    r = daemon.docker("rm", cid, check=False)
+    assert r.stderr.decode() == (f"Error response from daemon: You cannot remove a paused "
+                                 f"container {cid}. Unpause and then stop the container "
+                                 "before attempting removal or force remove\n")
+    daemon.docker("rm", "-f", cid)
+
+
+def test_runtime_recorded(daemon, bb):
+    info = daemon.client().get_json("/info")
+    default = info["DefaultRuntime"]
+    assert default in info["Runtimes"]
+    cid = daemon.docker("create", bb, "true").stdout.decode().strip()
+    # As dockerd: no --runtime stores the default runtime's name
+    assert daemon.client().get_json(f"/containers/{cid}/json")["HostConfig"]["Runtime"] == default
+    daemon.docker("rm", cid)
+    if "runc" in info["Runtimes"]:
+        # dockerd's default runtime name is accepted, shown as given
+        cid = daemon.docker("create", "--runtime", "runc", bb, "true").stdout.decode().strip()
+        hc = json.loads(daemon.docker("inspect", cid).stdout)[0]["HostConfig"]
+        assert hc["Runtime"] == "runc"
+        daemon.docker("rm", cid)
+    r = daemon.docker("create", "--runtime", "bogus", bb, "true", check=False)
+    assert r.returncode != 0
+    assert b"Error response from daemon: Unknown runtime specified bogus" in r.stderr
