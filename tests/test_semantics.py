@@ -38,17 +38,21 @@ def test_kill_returns_when_dead(daemon, bb, sig):
         client.close()
 
 
+def _until_file(daemon, cid: str, path: str) -> None:
+    for _ in range(200):
+        if daemon.docker("exec", cid, "test", "-e", path, check=False).returncode == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never appeared")
+
+
 def test_kill_with_another_signal_returns_at_once(daemon, bb):
     cid = daemon.docker("run", "-d", bb, "sh", "-c", "trap 'touch /tmp/usr1' USR1; "
-                        "while :; do sleep 0.1; done").stdout.decode().strip()
+                        "touch /tmp/ready; while :; do sleep 0.1; done").stdout.decode().strip()
+    _until_file(daemon, cid, "/tmp/ready")  # the trap is set
     daemon.docker("kill", "-s", "USR1", cid)
     assert _state(daemon, cid)["Running"] is True  # the handler doesn't exit
-    for _ in range(100):
-        if daemon.docker("exec", cid, "test", "-e", "/tmp/usr1", check=False).returncode == 0:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("USR1 never arrived")
+    _until_file(daemon, cid, "/tmp/usr1")
     daemon.docker("kill", cid)
     assert _state(daemon, cid)["ExitCode"] == 137
     daemon.docker("rm", cid)
@@ -127,12 +131,61 @@ def test_runtime_recorded(daemon, bb):
     # As dockerd: no --runtime stores the default runtime's name
     assert daemon.client().get_json(f"/containers/{cid}/json")["HostConfig"]["Runtime"] == default
     daemon.docker("rm", cid)
+    r = daemon.docker("create", "--runtime", "bogus", bb, "true", check=False)
+    assert r.returncode != 0
+    assert b"Error response from daemon: Unknown runtime specified bogus" in r.stderr
     if "runc" in info["Runtimes"]:
         # dockerd's default runtime name is accepted, shown as given
         cid = daemon.docker("create", "--runtime", "runc", bb, "true").stdout.decode().strip()
         hc = json.loads(daemon.docker("inspect", cid).stdout)[0]["HostConfig"]
         assert hc["Runtime"] == "runc"
         daemon.docker("rm", cid)
-    r = daemon.docker("create", "--runtime", "bogus", bb, "true", check=False)
-    assert r.returncode != 0
-    assert b"Error response from daemon: Unknown runtime specified bogus" in r.stderr
+        docker = pytest.importorskip("docker")  # docker-py's test_create_with_runtime
+        client = docker.APIClient(base_url=daemon.host, version="1.41")
+        try:
+            c = client.create_container(bb, ["echo", "test"], runtime="runc")
+            assert client.inspect_container(c)["HostConfig"]["Runtime"] == "runc"
+            client.remove_container(c)
+        finally:
+            client.close()
+
+
+def test_restart_backoff(tmp_path, busybox_tar):
+    """dockerd's restart manager: 100 ms, doubled at each restart, back to
+    100 ms once a run lasted 10 s (the Python API: the daemon's monitor
+    sleeps the delays this returns)."""
+    from conftest import NO_NETWORK, assert_no_mounts_left
+    from dockyard import Engine
+    from dockyard.imageconfig import now_rfc3339
+
+    eng = Engine(tmp_path / "root", "overlay", exec_root=tmp_path / "exec",
+                 network_options=NO_NETWORK)
+    try:
+        eng.import_image(str(busybox_tar), repo="busybox")
+        s = eng.containers
+        c = s.create({"Image": "busybox", "Cmd": ["false"]},
+                     {"RestartPolicy": {"Name": "always"}})
+        s.start(c.id)
+        delays = []
+        for _ in range(4):
+            s.wait_exit(c.id, 30)
+            delays.append(s.begin_restart(c.id))
+            st = s.get(c.id).state
+            assert (st["Status"], st["Running"], st["Restarting"], st["Pid"]) == (
+                "restarting", True, True, 0)
+            assert s.restart_after_exit(c.id)
+        assert delays == [0.1, 0.2, 0.4, 0.8]
+        assert s.get(c.id).restart_count == 4
+        s.wait_exit(c.id, 30)
+        cur = s.get(c.id)
+        cur.state["StartedAt"] = "2020-01-01T00:00:00Z"  # a long run before this exit
+        cur.state["FinishedAt"] = now_rfc3339()
+        s.save(cur)
+        assert s.begin_restart(c.id) == 0.1
+        s.stop(c.id)  # cancels it
+        assert not s.restart_after_exit(c.id)
+        assert s.get(c.id).state["Status"] == "exited"
+        s.remove(c.id)
+    finally:
+        eng.close()
+        assert_no_mounts_left(tmp_path)

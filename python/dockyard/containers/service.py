@@ -374,8 +374,10 @@ class ContainerService(Reconciler):
     def kill(self, ref: str, sig: str | int | None = None) -> None:
         c = self.get(ref)
         num = signal_number(sig)
-        if c.state.get("Restarting") and self._cancel_restart(c):
-            return  # no process to signal: it just won't be restarted
+        if c.state.get("Restarting"):
+            if self._cancel_restart(c):
+                return  # no process to signal: it just won't be restarted
+            c = self.get(c.id)  # restarted meanwhile: signal the new process
         self._thaw(c)
         if not c.state.get("Running"):
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
