@@ -304,3 +304,82 @@ def test_docker_py_update_container(daemon, bb):
         client.remove_container(c, force=True)
     finally:
         client.close()
+
+
+def _tree(path, files: dict[str, str]) -> str:
+    path.mkdir(parents=True, exist_ok=True)
+    for name, value in files.items():
+        (path / name).write_text(value)
+    return str(path)
+
+
+def test_v2_files_written_on_a_fake_tree(tmp_path):
+    """cgroup v2's files and conversions, on a directory standing in for a
+    container's cgroup2 directory (this host's controllers are v1's; the VM
+    test in test_cgroup_v2_vm_inner.py runs them for real)."""
+    from dockyard.containers.cgroups import cpu_weight, update_resources
+
+    d = _tree(tmp_path / "c", {"cgroup.controllers": "cpuset cpu io memory pids",
+                               "memory.max": "max", "memory.swap.max": "max",
+                               "memory.low": "0", "cpu.max": "max 100000", "cpu.weight": "100",
+                               "pids.max": "max", "cpuset.cpus": "", "io.weight": "default 100"})
+
+    def rd(name: str) -> str:
+        return (tmp_path / "c" / name).read_text()
+
+    update_resources([d], {"memory": 64 * MiB, "memory_swap": 96 * MiB,
+                           "memory_reservation": 16 * MiB, "cpu_quota": 50000,
+                           "cpu_shares": 512, "pids_limit": 30, "cpuset_cpus": "0",
+                           "blkio_weight": 500})
+    assert (rd("memory.max"), rd("memory.swap.max"), rd("memory.low")) == (
+        str(64 * MiB), str(32 * MiB), str(16 * MiB))
+    assert (rd("cpu.max"), rd("cpu.weight"), rd("pids.max"), rd("cpuset.cpus")) == (
+        "50000 100000", str(cpu_weight(512)), "30", "0")
+    assert rd("io.weight") == "default 4950"  # runc: 1 + (w - 10) * 9999 // 990
+    # swap alone: the total less the memory in force; -1 and pids 0: unlimited
+    update_resources([d], {"memory_swap": 80 * MiB, "cpu_period": 20000})
+    assert (rd("memory.swap.max"), rd("cpu.max")) == (str(16 * MiB), "50000 20000")
+    update_resources([d], {"memory_swap": -1, "pids_limit": 0, "cpu_quota": -1})
+    assert (rd("memory.swap.max"), rd("pids.max"), rd("cpu.max")) == ("max", "max",
+                                                                      "max 20000")
+    assert (cpu_weight(2), cpu_weight(1024), cpu_weight(262144)) == (1, 39, 10000)
+
+
+def test_v1_memory_and_swap_order_on_a_fake_tree(tmp_path):
+    """memsw may never be below memory: growing both writes memsw first,
+    shrinking writes memory first (runc's order). A fake tree records the
+    order by the files' contents at each step."""
+    from dockyard.containers import cgroups
+
+    mem = _tree(tmp_path / "memory", {"memory.limit_in_bytes": str(32 * MiB),
+                                      "memory.memsw.limit_in_bytes": str(64 * MiB),
+                                      "memory.soft_limit_in_bytes": "0"})
+    cpu = _tree(tmp_path / "cpu", {"cpu.shares": "1024", "cpu.cfs_quota_us": "-1",
+                                   "cpu.cfs_period_us": "100000"})
+    pids = _tree(tmp_path / "pids", {"pids.max": "max"})
+    order: list[str] = []
+    real = cgroups._write  # noqa: SLF001 - the test watches the writes' order
+
+    def spy(dirs, name, value):
+        order.append(name)
+        real(dirs, name, value)
+
+    cgroups._write = spy  # type: ignore[assignment]  # noqa: SLF001
+    try:
+        cgroups.update_resources([mem, cpu, pids], {"memory": 128 * MiB,
+                                                    "memory_swap": 256 * MiB})
+        assert order == ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
+        order.clear()
+        cgroups.update_resources([mem, cpu, pids], {"memory": 16 * MiB,
+                                                    "memory_swap": 32 * MiB})
+        assert order == ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
+        order.clear()
+        cgroups.update_resources([mem, cpu, pids], {"memory": 64 * MiB, "memory_swap": -1})
+        assert order == ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
+    finally:
+        cgroups._write = real  # type: ignore[assignment]  # noqa: SLF001
+    cgroups.update_resources([mem, cpu, pids], {"cpu_quota": 0, "cpu_shares": 256,
+                                                "pids_limit": -1})
+    assert (tmp_path / "cpu" / "cpu.cfs_quota_us").read_text() == "-1"
+    assert (tmp_path / "cpu" / "cpu.shares").read_text() == "256"
+    assert (tmp_path / "pids" / "pids.max").read_text() == "max"
