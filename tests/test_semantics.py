@@ -67,26 +67,53 @@ def _until_restarting(daemon, cid: str) -> dict:
     raise AssertionError("never seen restarting")
 
 
+def _while_restarting(daemon, cid: str, fn):
+    """fn()'s result, from a call made within one restarting window: the
+    container restarts after a delay, so a call the restart overtook (the
+    restart count moved, or it runs) is made again in the next window."""
+    for _ in range(20):
+        before = _until_restarting(daemon, cid)
+        n = daemon.client().get_json(f"/containers/{cid}/json")["RestartCount"]
+        out = fn()
+        info = daemon.client().get_json(f"/containers/{cid}/json")
+        if info["State"]["Restarting"] and info["RestartCount"] == n:
+            return before, out
+    raise AssertionError("no call fit in a restarting window")
+
+
+def _status(r) -> tuple[int, str]:
+    try:
+        return r.status, r.json()["message"]
+    finally:
+        r.close()
+
+
 def test_restarting_state_and_rm(daemon, bb):
     cid = daemon.docker("run", "-d", "--name", "sem-rs", "--restart", "always", bb,
                         "false").stdout.decode().strip()
-    st = _until_restarting(daemon, cid)
+    c = daemon.client()
+    st, ps = _while_restarting(daemon, cid, lambda: daemon.docker(
+        "ps", "--filter", "name=sem-rs", "--format", "{{.Status}}").stdout.decode())
     # dockerd's SetRestarting: running (for rm/stop's checks), no process
     assert (st["Status"], st["Running"], st["Restarting"], st["Pid"], st["ExitCode"]) == (
         "restarting", True, True, 0, 1)
-    info = daemon.client().get_json(f"/containers/{cid}/json")
-    assert info["RestartCount"] >= 1
-    ps = daemon.docker("ps", "--filter", "name=sem-rs", "--format", "{{.Status}}")
-    assert ps.stdout.decode().startswith("Restarting (1) ")
-    r = daemon.docker("rm", cid, check=False)
+    assert ps.startswith("Restarting (1) ")
+    _, r = _while_restarting(daemon, cid, lambda: daemon.docker("rm", cid, check=False))
     assert r.returncode == 1
     assert r.stderr.decode() == (f"Error response from daemon: You cannot remove a restarting "
                                  f"container {cid}. Stop the container before attempting "
                                  "removal or force remove\n")
-    r = daemon.client().request("DELETE", f"/containers/{cid}", check=False)
-    assert r.status == 409
-    r.close()
-    r = daemon.docker("start", cid)  # already "running": nothing to do, as dockerd
+    _, out = _while_restarting(daemon, cid, lambda: _status(
+        c.request("DELETE", f"/containers/{cid}", check=False)))
+    assert out[0] == 409
+    _, out = _while_restarting(daemon, cid, lambda: _status(c.request(
+        "POST", "/containers/sem-rs/attach", {"stream": 1, "stdout": 1}, check=False)))
+    assert out == (409, "container sem-rs is restarting, wait until the container is running")
+    _, r = _while_restarting(daemon, cid, lambda: daemon.docker("exec", cid, "true",
+                                                                check=False))
+    assert r.stderr.decode() == (f"Error response from daemon: Container {cid} is restarting, "
+                                 "wait until the container is running\n")
+    daemon.docker("update", "--cpu-shares", "512", cid)  # stored for the next start
     # stop cancels the pending restart: exited with the last exit code
     _until_restarting(daemon, cid)
     daemon.docker("stop", cid)
@@ -95,7 +122,12 @@ def test_restarting_state_and_rm(daemon, bb):
         "exited", False, False, 1)
     time.sleep(0.5)  # a cancelled restart stays cancelled
     assert _state(daemon, cid)["Status"] == "exited"
+    assert _hc_shares(daemon, cid) == 512
     daemon.docker("rm", cid)
+
+
+def _hc_shares(daemon, cid: str) -> int:
+    return daemon.client().get_json(f"/containers/{cid}/json")["HostConfig"]["CpuShares"]
 
 
 def test_restarting_container_goes_with_rm_f_and_kill(daemon, bb):
