@@ -20,6 +20,14 @@ RESOURCE_INTS = ("Memory", "MemorySwap", "MemoryReservation", "KernelMemory", "C
                  "CpuQuota", "CpuPeriod", "NanoCpus", "BlkioWeight", "CpuRealtimePeriod",
                  "CpuRealtimeRuntime")
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure", "")
+_JSON_TYPES = {str: "string", int: "number", float: "number", bool: "bool", dict: "object",
+               list: "array"}
+
+
+def _type_error(v: Any, field: str, go_type: str) -> InvalidParameter:
+    """Go's decoding error for a value of the wrong JSON type (a 400)."""
+    return InvalidParameter(f"json: cannot unmarshal {_JSON_TYPES.get(type(v), 'value')} into "
+                            f"Go struct field {field} of type {go_type}")
 
 
 def update(svc: ContainerRecords, ref: str, body: dict[str, Any]) -> list[str]:
@@ -50,8 +58,7 @@ def _int(body: dict[str, Any], key: str) -> int:
     if v is None:
         return 0
     if isinstance(v, bool) or not isinstance(v, int):
-        raise InvalidParameter(f"json: cannot unmarshal {type(v).__name__} into Go struct "
-                               f"field UpdateConfig.{key} of type int64")
+        raise _type_error(v, f"UpdateConfig.{key}", "int64")
     return v
 
 
@@ -103,8 +110,10 @@ def verify(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None,
     restart policy or None, warnings). Errors are 400s with dockerd's words."""
     policy = body.get("RestartPolicy")
     if policy is not None:
-        name = policy.get("Name") or ""
-        count = int(policy.get("MaximumRetryCount") or 0)
+        if not isinstance(policy, dict):
+            raise _type_error(policy, "UpdateConfig.RestartPolicy", "container.RestartPolicy")
+        name = str(policy.get("Name") or "")
+        count = _int(policy, "MaximumRetryCount")
         if name not in RESTART_POLICIES:
             raise InvalidParameter(f"invalid restart policy '{name}'")
         if name in ("always", "unless-stopped", "no") and count != 0:
@@ -114,8 +123,11 @@ def verify(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None,
             raise InvalidParameter("maximum retry count cannot be negative")
         policy = {"Name": name, "MaximumRetryCount": count} if name else None
     req: dict[str, Any] = {k: _int(body, k) for k in RESOURCE_INTS}
-    req["CpusetCpus"] = body.get("CpusetCpus") or ""
-    req["CpusetMems"] = body.get("CpusetMems") or ""
+    for key in ("CpusetCpus", "CpusetMems"):
+        v = body.get(key) or ""
+        if not isinstance(v, str):
+            raise _type_error(v, f"UpdateConfig.{key}", "string")
+        req[key] = v
     req["PidsLimit"] = None if body.get("PidsLimit") is None else _int(body, "PidsLimit")
     warnings: list[str] = []
     mem, swap = req["Memory"], req["MemorySwap"]
