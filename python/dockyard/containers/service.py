@@ -343,9 +343,10 @@ class ContainerService(Reconciler):
             started = now_rfc3339()
             try:
                 res = self.spawn(c, wait_start=False)
-            except DockyardError:
+            except Exception as e:  # noqa: BLE001 - whatever failed, it is not running
                 c = self.get(cid)
-                c.state.update(Status="exited", Running=False, Restarting=False)
+                c.state.update(Status="exited", Running=False, Restarting=False,
+                               Error=c.state.get("Error") or str(e))
                 self.save(c)
                 return False
             self._mark_running(c, res, started)
@@ -378,7 +379,9 @@ class ContainerService(Reconciler):
             if self._cancel_restart(c):
                 return  # no process to signal: it just won't be restarted
             c = self.get(c.id)  # restarted meanwhile: signal the new process
-        self._thaw(c)
+        if c.state.get("Paused"):
+            self._thaw(c)
+            c = self.get(c.id)
         if not c.state.get("Running"):
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         if num in (signals.SIGKILL, signals.SIGTERM, signals.SIGINT):
