@@ -434,3 +434,29 @@ def test_runc_driver_memory_swap(daemon, bb):
     cid = run_d(daemon, bb, ["sleep", "1000"], Runtime="runc", Memory=64 * MiB,
                 MemorySwap=96 * MiB)
     assert rd(container_cgroup(daemon, cid), "memory.swap.max") == str(32 * MiB)
+
+
+def test_update_writes_the_v2_files(daemon, bb):
+    """docker update on a running container: memory.max/swap.max/low, cpu.max,
+    cpu.weight, pids.max and cpuset.cpus change live; a stopped one gets them
+    at start."""
+    cid = run_d(daemon, bb, ["sleep", "1000"], Memory=32 * MiB)
+    c = daemon.client()
+    out = c.post_json(f"/containers/{cid}/update", None, {
+        "Memory": 64 * MiB, "MemorySwap": 96 * MiB, "MemoryReservation": 16 * MiB,
+        "NanoCpus": 500_000_000, "CpuShares": 512, "PidsLimit": 30, "CpusetCpus": "0"})
+    assert out == {"Warnings": None}
+    d = container_cgroup(daemon, cid)
+    assert (rd(d, "memory.max"), rd(d, "memory.swap.max"), rd(d, "memory.low")) == (
+        str(64 * MiB), str(32 * MiB), str(16 * MiB))
+    assert (rd(d, "cpu.max"), rd(d, "cpu.weight")) == ("50000 100000",
+                                                       str(docker_cpu_weight(512)))
+    assert (rd(d, "pids.max"), rd(d, "cpuset.cpus")) == ("30", "0")
+    c.post_json(f"/containers/{cid}/update", None, {"PidsLimit": -1, "MemorySwap": -1})
+    assert (rd(d, "pids.max"), rd(d, "memory.swap.max")) == ("max", "max")
+    c.post_json(f"/containers/{cid}/stop", {"t": 0})
+    c.post_json(f"/containers/{cid}/update", None, {"CpuShares": 2048})
+    c.post_json(f"/containers/{cid}/start")
+    d = container_cgroup(daemon, cid)
+    assert (rd(d, "cpu.weight"), rd(d, "memory.max")) == (str(docker_cpu_weight(2048)),
+                                                         str(64 * MiB))

@@ -6,10 +6,12 @@ bridge network)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+from pathlib import Path
 
-from test_network import own_daemon
+from test_network import own_daemon, wget
 
 COMPOSE = shutil.which("docker-compose") or "docker-compose"  # .ci/setup installs it
 
@@ -62,5 +64,63 @@ def test_compose_volumes_binds_and_names(tmp_path_factory, tmp_path, busybox_tar
         compose("down", "-v")
         assert d.docker("volume", "ls", "-q").stdout == ""
         assert d.docker("ps", "-aq").stdout == ""
+        nets = d.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+        assert nets == ["bridge", "host", "none"]
+
+
+APPS = Path(__file__).parent / "compose"
+
+
+def test_compose_webapp_lifecycle(tmp_path_factory, tmp_path, busybox_tar):
+    """tests/compose/webapp: depends_on service_healthy, a published port,
+    `up` twice without recreating, logs -f, exec, restart, scale, down -v
+    leaving nothing."""
+    proj = tmp_path / "webapp"
+    shutil.copytree(APPS / "webapp", proj)
+    with own_daemon(tmp_path_factory, busybox_tar, []) as d:
+        env = dict(d.env(), COMPOSE_INTERACTIVE_NO_CLI="1")
+
+        def compose(*args: str) -> str:
+            r = subprocess.run([COMPOSE, *args], cwd=proj, env=env, capture_output=True,
+                               text=True, timeout=180)
+            assert r.returncode == 0, r.stdout + r.stderr
+            return r.stdout + r.stderr
+
+        def inspect(service: str) -> dict:
+            cid = compose("ps", "-q", service).split()[0]
+            return json.loads(d.docker("inspect", cid).stdout)[0]
+
+        compose("up", "-d")
+        db, web = inspect("db"), inspect("web")
+        healthy_at = min(h["End"] for h in db["State"]["Health"]["Log"] if h["ExitCode"] == 0)
+        assert web["State"]["StartedAt"] > healthy_at  # started once db was healthy
+        assert db["State"]["Health"]["Status"] == "healthy"
+        ids = {s: inspect(s)["Id"] for s in ("db", "web", "worker")}
+        out = compose("up", "-d")
+        assert "is up-to-date" in out and "Recreating" not in out
+        assert {s: inspect(s)["Id"] for s in ids} == ids
+        assert wget(d, "http://127.0.0.1:8080/") == "web\n"
+        assert compose("exec", "-T", "web", "cat", "/etc/app/app.conf") == "app-conf\n"
+
+        follow = subprocess.Popen([COMPOSE, "logs", "-f", "--no-color", "worker"], cwd=proj,
+                                  env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            seen = [follow.stdout.readline() for _ in range(3)]
+            assert all("tick" in line for line in seen), seen
+        finally:
+            follow.kill()
+            follow.wait()
+
+        started = inspect("worker")["State"]["StartedAt"]
+        compose("restart", "worker")
+        again = inspect("worker")
+        assert again["Id"] == ids["worker"] and again["State"]["StartedAt"] > started
+        compose("up", "-d", "--scale", "worker=3")
+        assert len(compose("ps", "-q", "worker").split()) == 3
+        assert inspect("db")["Id"] == ids["db"]
+
+        compose("down", "-v")
+        assert d.docker("ps", "-aq").stdout == ""
+        assert d.docker("volume", "ls", "-q").stdout == ""
         nets = d.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
         assert nets == ["bridge", "host", "none"]

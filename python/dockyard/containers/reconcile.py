@@ -75,10 +75,12 @@ class Reconciler(ContainerRecords):
     def shim_alive(self, c: Container) -> bool:
         return pid_alive(int(c.state.get("ShimPid") or 0))
 
-    def reconcile(self, cid: str) -> Container | None:
+    def reconcile(self, cid: str, restart: bool = False) -> Container | None:
         """Bring the record in line with the shim: if the process has exited,
         record its status, unmount, and clean up. Returns the container (None
-        if it was auto-removed)."""
+        if it was auto-removed). With `restart` (the daemon's exit monitor) a
+        container its policy restarts is left restarting, as dockerd shows it
+        between the exit and the restart: Running and Restarting, no Pid."""
         try:
             c = self.get(cid)
         except NotFound:
@@ -88,7 +90,8 @@ class Reconciler(ContainerRecords):
                 c = self.get(cid)
             except NotFound:  # auto-removed by a racing reconcile
                 return None
-            if not (c.state.get("Running") or c.state.get("Prepared")):
+            if not (c.state.get("Running") or c.state.get("Prepared")) \
+                    or c.state.get("Restarting"):  # no process between restarts
                 return c
             # Liveness first: the shim writes exit.json and then exits, so once
             # it is seen gone, a missing exit.json really is missing.
@@ -103,6 +106,8 @@ class Reconciler(ContainerRecords):
                            OOMKilled=bool(info.get("oom_killed")),
                            FinishedAt=info.get("finished_at") or now_rfc3339(),
                            Error=info.get("error") or "")
+            if restart and self.should_restart(c):
+                self._mark_restarting(c)
             self.save(c)
             self.emit(c, "die", exitCode=str(c.state["ExitCode"]))
             self._unmount(cid)
@@ -114,6 +119,11 @@ class Reconciler(ContainerRecords):
                 self._remove_files(c, remove_volumes=True)
                 c.removed = True  # type: ignore[attr-defined]
         return c
+
+    @staticmethod
+    def _mark_restarting(c: Container) -> None:
+        c.state.update(Status="restarting", Running=True, Restarting=True, Paused=False, Pid=0)
+        c.restart_count += 1
 
     def should_restart(self, c: Container) -> bool:
         pol = c.hostconfig.get("RestartPolicy") or {}
@@ -182,6 +192,10 @@ class Reconciler(ContainerRecords):
         still running."""
         running = []
         for c in self.all():
+            if c.state.get("Restarting"):  # its restart died with the last daemon
+                c.state.update(Status="exited", Running=False, Restarting=False)
+                self.save(c)
+                continue
             if c.state.get("Running") or c.state.get("Prepared"):
                 c2 = self.reconcile(c.id)
                 if c2 is not None and c2.state.get("Running"):

@@ -131,12 +131,13 @@ class ContainerRecords:
 
     def status_text(self, c: Container) -> str:
         st = c.state
+        if st.get("Restarting"):  # since the exit it restarts after
+            ago = human_duration(time.time() - parse_time(st.get("FinishedAt", "")))
+            return f"Restarting ({st.get('ExitCode', 0)}) {ago} ago"
         if st.get("Running"):
             up = human_duration(time.time() - parse_time(st.get("StartedAt", "")))
             if st.get("Paused"):
                 return f"Up {up} (Paused)"
-            if st.get("Restarting"):
-                return f"Restarting ({st.get('ExitCode', 0)}) {up} ago"
             return f"Up {up}"
         if st.get("FinishedAt", ZERO_TIME) == ZERO_TIME:
             return "Created"

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import _core
-from ..errors import Conflict, DockyardError, InvalidParameter
+from ..errors import Conflict, DockyardError, InvalidParameter, NotFound
 from ..events import EventLog
 from ..graphdriver import create_container_layers, remove_container_layers
 from ..ids import generate_id
-from ..imageconfig import now_rfc3339
+from ..imageconfig import now_rfc3339, parse_time
 from ..network.service import NetworkService
 from ..volumes.service import VolumeService
 from ..store.local import LocalStore
@@ -38,6 +38,9 @@ from .process import StartError, send_signal, signal_number
 from .reconcile import Reconciler
 
 NOT_MODIFIED = "not-modified"
+#: dockerd's restart backoff: the first delay, doubled at each restart up to the last.
+RESTART_FIRST_DELAY = 0.1
+RESTART_MAX_DELAY = 60.0
 #: `--exec-driver` values: the built-in runtime, or runc from an OCI bundle.
 EXEC_DRIVERS = ("native", "runc")
 
@@ -60,6 +63,8 @@ class ContainerService(Reconciler):
         self.default_ulimits = default_ulimits or []
         #: The daemon's --log-driver/--log-opt, filled into each new container.
         self.log_config = log_config or logdrivers.DEFAULT
+        # The restart policy's current delay per container (dockerd's restart manager).
+        self._restart_delays: dict[str, float] = {}
 
     # --- create ---------------------------------------------------------------
     def create(self, config: dict[str, Any], hostconfig: dict[str, Any] | None = None,
@@ -331,16 +336,62 @@ class ContainerService(Reconciler):
         c.state.pop("StoppedByUser", None)
         self.save(c)
 
+    def begin_restart(self, cid: str) -> float | None:
+        """After an exit: the delay before the policy's restart, the container
+        left restarting meanwhile; None if the policy doesn't restart it. The
+        delay doubles from 100 ms at each restart up to a minute, and falls back
+        to 100 ms after a run of 10 s or more (dockerd's backoff)."""
+        with self.lock(cid):
+            try:
+                c = self.get(cid)
+            except NotFound:
+                return None
+            if not c.state.get("Restarting"):
+                # Someone else recorded the exit first (a listing's backstop).
+                if c.state.get("Running") or not self.should_restart(c):
+                    return None
+                self._mark_restarting(c)
+                self.save(c)
+            ran = parse_time(c.state.get("FinishedAt", "")) - parse_time(
+                c.state.get("StartedAt", ""))
+            prev = 0.0 if ran >= 10 else self._restart_delays.get(cid, 0.0)
+            delay = min(prev * 2, RESTART_MAX_DELAY) if prev else RESTART_FIRST_DELAY
+            self._restart_delays[cid] = delay
+            return delay
+
     def restart_after_exit(self, cid: str) -> bool:
-        c = self.get(cid)
-        if not self.should_restart(c):
-            return False
-        c.restart_count += 1
-        self.save(c)
-        try:
-            self.start(cid)
-        except DockyardError:
-            return False
+        """The policy's restart, unless a stop, kill or removal came first."""
+        with self.lock(cid):
+            try:
+                c = self.get(cid)
+            except NotFound:
+                return False
+            if not c.state.get("Restarting"):
+                return False
+            started = now_rfc3339()
+            try:
+                res = self.spawn(c, wait_start=False)
+            except Exception as e:  # noqa: BLE001 - whatever failed, it is not running
+                c = self.get(cid)
+                c.state.update(Status="exited", Running=False, Restarting=False,
+                               Error=c.state.get("Error") or str(e))
+                self.save(c)
+                return False
+            self._mark_running(c, res, started)
+            self.emit(c, "start")
+        return True
+
+    def _cancel_restart(self, c: Container) -> bool:
+        """A stop, kill or forced removal between an exit and its restart: the
+        container stays exited. False if it was not restarting (any more)."""
+        with self.lock(c.id):
+            cur = self.get(c.id)
+            if not cur.state.get("Restarting"):
+                return False
+            cur.state.update(Status="exited", Running=False, Restarting=False,
+                             StoppedByUser=True)
+            self.save(cur)
+            self._restart_delays.pop(c.id, None)
         return True
 
     # --- stop / kill ------------------------------------------------------------
@@ -352,7 +403,13 @@ class ContainerService(Reconciler):
     def kill(self, ref: str, sig: str | int | None = None) -> None:
         c = self.get(ref)
         num = signal_number(sig)
-        self._thaw(c)
+        if c.state.get("Restarting"):
+            if self._cancel_restart(c):
+                return  # no process to signal: it just won't be restarted
+            c = self.get(c.id)  # restarted meanwhile: signal the new process
+        if c.state.get("Paused"):
+            self._thaw(c)
+            c = self.get(c.id)
         if not c.state.get("Running"):
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         if num in (signals.SIGKILL, signals.SIGTERM, signals.SIGINT):
@@ -360,11 +417,21 @@ class ContainerService(Reconciler):
             self.save(c)
         send_signal(int(c.state.get("Pid") or 0), num)
         self.emit(c, "kill", signal=str(num))
+        if num == signals.SIGKILL:
+            # As dockerd: a KILL returns once the container is dead and recorded
+            # (inspect right after shows it exited, 137); other signals at once.
+            shim = int(c.state.get("ShimPid") or 0)
+            if shim:
+                _core.wait_pid(shim, 30.0)
+            self.reconcile(c.id)
 
     def stop(self, ref: str, timeout: int | None = None) -> str | None:
         c = self.get(ref)
         if not c.state.get("Running"):
             return NOT_MODIFIED
+        if c.state.get("Restarting") and self._cancel_restart(c):
+            self.emit(c, "stop")
+            return None
         self._thaw(c)
         c = self.get(c.id)
         if not c.state.get("Running"):  # it exited meanwhile
@@ -391,8 +458,10 @@ class ContainerService(Reconciler):
         c = self.get(ref)
         if c.state.get("Running") and not c.state.get("Prepared"):
             if not force:
-                raise Conflict(f"You cannot remove a running container {c.id}. Stop the "
-                               "container before attempting removal or force remove")
+                raise Conflict(f"You cannot remove a {c.state.get('Status') or 'running'} "
+                               f"container {c.id}. "
+                               + ("Unpause and then stop" if c.state.get("Paused") else "Stop")
+                               + " the container before attempting removal or force remove")
             self.kill(c.id, signals.SIGKILL)
             shim = int(c.state.get("ShimPid") or 0)
             if shim:
@@ -403,9 +472,13 @@ class ContainerService(Reconciler):
             if c.state.get("ShimPid"):
                 _core.wait_pid(int(c.state["ShimPid"]), 30.0)
         with self.lock(c.id):
-            c = self.get(c.id)
+            try:
+                c = self.get(c.id)
+            except NotFound:  # an AutoRemove container the kill's exit removed
+                return
             c.state.pop("Prepared", None)
             self._remove_files(c, remove_volumes=volumes)
+            self._restart_delays.pop(c.id, None)
 
     def rename(self, ref: str, new: str) -> None:
         c = self.get(ref)

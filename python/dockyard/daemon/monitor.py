@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 from typing import Any
 
 from ..containers.attach import START, ShimConnection
@@ -60,7 +61,8 @@ class Monitor:
     async def collect(self, cid: str) -> None:
         """See an exit the daemon caused (stop/kill) now, before answering."""
         fd = self.watching.get(cid)
-        if fd is not None:
+        # Only once the shim is gone: a kill with another signal may leave it running.
+        if fd is not None and select.select([fd], [], [], 0)[0]:
             await self._on_readable(cid, fd)
 
     async def _on_readable(self, cid: str, fd: int) -> None:
@@ -74,21 +76,24 @@ class Monitor:
 
     async def _exited(self, cid: str) -> None:
         try:
-            c = await asyncio.to_thread(self.svc.reconcile, cid)
+            c = await asyncio.to_thread(self.svc.reconcile, cid, True)
         except NotFound:
             c = None
         if c is None:  # removed meanwhile (a racing --rm reconcile, a DELETE)
             self.wake(cid, None, removed=True)
             return
-        if c.state.get("Running"):
+        if c.state.get("Running") and not c.state.get("Restarting"):
             return
         if getattr(c, "removed", False):
             self.wake(cid, c, removed=False)
             self.wake(cid, c, removed=True)
             return
         self.wake(cid, c, removed=False)
-        if self.svc.should_restart(c):
-            await asyncio.sleep(0.1)
+        # Restarting (Running, no process) until the policy's delay has passed;
+        # a stop, kill or rm -f meanwhile cancels the restart.
+        delay = await asyncio.to_thread(self.svc.begin_restart, cid)
+        if delay is not None:
+            await asyncio.sleep(delay)
             if await asyncio.to_thread(self.svc.restart_after_exit, cid):
                 self.watch(cid)
 

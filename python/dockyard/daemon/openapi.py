@@ -156,6 +156,8 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                                                     q("link", _BOOL)]},
     ("POST", "/containers/{id}/pause"): {"summary": "Freeze a container", "status": "204"},
     ("POST", "/containers/{id}/unpause"): {"summary": "Thaw a container", "status": "204"},
+    ("POST", "/containers/{id}/update"): {"summary": "Change resource limits or the restart "
+                                          "policy"},
     ("GET", "/containers/{id}/top"): {"summary": "Processes in a container",
                                       "parameters": [q("ps_args")]},
     ("GET", "/containers/{id}/changes"): {"summary": "Filesystem changes"},

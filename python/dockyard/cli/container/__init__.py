@@ -7,6 +7,7 @@ module a family as in docker/cli's cli/command/container:
 - listing.py: ps (ls), inspect, port
 - files.py: diff, commit, export, cp
 - stats.py: stats, top
+- update.py: update
 - api.py: the requests and error handling they share
 
 COMMANDS is what cli/main.py adds at the top level (`dockyard ps`...).
@@ -24,6 +25,7 @@ from .lifecycle import kill, pause, prune, rename, restart, rm, start, stop, unp
 from .listing import inspect_container, port, ps
 from .run import FLAG_CTX, create, run
 from .stats import stats, top
+from .update import update
 
 app = typer.Typer(help="Manage containers", no_args_is_help=True, add_completion=False)
 
@@ -39,7 +41,7 @@ COMMANDS: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
                                        "ignore_unknown_options": True}}),
     ("pause", pause, {}), ("unpause", unpause, {}), ("rename", rename, {}), ("diff", diff, {}),
     ("commit", commit, {}), ("cp", cp, {}), ("export", export, {}), ("stats", stats, {}),
-    ("port", port, {}),
+    ("port", port, {}), ("update", update, {}),
 ]
 
 for _name, _fn, _kw in COMMANDS:

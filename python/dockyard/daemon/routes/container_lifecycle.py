@@ -82,6 +82,8 @@ async def restart(request: web.Request) -> web.Response:
 async def kill(request: web.Request) -> web.Response:
     c = await _get(request)
     await blocking(svc(request).kill, c.id, request.query.get("signal") or "SIGKILL")
+    # A KILL has waited for the exit: wake the waiters before answering.
+    await monitor(request).collect(c.id)
     return web.Response(status=204)
 
 

@@ -1,5 +1,5 @@
-"""Container operations beyond the lifecycle: pause/unpause, top, changes,
-export, commit, archive (`docker cp`) and stats. The work is in their
+"""Container operations beyond the lifecycle: pause/unpause, update, top,
+changes, export, commit, archive (`docker cp`) and stats. The work is in their
 modules of `dockyard.containers`; these handlers run it in worker threads
 and stream the results."""
 
@@ -20,6 +20,7 @@ from ...containers.pause import unpause as unpause_container
 from ...containers.service import ContainerService
 from ...containers.stats import empty_stats, sample, with_previous
 from ...containers.top import top as top_processes
+from ...containers.update import update as update_container
 from ...engine import Engine
 from ...errors import InvalidParameter
 from . import blocking, engine, json_response, qbool
@@ -43,6 +44,18 @@ async def pause(request: web.Request) -> web.Response:
 async def unpause(request: web.Request) -> web.Response:
     await blocking(unpause_container, svc(request), _cid(request))
     return web.Response(status=204)
+
+
+async def update(request: web.Request) -> web.Response:
+    body = await request.read()
+    try:
+        config = json.loads(body) if body.strip() else {}
+    except ValueError as e:
+        raise InvalidParameter(f"invalid JSON: {e}") from None
+    if not isinstance(config, dict):
+        raise InvalidParameter("invalid update config")
+    warnings = await blocking(update_container, svc(request), _cid(request), config)
+    return json_response({"Warnings": warnings or None})
 
 
 async def top(request: web.Request) -> web.Response:
@@ -216,6 +229,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
 def register(r: Any) -> None:
     r.add("POST", "/containers/{id}/pause", pause)
     r.add("POST", "/containers/{id}/unpause", unpause)
+    r.add("POST", "/containers/{id}/update", update)
     r.add("GET", "/containers/{id}/top", top)
     r.add("GET", "/containers/{id}/changes", changes)
     r.add("GET", "/containers/{id}/export", export)

@@ -33,6 +33,9 @@ async def attach(request: web.Request) -> web.StreamResponse:
                                    qbool(request, "stderr"))
     keys = detach_keys(q.get("detachKeys"))
     failed = False
+    if c.state.get("Restarting"):  # no process to attach to until the restart
+        raise Conflict(f"container {request.match_info['id']} is restarting, wait until the "
+                       "container is running")
     if stream and not (c.state.get("Running") or c.state.get("Prepared")):
         if c.state.get("FinishedAt", ZERO_TIME) != ZERO_TIME:
             raise Conflict("You cannot attach to a stopped container, start it first")

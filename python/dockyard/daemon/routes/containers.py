@@ -13,7 +13,7 @@ from ...containers.model import Container
 from ...containers.service import ContainerService
 from ...errors import InvalidParameter, NotFound
 from ...imageconfig import parse_time
-from ..views import container_inspect, container_summary
+from ..views import HOSTCONFIG_DEFAULTS, container_inspect, container_summary
 from . import (blocking, container_service as svc, exec_store, json_response, monitor, qbool,
                qint)
 
@@ -34,7 +34,7 @@ async def create(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON body")
     _check_types(body, CONFIG_TYPES, "ContainerConfigWrapper")
-    hostconfig = body.pop("HostConfig", None) or {}
+    hostconfig = _host_config(body)
     networking = body.pop("NetworkingConfig", None) or {}
     try:
         c = await blocking(svc(request).create, body, hostconfig, request.query.get("name"),
@@ -43,6 +43,25 @@ async def create(request: web.Request) -> web.Response:
         # A value of the wrong JSON type deep inside the body: the client's error.
         raise InvalidParameter(f"invalid container configuration: {e}") from None
     return json_response({"Id": c.id, "Warnings": getattr(c, "warnings", [])}, status=201)
+
+
+#: Top-level fields that dockerd's ContainerConfigWrapper still reads into the
+#: HostConfig when the body has none (old clients; docker-py's `runtime=`).
+_LEGACY_HOSTCONFIG = set(HOSTCONFIG_DEFAULTS) | {"VolumeDriver", "Runtime"}
+
+
+def _host_config(body: dict[str, Any]) -> dict[str, Any]:
+    """The HostConfig of a create body, as dockerd decodes it: the top-level
+    fields serve when "HostConfig" is absent; next to one, only Memory,
+    MemorySwap, CpuShares, CpusetCpus and VolumeDriver fill its zero values."""
+    inner = body.pop("HostConfig", None)
+    top = {k: body.pop(k) for k in list(body) if k in _LEGACY_HOSTCONFIG}
+    if inner is None:
+        return top
+    for k in ("Memory", "MemorySwap", "CpuShares", "CpusetCpus", "VolumeDriver"):
+        if top.get(k) and not inner.get(k):
+            inner[k] = top[k]
+    return inner
 
 
 _STR, _BOOL, _OBJ, _LIST = (str,), (bool,), (dict,), (list,)
@@ -84,8 +103,8 @@ async def list_containers(request: web.Request) -> web.Response:
         cs = s.all()
         # A backstop for exits the monitor missed; the common case (shim alive,
         # no exit.json) is two cheap checks, not a reconcile with its reads.
-        stale = [c.id for c in cs if c.state.get("Running") and (
-            not s.shim_alive(c) or (s.state_dir(c.id) / "exit.json").exists())]
+        stale = [c.id for c in cs if c.state.get("Running") and not c.state.get("Restarting")
+                 and (not s.shim_alive(c) or (s.state_dir(c.id) / "exit.json").exists())]
         for cid in stale:
             s.reconcile(cid)
         if stale:

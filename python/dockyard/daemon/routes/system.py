@@ -76,7 +76,8 @@ def _info(request: web.Request) -> dict:
     name, osver = sysinfo.os_release()
     images = eng.images.all()
     cs = eng.containers.all()
-    running = sum(1 for c in cs if c.state.get("Running") and not c.state.get("Paused"))
+    # dockerd counts by status: a restarting container is neither running nor paused
+    running = sum(1 for c in cs if c.state.get("Status") == "running")
     paused = sum(1 for c in cs if c.state.get("Paused"))
     warnings = []
     if not sysinfo.swap_limit_supported():
