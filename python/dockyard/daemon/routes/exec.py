@@ -14,7 +14,7 @@ from aiohttp import web
 from ...containers import logs as jsonlog
 from ...containers.attach import EXIT, START_RESULT, ShimConnection
 from ...containers.execs import Exec, ExecStartError, ExecStore, runtime_error
-from ...errors import Conflict, InvalidParameter
+from ...errors import Conflict, DockyardError, InvalidParameter
 from ..hijack import detach_keys, hijack, raw_input
 from . import blocking, exec_store, json_response
 
@@ -36,7 +36,10 @@ async def _body(request: web.Request) -> dict[str, Any]:
 async def create(request: web.Request) -> web.Response:
     body = await _body(request)
     if body.get("DetachKeys"):
-        detach_keys(body["DetachKeys"])  # validate
+        try:
+            detach_keys(body["DetachKeys"])
+        except InvalidParameter:  # dockerd's words (and 500) at exec create
+            raise DockyardError(f"Invalid escape keys ({body['DetachKeys']}) provided") from None
     e = await blocking(exec_store(request).create, request.match_info["id"], body)
     return json_response({"Id": e.id}, status=201)
 
