@@ -217,3 +217,26 @@ def test_links_on_user_network_are_dns_aliases(ld, clean):
     assert ld.docker("inspect", "-f", "{{json .HostConfig.Links}} "
                      "{{json .NetworkSettings.Networks.un.Links}}", cid).stdout == \
         'null ["t2:al3"]\n'
+
+
+def test_link_env_port_ranges():
+    """Consecutive ports of one protocol are named as a range too; tcp first
+    (dockerd 20.10's order varied between starts; this is moby's later one)."""
+    from dockyard.containers.links import link_env, parse_link
+
+    env = link_env("/web/db-1", "10.0.0.2", ["A=1", "PATH=/x", "B=c=d", "junk"],
+                   {"82/tcp": {}, "53/udp": {}, "80/tcp": {}, "81/tcp": {}})
+    assert env == [
+        "DB_1_PORT=tcp://10.0.0.2:80",
+        *[v for p in (80, 81, 82) for v in (
+            f"DB_1_PORT_{p}_TCP=tcp://10.0.0.2:{p}", f"DB_1_PORT_{p}_TCP_ADDR=10.0.0.2",
+            f"DB_1_PORT_{p}_TCP_PORT={p}", "DB_1_PORT_%d_TCP_PROTO=tcp" % p)],
+        # a run is named when the next port breaks it
+        "DB_1_PORT_53_UDP=udp://10.0.0.2:53", "DB_1_PORT_53_UDP_ADDR=10.0.0.2",
+        "DB_1_PORT_53_UDP_PORT=53", "DB_1_PORT_53_UDP_PROTO=udp",
+        "DB_1_PORT_80_TCP_START=tcp://10.0.0.2:80", "DB_1_PORT_80_TCP_PORT_START=80",
+        "DB_1_PORT_80_TCP_END=tcp://10.0.0.2:82", "DB_1_PORT_80_TCP_PORT_END=82",
+        "DB_1_NAME=/web/db-1", "DB_1_ENV_A=1", "DB_1_ENV_B=c=d"]
+    assert link_env("/web/x", "10.0.0.2", [], None) == ["X_NAME=/web/x"]
+    assert [parse_link(s) for s in ("db", "db:x", "/db:/web/x", "db:a/b", "db:")] == [
+        ("db", "db"), ("db", "x"), ("db", "x"), ("db", "a/b"), ("db", "")]

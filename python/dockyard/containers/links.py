@@ -55,7 +55,7 @@ def link_env(name: str, ip: str, env: list[str], exposed: dict[str, Any] | None)
     """The variables a link to a container at `ip` gives (`name`: /parent/alias):
     <ALIAS>_PORT..., <ALIAS>_NAME, <ALIAS>_ENV_<var>, as dockerd 20.10's links."""
     alias = name.rsplit("/", 1)[-1].upper().replace("-", "_")
-    ports = []
+    ports: list[tuple[int, str]] = []
     for key in exposed or {}:
         num, _, proto = key.partition("/")
         try:
@@ -67,15 +67,13 @@ def link_env(name: str, ip: str, env: list[str], exposed: dict[str, Any] | None)
     # between starts; this is moby's later, fixed order)
     ports.sort(key=lambda p: (p[1] != "tcp", p[1], p[0]))
     out: list[str] = []
-    start = end = None
+    if ports:
+        out.append(f"{alias}_PORT={ports[0][1]}://{ip}:{ports[0][0]}")
+    start = end = ports[0] if ports else (0, "")
     for i, (num, proto) in enumerate(ports):
-        if i == 0:
-            start = end = (num, proto)
-            out.append(f"{alias}_PORT={proto}://{ip}:{num}")
         prefix = f"{alias}_PORT_{num}_{proto.upper()}"
         out += [f"{prefix}={proto}://{ip}:{num}", f"{prefix}_ADDR={ip}",
                 f"{prefix}_PORT={num}", f"{prefix}_PROTO={proto}"]
-        assert start is not None and end is not None
         if num == end[0] + 1 and proto == end[1]:
             end = (num, proto)
             if i < len(ports) - 1:
