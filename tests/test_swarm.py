@@ -79,3 +79,9 @@ def test_docker_py_swarm_cleanup(daemon):
         assert api.info()["Swarm"]["LocalNodeState"] == "inactive"
     finally:
         api.close()
+    client = docker.DockerClient(base_url=daemon.host)
+    try:
+        # the Swarm model reloads at creation and takes 503 as "no swarm"
+        assert client.swarm.attrs == {} and client.swarm.leave(force=True) is True
+    finally:
+        client.close()
