@@ -69,12 +69,12 @@ def both(eng, *args: str, input: bytes | None = None):
     return ours(eng, *args, input=input), theirs(eng, *args, input=input)
 
 
-def in_pty(eng, argv: list[str], send: bytes | None = None, timeout: float = 20
-           ) -> tuple[bytes, int]:
+def in_pty(eng, argv: list[str], send: bytes | None = None, timeout: float = 20,
+           env: dict[str, str] | None = None) -> tuple[bytes, int]:
     pid, fd = pty.fork()
     if pid == 0:  # child
         try:
-            os.execve(argv[0], argv, _env(eng))
+            os.execve(argv[0], argv, env or _env(eng))
         finally:
             os._exit(127)
     out = b""
@@ -442,6 +442,61 @@ def test_run_interactive_tty(engine_under_test):
                        send=b"echo hel''lo\rexit 7\r")
     assert code == 7, out
     assert b"hello" in out
+
+
+CLIS = {"ours": [sys.executable, "-m", "dockyard"], "theirs": [DOCKER_CLI or "docker"]}
+
+
+@pytest.fixture
+def config_keys(engine_under_test, tmp_path):
+    """An environment whose client config file sets `detachKeys` to ctrl-a,x."""
+    (tmp_path / "config.json").write_text('{"detachKeys": "ctrl-a,x"}')
+    env = _env(engine_under_test)
+    env["DOCKER_CONFIG"] = str(tmp_path)
+    env["DOCKYARD_CONFIG"] = str(tmp_path / "none")
+    return env
+
+
+def _running(eng, name: str) -> bool:
+    return theirs(eng, "inspect", "-f", "{{.State.Running}}", name).stdout == b"true\n"
+
+
+@pytest.mark.parametrize("cli", ["ours", "theirs"])
+def test_detach_keys_from_config_file(engine_under_test, names, config_keys, cli):
+    """`detachKeys` of config.json detaches run -it, attach, start -ai and exec -it
+    (the client's escape and the daemon's); --detach-keys overrides it."""
+    eng, argv = engine_under_test, CLIS[cli]
+    n = names()
+    out, code = in_pty(eng, argv + ["run", "-it", "--name", n, "busybox", "sh"],
+                       send=b"\x01x", env=config_keys)
+    assert code == 0 and _running(eng, n), out
+    # attach and exec -it report the escape as docker's CLI does: message, status 1
+    out, code = in_pty(eng, argv + ["attach", n], send=b"\x01x", env=config_keys)
+    assert code == 1 and _running(eng, n), out
+    assert b"read escape sequence" in out
+    # the flag wins over the file
+    out, code = in_pty(eng, argv + ["attach", "--detach-keys", "ctrl-e,y", n],
+                       send=b"\x05y", env=config_keys)
+    assert code == 1 and _running(eng, n), out
+    # exec -it: the exec'd shell goes on; nothing in it saw the keys
+    out, code = in_pty(eng, argv + ["exec", "-it", n, "sh", "-c", "sleep 30; echo done"],
+                       send=b"\x01x", env=config_keys)
+    assert code == 1 and b"done" not in out, out
+    assert b"read escape sequence" in out
+    theirs(eng, "kill", n)
+    theirs(eng, "wait", n)
+    out, code = in_pty(eng, argv + ["start", "-ai", n], send=b"\x01x", env=config_keys)
+    assert code == 0 and _running(eng, n), out
+
+
+@pytest.mark.parametrize("cli", ["ours", "theirs"])
+def test_default_detach_keys_attach(engine_under_test, names, cli):
+    eng, argv = engine_under_test, CLIS[cli]
+    n = names()
+    theirs(eng, "run", "-dit", "--name", n, "busybox", "sh")
+    out, code = in_pty(eng, argv + ["attach", n], send=b"\x10\x11")
+    assert code == 1 and _running(eng, n), out
+    assert b"read escape sequence" in out
 
 
 def test_run_detach_keys(engine_under_test, names):

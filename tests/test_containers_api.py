@@ -286,3 +286,91 @@ def test_init_reaps_and_forwards(daemon, bb):
     insp = json.loads(daemon.docker("inspect", cid).stdout)[0]
     assert insp["State"]["ExitCode"] == 3 and insp["HostConfig"]["Init"] is True
     daemon.docker("rm", cid)
+
+
+class _Watchdog:
+    """Shuts a stream down if it is still open after `timeout` s, so a read
+    never hangs the test; `fired` tells that it had to."""
+
+    def __init__(self, h, timeout: float = 30) -> None:
+        import threading
+
+        self.fired = False
+        self.h = h
+        self.timer = threading.Timer(timeout, self._fire)
+        self.timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        try:
+            self.h.sock.shutdown(2)
+        except OSError:
+            pass
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+
+
+def _read_until(h, want: bytes) -> bytes:
+    data = b""
+    while want not in data:
+        chunk = h.read()
+        assert chunk, data
+        data += chunk
+    return data
+
+
+def _read_until_closed(h) -> bytes:
+    """What the stream carries until the daemon ends it (a detach ends it)."""
+    data = b""
+    while chunk := h.read():
+        data += chunk
+    return data
+
+
+def test_daemon_detach_keys(daemon, bb):
+    """The daemon's attach watches the `detachKeys` query parameter (ctrl-p
+    ctrl-q without it), an exec its `DetachKeys`: the sequence ends the stream
+    and leaves the process running."""
+    c = daemon.client()
+    cid = daemon.docker("run", "-dit", bb, "sh").stdout.decode().strip()
+    try:
+        for keys, seq in (("ctrl-a,x", b"\x01x"), (None, b"\x10\x11")):
+            h = c.hijack("POST", f"/containers/{cid}/attach",
+                         {"stream": 1, "stdin": 1, "stdout": 1, "detachKeys": keys})
+            dog = _Watchdog(h)
+            try:
+                h.send(b"echo h''i\n")
+                _read_until(h, b"hi")
+                h.send(seq)
+                _read_until_closed(h)
+            finally:
+                dog.cancel()
+                h.close()
+            assert not dog.fired, "the stream stayed open"
+            assert c.get_json(f"/containers/{cid}/json")["State"]["Running"]
+        eid = c.post_json(f"/containers/{cid}/exec", None, {
+            "Cmd": ["sh"], "Tty": True, "AttachStdin": True, "AttachStdout": True,
+            "DetachKeys": "ctrl-e,y"})["Id"]
+        h = c.hijack("POST", f"/exec/{eid}/start", None,
+                     json.dumps({"Detach": False, "Tty": True}).encode())
+        dog = _Watchdog(h)
+        try:
+            h.send(b"echo th''ere\n")
+            _read_until(h, b"there")
+            h.send(b"\x05y")
+            _read_until_closed(h)
+        finally:
+            dog.cancel()
+            h.close()
+        assert not dog.fired, "the exec's stream stayed open"
+        assert c.get_json(f"/exec/{eid}/json")["Running"]
+        # dockerd's words for a bad sequence at exec create (its status is 500)
+        r = c.request("POST", f"/containers/{cid}/exec", None,
+                      json.dumps({"Cmd": ["true"], "DetachKeys": "ctrl-xx"}).encode(),
+                      {"Content-Type": "application/json"}, check=False)
+        assert (r.status, json.loads(r.read())) == (
+            400, {"message": "Invalid escape keys (ctrl-xx) provided"})
+        r.close()
+    finally:
+        c.request("DELETE", f"/containers/{cid}", {"force": 1}, check=False).close()

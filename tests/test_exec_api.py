@@ -244,3 +244,52 @@ def test_exec_ids_in_container_inspect(daemon, bb):
         assert insp["ExecIDs"] == [eid]
     finally:
         daemon.docker("rm", "-f", cid)
+
+
+def _exec_stream(daemon, cid: str, create_tty: bool, start_tty: bool | None) -> bytes:
+    c = daemon.client()
+    eid = c.post_json(f"/containers/{cid}/exec", None,
+                      {"Cmd": ["sh", "-c", "test -t 1 && echo PTY || echo PIPE; echo e >&2"],
+                       "AttachStdout": True, "AttachStderr": True, "Tty": create_tty})["Id"]
+    body = {"Detach": False} if start_tty is None else {"Detach": False, "Tty": start_tty}
+    h = c.hijack("POST", f"/exec/{eid}/start", None, json.dumps(body).encode())
+    data = b""
+    try:
+        while chunk := h.read():
+            data += chunk
+    finally:
+        h.close()
+    return data
+
+
+def _frame(kind: int, payload: bytes) -> bytes:
+    return bytes([kind, 0, 0, 0]) + len(payload).to_bytes(4, "big") + payload
+
+
+def test_exec_start_tty_decides_framing(daemon, ctr):
+    """The start request's Tty frames the stream (dockerd's router wraps it in
+    stdcopy writers unless Tty); the exec's create-time Tty gives the pty."""
+    # a pty, framed: its output (stdout and stderr alike) comes as stdout frames
+    framed_pty = (_frame(1, b"PTY\r\ne\r\n"), _frame(1, b"PTY\r\n") + _frame(1, b"e\r\n"))
+    assert _exec_stream(daemon, ctr, True, False) in framed_pty
+    # no Tty in the start body: framed too
+    assert _exec_stream(daemon, ctr, True, None) in framed_pty
+    # pipes, raw: stdout unframed, and stderr dropped (dockerd has no writer for it)
+    assert _exec_stream(daemon, ctr, False, True) == b"PIPE\n"
+    # both agree: as before
+    assert _exec_stream(daemon, ctr, True, True) == b"PTY\r\ne\r\n"
+    data = _exec_stream(daemon, ctr, False, False)
+    assert _frame(1, b"PIPE\n") in data and _frame(2, b"e\n") in data, data
+
+
+def test_sdk_exec_tty_create_started_without_tty(daemon, ctr):
+    """docker-py's exec_create(tty=True) + exec_start(tty=False) demultiplexes."""
+    docker = pytest.importorskip("docker")
+    api = docker.APIClient(base_url=daemon.host)
+    try:
+        eid = api.exec_create(ctr, ["sh", "-c", "echo hello; tty"], tty=True)["Id"]
+        out = api.exec_start(eid, tty=False)
+        assert out.startswith(b"hello\r\n/dev/pts/"), out
+        assert api.exec_inspect(eid)["ExitCode"] == 0
+    finally:
+        api.close()

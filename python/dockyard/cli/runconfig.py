@@ -144,6 +144,11 @@ def build_create(opts: dict[str, Any], changed: set[str], image: str, cmd: list[
         if o["ip"] or o["ip6"]:
             ep["IPAMConfig"] = {"IPv4Address": o["ip"] or "", "IPv6Address": o["ip6"] or ""}
         endpoints[o["network"]] = ep
+    net = o["network"] or ""
+    if o["link"] and net and net not in ("default", "bridge", "host", "none") and \
+            not net.startswith("container:"):
+        # on a user-defined network links are the endpoint's (DNS aliases), as docker's CLI
+        endpoints.setdefault(net, {})["Links"] = list(o["link"])
     body = dict(config, HostConfig=host, NetworkingConfig={"EndpointsConfig": endpoints})
     query = {"name": o["name"] or None, "platform": o["platform"] or None}
     return body, query

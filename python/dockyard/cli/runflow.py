@@ -203,11 +203,12 @@ def attach_start_wait(c: Any, cid: str, body: dict[str, Any], opts: dict[str, An
         print(cid)
         sys.stdout.flush()
     h = None
+    keys = streams.detach_keys_for(opts.get("detach_keys"))
     if a_in or a_out or a_err:
         try:
             h = c.hijack("POST", f"/containers/{cid}/attach",
                          {"stream": 1, "stdin": int(a_in), "stdout": int(a_out),
-                          "stderr": int(a_err)})
+                          "stderr": int(a_err), "detachKeys": keys})
         except APIError as e:
             print(f"Error response from daemon: {e.message}", file=sys.stderr)
             return 1
@@ -233,7 +234,7 @@ def attach_start_wait(c: Any, cid: str, body: dict[str, Any], opts: dict[str, An
         streams.monitor_tty_size(lambda hh, ww: c.request(
             "POST", f"/containers/{cid}/resize", {"h": hh, "w": ww}).close())
     try:
-        streams.stream(h, tty, a_in, opts.get("detach_keys"))
+        streams.stream(h, tty, a_in, keys)
     except streams.DetachError:
         return 0
     finally:

@@ -22,6 +22,29 @@ class DetachError(Exception):
     """The user typed the detach sequence."""
 
 
+def config_detach_keys() -> str | None:
+    """`detachKeys` of the client's config file, as docker reads it: Dockyard's
+    own (`$DOCKYARD_CONFIG` or ~/.dockyard) first, then docker's
+    (`$DOCKER_CONFIG` or ~/.docker); `--detach-keys` overrides both."""
+    import json
+
+    for env, default in (("DOCKYARD_CONFIG", "~/.dockyard"), ("DOCKER_CONFIG", "~/.docker")):
+        path = os.path.join(os.environ.get(env) or os.path.expanduser(default), "config.json")
+        try:
+            with open(path, "rb") as f:
+                keys = json.load(f).get("detachKeys")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(keys, str) and keys:
+            return keys
+    return None
+
+
+def detach_keys_for(flag: str | None) -> str | None:
+    """The detach sequence a command uses (and sends to the daemon)."""
+    return flag or config_detach_keys()
+
+
 def parse_detach_keys(spec: str | None) -> bytes:
     """docker's term.ToBytes: comma-separated single characters or ctrl-<key>."""
     out = bytearray()

@@ -59,6 +59,7 @@ class Exec:
     attach_stdout: bool
     attach_stderr: bool
     detach_keys: str
+    link_env: list[str] = field(default_factory=list)  # its container's links, at create
     running: bool = False
     started: bool = False  # start was called (an exec starts once)
     exit_code: int | None = None
@@ -109,6 +110,8 @@ class ExecStore:
         if not isinstance(env, list) or not all(isinstance(x, str) for x in env):
             raise InvalidParameter("Env must be a list of strings")
         keys = body.get("DetachKeys") or ""
+        # dockerd builds the links' variables now: a stopped target fails the create
+        links = [e for _, _, env in self.svc.linked(c) for e in env]
         eid = generate_id()
         e = Exec(id=eid, container_id=c.id, cmd=[str(a) for a in cmd], env=list(env),
                  user=str(body.get("User") or ""), working_dir=str(body.get("WorkingDir") or ""),
@@ -116,7 +119,7 @@ class ExecStore:
                  attach_stdin=bool(body.get("AttachStdin")),
                  attach_stdout=bool(body.get("AttachStdout")),
                  attach_stderr=bool(body.get("AttachStderr")), detach_keys=str(keys),
-                 state_dir=self.svc.state_dir(c.id) / f"exec-{eid}")
+                 link_env=links, state_dir=self.svc.state_dir(c.id) / f"exec-{eid}")
         with self._lock:
             self.execs[eid] = e
             finished = {v.container_id for v in self.execs.values() if not v.running}
@@ -195,9 +198,12 @@ class ExecStore:
         cenv = list(c.config.get("Env") or [])
         ckeys = {x.split("=", 1)[0] for x in cenv}
         ekeys = {x.split("=", 1)[0] for x in e.env}
-        # The container's process env minus what depends on its tty and user.
+        # The container's process env minus what depends on its tty and user
+        # and its links' variables as they were at its start: they are the
+        # links' of now.
         env = [x for x in base.get("env") or []
-               if x.split("=", 1)[0] not in ("HOME", "TERM") or x.split("=", 1)[0] in ckeys]
+               if x.split("=", 1)[0] in ckeys or x.split("=", 1)[0] in ("PATH", "HOSTNAME")]
+        env += [x for x in e.link_env if x.split("=", 1)[0] not in ckeys]
         if e.tty and "TERM" not in ckeys:
             env = _set_env(env, "TERM=xterm")
         for x in e.env:

@@ -170,6 +170,8 @@ class Reconciler(ContainerRecords):
             self.release_volumes(c)  # rm -f of a running container: no exit reconcile
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM containers WHERE id=?", (c.id,))
+            # its links go; links to it stay, as with dockerd
+            conn.execute("DELETE FROM links WHERE parent_id=?", (c.id,))
         if self.volumes:
             # rm -v and --rm take the container's anonymous volumes with it
             self.volumes.drop_refs(c.id, remove_anonymous=remove_volumes)

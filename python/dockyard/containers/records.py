@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import InvalidParameter, NotFound
+from ..errors import DockyardError, InvalidParameter, NotFound
 from ..events import EventLog
 from ..graphdriver.base import rmtree
 from ..imageconfig import parse_time
@@ -25,6 +25,7 @@ from ..volumes.service import VolumeService
 from ..store.images import ImageStore
 from ..store.local import LocalStore
 from ..units import human_duration
+from .links import Link, LinkIndex, link_env
 from .model import ZERO_TIME, Container
 
 
@@ -55,6 +56,8 @@ class ContainerRecords:
         # runc's own state (`runc --root`) for containers of the runc driver.
         self.runc_root = Path(exec_root) / "runc"
         self.cgroup_parent = cgroup_parent
+        # legacy links (`--link`): parent, alias, target
+        self.links = LinkIndex(self.db)
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
 
@@ -95,9 +98,74 @@ class ContainerRecords:
             if len(rows) > 1:
                 raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
             r = rows[0] if rows else None
+        if r is None and "/" in ref.strip("/"):
+            link = self.link_named(ref)
+            if link is not None:
+                r = self.db.one("SELECT * FROM containers WHERE id=?", (link.child_id,))
         if r is None:
             raise ContainerNotFound(f"No such container: {ref}")
         return Container.from_row(r)
+
+    # --- links ----------------------------------------------------------------
+    def link_named(self, name: str) -> Link | None:
+        """The link a name `/<parent>/<alias>` stands for (the name resolves to
+        its target, as dockerd reserves it)."""
+        parent, _, alias = name.strip("/").partition("/")
+        r = self.db.one("SELECT id FROM containers WHERE name=?", ("/" + parent,))
+        return self.links.get(r["id"], alias) if r and alias else None
+
+    def names(self, c: Container) -> list[str]:
+        """`Names` of the container list: its own and the link names it is the
+        target of, sorted as dockerd lists them."""
+        out = [c.name]
+        for link in self.links.parents(c.id):
+            r = self.db.one("SELECT name FROM containers WHERE id=?", (link.parent_id,))
+            if r:
+                out.append(f"{r['name']}/{link.alias}")
+        return sorted(out)
+
+    def linked(self, c: Container) -> list[tuple[str, str, list[str]]]:
+        """What a container on the default bridge gets of its links when it
+        starts (or execs): per link its /etc/hosts names, the target's address
+        and the variables. dockerd's errors for a target off the default bridge
+        or not running; nothing for a container off the bridge."""
+        net = self.network
+        if net is None or net.default_bridge_address(c.id) is None:
+            return []
+        targets: list[tuple[Link, Container | None]] = []
+        for link in self.links.children(c.id):
+            try:
+                child: Container | None = self.get(link.child_id)
+            except NotFound:
+                child = None  # removed: dockerd still holds it, stopped
+            if child is not None and net.default_bridge_address(child.id) is None:
+                raise DockyardError(f"Cannot link to {child.name}, as it does not belong to "
+                                    "the default network")
+            targets.append((link, child))
+        out = []
+        for link, child in targets:
+            ip = net.default_bridge_address(child.id) if child is not None else None
+            if child is None or not child.state.get("Running") or not ip:
+                name = child.name if child is not None else link.child_name
+                raise DockyardError(f"Cannot link to a non running container: {name} AS "
+                                    f"{c.name}/{link.alias}")
+            alias = link.alias.rsplit("/", 1)[-1]
+            # the alias, the target's hostname, and its name unless the alias is it
+            names = f"{alias} {child.config.get('Hostname') or child.id[:12]}"
+            if alias != child.name[1:]:
+                names += " " + child.name[1:]
+            out.append((names, ip, link_env(f"{c.name}/{link.alias}", ip,
+                                            list(child.config.get("Env") or []),
+                                            child.config.get("ExposedPorts"))))
+        return out
+
+    def link_specs(self, c: Container) -> list[str] | None:
+        """HostConfig.Links as inspect shows it: `/target:/parent/alias`."""
+        out = []
+        for link in self.links.children(c.id):
+            r = self.db.one("SELECT name FROM containers WHERE id=?", (link.child_id,))
+            out.append(f"{r['name'] if r else link.child_name}:{c.name}/{link.alias}")
+        return out or None
 
     def container_dir(self, cid: str) -> Path:
         return self.dir / cid

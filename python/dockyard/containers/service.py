@@ -24,6 +24,7 @@ from ..events import EventLog
 from ..graphdriver import create_container_layers, remove_container_layers
 from ..ids import generate_id
 from ..imageconfig import now_rfc3339, parse_time
+from ..network import etcfiles
 from ..network.service import NetworkService
 from ..volumes.service import VolumeService
 from ..store.local import LocalStore
@@ -32,6 +33,7 @@ from . import logdrivers, mountpoints, oci
 from . import spec as specs
 from .attach import ShimConnection
 from .config import merge_image_config, valid_name, validate_hostconfig
+from .links import parse_link
 from .model import ZERO_TIME, Container, new_state, random_name
 from .pause import thaw_if_paused
 from .process import StartError, send_signal, signal_number
@@ -41,6 +43,8 @@ NOT_MODIFIED = "not-modified"
 #: dockerd's restart backoff: the first delay, doubled at each restart up to the last.
 RESTART_FIRST_DELAY = 0.1
 RESTART_MAX_DELAY = 60.0
+HOST_LINKS = ("conflicting options: host type networking can't be used with links. This "
+              "would result in undefined behavior")
 #: `--exec-driver` values: the built-in runtime, or runc from an OCI bundle.
 EXEC_DRIVERS = ("native", "runc")
 
@@ -122,11 +126,13 @@ class ContainerService(Reconciler):
             c = Container(cid, name, img.id, now_rfc3339(), cfg, hostconfig, new_state())
             warnings = self._check_network(c, networking)
             self._register_mounts(c)
+            self._register_links(c)
             with self.db.transaction() as conn:
                 conn.execute("INSERT INTO containers VALUES (?,?,?,?,?,?,?,?)", c.row())
             c.warnings = warnings  # type: ignore[attr-defined]
             self.emit(c, "create")
         except BaseException:
+            self.links.drop_parent(cid)
             if self.network:
                 self.network.container_removed(cid)
             if self.volumes:
@@ -156,8 +162,75 @@ class ContainerService(Reconciler):
             finally:
                 self.driver.put(c.id)
 
+    def _register_links(self, c: Container) -> None:
+        """HostConfig.Links into the link index, checked as dockerd's registerLinks
+        (a user-defined network takes them as endpoint aliases instead)."""
+        specs = c.hostconfig.get("Links") or []
+        mode = c.hostconfig.get("NetworkMode") or "default"
+        if not specs or mode not in ("default", "bridge", "none"):
+            return
+        for spec in specs:
+            name, alias = parse_link(spec)
+            if not name:
+                raise InvalidParameter('could not get container for : invalid name or ID '
+                                       'supplied: ""')
+            try:
+                child = self.get(name)
+            except NotFound as e:
+                raise InvalidParameter(f"could not get container for {name}: {e}") from None
+            while (child.hostconfig.get("NetworkMode") or "").startswith("container:"):
+                other = child.hostconfig["NetworkMode"].split(":", 1)[1]
+                try:
+                    child = self.get(other)
+                except NotFound as e:
+                    raise InvalidParameter(f"Could not get container for {other}: {e}") \
+                        from None
+            if child.hostconfig.get("NetworkMode") == "host":
+                raise InvalidParameter(HOST_LINKS)
+            if alias:  # an empty one names the parent itself: dockerd skips it
+                self.links.add(c.id, alias, child.id, child.name)
+
+    def remove_link(self, name: str) -> None:
+        """`docker rm --link /<parent>/<alias>`: the link goes, not the container
+        (a running parent loses its /etc/hosts line)."""
+        self.get(name)  # dockerd resolves the name first: 404 for no such link
+        if "/" not in name.strip("/"):
+            raise DockyardError("Conflict, cannot remove the default link name of the "
+                                "container")
+        link = self.link_named(name)
+        if link is None:
+            raise NotFound(f"No such container: {name}")
+        with self.lock(link.parent_id):
+            self.links.remove(link.parent_id, link.alias)
+            parent = self.get(link.parent_id)
+            if parent.state.get("Running"):
+                etcfiles.remove_host(self.container_dir(parent.id) / "hosts",
+                                     link.alias.rsplit("/", 1)[-1])
+
+    def _update_link_parents(self, c: Container) -> None:
+        """A link target started: its running parents' /etc/hosts get its new
+        address (libnetwork's parent update)."""
+        ip = self.network.default_bridge_address(c.id) if self.network else None
+        if not ip:
+            return
+        for link in self.links.parents(c.id):
+            try:
+                parent = self.get(link.parent_id)
+            except NotFound:
+                continue
+            if parent.state.get("Running"):
+                etcfiles.update_host(self.container_dir(parent.id) / "hosts", ip,
+                                     link.alias.rsplit("/", 1)[-1])
+
     def _check_network(self, c: Container, networking: dict[str, Any] | None) -> list[str]:
         mode = c.hostconfig.get("NetworkMode") or "default"
+        if c.hostconfig.get("Links"):
+            if mode == "host":
+                raise InvalidParameter(HOST_LINKS)
+            if mode.startswith("container:"):
+                raise InvalidParameter("conflicting options: container type network can't be "
+                                       "used with links. This would result in undefined "
+                                       "behavior")
         if mode.startswith("container:"):
             if c.config.get("Hostname") and c.config["Hostname"] != c.id[:12]:
                 raise InvalidParameter("conflicting options: hostname and the network mode")
@@ -168,7 +241,8 @@ class ContainerService(Reconciler):
             return []
         return self.network.container_created(c.id, c.hostconfig, networking)
 
-    def _network_namespace(self, c: Container) -> str | None:
+    def _network_namespace(self, c: Container, links: list[tuple[str, str, list[str]]]
+                           ) -> str | None:
         """Set up the container's network before it starts: the namespace file
         to join, "host", or None for a fresh namespace with loopback only."""
         mode = c.hostconfig.get("NetworkMode") or "default"
@@ -187,7 +261,8 @@ class ContainerService(Reconciler):
             if mode == "host":
                 return "host"
             return None
-        return self.network.setup(c.id, c.name, c.config, c.hostconfig, cdir)
+        return self.network.setup(c.id, c.name, c.config, c.hostconfig, cdir,
+                                  [(names, ip) for names, ip, _ in links])
 
     def _choose_runtime(self, asked: str | None) -> str:
         runtime = asked or self.exec_driver
@@ -210,7 +285,8 @@ class ContainerService(Reconciler):
             raise
         rootfs = self._mount(c)
         try:
-            netns = self._network_namespace(c)
+            links = self.linked(c)
+            netns = self._network_namespace(c, links)
         except DockyardError as e:
             # dockerd records why the start failed (e.g. a port already allocated)
             self._unmount(c.id)
@@ -228,7 +304,8 @@ class ContainerService(Reconciler):
             extra = mountpoints.runtime_mounts(c.state.get("MountPoints") or [],
                                                self.volumes, acquired) if self.volumes else []
             spec_json = specs.build(c, rootfs, self.container_dir(c.id), self.cgroup_path(c),
-                                    self.default_ulimits, netns, extra)
+                                    self.default_ulimits, netns, extra,
+                                    [e for _, _, env in links for e in env])
             sdir = self.state_dir(c.id)
             shutil.rmtree(sdir, ignore_errors=True)
             sdir.mkdir(parents=True, mode=0o700)
@@ -295,6 +372,7 @@ class ContainerService(Reconciler):
             else:
                 res = self.spawn(c, wait_start=False)
             self._mark_running(c, res, started)
+            self._update_link_parents(c)
             self.emit(c, "start")
         return None
 

@@ -260,8 +260,10 @@ def seccomp_spec(value: str, caps: list[str]) -> str | dict[str, Any] | None:
 
 def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
           default_ulimits: list[dict[str, Any]] | None = None,
-          netns: str | None = None, extra_mounts: list[dict[str, Any]] | None = None) -> str:
-    """The runtime spec JSON for starting container `c` on `rootfs`."""
+          netns: str | None = None, extra_mounts: list[dict[str, Any]] | None = None,
+          link_env: list[str] | None = None) -> str:
+    """The runtime spec JSON for starting container `c` on `rootfs`; `link_env`:
+    its legacy links' variables (its own Env wins over them)."""
     cfg, hc = c.config, c.hostconfig
     args = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
     if not args:
@@ -276,6 +278,9 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
         env.append(f"HOSTNAME={hostname}")
     if cfg.get("Tty") and "TERM" not in keys:
         env.append("TERM=xterm")
+    for e in link_env or []:
+        if e.split("=", 1)[0] not in keys:
+            env.append(e)
     uid, gid, extra, home = resolve_user(rootfs, cfg.get("User") or "")
     if "HOME" not in keys:
         env.append(f"HOME={home}")

@@ -113,6 +113,15 @@ _LOGS = [q("stdout", _BOOL), q("stderr", _BOOL), q("since", _STR, "UNIX time or 
          q("follow", _BOOL)]
 
 #: (method, path as registered) -> summary, parameters, requestBody, status
+#: The swarm-mode routes beyond leave/init/join (routes/swarm.py), each answered
+#: as by a dockerd in no swarm.
+SWARM_ROUTES = [("GET", "/swarm"), ("GET", "/swarm/unlockkey"), ("POST", "/swarm/unlock"),
+                ("POST", "/swarm/update"), ("GET", "/tasks"), ("GET", "/tasks/{id}"),
+                ("GET", "/tasks/{id}/logs"), ("GET", "/services/{id}/logs")] + [
+    (m, f"/{kind}s{tail}") for kind in ("service", "node", "secret", "config")
+    for m, tail in (("GET", ""), ("GET", "/{id}"), ("POST", "/{id}/update"),
+                    ("DELETE", "/{id}"), ("POST", "/create")) if (kind, tail) != ("node", "/create")]
+
 OPERATIONS: dict[tuple[str, str], Schema] = {
     ("GET", "/_ping"): {"summary": "Ping the daemon"},
     ("HEAD", "/_ping"): {"summary": "Ping the daemon (headers only)"},
@@ -233,12 +242,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ("POST", "/swarm/leave"): {"summary": "Not in a swarm: 503", "status": "503"},
     ("POST", "/swarm/init"): {"summary": "Swarm mode is not supported: 503", "status": "503"},
     ("POST", "/swarm/join"): {"summary": "Swarm mode is not supported: 503", "status": "503"},
-    ("GET", "/swarm"): {"summary": "Not a swarm manager: 503", "status": "503"},
-    ("GET", "/nodes"): {"summary": "Not a swarm manager: 503", "status": "503"},
-    ("GET", "/services"): {"summary": "Not a swarm manager: 503", "status": "503"},
-    ("GET", "/tasks"): {"summary": "Not a swarm manager: 503", "status": "503"},
-    ("GET", "/secrets"): {"summary": "Not a swarm manager: 503", "status": "503"},
-    ("GET", "/configs"): {"summary": "Not a swarm manager: 503", "status": "503"},
+    **{(m, p): {"summary": "Not a swarm manager: 503", "status": "503"} for m, p in SWARM_ROUTES},
 }
 
 _PARAM = re.compile(r"\{(\w+)(?::[^{}]*)?\}")

@@ -81,7 +81,7 @@ def container_summary(s: ContainerService, c: Container) -> dict[str, Any]:
     # dockerd quotes the arguments that hold a space (daemon/list.go)
     shown = [f"'{a}'" if " " in a else a for a in args]
     return {
-        "Id": c.id, "Names": [c.name], "Image": _image_name(c), "ImageID": c.image_id,
+        "Id": c.id, "Names": s.names(c), "Image": _image_name(c), "ImageID": c.image_id,
         "Command": " ".join([path] + shown), "Created": int(parse_time(c.created)),
         "Ports": s.network.port_list(c.id) if s.network and c.state.get("Running") else [],
         "Labels": c.config.get("Labels") or {}, "State": c.state["Status"],
@@ -104,6 +104,7 @@ def container_inspect(s: ContainerService, c: Container) -> dict[str, Any]:
                                                              "StoppedByUser", "MountPoints")}
     hc = dict(HOSTCONFIG_DEFAULTS)
     hc.update(c.hostconfig)
+    hc["Links"] = s.link_specs(c)  # the links as they stand, as dockerd shows them
     drv = s.driver
     return {
         "Id": c.id, "Created": c.created, "Path": path, "Args": args, "State": state,

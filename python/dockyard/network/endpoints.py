@@ -144,13 +144,15 @@ class ContainerNetworks(NetworkRecords):
         return r["netns"] if r else None
 
     def setup(self, cid: str, name: str, config: dict[str, Any], hostconfig: dict[str, Any],
-              container_dir: Path) -> str | None:
+              container_dir: Path, links: list[tuple[str, str]] | None = None) -> str | None:
         """Before a container starts: its namespace, endpoints, ports and /etc
         files. Returns the namespace file to join, "host", or None for a new
-        namespace with loopback only (`--network none`)."""
+        namespace with loopback only (`--network none`). `links`: the /etc/hosts
+        lines (names, address) of its legacy links, after --add-host's."""
         mode = self.mode(hostconfig)
         hostname = config.get("Hostname") or cid[:12]
         extra = [etcfiles.parse_add_host(h) for h in hostconfig.get("ExtraHosts") or []]
+        extra += links or []
         if mode == "host":
             etcfiles.write(container_dir / "hosts", _read("/etc/hosts") or etcfiles.HOSTS_HEAD)
             etcfiles.write(container_dir / "resolv.conf", etcfiles.host_resolv())

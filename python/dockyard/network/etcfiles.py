@@ -95,6 +95,43 @@ def resolv(host: str, dns: list[str], search: list[str], options: list[str],
     return "\n".join(lines) + "\n", upstream
 
 
+def update_host(path: Path, addr: str, name: str) -> None:
+    """A new address for the lines naming `name` first after the address (a
+    linked container restarted: libnetwork's etchosts.Update)."""
+    text = _read_text(path)
+    if text is None:
+        return
+    pat = re.compile(r"^\S*(\t" + re.escape(name) + r")(?=[\s.]|$)", re.M)
+    new = pat.sub(lambda m: addr + m.group(1), text)
+    if new != text:
+        _rewrite(path, new)
+
+
+def remove_host(path: Path, name: str) -> None:
+    """Drop the lines naming `name` first (a link removed from a running container)."""
+    text = _read_text(path)
+    if text is None:
+        return
+    keep = [ln for ln in text.splitlines(keepends=True)
+            if not (len(ln.split()) > 1 and ln.split()[1] == name and "\t" in ln)]
+    if len(keep) != len(text.splitlines()):
+        _rewrite(path, "".join(keep))
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def _rewrite(path: Path, text: str) -> None:
+    # in place: a running container has this very inode bind-mounted
+    with open(path, "r+") as f:
+        f.write(text)
+        f.truncate()
+
+
 def write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)

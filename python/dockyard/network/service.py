@@ -68,6 +68,14 @@ class NetworkService(ContainerNetworks):
                     ns[k] = ep[k]
         return ns
 
+    def default_bridge_address(self, cid: str) -> str | None:
+        """The container's IPv4 address on the default bridge: "" while it is on
+        it without one (not running), None when it is not on it (legacy links
+        work there only)."""
+        r = self.db.one("SELECT e.ipv4 FROM endpoints e JOIN networks n ON n.id = e.network_id "
+                        "WHERE e.container_id=? AND n.name='bridge'", (cid,))
+        return None if r is None else (r["ipv4"] or "")
+
     def port_list(self, cid: str) -> list[dict[str, Any]]:
         """`Ports` of `GET /containers/json`."""
         sb = self.db.one("SELECT ports FROM sandboxes WHERE container_id=?", (cid,))

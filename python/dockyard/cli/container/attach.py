@@ -36,6 +36,7 @@ def attach_flow(name: str, start: bool, stdin: bool, detach_keys: str | None,
             fail("You cannot attach to a restarting container, wait until it is running")
     stdin = stdin and cfg.get("OpenStdin", False)
     cid = info["Id"]
+    detach_keys = streams.detach_keys_for(detach_keys)
     if sig_proxy and not tty:
         streams.forward_signals(lambda sig: post(f"/containers/{cid}/kill", {"signal": sig}))
     h = call(lambda: c.hijack("POST", f"/containers/{cid}/attach",
@@ -59,9 +60,11 @@ def attach_flow(name: str, start: bool, stdin: bool, detach_keys: str | None,
     try:
         streams.stream(h, tty, stdin, detach_keys)
     except streams.DetachError:
-        if not start:
-            print("read escape sequence", file=sys.stderr)
-        return 0
+        if start:  # `start -a` leaves quietly, as docker's CLI
+            return 0
+        # docker's attach returns the escape as its error: message and status 1
+        print("read escape sequence", file=sys.stderr)
+        return 1
     finally:
         h.close()
     res = json.loads(waiter.read() or b"{}")
@@ -126,6 +129,7 @@ def exec_(container: str = typer.Argument(...),
     info = inspect_json(container)
     if not info["State"].get("Running"):
         fail(f"Error response from daemon: Container {info['Id']} is not running")
+    detach_keys = streams.detach_keys_for(detach_keys)
     body = {"User": user or "", "Privileged": privileged, "Tty": tty,
             "AttachStdin": interactive and not detach, "AttachStderr": not detach,
             "AttachStdout": not detach, "Detach": detach, "DetachKeys": detach_keys or "",
@@ -142,7 +146,8 @@ def exec_(container: str = typer.Argument(...),
     try:
         streams.stream(h, tty, interactive, detach_keys)
     except streams.DetachError:
-        raise SystemExit(0)
+        print("read escape sequence", file=sys.stderr)  # docker's exec: an error, status 1
+        raise SystemExit(1)
     finally:
         h.close()
     try:

@@ -13,7 +13,7 @@ from aiohttp import web
 from ...containers import logs as jsonlog
 from ...containers.attach import EXIT, START_RESULT, ShimConnection
 from ...containers.logdrivers import ReadNotSupported
-from ...containers.model import ZERO_TIME, Container
+from ...containers.model import Container
 from ...errors import Conflict, DockyardError, InvalidParameter, NotFound
 from ..hijack import detach_keys, hijack, raw_input
 from ..monitor import AttachSession
@@ -37,8 +37,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
         raise Conflict(f"container {request.match_info['id']} is restarting, wait until the "
                        "container is running")
     if stream and not (c.state.get("Running") or c.state.get("Prepared")):
-        if c.state.get("FinishedAt", ZERO_TIME) != ZERO_TIME:
-            raise Conflict("You cannot attach to a stopped container, start it first")
+        # dockerd attaches to a stopped container too (`start -a` attaches
+        # first): its process is made now and waits for the start call
         try:
             c = await blocking(s.prepare, c.id)
             monitor(request).watch(c.id)

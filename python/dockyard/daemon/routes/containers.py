@@ -181,6 +181,9 @@ async def rename(request: web.Request) -> web.Response:
 
 async def remove(request: web.Request) -> web.Response:
     s = svc(request)
+    if qbool(request, "link"):
+        await blocking(s.remove_link, request.match_info["id"])
+        return web.Response(status=204)
     c = await _get(request)
     await blocking(s.remove, c.id, qbool(request, "force"), qbool(request, "v"))
     monitor(request).removed(c.id)
@@ -213,6 +216,7 @@ def register(r: Any) -> None:
     r.add("POST", "/containers/create", create)
     r.add("GET", "/containers/json", list_containers)
     r.add("POST", "/containers/prune", prune)
-    r.add("GET", "/containers/{id}/json", inspect_container)
+    # a link's name `<parent>/<alias>` names its target (as dockerd's {name:.*})
+    r.add("GET", "/containers/{id:.+}/json", inspect_container)
     r.add("POST", "/containers/{id}/rename", rename)
-    r.add("DELETE", "/containers/{id}", remove)
+    r.add("DELETE", "/containers/{id:.+}", remove)

@@ -36,7 +36,13 @@ async def _body(request: web.Request) -> dict[str, Any]:
 async def create(request: web.Request) -> web.Response:
     body = await _body(request)
     if body.get("DetachKeys"):
-        detach_keys(body["DetachKeys"])  # validate
+        try:
+            detach_keys(body["DetachKeys"])
+        except InvalidParameter:
+            # dockerd's words at exec create; it answers 500, a client's error is 400
+            # here (the API's fuzz test admits no 5xx for a bad request)
+            raise InvalidParameter(f"Invalid escape keys ({body['DetachKeys']}) provided") \
+                from None
     e = await blocking(exec_store(request).create, request.match_info["id"], body)
     return json_response({"Id": e.id}, status=201)
 
@@ -99,10 +105,16 @@ async def start(request: web.Request) -> web.StreamResponse:
     if body.get("Detach"):
         return await _start_detached(st, e)
     resp, transport = await hijack(request)
-    tty = e.tty
+    # The stream is raw or framed by the start request's Tty, as with dockerd;
+    # the process got (or not) its pty from the exec's own Tty at create. A raw
+    # stream carries stdout only: dockerd drops a pipe's stderr there.
+    raw = bool(body.get("Tty"))
 
     def out(kind: int, data: bytes) -> None:
-        transport.write(data if tty else jsonlog.frame(kind, data))
+        if not raw:
+            transport.write(jsonlog.frame(kind, data))
+        elif kind == 1:
+            transport.write(data)
 
     inp = raw_input(request, transport, e.attach_stdin)
     mask = (1 if e.attach_stdin else 0) | (2 if e.attach_stdout else 0) | \
@@ -116,7 +128,7 @@ async def start(request: web.Request) -> web.StreamResponse:
     tasks: list[asyncio.Future] = []
     try:
         await conn.send(4)  # start: the process runs now that we listen
-        keys = detach_keys(e.detach_keys) if tty else b""
+        keys = detach_keys(e.detach_keys) if e.tty else b""
 
         async def pump_out() -> str:
             while True:
