@@ -82,6 +82,7 @@ async def restart(request: web.Request) -> web.Response:
 async def kill(request: web.Request) -> web.Response:
     c = await _get(request)
     await blocking(svc(request).kill, c.id, request.query.get("signal") or "SIGKILL")
+    await monitor(request).health.update(c.id)  # a paused container was thawed first
     return web.Response(status=204)
 
 

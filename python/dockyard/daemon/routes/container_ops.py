@@ -22,7 +22,7 @@ from ...containers.stats import empty_stats, sample, with_previous
 from ...containers.top import top as top_processes
 from ...engine import Engine
 from ...errors import InvalidParameter
-from . import blocking, engine, json_response, qbool
+from . import blocking, engine, json_response, monitor, qbool
 
 CHUNK = 256 * 1024
 
@@ -37,11 +37,13 @@ def _cid(request: web.Request) -> str:
 
 async def pause(request: web.Request) -> web.Response:
     await blocking(pause_container, svc(request), _cid(request))
+    await monitor(request).health.update(_cid(request))  # no probes while paused
     return web.Response(status=204)
 
 
 async def unpause(request: web.Request) -> web.Response:
     await blocking(unpause_container, svc(request), _cid(request))
+    await monitor(request).health.update(_cid(request))
     return web.Response(status=204)
 
 

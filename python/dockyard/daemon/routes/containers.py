@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from ... import filters
+from ...containers.health import HEALTH_STATUSES, health_status
 from ...containers.model import Container
 from ...containers.service import ContainerService
 from ...errors import InvalidParameter, NotFound
@@ -34,6 +35,13 @@ async def create(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON body")
     _check_types(body, CONFIG_TYPES, "ContainerConfigWrapper")
+    if isinstance(body.get("Healthcheck"), dict):
+        _check_types(body["Healthcheck"], HEALTHCHECK_TYPES, "HealthConfig.Healthcheck")
+        for a in body["Healthcheck"].get("Test") or []:
+            if not isinstance(a, str):
+                raise InvalidParameter(f"json: cannot unmarshal {_GO_TYPES.get(type(a), 'value')}"
+                                       " into Go struct field HealthConfig.Healthcheck.Test of "
+                                       "type string")
     hostconfig = body.pop("HostConfig", None) or {}
     networking = body.pop("NetworkingConfig", None) or {}
     try:
@@ -55,8 +63,15 @@ CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "Env": _LIST, "OnBuild": _LIST, "Shell": _LIST, "Cmd": (list, str),
     "Entrypoint": (list, str), "StopTimeout": (int,),
 }
+HEALTHCHECK_TYPES: dict[str, tuple[type, ...]] = {
+    "Test": _LIST, "Interval": (int,), "Timeout": (int,), "StartPeriod": (int,),
+    "Retries": (int,),
+}
 _GO_TYPES = {dict: "object", list: "array", str: "string", bool: "bool", int: "number",
              float: "number"}
+# Go's names for the field types its errors show, where they differ from the JSON ones.
+_GO_FIELD_TYPES = {"HealthConfig.Healthcheck.Test": "[]string",
+                   "HealthConfig.Healthcheck.Retries": "int"}
 
 
 def _check_types(body: dict, types: dict[str, tuple[type, ...]], where: str) -> None:
@@ -69,14 +84,20 @@ def _check_types(body: dict, types: dict[str, tuple[type, ...]], where: str) -> 
         if int in want and isinstance(v, bool):
             ok = False
         if not ok:
+            field = f"{where}.{key}"
+            go_type = _GO_FIELD_TYPES.get(field) or (
+                "time.Duration" if where.startswith("HealthConfig") else
+                _GO_TYPES.get(want[0], want[0].__name__))
             raise InvalidParameter(f"json: cannot unmarshal {_GO_TYPES.get(type(v), 'value')} "
-                                   f"into Go struct field {where}.{key} of type "
-                                   f"{_GO_TYPES.get(want[0], want[0].__name__)}")
+                                   f"into Go struct field {field} of type {go_type}")
 
 
 async def list_containers(request: web.Request) -> web.Response:
     s = svc(request)
     flt = filters.parse(request.query.get("filters"), CONTAINER_FILTERS)
+    for v in flt.get("health", []):
+        if v not in HEALTH_STATUSES:
+            raise InvalidParameter(f"Unrecognised filter value for health: {v}")
     show_all = qbool(request, "all")
     limit = qint(request, "limit", -1)
 
@@ -115,6 +136,8 @@ def _matches(s: ContainerService, c: Container, f: dict[str, list[str]]) -> bool
     if "id" in f and not any(c.id.startswith(i) for i in f["id"]):
         return False
     if "exited" in f and (st != "exited" or str(c.state.get("ExitCode")) not in f["exited"]):
+        return False
+    if "health" in f and health_status(c.state) not in f["health"]:
         return False
     if "label" in f:
         labels = c.config.get("Labels") or {}
