@@ -237,7 +237,7 @@ class HealthMonitor:
                  tty=False, privileged=False, attach_stdin=False, attach_stdout=True,
                  attach_stderr=True, detach_keys="",
                  state_dir=self.svc.state_dir(c.id) / f"exec-{eid}")
-        shown = " ".join([cmd[0] if cmd else "", *cmd[1:]])
+        shown = f"{cmd[0] if cmd else ''} {' '.join(cmd[1:])}"  # dockerd's "entrypoint args"
         self.svc.emit(c, f"exec_create: {shown}", execID=eid)
         self.svc.emit(c, f"exec_start: {shown}", execID=eid)
         out = _Output()
