@@ -476,6 +476,36 @@ def test_probe_dirs_cleaned(daemon, busybox_tar, names_dy):
     assert daemon.docker("exec", n, "echo", "hi").stdout == b"hi\n"
 
 
+def test_our_cli(daemon, busybox_tar, names_dy):
+    """`dockyard run/create` send what the docker CLI sends for the --health-* flags."""
+    if daemon.docker("image", "inspect", "busybox:latest", check=False).returncode != 0:
+        daemon.docker("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    n, m, k = names_dy(), names_dy(), names_dy()
+    daemon.cli("run", "-d", "--name", n, "--health-cmd", "true", "--health-interval", "250ms",
+               "--health-timeout", "1m30s", "--health-retries", "2",
+               "--health-start-period", "1.5s", "busybox", "sleep", "600")
+    assert inspect(daemon, n)["Config"]["Healthcheck"] == {
+        "Test": ["CMD-SHELL", "true"], "Interval": 250000000, "Timeout": 90000000000,
+        "StartPeriod": 1500000000, "Retries": 2}
+    wait_status(daemon, n, "healthy")
+    out = daemon.cli("ps", "--filter", "health=healthy", "--format",
+                     "{{.Names}} {{.Status}}").stdout.decode()
+    assert re.search(rf"^{n} Up .* \(healthy\)$", out, re.M)
+    # zero values are as good as absent; --no-healthcheck is Test NONE
+    daemon.cli("create", "--name", m, "--health-interval", "0s", "busybox", "true")
+    assert "Healthcheck" not in inspect(daemon, m)["Config"]
+    daemon.cli("create", "--name", k, "--no-healthcheck", "busybox", "true")
+    assert inspect(daemon, k)["Config"]["Healthcheck"] == {"Test": ["NONE"]}
+    for args, msg in ((["--no-healthcheck", "--health-retries", "1"],
+                       "--no-healthcheck conflicts with --health-* options"),
+                      (["--health-start-period", "-2s"],
+                       "--health-start-period cannot be negative"),
+                      (["--health-interval", "5"], 'invalid argument "5" for '
+                       '"--health-interval" flag: time: missing unit in duration "5"')):
+        r = daemon.cli("create", *args, "busybox", "true", check=False)
+        assert r.returncode == 125 and msg in r.stderr.decode(), (args, r.stderr)
+
+
 @pytest.fixture
 def names_dy(daemon):
     made: list[str] = []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import signal
 import sqlite3
@@ -47,6 +48,7 @@ DEFAULT_SHELL = ["/bin/sh", "-c"]  # CMD-SHELL without a Config.Shell (Linux)
 # How long a killed probe may take to go before its monitor moves on.
 KILL_GRACE = 10.0
 
+log = logging.getLogger("dockyard.health")
 _MONITORED = ("json_extract(state, '$.Running') = 1 "
               "AND coalesce(json_extract(state, '$.Paused'), 0) = 0")
 
@@ -162,6 +164,9 @@ class HealthMonitor:
         self.tasks: dict[str, asyncio.Task] = {}
         self.running: dict[str, Exec] = {}  # probes in flight, by container
         self.killed: set[str] = set()  # probes (exec IDs) to kill once spawned
+        # Each probe's run, held until it ends even when its monitor has gone
+        # (a killed probe still cleans up after itself).
+        self.runs: set[asyncio.Future] = set()
 
     async def update(self, ref: str) -> None:
         try:
@@ -196,30 +201,8 @@ class HealthMonitor:
     async def _monitor(self, cid: str) -> None:
         me = asyncio.current_task()
         try:
-            while True:
-                c = await asyncio.to_thread(self.svc.get, cid)
-                hc = c.config.get("Healthcheck") or {}
-                await asyncio.sleep(int(hc.get("Interval") or DEFAULT_INTERVAL) / 1e9)
-                c = await asyncio.to_thread(self.svc.get, cid)
-                cmd = probe_command(c.config)
-                if not c.state.get("Running") or c.state.get("Paused") or cmd is None:
-                    # The exit or pause was not reported to `update` after this
-                    # monitor began: settle it the same way.
-                    await asyncio.to_thread(monitor_stopped, self.svc, cid)
-                    return
-                start_ns = time.time_ns()
-                result = await self._probe(c, cmd, int(hc.get("Timeout") or DEFAULT_TIMEOUT),
-                                           start_ns)
-                h = dict(c.state.get("Health") or {"Status": STARTING, "FailingStreak": 0,
-                                                    "Log": []})
-                old = h.get("Status") or UNHEALTHY
-                record(h, result, start_ns, hc, c.state.get("StartedAt") or "")
-                # Dropped if it stopped or paused meanwhile: its record says so.
-                wrote = await asyncio.to_thread(
-                    _write, self.svc.db, cid, "'$.Health', json(?)", json.dumps(h),
-                    f" AND {_MONITORED}")
-                if wrote and h["Status"] != old:
-                    self.svc.emit(c, f"health_status: {h['Status']}")
+            while await self._next(cid):
+                pass
         except NotFound:
             return
         except sqlite3.ProgrammingError:
@@ -227,6 +210,35 @@ class HealthMonitor:
         finally:
             if self.tasks.get(cid) is me:
                 del self.tasks[cid]
+
+    async def _next(self, cid: str) -> bool:
+        """Wait an interval and run the probe once; False when monitoring ends."""
+        c = await asyncio.to_thread(self.svc.get, cid)
+        hc = c.config.get("Healthcheck") or {}
+        await asyncio.sleep(int(hc.get("Interval") or DEFAULT_INTERVAL) / 1e9)
+        c = await asyncio.to_thread(self.svc.get, cid)
+        cmd = probe_command(c.config)
+        if not c.state.get("Running") or c.state.get("Paused") or cmd is None:
+            # An exit or a pause `update` did not see (it raced this monitor's
+            # start): settle it the same way.
+            await asyncio.to_thread(monitor_stopped, self.svc, cid)
+            return False
+        start_ns = time.time_ns()
+        try:
+            result = await self._probe(c, cmd, int(hc.get("Timeout") or DEFAULT_TIMEOUT),
+                                       start_ns)
+        except (OSError, ValueError) as err:  # the probe's own trouble: the next one may do
+            log.warning("health check for container %s: %s", cid, err)
+            return True
+        h = dict(c.state.get("Health") or {"Status": STARTING, "FailingStreak": 0, "Log": []})
+        old = h.get("Status") or UNHEALTHY
+        record(h, result, start_ns, hc, c.state.get("StartedAt") or "")
+        # Dropped if it stopped or paused meanwhile: its record says so.
+        wrote = await asyncio.to_thread(_write, self.svc.db, cid, "'$.Health', json(?)",
+                                        json.dumps(h), f" AND {_MONITORED}")
+        if wrote and h["Status"] != old:
+            self.svc.emit(c, f"health_status: {h['Status']}")
+        return True
 
     async def _probe(self, c: Container, cmd: list[str], timeout_ns: int,
                      start_ns: int) -> dict[str, Any]:
@@ -242,16 +254,19 @@ class HealthMonitor:
         self.svc.emit(c, f"exec_start: {shown}", execID=eid)
         out = _Output()
         run = asyncio.ensure_future(self._run(c, e, out))
+        self.runs.add(run)
+        run.add_done_callback(self._settled)
         self.running[c.id] = e
         try:
             code = await asyncio.wait_for(asyncio.shield(run), timeout_ns / 1e9)
         except asyncio.TimeoutError:
+            end = time.time_ns()
             self._kill(e)
-            try:
+            try:  # the next probe waits for this one to go, as in dockerd
                 await asyncio.wait_for(asyncio.shield(run), KILL_GRACE)
             except (asyncio.TimeoutError, ExecStartError):
                 pass
-            return {"Start": _rfc3339_nano(start_ns), "End": _rfc3339_nano(time.time_ns()),
+            return {"Start": _rfc3339_nano(start_ns), "End": _rfc3339_nano(end),
                     "ExitCode": -1,
                     "Output": f"Health check exceeded timeout ({format_go_duration(timeout_ns)})"}
         except ExecStartError as err:
@@ -317,6 +332,11 @@ class HealthMonitor:
                 raise runtime_error(info["error"])
             code = int(info.get("exit_code", 255))
         return code
+
+    def _settled(self, run: asyncio.Future) -> None:
+        self.runs.discard(run)
+        if not run.cancelled():
+            run.exception()  # retrieved: a monitor that went away doesn't read it
 
     def _kill(self, e: Exec) -> None:
         self.killed.add(e.id)
