@@ -547,3 +547,66 @@ def test_daemon_restart_resumes_monitoring(tmp_path, busybox_tar):
         d.stop()
         kill_containers_left(tmp_path)
         assert_no_mounts_left(tmp_path)
+
+
+# --- pure parts ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,ns", [
+    ("500ms", 500_000_000), ("1.5s", 1_500_000_000), (".5s", 500_000_000),
+    ("1h2m3s", 3_723_000_000_000), ("-1s", -1_000_000_000), ("0", 0), ("+2us", 2000),
+    ("3µs", 3000), ("100ns", 100)])
+def test_go_durations(text: str, ns: int) -> None:
+    from dockyard.units import parse_go_duration
+
+    assert parse_go_duration(text) == ns
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("1", 'time: missing unit in duration "1"'), ("x", 'time: invalid duration "x"'),
+    ("1x", 'time: unknown unit "x" in duration "1x"'), ("", 'time: invalid duration ""'),
+    (".s", 'time: invalid duration ".s"')])
+def test_go_duration_errors(text: str, msg: str) -> None:
+    from dockyard.units import parse_go_duration
+
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        parse_go_duration(text)
+
+
+@pytest.mark.parametrize("ns,text", [
+    (300_000_000, "300ms"), (30 * 10**9, "30s"), (1_500_000_000, "1.5s"),
+    (90 * 10**9, "1m30s"), (3600 * 10**9, "1h0m0s"), (1500, "1.5µs"), (7, "7ns"),
+    (0, "0s")])
+def test_go_duration_strings(ns: int, text: str) -> None:
+    from dockyard.units import format_go_duration
+
+    assert format_go_duration(ns) == text
+
+
+def test_probe_results_rule() -> None:
+    """handleProbeResult: failures in the start period don't count while starting;
+    a success makes it healthy at once; Retries failures in a row, unhealthy."""
+    from dockyard.containers.health import record
+
+    started = "2026-01-01T00:00:00Z"
+    t0 = int(parse_time(started) * 1e9)
+    hc = {"Retries": 2, "StartPeriod": 10 * 10**9}
+    h = {"Status": "starting", "FailingStreak": 0, "Log": []}
+
+    def result(code: int) -> dict[str, Any]:
+        return {"Start": "", "End": "", "ExitCode": code, "Output": ""}
+
+    for i in range(3):
+        record(h, result(1), t0 + i * 10**9, hc, started)
+    assert (h["Status"], h["FailingStreak"], len(h["Log"])) == ("starting", 0, 3)
+    record(h, result(1), t0 + 11 * 10**9, hc, started)
+    assert (h["Status"], h["FailingStreak"]) == ("starting", 1)
+    record(h, result(0), t0 + 12 * 10**9, hc, started)
+    assert (h["Status"], h["FailingStreak"]) == ("healthy", 0)
+    record(h, result(2), t0 + 13 * 10**9, hc, started)
+    assert (h["Status"], h["FailingStreak"]) == ("healthy", 1)
+    record(h, result(-1), t0 + 14 * 10**9, hc, started)
+    assert (h["Status"], h["FailingStreak"], len(h["Log"])) == ("unhealthy", 2, 5)
+    # a failure in the start period counts once it is no longer starting
+    h = {"Status": "healthy", "FailingStreak": 0, "Log": []}
+    record(h, result(1), t0, {"StartPeriod": 10 * 10**9}, started)
+    assert h["FailingStreak"] == 1
