@@ -186,8 +186,14 @@ async def rename(request: web.Request) -> web.Response:
 async def remove(request: web.Request) -> web.Response:
     s = svc(request)
     c = await _get(request)
-    await blocking(s.remove, c.id, qbool(request, "force"), qbool(request, "v"))
-    monitor(request).removed(c.id)
+    m = monitor(request)
+    m.health.forget(c.id)  # no probe starts while its files go
+    try:
+        await blocking(s.remove, c.id, qbool(request, "force"), qbool(request, "v"))
+    except BaseException:
+        await m.health.update(c.id)  # still there (running, without force)
+        raise
+    m.removed(c.id)
     return web.Response(status=204)
 
 
