@@ -36,12 +36,7 @@ async def create(request: web.Request) -> web.Response:
         raise InvalidParameter("invalid JSON body")
     _check_types(body, CONFIG_TYPES, "ContainerConfigWrapper")
     if isinstance(body.get("Healthcheck"), dict):
-        _check_types(body["Healthcheck"], HEALTHCHECK_TYPES, "HealthConfig.Healthcheck")
-        for a in body["Healthcheck"].get("Test") or []:
-            if not isinstance(a, str):
-                raise InvalidParameter(f"json: cannot unmarshal {_GO_TYPES.get(type(a), 'value')}"
-                                       " into Go struct field HealthConfig.Healthcheck.Test of "
-                                       "type string")
+        _check_healthcheck(body["Healthcheck"])
     hostconfig = body.pop("HostConfig", None) or {}
     networking = body.pop("NetworkingConfig", None) or {}
     try:
@@ -63,15 +58,14 @@ CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "Env": _LIST, "OnBuild": _LIST, "Shell": _LIST, "Cmd": (list, str),
     "Entrypoint": (list, str), "StopTimeout": (int,),
 }
-HEALTHCHECK_TYPES: dict[str, tuple[type, ...]] = {
-    "Test": _LIST, "Interval": (int,), "Timeout": (int,), "StartPeriod": (int,),
-    "Retries": (int,),
+# Config.Healthcheck's fields: their JSON type, and Go's name for it in a decoding error.
+HEALTHCHECK_TYPES: dict[str, tuple[type, str]] = {
+    "Test": (list, "[]string"), "Interval": (int, "time.Duration"),
+    "Timeout": (int, "time.Duration"), "StartPeriod": (int, "time.Duration"),
+    "Retries": (int, "int"),
 }
 _GO_TYPES = {dict: "object", list: "array", str: "string", bool: "bool", int: "number",
              float: "number"}
-# Go's names for the field types its errors show, where they differ from the JSON ones.
-_GO_FIELD_TYPES = {"HealthConfig.Healthcheck.Test": "[]string",
-                   "HealthConfig.Healthcheck.Retries": "int"}
 
 
 def _check_types(body: dict, types: dict[str, tuple[type, ...]], where: str) -> None:
@@ -84,12 +78,26 @@ def _check_types(body: dict, types: dict[str, tuple[type, ...]], where: str) -> 
         if int in want and isinstance(v, bool):
             ok = False
         if not ok:
-            field = f"{where}.{key}"
-            go_type = _GO_FIELD_TYPES.get(field) or (
-                "time.Duration" if where.startswith("HealthConfig") else
-                _GO_TYPES.get(want[0], want[0].__name__))
             raise InvalidParameter(f"json: cannot unmarshal {_GO_TYPES.get(type(v), 'value')} "
-                                   f"into Go struct field {field} of type {go_type}")
+                                   f"into Go struct field {where}.{key} of type "
+                                   f"{_GO_TYPES.get(want[0], want[0].__name__)}")
+
+
+def _check_healthcheck(hc: dict[str, Any]) -> None:
+    """Docker's decoding error (400) for a Healthcheck field of the wrong JSON type."""
+    def fail(v: Any, key: str, go_type: str) -> None:
+        raise InvalidParameter(f"json: cannot unmarshal {_GO_TYPES.get(type(v), 'value')} "
+                               f"into Go struct field HealthConfig.Healthcheck.{key} of type "
+                               f"{go_type}")
+
+    for key, (want, go_type) in HEALTHCHECK_TYPES.items():
+        v = hc.get(key)
+        if v is not None and (not isinstance(v, want) or isinstance(v, bool)):
+            fail(v, key, go_type)
+        if key == "Test" and v:
+            for a in v:
+                if not isinstance(a, str):
+                    fail(a, key, "string")
 
 
 async def list_containers(request: web.Request) -> web.Response:
