@@ -300,7 +300,11 @@ def test_create_validation(eng):
             ({"Test": "true"}, "json: cannot unmarshal string into Go struct field "
                                "HealthConfig.Healthcheck.Test of type []string"),
             ({"Interval": "1s"}, "json: cannot unmarshal string into Go struct field "
-                                 "HealthConfig.Healthcheck.Interval of type time.Duration")):
+                                 "HealthConfig.Healthcheck.Interval of type time.Duration"),
+            ({"Test": ["CMD", 1]}, "json: cannot unmarshal number into Go struct field "
+                                   "HealthConfig.Healthcheck.Test of type string"),
+            ({"Retries": True}, "json: cannot unmarshal bool into Go struct field "
+                                "HealthConfig.Healthcheck.Retries of type int")):
         code, body = api(eng, "POST", "/containers/create", dict(base, Healthcheck=hc))
         # dockerd answers its JSON decoding errors 500; Dockyard says 400 to all of
         # them (as for HostConfig.Mounts), with dockerd's message
