@@ -376,6 +376,13 @@ def test_events(eng, names):
         "exec_create: /bin/sh -c echo ok", "exec_start: /bin/sh -c echo ok", "exec_die"]
     assert related[2]["Actor"]["Attributes"]["exitCode"] == "0"
     assert related[0]["Actor"]["Attributes"]["name"] == n
+    # a bare health_status (or exec_create, exec_start) matches every such action
+    out = eng.docker("events", "--since", f"{since - 1:.3f}", "--until",
+                     f"{time.time():.3f}", "--filter", f"container={n}", "--filter",
+                     "event=health_status", "--filter", "event=exec_die", "--format",
+                     "{{.Action}}").stdout.decode().split("\n")
+    assert "health_status: healthy" in out and "exec_die" in out
+    assert not any(a.startswith("exec_create") for a in out)
     # a probe that doesn't start has no exec_die
     m = names()
     api(eng, "POST", f"/containers/create?name={m}", {

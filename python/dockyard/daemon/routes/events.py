@@ -18,12 +18,19 @@ EVENT_FILTERS = {"container", "event", "image", "label", "type", "volume", "netw
                  "daemon", "plugin", "node", "service", "secret", "config", "scope"}
 
 
+# Actions with a suffix ("health_status: healthy", "exec_create: sh -c ..."): a filter
+# naming one of these bare matches every event it begins (and then any value is a prefix).
+_FUZZY_EVENTS = {"health_status", "exec_create", "exec_start"}
+
+
 def _matches(ev: dict[str, Any], flt: dict[str, list[str]]) -> bool:
     actor = ev["Actor"]
     attrs = actor.get("Attributes") or {}
     if "type" in flt and ev["Type"] not in flt["type"]:
         return False
-    if "event" in flt and ev["Action"] not in flt["event"]:
+    if "event" in flt and ev["Action"] not in flt["event"] and not (
+            _FUZZY_EVENTS & set(flt["event"])
+            and any(ev["Action"].startswith(x) for x in flt["event"])):
         return False
     if "container" in flt and not (ev["Type"] == "container" and any(
             actor["ID"].startswith(x) or attrs.get("name") == x for x in flt["container"])):
