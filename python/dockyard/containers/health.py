@@ -78,18 +78,20 @@ def health_status(state: dict[str, Any]) -> str:
 
 
 def _rfc3339_nano(ns: int) -> str:
-    """Go's time.Time JSON form of a local time in UTC: nanoseconds, trailing zeros cut."""
+    """Go's time.Time JSON form (RFC 3339, nanoseconds, trailing zeros cut), in UTC:
+    dockerd writes its local time here, which is UTC where daemons usually run."""
     secs, frac = divmod(ns, 10**9)
     base = datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     digits = f"{frac:09d}".rstrip("0")
     return base + (f".{digits}" if digits else "") + "Z"
 
 
-def _write(db: Any, cid: str, sql_value: str, arg: str | None, where: str = "") -> bool:
-    args: tuple = (arg, cid) if arg is not None else (cid,)
+def _write(db: Any, cid: str, path_value: str, arg: str, where: str = "") -> bool:
+    """Set one path of the row's State (`path_value`: "'$.x', ?" with `arg`);
+    False when `where` left the row alone."""
     with db.transaction() as conn:
-        cur = conn.execute(f"UPDATE containers SET state=json_set(state, {sql_value}) "
-                           f"WHERE id=?{where}", args)
+        cur = conn.execute(f"UPDATE containers SET state=json_set(state, {path_value}) "
+                           f"WHERE id=?{where}", (arg, cid))
         return cur.rowcount > 0
 
 
