@@ -1,6 +1,6 @@
 """Dockerfile instructions applied to an image config, as `docker import -c`
-and `docker commit -c` take them (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL,
-ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL)."""
+and `docker commit -c` take them (CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK,
+LABEL, ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import shlex
 from typing import Any
 
 from .errors import InvalidParameter
+from .units import parse_go_duration
 
-ALLOWED = {"CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "USER", "VOLUME",
-           "WORKDIR", "STOPSIGNAL"}
+ALLOWED = {"CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "ONBUILD", "USER",
+           "VOLUME", "WORKDIR", "STOPSIGNAL"}
+_HEALTHCHECK_FLAGS = ("interval", "timeout", "start-period", "retries")
 
 
 def _json_or_shell(arg: str, shell_form: bool) -> list[str]:
@@ -82,3 +84,71 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> None:
             config["WorkingDir"] = arg.strip()
         elif op == "STOPSIGNAL":
             config["StopSignal"] = arg.strip()
+        elif op == "HEALTHCHECK":
+            config["Healthcheck"] = healthcheck(arg)
+
+
+def healthcheck(arg: str) -> dict[str, Any]:
+    """`HEALTHCHECK NONE` or `HEALTHCHECK [--interval=..] CMD ...` as the
+    builder parses it (instructions/parse.go), with its messages."""
+    rest, flags = arg.strip(), {}
+    while rest.startswith("--"):  # the builder's flags come first, as --name=value
+        word, _, rest = rest.partition(" ")
+        rest = rest.lstrip()
+        if word == "--":
+            break
+        name, eq, value = word[2:].partition("=")
+        flags.setdefault(name, (word, eq, value))
+    if not rest:
+        raise InvalidParameter("HEALTHCHECK requires at least one argument")
+    parts = rest.split(None, 1)
+    kind, cmd = parts[0].upper(), (parts[1].strip() if len(parts) > 1 else "")
+    if kind == "NONE":
+        if cmd:
+            raise InvalidParameter("HEALTHCHECK NONE takes no arguments")
+        return {"Test": ["NONE"]}
+    for name, (word, eq, _) in flags.items():
+        if name not in _HEALTHCHECK_FLAGS:
+            raise InvalidParameter(f"Unknown flag: {name}")
+        if not eq:
+            raise InvalidParameter(f"Missing a value on flag: {word}")
+    if kind != "CMD":
+        raise InvalidParameter(f'Unknown type "{kind}" in HEALTHCHECK (try CMD)')
+    test: list[str] = []
+    if cmd.startswith("["):
+        try:
+            v = json.loads(cmd)
+        except ValueError:
+            v = None
+        if isinstance(v, list) and all(isinstance(x, str) for x in v):
+            test = ["CMD", *v] if v else []
+        else:
+            test = ["CMD-SHELL", cmd]
+    elif cmd:
+        test = ["CMD-SHELL", cmd]
+    if not test:
+        raise InvalidParameter("Missing command after HEALTHCHECK CMD")
+    hc: dict[str, Any] = {"Test": test}
+    for name, key in (("interval", "Interval"), ("timeout", "Timeout"),
+                      ("start-period", "StartPeriod")):
+        value = flags.get(name, ("", "", ""))[2]
+        if not value:
+            continue
+        try:
+            d = parse_go_duration(value)
+        except ValueError as e:
+            raise InvalidParameter(str(e)) from None
+        if d < 1_000_000:
+            raise InvalidParameter(f'Interval "{name}" cannot be less than 1ms')
+        hc[key] = d
+    retries = flags.get("retries", ("", "", ""))[2]
+    if retries:
+        try:
+            n = int(retries)
+        except ValueError:
+            raise InvalidParameter(f'strconv.ParseInt: parsing "{retries}": invalid syntax'
+                                   ) from None
+        if n < 1:
+            raise InvalidParameter(f"--retries must be at least 1 (not {n})")
+        hc["Retries"] = n
+    return hc

@@ -55,3 +55,73 @@ def human_duration(seconds: float) -> str:
 
 def since(unix: float) -> str:
     return human_duration(time.time() - unix) + " ago"
+
+
+_DURATION_UNITS = {"ns": 1, "us": 1000, "µs": 1000, "μs": 1000, "ms": 10**6, "s": 10**9,
+                   "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def parse_go_duration(s: str) -> int:
+    """Go's time.ParseDuration, in nanoseconds; ValueError with Go's message."""
+    orig, neg = s, False
+    if s[:1] in ("-", "+"):
+        neg, s = s[0] == "-", s[1:]
+    if s == "0":
+        return 0
+    if not s:
+        raise ValueError(f'time: invalid duration "{orig}"')
+    total = 0
+    while s:
+        i = 0
+        while i < len(s) and s[i].isdigit():
+            i += 1
+        whole, s = s[:i], s[i:]
+        frac = ""
+        if s[:1] == ".":
+            j = 1
+            while j < len(s) and s[j].isdigit():
+                j += 1
+            frac, s = s[1:j], s[j:]
+        if not whole and not frac:
+            raise ValueError(f'time: invalid duration "{orig}"')
+        k = 0
+        while k < len(s) and s[k] != "." and not s[k].isdigit():
+            k += 1
+        if k == 0:
+            raise ValueError(f'time: missing unit in duration "{orig}"')
+        unit, s = s[:k], s[k:]
+        if unit not in _DURATION_UNITS:
+            raise ValueError(f'time: unknown unit "{unit}" in duration "{orig}"')
+        scale = _DURATION_UNITS[unit]
+        total += int(whole or 0) * scale
+        if frac:
+            total += int(int(frac) * (scale / 10 ** len(frac)))
+        if total > 2**63 - 1:
+            raise ValueError(f'time: invalid duration "{orig}"')
+    return -total if neg else total
+
+
+def format_go_duration(ns: int) -> str:
+    """Go's time.Duration.String(): 500ms, 1.5s, 1m30s, 1h0m0s."""
+    sign, u = ("-" if ns < 0 else ""), abs(ns)
+
+    def frac(v: int, digits: int) -> str:
+        f = f"{v:0{digits}d}".rstrip("0")
+        return f".{f}" if f else ""
+
+    if u == 0:
+        return "0s"
+    if u < 1000:
+        return f"{sign}{u}ns"
+    if u < 10**6:
+        return f"{sign}{u // 1000}{frac(u % 1000, 3)}µs"
+    if u < 10**9:
+        return f"{sign}{u // 10**6}{frac(u % 10**6, 6)}ms"
+    secs, rest = divmod(u, 10**9)
+    out = f"{secs % 60}{frac(rest, 9)}s"
+    mins = secs // 60
+    if mins:
+        out = f"{mins % 60}m" + out
+        if mins // 60:
+            out = f"{mins // 60}h" + out
+    return sign + out

@@ -53,16 +53,7 @@ def build_create(opts: dict[str, Any], changed: set[str], image: str, cmd: list[
         entrypoint = [o["entrypoint"]]
     elif "entrypoint" in changed:
         entrypoint = [""]
-    health = None
-    if o["no_healthcheck"]:
-        health = {"Test": ["NONE"]}
-    elif any(o[k] for k in ("health_cmd", "health_interval", "health_retries",
-                            "health_start_period", "health_timeout")):
-        health = {"Test": ["CMD-SHELL", o["health_cmd"]] if o["health_cmd"] else None,
-                  "Interval": go_duration(o["health_interval"] or "0"),
-                  "Timeout": go_duration(o["health_timeout"] or "0"),
-                  "StartPeriod": go_duration(o["health_start_period"] or "0"),
-                  "Retries": parse_int(o["health_retries"] or "0", "--health-retries")}
+    health = healthcheck(o)
     config: dict[str, Any] = {
         "Hostname": o["hostname"] or "", "Domainname": o["domainname"] or "",
         "User": o["user"] or "", "AttachStdin": a_in, "AttachStdout": a_out,
@@ -152,3 +143,27 @@ def build_create(opts: dict[str, Any], changed: set[str], image: str, cmd: list[
     body = dict(config, HostConfig=host, NetworkingConfig={"EndpointsConfig": endpoints})
     query = {"name": o["name"] or None, "platform": o["platform"] or None}
     return body, query
+
+
+def healthcheck(o: dict[str, Any]) -> dict[str, Any] | None:
+    """Config.Healthcheck from --health-* and --no-healthcheck (docker's parse.go):
+    a value of zero counts as not given; Test stays unset without --health-cmd,
+    so the image's command is kept."""
+    interval = go_duration(o["health_interval"] or "", "--health-interval")
+    timeout = go_duration(o["health_timeout"] or "", "--health-timeout")
+    start_period = go_duration(o["health_start_period"] or "", "--health-start-period")
+    retries = parse_int(o["health_retries"] or "0", "--health-retries")
+    given = bool(o["health_cmd"]) or any((interval, timeout, start_period, retries))
+    if o["no_healthcheck"]:
+        if given:
+            raise UsageError("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    if not given:
+        return None
+    for flag, v in (("--health-interval", interval), ("--health-timeout", timeout),
+                    ("--health-retries", retries), ("--health-start-period", start_period)):
+        if v < 0:
+            raise UsageError(f"{flag} cannot be negative")
+    return {"Test": ["CMD-SHELL", o["health_cmd"]] if o["health_cmd"] else None,
+            "Interval": interval, "Timeout": timeout, "StartPeriod": start_period,
+            "Retries": retries}

@@ -25,18 +25,16 @@ def ram_in_bytes(s: str) -> int:
     return int(float(m.group(1)) * mult[(m.group(2) or "").lower()])
 
 
-def go_duration(s: str) -> int:
-    """time.ParseDuration, in nanoseconds."""
-    import re
+def go_duration(s: str, flag: str | None = None) -> int:
+    """time.ParseDuration, in nanoseconds; with `flag`, pflag's message for it."""
+    from ..units import parse_go_duration
 
-    if s in ("0", ""):
-        return 0
-    units = {"ns": 1, "us": 1000, "µs": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
-             "h": 3600 * 10**9}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", s)
-    if not parts or "".join(a + b for a, b in parts) != s:
-        raise UsageError(f'time: invalid duration "{s}"')
-    return int(sum(float(a) * units[b] for a, b in parts))
+    try:
+        return parse_go_duration(s) if s else 0
+    except ValueError as e:
+        if flag is None:
+            raise UsageError(str(e)) from None
+        raise UsageError(f'invalid argument "{s}" for "{flag}" flag: {e}') from None
 
 
 def parse_int(v: str, flag: str) -> int:

@@ -1,6 +1,6 @@
 """A container's configuration at create time, as dockerd makes it: the
-image's config merged under the user's, the HostConfig checks and the name
-rule (LogConfig: logdrivers.py)."""
+image's config merged under the user's, the HostConfig and Healthcheck
+checks and the name rule (LogConfig: logdrivers.py)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,10 @@ def merge_image_config(user: dict[str, Any], image: dict[str, Any]) -> dict[str,
         merged = dict(image.get(k) or {})
         merged.update(user.get(k) or {})
         cfg[k] = merged or None
+    health = merge_healthcheck(user.get("Healthcheck"), image.get("Healthcheck"))
+    cfg.pop("Healthcheck", None)
+    if health is not None:
+        cfg["Healthcheck"] = health
     cfg.setdefault("Hostname", "")
     cfg.setdefault("Domainname", "")
     cfg.setdefault("Tty", False)
@@ -51,6 +55,45 @@ def merge_image_config(user: dict[str, Any], image: dict[str, Any]) -> dict[str,
     cfg.setdefault("AttachStderr", False)
     cfg["Image"] = user.get("Image")
     return cfg
+
+
+#: Go's HealthConfig fields (API 1.41), every one omitted when empty.
+HEALTHCHECK_FIELDS = ("Test", "Interval", "Timeout", "StartPeriod", "Retries")
+#: dockerd's smallest Interval, Timeout and StartPeriod (container.MinimumDuration), in ns.
+MINIMUM_DURATION = 1_000_000
+
+
+def healthcheck_shape(hc: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A Healthcheck as dockerd keeps it: known fields, zero values left out."""
+    if hc is None:
+        return None
+    return {k: hc[k] for k in HEALTHCHECK_FIELDS if hc.get(k)}
+
+
+def merge_healthcheck(user: dict[str, Any] | None, image: dict[str, Any] | None
+                      ) -> dict[str, Any] | None:
+    """The image's HEALTHCHECK under the user's (daemon/commit.go merge): each
+    field the user leaves empty (an empty Test included) comes from the image."""
+    user, image = healthcheck_shape(user), healthcheck_shape(image)
+    if user is None or image is None:
+        return user if user is not None else image
+    merged = dict(user)
+    for k in HEALTHCHECK_FIELDS:
+        if not merged.get(k) and image.get(k):
+            merged[k] = image[k]
+    return {k: merged[k] for k in HEALTHCHECK_FIELDS if k in merged}
+
+
+def validate_healthcheck(hc: dict[str, Any] | None) -> None:
+    """dockerd's checks of the user's Healthcheck (verifyContainerSettings)."""
+    if not hc:
+        return
+    for k in ("Interval", "Timeout", "Retries", "StartPeriod"):
+        v = int(hc.get(k) or 0)
+        if k == "Retries" and v < 0:
+            raise InvalidParameter("Retries in Healthcheck cannot be negative")
+        if k != "Retries" and v and v < MINIMUM_DURATION:
+            raise InvalidParameter(f"{k} in Healthcheck cannot be less than 1ms")
 
 
 def validate_hostconfig(hc: dict[str, Any]) -> None:

@@ -244,7 +244,7 @@ class ExecStore:
             raise ExecStartError(f"Container {c.id} is not running", 1)
         spec_json = self.build_spec(e)
         try:
-            e.state_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+            e.state_dir.mkdir(mode=0o700, exist_ok=True)  # not a removed container's
             res = _core.spawn_shim(e.id, str(e.state_dir), spec_json, tty=e.tty,
                                    open_stdin=e.attach_stdin, wait_start=True, exec_pid=pid)
         except _core.ContainerStartError as err:

@@ -78,11 +78,17 @@ class ContainerRecords:
             return self._locks.setdefault(cid, threading.RLock())
 
     def save(self, c: Container) -> None:
+        """Write the record back, but for `State.Health`: the health monitor
+        writes that key alone (`health.py`), so the row's value stays."""
+        state = json.dumps(c.state)
         with self.db.transaction() as conn:
-            conn.execute("UPDATE containers SET name=?, config=?, hostconfig=?, state=?, "
-                         "restart_count=? WHERE id=?",
-                         (c.name, json.dumps(c.config), json.dumps(c.hostconfig),
-                          json.dumps(c.state), c.restart_count, c.id))
+            conn.execute("UPDATE containers SET name=?, config=?, hostconfig=?, state=CASE "
+                         "WHEN json_type(state, '$.Health') IS NULL "
+                         "THEN json_remove(?, '$.Health') "
+                         "ELSE json_set(?, '$.Health', json(json_extract(state, '$.Health'))) "
+                         "END, restart_count=? WHERE id=?",
+                         (c.name, json.dumps(c.config), json.dumps(c.hostconfig), state, state,
+                          c.restart_count, c.id))
 
     def all(self) -> list[Container]:
         return [Container.from_row(r) for r in self.db.query("SELECT * FROM containers")]
@@ -206,6 +212,10 @@ class ContainerRecords:
             up = human_duration(time.time() - parse_time(st.get("StartedAt", "")))
             if st.get("Paused"):
                 return f"Up {up} (Paused)"
+            health = st.get("Health")
+            if health is not None:
+                status = health.get("Status") or "unhealthy"
+                return f"Up {up} ({'health: starting' if status == 'starting' else status})"
             return f"Up {up}"
         if st.get("FinishedAt", ZERO_TIME) == ZERO_TIME:
             return "Created"

@@ -29,10 +29,10 @@ from ..network.service import NetworkService
 from ..volumes.service import VolumeService
 from ..store.local import LocalStore
 from ..sysinfo import swap_limit_supported
-from . import logdrivers, mountpoints, oci
+from . import health, logdrivers, mountpoints, oci
 from . import spec as specs
 from .attach import ShimConnection
-from .config import merge_image_config, valid_name, validate_hostconfig
+from .config import merge_image_config, valid_name, validate_healthcheck, validate_hostconfig
 from .links import parse_link
 from .model import ZERO_TIME, Container, new_state, random_name
 from .pause import thaw_if_paused
@@ -79,6 +79,7 @@ class ContainerService(Reconciler):
         image_name = config.get("Image") or ""
         if not image_name:
             raise InvalidParameter("config cannot be empty in order to create a container")
+        validate_healthcheck(config.get("Healthcheck"))
         img = self.store.images.resolve(image_name)
         if name is not None and name != "":
             if not valid_name(name):
@@ -413,6 +414,15 @@ class ContainerService(Reconciler):
                        StartedAt=started, FinishedAt=ZERO_TIME)
         c.state.pop("StoppedByUser", None)
         self.save(c)
+        health.reset(self, c)
+
+    def recover(self) -> list[str]:
+        running = super().recover()
+        for cid in running:
+            c = self.get(cid)
+            if not c.state.get("Paused"):  # a paused one keeps its health until unpaused
+                health.reset(self, c)
+        return running
 
     def begin_restart(self, cid: str) -> float | None:
         """After an exit: the delay before the policy's restart, the container

@@ -1,8 +1,9 @@
 """The daemon's watch over running containers: it watches every running
 container's shim with a pidfd; when one exits it reconciles the record,
 wakes the waiters (`POST /containers/{id}/wait`) and applies the restart
-policy. It also holds the attach sessions a start is released through.
-One per app, made by `server.build_app`."""
+policy. It also holds the attach sessions a start is released through, and
+the health checks' monitor (`containers/health.py`), told of each start,
+exit, pause and removal. One per app, made by `server.build_app`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import select
 from typing import Any
 
 from ..containers.attach import START, ShimConnection
+from ..containers.execs import ExecStore
+from ..containers.health import HealthMonitor
 from ..containers.model import Container
 from ..containers.service import ContainerService
 from ..errors import NotFound
@@ -35,13 +38,18 @@ class AttachSession:
 class Monitor:
     """Exit watchers, waiters and attach sessions for every container."""
 
-    def __init__(self, svc: ContainerService) -> None:
+    def __init__(self, svc: ContainerService, execs: ExecStore) -> None:
         self.svc = svc
         self.watching: dict[str, int] = {}
         self.waiters: dict[str, list[tuple[str, asyncio.Future]]] = {}
         self.sessions: dict[str, AttachSession] = {}
+        self.health = HealthMonitor(svc, execs)
 
     def watch(self, cid: str) -> None:
+        """Watch a container started (or found running at start-up) for its
+        exit, and run its health check."""
+        loop = asyncio.get_running_loop()
+        loop.create_task(self.health.update(cid))
         if cid in self.watching:
             return
         try:
@@ -49,7 +57,6 @@ class Monitor:
         except NotFound:
             return
         shim = int(c.state.get("ShimPid") or 0)
-        loop = asyncio.get_running_loop()
         try:
             fd = os.pidfd_open(shim)
         except (OSError, ValueError):
@@ -80,10 +87,12 @@ class Monitor:
         except NotFound:
             c = None
         if c is None:  # removed meanwhile (a racing --rm reconcile, a DELETE)
+            self.health.forget(cid)
             self.wake(cid, None, removed=True)
             return
         if c.state.get("Running") and not c.state.get("Restarting"):
             return
+        await self.health.update(cid)
         if getattr(c, "removed", False):
             self.wake(cid, c, removed=False)
             self.wake(cid, c, removed=True)
@@ -114,6 +123,7 @@ class Monitor:
             self.waiters[cid] = keep
 
     def removed(self, cid: str) -> None:
+        self.health.forget(cid)
         fd = self.watching.pop(cid, None)
         if fd is not None:
             asyncio.get_running_loop().remove_reader(fd)
@@ -126,6 +136,7 @@ class Monitor:
         return fut
 
     def close(self) -> None:
+        self.health.close()
         loop = asyncio.get_event_loop()
         for fd in self.watching.values():
             try:

@@ -65,8 +65,8 @@ def build_app(engine: Engine, config: DaemonConfig) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=0)
     app["engine"] = engine
     app["config"] = config
-    app["monitor"] = Monitor(engine.containers)
     app["execs"] = ExecStore(engine.containers)
+    app["monitor"] = Monitor(engine.containers, app["execs"])
     routes = VersionedApp()
     for group in ROUTE_GROUPS:
         group.register(routes)

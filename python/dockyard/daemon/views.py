@@ -101,7 +101,10 @@ def container_inspect(s: ContainerService, c: Container) -> dict[str, Any]:
     path, args = _command(c)
     cdir = s.container_dir(c.id)
     state = {k: v for k, v in c.state.items() if k not in ("ShimPid", "Prepared",
-                                                             "StoppedByUser", "MountPoints")}
+                                                             "StoppedByUser", "MountPoints",
+                                                             "Health")}
+    if "Health" in c.state:  # last, as in Go's State; absent without a health check
+        state["Health"] = c.state["Health"]
     hc = dict(HOSTCONFIG_DEFAULTS)
     hc.update(c.hostconfig)
     hc["Links"] = s.link_specs(c)  # the links as they stand, as dockerd shows them

@@ -120,7 +120,14 @@ fn main() {
 /// The daemonized shim: chdir to the state dir, stdio to /dev/null, start the
 /// process and serve it until it exits.
 fn supervise(args: &Args, report: OwnedFd, host_net: Option<OwnedFd>) -> ! {
-    let _ = std::env::set_current_dir(&args.state_dir);
+    if let Err(e) = std::env::set_current_dir(&args.state_dir) {
+        // Its state dir went away (the container was removed meanwhile): the
+        // files it writes must not land in the directory it was started from.
+        let msg = format!("state dir {}: {e}", args.state_dir.display());
+        let line = serde_json::json!({"error": msg, "exit_code": 125}).to_string() + "\n";
+        let _ = sys::write_all(report.as_raw_fd(), line.as_bytes());
+        std::process::exit(1);
+    }
     redirect_stdio(args);
     let code = match Shim::start(args, report, host_net) {
         Ok(mut shim) => {

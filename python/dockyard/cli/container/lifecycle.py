@@ -10,7 +10,6 @@ import typer
 
 from ..client import APIError, path_quote
 from ..common import call, client, fail
-from ..opts import filters_param
 from .api import each, post
 from .attach import attach_flow
 

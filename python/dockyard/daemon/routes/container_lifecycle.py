@@ -84,6 +84,7 @@ async def kill(request: web.Request) -> web.Response:
     await blocking(svc(request).kill, c.id, request.query.get("signal") or "SIGKILL")
     # A KILL has waited for the exit: wake the waiters before answering.
     await monitor(request).collect(c.id)
+    await monitor(request).health.update(c.id)  # a paused container was thawed first
     return web.Response(status=204)
 
 

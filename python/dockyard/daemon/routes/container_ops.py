@@ -23,7 +23,7 @@ from ...containers.top import top as top_processes
 from ...containers.update import update as update_container
 from ...engine import Engine
 from ...errors import InvalidParameter
-from . import blocking, engine, json_response, qbool
+from . import blocking, engine, json_response, monitor, qbool
 
 CHUNK = 256 * 1024
 
@@ -38,11 +38,13 @@ def _cid(request: web.Request) -> str:
 
 async def pause(request: web.Request) -> web.Response:
     await blocking(pause_container, svc(request), _cid(request))
+    await monitor(request).health.update(_cid(request))  # no probes while paused
     return web.Response(status=204)
 
 
 async def unpause(request: web.Request) -> web.Response:
     await blocking(unpause_container, svc(request), _cid(request))
+    await monitor(request).health.update(_cid(request))
     return web.Response(status=204)
 
 

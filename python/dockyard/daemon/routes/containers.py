@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from ... import filters
+from ...containers.health import HEALTH_STATUSES, health_status
 from ...containers.model import Container
 from ...containers.service import ContainerService
 from ...errors import InvalidParameter, NotFound
@@ -34,6 +35,8 @@ async def create(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON body")
     _check_types(body, CONFIG_TYPES, "ContainerConfigWrapper")
+    if isinstance(body.get("Healthcheck"), dict):
+        _check_healthcheck(body["Healthcheck"])
     hostconfig = _host_config(body)
     networking = body.pop("NetworkingConfig", None) or {}
     try:
@@ -74,6 +77,12 @@ CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "Env": _LIST, "OnBuild": _LIST, "Shell": _LIST, "Cmd": (list, str),
     "Entrypoint": (list, str), "StopTimeout": (int,),
 }
+# Config.Healthcheck's fields: their JSON type, and Go's name for it in a decoding error.
+HEALTHCHECK_TYPES: dict[str, tuple[type, str]] = {
+    "Test": (list, "[]string"), "Interval": (int, "time.Duration"),
+    "Timeout": (int, "time.Duration"), "StartPeriod": (int, "time.Duration"),
+    "Retries": (int, "int"),
+}
 _GO_TYPES = {dict: "object", list: "array", str: "string", bool: "bool", int: "number",
              float: "number"}
 
@@ -93,9 +102,29 @@ def _check_types(body: dict, types: dict[str, tuple[type, ...]], where: str) -> 
                                    f"{_GO_TYPES.get(want[0], want[0].__name__)}")
 
 
+def _check_healthcheck(hc: dict[str, Any]) -> None:
+    """Docker's decoding error (400) for a Healthcheck field of the wrong JSON type."""
+    def fail(v: Any, key: str, go_type: str) -> None:
+        raise InvalidParameter(f"json: cannot unmarshal {_GO_TYPES.get(type(v), 'value')} "
+                               f"into Go struct field HealthConfig.Healthcheck.{key} of type "
+                               f"{go_type}")
+
+    for key, (want, go_type) in HEALTHCHECK_TYPES.items():
+        v = hc.get(key)
+        if v is not None and (not isinstance(v, want) or isinstance(v, bool)):
+            fail(v, key, go_type)
+        if key == "Test" and v:
+            for a in v:
+                if not isinstance(a, str):
+                    fail(a, key, "string")
+
+
 async def list_containers(request: web.Request) -> web.Response:
     s = svc(request)
     flt = filters.parse(request.query.get("filters"), CONTAINER_FILTERS)
+    for v in flt.get("health", []):
+        if v not in HEALTH_STATUSES:
+            raise InvalidParameter(f"Unrecognised filter value for health: {v}")
     show_all = qbool(request, "all")
     limit = qint(request, "limit", -1)
 
@@ -134,6 +163,8 @@ def _matches(s: ContainerService, c: Container, f: dict[str, list[str]]) -> bool
     if "id" in f and not any(c.id.startswith(i) for i in f["id"]):
         return False
     if "exited" in f and (st != "exited" or str(c.state.get("ExitCode")) not in f["exited"]):
+        return False
+    if "health" in f and health_status(c.state) not in f["health"]:
         return False
     if "label" in f:
         labels = c.config.get("Labels") or {}
@@ -185,8 +216,14 @@ async def remove(request: web.Request) -> web.Response:
         await blocking(s.remove_link, request.match_info["id"])
         return web.Response(status=204)
     c = await _get(request)
-    await blocking(s.remove, c.id, qbool(request, "force"), qbool(request, "v"))
-    monitor(request).removed(c.id)
+    m = monitor(request)
+    m.health.forget(c.id)  # no probe starts while its files go
+    try:
+        await blocking(s.remove, c.id, qbool(request, "force"), qbool(request, "v"))
+    except BaseException:
+        await m.health.update(c.id)  # still there (running, without force)
+        raise
+    m.removed(c.id)
     return web.Response(status=204)
 
 
