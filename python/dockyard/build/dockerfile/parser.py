@@ -214,7 +214,8 @@ def parse(text: str | bytes) -> ParseResult:
         if current == 0 and got.startswith("\ufeff"):
             got = got[1:]
         if _is_comment(got):
-            comment = got.rstrip("\r\n")[len(got) - len(_lstrip(got)) + 1:].strip(_SPACE)
+            # As buildkit: the first character dropped, indented or not.
+            comment = got.rstrip("\r\n")[1:].strip(_SPACE)
             comments = comments + [comment] if comment else []
         line, directive = process(got, True)
         if directive and comments:
@@ -278,8 +279,7 @@ def parse(text: str | bytes) -> ParseResult:
         root.children.append(child)
         comments = []
 
-    if empty := [w for w in warnings if w.startswith("[WARNING]: Empty continuation")]:
-        del empty
+    if warnings:
         warnings.append("[WARNING]: Empty continuation lines will become errors in a future release.")
     if root.start_line < 0:
         raise DockerfileParseError("file with no instructions", current)
