@@ -25,8 +25,9 @@ from dockyard.build.dockerfile.parser import parse_heredoc, parse_words
 from dockyard.errors import InvalidParameter
 
 DATA = pathlib.Path(__file__).parent / "data"
-GOLDEN = sorted(p for p in (DATA / "dockerfile_parser").iterdir() if not p.name.startswith("negative-"))
-NEGATIVE = sorted(p for p in (DATA / "dockerfile_parser").iterdir() if p.name.startswith("negative-"))
+_CASES = sorted((DATA / "dockerfile_parser").iterdir())
+GOLDEN = [p for p in _CASES if not p.name.startswith("negative-")]
+NEGATIVE = [p for p in _CASES if p.name.startswith("negative-")]
 
 
 # -- the line parser -------------------------------------------------------------------
@@ -51,7 +52,8 @@ def test_line_numbers() -> None:
 
 def test_empty_continuation_lines_warn() -> None:
     df = ("\nFROM alpine:3.6\n\nRUN something \\\n\n    following \\\n\n    more\n\n"
-          "RUN another \\\n\n    thing\nRUN non-indented \\\n# this is a comment\n   after-comment\n\n"
+          "RUN another \\\n\n    thing\nRUN non-indented \\\n# this is a comment\n"
+          "   after-comment\n\n"
           "RUN indented \\\n    # this is an indented comment\n    comment\n\t")
     result = parse(df)
     assert len(result.warnings) == 3
@@ -147,7 +149,8 @@ def test_too_long_line() -> None:
      'dockerfile parse error line 2: Interval "interval" cannot be less than 1ms'),
     ("FROM scratch AS 1x\n", 'dockerfile parse error line 1: invalid name for build stage: '
      '"1x", name can\'t start with a number or contain symbols'),
-    ("FROM scratch\nCOPY <<EOF /x\nhi\nEOF\n", "dockerfile parse error line 3: unknown instruction: HI"),
+    ("FROM scratch\nCOPY <<EOF /x\nhi\nEOF\n",
+     "dockerfile parse error line 3: unknown instruction: HI"),
     ("FROM scratch\nhello world\n", "dockerfile parse error line 2: unknown instruction: HELLO"),
 ])
 def test_dockerd_messages(dockerfile: str, message: str) -> None:
@@ -253,13 +256,15 @@ def test_typed_instructions() -> None:
     copy = one('COPY ["a b", "/d"]')
     assert (copy.sources, copy.dest) == (["a b"], "/d")
     add = one("ADD --chown=1 http://x/y.tgz /")
-    assert isinstance(add, AddInstruction) and add.chown == "1" and add.sources == ["http://x/y.tgz"]
+    assert isinstance(add, AddInstruction)
+    assert add.chown == "1" and add.sources == ["http://x/y.tgz"]
     run = one("RUN echo hi")
     assert isinstance(run, RunInstruction)
     assert (run.cmd_line, run.prepend_shell, run.flags_used) == (["echo hi"], True, [])
     run = one('RUN ["echo", "hi"]')
     assert (run.cmd_line, run.prepend_shell) == (["echo", "hi"], False)
-    run = one("RUN --mount=type=cache,target=/root/.cache --network=none --mount=type=tmpfs,dst=/t x")
+    run = one("RUN --mount=type=cache,target=/root/.cache --network=none "
+              "--mount=type=tmpfs,dst=/t x")
     assert run.flags_used == ["mount", "network"] and run.network == "none"
     assert run.mounts == [Mount(type="cache", target="/root/.cache", readonly=False),
                           Mount(type="tmpfs", target="/t", readonly=False)]
@@ -306,7 +311,8 @@ def test_go_durations() -> None:
 
 @pytest.mark.parametrize("spec,expected", [
     ("target=/x", Mount(type="bind", target="/x", readonly=True)),
-    ("type=bind,source=/s,target=/x,rw", Mount(type="bind", source="/s", target="/x", readonly=False)),
+    ("type=bind,source=/s,target=/x,rw",
+     Mount(type="bind", source="/s", target="/x", readonly=False)),
     ("type=cache,target=/c,id=k,sharing=locked,mode=0700,uid=1,gid=2",
      Mount(type="cache", target="/c", cache_id="k", cache_sharing="locked", readonly=False,
            mode=0o700, uid=1, gid=2)),
@@ -358,7 +364,8 @@ def test_heredocs() -> None:
     assert json_run.heredocs == [] and cmd.cmd_line == ["<<EOF"]  # only ADD/COPY/RUN
     with pytest.raises(DockerfileParseError, match="unterminated heredoc"):
         load("FROM x\nRUN <<EOF\necho\n")
-    assert load("FROM x\nONBUILD RUN <<EOF\nhi\nEOF\n").stages[0].commands[0].expression == "RUN <<EOF"
+    onbuild = load("FROM x\nONBUILD RUN <<EOF\nhi\nEOF\n").stages[0].commands[0]
+    assert onbuild.expression == "RUN <<EOF"
 
 
 @pytest.mark.parametrize("word,expected", [
@@ -483,8 +490,10 @@ def test_expansion_forms(word: str, env: dict[str, str], expected: str) -> None:
     ("${BAZ:?}", 'failed to process "${BAZ:?}": BAZ: is not allowed to be unset'),
     ("${BAR:?}", 'failed to process "${BAR:?}": BAR: is not allowed to be empty'),
     ("${BAR:?bbb}", 'failed to process "${BAR:?bbb}": BAR: bbb'),
-    ("'abc", 'failed to process "\'abc": unexpected end of statement while looking for matching single-quote'),
-    ('"abc', 'failed to process "\\"abc": unexpected end of statement while looking for matching double-quote'),
+    ("'abc", 'failed to process "\'abc": '
+             "unexpected end of statement while looking for matching single-quote"),
+    ('"abc', 'failed to process "\\"abc": '
+             "unexpected end of statement while looking for matching double-quote"),
     ("${FOO:#}", 'failed to process "${FOO:#}": unsupported modifier (#) in substitution'),
     ("${FOO:%%}", 'failed to process "${FOO:%%}": unsupported modifier (%) in substitution'),
     ("${FOO//ww}", "failed to process \"${FOO//ww}\": syntax error: missing '/' in ${}"),
@@ -571,11 +580,13 @@ def test_instructions_expand_as_dockerd() -> None:
     cmds = df.stages[0].commands
     fn = lambda w: lex.process_word(w, env)  # noqa: E731
     # One instruction sees the values from before it.
-    assert [(kv.key, kv.value) for kv in cmds[1].expand(fn).env] == [("abc", "bye"), ("def", "hello")]
+    env_now = cmds[1].expand(fn).env
+    assert [(kv.key, kv.value) for kv in env_now] == [("abc", "bye"), ("def", "hello")]
     for c in cmds[2:5]:  # RUN, CMD, ENTRYPOINT never expand
         assert c.expand(fn).cmd_line == ["echo $abc"] or c.expand(fn).cmd_line == ["$abc"]
     copy = cmds[5].expand(fn)
-    assert (copy.chown, copy.from_, copy.sources, copy.dest) == ("hello", "$abc", ["hello"], "/hello/")
+    assert (copy.chown, copy.from_) == ("hello", "$abc")
+    assert (copy.sources, copy.dest) == (["hello"], "/hello/")
     assert cmds[6].expand(fn).path == "/hello"
     assert cmds[7].expand(fn).user == "hello"
     assert cmds[8].expand(fn).volumes == ["hello"]
@@ -620,16 +631,17 @@ def test_stages_and_targets() -> None:
     assert [s.name for s in df.needed_stages("mid")] == ["base", "mid"]
     assert [s.name for s in df.needed_stages()] == ["later"]
     # FROM names a stage after meta-ARG expansion.
-    assert [s.name for s in load("ARG B=one\nFROM x AS one\nFROM $B\n").needed_stages()] == ["one", ""]
-    assert [s.name for s in load("ARG B=one\nFROM x AS one\nFROM $B\n").needed_stages(
-        build_args={"B": "alpine"})] == [""]
+    by_arg = load("ARG B=one\nFROM x AS one\nFROM $B\n")
+    assert [s.name for s in by_arg.needed_stages()] == ["one", ""]
+    assert [s.name for s in by_arg.needed_stages(build_args={"B": "alpine"})] == [""]
     assert df.total_steps() == 2 + 6 + 6
     assert df.total_steps("mid") == 2 + 3 + 2
 
 
 def test_labels_option() -> None:
     # dockerd: sorted, unexpanded, appended to the last stage built, counted as steps.
-    df = load("ARG X=1\nFROM scratch AS a\nFROM scratch AS b\n").with_labels({"zz": "1", "aa": "$X 2"}, "a")
+    df = load("ARG X=1\nFROM scratch AS a\nFROM scratch AS b\n")
+    df = df.with_labels({"zz": "1", "aa": "$X 2"}, "a")
     assert len(df.stages) == 1
     assert [str(c) for c in df.stages[0].commands] == ["LABEL aa=$X 2", "LABEL zz=1"]
     assert df.stages[0].commands[0].expand(lambda w: "EXPANDED").labels[0].value == "$X 2"
@@ -662,9 +674,15 @@ def test_build_args_scoping() -> None:
     assert stage.filter_allowed(["FOO=env"]) == ["HTTP_PROXY=proxy", "META=m"]
     assert stage.expansion_env(["FOO=env", "PATH=/bin"]) == {
         "FOO": "env", "PATH": "/bin", "HTTP_PROXY": "proxy", "META": "m"}
+    # RUN's `|N K=V` prefix: declared args only, sorted; undeclared proxies still force `|0`.
+    assert stage.run_cmd_prefix(["FOO=env"]) == ["|1", "META=m"]
+    only_proxy = BuildArgs({"http_proxy": "p"}).for_stage()
+    assert only_proxy.run_cmd_prefix([]) == ["|0"]
+    assert BuildArgs({}).run_cmd_prefix([]) == []
     glob.merge_referenced(stage)
     # dockerd: `[Warning] One or more build-args [BAR FOO] were not consumed` (UNSET counts too).
-    assert glob.unused_warning() == "[Warning] One or more build-args [LEFT UNSET] were not consumed\n"
+    assert glob.unused_warning() == (
+        "[Warning] One or more build-args [LEFT UNSET] were not consumed\n")
     assert BuildArgs({"HTTP_PROXY": "x"}).unused_warning() == ""
 
 
@@ -678,7 +696,74 @@ def test_onbuild_triggers() -> None:
 
 def test_comments_kept_for_args() -> None:
     df = load("# foo sets foo\nARG foo=bar\n\n# base defines first stage\nFROM busybox AS base\n"
-              "# this is irrelevant\nARG foo\n# bar defines bar\n# baz is something else\nARG bar baz=123\n")
+              "# this is irrelevant\nARG foo\n# bar defines bar\n# baz is something else\n"
+              "ARG bar baz=123\n")
     assert df.meta_args[0].comments == ["foo sets foo"]
     assert df.stages[0].from_.comments == ["base defines first stage"]
     assert df.stages[0].commands[1].comments == ["bar defines bar", "baz is something else"]
+
+
+def _simulate(df_text: str, build_args: dict[str, str | None]) -> dict:
+    """What a classic build's config gets from metadata instructions, driven
+    through the public API the executor uses."""
+    df = load(df_text)
+    lex = df.lex()
+    glob = BuildArgs(build_args)
+    for meta in df.meta_args:
+        meta = meta.expand(lambda w: lex.process_word(w, glob.get_all_allowed()))
+        for a in meta.args:
+            glob.add_arg(a.key, a.value)
+            glob.add_meta_arg(a.key, a.value)
+    config: dict = {}
+    for stage in df.stages:
+        args = glob.for_stage()
+        env: list[str] = []
+        config = {"Env": env, "Labels": {}, "ExposedPorts": []}
+        for ins in stage.commands:
+            scope = args.expansion_env(env)
+            if isinstance(ins, ExposeInstruction):
+                ins = ins.expand_ports(lambda w: lex.process_words(w, scope))
+                config["ExposedPorts"] += ins.ports
+                continue
+            ins = ins.expand(lambda w: lex.process_word(w, scope))
+            if isinstance(ins, EnvInstruction):
+                for kv in ins.env:
+                    env[:] = [e for e in env if e.partition("=")[0] != kv.key] + [str(kv)]
+            elif isinstance(ins, ArgInstruction):
+                for a in ins.args:
+                    args.add_arg(a.key, a.value)
+            elif isinstance(ins, LabelInstruction):
+                config["Labels"].update({kv.key: kv.value for kv in ins.labels})
+            elif isinstance(ins, WorkdirInstruction):
+                config["WorkingDir"] = ins.path
+            elif isinstance(ins, UserInstruction):
+                config["User"] = ins.user
+            elif isinstance(ins, VolumeInstruction):
+                config["Volumes"] = ins.volumes
+            elif isinstance(ins, StopsignalInstruction):
+                config["StopSignal"] = ins.signal
+        glob.merge_referenced(args)
+    config["warning"] = glob.unused_warning()
+    return config
+
+
+def test_metadata_expansion_as_dockerd() -> None:
+    # Built with dockerd 20.10.24 (`--build-arg A=7 --build-arg UNUSED=1`); its config:
+    # "User":"bye:x","ExposedPorts":{"7443/tcp":{},"80/tcp":{}},"Env":["PATH=…","abc=bye",
+    # "def=hello","ghi=bye","q=a  b","r=a$b","s=$abc","t=set","u=dflt","w=x y",
+    # "legacy=v  bye  $x"],"Volumes":{"/v/bye":{}},"WorkingDir":"/a/bye",
+    # "Labels":{"k 1":"v bye","k2":"7"},"StopSignal":"SIGKILL"
+    df = ("# escape=`\nARG A=1\nFROM scratch\nARG A\nARG B=\"x y\"\nENV abc=hello\n"
+          "ENV abc=bye def=$abc\n"
+          "ENV ghi=$abc q=\"a  b\" r=a`$b s='$abc' t=${A:+set} u=${nope:-dflt} w=\"${B}\"\n"
+          "ENV legacy  v  $abc  `$x\nLABEL \"k 1\"=\"v $abc\" k2=${A}\nEXPOSE 80 ${A}443/tcp\n"
+          "WORKDIR /a/$abc\nUSER ${abc}:x\nVOLUME [\"/v/$abc\"]\nSTOPSIGNAL SIG${abc:+KILL}")
+    config = _simulate(df, {"A": "7", "UNUSED": "1"})
+    assert config["Env"] == ["abc=bye", "def=hello", "ghi=bye", "q=a  b", "r=a$b", "s=$abc",
+                             "t=set", "u=dflt", "w=x y", "legacy=v  bye  $x"]
+    assert config["Labels"] == {"k 1": "v bye", "k2": "7"}
+    assert sorted(config["ExposedPorts"]) == ["7443/tcp", "80"]
+    assert (config["WorkingDir"], config["User"]) == ("/a/bye", "bye:x")
+    assert config["StopSignal"] == "SIGKILL"
+    assert config["Volumes"] == ["/v/bye"]
+    assert config["warning"] == "[Warning] One or more build-args [UNUSED] were not consumed\n"

@@ -302,7 +302,8 @@ def go_duration(s: str) -> int:
         if unit == "":
             raise InvalidParameter(f"time: missing unit in duration {go_quote(orig)}")
         if unit not in _DURATION_UNITS:
-            raise InvalidParameter(f"time: unknown unit {go_quote(unit)} in duration {go_quote(orig)}")
+            raise InvalidParameter(
+                f"time: unknown unit {go_quote(unit)} in duration {go_quote(orig)}")
         total += float(num) * _DURATION_UNITS[unit]
         s = s[m.end():]
     if total > (1 << 63) - 1:
@@ -360,7 +361,8 @@ class EnvInstruction(Instruction):
     env: list[KeyValue] = field(default_factory=list)
 
     def expand(self, fn: Expander) -> "EnvInstruction":
-        return dataclasses.replace(self, env=[KeyValue(fn(kv.key), fn(kv.value)) for kv in self.env])
+        return dataclasses.replace(self, env=[KeyValue(fn(kv.key), fn(kv.value))
+                                              for kv in self.env])
 
 
 @dataclass

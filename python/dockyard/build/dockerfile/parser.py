@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from ...errors import InvalidParameter
 from .shell import Lex, go_quote
@@ -280,7 +280,8 @@ def parse(text: str | bytes) -> ParseResult:
         comments = []
 
     if warnings:
-        warnings.append("[WARNING]: Empty continuation lines will become errors in a future release.")
+        warnings.append(
+            "[WARNING]: Empty continuation lines will become errors in a future release.")
     if root.start_line < 0:
         raise DockerfileParseError("file with no instructions", current)
     if "syntax" in d.seen:
@@ -513,6 +514,13 @@ def _parse_string(rest: str, d: _Directives) -> Parsed:
     return Node(value=rest), None
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+_JSON = json.JSONDecoder(parse_constant=_no_constant)
+
+
 class _NotStringArray(DockerfileParseError):
     pass
 
@@ -521,8 +529,9 @@ def _parse_json(rest: str) -> Parsed:
     rest = _lstrip(rest)
     if not rest.startswith("["):
         raise ValueError("not JSON")
-    # Go's json.Decoder reads one value and ignores what follows it.
-    value, _ = json.JSONDecoder().raw_decode(rest)
+    # Go's json.Decoder reads one value and ignores what follows it; it knows
+    # no NaN or Infinity.
+    value, _ = _JSON.raw_decode(rest)
     if not isinstance(value, list):
         raise ValueError("not an array")
     for v in value:

@@ -235,7 +235,8 @@ class _State:
         while True:
             ch = sc.next()
             if ch == _EOF:
-                raise ShellError("unexpected end of statement while looking for matching single-quote")
+                raise ShellError(
+                    "unexpected end of statement while looking for matching single-quote")
             if ch == "'":
                 if self.lex.raw_quotes:
                     out.append(ch)
@@ -252,7 +253,8 @@ class _State:
         while True:
             p = sc.peek()
             if p == _EOF:
-                raise ShellError("unexpected end of statement while looking for matching double-quote")
+                raise ShellError(
+                    "unexpected end of statement while looking for matching double-quote")
             if p == '"':
                 ch = sc.next()
                 if self.lex.raw_quotes:
@@ -406,7 +408,8 @@ def _pattern_regex(pattern: str, greedy: bool, anchored: bool) -> re.Pattern[str
                 continue
             i += 1
             if nxt not in ("*", "?", "\\"):
-                raise ShellError(f"invalid pattern ({pattern}) in substitution: invalid escape '\\{nxt}'")
+                raise ShellError(f"invalid pattern ({pattern}) in substitution: "
+                                 f"invalid escape '\\{nxt}'")
             out.append(re.escape(nxt))
         else:
             out.append(re.escape(ch))

@@ -158,7 +158,8 @@ def load(data: str | bytes, name: str = "Dockerfile") -> Dockerfile:
     try:
         result = parse(data)
     except DockerfileParseError as e:
-        raise DockerfileParseError(f"failed to parse {name}: {e.message}", e.line, e.end_line) from None
+        raise DockerfileParseError(f"failed to parse {name}: {e.message}", e.line,
+                                   e.end_line) from None
     meta: list[ArgInstruction] = []
     stages: list[Stage] = []
     for node in result.ast.children:
@@ -271,6 +272,17 @@ class BuildArgs:
         env = list(env)
         return env_from_list([*env, *self.filter_allowed(env)])
 
+    def run_cmd_prefix(self, env: Iterable[str]) -> list[str]:
+        """What a RUN's cache key and history put before the command: `|N`
+        and the sorted `K=v` of the allowed args the Env does not set, the
+        unreferenced proxy builtins left out of the list but not of the
+        decision (dockerd writes `|0` then); [] with no such args."""
+        allowed = self.filter_allowed(env)
+        if not allowed:
+            return []
+        kept = sorted(a for a in allowed if self.is_referenced_or_not_builtin(a.partition("=")[0]))
+        return [f"|{len(kept)}", *kept]
+
     def unused(self) -> list[str]:
         return sorted(k for k in self.from_options
                       if k not in BUILTIN_ARGS and k not in self.referenced)
@@ -278,5 +290,7 @@ class BuildArgs:
     def unused_warning(self) -> str:
         """`[Warning] One or more build-args [a b] were not consumed\\n`, or ""."""
         left = self.unused()
-        return f"[Warning] One or more build-args [{' '.join(left)}] were not consumed\n" if left else ""
+        if not left:
+            return ""
+        return f"[Warning] One or more build-args [{' '.join(left)}] were not consumed\n"
 
