@@ -635,6 +635,16 @@ def test_stages_and_targets() -> None:
     assert [s.name for s in by_arg.needed_stages()] == ["one", ""]
     assert [s.name for s in by_arg.needed_stages(build_args={"B": "alpine"})] == [""]
     assert df.total_steps() == 2 + 6 + 6
+    assert df.step_texts("mid") == [
+        "Step 1/7 : ARG BASE=busybox", "Step 2/7 : ARG TAG", "Step 3/7 : FROM $BASE AS base",
+        "Step 4/7 : RUN build", "Step 5/7 : FROM scratch AS Unused", "Step 6/7 : COPY x /",
+        "Step 7/7 : FROM base AS mid"]
+    # RUN --mount=from= (BuildKit's extension) needs its stage too; a reused name
+    # refers to the first stage of that name, and dockerd refuses the second.
+    dup = load("FROM a AS x\nFROM b AS x\nFROM c\nRUN --mount=from=x,target=/m true\n")
+    assert [s.index for s in dup.needed_stages()] == [0, 2]
+    assert dup.duplicate_stage_name(dup.stages[1]) == "x stage name already used"
+    assert dup.duplicate_stage_name(dup.stages[0]) == ""
     assert df.total_steps("mid") == 2 + 3 + 2
 
 
@@ -767,3 +777,28 @@ def test_metadata_expansion_as_dockerd() -> None:
     assert config["StopSignal"] == "SIGKILL"
     assert config["Volumes"] == ["/v/bye"]
     assert config["warning"] == "[Warning] One or more build-args [UNUSED] were not consumed\n"
+
+
+_WORDS = ["FROM", "RUN", "COPY", "ADD", "ENV", "ARG", "LABEL", "ONBUILD", "HEALTHCHECK", "CMD",
+          "SHELL", "EXPOSE", "VOLUME", "USER", "WORKDIR", "STOPSIGNAL", "MAINTAINER", "AS",
+          "--from=a", "--chown=", "--mount=type=cache,target=/x", "--interval=1s", "<<EOF",
+          "<<-'E'", "EOF", "E", "\tE", "$x", "${x:-y}", "${", "[", "]", '"', "'", "=", "a=b",
+          "\\", "`", "#", "# escape=`", "\n", "\n", "\n", " ", " ", "\t", "NONE", "x", "[\"a\"]"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_WORDS), max_size=30))
+def test_load_fails_only_with_dockerd_errors(words: list[str]) -> None:
+    text = " ".join(words)
+    try:
+        df = load(text)
+    except InvalidParameter:
+        return
+    for stage in df.stages:
+        assert stage.commands is not None
+        for c in stage.commands:
+            assert c.start_line <= c.end_line
+            try:
+                c.expand(lambda w: Lex(escape_token=df.escape_token).process_word(w, {"x": "1"}))
+            except ShellError:
+                pass

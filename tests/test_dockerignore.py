@@ -214,6 +214,27 @@ def test_walk_context(tmp_path: pathlib.Path) -> None:
     assert list(walk_context(str(tmp_path), flat)) == ["Dockerfile"]
 
 
+def test_walk_context_as_docker_cli(tmp_path: pathlib.Path) -> None:
+    # Pinned from docker CLI 28.2.2 + dockerd 20.10.24 (`COPY . /ctx/`, then the layer's
+    # list; the daemon drops the matched Dockerfile and .dockerignore itself).
+    for f in ("Dockerfile", "a.go", "b.txt", "docs/README.md", "docs/x.md",
+              "node_modules/m/index.js", "src/keep/k.go", "src/drop/d.go", "src/top.go", "x+y",
+              "xxy", "a[b", "deep/a/b/c.md", "deep/z.md"):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text(f)
+    ignore = ("# comment\n*.txt\nnode_modules\ndocs\n!docs/README.md\nsrc/*\n!src/keep\n"
+              ".dockerignore\nDockerfile\nx+y\n**/*.md\n!deep/a\n")
+    (tmp_path / ".dockerignore").write_text(ignore)
+    excludes = trim_build_files_from_excludes(read_ignore_file(ignore), "Dockerfile")
+    sent = list(walk_context(str(tmp_path), excludes))
+    assert sent == [".dockerignore", "Dockerfile", "a.go", "a[b", "deep", "deep/a", "deep/a/b",
+                    "src", "src/keep", "src/keep/k.go", "xxy"]
+    assert files_to_remove(read_ignore_file(ignore), "Dockerfile") == [".dockerignore", "Dockerfile"]
+    # The 20.10 CLI matched each path alone: `!deep/a` re-includes deep/a/b/c.md.
+    legacy = list(walk_context(str(tmp_path), excludes, legacy=True))
+    assert [p for p in legacy if p not in sent] == ["deep/a/b/c.md"]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.from_regex(r"[a-c*?]{1,6}", fullmatch=True), st.from_regex(r"[a-c]{0,6}", fullmatch=True))
 def test_go_match_agrees_with_fnmatch_without_slashes(pattern: str, name: str) -> None:

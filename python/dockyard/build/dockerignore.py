@@ -452,14 +452,23 @@ def files_to_remove(excludes: list[str], dockerfile: str) -> list[str]:
     return [f for f in (".dockerignore", dockerfile) if matches(f, excludes)]
 
 
-def walk_context(root: str, excludes: list[str]) -> Iterator[str]:
+def walk_context(root: str, excludes: list[str], legacy: bool = False) -> Iterator[str]:
     """The relative paths (directories before their contents, sorted by
-    name) the docker CLI puts in a context tar for `excludes`, as
+    name) the docker CLI puts in a context tar for `excludes`, as its
     archive.TarWithOptions walks: an excluded directory is skipped whole
-    unless an exception pattern lies under it."""
+    unless an exception pattern lies under it. Each path is matched with its
+    parent directory's per-pattern results (MatchesUsingParentResults, docker
+    CLI 23 and later); `legacy` matches each path on its own (Matches, the
+    20.10 CLI), where `!dir` also re-includes files under dir that a later
+    pattern excluded."""
     pm = PatternMatcher(excludes)
 
-    def walk(rel: str) -> Iterator[str]:
+    def excluded(child: str, parent_info: MatchInfo) -> tuple[bool, MatchInfo]:
+        if legacy:
+            return pm.matches(child), parent_info
+        return pm.matches_using_parent_results(child, parent_info)
+
+    def walk(rel: str, parent_info: MatchInfo) -> Iterator[str]:
         path = os.path.join(root, rel) if rel else root
         try:
             names = sorted(os.listdir(path))
@@ -469,7 +478,8 @@ def walk_context(root: str, excludes: list[str]) -> Iterator[str]:
             child = f"{rel}/{name}" if rel else name
             is_dir = os.path.isdir(os.path.join(root, child)) and not os.path.islink(
                 os.path.join(root, child))
-            if pm.matches(child):
+            skip, info = excluded(child, parent_info)
+            if skip:
                 if not is_dir:
                     continue
                 if not pm.exclusions:
@@ -479,10 +489,10 @@ def walk_context(root: str, excludes: list[str]) -> Iterator[str]:
                            for p in pm.patterns):
                     continue
                 # Kept for an exception below it; the directory entry itself is not sent.
-                yield from walk(child)
+                yield from walk(child, info)
                 continue
             yield child
             if is_dir:
-                yield from walk(child)
+                yield from walk(child, info)
 
-    yield from walk("")
+    yield from walk("", MatchInfo())

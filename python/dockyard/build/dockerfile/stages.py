@@ -19,7 +19,7 @@ from typing import Optional
 from ...errors import InvalidParameter
 from .instructions import (
     AnyInstruction, ArgInstruction, CopyInstruction, FromInstruction, KeyValue,
-    LabelInstruction, line_error, parse_instruction,
+    LabelInstruction, RunInstruction, line_error, parse_instruction,
 )
 from .parser import DockerfileParseError, parse
 from .shell import Lex, env_from_list
@@ -94,7 +94,11 @@ class Dockerfile:
         lex = self.lex()
         deps: dict[int, set[int]] = {}
         for s in chosen:
-            by_name = {p.name: p.index for p in self.stages[:s.index] if p.name}
+            by_name: dict[str, int] = {}
+            for p in self.stages[:s.index]:
+                # The first stage of a name is the one dockerd finds.
+                if p.name:
+                    by_name.setdefault(p.name, p.index)
             d: set[int] = set()
             try:
                 base = lex.process_word(s.base_name, meta)
@@ -103,8 +107,10 @@ class Dockerfile:
             if base.lower() in by_name:
                 d.add(by_name[base.lower()])
             for c in s.commands:
-                if isinstance(c, CopyInstruction) and c.from_:
-                    ref = c.from_.lower()
+                refs = [c.from_] if isinstance(c, CopyInstruction) and c.from_ else []
+                if isinstance(c, RunInstruction):
+                    refs += [m.from_ for m in c.mounts if m.from_]
+                for ref in (r.lower() for r in refs):
                     if ref in by_name:
                         d.add(by_name[ref])
                     elif ref.isdigit() and int(ref) < s.index:
@@ -118,6 +124,21 @@ class Dockerfile:
                 need.add(i)
                 todo.extend(deps.get(i, ()))
         return [s for s in chosen if s.index in need]
+
+    def step_texts(self, target: str = "") -> list[str]:
+        """dockerd's `Step N/M : <instruction>` lines, in the order it prints
+        them: the meta ARGs, then each stage's FROM and commands."""
+        texts = [str(a) for a in self.meta_args]
+        for s in self.stages_up_to(target):
+            texts += [s.source_code, *(str(c) for c in s.commands)]
+        return [f"Step {i}/{len(texts)} : {t}" for i, t in enumerate(texts, 1)]
+
+    def duplicate_stage_name(self, stage: Stage) -> str:
+        """dockerd's error when `stage` reuses an earlier stage's name (it is
+        raised when that stage starts), "" when the name is free."""
+        if stage.name and any(p.name == stage.name for p in self.stages[:stage.index]):
+            return f"{stage.name} stage name already used"
+        return ""
 
     def meta_arg_values(self, build_args: Mapping[str, Optional[str]]) -> dict[str, str]:
         """The values FROM lines expand with: meta ARG defaults (each
