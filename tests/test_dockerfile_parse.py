@@ -696,6 +696,28 @@ def test_build_args_scoping() -> None:
     assert BuildArgs({"HTTP_PROXY": "x"}).unused_warning() == ""
 
 
+def test_run_prefix_as_dockerd() -> None:
+    # dockerd 20.10.24, `--build-arg HTTP_PROXY=hp --build-arg http_proxy=lp --build-arg
+    # DECL=x --build-arg NOPE`: history `|0 /bin/sh -c echo two`, then after
+    # `ARG http_proxy`, `|1 http_proxy=lp /bin/sh -c echo three`; NOPE not consumed.
+    df = load("FROM bb\nARG DECL=d\nRUN echo one\nFROM bb\nRUN echo two\nARG http_proxy\n"
+              "RUN echo three\n")
+    glob = BuildArgs({"HTTP_PROXY": "hp", "http_proxy": "lp", "DECL": "x", "NOPE": None})
+    prefixes = []
+    for stage in df.stages:
+        args = glob.for_stage()
+        for c in stage.commands:
+            if isinstance(c, ArgInstruction):
+                for a in c.args:
+                    args.add_arg(a.key, a.value)
+            elif isinstance(c, RunInstruction):
+                prefixes.append(args.run_cmd_prefix([]))
+        glob.merge_referenced(args)
+    assert prefixes == [["|1", "DECL=x"], ["|0"], ["|1", "http_proxy=lp"]]
+    assert glob.unused_warning() == "[Warning] One or more build-args [NOPE] were not consumed\n"
+    assert df.step_texts()[-1] == "Step 7/7 : RUN echo three"
+
+
 def test_onbuild_triggers() -> None:
     assert isinstance(parse_trigger("RUN echo hi"), RunInstruction)
     with pytest.raises(InvalidParameter, match="single expression"):
