@@ -56,7 +56,7 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
 /// into the open directory `dst`, then give `dst` the owner, xattrs, mode and
 /// times of `src`. `src_name` and `dst_name` only name the trees in errors.
 ///
-/// Directories are copied by a few threads at once (one per CPU, at most
+/// Directories are copied by a few threads at once (two per CPU, at most
 /// [`MAX_WORKERS`]): creating inodes is most of the cost, and the filesystem
 /// takes them in parallel across directories. Each directory's entries are
 /// made by one thread, which then sets the directory's metadata, so its
@@ -82,7 +82,9 @@ pub(crate) fn copy_dir_fd(src: OwnedFd, dst: OwnedFd, src_name: &Path, dst_name:
     };
     let root = Job { src, dst, rel: PathBuf::new(), st, sgid: dst_st.st_mode & libc::S_ISGID != 0 };
     sh.work.lock().unwrap().queue.push(root);
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS);
+    // Twice the CPUs: much of a thread's time is spent waiting for the
+    // filesystem's journal, not computing.
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get() * 2).clamp(2, MAX_WORKERS);
     std::thread::scope(|s| {
         for _ in 1..n {
             s.spawn(|| sh.worker());

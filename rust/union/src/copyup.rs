@@ -11,6 +11,8 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 /// The crash marker, in the volume's own directory (the parent of `dest`).
 pub const MARKER: &CStr = c".copyup-incomplete";
@@ -127,7 +129,7 @@ pub fn copy_up(rootfs: &Path, path: &Path, dest: &Path) -> Result<CopyUp> {
     }
     let copied = openat(src.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)
         .ctx("open", &src_name)
-        .and_then(|s| copy_dir_fd(s, dfd.try_clone().ctx("dup", dest)?, &src_name, dest))
+        .and_then(|s| flushing(dfd.as_fd(), || copy_dir_fd(s, dfd.try_clone().ctx("dup", dest)?, &src_name, dest)))
         .and_then(|()| cvt(unsafe { libc::syncfs(dfd.as_raw_fd()) }).ctx("syncfs", dest).map(drop));
     match copied {
         Ok(()) => {
@@ -141,6 +143,28 @@ pub fn copy_up(rootfs: &Path, path: &Path, dest: &Path) -> Result<CopyUp> {
             Err(e)
         }
     }
+}
+
+/// Run `copy` while another thread flushes `fd`'s filesystem every few
+/// milliseconds: the data is written out as it is copied, and the syncfs
+/// that must end the copy (before the marker goes) finds little left to do.
+fn flushing<T>(fd: BorrowedFd<'_>, copy: impl FnOnce() -> T) -> T {
+    let done = Mutex::new(false);
+    let wake = Condvar::new();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut stop = done.lock().unwrap();
+            while !*stop {
+                drop(stop);
+                unsafe { libc::syncfs(fd.as_raw_fd()) };
+                stop = wake.wait_timeout(done.lock().unwrap(), Duration::from_millis(20)).unwrap().0;
+            }
+        });
+        let r = copy();
+        *done.lock().unwrap() = true;
+        wake.notify_all();
+        r
+    })
 }
 
 fn open(p: &Path, flags: libc::c_int) -> Result<OwnedFd> {
