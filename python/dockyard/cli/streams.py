@@ -26,13 +26,13 @@ def config_detach_keys() -> str | None:
     """`detachKeys` of the client's config file, as docker reads it: Dockyard's
     own (`$DOCKYARD_CONFIG` or ~/.dockyard) first, then docker's
     (`$DOCKER_CONFIG` or ~/.docker); `--detach-keys` overrides both."""
-    import json
+    from . import fastjson as json  # the run path loads no json/re/enum
 
     for env, default in (("DOCKYARD_CONFIG", "~/.dockyard"), ("DOCKER_CONFIG", "~/.docker")):
         path = os.path.join(os.environ.get(env) or os.path.expanduser(default), "config.json")
         try:
             with open(path, "rb") as f:
-                keys = json.load(f).get("detachKeys")
+                keys = json.loads(f.read()).get("detachKeys")
         except (OSError, ValueError, AttributeError):
             continue
         if isinstance(keys, str) and keys:
