@@ -317,3 +317,35 @@ def ref_dockerd(tmp_path_factory):
 
 
 __all__ = ["busybox_rootfs", "make_tar", "mounts_under"]
+
+
+def tmux_screen(cmd: list[str], env: dict[str, str], done, size: str = "200x40",
+                finished: bool = True) -> list[str]:
+    """Run `cmd` in a tmux terminal of `size` and return the screen (trailing
+    blanks dropped) once a line equals `done`: the command's own end marker
+    (`finished`: printed after the command exits) or a line of its live
+    display; or once `done(lines)` holds. The session is killed after."""
+    import shlex
+    import uuid
+
+    name = f"dy-{uuid.uuid4().hex[:8]}"
+    line = " ".join(shlex.quote(a) for a in cmd)
+    if finished:
+        line += f"; echo {done}; sleep 60"
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    w, h = size.split("x")
+    subprocess.run(["tmux", "new-session", "-d", "-x", w, "-y", h, "-s", name,
+                    f"env {exports} sh -c {shlex.quote(line)}"], check=True,
+                   env={**os.environ, "TERM": "xterm"})
+    screen = ""
+    try:
+        for _ in range(600):
+            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", name],
+                                    capture_output=True, text=True).stdout
+            lines = [ln.rstrip() for ln in screen.rstrip("\n").splitlines()]
+            if done(lines) if callable(done) else any(ln.strip() == done for ln in lines):
+                return lines
+            time.sleep(0.05)
+        raise AssertionError(f"{cmd} did not show {done!r}: {screen}")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], check=False)

@@ -572,3 +572,20 @@ def test_system_prune(engine_under_test, names):
     assert outs[0].startswith("Deleted Containers:\nX\n\nDeleted Networks:\nX\n\n"
                               "Deleted Volumes:\nX\n\nDeleted Images:\ndeleted: sha256:X\n")
     assert outs[0].endswith("\nTotal reclaimed space: X\n")
+
+
+def test_stats_on_a_terminal_looks_like_docker(engine_under_test, sleeper):
+    """`stats` in a terminal: the same live table as the docker CLI's (the
+    numbers move; the layout, names and columns don't)."""
+    from conftest import tmux_screen
+
+    eng = engine_under_test
+    screens = []
+    for cmd in ([DOCKER_CLI, "stats", sleeper], [sys.executable, "-m", "dockyard", "stats", sleeper]):
+        lines = tmux_screen(cmd, _env(eng), lambda ls: any(
+            sleeper in ln and "%" in ln for ls_ in [ls] for ln in ls_), finished=False)
+        screens.append([re.sub(r"[\d.]+\s?[kKMGT]?i?B|[\d.]+%|\b\d+\b", "N", ln)
+                        for ln in lines if ln.strip()])
+    ours_screen, docker_screen = screens[1], screens[0]
+    assert ours_screen == docker_screen
+    assert docker_screen[0].split()[:2] == ["CONTAINER", "ID"]

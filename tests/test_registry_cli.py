@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import tmux_screen
 from registries import busybox_layer, push_image
 
 
@@ -146,33 +147,6 @@ def test_ctrl_c_keeps_finished_layers(daemon, bad_registry):
     daemon.cli("rmi", image.ref)
 
 
-def _tmux_screen(cmd: list[str], env: dict[str, str], done: str) -> list[str]:
-    """Run `cmd` in a 200x40 tmux terminal and return the screen once `done`
-    shows (trailing blanks dropped)."""
-    import os
-    import shlex
-    import subprocess
-    import time
-    import uuid
-
-    name = f"dy-{uuid.uuid4().hex[:8]}"
-    line = " ".join(shlex.quote(a) for a in cmd) + f"; echo {done}; sleep 60"
-    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    subprocess.run(["tmux", "new-session", "-d", "-x", "200", "-y", "40", "-s", name,
-                    f"env {exports} sh -c {shlex.quote(line)}"], check=True,
-                   env={**os.environ, "TERM": "xterm"})
-    try:
-        for _ in range(600):
-            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", name],
-                                    capture_output=True, text=True).stdout
-            if done in screen.splitlines():
-                return [ln.rstrip() for ln in screen.rstrip("\n").splitlines()]
-            time.sleep(0.05)
-        raise AssertionError(f"{cmd} did not finish: {screen}")
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], check=False)
-
-
 def test_pull_on_a_terminal_looks_like_docker(daemon, registry):
     """On a terminal, `dockyard pull` leaves the screen the docker CLI leaves:
     the tag line, a line per layer, then Digest and Status below them."""
@@ -192,7 +166,7 @@ def test_pull_on_a_terminal_looks_like_docker(daemon, registry):
 
     screens = []
     for cmd in ([DOCKER_CLI, "pull", image.ref], [sys.executable, "-m", "dockyard", "pull", image.ref]):
-        screens.append(_tmux_screen(cmd, env, "END-OF-PULL"))
+        screens.append(tmux_screen(cmd, env, "END-OF-PULL"))
         daemon.docker("rmi", image.ref)
     docker_screen, ours = screens
     assert ours == docker_screen
