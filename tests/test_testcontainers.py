@@ -1,5 +1,5 @@
 """testcontainers-python (from PyPI) against Dockyard: containers started
-with its wait strategies, reached on their published ports, on a network of
+with its wait strategies (logs, HTTP, port, healthcheck, composite), reached on their published ports, on a network of
 its own, and cleaned up. Its reaper (Ryuk) is an image from Docker Hub, out
 of reach here, so the run uses its documented reaper-off mode
 (TESTCONTAINERS_RYUK_DISABLED) and stops what it started itself.
@@ -18,8 +18,8 @@ SCRIPT = r'''
 import os, urllib.request
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
-from testcontainers.core.wait_strategies import (CompositeWaitStrategy, HttpWaitStrategy,
-    LogMessageWaitStrategy, PortWaitStrategy)
+from testcontainers.core.wait_strategies import (CompositeWaitStrategy, HealthcheckWaitStrategy,
+    HttpWaitStrategy, LogMessageWaitStrategy, PortWaitStrategy)
 
 serve = "mkdir -p /www && echo hello > /www/index.html && echo ready && exec httpd -f -p 80 -h /www"
 with Network() as net:
@@ -42,6 +42,11 @@ with Network() as net:
             client.waiting_for(LogMessageWaitStrategy("hello"))
             LogMessageWaitStrategy("hello").wait_until_ready(client)
             print("PEER", client.get_logs()[0].decode().strip())
+healthy = DockerContainer("busybox", healthcheck={
+    "test": ["CMD-SHELL", "test -f /tmp/ready"], "interval": 200_000_000, "retries": 50}).with_command(
+    ["sh", "-c", "sleep 1; touch /tmp/ready; exec sleep 60"]).waiting_for(HealthcheckWaitStrategy())
+with healthy:
+    print("HEALTH", healthy.get_wrapped_container().attrs["State"]["Health"]["Status"])
 print("DONE")
 '''
 
@@ -56,7 +61,7 @@ def test_testcontainers_without_reaper(tmp_path_factory, tmp_path, busybox_tar):
         assert r.returncode == 0, r.stdout + r.stderr
         lines = r.stdout.splitlines()
         assert "BODY hello" in lines and "EXEC 0 1" in lines and "LOGS ready" in lines
-        assert "PEER hello" in lines and lines[-1] == "DONE"
+        assert "PEER hello" in lines and "HEALTH healthy" in lines and lines[-1] == "DONE"
         # what it started, it removed: containers and its network
         assert d.docker("ps", "-aq").stdout == ""
         nets = d.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
