@@ -293,3 +293,21 @@ def test_sdk_exec_tty_create_started_without_tty(daemon, ctr):
         assert api.exec_inspect(eid)["ExitCode"] == 0
     finally:
         api.close()
+
+
+def test_exec_body_keys_match_in_any_case(daemon, ctr):
+    """dockerd decodes the exec body as Go does, field names in any case:
+    docker-py sends `detachKeys` from its config file (its
+    test_detach_with_config_file), and it takes effect."""
+    c = daemon.client()
+    eid = c.post_json(f"/containers/{ctr}/exec", None,
+                      {"cmd": ["cat"], "attachStdin": True, "attachStdout": True, "tty": True,
+                       "detachKeys": "ctrl-p"})["Id"]
+    j = c.get_json(f"/exec/{eid}/json")
+    assert j["DetachKeys"] == "ctrl-p" and j["ProcessConfig"]["tty"] is True
+    # Exact spellings win over other cases.
+    eid = c.post_json(f"/containers/{ctr}/exec", None,
+                      {"Cmd": ["true"], "cmd": ["false"], "DetachKeys": "ctrl-x",
+                       "detachkeys": "ctrl-y"})["Id"]
+    j = c.get_json(f"/exec/{eid}/json")
+    assert j["DetachKeys"] == "ctrl-x" and j["ProcessConfig"]["entrypoint"] == "true"

@@ -69,3 +69,17 @@ def qint(request: web.Request, name: str, default: int) -> int:
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=json.dumps(data).encode(),
                         content_type="application/json")
+
+
+def go_fields(body: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """`body` with its keys named as Go's encoding/json matches them to a
+    struct's `fields`: the exact name first, else any case ("detachKeys" is
+    DetachKeys, as docker-py sends it). Other keys stay as they are."""
+    canon = {f.lower(): f for f in fields}
+    out: dict[str, Any] = {}
+    for k, v in body.items():
+        name = k if k in fields else canon.get(k.lower(), k)
+        if name != k and name in body:
+            continue  # the exact spelling wins
+        out[name] = v
+    return out

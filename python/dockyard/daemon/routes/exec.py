@@ -16,7 +16,7 @@ from ...containers.attach import EXIT, START_RESULT, ShimConnection
 from ...containers.execs import Exec, ExecStartError, ExecStore, runtime_error
 from ...errors import Conflict, InvalidParameter
 from ..hijack import detach_keys, hijack, raw_input
-from . import blocking, exec_store, json_response
+from . import blocking, exec_store, go_fields, json_response
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -33,8 +33,13 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+#: dockerd's ExecConfig and ExecStartCheck fields (keys match in any case, as in Go).
+EXEC_FIELDS = ("User", "Privileged", "Tty", "ConsoleSize", "AttachStdin", "AttachStderr",
+               "AttachStdout", "Detach", "DetachKeys", "Env", "WorkingDir", "Cmd")
+
+
 async def create(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = go_fields(await _body(request), EXEC_FIELDS)
     if body.get("DetachKeys"):
         try:
             detach_keys(body["DetachKeys"])
@@ -100,7 +105,7 @@ async def _spawn_and_connect(st: ExecStore, e: Exec, mask: int) -> ShimConnectio
 
 async def start(request: web.Request) -> web.StreamResponse:
     st = exec_store(request)
-    body = await _body(request)
+    body = go_fields(await _body(request), EXEC_FIELDS)
     e = await blocking(st.begin, request.match_info["id"])
     if body.get("Detach"):
         return await _start_detached(st, e)
