@@ -283,3 +283,17 @@ def test_scoped_resolution(tmp_path):
         assert sp.abs == "/"
     finally:
         sp.close()
+
+
+def test_commit_of_a_container_exiting_meanwhile(daemon, bb):
+    """docker-py's CommitTest: commit (pause=1) right after starting a
+    container that exits at once; the freeze may find it exiting and the thaw
+    its cgroup gone, which is no error."""
+    c = daemon.client()
+    for _ in range(10):
+        cid = c.post_json("/containers/create", None,
+                          {"Image": "busybox", "Cmd": ["touch", "/test"]})["Id"]
+        c.request("POST", f"/containers/{cid}/start").close()
+        img = c.post_json("/commit", {"container": cid, "pause": "1"})["Id"]
+        c.request("DELETE", f"/containers/{cid}", {"force": 1}).close()
+        c.request("DELETE", f"/images/{img}").close()

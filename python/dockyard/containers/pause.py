@@ -96,10 +96,16 @@ def paused_for(svc: ContainerRecords, c: Container, want: bool) -> Iterator[None
     if do:
         try:
             freeze(svc, c.id, True)
-        except DockyardError:
+        except (DockyardError, OSError):  # it exited meanwhile: its cgroup is going
             do = False
     try:
         yield
     finally:
         if do:
-            freeze(svc, c.id, False)
+            try:
+                freeze(svc, c.id, False)
+            except (DockyardError, OSError):
+                # Its cgroup went away meanwhile: the container was exiting
+                # when frozen and is gone now; nothing is left to thaw.
+                if cgroup_dirs(svc, c.id):
+                    raise
