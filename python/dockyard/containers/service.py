@@ -43,6 +43,8 @@ NOT_MODIFIED = "not-modified"
 #: dockerd's restart backoff: the first delay, doubled at each restart up to the last.
 RESTART_FIRST_DELAY = 0.1
 RESTART_MAX_DELAY = 60.0
+#: The highest signal number Linux has (SIGRTMAX).
+SIGRTMAX = 64
 HOST_LINKS = ("conflicting options: host type networking can't be used with links. This "
               "would result in undefined behavior")
 #: `--exec-driver` values: the built-in runtime, or runc from an OCI bundle.
@@ -491,6 +493,11 @@ class ContainerService(Reconciler):
     def kill(self, ref: str, sig: str | int | None = None) -> None:
         c = self.get(ref)
         num = signal_number(sig)
+        if num == 0:
+            raise InvalidParameter(f"Invalid signal: {sig}")
+        if not 0 < num <= SIGRTMAX:
+            raise InvalidParameter(f"Cannot kill container: {ref}: The linux daemon does not "
+                                   f"support signal {num}")
         if c.state.get("Restarting"):
             if self._cancel_restart(c):
                 return  # no process to signal: it just won't be restarted

@@ -66,6 +66,20 @@ def qint(request: web.Request, name: str, default: int) -> int:
         raise InvalidParameter(f"invalid value for {name}: {v!r} is not an integer") from None
 
 
+def tty_size(request: web.Request) -> tuple[int, int]:
+    """`h` and `w` of a resize: strconv.Atoi's error for text (400); dockerd
+    hands the numbers on as unsigned and the terminal keeps 16 bits of each,
+    so -1 is 65535 there as here."""
+    out = []
+    for name in ("h", "w"):
+        v = request.query.get(name) or "0"
+        try:
+            out.append(int(v) & 0xFFFF)
+        except ValueError:
+            raise InvalidParameter(f'strconv.Atoi: parsing "{v}": invalid syntax') from None
+    return out[0], out[1]
+
+
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=json.dumps(data).encode(),
                         content_type="application/json")
@@ -83,3 +97,24 @@ def go_fields(body: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
             continue  # the exact spelling wins
         out[name] = v
     return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
+
+
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON body as Go's decoder takes it: no NaN or Infinity,
+    nesting bounded (dockerd's messages, as 400s); None when there is none."""
+    if not request.can_read_body:
+        return None
+    raw = await request.read()
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise InvalidParameter("invalid character '[' exceeded max depth") from None
+    except ValueError as e:
+        raise InvalidParameter(str(e) if str(e).startswith("invalid character")
+                               else f"invalid JSON body: {e}") from None

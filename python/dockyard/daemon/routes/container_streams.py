@@ -17,7 +17,7 @@ from ...containers.model import Container
 from ...errors import Conflict, DockyardError, InvalidParameter, NotFound
 from ..hijack import detach_keys, hijack, raw_input
 from ..monitor import AttachSession
-from . import blocking, container_service as svc, monitor, qbool, qint
+from . import blocking, container_service as svc, monitor, qbool, tty_size
 
 
 async def _get(request: web.Request) -> Container:
@@ -131,7 +131,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
         raise InvalidParameter("Bad parameters: you must choose at least one stream")
     since, until = jsonlog.parse_since(q.get("since")), jsonlog.parse_since(q.get("until"))
     tail_s = q.get("tail", "all")
-    tail = -1 if tail_s in ("", "all") else int(tail_s)
+    # dockerd: a tail that isn't a number means all of it
+    tail = int(tail_s) if tail_s.lstrip("-").isdigit() else -1
     ts = qbool(request, "timestamps")
     path, fmt = s.log_source(c)
     scan = jsonlog.LogScan(path, out, err, since, until, tail, fmt)
@@ -174,7 +175,7 @@ async def resize(request: web.Request) -> web.Response:
     c = await _get(request)
     if not c.state.get("Running") and not c.state.get("Prepared"):
         raise Conflict(f"Container {c.id} is not running")
-    h, w = qint(request, "h", 0), qint(request, "w", 0)
+    h, w = tty_size(request)
     conn = await ShimConnection.open(str(s.state_dir(c.id) / "attach.sock"), 0)
     try:
         await conn.resize(h, w)

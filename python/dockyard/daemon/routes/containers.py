@@ -15,8 +15,8 @@ from ...containers.service import ContainerService
 from ...errors import InvalidParameter, NotFound
 from ...imageconfig import parse_time
 from ..views import HOSTCONFIG_DEFAULTS, container_inspect, container_summary
-from . import (blocking, container_service as svc, exec_store, json_response, monitor, qbool,
-               qint)
+from . import (blocking, container_service as svc, exec_store, json_body, json_response, monitor,
+               qbool, qint)
 
 CONTAINER_FILTERS = {"status", "name", "id", "label", "exited", "ancestor", "before", "since",
                      "health", "network", "volume", "publish", "expose", "isolation",
@@ -28,16 +28,18 @@ async def _get(request: web.Request) -> Container:
 
 
 async def create(request: web.Request) -> web.Response:
-    try:
-        body = await request.json() if request.can_read_body else {}
-    except ValueError as e:
-        raise InvalidParameter(f"invalid JSON body: {e}") from None
+    body = await json_body(request)
+    if body is None:
+        body = {}
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON body")
     _check_types(body, CONFIG_TYPES, "ContainerConfigWrapper")
+    _check_string_lists(body)
     if isinstance(body.get("Healthcheck"), dict):
         _check_healthcheck(body["Healthcheck"])
     hostconfig = _host_config(body)
+    if isinstance(hostconfig, dict):
+        _check_host_numbers(hostconfig)
     networking = body.pop("NetworkingConfig", None) or {}
     try:
         c = await blocking(svc(request).create, body, hostconfig, request.query.get("name"),
@@ -100,6 +102,53 @@ def _check_types(body: dict, types: dict[str, tuple[type, ...]], where: str) -> 
             raise InvalidParameter(f"json: cannot unmarshal {_GO_TYPES.get(type(v), 'value')} "
                                    f"into Go struct field {where}.{key} of type "
                                    f"{_GO_TYPES.get(want[0], want[0].__name__)}")
+
+
+def _check_string_lists(body: dict[str, Any]) -> None:
+    """Docker's decoding error (400) for a list holding a non-string: Cmd and
+    Entrypoint (strslice: the error names its last try, a string), Env,
+    OnBuild and Shell."""
+    for key in ("Cmd", "Entrypoint", "Env", "OnBuild", "Shell"):
+        v = body.get(key)
+        if not isinstance(v, list):
+            continue
+        bad = next((x for x in v if not isinstance(x, str)), _NONE)
+        if bad is _NONE:
+            continue
+        got = "array" if key in ("Cmd", "Entrypoint") else _GO_TYPES.get(type(bad), "value")
+        raise InvalidParameter(f"json: cannot unmarshal {got} into Go struct field "
+                               f"ContainerConfigWrapper.{key} of type string")
+
+
+_NONE = object()
+#: HostConfig's integer fields and their Go types (dockerd decodes into these).
+HOST_INTS: dict[str, str] = {
+    **{k: "int64" for k in ("Memory", "MemorySwap", "MemoryReservation", "KernelMemory",
+                            "KernelMemoryTCP", "NanoCpus", "CpuShares", "CpuPeriod", "CpuQuota",
+                            "CpuRealtimePeriod", "CpuRealtimeRuntime", "PidsLimit", "ShmSize",
+                            "MemorySwappiness", "CpuCount", "CpuPercent")},
+    "BlkioWeight": "uint16", "OomScoreAdj": "int", "IOMaximumIOps": "uint64",
+    "IOMaximumBandwidth": "uint64",
+}
+_INT_RANGE = {"int64": (-(1 << 63), (1 << 63) - 1), "int": (-(1 << 63), (1 << 63) - 1),
+              "uint16": (0, (1 << 16) - 1), "uint64": (0, (1 << 64) - 1)}
+
+
+def _check_host_numbers(hc: dict[str, Any]) -> None:
+    """Docker's decoding errors (400) for HostConfig integers: wrong JSON
+    type, a fraction, or out of the Go type's range."""
+    for key, go in HOST_INTS.items():
+        v = hc.get(key)
+        if v is None:
+            continue
+        where = f"into Go struct field HostConfig.HostConfig.{key} of type {go}"
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise InvalidParameter(f"json: cannot unmarshal {_GO_TYPES.get(type(v), 'value')} "
+                                   f"{where}")
+        lo, hi = _INT_RANGE[go]
+        if isinstance(v, float) or not lo <= v <= hi:
+            shown = repr(v) if isinstance(v, float) else str(v)
+            raise InvalidParameter(f"json: cannot unmarshal number {shown} {where}")
 
 
 def _check_healthcheck(hc: dict[str, Any]) -> None:

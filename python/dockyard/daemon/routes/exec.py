@@ -16,7 +16,7 @@ from ...containers.attach import EXIT, START_RESULT, ShimConnection
 from ...containers.execs import Exec, ExecStartError, ExecStore, runtime_error
 from ...errors import Conflict, InvalidParameter
 from ..hijack import detach_keys, hijack, raw_input
-from . import blocking, exec_store, go_fields, json_response
+from . import blocking, exec_store, go_fields, json_response, tty_size
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -60,10 +60,7 @@ async def inspect(request: web.Request) -> web.Response:
 async def resize(request: web.Request) -> web.Response:
     st = exec_store(request)
     e = await blocking(st.get, request.match_info["id"])
-    try:
-        h, w = int(request.query.get("h") or 0), int(request.query.get("w") or 0)
-    except ValueError:
-        raise InvalidParameter("invalid resize dimensions") from None
+    h, w = tty_size(request)
     # dockerd waits (up to 10 s) for a just-started exec to be ready.
     for _ in range(200):
         if e.running or e.exit_code is not None:

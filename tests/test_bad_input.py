@@ -1,0 +1,93 @@
+"""Bad input to the API gets dockerd's message as a 4xx and changes nothing
+(issue 15's findings): values of the wrong JSON type or out of a Go type's
+range at create, NaN, deep nesting, a bad signal or tail or size; and a
+container that once answered 201 with such a body can't break listing.
+The messages are dockerd 20.10's (which answers most of these with a 500)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def api(daemon, method: str, path: str, body=None, query=None, raw: bytes | None = None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    r = daemon.client().request(method, path, query or {}, body=data, check=False,
+                                headers={"Content-Type": "application/json"})
+    out = r.read()
+    r.close()
+    return r.status, (json.loads(out) if out.strip().startswith(b"{") else out)
+
+
+GO = "into Go struct field"
+CREATE_CASES = [
+    ({"Cmd": [1, 2]}, f"json: cannot unmarshal array {GO} ContainerConfigWrapper.Cmd of type string"),
+    ({"Entrypoint": [True]},
+     f"json: cannot unmarshal array {GO} ContainerConfigWrapper.Entrypoint of type string"),
+    ({"Env": [1]}, f"json: cannot unmarshal number {GO} ContainerConfigWrapper.Env of type string"),
+    ({"HostConfig": {"CpuShares": 2**70}},
+     f"json: cannot unmarshal number {2**70} {GO} HostConfig.HostConfig.CpuShares of type int64"),
+    ({"HostConfig": {"Memory": 2**64}},
+     f"json: cannot unmarshal number {2**64} {GO} HostConfig.HostConfig.Memory of type int64"),
+    ({"HostConfig": {"PidsLimit": 2**63}},
+     f"json: cannot unmarshal number {2**63} {GO} HostConfig.HostConfig.PidsLimit of type int64"),
+    ({"HostConfig": {"CpuQuota": 2**100}},
+     f"json: cannot unmarshal number {2**100} {GO} HostConfig.HostConfig.CpuQuota of type int64"),
+    ({"HostConfig": {"Memory": "12"}},
+     f"json: cannot unmarshal string {GO} HostConfig.HostConfig.Memory of type int64"),
+    ({"HostConfig": {"Memory": 1.5}},
+     f"json: cannot unmarshal number 1.5 {GO} HostConfig.HostConfig.Memory of type int64"),
+    ({"HostConfig": {"BlkioWeight": 70000}},
+     f"json: cannot unmarshal number 70000 {GO} HostConfig.HostConfig.BlkioWeight of type uint16"),
+    ({"HostConfig": {"Binds": ["::::"]}}, "invalid volume specification: '::::'"),
+]
+
+
+@pytest.mark.parametrize("extra,msg", CREATE_CASES)
+def test_create_refuses(daemon, bb, extra, msg):
+    before = api(daemon, "GET", "/containers/json", query={"all": 1})[1]
+    st, body = api(daemon, "POST", "/containers/create",
+                   {"Image": "busybox", "Cmd": ["true"], **extra})
+    assert (st, body) == (400, {"message": msg})
+    st, after = api(daemon, "GET", "/containers/json", query={"all": 1})
+    assert st == 200 and after == before
+
+
+@pytest.mark.parametrize("raw,msg", [
+    (b'{"Image": "busybox", "HostConfig": {"Memory": NaN}}',
+     "invalid character 'N' looking for beginning of value"),
+    (b'{"Image": "busybox", "Memory": Infinity}',
+     "invalid character 'I' looking for beginning of value"),
+    (b'{"Image":' + b"[" * 100000 + b"]" * 100000 + b"}",
+     "invalid character '[' exceeded max depth"),
+])
+def test_create_refuses_what_go_cannot_decode(daemon, bb, raw, msg):
+    assert api(daemon, "POST", "/containers/create", raw=raw) == (400, {"message": msg})
+
+
+def test_bad_signal_tail_and_size(daemon, bb):
+    st, body = api(daemon, "POST", "/containers/create",
+                   {"Image": "busybox", "Cmd": ["sh", "-c", "echo a; echo b; sleep 100"],
+                    "Tty": False})
+    cid = body["Id"]
+    try:
+        assert api(daemon, "POST", f"/containers/{cid}/start")[0] == 204
+        assert api(daemon, "POST", f"/containers/{cid}/kill", query={"signal": "999"}) == (
+            400, {"message": f"Cannot kill container: {cid}: The linux daemon does not support "
+                            "signal 999"})
+        assert api(daemon, "POST", f"/containers/{cid}/kill", query={"signal": "0"}) == (
+            400, {"message": "Invalid signal: 0"})
+        for _ in range(50):
+            st, logs = api(daemon, "GET", f"/containers/{cid}/logs",
+                           query={"stdout": 1, "tail": "abc"})
+            if logs.endswith(b"b\n"):
+                break
+        assert st == 200 and logs == b"\x01\0\0\0\0\0\0\x02a\n\x01\0\0\0\0\0\0\x02b\n"  # all
+        assert api(daemon, "POST", f"/containers/{cid}/resize", query={"h": "abc", "w": "1"}) \
+            == (400, {"message": 'strconv.Atoi: parsing "abc": invalid syntax'})
+        assert api(daemon, "POST", f"/containers/{cid}/resize", query={"h": "-1", "w": "10"})[0] \
+            == 200
+        assert api(daemon, "GET", "/containers/json")[0] == 200
+    finally:
+        api(daemon, "DELETE", f"/containers/{cid}", query={"force": 1})
