@@ -91,3 +91,26 @@ def test_bad_signal_tail_and_size(daemon, bb):
         assert api(daemon, "GET", "/containers/json")[0] == 200
     finally:
         api(daemon, "DELETE", f"/containers/{cid}", query={"force": 1})
+
+
+def test_parallel_creates_without_names(daemon, bb):
+    """Concurrent creates that draw the same generated name: each gets a
+    container (the name is drawn again), none a 500; the same given name
+    twice at once: one container and dockerd's conflict."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(name=None):
+        return api(daemon, "POST", "/containers/create", {"Image": "busybox", "Cmd": ["true"]},
+                   query={"name": name} if name else None)
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda _: create(), range(200)))
+        same = list(pool.map(lambda _: create("samename"), range(8)))
+    try:
+        assert all(st == 201 for st, _ in results), [r for r in results if r[0] != 201][:3]
+        assert sorted(st for st, _ in same) == [201] + [409] * 7
+        assert all("is already in use" in b["message"] for st, b in same if st == 409)
+    finally:
+        for st, b in results + same:
+            if st == 201:
+                api(daemon, "DELETE", f"/containers/{b['Id']}")

@@ -14,6 +14,7 @@ import asyncio
 import functools
 import os
 import shutil
+import sqlite3
 import signal as signals
 from pathlib import Path
 from typing import Any
@@ -102,17 +103,14 @@ class ContainerService(Reconciler):
         # another --exec-driver still manages it.
         hostconfig["Runtime"] = self._choose_runtime(hostconfig.get("Runtime"))
         cid = generate_id()
+        generated = not name
         if not name:
             for i in range(10):
                 name = "/" + random_name(i)
                 if self.db.one("SELECT 1 FROM containers WHERE name=?", (name,)) is None:
                     break
         assert name
-        other = self.db.one("SELECT id FROM containers WHERE name=?", (name,))
-        if other is not None:
-            raise Conflict(f'Conflict. The container name "{name}" is already in use by '
-                           f'container "{other["id"]}". You have to remove (or rename) that '
-                           "container to be able to reuse that name.")
+        self._name_free(name)
         top = self.store.layers.get(img.top_layer).cache_id if img.top_layer else None
         create_container_layers(self.driver, cid, top)
         cdir = self.container_dir(cid)
@@ -130,8 +128,18 @@ class ContainerService(Reconciler):
             warnings = self._check_network(c, networking)
             self._register_mounts(c)
             self._register_links(c)
-            with self.db.transaction() as conn:
-                conn.execute("INSERT INTO containers VALUES (?,?,?,?,?,?,?,?)", c.row())
+            for attempt in range(1, 11):
+                try:
+                    with self.db.transaction() as conn:
+                        conn.execute("INSERT INTO containers VALUES (?,?,?,?,?,?,?,?)", c.row())
+                    break
+                except sqlite3.IntegrityError:
+                    # Another create took the name meanwhile: a generated
+                    # name is drawn again, a given one is dockerd's conflict.
+                    if not generated or attempt == 10:
+                        self._name_free(c.name)  # dockerd's conflict, if that was it
+                        raise
+                    c.name = "/" + random_name(attempt)
             c.warnings = warnings  # type: ignore[attr-defined]
             self.emit(c, "create")
         except BaseException:
@@ -144,6 +152,13 @@ class ContainerService(Reconciler):
             shutil.rmtree(cdir, ignore_errors=True)
             raise
         return c
+
+    def _name_free(self, name: str) -> None:
+        other = self.db.one("SELECT id FROM containers WHERE name=?", (name,))
+        if other is not None:
+            raise Conflict(f'Conflict. The container name "{name}" is already in use by '
+                           f'container "{other["id"]}". You have to remove (or rename) that '
+                           "container to be able to reuse that name.")
 
     def _register_mounts(self, c: Container) -> None:
         """Volumes, binds and --mount resolved at create (volumes created, new
