@@ -114,3 +114,45 @@ def test_parallel_creates_without_names(daemon, bb):
         for st, b in results + same:
             if st == 201:
                 api(daemon, "DELETE", f"/containers/{b['Id']}")
+
+
+def _tar(entries: list[tuple[str, bytes, dict]]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data, pax in entries:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            ti.pax_headers = pax
+            t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_put_archive_through_a_symlink_and_bad_pax(daemon, bb):
+    """PUT archive: a tar directory over a symlink to / goes through it inside
+    the container (as dockerd's extraction does), never out of it; a PAX size
+    that isn't a number is refused, as Go's tar reader refuses it."""
+    st, body = api(daemon, "POST", "/containers/create",
+                   {"Image": "busybox", "Cmd": ["sleep", "100"]})
+    cid = body["Id"]
+    try:
+        assert api(daemon, "POST", f"/containers/{cid}/start")[0] == 204
+        daemon.cli("exec", cid, "ln", "-s", "/", "/lnk")
+        daemon.cli("exec", cid, "ln", "-s", "/etc/passwd", "/file")
+        r = daemon.client().request("PUT", f"/containers/{cid}/archive", {"path": "/"},
+                                    body=_tar([("lnk/tmp/f", b"hi", {})]), check=False,
+                                    headers={"Content-Type": "application/x-tar"})
+        assert r.status == 200, r.read()
+        r.close()
+        assert daemon.cli("exec", cid, "cat", "/tmp/f").stdout == b"hi"
+        st, body = api(daemon, "PUT", f"/containers/{cid}/archive", query={"path": "/"},
+                       raw=_tar([("file/x", b"no", {})]))
+        assert st == 400 and "cannot overwrite non-directory" in body["message"]
+        st, body = api(daemon, "PUT", f"/containers/{cid}/archive", query={"path": "/tmp"},
+                       raw=_tar([("neg", b"", {"size": "-5"})]))
+        assert st == 400 and "invalid PAX size" in body["message"]
+        assert b"neg" not in daemon.cli("exec", cid, "ls", "/tmp").stdout
+    finally:
+        api(daemon, "DELETE", f"/containers/{cid}", query={"force": 1})

@@ -234,7 +234,7 @@ def extract_to(svc: ContainerRecords, ref: str, path: str, src: str,
                                 | os.O_CLOEXEC, dir_fd=target)
                 try:
                     _core.extract_layer_file(src, f"/proc/self/fd/{tmpfd}", "naive")
-                    _merge_into(tmpfd, target, no_overwrite_dir_non_dir)
+                    _merge_into(tmpfd, target, no_overwrite_dir_non_dir, root, inner)
                 finally:
                     _remove_tree_at(target, tmpname)
                     os.close(tmpfd)
@@ -244,13 +244,22 @@ def extract_to(svc: ContainerRecords, ref: str, path: str, src: str,
             sp.close()
 
 
-def _merge_into(src: int, dst: int, no_overwrite_dir_non_dir: bool) -> None:
+def _merge_into(src: int, dst: int, no_overwrite_dir_non_dir: bool, root: str,
+                here: str) -> None:
+    """Move the entries of `src` into `dst` (the directory `here` of the
+    container root `root`), merging directories."""
     for name in os.listdir(src):
         s = os.stat(name, dir_fd=src, follow_symlinks=False)
         try:
             d = os.stat(name, dir_fd=dst, follow_symlinks=False)
         except FileNotFoundError:
             d = None
+        if d is not None and st.S_ISLNK(d.st_mode) and st.S_ISDIR(s.st_mode):
+            # A directory of the tar over a symlink: dockerd's extraction goes
+            # through it, resolved in the container (never out of its root).
+            _merge_through_link(src, name, no_overwrite_dir_non_dir, root,
+                                os.path.join(here, name))
+            continue
         if d is not None and st.S_ISDIR(d.st_mode):
             if st.S_ISDIR(s.st_mode):
                 sfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -258,7 +267,7 @@ def _merge_into(src: int, dst: int, no_overwrite_dir_non_dir: bool) -> None:
                 dfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
                               dir_fd=dst)
                 try:
-                    _merge_into(sfd, dfd, no_overwrite_dir_non_dir)
+                    _merge_into(sfd, dfd, no_overwrite_dir_non_dir, root, os.path.join(here, name))
                     os.chmod(f"/proc/self/fd/{dfd}", st.S_IMODE(s.st_mode))
                     os.chown(f"/proc/self/fd/{dfd}", s.st_uid, s.st_gid)
                 finally:
@@ -271,6 +280,28 @@ def _merge_into(src: int, dst: int, no_overwrite_dir_non_dir: bool) -> None:
             raise InvalidParameter(f"cannot overwrite non-directory \"{name}\" with "
                                    "directory")
         os.rename(name, name, src_dir_fd=src, dst_dir_fd=dst)
+
+
+def _merge_through_link(src: int, name: str, no_overwrite_dir_non_dir: bool, root: str,
+                        path: str) -> None:
+    try:
+        sp = resolve(root, path, follow_last=True)
+    except (FileNotFoundError, NotADirectoryError):
+        sp = None
+    try:
+        if sp is None or sp.fd is None or not st.S_ISDIR(os.fstat(sp.fd).st_mode):
+            raise InvalidParameter(f"cannot overwrite non-directory \"{name}\" with directory")
+        sfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                      dir_fd=src)
+        dfd = os.open(f"/proc/self/fd/{sp.fd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            _merge_into(sfd, dfd, no_overwrite_dir_non_dir, root, path)
+        finally:
+            os.close(sfd)
+            os.close(dfd)
+    finally:
+        if sp is not None:
+            sp.close()
 
 
 def _remove_tree_at(dirfd: int, name: str) -> None:

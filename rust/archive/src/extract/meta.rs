@@ -106,6 +106,7 @@ pub(super) fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Meta> {
         return Err(Error::corrupt(format!("{}: uid/gid out of range", what())));
     }
     let hm = num(h.mtime(), &old.mtime, "mtime")?;
+    let shown = what();
     let mut m = Meta {
         uid: uid as u32,
         gid: gid as u32,
@@ -128,6 +129,16 @@ pub(super) fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Meta> {
                     if let Some(t) = parse_pax_time(v) {
                         m.atime = t;
                     }
+                }
+                // The tar reader falls back to the header's numbers when a
+                // PAX one doesn't parse; Go's refuses the archive: so do we.
+                b"size" | b"uid" | b"gid" if parse_u64(v).is_none() => {
+                    return Err(Error::corrupt(format!(
+                        "{}: invalid PAX {} {:?}",
+                        shown,
+                        String::from_utf8_lossy(k),
+                        String::from_utf8_lossy(v)
+                    )));
                 }
                 b"GNU.sparse.name" => m.sparse.name = Some(v.to_vec()),
                 b"GNU.sparse.realsize" | b"GNU.sparse.size" => m.sparse.real_size = parse_u64(v),
