@@ -315,3 +315,38 @@ def test_load_bare_oci_layout(daemon, busybox_tar, tmp_path):
     out = daemon.cli("load", "-i", str(bare)).stdout.decode()
     assert out.strip() == "Loaded image: ocilayout:1"
     assert daemon.client().get_json("/images/ocilayout:1/json")["Id"] == iid
+
+
+def test_load_of_a_chain_deeper_than_dockerd_takes(daemon, tmp_path):
+    """`docker load` of an image with 126 layers: dockerd's "max depth
+    exceeded", and no image registered."""
+    import hashlib
+    import io
+    import json as _json
+    import tarfile
+
+    def tar_bytes(files: dict[str, bytes]) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            for name, data in files.items():
+                ti = tarfile.TarInfo(name)
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
+        return buf.getvalue()
+
+    layers = [tar_bytes({f"f{i}": str(i).encode()}) for i in range(126)]
+    diff_ids = ["sha256:" + hashlib.sha256(x).hexdigest() for x in layers]
+    cfg = _json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                       "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
+    files = {cfg_name: cfg}
+    for i, x in enumerate(layers):
+        files[f"l{i}/layer.tar"] = x
+    files["manifest.json"] = _json.dumps([{"Config": cfg_name, "RepoTags": ["deep:v1"],
+                                           "Layers": [f"l{i}/layer.tar" for i in range(126)]}]
+                                         ).encode()
+    archive = tmp_path / "deep.tar"
+    archive.write_bytes(tar_bytes(files))
+    r = daemon.docker("load", "-i", str(archive), check=False)
+    assert r.returncode == 1 and b"max depth exceeded" in r.stderr, r
+    assert daemon.docker("images", "-q", "deep").stdout == b""

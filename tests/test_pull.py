@@ -451,3 +451,34 @@ def test_interrupted_pull_does_not_fail_a_waiting_one(overlay_engine, bad_regist
     assert results["b"] == b.image_id
     assert any(m.get("status") == "Waiting" for m in b_msgs)
     assert not eng.inflight_layers.slots
+
+
+def test_too_deep_and_malformed_images_are_refused(overlay_engine, registry):
+    """dockerd refuses more than 125 layers ("max depth exceeded"), before
+    any download; a config that isn't JSON is a clear error, not a parser's
+    traceback. The store is left as it was."""
+    import json as _json
+
+    from registries import build_image, canonical_json, push_built, sha256_digest
+
+    eng = overlay_engine
+    before = store_state(eng)
+    deep = push_image(registry, "bad/deep", "v1",
+                      [files_layer({f"f{i}": str(i)}) for i in range(126)])
+    with pytest.raises(RegistryError, match="^max depth exceeded$"):
+        eng.pull(f"{registry.host}/bad/deep", "v1")
+    assert store_state(eng) == before
+
+    img = build_image("bad/config", "v1", [busybox_layer()])
+    raw_cfg = b'{"architecture": "amd64", "os": "linux", "rootfs": '  # cut short
+    (_, old_raw), = img.manifests.values()
+    m = _json.loads(old_raw)
+    m["config"] = dict(m["config"], size=len(raw_cfg), digest=sha256_digest(raw_cfg))
+    raw = canonical_json(m)
+    img.blobs[sha256_digest(raw_cfg)] = raw_cfg
+    img.manifests = {sha256_digest(raw): (img.manifest_type, raw)}
+    img.manifest_digest = sha256_digest(raw)
+    push_built(registry, img)
+    with pytest.raises(RegistryError, match="bad/config:v1: invalid image config: "):
+        eng.pull(f"{registry.host}/bad/config", "v1")
+    assert store_state(eng) == before

@@ -44,6 +44,10 @@ class PullCancelled(Exception):
     """The client went away or the pull was stopped: keep what completed."""
 
 
+#: The deepest layer chain dockerd's layer store takes (layer.maxLayerDepth).
+MAX_LAYERS = 125
+
+
 def _pull_denied(ref: reference.Reference) -> RegistryNotFound:
     return RegistryNotFound(
         f"pull access denied for {ref.familiar_name}, repository does not exist or may "
@@ -139,9 +143,18 @@ class Puller:
                 raise RegistryError(f"{shown}: a manifest list inside a manifest list")
         self.report.status(f"Pulling from {self.ref.path}", tag_or_digest)
         assert manifest.config is not None
+        if len(manifest.layers) > MAX_LAYERS:
+            # dockerd's layer store refuses a chain deeper than this (and so
+            # does overlay's mount options' length, well before 500)
+            raise RegistryError("max depth exceeded")
         raw_config = self._get_blob_bytes(manifest.config, MAX_CONFIG)
-        config = json.loads(raw_config)
-        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+        try:
+            config = json.loads(raw_config)
+            if not isinstance(config, dict):
+                raise ValueError("not a JSON object")
+            diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+        except (ValueError, TypeError, AttributeError) as e:
+            raise RegistryError(f"{shown}: invalid image config: {e}") from None
         if len(diff_ids) != len(manifest.layers):
             raise RegistryError(f"{shown}: the manifest has {len(manifest.layers)} layers but "
                                 f"the config names {len(diff_ids)}")

@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Callable
 
 from .. import _core
-from ..errors import NotFound
+from ..errors import InvalidParameter, NotFound
 from ..graphdriver.base import GraphDriver
 from ..ids import chain_ids, generate_id
 from .db import Database
 
 Extract = Callable[[str, str, str], "_core.LayerInfo"]
+#: dockerd's layer.maxLayerDepth: no chain may be deeper (overlay's mount
+#: options would not hold many more lower directories either).
+MAX_DEPTH = 125
 """Extract a diff into (target dir, whiteout mode, tar-split path) and return
 what was read; the extractor writes the tar-split record to that path."""
 
@@ -70,6 +73,14 @@ class LayerStore:
         out.reverse()
         return out
 
+    def depth(self, chain_id: str) -> int:
+        """How many layers the chain ending in `chain_id` has (one query)."""
+        r = self.db.one(
+            "WITH RECURSIVE up(id, n) AS (SELECT ?, 1 UNION ALL SELECT l.parent, up.n + 1"
+            " FROM layers l JOIN up ON l.chain_id = up.id WHERE l.parent IS NOT NULL)"
+            " SELECT max(n) FROM up", (chain_id,))
+        return int(r[0] or 0)
+
     def register(self, parent: str | None, extract: Extract) -> Layer:
         """Unpack one diff on top of `parent` and record it.
 
@@ -77,6 +88,8 @@ class LayerStore:
         failure the directory is removed and nothing is recorded.
         """
         parent_layer = self.get(parent) if parent else None
+        if parent and self.depth(parent) >= MAX_DEPTH:
+            raise InvalidParameter("max depth exceeded")
         cache_id = self.prepare(parent_layer.cache_id if parent_layer else None)
         try:
             info = extract(self.driver.diff_path(cache_id), self.driver.whiteouts,
