@@ -681,7 +681,18 @@ def _extract_archive(src_fd: int, dst_fd: int, kind: str) -> bool:
         tfd = os.open(tmp, _ODIR, dir_fd=dst_fd)
         try:
             try:
-                _core.extract_layer_file(f"/proc/self/fd/{src_fd}", f"/proc/self/fd/{tfd}", "naive")
+                if kind in ("bzip2", "xz"):  # the Rust extractor reads neither: decompress here
+                    os.lseek(src_fd, 0, os.SEEK_SET)
+                    opener = bz2.BZ2File if kind == "bzip2" else lzma.LZMAFile
+                    with tempfile.TemporaryFile() as plain, open(os.dup(src_fd), "rb") as raw, \
+                            opener(raw) as z:
+                        shutil.copyfileobj(z, plain, 1 << 20)
+                        plain.flush()
+                        _core.extract_layer_file(f"/proc/self/fd/{plain.fileno()}",
+                                                 f"/proc/self/fd/{tfd}", "naive")
+                else:
+                    _core.extract_layer_file(f"/proc/self/fd/{src_fd}", f"/proc/self/fd/{tfd}",
+                                             "naive")
             except LayerCorrupt as e:
                 if kind == "zstd":
                     return False
