@@ -425,7 +425,9 @@ def test_against_dockerd(ref_dockerd, busybox_tar, tmp_path, http_dir):
                               "copytest").stdout.decode().splitlines()
     ref_created = list(reversed(hist))[-len(STEPS):]
 
-    bb = busybox_rootfs(tmp_path / "bb")
+    bb = tmp_path / "bb"          # the image dockerd copies from, with the same mtimes
+    bb.mkdir()
+    subprocess.run(["tar", "-C", str(bb), "--numeric-owner", "-xpf", str(busybox_tar)], check=True)
     target = busybox_rootfs(tmp_path / "ours")
     sums = ContextSums.from_tree(ctx)
     ours = []
