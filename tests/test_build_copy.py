@@ -232,8 +232,13 @@ def test_context_symlinks_cannot_leave(env, tmp_path):
             run([name], "/x")
     with pytest.raises(CopyError, match="file not found"):
         run(["rootlink/" + str(secret)], "/x")
-    # `..` is clamped at the context root
-    run(["../../a.txt"], "/dots")
+    # a source leaving the root lexically is refused (dockerd's words); inside, `..` is fine
+    with pytest.raises(CopyError, match=r"^COPY failed: forbidden path outside the build "
+                       r"context: \.\./\.\./a\.txt \(\)$"):
+        run(["../../a.txt"], "/dots")
+    with pytest.raises(CopyError, match="forbidden path outside"):
+        run(["/dir/../../a.txt"], "/dots", src_root=t)
+    run(["dir/../a.txt"], "/dots")
     assert (t / "dots").read_text() == "hello\n"
     # the links themselves are copied as links, never followed
     run(["."], "/all/")
@@ -464,3 +469,49 @@ def test_against_dockerd(ref_dockerd, busybox_tar, tmp_path, http_dir):
         return out
     assert listing(target) == listing(exp)
     shutil.rmtree(exp)
+
+
+ERRORS = [
+    "COPY nope /x",
+    "ADD nope /x",
+    "COPY a.txt b.txt /m",
+    "COPY nomatch* /n/",
+    "COPY --chown=alice a.txt /x",
+    "COPY --chown=root:nogrp a.txt /x",
+    "COPY --chmod=755 a.txt /x",
+    "COPY ../../a.txt /dots",
+    "COPY --from=busybox /nope /x",
+    "COPY a.txt /bin/sh/x",
+    "COPY dir /etc/passwd",
+]
+
+
+def test_errors_against_dockerd(ref_dockerd, busybox_tar, tmp_path):
+    """Each failing step gives dockerd's message (host paths aside: dockerd
+    names its own directory where we name the path in the image)."""
+    ctx = ctx_tree(tmp_path / "ctx")
+    ref_dockerd.docker("import", str(busybox_tar), "busybox:latest")
+    bb = tmp_path / "bb"
+    bb.mkdir()
+    subprocess.run(["tar", "-C", str(bb), "--numeric-owner", "-xpf", str(busybox_tar)], check=True)
+    env = dict(os.environ, DOCKER_BUILDKIT="0", DOCKER_HOST=ref_dockerd.host,
+               DOCKER_CONFIG=str(ref_dockerd.base / "docker-config"))
+    for line in ERRORS:
+        (ctx / "Dockerfile").write_text(f"FROM busybox\n{line}\n")
+        b = subprocess.run(["docker", "build", "-q", str(ctx)], env=env, capture_output=True,
+                           timeout=120)
+        assert b.returncode != 0, line
+        theirs = b.stderr.decode().strip().splitlines()[-1]
+        words = line.split()
+        flags = {w[2:].split("=")[0]: w.split("=", 1)[1] for w in words[1:] if w.startswith("--")}
+        args = [w for w in words[1:] if not w.startswith("--")]
+        target = busybox_rootfs(tmp_path / "t" / str(ERRORS.index(line)))
+        with pytest.raises(CopyError) as e:
+            copy_sources(args[:-1], args[-1], context=ctx,
+                         src_root=bb if "from" in flags else None, target_root=target,
+                         workdir="/", is_add=words[0] == "ADD", chown=flags.get("chown"),
+                         chmod=flags.get("chmod"), passwd_root=target, allow_chmod=False)
+        ours = str(e.value)
+        if "/vfs/dir/" in theirs:
+            theirs = theirs.split(" /", 1)[0] + " /" + theirs.split("/vfs/dir/", 1)[1].split("/", 1)[1]
+        assert ours == theirs, line

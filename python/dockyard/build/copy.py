@@ -501,6 +501,10 @@ def _calc_copy_info(src: _Source, orig: str, wildcards: bool, cmd: str) -> list[
             if rel != "." and _go_match(orig, rel):
                 out += _calc_copy_info(src, rel, False, cmd)
         return out
+    if _escapes(orig):
+        # moby joins the path to the root and refuses one that leaves it lexically
+        # (symlinks, in contrast, are followed inside the root)
+        raise CopyError(f"{cmd} failed: forbidden path outside the build context: {orig} ()")
     parts = resolve_in_root(src.rootfd, orig)
     try:
         s = src.stat(parts)
@@ -514,6 +518,18 @@ def _calc_copy_info(src: _Source, orig: str, wildcards: bool, cmd: str) -> list[
         return [_Info(src, orig, parts, "file:" + src.hash(orig), False)]
     subs = sorted(src.hash(rel) for rel in src.walk(parts) if rel != ".")
     return [_Info(src, orig, parts, _hash_strings("dir", subs), True)]
+
+
+def _escapes(rel: str) -> bool:
+    depth = 0
+    for p in rel.split("/"):
+        if p == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif p not in ("", "."):
+            depth += 1
+    return False
 
 
 def _hash_strings(prefix: str, items: list[str]) -> str:
@@ -992,11 +1008,15 @@ def _apply(infos: list[_Info], dest: str, target_root: Path, owner: tuple[int, i
             try:
                 s = os.fstat(sfd)
                 _apply_one(info, sfd, s, troot, dparts, slash, w, is_add)
+            except NotADirectoryError:
+                # dockerd names the host path; the path inside the image says as much
+                where = "/" + "/".join(dparts)
+                raise CopyError("failed to copy files: failed to copy directory: mkdir "
+                                f"{where}: not a directory" if info.is_dir else
+                                f"failed to copy files: lstat {where}: not a directory") from None
             finally:
                 os.close(sfd)
         return w.entries
-    except NotADirectoryError:
-        raise CopyError(f"failed to copy files: mkdir {dest}: not a directory") from None
     finally:
         w.close()
         os.close(troot)
