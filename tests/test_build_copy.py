@@ -12,6 +12,7 @@ import io
 import lzma
 import os
 import shutil
+import struct
 import subprocess
 import tarfile
 import threading
@@ -178,6 +179,21 @@ def test_from_keeps_owners(env, tmp_path):
     assert (t / "abs").read_text() == "f" and meta(t / "abs")[1:] == (5, 6)
     run(["/app/f"], "/chowned", src_root=img, chown="1:1")
     assert meta(t / "chowned")[1:] == (1, 1)
+    # security.capability: kept in a tree copied from an image, dropped for a single
+    # file and for context files (dockerd's context untar loses it)
+    os.setxattr(img / "app" / "f", "security.capability", CAP_NET_RAW)
+    os.setxattr(ctx / "a.txt", "security.capability", CAP_NET_RAW)
+    run(["/app"], "/capdir", src_root=img)
+    run(["/app/f"], "/capfile", src_root=img)
+    run(["a.txt", "dir"], "/ctxcap/")
+
+    def cap(p):
+        try:
+            return os.getxattr(p, "security.capability")
+        except OSError:
+            return None
+    assert cap(t / "capdir" / "f") == CAP_NET_RAW
+    assert cap(t / "capfile") is None and cap(t / "ctxcap" / "a.txt") is None
 
 
 def test_chmod_extension_and_refusal(env):
@@ -385,7 +401,7 @@ def test_add_url(env, http_dir):
     with pytest.raises(CopyError) as e:
         run([f"{http_dir}/missing"], "/x", is_add=True)
     assert str(e.value).startswith(f"ADD failed: failed to GET {http_dir}/missing with "
-                                   "status 404 File not found: ")  # the server's reason phrase, as Go
+                                   "status 404 File not found: ")  # the server's phrase, as Go
 
 
 # -- side by side with dockerd ----------------------------------------------------------
@@ -408,11 +424,21 @@ STEPS = [
     ("ADD", ["arch.tgz"], "/x", {"chown": "1:1"}),
     ("ADD", ["a.txt"], "/addfile", {}),
     ("ADD", ["URL/file.txt"], "/url/", {}),
+    ("COPY", ["capfile"], "/cap", {}),
+    ("COPY", ["capdir"], "/capdir", {}),
+    ("COPY", ["/"], "/fromcap/", {"from": "capimg"}),
+    ("COPY", ["/capf"], "/fromcapfile", {"from": "capimg"}),
 ]
+
+CAP_NET_RAW = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)   # vfs_cap_data v2
 
 
 def test_against_dockerd(ref_dockerd, busybox_tar, tmp_path, http_dir):
     ctx = ctx_tree(tmp_path / "ctx")
+    for p in (ctx / "capfile", ctx / "capdir" / "f"):
+        p.parent.mkdir(exist_ok=True)
+        p.write_text("cap")
+        os.setxattr(p, "security.capability", CAP_NET_RAW)
     (ctx / "arch.tgz").write_bytes(gzip.compress(_tar_bytes([("top", None), ("top/f", b"d")])))
     lines = ["FROM busybox"]
     for inst, srcs, dest, fl in STEPS:
@@ -421,6 +447,14 @@ def test_against_dockerd(ref_dockerd, busybox_tar, tmp_path, http_dir):
         lines.append(f"{inst} {flags}{' '.join(srcs)} {dest}")
     (ctx / "Dockerfile").write_text("\n".join(lines) + "\n")
     ref_dockerd.docker("import", str(busybox_tar), "busybox:latest")
+    capimg = tmp_path / "capimg"           # an image whose file has a capability
+    capimg.mkdir()
+    (capimg / "capf").write_text("c")
+    os.utime(capimg / "capf", (1_300_000_000, 1_300_000_000))
+    os.setxattr(capimg / "capf", "security.capability", CAP_NET_RAW)
+    subprocess.run(["tar", "-C", str(capimg), "--xattrs", "--xattrs-include=*", "-cf",
+                    str(tmp_path / "capimg.tar"), "capf"], check=True)
+    ref_dockerd.docker("import", str(tmp_path / "capimg.tar"), "capimg")
     env = dict(os.environ, DOCKER_BUILDKIT="0", DOCKER_HOST=ref_dockerd.host,
                DOCKER_CONFIG=str(ref_dockerd.base / "docker-config"))
     b = subprocess.run(["docker", "build", "-q", "-t", "copytest", str(ctx)], env=env,
@@ -438,7 +472,7 @@ def test_against_dockerd(ref_dockerd, busybox_tar, tmp_path, http_dir):
     ours = []
     for inst, srcs, dest, fl in STEPS:
         r = copy_sources([s.replace("URL", http_dir) for s in srcs], dest, context=ctx,
-                         src_root=bb if "from" in fl else None, target_root=target, workdir="/",
+                         src_root={"busybox": bb, "capimg": capimg}.get(fl.get("from", "")), target_root=target, workdir="/",
                          is_add=inst == "ADD", chown=fl.get("chown"), chmod=None,
                          passwd_root=target, context_sums=sums)
         ours.append(created_by(r.comment))
@@ -450,8 +484,8 @@ def test_against_dockerd(ref_dockerd, busybox_tar, tmp_path, http_dir):
         exp = tmp_path / "exp"
         exp.mkdir()
         tar = ref_dockerd.docker("export", c).stdout
-        subprocess.run(["tar", "-C", str(exp), "--numeric-owner", "-xpf", "-"], input=tar,
-                       check=True)
+        subprocess.run(["tar", "-C", str(exp), "--numeric-owner", "--xattrs",
+                        "--xattrs-include=security.capability", "-xpf", "-"], input=tar, check=True)
     finally:
         ref_dockerd.docker("rm", "-f", c, check=False)
     top = sorted({d.split("/")[1] for _, _, d, _ in STEPS})
@@ -459,13 +493,18 @@ def test_against_dockerd(ref_dockerd, busybox_tar, tmp_path, http_dir):
     def listing(root: Path) -> dict[str, tuple]:
         out = {}
         for t in top:
-            for p in [root / t, *sorted((root / t).rglob("*"))] if (root / t).is_dir() else [root / t]:
+            top_dir = (root / t).is_dir() and not (root / t).is_symlink()
+            for p in [root / t, *sorted((root / t).rglob("*"))] if top_dir else [root / t]:
                 s = p.lstat()
                 rel = str(p.relative_to(root))
                 # new directories get "now" as mtime on both sides: compare the rest
                 mt = None if p.is_dir() else int(s.st_mtime)
+                try:
+                    cap = os.getxattr(p, "security.capability", follow_symlinks=False)
+                except OSError:
+                    cap = b""
                 out[rel] = (oct(s.st_mode), s.st_uid, s.st_gid, s.st_size if not p.is_dir() else 0,
-                            mt, os.readlink(p) if p.is_symlink() else "")
+                            mt, os.readlink(p) if p.is_symlink() else "", cap)
         return out
     assert listing(target) == listing(exp)
     shutil.rmtree(exp)
@@ -513,5 +552,6 @@ def test_errors_against_dockerd(ref_dockerd, busybox_tar, tmp_path):
                          chmod=flags.get("chmod"), passwd_root=target, allow_chmod=False)
         ours = str(e.value)
         if "/vfs/dir/" in theirs:
-            theirs = theirs.split(" /", 1)[0] + " /" + theirs.split("/vfs/dir/", 1)[1].split("/", 1)[1]
+            inner = theirs.split("/vfs/dir/", 1)[1].split("/", 1)[1]
+            theirs = theirs.split(" /", 1)[0] + " /" + inner
         assert ours == theirs, line

@@ -138,15 +138,11 @@ def entry_sum(name: str, mode: int, uid: int, gid: int, size: int, typeflag: byt
     return h
 
 
-def _capability(path_or_fd: str | int, dir_fd: int | None = None, name: str = "") -> dict[str, bytes]:
+def _capability(path: str | int) -> dict[str, bytes]:
     """security.capability as moby's ReadSecurityXattrToTarHeader reads it
     (a v3 value becomes v2: a root uid means nothing outside its userns)."""
     try:
-        if dir_fd is not None:
-            v = os.getxattr(f"/proc/self/fd/{dir_fd}/{name}", "security.capability",
-                            follow_symlinks=False)
-        else:
-            v = os.getxattr(path_or_fd, "security.capability")
+        v = os.getxattr(path, "security.capability")
     except OSError:
         return {}
     if len(v) > 3 and v[3] == 3:
@@ -243,7 +239,7 @@ def _tree_sums(dfd: int, prefix: str, seen: dict[tuple[int, int], str],
             link = os.readlink(name, dir_fd=dfd)
         elif tf == b"0":
             size = s.st_size
-        xattrs = _capability("", dfd, name) if not st.S_ISLNK(s.st_mode) else {}
+        xattrs = _capability(f"/proc/self/fd/{dfd}/{name}") if not st.S_ISLNK(s.st_mode) else {}
         dev = (os.major(s.st_rdev), os.minor(s.st_rdev)) if tf in (b"3", b"4") else (0, 0)
         h = entry_sum(rel + "/" if tf == b"5" else rel, go_file_mode_bits(s.st_mode, type_bits),
                       s.st_uid, s.st_gid, size, tf, link, "", "", dev[0], dev[1], xattrs)
@@ -362,7 +358,8 @@ def _mkdir_parts(rootfd: int, parts: list[str], owner: tuple[int, int] | None) -
                 nfd = os.open(p, _ODIR, dir_fd=fd)
             except OSError as e:
                 if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise NotADirectoryError(errno.ENOTDIR, "not a directory", "/" + "/".join(parts))
+                    raise NotADirectoryError(errno.ENOTDIR, "not a directory",
+                                             "/" + "/".join(parts))
                 raise
             os.close(fd)
             fd = nfd
@@ -533,7 +530,8 @@ def _escapes(rel: str) -> bool:
 
 
 def _hash_strings(prefix: str, items: list[str]) -> str:
-    return prefix + ":" + hashlib.sha256(",".join(items).encode("utf-8", "surrogateescape")).hexdigest()
+    data = ",".join(items).encode("utf-8", "surrogateescape")
+    return prefix + ":" + hashlib.sha256(data).hexdigest()
 
 
 def is_url(s: str) -> bool:
@@ -542,7 +540,8 @@ def is_url(s: str) -> bool:
 
 # -- ADD URL ----------------------------------------------------------------------------
 
-def _download(url: str, tmp: Path, dest: str, cmd: str, opener: Callable[..., object] | None) -> tuple[Path, str]:
+def _download(url: str, tmp: Path, dest: str, cmd: str,
+              opener: Callable[..., object] | None) -> tuple[Path, str]:
     """Fetch `url` into the directory `tmp` as dockerd's downloadSource:
     the name from the URL path, else Content-Disposition, else `__unnamed__`
     (refused for a `dir/` destination); mode 0600; mtime Last-Modified or the
@@ -634,7 +633,8 @@ def resolve_chown(chown: str, passwd_root: Path | None) -> tuple[int, int]:
                 fd = _open_parts(rfd, parts_, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             except OSError as e:
                 raise CopyError(f"{pre}can't find {kind} for {noun} {name}: open "
-                                f"/{'/'.join(parts_)}: {os.strerror(e.errno or 0).lower()}") from None
+                                f"/{'/'.join(parts_)}: {os.strerror(e.errno or 0).lower()}"
+                                ) from None
             try:
                 found = _parse_id_file(f"/proc/self/fd/{fd}", name)
             finally:
@@ -770,6 +770,7 @@ def _remove_at(dirfd: int, name: str) -> None:
 class _Writer:
     owner: tuple[int, int] | None       # None: keep the source's (COPY --from)
     chmod: int | None
+    caps: bool                          # copy security.capability (dockerd: only --from trees)
     entries: int = 0
     links: dict[tuple[int, int], tuple[int, str]] = field(default_factory=dict)
 
@@ -791,17 +792,21 @@ class _Writer:
             uid, gid = self.ids(s)
             os.fchown(out, uid, gid)
             if xattrs:
-                for k, v in _capability(f"/proc/self/fd/{sfd}").items():
-                    try:
-                        os.setxattr(out, k, v)
-                    except OSError:
-                        pass
+                self._set_caps(sfd, out)
             os.fchmod(out, self.mode(s))
             mt = s.st_mtime_ns // 10**9 * 10**9
             os.utime(out, ns=(mt, mt))
         finally:
             os.close(out)
         self.entries += 1
+
+    @staticmethod
+    def _set_caps(sfd: int, dfd: int) -> None:
+        for k, v in _capability(f"/proc/self/fd/{sfd}").items():
+            try:
+                os.setxattr(dfd, k, v)
+            except OSError:
+                pass  # as Unpack: a filesystem without them is no error
 
     def tree(self, sfd: int, dfd: int) -> None:
         """Copy the contents of directory `sfd` into `dfd` (merging into
@@ -822,11 +827,8 @@ class _Writer:
                 try:
                     self.tree(csfd, cdfd)
                     os.fchown(cdfd, uid, gid)
-                    for k, v in _capability(f"/proc/self/fd/{csfd}").items():
-                        try:
-                            os.setxattr(cdfd, k, v)
-                        except OSError:
-                            pass
+                    if self.caps:
+                        self._set_caps(csfd, cdfd)
                     os.fchmod(cdfd, self.mode(s))
                     os.utime(cdfd, ns=(mt, mt))
                 finally:
@@ -844,7 +846,7 @@ class _Writer:
                     continue
                 fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=sfd)
                 try:
-                    self.file(fd, s, dfd, name, True)
+                    self.file(fd, s, dfd, name, self.caps)
                 finally:
                     os.close(fd)
                 if s.st_nlink > 1:
@@ -976,7 +978,8 @@ def copy_sources(sources: list[str], dest: str, *, context: Path | None, src_roo
         if len(infos) > 1 and not dest.endswith("/"):
             raise CopyError(f"When using {cmd} with more than one source file, the destination "
                             "must be a directory and end with a /")
-        shash = infos[0].hash if len(infos) == 1 else _hash_strings("multi", [i.hash for i in infos])
+        shash = (infos[0].hash if len(infos) == 1
+                 else _hash_strings("multi", [i.hash for i in infos]))
         comment = copy_comment(cmd, shash, dest, chown, chmod)
         abs_dest = _normalize_dest(workdir, dest)
         if dry_run:
@@ -986,7 +989,8 @@ def copy_sources(sources: list[str], dest: str, *, context: Path | None, src_roo
             owner = resolve_chown(chown, passwd_root if passwd_root is not None else target_root)
         elif from_image:
             owner = None  # COPY --from keeps the image's owners
-        entries = _apply(infos, abs_dest, target_root, owner, mode, is_add)
+        # dockerd's context untar drops security.capability; an image's trees keep it
+        entries = _apply(infos, abs_dest, target_root, owner, mode, is_add, from_image)
         return CopyResult(shash, comment, abs_dest, entries)
     finally:
         for fd in fds:
@@ -996,15 +1000,16 @@ def copy_sources(sources: list[str], dest: str, *, context: Path | None, src_roo
 
 
 def _apply(infos: list[_Info], dest: str, target_root: Path, owner: tuple[int, int] | None,
-           mode: int | None, is_add: bool) -> int:
+           mode: int | None, is_add: bool, caps: bool) -> int:
     troot = os.open(target_root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    w = _Writer(owner, mode)
+    w = _Writer(owner, mode, caps)
     try:
         dparts = resolve_in_root(troot, dest)
         slash = dest.endswith("/")
         for info in infos:
-            sfd = _open_parts(info.src.rootfd, info.parts, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
-                              | (os.O_DIRECTORY if info.is_dir else 0))
+            flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+            sfd = _open_parts(info.src.rootfd, info.parts,
+                              flags | (os.O_DIRECTORY if info.is_dir else 0))
             try:
                 s = os.fstat(sfd)
                 _apply_one(info, sfd, s, troot, dparts, slash, w, is_add)
