@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import busybox_rootfs
-from dockyard.build.copy import (ContextSums, CopyError, copy_sources, created_by,
+from dockyard.build.copy import (ContextSums, CopyError, copy_sources, created_by, plan_copy,
                                  resolve_in_root)
 
 
@@ -555,3 +555,23 @@ def test_errors_against_dockerd(ref_dockerd, busybox_tar, tmp_path):
             inner = theirs.split("/vfs/dir/", 1)[1].split("/", 1)[1]
             theirs = theirs.split(" /", 1)[0] + " /" + inner
         assert ours == theirs, line
+
+
+def test_plan_then_apply_downloads_once(env, http_dir, tmp_path):
+    """The executor's flow: plan (hash for the cache probe), then apply on a miss;
+    an ADD URL is fetched once and its temporary copy goes with the plan."""
+    ctx, t, run = env
+    calls = []
+
+    def opener(url, timeout):
+        calls.append(url)
+        import urllib.request
+        return urllib.request.urlopen(url, timeout=timeout)
+    with plan_copy([f"{http_dir}/file.txt", "a.txt"], "/p/", context=ctx, src_root=None,
+                   is_add=True, url_opener=opener) as plan:
+        assert plan.comment == f"ADD {plan.source_hash} in /p/ "
+        assert plan.source_hash.startswith("multi:")
+        r = plan.apply(t, "/", None)
+        tmp = plan._tmpdirs[0]
+    assert calls == [f"{http_dir}/file.txt"] and not tmp.exists()
+    assert r.entries == 2 and (t / "p" / "file.txt").is_file() and (t / "p" / "a.txt").is_file()

@@ -47,8 +47,8 @@ from .. import _core
 from ..errors import InvalidParameter, LayerCorrupt, NotFound
 from .dockerignore import filepath_match
 
-__all__ = ["CopyError", "CopyResult", "ContextSums", "copy_sources", "created_by",
-           "entry_sum", "go_file_mode_bits"]
+__all__ = ["ContextSums", "CopyError", "CopyPlan", "CopyResult", "copy_sources", "created_by",
+           "entry_sum", "go_file_mode_bits", "plan_copy", "resolve_chown", "resolve_in_root"]
 
 MAX_SYMLINKS = 255
 UNNAMED = "__unnamed__"
@@ -926,25 +926,73 @@ def _parse_chmod(chmod: str) -> int:
     return v
 
 
-def copy_sources(sources: list[str], dest: str, *, context: Path | None, src_root: Path | None,
-                 target_root: Path, workdir: str, is_add: bool, chown: str | None,
-                 chmod: str | None, passwd_root: Path | None,
-                 context_sums: ContextSums | None = None, allow_chmod: bool = True,
-                 dry_run: bool = False,
-                 url_opener: Callable[..., object] | None = None) -> CopyResult:
-    """Run one COPY/ADD (`sources` and `dest` as written, after variable
-    expansion) into `target_root`, the step's rootfs as the container would
-    see it. `context` is the unpacked build context; `src_root` replaces it
-    for `COPY --from`. `context_sums` (one per build) caches the context's
-    entry sums; without it they are computed from the tree. `dry_run`
-    computes the hash and validates the sources only (the cache probe runs
-    before the copy: call again without it on a miss). `--chmod` is a
-    BuildKit extension here unless `allow_chmod` is False (then refused with
-    20.10's message)."""
+class CopyPlan:
+    """The sources of one COPY/ADD, selected and hashed (ADD URLs downloaded
+    once, to a temporary directory), ready to copy: the executor probes its
+    cache with `comment`, then calls `apply` on a miss. Close it (or use it
+    as a context manager) to drop the downloads."""
+
+    def __init__(self, cmd: str, infos: list[_Info], dest: str, chown: str | None,
+                 chmod: str | None, from_image: bool, fds: list[int], tmpdirs: list[Path]) -> None:
+        self.cmd = cmd
+        self._infos = infos
+        self.dest = dest
+        self.chown = chown
+        self._mode = _parse_chmod(chmod) if chmod else None
+        self._from_image = from_image
+        self._fds = fds
+        self._tmpdirs = tmpdirs
+        self.source_hash = (infos[0].hash if len(infos) == 1
+                            else _hash_strings("multi", [i.hash for i in infos]))
+        self.comment = copy_comment(cmd, self.source_hash, dest, chown, chmod)
+
+    def apply(self, target_root: Path, workdir: str, passwd_root: Path | None) -> CopyResult:
+        """Copy into `target_root` (the step's rootfs as the container sees
+        it); `--chown` names come from `passwd_root` (default: the target)."""
+        abs_dest = _normalize_dest(workdir, self.dest)
+        owner: tuple[int, int] | None = (0, 0)
+        if self.chown:
+            owner = resolve_chown(self.chown,
+                                  passwd_root if passwd_root is not None else target_root)
+        elif self._from_image:
+            owner = None  # COPY --from keeps the image's owners
+        # dockerd's context untar drops security.capability; an image's trees keep it
+        entries = _apply(self._infos, abs_dest, target_root, owner, self._mode,
+                         self.cmd == "ADD", self._from_image)
+        return CopyResult(self.source_hash, self.comment, abs_dest, entries)
+
+    def close(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds.clear()
+        for t in self._tmpdirs:
+            shutil.rmtree(t, ignore_errors=True)
+        self._tmpdirs.clear()
+
+    def __enter__(self) -> "CopyPlan":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def plan_copy(sources: list[str], dest: str, *, context: Path | None, src_root: Path | None,
+              is_add: bool, chown: str | None = None, chmod: str | None = None,
+              context_sums: ContextSums | None = None, allow_chmod: bool = True,
+              url_opener: Callable[..., object] | None = None) -> CopyPlan:
+    """Select and hash the sources of a COPY/ADD (`sources` and `dest` as
+    written, variables expanded), raising dockerd's errors in dockerd's order.
+    `context` is the unpacked build context, `src_root` the rootfs of a
+    `COPY --from` stage or image; `context_sums` (one per build) holds the
+    context's entry sums, computed from the tree on first use if not given.
+    `--chmod` is accepted as a BuildKit extension unless `allow_chmod` is
+    False (then refused with 20.10's message). `url_opener` replaces
+    urllib's `urlopen` (tests, proxies)."""
     cmd = "ADD" if is_add else "COPY"
     if chmod and not allow_chmod:
         raise CopyError(_CHMOD_REFUSED)
-    mode = _parse_chmod(chmod) if chmod else None
+    if chmod:
+        _parse_chmod(chmod)
     if not sources:
         raise CopyError(f"{cmd} requires at least two arguments")
     from_image = src_root is not None
@@ -978,25 +1026,29 @@ def copy_sources(sources: list[str], dest: str, *, context: Path | None, src_roo
         if len(infos) > 1 and not dest.endswith("/"):
             raise CopyError(f"When using {cmd} with more than one source file, the destination "
                             "must be a directory and end with a /")
-        shash = (infos[0].hash if len(infos) == 1
-                 else _hash_strings("multi", [i.hash for i in infos]))
-        comment = copy_comment(cmd, shash, dest, chown, chmod)
-        abs_dest = _normalize_dest(workdir, dest)
-        if dry_run:
-            return CopyResult(shash, comment, abs_dest, 0)
-        owner: tuple[int, int] | None = (0, 0)
-        if chown:
-            owner = resolve_chown(chown, passwd_root if passwd_root is not None else target_root)
-        elif from_image:
-            owner = None  # COPY --from keeps the image's owners
-        # dockerd's context untar drops security.capability; an image's trees keep it
-        entries = _apply(infos, abs_dest, target_root, owner, mode, is_add, from_image)
-        return CopyResult(shash, comment, abs_dest, entries)
-    finally:
+        return CopyPlan(cmd, infos, dest, chown, chmod, from_image, fds, tmpdirs)
+    except BaseException:
         for fd in fds:
             os.close(fd)
         for t in tmpdirs:
             shutil.rmtree(t, ignore_errors=True)
+        raise
+
+
+def copy_sources(sources: list[str], dest: str, *, context: Path | None, src_root: Path | None,
+                 target_root: Path, workdir: str, is_add: bool, chown: str | None,
+                 chmod: str | None, passwd_root: Path | None,
+                 context_sums: ContextSums | None = None, allow_chmod: bool = True,
+                 dry_run: bool = False,
+                 url_opener: Callable[..., object] | None = None) -> CopyResult:
+    """One COPY/ADD start to end: `plan_copy` then `CopyPlan.apply` (see
+    both). `dry_run` stops after the hash (nothing written, `entries` 0)."""
+    with plan_copy(sources, dest, context=context, src_root=src_root, is_add=is_add,
+                   chown=chown, chmod=chmod, context_sums=context_sums,
+                   allow_chmod=allow_chmod, url_opener=url_opener) as plan:
+        if dry_run:
+            return CopyResult(plan.source_hash, plan.comment, _normalize_dest(workdir, dest), 0)
+        return plan.apply(target_root, workdir, passwd_root)
 
 
 def _apply(infos: list[_Info], dest: str, target_root: Path, owner: tuple[int, int] | None,
