@@ -472,7 +472,8 @@ def test_against_dockerd(ref_dockerd, busybox_tar, tmp_path, http_dir):
     ours = []
     for inst, srcs, dest, fl in STEPS:
         r = copy_sources([s.replace("URL", http_dir) for s in srcs], dest, context=ctx,
-                         src_root={"busybox": bb, "capimg": capimg}.get(fl.get("from", "")), target_root=target, workdir="/",
+                         src_root={"busybox": bb, "capimg": capimg}.get(fl.get("from", "")),
+                         target_root=target, workdir="/",
                          is_add=inst == "ADD", chown=fl.get("chown"), chmod=None,
                          passwd_root=target, context_sums=sums)
         ours.append(created_by(r.comment))
