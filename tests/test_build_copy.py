@@ -427,6 +427,9 @@ STEPS = [
     ("COPY", ["capfile"], "/cap", {}),
     ("COPY", ["capdir"], "/capdir", {}),
     ("COPY", ["/"], "/fromcap/", {"from": "capimg"}),
+    ("COPY", ["dir2"], "/dir2", {}),
+    ("COPY", ["dir2/abs"], "/viaabs", {}),
+    ("COPY", ["/bin"], "/b", {"from": "busybox"}),
     ("COPY", ["/capf"], "/fromcapfile", {"from": "capimg"}),
 ]
 
@@ -435,6 +438,10 @@ CAP_NET_RAW = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)   # vfs_cap_da
 
 def test_against_dockerd(ref_dockerd, busybox_tar, tmp_path, http_dir):
     ctx = ctx_tree(tmp_path / "ctx")
+    (ctx / "dir2").mkdir()
+    os.symlink("nowhere", ctx / "dir2" / "dangling")   # hashed as its own path, by dockerd
+    os.symlink("/a.txt", ctx / "dir2" / "abs")          # resolved inside the context
+    os.symlink("../dir", ctx / "dir2" / "up")
     for p in (ctx / "capfile", ctx / "capdir" / "f"):
         p.parent.mkdir(exist_ok=True)
         p.write_text("cap")
