@@ -310,7 +310,8 @@ def _tar_bytes(entries: list[tuple[str, bytes | None]], **kw) -> bytes:
 @pytest.mark.parametrize("comp", ["plain", "gzip", "bzip2", "xz", "zstd"])
 def test_add_extracts_archives(env, comp):
     ctx, t, run = env
-    raw = _tar_bytes([("top", None), ("top/f", b"data"), (".wh.gone", b"")])
+    raw = _tar_bytes([("top", None), ("top/f", b"data"), (".wh.gone", b""), ("op", None),
+                      ("op/.wh..wh..opq", b""), ("op/new", b"n")])
     data = {"plain": lambda b: b, "gzip": gzip.compress, "bzip2": bz2.compress,
             "xz": lzma.compress,
             "zstd": lambda b: subprocess.run(["zstd", "-q", "-c"], input=b, check=True,
@@ -318,6 +319,9 @@ def test_add_extracts_archives(env, comp):
     (ctx / "arch").write_bytes(data)
     (t / "dst" / "top").mkdir(parents=True)
     (t / "dst" / "top" / "keep").write_text("k")
+    (t / "dst" / "gone").write_text("g")
+    (t / "dst" / "op").mkdir()
+    (t / "dst" / "op" / "old").write_text("o")
     r = run(["arch"], "/dst", is_add=True, chown="1:1")
     assert r.comment.startswith("ADD --chown=1:1file:")
     assert (t / "dst" / "top" / "f").read_bytes() == b"data"
@@ -327,6 +331,9 @@ def test_add_extracts_archives(env, comp):
     assert meta(t / "dst" / "top")[0] == 0o40750
     assert (t / "dst" / "top" / "f").stat().st_mtime == 1_500_000_000
     assert not [n for n in os.listdir(t / "dst") if n.startswith(".dockyard")]
+    # whiteouts: dockerd writes them as files, which its layer commit makes whiteouts
+    assert not (t / "dst" / ".wh.gone").exists() and not (t / "dst" / "gone").exists()
+    assert os.listdir(t / "dst" / "op") == ["new"]
     # COPY never extracts
     run(["arch"], "/copied")
     assert (t / "copied").read_bytes() == data
@@ -423,6 +430,7 @@ STEPS = [
     ("COPY", ["/bin/sh"], "/sh", {"from": "busybox"}),
     ("ADD", ["arch.tgz"], "/x", {"chown": "1:1"}),
     ("ADD", ["a.txt"], "/addfile", {}),
+    ("ADD", ["arch2.tar"], "/bin/", {}),
     ("ADD", ["URL/file.txt"], "/url/", {}),
     ("COPY", ["capfile"], "/cap", {}),
     ("COPY", ["capdir"], "/capdir", {}),
@@ -446,7 +454,9 @@ def test_against_dockerd(ref_dockerd, busybox_tar, tmp_path, http_dir):
         p.parent.mkdir(exist_ok=True)
         p.write_text("cap")
         os.setxattr(p, "security.capability", CAP_NET_RAW)
-    (ctx / "arch.tgz").write_bytes(gzip.compress(_tar_bytes([("top", None), ("top/f", b"d")])))
+    (ctx / "arch.tgz").write_bytes(gzip.compress(_tar_bytes(
+        [("top", None), ("top/f", b"d"), ("top/.wh.f2", b"w"), ("top/.wh..wh..opq", b"")])))
+    (ctx / "arch2.tar").write_bytes(_tar_bytes([(".wh.cat", b""), (".wh.ls", b"")]))
     lines = ["FROM busybox"]
     for inst, srcs, dest, fl in STEPS:
         flags = "".join(f"--{k}={v} " for k, v in fl.items())
@@ -474,7 +484,10 @@ def test_against_dockerd(ref_dockerd, busybox_tar, tmp_path, http_dir):
     bb = tmp_path / "bb"          # the image dockerd copies from, with the same mtimes
     bb.mkdir()
     subprocess.run(["tar", "-C", str(bb), "--numeric-owner", "-xpf", str(busybox_tar)], check=True)
-    target = busybox_rootfs(tmp_path / "ours")
+    target = tmp_path / "ours"   # the FROM image's rootfs, as dockerd's
+    target.mkdir()
+    subprocess.run(["tar", "-C", str(target), "--numeric-owner", "-xpf", str(busybox_tar)],
+                   check=True)
     sums = ContextSums.from_tree(ctx)
     ours = []
     for inst, srcs, dest, fl in STEPS:

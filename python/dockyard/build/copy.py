@@ -51,6 +51,7 @@ __all__ = ["ContextSums", "CopyError", "CopyPlan", "CopyResult", "copy_sources",
            "entry_sum", "go_file_mode_bits", "plan_copy", "resolve_chown", "resolve_in_root"]
 
 MAX_SYMLINKS = 255
+WH_PREFIX, WH_META, WH_OPAQUE = ".wh.", ".wh..wh.", ".wh..wh..opq"
 UNNAMED = "__unnamed__"
 _OPATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _ODIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -688,8 +689,8 @@ def _extract_archive(src_fd: int, dst_fd: int, kind: str) -> bool:
     """Extract the tar at `src_fd` into the directory `dst_fd` with the
     hardened extractor, into a private directory first and merged after (the
     extractor empties its target on failure; the destination may hold the
-    image's files). Owners, modes and times come from the archive; whiteout
-    entries are dropped (dockerd writes `.wh.*` as plain files). Returns False
+    image's files). Owners, modes and times come from the archive; `.wh.*`
+    entries are extracted as plain files, then applied by the merge. Returns False
     if a zstd file turned out not to be a tar (then it is copied as a file)."""
     tmp = f".dockyard-add-{os.urandom(8).hex()}"
     os.mkdir(tmp, 0o700, dir_fd=dst_fd)
@@ -705,10 +706,10 @@ def _extract_archive(src_fd: int, dst_fd: int, kind: str) -> bool:
                         shutil.copyfileobj(z, plain, 1 << 20)
                         plain.flush()
                         _core.extract_layer_file(f"/proc/self/fd/{plain.fileno()}",
-                                                 f"/proc/self/fd/{tfd}", "naive")
+                                                 f"/proc/self/fd/{tfd}", "plain")
                 else:
                     _core.extract_layer_file(f"/proc/self/fd/{src_fd}", f"/proc/self/fd/{tfd}",
-                                             "naive")
+                                             "plain")
             except LayerCorrupt as e:
                 if kind == "zstd":
                     return False
@@ -723,8 +724,22 @@ def _extract_archive(src_fd: int, dst_fd: int, kind: str) -> bool:
 
 def _merge_into(src: int, dst: int) -> None:
     """Move the entries of `src` into `dst`: a directory over a directory
-    merges (taking the archive's metadata, as Unpack), anything else replaces."""
-    for name in os.listdir(src):
+    merges (taking the archive's metadata, as Unpack), anything else replaces.
+    `.wh.x` removes `x` and `.wh..wh..opq` what the directory held before:
+    dockerd writes them as files, but they are whiteouts in the step's layer,
+    so that is what the image shows from then on."""
+    names = os.listdir(src)
+    if WH_OPAQUE in names:
+        keep = set(names)
+        for old in os.listdir(dst):
+            if old not in keep:
+                _remove_at(dst, old)
+    for name in names:
+        if name.startswith(WH_PREFIX):
+            orig = name[len(WH_PREFIX):]
+            if not name.startswith(WH_META) and orig not in ("", ".", "..") and orig not in names:
+                _remove_at(dst, orig)
+            continue
         s = os.stat(name, dir_fd=src, follow_symlinks=False)
         try:
             d: os.stat_result | None = os.stat(name, dir_fd=dst, follow_symlinks=False)
@@ -745,6 +760,22 @@ def _merge_into(src: int, dst: int) -> None:
         if d is not None:
             _remove_at(dst, name)
         os.rename(name, name, src_dir_fd=src, dst_dir_fd=dst)
+        if st.S_ISDIR(s.st_mode):
+            _drop_whiteouts(dst, name)
+
+
+def _drop_whiteouts(dirfd: int, name: str) -> None:
+    """Remove `.wh.*` files from a directory new to the target: there is
+    nothing below it for them to hide."""
+    fd = os.open(name, _ODIR, dir_fd=dirfd)
+    try:
+        for child in os.listdir(fd):
+            if child.startswith(WH_PREFIX):
+                _remove_at(fd, child)
+            elif st.S_ISDIR(os.stat(child, dir_fd=fd, follow_symlinks=False).st_mode):
+                _drop_whiteouts(fd, child)
+    finally:
+        os.close(fd)
 
 
 def _remove_at(dirfd: int, name: str) -> None:
