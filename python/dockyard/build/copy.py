@@ -34,6 +34,7 @@ import pwd
 import grp
 import re
 import tempfile
+import threading
 import shutil
 import stat as st
 import urllib.error
@@ -174,6 +175,7 @@ class ContextSums:
         self._sums: dict[str, str] | None = dict(sums) if sums is not None else None
         self._root = root
         self._type_bits = type_bits
+        self._lock = threading.Lock()   # parallel stages share one per build
 
     @classmethod
     def from_tree(cls, root: Path, type_bits: bool = False) -> "ContextSums":
@@ -205,8 +207,10 @@ class ContextSums:
 
     def get(self, rel: str) -> str | None:
         if self._sums is None:
-            assert self._root is not None
-            self._sums = dict(tree_sums(self._root, self._type_bits))
+            with self._lock:
+                if self._sums is None:
+                    assert self._root is not None
+                    self._sums = dict(tree_sums(self._root, self._type_bits))
         return self._sums.get(rel)
 
 
