@@ -17,8 +17,11 @@ those of the entries the client sent (uid/gid 0, uname/gname left out as
 tarsum does); `--from` and URL sums are computed from the files as dockerd's
 lazy source does (uname/gname looked up on the host, as Go's archive/tar).
 
-Call it from a worker thread (`asyncio.to_thread`): it blocks on the disk
-and, for ADD URLs, on the network.
+The executor's flow: `plan_copy` selects and hashes the sources (dockerd's
+errors, in its order); `created_by(plan.comment, shell)` is the probe Cmd and
+history line; on a cache miss `plan.apply(rootfs, workdir, passwd_root)`
+copies. `copy_sources` does both at once. Call them from a worker thread
+(`asyncio.to_thread`): they block on the disk and, for ADD URLs, the network.
 """
 
 from __future__ import annotations
@@ -26,17 +29,17 @@ from __future__ import annotations
 import bz2
 import email.utils
 import errno
+import grp
 import gzip
 import hashlib
 import lzma
 import os
 import pwd
-import grp
 import re
-import tempfile
-import threading
 import shutil
 import stat as st
+import tempfile
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
