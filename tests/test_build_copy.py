@@ -541,6 +541,9 @@ ERRORS = [
     "COPY --chmod=755 a.txt /x",
     "COPY ../../a.txt /dots",
     "COPY --from=busybox /nope /x",
+    "COPY a.txt/x /y",
+    "COPY --from=busybox /etc/passwd/x /y",
+    "COPY dir/../../x /y",
     "COPY a.txt /bin/sh/x",
     "COPY dir /etc/passwd",
 ]

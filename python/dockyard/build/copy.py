@@ -513,12 +513,15 @@ def _calc_copy_info(src: _Source, orig: str, wildcards: bool, cmd: str) -> list[
     parts = resolve_in_root(src.rootfd, orig)
     try:
         s = src.stat(parts)
-    except (FileNotFoundError, NotADirectoryError) as e:
-        why = "file does not exist" if isinstance(e, FileNotFoundError) else "not a directory"
+    except NotADirectoryError:
+        # moby's scoped resolution fails on a file in the middle of the path
+        raise CopyError(f"{cmd} failed: forbidden path outside the build context: {orig} ()"
+                        ) from None
+    except FileNotFoundError:
         if src.context:
             raise CopyNotFound(f"{cmd} failed: file not found in build context or excluded by "
-                               f".dockerignore: stat {orig}: {why}") from None
-        raise CopyNotFound(f"{cmd} failed: stat {orig}: {why}") from None
+                               f".dockerignore: stat {orig}: file does not exist") from None
+        raise CopyNotFound(f"{cmd} failed: stat {orig}: file does not exist") from None
     if not st.S_ISDIR(s.st_mode):
         return [_Info(src, orig, parts, "file:" + src.hash(orig), False)]
     subs = sorted(src.hash(rel) for rel in src.walk(parts) if rel != ".")
