@@ -177,8 +177,11 @@ def test_from_keeps_owners(env, tmp_path):
     assert r.source_hash.startswith("dir:")
     run(["abs"], "/abs", src_root=img)
     assert (t / "abs").read_text() == "f" and meta(t / "abs")[1:] == (5, 6)
+    os.chmod(img / "app" / "f", 0o4755)
     run(["/app/f"], "/chowned", src_root=img, chown="1:1")
-    assert meta(t / "chowned")[1:] == (1, 1)
+    assert meta(t / "chowned") == (0o100755, 1, 1)      # a chown drops setuid, as dockerd's
+    run(["/app"], "/kept", src_root=img)
+    assert meta(t / "kept" / "f") == (0o104755, 5, 6)    # --from alone keeps it
     # security.capability: kept in a tree copied from an image, dropped for a single
     # file and for context files (dockerd's context untar loses it)
     os.setxattr(img / "app" / "f", "security.capability", CAP_NET_RAW)
@@ -436,6 +439,9 @@ STEPS = [
     ("COPY", ["capdir"], "/capdir", {}),
     ("COPY", ["/"], "/fromcap/", {"from": "capimg"}),
     ("COPY", ["dir2"], "/dir2", {}),
+    ("COPY", ["suid"], "/suid", {}),
+    ("COPY", ["suid/s"], "/s1", {}),
+    ("COPY", ["suid"], "/suidc", {"chown": "5:5"}),
     ("COPY", ["dir2/abs"], "/viaabs", {}),
     ("COPY", ["/bin"], "/b", {"from": "busybox"}),
     ("COPY", ["/capf"], "/fromcapfile", {"from": "capimg"}),
@@ -450,6 +456,11 @@ def test_against_dockerd(ref_dockerd, busybox_tar, tmp_path, http_dir):
     os.symlink("nowhere", ctx / "dir2" / "dangling")   # hashed as its own path, by dockerd
     os.symlink("/a.txt", ctx / "dir2" / "abs")          # resolved inside the context
     os.symlink("../dir", ctx / "dir2" / "up")
+    (ctx / "suid" / "sd").mkdir(parents=True)
+    for name, mode in (("s", 0o4755), ("g", 0o2775), ("g2", 0o2745), ("sd", 0o2755)):
+        if name != "sd":
+            (ctx / "suid" / name).write_text(name)
+        os.chmod(ctx / "suid" / name, mode)
     for p in (ctx / "capfile", ctx / "capdir" / "f"):
         p.parent.mkdir(exist_ok=True)
         p.write_text("cap")

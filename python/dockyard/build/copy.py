@@ -819,7 +819,17 @@ class _Writer:
         return self.owner if self.owner is not None else (s.st_uid, s.st_gid)
 
     def mode(self, s: os.stat_result) -> int:
-        return self.chmod if self.chmod is not None else st.S_IMODE(s.st_mode)
+        """The copy's mode. dockerd chowns to the build's identity after the
+        copy, and a chown makes the kernel drop setuid (and setgid with group
+        exec) from anything but a directory: the same bits go here."""
+        if self.chmod is not None:
+            return self.chmod
+        m = st.S_IMODE(s.st_mode)
+        if self.owner is not None and not st.S_ISDIR(s.st_mode):
+            m &= ~st.S_ISUID
+            if m & st.S_IXGRP:
+                m &= ~st.S_ISGID
+        return m
 
     def file(self, sfd: int, s: os.stat_result, dfd: int, name: str, xattrs: bool) -> None:
         """Write the regular file open at `sfd` as `name` in `dfd` (replacing
