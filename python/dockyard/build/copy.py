@@ -166,19 +166,20 @@ def _hash_fd(h: "hashlib._Hash", fd: int) -> None:
 class ContextSums:
     """Per-entry tarsum-v1 sums of a build context, by cleaned relative path
     (what dockerd computes while it untars the uploaded context: the sums of
-    the headers the client wrote). Made once per build, from the context tar
-    itself (`from_tar`, exact for any client), from a record the ingest kept
-    (`ContextSums(mapping)`), or, lazily on first use, from the unpacked tree
-    (`from_tree`), assuming the headers of the docker CLI (23+ by default:
-    uid/gid 0, no file-type bits in the mode, lexical order, a hardlink
-    after its first name)."""
+    the headers the client wrote). One per build, shared by its steps: from
+    the context tar itself (`from_tar`, exact for any client), from a record
+    the ingest kept (`ContextSums(mapping)`), or from the unpacked tree
+    (`from_tree`), entry by entry as COPY selects them, assuming the headers
+    of the docker CLI (23+ by default: no file-type bits in the mode; owners
+    as extracted, i.e. 0:0; a hardlink after its first name in walk order)."""
 
     def __init__(self, sums: Mapping[str, str] | None = None, root: Path | None = None,
                  type_bits: bool = False) -> None:
-        self._sums: dict[str, str] | None = dict(sums) if sums is not None else None
-        self._root = root
+        self._sums: dict[str, str | None] = dict(sums) if sums is not None else {}
+        self._root = root                 # None: `sums` is complete
         self._type_bits = type_bits
-        self._lock = threading.Lock()   # parallel stages share one per build
+        self._first: dict[tuple[int, int], str] | None = None   # inode -> first name
+        self._lock = threading.Lock()     # parallel stages share one per build
 
     @classmethod
     def from_tree(cls, root: Path, type_bits: bool = False) -> "ContextSums":
@@ -209,59 +210,84 @@ class ContextSums:
         return cls(sums)
 
     def get(self, rel: str) -> str | None:
-        if self._sums is None:
-            with self._lock:
-                if self._sums is None:
-                    assert self._root is not None
-                    self._sums = dict(tree_sums(self._root, self._type_bits))
-        return self._sums.get(rel)
+        """The sum of the entry `rel` (resolved: no symlink before its last
+        component), None if the context has no such entry."""
+        if rel in self._sums or self._root is None:
+            return self._sums.get(rel)
+        sum_ = self._entry(rel)
+        self._sums[rel] = sum_
+        return sum_
 
-
-def tree_sums(root: Path, type_bits: bool = False) -> Iterator[tuple[str, str]]:
-    """(rel, sum) for every entry below `root`, as a docker CLI context tar
-    (names `a/b`, directories `a/`, root excluded) would give them."""
-    rootfd = os.open(root, _ODIR)
-    seen: dict[tuple[int, int], str] = {}
-    try:
-        yield from _tree_sums(rootfd, "", seen, type_bits)
-    finally:
-        os.close(rootfd)
-
-
-def _tree_sums(dfd: int, prefix: str, seen: dict[tuple[int, int], str],
-               type_bits: bool) -> Iterator[tuple[str, str]]:
-    for name in sorted(os.listdir(dfd)):
-        rel = prefix + name
-        s = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    def _entry(self, rel: str) -> str | None:
+        assert self._root is not None
+        parts = rel.split("/")
+        rootfd = os.open(self._root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            tf = _typeflag(s.st_mode)
-        except OSError:
-            continue  # sockets are left out of the context tar
-        link = ""
-        size = 0
-        if st.S_ISREG(s.st_mode) and s.st_nlink > 1:
-            first = seen.setdefault((s.st_dev, s.st_ino), rel)
-            if first != rel:
-                tf, link = b"1", first
-        if st.S_ISLNK(s.st_mode):
-            link = os.readlink(name, dir_fd=dfd)
-        elif tf == b"0":
-            size = s.st_size
-        xattrs = _capability(f"/proc/self/fd/{dfd}/{name}") if not st.S_ISLNK(s.st_mode) else {}
-        dev = (os.major(s.st_rdev), os.minor(s.st_rdev)) if tf in (b"3", b"4") else (0, 0)
-        h = entry_sum(rel + "/" if tf == b"5" else rel, go_file_mode_bits(s.st_mode, type_bits),
-                      s.st_uid, s.st_gid, size, tf, link, "", "", dev[0], dev[1], xattrs)
-        if tf == b"0" and size:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
             try:
-                _hash_fd(h, fd)
-            finally:
-                os.close(fd)
-        yield rel, h.hexdigest()
-        if tf == b"5":
+                dfd = _open_parts(rootfd, parts[:-1], _ODIR) if len(parts) > 1 else \
+                    os.open(".", _ODIR, dir_fd=rootfd)
+            except OSError:
+                return None
+        finally:
+            os.close(rootfd)
+        name = parts[-1]
+        try:
+            s = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            try:
+                tf = _typeflag(s.st_mode)
+            except OSError:
+                return None       # sockets are left out of the context tar
+            link, size = "", 0
+            if tf == b"0" and s.st_nlink > 1:
+                first = self._first_names().get((s.st_dev, s.st_ino), rel)
+                if first != rel:
+                    tf, link = b"1", first
+            if tf == b"2":
+                link = os.readlink(name, dir_fd=dfd)
+            elif tf == b"0":
+                size = s.st_size
+            xattrs = _capability(f"/proc/self/fd/{dfd}/{name}") if tf != b"2" else {}
+            dev = (os.major(s.st_rdev), os.minor(s.st_rdev)) if tf in (b"3", b"4") else (0, 0)
+            h = entry_sum(rel + "/" if tf == b"5" else rel,
+                          go_file_mode_bits(s.st_mode, self._type_bits), s.st_uid, s.st_gid,
+                          size, tf, link, "", "", dev[0], dev[1], xattrs)
+            if tf == b"0" and size:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+                try:
+                    _hash_fd(h, fd)
+                finally:
+                    os.close(fd)
+            return h.hexdigest()
+        except FileNotFoundError:
+            return None
+        finally:
+            os.close(dfd)
+
+    def _first_names(self) -> dict[tuple[int, int], str]:
+        """The first name (in the CLI's lexical walk) of every multiply-linked
+        file: the later names are hardlink entries in the context tar."""
+        with self._lock:
+            if self._first is None:
+                assert self._root is not None
+                first: dict[tuple[int, int], str] = {}
+                rootfd = os.open(self._root, _ODIR)
+                try:
+                    _link_walk(rootfd, "", first)
+                finally:
+                    os.close(rootfd)
+                self._first = first
+            return self._first
+
+
+def _link_walk(dfd: int, prefix: str, first: dict[tuple[int, int], str]) -> None:
+    for name in sorted(os.listdir(dfd)):
+        s = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        if st.S_ISREG(s.st_mode) and s.st_nlink > 1:
+            first.setdefault((s.st_dev, s.st_ino), prefix + name)
+        elif st.S_ISDIR(s.st_mode):
             sub = os.open(name, _ODIR, dir_fd=dfd)
             try:
-                yield from _tree_sums(sub, rel + "/", seen, type_bits)
+                _link_walk(sub, prefix + name + "/", first)
             finally:
                 os.close(sub)
 
