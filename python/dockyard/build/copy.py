@@ -38,11 +38,13 @@ import pwd
 import re
 import shutil
 import stat as st
+import sys
 import tempfile
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
@@ -838,8 +840,10 @@ class _Writer:
     owner: tuple[int, int] | None       # None: keep the source's (COPY --from)
     chmod: int | None
     caps: bool                          # copy security.capability (dockerd: only --from trees)
+    pool: ThreadPoolExecutor | None = None   # file copies of a tree run in parallel
     entries: int = 0
-    links: dict[tuple[int, int], tuple[int, str]] = field(default_factory=dict)
+    links: dict[tuple[int, int], tuple[int, str, Future[None] | None]] = field(
+        default_factory=dict)
 
     def ids(self, s: os.stat_result) -> tuple[int, int]:
         return self.owner if self.owner is not None else (s.st_uid, s.st_gid)
@@ -861,6 +865,17 @@ class _Writer:
         """Write the regular file open at `sfd` as `name` in `dfd` (replacing
         what is there), with its mode and whole-second mtime (dockerd's tar
         round trip truncates it)."""
+        self._write(sfd, s, dfd, name, xattrs)
+        self.entries += 1
+
+    def _copy_named(self, sdir: int, s: os.stat_result, dfd: int, name: str) -> None:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=sdir)
+        try:
+            self._write(fd, s, dfd, name, self.caps)
+        finally:
+            os.close(fd)
+
+    def _write(self, sfd: int, s: os.stat_result, dfd: int, name: str, xattrs: bool) -> None:
         _replace(dfd, name, False)
         out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                       0o600, dir_fd=dfd)
@@ -875,7 +890,6 @@ class _Writer:
             os.utime(out, ns=(mt, mt))
         finally:
             os.close(out)
-        self.entries += 1
 
     @staticmethod
     def _set_caps(sfd: int, dfd: int) -> None:
@@ -887,7 +901,24 @@ class _Writer:
 
     def tree(self, sfd: int, dfd: int) -> None:
         """Copy the contents of directory `sfd` into `dfd` (merging into
-        directories, replacing anything else), as CopyWithTar + Untar."""
+        directories, replacing anything else), as CopyWithTar + Untar. Files
+        are written by the pool (creating inodes is most of the cost and
+        mostly waits on the journal); every one is done before this returns,
+        so the caller may then set the directory's times and close its fds."""
+        futs: list[Future[None]] = []
+        try:
+            self._tree(sfd, dfd, futs)
+        finally:
+            err: BaseException | None = None
+            for f in futs:
+                try:
+                    f.result()
+                except BaseException as e:
+                    err = err or e
+            if err is not None and sys.exc_info()[1] is None:
+                raise err
+
+    def _tree(self, sfd: int, dfd: int, futs: list[Future[None]]) -> None:
         for name in sorted(os.listdir(sfd)):
             s = os.stat(name, dir_fd=sfd, follow_symlinks=False)
             m = s.st_mode
@@ -916,18 +947,22 @@ class _Writer:
             if st.S_ISREG(m):
                 key = (s.st_dev, s.st_ino)
                 if s.st_nlink > 1 and key in self.links:
-                    ofd, oname = self.links[key]
+                    ofd, oname, first = self.links[key]
+                    if first is not None:
+                        first.result()
                     _replace(dfd, name, False)
                     os.link(oname, name, src_dir_fd=ofd, dst_dir_fd=dfd, follow_symlinks=False)
                     self.entries += 1
                     continue
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=sfd)
-                try:
-                    self.file(fd, s, dfd, name, self.caps)
-                finally:
-                    os.close(fd)
+                fut: Future[None] | None = None
+                if self.pool is not None:
+                    fut = self.pool.submit(self._copy_named, sfd, s, dfd, name)
+                    futs.append(fut)
+                else:
+                    self._copy_named(sfd, s, dfd, name)
+                self.entries += 1
                 if s.st_nlink > 1:
-                    self.links[key] = (os.dup(dfd), name)
+                    self.links[key] = (os.dup(dfd), name, fut)
                 continue
             if st.S_ISSOCK(m):
                 continue  # a tar can't carry it: pkg/archive skips it
@@ -943,7 +978,7 @@ class _Writer:
             self.entries += 1
 
     def close(self) -> None:
-        for fd, _ in self.links.values():
+        for fd, _, _ in self.links.values():
             os.close(fd)
         self.links.clear()
 
@@ -1132,6 +1167,8 @@ def _apply(infos: list[_Info], dest: str, target_root: Path, owner: tuple[int, i
            mode: int | None, is_add: bool, caps: bool) -> int:
     troot = os.open(target_root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     w = _Writer(owner, mode, caps)
+    if any(i.is_dir for i in infos):
+        w.pool = ThreadPoolExecutor(max_workers=min(4, 2 * (os.cpu_count() or 1)))
     try:
         dparts = resolve_in_root(troot, dest)
         slash = dest.endswith("/")
@@ -1152,6 +1189,8 @@ def _apply(infos: list[_Info], dest: str, target_root: Path, owner: tuple[int, i
                 os.close(sfd)
         return w.entries
     finally:
+        if w.pool is not None:
+            w.pool.shutdown(wait=True)
         w.close()
         os.close(troot)
 
