@@ -610,3 +610,26 @@ def test_plan_then_apply_downloads_once(env, http_dir, tmp_path):
         tmp = plan._tmpdirs[0]
     assert calls == [f"{http_dir}/file.txt"] and not tmp.exists()
     assert r.entries == 2 and (t / "p" / "file.txt").is_file() and (t / "p" / "a.txt").is_file()
+
+
+class _FakeResponse(io.BytesIO):
+    def __init__(self, data: bytes, headers: dict[str, str]) -> None:
+        super().__init__(data)
+        self.headers = headers
+
+
+def test_add_url_names_and_times(env):
+    """No Last-Modified: the epoch (dockerd's zero time, clamped); no name in the
+    path: Content-Disposition's, else `__unnamed__` (only for a file dest)."""
+    ctx, t, run = env
+    answers = {"http://h/a/": _FakeResponse(b"1", {"Content-Disposition":
+                                                   'attachment; filename="cd.bin"'}),
+               "http://h/b/": _FakeResponse(b"2", {}),
+               "http://h/c/": _FakeResponse(b"3", {})}
+    r = run(["http://h/a/"], "/d/", is_add=True, url_opener=lambda u, timeout: answers[u])
+    assert (t / "d" / "cd.bin").read_bytes() == b"1" and (t / "d" / "cd.bin").stat().st_mtime == 0
+    assert ":" not in r.source_hash
+    run(["http://h/b/"], "/unnamed", is_add=True, url_opener=lambda u, timeout: answers[u])
+    assert (t / "unnamed").read_bytes() == b"2"
+    with pytest.raises(CopyError, match="cannot determine filename for source http://h/c/"):
+        run(["http://h/c/"], "/d/", is_add=True, url_opener=lambda u, timeout: answers[u])
