@@ -17,7 +17,7 @@ class Sha256:
         """Finish; returns `sha256:<hex>`."""
 
 # --- archive ----------------------------------------------------------------
-Whiteouts = Literal["overlay", "naive"]
+Whiteouts = Literal["overlay", "naive", "plain"]
 Compression = Literal["none", "gzip", "zstd"]
 
 class LayerInfo:
@@ -39,6 +39,7 @@ def extract_layer_file(
     whiteouts="overlay": `.wh.x` becomes a 0/0 char device `x`, `.wh..wh..opq` sets
     `trusted.overlay.opaque=y` on its directory. whiteouts="naive": deletions are
     applied to `target` (which holds a copy of the parent, as vfs/btrfs do).
+    whiteouts="plain": not a layer (ADD of an archive): `.wh.*` entries are plain files.
 
     Compression is detected from magic bytes; digest and diff_id are computed in
     the same pass (the tar stream is drained to its end, padding included).

@@ -60,6 +60,9 @@ pub enum Whiteouts {
     /// removes `x`; `.wh..wh..opq` removes what the directory held before
     /// this layer (entries this layer unpacked stay, wherever the marker is).
     Naive,
+    /// Not a layer (`ADD` of a local archive, as Docker's `Untar`): `.wh.*`
+    /// entries are ordinary files, the root entry is skipped.
+    Plain,
 }
 
 impl Whiteouts {
@@ -67,6 +70,7 @@ impl Whiteouts {
         match s {
             "overlay" | "overlay2" | "overlayfs" => Some(Whiteouts::Overlay),
             "naive" | "vfs" | "btrfs" => Some(Whiteouts::Naive),
+            "plain" | "none" => Some(Whiteouts::Plain),
             _ => None,
         }
     }

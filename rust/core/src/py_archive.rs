@@ -69,7 +69,7 @@ fn err(e: da::Error) -> PyErr {
 }
 
 fn whiteouts(s: &str) -> PyResult<da::Whiteouts> {
-    da::Whiteouts::parse(s).ok_or_else(|| PyValueError::new_err(format!("whiteouts must be 'overlay' or 'naive', not {s:?}")))
+    da::Whiteouts::parse(s).ok_or_else(|| PyValueError::new_err(format!("whiteouts must be 'overlay', 'naive' or 'plain', not {s:?}")))
 }
 
 /// Extract a (maybe compressed) layer tarball into `target` (an existing,

@@ -133,10 +133,10 @@ impl<'a> Extractor<'a> {
         if name.is_empty() {
             return self.root_entry(et, &meta);
         }
-        if leaf.starts_with(WH_PREFIX) {
+        if leaf.starts_with(WH_PREFIX) && self.mode != Whiteouts::Plain {
             return self.whiteout(&parent, &leaf, &meta);
         }
-        if name.starts_with(WH_META_PREFIX) {
+        if name.starts_with(WH_META_PREFIX) && self.mode != Whiteouts::Plain {
             return Ok(()); // AUFS metadata (.wh..wh.plnk/...): never extracted
         }
 
@@ -167,7 +167,7 @@ impl<'a> Extractor<'a> {
         if !et.is_dir() {
             return Err(Error::unsafe_path("the layer's root entry is not a directory"));
         }
-        if self.mode == Whiteouts::Overlay {
+        if self.mode != Whiteouts::Naive {
             return Ok(()); // Docker's Unpack skips "."
         }
         let fd = self.root.fd();
@@ -185,6 +185,11 @@ impl<'a> Extractor<'a> {
         for (k, v) in xs {
             if k == b"security.selinux" {
                 continue; // host policy, not image content
+            }
+            if self.mode == Whiteouts::Plain
+                && (k.starts_with(b"trusted.overlay.") || k.starts_with(b"user.overlay."))
+            {
+                continue; // a plain archive never steers the overlay it lands in
             }
             if self.mode == Whiteouts::Overlay && k.starts_with(b"trusted.overlay.") {
                 // Never steer overlayfs from image content: store it escaped

@@ -137,6 +137,18 @@ fn overlay_whiteout_is_a_char_device() {
 }
 
 #[test]
+fn plain_mode_keeps_whiteout_names_as_files() {
+    let d = tempfile::tempdir().unwrap();
+    let data = tar_of(|b| {
+        file(b, "dir/.wh.gone", b"w", 0o644);
+        file(b, "dir/.wh..wh..opq", b"", 0o644);
+    });
+    run(&data, d.path(), Whiteouts::Plain).unwrap();
+    assert_eq!(std::fs::read(d.path().join("dir/.wh.gone")).unwrap(), b"w");
+    assert!(d.path().join("dir/.wh..wh..opq").is_file());
+}
+
+#[test]
 fn create_then_extract_round_trip() {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("src");

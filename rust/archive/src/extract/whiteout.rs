@@ -25,6 +25,7 @@ impl Extractor<'_> {
         }
         let path = fsops::join(parent, orig);
         match self.mode {
+            Whiteouts::Plain => unreachable!("plain mode extracts whiteouts as files"),
             Whiteouts::Overlay => {
                 let pfd = self.root.dir(parent, true)?.ok_or_else(|| Error::corrupt("parent directory vanished"))?;
                 let mk = || rfs::mknodat(&*pfd, orig, FileType::CharacterDevice, Mode::empty(), 0);
@@ -63,6 +64,7 @@ impl Extractor<'_> {
         }
         let dfd = self.root.open_dir_rdonly(dir).map_err(|e| fs_err(e, || format!("open opaque dir {}", show(dir))))?;
         match self.mode {
+            Whiteouts::Plain => unreachable!("plain mode extracts whiteouts as files"),
             Whiteouts::Overlay => {
                 let name = if self.userns { "user.overlay.opaque" } else { "trusted.overlay.opaque" };
                 rfs::fsetxattr(&dfd, name, b"y", rfs::XattrFlags::empty())
