@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -374,3 +375,61 @@ def test_daemon_detach_keys(daemon, bb):
         r.close()
     finally:
         c.request("DELETE", f"/containers/{cid}", {"force": 1}, check=False).close()
+
+
+def _shims_of(cid: str) -> list[int]:
+    out = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"dockyard-shim" in f.read().split(b"\0")[0] and cid.encode() in open(
+                        f"/proc/{pid}/cmdline", "rb").read():
+                    out.append(int(pid))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def test_daemon_killed_mid_start_leaves_nothing_running(tmp_path, busybox_tar):
+    """kill -9 of the daemon between a start's spawn and its record (issue
+    15: the record still says created, or a create cut short left none): the
+    next daemon kills those shims and processes and removes their cgroups and
+    mounts; the `created` one then starts once, cleanly."""
+    import sqlite3
+
+    from dockyard.containers.model import new_state
+
+    d = Daemon(tmp_path, "overlay")
+    d.start()
+    try:
+        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+        interrupted = d.docker("run", "-d", "busybox", "sleep", "300").stdout.decode().strip()
+        unrecorded = d.docker("run", "-d", "busybox", "sleep", "300").stdout.decode().strip()
+        kept = d.docker("run", "-d", "busybox", "sleep", "300").stdout.decode().strip()
+        assert _shims_of(interrupted) and _shims_of(unrecorded)
+        os.killpg(d.proc.pid, signal.SIGKILL)
+        d.proc.wait()
+        # What the store holds when the kill lands mid-start / mid-create.
+        db = sqlite3.connect(tmp_path / "root" / "dockyard.db")
+        with db:
+            db.execute("UPDATE containers SET state=? WHERE id=?",
+                       (json.dumps(new_state()), interrupted))
+            db.execute("DELETE FROM containers WHERE id=?", (unrecorded,))
+        db.close()
+        d.start()
+        assert not _shims_of(interrupted) and not _shims_of(unrecorded)
+        assert _shims_of(kept)
+        cgroups = subprocess.run(["find", "/sys/fs/cgroup", "-maxdepth", "4", "-name",
+                                  f"{interrupted}*", "-o", "-name", f"{unrecorded}*"],
+                                 capture_output=True, text=True).stdout
+        assert cgroups == ""
+        state = json.loads(d.docker("inspect", interrupted).stdout)[0]["State"]
+        assert (state["Status"], state["Pid"]) == ("created", 0)
+        d.docker("start", interrupted)
+        top = d.docker("top", interrupted).stdout.decode().splitlines()
+        assert len(top) == 2 and "sleep 300" in top[1], top
+        d.docker("rm", "-f", interrupted, kept)
+    finally:
+        d.stop()
+        kill_containers_left(tmp_path)
+        assert_no_mounts_left(tmp_path)

@@ -123,7 +123,16 @@ def run_suite(kind: str, suite: Path, work: Path, files: list[str], k: str | Non
         subprocess.run(cmd, cwd=suite, env=env)
         return outcomes(xml)
     finally:
+        # What the suite left: containers (their supervisors outlive a
+        # daemon, Dockyard's shims as containerd's), networks, volumes.
+        ids = subprocess.run(["docker", "ps", "-aq"], env=env, capture_output=True,
+                             text=True).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", "-v", *ids], env=env, capture_output=True)
+        for what in ("network", "volume"):
+            subprocess.run(["docker", what, "prune", "-f"], env=env, capture_output=True)
         stop_engine(p)
+        subprocess.run(["pkill", "-9", "-f", f"dockyard-shim.*{base}"], capture_output=True)
         subprocess.run(["umount", "-R", "-l", str(base)], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 

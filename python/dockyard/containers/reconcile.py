@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +209,75 @@ class Reconciler(ContainerRecords):
                     except Exception:  # noqa: BLE001
                         pass
                     running.append(c.id)
+        self._reap_strays(set(running))
         if self.network:
             self.network.restore(set(running))
         return running
+
+    def _shims(self) -> dict[int, str]:
+        """Live shims of this exec root (pid -> container ID): their argv names
+        `--state-dir <exec-root>/containers/<id>[/exec-...]`."""
+        prefix = str(self.state_root) + "/"
+        out: dict[int, str] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if not argv or not argv[0].endswith(b"dockyard-shim") or b"--state-dir" not in argv:
+                continue
+            i = argv.index(b"--state-dir")
+            d = argv[i + 1].decode(errors="replace") if i + 1 < len(argv) else ""
+            if d.startswith(prefix):
+                out[int(entry)] = d[len(prefix):].split("/", 1)[0]
+        return out
+
+    def _reap_strays(self, running: set[str]) -> None:
+        """What a daemon killed mid-start (or mid-create) left behind: shims and
+        container processes of containers not recorded as running (a start
+        cut short leaves the record `created`; a create cut short, none at
+        all). They are killed, their cgroups (thawed first) and mounts
+        removed, and a record-less container's state directory with them;
+        the records stay as they were, so `docker start` starts afresh."""
+        strays = {cid for cid in self._shims().values() if cid not in running}
+        for pid, cid in self._shims().items():
+            if cid in strays:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        known = {c.id: c for c in self.all()}
+        for d in self.state_root.iterdir():
+            if d.name in running or d.name.startswith("."):
+                continue
+            if d.name not in known or d.name in strays:
+                strays.add(d.name)
+        for cid in strays:
+            c = known.get(cid)
+            parent = ((c.hostconfig.get("CgroupParent") if c else "") or self.cgroup_parent)
+            path = f"{parent.strip('/')}/{cid}" if parent.strip("/") else cid
+            try:
+                for d in _core.cgroup_dirs(path):
+                    state = os.path.join(d, "freezer.state")
+                    if os.path.exists(state):  # a frozen task can't die of SIGKILL
+                        with open(state, "w") as f:
+                            f.write("THAWED")
+                    freeze = os.path.join(d, "cgroup.freeze")
+                    if os.path.exists(freeze):
+                        with open(freeze, "w") as f:
+                            f.write("0")
+                _core.remove_cgroup(path)
+            except Exception:  # noqa: BLE001 - no cgroup left: nothing to kill
+                pass
+            self.driver_cleanup_mount(cid)
+            if c is None:
+                shutil.rmtree(self.state_dir(cid), ignore_errors=True)
+            else:
+                for name in ("pid", "shim.pid", "exit.json", "attach.sock"):
+                    try:
+                        (self.state_dir(cid) / name).unlink()
+                    except OSError:
+                        pass
