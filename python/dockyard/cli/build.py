@@ -332,12 +332,13 @@ def usage(prog: str) -> str:
 
 # -- the request --------------------------------------------------------------------------
 
-def go_json(value: Any) -> str:
-    """encoding/json.Marshal: compact, map keys sorted, <>& and U+2028/9
-    escaped, other text as UTF-8."""
+def go_json(value: Any, sort_keys: bool = True) -> str:
+    """encoding/json.Marshal: compact, map keys sorted (a struct's fields,
+    sort_keys=False, keep their order), <>& and U+2028/9 escaped, other text
+    as UTF-8."""
     import json
 
-    s = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    s = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys)
     for a, b in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
                  ("\u2028", "\\u2028"), ("\u2029", "\\u2029"), ("\\b", "\\u0008"),
                  ("\\f", "\\u000c")):
@@ -392,7 +393,7 @@ def build_query(o: dict[str, Any], dockerfile: str, host: str) -> dict[str, Any]
         "memory": str(o["memory"]), "memswap": str(o["memory_swap"]),
         "cgroupparent": o["cgroup_parent"], "shmsize": str(o["shm_size"]),
         "dockerfile": dockerfile, "target": o["target"],
-        "ulimits": go_json(sorted(o["ulimit"], key=lambda u: u["Name"]) or None),
+        "ulimits": go_json(sorted(o["ulimit"], key=lambda u: u["Name"]) or None, sort_keys=False),
         "buildargs": go_json(_proxy_args(build_args, host)),
         "labels": go_json(labels), "cachefrom": go_json(o["cache_from"]), "version": "1",
     }
@@ -419,13 +420,15 @@ def registry_config() -> str:
 
     from ..distribution.credentials import all_credentials
 
-    auths = {}
+    auths = {}  # map keys sorted, each AuthConfig in its struct's field order
     for key, a in sorted(all_credentials().items()):
         auths[key] = {k: v for k, v in (
             ("username", a.username), ("password", a.password), ("auth", a.auth),
             ("email", a.email), ("serveraddress", a.serveraddress),
             ("identitytoken", a.identitytoken), ("registrytoken", a.registrytoken)) if v}
-    return base64.urlsafe_b64encode(go_json(auths).encode()).decode()
+    text = "{" + ",".join(f"{go_json(k)}:{go_json(v, sort_keys=False)}"
+                          for k, v in auths.items()) + "}"
+    return base64.urlsafe_b64encode(text.encode()).decode()
 
 
 # -- output -------------------------------------------------------------------------------
