@@ -434,11 +434,14 @@ def test_flags_become_the_same_query(cli, ctx, tmp_path):
          "--ulimit", "nproc=10", "--pull", "--no-cache", "--force-rm", "--rm=false",
          "--isolation", "default", "--platform", "Linux/AMD64", "--security-opt", "x=y"],
         ["-q", "--compress", "--iidfile", str(tmp_path / "iid"), "-f", "Dockerfile",
-         "--disable-content-trust=false"],
+         "--disable-content-trust"],
     ]
     for flags in flag_sets:
         (d, dreq), (y, yreq) = cli.both([*flags, "."], ctx, env={"FROM_ENV": "env value"})
         assert d.returncode == 1
+        if "--compress" in flags:  # Go's deflate and zlib differ by a few bytes
+            for r in (d, y):
+                r.stderr = re.sub(rb"(daemon) +[\d.]+k?B", rb"\1 <size>", r.stderr)
         assert_same_result(d, y)
         assert norm(yreq.query.encode()) == norm(dreq.query.encode()), flags
         assert yreq.headers["x-registry-config"] == dreq.headers["x-registry-config"]
@@ -462,7 +465,7 @@ def test_usage_and_context_errors(cli, ctx, args):
 
 
 @pytest.mark.parametrize("dockerfile,quiet", [
-    ("FROM busybox\nRUN echo out && echo err >&2 && exit 3\n", False),
+    ("FROM busybox\nRUN echo err >&2 && exit 3\n", False),  # one stream: no race
     ("FROM busybox\nRUN echo out && exit 3\n", True),
     ("FROM busybox\nHELLO world\n", False),
     ("FROM busybox\nHELLO world\n", True),
