@@ -530,3 +530,40 @@ def test_image_and_builder_aliases(cli, ctx):
     r = subprocess.run([sys.executable, "-m", "dockyard", "build", "--help"], env=env,
                        capture_output=True)
     assert r.returncode == 0 and b"Usage:  dockyard build [OPTIONS] PATH | URL | -" in r.stdout
+
+
+# -- against Dockyard's own daemon (once it serves POST /build) -----------------------------
+
+@pytest.fixture(scope="module")
+def yard(daemon, bb):
+    r = daemon.client().request("POST", "/build", body=b"", check=False)
+    r.close()
+    if r.status in (404, 405):
+        pytest.skip("this Dockyard daemon does not serve POST /build yet")
+    return daemon
+
+
+def test_both_clis_on_dockyard(yard, tmp_path):
+    """docker's CLI and ours against Dockyard: the same output, and our
+    rebuild of docker's build (or of a Dockerfile outside the context, whose
+    tar docker cuts short) all from the cache."""
+    ctx = make_context(tmp_path)
+    (ctx / "fifo").unlink()  # (COPY of a fifo is the executor's matter, not the CLI's)
+    (tmp_path / "Out.dockerfile").write_text("FROM busybox\nCOPY . /ctx/\nCMD [\"sh\"]\n")
+    env = yard.env()
+    env.update(DOCKER_BUILDKIT="0", DOCKER_CONFIG=str(tmp_path / "dc"),
+               DOCKYARD_CONFIG=str(tmp_path / "yc"))
+    runs = {}
+    for name, cmd in (("docker", [DOCKER_CLI, "build"]),
+                      ("dockyard", [sys.executable, "-m", "dockyard", "build"])):
+        for extra in ([], ["-f", str(tmp_path / "Out.dockerfile")]):
+            iid = tmp_path / f"iid-{name}-{len(extra)}"
+            r = subprocess.run([*cmd, *extra, "--iidfile", str(iid), "."], cwd=ctx, env=env,
+                               capture_output=True, timeout=120)
+            assert r.returncode == 0, r.stderr
+            runs[name, len(extra)] = (r, iid.read_text())
+    assert runs["dockyard", 0][1] == runs["docker", 0][1]
+    assert runs["dockyard", 2][1] == runs["docker", 2][1]
+    assert runs["dockyard", 0][0].stdout.count(b"Using cache") == 2
+    for n in (0, 2):
+        yard.cli("rmi", runs["docker", n][1])
