@@ -464,9 +464,11 @@ def _human(n: int) -> str:
     return f"{human_size(n):>8}"
 
 
-def _with_progress(body: Iterable[bytes], out: Out, terminal: bool) -> Iterator[bytes]:
+def _with_progress(body: Iterable[bytes], out: Out, terminal: bool, final: bool = True
+                   ) -> Iterator[bytes]:
     """progress.NewProgressReader over the context: on a terminal a line
-    rewritten every 512 KiB (at most every 100 ms), else only the last."""
+    rewritten every 512 KiB (at most every 100 ms), else only the last
+    (which docker never shows for a downloaded tar: `final` False)."""
     import time
 
     sent = last = 0
@@ -481,8 +483,9 @@ def _with_progress(body: Iterable[bytes], out: Out, terminal: bool) -> Iterator[
                 shown = now
                 out.write(f"{SENDING} {_human(sent)}\r")
                 out.flush()
-    out.write(f"{SENDING} {_human(sent)}\r\r\n")
-    out.flush()
+    if final:
+        out.write(f"{SENDING} {_human(sent)}\r\r\n")
+        out.flush()
 
 
 # -- contexts other than a directory ------------------------------------------------------
@@ -499,51 +502,86 @@ def _is_git_url(s: str) -> bool:
     return s.startswith(("git://", "github.com/", "git@"))
 
 
-def _git(args: list[str], cwd: str) -> str:
+def _git(args: list[str], cwd: str) -> tuple[bool, str]:
     import subprocess
 
-    r = subprocess.run(["git", *args], cwd=cwd, capture_output=True,
-                       env=dict(os.environ, GIT_TERMINAL_PROMPT="0"))
-    if r.returncode != 0:
-        raise ContextError((r.stdout + r.stderr).decode(errors="replace").strip())
-    return r.stdout.decode(errors="replace")
+    r = subprocess.run(["git", *args], cwd=cwd, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, env=dict(os.environ, GIT_TERMINAL_PROMPT="0"))
+    out = r.stdout.decode(errors="replace")
+    return r.returncode == 0, out if r.returncode == 0 else f"{out}: exit status {r.returncode}"
+
+
+def _shallow_ok(remote: str) -> bool:
+    """supportsShallowClone: http(s) remotes only when they speak git's smart
+    protocol; other transports always."""
+    if not _is_url(remote):
+        return True
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(remote + "/info/refs?service=git-upload-pack",
+                                    timeout=30) as r:  # noqa: S310 - the user's remote
+            return r.headers.get("Content-Type", "") == \
+                "application/x-git-upload-pack-advertisement"
+    except (OSError, ValueError):
+        return False
 
 
 def clone_git_context(url: str) -> tuple[str, str]:
-    """remotecontext/git.Clone: `url#ref:subdir` fetched (shallow when it
-    can be) into a temporary directory; returns it and the context directory."""
+    """remotecontext/git.Clone: `url#ref:subdir` (ref `master` by default)
+    fetched, shallow when the remote can, into a temporary directory and
+    checked out; returns that directory and the context directory in it."""
     import shutil
     import tempfile
 
     if shutil.which("git") is None:
         raise ContextError('unable to find \'git\': exec: "git": executable file not found '
                            "in $PATH")
+    if not url.startswith(("http://", "https://", "git://", "git@")):
+        url = "https://" + url
     remote, _, fragment = url.partition("#")
-    if remote.startswith("github.com/"):
-        remote = "https://" + remote
     ref, _, subdir = fragment.partition(":")
+    ref = ref or "master"
+    if ref.startswith("-"):
+        raise ContextError(f"unable to 'git clone' to temporary context directory: "
+                           f"invalid refspec: {ref}")
     root = tempfile.mkdtemp(prefix="docker-build-git")
     try:
-        _git(["init", "-q"], root)
-        _git(["remote", "add", "origin", remote], root)
-        try:
-            _git(["fetch", "-q", "--depth", "1", "origin", ref or "HEAD"], root)
-        except ContextError:
-            _git(["fetch", "-q", "origin", ref or "HEAD"], root)
-        _git(["checkout", "-q", "FETCH_HEAD"], root)
-        _git(["submodule", "update", "--init", "--recursive", "--depth=1"], root)
-        ctx = os.path.realpath(os.path.join(root, subdir)) if subdir else root
-        if not (ctx + "/").startswith(root.rstrip("/") + "/") or not os.path.isdir(ctx):
-            raise ContextError(f"subdir {subdir} is not a directory in the repository")
+        steps = [(["init"], f"failed to init repo at {root}"),
+                 (["remote", "add", "origin", remote], f"failed add origin repo at {remote}"),
+                 (["fetch", *(["--depth", "1"] if _shallow_ok(remote) else []), "origin",
+                   "--", ref], "error fetching")]
+        for args, what in steps:
+            ok, out = _git(args, root)
+            if not ok:
+                raise ContextError(f"{what}: {out}")
+        ok, out = _git(["checkout", ref], root)
+        if not ok and not _git(["checkout", "FETCH_HEAD"], root)[0]:
+            raise ContextError(f"error checking out {ref}: {out}")
+        ctx = root
+        if subdir:
+            ctx = os.path.realpath(os.path.join(root, subdir))
+            if not (ctx + "/").startswith(os.path.realpath(root) + "/"):
+                raise ContextError(f'error setting git context, "{subdir}" not within git root')
+            if not os.path.exists(ctx):
+                raise ContextError(f"stat {ctx}: no such file or directory")
+            if not os.path.isdir(ctx):
+                raise ContextError(f"error setting git context, not a directory: {ctx}")
+        ok, out = _git(["submodule", "update", "--init", "--recursive", "--depth=1"], root)
+        if not ok:
+            raise ContextError(f"error initializing submodules: {out}")
         return root, ctx
     except ContextError as e:
         shutil.rmtree(root, ignore_errors=True)
-        raise ContextError(f"unable to 'git clone' to temporary context directory: "
-                           f"error fetching: {e}") from None
+        raise ContextError(f"unable to 'git clone' to temporary context directory: {e}"
+                           ) from None
 
 
 def download_context(url: str, out: Out) -> bytes:
-    """GetContextFromURL: the body of a GET (a tar or a Dockerfile)."""
+    """GetContextFromURL: the body of a GET (a tar or a Dockerfile), with
+    docker's progress lines as a small body gives them: for a Dockerfile
+    the full bar, then again as the last line; for a tar only the first
+    (Go's readers see the end together with the data and never report it)."""
     import urllib.error
     import urllib.request
 
@@ -558,8 +596,16 @@ def download_context(url: str, out: Out) -> bytes:
         raise ContextError(f"unable to download remote context {url}: {e}") from None
     from .progress import progress_text
 
-    bar = progress_text({"current": len(data), "total": len(data)}, 200)
-    out.write(f"Downloading build context from remote url: {url} {bar}\r\r\n")
+    from .buildcontext import looks_like_tar
+
+    def line(n: int) -> str:
+        return f"Downloading build context from remote url: {url} " + progress_text(
+            {"current": n, "total": len(data)}, 200) + "\r"
+
+    if not looks_like_tar(data[:1024]):
+        out.write(line(len(data)) * 2 + "\r\n")
+    else:  # the archive sniffing's first 4 KiB buffer, then the rest in one read
+        out.write((line(4096) if len(data) > 4096 else "") + line(len(data)))
     return data
 
 
@@ -586,12 +632,14 @@ def _read_head(n: int) -> bytes:
 
 
 def prepare_context(o: dict[str, Any], context: str, progress: Out
-                    ) -> tuple[Iterable[bytes], str, Callable[[], None]]:
+                    ) -> tuple[Iterable[bytes], str, Callable[[], None], bool]:
     """runBuild's context half: (tar chunks, Dockerfile name for the
-    daemon, clean-up). Raises Failure with docker's messages."""
+    daemon, clean-up, whether docker shows the "Sending" line). Raises
+    Failure with docker's messages."""
     from . import buildcontext as bc
 
     cleanup: Callable[[], None] = lambda: None  # noqa: E731
+    sending_line = True
     dockerfile_name = o["file"]
     dockerfile_ctx: Callable[[], bytes] | None = None
     tar: Iterable[bytes] | None = None
@@ -636,7 +684,7 @@ def prepare_context(o: dict[str, Any], context: str, progress: Out
         elif _is_url(context):
             data = download_context(context, progress)
             if bc.looks_like_tar(data[:1024]):
-                tar, rel = [data], dockerfile_name
+                tar, rel, sending_line = [data], dockerfile_name, False
             elif dockerfile_name == "-":
                 raise ContextError("build context is not an archive")
             else:
@@ -655,7 +703,7 @@ def prepare_context(o: dict[str, Any], context: str, progress: Out
         tar, rel = bc.add_dockerfile(tar, dockerfile_ctx())
     if o["compress"]:
         tar = bc.gzip_stream(tar)
-    return tar, rel, cleanup
+    return tar, rel, cleanup, sending_line
 
 
 def run_build(o: dict[str, Any], context: str) -> None:
@@ -678,7 +726,7 @@ def run_build(o: dict[str, Any], context: str) -> None:
             pass
         except OSError as e:
             raise Failure(f"Removing image ID file: {e}") from None
-    tar, rel, cleanup = prepare_context(o, context, progress)
+    tar, rel, cleanup, sending_line = prepare_context(o, context, progress)
     try:
         c = client()
         if o["squash"]:
@@ -698,7 +746,8 @@ def run_build(o: dict[str, Any], context: str) -> None:
                 sys.stderr.flush()
 
         try:
-            resp = c.request("POST", "/build", params, _with_progress(tar, progress, terminal),
+            resp = c.request("POST", "/build", params, _with_progress(tar, progress, terminal,
+                                                                       sending_line),
                              headers)
         except APIError as e:
             dump_quiet()
