@@ -567,3 +567,54 @@ def test_both_clis_on_dockyard(yard, tmp_path):
     assert runs["dockyard", 0][0].stdout.count(b"Using cache") == 2
     for n in (0, 2):
         yard.cli("rmi", runs["docker", n][1])
+
+
+@pytest.fixture
+def web(tmp_path):
+    """A static HTTP server on loopback over tmp_path/www: a Dockerfile, a
+    tar context, and a git repository served the dumb way."""
+    import functools
+    import http.server
+    import shutil
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "Dockerfile").write_text("FROM busybox\nENV FROM_URL=1\n")
+    with tarfile.open(www / "ctx.tar", "w", format=tarfile.USTAR_FORMAT) as t:
+        for name, data in (("Dockerfile", b"FROM busybox\nCOPY x /\n"), ("x", b"x" * 5000)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1_600_000_000
+            t.addfile(info, io.BytesIO(data))
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "Dockerfile").write_text("FROM busybox\nCOPY f /\n")
+    (src / "f").write_text("f\n")
+    (src / "sub" / "Dockerfile").write_text("FROM busybox\nCOPY g /\n")
+    (src / "sub" / "g").write_text("g\n")
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t", "-c", "init.defaultBranch=master"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "ctx"]):
+        subprocess.run([*git, *args], cwd=src, check=True, capture_output=True)
+    subprocess.run([*git, "clone", "-q", "--bare", str(src), str(www / "repo.git")], check=True)
+    subprocess.run(["git", "update-server-info"], cwd=www / "repo.git", check=True)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.mark.parametrize("path", ["/Dockerfile", "/ctx.tar", "/nope", "/repo.git",
+                                  "/repo.git#master:sub", "/repo.git#:nosub", "/nope.git"])
+def test_remote_contexts(cli, web, tmp_path, path):
+    (d, dreq), (y, yreq) = cli.both(["--no-cache", web + path], tmp_path)
+    for r in (d, y):
+        r.stderr = re.sub(rb"docker-build-git\w+", b"docker-build-git<x>", r.stderr)
+        r.stderr = re.sub(rb"(fatal: repository ').*(' not found)", rb"\1\2", r.stderr)
+    assert_same_result(d, y)
+    if path in ("/Dockerfile", "/ctx.tar"):
+        assert_same_request(dreq, yreq, fixed_times=path != "/Dockerfile")
