@@ -618,3 +618,25 @@ def test_remote_contexts(cli, web, tmp_path, path):
     assert_same_result(d, y)
     if path in ("/Dockerfile", "/ctx.tar"):
         assert_same_request(dreq, yreq, fixed_times=path != "/Dockerfile")
+
+
+@pytest.mark.parametrize("ignore", ["[", "!", "a\n![", "\ufeff# bom\nDockerfile\n"])
+def test_bad_dockerignore(cli, tmp_path, ignore):
+    ctx = tmp_path / "c"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\n")
+    (ctx / ".dockerignore").write_text(ignore)
+    (d, dreq), (y, yreq) = cli.both(["--no-cache", "."], ctx)
+    assert_same_result(d, y)
+    if dreq is not None:
+        assert_same_request(dreq, yreq)
+
+
+def test_builder_prune(cli, tmp_path):
+    for args in (["builder", "prune", "-f"], ["builder", "prune", "-af", "--keep-storage", "1m"]):
+        d = subprocess.run([DOCKER_CLI, *args], env=cli.env, capture_output=True, timeout=60)
+        y = subprocess.run([sys.executable, "-m", "dockyard", *args], env=cli.env,
+                           capture_output=True, timeout=60)
+        assert_same_result(d, y)
+    reqs = [r for r in cli.proxy.take() if r.path == "/build/prune"]
+    assert len(reqs) == 4 and reqs[3].query == reqs[2].query and reqs[1].query == reqs[0].query

@@ -871,8 +871,9 @@ def prune(all: bool = typer.Option(False, "-a", "--all",
                "you want to continue?")
     if not force and not pruning.confirm(warning):
         return
-    params = {"all": "1" if all else None, "keep-storage": str(keep) if keep else None,
-              "filters": filters_param(filter)}
+    # client.BuildCachePrune sends keep-storage and filters even when unset
+    params = {"all": "1" if all else None, "filters": filters_param(filter) or "",
+              "keep-storage": str(keep)}
     r = call(lambda: client().post_json("/build/prune", params)) or {}
     deleted = r.get("CachesDeleted") or []
     output = "Deleted build cache objects:\n" + "".join(d + "\n" for d in deleted) \

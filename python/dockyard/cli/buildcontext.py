@@ -493,7 +493,7 @@ def directory_context(context_dir: str, rel_dockerfile: str, dockerfile_from_std
     try:
         PatternMatcher(excludes)
     except Exception as e:  # noqa: BLE001 - docker prints the matcher's error as is
-        raise ContextError(str(e)) from None
+        raise ContextError(f"error checking context: {e}") from None
     validate_context_directory(context_dir, excludes)
     excludes = trim_build_files_from_excludes(excludes, rel_dockerfile, dockerfile_from_stdin)
     return tar_directory(context_dir, excludes)
