@@ -473,7 +473,7 @@ def _with_progress(body: Iterable[bytes], out: Out, terminal: bool, final: bool 
 
     sent = last = 0
     shown = 0.0
-    for chunk in body:
+    for chunk in _coalesce(body):
         sent += len(chunk)
         yield chunk
         if terminal and sent - last > 512 * 1024:
@@ -486,6 +486,21 @@ def _with_progress(body: Iterable[bytes], out: Out, terminal: bool, final: bool 
     if final:
         out.write(f"{SENDING} {_human(sent)}\r\r\n")
         out.flush()
+
+
+def _coalesce(chunks: Iterable[bytes], size: int = 1 << 18) -> Iterator[bytes]:
+    """Headers and small files joined into writes of about `size` bytes (one
+    HTTP chunk and one send each, not three per file)."""
+    buf: list[bytes] = []
+    n = 0
+    for c in chunks:
+        buf.append(c)
+        n += len(c)
+        if n >= size:
+            yield b"".join(buf)
+            buf, n = [], 0
+    if buf:
+        yield b"".join(buf)
 
 
 # -- contexts other than a directory ------------------------------------------------------
