@@ -609,9 +609,8 @@ def download_context(url: str, out: Out) -> bytes:
                            f"with status {e.code} {e.reason}: {body}") from None
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise ContextError(f"unable to download remote context {url}: {e}") from None
-    from .progress import progress_text
-
     from .buildcontext import looks_like_tar
+    from .progress import progress_text
 
     def line(n: int) -> str:
         return f"Downloading build context from remote url: {url} " + progress_text(
@@ -673,29 +672,28 @@ def prepare_context(o: dict[str, Any], context: str, progress: Out
                 tar, rel = bc.dockerfile_only_context(data), bc.DEFAULT_DOCKERFILE
         elif os.path.exists(context):
             context_dir, rel = bc.context_from_local_dir(context, dockerfile_name)
-            if rel.startswith("../"):
-                path = dockerfile_name
-
-                def read_outside() -> bytes:
-                    try:
-                        with open(path, "rb") as f:
-                            return f.read()
-                    except OSError as e:
-                        raise Failure(f"unable to open Dockerfile: open {path}: "
-                                      f"{(e.strerror or str(e)).lower()}") from None
-                data = read_outside()
-                dockerfile_ctx = lambda: data  # noqa: E731
+            if rel.startswith("../"):  # outside the context: sent under a random name
+                try:
+                    with open(dockerfile_name, "rb") as f:
+                        outside = f.read()
+                except OSError as e:
+                    raise Failure(f"unable to open Dockerfile: open {dockerfile_name}: "
+                                  f"{(e.strerror or str(e)).lower()}") from None
+                dockerfile_ctx = lambda: outside  # noqa: E731
         elif _is_git_url(context):
             import shutil
 
             root, context_dir = clone_git_context(context)
             cleanup = lambda: shutil.rmtree(root, ignore_errors=True)  # noqa: E731
-            rel = bc.dockerfile_rel_path(context_dir, dockerfile_name if dockerfile_name in (
-                "", "-") else os.path.join(context_dir, dockerfile_name))
-            if rel.startswith("../"):
+            try:
+                rel = bc.dockerfile_rel_path(context_dir, dockerfile_name if dockerfile_name in (
+                    "", "-") else os.path.join(context_dir, dockerfile_name))
+                if rel.startswith("../"):
+                    raise ContextError(f"the Dockerfile ({dockerfile_name}) must be within the "
+                                       "build context")
+            except BaseException:
                 cleanup()
-                raise ContextError(f"the Dockerfile ({dockerfile_name}) must be within the "
-                                   "build context")
+                raise
         elif _is_url(context):
             data = download_context(context, progress)
             if bc.looks_like_tar(data[:1024]):
