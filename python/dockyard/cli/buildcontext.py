@@ -106,22 +106,28 @@ def _split_ustar(name: bytes) -> tuple[bytes, bytes] | None:
     return name[:i], name[i + 1:]
 
 
+def _str_field(s: bytes, size: int) -> bytes:
+    if len(s) <= size:
+        return s.ljust(size, b"\0")
+    blk = bytearray(size)  # cut, with formatString's rule for a trailing `/`
+    _put_str(blk, 0, size, s)
+    return bytes(blk)
+
+
+def _oct_field(x: int, size: int) -> bytes:
+    return b"%0*o\0" % (size - 1, x if _fits_octal(size, x) else 0)
+
+
 def _v7plus(h: Header, name: bytes, ascii_only: bool) -> bytearray:
+    """Writer.templateV7Plus: the fields every header has (the magic and the
+    checksum are set by _finish)."""
     s = _to_ascii if ascii_only else (lambda b: b)
-    blk = bytearray(BLOCK)
-    _put_str(blk, 0, 100, s(name))
-    _put_octal(blk, 100, 8, h.mode)
-    _put_octal(blk, 108, 8, h.uid)
-    _put_octal(blk, 116, 8, h.gid)
-    _put_octal(blk, 124, 12, h.size)
-    _put_octal(blk, 136, 12, h.mtime)
-    blk[156:157] = h.typeflag
-    _put_str(blk, 157, 100, s(h.linkname))
-    _put_str(blk, 265, 32, s(h.uname))
-    _put_str(blk, 297, 32, s(h.gname))
-    _put_octal(blk, 329, 8, h.devmajor)
-    _put_octal(blk, 337, 8, h.devminor)
-    return blk
+    return bytearray(b"".join((
+        _str_field(s(name), 100), _oct_field(h.mode, 8), _oct_field(h.uid, 8),
+        _oct_field(h.gid, 8), _oct_field(h.size, 12), _oct_field(h.mtime, 12), bytes(8),
+        h.typeflag, _str_field(s(h.linkname), 100), bytes(8), _str_field(s(h.uname), 32),
+        _str_field(s(h.gname), 32), _oct_field(h.devmajor, 8), _oct_field(h.devminor, 8),
+        bytes(167))))
 
 
 def _pax_record(k: str, v: bytes) -> bytes:
