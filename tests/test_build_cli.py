@@ -527,9 +527,13 @@ def test_image_and_builder_aliases(cli, ctx):
         assert r.returncode == 0, r.stderr
         assert re.fullmatch(rb"sha256:[0-9a-f]{64}\n", r.stdout)
     cli.proxy.take()
-    r = subprocess.run([sys.executable, "-m", "dockyard", "build", "--help"], env=env,
-                       capture_output=True)
-    assert r.returncode == 0 and b"Usage:  dockyard build [OPTIONS] PATH | URL | -" in r.stdout
+    for cmd in (["build"], ["image", "build"], ["builder", "build"]):
+        d = subprocess.run([DOCKER_CLI, *cmd, "--help"], env=env, capture_output=True,
+                           stdin=subprocess.DEVNULL)
+        y = subprocess.run([sys.executable, "-m", "dockyard", *cmd, "--help"], env=env,
+                           capture_output=True, stdin=subprocess.DEVNULL)
+        assert y.returncode == d.returncode == 0
+        assert y.stdout == d.stdout.replace(b"docker", b"dockyard")
 
 
 # -- against Dockyard's own daemon (once it serves POST /build) -----------------------------

@@ -312,22 +312,61 @@ def parse_args(argv: list[str]) -> tuple[dict[str, Any], list[str], bool]:
     return opts, args, want_help
 
 
+# Flags docker 20.10 hides from `build --help` with the classic builder
+# (BuildKit's, and the removed --stream); they are still accepted.
+HIDDEN = {"output", "platform", "progress", "secret", "ssh", "stream"}
+
+
+def _wrap_n(i: int, slop: int, s: str) -> tuple[str, str]:
+    if i + slop > len(s):
+        return s, ""
+    w = max(s.rfind(c, 0, i) for c in " \t\n")
+    if w <= 0:
+        return s, ""
+    nl = s.rfind("\n", 0, i)
+    if 0 < nl < w:
+        return s[:nl], s[nl + 1:]
+    return s[:w], s[w + 1:]
+
+
+def _wrap(i: int, w: int, s: str) -> str:
+    """pflag's wrap: `s` in a column from `i` to `w`."""
+    width = w - i
+    r = ""
+    if width < 24:
+        i, width = 16, w - 16
+        r = "\n" + " " * i
+    if width < 24:
+        return s.replace("\n", r)
+    width -= 5
+    line, s = _wrap_n(width, 5, s)
+    r += line.replace("\n", "\n" + " " * i)
+    while s:
+        line, s = _wrap_n(width, 5, s)
+        r += "\n" + " " * i + line.replace("\n", "\n" + " " * i)
+    return r
+
+
 def usage(prog: str) -> str:
-    lines = [f"\nUsage:  {prog} [OPTIONS] PATH | URL | -\n", "Build an image from a Dockerfile\n",
-             "Options:"]
-    rows = []
+    """docker's help for the command: cobra's template with pflag's
+    FlagUsagesWrapped at the terminal's width less one (79 off a terminal)."""
+    import shutil
+
+    cols = (shutil.get_terminal_size((80, 24)).columns if sys.stdin.isatty() else 80) - 1
+    kinds = {"b": "", "s": " string", "l": " list", "c": " strings", "i": " int",
+             "m": " bytes", "w": " bytes", "u": " ulimit"}
+    lines = []
     for spellings, key, kind, help in FLAGS:
-        if key in ("stream",):
+        if key in HIDDEN:
             continue
-        short = next((s for s in spellings if len(s) == 2), None)
-        long = next(s for s in spellings if s.startswith("--"))
-        typ = {"b": "", "s": " string", "l": " list", "c": " strings", "i": " int",
-               "m": " bytes", "w": " bytes", "u": " ulimit"}[kind]
-        left = (f"  {short}, " if short else "      ") + long + typ
-        rows.append((left, help))
-    width = max(len(r[0]) for r in rows) + 3
-    lines += [f"{left:<{width}}{help}" for left, help in rows]
-    return "\n".join(lines) + "\n"
+        short = next((sp for sp in spellings if len(sp) == 2), None)
+        long = next(sp for sp in spellings if sp.startswith("--"))
+        lines.append(((f"  {short}, " if short else "      ") + long + kinds[kind], help))
+    maxlen = max(len(left) for left, _ in lines) + 1  # pflag counts its \x00 marker
+    body = "".join(f"{left} {' ' * (maxlen - len(left))} {_wrap(maxlen + 2, cols, help)}\n"
+                   for left, help in lines)
+    return (f"\nUsage:  {prog} [OPTIONS] PATH | URL | -\n\nBuild an image from a Dockerfile\n"
+            f"\nOptions:\n{body}")
 
 
 # -- the request --------------------------------------------------------------------------
