@@ -356,8 +356,9 @@ def usage(prog: str) -> str:
     kinds = {"b": "", "s": " string", "l": " list", "c": " strings", "i": " int",
              "m": " bytes", "w": " bytes", "u": " ulimit"}
     lines = []
+    hidden = HIDDEN | ({"squash"} if _daemon_experimental() is False else set())
     for spellings, key, kind, help in FLAGS:
-        if key in HIDDEN:
+        if key in hidden:
             continue
         short = next((sp for sp in spellings if len(sp) == 2), None)
         long = next(sp for sp in spellings if sp.startswith("--"))
@@ -782,7 +783,7 @@ def run_build(o: dict[str, Any], context: str) -> None:
     try:
         c = client()
         if o["squash"]:
-            _require_experimental(c)
+            _require_experimental()
         params = build_query(o, rel, c.host)
         headers = {"X-Registry-Config": registry_config(), "Content-Type": "application/x-tar"}
         image_id = ""
@@ -845,10 +846,22 @@ def _messages(resp: Any) -> Iterator[dict[str, Any]]:
             yield m
 
 
-def _require_experimental(c: Any) -> None:
-    r = c.request("GET", "/_ping", check=False)
+def _daemon_experimental() -> bool | None:
+    """Whether the daemon runs with experimental features (None when it
+    can't be asked: docker then shows and allows what needs them)."""
+    from .client import Client, ConnectError
+    from .common import G
+
+    try:
+        r = Client(G.host).request("GET", "/_ping", check=False)
+    except ConnectError:
+        return None
     r.close()
-    if r.headers.get("docker-experimental", "").lower() != "true":
+    return r.headers.get("docker-experimental", "").lower() == "true"
+
+
+def _require_experimental() -> None:
+    if _daemon_experimental() is False:
         raise Failure('"--squash" is only supported on a Docker daemon with experimental '
                       "features enabled")
 
