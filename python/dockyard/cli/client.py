@@ -237,10 +237,15 @@ class Client:
             else:
                 s.sendall(head.encode())
                 if chunked_body:
-                    for chunk in body:
-                        if chunk:
-                            s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
-                    s.sendall(b"0\r\n\r\n")
+                    try:
+                        for chunk in body:
+                            if chunk:
+                                s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                        s.sendall(b"0\r\n\r\n")
+                    except (BrokenPipeError, ConnectionResetError):
+                        # The daemon answered (an error) before reading the
+                        # whole body, as Go's client allows: show that answer.
+                        return self._response(s, check, method == "HEAD")
             return self._response(s, check, method == "HEAD")
         except (BrokenPipeError, ConnectionResetError) as e:
             s.close()

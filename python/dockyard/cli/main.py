@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from . import container, daemon, image, network, registry, system, volume
+from . import build, container, daemon, image, network, registry, system, volume
 from .common import G
 
 app = typer.Typer(
@@ -41,6 +41,8 @@ app.add_typer(image.app, name="image")
 app.add_typer(system.app, name="system")
 app.add_typer(network.app, name="network")
 app.add_typer(volume.app, name="volume")
+app.add_typer(build.app, name="builder")
+image.app.command("build", context_settings=build.RAW)(build.image_build)
 app.command("images")(image.list_images)
 app.command("import")(image.import_image)
 app.command("tag")(image.tag)
@@ -53,6 +55,8 @@ app.command("info")(system.info)
 app.command("events")(system.events)
 app.command("inspect")(system.inspect)
 for _name, _fn, _kw in container.COMMANDS:
+    app.command(_name, **_kw)(_fn)
+for _name, _fn, _kw in build.COMMANDS:
     app.command(_name, **_kw)(_fn)
 for _name, _fn in registry.COMMANDS:
     app.command(_name)(_fn)

@@ -143,3 +143,99 @@ def show(msgs: Iterable[dict[str, Any]], quiet: bool = False) -> dict[str, Any]:
     if sys.stdout.isatty():
         return _render_live(msgs, sys.stdout)
     return _render_plain(msgs, sys.stdout)
+
+
+class JSONError(Exception):
+    """An `errorDetail` in a stream (jsonmessage.JSONError): its message, and
+    the code the docker CLI exits with (1 when the daemon gives none)."""
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or 1
+
+
+def _rfc3339_nano_fixed(ns: int) -> str:
+    import time
+
+    secs, frac = divmod(ns, 10**9)
+    t = time.localtime(secs)
+    off = t.tm_gmtoff
+    zone = "Z" if off == 0 else "%s%02d:%02d" % ("-" if off < 0 else "+", abs(off) // 3600,
+                                                abs(off) % 3600 // 60)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{frac:09d}" + zone
+
+
+def display(msgs: Iterable[dict[str, Any]], out, terminal: bool,
+            on_aux: Any = None) -> None:
+    """jsonmessage.DisplayJSONMessagesStream with every field a message may
+    carry (`stream` text as is, `status`, `progress`, `id`, `from`, times):
+    build output, and any stream shown as the docker CLI shows it. `aux`
+    payloads go to `on_aux`; an `errorDetail` raises JSONError after the
+    lines before it are written (a bare `error` field is not one, as in
+    docker)."""
+    import os
+
+    width = 200
+    if terminal:
+        try:
+            width = os.get_terminal_size(out.fileno()).columns or 200
+        except (OSError, ValueError, AttributeError):
+            width = 200
+    ids: dict[str, int] = {}
+    for m in msgs:
+        if "aux" in m and m["aux"] is not None:
+            if on_aux is not None:
+                on_aux(m["aux"])
+            continue
+        mid = m.get("id") or ""
+        detail = m.get("progressDetail")
+        has_progress = "progressDetail" in m and detail is not None
+        diff = 0
+        if mid and (has_progress or m.get("progress")):
+            if mid not in ids:
+                ids[mid] = len(ids)
+                if terminal:
+                    out.write("\n")
+            diff = len(ids) - ids[mid]
+            if terminal and diff:
+                out.write(f"\x1b[{diff}A")
+        else:
+            ids = {}
+        err = m.get("errorDetail")
+        if err is not None:
+            if mid and terminal and diff:
+                out.write(f"\x1b[{diff}B")
+            out.flush()
+            if err.get("code") == 401:
+                raise JSONError("authentication is required")
+            raise JSONError(err.get("message") or "", int(err.get("code") or 0))
+        text = progress_text(detail or {}, width) if has_progress else ""
+        endl = ""
+        line = ""
+        if terminal and not m.get("stream") and has_progress:
+            out.write("\x1b[2K\r")
+            endl = "\r"
+        elif has_progress and text:
+            continue  # bars are for terminals
+        if m.get("timeNano"):
+            line += _rfc3339_nano_fixed(int(m["timeNano"])) + " "
+        elif m.get("time"):
+            line += _rfc3339_nano_fixed(int(m["time"]) * 10**9) + " "
+        if mid:
+            line += f"{mid}: "
+        if m.get("from"):
+            line += f"(from {m['from']}) "
+        status = m.get("status") or ""
+        if has_progress and terminal:
+            line += f"{status} {text}{endl}"
+        elif m.get("progress"):
+            line += f"{status} {m['progress']}{endl}"
+        elif m.get("stream"):
+            line += f"{m['stream']}{endl}"
+        else:
+            line += f"{status}{endl}\n"
+        out.write(line)
+        if mid and terminal and diff:
+            out.write(f"\x1b[{diff}B")
+        out.flush()

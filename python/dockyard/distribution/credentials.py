@@ -149,3 +149,50 @@ def _write(path: Path, cfg: dict[str, Any]) -> None:
         except OSError:
             pass
         raise
+
+
+def _helper_list(helper: str) -> list[str]:
+    import subprocess
+
+    try:
+        r = subprocess.run([f"docker-credential-{helper}", "list"], capture_output=True,
+                           timeout=30)
+        d = json.loads(r.stdout) if r.returncode == 0 else {}
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return []
+    return list(d) if isinstance(d, dict) else []
+
+
+def all_credentials() -> dict[str, AuthConfig]:
+    """Every stored credential by its `auths` key (docker's
+    GetAllCredentials, what a build sends in X-Registry-Config): docker's
+    config with its credential store and helpers, then Dockyard's over it."""
+    out: dict[str, AuthConfig] = {}
+    for i, path in enumerate((docker_config_dir() / "config.json",
+                              dockyard_config_dir() / "config.json")):
+        try:
+            cfg = _read(path)
+        except ValueError:
+            continue
+        for key, entry in (cfg.get("auths") or {}).items():
+            if not isinstance(entry, dict):
+                continue
+            a = AuthConfig.from_dict(entry)
+            c = a.credentials() if a.auth else None
+            if c:
+                a.username, a.password = c
+            a.auth = ""
+            a.serveraddress = key
+            out[key] = a
+        if i == 0:
+            store_helper = cfg.get("credsStore")
+            keys = _helper_list(store_helper) if store_helper else []
+            for key in keys:
+                got = _from_helper(store_helper, key)
+                if got is not None:
+                    out[key] = got
+            for key, helper in (cfg.get("credHelpers") or {}).items():
+                got = _from_helper(helper, key)
+                if got is not None:
+                    out[key] = got
+    return out
