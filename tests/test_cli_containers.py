@@ -589,3 +589,15 @@ def test_stats_on_a_terminal_looks_like_docker(engine_under_test, sleeper):
     ours_screen, docker_screen = screens[1], screens[0]
     assert ours_screen == docker_screen
     assert docker_screen[0].split()[:2] == ["CONTAINER", "ID"]
+
+
+def test_plugin_commands(engine_under_test):
+    """`plugin` commands print what the docker CLI prints (no managed plugins
+    on either engine here: Dockyard's drivers are built in)."""
+    eng = engine_under_test
+    for args in (["plugin", "ls"], ["plugin", "ls", "-q"], ["plugin", "ls", "--no-trunc"],
+                 ["plugin", "ls", "--format", "{{.Name}}"], ["plugin", "inspect", "nosuch"],
+                 ["plugin", "rm", "nosuch"], ["plugin", "disable", "nosuch"],
+                 ["plugin", "ls", "--filter", "enable=x"]):
+        o, t = both(eng, *args)
+        assert (o.returncode, o.stdout, o.stderr) == (t.returncode, t.stdout, t.stderr), args

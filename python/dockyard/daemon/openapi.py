@@ -246,6 +246,17 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ("POST", "/swarm/init"): {"summary": "Swarm mode is not supported: 503", "status": "503"},
     ("POST", "/swarm/join"): {"summary": "Swarm mode is not supported: 503", "status": "503"},
     **{(m, p): {"summary": "Not a swarm manager: 503", "status": "503"} for m, p in SWARM_ROUTES},
+    ("GET", "/plugins"): {"summary": "List plugins (none: drivers are built in)",
+                          "parameters": [_filters("plugin")]},
+    ("GET", "/plugins/privileges"): {"summary": "Managed plugins are not supported: 400",
+                                     "status": "400"},
+    ("POST", "/plugins/pull"): {"summary": "Managed plugins are not supported: 400",
+                                "status": "400"},
+    ("POST", "/plugins/create"): {"summary": "Managed plugins are not supported: 400",
+                                  "status": "400"},
+    **{(m, "/plugins/{name}" + sfx): {"summary": "No such plugin: 404", "status": "404"}
+       for m, sfx in (("GET", "/json"), ("DELETE", ""), ("POST", "/enable"), ("POST", "/disable"),
+                      ("POST", "/upgrade"), ("POST", "/push"), ("POST", "/set"))},
 }
 
 _PARAM = re.compile(r"\{(\w+)(?::[^{}]*)?\}")

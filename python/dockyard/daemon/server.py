@@ -24,8 +24,8 @@ from .config import DaemonConfig
 from .errors import error_response, from_exception
 from .monitor import Monitor
 from .routes import (build, container_lifecycle, container_ops, container_streams, containers,
-                     distribution, events, exec as execs, images, networks, swarm, system,
-                     volumes)
+                     distribution, events, exec as execs, images, networks, plugins, swarm,
+                     system, volumes)
 
 
 log = logging.getLogger("dockyard.daemon")
@@ -34,7 +34,7 @@ _VERSIONED = re.compile(r"^/v(\d+\.\d+)(/.*)$")
 # Every route group the daemon serves, in the order their routes are tried.
 ROUTE_GROUPS = (system, images, distribution, containers, container_lifecycle,
                 container_streams, events, execs, container_ops, networks, volumes, build,
-                swarm)
+                plugins, swarm)
 
 
 def _vtuple(v: str) -> tuple[int, ...]:
