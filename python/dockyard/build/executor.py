@@ -1,0 +1,703 @@
+"""The classic builder (dockerd 20.10 with DOCKER_BUILDKIT=0): every stage up
+to the target, one image per step with its parent link, dockerd's configs,
+history and output stream.
+
+Metadata instructions (ENV, LABEL, CMD, ...) derive the next config and
+record an image without a container or a layer; RUN runs a container from
+the current image and commits its diff; WORKDIR and COPY/ADD write a layer
+directly. Each step first asks the cache (`cache.BuildCache`: one indexed
+query on the parent image and the step's config).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .. import _core, reference
+from ..containers import scopedpath
+from ..containers.attach import ERR, EXIT, OUT, START, START_RESULT, ShimConnection
+from ..containers.commit import EMPTY_LAYER_DIFF_ID
+from ..containers.service import ContainerService
+from ..errors import DockyardError, InvalidParameter, NotFound
+from ..events import EventLog
+from ..ids import generate_id, truncate_id
+from ..imageconfig import DOCKER_VERSION, container_config, encode, now_rfc3339
+from ..store.images import Image
+from ..store.local import LocalStore
+from . import copy_standin
+from .cache import BuildCache, step_key
+from .dockerfile import (
+    AddInstruction, ArgInstruction, BuildArgs, CmdInstruction, CopyInstruction, Dockerfile,
+    EntrypointInstruction, EnvInstruction, ExposeInstruction, FromInstruction,
+    HealthcheckInstruction, LabelInstruction, MaintainerInstruction, OnbuildInstruction,
+    RunInstruction, ShellInstruction, Stage, StopsignalInstruction, UserInstruction,
+    VolumeInstruction, WorkdirInstruction, format_go_duration, parse_trigger,
+)
+from .dockerfile.shell import go_quote
+from .output import BuildOutput, StepFailed
+
+__all__ = ["BuildOptions", "Builder", "StepFailed"]
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+HOST_PLATFORM = "linux/amd64"
+
+#: Pulls an image for FROM: (name, progress callback, platform) -> image.
+Puller = Callable[[str, Callable[[dict[str, Any]], None], Optional[str]], Image]
+
+
+@dataclass
+class BuildOptions:
+    """The `POST /build` options the executor uses."""
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, Optional[str]] = field(default_factory=dict)
+    no_cache: bool = False
+    remove: bool = True
+    force_remove: bool = False
+    target: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    quiet: bool = False
+    pull: bool = False
+    platform: str = ""
+    cache_from: list[str] = field(default_factory=list)
+    #: What every RUN container gets (NetworkMode, ExtraHosts, ShmSize, Memory, ...).
+    host_config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _State:
+    """dockerd's dispatchState: the stage's image and run config so far."""
+    image_id: str  # "" for scratch until the first step
+    run_config: dict[str, Any]
+    build_args: BuildArgs
+    base: Optional[Image]
+    stage_name: str = ""
+    maintainer: str = ""
+    cmd_set: bool = False
+    arch: str = "amd64"
+    os: str = "linux"
+
+
+class Builder:
+    """One build over the engine's store and containers."""
+
+    def __init__(self, store: LocalStore, containers: ContainerService, events: EventLog,
+                 cache: BuildCache, puller: Optional[Puller] = None) -> None:
+        self.store = store
+        self.containers = containers
+        self.events = events
+        self.cache = cache
+        self.puller = puller
+
+    # --- the whole build ----------------------------------------------------------
+    def build(self, dockerfile: Dockerfile, context: Path, opts: BuildOptions,
+              out: BuildOutput) -> str:
+        """Build and tag; returns the final image ID. Raises StepFailed (or a
+        DockyardError) for a failed step, after the failure hygiene."""
+        tags = [_parse_tag(t) for t in opts.tags]
+        if opts.platform:
+            _check_platform(opts.platform)
+        stages = dockerfile.stages_up_to(opts.target)
+        dockerfile = dockerfile.with_labels(opts.labels, opts.target)
+        stages = dockerfile.stages_up_to(opts.target)
+        run = _Run(self, dockerfile, context, opts, out)
+        image_id = run.all(stages)
+        warning = run.build_args.unused_warning()
+        if warning:
+            out.stream(warning)
+        for ref in tags:
+            self.store.images.tag(image_id, str(ref))
+            self.events.emit("image", "tag", image_id,
+                             {"name": reference.familiar_string(ref)})
+        if out.quiet:
+            out.quiet_result(image_id)
+        else:
+            out.stream(f"Successfully built {truncate_id(image_id)}\n")
+            for ref in tags:
+                out.stream(f"Successfully tagged {reference.familiar_string(ref)}\n")
+        return image_id
+
+
+def _parse_tag(t: str) -> reference.Reference:
+    try:
+        ref = reference.parse_normalized(t)
+    except InvalidParameter as e:
+        raise InvalidParameter(f"invalid reference format: {e}") from None
+    if ref.digest:
+        raise InvalidParameter("refusing to create a tag with a digest reference")
+    if ref.name == "docker.io/library/scratch":
+        raise InvalidParameter("'scratch' is a reserved name")
+    return ref.with_default_tag()
+
+
+def _check_platform(p: str) -> None:
+    parts = p.lower().split("/")
+    if parts[0] != "linux":
+        raise InvalidParameter(f'"{p}": unknown operating system or architecture: '
+                               "invalid argument")
+    if len(parts) > 1 and parts[1] not in ("amd64", "x86_64"):
+        raise InvalidParameter(f"platform {p} is not supported: only {HOST_PLATFORM} "
+                               "builds here")
+
+
+class _Run:
+    """The dispatch loop of one build (dockerd's dispatchDockerfileWithCancellation)."""
+
+    def __init__(self, b: Builder, df: Dockerfile, context: Path, opts: BuildOptions,
+                 out: BuildOutput) -> None:
+        self.b = b
+        self.df = df
+        self.context = context
+        self.opts = opts
+        self.out = out
+        self.lex = df.lex()
+        self.build_args = BuildArgs(opts.build_args)
+        self.total = df.total_steps(opts.target)
+        self.index = 0
+        self.stage_images: list[str] = []
+        self.stage_names: dict[str, int] = {}
+
+    def print_step(self, text: str) -> None:
+        self.index += 1
+        self.out.step(f"Step {self.index}/{self.total} : {text}")
+
+    def all(self, stages: list[Stage]) -> str:
+        for meta in self.df.meta_args:
+            self.print_step(str(meta))
+            meta = meta.expand(lambda w: self.lex.process_word(
+                w, self.build_args.get_all_allowed()))
+            for a in meta.args:
+                self.build_args.add_arg(a.key, a.value)
+                self.build_args.add_meta_arg(a.key, a.value)
+        image_id = ""
+        for stage in stages:
+            dup = self.df.duplicate_stage_name(stage)
+            if dup:
+                raise InvalidParameter(dup)
+            self.print_step(stage.source_code)
+            st = self.begin_stage(stage)
+            self.out.stream(f" ---> {truncate_id(st.image_id)}\n")
+            for cmd in stage.commands:
+                self.print_step(str(cmd))
+                self.dispatch(st, cmd)
+                self.out.stream(f" ---> {truncate_id(st.image_id)}\n")
+            self.build_args.merge_referenced(st.build_args)
+            if not st.image_id:
+                # dockerd commits an empty stage (FROM scratch alone) as nothing.
+                pass
+            self.stage_images.append(st.image_id)
+            if stage.name:
+                self.stage_names.setdefault(stage.name, stage.index)
+            if st.image_id:
+                self.out.aux(st.image_id)
+            image_id = st.image_id
+        if not image_id:
+            raise StepFailed("No image was generated. Is your Dockerfile empty?")
+        return image_id
+
+    # --- FROM -----------------------------------------------------------------------
+    def begin_stage(self, stage: Stage) -> _State:
+        args = self.build_args.for_stage()
+        meta = self.build_args.get_all_meta()
+        frm = stage.from_.expand(lambda w: self.lex.process_word(w, meta))
+        if frm.platform:
+            _check_platform(frm.platform)
+        base = self.base_image(frm)
+        rc: dict[str, Any] = copy.deepcopy((base.config.get("config") or {}) if base else {})
+        env = list(rc.get("Env") or [])
+        if not any(e.startswith("PATH=") for e in env):
+            env.append(DEFAULT_PATH)
+        rc["Env"] = env
+        rc["OpenStdin"] = False
+        rc["StdinOnce"] = False
+        st = _State(image_id=base.id if base else "", run_config=rc, build_args=args,
+                    base=base, stage_name=stage.name)
+        if base is not None:
+            st.arch = base.config.get("architecture") or "amd64"
+            st.os = base.config.get("os") or "linux"
+            st.run_config["Image"] = base.id
+        triggers = list(rc.get("OnBuild") or [])
+        st.run_config["OnBuild"] = None
+        if triggers:
+            n = len(triggers)
+            self.out.step(f"# Executing {n} build trigger{'s' if n != 1 else ''}")
+            for t in triggers:
+                try:
+                    ins = parse_trigger(t)
+                except DockyardError as e:
+                    raise StepFailed(str(e)) from None
+                self.dispatch(st, ins)
+        return st
+
+    def base_image(self, frm: FromInstruction) -> Optional[Image]:
+        name = frm.base_name
+        if name.lower() == "scratch":
+            return None
+        if name.lower() in self.stage_names:
+            return self.b.store.images.get(self.stage_images[self.stage_names[name.lower()]])
+        if name.isdigit() and int(name) < len(self.stage_images):
+            # dockerd resolves stage indexes only for COPY --from; a number is an image name.
+            pass
+        if not self.opts.pull:
+            try:
+                return self.b.store.images.resolve(name)
+            except NotFound:
+                pass
+        if self.b.puller is None:
+            raise StepFailed(f"pull access denied for {name}, repository does not exist or "
+                             "may require 'docker login'")
+        return self.b.puller(name, self.out.send, frm.platform or self.opts.platform or None)
+
+    # --- each instruction -------------------------------------------------------------
+    def expand_fn(self, st: _State) -> Callable[[str], str]:
+        env = st.build_args.expansion_env(st.run_config.get("Env") or [])
+        return lambda w: self.lex.process_word(w, env)
+
+    def dispatch(self, st: _State, cmd: Any) -> None:
+        try:
+            self._dispatch(st, cmd)
+        except StepFailed:
+            raise
+        except DockyardError as e:
+            raise StepFailed(str(e)) from None
+
+    def _dispatch(self, st: _State, cmd: Any) -> None:
+        rc = st.run_config
+        if isinstance(cmd, EnvInstruction):
+            cmd = cmd.expand(self.expand_fn(st))
+            env = list(rc.get("Env") or [])
+            for kv in cmd.env:
+                env = [e for e in env if e.split("=", 1)[0] != kv.key] + [f"{kv.key}={kv.value}"]
+            rc["Env"] = env
+            self.commit_meta(st, "ENV " + " ".join(str(kv) for kv in cmd.env))
+        elif isinstance(cmd, LabelInstruction):
+            cmd = cmd.expand(self.expand_fn(st))
+            labels = dict(rc.get("Labels") or {})
+            for kv in cmd.labels:
+                labels[kv.key] = kv.value
+            rc["Labels"] = labels
+            self.commit_meta(st, "LABEL " + " ".join(str(kv) for kv in cmd.labels))
+        elif isinstance(cmd, MaintainerInstruction):
+            st.maintainer = cmd.maintainer
+            self.commit_meta(st, "MAINTAINER " + cmd.maintainer)
+        elif isinstance(cmd, ExposeInstruction):
+            env = st.build_args.expansion_env(rc.get("Env") or [])
+            cmd = cmd.expand_ports(lambda w: self.lex.process_words(w, env))
+            ports = dict(rc.get("ExposedPorts") or {})
+            for p in cmd.ports:
+                for k in _port_specs(p):
+                    ports[k] = {}
+            rc["ExposedPorts"] = ports
+            self.commit_meta(st, "EXPOSE " + " ".join(cmd.ports))
+        elif isinstance(cmd, UserInstruction):
+            cmd = cmd.expand(self.expand_fn(st))
+            rc["User"] = cmd.user
+            self.commit_meta(st, "USER " + cmd.user)
+        elif isinstance(cmd, VolumeInstruction):
+            cmd = cmd.expand(self.expand_fn(st))
+            vols = dict(rc.get("Volumes") or {})
+            for v in cmd.volumes:
+                if not v.strip():
+                    raise StepFailed("VOLUME specified can not be an empty string")
+                vols[v] = {}
+            rc["Volumes"] = vols
+            self.commit_meta(st, f"VOLUME [{' '.join(cmd.volumes)}]")
+        elif isinstance(cmd, StopsignalInstruction):
+            cmd = cmd.expand(self.expand_fn(st))
+            rc["StopSignal"] = cmd.signal
+            self.commit_meta(st, "STOPSIGNAL " + cmd.signal)
+        elif isinstance(cmd, HealthcheckInstruction):
+            old = (rc.get("Healthcheck") or {}).get("Test") or []
+            if old and old[0] != "NONE":
+                self.out.stream(f"Note: overriding previous HEALTHCHECK: [{' '.join(old)}]\n")
+            h = cmd.health
+            rc["Healthcheck"] = h.to_config()
+            desc = (f"&{{[{' '.join(go_quote(t) for t in h.test)}] "
+                    f"{go_quote(format_go_duration(h.interval))} "
+                    f"{go_quote(format_go_duration(h.timeout))} "
+                    f"{go_quote(format_go_duration(h.start_period))} {_go_quote_rune(h.retries)}}}")
+            self.commit_meta(st, "HEALTHCHECK " + desc)
+        elif isinstance(cmd, ShellInstruction):
+            rc["Shell"] = list(cmd.shell)
+            self.commit_meta(st, f"SHELL [{' '.join(cmd.shell)}]")
+        elif isinstance(cmd, ArgInstruction):
+            cmd_e = cmd.expand(self.expand_fn(st))
+            for a in cmd_e.args:
+                st.build_args.add_arg(a.key, a.value)
+            self.commit_meta(st, "ARG " + " ".join(str(a) for a in cmd_e.args))
+        elif isinstance(cmd, OnbuildInstruction):
+            rc["OnBuild"] = [*(rc.get("OnBuild") or []), cmd.expression]
+            self.commit_meta(st, "ONBUILD " + cmd.expression)
+        elif isinstance(cmd, CmdInstruction):
+            argv = self.resolve_cmd(st, cmd.cmd_line or [], cmd.prepend_shell)
+            rc["Cmd"] = argv
+            st.cmd_set = True
+            self.commit_meta(st, f"CMD [{' '.join(go_quote(a) for a in argv)}]")
+        elif isinstance(cmd, EntrypointInstruction):
+            argv = None if cmd.cmd_line is None else \
+                self.resolve_cmd(st, cmd.cmd_line, cmd.prepend_shell)
+            rc["Entrypoint"] = argv
+            if not st.cmd_set:
+                rc["Cmd"] = None
+            self.commit_meta(st, f"ENTRYPOINT [{' '.join(go_quote(a) for a in argv or [])}]")
+        elif isinstance(cmd, WorkdirInstruction):
+            self.workdir(st, cmd.expand(self.expand_fn(st)))
+        elif isinstance(cmd, RunInstruction):
+            self.run(st, cmd)
+        elif isinstance(cmd, (CopyInstruction, AddInstruction)):
+            self.copy(st, cmd.expand(self.expand_fn(st)))
+        else:
+            raise StepFailed(f"unsupported instruction: {cmd.name}")
+
+    def resolve_cmd(self, st: _State, line: list[str], prepend_shell: bool) -> list[str]:
+        if prepend_shell:
+            shell = list(st.run_config.get("Shell") or DEFAULT_SHELL)
+            return shell + [" ".join(line)]
+        return list(line)
+
+    # --- committing -------------------------------------------------------------
+    def probe(self, st: _State, probe_cfg: dict[str, Any]) -> bool:
+        """` ---> Using cache` when an image from this step exists."""
+        if self.opts.no_cache:
+            return False
+        hit = self.b.cache.lookup(st.image_id, step_key(probe_cfg))
+        if hit is None:
+            return False
+        self.out.stream(" ---> Using cache\n")
+        st.image_id = hit
+        st.run_config["Image"] = hit
+        return True
+
+    def commit_meta(self, st: _State, comment: str) -> None:
+        """A config-only step: dockerd's commit with a `#(nop) ` Cmd, but no
+        container is created and no layer written."""
+        probe_cfg = self.with_cmd(st, ["/bin/sh", "-c", "#(nop) ", comment])
+        if self.probe(st, probe_cfg):
+            return
+        cid = generate_id()
+        self.out.stream(f" ---> Running in {truncate_id(cid)}\n")
+        cc = dict(probe_cfg, Hostname=truncate_id(cid))
+        self.commit(st, cid, cc, None)
+        self.removing(cid)
+
+    def removing(self, cid: str) -> None:
+        if self.opts.remove or self.opts.force_remove:
+            self.out.stream(f"Removing intermediate container {truncate_id(cid)}\n")
+
+    def with_cmd(self, st: _State, cmd: list[str]) -> dict[str, Any]:
+        cfg = copy.deepcopy(st.run_config)
+        cfg["Cmd"] = cmd
+        return cfg
+
+    def commit(self, st: _State, cid: str, container_cfg: dict[str, Any],
+               layer_diff_id: Optional[str], cache_cfg: Optional[dict[str, Any]] = None) -> str:
+        """Record the step's image on the current one (its parent) and move the
+        stage on to it."""
+        parent = self.b.store.images.get(st.image_id) if st.image_id else None
+        pcfg = parent.config if parent else {}
+        created = now_rfc3339()
+        hist: dict[str, Any] = {"created": created}
+        if st.maintainer:
+            hist["author"] = st.maintainer
+        hist["created_by"] = " ".join(container_cfg.get("Cmd") or [])
+        if layer_diff_id is None:
+            hist["empty_layer"] = True
+        diff_ids = list((pcfg.get("rootfs") or {}).get("diff_ids") or [])
+        if layer_diff_id is not None:
+            diff_ids.append(layer_diff_id)
+        rootfs: dict[str, Any] = {"type": "layers"}
+        if diff_ids:
+            rootfs["diff_ids"] = diff_ids
+        config = copy.deepcopy(st.run_config)
+        config["Image"] = st.image_id
+        cc = copy.deepcopy(container_cfg)
+        cc["Image"] = st.image_id
+        raw: dict[str, Any] = {
+            "architecture": st.arch,
+            "config": container_config(config),
+            "container": cid,
+            "container_config": container_config(cc),
+            "created": created,
+            "docker_version": DOCKER_VERSION,
+            "history": [*(pcfg.get("history") or []), hist],
+            "os": st.os,
+            "rootfs": rootfs,
+        }
+        if st.maintainer:
+            raw["author"] = st.maintainer
+        raw = {k: raw[k] for k in sorted(raw)}
+        img = self.b.store.images.create(encode(raw), parent=st.image_id)
+        self.b.events.emit("image", "create", img.id, {"name": img.id})
+        self.b.cache.record(st.image_id, step_key(cache_cfg or container_cfg), img.id)
+        st.image_id = img.id
+        st.run_config["Image"] = img.id
+        return img.id
+
+    def layer_from_dir(self, st: _State, fill: Callable[[str], None]) -> Optional[str]:
+        """A layer from what `fill(rootfs)` writes into a read-write layer on
+        the current image; the diff ID, or None when nothing changed."""
+        store = self.b.store
+        parent = store.images.get(st.image_id) if st.image_id else None
+        top = parent.top_layer if parent else None
+        parent_cache = store.layers.get(top).cache_id if top else None
+        tmp_id = generate_id()
+        driver = store.driver
+        driver.create(tmp_id, parent_cache, read_only=False)
+        tmpdir = store.new_tempdir()
+        try:
+            root = driver.get(tmp_id)
+            try:
+                fill(root)
+            finally:
+                driver.put(tmp_id)
+            tarpath = str(tmpdir / "layer.tar")
+            info = driver.diff(tmp_id, parent_cache, tarpath)
+            if info.diff_id == EMPTY_LAYER_DIFF_ID:
+                return None
+            layer = store.layers.register(
+                top, lambda t, w, s: _core.extract_layer_file(tarpath, t, w, s))
+            return layer.diff_id
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+            driver.remove(tmp_id)
+
+    # --- WORKDIR ---------------------------------------------------------------------
+    def workdir(self, st: _State, cmd: WorkdirInstruction) -> None:
+        rc = st.run_config
+        path = cmd.path
+        if not path.startswith("/"):
+            path = os.path.join(rc.get("WorkingDir") or "/", path)
+        path = os.path.normpath(path)
+        if path.startswith("//"):
+            path = path[1:]
+        rc["WorkingDir"] = path
+        comment = f"WORKDIR {path}"
+        probe_cfg = self.with_cmd(st, ["/bin/sh", "-c", "#(nop) " + comment])
+        if self.probe(st, probe_cfg):
+            return
+        cid = generate_id()
+        self.out.stream(f" ---> Running in {truncate_id(cid)}\n")
+        diff = None
+        if st.image_id:
+            diff = self.layer_from_dir(st, lambda root: _mkdir_in(root, path, rc.get("User")))
+        cc = dict(probe_cfg, Hostname=truncate_id(cid))
+        self.commit(st, cid, cc, diff)
+        self.removing(cid)
+
+    # --- COPY / ADD ------------------------------------------------------------------
+    def copy(self, st: _State, cmd: CopyInstruction | AddInstruction) -> None:
+        source_root = str(self.context)
+        from_image: Optional[Image] = None
+        if isinstance(cmd, CopyInstruction) and cmd.from_:
+            from_image = self.copy_from_image(cmd.from_)
+        if cmd.chmod:
+            raise StepFailed("chmod option requires BuildKit")
+        plan = copy_standin.plan(cmd, source_root if from_image is None else None)
+        if from_image is not None:
+            plan = self.plan_from_image(cmd, from_image)
+        comment = f"{cmd.name} {'--chown=' + cmd.chown + ' ' if cmd.chown else ''}" \
+                  f"{plan.key} in {cmd.dest} "
+        probe_cfg = self.with_cmd(st, ["/bin/sh", "-c", "#(nop) " + comment])
+        if self.probe(st, probe_cfg):
+            return
+        cid = generate_id()
+        diff = self.layer_from_dir(st, lambda root: plan.apply(
+            root, cmd.dest, st.run_config.get("WorkingDir") or "/", cmd.chown))
+        cc = dict(probe_cfg, Hostname=truncate_id(cid))
+        self.commit(st, cid, cc, diff)
+
+    def copy_from_image(self, ref: str) -> Image:
+        name = ref.lower()
+        if name in self.stage_names:
+            return self.b.store.images.get(self.stage_images[self.stage_names[name]])
+        if ref.isdigit():
+            i = int(ref)
+            if i < len(self.stage_images):
+                return self.b.store.images.get(self.stage_images[i])
+            raise StepFailed(f"invalid from flag value {ref}: refers to current build stage")
+        try:
+            return self.b.store.images.resolve(ref)
+        except NotFound:
+            if self.b.puller is None:
+                raise
+            return self.b.puller(ref, self.out.send, None)
+
+    def plan_from_image(self, cmd: Any, img: Image) -> "copy_standin.Plan":
+        store = self.b.store
+        top = img.top_layer
+        if not top:
+            raise StepFailed("COPY failed: no source files were specified")
+        cache_id = store.layers.get(top).cache_id
+        tmp_id = generate_id()
+        store.driver.create(tmp_id, cache_id, read_only=True)
+        root = store.driver.get(tmp_id)
+        release: list[Callable[[], None]] = [lambda: (store.driver.put(tmp_id),
+                                                     store.driver.remove(tmp_id))]
+        try:
+            plan = copy_standin.plan(cmd, root, from_image=True)
+        except BaseException:
+            release[0]()
+            raise
+        plan.release = release[0]
+        return plan
+
+    # --- RUN -------------------------------------------------------------------------
+    def run(self, st: _State, cmd: RunInstruction) -> None:
+        if cmd.flags_used:
+            flag = cmd.flags_used[0]
+            raise StepFailed(f"the --{flag} option requires BuildKit. Refer to "
+                             "https://docs.docker.com/go/buildkit/ to learn how to build "
+                             "images with BuildKit enabled")
+        if cmd.heredocs:
+            raise StepFailed("heredocs in RUN require BuildKit")
+        if not st.image_id:
+            raise StepFailed("The command '/bin/sh -c' cannot run on an empty image (scratch)")
+        rc = st.run_config
+        argv = self.resolve_cmd(st, cmd.cmd_line or [], cmd.prepend_shell)
+        allowed = st.build_args.filter_allowed(rc.get("Env") or [])
+        save_cmd = argv
+        if allowed:
+            save_cmd = st.build_args.run_cmd_prefix(rc.get("Env") or []) + argv
+        probe_cfg = self.with_cmd(st, save_cmd)
+        probe_cfg["Entrypoint"] = None
+        if self.probe(st, probe_cfg):
+            return
+        run_cfg = copy.deepcopy(rc)
+        # Entrypoint and Cmd as one argv: the image's entrypoint does not wrap a RUN.
+        run_cfg["Entrypoint"] = argv
+        run_cfg["Cmd"] = None
+        run_cfg["Env"] = list(rc.get("Env") or []) + allowed
+        run_cfg["Healthcheck"] = {"Test": ["NONE"]}
+        run_cfg["Image"] = st.image_id
+        run_cfg["AttachStdout"] = run_cfg["AttachStderr"] = True
+        hc = dict(self.opts.host_config)
+        hc["LogConfig"] = {"Type": "none", "Config": {}}
+        hc.setdefault("NetworkMode", "default")
+        c = self.b.containers.create(run_cfg, hc)
+        self.out.stream(f" ---> Running in {truncate_id(c.id)}\n")
+        ok = False
+        try:
+            code = self.run_container(c.id)
+            if code != 0:
+                raise StepFailed(f"The command '{' '.join(argv)}' returned a non-zero code: "
+                                 f"{code}", code)
+            diff = self.diff_container(c.id)
+            self.commit(st, c.id, probe_cfg, diff)
+            ok = True
+        finally:
+            if ok or self.opts.force_remove:
+                self.removing(c.id) if ok else self.out.stream(
+                    f"Removing intermediate container {truncate_id(c.id)}\n")
+                self.remove_container(c.id)
+            elif not self.opts.remove:
+                pass
+
+    def remove_container(self, cid: str) -> None:
+        try:
+            self.b.containers.remove(cid, force=True)
+        except NotFound:
+            pass
+
+    def run_container(self, cid: str) -> int:
+        """Start the prepared container, stream its output, wait for its exit."""
+        svc = self.b.containers
+        svc.prepare(cid)
+        sock = str(svc.state_dir(cid) / "attach.sock")
+
+        async def go() -> None:
+            conn = await ShimConnection.open(sock, 6)
+            try:
+                await conn.send(START)
+                result: dict[str, Any] | None = None
+                while True:
+                    kind, payload = await conn.recv()
+                    if kind == START_RESULT and result is None:
+                        result = json.loads(payload or b"{}")
+                        res = result
+                        await asyncio.to_thread(svc.start, cid, lambda c: res)
+                        continue
+                    if kind == OUT:
+                        self.out.stream(payload.decode("utf-8", "replace"))
+                    elif kind == ERR:
+                        self.out.stderr(payload.decode("utf-8", "replace"))
+                    elif kind in (EXIT, -1):
+                        if result is None:
+                            await asyncio.to_thread(
+                                svc.start, cid,
+                                lambda c: {"error": "the container's supervisor went away",
+                                           "exit_code": 128})
+                        return
+            finally:
+                conn.close()
+
+        asyncio.run(go())
+        c = svc.wait_exit(cid)
+        return int((c.state if c else {}).get("ExitCode", 0))
+
+    def diff_container(self, cid: str) -> Optional[str]:
+        """The container's changes as a layer on its image's; None when empty."""
+        store = self.b.store
+        c = self.b.containers.get(cid)
+        parent = store.images.get(c.image_id)
+        tmpdir = store.new_tempdir()
+        try:
+            tarpath = str(tmpdir / "layer.tar")
+            info = store.driver.diff(cid, f"{cid}-init", tarpath, "none")
+            if info.diff_id == EMPTY_LAYER_DIFF_ID:
+                return None
+            layer = store.layers.register(
+                parent.top_layer, lambda t, w, s: _core.extract_layer_file(tarpath, t, w, s))
+            return layer.diff_id
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _go_quote_rune(n: int) -> str:
+    """Go's `%q` of an int (a rune literal), as in dockerd's HEALTHCHECK comment."""
+    ch = chr(n)
+    if ch == "'":
+        return "'\\''"
+    q = go_quote(ch)[1:-1]
+    return f"'{q}'"
+
+
+_PORT_RE = re.compile(r"^(\d+)(?:-(\d+))?(?:/(\w+))?$")
+
+
+def _port_specs(spec: str) -> list[str]:
+    """nat.ParsePortSpecs for EXPOSE: `80`, `80/udp`, `8000-8002`."""
+    m = _PORT_RE.match(spec)
+    if not m:
+        raise StepFailed(f"invalid containerPort: {spec}")
+    lo = int(m.group(1))
+    hi = int(m.group(2) or lo)
+    proto = (m.group(3) or "tcp").lower()
+    return [f"{p}/{proto}" for p in range(lo, hi + 1)]
+
+
+def _mkdir_in(root: str, path: str, user: Optional[str]) -> None:
+    """`mkdir -p` of a container path inside `root`, confined to it."""
+    parts = [p for p in path.split("/") if p]
+    cur = ""
+    for p in parts:
+        cur = f"{cur}/{p}"
+        # The last component unfollowed: a missing one is created, a symlink
+        # is followed (inside root) by the next component's resolution.
+        sp = scopedpath.resolve(root, cur)
+        try:
+            if sp.fd is None and sp.name:
+                os.mkdir(sp.name, 0o755, dir_fd=sp.dirfd)
+        finally:
+            sp.close()
+
+
+

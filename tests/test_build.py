@@ -1,0 +1,386 @@
+"""`POST /build`: the classic builder against our daemon (transcripts pinned
+from dockerd 20.10 with DOCKER_BUILDKIT=0, configs and history, cache,
+failure hygiene), docker-py's build and the docker CLI."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import re
+import socket
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=120)
+        self.path = path
+
+    def connect(self) -> None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(self.path)
+        self.sock = s
+
+
+def context_tar(files: dict[str, str | bytes], compression: str = "") -> bytes:
+    buf = io.BytesIO()
+    mode = {"": "w", "gz": "w:gz", "bz2": "w:bz2", "xz": "w:xz"}[compression]
+    with tarfile.open(fileobj=buf, mode=mode) as t:
+        for name, data in files.items():
+            raw = data.encode() if isinstance(data, str) else data
+            info = tarfile.TarInfo(name)
+            info.size = len(raw)
+            info.mode = 0o644
+            t.addfile(info, io.BytesIO(raw))
+    return buf.getvalue()
+
+
+def post_build(host: str, body: bytes, query: str = "") -> tuple[int, dict[str, str], bytes]:
+    """A raw POST /build; (status, headers, body)."""
+    conn = _UnixConnection(host.removeprefix("unix://"))
+    try:
+        conn.request("POST", f"/v1.41/build?{query}", body=body,
+                     headers={"Content-Type": "application/x-tar"})
+        r = conn.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        conn.close()
+
+
+def messages(body: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in body.split(b"\r\n") if line.strip()]
+
+
+_ID64 = re.compile(rb"[0-9a-f]{64}")
+_ID12 = re.compile(rb"(?<![0-9a-f])[0-9a-f]{12}(?![0-9a-f])")
+
+
+def normalized(body: bytes) -> bytes:
+    return _ID12.sub(b"@id@", _ID64.sub(b"@ID@", body))
+
+
+def build(daemon, files: dict[str, str | bytes], query: str = "") -> tuple[int, bytes]:
+    status, _, body = post_build(daemon.host, context_tar(files), query)
+    return status, body
+
+
+def image_id_of(body: bytes) -> str:
+    for m in messages(body):
+        if "aux" in m:
+            last = m["aux"]["ID"]
+    return last
+
+
+def raw_config(daemon, image: str) -> dict[str, Any]:
+    return daemon.client().get_json(f"/images/{image}/json")
+
+
+@pytest.fixture(scope="module")
+def bbd(daemon, bb):
+    return daemon
+
+
+# --- transcripts pinned from dockerd 20.10 (DOCKER_BUILDKIT=0), IDs normalized ------------
+
+META_DOCKERFILE = """FROM busybox
+ENV a=b c="d e"
+LABEL x=y
+RUN echo hi && echo err >&2
+WORKDIR /app
+EXPOSE 80/tcp 90
+USER root
+VOLUME /data
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=5s CMD true
+SHELL ["/bin/sh", "-c"]
+ARG foo=bar
+ONBUILD RUN echo trig
+MAINTAINER me
+ENTRYPOINT ["/bin/sh"]
+CMD ["-c", "echo"]
+RUN echo $foo > /tmp/f
+"""
+
+# dockerd prints RUN's stderr and stdout in the order they arrive; the echo
+# to stderr comes second here so that the order is the same on both.
+
+
+def _meta_expected() -> bytes:
+    steps = META_DOCKERFILE.strip().split("\n")
+    out = []
+
+    def s(text: str) -> None:
+        out.append(json.dumps({"stream": text}, separators=(",", ":")).replace("&", "\\u0026")
+                   .replace(">", "\\u003e").replace("<", "\\u003c"))
+
+    for i, line in enumerate(steps, 1):
+        s(f"Step {i}/17 : {line}")
+        s("\n")
+        if i == 1:
+            s(" ---> @id@\n")
+            continue
+        s(" ---> Running in @id@\n")
+        if line.startswith("RUN echo hi"):
+            s("hi\n")
+            s("\x1b[91merr\n\x1b[0m")
+        s("Removing intermediate container @id@\n")
+        s(" ---> @id@\n")
+    out.append('{"aux":{"ID":"sha256:@ID@"}}')
+    s("[Warning] One or more build-args [unused] were not consumed\n")
+    s("Successfully built @id@\n")
+    s("Successfully tagged c1:latest\n")
+    s("Successfully tagged c1b:latest\n")
+    return ("\r\n".join(out) + "\r\n").encode()
+
+
+def test_metadata_and_run_transcript(bbd):
+    df = META_DOCKERFILE.replace("RUN echo hi && echo err >&2",
+                                 "RUN echo hi && sleep 0.2 && echo err >&2")
+    status, body = build(bbd, {"Dockerfile": df},
+                         "t=c1:latest&t=c1b&buildargs=%7B%22foo%22%3A%22baz%22%2C"
+                         "%22unused%22%3A%22x%22%7D")
+    assert status == 200
+    exp = _meta_expected().replace(b"RUN echo hi \\u0026\\u0026 echo err",
+                                   b"RUN echo hi \\u0026\\u0026 sleep 0.2 \\u0026\\u0026 echo err")
+    assert normalized(body) == exp
+    cfg = raw_config(bbd, "c1")
+    c = cfg["Config"]
+    assert c["Env"] == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                        "a=b", "c=d e"]
+    assert c["ExposedPorts"] == {"80/tcp": {}, "90/tcp": {}}
+    assert c["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 5000000000}
+    assert c["Volumes"] == {"/data": {}}
+    assert c["WorkingDir"] == "/app"
+    assert c["Entrypoint"] == ["/bin/sh"]
+    assert c["Cmd"] == ["-c", "echo"]
+    assert c["OnBuild"] == ["RUN echo trig"]
+    assert c["Labels"] == {"x": "y"}
+    assert c["StopSignal"] == "SIGTERM"
+    assert c["Shell"] == ["/bin/sh", "-c"]
+    assert c["User"] == "root"
+    assert cfg["Author"] == "me"
+    assert cfg["ContainerConfig"]["Cmd"] == ["|1", "foo=baz", "/bin/sh", "-c",
+                                             "echo $foo > /tmp/f"]
+    hist = bbd.client().get_json("/images/c1/history")
+    created_by = [h["CreatedBy"] for h in reversed(hist)][1:]
+    assert created_by == [
+        "/bin/sh -c #(nop)  ENV a=b c=d e",
+        "/bin/sh -c #(nop)  LABEL x=y",
+        "/bin/sh -c echo hi && sleep 0.2 && echo err >&2",
+        "/bin/sh -c #(nop) WORKDIR /app",
+        "/bin/sh -c #(nop)  EXPOSE 80/tcp 90",
+        "/bin/sh -c #(nop)  USER root",
+        "/bin/sh -c #(nop)  VOLUME [/data]",
+        "/bin/sh -c #(nop)  STOPSIGNAL SIGTERM",
+        "/bin/sh -c #(nop)  HEALTHCHECK &{[\"CMD-SHELL\" \"true\"] \"5s\" \"0s\" \"0s\" '\\x00'}",
+        "/bin/sh -c #(nop)  SHELL [/bin/sh -c]",
+        "/bin/sh -c #(nop)  ARG foo=bar",
+        "/bin/sh -c #(nop)  ONBUILD RUN echo trig",
+        "/bin/sh -c #(nop)  MAINTAINER me",
+        "/bin/sh -c #(nop)  ENTRYPOINT [\"/bin/sh\"]",
+        "/bin/sh -c #(nop)  CMD [\"-c\" \"echo\"]",
+        "|1 foo=baz /bin/sh -c echo $foo > /tmp/f",
+    ]
+    # Every step's image is there, each the parent of the next (docker history shows IDs).
+    assert all(h["Id"] != "<missing>" for h in hist)
+    # WORKDIR and the last RUN wrote layers; the echo RUN and the metadata steps did not.
+    assert len(cfg["RootFS"]["Layers"]) == 3
+    # The RUN wrote its file.
+    r = bbd.cli("run", "--rm", "--entrypoint", "cat", "c1", "/tmp/f")
+    assert r.stdout == b"baz\n"
+    # A rebuild is all cache hits and gives the same image.
+    status, body2 = build(bbd, {"Dockerfile": df},
+                          "t=c1:latest&buildargs=%7B%22foo%22%3A%22baz%22%7D")
+    assert status == 200
+    ms = [m.get("stream", "") for m in messages(body2)]
+    assert ms.count(" ---> Using cache\n") == 16
+    assert not any("Running in" in m for m in ms)
+    assert image_id_of(body2) == cfg["Id"]
+    # nocache builds again.
+    status, body3 = build(bbd, {"Dockerfile": df},
+                          "nocache=1&buildargs=%7B%22foo%22%3A%22baz%22%7D")
+    assert b"Using cache" not in body3
+    assert image_id_of(body3) != cfg["Id"]
+
+
+def test_failing_run(bbd, no_leftover_containers):
+    before = {c["Id"] for c in bbd.client().get_json("/containers/json", {"all": 1})}
+    status, body = build(bbd, {"Dockerfile": "FROM busybox\nRUN exit 3\n"}, "t=failing")
+    assert status == 200
+    last = messages(body)[-1]
+    msg = "The command '/bin/sh -c exit 3' returned a non-zero code: 3"
+    assert last == {"errorDetail": {"code": 3, "message": msg}, "error": msg}
+    assert body.endswith(b'{"errorDetail":{"code":3,"message":"' + msg.encode()
+                         + b'"},"error":"' + msg.encode() + b'"}\r\n')
+    assert bbd.client().request("GET", "/images/failing/json", check=False).status == 404
+    # rm (the default) keeps the failed container, as dockerd does; forcerm removes it.
+    after = {c["Id"] for c in bbd.client().get_json("/containers/json", {"all": 1})}
+    assert len(after - before) == 1
+    status, body = build(bbd, {"Dockerfile": "FROM busybox\nRUN exit 3\n"}, "forcerm=1")
+    assert b"Removing intermediate container" in body
+    assert {c["Id"] for c in bbd.client().get_json("/containers/json", {"all": 1})} == after
+    # Nothing of the build directory is left.
+    assert not any((bbd.root / "builder").iterdir())
+
+
+def test_errors_before_output(bbd):
+    status, body = build(bbd, {"Dockerfile": "FROM busybox\nHELLO x\n"})
+    assert (status, json.loads(body)) == (
+        400, {"message": "dockerfile parse error line 2: unknown instruction: HELLO"})
+    status, body = build(bbd, {"Dockerfile": "FROM busybox\n"}, "dockerfile=nope")
+    assert (status, json.loads(body)) == (500, {"message": "Cannot locate specified Dockerfile: nope"})
+    status, body = build(bbd, {"Dockerfile": "FROM busybox\n"}, "target=zz")
+    assert (status, json.loads(body)) == (
+        400, {"message": "failed to reach build target zz in Dockerfile"})
+    status, body = build(bbd, {"Dockerfile": "FROM busybox\n"}, "version=2")
+    assert status == 400 and b"DOCKER_BUILDKIT=0" in body
+    status, body = build(bbd, {"Dockerfile": "FROM busybox\n"}, "squash=1")
+    assert status == 400
+    # A lowercase dockerfile is found when the default name is asked for.
+    status, body = build(bbd, {"dockerfile": "FROM busybox\n"})
+    assert status == 200 and b"Successfully built" in body
+
+
+def test_ping_session_grpc(bbd):
+    conn = _UnixConnection(str(bbd.sock))
+    try:
+        conn.request("GET", "/_ping")
+        r = conn.getresponse()
+        r.read()
+        assert r.getheader("Builder-Version") == "1"
+        for path in ("/session", "/grpc"):
+            conn.request("POST", path)
+            r = conn.getresponse()
+            assert r.status == 404 and b"DOCKER_BUILDKIT=0" in r.read()
+    finally:
+        conn.close()
+
+
+def test_multistage_scratch_copy_and_triggers(bbd):
+    files = {"Dockerfile": "ARG B=busybox\nFROM scratch AS s0\nCOPY f /f\nFROM $B AS s1\n"
+                           "COPY --from=s0 /f /g\nFROM trig\nRUN cat /g\n",
+             "f": "hello\n"}
+    status, body = build(bbd, {"Dockerfile": "FROM busybox\nONBUILD COPY --from=s1 /g /g\n"},
+                         "t=trig")
+    assert status == 200
+    status, body = build(bbd, files, "t=c2")
+    assert status == 200, body
+    streams = [m.get("stream") for m in messages(body)]
+    assert streams[:8] == ["Step 1/7 : ARG B=busybox", "\n", "Step 2/7 : FROM scratch AS s0",
+                           "\n", " ---> \n", "Step 3/7 : COPY f /f", "\n", streams[7]]
+    assert re.fullmatch(r" ---> [0-9a-f]{12}\n", streams[7])
+    assert "# Executing 1 build trigger" in streams
+    assert "hello\n" in streams
+    assert sum(1 for m in messages(body) if "aux" in m) == 3
+    hist = bbd.client().get_json("/images/c2/history")
+    assert hist[0]["CreatedBy"] == "/bin/sh -c cat /g"
+    assert re.fullmatch(r"/bin/sh -c #\(nop\) COPY file:[0-9a-f]{64} in /g ",
+                        hist[1]["CreatedBy"])
+
+
+@pytest.mark.parametrize("compression", ["gz", "bz2", "xz"])
+def test_compressed_context_and_dockerignore(bbd, compression):
+    files = {"Dockerfile": "FROM busybox\nCOPY . /ctx/\nRUN ls -a /ctx\n",
+             ".dockerignore": "secret\nDockerfile\n.dockerignore\n", "keep": "k", "secret": "s"}
+    status, _, body = post_build(bbd.host, context_tar(files, compression), "nocache=1")
+    assert status == 200, body
+    listing = "".join(m.get("stream", "") for m in messages(body)).split("RUN ls -a /ctx")[1]
+    # The client filters the context; the daemon only drops the Dockerfile and
+    # .dockerignore when the rules match them (dockerd's removeDockerfile).
+    assert "keep" in listing and "secret" in listing
+    assert "Dockerfile" not in listing and ".dockerignore" not in listing
+
+
+def test_context_cannot_escape(bbd, tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        df = b"FROM busybox\n"
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(df)
+        t.addfile(info, io.BytesIO(df))
+        info = tarfile.TarInfo("../../../../../../tmp/buildexec-escape")
+        info.size = 1
+        t.addfile(info, io.BytesIO(b"x"))
+    status, _, body = post_build(bbd.host, buf.getvalue())
+    assert status >= 400
+    assert not Path("/tmp/buildexec-escape").exists()
+
+
+def test_quiet(bbd):
+    status, body = build(bbd, {"Dockerfile": "FROM busybox\nENV q=1\n"}, "q=1")
+    assert status == 200
+    ms = messages(body)
+    assert len(ms) == 1 and re.fullmatch(r"sha256:[0-9a-f]{64}\n", ms[0]["stream"])
+    status, body = build(bbd, {"Dockerfile": "FROM busybox\nRUN exit 2\n"}, "q=true")
+    ms = messages(body)
+    assert ms[0] == {"stream": "Step 1/2 : FROM busybox"}
+    assert ms[-1]["errorDetail"]["code"] == 2
+
+
+def test_copy_cache_keys_on_content(bbd):
+    df = "FROM busybox\nCOPY a /a\n"
+    _, b1 = build(bbd, {"Dockerfile": df, "a": "one"})
+    _, b2 = build(bbd, {"Dockerfile": df, "a": "one"})
+    assert b"Using cache" in b2 and image_id_of(b1) == image_id_of(b2)
+    _, b3 = build(bbd, {"Dockerfile": df, "a": "two"})
+    assert b"Using cache" not in b3
+
+
+def test_labels_option_and_run_exec_form(bbd):
+    status, body = build(bbd, {"Dockerfile": 'FROM busybox\nRUN ["echo", "exec"]\n'},
+                         "labels=%7B%22b%22%3A%222%22%2C%22a%22%3A%221%22%7D&t=lab")
+    assert status == 200
+    streams = [m.get("stream") for m in messages(body)]
+    assert "Step 3/4 : LABEL a=1" in streams and "Step 4/4 : LABEL b=2" in streams
+    assert "exec\n" in streams
+    assert raw_config(bbd, "lab")["Config"]["Labels"] == {"a": "1", "b": "2"}
+
+
+def test_docker_py_build(bbd):
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=bbd.host, version="1.41")
+    try:
+        img, logs = client.images.build(
+            fileobj=io.BytesIO(b"FROM busybox\nRUN echo from-py\nCMD [\"true\"]\n"),
+            tag="pybuilt", rm=True)
+        assert img.tags == ["pybuilt:latest"]
+        assert any("from-py" in (line.get("stream") or "") for line in logs)
+        with pytest.raises(docker.errors.BuildError):
+            client.images.build(fileobj=io.BytesIO(b"FROM busybox\nRUN false\n"), forcerm=True)
+    finally:
+        client.close()
+
+
+def test_docker_cli_classic_build(bbd, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY hello /hello\nRUN cat /hello\n")
+    (ctx / "hello").write_text("from the cli\n")
+    env_extra = {"DOCKER_BUILDKIT": "0"}
+    import os
+    import subprocess
+
+    from conftest import DOCKER_CLI
+    if DOCKER_CLI is None:
+        pytest.skip("the docker CLI is not installed")
+    env = dict(bbd.env(), **env_extra, DOCKER_CONFIG=str(bbd.base / "docker-config"))
+    iid = tmp_path / "iid"
+    r = subprocess.run([DOCKER_CLI, "build", "-t", "clibuilt", "--iidfile", str(iid), str(ctx)],
+                       env=env, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert b"from the cli" in r.stdout
+    assert b"Successfully tagged clibuilt:latest" in r.stdout
+    assert iid.read_text().startswith("sha256:")
+    r = subprocess.run([DOCKER_CLI, "build", "-q", str(ctx)], env=env, capture_output=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.decode().strip() == iid.read_text()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN exit 7\n")
+    r = subprocess.run([DOCKER_CLI, "build", str(ctx)], env=env, capture_output=True,
+                       timeout=120)
+    assert r.returncode == 7
+    _ = os
