@@ -384,3 +384,169 @@ def test_docker_cli_classic_build(bbd, tmp_path):
                        timeout=120)
     assert r.returncode == 7
     _ = os
+
+
+# --- docker-py's tests/integration/api_build_test.py, the offline busybox/alpine cases ---
+
+@pytest.fixture(scope="module")
+def api(bbd):
+    docker = pytest.importorskip("docker")
+    bbd.cli("tag", "busybox", "alpine:3.10")
+    bbd.cli("tag", "busybox", "alpine:latest")
+    client = docker.APIClient(base_url=bbd.host, version="1.41")
+    yield client
+    client.close()
+
+
+def _drain(stream) -> list:
+    return list(stream)
+
+
+def test_dockerpy_proxy_buildargs(api):
+    from docker.utils.proxy import ProxyConfig
+
+    api._proxy_configs = ProxyConfig(ftp="a", http="b", https="c", no_proxy="d")
+    try:
+        script = "\n".join(["FROM busybox", 'RUN env | grep "FTP_PROXY=XXX"',
+                            'RUN env | grep "ftp_proxy=xxx"', 'RUN env | grep "HTTP_PROXY=b"',
+                            'RUN env | grep "no_proxy=d"']).encode()
+        logs = _drain(api.build(fileobj=io.BytesIO(script), decode=True,
+                                buildargs={"FTP_PROXY": "XXX", "ftp_proxy": "xxx"}))
+        assert not any("error" in m for m in logs), logs
+        # Proxy args stay out of the history unless declared.
+        iid = [m["aux"]["ID"] for m in logs if "aux" in m][-1]
+        hist = api.history(iid)
+        assert hist[0]["CreatedBy"] == '|0 /bin/sh -c env | grep "no_proxy=d"' or \
+            hist[0]["CreatedBy"].startswith("/bin/sh -c env")
+    finally:
+        api._proxy_configs = ProxyConfig()
+
+
+def test_dockerpy_dockerignore_and_scratch_cases(api, tmp_path):
+    base = tmp_path / "ctx"
+    (base / "ignored" / "subdir").mkdir(parents=True)
+    (base / "Dockerfile").write_text("FROM busybox\nADD . /test")
+    (base / ".dockerignore").write_text("\n".join([
+        "ignored", "Dockerfile", ".dockerignore", " ignored-with-spaces ",
+        "!ignored/subdir/excepted-file", "! ignored/subdir/excepted-with-spaces  ", "#*"]))
+    (base / "not-ignored").write_text("x")
+    (base / "#file.txt").write_text("x")
+    (base / "ignored-with-spaces").write_text("x")
+    for n in ("file", "excepted-file", "excepted-with-spaces"):
+        (base / "ignored" / "subdir" / n).write_text("x")
+    _drain(api.build(path=str(base), tag="dpy-ignore"))
+    c = api.create_container("dpy-ignore", ["find", "/test", "-type", "f"])
+    try:
+        api.start(c)
+        api.wait(c)
+        files = sorted(filter(None, api.logs(c).decode().split("\n")))
+    finally:
+        api.remove_container(c, force=True)
+    assert files == sorted(["/test/#file.txt", "/test/ignored/subdir/excepted-with-spaces",
+                            "/test/ignored/subdir/excepted-file", "/test/not-ignored"])
+    # FROM scratch: buildargs, shmsize, isolation, labels.
+    _drain(api.build(fileobj=io.BytesIO(b"FROM scratch\nARG test\nUSER $test"), tag="buildargs",
+                     buildargs={"test": "OK"}))
+    assert api.inspect_image("buildargs")["Config"]["User"] == "OK"
+    _drain(api.build(fileobj=io.BytesIO(b"FROM scratch\nCMD sh -c \"echo 'Hello, World!'\""),
+                     tag="shmsize", shmsize=134217728))
+    _drain(api.build(fileobj=io.BytesIO(b"FROM scratch\nCMD sh -c \"echo 'Deaf'"),
+                     tag="isolation", isolation="default"))
+    _drain(api.build(fileobj=io.BytesIO(b"FROM scratch"), tag="labels", labels={"test": "OK"}))
+    assert api.inspect_image("labels")["Config"]["Labels"] == {"test": "OK"}
+
+
+def test_dockerpy_cache_from_and_target(api):
+    script = b"FROM busybox\nENV FOO=bar\nRUN touch baz\nRUN touch bax"
+    _drain(api.build(fileobj=io.BytesIO(script), tag="build1"))
+
+    def hits(**kw) -> int:
+        return sum("Using cache" in m.get("stream", "")
+                   for m in api.build(fileobj=io.BytesIO(script), tag="build2", decode=True, **kw))
+
+    assert hits(cache_from=["build1"]) == 3
+    api.remove_image("build2")
+    assert hits(cache_from=["nosuchtag"]) == 0
+    script = "\n".join(["FROM busybox as first", "RUN mkdir -p /tmp/test",
+                        "RUN touch /tmp/silence.tar.gz", "FROM alpine:latest",
+                        "WORKDIR /root/" "COPY --from=first /tmp/silence.tar.gz .",
+                        'ONBUILD RUN echo "This should not be in the final image"']).encode()
+    _drain(api.build(fileobj=io.BytesIO(script), target="first", tag="build1"))
+    assert not api.inspect_image("build1")["Config"]["OnBuild"]
+
+
+def test_dockerpy_network_none_extra_hosts_stderr(api):
+    script = b"FROM busybox\nRUN nc -w 1 203.0.113.1 80 </dev/null"
+    logs = _drain(api.build(fileobj=io.BytesIO(script), network_mode="none", nocache=True,
+                            tag="dpy-none", decode=True))
+    assert logs[-1]["errorDetail"]["code"] == 1
+    docker = pytest.importorskip("docker")
+    with pytest.raises(docker.errors.NotFound):
+        api.inspect_image("dpy-none")
+    script = b"FROM busybox\nRUN cp /etc/hosts /hosts-file"
+    logs = _drain(api.build(fileobj=io.BytesIO(script), tag="dpy-hosts", nocache=True,
+                            extra_hosts={"extrahost.local.test": "127.0.0.1",
+                                         "hello.world.test": "127.0.0.1"}, decode=True))
+    assert not any("errorDetail" in m for m in logs), logs
+    c = api.create_container("dpy-hosts", ["cat", "/hosts-file"])
+    try:
+        api.start(c)
+        api.wait(c)
+        hosts = api.logs(c).decode()
+    finally:
+        api.remove_container(c, force=True)
+    assert "127.0.0.1\textrahost.local.test" in hosts
+    assert "127.0.0.1\thello.world.test" in hosts
+    snippet = "Ancient Temple (Mystic Oriental Dream ~ Ancient Temple)"
+    script = b"FROM busybox\n" + f"RUN sh -c \">&2 echo '{snippet}'\"".encode()
+    lines = [m.get("stream") for m in api.build(fileobj=io.BytesIO(script), decode=True,
+                                                nocache=True)]
+    assert f"\x1b[91m{snippet}\n\x1b[0m" in lines
+
+
+def test_dockerpy_gzip_dockerfile_locations(api, tmp_path):
+    base = tmp_path / "ctx"
+    base.mkdir()
+    (base / "Dockerfile").write_text("FROM busybox\nADD . /test")
+    lines = _drain(api.build(path=str(base), decode=True, nocache=True, gzip=True))
+    assert "Successfully built" in lines[-1]["stream"]
+    (base / ".dockerignore").write_text("   \n\n\t\t\n\t     ")
+    lines = _drain(api.build(path=str(base), decode=True, nocache=True))
+    assert "Successfully built" in lines[-1]["stream"]
+
+    def ls(img: str) -> list[bytes]:
+        c = api.create_container(img, "ls -a")
+        try:
+            api.start(c)
+            api.wait(c)
+            return sorted(api.logs(c).strip().split(b"\n"))
+        finally:
+            api.remove_container(c, force=True)
+
+    df = "\n".join(["FROM busybox", "COPY . /src", "WORKDIR /src"])
+    ctx = tmp_path / "ctx2"
+    (ctx / "hello" / "world").mkdir(parents=True)
+    (ctx / "file.txt").write_text("hello world")
+    (ctx / ".dockerignore").write_text(".dockerignore\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "Dockerfile").write_text(df)
+    lines = _drain(api.build(path=str(ctx), dockerfile=str(outside / "Dockerfile"),
+                             tag="dpy-out", decode=True))
+    assert "Successfully tagged" in lines[-1]["stream"]
+    assert ls("dpy-out") == [b".", b"..", b"file.txt", b"hello"]
+    (ctx / "hello" / "world" / "custom.dockerfile").write_text(df)
+    lines = _drain(api.build(path=str(ctx), dockerfile="hello/world/custom.dockerfile",
+                             tag="dpy-nested", decode=True))
+    assert "Successfully tagged" in lines[-1]["stream"]
+    assert ls("dpy-nested") == [b".", b"..", b"file.txt", b"hello"]
+    (ctx / "custom.dockerfile").write_text(df)
+    lines = _drain(api.build(path=str(ctx), dockerfile=str(ctx / "custom.dockerfile"),
+                             tag="dpy-abs", decode=True))
+    assert "Successfully tagged" in lines[-1]["stream"]
+    assert ls("dpy-abs") == [b".", b"..", b"custom.dockerfile", b"file.txt", b"hello"]
+    docker = pytest.importorskip("docker")
+    with pytest.raises(docker.errors.APIError) as e:
+        _drain(api.build(fileobj=io.BytesIO(b"FROM busybox\n"), platform="foobar"))
+    assert "unknown operating system" in e.exconly()
+    assert "SpaceReclaimed" in api.prune_builds()

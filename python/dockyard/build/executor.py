@@ -45,7 +45,7 @@ from .dockerfile import (
 from .dockerfile.shell import go_quote
 from .output import BuildOutput, StepFailed
 
-__all__ = ["BuildOptions", "Builder", "StepFailed"]
+__all__ = ["BuildOptions", "Builder", "StepFailed", "check_platform", "parse_tag"]
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -103,10 +103,7 @@ class Builder:
               out: BuildOutput) -> str:
         """Build and tag; returns the final image ID. Raises StepFailed (or a
         DockyardError) for a failed step, after the failure hygiene."""
-        tags = [_parse_tag(t) for t in opts.tags]
-        if opts.platform:
-            _check_platform(opts.platform)
-        stages = dockerfile.stages_up_to(opts.target)
+        tags = [parse_tag(t) for t in opts.tags]
         dockerfile = dockerfile.with_labels(opts.labels, opts.target)
         stages = dockerfile.stages_up_to(opts.target)
         run = _Run(self, dockerfile, context, opts, out)
@@ -127,19 +124,16 @@ class Builder:
         return image_id
 
 
-def _parse_tag(t: str) -> reference.Reference:
-    try:
-        ref = reference.parse_normalized(t)
-    except InvalidParameter as e:
-        raise InvalidParameter(f"invalid reference format: {e}") from None
+def parse_tag(t: str) -> reference.Reference:
+    ref = reference.parse_normalized(t)
     if ref.digest:
-        raise InvalidParameter("refusing to create a tag with a digest reference")
+        raise InvalidParameter("build tag cannot contain a digest")
     if ref.name == "docker.io/library/scratch":
         raise InvalidParameter("'scratch' is a reserved name")
     return ref.with_default_tag()
 
 
-def _check_platform(p: str) -> None:
+def check_platform(p: str) -> None:
     parts = p.lower().split("/")
     if parts[0] != "linux":
         raise InvalidParameter(f'"{p}": unknown operating system or architecture: '
@@ -165,6 +159,7 @@ class _Run:
         self.index = 0
         self.stage_images: list[str] = []
         self.stage_names: dict[str, int] = {}
+        self._cache_from: Optional[set[str]] = None
 
     def print_step(self, text: str) -> None:
         self.index += 1
@@ -210,7 +205,7 @@ class _Run:
         meta = self.build_args.get_all_meta()
         frm = stage.from_.expand(lambda w: self.lex.process_word(w, meta))
         if frm.platform:
-            _check_platform(frm.platform)
+            check_platform(frm.platform)
         base = self.base_image(frm)
         rc: dict[str, Any] = copy.deepcopy((base.config.get("config") or {}) if base else {})
         env = list(rc.get("Env") or [])
@@ -372,10 +367,31 @@ class _Run:
         hit = self.b.cache.lookup(st.image_id, step_key(probe_cfg))
         if hit is None:
             return False
+        if self.opts.cache_from and hit not in self.cache_from_chain():
+            # dockerd's ImageCache with cache-from sources: a local hit counts
+            # only inside the listed images' lineage.
+            return False
         self.out.stream(" ---> Using cache\n")
         st.image_id = hit
         st.run_config["Image"] = hit
         return True
+
+    def cache_from_chain(self) -> set[str]:
+        if self._cache_from is None:
+            ids: set[str] = set()
+            for ref in self.opts.cache_from:
+                try:
+                    img: Optional[Image] = self.b.store.images.resolve(ref)
+                except DockyardError:
+                    continue
+                while img is not None and img.id not in ids:
+                    ids.add(img.id)
+                    try:
+                        img = self.b.store.images.get(img.parent) if img.parent else None
+                    except NotFound:
+                        img = None
+            self._cache_from = ids
+        return self._cache_from
 
     def commit_meta(self, st: _State, comment: str) -> None:
         """A config-only step: dockerd's commit with a `#(nop) ` Cmd, but no

@@ -20,7 +20,7 @@ from ..store.local import LocalStore
 from .cache import BuildCache
 from .context import read_dockerfile, unpack_context
 from .dockerfile import Dockerfile, load
-from .executor import BuildOptions, Builder, Puller
+from .executor import BuildOptions, Builder, Puller, check_platform, parse_tag
 from .output import BuildOutput, StepFailed, Write
 
 __all__ = ["BuildService", "PreparedBuild"]
@@ -81,6 +81,10 @@ class BuildService:
                 ) -> PreparedBuild:
         """Unpack the context and parse the Dockerfile; raises (nothing left
         behind) for a bad context, a missing or bad Dockerfile, a bad target."""
+        for t in opts.tags:
+            parse_tag(t)
+        if opts.platform:
+            check_platform(opts.platform)
         workdir = self.root / generate_id()[:16]
         workdir.mkdir(mode=0o700)
         try:
