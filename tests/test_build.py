@@ -550,3 +550,83 @@ def test_dockerpy_gzip_dockerfile_locations(api, tmp_path):
         _drain(api.build(fileobj=io.BytesIO(b"FROM busybox\n"), platform="foobar"))
     assert "unknown operating system" in e.exconly()
     assert "SpaceReclaimed" in api.prune_builds()
+
+
+# --- side by side with a reference dockerd 20.10 (classic builder) ------------------------
+
+SIDE_BY_SIDE = {
+    "metadata": ({"Dockerfile": META_DOCKERFILE.replace(" && echo err >&2", "")},
+                 "t=sbs1&buildargs=%7B%22foo%22%3A%22baz%22%2C%22unused%22%3A%22x%22%7D"),
+    "stderr": ({"Dockerfile": "FROM busybox\nRUN echo oops >&2\nCMD echo hi\n"}, "t=sbs2"),
+    "multistage": ({"Dockerfile": "ARG B=busybox\nFROM scratch AS s0\nCOPY f /f\nFROM $B AS s1\n"
+                                  "COPY --from=s0 /f /g\nWORKDIR /w/x\nRUN cat /g\n"
+                                  "ENTRYPOINT echo\nFROM s1\nARG X\nRUN echo $X\n",
+                    "f": "hello\n"}, "t=sbs3&buildargs=%7B%22X%22%3A%22y%22%7D"),
+    "target": ({"Dockerfile": "FROM busybox AS a\nLABEL a=1\nFROM a\nLABEL b=2\n"},
+               "t=sbs5&target=a&labels=%7B%22l%22%3A%22v%22%7D"),
+    "fail": ({"Dockerfile": "FROM busybox\nRUN echo out; exit 4\n"}, "rm=0"),
+    "quiet-fail": ({"Dockerfile": "FROM busybox\nENV a=1\nRUN exit 2\n"}, "q=1"),
+    "quiet": ({"Dockerfile": "FROM busybox\nENV a=1\n"}, "q=1"),
+    "parse-error": ({"Dockerfile": "FROM busybox\nHELLO x\n"}, ""),
+    "no-dockerfile": ({"Dockerfile": "FROM busybox\n"}, "dockerfile=nope"),
+    "bad-target": ({"Dockerfile": "FROM busybox\n"}, "target=zz"),
+    "bad-tag": ({"Dockerfile": "FROM busybox\n"}, "t=UPPER"),
+    "mount": ({"Dockerfile": "FROM busybox\nRUN --mount=type=cache,target=/x true\n"}, ""),
+    "copy-missing": ({"Dockerfile": "FROM busybox\nCOPY nope /x\n"}, ""),
+    "healthcheck": ({"Dockerfile": "FROM busybox\nHEALTHCHECK --retries=3 --timeout=1m30s CMD ["
+                                   "\"true\"]\nHEALTHCHECK NONE\nEXPOSE 8000-8001/udp\n"},
+                    "t=sbs4"),
+}
+
+
+@pytest.fixture(scope="module")
+def ref(ref_dockerd, busybox_tar):
+    ref_dockerd.docker("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    return ref_dockerd
+
+
+def _inspect_view(info: dict[str, Any]) -> dict[str, Any]:
+    def cfg(c: dict[str, Any] | None) -> dict[str, Any] | None:
+        if c is None:
+            return None
+        return {k: v for k, v in c.items() if k not in ("Hostname", "Image")}
+    return {"Config": cfg(info["Config"]), "ContainerConfig": cfg(info["ContainerConfig"]),
+            "Author": info["Author"], "Architecture": info["Architecture"], "Os": info["Os"],
+            "Layers": len(info["RootFS"].get("Layers") or []), "Comment": info["Comment"]}
+
+
+@pytest.mark.parametrize("case", sorted(SIDE_BY_SIDE))
+def test_side_by_side_with_dockerd(bbd, ref, case):
+    files, query = SIDE_BY_SIDE[case]
+    body = context_tar(files)
+    ours = post_build(bbd.host, body, query + "&nocache=1")
+    theirs = post_build(ref.host, body, query + "&nocache=1")
+    assert ours[0] == theirs[0]
+    if ours[0] != 200:
+        # The daemon-wide error body (compared as JSON: its spacing is the daemon's).
+        assert json.loads(ours[2]) == json.loads(theirs[2])
+        return
+    assert normalized(ours[2]) == normalized(theirs[2])
+    if b"errorDetail" in ours[2] or b"aux" not in ours[2]:
+        return
+    tag = re.search(r"t=(\w+)", query)
+    name = tag.group(1) if tag else image_id_of(ours[2])
+    ref_name = name if tag else image_id_of(theirs[2])
+    mine = bbd.client().get_json(f"/images/{name}/json")
+    conn = _UnixConnection(str(ref.sock))
+    try:
+        conn.request("GET", f"/v1.41/images/{ref_name}/json")
+        real = json.loads(conn.getresponse().read())
+        conn.request("GET", f"/v1.41/images/{ref_name}/history")
+        real_hist = json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+    assert json.dumps(_inspect_view(mine), indent=1).splitlines() == \
+        json.dumps(_inspect_view(real), indent=1).splitlines()
+    my_hist = bbd.client().get_json(f"/images/{name}/history")
+
+    def view(hist: list[dict[str, Any]]) -> list[tuple[str, bool, bool]]:
+        # COPY's content key: the stand-in's hash is not dockerd's tarsum (buildcopy's is).
+        return [(re.sub(r"(file|dir|multi):[0-9a-f]{64}", r"\1:@", h["CreatedBy"]),
+                 h["Size"] > 0, h["Id"] == "<missing>") for h in hist]
+    assert view(my_hist) == view(real_hist)

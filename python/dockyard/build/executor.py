@@ -125,9 +125,16 @@ class Builder:
 
 
 def parse_tag(t: str) -> reference.Reference:
-    ref = reference.parse_normalized(t)
+    # dockerd answers a bad tag with a 500 (sanitizeRepoAndTags' plain errors).
+    try:
+        ref = reference.parse_normalized(t)
+    except InvalidParameter as e:
+        msg = str(e)
+        if "must be lowercase" in msg:
+            msg = "invalid reference format: repository name must be lowercase"
+        raise DockyardError(msg) from None
     if ref.digest:
-        raise InvalidParameter("build tag cannot contain a digest")
+        raise DockyardError("build tag cannot contain a digest")
     if ref.name == "docker.io/library/scratch":
         raise InvalidParameter("'scratch' is a reserved name")
     return ref.with_default_tag()
@@ -401,9 +408,34 @@ class _Run:
             return
         cid = generate_id()
         self.out.stream(f" ---> Running in {truncate_id(cid)}\n")
-        cc = dict(probe_cfg, Hostname=truncate_id(cid))
+        cc = self.as_created(st, probe_cfg, cid)
         self.commit(st, cid, cc, None)
         self.removing(cid)
+
+    def as_created(self, st: _State, probe_cfg: dict[str, Any], cid: str) -> dict[str, Any]:
+        """The step's container config as dockerd's container create leaves it
+        (it merges the image's config into the config it is given, and
+        dockerd's step configs share the Healthcheck with the stage's):
+        the hostname set, labels never null, the healthcheck's unset fields
+        taken from the image's, in the stage's config too."""
+        cc = dict(probe_cfg, Hostname=truncate_id(cid))
+        if cc.get("Labels") is None:
+            cc["Labels"] = {}
+        parent = self.b.store.images.get(st.image_id) if st.image_id else None
+        image_hc = ((parent.config.get("config") or {}).get("Healthcheck")
+                    if parent else None)
+        if image_hc:
+            mine = st.run_config.get("Healthcheck")
+            if mine is None:
+                cc["Healthcheck"] = copy.deepcopy(image_hc)
+            else:
+                if not mine.get("Test"):
+                    mine["Test"] = image_hc.get("Test")
+                for k in ("Interval", "Timeout", "StartPeriod", "Retries"):
+                    if not mine.get(k) and image_hc.get(k):
+                        mine[k] = image_hc[k]
+                cc["Healthcheck"] = copy.deepcopy(mine)
+        return cc
 
     def removing(self, cid: str) -> None:
         if self.opts.remove or self.opts.force_remove:
@@ -505,7 +537,7 @@ class _Run:
         diff = None
         if st.image_id:
             diff = self.layer_from_dir(st, lambda root: _mkdir_in(root, path, rc.get("User")))
-        cc = dict(probe_cfg, Hostname=truncate_id(cid))
+        cc = self.as_created(st, probe_cfg, cid)
         self.commit(st, cid, cc, diff)
         self.removing(cid)
 
@@ -528,7 +560,7 @@ class _Run:
         cid = generate_id()
         diff = self.layer_from_dir(st, lambda root: plan.apply(
             root, cmd.dest, st.run_config.get("WorkingDir") or "/", cmd.chown))
-        cc = dict(probe_cfg, Hostname=truncate_id(cid))
+        cc = self.as_created(st, probe_cfg, cid)
         self.commit(st, cid, cc, diff)
 
     def copy_from_image(self, ref: str) -> Image:
