@@ -630,3 +630,50 @@ def test_side_by_side_with_dockerd(bbd, ref, case):
         return [(re.sub(r"(file|dir|multi):[0-9a-f]{64}", r"\1:@", h["CreatedBy"]),
                  h["Size"] > 0, h["Id"] == "<missing>") for h in hist]
     assert view(my_hist) == view(real_hist)
+
+
+def test_client_going_away_cancels_the_build(bbd):
+    import time
+
+    body = context_tar({"Dockerfile": "FROM busybox\nRUN echo started; sleep 60\n"})
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(str(bbd.sock))
+    try:
+        s.sendall(b"POST /v1.41/build?nocache=1 HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/x-tar\r\n"
+                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        got = b""
+        deadline = time.monotonic() + 30
+        while b'"started\\n"' not in got and time.monotonic() < deadline:
+            got += s.recv(65536)
+        assert b'"started\\n"' in got
+        m = re.search(rb"Running in ([0-9a-f]{12})", got)
+        assert m, got
+        cid12 = m.group(1).decode()
+    finally:
+        s.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ids = [c["Id"][:12] for c in bbd.client().get_json("/containers/json", {"all": 1})]
+        if cid12 not in ids and not any((bbd.root / "builder").iterdir()):
+            break
+        time.sleep(0.2)
+    assert cid12 not in ids
+    assert not any((bbd.root / "builder").iterdir())
+
+
+def test_engine_start_sweeps_build_dirs(tmp_path):
+    from conftest import NO_NETWORK
+
+    from dockyard.engine import Engine
+
+    left = tmp_path / "root" / "builder" / "0123456789abcdef" / "context"
+    left.mkdir(parents=True)
+    (left / "Dockerfile").write_text("FROM busybox\n")
+    eng = Engine(tmp_path / "root", storage_driver="vfs", exec_root=tmp_path / "exec",
+                 network_options=NO_NETWORK)
+    try:
+        assert not (tmp_path / "root" / "builder").exists()
+        assert eng.builds.root.is_dir() and not any(eng.builds.root.iterdir())
+    finally:
+        eng.close()

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,8 @@ class BuildOptions:
     pull: bool = False
     platform: str = ""
     cache_from: list[str] = field(default_factory=list)
+    #: The client's `buildid`, for /build/cancel.
+    build_id: str = ""
     #: What every RUN container gets (NetworkMode, ExtraHosts, ShmSize, Memory, ...).
     host_config: dict[str, Any] = field(default_factory=dict)
 
@@ -97,6 +100,20 @@ class Builder:
         self.events = events
         self.cache = cache
         self.puller = puller
+        self.cancelled = threading.Event()
+        #: The RUN container running now, which `cancel` kills.
+        self.running: Optional[str] = None
+
+    def cancel(self) -> None:
+        """Stop the build: the running step's container is killed, no
+        further step starts."""
+        self.cancelled.set()
+        cid = self.running
+        if cid:
+            try:
+                self.containers.kill(cid, "SIGKILL")
+            except DockyardError:
+                pass
 
     # --- the whole build ----------------------------------------------------------
     def build(self, dockerfile: Dockerfile, context: Path, opts: BuildOptions,
@@ -189,6 +206,8 @@ class _Run:
             st = self.begin_stage(stage)
             self.out.stream(f" ---> {truncate_id(st.image_id)}\n")
             for cmd in stage.commands:
+                if self.b.cancelled.is_set():
+                    raise StepFailed("context canceled")
                 self.print_step(str(cmd))
                 self.dispatch(st, cmd)
                 self.out.stream(f" ---> {truncate_id(st.image_id)}\n")
@@ -632,9 +651,16 @@ class _Run:
         hc.setdefault("NetworkMode", "default")
         c = self.b.containers.create(run_cfg, hc)
         self.out.stream(f" ---> Running in {truncate_id(c.id)}\n")
-        ok = False
+        ok = exited = False
         try:
+            self.b.running = c.id
+            if self.b.cancelled.is_set():
+                raise StepFailed("context canceled")
             code = self.run_container(c.id)
+            self.b.running = None
+            if self.b.cancelled.is_set():
+                raise StepFailed("context canceled")
+            exited = True
             if code != 0:
                 raise StepFailed(f"The command '{' '.join(argv)}' returned a non-zero code: "
                                  f"{code}", code)
@@ -642,12 +668,16 @@ class _Run:
             self.commit(st, c.id, probe_cfg, diff)
             ok = True
         finally:
-            if ok or self.opts.force_remove:
-                self.removing(c.id) if ok else self.out.stream(
-                    f"Removing intermediate container {truncate_id(c.id)}\n")
+            self.b.running = None
+            if (ok and self.opts.remove) or (exited and self.opts.force_remove):
+                self.removing(c.id)
                 self.remove_container(c.id)
-            elif not self.opts.remove:
-                pass
+            elif not exited:
+                # Cancelled (the client went away) or the daemon failed: the
+                # container must not outlive the build.
+                self.remove_container(c.id)
+            # A failed command's container stays unless forcerm, and with rm=0
+            # every step's does, as with dockerd.
 
     def remove_container(self, cid: str) -> None:
         try:

@@ -35,6 +35,7 @@ class PreparedBuild:
         self.workdir = workdir
         self.dockerfile = dockerfile
         self.opts = opts
+        self.builder = Builder(svc.store, svc.containers, svc.events, svc.cache, svc.puller)
 
     @property
     def context(self) -> Path:
@@ -44,8 +45,9 @@ class PreparedBuild:
         """Build, writing dockerd's JSON stream; the image ID, or None when
         the build failed (the error is in the stream)."""
         out = BuildOutput(write, self.opts.quiet)
-        builder = Builder(self.svc.store, self.svc.containers, self.svc.events,
-                          self.svc.cache, self.svc.puller)
+        builder = self.builder
+        if self.opts.build_id:
+            self.svc.active[self.opts.build_id] = self
         try:
             return builder.build(self.dockerfile, self.context, self.opts, out)
         except StepFailed as e:
@@ -58,7 +60,13 @@ class PreparedBuild:
             log.exception("build failed", exc_info=e)
             out.error(f"{type(e).__name__}: {e}" if not isinstance(e, OSError) or not e.strerror
                       else f"{e.strerror}: {e.filename}" if e.filename else e.strerror)
+        finally:
+            if self.opts.build_id:
+                self.svc.active.pop(self.opts.build_id, None)
         return None
+
+    def cancel(self) -> None:
+        self.builder.cancel()
 
     def close(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -72,6 +80,8 @@ class BuildService:
         self.events = events
         self.puller = puller
         self.cache = BuildCache(store.db)
+        #: Running builds by the client's `buildid` (for /build/cancel).
+        self.active: dict[str, PreparedBuild] = {}
         self.root = root / "builder"
         # Whatever a crashed daemon left behind.
         shutil.rmtree(self.root, ignore_errors=True)
@@ -98,6 +108,11 @@ class BuildService:
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
+
+    def cancel(self, build_id: str) -> None:
+        b = self.active.get(build_id)
+        if b is not None:
+            b.cancel()
 
     def prune(self) -> int:
         return self.cache.prune()

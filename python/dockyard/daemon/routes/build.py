@@ -106,6 +106,7 @@ def build_options(q: Any) -> tuple[BuildOptions, str]:
         platform=q.get("platform", ""),
         cache_from=[str(c) for c in _json(q, "cachefrom", list)],
         host_config=hc,
+        build_id=q.get("buildid", ""),
     )
     return opts, q.get("dockerfile", "")
 
@@ -122,10 +123,19 @@ async def build(request: web.Request) -> web.StreamResponse:
         def write(data: bytes) -> None:
             asyncio.run_coroutine_threadsafe(resp.write(data), loop).result()
 
+        async def watch_client() -> None:
+            # A client that goes away cancels the build, as dockerd's context does.
+            while request.transport is not None and not request.transport.is_closing():
+                await asyncio.sleep(0.2)
+            await blocking(prepared.cancel)
+
+        watcher = asyncio.ensure_future(watch_client())
         try:
             await blocking(prepared.run, write)
         except (ConnectionError, RuntimeError):
             return resp  # the client went away
+        finally:
+            watcher.cancel()
     finally:
         await blocking(prepared.close)
     try:
@@ -145,7 +155,9 @@ async def prune(request: web.Request) -> web.Response:
 
 
 async def cancel(request: web.Request) -> web.Response:
-    """POST /build/cancel: classic builds stop when their client goes away."""
+    """POST /build/cancel?id=: stop the build started with that `buildid`
+    (builds also stop when their client goes away)."""
+    await blocking(engine(request).builds.cancel, request.query.get("id", ""))
     return web.Response(status=200)
 
 
