@@ -677,3 +677,15 @@ def test_engine_start_sweeps_build_dirs(tmp_path):
         assert eng.builds.root.is_dir() and not any(eng.builds.root.iterdir())
     finally:
         eng.close()
+
+
+def test_from_pulls_a_missing_image(bbd, registry, busybox_image):
+    name = f"{registry.host}/test/busybox:latest"
+    status, body = build(bbd, {"Dockerfile": f"FROM {name}\nRUN echo pulled\n"}, "nocache=1")
+    assert status == 200, body
+    ms = messages(body)
+    assert ms[0] == {"stream": f"Step 1/2 : FROM {name}"}
+    # The pull's progress comes between the step and the base image's ID, as with dockerd.
+    assert any(m.get("status", "").startswith("Pulling from test/busybox") for m in ms)
+    assert {"stream": "pulled\n"} in ms
+    assert "Successfully built" in ms[-1]["stream"]

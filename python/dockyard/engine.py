@@ -311,9 +311,20 @@ class Engine:
                                             self.root, self._pull_for_build)
             return self._builds
 
-    def _pull_for_build(self, name: str, progress: Progress, platform: str | None) -> Image:
-        """FROM (or COPY --from) of an image not stored: pull it, as dockerd does."""
-        self.pull(name, None, None, progress, platform)
+    def _pull_for_build(self, name: str, progress: Progress, platform: str | None,
+                        auths: dict[str, AuthConfig]) -> Image:
+        """FROM (or COPY --from) of an image not stored: pull it, as dockerd
+        does, with the build request's credentials for its registry."""
+        domain = reference.parse_normalized(name).domain
+        hub = domain in ("docker.io", "index.docker.io", "registry-1.docker.io")
+        auth = None
+        for key, cfg in auths.items():
+            host = key.split("://", 1)[-1].split("/", 1)[0]
+            if host == domain or (hub and host in ("index.docker.io", "docker.io",
+                                                   "registry-1.docker.io")):
+                auth = cfg
+                break
+        self.pull(name, None, auth, progress, platform)
         return self.images.resolve(name)
 
     # --- prune / df ---------------------------------------------------------

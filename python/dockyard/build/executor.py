@@ -52,8 +52,9 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 HOST_PLATFORM = "linux/amd64"
 
-#: Pulls an image for FROM: (name, progress callback, platform) -> image.
-Puller = Callable[[str, Callable[[dict[str, Any]], None], Optional[str]], Image]
+#: Pulls an image for FROM: (name, progress callback, platform, the request's
+#: registry credentials by registry as X-Registry-Config sends them) -> image.
+Puller = Callable[[str, Callable[[dict[str, Any]], None], Optional[str], dict[str, Any]], Image]
 
 
 @dataclass
@@ -70,6 +71,8 @@ class BuildOptions:
     pull: bool = False
     platform: str = ""
     cache_from: list[str] = field(default_factory=list)
+    #: X-Registry-Config: credentials by registry (address -> AuthConfig) for FROM pulls.
+    auth_configs: dict[str, Any] = field(default_factory=dict)
     #: The client's `buildid`, for /build/cancel.
     build_id: str = ""
     #: What every RUN container gets (NetworkMode, ExtraHosts, ShmSize, Memory, ...).
@@ -276,7 +279,8 @@ class _Run:
         if self.b.puller is None:
             raise StepFailed(f"pull access denied for {name}, repository does not exist or "
                              "may require 'docker login'")
-        return self.b.puller(name, self.out.send, frm.platform or self.opts.platform or None)
+        return self.b.puller(name, self.out.send, frm.platform or self.opts.platform or None,
+                             self.opts.auth_configs)
 
     # --- each instruction -------------------------------------------------------------
     def expand_fn(self, st: _State) -> Callable[[str], str]:
@@ -596,7 +600,7 @@ class _Run:
         except NotFound:
             if self.b.puller is None:
                 raise
-            return self.b.puller(ref, self.out.send, None)
+            return self.b.puller(ref, self.out.send, None, self.opts.auth_configs)
 
     def plan_from_image(self, cmd: Any, img: Image) -> "copy_standin.Plan":
         store = self.b.store

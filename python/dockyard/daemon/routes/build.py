@@ -9,12 +9,15 @@ DOCKER_BUILDKIT=0."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from ...build.executor import BuildOptions
+from ...distribution.auth import AuthConfig
 from ...errors import InvalidParameter
 from ..errors import error_response
 from ..streams import body_chunks, start_stream
@@ -111,10 +114,26 @@ def build_options(q: Any) -> tuple[BuildOptions, str]:
     return opts, q.get("dockerfile", "")
 
 
+def registry_configs(header: str | None) -> dict[str, AuthConfig]:
+    """X-Registry-Config: base64url JSON of {registry: AuthConfig}; like
+    dockerd, a header that does not decode is ignored."""
+    if not header:
+        return {}
+    try:
+        raw = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
+        d = json.loads(raw)
+    except (binascii.Error, ValueError):
+        return {}
+    if not isinstance(d, dict):
+        return {}
+    return {str(k): AuthConfig.from_dict(v) for k, v in d.items() if isinstance(v, dict)}
+
+
 async def build(request: web.Request) -> web.StreamResponse:
     """POST /build: read the whole context, then stream the build."""
     eng = engine(request)
     opts, dockerfile = build_options(request.query)
+    opts.auth_configs = registry_configs(request.headers.get("X-Registry-Config"))
     loop = asyncio.get_running_loop()
     prepared = await blocking(eng.builds.prepare, body_chunks(request, loop), opts, dockerfile)
     try:
