@@ -689,3 +689,56 @@ def test_from_pulls_a_missing_image(bbd, registry, busybox_image):
     assert any(m.get("status", "").startswith("Pulling from test/busybox") for m in ms)
     assert {"stream": "pulled\n"} in ms
     assert "Successfully built" in ms[-1]["stream"]
+
+
+def test_docker_cli_side_by_side(bbd, ref, tmp_path):
+    import subprocess
+
+    from conftest import DOCKER_CLI
+    if DOCKER_CLI is None:
+        pytest.skip("the docker CLI is not installed")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nENV A=1\nCOPY f /f\nRUN cat /f\n"
+                                    "LABEL done=yes\n")
+    (ctx / "f").write_text("content\n")
+    (ctx / ".dockerignore").write_text("ignored\n")
+    (ctx / "ignored").write_text("x")
+
+    def run(host: str, base: Path, *args: str) -> subprocess.CompletedProcess:
+        env = {"PATH": "/usr/bin:/bin", "DOCKER_HOST": host, "DOCKER_BUILDKIT": "0",
+               "DOCKER_CONFIG": str(base / "docker-config")}
+        return subprocess.run([DOCKER_CLI, "build", *args, str(ctx)], env=env,
+                              capture_output=True, timeout=120)
+
+    for args in (("--no-cache", "-t", "clisbs"), ("-t", "clisbs")):
+        mine = run(bbd.host, bbd.base, *args)
+        real = run(ref.host, ref.base, *args)
+        assert mine.returncode == real.returncode == 0, (mine.stderr, real.stderr)
+        # The context size line differs by the tar's padding at most: drop it.
+        strip = lambda b: re.sub(rb"Sending build context to Docker daemon.*\n", b"",  # noqa: E731
+                                 normalized(b))
+        assert strip(mine.stdout) == strip(real.stdout)
+        assert mine.stderr == real.stderr
+
+
+def test_intermediates_listed_and_removed_with_the_image(bbd):
+    def all_ids() -> set[str]:
+        return {i["Id"] for i in bbd.client().get_json("/images/json", {"all": 1})}
+
+    def top_ids() -> set[str]:
+        return {i["Id"] for i in bbd.client().get_json("/images/json")}
+
+    before_all, before_top = all_ids(), top_ids()
+    status, body = build(bbd, {"Dockerfile": "FROM busybox\nENV chain=1\nRUN echo x > /x\n"
+                                             "LABEL chain=yes\n"}, "t=chain&nocache=1")
+    assert status == 200
+    iid = image_id_of(body)
+    assert len(all_ids() - before_all) == 3  # one image per step
+    assert top_ids() - before_top == {iid}  # only the final one without -a
+    out = bbd.client().delete_json("/images/chain")
+    assert sum(1 for d in out if "Deleted" in d) == 3
+    assert all_ids() == before_all
+    # The cache's rows for deleted images never hit.
+    status, body = build(bbd, {"Dockerfile": "FROM busybox\nENV chain=1\n"})
+    assert b"Using cache" not in body
