@@ -98,6 +98,9 @@ def plan(cmd: Any, root: Optional[str], from_image: bool = False) -> Plan:
         found.append((path, rel or "."))
     if not found:
         raise InvalidParameter(f"{cmd.name} failed: no source files were specified")
+    if len(found) > 1 and not cmd.dest.endswith("/"):
+        raise InvalidParameter(f"When using {cmd.name} with more than one source file, the "
+                               "destination must be a directory and end with a /")
     keys = []
     for path, _ in found:
         real = os.path.realpath(path)

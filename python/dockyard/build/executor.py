@@ -338,6 +338,7 @@ class _Run:
             self.commit_meta(st, f"VOLUME [{' '.join(cmd.volumes)}]")
         elif isinstance(cmd, StopsignalInstruction):
             cmd = cmd.expand(self.expand_fn(st))
+            _check_signal(cmd.signal)
             rc["StopSignal"] = cmd.signal
             self.commit_meta(st, "STOPSIGNAL " + cmd.signal)
         elif isinstance(cmd, HealthcheckInstruction):
@@ -571,7 +572,7 @@ class _Run:
         if isinstance(cmd, CopyInstruction) and cmd.from_:
             from_image = self.copy_from_image(cmd.from_)
         if cmd.chmod:
-            raise StepFailed("chmod option requires BuildKit")
+            raise StepFailed(_requires_buildkit("chmod"))
         plan = copy_standin.plan(cmd, source_root if from_image is None else None)
         if from_image is not None:
             plan = self.plan_from_image(cmd, from_image)
@@ -600,7 +601,10 @@ class _Run:
         except NotFound:
             if self.b.puller is None:
                 raise
+        try:
             return self.b.puller(ref, self.out.send, None, self.opts.auth_configs)
+        except DockyardError as e:
+            raise StepFailed(f"invalid from flag value {ref}: {e}") from None
 
     def plan_from_image(self, cmd: Any, img: Image) -> "copy_standin.Plan":
         store = self.b.store
@@ -624,14 +628,9 @@ class _Run:
     # --- RUN -------------------------------------------------------------------------
     def run(self, st: _State, cmd: RunInstruction) -> None:
         if cmd.flags_used:
-            flag = cmd.flags_used[0]
-            raise StepFailed(f"the --{flag} option requires BuildKit. Refer to "
-                             "https://docs.docker.com/go/buildkit/ to learn how to build "
-                             "images with BuildKit enabled")
+            raise StepFailed(_requires_buildkit(cmd.flags_used[0]))
         if cmd.heredocs:
             raise StepFailed("heredocs in RUN require BuildKit")
-        if not st.image_id:
-            raise StepFailed("The command '/bin/sh -c' cannot run on an empty image (scratch)")
         rc = st.run_config
         argv = self.resolve_cmd(st, cmd.cmd_line or [], cmd.prepend_shell)
         allowed = st.build_args.filter_allowed(rc.get("Env") or [])
@@ -642,6 +641,13 @@ class _Run:
         probe_cfg["Entrypoint"] = None
         if self.probe(st, probe_cfg):
             return
+        if not st.image_id:
+            # dockerd creates the container on an empty rootfs and fails to start it.
+            self.out.stream(f" ---> Running in {truncate_id(generate_id())}\n")
+            raise StepFailed("failed to create shim task: OCI runtime create failed: runc create "
+                             "failed: unable to start container process: exec: "
+                             f"{go_quote(argv[0] if argv else '')}: stat {argv[0] if argv else ''}"
+                             ": no such file or directory: unknown")
         run_cfg = copy.deepcopy(rc)
         # Entrypoint and Cmd as one argv: the image's entrypoint does not wrap a RUN.
         run_cfg["Entrypoint"] = argv
@@ -743,6 +749,24 @@ class _Run:
             shutil.rmtree(tmpdir, ignore_errors=True)
 
 
+def _check_signal(sig: str) -> None:
+    """dockerd's signal.ParseSignal: a number or a name, `SIG` optional."""
+    import signal as signals
+
+    if sig.isdigit() and int(sig) > 0:
+        return
+    name = sig.upper().removeprefix("SIG")
+    names = {s.name.removeprefix("SIG") for s in signals.Signals}
+    rt = re.fullmatch(r"RT(MIN|MAX)([+-]\d+)?", name)
+    if name not in names and rt is None:
+        raise StepFailed(f"Invalid signal: {sig}")
+
+
+def _requires_buildkit(flag: str) -> str:
+    return (f"the --{flag} option requires BuildKit. Refer to https://docs.docker.com/go/"
+            "buildkit/ to learn how to build images with BuildKit enabled")
+
+
 def _go_quote_rune(n: int) -> str:
     """Go's `%q` of an int (a rune literal), as in dockerd's HEALTHCHECK comment."""
     ch = chr(n)
@@ -759,7 +783,7 @@ def _port_specs(spec: str) -> list[str]:
     """nat.ParsePortSpecs for EXPOSE: `80`, `80/udp`, `8000-8002`."""
     m = _PORT_RE.match(spec)
     if not m:
-        raise StepFailed(f"invalid containerPort: {spec}")
+        raise StepFailed(f"Invalid containerPort: {spec}")
     lo = int(m.group(1))
     hi = int(m.group(2) or lo)
     proto = (m.group(3) or "tcp").lower()
