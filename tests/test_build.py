@@ -742,3 +742,21 @@ def test_intermediates_listed_and_removed_with_the_image(bbd):
     # The cache's rows for deleted images never hit.
     status, body = build(bbd, {"Dockerfile": "FROM busybox\nENV chain=1\n"})
     assert b"Using cache" not in body
+
+
+def test_from_pull_side_by_side(bbd, ref, registry, busybox_image):
+    name = f"{registry.host}/test/busybox:latest"
+    body = context_tar({"Dockerfile": f"FROM {name}\nENV pulled=1\n"})
+    runs = []
+    for host in (bbd.host, ref.host):
+        status, _, out = post_build(host, body, "nocache=1")
+        assert status == 200, out
+        runs.append(messages(normalized(out)))
+
+    def view(ms: list[dict[str, Any]]) -> list[Any]:
+        # Progress bars and their counts vary with timing: keep the final states.
+        keep = ("Pulling from", "Pull complete", "Digest:", "Status:", "Already exists")
+        return [m if "stream" in m or "aux" in m else (m.get("status"), m.get("id"))
+                for m in ms
+                if "stream" in m or "aux" in m or str(m.get("status", "")).startswith(keep)]
+    assert view(runs[0]) == view(runs[1])
