@@ -744,8 +744,12 @@ def test_intermediates_listed_and_removed_with_the_image(bbd):
     assert b"Using cache" not in body
 
 
-def test_from_pull_side_by_side(bbd, ref, registry, busybox_image):
-    name = f"{registry.host}/test/busybox:latest"
+def test_from_pull_side_by_side(bbd, ref, registry):
+    from registries import files_layer, push_image
+
+    # An image of its own (no layer either daemon has): no RUN, so no busybox needed.
+    push_image(registry, "test/pullsbs", "latest", [files_layer({"pullsbs": "unique"})])
+    name = f"{registry.host}/test/pullsbs:latest"
     body = context_tar({"Dockerfile": f"FROM {name}\nENV pulled=1\n"})
     runs = []
     for host in (bbd.host, ref.host):
@@ -760,3 +764,42 @@ def test_from_pull_side_by_side(bbd, ref, registry, busybox_image):
                 for m in ms
                 if "stream" in m or "aux" in m or str(m.get("status", "")).startswith(keep)]
     assert view(runs[0]) == view(runs[1])
+
+
+def test_daemon_killed_mid_build_cleans_up_at_start(tmp_path, busybox_tar):
+    import signal
+    import time
+
+    from conftest import Daemon, kill_containers_left, mounts_under, unmount_all
+
+    d = Daemon(tmp_path / "d", "overlay")
+    d.base.mkdir()
+    try:
+        d.start()
+        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+        body = context_tar({"Dockerfile": "FROM busybox\nRUN echo started; sleep 60\n"})
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(str(d.sock))
+        try:
+            s.sendall(b"POST /v1.41/build HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar"
+                      + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+            got = b""
+            deadline = time.monotonic() + 30
+            while b'"started\\n"' not in got and time.monotonic() < deadline:
+                got += s.recv(65536)
+            assert b'"started\\n"' in got
+            assert d.proc is not None
+            d.proc.send_signal(signal.SIGKILL)
+            d.proc.wait()
+        finally:
+            s.close()
+        assert any((d.root / "builder").iterdir())
+        d.start()
+        assert d.client().get_json("/containers/json", {"all": 1}) == []
+        assert not any((d.root / "builder").iterdir()) if (d.root / "builder").exists() else True
+    finally:
+        d.stop()
+        left = kill_containers_left(d.base)
+        leaked = mounts_under(d.base)
+        unmount_all(d.base)
+    assert not left and not leaked

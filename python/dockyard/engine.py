@@ -76,8 +76,12 @@ class Engine:
         self.layers.gc(keep=self._container_layer_ids())
         self._lock = threading.RLock()
         self._builds: BuildService | None = None
-        # A crashed build's context directory goes with the rest of the temporary state.
+        # What a daemon killed mid-build left: its context directories and the
+        # RUN containers of its steps.
         shutil.rmtree(self.root / "builder", ignore_errors=True)
+        from .build.inflight import sweep
+
+        sweep(self.db, self.containers)
         self.inflight_layers = Inflight()
         self._transfers = TransferConfig(self.registry_options, self.store, self.events,
                                          self.inflight_layers)

@@ -36,6 +36,7 @@ from ..store.images import Image
 from ..store.local import LocalStore
 from . import copy_standin
 from .cache import BuildCache, step_key
+from .inflight import Inflight
 from .dockerfile import (
     AddInstruction, ArgInstruction, BuildArgs, CmdInstruction, CopyInstruction, Dockerfile,
     EntrypointInstruction, EnvInstruction, ExposeInstruction, FromInstruction,
@@ -103,6 +104,7 @@ class Builder:
         self.events = events
         self.cache = cache
         self.puller = puller
+        self.inflight = Inflight(store.db)
         self.cancelled = threading.Event()
         #: The RUN container running now, which `cancel` kills.
         self.running: Optional[str] = None
@@ -660,6 +662,7 @@ class _Run:
         hc["LogConfig"] = {"Type": "none", "Config": {}}
         hc.setdefault("NetworkMode", "default")
         c = self.b.containers.create(run_cfg, hc)
+        self.b.inflight.add(c.id)
         self.out.stream(f" ---> Running in {truncate_id(c.id)}\n")
         ok = exited = False
         try:
@@ -688,6 +691,7 @@ class _Run:
                 self.remove_container(c.id)
             # A failed command's container stays unless forcerm, and with rm=0
             # every step's does, as with dockerd.
+            self.b.inflight.done(c.id)
 
     def remove_container(self, cid: str) -> None:
         try:
