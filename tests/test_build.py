@@ -803,3 +803,21 @@ def test_daemon_killed_mid_build_cleans_up_at_start(tmp_path, busybox_tar):
         leaked = mounts_under(d.base)
         unmount_all(d.base)
     assert not left and not leaked
+
+
+def test_build_events(bbd):
+    import time
+
+    time.sleep(0.01)
+    since = time.time()
+    status, body = build(bbd, {"Dockerfile": "FROM busybox\nRUN true\n"}, "nocache=1&t=evt")
+    assert status == 200
+    r = bbd.client().request("GET", "/events", {"since": f"{since:.3f}",
+                                                 "until": f"{time.time() + 1:.3f}"})
+    events = [json.loads(line) for line in r.read().splitlines() if line.strip()]
+    seen = [(e["Type"], e["Action"]) for e in events]
+    # dockerd 20.10: the RUN container's life, then the tag; no image event per step.
+    assert seen == [("container", "create"), ("container", "attach"), ("container", "start"),
+                    ("container", "die"), ("container", "detach"), ("container", "destroy"),
+                    ("image", "tag")]
+    assert events[-1]["Actor"]["Attributes"] == {"name": "evt:latest"}

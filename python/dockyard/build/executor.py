@@ -509,8 +509,8 @@ class _Run:
         if st.maintainer:
             raw["author"] = st.maintainer
         raw = {k: raw[k] for k in sorted(raw)}
+        # dockerd emits no image event for a step's image (only the final tags).
         img = self.b.store.images.create(encode(raw), parent=st.image_id)
-        self.b.events.emit("image", "create", img.id, {"name": img.id})
         self.b.cache.record(st.image_id, step_key(cache_cfg or container_cfg), img.id)
         st.image_id = img.id
         st.run_config["Image"] = img.id
@@ -704,6 +704,8 @@ class _Run:
         svc = self.b.containers
         svc.prepare(cid)
         sock = str(svc.state_dir(cid) / "attach.sock")
+        c = svc.get(cid)
+        svc.emit(c, "attach")  # the builder attaches before it starts, as dockerd's
 
         async def go() -> None:
             conn = await ShimConnection.open(sock, 6)
@@ -732,8 +734,9 @@ class _Run:
                 conn.close()
 
         asyncio.run(go())
-        c = svc.wait_exit(cid)
-        return int((c.state if c else {}).get("ExitCode", 0))
+        done = svc.wait_exit(cid)
+        svc.emit(c, "detach")
+        return int((done.state if done else {}).get("ExitCode", 0))
 
     def diff_container(self, cid: str) -> Optional[str]:
         """The container's changes as a layer on its image's; None when empty."""
