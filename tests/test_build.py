@@ -379,6 +379,12 @@ def test_docker_cli_classic_build(bbd, tmp_path):
     r = subprocess.run([DOCKER_CLI, "build", "-q", str(ctx)], env=env, capture_output=True,
                        timeout=120)
     assert r.returncode == 0 and r.stdout.decode().strip() == iid.read_text()
+    # `-f -`: the CLI adds the Dockerfile to the context tar, which it ends right
+    # after the last file's data (no padding, no end-of-archive blocks).
+    r = subprocess.run([DOCKER_CLI, "build", "-f", "-", str(ctx)], env=env, capture_output=True,
+                       input=b"FROM busybox\nCOPY hello /h\nRUN cat /h && ls -a /\n", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert b"from the cli" in r.stdout and b".dockerfile" not in r.stdout
     (ctx / "Dockerfile").write_text("FROM busybox\nRUN exit 7\n")
     r = subprocess.run([DOCKER_CLI, "build", str(ctx)], env=env, capture_output=True,
                        timeout=120)

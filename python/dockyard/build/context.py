@@ -22,6 +22,8 @@ __all__ = ["ContextError", "DEFAULT_DOCKERFILE", "read_dockerfile", "unpack_cont
 DEFAULT_DOCKERFILE = "Dockerfile"
 _BZIP2 = b"BZh"
 _XZ = b"\xfd7zXZ\x00"
+_GZIP = b"\x1f\x8b"
+_ZSTD = b"\x28\xb5\x2f\xfd"
 
 
 class ContextError(DockyardError):
@@ -67,9 +69,17 @@ def unpack_context(chunks: Iterable[bytes], dest: Path) -> None:
     if not first:
         return  # an empty body: the Dockerfile lookup reports it
     unpacker = _core.LayerUnpacker(str(dest), "naive")
+    # The docker CLI's `-f -` context (ReplaceFileTarWrapper) ends right after
+    # its last file's data, with neither padding nor the end-of-archive blocks,
+    # which dockerd's reader accepts: a plain tar gets them added here.
+    plain = not first.startswith((_GZIP, _ZSTD))
+    total = 0
     try:
         for data in _decompressed(it, first):
+            total += len(data)
             unpacker.write(data)
+        if plain:
+            unpacker.write(bytes((-total) % 512 + 1024))
     except BaseException:
         unpacker.abort()
         raise
