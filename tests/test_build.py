@@ -579,6 +579,14 @@ SIDE_BY_SIDE = {
     "bad-tag": ({"Dockerfile": "FROM busybox\n"}, "t=UPPER"),
     "mount": ({"Dockerfile": "FROM busybox\nRUN --mount=type=cache,target=/x true\n"}, ""),
     "copy-missing": ({"Dockerfile": "FROM busybox\nCOPY nope /x\n"}, ""),
+    "copy-last": ({"Dockerfile": "FROM busybox\nWORKDIR /w\nCOPY f g\nWORKDIR /w\nCOPY f d/\n",
+                   "f": "x\n"}, "t=sbs6"),
+    "scratch-meta": ({"Dockerfile": "FROM scratch\nENV A=b\nLABEL a=b\nCMD [\"x\"]\n"}, "t=sbs7"),
+    "onbuild": ({"Dockerfile": "FROM busybox AS base\nONBUILD ENV T=1\nONBUILD RUN echo $T\n"
+                               "FROM base\nLABEL child=1\n"}, "t=sbs8"),
+    "hc-merge": ({"Dockerfile": "FROM busybox AS a\nHEALTHCHECK --retries=3 CMD true\n"
+                                "FROM a\nHEALTHCHECK --interval=5s CMD false\nENV x=1\n"},
+                 "t=sbs9"),
     "healthcheck": ({"Dockerfile": "FROM busybox\nHEALTHCHECK --retries=3 --timeout=1m30s CMD ["
                                    "\"true\"]\nHEALTHCHECK NONE\nEXPOSE 8000-8001/udp\n"},
                     "t=sbs4"),
@@ -595,7 +603,11 @@ def _inspect_view(info: dict[str, Any]) -> dict[str, Any]:
     def cfg(c: dict[str, Any] | None) -> dict[str, Any] | None:
         if c is None:
             return None
-        return {k: v for k, v in c.items() if k not in ("Hostname", "Image")}
+        out = {k: v for k, v in c.items() if k not in ("Hostname", "Image")}
+        # COPY's content key: the stand-in's hash is not dockerd's tarsum (buildcopy's is).
+        out["Cmd"] = [re.sub(r"(file|dir|multi):[0-9a-f]{64}", r"\1:@", a)
+                      for a in out.get("Cmd") or []] or out.get("Cmd")
+        return out
     return {"Config": cfg(info["Config"]), "ContainerConfig": cfg(info["ContainerConfig"]),
             "Author": info["Author"], "Architecture": info["Architecture"], "Os": info["Os"],
             "Layers": len(info["RootFS"].get("Layers") or []), "Comment": info["Comment"]}
@@ -827,3 +839,14 @@ def test_build_events(bbd):
                     ("container", "die"), ("container", "detach"), ("container", "destroy"),
                     ("image", "tag")]
     assert events[-1]["Actor"]["Attributes"] == {"name": "evt:latest"}
+
+
+def test_rebuild_with_inherited_healthcheck_is_all_cache(bbd):
+    files = {"Dockerfile": "FROM busybox AS a\nHEALTHCHECK --retries=3 CMD true\n"
+                           "FROM a\nHEALTHCHECK --interval=5s CMD false\nENV x=1\nLABEL y=2\n"}
+    _, b1 = build(bbd, files)
+    _, b2 = build(bbd, files)
+    assert [m.get("stream") for m in messages(b2)].count(" ---> Using cache\n") == 4
+    assert image_id_of(b1) == image_id_of(b2)
+    hc = raw_config(bbd, image_id_of(b2))["Config"]["Healthcheck"]
+    assert hc == {"Test": ["CMD-SHELL", "false"], "Interval": 5000000000, "Retries": 3}

@@ -17,8 +17,9 @@ from ..store.db import Database
 __all__ = ["BuildCache", "step_key"]
 
 # dockerd's cache compare ignores the hostname and the image (the parent is
-# the other half of the key).
-_IGNORED = ("Hostname", "Image")
+# the other half of the key) and the healthcheck (which a step's container
+# create fills from the image's, and a cache hit does not).
+_IGNORED = ("Hostname", "Image", "Healthcheck")
 
 
 def step_key(probe_config: dict[str, Any], platform: str = "linux/amd64") -> str:

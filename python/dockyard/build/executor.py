@@ -254,8 +254,12 @@ class _Run:
         triggers = list(rc.get("OnBuild") or [])
         st.run_config["OnBuild"] = None
         if triggers:
+            # dockerd's writes: the count, the plural "s" on its own, the newline.
             n = len(triggers)
-            self.out.step(f"# Executing {n} build trigger{'s' if n != 1 else ''}")
+            self.out.stream(f"# Executing {n} build trigger")
+            if n > 1:
+                self.out.stream("s")
+            self.out.stream("\n")
             for t in triggers:
                 try:
                     ins = parse_trigger(t)
@@ -435,7 +439,7 @@ class _Run:
         cid = generate_id()
         self.out.stream(f" ---> Running in {truncate_id(cid)}\n")
         cc = self.as_created(st, probe_cfg, cid)
-        self.commit(st, cid, cc, None)
+        self.commit(st, cid, cc, None, cache_cfg=probe_cfg)
         self.removing(cid)
 
     def as_created(self, st: _State, probe_cfg: dict[str, Any], cid: str) -> dict[str, Any]:
@@ -472,7 +476,7 @@ class _Run:
         cfg["Cmd"] = cmd
         return cfg
 
-    def commit(self, st: _State, cid: str, container_cfg: dict[str, Any],
+    def commit(self, st: _State, cid: Optional[str], container_cfg: dict[str, Any],
                layer_diff_id: Optional[str], cache_cfg: Optional[dict[str, Any]] = None) -> str:
         """Record the step's image on the current one (its parent) and move the
         stage on to it."""
@@ -508,6 +512,8 @@ class _Run:
         }
         if st.maintainer:
             raw["author"] = st.maintainer
+        if cid is None:
+            del raw["container"]
         raw = {k: raw[k] for k in sorted(raw)}
         # dockerd emits no image event for a step's image (only the final tags).
         img = self.b.store.images.create(encode(raw), parent=st.image_id)
@@ -564,7 +570,7 @@ class _Run:
         if st.image_id:
             diff = self.layer_from_dir(st, lambda root: _mkdir_in(root, path, rc.get("User")))
         cc = self.as_created(st, probe_cfg, cid)
-        self.commit(st, cid, cc, diff)
+        self.commit(st, cid, cc, diff, cache_cfg=probe_cfg)
         self.removing(cid)
 
     # --- COPY / ADD ------------------------------------------------------------------
@@ -583,11 +589,11 @@ class _Run:
         probe_cfg = self.with_cmd(st, ["/bin/sh", "-c", "#(nop) " + comment])
         if self.probe(st, probe_cfg):
             return
-        cid = generate_id()
         diff = self.layer_from_dir(st, lambda root: plan.apply(
             root, cmd.dest, st.run_config.get("WorkingDir") or "/", cmd.chown))
-        cc = self.as_created(st, probe_cfg, cid)
-        self.commit(st, cid, cc, diff)
+        # dockerd exports COPY's image without a container: no `container`,
+        # the step's config as it is.
+        self.commit(st, None, probe_cfg, diff)
 
     def copy_from_image(self, ref: str) -> Image:
         name = ref.lower()
