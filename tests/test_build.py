@@ -850,3 +850,25 @@ def test_rebuild_with_inherited_healthcheck_is_all_cache(bbd):
     assert image_id_of(b1) == image_id_of(b2)
     hc = raw_config(bbd, image_id_of(b2))["Config"]["Healthcheck"]
     assert hc == {"Test": ["CMD-SHELL", "false"], "Interval": 5000000000, "Retries": 3}
+
+
+def test_cache_from_a_loaded_image(bbd, tmp_path):
+    """cachefrom matches by history and layers, without a parent chain (an
+    image from `docker load`), as dockerd's ImageCache does."""
+    script = "FROM busybox\nENV FROM_LOAD=1\nRUN echo a > /a\nLABEL l=1\nRUN echo b > /b\n"
+    status, body = build(bbd, {"Dockerfile": script}, "t=cachesrc&nocache=1")
+    assert status == 200
+    iid = image_id_of(body)
+    tar = tmp_path / "img.tar"
+    tar.write_bytes(bbd.client().request("GET", "/images/cachesrc/get").read())
+    bbd.client().delete_json("/images/cachesrc")
+    bbd.cli("load", "-i", str(tar))
+    status, body = build(bbd, {"Dockerfile": script},
+                         "t=cachedst&cachefrom=%5B%22cachesrc%22%5D")
+    streams = [m.get("stream") for m in messages(body)]
+    assert streams.count(" ---> Using cache\n") == 4, streams
+    assert image_id_of(body) == iid
+    assert bbd.client().get_json("/images/cachedst/json")["Id"] == iid
+    # Without cachefrom the loaded image's steps are not local build results.
+    status, body = build(bbd, {"Dockerfile": script})
+    assert b"Using cache" not in body

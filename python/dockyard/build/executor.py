@@ -189,6 +189,7 @@ class _Run:
         self.stage_images: list[str] = []
         self.stage_names: dict[str, int] = {}
         self._cache_from: Optional[set[str]] = None
+        self._cache_sources: Optional[list[Image]] = None
 
     def print_step(self, text: str) -> None:
         self.index += 1
@@ -402,16 +403,79 @@ class _Run:
         if self.opts.no_cache:
             return False
         hit = self.b.cache.lookup(st.image_id, step_key(probe_cfg))
-        if hit is None:
-            return False
-        if self.opts.cache_from and hit not in self.cache_from_chain():
+        if self.opts.cache_from:
             # dockerd's ImageCache with cache-from sources: a local hit counts
-            # only inside the listed images' lineage.
+            # only inside the listed images' lineage; else their histories.
+            if hit is not None and hit not in self.cache_from_chain():
+                hit = None
+            if hit is None:
+                hit = self.history_hit(st, probe_cfg)
+        if hit is None:
             return False
         self.out.stream(" ---> Using cache\n")
         st.image_id = hit
         st.run_config["Image"] = hit
         return True
+
+    def history_hit(self, st: _State, probe_cfg: dict[str, Any]) -> Optional[str]:
+        """A cache-from image whose history and layers extend the current
+        image's and whose next history entry is this step (it needs no
+        parent chain: `docker load`ed images work). Its last step is the
+        image itself; an earlier one is restored as a new image."""
+        images = self.b.store.images
+        parent = images.get(st.image_id) if st.image_id else None
+        ph = list((parent.config.get("history") or []) if parent else [])
+        pd = list(((parent.config.get("rootfs") or {}).get("diff_ids") or []) if parent else [])
+        created_by = " ".join(probe_cfg.get("Cmd") or [])
+        for target in self.cache_from_images():
+            th = target.config.get("history") or []
+            td = (target.config.get("rootfs") or {}).get("diff_ids") or []
+            if not th or len(th) <= len(ph):
+                continue
+            if (ph or pd) and (len(pd) > len(td) or th[:len(ph)] != ph or td[:len(pd)] != pd):
+                continue
+            entry = th[len(ph)]
+            if entry.get("created_by", "") != created_by:
+                continue
+            self._cache_sources = [target]  # as dockerd: no jumping between targets
+            if len(th) - 1 == len(ph):
+                return target.id
+            rootfs: dict[str, Any] = {"type": "layers"}
+            diff_ids = list(pd)
+            if not entry.get("empty_layer"):
+                layer_index = sum(1 for h in th[:len(ph)] if not h.get("empty_layer"))
+                diff_ids.append(td[layer_index])
+            if diff_ids:
+                rootfs["diff_ids"] = diff_ids
+            cfg = target.config
+            raw: dict[str, Any] = {
+                "architecture": cfg.get("architecture") or "amd64",
+                "config": container_config(probe_cfg),
+                "container_config": container_config({}),
+                "created": entry.get("created", ""),
+                "docker_version": DOCKER_VERSION,
+                "history": [*ph, entry],
+                "os": cfg.get("os") or "linux",
+                "rootfs": rootfs,
+            }
+            if cfg.get("author"):
+                raw["author"] = cfg["author"]
+            raw = {k: raw[k] for k in sorted(raw)}
+            # Not a local build result: only cachefrom finds it again (dockerd
+            # does not mark restored images built locally).
+            return images.create(encode(raw), parent=st.image_id).id
+        return None
+
+    def cache_from_images(self) -> list[Image]:
+        if self._cache_sources is None:
+            found: list[Image] = []
+            for ref in self.opts.cache_from:
+                try:
+                    found.append(self.b.store.images.resolve(ref))
+                except DockyardError:
+                    continue
+            self._cache_sources = found
+        return self._cache_sources
 
     def cache_from_chain(self) -> set[str]:
         if self._cache_from is None:
