@@ -872,3 +872,16 @@ def test_cache_from_a_loaded_image(bbd, tmp_path):
     # Without cachefrom the loaded image's steps are not local build results.
     status, body = build(bbd, {"Dockerfile": script})
     assert b"Using cache" not in body
+
+
+def test_run_writes_to_volumes_are_dropped(bbd):
+    vols_before = {v["Name"] for v in bbd.client().get_json("/volumes")["Volumes"] or []}
+    status, body = build(bbd, {"Dockerfile": "FROM busybox\nVOLUME /data\n"
+                                             "RUN echo x > /data/f && echo é€ && echo y > /kept\n"},
+                         "t=vols&nocache=1")
+    assert status == 200, body
+    assert {"stream": "é€\n"} in messages(body)
+    r = bbd.cli("run", "--rm", "vols", "sh", "-c", "ls /data; cat /kept")
+    assert r.stdout == b"y\n"
+    vols_after = {v["Name"] for v in bbd.client().get_json("/volumes")["Volumes"] or []}
+    assert vols_after <= vols_before  # the RUN container's anonymous volume went with it

@@ -12,6 +12,7 @@ query on the parent image and the step's config).
 from __future__ import annotations
 
 import asyncio
+import codecs
 import copy
 import json
 import os
@@ -765,7 +766,8 @@ class _Run:
 
     def remove_container(self, cid: str) -> None:
         try:
-            self.b.containers.remove(cid, force=True)
+            # With its anonymous volumes (the image's VOLUMEs), as dockerd's builder.
+            self.b.containers.remove(cid, force=True, volumes=True)
         except NotFound:
             pass
 
@@ -776,6 +778,11 @@ class _Run:
         sock = str(svc.state_dir(cid) / "attach.sock")
         c = svc.get(cid)
         svc.emit(c, "attach")  # the builder attaches before it starts, as dockerd's
+
+        # Output arrives in arbitrary chunks: a character split between two
+        # is decoded whole.
+        out_dec = codecs.getincrementaldecoder("utf-8")("replace")
+        err_dec = codecs.getincrementaldecoder("utf-8")("replace")
 
         async def go() -> None:
             conn = await ShimConnection.open(sock, 6)
@@ -790,10 +797,18 @@ class _Run:
                         await asyncio.to_thread(svc.start, cid, lambda c: res)
                         continue
                     if kind == OUT:
-                        self.out.stream(payload.decode("utf-8", "replace"))
+                        text = out_dec.decode(payload)
+                        if text:
+                            self.out.stream(text)
                     elif kind == ERR:
-                        self.out.stderr(payload.decode("utf-8", "replace"))
+                        text = err_dec.decode(payload)
+                        if text:
+                            self.out.stderr(text)
                     elif kind in (EXIT, -1):
+                        for dec, send in ((out_dec, self.out.stream), (err_dec, self.out.stderr)):
+                            rest = dec.decode(b"", final=True)
+                            if rest:
+                                send(rest)
                         if result is None:
                             await asyncio.to_thread(
                                 svc.start, cid,
