@@ -885,3 +885,20 @@ def test_run_writes_to_volumes_are_dropped(bbd):
     assert r.stdout == b"y\n"
     vols_after = {v["Name"] for v in bbd.client().get_json("/volumes")["Volumes"] or []}
     assert vols_after <= vols_before  # the RUN container's anonymous volume went with it
+
+
+def test_build_on_each_storage_driver(any_daemon, busybox_tar):
+    d = any_daemon
+    d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    files = {"Dockerfile": "FROM busybox\nWORKDIR /w/x\nCOPY a b\nRUN rm /bin/true && "
+                           "echo $(cat b) > c\nWORKDIR /w/x\n", "a": "from-context"}
+    status, body = build(d, files, "t=drv")
+    assert status == 200, body
+    r = d.cli("run", "--rm", "drv", "sh", "-c", "pwd; cat c; ls /bin/true || echo gone")
+    assert r.stdout.decode().split("\n")[:3] == ["/w/x", "from-context", "gone"]
+    # busybox, the first WORKDIR's directories, COPY, RUN; WORKDIR /w/x again
+    # changed nothing: no layer, as dockerd.
+    assert len(raw_config(d, "drv")["RootFS"]["Layers"]) == 4
+    status, body = build(d, files, "t=drv")
+    assert [m.get("stream") for m in messages(body)].count(" ---> Using cache\n") == 4
+    d.client().delete_json("/images/drv")
