@@ -902,3 +902,15 @@ def test_build_on_each_storage_driver(any_daemon, busybox_tar):
     status, body = build(d, files, "t=drv")
     assert [m.get("stream") for m in messages(body)].count(" ---> Using cache\n") == 4
     d.client().delete_json("/images/drv")
+
+
+def test_run_heredocs(bbd):
+    """BuildKit's heredocs (dockerd 20.10 refuses them): an extension here."""
+    df = ("FROM busybox\nRUN <<EOF\necho one > /one\necho two >> /one\nEOF\n"
+          "RUN cat <<A > /two\nx $HOME\nA\n"
+          "RUN <<-EOT sh\n\techo three > /three\n\tEOT\n"
+          "RUN <<EOF\n#!/bin/sh -e\necho four > /four\nEOF\n")
+    status, body = build(bbd, {"Dockerfile": df}, "t=heredocs&nocache=1")
+    assert status == 200, body
+    r = bbd.cli("run", "--rm", "heredocs", "cat", "/one", "/two", "/three", "/four")
+    assert r.stdout == b"one\ntwo\nx /root\nthree\nfour\n"

@@ -45,6 +45,7 @@ from .dockerfile import (
     RunInstruction, ShellInstruction, Stage, StopsignalInstruction, UserInstruction,
     VolumeInstruction, WorkdirInstruction, format_go_duration, parse_trigger,
 )
+from .dockerfile.parser import chomp_heredoc_content, parse_heredoc
 from .dockerfile.shell import go_quote
 from .output import BuildOutput, StepFailed
 
@@ -702,10 +703,11 @@ class _Run:
     def run(self, st: _State, cmd: RunInstruction) -> None:
         if cmd.flags_used:
             raise StepFailed(_requires_buildkit(cmd.flags_used[0]))
-        if cmd.heredocs:
-            raise StepFailed("heredocs in RUN require BuildKit")
         rc = st.run_config
-        argv = self.resolve_cmd(st, cmd.cmd_line or [], cmd.prepend_shell)
+        if cmd.heredocs:
+            argv = self.heredoc_argv(st, cmd)
+        else:
+            argv = self.resolve_cmd(st, cmd.cmd_line or [], cmd.prepend_shell)
         allowed = st.build_args.filter_allowed(rc.get("Env") or [])
         save_cmd = argv
         if allowed:
@@ -763,6 +765,27 @@ class _Run:
             # A failed command's container stays unless forcerm, and with rm=0
             # every step's does, as with dockerd.
             self.b.inflight.done(c.id)
+
+    def heredoc_argv(self, st: _State, cmd: RunInstruction) -> list[str]:
+        """`RUN <<EOF` (BuildKit's extension; dockerd 20.10 refuses it): a
+        lone heredoc is the script the shell runs (a `#!` one runs as a
+        file), otherwise the command and its heredocs go to the shell whole."""
+        line = cmd.cmd_line or []
+        if not cmd.prepend_shell or len(line) != 1:
+            raise StepFailed(f"parsing produced an invalid run command: {line}")
+        shell = list(st.run_config.get("Shell") or DEFAULT_SHELL)
+        lone = parse_heredoc(line[0])
+        if lone is None:
+            full = line[0] + "".join(f"\n{h.content}{h.name}" for h in cmd.heredocs)
+            return shell + [full]
+        h = cmd.heredocs[0]
+        data = chomp_heredoc_content(h.content) if h.chomp else h.content
+        if not data.startswith("#!"):
+            return shell + [data]
+        # A script with its interpreter: written to a file, run, removed.
+        end = "DOCKYARD_HEREDOC_" + generate_id()[:16]
+        return shell + [f"f=$(mktemp) && cat > \"$f\" <<'{end}'\n{data}{end}\n"
+                        "chmod +x \"$f\" && \"$f\"; r=$?; rm -f \"$f\"; exit $r"]
 
     def remove_container(self, cid: str) -> None:
         try:
