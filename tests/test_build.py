@@ -914,3 +914,24 @@ def test_run_heredocs(bbd):
     assert status == 200, body
     r = bbd.cli("run", "--rm", "heredocs", "cat", "/one", "/two", "/three", "/four")
     assert r.stdout == b"one\ntwo\nx /root\nthree\nfour\n"
+
+
+def test_docker_compose_v1_build(bbd, tmp_path):
+    import shutil
+    import subprocess
+
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        pytest.skip("docker-compose is not installed")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text(
+        "FROM busybox\nARG GREETING=hi\nRUN echo $GREETING > /greeting\n")
+    (tmp_path / "docker-compose.yml").write_text(
+        'version: "3"\nservices:\n  app:\n    build:\n      context: app\n      args:\n'
+        "        GREETING: hello-compose\n    image: composebuilt\n")
+    r = subprocess.run([exe, "build"], cwd=tmp_path, env=bbd.env(), capture_output=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert b"Successfully tagged composebuilt:latest" in r.stdout
+    out = bbd.cli("run", "--rm", "composebuilt", "cat", "/greeting").stdout
+    assert out == b"hello-compose\n"
