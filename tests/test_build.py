@@ -935,3 +935,11 @@ def test_docker_compose_v1_build(bbd, tmp_path):
     assert b"Successfully tagged composebuilt:latest" in r.stdout
     out = bbd.cli("run", "--rm", "composebuilt", "cat", "/greeting").stdout
     assert out == b"hello-compose\n"
+
+
+def test_env_keeps_the_place_of_a_variable_set_again(bbd):
+    # openshift/imagebuilder's Dockerfile.env: dockerd replaces in place.
+    status, body = build(bbd, {"Dockerfile": "FROM busybox\nENV a=1 b=2\nENV a=3 c=4\n"},
+                         "t=envorder")
+    assert status == 200
+    assert raw_config(bbd, "envorder")["Config"]["Env"][1:] == ["a=3", "b=2", "c=4"]

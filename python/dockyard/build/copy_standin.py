@@ -49,6 +49,18 @@ def _inside(root: str, path: str) -> bool:
     return real == root or real.startswith(root + "/")
 
 
+def _in_root(root: str, rel: str) -> Optional[str]:
+    """The host path of `rel`, its directories' symlinks resolved inside root."""
+    try:
+        sp = scopedpath.resolve(root, rel)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        return os.path.join(root, *sp.parts) if sp.parts else root
+    finally:
+        sp.close()
+
+
 def _hash_file(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -89,8 +101,8 @@ def plan(cmd: Any, root: Optional[str], from_image: bool = False) -> Plan:
                     if fnmatch.fnmatchcase(n, pattern)]
             found.extend(hits)
             continue
-        path = os.path.join(root, rel)
-        if not os.path.lexists(path) or not _inside(root, path):
+        path = _in_root(root, rel)
+        if path is None or not os.path.lexists(path) or not _inside(root, path):
             what = cmd.name
             raise InvalidParameter(
                 f"{what} failed: file not found in build context or excluded by "
@@ -128,7 +140,7 @@ def _apply(p: Plan, root: str, dest: str, workdir: str, chown: str) -> None:
     owner = _owner(chown)
     if not dest.startswith("/"):
         dest = os.path.join(workdir, dest)
-    dest_dir = dest.endswith("/") or len(p.sources) > 1
+    dest_dir = dest.endswith(("/", "/.")) or dest in (".", "..") or len(p.sources) > 1
     dest = os.path.normpath(dest)
     for path, _ in p.sources:
         real = os.path.realpath(path)

@@ -310,7 +310,12 @@ class _Run:
             cmd = cmd.expand(self.expand_fn(st))
             env = list(rc.get("Env") or [])
             for kv in cmd.env:
-                env = [e for e in env if e.split("=", 1)[0] != kv.key] + [f"{kv.key}={kv.value}"]
+                # A variable already set keeps its place (dockerd's dispatchEnv).
+                keys = [e.split("=", 1)[0] for e in env]
+                if kv.key in keys:
+                    env[keys.index(kv.key)] = f"{kv.key}={kv.value}"
+                else:
+                    env.append(f"{kv.key}={kv.value}")
             rc["Env"] = env
             self.commit_meta(st, "ENV " + " ".join(str(kv) for kv in cmd.env))
         elif isinstance(cmd, LabelInstruction):
