@@ -220,9 +220,6 @@ class _Run:
                 self.dispatch(st, cmd)
                 self.out.stream(f" ---> {truncate_id(st.image_id)}\n")
             self.build_args.merge_referenced(st.build_args)
-            if not st.image_id:
-                # dockerd commits an empty stage (FROM scratch alone) as nothing.
-                pass
             self.stage_images.append(st.image_id)
             if stage.name:
                 self.stage_names.setdefault(stage.name, stage.index)
@@ -277,9 +274,7 @@ class _Run:
             return None
         if name.lower() in self.stage_names:
             return self.b.store.images.get(self.stage_images[self.stage_names[name.lower()]])
-        if name.isdigit() and int(name) < len(self.stage_images):
-            # dockerd resolves stage indexes only for COPY --from; a number is an image name.
-            pass
+        # A number is an image name here: stage indexes are for COPY --from only.
         if not self.opts.pull:
             try:
                 return self.b.store.images.resolve(name)
