@@ -15,7 +15,7 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, TYPE_CHECKING, Any, Iterable
 
 from . import _core, reference
 from .changes import apply_changes
@@ -36,6 +36,9 @@ from .store.db import Database
 from .store.images import Image, ImageStore
 from .store.layers import LayerStore
 from .store.local import LocalStore
+
+if TYPE_CHECKING:
+    from .build.service import BuildService
 
 
 class Engine:
@@ -72,6 +75,13 @@ class Engine:
                                            volumes=self.volumes, log_config=log_config)
         self.layers.gc(keep=self._container_layer_ids())
         self._lock = threading.RLock()
+        self._builds: BuildService | None = None
+        # What a daemon killed mid-build left: its context directories and the
+        # RUN containers of its steps.
+        shutil.rmtree(self.root / "builder", ignore_errors=True)
+        from .build.inflight import sweep
+
+        sweep(self.db, self.containers)
         self.inflight_layers = Inflight()
         self._transfers = TransferConfig(self.registry_options, self.store, self.events,
                                          self.inflight_layers)
@@ -292,6 +302,34 @@ class Engine:
         from .distribution.search import search
 
         return search(self.registry_options, term, limit, filters or {}, auth)
+
+    # --- build ----------------------------------------------------------------
+    @property
+    def builds(self) -> "BuildService":
+        """The classic builder (`POST /build`), made on first use."""
+        with self._lock:
+            if self._builds is None:
+                from .build.service import BuildService
+
+                self._builds = BuildService(self.store, self.containers, self.events,
+                                            self.root, self._pull_for_build)
+            return self._builds
+
+    def _pull_for_build(self, name: str, progress: Progress, platform: str | None,
+                        auths: dict[str, AuthConfig]) -> Image:
+        """FROM (or COPY --from) of an image not stored: pull it, as dockerd
+        does, with the build request's credentials for its registry."""
+        domain = reference.parse_normalized(name).domain
+        hub = domain in ("docker.io", "index.docker.io", "registry-1.docker.io")
+        auth = None
+        for key, cfg in auths.items():
+            host = key.split("://", 1)[-1].split("/", 1)[0]
+            if host == domain or (hub and host in ("index.docker.io", "docker.io",
+                                                   "registry-1.docker.io")):
+                auth = cfg
+                break
+        self.pull(name, None, auth, progress, platform)
+        return self.images.resolve(name)
 
     # --- prune / df ---------------------------------------------------------
     def prune_images(self, dangling_only: bool = True,

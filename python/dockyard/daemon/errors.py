@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from aiohttp import web
 
 from ..errors import DockyardError
+from ..imageconfig import encode
 
 log = logging.getLogger("dockyard.api")
 
 
 def error_response(status: int, message: str) -> web.Response:
     # No charset parameter: docker's client compares the media type exactly.
-    return web.Response(status=status, body=(json.dumps({"message": message}) + "\n").encode(),
+    # The body as dockerd's Go encoder writes it (compact, HTML-safe escapes).
+    return web.Response(status=status, body=encode({"message": message}) + b"\n",
                         content_type="application/json")
 
 

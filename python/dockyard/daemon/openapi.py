@@ -206,6 +206,22 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                              "parameters": [q("names", _STR, "repeatable", required=True)]},
     ("POST", "/images/prune"): {"summary": "Remove unused images",
                                 "parameters": [_filters("prune")]},
+    ("POST", "/build"): {
+        "summary": "Build an image from a tar context (the classic builder)", "parameters": [
+            q("t", _STR, "repeatable"), q("dockerfile"), q("buildargs", _STR, "JSON object"),
+            q("nocache", _BOOL), q("rm", _BOOL), q("forcerm", _BOOL), q("pull", _BOOL),
+            q("q", _BOOL), q("target"), q("labels", _STR, "JSON object"),
+            q("cachefrom", _STR, "JSON array"), q("networkmode"),
+            q("extrahosts", _STR, "repeatable"), q("shmsize", _INT), q("memory", _INT),
+            q("memswap", _INT), q("cpushares", _INT), q("cpusetcpus"), q("cpusetmems"),
+            q("cpuperiod", _INT), q("cpuquota", _INT), q("cgroupparent"),
+            q("ulimits", _STR, "JSON array"), q("platform"), q("squash", _BOOL),
+            q("buildid"), q("version")],
+        "requestBody": _tar_body(required=False)},
+    ("POST", "/build/prune"): {"summary": "Prune the build cache"},
+    ("POST", "/build/cancel"): {"summary": "Cancel a build", "parameters": [q("id")]},
+    ("POST", "/session"): {"summary": "BuildKit's session (not served: 404)"},
+    ("POST", "/grpc"): {"summary": "BuildKit's gRPC API (not served: 404)"},
     ("GET", "/images/search"): {"summary": "Search Docker Hub", "parameters": [
         q("term", required=True), q("limit", _INT), _filters("search")]},
     ("POST", "/images/{name}/push"): {"summary": "Push an image",

@@ -26,6 +26,8 @@ async def ping(request: web.Request) -> web.Response:
                         content_type="text/plain", charset="utf-8")
     resp.headers["Cache-Control"] = "no-cache, no-store, must-revalidate"
     resp.headers["Pragma"] = "no-cache"
+    # The classic builder only: clients must not switch to BuildKit's session protocol.
+    resp.headers["Builder-Version"] = "1"
     return resp
 
 

@@ -1,0 +1,118 @@
+"""Builds as the engine offers them: `prepare()` takes the whole context
+(unpacked under `<root>/builder/<id>`, the Dockerfile read and parsed, so
+every bad-input error comes before any output), `PreparedBuild.run()`
+streams the classic builder's output. Build directories are removed when
+the build ends and swept when the engine starts (after a crash)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Optional
+
+from ..containers.service import ContainerService
+from ..errors import DockyardError
+from ..events import EventLog
+from ..ids import generate_id
+from ..store.local import LocalStore
+from .cache import BuildCache
+from .context import read_dockerfile, unpack_context
+from .dockerfile import Dockerfile, load
+from .executor import BuildOptions, Builder, Puller, check_platform, parse_tag
+from .output import BuildOutput, StepFailed, Write
+
+__all__ = ["BuildService", "PreparedBuild"]
+
+log = logging.getLogger("dockyard.build")
+
+
+class PreparedBuild:
+    def __init__(self, svc: "BuildService", workdir: Path, dockerfile: Dockerfile,
+                 opts: BuildOptions) -> None:
+        self.svc = svc
+        self.workdir = workdir
+        self.dockerfile = dockerfile
+        self.opts = opts
+        self.builder = Builder(svc.store, svc.containers, svc.events, svc.cache, svc.puller)
+
+    @property
+    def context(self) -> Path:
+        return self.workdir / "context"
+
+    def run(self, write: Write) -> Optional[str]:
+        """Build, writing dockerd's JSON stream; the image ID, or None when
+        the build failed (the error is in the stream)."""
+        out = BuildOutput(write, self.opts.quiet)
+        builder = self.builder
+        if self.opts.build_id:
+            self.svc.active[self.opts.build_id] = self
+        try:
+            return builder.build(self.dockerfile, self.context, self.opts, out)
+        except StepFailed as e:
+            out.error(e.message, e.code)
+        except DockyardError as e:
+            out.error(str(e))
+        except (ConnectionError, RuntimeError):
+            raise  # the client went away: nothing to tell it
+        except Exception as e:  # noqa: BLE001 - after output started: in-band
+            log.exception("build failed", exc_info=e)
+            out.error(f"{type(e).__name__}: {e}" if not isinstance(e, OSError) or not e.strerror
+                      else f"{e.strerror}: {e.filename}" if e.filename else e.strerror)
+        finally:
+            if self.opts.build_id:
+                self.svc.active.pop(self.opts.build_id, None)
+        return None
+
+    def cancel(self) -> None:
+        self.builder.cancel()
+
+    def close(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class BuildService:
+    def __init__(self, store: LocalStore, containers: ContainerService, events: EventLog,
+                 root: Path, puller: Optional[Puller] = None) -> None:
+        self.store = store
+        self.containers = containers
+        self.events = events
+        self.puller = puller
+        self.cache = BuildCache(store.db)
+        #: Running builds by the client's `buildid` (for /build/cancel).
+        self.active: dict[str, PreparedBuild] = {}
+        self.root = root / "builder"
+        # Whatever a crashed daemon left behind.
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.root.mkdir(mode=0o700, exist_ok=True)
+
+    def prepare(self, body: Iterable[bytes], opts: BuildOptions, dockerfile: str = ""
+                ) -> PreparedBuild:
+        """Unpack the context and parse the Dockerfile; raises (nothing left
+        behind) for a bad context, a missing or bad Dockerfile, a bad target."""
+        for t in opts.tags:
+            parse_tag(t)
+        if opts.platform:
+            check_platform(opts.platform)
+        workdir = self.root / generate_id()[:16]
+        workdir.mkdir(mode=0o700)
+        try:
+            ctx = workdir / "context"
+            ctx.mkdir()
+            unpack_context(body, ctx)
+            name, data = read_dockerfile(ctx, dockerfile)
+            df = load(data, name)
+            df.stages_up_to(opts.target)  # an unknown target fails here, before any output
+            return PreparedBuild(self, workdir, df, opts)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+
+    def cancel(self, build_id: str) -> None:
+        b = self.active.get(build_id)
+        if b is not None:
+            b.cancel()
+
+    def prune(self) -> int:
+        return self.cache.prune()
