@@ -604,7 +604,8 @@ def _inspect_view(info: dict[str, Any]) -> dict[str, Any]:
         if c is None:
             return None
         out = {k: v for k, v in c.items() if k not in ("Hostname", "Image")}
-        # COPY's content key: the stand-in's hash is not dockerd's tarsum (buildcopy's is).
+        # COPY's content key: equal to dockerd's only for the docker CLI's tar headers
+        # (sums from the unpacked tree); the side-by-side contexts come from tarfile.
         out["Cmd"] = [re.sub(r"(file|dir|multi):[0-9a-f]{64}", r"\1:@", a)
                       for a in out.get("Cmd") or []] or out.get("Cmd")
         return out
@@ -644,7 +645,8 @@ def test_side_by_side_with_dockerd(bbd, ref, case):
     my_hist = bbd.client().get_json(f"/images/{name}/history")
 
     def view(hist: list[dict[str, Any]]) -> list[tuple[str, bool, bool]]:
-        # COPY's content key: the stand-in's hash is not dockerd's tarsum (buildcopy's is).
+        # COPY's content key: equal to dockerd's only for the docker CLI's tar headers
+        # (sums from the unpacked tree); the side-by-side contexts come from tarfile.
         return [(re.sub(r"(file|dir|multi):[0-9a-f]{64}", r"\1:@", h["CreatedBy"]),
                  h["Size"] > 0, h["Id"] == "<missing>") for h in hist]
     assert view(my_hist) == view(real_hist)

@@ -35,7 +35,7 @@ from ..ids import generate_id, truncate_id
 from ..imageconfig import DOCKER_VERSION, container_config, encode, now_rfc3339
 from ..store.images import Image
 from ..store.local import LocalStore
-from . import copy_standin
+from . import copy as copyfiles
 from .cache import BuildCache, step_key
 from .inflight import Inflight
 from .dockerfile import (
@@ -182,6 +182,7 @@ class _Run:
         self.b = b
         self.df = df
         self.context = context
+        self._context_sums: Optional[copyfiles.ContextSums] = None
         self.opts = opts
         self.out = out
         self.lex = df.lex()
@@ -641,25 +642,48 @@ class _Run:
 
     # --- COPY / ADD ------------------------------------------------------------------
     def copy(self, st: _State, cmd: CopyInstruction | AddInstruction) -> None:
-        source_root = str(self.context)
         from_image: Optional[Image] = None
         if isinstance(cmd, CopyInstruction) and cmd.from_:
             from_image = self.copy_from_image(cmd.from_)
         if cmd.chmod:
             raise StepFailed(_requires_buildkit("chmod"))
-        plan = copy_standin.plan(cmd, source_root if from_image is None else None)
-        if from_image is not None:
-            plan = self.plan_from_image(cmd, from_image)
-        comment = f"{cmd.name} {'--chown=' + cmd.chown + ' ' if cmd.chown else ''}" \
-                  f"{plan.key} in {cmd.dest} "
-        probe_cfg = self.with_cmd(st, ["/bin/sh", "-c", "#(nop) " + comment])
-        if self.probe(st, probe_cfg):
-            return
-        diff = self.layer_from_dir(st, lambda root: plan.apply(
-            root, cmd.dest, st.run_config.get("WorkingDir") or "/", cmd.chown))
+        release: Optional[Callable[[], None]] = None
+        try:
+            src_root: Optional[Path] = None
+            if from_image is not None:
+                src_root, release = self.mount_image(from_image)
+            try:
+                plan = copyfiles.plan_copy(
+                    list(cmd.sources), cmd.dest, context=None if src_root else self.context,
+                    src_root=src_root, is_add=isinstance(cmd, AddInstruction), chown=cmd.chown,
+                    context_sums=None if src_root else self.context_sums())
+            except copyfiles.CopyError as e:
+                raise StepFailed(str(e)) from None
+            with plan:
+                probe_cfg = self.with_cmd(st, ["/bin/sh", "-c", "#(nop) " + plan.comment])
+                if self.probe(st, probe_cfg):
+                    return
+                workdir = st.run_config.get("WorkingDir") or "/"
+
+                def fill(root: str) -> None:
+                    try:
+                        plan.apply(Path(root), workdir, Path(root))
+                    except copyfiles.CopyError as e:
+                        raise StepFailed(str(e)) from None
+
+                diff = self.layer_from_dir(st, fill)
+        finally:
+            if release is not None:
+                release()
         # dockerd exports COPY's image without a container: no `container`,
         # the step's config as it is.
         self.commit(st, None, probe_cfg, diff)
+
+    def context_sums(self) -> "copyfiles.ContextSums":
+        """The context's entry sums, one table per build (COPY steps share it)."""
+        if self._context_sums is None:
+            self._context_sums = copyfiles.ContextSums.from_tree(self.context)
+        return self._context_sums
 
     def copy_from_image(self, ref: str) -> Image:
         name = ref.lower()
@@ -680,7 +704,8 @@ class _Run:
         except DockyardError as e:
             raise StepFailed(f"invalid from flag value {ref}: {e}") from None
 
-    def plan_from_image(self, cmd: Any, img: Image) -> "copy_standin.Plan":
+    def mount_image(self, img: Image) -> tuple[Path, Callable[[], None]]:
+        """`img`'s rootfs, mounted read-only for COPY --from, and its release."""
         store = self.b.store
         top = img.top_layer
         if not top:
@@ -688,16 +713,12 @@ class _Run:
         cache_id = store.layers.get(top).cache_id
         tmp_id = generate_id()
         store.driver.create(tmp_id, cache_id, read_only=True)
-        root = store.driver.get(tmp_id)
-        release: list[Callable[[], None]] = [lambda: (store.driver.put(tmp_id),
-                                                     store.driver.remove(tmp_id))]
         try:
-            plan = copy_standin.plan(cmd, root, from_image=True)
+            root = store.driver.get(tmp_id)
         except BaseException:
-            release[0]()
+            store.driver.remove(tmp_id)
             raise
-        plan.release = release[0]
-        return plan
+        return Path(root), lambda: (store.driver.put(tmp_id), store.driver.remove(tmp_id))
 
     # --- RUN -------------------------------------------------------------------------
     def run(self, st: _State, cmd: RunInstruction) -> None:
