@@ -156,3 +156,22 @@ def test_put_archive_through_a_symlink_and_bad_pax(daemon, bb):
         assert b"neg" not in daemon.cli("exec", cid, "ls", "/tmp").stdout
     finally:
         api(daemon, "DELETE", f"/containers/{cid}", query={"force": 1})
+
+
+def test_create_keys_match_in_any_case(daemon, bb):
+    """Go decodes the create body's field names in any case: docker-py sends
+    `CPURealtimePeriod` (its test_create_with_cpu_rt_options) and dockerd
+    stores CpuRealtimePeriod; an exact spelling wins over another case."""
+    st, body = api(daemon, "POST", "/containers/create",
+                   {"image": "busybox", "cmd": ["true"],
+                    "HostConfig": {"CPURealtimePeriod": 1000, "CPURealtimeRuntime": 500,
+                                   "memory": 8 << 20, "Memory": 16 << 20}})
+    assert st == 201, body
+    try:
+        st, info = api(daemon, "GET", f"/containers/{body['Id']}/json")
+        hc = info["HostConfig"]
+        assert (hc["CpuRealtimePeriod"], hc["CpuRealtimeRuntime"]) == (1000, 500)
+        assert hc["Memory"] == 16 << 20 and "memory" not in hc
+        assert info["Config"]["Cmd"] == ["true"] and info["Config"]["Image"] == "busybox"
+    finally:
+        api(daemon, "DELETE", f"/containers/{body['Id']}")

@@ -15,8 +15,8 @@ from ...containers.service import ContainerService
 from ...errors import InvalidParameter, NotFound
 from ...imageconfig import parse_time
 from ..views import HOSTCONFIG_DEFAULTS, container_inspect, container_summary
-from . import (blocking, container_service as svc, exec_store, json_body, json_response, monitor,
-               qbool, qint)
+from . import (blocking, container_service as svc, exec_store, go_fields, json_body,
+               json_response, monitor, qbool, qint)
 
 CONTAINER_FILTERS = {"status", "name", "id", "label", "exited", "ancestor", "before", "since",
                      "health", "network", "volume", "publish", "expose", "isolation",
@@ -33,6 +33,10 @@ async def create(request: web.Request) -> web.Response:
         body = {}
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON body")
+    # Go matches JSON keys to fields in any case (docker-py sends CPURealtimePeriod)
+    body = go_fields(body, CONFIG_FIELDS)
+    if isinstance(body.get("HostConfig"), dict):
+        body["HostConfig"] = go_fields(body["HostConfig"], HOSTCONFIG_FIELDS)
     _check_types(body, CONFIG_TYPES, "ContainerConfigWrapper")
     _check_string_lists(body)
     if isinstance(body.get("Healthcheck"), dict):
@@ -70,6 +74,14 @@ def _host_config(body: dict[str, Any]) -> dict[str, Any]:
 
 
 _STR, _BOOL, _OBJ, _LIST = (str,), (bool,), (dict,), (list,)
+#: dockerd's Config (with the wrapper's HostConfig/NetworkingConfig) and HostConfig fields.
+CONFIG_FIELDS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr",
+                 "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck",
+                 "ArgsEscaped", "Image", "Volumes", "WorkingDir", "Entrypoint",
+                 "NetworkDisabled", "MacAddress", "OnBuild", "Labels", "StopSignal",
+                 "StopTimeout", "Shell", "HostConfig", "NetworkingConfig")
+HOSTCONFIG_FIELDS = tuple(HOSTCONFIG_DEFAULTS) + ("Runtime", "VolumeDriver", "Mounts",
+                                                  "MaskedPaths", "ReadonlyPaths", "Init")
 CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "Hostname": _STR, "Domainname": _STR, "User": _STR, "Image": _STR, "WorkingDir": _STR,
     "StopSignal": _STR, "MacAddress": _STR, "AttachStdin": _BOOL, "AttachStdout": _BOOL,
