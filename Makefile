@@ -15,7 +15,7 @@ rust-test:
 	cargo test --release -p dockyard-archive -p dockyard-union -p dockyard-runtime -p dockyard-shim -p dockyard-network
 
 test: rust-test  ## the whole suite (as root): cargo tests, then pytest
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests
 
 demo:           ## start a daemon, import busybox-static as an image, list it
 	bash .ci/demo

@@ -560,6 +560,9 @@ def test_system_prune(engine_under_test, names):
     assert (o.returncode, o.stdout, o.stderr) == (t.returncode, t.stdout, t.stderr)
     outs = []
     for run in (ours, theirs):
+        # from a clean slate: other tests' leftovers (a build's untagged
+        # chains) would make one run's report longer than the other's
+        assert theirs(eng, "system", "prune", "-f", "--volumes").returncode == 0
         net, vol = _prunables(eng, names, "prunable:" + run.__name__)
         r = run(eng, "system", "prune", "-f", "--volumes")
         assert r.returncode == 0, r.stderr
