@@ -22,21 +22,6 @@ def _check(m: dict[str, Any]) -> None:
         raise StreamError(err)
 
 
-def _render_plain(msgs: Iterable[dict[str, Any]], out) -> dict[str, Any]:
-    aux: dict[str, Any] = {}
-    for m in msgs:
-        _check(m)
-        if "aux" in m:
-            aux = m["aux"] or {}
-            continue
-        if "progressDetail" in m and progress_text(m["progressDetail"] or {}, 200):
-            continue  # bars are for terminals
-        status = m.get("status", "")
-        out.write(f"{m['id']}: {status}\n" if m.get("id") else f"{status}\n")
-        out.flush()
-    return aux
-
-
 def _go_duration(seconds: int) -> str:
     """time.Duration.String() for whole seconds: 1h2m3s, 4m0s, 5s."""
     h, rest = divmod(seconds, 3600)
@@ -76,73 +61,27 @@ def progress_text(d: dict[str, Any], width: int) -> str:
     return bar + numbers + left
 
 
-def _render_live(msgs: Iterable[dict[str, Any]], out) -> dict[str, Any]:
-    """jsonmessage.DisplayJSONMessagesStream on a terminal: a line per ID
-    with progress, rewritten in place (cursor up, erase, rewrite, cursor
-    down); any other message is printed below and ends that set of lines."""
-    import os
-
-    try:
-        width = os.get_terminal_size(out.fileno()).columns or 200
-    except OSError:
-        width = 200
-    ids: dict[str, int] = {}
-    aux: dict[str, Any] = {}
-    for m in msgs:
-        if "aux" in m:
-            aux = m["aux"] or {}
-            continue
-        mid = m.get("id") or ""
-        has_progress = "progressDetail" in m
-        diff = 0
-        if mid and (has_progress or m.get("progress")):
-            if mid not in ids:
-                ids[mid] = len(ids)
-                out.write("\n")
-            diff = len(ids) - ids[mid]
-            if diff:
-                out.write(f"\x1b[{diff}A")
-        else:
-            ids = {}
-        try:
-            _check(m)
-        finally:
-            out.flush()
-        endl = ""
-        if has_progress and not m.get("stream"):
-            out.write("\x1b[2K\r")
-            endl = "\r"
-        line = f"{mid}: " if mid else ""
-        if m.get("from"):
-            line += f"(from {m['from']}) "
-        status = m.get("status", "")
-        if has_progress:
-            line += f"{status} {progress_text(m.get('progressDetail') or {}, width)}{endl}"
-        elif m.get("progress"):
-            line += f"{status} {m['progress']}{endl}"
-        elif m.get("stream"):
-            line += f"{m['stream']}{endl}"
-        else:
-            line += f"{status}{endl}\n"
-        out.write(line)
-        if mid and diff:
-            out.write(f"\x1b[{diff}B")
-        out.flush()
-    return aux
-
-
 def show(msgs: Iterable[dict[str, Any]], quiet: bool = False) -> dict[str, Any]:
-    """Consume the stream; returns the last `aux` payload. Raises StreamError."""
-    if quiet:
-        aux: dict[str, Any] = {}
+    """Consume the stream (pull, push, load) as the docker CLI shows it;
+    returns the last `aux` payload. Raises StreamError."""
+    aux: dict[str, Any] = {}
+
+    def keep(payload: Any) -> None:
+        nonlocal aux
+        aux = payload or {}
+
+    def checked() -> Iterable[dict[str, Any]]:
         for m in msgs:
             _check(m)
+            yield m
+
+    if quiet:
+        for m in checked():
             if "aux" in m:
-                aux = m["aux"] or {}
+                keep(m["aux"])
         return aux
-    if sys.stdout.isatty():
-        return _render_live(msgs, sys.stdout)
-    return _render_plain(msgs, sys.stdout)
+    display(checked(), sys.stdout, sys.stdout.isatty(), keep)
+    return aux
 
 
 class JSONError(Exception):
