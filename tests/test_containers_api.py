@@ -382,11 +382,11 @@ def _shims_of(cid: str) -> list[int]:
     for pid in os.listdir("/proc"):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"dockyard-shim" in f.read().split(b"\0")[0] and cid.encode() in open(
-                        f"/proc/{pid}/cmdline", "rb").read():
-                    out.append(int(pid))
-        except (OSError, ValueError):
-            pass
+                argv = f.read()
+        except OSError:
+            continue
+        if argv.split(b"\0")[0].endswith(b"dockyard-shim") and cid.encode() in argv:
+            out.append(int(pid))
     return out
 
 

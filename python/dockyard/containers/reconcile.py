@@ -242,8 +242,9 @@ class Reconciler(ContainerRecords):
         all). They are killed, their cgroups (thawed first) and mounts
         removed, and a record-less container's state directory with them;
         the records stay as they were, so `docker start` starts afresh."""
-        strays = {cid for cid in self._shims().values() if cid not in running}
-        for pid, cid in self._shims().items():
+        shims = self._shims()
+        strays = {cid for cid in shims.values() if cid not in running}
+        for pid, cid in shims.items():
             if cid in strays:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -253,7 +254,7 @@ class Reconciler(ContainerRecords):
         for d in self.state_root.iterdir():
             if d.name in running or d.name.startswith("."):
                 continue
-            if d.name not in known or d.name in strays:
+            if d.name not in known:
                 strays.add(d.name)
         for cid in strays:
             c = known.get(cid)

@@ -106,7 +106,6 @@ pub(super) fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Meta> {
         return Err(Error::corrupt(format!("{}: uid/gid out of range", what())));
     }
     let hm = num(h.mtime(), &old.mtime, "mtime")?;
-    let shown = what();
     let mut m = Meta {
         uid: uid as u32,
         gid: gid as u32,
@@ -116,6 +115,7 @@ pub(super) fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Meta> {
         xattrs: Vec::new(),
         sparse: Sparse::default(),
     };
+    let mut bad = None;
     if let Some(exts) = e.pax_extensions().map_err(tar_err)? {
         for ext in exts {
             let ext = ext.map_err(tar_err)?;
@@ -133,12 +133,8 @@ pub(super) fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Meta> {
                 // The tar reader falls back to the header's numbers when a
                 // PAX one doesn't parse; Go's refuses the archive: so do we.
                 b"size" | b"uid" | b"gid" if parse_u64(v).is_none() => {
-                    return Err(Error::corrupt(format!(
-                        "{}: invalid PAX {} {:?}",
-                        shown,
-                        String::from_utf8_lossy(k),
-                        String::from_utf8_lossy(v)
-                    )));
+                    bad = Some(format!("invalid PAX {} {:?}", String::from_utf8_lossy(k), String::from_utf8_lossy(v)));
+                    break;
                 }
                 b"GNU.sparse.name" => m.sparse.name = Some(v.to_vec()),
                 b"GNU.sparse.realsize" | b"GNU.sparse.size" => m.sparse.real_size = parse_u64(v),
@@ -161,6 +157,10 @@ pub(super) fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Meta> {
                 }
             }
         }
+    }
+    if let Some(msg) = bad {
+        // named only now: the entry's path can't be read while its PAX records are
+        return Err(Error::corrupt(format!("{}: {msg}", show(&e.path_bytes()))));
     }
     m.mtime = bound(m.mtime);
     m.atime = later(bound(m.atime), m.mtime);
