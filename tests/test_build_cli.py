@@ -239,6 +239,10 @@ def norm(text: bytes) -> str:
     s = re.sub(r"\b[0-9a-f]{12}\b", "<id>", s)
     s = re.sub(r"\.dockerfile\.[0-9a-f]{20}", ".dockerfile.<random>", s)
     s = re.sub(r"docker-build-tempdockerfile-\w+", "docker-build-tempdockerfile-<x>", s)
+    # A download's intermediate progress lines depend on how the reads fell:
+    # only the last one of each is compared.
+    s = re.sub(r"(Downloading build context from remote url: [^\r\n]*\r)+"
+               r"(?=Downloading build context)", "", s)
     return s.replace("docker build", "dockyard build")
 
 
