@@ -56,7 +56,12 @@ def _parse_requests(data: bytes) -> list[Request]:
             while True:
                 size_line, eol, rest = rest.partition(b"\r\n")
                 if not eol:
-                    return out  # not all there yet
+                    # The client may exit before the proxy reads its last
+                    # chunk's terminator: the daemon answers once the tar
+                    # ends. What the stream holds is the body.
+                    if size_line.strip() in (b"", b"0"):
+                        out.append(Request(lines[0], headers, body))
+                    return out
                 size = int(size_line.split(b";")[0], 16)
                 if size == 0:
                     _, _, rest = rest.partition(b"\r\n")
@@ -88,8 +93,8 @@ class Proxy:
         self.sock.bind(str(path))
         self.sock.listen(16)
         self.threads: list[threading.Thread] = []
-        self.closing = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.acceptor = threading.Thread(target=self._accept, daemon=True)
+        self.acceptor.start()
 
     def _accept(self) -> None:
         while True:
@@ -98,10 +103,12 @@ class Proxy:
             except OSError:
                 return
             rec = bytearray()
-            self.streams.append(rec)
             t = threading.Thread(target=self._serve, args=(c, rec), daemon=True)
-            t.start()
+            # listed before it runs: take() must not miss a connection that
+            # is served before this thread would append it
+            self.streams.append(rec)
             self.threads.append(t)
+            t.start()
 
     def _serve(self, c: socket.socket, rec: bytearray) -> None:
         u = socket.socket(socket.AF_UNIX)
@@ -133,7 +140,9 @@ class Proxy:
         except OSError:
             pass
         finally:
-            t.join(60)
+            # The client is gone (or done): what dockerd still sends (a build
+            # it keeps running, say) has nobody to read it.
+            t.join(5)
             c.close()
             u.close()
 
@@ -162,6 +171,11 @@ class Proxy:
         return builds[0]
 
     def close(self) -> None:
+        # Wake the accept thread and wait for it before the descriptor is
+        # freed: a thread still calling accept() on a reused descriptor number
+        # would take the next test's connections.
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.acceptor.join(10)
         self.sock.close()
         self.path.unlink(missing_ok=True)
 
