@@ -4,6 +4,7 @@ failure hygiene), docker-py's build and the docker CLI."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import io
 import json
@@ -893,16 +894,27 @@ def test_build_on_each_storage_driver(any_daemon, busybox_tar):
     d = any_daemon
     d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
     files = {"Dockerfile": "FROM busybox\nWORKDIR /w/x\nCOPY a b\nRUN rm /bin/true && "
-                           "echo $(cat b) > c\nWORKDIR /w/x\n", "a": "from-context"}
+                           "echo $(cat b) > c\nWORKDIR /w/x\nCOPY d /d\n", "a": "from-context",
+             "d/" + "n" * 120 + "/f": b"x" * 300_000, "d/empty": ""}
     status, body = build(d, files, "t=drv")
     assert status == 200, body
     r = d.cli("run", "--rm", "drv", "sh", "-c", "pwd; cat c; ls /bin/true || echo gone")
     assert r.stdout.decode().split("\n")[:3] == ["/w/x", "from-context", "gone"]
-    # busybox, the first WORKDIR's directories, COPY, RUN; WORKDIR /w/x again
-    # changed nothing: no layer, as dockerd.
-    assert len(raw_config(d, "drv")["RootFS"]["Layers"]) == 4
+    # busybox, the first WORKDIR's directories, COPY, RUN, COPY; WORKDIR /w/x
+    # again changed nothing: no layer, as dockerd.
+    assert len(raw_config(d, "drv")["RootFS"]["Layers"]) == 5
+    # Layers are filled in place and tarred once: what `save` rebuilds from
+    # them (tar-split) must still hash to the config's diff IDs.
+    r = d.client().request("GET", "/images/drv/get")
+    with tarfile.open(fileobj=io.BytesIO(r.read())) as t:
+        manifest = json.load(t.extractfile("manifest.json"))[0]
+        config = json.load(t.extractfile(manifest["Config"]))
+        sums = ["sha256:" + hashlib.sha256(t.extractfile(p).read()).hexdigest()
+                for p in manifest["Layers"]]
+    r.close()
+    assert sums == config["rootfs"]["diff_ids"]
     status, body = build(d, files, "t=drv")
-    assert [m.get("stream") for m in messages(body)].count(" ---> Using cache\n") == 4
+    assert [m.get("stream") for m in messages(body)].count(" ---> Using cache\n") == 5
     d.client().delete_json("/images/drv")
 
 

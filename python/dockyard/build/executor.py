@@ -590,32 +590,35 @@ class _Run:
         return img.id
 
     def layer_from_dir(self, st: _State, fill: Callable[[str], None]) -> Optional[str]:
-        """A layer from what `fill(rootfs)` writes into a read-write layer on
-        the current image; the diff ID, or None when nothing changed."""
+        """A layer from what `fill(rootfs)` writes into a new layer mounted on
+        the current image; the diff ID, or None when nothing changed. The
+        layer is filled in place: its diff is tarred once (for the diff ID
+        and the tar-split record), never extracted again."""
         store = self.b.store
         parent = store.images.get(st.image_id) if st.image_id else None
         top = parent.top_layer if parent else None
         parent_cache = store.layers.get(top).cache_id if top else None
-        tmp_id = generate_id()
-        driver = store.driver
-        driver.create(tmp_id, parent_cache, read_only=False)
+        store.layers.check_depth(top)
+        cache_id = store.layers.prepare(parent_cache)
         tmpdir = store.new_tempdir()
         try:
-            root = driver.get(tmp_id)
+            root = store.driver.get(cache_id)
             try:
                 fill(root)
             finally:
-                driver.put(tmp_id)
+                store.driver.put(cache_id)
             tarpath = str(tmpdir / "layer.tar")
-            info = driver.diff(tmp_id, parent_cache, tarpath)
+            info = store.driver.diff(cache_id, parent_cache, tarpath)
             if info.diff_id == EMPTY_LAYER_DIFF_ID:
+                store.layers.discard(cache_id)
                 return None
-            layer = store.layers.register(
-                top, lambda t, w, s: _core.extract_layer_file(tarpath, t, w, s))
-            return layer.diff_id
+            _core.record_layer_split(tarpath, str(store.layers.split_path(cache_id)))
+            return store.layers.commit(top, cache_id, info.diff_id, info.size).diff_id
+        except BaseException:
+            store.layers.discard(cache_id)
+            raise
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
-            driver.remove(tmp_id)
 
     # --- WORKDIR ---------------------------------------------------------------------
     def workdir(self, st: _State, cmd: WorkdirInstruction) -> None:

@@ -81,6 +81,11 @@ class LayerStore:
             " SELECT max(n) FROM up", (chain_id,))
         return int(r[0] or 0)
 
+    def check_depth(self, parent: str | None) -> None:
+        """Refuse a layer on `parent` beyond the kernel's overlay stack limit."""
+        if parent and self.depth(parent) >= MAX_DEPTH:
+            raise InvalidParameter("max depth exceeded")
+
     def register(self, parent: str | None, extract: Extract) -> Layer:
         """Unpack one diff on top of `parent` and record it.
 
@@ -88,8 +93,7 @@ class LayerStore:
         failure the directory is removed and nothing is recorded.
         """
         parent_layer = self.get(parent) if parent else None
-        if parent and self.depth(parent) >= MAX_DEPTH:
-            raise InvalidParameter("max depth exceeded")
+        self.check_depth(parent)
         cache_id = self.prepare(parent_layer.cache_id if parent_layer else None)
         try:
             info = extract(self.driver.diff_path(cache_id), self.driver.whiteouts,

@@ -194,3 +194,29 @@ pub fn assemble<W: Write + ?Sized>(split: &[u8], root: &Path, out: &mut W) -> Re
     }
     Ok((digest::finish(h), size))
 }
+
+/// The tar-split record of a layer tar written from files that stay where
+/// the tar's names say (a layer made in place, its diff tarred once): the
+/// same record extraction would have kept, without writing any file.
+pub fn record_file(src: &Path) -> Result<Vec<u8>> {
+    let f = File::open(src).ctx(|| format!("open {}", src.display()))?;
+    let rec = Rc::new(RefCell::new(Recorder::new()));
+    let mut ar = tar::Archive::new(SplitReader::new(io::BufReader::with_capacity(1 << 20, f), Some(rec.clone())));
+    let bad = |e: io::Error| Error::corrupt(format!("layer tar: {e}"));
+    for e in ar.entries().map_err(bad)? {
+        let mut e = e.map_err(bad)?;
+        let et = e.header().entry_type();
+        let sparse = et.is_gnu_sparse()
+            || e.pax_extensions().map_err(bad)?.is_some_and(|mut x| x.any(|p| p.is_ok_and(|p| p.key_bytes().starts_with(b"GNU.sparse"))));
+        if (et.is_file() || et.is_contiguous()) && !sparse && rec.borrow().pos() == e.raw_file_position() {
+            let name = crate::fsops::clean_entry_name(&e.path_bytes())?;
+            rec.borrow_mut().begin_file(&name, e.size());
+        }
+        io::copy(&mut e, &mut io::sink()).map_err(bad)?;
+    }
+    // The end blocks and any padding after them belong to the stream.
+    let mut reader = ar.into_inner();
+    io::copy(&mut reader, &mut io::sink()).map_err(bad)?;
+    drop(reader);
+    Rc::try_unwrap(rec).map_err(|_| Error::corrupt("tar-split recorder still shared"))?.into_inner().finish()
+}

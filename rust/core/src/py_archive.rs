@@ -92,6 +92,14 @@ fn extract_layer_file(py: Python<'_>, src: PathBuf, target: PathBuf, whiteouts: 
     .map_err(err)
 }
 
+/// Write the tar-split record of the uncompressed layer tar `src`, whose
+/// files are already where its names say beneath the layer's root (a layer
+/// filled in place): what extraction would have recorded, nothing written.
+#[pyfunction]
+fn record_layer_split(py: Python<'_>, src: PathBuf, split: PathBuf) -> PyResult<()> {
+    py.detach(|| write_split(&split, &da::tarsplit::record_file(&src)?)).map_err(err)
+}
+
 /// Write a tar-split record under a temporary name, then rename it in place.
 fn write_split(path: &std::path::Path, data: &[u8]) -> da::Result<()> {
     let tmp = path.with_extension("tmp");
@@ -439,6 +447,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LayerInfo>()?;
     m.add_class::<LayerUnpacker>()?;
     m.add_function(wrap_pyfunction!(extract_layer_file, m)?)?;
+    m.add_function(wrap_pyfunction!(record_layer_split, m)?)?;
     m.add_function(wrap_pyfunction!(create_layer, m)?)?;
     m.add_function(wrap_pyfunction!(assemble_layer, m)?)?;
     m.add_function(wrap_pyfunction!(layer_content_size, m)?)?;

@@ -1,0 +1,103 @@
+"""Build, side by side with dockerd's classic builder (docker CLI, DOCKER_BUILDKIT=0,
+on both engines), on the root disk first and on a fresh ext4 second:
+
+- 25 metadata instructions (ENV, LABEL, CMD, EXPOSE, ...), --no-cache;
+- 50 RUN steps, --no-cache;
+- COPY of a 10 000-file context, --no-cache;
+- the same build again with the cache: every step a hit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from common import median, save, table
+from containers import Engine
+
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+DISKS = os.environ.get("BENCH_DISKS", "root,fresh").split(",")
+
+METADATA = "FROM busybox\n" + "".join(
+    (f"ENV V{i}=value{i}\n", f"LABEL l{i}=v{i}\n", f"EXPOSE {8000 + i}\n",
+     f"WORKDIR /w{i}\n", f'CMD ["echo", "{i}"]\n')[i % 5] for i in range(25))
+RUNS50 = "FROM busybox\n" + "".join(f"RUN echo {i} > /f{i}\n" for i in range(50))
+COPY = "FROM busybox\nCOPY data /data\n"
+
+
+def contexts(work: Path) -> dict[str, Path]:
+    out = {}
+    for name, dockerfile in (("metadata", METADATA), ("run50", RUNS50), ("copy", COPY)):
+        d = work / f"ctx-{name}"
+        d.mkdir()
+        (d / "Dockerfile").write_text(dockerfile)
+        out[name] = d
+    data = out["copy"] / "data"
+    for i in range(100):
+        sub = data / f"d{i:02}"
+        sub.mkdir(parents=True)
+        for f in range(100):
+            (sub / f"f{f:03}").write_bytes(os.urandom(512 + (i * 100 + f) % 2048))
+    return out
+
+
+def build(e: Engine, ctx: Path, *args: str) -> float:
+    env = dict(e.env, DOCKER_BUILDKIT="0")
+    t = time.perf_counter()
+    r = subprocess.run(["docker", "build", "-q", *args, str(ctx)], env=env, capture_output=True)
+    if r.returncode:
+        raise SystemExit(f"{e.kind}: docker build {' '.join(args)} failed: "
+                         f"{r.stderr.decode(errors='replace')}")
+    return time.perf_counter() - t
+
+
+def measure(e: Engine, ctxs: dict[str, Path]) -> dict[str, float]:
+    res = {}
+    for name in ("metadata", "run50", "copy"):
+        times = []
+        for i in range(RUNS + 1):
+            times.append(build(e, ctxs[name], "--no-cache", "-t", f"b-{name}"))
+            e.docker("image", "prune", "-f")
+            subprocess.run(["sync"], check=True)
+        res[name] = median(times[1:])
+    build(e, ctxs["copy"], "-t", "b-copy")  # the cache to hit
+    res["copy_cached"] = median([build(e, ctxs["copy"], "-t", "b-copy")
+                                 for _ in range(RUNS)])
+    return res
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="dy-bench-build-"))
+    ctxs = contexts(work)
+    res: dict[str, dict[str, dict[str, float]]] = {}
+    for disk in DISKS:
+        for kind in ("dockyard", "dockerd"):
+            if kind == "dockerd" and not shutil.which("dockerd"):
+                continue
+            e = Engine(kind, work, disk=disk)
+            try:
+                res.setdefault(disk, {})[kind] = measure(e, ctxs)
+            finally:
+                e.close()
+    shutil.rmtree(work, ignore_errors=True)
+    for disk, by in res.items():
+        d, r = by["dockyard"], by.get("dockerd", {})
+        where = "the root disk" if disk == "root" else "a fresh ext4"
+        table(f"docker build (classic builder, docker CLI), median of {RUNS}, on {where}", [
+            ("25 metadata instructions", d["metadata"], r.get("metadata", 0.0), "dockerd"),
+            ("50 RUN steps", d["run50"], r.get("run50", 0.0), "dockerd"),
+            ("COPY of 10 000 files", d["copy"], r.get("copy", 0.0), "dockerd"),
+            ("the same, all cached", d["copy_cached"], r.get("copy_cached", 0.0), "dockerd"),
+        ])
+    save("build", res)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    main()
