@@ -11,6 +11,7 @@ from typing import Any, List, Optional
 import typer
 
 from .common import current_context, default_endpoint, fail
+from .gotemplate.values import MISSING
 from .contexts import DEFAULT, DEFAULT_DESCRIPTION, DOCKER_ENDPOINT, ContextError, Contexts
 
 app = typer.Typer(help="Manage contexts", no_args_is_help=True, add_completion=False)
@@ -18,7 +19,7 @@ app = typer.Typer(help="Manage contexts", no_args_is_help=True, add_completion=F
 PROG = "dockyard"
 MAX_IMPORT = 10 << 20
 HEADERS = {"Name": "NAME", "Description": "DESCRIPTION", "DockerEndpoint": "DOCKER ENDPOINT",
-           "Error": "ERROR", "Current": ""}
+           "Error": "ERROR", "Current": MISSING}  # Go: missing, so no " *" in the header
 TABLE = "table {{.Name}}{{if .Current}} *{{end}}\t{{.Description}}\t{{.DockerEndpoint}}\t{{.Error}}"
 HOST_OVERRIDES = ("Warning: {var} environment variable overrides the active context. To use "
                   "{what}, either set the global --context flag, or unset {var} environment "
@@ -188,10 +189,7 @@ def _endpoint(store: Contexts, cfg: dict[str, str]) -> tuple[dict[str, Any], dic
     host = cfg.get("host", "")
     if host:
         proto, sep, rest = host.partition("://")
-        authority = rest.split("/", 1)[0] if sep else ""
-        if " " in authority:
-            raise ContextError(f'invalid docker endpoint options: parse "{host}": invalid '
-                               'character " " in host name')
+        _check_url_host(host, rest.split("/", 1)[0] if sep else "")
         if proto not in ("unix", "npipe", "fd") and (files or skip):
             try:
                 _check_tls(files)
@@ -203,6 +201,22 @@ def _endpoint(store: Contexts, cfg: dict[str, str]) -> tuple[dict[str, Any], dic
     ep: dict[str, Any] = {"Host": host} if host else {}
     ep["SkipTLSVerify"] = skip
     return ep, files or None
+
+
+def _check_url_host(url: str, authority: str) -> None:
+    """What Go's url.Parse refuses in a host: a bad port, a space."""
+    hostport = authority.rpartition("@")[2]
+    if hostport.startswith("["):
+        port = hostport.partition("]")[2]
+    else:
+        i = hostport.rfind(":")
+        port = hostport[i:] if i >= 0 else ""
+    if port and not (port[0] == ":" and port[1:].isdigit() or port == ":"):
+        raise ContextError(f'invalid docker endpoint options: parse "{url}": invalid port '
+                           f'"{port}" after host')
+    if " " in hostport:
+        raise ContextError(f'invalid docker endpoint options: parse "{url}": invalid '
+                           'character " " in host name')
 
 
 def _check_new_name(store: Contexts, name: str) -> None:
@@ -352,6 +366,27 @@ def _ellipsis(s: str, width: int = 45) -> str:
     return s if len(s) <= width else s[:width - 1] + "…"
 
 
+def _go_v(*fields: Any) -> str:
+    """fmt's %v of a struct with these field values."""
+    from .gotemplate.fmt import go_sprint
+
+    return "{" + " ".join(go_sprint(f, False) for f in fields) + "}"
+
+
+class EndpointView:
+    """The docker endpoint (docker.EndpointMeta): Host, SkipTLSVerify."""
+
+    def __init__(self, ep: dict[str, Any]) -> None:
+        self.ep = ep
+        self.Host, self.SkipTLSVerify = ep.get("Host", ""), bool(ep.get("SkipTLSVerify"))
+
+    def __json__(self) -> dict[str, Any]:
+        return self.ep
+
+    def __str__(self) -> str:
+        return _go_v(self.Host, self.SkipTLSVerify)
+
+
 class DockerContextView:
     """A context's Metadata to templates (command.DockerContext): its
     Description and other fields; its JSON is json.Marshal's (escaped)."""
@@ -361,10 +396,13 @@ class DockerContextView:
     def __init__(self, md: dict[str, Any]) -> None:
         self.md = md
         self.Description = md.get("Description", "")
-        self.AdditionalFields = {k: v for k, v in md.items() if k != "Description"} or None
+        self.AdditionalFields = {k: v for k, v in md.items() if k != "Description"}
 
     def __json__(self) -> dict[str, Any]:
         return self.md
+
+    def __str__(self) -> str:
+        return _go_v(self.Description, self.AdditionalFields)
 
 
 class StoreMetadataView:
@@ -374,12 +412,29 @@ class StoreMetadataView:
         self.Name = meta.get("Name", "")
         md = meta.get("Metadata")
         self.Metadata = DockerContextView(md) if isinstance(md, dict) else md
-        self.Endpoints = meta.get("Endpoints") or {}
-        self.json = {k: self.Metadata if k == "Metadata" else meta[k] for k in
-                     ("Name", "Metadata", "Endpoints") if k in meta}
+        self.Endpoints = {k: EndpointView(v) if k == DOCKER_ENDPOINT and isinstance(v, dict)
+                          else v for k, v in (meta.get("Endpoints") or {}).items()}
+        self.json = {k: getattr(self, k) for k in ("Name", "Metadata", "Endpoints") if k in meta}
 
     def __json__(self) -> dict[str, Any]:
         return self.json
+
+    def __str__(self) -> str:
+        return _go_v(self.Name, self.Metadata, self.Endpoints)
+
+
+class StorageView:
+    """store.StorageInfo: where the context's files are."""
+
+    def __init__(self, info: dict[str, str]) -> None:
+        self.info = info
+        self.MetadataPath, self.TLSPath = info["MetadataPath"], info["TLSPath"]
+
+    def __json__(self) -> dict[str, Any]:
+        return self.info
+
+    def __str__(self) -> str:
+        return _go_v(self.MetadataPath, self.TLSPath)
 
 
 class Inspected:
@@ -389,14 +444,18 @@ class Inspected:
     def __init__(self, obj: dict[str, Any]) -> None:
         self.Metadata = StoreMetadataView(obj)
         self.Name, self.Endpoints = self.Metadata.Name, self.Metadata.Endpoints
-        self.TLSMaterial, self.Storage = obj["TLSMaterial"], obj["Storage"]
+        self.TLSMaterial, self.Storage = obj["TLSMaterial"], StorageView(obj["Storage"])
 
     def __json__(self) -> dict[str, Any]:
         return {**self.Metadata.json, "TLSMaterial": self.TLSMaterial, "Storage": self.Storage}
 
+    def __str__(self) -> str:
+        return _go_v(self.Metadata, self.TLSMaterial, self.Storage)
 
-for _cls, _go in ((DockerContextView, "command.DockerContext"),
-                  (StoreMetadataView, "store.Metadata"),
+
+for _cls, _go in ((EndpointView, "context.EndpointMetaBase"),
+                  (DockerContextView, "command.DockerContext"),
+                  (StoreMetadataView, "store.Metadata"), (StorageView, "store.StorageInfo"),
                   (Inspected, "context.contextWithTLSListing")):
     _cls.__name__ = _cls.__qualname__ = _go
 
