@@ -20,8 +20,9 @@ from test_tls import make_pki
 
 # docker's `context` as of 28 (no --kubeconfig); Debian's 20.10 differs
 DOCKER28 = next((p for p in ("/usr/local/bin/docker", shutil.which("docker") or "")
-                 if p and os.path.exists(p) and b"Version:           28."
-                 in subprocess.run([p, "version"], capture_output=True).stdout), None)
+                 if p and os.path.exists(p) and subprocess.run(
+                     [p, "--version"], capture_output=True).stdout.startswith(
+                         b"Docker version 28.")), None)
 pytestmark = pytest.mark.skipif(DOCKER28 is None, reason="docker CLI 28 is not installed")
 
 HOST_VARS = ("DOCKER_HOST", "DOCKYARD_HOST", "DOCKER_CONTEXT", "DOCKYARD_CONTEXT",

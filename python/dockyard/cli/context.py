@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, List, Optional
+from typing import Any, List, NoReturn, Optional
 
 import typer
 
 from .common import current_context, default_endpoint, fail
-from .gotemplate.values import MISSING
 from .contexts import DEFAULT, DEFAULT_DESCRIPTION, DOCKER_ENDPOINT, ContextError, Contexts
+from .gotemplate.values import MISSING
 
 app = typer.Typer(help="Manage contexts", no_args_is_help=True, add_completion=False)
 
@@ -63,7 +63,7 @@ def _args(args: list[str] | None, cmd: str, usage: str, lo: int, hi: int | None,
          f"{see} '{PROG} context {cmd} --help' for more information")
 
 
-def _fail(e: ContextError | OSError | str) -> None:
+def _fail(e: ContextError | OSError | str) -> NoReturn:
     fail(str(e) if not isinstance(e, OSError) else _os_error(e))
 
 
