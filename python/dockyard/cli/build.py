@@ -849,11 +849,11 @@ def _messages(resp: Any) -> Iterator[dict[str, Any]]:
 def _daemon_experimental() -> bool | None:
     """Whether the daemon runs with experimental features (None when it
     can't be asked: docker then shows and allows what needs them)."""
-    from .client import Client, ConnectError
-    from .common import G
+    from .client import ConnectError
+    from .common import client
 
     try:
-        r = Client(G.host).request("GET", "/_ping", check=False)
+        r = client().request("GET", "/_ping", check=False)
     except ConnectError:
         return None
     r.close()

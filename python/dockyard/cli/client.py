@@ -188,7 +188,10 @@ class Client:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if t.verify:
-            ctx.load_verify_locations(t.cacert)
+            if t.cacert:
+                ctx.load_verify_locations(t.cacert)
+            else:  # a context with no CA of its own trusts the system's
+                ctx.load_default_certs()
             ctx.check_hostname = True
         else:
             ctx.check_hostname = False

@@ -10,13 +10,16 @@ TYPE_CHECKING = False  # typing costs the CLI ~4 ms to import
 if TYPE_CHECKING:
     from typing import Any, Callable, NoReturn
 
+    from .contexts import DefaultEndpoint
+
 from .client import DEFAULT_HOST, APIError, Client, ConnectError, TLSOptions, resolve_host
 
 
 class Globals:
-    """The global options (-H, --tls...) and the client made from them."""
+    """The global options (-H, -c, --tls...) and the client made from them."""
 
     host: str | None = None
+    context: str | None = None
     tls: bool = False
     tlsverify: bool = False
     tlscacert: str | None = None
@@ -35,26 +38,94 @@ def _cert_path(name: str) -> str:
     return os.path.join(base, name)
 
 
+def check_host_and_context() -> None:
+    """-H and --context together are an error before any command runs."""
+    if G.context and G.host:
+        fail("conflicting options: cannot specify both --host and --context")
+
+
+def current_context() -> str:
+    """The context commands use (docker's choice; see contexts.current_name)."""
+    from .contexts import current_name
+
+    return current_name(G.context, G.host)
+
+
+def _tls_verify() -> bool:
+    return G.tlsverify or bool(os.environ.get("DOCKYARD_TLS_VERIFY")
+                               or os.environ.get("DOCKER_TLS_VERIFY"))
+
+
+def _flag_tls() -> TLSOptions | None:
+    """TLS from --tls/--tlsverify and the cert path (the default context's)."""
+    verify = _tls_verify()
+    if not (G.tls or verify):
+        return None
+    tls = TLSOptions(verify=verify, cacert=G.tlscacert or _cert_path("ca.pem"),
+                     cert=G.tlscert or _cert_path("cert.pem"),
+                     key=G.tlskey or _cert_path("key.pem"))
+    for p in (tls.cert, tls.key):
+        if not (p and os.path.exists(p)):
+            tls.cert = tls.key = None
+    return tls
+
+
+def default_endpoint() -> DefaultEndpoint:
+    """The `default` context: the host and TLS the options and environment give."""
+    from .contexts import ContextError, DefaultEndpoint, parse_host
+
+    tls = _flag_tls()
+    host = resolve_host(G.host)
+    try:
+        host = parse_host(host, DEFAULT_HOST)
+    except ContextError:
+        pass  # a form only Dockyard takes (http://...): shown as given
+    files: dict[str, str] = {}
+    if tls is not None:
+        if not os.path.exists(tls.cacert or ""):
+            fail(f"open {tls.cacert}: no such file or directory")
+        files["ca.pem"] = tls.cacert or ""
+        if tls.cert and tls.key:
+            files["cert.pem"], files["key.pem"] = tls.cert, tls.key
+    return DefaultEndpoint(host, tls is not None and not tls.verify, files)
+
+
+def _context_client(name: str) -> Client:
+    """The client for a stored context's docker endpoint and its TLS files."""
+    from .contexts import ContextError, Contexts, docker_endpoint, is_socket
+
+    store = Contexts(default_endpoint)
+    try:
+        ep = docker_endpoint(store.get(name))
+    except ContextError as e:
+        fail(f"Failed to initialize: unable to resolve docker endpoint: {e}")
+    host = ep.get("Host") or DEFAULT_HOST
+    tls = None
+    files = store.tls_paths(name)
+    if not is_socket(host) and (files or ep.get("SkipTLSVerify")):
+        tls = TLSOptions(verify=not ep.get("SkipTLSVerify"), cacert=files.get("ca"),
+                         cert=files.get("cert"), key=files.get("key"))
+        if not (tls.cert and tls.key):
+            tls.cert = tls.key = None
+    return Client(host, tls)
+
+
 def client() -> Client:
     if G._client is not None:
         return G._client
-    verify = G.tlsverify or bool(os.environ.get("DOCKYARD_TLS_VERIFY")
-                                 or os.environ.get("DOCKER_TLS_VERIFY"))
-    tls = None
-    if G.tls or verify:
-        tls = TLSOptions(verify=verify, cacert=G.tlscacert or _cert_path("ca.pem"),
-                         cert=G.tlscert or _cert_path("cert.pem"),
-                         key=G.tlskey or _cert_path("key.pem"))
-        for p in (tls.cert, tls.key):
-            if not (p and os.path.exists(p)):
-                tls.cert = tls.key = None
-        if tls.key:
+    check_host_and_context()
+    name = current_context()
+    if name != "default":
+        c = _context_client(name)
+    else:
+        tls = _flag_tls()
+        if tls and tls.key:
             mode = os.stat(tls.key).st_mode & 0o777
             if mode & 0o077:
                 print(f"WARNING: private key {tls.key} is readable by others (mode "
                       f"{mode:04o}); keys should be 0400 and certificates 0444",
                       file=sys.stderr)
-    c = Client(G.host, tls)
+        c = Client(G.host, tls)
     _maybe_autostart(c)
     G._client = c
     return c
@@ -102,4 +173,4 @@ def call(fn: Callable[[], Any], code: int = 1) -> Any:
 
 
 def host_for_display() -> str:
-    return resolve_host(G.host)
+    return client().host

@@ -13,11 +13,12 @@ TYPE_CHECKING = False  # typing costs the CLI ~4 ms to import
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-from .common import G, client
+from .common import G, check_host_and_context, client
 
 # option -> (Globals attribute, takes a value)
 GLOBAL_OPTS = {
-    "-H": ("host", True), "--host": ("host", True), "--tls": ("tls", False),
+    "-H": ("host", True), "--host": ("host", True), "-c": ("context", True),
+    "--context": ("context", True), "--tls": ("tls", False),
     "--tlsverify": ("tlsverify", False), "--tlscacert": ("tlscacert", True),
     "--tlscert": ("tlscert", True), "--tlskey": ("tlskey", True),
     "-D": ("debug", False), "--debug": ("debug", False), "-l": (None, True),
@@ -81,11 +82,12 @@ def parse_options(args: list[str], spec: dict[str, str]) -> dict[str, Any] | Non
 def client_version() -> dict[str, Any]:
     from .. import __version__
     from .client import API_VERSION
+    from .common import current_context
 
     return {"Platform": {"Name": "Dockyard"}, "Version": __version__, "ApiVersion": API_VERSION,
             "DefaultAPIVersion": API_VERSION, "GitCommit": "dockyard",
             "GoVersion": "python" + ".".join(map(str, sys.version_info[:3])), "Os": "linux",
-            "Arch": "amd64", "BuildTime": "", "Context": "default"}
+            "Arch": "amd64", "BuildTime": "", "Context": current_context()}
 
 
 def show_version(format: str | None) -> None:
@@ -202,6 +204,8 @@ def _transfer(cmd: str, args: list[str]) -> bool:
 def try_fast(argv: list[str]) -> bool:
     """Run argv here if it is a fast command; False hands it to Typer."""
     i = parse_globals(argv)
+    if i is not None:
+        check_host_and_context()
     if i is not None and argv[i] in ("run", "create"):
         return _run_or_create(argv[i + 1:], argv[i])
     if (i is not None and argv[i] == "container" and i + 1 < len(argv)

@@ -10,8 +10,8 @@ from typing import Optional
 
 import typer
 
-from . import build, container, daemon, image, network, plugin, registry, system, volume
-from .common import G
+from . import build, container, context, daemon, image, network, plugin, registry, system, volume
+from .common import G, check_host_and_context
 
 app = typer.Typer(
     name="dockyard", add_completion=False, no_args_is_help=True,
@@ -24,6 +24,9 @@ app = typer.Typer(
 @app.callback()
 def options(
     host: Optional[str] = typer.Option(None, "-H", "--host", help="Daemon socket to connect to"),
+    context: Optional[str] = typer.Option(
+        None, "-c", "--context", help="Name of the context to use to connect to the daemon "
+        "(overrides DOCKER_HOST env var and default context set with \"dockyard context use\")"),
     tls: bool = typer.Option(False, "--tls", help="Use TLS; implied by --tlsverify"),
     tlsverify: bool = typer.Option(False, "--tlsverify", help="Use TLS and verify the remote"),
     tlscacert: Optional[str] = typer.Option(None, "--tlscacert"),
@@ -32,8 +35,9 @@ def options(
     debug: bool = typer.Option(False, "-D", "--debug", help="Enable debug mode"),
     log_level: str = typer.Option("info", "-l", "--log-level"),
 ) -> None:
-    G.host, G.tls, G.tlsverify = host, tls, tlsverify
+    G.host, G.context, G.tls, G.tlsverify = host, context, tls, tlsverify
     G.tlscacert, G.tlscert, G.tlskey, G.debug = tlscacert, tlscert, tlskey, debug
+    check_host_and_context()
 
 
 app.add_typer(container.app, name="container")
@@ -43,6 +47,7 @@ app.add_typer(network.app, name="network")
 app.add_typer(volume.app, name="volume")
 app.add_typer(plugin.app, name="plugin")
 app.add_typer(build.app, name="builder")
+app.add_typer(context.app, name="context")
 image.app.command("build", context_settings=build.RAW)(build.image_build)
 app.command("images")(image.list_images)
 app.command("import")(image.import_image)

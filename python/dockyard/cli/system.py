@@ -32,7 +32,8 @@ def info(format: Optional[str] = typer.Option(None, "-f", "--format")) -> None:
     p = data.get("Plugins") or {}
     from .fast import client_version
 
-    lines = ["Client:", f" Version:    {client_version()['Version']}", " Context:    default",
+    cv = client_version()
+    lines = ["Client:", f" Version:    {cv['Version']}", f" Context:    {cv['Context']}",
              f" Debug Mode: {'true' if G.debug else 'false'}", "", "Server:",
              f" Containers: {data['Containers']}", f"  Running: {data['ContainersRunning']}",
              f"  Paused: {data['ContainersPaused']}", f"  Stopped: {data['ContainersStopped']}",

@@ -1,6 +1,7 @@
 """Go's encoding/json with SetEscapeHTML(false), for docker's `json` template
 function: dict order is kept, other objects marshal like docker's formatter
-contexts."""
+contexts (HTML-escaped when `json_escapes_html` says their MarshalJSON is
+json.Marshal)."""
 
 from __future__ import annotations
 
@@ -86,4 +87,8 @@ def go_json(v) -> str:
         import base64
 
         return '"' + base64.b64encode(bytes(v)).decode() + '"'
-    return go_json(_json_obj_fields(v))
+    text = go_json(_json_obj_fields(v))
+    if getattr(v, "json_escapes_html", False):
+        # a context whose MarshalJSON is json.Marshal's: HTML characters escaped
+        text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return text
