@@ -1,0 +1,240 @@
+"""The registry side of docker's client-side `manifest` commands: fetch an
+image manifest with the platform its config names, or every entry of a
+manifest list; mount blobs across repositories and put manifests.
+
+These run in the client, not the daemon, and follow the docker CLI's rules
+rather than a pull's: a registry only reachable over plain HTTP counts as
+having no such manifest unless --insecure is given; unknown manifests, denied
+repositories and rejected credentials all read "no such manifest"; pushes go
+over plain HTTP to loopback registries (docker's default insecure range).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..errors import RegistryError, RegistryNotFound, Unauthorized
+from ..mediatypes import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
+from ..reference import Reference
+from . import RegistryOptions
+from .auth import AuthConfig, repo_scope
+from .client import Response, Session, error_codes, error_text
+
+ACCEPT = ", ".join([DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX])
+MAX_MANIFEST = 4 << 20
+MAX_CONFIG = 8 << 20
+PLATFORM_FIELDS = ("architecture", "os", "os.version", "os.features", "variant")
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class NoSuchManifest(RegistryNotFound):
+    def __init__(self, ref: Reference) -> None:
+        super().__init__(f"no such manifest: {ref}")
+
+
+class _Continue(Exception):
+    """docker's continueOnError: an answer that means "not here"."""
+
+
+@dataclass
+class Fetched:
+    """An image manifest as the docker CLI records it: where it came from,
+    its bytes, and the platform (from its config, or from the list entry)."""
+
+    ref: Reference
+    media_type: str
+    raw: bytes
+    digest: str
+    platform: dict[str, Any]
+
+
+def platform_from_config(config: bytes) -> dict[str, Any]:
+    """What Go's json.Unmarshal of an image config into an OCI Platform keeps:
+    the string fields, keys matched exactly or else case-insensitively."""
+    try:
+        doc = json.loads(config)
+    except ValueError:
+        raise RegistryError("invalid image config: not JSON") from None
+    out: dict[str, Any] = {}
+    if not isinstance(doc, dict):
+        return out
+    for want in PLATFORM_FIELDS:
+        key = want if want in doc else next((k for k in doc if k.lower() == want), None)
+        if key is None:
+            continue
+        v = doc[key]
+        if want == "os.features":
+            if isinstance(v, list) and all(isinstance(x, str) for x in v):
+                out[want] = v
+        elif isinstance(v, str):
+            out[want] = v
+    return out
+
+
+class ManifestClient:
+    """One command's registry client. `auth_for(domain)` gives the stored
+    credentials; `insecure` is --insecure (skip TLS verification, allow HTTP)."""
+
+    def __init__(self, auth_for: Callable[[str], AuthConfig], insecure: bool) -> None:
+        self.auth_for = auth_for
+        self.insecure = insecure
+        self.sessions: dict[tuple[str, tuple[str, ...]], Session] = {}
+
+    def _session(self, domain: str, scopes: list[str]) -> Session:
+        key = (domain, tuple(scopes))
+        s = self.sessions.get(key)
+        if s is None:
+            opts = RegistryOptions(insecure_registries=[domain] if self.insecure else [])
+            s = Session(domain, opts, self.auth_for(domain))
+            s.ping()
+            try:
+                s.authorize(scopes)
+            except Unauthorized as e:
+                if "no basic auth credentials" not in str(e):
+                    raise
+                s.authorization = None  # the first request says so, as docker does
+            self.sessions[key] = s
+        return s
+
+    def _request(self, s: Session, method: str, path: str, headers: dict[str, str] | None = None,
+                 body: bytes | None = None) -> Response:
+        if s.challenge is not None and s.challenge[0] == "basic" and not s.authorization:
+            raise Unauthorized(f'{method.capitalize()} "{s.url(path)}": no basic auth credentials')
+        return s.request(method, path, headers, body)
+
+    # --- reading -------------------------------------------------------------------
+    def _pull_session(self, ref: Reference) -> Session:
+        s = self._session(ref.domain, [repo_scope(ref.path, ("pull",))])
+        assert s.endpoint is not None
+        if s.endpoint.scheme == "http" and not self.insecure:
+            raise _Continue()  # docker skips non-TLS endpoints without --insecure
+        return s
+
+    def _get(self, s: Session, ref: Reference, tag_or_digest: str) -> tuple[str, bytes, str]:
+        with self._request(s, "GET", f"/v2/{ref.path}/manifests/{tag_or_digest}",
+                           {"Accept": ACCEPT}) as r:
+            body = r.read(MAX_MANIFEST + 1)
+            if r.status != 200:
+                codes = error_codes(body)
+                if r.status == 401 or codes & {"MANIFEST_UNKNOWN", "NAME_UNKNOWN",
+                                               "UNAUTHORIZED"} or (not codes and r.status < 500):
+                    raise _Continue()
+                raise RegistryError(error_text(body) or f"unexpected status {r.status}")
+            ctype = r.headers.get("Content-Type", "").split(";")[0].strip()
+        if len(body) > MAX_MANIFEST:
+            raise RegistryError(f"manifest for {ref} is too large")
+        media = ctype
+        if media not in (DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX):
+            try:
+                media = json.loads(body).get("mediaType") or ""
+            except (ValueError, AttributeError):
+                media = ""
+            if media not in (DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX):
+                raise RegistryError(f"unsupported manifest media type and no default "
+                                    f"available: {ctype}")
+        return media, body, sha256(body)
+
+    def _image(self, s: Session, ref: Reference, media: str, raw: bytes, digest: str) -> Fetched:
+        if ref.digest and ref.digest != digest:
+            raise RegistryError(f"manifest verification failed for digest {ref.digest}")
+        try:
+            config = json.loads(raw)["config"]["digest"]
+        except (ValueError, KeyError, TypeError):
+            raise RegistryError(f"{ref} is not a manifest") from None
+        with self._request(s, "GET", f"/v2/{ref.path}/blobs/{config}") as r:
+            body = r.read(MAX_CONFIG + 1)
+            if r.status != 200:
+                if r.status == 404:
+                    raise RegistryError("blob unknown to registry")
+                raise RegistryError(error_text(body) or f"unexpected status {r.status}")
+        if sha256(body) != config:
+            raise RegistryError(f"image config verification failed for digest {config}")
+        return Fetched(ref, media, raw, digest, platform_from_config(body))
+
+    def _each_endpoint(self, ref: Reference, fn: Callable[[Session], Any]) -> Any:
+        try:
+            return fn(self._pull_session(ref))
+        except _Continue:
+            raise NoSuchManifest(ref) from None
+
+    def get_manifest(self, ref: Reference) -> Fetched:
+        """An image manifest; a list is an error ("... is a manifest list")."""
+        def fetch(s: Session) -> Fetched:
+            media, raw, digest = self._get(s, ref, ref.digest or ref.tag or "latest")
+            if media in (DOCKER_LIST, OCI_INDEX):
+                raise RegistryError(f"{ref} is a manifest list")
+            return self._image(s, ref, media, raw, digest)
+        return self._each_endpoint(ref, fetch)
+
+    def get_manifest_list(self, ref: Reference) -> list[Fetched]:
+        """Every entry of a list, each with the list's platform for it."""
+        def fetch(s: Session) -> list[Fetched]:
+            media, raw, digest = self._get(s, ref, ref.digest or ref.tag or "latest")
+            if media not in (DOCKER_LIST, OCI_INDEX):
+                raise RegistryError(f"unsupported manifest format: {ref} is not a manifest list")
+            if ref.digest and ref.digest != digest:
+                raise RegistryError(f"manifest verification failed for digest {ref.digest}")
+            out = []
+            for entry in json.loads(raw).get("manifests") or []:
+                d = entry["digest"]
+                m_media, m_raw, m_digest = self._get(s, ref, d)
+                if m_media not in (DOCKER_MANIFEST, OCI_MANIFEST):
+                    raise RegistryError("unsupported manifest type: "
+                                        "*manifestlist.DeserializedManifestList")
+                img = self._image(s, ref.with_digest(d), m_media, m_raw, m_digest)
+                p = entry.get("platform") or {}
+                img.platform = {k: p[k] for k in PLATFORM_FIELDS if p.get(k)}
+                img.platform.setdefault("architecture", "")
+                img.platform.setdefault("os", "")
+                out.append(img)
+            return out
+        return self._each_endpoint(ref, fetch)
+
+    # --- writing -------------------------------------------------------------------
+    def _push_session(self, target: Reference, sources: list[str]) -> Session:
+        scopes = [repo_scope(target.path, ("pull", "push"))]
+        scopes += [repo_scope(p, ("pull",)) for p in sources if p != target.path]
+        return self._session(target.domain, scopes)
+
+    def mount_blob(self, target: Reference, sources: list[str], source: str, digest: str,
+                   ) -> bool:
+        """Mount `digest` from repository `source` into target's; False when
+        the registry started an upload instead (cancelled here)."""
+        s = self._push_session(target, sources)
+        query = urllib.parse.urlencode([("from", source), ("mount", digest)])
+        try:
+            with self._request(s, "POST", f"/v2/{target.path}/blobs/uploads/?{query}",
+                               {"Content-Length": "0"}, b"") as r:
+                body = r.read()
+                if r.status == 201:
+                    return True
+                if r.status != 202:
+                    raise RegistryError(error_text(body) or f"unexpected status {r.status}")
+                loc = s.location(r)
+        except RegistryError as e:
+            raise RegistryError(f"failed to mount blob {source}@{digest} to {target}: {e}") \
+                from None
+        with s.request("DELETE", loc) as r:
+            r.read()
+        return False
+
+    def put_manifest(self, ref: Reference, sources: list[str], media_type: str, raw: bytes,
+                     ) -> str:
+        """PUT a manifest at ref's tag or digest; the registry's digest for it."""
+        s = self._push_session(ref, sources)
+        try:
+            with self._request(s, "PUT", f"/v2/{ref.path}/manifests/{ref.tag or ref.digest}",
+                               {"Content-Type": media_type}, raw) as r:
+                body = r.read()
+                if r.status not in (200, 201, 202):
+                    raise RegistryError(error_text(body) or f"unexpected status {r.status}")
+                return r.headers.get("Docker-Content-Digest", "") or sha256(raw)
+        except RegistryError as e:
+            raise RegistryError(f"failed to put manifest {ref}: {e}") from None
