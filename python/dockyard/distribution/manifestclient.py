@@ -23,6 +23,7 @@ from ..reference import Reference
 from . import RegistryOptions
 from .auth import AuthConfig, repo_scope
 from .client import Response, Session, error_codes, error_text
+from .endpoints import is_insecure
 
 ACCEPT = ", ".join([DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX])
 MAX_MANIFEST = 4 << 20
@@ -87,13 +88,24 @@ class ManifestClient:
         self.insecure = insecure
         self.sessions: dict[tuple[str, tuple[str, ...]], Session] = {}
 
-    def _session(self, domain: str, scopes: list[str]) -> Session:
+    def _session(self, domain: str, scopes: list[str], push: bool = False) -> Session:
         key = (domain, tuple(scopes))
         s = self.sessions.get(key)
         if s is None:
             opts = RegistryOptions(insecure_registries=[domain] if self.insecure else [])
             s = Session(domain, opts, self.auth_for(domain))
-            s.ping()
+            try:
+                s.ping()
+            except Unauthorized:
+                raise
+            except RegistryError as e:
+                # docker gives up on the first endpoint that fails to connect:
+                # HTTPS, except for pushes to its default insecure (loopback) ones.
+                msg = str(e)
+                if not (push and is_insecure(domain, RegistryOptions())):
+                    msg = msg.replace('Get "http://', 'Get "https://', 1)
+                raise RegistryError("failed to configure transport: error pinging v2 "
+                                    f"registry: {msg}") from None
             try:
                 s.authorize(scopes)
             except Unauthorized as e:
@@ -167,7 +179,7 @@ class ManifestClient:
     def get_manifest(self, ref: Reference) -> Fetched:
         """An image manifest; a list is an error ("... is a manifest list")."""
         def fetch(s: Session) -> Fetched:
-            media, raw, digest = self._get(s, ref, ref.digest or ref.tag or "latest")
+            media, raw, digest = self._get(s, ref, ref.tag or ref.digest or "latest")
             if media in (DOCKER_LIST, OCI_INDEX):
                 raise RegistryError(f"{ref} is a manifest list")
             return self._image(s, ref, media, raw, digest)
@@ -176,7 +188,7 @@ class ManifestClient:
     def get_manifest_list(self, ref: Reference) -> list[Fetched]:
         """Every entry of a list, each with the list's platform for it."""
         def fetch(s: Session) -> list[Fetched]:
-            media, raw, digest = self._get(s, ref, ref.digest or ref.tag or "latest")
+            media, raw, digest = self._get(s, ref, ref.tag or ref.digest or "latest")
             if media not in (DOCKER_LIST, OCI_INDEX):
                 raise RegistryError(f"unsupported manifest format: {ref} is not a manifest list")
             if ref.digest and ref.digest != digest:
@@ -201,7 +213,7 @@ class ManifestClient:
     def _push_session(self, target: Reference, sources: list[str]) -> Session:
         scopes = [repo_scope(target.path, ("pull", "push"))]
         scopes += [repo_scope(p, ("pull",)) for p in sources if p != target.path]
-        return self._session(target.domain, scopes)
+        return self._session(target.domain, scopes, push=True)
 
     def mount_blob(self, target: Reference, sources: list[str], source: str, digest: str,
                    ) -> bool:
