@@ -79,7 +79,7 @@ def _errors() -> tuple[type[BaseException], ...]:
     from ..errors import DockyardError
     from .manifeststore import NotFound
 
-    return (DockyardError, NotFound, ValueError, OSError)
+    return (DockyardError, NotFound, ValueError, OSError, KeyError)
 
 
 def _out(data: bytes) -> None:
@@ -176,8 +176,8 @@ def inspect(args: Optional[List[str]] = typer.Argument(None, metavar="[MANIFEST_
             return
         try:
             local = store.get_list(ref)
-        except NotFound:
-            pass
+        except (NotFound, ValueError, KeyError, OSError):
+            pass  # docker looks in the registry when the local list won't read
         else:
             _print_list(ref, local, verbose)
             return

@@ -21,7 +21,7 @@ from ..errors import RegistryError, RegistryNotFound, Unauthorized
 from ..mediatypes import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from ..reference import Reference
 from . import RegistryOptions
-from .auth import AuthConfig, repo_scope
+from .auth import AuthConfig, parse_challenges, repo_scope
 from .client import Response, Session, error_codes, error_text
 from .endpoints import is_insecure
 
@@ -79,6 +79,42 @@ def platform_from_config(config: bytes) -> dict[str, Any]:
     return out
 
 
+def error_message(r: Response, body: bytes) -> str:
+    """An error answer as docker's registry client words it: a bearer
+    challenge's own error first, then the body's errcodes, several as a
+    list ("errors:\n...")."""
+    errs: list[str] = []
+    if r.status == 401:
+        for scheme, params in parse_challenges(r.headers.get("WWW-Authenticate", "")):
+            kind = params.get("error")
+            if scheme == "bearer" and kind in ("invalid_token", "insufficient_scope"):
+                code, default = (("unauthorized", "authentication required")
+                                 if kind == "invalid_token" else
+                                 ("denied", "requested access to the resource is denied"))
+                errs.append(f"{code}: {params.get('error_description') or default}")
+                break
+    try:
+        found = [e for e in json.loads(body).get("errors") or [] if isinstance(e, dict)]
+    except (ValueError, AttributeError):
+        found = []
+    for e in found:
+        code = str(e.get("code", "")).lower().replace("_", " ")
+        errs.append(f"{code}: {e.get('message') or ''}")
+    if not found and r.status == 401:
+        errs.append("unauthorized: authentication required")
+    if not errs:
+        return error_text(body) or f"unexpected status {r.status}"
+    return errs[0] if len(errs) == 1 else "errors:\n" + "".join(e + "\n" for e in errs)
+
+
+@dataclass
+class _Conn:
+    session: Session
+    auth_error: str | None = None
+    """Why no authorization could be had: docker's client finds out at the
+    first request and names that request's URL."""
+
+
 class ManifestClient:
     """One command's registry client. `auth_for(domain)` gives the stored
     credentials; `insecure` is --insecure (skip TLS verification, allow HTTP)."""
@@ -86,12 +122,12 @@ class ManifestClient:
     def __init__(self, auth_for: Callable[[str], AuthConfig], insecure: bool) -> None:
         self.auth_for = auth_for
         self.insecure = insecure
-        self.sessions: dict[tuple[str, tuple[str, ...]], Session] = {}
+        self.conns: dict[tuple[str, tuple[str, ...]], _Conn] = {}
 
-    def _session(self, domain: str, scopes: list[str], push: bool = False) -> Session:
+    def _connect(self, domain: str, scopes: list[str], push: bool = False) -> _Conn:
         key = (domain, tuple(scopes))
-        s = self.sessions.get(key)
-        if s is None:
+        conn = self.conns.get(key)
+        if conn is None:
             opts = RegistryOptions(insecure_registries=[domain] if self.insecure else [])
             s = Session(domain, opts, self.auth_for(domain))
             try:
@@ -106,30 +142,34 @@ class ManifestClient:
                     msg = msg.replace('Get "http://', 'Get "https://', 1)
                 raise RegistryError("failed to configure transport: error pinging v2 "
                                     f"registry: {msg}") from None
+            conn = _Conn(s)
             try:
                 s.authorize(scopes)
             except Unauthorized as e:
-                if "no basic auth credentials" not in str(e):
-                    raise
-                s.authorization = None  # the first request says so, as docker does
-            self.sessions[key] = s
-        return s
+                # `Get "<token URL>": unauthorized: <why>` -> <why>
+                why = str(e).split('": ', 1)[-1]
+                if why.startswith("unauthorized: ") and ": " in why[len("unauthorized: "):]:
+                    why = why[len("unauthorized: "):]
+                conn.auth_error = why
+            self.conns[key] = conn
+        return conn
 
-    def _request(self, s: Session, method: str, path: str, headers: dict[str, str] | None = None,
-                 body: bytes | None = None) -> Response:
-        if s.challenge is not None and s.challenge[0] == "basic" and not s.authorization:
-            raise Unauthorized(f'{method.capitalize()} "{s.url(path)}": no basic auth credentials')
-        return s.request(method, path, headers, body)
+    def _request(self, conn: _Conn, method: str, path: str,
+                 headers: dict[str, str] | None = None, body: bytes | None = None) -> Response:
+        if conn.auth_error is not None:
+            raise Unauthorized(f'{method.capitalize()} "{conn.session.url(path)}": '
+                               f"{conn.auth_error}")
+        return conn.session.request(method, path, headers, body)
 
     # --- reading -------------------------------------------------------------------
-    def _pull_session(self, ref: Reference) -> Session:
-        s = self._session(ref.domain, [repo_scope(ref.path, ("pull",))])
-        assert s.endpoint is not None
-        if s.endpoint.scheme == "http" and not self.insecure:
+    def _pull_conn(self, ref: Reference) -> _Conn:
+        conn = self._connect(ref.domain, [repo_scope(ref.path, ("pull",))])
+        ep = conn.session.endpoint
+        if ep is not None and ep.scheme == "http" and not self.insecure:
             raise _Continue()  # docker skips non-TLS endpoints without --insecure
-        return s
+        return conn
 
-    def _get(self, s: Session, ref: Reference, tag_or_digest: str) -> tuple[str, bytes, str]:
+    def _get(self, s: _Conn, ref: Reference, tag_or_digest: str) -> tuple[str, bytes, str]:
         with self._request(s, "GET", f"/v2/{ref.path}/manifests/{tag_or_digest}",
                            {"Accept": ACCEPT}) as r:
             body = r.read(MAX_MANIFEST + 1)
@@ -138,7 +178,7 @@ class ManifestClient:
                 if r.status == 401 or codes & {"MANIFEST_UNKNOWN", "NAME_UNKNOWN",
                                                "UNAUTHORIZED"} or (not codes and r.status < 500):
                     raise _Continue()
-                raise RegistryError(error_text(body) or f"unexpected status {r.status}")
+                raise RegistryError(error_message(r, body))
             ctype = r.headers.get("Content-Type", "").split(";")[0].strip()
         if len(body) > MAX_MANIFEST:
             raise RegistryError(f"manifest for {ref} is too large")
@@ -153,7 +193,7 @@ class ManifestClient:
                                     f"available: {ctype}")
         return media, body, sha256(body)
 
-    def _image(self, s: Session, ref: Reference, media: str, raw: bytes, digest: str) -> Fetched:
+    def _image(self, s: _Conn, ref: Reference, media: str, raw: bytes, digest: str) -> Fetched:
         if ref.digest and ref.digest != digest:
             raise RegistryError(f"manifest verification failed for digest {ref.digest}")
         try:
@@ -164,21 +204,21 @@ class ManifestClient:
             body = r.read(MAX_CONFIG + 1)
             if r.status != 200:
                 if r.status == 404:
-                    raise RegistryError("blob unknown to registry")
-                raise RegistryError(error_text(body) or f"unexpected status {r.status}")
+                    raise RegistryError("unknown blob")
+                raise RegistryError(error_message(r, body))
         if sha256(body) != config:
             raise RegistryError(f"image config verification failed for digest {config}")
         return Fetched(ref, media, raw, digest, platform_from_config(body))
 
-    def _each_endpoint(self, ref: Reference, fn: Callable[[Session], Any]) -> Any:
+    def _each_endpoint(self, ref: Reference, fn: Callable[[_Conn], Any]) -> Any:
         try:
-            return fn(self._pull_session(ref))
+            return fn(self._pull_conn(ref))
         except _Continue:
             raise NoSuchManifest(ref) from None
 
     def get_manifest(self, ref: Reference) -> Fetched:
         """An image manifest; a list is an error ("... is a manifest list")."""
-        def fetch(s: Session) -> Fetched:
+        def fetch(s: _Conn) -> Fetched:
             media, raw, digest = self._get(s, ref, ref.tag or ref.digest or "latest")
             if media in (DOCKER_LIST, OCI_INDEX):
                 raise RegistryError(f"{ref} is a manifest list")
@@ -187,14 +227,19 @@ class ManifestClient:
 
     def get_manifest_list(self, ref: Reference) -> list[Fetched]:
         """Every entry of a list, each with the list's platform for it."""
-        def fetch(s: Session) -> list[Fetched]:
+        def fetch(s: _Conn) -> list[Fetched]:
             media, raw, digest = self._get(s, ref, ref.tag or ref.digest or "latest")
             if media not in (DOCKER_LIST, OCI_INDEX):
                 raise RegistryError(f"unsupported manifest format: {ref} is not a manifest list")
             if ref.digest and ref.digest != digest:
                 raise RegistryError(f"manifest verification failed for digest {ref.digest}")
             out = []
-            for entry in json.loads(raw).get("manifests") or []:
+            try:
+                entries = [e for e in json.loads(raw).get("manifests") or []
+                           if isinstance(e.get("digest"), str)]
+            except (ValueError, AttributeError):
+                raise RegistryError(f"invalid manifest list {ref}") from None
+            for entry in entries:
                 d = entry["digest"]
                 m_media, m_raw, m_digest = self._get(s, ref, d)
                 if m_media not in (DOCKER_MANIFEST, OCI_MANIFEST):
@@ -210,43 +255,43 @@ class ManifestClient:
         return self._each_endpoint(ref, fetch)
 
     # --- writing -------------------------------------------------------------------
-    def _push_session(self, target: Reference, sources: list[str]) -> Session:
+    def _push_conn(self, target: Reference, sources: list[str]) -> _Conn:
         scopes = [repo_scope(target.path, ("pull", "push"))]
         scopes += [repo_scope(p, ("pull",)) for p in sources if p != target.path]
-        return self._session(target.domain, scopes, push=True)
+        return self._connect(target.domain, scopes, push=True)
 
     def mount_blob(self, target: Reference, sources: list[str], source: str, digest: str,
                    ) -> bool:
         """Mount `digest` from repository `source` into target's; False when
         the registry started an upload instead (cancelled here)."""
-        s = self._push_session(target, sources)
+        conn = self._push_conn(target, sources)
         query = urllib.parse.urlencode([("from", source), ("mount", digest)])
         try:
-            with self._request(s, "POST", f"/v2/{target.path}/blobs/uploads/?{query}",
+            with self._request(conn, "POST", f"/v2/{target.path}/blobs/uploads/?{query}",
                                {"Content-Length": "0"}, b"") as r:
                 body = r.read()
                 if r.status == 201:
                     return True
                 if r.status != 202:
-                    raise RegistryError(error_text(body) or f"unexpected status {r.status}")
-                loc = s.location(r)
+                    raise RegistryError(error_message(r, body))
+                loc = conn.session.location(r)
         except RegistryError as e:
             raise RegistryError(f"failed to mount blob {source}@{digest} to {target}: {e}") \
                 from None
-        with s.request("DELETE", loc) as r:
+        with conn.session.request("DELETE", loc) as r:
             r.read()
         return False
 
     def put_manifest(self, ref: Reference, sources: list[str], media_type: str, raw: bytes,
                      ) -> str:
         """PUT a manifest at ref's tag or digest; the registry's digest for it."""
-        s = self._push_session(ref, sources)
+        conn = self._push_conn(ref, sources)
         try:
-            with self._request(s, "PUT", f"/v2/{ref.path}/manifests/{ref.tag or ref.digest}",
+            with self._request(conn, "PUT", f"/v2/{ref.path}/manifests/{ref.tag or ref.digest}",
                                {"Content-Type": media_type}, raw) as r:
                 body = r.read()
                 if r.status not in (200, 201, 202):
-                    raise RegistryError(error_text(body) or f"unexpected status {r.status}")
+                    raise RegistryError(error_message(r, body))
                 return r.headers.get("Docker-Content-Digest", "") or sha256(raw)
         except RegistryError as e:
             raise RegistryError(f"failed to put manifest {ref}: {e}") from None
