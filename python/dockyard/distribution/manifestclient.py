@@ -3,10 +3,10 @@ image manifest with the platform its config names, or every entry of a
 manifest list; mount blobs across repositories and put manifests.
 
 These run in the client, not the daemon, and follow the docker CLI's rules
-rather than a pull's: a registry only reachable over plain HTTP counts as
-having no such manifest unless --insecure is given; unknown manifests, denied
-repositories and rejected credentials all read "no such manifest"; pushes go
-over plain HTTP to loopback registries (docker's default insecure range).
+rather than a pull's: reading from a registry only reachable over plain HTTP
+finds no such manifest unless --insecure is given (pushes to loopback ones
+need no flag); unknown manifests and rejected credentials read "no such
+manifest"; other failures are worded as docker's registry client words them.
 """
 
 from __future__ import annotations
@@ -169,8 +169,8 @@ class ManifestClient:
             raise _Continue()  # docker skips non-TLS endpoints without --insecure
         return conn
 
-    def _get(self, s: _Conn, ref: Reference, tag_or_digest: str) -> tuple[str, bytes, str]:
-        with self._request(s, "GET", f"/v2/{ref.path}/manifests/{tag_or_digest}",
+    def _get(self, conn: _Conn, ref: Reference, tag_or_digest: str) -> tuple[str, bytes, str]:
+        with self._request(conn, "GET", f"/v2/{ref.path}/manifests/{tag_or_digest}",
                            {"Accept": ACCEPT}) as r:
             body = r.read(MAX_MANIFEST + 1)
             if r.status != 200:
@@ -193,14 +193,14 @@ class ManifestClient:
                                     f"available: {ctype}")
         return media, body, sha256(body)
 
-    def _image(self, s: _Conn, ref: Reference, media: str, raw: bytes, digest: str) -> Fetched:
+    def _image(self, conn: _Conn, ref: Reference, media: str, raw: bytes, digest: str) -> Fetched:
         if ref.digest and ref.digest != digest:
             raise RegistryError(f"manifest verification failed for digest {ref.digest}")
         try:
             config = json.loads(raw)["config"]["digest"]
         except (ValueError, KeyError, TypeError):
             raise RegistryError(f"{ref} is not a manifest") from None
-        with self._request(s, "GET", f"/v2/{ref.path}/blobs/{config}") as r:
+        with self._request(conn, "GET", f"/v2/{ref.path}/blobs/{config}") as r:
             body = r.read(MAX_CONFIG + 1)
             if r.status != 200:
                 if r.status == 404:
@@ -210,7 +210,8 @@ class ManifestClient:
             raise RegistryError(f"image config verification failed for digest {config}")
         return Fetched(ref, media, raw, digest, platform_from_config(body))
 
-    def _each_endpoint(self, ref: Reference, fn: Callable[[_Conn], Any]) -> Any:
+    def _fetch(self, ref: Reference, fn: Callable[[_Conn], Any]) -> Any:
+        """fn over the registry's connection; "not here" is "no such manifest"."""
         try:
             return fn(self._pull_conn(ref))
         except _Continue:
@@ -218,17 +219,18 @@ class ManifestClient:
 
     def get_manifest(self, ref: Reference) -> Fetched:
         """An image manifest; a list is an error ("... is a manifest list")."""
-        def fetch(s: _Conn) -> Fetched:
-            media, raw, digest = self._get(s, ref, ref.tag or ref.digest or "latest")
+        def fetch(conn: _Conn) -> Fetched:
+            # A reference with both names the tag to the registry, as docker's does.
+            media, raw, digest = self._get(conn, ref, ref.tag or ref.digest or "latest")
             if media in (DOCKER_LIST, OCI_INDEX):
                 raise RegistryError(f"{ref} is a manifest list")
-            return self._image(s, ref, media, raw, digest)
-        return self._each_endpoint(ref, fetch)
+            return self._image(conn, ref, media, raw, digest)
+        return self._fetch(ref, fetch)
 
     def get_manifest_list(self, ref: Reference) -> list[Fetched]:
         """Every entry of a list, each with the list's platform for it."""
-        def fetch(s: _Conn) -> list[Fetched]:
-            media, raw, digest = self._get(s, ref, ref.tag or ref.digest or "latest")
+        def fetch(conn: _Conn) -> list[Fetched]:
+            media, raw, digest = self._get(conn, ref, ref.tag or ref.digest or "latest")
             if media not in (DOCKER_LIST, OCI_INDEX):
                 raise RegistryError(f"unsupported manifest format: {ref} is not a manifest list")
             if ref.digest and ref.digest != digest:
@@ -241,20 +243,22 @@ class ManifestClient:
                 raise RegistryError(f"invalid manifest list {ref}") from None
             for entry in entries:
                 d = entry["digest"]
-                m_media, m_raw, m_digest = self._get(s, ref, d)
+                m_media, m_raw, m_digest = self._get(conn, ref, d)
                 if m_media not in (DOCKER_MANIFEST, OCI_MANIFEST):
                     raise RegistryError("unsupported manifest type: "
                                         "*manifestlist.DeserializedManifestList")
-                img = self._image(s, ref.with_digest(d), m_media, m_raw, m_digest)
+                img = self._image(conn, ref.with_digest(d), m_media, m_raw, m_digest)
                 p = entry.get("platform") or {}
                 img.platform = {k: p[k] for k in PLATFORM_FIELDS if p.get(k)}
                 img.platform.setdefault("architecture", "")
                 img.platform.setdefault("os", "")
                 out.append(img)
             return out
-        return self._each_endpoint(ref, fetch)
+        return self._fetch(ref, fetch)
 
     # --- writing -------------------------------------------------------------------
+    # `sources`: every repository the push mounts from, so that one token
+    # covers the whole push.
     def _push_conn(self, target: Reference, sources: list[str]) -> _Conn:
         scopes = [repo_scope(target.path, ("pull", "push"))]
         scopes += [repo_scope(p, ("pull",)) for p in sources if p != target.path]
