@@ -44,6 +44,12 @@ def reg(tmp_path_factory):
             "noarch": push_image(r, "t/noarch", "v1", [files_layer({"n": "1"})],
                                  config={"architecture": "", "os": "linux"}),
         }
+        # Bytes Go escapes when it marshals, and leaves alone when it indents.
+        oci = r.images["oci"]
+        m = json.loads(oci.manifests[oci.platforms["linux/amd64"]][1])
+        m["annotations"] = {"odd": "<a & b> caf\u00e9 \u2028 \\ \"q\""}
+        raw = json.dumps(m, ensure_ascii=False, indent=2).encode() + b"\n"
+        r.client().put_manifest("t/oci", "odd", m["mediaType"], raw)
         yield r
     finally:
         r.stop()
@@ -131,6 +137,8 @@ def pair(tmp_path, pycache):
 
 def test_inspect_images_and_lists(reg, pair):
     h, imgs = reg.host, reg.images
+    for flags in ((), ("-v",)):
+        pair.same("inspect", "--insecure", *flags, f"{h}/t/oci:odd", rc=0)
     for name in ("amd", "idx", "oci"):
         for flags in ((), ("-v",)):
             rc, out, _ = pair.same("inspect", "--insecure", *flags, imgs[name].ref, rc=0)
