@@ -154,7 +154,7 @@ def test_inspect_images_and_lists(reg, pair):
     pair.same("inspect", "-v", "--insecure", f"{h}/t/oci@{entry}", rc=0)
     pair.same("inspect", "--insecure", f"{h}/t/amd:v1@{imgs['amd'].manifest_digest}", rc=0)
     pair.same("inspect", "--insecure", f"{h}/t/oci:v1@{entry}", rc=1)
-    # nothing there: no such tag, repository or digest
+    # nothing there: no such repository, or digest
     for ref in (f"{h}/nope/nope", f"{h}/t/amd@{ZERO}"):
         _, _, err = pair.same("inspect", "--insecure", ref, rc=1)
         assert err.startswith("no such manifest: ")
