@@ -10,7 +10,8 @@ from typing import Optional
 
 import typer
 
-from . import build, container, context, daemon, image, network, plugin, registry, system, volume
+from . import (build, container, context, daemon, image, manifest, network, plugin, registry,
+               system, volume)
 from .common import G, check_host_and_context
 
 app = typer.Typer(
@@ -48,6 +49,7 @@ app.add_typer(volume.app, name="volume")
 app.add_typer(plugin.app, name="plugin")
 app.add_typer(build.app, name="builder")
 app.add_typer(context.app, name="context")
+app.add_typer(manifest.app, name="manifest")
 image.app.command("build", context_settings=build.RAW)(build.image_build)
 app.command("images")(image.list_images)
 app.command("import")(image.import_image)
