@@ -183,7 +183,7 @@ def list_nodes(quiet: bool = typer.Option(False, "-q", "--quiet"),
         info = call(lambda: client().get_json("/info"))
     fmt = format or "table"
     if fmt == "table":
-        fmt = "table {{.ID}}" if quiet else TABLE
+        fmt = "{{.ID}}" if quiet else TABLE
     elif fmt == "raw":
         fmt = "node_id: {{.ID}}" if quiet else RAW
     nodes.sort(key=lambda n: natural_key((n.get("Description") or {}).get("Hostname", "")))

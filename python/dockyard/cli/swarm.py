@@ -45,6 +45,18 @@ def _int(cmd: str, usage: str, flag: str, v: str, unsigned: bool = False, bits: 
                            f'parsing "{v}": invalid syntax')
 
 
+def _bool(cmd: str, usage: str, flag: str, v: str | None) -> bool | None:
+    """strconv.ParseBool, for `--flag=false`."""
+    if v is None:
+        return None
+    if v in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if v in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    usage_fail(cmd, usage, f'invalid argument "{v}" for "--{flag}" flag: strconv.ParseBool: '
+                           f'parsing "{v}": invalid syntax')
+
+
 def _listen_addr(cmd: str, usage: str, v: str | None) -> str:
     """NodeAddrOption (opts.ParseTCPAddr against 0.0.0.0:2377) as host:port."""
     if v is None:
@@ -208,13 +220,35 @@ def _unlock_key(wrap: bool = True) -> str:
 
 # --- commands ---------------------------------------------------------------------
 
-@app.command("init")
-def init(advertise_addr: str = typer.Option("", "--advertise-addr"),
+# `--autolock` alone or `--autolock=false` (pflag's optional bool value), which
+# Typer's options can't express: read from the arguments left over.
+LOOSE = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+def _autolock(ctx: typer.Context, cmd: str) -> bool | None:
+    lock = None
+    for a in ctx.args:
+        if a == "--autolock":
+            lock = True
+        elif a.startswith("--autolock="):
+            lock = _bool(cmd, "[OPTIONS]", "autolock", a.split("=", 1)[1])
+        elif a.startswith("-"):
+            usage_fail(cmd, "[OPTIONS]", f"unknown flag: {a.split('=', 1)[0]}")
+        else:
+            print(f"dockyard: 'dockyard {cmd}' accepts no arguments\n\nUsage:  dockyard {cmd} "
+                  f"[OPTIONS]\n\nRun 'dockyard {cmd} --help' for more information",
+                  file=sys.stderr)
+            raise SystemExit(1)
+    return lock
+
+
+@app.command("init", context_settings=LOOSE)
+def init(ctx: typer.Context,
+         advertise_addr: str = typer.Option("", "--advertise-addr"),
          listen_addr: Optional[str] = typer.Option(None, "--listen-addr"),
          data_path_addr: str = typer.Option("", "--data-path-addr"),
          data_path_port: Optional[str] = typer.Option(None, "--data-path-port"),
          force_new_cluster: bool = typer.Option(False, "--force-new-cluster"),
-         autolock: Optional[bool] = typer.Option(None, "--autolock", show_default=False),
          availability: Optional[str] = typer.Option(None, "--availability"),
          default_addr_pool: Optional[List[str]] = typer.Option(None, "--default-addr-pool"),
          pool_mask: Optional[str] = typer.Option(None, "--default-addr-pool-mask-length"),
@@ -226,6 +260,7 @@ def init(advertise_addr: str = typer.Option("", "--advertise-addr"),
          external_ca: Optional[List[str]] = typer.Option(None, "--external-ca")) -> None:
     """Initialize a swarm"""
     cmd = "swarm init"
+    lock = _autolock(ctx, cmd)
     listen = _listen_addr(cmd, INIT_USAGE, listen_addr)
     port = _int(cmd, INIT_USAGE, "data-path-port", data_path_port, True, 32) \
         if data_path_port is not None else 0
@@ -235,12 +270,12 @@ def init(advertise_addr: str = typer.Option("", "--advertise-addr"),
     spec: dict[str, Any] = {}
     _merge_spec(spec, cmd, INIT_USAGE, task_history_limit=task_history_limit,
                 dispatcher_heartbeat=dispatcher_heartbeat, max_snapshots=max_snapshots,
-                snapshot_interval=snapshot_interval, autolock=autolock,
+                snapshot_interval=snapshot_interval, autolock=lock,
                 cert_expiry=cert_expiry, external_ca=external_ca)
     req: dict[str, Any] = {
         "ListenAddr": listen, "AdvertiseAddr": advertise_addr, "DataPathAddr": data_path_addr,
         "DataPathPort": port, "DefaultAddrPool": pools, "ForceNewCluster": force_new_cluster,
-        "Spec": spec, "AutoLockManagers": bool(autolock), "SubnetSize": mask,
+        "Spec": spec, "AutoLockManagers": bool(lock), "SubnetSize": mask,
         "Availability": _availability(availability) or ""}
     from .client import APIError, ConnectError
 
@@ -258,7 +293,7 @@ def init(advertise_addr: str = typer.Option("", "--advertise-addr"),
     _print_join_command(node_id, True, False)
     print("To add a manager to this swarm, run 'docker swarm join-token manager' and follow "
           "the instructions.")
-    if autolock:
+    if lock:
         _print_unlock_command(_unlock_key())
 
 
@@ -328,9 +363,8 @@ def unlock_key(rotate: bool = typer.Option(False, "--rotate"),
     _print_unlock_command(key)
 
 
-@app.command("update")
+@app.command("update", context_settings=LOOSE)
 def update(ctx: typer.Context,
-           autolock: Optional[bool] = typer.Option(None, "--autolock", show_default=False),
            task_history_limit: Optional[str] = typer.Option(None, "--task-history-limit"),
            dispatcher_heartbeat: Optional[str] = typer.Option(None, "--dispatcher-heartbeat"),
            max_snapshots: Optional[str] = typer.Option(None, "--max-snapshots"),
@@ -342,7 +376,8 @@ def update(ctx: typer.Context,
                  dispatcher_heartbeat=dispatcher_heartbeat, max_snapshots=max_snapshots,
                  snapshot_interval=snapshot_interval, cert_expiry=cert_expiry,
                  external_ca=external_ca)
-    if autolock is None and all(v is None for v in given.values()):
+    lock = _autolock(ctx, "swarm update")
+    if lock is None and all(v is None for v in given.values()):
         # docker shows the command's help when no flag is given
         sys.stdout.write(ctx.get_help() + "\n")
         return
@@ -350,7 +385,7 @@ def update(ctx: typer.Context,
     spec = sw.get("Spec") or {}
     prev = bool((spec.get("EncryptionConfig") or {}).get("AutoLockManagers"))
     root = ((sw.get("ClusterInfo") or sw).get("TLSInfo") or {}).get("TrustRoot", "")
-    _merge_spec(spec, "swarm update", "[OPTIONS]", autolock=autolock, ca_cert=root, **given)
+    _merge_spec(spec, "swarm update", "[OPTIONS]", autolock=lock, ca_cert=root, **given)
     cur = bool((spec.get("EncryptionConfig") or {}).get("AutoLockManagers"))
     call(lambda: client().post_json(
         "/swarm/update", {"version": (sw.get("Version") or {}).get("Index", 0),

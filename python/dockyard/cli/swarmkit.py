@@ -138,8 +138,9 @@ def inspect(names: list[str], format: str | None, pretty_template: str | None,
         try:
             parse(fmt)
         except TemplateError as e:
+            # docker's 64 for a parse error becomes 1 in these commands
             print(f"template parsing error: {e}", file=sys.stderr)
-            raise SystemExit(64) from None
+            raise SystemExit(1) from None
     found, errors = [], []
     for n in names:
         try:
@@ -148,6 +149,12 @@ def inspect(names: list[str], format: str | None, pretty_template: str | None,
             errors.append(error_text(e))
     if not fmt:
         print_json_indent(found)
+    elif fmt == "json":  # compact, one line
+        import json
+
+        text = json.dumps(found, separators=(",", ":"), ensure_ascii=False)
+        sys.stdout.write(text.replace("<", "\\u003c").replace(">", "\\u003e")
+                         .replace("&", "\\u0026") + "\n")
     elif found:
         for obj in found:
             print_one(fmt, obj)
@@ -266,7 +273,7 @@ def print_tasks(tasks: list[dict[str, Any]], resolver: Resolver, trunc: bool, qu
 
     fmt = format or "table"
     if fmt == "table":
-        fmt = "table {{.ID}}" if quiet else TASK_TABLE
+        fmt = "{{.ID}}" if quiet else TASK_TABLE
     elif fmt == "raw":
         fmt = "id: {{.ID}}" if quiet else TASK_RAW
     named = []
@@ -367,7 +374,7 @@ def list_objects(kind: str, quiet: bool, filters: list[str] | None, format: str 
     objs = sorted(objs or [], key=lambda o: natural_key((o.get("Spec") or {}).get("Name", "")))
     fmt = format or "table"
     if fmt == "table":
-        fmt = "table {{.ID}}" if quiet else table
+        fmt = "{{.ID}}" if quiet else table
     print_rows(fmt, [row(o) for o in objs],
                {"ID": "ID", "Name": "NAME", "Driver": "DRIVER", "CreatedAt": "CREATED",
                 "UpdatedAt": "UPDATED", "Labels": "LABELS"})
