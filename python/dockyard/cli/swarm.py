@@ -486,19 +486,47 @@ def _display_trust_root(sw: dict[str, Any]) -> None:
     print(root.strip())
 
 
-def _wait_root_rotation(quiet: bool) -> None:
-    """Until no root rotation is in progress and every node's TLS info is the
-    cluster's (progress.RootRotationProgress, without its bars)."""
+def _rotation_progress() -> Any:
+    """progress.RootRotationProgress as JSON messages: the desired root's
+    digest and how many nodes have the new certificates and trust root, every
+    200 ms until the rotation is over."""
+    import hashlib
     import time
 
+    for mid, action in (("desired root digest", ""), ("  rotated TLS certificates", ""),
+                        ("  rotated CA certificates", " ")):
+        yield {"id": mid, "status": action, "progressDetail": {}}
+    done = False
     while True:
         sw = call(lambda: client().get_json("/swarm"))
-        tls = (sw.get("ClusterInfo") or sw).get("TLSInfo") or {}
-        if not sw.get("RootRotationInProgress"):
-            nodes = call(lambda: client().get_json("/nodes"))
-            if all((n.get("Description") or {}).get("TLSInfo") == tls for n in nodes):
-                if not quiet:
-                    print("rotated TLS certificates: ", f"[{'=' * 50}>]", f"{len(nodes)}/{len(nodes)} nodes")
-                    print("rotated CA certificates:  ", f"[{'=' * 50}>]", f"{len(nodes)}/{len(nodes)} nodes")
-                return
-        time.sleep(0.5)
+        if done:
+            return
+        nodes = call(lambda: client().get_json("/nodes")) or []
+        tls = sw.get("TLSInfo") or {}
+        root = tls.get("TrustRoot", "")
+        yield {"id": "desired root digest", "progressDetail": {},
+               "status": "sha256:" + hashlib.sha256(root.encode()).hexdigest()}
+        certs = sum(1 for n in nodes if all(
+            ((n.get("Description") or {}).get("TLSInfo") or {}).get(k) == tls.get(k)
+            for k in ("CertIssuerPublicKey", "CertIssuerSubject")))
+        roots = sum(1 for n in nodes
+                    if ((n.get("Description") or {}).get("TLSInfo") or {}).get("TrustRoot") == root)
+        total = len(nodes)
+        yield {"id": "  rotated TLS certificates", "status": "",
+               "progressDetail": {"current": certs, "total": total, "units": "nodes"}}
+        converged = certs == total and not sw.get("RootRotationInProgress")
+        yield {"id": "  rotated CA certificates", "status": " ",
+               "progressDetail": {"current": roots if converged else 0, "total": total,
+                                  "units": "nodes"}}
+        done = converged and roots == total
+        time.sleep(0.2)
+
+
+def _wait_root_rotation(quiet: bool) -> None:
+    if quiet:
+        for _ in _rotation_progress():
+            pass
+        return
+    from .progress import display
+
+    display(_rotation_progress(), sys.stdout, sys.stdout.isatty())
