@@ -59,8 +59,8 @@ def both(host: str, base: Path, *args: str, input: bytes = b""
         return d.result(), o.result()
 
 
-AGO = re.compile(rb"(Less than a second|About a minute|About an hour|\d+ (seconds?|minutes|hours))"
-                 rb" ago")
+AGO = re.compile(rb"(less than a second|about a minute|about an hour|\d+ (seconds?|minutes|hours))"
+                 rb" ago", re.I)
 
 
 def norm(r: tuple[int, bytes, bytes]) -> tuple[int, bytes, bytes]:
@@ -118,6 +118,9 @@ class SwarmRef:
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.docker("swarm", "leave", "--force")
+            left = self.docker("ps", "-aq")[1].split()
+            if left:
+                self.docker("rm", "-f", *(c.decode() for c in left))
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(30)
@@ -225,6 +228,28 @@ def test_node_update_promote_demote(ref, node_id):
                  ["node", "promote", node_id], ["node", "demote", node_id]):
         d, o = ref.both(*args)
         assert o == d, args
+
+
+def test_node_ps_tasks(ref, busybox_tar):
+    """A service whose task fails twice: the tasks on the node, the retry
+    under the first, errors cut to 30 characters unless --no-trunc."""
+    assert ref.docker("import", str(busybox_tar), "busybox:latest")[0] == 0
+    r = ref.docker("service", "create", "--detach", "--name", "bad", "--restart-max-attempts",
+                   "1", "--restart-delay", "100ms", "busybox:latest", "nosuchcommand")
+    assert r[0] == 0, r
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        states = ref.docker("node", "ps", "--format", "{{.CurrentState}}")[1].split(b"\n")
+        if len(states) == 3 and all(st.startswith(b"Failed") for st in states[:2]):
+            break
+        time.sleep(0.3)
+    for args in (["node", "ps"], ["node", "ps", "--no-trunc", "--no-resolve", "self"],
+                 ["node", "ps", "--format", "json"], ["node", "ps", "-q"]):
+        d, o = ref.both(*args)
+        assert norm(o) == norm(d), args
+        if args == ["node", "ps"]:
+            assert b"bad.1 " in d[1] and b" \\_ bad.1 " in d[1] and b'"starting container' in d[1]
+    ref.docker("service", "rm", "bad")
 
 
 def test_secrets(ref, tmp_path):

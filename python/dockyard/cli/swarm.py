@@ -33,7 +33,8 @@ def _duration(cmd: str, usage: str, flag: str, v: str) -> int:
 
 def _int(cmd: str, usage: str, flag: str, v: str, unsigned: bool = False, bits: int = 64) -> int:
     fn = "ParseUint" if unsigned else "ParseInt"
-    ok = v.isdigit() if unsigned else (v.lstrip("+-").isdigit() and v.count("-") + v.count("+") <= 1)
+    signs = v.count("-") + v.count("+")
+    ok = v.isdigit() if unsigned else (v.lstrip("+-").isdigit() and signs <= 1)
     if ok:
         n = int(v)
         lim = 1 << (bits if unsigned else bits - 1)
