@@ -9,7 +9,7 @@ from typing import Any, List, Optional
 import typer
 
 from .common import call, client, fail
-from .swarmkit import error_text, go_time_string, pretty
+from .swarmkit import check_args, error_text, go_time_string, pretty
 
 app = typer.Typer(help="Manage Swarm nodes", no_args_is_help=True, add_completion=False)
 
@@ -169,10 +169,12 @@ def _get(ref: str) -> Any:
 
 
 @app.command("ls")
-def list_nodes(quiet: bool = typer.Option(False, "-q", "--quiet"),
+def list_nodes(args: Optional[List[str]] = typer.Argument(None, hidden=True),
+               quiet: bool = typer.Option(False, "-q", "--quiet"),
                filter: Optional[List[str]] = typer.Option(None, "-f", "--filter"),
                format: Optional[str] = typer.Option(None, "--format")) -> None:
     """List nodes in the swarm"""
+    check_args("node ls", "[OPTIONS]", args, 0, 0)
     from .output import print_rows
     from .swarmkit import filters_arg, natural_key
 
@@ -191,12 +193,13 @@ def list_nodes(quiet: bool = typer.Option(False, "-q", "--quiet"),
 
 
 @app.command("inspect")
-def inspect(nodes: List[str] = typer.Argument(..., metavar="self|NODE [NODE...]"),
+def inspect(nodes: Optional[List[str]] = typer.Argument(None, metavar="self|NODE [NODE...]"),
             format: Optional[str] = typer.Option(None, "-f", "--format"),
             pretty_flag: bool = typer.Option(False, "--pretty")) -> None:
     """Display detailed information on one or more nodes"""
     from .swarmkit import inspect as inspect_objects
 
+    nodes = check_args("node inspect", "[OPTIONS] self|NODE [NODE...]", nodes, 1)
     inspect_objects(nodes, "pretty" if pretty_flag else format, PRETTY, _get, NodePretty)
 
 
@@ -231,9 +234,10 @@ def ps(nodes: Optional[List[str]] = typer.Argument(None, metavar="[NODE...]"),
 
 
 @app.command("rm")
-def remove(nodes: List[str] = typer.Argument(..., metavar="NODE [NODE...]"),
+def remove(nodes: Optional[List[str]] = typer.Argument(None, metavar="NODE [NODE...]"),
            force: bool = typer.Option(False, "-f", "--force")) -> None:
     """Remove one or more nodes from the swarm"""
+    nodes = check_args("node rm", "[OPTIONS] NODE [NODE...]", nodes, 1)
     from .client import APIError, ConnectError, path_quote
 
     errors = []
@@ -264,12 +268,14 @@ def _update_nodes(nodes: list[str], merge: Any, success: Any) -> None:
 
 
 @app.command("update")
-def update(node: str = typer.Argument(..., metavar="NODE"),
+def update(args: Optional[List[str]] = typer.Argument(None, metavar="NODE"),
            role: Optional[str] = typer.Option(None, "--role"),
            availability: Optional[str] = typer.Option(None, "--availability"),
            label_add: Optional[List[str]] = typer.Option(None, "--label-add"),
            label_rm: Optional[List[str]] = typer.Option(None, "--label-rm")) -> None:
     """Update a node"""
+    (node,) = check_args("node update", "[OPTIONS] NODE", args, 1, 1)
+
     def merge(n: dict[str, Any], spec: dict[str, Any]) -> None:
         if role is not None:
             spec["Role"] = role
@@ -289,8 +295,11 @@ def update(node: str = typer.Argument(..., metavar="NODE"),
 
 
 @app.command("promote")
-def promote(nodes: List[str] = typer.Argument(..., metavar="NODE [NODE...]")) -> None:
+def promote(nodes: Optional[List[str]] = typer.Argument(None, metavar="NODE [NODE...]")
+            ) -> None:
     """Promote one or more nodes to manager in the swarm"""
+    nodes = check_args("node promote", "NODE [NODE...]", nodes, 1)
+
     def merge(n: dict[str, Any], spec: dict[str, Any]) -> bool:
         if spec.get("Role") == "manager":
             print(f"Node {n.get('ID')} is already a manager.")
@@ -303,8 +312,11 @@ def promote(nodes: List[str] = typer.Argument(..., metavar="NODE [NODE...]")) ->
 
 
 @app.command("demote")
-def demote(nodes: List[str] = typer.Argument(..., metavar="NODE [NODE...]")) -> None:
+def demote(nodes: Optional[List[str]] = typer.Argument(None, metavar="NODE [NODE...]")
+           ) -> None:
     """Demote one or more nodes from manager in the swarm"""
+    nodes = check_args("node demote", "NODE [NODE...]", nodes, 1)
+
     def merge(n: dict[str, Any], spec: dict[str, Any]) -> bool:
         if spec.get("Role") == "worker":
             print(f"Node {n.get('ID')} is already a worker.")

@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from .common import call, client, fail
+from .swarmkit import check_args
 
 app = typer.Typer(help="Manage Swarm secrets", no_args_is_help=True, add_completion=False)
 
@@ -27,12 +28,13 @@ MAX_SIZE = 500 * 1024
 
 
 @app.command("create")
-def create(name: str = typer.Argument(..., metavar="SECRET"),
-           file: Optional[str] = typer.Argument(None, metavar="[file|-]"),
+def create(args: Optional[List[str]] = typer.Argument(None, metavar="SECRET [file|-]"),
            label: Optional[List[str]] = typer.Option(None, "-l", "--label"),
            driver: str = typer.Option("", "-d", "--driver"),
            template_driver: str = typer.Option("", "--template-driver")) -> None:
     """Create a secret from a file or STDIN as content"""
+    args = check_args("secret create", "[OPTIONS] SECRET [file|-]", args, 1, 2)
+    name, file = args[0], (args[1] if len(args) > 1 else None)
     import base64
 
     from .swarmkit import check_labels, read_data
@@ -56,29 +58,34 @@ def create(name: str = typer.Argument(..., metavar="SECRET"),
 
 
 @app.command("ls")
-def list_secrets(quiet: bool = typer.Option(False, "-q", "--quiet"),
+def list_secrets(args: Optional[List[str]] = typer.Argument(None, hidden=True),
+                 quiet: bool = typer.Option(False, "-q", "--quiet"),
                  filter: Optional[List[str]] = typer.Option(None, "-f", "--filter"),
                  format: Optional[str] = typer.Option(None, "--format")) -> None:
     """List secrets"""
+    check_args("secret ls", "[OPTIONS]", args, 0, 0)
     from .swarmkit import SecretRow, list_objects
 
     list_objects("secret", quiet, filter, format, TABLE, SecretRow)
 
 
 @app.command("inspect")
-def inspect(secrets: List[str] = typer.Argument(..., metavar="SECRET [SECRET...]"),
+def inspect(secrets: Optional[List[str]] = typer.Argument(None, metavar="SECRET [SECRET...]"),
             format: Optional[str] = typer.Option(None, "-f", "--format"),
             pretty: bool = typer.Option(False, "--pretty")) -> None:
     """Display detailed information on one or more secrets"""
     from .swarmkit import ObjectPretty, get_object, inspect as inspect_objects
 
+    secrets = check_args("secret inspect", "[OPTIONS] SECRET [SECRET...]", secrets, 1)
     inspect_objects(secrets, "pretty" if pretty else format, PRETTY, get_object("secret"),
                     ObjectPretty)
 
 
 @app.command("rm")
-def remove(secrets: List[str] = typer.Argument(..., metavar="SECRET [SECRET...]")) -> None:
+def remove(secrets: Optional[List[str]] = typer.Argument(None, metavar="SECRET [SECRET...]")
+           ) -> None:
     """Remove one or more secrets"""
+    secrets = check_args("secret rm", "SECRET [SECRET...]", secrets, 1)
     from .swarmkit import remove_objects
 
     remove_objects("secret", secrets)

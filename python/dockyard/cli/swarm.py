@@ -11,7 +11,7 @@ from typing import Any, List, Optional
 import typer
 
 from .common import call, client, fail
-from .swarmkit import usage_fail
+from .swarmkit import check_args, usage_fail
 
 app = typer.Typer(help="Manage Swarm", no_args_is_help=True, add_completion=False)
 
@@ -236,10 +236,7 @@ def _autolock(ctx: typer.Context, cmd: str) -> bool | None:
         elif a.startswith("-"):
             usage_fail(cmd, "[OPTIONS]", f"unknown flag: {a.split('=', 1)[0]}")
         else:
-            print(f"dockyard: 'dockyard {cmd}' accepts no arguments\n\nUsage:  dockyard {cmd} "
-                  f"[OPTIONS]\n\nRun 'dockyard {cmd} --help' for more information",
-                  file=sys.stderr)
-            raise SystemExit(1)
+            check_args(cmd, "[OPTIONS]", [a], 0, 0)
     return lock
 
 
@@ -299,13 +296,14 @@ def init(ctx: typer.Context,
 
 
 @app.command("join")
-def join(remote: str = typer.Argument(..., metavar="HOST:PORT"),
+def join(args: Optional[List[str]] = typer.Argument(None, metavar="HOST:PORT"),
          listen_addr: Optional[str] = typer.Option(None, "--listen-addr"),
          advertise_addr: str = typer.Option("", "--advertise-addr"),
          data_path_addr: str = typer.Option("", "--data-path-addr"),
          token: str = typer.Option("", "--token"),
          availability: Optional[str] = typer.Option(None, "--availability")) -> None:
     """Join a swarm as a node and/or manager"""
+    (remote,) = check_args("swarm join", "[OPTIONS] HOST:PORT", args, 1, 1)
     req = {"ListenAddr": _listen_addr("swarm join", "[OPTIONS] HOST:PORT", listen_addr),
            "AdvertiseAddr": advertise_addr, "DataPathAddr": data_path_addr,
            "RemoteAddrs": [remote], "JoinToken": token,
@@ -317,10 +315,11 @@ def join(remote: str = typer.Argument(..., metavar="HOST:PORT"),
 
 
 @app.command("join-token")
-def join_token(role: str = typer.Argument(..., metavar="(worker|manager)"),
+def join_token(args: Optional[List[str]] = typer.Argument(None, metavar="(worker|manager)"),
                rotate: bool = typer.Option(False, "--rotate"),
                quiet: bool = typer.Option(False, "-q", "--quiet")) -> None:
     """Manage join tokens"""
+    (role,) = check_args("swarm join-token", "[OPTIONS] (worker|manager)", args, 1, 1)
     worker, manager = role == "worker", role == "manager"
     if not (worker or manager):
         fail(f"unknown role {role}")
@@ -341,9 +340,11 @@ def join_token(role: str = typer.Argument(..., metavar="(worker|manager)"),
 
 
 @app.command("unlock-key")
-def unlock_key(rotate: bool = typer.Option(False, "--rotate"),
+def unlock_key(args: Optional[List[str]] = typer.Argument(None, hidden=True),
+               rotate: bool = typer.Option(False, "--rotate"),
                quiet: bool = typer.Option(False, "-q", "--quiet")) -> None:
     """Manage the unlock key"""
+    check_args("swarm unlock-key", "[OPTIONS]", args, 0, 0)
     if rotate:
         sw = call(lambda: client().get_json("/swarm"))
         spec = sw.get("Spec") or {}
@@ -398,15 +399,18 @@ def update(ctx: typer.Context,
 
 
 @app.command("leave")
-def leave(force: bool = typer.Option(False, "-f", "--force")) -> None:
+def leave(args: Optional[List[str]] = typer.Argument(None, hidden=True),
+          force: bool = typer.Option(False, "-f", "--force")) -> None:
     """Leave the swarm"""
+    check_args("swarm leave", "[OPTIONS]", args, 0, 0)
     call(lambda: client().request("POST", "/swarm/leave", {"force": force}).close())
     print("Node left the swarm.")
 
 
 @app.command("unlock")
-def unlock() -> None:
+def unlock(args: Optional[List[str]] = typer.Argument(None, hidden=True)) -> None:
     """Unlock swarm"""
+    check_args("swarm unlock", "", args, 0, 0)
     info = call(lambda: client().get_json("/info"))
     state = (info.get("Swarm") or {}).get("LocalNodeState", "")
     if state == "inactive":
@@ -437,7 +441,8 @@ def _pem_file(flag: str, path: str | None) -> str | None:
 
 
 @app.command("ca")
-def ca(rotate: bool = typer.Option(False, "--rotate"),
+def ca(args: Optional[List[str]] = typer.Argument(None, hidden=True),
+       rotate: bool = typer.Option(False, "--rotate"),
        ca_cert: Optional[str] = typer.Option(None, "--ca-cert"),
        ca_key: Optional[str] = typer.Option(None, "--ca-key"),
        cert_expiry: Optional[str] = typer.Option(None, "--cert-expiry"),
@@ -445,6 +450,7 @@ def ca(rotate: bool = typer.Option(False, "--rotate"),
        detach: bool = typer.Option(False, "-d", "--detach"),
        quiet: bool = typer.Option(False, "-q", "--quiet")) -> None:
     """Display and rotate the root CA"""
+    check_args("swarm ca", "[OPTIONS]", args, 0, 0)
     cert, key = _pem_file("ca-cert", ca_cert), _pem_file("ca-key", ca_key)
     if cert_expiry is not None:
         _duration("swarm ca", "[OPTIONS]", "cert-expiry", cert_expiry)

@@ -401,3 +401,27 @@ def get_object(kind: str) -> Callable[[str], Any]:
     from .client import path_quote
 
     return lambda n: client().get_json(f"/{kind}s/{path_quote(n)}")
+
+
+def check_args(cmd: str, usage: str, args: list[str] | None, lo: int,
+               hi: int | None = None) -> list[str]:
+    """cobra's argument counts (cli.NoArgs, ExactArgs, RequiresMinArgs,
+    RequiresRangeArgs) with docker's messages; exit 1. `hi` None: no upper bound."""
+    args = list(args or [])
+    n = len(args)
+    if lo <= n and (hi is None or n <= hi):
+        return args
+    word = "argument" if (hi if hi is not None else lo) == 1 else "arguments"
+    see = "Run"
+    if hi == 0:
+        what = "accepts no arguments"
+    elif hi is None:
+        what, see = f"requires at least {lo} {word}", "See"
+    elif lo == hi:
+        what = f"requires {lo} {word}"
+    else:
+        what = f"requires at least {lo} and at most {hi} {word}"
+    line = f"dockyard {cmd} {usage}".rstrip()
+    print(f"dockyard: 'dockyard {cmd}' {what}\n\nUsage:  {line}\n\n"
+          f"{see} 'dockyard {cmd} --help' for more information", file=sys.stderr)
+    raise SystemExit(1)
