@@ -163,14 +163,23 @@ def test_init_leave_and_autolock(ref):
     assert left_o == (0, b"Node left the swarm.\n", b"")
     d, o = ref.both("swarm", "leave")
     assert o == d and d[0] == 1 and b"not part of a swarm" in d[2]
-    args = ("swarm", "init", *ADDR, "--autolock", "--task-history-limit", "3")
+    args = ("swarm", "init", *ADDR, "--autolock", "--task-history-limit", "3",
+            "--default-addr-pool", "10.20.0.0/16,10.30.1.0/24", "--default-addr-pool-mask-length",
+            "26", "--dispatcher-heartbeat", "7s", "--cert-expiry", "48h", "--availability", "drain")
+    cluster = ("info", "-f", "{{json .Swarm.Cluster.Spec}} {{.Swarm.Cluster.DefaultAddrPool}} "
+               "{{.Swarm.Cluster.SubnetSize}} {{.Swarm.NodeID}}")
     init_o = ref.ours(*args)
+    spec_o = ref.docker(*cluster)
     assert ref.docker("swarm", "leave", "--force") == left_o
     init_d = ref.docker(*args)
     assert norm(init_o) == norm(init_d) and init_d[0] == 0
+    spec_d = ref.docker(*cluster)
+    assert norm(spec_o) == norm(spec_d) and b"[10.20.0.0/16 10.30.1.0/24] 26" in spec_d[1]
+    assert b'"HeartbeatPeriod":7000000000' in spec_d[1]
     assert b"Swarm initialized: current node (" in init_d[1]
     assert b"    docker swarm join --token SWMTKN-1-" in init_d[1]
     for cmd in (["swarm", "unlock-key"], ["swarm", "unlock-key", "-q"], ["swarm", "unlock"],
+                ["node", "ls", "--format", "{{.Availability}}"],
                 ["swarm", "init"], ["swarm", "join", "127.0.0.1:2377"]):
         d, o = ref.both(*cmd)
         assert o == d, cmd
@@ -185,6 +194,8 @@ def test_init_leave_and_autolock(ref):
     d = ref.docker("swarm", "update", "--autolock=true")
     assert norm(o) == norm(d) and b"<key>" in norm(d)[1]
     ref.docker("swarm", "update", "--autolock=false")
+    me = ref.docker("node", "ls", "-q")[1].decode().strip()
+    assert ref.docker("node", "update", "--availability", "active", me)[0] == 0
 
 
 SIDE_BY_SIDE = [
