@@ -283,8 +283,9 @@ class Client:
             data = resp.read()
             resp.close()
             try:
-                msg = json.loads(data)["message"]
-            except (ValueError, KeyError, TypeError):
+                # docker's client trims the daemon's message (swarm leave's ends in a space)
+                msg = json.loads(data)["message"].strip()
+            except (ValueError, KeyError, TypeError, AttributeError):
                 msg = data.decode(errors="replace").strip()
             raise APIError(status, msg)
         return resp

@@ -10,8 +10,8 @@ from typing import Optional
 
 import typer
 
-from . import (build, container, context, daemon, image, manifest, network, plugin, registry,
-               system, volume)
+from . import (build, config, container, context, daemon, image, manifest, network, node, plugin,
+               registry, secret, swarm, system, volume)
 from .common import G, check_host_and_context
 
 app = typer.Typer(
@@ -50,6 +50,10 @@ app.add_typer(plugin.app, name="plugin")
 app.add_typer(build.app, name="builder")
 app.add_typer(context.app, name="context")
 app.add_typer(manifest.app, name="manifest")
+app.add_typer(swarm.app, name="swarm")
+app.add_typer(node.app, name="node")
+app.add_typer(secret.app, name="secret")
+app.add_typer(config.app, name="config")
 image.app.command("build", context_settings=build.RAW)(build.image_build)
 app.command("images")(image.list_images)
 app.command("import")(image.import_image)
