@@ -774,7 +774,7 @@ class _Run:
             if code != 0:
                 raise StepFailed(f"The command '{' '.join(argv)}' returned a non-zero code: "
                                  f"{code}", code)
-            diff = self.diff_container(c.id)
+            diff = self.diff_container(c.id, keep=not self.opts.remove)
             self.commit(st, c.id, probe_cfg, diff)
             ok = True
         finally:
@@ -870,19 +870,35 @@ class _Run:
         svc.emit(c, "detach")
         return int((done.state if done else {}).get("ExitCode", 0))
 
-    def diff_container(self, cid: str) -> Optional[str]:
-        """The container's changes as a layer on its image's; None when empty."""
+    def diff_container(self, cid: str, keep: bool) -> Optional[str]:
+        """The container's changes as a layer on its image's; None when empty.
+        Unless the container is `keep`t, its upper directory becomes the
+        layer (the diff is tarred once, for the diff ID and tar-split
+        record); otherwise, or where the driver can't move it, the diff is
+        extracted into a new layer."""
         store = self.b.store
         c = self.b.containers.get(cid)
-        parent = store.images.get(c.image_id)
+        top = store.images.get(c.image_id).top_layer
         tmpdir = store.new_tempdir()
         try:
             tarpath = str(tmpdir / "layer.tar")
             info = store.driver.diff(cid, f"{cid}-init", tarpath, "none")
             if info.diff_id == EMPTY_LAYER_DIFF_ID:
                 return None
+            if not keep:
+                store.layers.check_depth(top)
+                cache_id = store.layers.prepare(store.layers.get(top).cache_id if top else None)
+                try:
+                    if store.driver.move_diff(cid, cache_id):
+                        _core.record_layer_split(tarpath, str(store.layers.split_path(cache_id)))
+                        return store.layers.commit(top, cache_id, info.diff_id,
+                                                   info.size).diff_id
+                except BaseException:
+                    store.layers.discard(cache_id)
+                    raise
+                store.layers.discard(cache_id)
             layer = store.layers.register(
-                parent.top_layer, lambda t, w, s: _core.extract_layer_file(tarpath, t, w, s))
+                top, lambda t, w, s: _core.extract_layer_file(tarpath, t, w, s))
             return layer.diff_id
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)

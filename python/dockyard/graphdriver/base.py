@@ -226,6 +226,14 @@ class GraphDriver(ABC):
             return _core.create_layer(root, dest, compression)
         return _core.create_layer(root, dest, compression, parent_root=self.diff_path(parent))
 
+    def move_diff(self, src: str, dst: str) -> bool:
+        """Make the changes of the unmounted layer `src` (over its parent)
+        the contents of the new, empty layer `dst` (which may sit on another
+        parent holding the same files), leaving `src` empty; False where this
+        driver's layer directories are whole trees and the move can't be
+        done (the caller then extracts the diff instead)."""
+        return False
+
     def changes(self, id: str, parent: str | None) -> list[dict[str, Any]]:
         """`docker diff`: [{"Path": "/etc/x", "Kind": 0|1|2}] (modify, add, delete)."""
         check_id(id)

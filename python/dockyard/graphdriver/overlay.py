@@ -297,6 +297,19 @@ class OverlayDriver(GraphDriver):
         finally:
             self.put(id)
 
+    def move_diff(self, src: str, dst: str) -> bool:
+        # `diff/` holds exactly the changes where tarring it is the diff; the
+        # upper dir of a mounted layer must not move under its overlay.
+        check_id(src)
+        check_id(dst)
+        s, d = self._dir(src), self._dir(dst)
+        if not self.native_diff() or self._refs.get(src) or os.path.ismount(s / "merged") \
+                or (s / "diff").is_symlink() or any(os.scandir(d / "diff")):
+            return False
+        os.rename(s / "diff", d / "diff")  # replaces the empty dir in one step
+        (s / "diff").mkdir(mode=0o755)
+        return True
+
     def changes(self, id: str, parent: str | None) -> list[dict[str, Any]]:
         check_id(id)
         return _changes.upper_changes(self.diff_path(id), self.lower_dirs(id))
