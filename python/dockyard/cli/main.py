@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from . import build, container, daemon, image, network, plugin, registry, system, volume
+from . import build, container, daemon, image, network, plugin, registry, system, trust, volume
 from .common import G
 
 app = typer.Typer(
@@ -42,6 +42,7 @@ app.add_typer(system.app, name="system")
 app.add_typer(network.app, name="network")
 app.add_typer(volume.app, name="volume")
 app.add_typer(plugin.app, name="plugin")
+app.add_typer(trust.app, name="trust")
 app.add_typer(build.app, name="builder")
 image.app.command("build", context_settings=build.RAW)(build.image_build)
 app.command("images")(image.list_images)
