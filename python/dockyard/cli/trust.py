@@ -147,6 +147,17 @@ def notary_error(name: str, e: Exception) -> str:
     return str(e)
 
 
+def show_warnings(repo: Repository) -> None:
+    """notary's warnings as logrus prints them to a non-terminal stderr."""
+    import datetime as dt
+
+    now = dt.datetime.now().astimezone().replace(microsecond=0).isoformat()
+    now = now.replace("+00:00", "Z")
+    for w in repo.warnings:
+        print(f'time="{now}" level=warning msg="{w}"', file=sys.stderr)
+    repo.warnings.clear()
+
+
 def signer_of(role: str) -> str:
     return REPO_ADMIN if role in ("targets", RELEASES) else role.removeprefix("targets/")
 
@@ -189,6 +200,9 @@ def lookup_trust_info(remote: str) -> tuple[list[dict[str, Any]], Repository]:
             found = []
     except (TrustError, OSError, ValueError) as e:
         raise LookupError(f"no signatures or cannot access {remote}") from e
+    # docker's three notary calls each update the repository, and warn again
+    repo.warnings *= 3
+    show_warnings(repo)
     return released_signatures(found), repo
 
 
@@ -331,12 +345,20 @@ def key_load(keyfile: str = typer.Argument(..., metavar="KEYFILE"),
     if private_key_role(raw) is None:
         fail(f"error importing key from {keyfile}: provided file {keyfile} is not a supported "
              "private key - to add a signer's public key use docker trust signer add")
+    from ..distribution.trust.keys import pem_decode
+
+    block = pem_decode(raw)
+    encrypted = block is not None and (block.type == "ENCRYPTED PRIVATE KEY"
+                                       or "DEK-Info" in block.headers)
     try:
         key = parse_private_pem(raw, lambda: passphrase("encrypted", "encrypted", False))
     except ValueError:
         fail(f"error importing key from {keyfile}: cannot load key from provided file "
              f"{keyfile}: could not decrypt key")
-    key_store().add(key, name or "signer")
+    # docker 28 decrypts an encrypted key file to bare DER, in which its importer
+    # then finds no PEM block: it reports success and stores nothing. So do we.
+    if not (encrypted and "path" not in block.headers):
+        key_store().add(key, name or "signer")
     print("Successfully imported key from", keyfile)
 
 
@@ -543,8 +565,7 @@ def revoke(image: str = typer.Argument(..., metavar="IMAGE[:TAG]"),
         fail("cannot use a digest reference for IMAGE:TAG")
     if not tag and not yes:
         if not confirm(f"Confirm you would like to delete all signature data for {image}?"):
-            print()
-            fail("trust revoke has been cancelled")
+            return  # docker's cancelled error: nothing more is printed, and it exits 0
     repo = open_repo(ref)
     try:
         repo.update()
@@ -679,6 +700,7 @@ def remove_single_signer(remote: str, name: str, force: bool) -> str | None:
     try:
         repo.remove_delegation_keys(RELEASES, role.keyids)
         repo.remove_delegation(role_name)
+        show_warnings(repo)
         repo.publish()
     except (TrustError, OSError) as e:
         return str(e)

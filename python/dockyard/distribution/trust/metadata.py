@@ -57,8 +57,10 @@ def sign(signed: dict[str, Any], signers: list[tuple[PrivateKey, str]]) -> dict[
 
 
 def encode(env: dict[str, Any]) -> bytes:
-    """Envelopes as notary serialises them (canonical, so hashes are stable)."""
-    return canonical.encode(env)
+    """An envelope as notary serialises it: Go's struct order, `signed` first (the
+    server hashes its own serialisation into the snapshot, so this must match)."""
+    return (b'{"signed":' + canonical.encode(env["signed"]) + b',"signatures":'
+            + canonical.encode(env["signatures"]) + b"}")
 
 
 def verify(env: dict[str, Any], role: str, keys: dict[str, PublicKey], keyids: list[str],

@@ -68,6 +68,7 @@ class Repository:
         # delegated targets by role name, in the order of the walk (absent ones left out)
         self.delegated: dict[str, dict[str, Any]] = {}
         self.dirty: list[str] = []
+        self.warnings: list[str] = []  # what notary logs as warnings, for the CLI to show
 
     # --- the cache ------------------------------------------------------------------
 
@@ -146,8 +147,12 @@ class Repository:
             raw = self.server.get_meta(self.gun, name)
             md.check_hashes(raw, meta[name], name)
             env = md.parse(raw, name)
-            md.verify(env, name, *md.delegation_keys(parent, role))
-            md.check_expiry(env, name, self.now)
+            try:
+                md.verify(env, name, *md.delegation_keys(parent, role))
+                md.check_expiry(env, name, self.now)
+            except ValidationError as e:  # notary leaves the role out, with a warning
+                self.warnings.append(f"Error getting {name}: {e}")
+                continue
             self.delegated[name] = env
             fetched[name] = raw
             queue += [(env["signed"], r) for r in env["signed"].get("delegations", {}).get("roles", [])]
@@ -315,11 +320,18 @@ class Repository:
                 p for p in paths if p not in (entry.get("paths") or [])]
         self._mark(md.TARGETS)
 
+    def _warn_threshold(self, role: dict[str, Any]) -> None:
+        if len(role.get("keyids", [])) < int(role.get("threshold", 1)):
+            self.warnings.append(f"role {role.get('name')} has fewer keys than its threshold of "
+                                 f"{role.get('threshold', 1)}; it will not be usable until keys "
+                                 "are added to it")
+
     def remove_delegation_keys(self, role: str, keyids: list[str]) -> None:
         assert self.targets is not None
         for r in self.targets["signed"].get("delegations", {}).get("roles", []):
             if r.get("name") == role:
                 r["keyids"] = [k for k in r["keyids"] if k not in keyids]
+                self._warn_threshold(r)
         self._prune_keys()
 
     def remove_delegation(self, role: str) -> None:
@@ -327,14 +339,19 @@ class Repository:
         d = self.targets["signed"].get("delegations", {})
         d["roles"] = [r for r in d.get("roles", []) if r.get("name") != role]
         self.delegated.pop(role, None)
-        self._prune_keys()
+        if self._prune_keys():  # notary purges keys no role uses, then checks every role
+            for r in d.get("roles", []):
+                self._warn_threshold(r)
 
-    def _prune_keys(self) -> None:
+    def _prune_keys(self) -> bool:
+        """Drop delegation keys no role lists; True if there were any."""
         assert self.targets is not None
         d = self.targets["signed"].get("delegations", {})
         used = {k for r in d.get("roles", []) for k in r.get("keyids", [])}
+        before = len(d.get("keys", {}))
         d["keys"] = {k: v for k, v in d.get("keys", {}).items() if k in used}
         self._mark(md.TARGETS)
+        return len(d["keys"]) < before
 
     def _editable(self, role: str) -> dict[str, Any]:
         signed = self._signed(role)
