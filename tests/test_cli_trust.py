@@ -156,6 +156,8 @@ class Side:
     def repo(self, name: str) -> str:
         return f"{self.world.registry}/test/{self.prefix}-{name}"
 
+    passphrases = True  # in the environment; False: answered on stdin
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(DOCKER_HOST=self.world.daemon.host, DOCKYARD_HOST=self.world.daemon.host,
@@ -164,6 +166,9 @@ class Side:
                    DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE=REPO_PASS,
                    DOCKER_CONFIG=str(self.config), DOCKYARD_CONFIG=str(self.config))
         env.pop("DOCKER_CONTENT_TRUST", None)
+        if not self.passphrases:
+            del env["DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE"]
+            del env["DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE"]
         return env
 
     def run(self, *args: str, input: bytes | None = None, cwd: Path | None = None
@@ -200,6 +205,7 @@ def normal(side: Side, r: subprocess.CompletedProcess, paths: dict[str, str] | N
             text = text.replace(p, name)
         text = re.sub(r"(?<![0-9a-f:])(?!89db5e)[0-9a-f]{64}(?![0-9a-f])", "<key-id>", text)
         text = re.sub(r"(?<![0-9a-f])[0-9a-f]{12}(?![0-9a-f])", "<key-id12>", text)
+        text = re.sub(r"with ID [0-9a-f]{7}:", "with ID <key-id7>:", text)
         out.append(text)
     return r.returncode, out[0], out[1]
 
@@ -271,9 +277,9 @@ def test_key_generate_and_load(world, tmp_path):
     for d in dirs.values():
         d.mkdir()
 
-    def both(*args: str) -> tuple[int, str, str]:
-        rd = docker.run(*[a.replace("<dir>", str(dirs["docker"])) for a in args])
-        ry = ours.run(*[a.replace("<dir>", str(dirs["dockyard"])) for a in args])
+    def both(*args: str, input: bytes | None = None) -> tuple[int, str, str]:
+        rd, ry = run_both(*((s, [a.replace("<dir>", str(dirs[s.kind])) for a in args])
+                            for s in (docker, ours)), input=input)
         nd = normal(docker, rd, {str(dirs["docker"]): "<dir>"})
         ny = normal(ours, ry, {str(dirs["dockyard"]): "<dir>"})
         assert ny == nd, f"{args}:\ndocker: {nd}\nours:   {ny}"
@@ -282,6 +288,16 @@ def test_key_generate_and_load(world, tmp_path):
     assert both("trust", "key", "generate", "bob", "--dir", "<dir>")[0] == 0
     assert both("trust", "key", "generate", "bob", "--dir", "<dir>")[0] == 1  # exists
     both("trust", "key", "generate", "Bob", "--dir", "<dir>/nope")
+    # no passphrases in the environment: notary's prompts, answered on stdin
+    docker.passphrases = ours.passphrases = False
+    assert both("trust", "key", "generate", "asked", "--dir", "<dir>",
+                input=b"passphrase1\npassphrase1\n")[0] == 0
+    both("trust", "key", "generate", "short", "--dir", "<dir>", input=b"short\nlonger-one\n")
+    docker.passphrases = ours.passphrases = True
+    for side in (docker, ours):
+        for p in (side.config / "trust" / "private").iterdir():
+            if "role: asked" in p.read_text():
+                p.unlink()
     # the same files: the public key beside, the private key stored under its ID
     for side in (docker, ours):
         pub = dirs[side.kind] / "bob.pub"
@@ -318,7 +334,7 @@ def test_key_generate_and_load(world, tmp_path):
     # ours opens docker's key files (docker opening ours: test_keys_interoperate)
     from dockyard.distribution.trust.keys import KeyStore
 
-    store = KeyStore(docker.config / "trust", lambda *_: REPO_PASS)
+    store = KeyStore(docker.config / "trust", lambda *_: (REPO_PASS, False))
     assert sorted(k.id + ".key" for k in store.list()) == sorted(stored["docker"])
     assert all(store.get(k.id).id == k.id for k in store.list())
 

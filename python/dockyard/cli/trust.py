@@ -55,32 +55,116 @@ def trust_dir() -> Path:
     return config_dir() / "trust"
 
 
-def passphrase(key_id: str, role: str, create: bool) -> str:
-    """docker's GetPassphraseRetriever: the root key's from
-    DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE, every other key's from
-    DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE, else asked for."""
-    env = "DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE" if role == "root" else \
-        "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE"
-    if os.environ.get(env):
-        return os.environ[env]
-    import getpass
+ROOT_KEY_WARNING = """You are about to create a new root signing key passphrase. This passphrase
+will be used to protect the most sensitive key in your signing system. Please
+choose a long, complex passphrase and be careful to keep the password and the
+key file itself secure and backed up. It is highly recommended that you use a
+password manager to generate the passphrase and keep it safe. There will be no
+way to recover this key. You can find the key in your config directory."""
 
-    alias = {"root": "root", "targets": "repository", "snapshot": "repository"}.get(role, role)
-    try:
+
+class Passphrases:
+    """docker's GetPassphraseRetriever: the root key's passphrase from
+    DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE, every other key's from
+    DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE, else notary's prompts on stdout
+    with answers read from stdin (without echo on a terminal), each remembered
+    for its alias for the rest of the command."""
+
+    ALIASES = {"root": "root", "snapshot": "repository", "targets": "repository",
+               "default": "repository"}
+
+    def __init__(self) -> None:
+        self.cache: dict[str, str] = {}
+
+    def __call__(self, name: str, alias: str, create: bool, attempt: int) -> tuple[str, bool]:
+        from ..distribution.trust.errors import PassphraseError
+
+        root = os.environ.get("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE", "")
+        repo = os.environ.get("DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE", "")
+        v = root if alias == "root" else repo
+        if v:
+            return v, attempt > 1
+        if attempt == 0:
+            if alias == "root" and create:
+                print(ROOT_KEY_WARNING)
+            if alias in self.cache:
+                return self.cache[alias], False
+        elif not create:
+            if attempt > 3:
+                raise PassphraseError("Too many attempts", giveup=True)
+            print("Passphrase incorrect. Please retry.")
+        return self.ask(name, alias, create)
+
+    def ask(self, name: str, alias: str, create: bool) -> tuple[str, bool]:
+        from ..distribution.trust.errors import PassphraseError
+
+        shown = self.ALIASES.get(alias, alias)
+        short = name.rsplit("/", 1)[-1][:7] if len(name.rsplit("/", 1)[-1]) > 7 else ""
+        with_id = f" with ID {short}" if short else ""
+        sys.stdout.write(f"Enter passphrase for {'new ' if create else ''}{shown} key{with_id}: ")
+        lines = StdinLines()
+        answer = lines.readline()
+        print()
+        if answer is None:
+            raise PassphraseError("EOF")
+        answer = answer.strip()
         if create:
-            p = getpass.getpass(f"Enter passphrase for new {alias} key with ID {key_id[:7]}: ")
-            if getpass.getpass(f"Repeat passphrase for new {alias} key with ID {key_id[:7]}: ") != p:
-                fail("passphrases do not match")
-            return p
-        return getpass.getpass(f"Enter passphrase for {alias} key with ID {key_id[:7]}: ")
-    except (EOFError, KeyboardInterrupt):
-        fail("error: passphrase is needed")
+            if len(answer) < 8:
+                print("Passphrase is too short. Please use a password manager to generate and "
+                      "store a good random passphrase.")
+                raise PassphraseError("Passphrase too short")
+            sys.stdout.write(f"Repeat passphrase for new {shown} key{with_id}: ")
+            again = lines.readline()
+            print()
+            if again is None:
+                raise PassphraseError("EOF")
+            if again.strip() != answer:
+                print("Passphrases do not match. Please retry.")
+                raise PassphraseError("The entered passphrases do not match")
+        self.cache[alias] = answer
+        return answer, False
+
+
+class StdinLines:
+    """Lines from stdin as notary reads a passphrase: from a terminal without
+    echo; otherwise through a fresh 4 KiB bufio.Reader each time it asks, so
+    what that buffer took in beyond the lines used is gone (piped answers after
+    a rejected one are lost, as with docker)."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+
+    def readline(self) -> str | None:
+        sys.stdout.flush()
+        fd = sys.stdin.fileno()
+        if os.isatty(fd):
+            import termios
+
+            old = termios.tcgetattr(fd)
+            new = old[:]
+            new[3] &= ~termios.ECHO
+            termios.tcsetattr(fd, termios.TCSADRAIN, new)
+            try:
+                line = sys.stdin.readline()
+            finally:
+                termios.tcsetattr(fd, termios.TCSADRAIN, old)
+            return line if line.endswith("\n") else None
+        while b"\n" not in self.buf:
+            chunk = os.read(fd, 4096 - len(self.buf)) if len(self.buf) < 4096 else b""
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode(errors="replace")
+
+
+PASSPHRASES = Passphrases()
 
 
 def key_store() -> Any:
     from ..distribution.trust.keys import KeyStore
 
-    return KeyStore(trust_dir(), passphrase)
+    return KeyStore(trust_dir(), PASSPHRASES)
 
 
 # --- references and repositories ---------------------------------------------------------
@@ -311,9 +395,16 @@ def key_generate(name: str = typer.Argument(..., metavar="NAME"),
     pub_path = os.path.join(target, f"{name}.pub")
     if os.path.exists(pub_path):
         fail(f'public key file already exists: "{pub_path}"')
+    from ..distribution.trust.errors import PassphraseError
+
     print(f"Generating key for {name}...", flush=True)
     key = PrivateKey.generate()
-    key_store().add(key, name)
+    try:
+        key_store().add(key, name)
+    except PassphraseError as e:
+        sys.stdout.write(str(e))
+        sys.stdout.flush()
+        fail(f"failed to generate key for {name}: {e}")
     try:
         fd = os.open(pub_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
@@ -350,15 +441,20 @@ def key_load(keyfile: str = typer.Argument(..., metavar="KEYFILE"),
     block = pem_decode(raw)
     encrypted = block is not None and (block.type == "ENCRYPTED PRIVATE KEY"
                                        or "DEK-Info" in block.headers)
+    from ..distribution.trust.errors import TrustError
+
     try:
-        key = parse_private_pem(raw, lambda: passphrase("encrypted", "encrypted", False))
-    except ValueError:
+        key = parse_private_pem(raw, PASSPHRASES)
+    except (ValueError, TrustError):
         fail(f"error importing key from {keyfile}: cannot load key from provided file "
              f"{keyfile}: could not decrypt key")
     # docker 28 decrypts an encrypted key file to bare DER, in which its importer
     # then finds no PEM block: it reports success and stores nothing. So do we.
-    if not (encrypted and "path" not in block.headers):
-        key_store().add(key, name or "signer")
+    if not (encrypted and block is not None and "path" not in block.headers):
+        try:
+            key_store().add(key, name or "signer")
+        except TrustError as e:
+            fail(f"error importing key from {keyfile}: {e}")
     print("Successfully imported key from", keyfile)
 
 

@@ -39,7 +39,11 @@ class KeyNotFound(TrustError):
 
 
 class PassphraseError(TrustError):
-    pass
+    """No usable passphrase; `giveup` when the retriever says to stop asking."""
+
+    def __init__(self, message: str, giveup: bool = False) -> None:
+        super().__init__(message)
+        self.giveup = giveup
 
 
 class ServerError(TrustError):

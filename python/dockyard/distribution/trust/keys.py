@@ -33,8 +33,10 @@ from .errors import KeyNotFound, PassphraseError, ValidationError
 ECDSA, ECDSA_X509, ED25519, RSA, RSA_X509 = "ecdsa", "ecdsa-x509", "ed25519", "rsa", "rsa-x509"
 PBKDF2_ITERATIONS = 2048  # notary's
 
-# (key ID, role or alias, creating) -> passphrase; raises PassphraseError to give up
-Passphrases = Callable[[str, str, bool], str]
+# notary's PassRetriever: (key name, alias, creating, attempt) -> (passphrase, give up);
+# PassphraseError for a failed attempt (the caller decides whether to ask again)
+Passphrases = Callable[[str, str, bool, int], "tuple[str, bool]"]
+MAX_ATTEMPTS = 10
 
 
 def b64(data: bytes) -> str:
@@ -181,6 +183,37 @@ def decrypt(der_: bytes, passphrase: str) -> PrivateKey:
         raise PassphraseError("pkcs8: incorrect password") from None
 
 
+def decrypt_asking(der_: bytes, name: str, alias: str, passphrases: Passphrases) -> PrivateKey:
+    """notary's GetPasswdDecryptBytes: ask until the key opens, the retriever
+    gives up, or too many attempts."""
+    attempt = 0
+    while True:
+        try:
+            passphrase, giveup = passphrases(name, alias, False, attempt)
+        except PassphraseError:
+            giveup = True
+        if giveup:
+            raise PassphraseError("password invalid, operation has failed.")
+        if attempt > MAX_ATTEMPTS:
+            raise PassphraseError("maximum number of passphrase attempts exceeded")
+        try:
+            return decrypt(der_, passphrase)
+        except PassphraseError:
+            attempt += 1
+
+
+def new_passphrase(name: str, alias: str, passphrases: Passphrases) -> str:
+    """The passphrase to encrypt a new key with (notary asks up to 12 times)."""
+    attempt = 0
+    while True:
+        try:
+            return passphrases(name, alias, True, attempt)[0]
+        except PassphraseError as e:
+            if e.giveup or attempt > MAX_ATTEMPTS:
+                raise PassphraseError("maximum number of passphrase attempts exceeded") from None
+        attempt += 1
+
+
 # --- PEM with headers -------------------------------------------------------------
 
 
@@ -232,15 +265,17 @@ def pem_decode(raw: bytes) -> PemBlock | None:
         return None
 
 
-def parse_private_pem(raw: bytes, passphrase: Callable[[], str] | None) -> PrivateKey:
-    """A private key PEM: PKCS #8 (encrypted when `passphrase`), SEC1 "EC PRIVATE KEY"."""
+def parse_private_pem(raw: bytes, passphrases: Passphrases | None, name: str = "",
+                      alias: str = "encrypted") -> PrivateKey:
+    """A private key PEM: PKCS #8 (encrypted: opened with `passphrases`), SEC1
+    "EC PRIVATE KEY"."""
     block = pem_decode(raw)
     if block is None:
         raise ValueError("no valid private key found")
     if block.type == "ENCRYPTED PRIVATE KEY":
-        if passphrase is None:
+        if passphrases is None:
             raise PassphraseError("could not decrypt key")
-        return decrypt(block.data, passphrase())
+        return decrypt_asking(block.data, name, alias, passphrases)
     if "DEK-Info" in block.headers:
         raise ValueError("legacy PEM encryption is not supported")
     if block.type in ("PRIVATE KEY", "EC PRIVATE KEY"):
@@ -370,7 +405,7 @@ class KeyStore:
         except FileNotFoundError:
             raise KeyNotFound(f"signing key not found: {key_id}") from None
         role = (private_key_role(raw) or ("", ""))[0]
-        return parse_private_pem(raw, lambda: self.passphrases(key_id, role, False))
+        return parse_private_pem(raw, self.passphrases, key_id, role)
 
     def add(self, key: PrivateKey, role: str, gun: str = "") -> str:
         """Store `key` encrypted with the passphrase for `role`; returns its ID."""
@@ -379,7 +414,7 @@ class KeyStore:
         if gun:
             headers["gun"] = gun
         data = PemBlock("ENCRYPTED PRIVATE KEY", headers,
-                        key.encrypted(self.passphrases(key_id, role, True))).encode()
+                        key.encrypted(new_passphrase(key_id, role, self.passphrases))).encode()
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.dir.parent, 0o700)
         tmp = self.dir / f".{key_id}.tmp"
