@@ -157,6 +157,7 @@ class Side:
         return f"{self.world.registry}/test/{self.prefix}-{name}"
 
     passphrases = True  # in the environment; False: answered on stdin
+    server = ""  # another DOCKER_CONTENT_TRUST_SERVER than the notary's
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -166,6 +167,8 @@ class Side:
                    DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE=REPO_PASS,
                    DOCKER_CONFIG=str(self.config), DOCKYARD_CONFIG=str(self.config))
         env.pop("DOCKER_CONTENT_TRUST", None)
+        if self.server:
+            env["DOCKER_CONTENT_TRUST_SERVER"] = self.server
         if not self.passphrases:
             del env["DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE"]
             del env["DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE"]
@@ -261,6 +264,13 @@ def test_inspect_a_repository_docker_signed(world, tmp_path):
                  ["inspect", "--pretty", repo, f"{repo}:x"], ["inspect", "--pretty", missing]):
         rd, ry = reader_d.run("trust", *args), reader_y.run("trust", *args)
         assert (ry.returncode, ry.stdout, ry.stderr) == (rd.returncode, rd.stdout, rd.stderr), args
+    # with the server gone, what was cached stands in, with notary's warnings
+    reader_d.server = reader_y.server = f"https://127.0.0.1:{_free_port()}"
+    rd, ry = run_both(*((s, ["trust", "inspect", "--pretty", repo, missing])
+                        for s in (reader_d, reader_y)))
+    assert normal(reader_d, ry) == normal(reader_d, rd)  # (times aside)
+    assert b"using cached timestamp" in ry.stderr
+    reader_y.server = ""
     shown = json.loads(reader_y.run("trust", "inspect", repo).stdout)[0]
     assert [t["SignedTag"] for t in shown["SignedTags"]] == ["v1", "v2", "v10"]
     assert shown["Signers"][0]["Name"] == "alice"

@@ -188,23 +188,35 @@ def tag_of(ref: Reference) -> str:
 def server_url(ref: Reference) -> str:
     from ..distribution.endpoints import DEFAULT_DOMAIN
 
+    from ..distribution.trust.errors import TrustError
+
     s = os.environ.get("DOCKER_CONTENT_TRUST_SERVER")
     if s:
         if not s.startswith("https://"):
-            fail(f"valid https URL required for trust server, got {s}")
+            raise TrustError(f"valid https URL required for trust server, got {s}")
         return s
     return NOTARY_SERVER if ref.domain == DEFAULT_DOMAIN else "https://" + ref.domain
 
 
-def open_repo(ref: Reference) -> Repository:
+def open_repo(ref: Reference, strict: bool = True) -> Repository:
+    """The repository's trust data client; an unusable server setting exits
+    with docker's message, or raises TrustError when not `strict`."""
     import urllib.parse
+
+    from ..distribution.trust.errors import TrustError
+
+    try:
+        url = server_url(ref)
+    except TrustError as e:
+        if strict:
+            fail(str(e))
+        raise
 
     from ..distribution import RegistryOptions
     from ..distribution.endpoints import is_insecure
     from ..distribution.trust.repository import Repository
     from ..distribution.trust.server import NotaryServer
 
-    url = server_url(ref)
     # docker skips verifying the notary server's certificate for an insecure registry
     verify = not is_insecure(ref.domain, RegistryOptions())
     tls = config_dir() / "tls" / urllib.parse.urlsplit(url).netloc
@@ -275,7 +287,10 @@ def lookup_trust_info(remote: str) -> tuple[list[dict[str, Any]], Repository]:
     from ..distribution.trust.errors import NoSuchTarget, TrustError
 
     ref = parse_ref(remote)
-    repo = open_repo(ref)
+    try:
+        repo = open_repo(ref, strict=False)
+    except TrustError as e:
+        raise LookupError(str(e)) from None
     try:
         repo.update()
         try:
@@ -725,8 +740,8 @@ def add_signer_to_repo(name: str, remote: str, pubs: list[Any]) -> str | None:
     from ..distribution.trust.errors import RepositoryNotExist, TrustError
 
     ref = parse_ref(remote)
-    repo = open_repo(ref)
     try:
+        repo = open_repo(ref, strict=False)
         repo.update()
     except RepositoryNotExist:
         print(f"Initializing signed repository for {remote}...", flush=True)
@@ -773,7 +788,10 @@ def remove_single_signer(remote: str, name: str, force: bool) -> str | None:
     role_name = f"targets/{name}"
     if role_name == RELEASES:
         return "releases is a reserved keyword and cannot be removed"
-    repo = open_repo(ref)
+    try:
+        repo = open_repo(ref, strict=False)
+    except TrustError as e:
+        return str(e)
     try:
         repo.update()
     except (TrustError, OSError) as e:

@@ -8,6 +8,7 @@ uploads (the server signs snapshot and timestamp)."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as dt
 import os
@@ -17,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from . import metadata as md
-from .errors import (KeyNotFound, MetaNotFound, NoSuchTarget, RepositoryNotExist,
-                     TrustError, ValidationError)
+from .errors import (KeyNotFound, MetaNotFound, NetworkError, NoSuchTarget, RepositoryNotExist,
+                     ServerError, TrustError, ValidationError)
 from .keys import KeyStore, PrivateKey, PublicKey, check_root_certificate, root_certificate
 from .server import NotaryServer
 
@@ -34,8 +35,6 @@ class Target:
 
     @property
     def sha256_hex(self) -> str:
-        import base64
-
         return base64.b64decode(self.hashes.get("sha256", "")).hex()
 
 
@@ -90,7 +89,10 @@ class Repository:
     # --- update -----------------------------------------------------------------------
 
     def update(self) -> None:
-        """Fetch and verify the repository; RepositoryNotExist if the server has none."""
+        """Fetch and verify the repository; RepositoryNotExist when the server has
+        none. Cached metadata whose hashes the newer role records is used as is;
+        with the server unreachable, the cached timestamp stands in (with
+        notary's warning)."""
         fetched: dict[str, bytes] = {}
         root_raw = self._cached(md.ROOT)
         root = None
@@ -108,12 +110,20 @@ class Repository:
             fetched[md.ROOT] = root_raw
         try:
             ts_raw = self.server.get_meta(self.gun, md.TIMESTAMP)
-        except MetaNotFound:
-            raise RepositoryNotExist(self.server.url, self.gun) from None
+            fetched[md.TIMESTAMP] = ts_raw
+        except (MetaNotFound, NetworkError, ServerError) as e:
+            cached = self._cached(md.TIMESTAMP)
+            if cached is None:
+                if isinstance(e, MetaNotFound):
+                    raise RepositoryNotExist(self.server.url, self.gun) from None
+                raise
+            self.warnings.append("Error while downloading remote metadata, using cached "
+                                 "timestamp - this might not be the latest version available "
+                                 "remotely")
+            ts_raw = cached
         ts = md.parse(ts_raw, md.TIMESTAMP)
         self._verify_base(ts, md.TIMESTAMP, root)
-        snap_raw = self.server.get_meta(self.gun, md.SNAPSHOT)
-        md.check_hashes(snap_raw, ts["signed"].get("meta", {}).get(md.SNAPSHOT), md.SNAPSHOT)
+        snap_raw = self._load(md.SNAPSHOT, ts["signed"].get("meta", {}).get(md.SNAPSHOT), fetched)
         snap = md.parse(snap_raw, md.SNAPSHOT)
         self._verify_base(snap, md.SNAPSHOT, root)
         meta = snap["signed"].get("meta", {})
@@ -129,12 +139,9 @@ class Repository:
                 root = self._trusted_root(new_raw)
                 root_raw = fetched[md.ROOT] = new_raw
         self.root = root
-        fetched[md.TIMESTAMP], fetched[md.SNAPSHOT] = ts_raw, snap_raw
-        tg_raw = self.server.get_meta(self.gun, md.TARGETS)
-        md.check_hashes(tg_raw, meta.get(md.TARGETS), md.TARGETS)
-        tg = md.parse(tg_raw, md.TARGETS)
+        tg = md.parse(self._load(md.TARGETS, meta.get(md.TARGETS), fetched), md.TARGETS)
         self._verify_base(tg, md.TARGETS, root)
-        self.targets, fetched[md.TARGETS] = tg, tg_raw
+        self.targets = tg
         self.snapshot_meta = meta
         # delegations, breadth first in the order each parent lists them
         queue: list[tuple[dict[str, Any], dict[str, Any]]] = [
@@ -144,9 +151,7 @@ class Repository:
             name = role.get("name", "")
             if name not in meta or name in self.delegated:
                 continue
-            raw = self.server.get_meta(self.gun, name)
-            md.check_hashes(raw, meta[name], name)
-            env = md.parse(raw, name)
+            env = md.parse(self._load(name, meta[name], fetched), name)
             try:
                 md.verify(env, name, *md.delegation_keys(parent, role))
                 md.check_expiry(env, name, self.now)
@@ -154,10 +159,25 @@ class Repository:
                 self.warnings.append(f"Error getting {name}: {e}")
                 continue
             self.delegated[name] = env
-            fetched[name] = raw
-            queue += [(env["signed"], r) for r in env["signed"].get("delegations", {}).get("roles", [])]
+            queue += [(env["signed"], r)
+                      for r in env["signed"].get("delegations", {}).get("roles", [])]
         for role, raw in fetched.items():
             self._store(role, raw)
+
+    def _load(self, role: str, meta: dict[str, Any] | None, fetched: dict[str, bytes]) -> bytes:
+        """The role's metadata matching `meta` (the hashes the parent role
+        records): the cached copy if it does, else the server's."""
+        cached = self._cached(role)
+        if cached is not None:
+            try:
+                md.check_hashes(cached, meta, role)
+                return cached
+            except ValidationError:
+                pass
+        raw = self.server.get_meta(self.gun, role)
+        md.check_hashes(raw, meta, role)
+        fetched[role] = raw
+        return raw
 
     def _trusted_root(self, raw: bytes) -> dict[str, Any]:
         root = md.parse(raw, md.ROOT)
@@ -238,22 +258,12 @@ class Repository:
     def delegation_roles(self) -> list[DelegationRole]:
         """Every delegation, with canonical key IDs (a certificate's bare key's)."""
         out = []
-        parents: list[dict[str, Any]] = [self.targets["signed"]] if self.targets else []
-        seen = set()
-        while parents:
-            parent = parents.pop(0)
+        for parent, r in self._all_delegation_entries():
             dkeys = parent.get("delegations", {}).get("keys", {})
-            for r in parent.get("delegations", {}).get("roles", []):
-                name = r.get("name", "")
-                if name in seen:
-                    continue
-                seen.add(name)
-                ids = [PublicKey.from_json(dkeys[k]).canonical_id if k in dkeys else k
-                       for k in r.get("keyids", [])]
-                out.append(DelegationRole(name, ids, int(r.get("threshold", 1)),
-                                          list(r.get("paths") or [])))
-                if name in self.delegated:
-                    parents.append(self.delegated[name]["signed"])
+            ids = [PublicKey.from_json(dkeys[k]).canonical_id if k in dkeys else k
+                   for k in r.get("keyids", [])]
+            out.append(DelegationRole(r.get("name", ""), ids, int(r.get("threshold", 1)),
+                                      list(r.get("paths") or [])))
         return out
 
     def role_signatures(self, role: str) -> list[dict[str, Any]]:
@@ -297,7 +307,7 @@ class Repository:
                   "expires": md.expires(md.ROOT, self.now),
                   "keys": {k: v.to_json() for k, v in keys.items()},
                   "roles": {r: {"keyids": [kid], "threshold": 1} for r, kid in roles.items()},
-                  "version": 1}
+                  "version": 0}  # publish() counts from here
         self.root = {"signed": signed, "signatures": []}
         self.targets = {"signed": md.new_targets(self.now, md.TARGETS), "signatures": []}
         self.delegated, self.snapshot_meta = {}, {}
@@ -400,8 +410,8 @@ class Repository:
             if self.keys.has(canonical_id):
                 out.append((self.keys.get(canonical_id), kid))
         if not out:
-            raise KeyNotFound(f"could not find necessary signing keys, at least one {role} "
-                              "signing key must be available")
+            raise KeyNotFound("could not find necessary signing keys, at least one of these "
+                              "keys must be available: " + ", ".join(keyids))
         return out
 
     def publish(self) -> None:
@@ -425,9 +435,7 @@ class Repository:
                 keys, keyids, _ = md.delegation_keys(entry[0], entry[1])
                 signers = self._signers(keys, keyids, role)
             signed = copy.deepcopy(env["signed"])
-            if role != md.ROOT or self.root["signatures"]:
-                signed["version"] = int(signed.get("version", 0)) + 1
-            signed["version"] = max(int(signed.get("version", 0)), 1)
+            signed["version"] = int(signed.get("version", 0)) + 1
             signed["expires"] = md.expires(role, self.now)
             new = md.sign(signed, signers)
             if role == md.ROOT:
@@ -444,13 +452,17 @@ class Repository:
         self.dirty = []
 
     def _all_delegation_entries(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        out = []
+        """(parent's signed targets, delegation entry) for every delegation."""
+        out, seen = [], set()
         parents = [self.targets["signed"]] if self.targets else []
         while parents:
             p = parents.pop(0)
             for r in p.get("delegations", {}).get("roles", []):
+                name = r.get("name", "")
+                if name in seen:
+                    continue
+                seen.add(name)
                 out.append((p, r))
-                env = self.delegated.get(r.get("name", ""))
-                if env is not None and env["signed"] is not p:
-                    parents.append(env["signed"])
+                if name in self.delegated:
+                    parents.append(self.delegated[name]["signed"])
         return out
