@@ -186,8 +186,9 @@ def tag_of(ref: Reference) -> str:
 
 
 def server_url(ref: Reference) -> str:
+    """docker's trust.Server: DOCKER_CONTENT_TRUST_SERVER (https only), else
+    notary.docker.io for Docker Hub, else the registry's own host."""
     from ..distribution.endpoints import DEFAULT_DOMAIN
-
     from ..distribution.trust.errors import TrustError
 
     s = os.environ.get("DOCKER_CONTENT_TRUST_SERVER")
@@ -203,7 +204,11 @@ def open_repo(ref: Reference, strict: bool = True) -> Repository:
     with docker's message, or raises TrustError when not `strict`."""
     import urllib.parse
 
+    from ..distribution import RegistryOptions
+    from ..distribution.endpoints import is_insecure
     from ..distribution.trust.errors import TrustError
+    from ..distribution.trust.repository import Repository
+    from ..distribution.trust.server import NotaryServer
 
     try:
         url = server_url(ref)
@@ -211,12 +216,6 @@ def open_repo(ref: Reference, strict: bool = True) -> Repository:
         if strict:
             fail(str(e))
         raise
-
-    from ..distribution import RegistryOptions
-    from ..distribution.endpoints import is_insecure
-    from ..distribution.trust.repository import Repository
-    from ..distribution.trust.server import NotaryServer
-
     # docker skips verifying the notary server's certificate for an insecure registry
     verify = not is_insecure(ref.domain, RegistryOptions())
     tls = config_dir() / "tls" / urllib.parse.urlsplit(url).netloc
@@ -285,11 +284,13 @@ def released_signatures(found: list[tuple[str, Target]]) -> list[dict[str, Any]]
 
 def lookup_trust_info(remote: str) -> tuple[list[dict[str, Any]], Repository]:
     from ..distribution.trust.errors import NoSuchTarget, TrustError
+    from ..errors import InvalidReference
+    from ..reference import parse_normalized
 
-    ref = parse_ref(remote)
     try:
+        ref = parse_normalized(remote)
         repo = open_repo(ref, strict=False)
-    except TrustError as e:
+    except (InvalidReference, TrustError) as e:
         raise LookupError(str(e)) from None
     try:
         repo.update()
@@ -347,7 +348,8 @@ def repo_trust_info(remote: str) -> dict[str, Any]:
     for r in rows:
         if not r["Signers"]:
             r["Signers"] = [REPO_ADMIN]
-    signers = [{"Name": n, "Keys": [{"ID": k} for k in ids]} for n, ids in signer_keys(repo).items()]
+    signers = [{"Name": n, "Keys": [{"ID": k} for k in ids]}
+               for n, ids in signer_keys(repo).items()]
     signers.sort(key=lambda s: s["Name"], reverse=True)
     admin = []
     for role in repo.base_roles():
@@ -400,6 +402,7 @@ def key_generate(name: str = typer.Argument(..., metavar="NAME"),
                  dir: str = typer.Option("", "--dir", help="Directory to generate key in, "
                                          "defaults to current directory")) -> None:
     """Generate and load a signing key-pair"""
+    from ..distribution.trust.errors import PassphraseError
     from ..distribution.trust.keys import PrivateKey, public_pem
 
     target = dir or os.getcwd()
@@ -410,8 +413,6 @@ def key_generate(name: str = typer.Argument(..., metavar="NAME"),
     pub_path = os.path.join(target, f"{name}.pub")
     if os.path.exists(pub_path):
         fail(f'public key file already exists: "{pub_path}"')
-    from ..distribution.trust.errors import PassphraseError
-
     print(f"Generating key for {name}...", flush=True)
     key = PrivateKey.generate()
     try:
@@ -434,7 +435,8 @@ def key_generate(name: str = typer.Argument(..., metavar="NAME"),
 def key_load(keyfile: str = typer.Argument(..., metavar="KEYFILE"),
              name: str = typer.Option("signer", "--name", help="Name for the loaded key")) -> None:
     """Load a private key file for signing"""
-    from ..distribution.trust.keys import parse_private_pem, private_key_role
+    from ..distribution.trust.errors import TrustError
+    from ..distribution.trust.keys import pem_decode, parse_private_pem, private_key_role
 
     if name and not VALID_NAME.fullmatch(name):
         fail(f'key name "{name}" {NAME_RULE}')
@@ -447,17 +449,14 @@ def key_load(keyfile: str = typer.Argument(..., metavar="KEYFILE"),
         with open(keyfile, "rb") as f:
             raw = f.read()
     except OSError as e:
-        fail(f"refusing to load key from {keyfile}: {_go_os_error('stat' if not isinstance(e, PermissionError) else 'open', keyfile, e)}")
+        op = "open" if isinstance(e, PermissionError) else "stat"
+        fail(f"refusing to load key from {keyfile}: {_go_os_error(op, keyfile, e)}")
     if private_key_role(raw) is None:
         fail(f"error importing key from {keyfile}: provided file {keyfile} is not a supported "
              "private key - to add a signer's public key use docker trust signer add")
-    from ..distribution.trust.keys import pem_decode
-
     block = pem_decode(raw)
     encrypted = block is not None and (block.type == "ENCRYPTED PRIVATE KEY"
                                        or "DEK-Info" in block.headers)
-    from ..distribution.trust.errors import TrustError
-
     try:
         key = parse_private_pem(raw, PASSPHRASES)
     except (ValueError, TrustError):
@@ -487,7 +486,7 @@ def or_generate_key(repo: Repository, role: str) -> Any:
     (a delegation's under its signer name), else a new one."""
     from ..distribution.trust.keys import PrivateKey
 
-    name = role.removeprefix("targets/") if role.startswith("targets/") else role
+    name = role.removeprefix("targets/")
     ids = repo.keys.ids_for_role(name)
     if ids:
         return repo.keys.get(ids[0]).public
@@ -506,13 +505,12 @@ def add_staged_signer(repo: Repository, role: str, keys: list[Any]) -> None:
 
 
 def root_key_id(repo: Repository) -> str:
-    ids = repo.keys.ids_for_role("root")
-    if ids:
-        return ids[0]
+    """The root key to initialise a repository with: the first stored (docker
+    shares one root key between repositories), else a new one."""
     from ..distribution.trust.keys import PrivateKey
 
-    key = PrivateKey.generate()
-    return repo.keys.add(key, "root")
+    ids = repo.keys.ids_for_role("root")
+    return ids[0] if ids else repo.keys.add(PrivateKey.generate(), "root")
 
 
 def local_image_exists(name: str) -> None:
@@ -599,11 +597,9 @@ def push_and_sign(ref: Reference, tag: str) -> None:
 
     from ..distribution.trust.errors import RepositoryNotExist, TrustError
     from ..distribution.trust.repository import Target
-    from .client import APIError, path_quote
-    from .progress import StreamError, display
+    from .client import path_quote
+    from .progress import StreamError, show
     from .transfer import auth_header
-
-    aux: list[dict[str, Any]] = []
 
     def lines():
         resp = client().request("POST", f"/images/{path_quote(ref.familiar_name)}/push",
@@ -618,19 +614,10 @@ def push_and_sign(ref: Reference, tag: str) -> None:
             resp.close()
 
     try:
-        call(lambda: display(lines(), sys.stdout, sys.stdout.isatty(), aux.append))
+        result = call(lambda: show(lines()))
     except StreamError as e:
         fail(str(e))
-    except APIError as e:  # pragma: no cover - call() handles these
-        fail(f"Error response from daemon: {e.message}")
-    except Exception as e:  # progress.JSONError: the daemon's error in the stream
-        if type(e).__name__ != "JSONError":
-            raise
-        fail(str(e))
-    result = aux[0] if len(aux) == 1 and isinstance(aux[0], dict) else {}
     digest = str(result.get("Digest", ""))
-    if len(aux) > 1:
-        fail("internal error: only one call to handleTarget expected")
     if not result.get("Tag") or not digest.startswith("sha256:"):
         fail("no targets found, provide a specific tag in order to sign it")
     target = Target(str(result["Tag"]), {"sha256": base64.b64encode(
@@ -737,12 +724,18 @@ def signer_add(name: str = typer.Argument(..., metavar="NAME"),
 
 
 def add_signer_to_repo(name: str, remote: str, pubs: list[Any]) -> str | None:
+    """Add the signer to one repository (initialised first if need be); None, or
+    the error to print."""
     from ..distribution.trust.errors import RepositoryNotExist, TrustError
+    from ..errors import InvalidReference
+    from ..reference import parse_normalized
 
-    ref = parse_ref(remote)
     try:
+        ref = parse_normalized(remote)
         repo = open_repo(ref, strict=False)
         repo.update()
+    except InvalidReference as e:
+        return str(e)
     except RepositoryNotExist:
         print(f"Initializing signed repository for {remote}...", flush=True)
         try:
@@ -782,9 +775,15 @@ def signer_remove(name: str = typer.Argument(..., metavar="NAME"),
 
 
 def remove_single_signer(remote: str, name: str, force: bool) -> str | None:
+    """Remove the signer from one repository; None, or the error to print."""
     from ..distribution.trust.errors import TrustError
+    from ..errors import InvalidReference
+    from ..reference import parse_normalized
 
-    ref = parse_ref(remote)
+    try:
+        ref = parse_normalized(remote)
+    except InvalidReference as e:
+        return str(e)
     role_name = f"targets/{name}"
     if role_name == RELEASES:
         return "releases is a reserved keyword and cannot be removed"

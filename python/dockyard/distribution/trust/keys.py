@@ -85,7 +85,8 @@ class PublicKey:
                 ed25519.Ed25519PublicKey.from_public_bytes(key.public).verify(sig, message)
                 return True
             pub = serialization.load_der_public_key(key.public)
-            if key.keytype == ECDSA and method == "ecdsa" and isinstance(pub, ec.EllipticCurvePublicKey):
+            if (key.keytype == ECDSA and method == "ecdsa"
+                    and isinstance(pub, ec.EllipticCurvePublicKey)):
                 n = (pub.curve.key_size + 7) // 8
                 if len(sig) != 2 * n:
                     return False
@@ -133,10 +134,11 @@ class PrivateKey:
         salt, iv = secrets.token_bytes(8), secrets.token_bytes(16)
         plain = self.pkcs8()
         pad = 16 - len(plain) % 16
-        enc = Cipher(algorithms.AES(_kdf(passphrase, salt, PBKDF2_ITERATIONS)), modes.CBC(iv)).encryptor()
+        key = _kdf(passphrase, salt, PBKDF2_ITERATIONS)
+        enc = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
         body = enc.update(plain + bytes([pad]) * pad) + enc.finalize()
-        params = der.seq(der.seq(der.PBKDF2, der.seq(der.octets(salt), der.integer(PBKDF2_ITERATIONS))),
-                         der.seq(der.AES256_CBC, der.octets(iv)))
+        kdf = der.seq(der.PBKDF2, der.seq(der.octets(salt), der.integer(PBKDF2_ITERATIONS)))
+        params = der.seq(kdf, der.seq(der.AES256_CBC, der.octets(iv)))
         return der.seq(der.seq(der.PBES2, params), der.octets(body))
 
 
@@ -314,7 +316,8 @@ def parse_public_pem(raw: bytes) -> PublicKey:
             return PublicKey(ED25519, pub.public_bytes(serialization.Encoding.Raw,
                                                        serialization.PublicFormat.Raw))
         raise ValueError("unsupported public key type")
-    raise ValueError(f'unsupported PEM block type "{block.type}", expected CERTIFICATE or PUBLIC KEY')
+    raise ValueError(f'unsupported PEM block type "{block.type}", expected CERTIFICATE or '
+                     "PUBLIC KEY")
 
 
 def public_pem(key: PublicKey, role: str) -> bytes:
@@ -324,16 +327,19 @@ def public_pem(key: PublicKey, role: str) -> bytes:
 # --- root certificates ---------------------------------------------------------------
 
 
-def root_certificate(key: PrivateKey, gun: str, now: dt.datetime, years: int = 10) -> PublicKey:
-    """notary's cryptoservice.GenerateCertificate: self-signed, CN = GUN, for code signing."""
+def root_certificate(key: PrivateKey, gun: str, now: dt.datetime,
+                     lifetime: dt.timedelta = dt.timedelta(days=3650)) -> PublicKey:
+    """notary's cryptoservice.GenerateCertificate: self-signed, CN = GUN, for code
+    signing, valid for notary's ten 365-day years."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, gun)])
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.key.public_key())
-            .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1)
-            .not_valid_before(now).not_valid_after(now.replace(year=now.year + years))
+            .serial_number(secrets.randbits(128) or 1)
+            .not_valid_before(now).not_valid_after(now + lifetime)
             .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False,
                                          False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]),
+                           critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .sign(key.key, hashes.SHA256()))
     return PublicKey(ECDSA_X509, cert.public_bytes(serialization.Encoding.PEM))
@@ -349,7 +355,8 @@ def check_root_certificate(key: PublicKey, gun: str, now: dt.datetime) -> None:
         raise ValidationError(f"could not parse root certificate: {e}") from None
     cn = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     if cn != [gun]:
-        raise ValidationError(f"certificate common name {cn[0] if cn else ''} does not match GUN {gun}")
+        raise ValidationError(f"certificate common name {cn[0] if cn else ''} does not match "
+                              f"GUN {gun}")
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         raise ValidationError(f"certificate for {gun} is expired or not yet valid")
     if isinstance(cert.signature_hash_algorithm, hashes.SHA1):

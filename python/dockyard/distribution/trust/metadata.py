@@ -116,7 +116,8 @@ def new_targets(now: dt.datetime, role: str) -> dict[str, Any]:
             "expires": expires(role, now), "targets": {}, "version": 0}
 
 
-def role_keys(root_signed: dict[str, Any], role: str) -> tuple[dict[str, PublicKey], list[str], int]:
+def role_keys(root_signed: dict[str, Any], role: str
+              ) -> tuple[dict[str, PublicKey], list[str], int]:
     """A base role's keys, key IDs and threshold from root.json."""
     r = root_signed.get("roles", {}).get(role)
     if not isinstance(r, dict):

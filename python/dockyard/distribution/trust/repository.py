@@ -30,6 +30,10 @@ class Target:
     hashes: dict[str, str]  # algorithm -> base64
     length: int
 
+    @classmethod
+    def from_json(cls, name: str, d: dict[str, Any]) -> Target:
+        return cls(name, dict(d.get("hashes") or {}), int(d.get("length", 0)))
+
     def to_json(self) -> dict[str, Any]:
         return {"hashes": dict(self.hashes), "length": self.length}
 
@@ -196,22 +200,14 @@ class Repository:
     # --- queries --------------------------------------------------------------------------
 
     def _walk(self) -> Iterator[tuple[str, dict[str, Any], dict[str, Any] | None]]:
-        """(role name, its signed targets, its delegation entry; None for targets)."""
+        """(role name, its signed targets, its delegation entry; None for targets),
+        targets first, then the delegations that have valid metadata."""
         assert self.targets is not None
         yield md.TARGETS, self.targets["signed"], None
-        queue = list(self.targets["signed"].get("delegations", {}).get("roles", []))
-        seen = set()
-        while queue:
-            role = queue.pop(0)
-            name = role.get("name", "")
-            if name in seen:
-                continue
-            seen.add(name)
-            env = self.delegated.get(name)
-            if env is None:
-                continue
-            yield name, env["signed"], role
-            queue += env["signed"].get("delegations", {}).get("roles", [])
+        for _, entry in self._all_delegation_entries():
+            env = self.delegated.get(entry.get("name", ""))
+            if env is not None:
+                yield entry["name"], env["signed"], entry
 
     def targets_by_name(self, name: str) -> list[tuple[str, Target]]:
         """(role, target) for `name` in every role (all targets when name is ""),
@@ -219,9 +215,10 @@ class Repository:
         found = []
         for role, signed, entry in self._walk():
             for tname, t in (signed.get("targets") or {}).items():
-                if (name and tname != name) or (entry is not None and not md.path_allowed(entry, tname)):
+                if name and tname != name:
                     continue
-                found.append((role, Target(tname, dict(t.get("hashes", {})), int(t.get("length", 0)))))
+                if entry is None or md.path_allowed(entry, tname):
+                    found.append((role, Target.from_json(tname, t)))
         if not found:
             raise NoSuchTarget(name)
         return found
@@ -230,20 +227,16 @@ class Repository:
         """Targets of the first of `roles` that has each name (notary's ListTargets)."""
         out: dict[str, tuple[str, Target]] = {}
         for role in roles:
-            signed = self._signed(role)
-            if signed is None:
-                continue
-            for tname, t in (signed.get("targets") or {}).items():
-                out.setdefault(tname, (role, Target(tname, dict(t.get("hashes", {})),
-                                                    int(t.get("length", 0)))))
+            for tname, t in ((self._signed(role) or {}).get("targets") or {}).items():
+                out.setdefault(tname, (role, Target.from_json(tname, t)))
         return list(out.values())
 
     def target_by_name(self, name: str, *roles: str) -> tuple[str, Target]:
+        """The target in the first of `roles` that has it (notary's GetTargetByName)."""
         for role in roles:
-            signed = self._signed(role)
-            if signed is not None and name in (signed.get("targets") or {}):
-                t = signed["targets"][name]
-                return role, Target(name, dict(t.get("hashes", {})), int(t.get("length", 0)))
+            targets = (self._signed(role) or {}).get("targets") or {}
+            if name in targets:
+                return role, Target.from_json(name, targets[name])
         raise NoSuchTarget(name)
 
     def base_roles(self) -> list[RoleInfo]:
@@ -428,11 +421,11 @@ class Repository:
                 signers = self._signers(*md.role_keys(self.root["signed"], md.TARGETS)[:2], role)
             else:
                 env = self.delegated[role]
-                entry = next((r for r in self._all_delegation_entries() if r[1].get("name") == role),
-                             None)
+                entry = next((pe for pe in self._all_delegation_entries()
+                              if pe[1].get("name") == role), None)
                 if entry is None:
                     raise TrustError(f"tuf: invalid role {role}")
-                keys, keyids, _ = md.delegation_keys(entry[0], entry[1])
+                keys, keyids, _ = md.delegation_keys(*entry)
                 signers = self._signers(keys, keyids, role)
             signed = copy.deepcopy(env["signed"])
             signed["version"] = int(signed.get("version", 0)) + 1
