@@ -11,7 +11,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
@@ -33,12 +33,30 @@ signer_app = typer.Typer(help="Manage entities who can sign Docker images", no_a
 app.add_typer(key_app, name="key")
 app.add_typer(signer_app, name="signer")
 
+PROG = "dockyard"
 NOTARY_SERVER = "https://notary.docker.io"
 RELEASES = "targets/releases"
 REPO_ADMIN = "Repo Admin"
 VALID_NAME = re.compile(r"[a-z0-9][a-z0-9_\-]*")
 NAME_RULE = "must start with lowercase alphanumeric characters and can include \"-\" or \"_\" " \
     "after the first character"
+
+
+# --- arguments ----------------------------------------------------------------------------
+
+
+def arity(cmd: str, args: list[str] | None, usage: str, exactly: int = 0,
+          at_least: int = 0) -> list[str]:
+    """cobra's ExactArgs / RequiresMinArgs, as docker 28 words them (exit 1)."""
+    args = list(args or [])
+    if exactly and len(args) != exactly:
+        need, hint = f"requires {exactly} argument{'s' if exactly > 1 else ''}", "Run"
+    elif at_least and len(args) < at_least:
+        need, hint = f"requires at least {at_least} argument{'s' if at_least > 1 else ''}", "See"
+    else:
+        return args
+    fail(f"{PROG}: '{PROG} trust {cmd}' {need}\n\nUsage:  {PROG} trust {cmd} {usage}\n\n"
+         f"{hint} '{PROG} trust {cmd} --help' for more information")
 
 
 # --- where things live, passphrases ------------------------------------------------------
@@ -316,11 +334,13 @@ def signer_keys(repo: Repository) -> dict[str, list[str]]:
 
 
 @app.command("inspect")
-def inspect(names: List[str] = typer.Argument(..., metavar="IMAGE[:TAG] [IMAGE[:TAG]...]"),
+def inspect(args: Optional[List[str]] = typer.Argument(None,
+                                                       metavar="IMAGE[:TAG] [IMAGE[:TAG]...]"),
             pretty: bool = typer.Option(False, "--pretty",
                                         help="Print the information in a human friendly format")
             ) -> None:
     """Return low-level information about keys and signatures"""
+    names = arity("inspect", args, "IMAGE[:TAG] [IMAGE[:TAG]...]", at_least=1)
     if pretty:
         for i, remote in enumerate(names):
             try:
@@ -398,10 +418,11 @@ def pretty_print(remote: str) -> None:
 
 
 @key_app.command("generate")
-def key_generate(name: str = typer.Argument(..., metavar="NAME"),
+def key_generate(args: Optional[List[str]] = typer.Argument(None, metavar="NAME"),
                  dir: str = typer.Option("", "--dir", help="Directory to generate key in, "
                                          "defaults to current directory")) -> None:
     """Generate and load a signing key-pair"""
+    [name] = arity("key generate", args, "NAME", exactly=1)
     from ..distribution.trust.errors import PassphraseError
     from ..distribution.trust.keys import PrivateKey, public_pem
 
@@ -432,9 +453,10 @@ def key_generate(name: str = typer.Argument(..., metavar="NAME"),
 
 
 @key_app.command("load")
-def key_load(keyfile: str = typer.Argument(..., metavar="KEYFILE"),
+def key_load(args: Optional[List[str]] = typer.Argument(None, metavar="KEYFILE"),
              name: str = typer.Option("signer", "--name", help="Name for the loaded key")) -> None:
     """Load a private key file for signing"""
+    [keyfile] = arity("key load", args, "[OPTIONS] KEYFILE", exactly=1)
     from ..distribution.trust.errors import TrustError
     from ..distribution.trust.keys import pem_decode, parse_private_pem, private_key_role
 
@@ -529,9 +551,10 @@ def username(ref: Reference) -> str:
 
 
 @app.command("sign")
-def sign(image: str = typer.Argument(..., metavar="IMAGE:TAG"),
+def sign(args: Optional[List[str]] = typer.Argument(None, metavar="IMAGE:TAG"),
          local: bool = typer.Option(False, "--local", help="Sign a locally tagged image")) -> None:
     """Sign an image"""
+    [image] = arity("sign", args, "IMAGE:TAG", exactly=1)
     from ..distribution.trust.errors import NoSuchTarget, RepositoryNotExist, TrustError
 
     ref = parse_ref(image)
@@ -651,10 +674,11 @@ def confirm(message: str) -> bool:
 
 
 @app.command("revoke")
-def revoke(image: str = typer.Argument(..., metavar="IMAGE[:TAG]"),
+def revoke(args: Optional[List[str]] = typer.Argument(None, metavar="IMAGE[:TAG]"),
            yes: bool = typer.Option(False, "-y", "--yes", help="Do not prompt for confirmation")
            ) -> None:
     """Remove trust for an image"""
+    [image] = arity("revoke", args, "[OPTIONS] IMAGE[:TAG]", exactly=1)
     from ..distribution.trust.errors import TrustError
 
     ref = parse_ref(image)
@@ -686,11 +710,13 @@ def revoke(image: str = typer.Argument(..., metavar="IMAGE[:TAG]"),
 
 
 @signer_app.command("add")
-def signer_add(name: str = typer.Argument(..., metavar="NAME"),
-               repos: List[str] = typer.Argument(..., metavar="REPOSITORY [REPOSITORY...]"),
+def signer_add(args: Optional[List[str]] = typer.Argument(
+                   None, metavar="NAME REPOSITORY [REPOSITORY...]"),
                key: List[str] = typer.Option([], "--key",
                                              help="Path to the signer's public key file")) -> None:
     """Add a signer"""
+    name, *repos = arity("signer add", args, "OPTIONS NAME REPOSITORY [REPOSITORY...] ",
+                         at_least=2)
     from ..distribution.trust.keys import parse_public_pem
 
     if not VALID_NAME.fullmatch(name):
@@ -757,12 +783,14 @@ def add_signer_to_repo(name: str, remote: str, pubs: list[Any]) -> str | None:
 
 
 @signer_app.command("remove")
-def signer_remove(name: str = typer.Argument(..., metavar="NAME"),
-                  repos: List[str] = typer.Argument(..., metavar="REPOSITORY [REPOSITORY...]"),
+def signer_remove(args: Optional[List[str]] = typer.Argument(
+                      None, metavar="NAME REPOSITORY [REPOSITORY...]"),
                   force: bool = typer.Option(False, "-f", "--force",
                                              help="Do not prompt for confirmation before "
                                                   "removing the most recent signer")) -> None:
     """Remove a signer"""
+    name, *repos = arity("signer remove", args, "[OPTIONS] NAME REPOSITORY [REPOSITORY...]",
+                         at_least=2)
     failed = []
     for r in repos:
         print(f'Removing signer "{name}" from {r}...', flush=True)
