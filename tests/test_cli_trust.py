@@ -364,7 +364,15 @@ def test_sign(world, tmp_path):
     same(docker, ours, "trust", "sign", "--local", "{repo:sign}:v1")
     same(docker, ours, "trust", "sign", "{repo:sign}")
     same(docker, ours, "trust", "sign", "{repo:nothere}:v1")  # no such local image
-    # the same keys on disk: root (shared by repositories), repository, signer
+    # the same files and modes on disk: keys for root (shared by repositories),
+    # repository and signer; the metadata each repository's cache holds
+    def layout(side: Side) -> list[tuple[str, str]]:
+        top = side.config / "trust"
+        return sorted((oct(p.stat().st_mode & 0o777), re.sub(
+            r"[0-9a-f]{64}", "<id>", p.relative_to(top).as_posix().replace(
+                f"/test/{side.prefix}-", "/test/x-"))) for p in [top, *top.rglob("*")])
+
+    assert layout(ours) == layout(docker)
     for side in (docker, ours):
         roles = sorted(re.search(r"role: (\S+)", p.read_text()).group(1)
                        for p in (side.config / "trust" / "private").iterdir())

@@ -363,6 +363,19 @@ def check_root_certificate(key: PublicKey, gun: str, now: dt.datetime) -> None:
         raise ValidationError("certificate uses an insecure signature algorithm")
 
 
+def private_dirs(path: Path) -> None:
+    """mkdir -p with mode 0700 for every directory made (notary's os.MkdirAll)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+
+
 # --- the key store -------------------------------------------------------------------
 
 
@@ -422,8 +435,7 @@ class KeyStore:
             headers["gun"] = gun
         data = PemBlock("ENCRYPTED PRIVATE KEY", headers,
                         key.encrypted(new_passphrase(key_id, role, self.passphrases))).encode()
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.dir.parent, 0o700)
+        private_dirs(self.dir)
         tmp = self.dir / f".{key_id}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:

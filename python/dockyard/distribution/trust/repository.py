@@ -20,7 +20,8 @@ from typing import Any
 from . import metadata as md
 from .errors import (KeyNotFound, MetaNotFound, NetworkError, NoSuchTarget, RepositoryNotExist,
                      ServerError, TrustError, ValidationError)
-from .keys import KeyStore, PrivateKey, PublicKey, check_root_certificate, root_certificate
+from .keys import (KeyStore, PrivateKey, PublicKey, check_root_certificate, private_dirs,
+                   root_certificate)
 from .server import NotaryServer
 
 
@@ -83,7 +84,7 @@ class Repository:
 
     def _store(self, role: str, raw: bytes) -> None:
         path = self.cache / f"{role}.json"
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dirs(path.parent)
         tmp = path.with_name(f".{path.name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
@@ -97,6 +98,9 @@ class Repository:
         none. Cached metadata whose hashes the newer role records is used as is;
         with the server unreachable, the cached timestamp stands in (with
         notary's warning)."""
+        # notary makes the repository's cache and (here unused) changelist first
+        private_dirs(self.cache)
+        private_dirs(self.cache.parent / "changelist")
         fetched: dict[str, bytes] = {}
         root_raw = self._cached(md.ROOT)
         root = None
