@@ -44,6 +44,7 @@ def _docker28() -> str | None:
 
 DOCKER = _docker28()
 NOTARY_SERVER = shutil.which("notary-server")
+NOTARY = shutil.which("notary")  # notary's own client, from the same package
 pytestmark = [
     pytest.mark.docker_cli,
     pytest.mark.skipif(DOCKER is None, reason="docker CLI 28 is not installed"),
@@ -462,3 +463,29 @@ def test_revoke(world, tmp_path):
     same(docker, ours, "trust", "revoke", "{repo:rev}", input=b"n\n")
     same(docker, ours, "trust", "revoke", "-y", "{repo:rev}")
     same(docker, ours, "trust", "revoke", "-y", "{repo:rev}")  # nothing left
+
+
+def test_a_repository_notary_made(world, tmp_path):
+    """notary's own CLI initialises a repository keeping the snapshot key: ours
+    adds a signer (signing the snapshot itself) and reads it as docker does."""
+    ours = Side("dockyard", world, tmp_path / "config")
+    gun = ours.repo("notary")
+    target = tmp_path / "payload"
+    target.write_bytes(b"payload\n")
+    env = dict(os.environ, NOTARY_ROOT_PASSPHRASE=ROOT_PASS, NOTARY_TARGETS_PASSPHRASE=REPO_PASS,
+               NOTARY_SNAPSHOT_PASSPHRASE=REPO_PASS)
+    notary = [NOTARY or "notary", "-s", world.notary.url, "-d",
+              str(ours.config / "trust"), "--tlscacert", str(world.notary.ca_pem)]
+    for args in (["init", gun, "-p"], ["add", gun, "v1", str(target), "-p"]):
+        subprocess.run([*notary, *args], env=env, check=True, capture_output=True, timeout=60)
+    ours.ok("trust", "key", "generate", "bob", "--dir", str(tmp_path))
+    ours.ok("trust", "signer", "add", "--key", str(tmp_path / "bob.pub"), "bob", gun)
+    reader = Side("docker", world, tmp_path / "reader", user="")
+    rd, ry = reader.run("trust", "inspect", gun), ours.run("trust", "inspect", gun)
+    assert (ry.returncode, ry.stdout, ry.stderr) == (rd.returncode, rd.stdout, rd.stderr)
+    info = json.loads(ry.stdout)[0]
+    assert info["SignedTags"][0]["Signers"] == ["Repo Admin"]
+    assert [s["Name"] for s in info["Signers"]] == ["bob"]
+    r = subprocess.run([*notary, "delegation", "list", gun], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and "targets/bob" in r.stdout, r.stderr

@@ -68,7 +68,7 @@ class Repository:
         self.now = dt.datetime.now(dt.timezone.utc)
         self.root: dict[str, Any] | None = None
         self.targets: dict[str, Any] | None = None
-        self.snapshot_meta: dict[str, Any] = {}
+        self.snapshot: dict[str, Any] | None = None
         # delegated targets by role name, in the order of the walk (absent ones left out)
         self.delegated: dict[str, dict[str, Any]] = {}
         self.dirty: list[str] = []
@@ -150,7 +150,7 @@ class Repository:
         tg = md.parse(self._load(md.TARGETS, meta.get(md.TARGETS), fetched), md.TARGETS)
         self._verify_base(tg, md.TARGETS, root)
         self.targets = tg
-        self.snapshot_meta = meta
+        self.snapshot = snap
         # delegations, breadth first in the order each parent lists them
         queue: list[tuple[dict[str, Any], dict[str, Any]]] = [
             (tg["signed"], r) for r in tg["signed"].get("delegations", {}).get("roles", [])]
@@ -307,7 +307,7 @@ class Repository:
                   "version": 0}  # publish() counts from here
         self.root = {"signed": signed, "signatures": []}
         self.targets = {"signed": md.new_targets(self.now, md.TARGETS), "signatures": []}
-        self.delegated, self.snapshot_meta = {}, {}
+        self.delegated, self.snapshot = {}, None
         self._mark(md.ROOT)
         self._mark(md.TARGETS)
 
@@ -442,11 +442,32 @@ class Repository:
             else:
                 self.delegated[role] = new
             files[role] = md.encode(new)
+        snapshot = self._client_snapshot(files) if files else None
+        if snapshot is not None:
+            files[md.SNAPSHOT] = snapshot
         if files:
             self.server.publish(self.gun, files)
             for role, raw in files.items():
                 self._store(role, raw)
         self.dirty = []
+
+    def _client_snapshot(self, files: dict[str, bytes]) -> bytes | None:
+        """A new snapshot recording `files`, when the snapshot key is ours (a
+        repository initialised by notary's CLI); None when the server signs it."""
+        assert self.root is not None
+        keys, keyids, _ = md.role_keys(self.root["signed"], md.SNAPSHOT)
+        if not any(self.keys.has(keys[k].canonical_id) for k in keyids if k in keys):
+            return None
+        if self.snapshot is not None:
+            signed = copy.deepcopy(self.snapshot["signed"])
+        else:
+            signed = {"_type": "Snapshot", "meta": {}, "version": 0}
+        for role, raw in files.items():
+            signed["meta"][role] = md.file_meta(raw)
+        signed["version"] = int(signed.get("version", 0)) + 1
+        signed["expires"] = md.expires(md.SNAPSHOT, self.now)
+        self.snapshot = md.sign(signed, self._signers(keys, keyids, md.SNAPSHOT))
+        return md.encode(self.snapshot)
 
     def _all_delegation_entries(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """(parent's signed targets, delegation entry) for every delegation."""
