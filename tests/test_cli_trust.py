@@ -386,6 +386,12 @@ def test_sign(world, tmp_path):
         theirs = fresh.run("trust", "inspect", signer.repo("sign"))
         assert (theirs.returncode, theirs.stdout, theirs.stderr) == \
             (mine.returncode, mine.stdout, mine.stderr)
+    # the cached root pins trust: once it no longer verifies, nothing does
+    for side in (docker, ours):
+        cached = side.config / "trust" / "tuf" / side.repo("sign") / "metadata" / "root.json"
+        cached.write_text(cached.read_text().replace('"version":1', '"version":7'))
+    same(docker, ours, "trust", "inspect", "{repo:sign}")
+    same(docker, ours, "trust", "sign", "{repo:sign}:v1")
 
 
 def test_sign_without_a_username(world, tmp_path):

@@ -103,18 +103,21 @@ class Repository:
         private_dirs(self.cache.parent / "changelist")
         fetched: dict[str, bytes] = {}
         root_raw = self._cached(md.ROOT)
-        root = None
         if root_raw is not None:
+            # the cached root pins trust: it must verify, else nothing does; once
+            # expired, the server's must be signed by its keys too
+            root = self._checked_root(root_raw, expiry=False)
             try:
-                root = self._trusted_root(root_raw)
+                md.check_expiry(root, md.ROOT, self.now)
             except ValidationError:
-                root = None  # notary starts over from the server's root
-        if root is None:
+                root_raw, root = self._rotated_root(root)
+                fetched[md.ROOT] = root_raw
+        else:  # trust on first use
             try:
                 root_raw = self.server.get_meta(self.gun, md.ROOT)
             except MetaNotFound:
                 raise RepositoryNotExist(self.server.url, self.gun) from None
-            root = self._trusted_root(root_raw)
+            root = self._checked_root(root_raw)
             fetched[md.ROOT] = root_raw
         try:
             ts_raw = self.server.get_meta(self.gun, md.TIMESTAMP)
@@ -139,13 +142,10 @@ class Repository:
         if root_meta is not None:
             try:
                 md.check_hashes(root_raw, root_meta, md.ROOT)
-            except ValidationError:  # the root was rotated: the new one must satisfy both
-                new_raw = self.server.get_meta(self.gun, md.ROOT)
-                md.check_hashes(new_raw, root_meta, md.ROOT)
-                new = md.parse(new_raw, md.ROOT)
-                md.verify(new, md.ROOT, *md.role_keys(root["signed"], md.ROOT))
-                root = self._trusted_root(new_raw)
-                root_raw = fetched[md.ROOT] = new_raw
+            except ValidationError:  # the root was rotated
+                root_raw, root = self._rotated_root(root)
+                md.check_hashes(root_raw, root_meta, md.ROOT)
+                fetched[md.ROOT] = root_raw
         self.root = root
         tg = md.parse(self._load(md.TARGETS, meta.get(md.TARGETS), fetched), md.TARGETS)
         self._verify_base(tg, md.TARGETS, root)
@@ -187,15 +187,30 @@ class Repository:
         fetched[role] = raw
         return raw
 
-    def _trusted_root(self, raw: bytes) -> dict[str, Any]:
+    def _checked_root(self, raw: bytes, expiry: bool = True) -> dict[str, Any]:
+        """A root signed by its own keys, certificates for this GUN."""
         root = md.parse(raw, md.ROOT)
         keys, keyids, threshold = md.role_keys(root["signed"], md.ROOT)
-        for kid in keyids:
-            if kid in keys:
-                check_root_certificate(keys[kid], self.gun, self.now)
-        md.verify(root, md.ROOT, keys, keyids, threshold)
-        md.check_expiry(root, md.ROOT, self.now)
+        pinning = "could not validate the path to a trusted root: "  # notary's ErrValidationFail
+        try:
+            for kid in keyids:
+                if kid in keys:
+                    check_root_certificate(keys[kid], self.gun, self.now)
+        except ValidationError:
+            raise TrustError(pinning + "unable to retrieve valid leaf certificates") from None
+        try:
+            md.verify(root, md.ROOT, keys, keyids, threshold)
+        except ValidationError:
+            raise TrustError(pinning + "failed to validate integrity of roots") from None
+        if expiry:
+            md.check_expiry(root, md.ROOT, self.now)
         return root
+
+    def _rotated_root(self, old: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+        """The server's root, which must satisfy the old root's keys as well as its own."""
+        raw = self.server.get_meta(self.gun, md.ROOT)
+        md.verify(md.parse(raw, md.ROOT), md.ROOT, *md.role_keys(old["signed"], md.ROOT))
+        return raw, self._checked_root(raw)
 
     def _verify_base(self, env: dict[str, Any], role: str, root: dict[str, Any]) -> None:
         md.verify(env, role, *md.role_keys(root["signed"], role))
