@@ -487,8 +487,10 @@ def key_load(args: Optional[List[str]] = typer.Argument(None, metavar="KEYFILE")
     # docker 28 decrypts an encrypted key file to bare DER, in which its importer
     # then finds no PEM block: it reports success and stores nothing. So do we.
     if not (encrypted and block is not None and "path" not in block.headers):
+        # notary's ImportKeys: --name only where the file names no role itself
+        headers = block.headers if block is not None else {}
         try:
-            key_store().add(key, name or "signer")
+            key_store().add(key, headers.get("role") or name or "signer", headers.get("gun", ""))
         except TrustError as e:
             fail(f"error importing key from {keyfile}: {e}")
     print("Successfully imported key from", keyfile)
