@@ -22,6 +22,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -71,7 +72,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_notary(base: Path) -> Notary:
+def _start_notary(base: Path, auth: dict | None = None) -> Notary:
+    """notary-server on 127.0.0.1 with TLS from a new CA; `auth`: its config's
+    "auth" section (token auth against a TokenServer)."""
     import trustme
 
     ca = trustme.CA()
@@ -86,6 +89,8 @@ def _start_notary(base: Path) -> Notary:
                              "tls_cert_file": str(base / "server.crt")},
                   "trust_service": {"type": "local"}, "storage": {"backend": "memory"},
                   "logging": {"level": "info"}}
+        if auth:
+            config["auth"] = auth
         (base / "config.json").write_text(json.dumps(config))
         with open(base / "notary.log", "ab") as log:
             proc = subprocess.Popen([NOTARY_SERVER, "-config", str(base / "config.json")],
@@ -94,9 +99,11 @@ def _start_notary(base: Path) -> Notary:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                with urllib.request.urlopen(f"https://{host}/v2/", context=ctx, timeout=2) as r:
-                    if r.status == 200:
-                        return Notary(f"https://{host}", host, base / "ca.pem", proc)
+                with urllib.request.urlopen(f"https://{host}/v2/", context=ctx, timeout=2):
+                    return Notary(f"https://{host}", host, base / "ca.pem", proc)
+            except urllib.error.HTTPError as e:  # 401 behind token auth: up all the same
+                e.close()
+                return Notary(f"https://{host}", host, base / "ca.pem", proc)
             except OSError:
                 time.sleep(0.05)
         _stop(proc)
@@ -150,13 +157,17 @@ class Side:
     def __init__(self, kind: str, world: World, config: Path, user: str = "alice") -> None:
         self.kind, self.world, self.config = kind, world, config
         self.prefix = "d" if kind == "docker" else "y"
-        tls = config / "tls" / world.notary.host
-        tls.mkdir(parents=True, exist_ok=True)
-        shutil.copy(world.notary.ca_pem, tls / "ca.crt")
+        self.trust_ca(world.notary)
         cfg = config / "config.json"
         if user and not cfg.exists():
             auth = base64.b64encode(f"{user}:secret".encode()).decode()
             cfg.write_text(json.dumps({"auths": {world.registry: {"auth": auth}}}))
+
+    def trust_ca(self, notary: Notary) -> None:
+        """docker's `<config>/tls/<host:port>/ca.crt` for this notary server."""
+        tls = self.config / "tls" / notary.host
+        tls.mkdir(parents=True, exist_ok=True)
+        shutil.copy(notary.ca_pem, tls / "ca.crt")
 
     def repo(self, name: str) -> str:
         return f"{self.world.registry}/test/{self.prefix}-{name}"
@@ -496,3 +507,41 @@ def test_a_repository_notary_made(world, tmp_path):
     r = subprocess.run([*notary, "delegation", "list", gun], env=env, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0 and "targets/bob" in r.stdout, r.stderr
+
+
+def test_token_auth(world, tmp_path):
+    """A notary server behind docker's token auth: both CLIs ask the token server
+    for the same scopes with the registry's credentials, or none."""
+    from registries import ISSUER, SERVICE, TokenServer
+
+    tokens = TokenServer(tmp_path, {"alice": "secret"}).start()
+    try:
+        server = _start_notary(tmp_path, auth={"type": "token", "options": {
+            "realm": tokens.realm, "service": SERVICE, "issuer": ISSUER,
+            "rootcertbundle": str(tokens.cert_pem)}})
+        try:
+            docker, ours = sides(world, tmp_path)
+            anon_d = Side("docker", world, tmp_path / "anon-d", user="")
+            anon_y = Side("dockyard", world, tmp_path / "anon-y", user="")
+            for side in (docker, ours, anon_d, anon_y):
+                side.trust_ca(server)
+                side.server = server.url
+            for side in (docker, ours):
+                side.tag("tok", "v1")
+            same(docker, ours, "trust", "sign", "{repo:tok}:v1")
+            same(docker, ours, "trust", "inspect", "--pretty", "{repo:tok}")
+            asked = {}
+            for side in (docker, ours):
+                tokens.requests.clear()
+                side.ok("trust", "inspect", side.repo("tok"))
+                asked[side.kind] = [(r["user"], [s.replace(f"/test/{side.prefix}-", "/test/x-")
+                                                 for s in r["scopes"]]) for r in tokens.requests]
+            assert asked["dockyard"] == asked["docker"], asked
+            assert asked["docker"] and asked["docker"][0][0] == "alice"
+            rd, ry = anon_d.run("trust", "inspect", docker.repo("tok")), \
+                anon_y.run("trust", "inspect", docker.repo("tok"))
+            assert (ry.returncode, ry.stdout, ry.stderr) == (rd.returncode, rd.stdout, rd.stderr)
+        finally:
+            _stop(server.proc)
+    finally:
+        tokens.stop()

@@ -217,9 +217,10 @@ def server_url(ref: Reference) -> str:
     return NOTARY_SERVER if ref.domain == DEFAULT_DOMAIN else "https://" + ref.domain
 
 
-def open_repo(ref: Reference, strict: bool = True) -> Repository:
-    """The repository's trust data client; an unusable server setting exits
-    with docker's message, or raises TrustError when not `strict`."""
+def open_repo(ref: Reference, strict: bool = True, push: bool = True) -> Repository:
+    """The repository's trust data client, authenticated with the registry's
+    credentials for pull (and push); an unusable server setting exits with
+    docker's message, or raises TrustError when not `strict`."""
     import urllib.parse
 
     from ..distribution import RegistryOptions
@@ -237,7 +238,9 @@ def open_repo(ref: Reference, strict: bool = True) -> Repository:
     # docker skips verifying the notary server's certificate for an insecure registry
     verify = not is_insecure(ref.domain, RegistryOptions())
     tls = config_dir() / "tls" / urllib.parse.urlsplit(url).netloc
-    return Repository(ref.name, NotaryServer(url, tls, verify), trust_dir(), key_store())
+    server = NotaryServer(url, tls, verify, credentials(ref), ref.name,
+                          ("pull", "push") if push else ("pull",))
+    return Repository(ref.name, server, trust_dir(), key_store())
 
 
 def notary_error(name: str, e: Exception) -> str:
@@ -307,7 +310,7 @@ def lookup_trust_info(remote: str) -> tuple[list[dict[str, Any]], Repository]:
 
     try:
         ref = parse_normalized(remote)
-        repo = open_repo(ref, strict=False)
+        repo = open_repo(ref, strict=False, push=False)
     except (InvalidReference, TrustError) as e:
         raise LookupError(str(e)) from None
     try:
@@ -543,13 +546,19 @@ def local_image_exists(name: str) -> None:
     call(lambda: client().get_json(f"/images/{path_quote(name)}/json"))
 
 
-def username(ref: Reference) -> str:
-    from ..distribution import credentials
+def credentials(ref: Reference) -> Any:
+    """The registry's AuthConfig from the config files (docker's AuthResolver)."""
+    from ..distribution import credentials as stored
+    from ..distribution.auth import AuthConfig
 
     try:
-        return credentials.lookup(ref.domain).username
-    except Exception:  # noqa: BLE001 - no usable credentials: an anonymous signer
-        return ""
+        return stored.lookup(ref.domain)
+    except Exception:  # noqa: BLE001 - unreadable or no credentials: anonymous
+        return AuthConfig()
+
+
+def username(ref: Reference) -> str:
+    return credentials(ref).username or ""
 
 
 @app.command("sign")

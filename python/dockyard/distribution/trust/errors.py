@@ -47,4 +47,14 @@ class PassphraseError(TrustError):
 
 
 class ServerError(TrustError):
-    """The server refused an update (its error code and message)."""
+    """The server refused a request (400: notary's ErrInvalidOperation)."""
+
+
+class ServerUnavailable(ServerError):
+    """Any other status (notary's ErrServerUnavailable)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__("you are not authorized to perform this operation: server returned 401."
+                         if status == 401 else
+                         f"unable to reach trust server at this time: {status}.")
+        self.status = status

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import metadata as md
 from .errors import (KeyNotFound, MetaNotFound, NetworkError, NoSuchTarget, RepositoryNotExist,
-                     ServerError, TrustError, ValidationError)
+                     ServerUnavailable, TrustError, ValidationError)
 from .keys import (KeyStore, PrivateKey, PublicKey, check_root_certificate, private_dirs,
                    root_certificate)
 from .server import NotaryServer
@@ -122,7 +122,7 @@ class Repository:
         try:
             ts_raw = self.server.get_meta(self.gun, md.TIMESTAMP)
             fetched[md.TIMESTAMP] = ts_raw
-        except (MetaNotFound, NetworkError, ServerError) as e:
+        except (MetaNotFound, NetworkError, ServerUnavailable) as e:
             cached = self._cached(md.TIMESTAMP)
             if cached is None:
                 if isinstance(e, MetaNotFound):
