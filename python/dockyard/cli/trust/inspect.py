@@ -38,8 +38,7 @@ def lookup_trust_info(remote: str) -> tuple[list[dict[str, Any]], Repository]:
     except (TrustError, OSError, ValueError) as e:
         raise LookupError(f"no signatures or cannot access {remote}") from e
     # docker's three notary calls each update the repository, and warn again
-    repo.warnings *= 3
-    show_warnings(repo)
+    show_warnings(repo, 3)
     return released_signatures(found), repo
 
 

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..common import fail
-from .shared import RELEASES, arity, confirm, open_repo, parse_ref, tag_of
+from .shared import RELEASES, arity, confirm, open_repo, parse_ref, show_warnings, tag_of
 
 def revoke(args: Optional[List[str]] = typer.Argument(None, metavar="IMAGE[:TAG]"),
            yes: bool = typer.Option(False, "-y", "--yes", help="Do not prompt for confirmation")
@@ -27,6 +27,7 @@ def revoke(args: Optional[List[str]] = typer.Argument(None, metavar="IMAGE[:TAG]
     repo = open_repo(ref)
     try:
         repo.update()
+        show_warnings(repo)  # each notary call docker makes updates, and warns
         if tag:
             _, target = repo.target_by_name(tag, RELEASES, "targets")
             targets = [target]
@@ -35,7 +36,9 @@ def revoke(args: Optional[List[str]] = typer.Argument(None, metavar="IMAGE[:TAG]
             if not targets:
                 raise TrustError("no signed tags to remove")
         for t in targets:
+            show_warnings(repo)
             repo.remove_target(t.name, repo.signable_roles(t.name))
+        show_warnings(repo)
         repo.publish()
     except (TrustError, OSError) as e:
         fail(f"could not remove signature for {image}: {e}")

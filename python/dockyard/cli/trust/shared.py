@@ -256,15 +256,25 @@ def notary_error(name: str, e: Exception) -> str:
     return str(e)
 
 
-def show_warnings(repo: Repository) -> None:
-    """notary's warnings as logrus prints them to a non-terminal stderr."""
+def show_warnings(repo: Repository, times: int = 1) -> None:
+    """The last update's warnings as logrus prints them to a non-terminal
+    stderr, `times` times: once for each notary call of docker's (each updates)."""
+    for _ in range(times):
+        log_warnings(repo.warnings)
+
+
+def show_change_warnings(repo: Repository) -> None:
+    log_warnings(repo.change_warnings)
+    repo.change_warnings.clear()
+
+
+def log_warnings(messages: list[str]) -> None:
     import datetime as dt
 
     now = dt.datetime.now().astimezone().replace(microsecond=0).isoformat()
     now = now.replace("+00:00", "Z")
-    for w in repo.warnings:
+    for w in messages:
         print(f'time="{now}" level=warning msg="{w}"', file=sys.stderr)
-    repo.warnings.clear()
 
 
 def signer_of(role: str) -> str:

@@ -11,7 +11,7 @@ import typer
 
 from ..common import call, client, fail
 from .shared import (add_staged_signer, arity, notary_error, open_repo, parse_ref, released,
-                     released_signatures, root_key_id, tag_of, username)
+                     released_signatures, root_key_id, show_warnings, tag_of, username)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,8 +53,12 @@ def sign(args: Optional[List[str]] = typer.Argument(None, metavar="IMAGE:TAG"),
         fail("cannot use a digest reference for IMAGE:TAG" if ref.digest
              else f"no tag specified for {image}")
     repo = open_repo(ref)
+    # notary warns on each update, and docker's calls update the repository two
+    # times here (ListTargets, then the target's lookup), three when signing it
+    # in, three in the push path
     try:
         repo.update()
+        show_warnings(repo, 2)
     except RepositoryNotExist:
         local_image_exists(image)
         user = username(ref)
@@ -74,6 +78,7 @@ def sign(args: Optional[List[str]] = typer.Argument(None, metavar="IMAGE:TAG"),
         repo = open_repo(ref)
         try:
             repo.update()
+            show_warnings(repo)
         except (TrustError, OSError) as e:
             fail(notary_error(ref.name, e))
     except (TrustError, OSError) as e:
@@ -92,6 +97,7 @@ def sign(args: Optional[List[str]] = typer.Argument(None, metavar="IMAGE:TAG"),
     print("Signing and pushing trust metadata for", image, flush=True)
     try:
         existing = released_signatures(repo.targets_by_name(tag))
+        show_warnings(repo, 3)
         repo.add_target(target, repo.signable_roles(target.name))
         row = existing[0] if existing else {"SignedTag": "", "Digest": "", "Signers": []}
         print(f"Existing signatures for tag {row['SignedTag']} digest {row['Digest']} from:\n"
@@ -140,6 +146,7 @@ def push_and_sign(ref: Reference, tag: str) -> None:
     try:
         try:
             repo.update()
+            show_warnings(repo, 3)
             roles = repo.signable_roles(target.name)
         except RepositoryNotExist:
             repo.initialize(root_key_id(repo))

@@ -10,7 +10,8 @@ import typer
 
 from ..common import fail
 from .shared import (NAME_RULE, RELEASES, VALID_NAME, add_staged_signer, arity, confirm,
-                     go_os_error, notary_error, open_repo, root_key_id, show_warnings)
+                     go_os_error, notary_error, open_repo, root_key_id, show_change_warnings,
+                     show_warnings)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ def add_signer_to_repo(name: str, remote: str, pubs: list[Any]) -> str | None:
         ref = parse_normalized(remote)
         repo = open_repo(ref, strict=False)
         repo.update()
+        show_warnings(repo)  # docker's ListTargets; its Publish updates (and warns) again
     except InvalidReference as e:
         return str(e)
     except RepositoryNotExist:
@@ -83,6 +85,7 @@ def add_signer_to_repo(name: str, remote: str, pubs: list[Any]) -> str | None:
     except TrustError as e:
         return f"could not add signer to repo: {name}: {e}"
     try:
+        show_warnings(repo)
         repo.publish()
     except (TrustError, OSError) as e:
         return str(e)
@@ -129,9 +132,12 @@ def remove_single_signer(remote: str, name: str, force: bool) -> str | None:
         repo.update()
     except (TrustError, OSError) as e:
         return f"error retrieving signers for {remote}: {e}"
+    # docker's GetDelegationRoles, ListRoles and Publish each update, and warn
+    show_warnings(repo)
     role = next((r for r in repo.delegation_roles() if r.name == role_name), None)
     if role is None:
         return f"no signer {name} for repository {remote}"
+    show_warnings(repo)
     sigs = repo.role_signatures(RELEASES)
     if not sigs:
         return "all signed tags are currently revoked, use docker trust sign to fix"
@@ -148,6 +154,7 @@ def remove_single_signer(remote: str, name: str, force: bool) -> str | None:
         repo.remove_delegation_keys(RELEASES, role.keyids)
         repo.remove_delegation(role_name)
         show_warnings(repo)
+        show_change_warnings(repo)
         repo.publish()
     except (TrustError, OSError) as e:
         return str(e)

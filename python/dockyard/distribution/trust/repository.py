@@ -72,7 +72,10 @@ class Repository:
         # delegated targets by role name, in the order of the walk (absent ones left out)
         self.delegated: dict[str, dict[str, Any]] = {}
         self.dirty: list[str] = []
-        self.warnings: list[str] = []  # what notary logs as warnings, for the CLI to show
+        # what notary logs as warnings, for the CLI to show: while updating (notary
+        # updates again for most calls, and warns each time), and while changing
+        self.warnings: list[str] = []
+        self.change_warnings: list[str] = []
 
     # --- the cache ------------------------------------------------------------------
 
@@ -98,6 +101,7 @@ class Repository:
         none. Cached metadata whose hashes the newer role records is used as is;
         with the server unreachable, the cached timestamp stands in (with
         notary's warning)."""
+        self.warnings = []
         # notary makes the repository's cache and (here unused) changelist first
         private_dirs(self.cache)
         private_dirs(self.cache.parent / "changelist")
@@ -344,7 +348,7 @@ class Repository:
 
     def _warn_threshold(self, role: dict[str, Any]) -> None:
         if len(role.get("keyids", [])) < int(role.get("threshold", 1)):
-            self.warnings.append(f"role {role.get('name')} has fewer keys than its threshold of "
+            self.change_warnings.append(f"role {role.get('name')} has fewer keys than its threshold of "
                                  f"{role.get('threshold', 1)}; it will not be usable until keys "
                                  "are added to it")
 
