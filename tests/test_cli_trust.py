@@ -276,7 +276,7 @@ def test_inspect_a_repository_docker_signed(world, tmp_path):
     missing = f"{world.registry}/test/no-such-repo"
     for args in (["inspect", f"{repo}:v1", repo, missing, f"{repo}:nope"],
                  ["inspect", "--pretty", repo, f"{repo}:x"], ["inspect", "--pretty", missing]):
-        rd, ry = reader_d.run("trust", *args), reader_y.run("trust", *args)
+        rd, ry = run_both((reader_d, ["trust", *args]), (reader_y, ["trust", *args]))
         assert (ry.returncode, ry.stdout, ry.stderr) == (rd.returncode, rd.stdout, rd.stderr), args
     # with the server gone, what was cached stands in, with notary's warnings
     reader_d.server = reader_y.server = f"https://127.0.0.1:{_free_port()}"
