@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from . import (build, config, container, context, daemon, image, manifest, network, node, plugin,
-               registry, secret, swarm, system, volume)
+               registry, secret, swarm, system, trust, volume)
 from .common import G, check_host_and_context
 
 app = typer.Typer(
@@ -47,6 +47,7 @@ app.add_typer(system.app, name="system")
 app.add_typer(network.app, name="network")
 app.add_typer(volume.app, name="volume")
 app.add_typer(plugin.app, name="plugin")
+app.add_typer(trust.app, name="trust")
 app.add_typer(build.app, name="builder")
 app.add_typer(context.app, name="context")
 app.add_typer(manifest.app, name="manifest")
