@@ -40,7 +40,10 @@ class Request:
         return parse_qsl(self.query, keep_blank_values=True)
 
 
-def _parse_requests(data: bytes) -> list[Request]:
+def _parse_requests(data: bytes, ended: bool = True) -> list[Request]:
+    """The requests in a client's stream; `ended`: the stream is all there
+    is (the client is gone), so a chunked body cut at a chunk boundary is
+    taken whole."""
     out = []
     while data:
         head, sep, rest = data.partition(b"\r\n\r\n")
@@ -59,7 +62,7 @@ def _parse_requests(data: bytes) -> list[Request]:
                     # The client may exit before the proxy reads its last
                     # chunk's terminator: the daemon answers once the tar
                     # ends. What the stream holds is the body.
-                    if size_line.strip() in (b"", b"0"):
+                    if ended and size_line.strip() in (b"", b"0"):
                         out.append(Request(lines[0], headers, body))
                     return out
                 size = int(size_line.split(b";")[0], 16)
@@ -148,7 +151,7 @@ class Proxy:
 
     def _answer_fake(self, c: socket.socket, rec: bytearray) -> bool:
         start = rec.find(b"POST /v")
-        reqs = _parse_requests(bytes(rec[start:]))
+        reqs = _parse_requests(bytes(rec[start:]), ended=False)
         if not reqs:
             return False
         status, message = self.fake_build or (400, "")

@@ -51,6 +51,7 @@ from typing import Callable, Iterator, Mapping
 
 from .. import _core
 from ..errors import InvalidParameter, LayerCorrupt, NotFound
+from .context import BuildContext
 from .dockerignore import filepath_match
 
 __all__ = ["ContextSums", "CopyError", "CopyPlan", "CopyResult", "copy_sources", "created_by",
@@ -411,7 +412,7 @@ def _mkdir_parts(rootfd: int, parts: list[str], owner: tuple[int, int] | None) -
 class _Info:
     """One thing to copy: `parts` the resolved path in its source root,
     `orig` the path as selected (its basename names a file at a `dir/` dest)."""
-    src: "_Source"
+    src: "_Source | _IndexSource"
     orig: str
     parts: list[str]
     hash: str
@@ -427,10 +428,13 @@ class _Source:
     sums: ContextSums | None = None
     lazy: dict[str, str] = field(default_factory=dict)
 
-    def stat(self, parts: list[str]) -> os.stat_result:
+    def resolve(self, path: str) -> list[str]:
+        return resolve_in_root(self.rootfd, path)
+
+    def is_dir(self, parts: list[str]) -> bool:
         fd = _open_parts(self.rootfd, parts)
         try:
-            return os.fstat(fd)
+            return st.S_ISDIR(os.fstat(fd).st_mode)
         finally:
             os.close(fd)
 
@@ -490,6 +494,28 @@ class _Source:
                     os.close(sub)
 
 
+@dataclass
+class _IndexSource:
+    """The build context's index as a COPY source, for the cache probe: the
+    same answers as the unpacked tree gives (`_Source`), no file read."""
+    index: BuildContext
+    sums: ContextSums
+    context: bool = True
+
+    def resolve(self, path: str) -> list[str]:
+        return self.index.resolve(path)
+
+    def is_dir(self, parts: list[str]) -> bool:
+        return self.index.lookup(parts).is_dir
+
+    def hash(self, path: str) -> str:
+        rel = "/".join(self.resolve(path))
+        return self.sums.get(rel) or path if rel else path
+
+    def walk(self, parts: list[str]) -> Iterator[str]:
+        return self.index.walk(parts)
+
+
 def _host_user(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
@@ -523,7 +549,7 @@ def _go_match(pattern: str, name: str) -> bool:
         return False
 
 
-def _calc_copy_info(src: _Source, orig: str, wildcards: bool, cmd: str) -> list[_Info]:
+def _calc_copy_info(src: "_Source | _IndexSource", orig: str, wildcards: bool, cmd: str) -> list[_Info]:
     if orig.startswith("/"):
         orig = orig[1:]
     if orig.startswith("./"):
@@ -538,9 +564,9 @@ def _calc_copy_info(src: _Source, orig: str, wildcards: bool, cmd: str) -> list[
         # moby joins the path to the root and refuses one that leaves it lexically
         # (symlinks, in contrast, are followed inside the root)
         raise CopyError(f"{cmd} failed: forbidden path outside the build context: {orig} ()")
-    parts = resolve_in_root(src.rootfd, orig)
+    parts = src.resolve(orig)
     try:
-        s = src.stat(parts)
+        is_dir = src.is_dir(parts)
     except NotADirectoryError:
         # moby's scoped resolution fails on a file in the middle of the path
         raise CopyError(f"{cmd} failed: forbidden path outside the build context: {orig} ()"
@@ -550,7 +576,7 @@ def _calc_copy_info(src: _Source, orig: str, wildcards: bool, cmd: str) -> list[
             raise CopyNotFound(f"{cmd} failed: file not found in build context or excluded by "
                                f".dockerignore: stat {orig}: file does not exist") from None
         raise CopyNotFound(f"{cmd} failed: stat {orig}: file does not exist") from None
-    if not st.S_ISDIR(s.st_mode):
+    if not is_dir:
         return [_Info(src, orig, parts, "file:" + src.hash(orig), False)]
     subs = sorted(src.hash(rel) for rel in src.walk(parts) if rel != ".")
     return [_Info(src, orig, parts, _hash_strings("dir", subs), True)]
@@ -1091,7 +1117,8 @@ class CopyPlan:
 def plan_copy(sources: list[str], dest: str, *, context: Path | None, src_root: Path | None,
               is_add: bool, chown: str | None = None, chmod: str | None = None,
               context_sums: ContextSums | None = None, allow_chmod: bool = True,
-              url_opener: Callable[..., object] | None = None) -> CopyPlan:
+              url_opener: Callable[..., object] | None = None,
+              context_index: BuildContext | None = None) -> CopyPlan:
     """Select and hash the sources of a COPY/ADD (`sources` and `dest` as
     written, variables expanded), raising dockerd's errors in dockerd's order.
     `context` is the unpacked build context, `src_root` the rootfs of a
@@ -1099,7 +1126,9 @@ def plan_copy(sources: list[str], dest: str, *, context: Path | None, src_root: 
     context's entry sums, computed from the tree on first use if not given.
     `--chmod` is accepted as a BuildKit extension unless `allow_chmod` is
     False (then refused with 20.10's message). `url_opener` replaces
-    urllib's `urlopen` (tests, proxies)."""
+    urllib's `urlopen` (tests, proxies). With `context_index` (and no
+    `context`) the context's sources are selected and hashed on its index:
+    a plan for the cache probe only, never applied."""
     cmd = "ADD" if is_add else "COPY"
     if chmod and not allow_chmod:
         raise CopyError(_CHMOD_REFUSED)
@@ -1109,16 +1138,21 @@ def plan_copy(sources: list[str], dest: str, *, context: Path | None, src_root: 
         raise CopyError(f"{cmd} requires at least two arguments")
     from_image = src_root is not None
     root = src_root if from_image else context
-    if root is None:
+    if root is None and context_index is None:
         raise CopyError("missing build context")
     tmpdirs: list[Path] = []
     fds: list[int] = []
     try:
-        rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        fds.append(rootfd)
-        if not from_image and context_sums is None:
-            context_sums = ContextSums.from_tree(root)
-        base = _Source(root, rootfd, not from_image, context_sums)
+        base: _Source | _IndexSource
+        if root is None:
+            assert context_index is not None
+            base = _IndexSource(context_index, context_sums or ContextSums(context_index.sums()))
+        else:
+            rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            fds.append(rootfd)
+            if not from_image and context_sums is None:
+                context_sums = ContextSums.from_tree(root)
+            base = _Source(root, rootfd, not from_image, context_sums)
         infos: list[_Info] = []
         for orig in sources:
             if is_url(orig):

@@ -37,6 +37,7 @@ from ..store.images import Image
 from ..store.local import LocalStore
 from . import copy as copyfiles
 from .cache import BuildCache, step_key
+from .context import BuildContext
 from .inflight import Inflight
 from .dockerfile import (
     AddInstruction, ArgInstruction, BuildArgs, CmdInstruction, CopyInstruction, Dockerfile,
@@ -123,7 +124,7 @@ class Builder:
                 pass
 
     # --- the whole build ----------------------------------------------------------
-    def build(self, dockerfile: Dockerfile, context: Path, opts: BuildOptions,
+    def build(self, dockerfile: Dockerfile, context: BuildContext, opts: BuildOptions,
               out: BuildOutput) -> str:
         """Build and tag; returns the final image ID. Raises StepFailed (or a
         DockyardError) for a failed step, after the failure hygiene."""
@@ -177,7 +178,7 @@ def check_platform(p: str) -> None:
 class _Run:
     """The dispatch loop of one build (dockerd's dispatchDockerfileWithCancellation)."""
 
-    def __init__(self, b: Builder, df: Dockerfile, context: Path, opts: BuildOptions,
+    def __init__(self, b: Builder, df: Dockerfile, context: BuildContext, opts: BuildOptions,
                  out: BuildOutput) -> None:
         self.b = b
         self.df = df
@@ -655,17 +656,30 @@ class _Run:
             src_root: Optional[Path] = None
             if from_image is not None:
                 src_root, release = self.mount_image(from_image)
+            # A COPY from the context is probed on the index first: a hit
+            # needs no file of the context on disk.
+            indexed = src_root is None and isinstance(cmd, CopyInstruction)
+
+            def plan_for(on_index: bool) -> copyfiles.CopyPlan:
+                try:
+                    return copyfiles.plan_copy(
+                        list(cmd.sources), cmd.dest,
+                        context=None if src_root or on_index else self.context.path(),
+                        context_index=self.context if on_index else None,
+                        src_root=src_root, is_add=isinstance(cmd, AddInstruction),
+                        chown=cmd.chown,
+                        context_sums=None if src_root else self.context_sums())
+                except copyfiles.CopyError as e:
+                    raise StepFailed(str(e)) from None
+
+            plan = plan_for(indexed)
             try:
-                plan = copyfiles.plan_copy(
-                    list(cmd.sources), cmd.dest, context=None if src_root else self.context,
-                    src_root=src_root, is_add=isinstance(cmd, AddInstruction), chown=cmd.chown,
-                    context_sums=None if src_root else self.context_sums())
-            except copyfiles.CopyError as e:
-                raise StepFailed(str(e)) from None
-            with plan:
                 probe_cfg = self.with_cmd(st, ["/bin/sh", "-c", "#(nop) " + plan.comment])
                 if self.probe(st, probe_cfg):
                     return
+                if indexed:  # a miss: the files are needed now
+                    plan.close()
+                    plan = plan_for(False)
                 workdir = st.run_config.get("WorkingDir") or "/"
 
                 def fill(root: str) -> None:
@@ -675,6 +689,8 @@ class _Run:
                         raise StepFailed(str(e)) from None
 
                 diff = self.layer_from_dir(st, fill)
+            finally:
+                plan.close()
         finally:
             if release is not None:
                 release()
@@ -685,7 +701,7 @@ class _Run:
     def context_sums(self) -> "copyfiles.ContextSums":
         """The context's entry sums, one table per build (COPY steps share it)."""
         if self._context_sums is None:
-            self._context_sums = copyfiles.ContextSums.from_tree(self.context)
+            self._context_sums = copyfiles.ContextSums(self.context.sums())
         return self._context_sums
 
     def copy_from_image(self, ref: str) -> Image:

@@ -1,5 +1,5 @@
 """Builds as the engine offers them: `prepare()` takes the whole context
-(unpacked under `<root>/builder/<id>`, the Dockerfile read and parsed, so
+(kept and indexed under `<root>/builder/<id>`, the Dockerfile read and parsed, so
 every bad-input error comes before any output), `PreparedBuild.run()`
 streams the classic builder's output. Build directories are removed when
 the build ends and swept when the engine starts (after a crash)."""
@@ -18,7 +18,7 @@ from ..events import EventLog
 from ..ids import generate_id
 from ..store.local import LocalStore
 from .cache import BuildCache
-from .context import read_dockerfile, unpack_context
+from .context import BuildContext, read_context_dockerfile, receive_context
 from .dockerfile import Dockerfile, load
 from .executor import BuildOptions, Builder, Puller, check_platform, parse_tag
 from .output import BuildOutput, StepFailed, Write
@@ -29,17 +29,14 @@ log = logging.getLogger("dockyard.build")
 
 
 class PreparedBuild:
-    def __init__(self, svc: "BuildService", workdir: Path, dockerfile: Dockerfile,
-                 opts: BuildOptions) -> None:
+    def __init__(self, svc: "BuildService", workdir: Path, context: BuildContext,
+                 dockerfile: Dockerfile, opts: BuildOptions) -> None:
         self.svc = svc
         self.workdir = workdir
+        self.context = context
         self.dockerfile = dockerfile
         self.opts = opts
         self.builder = Builder(svc.store, svc.containers, svc.events, svc.cache, svc.puller)
-
-    @property
-    def context(self) -> Path:
-        return self.workdir / "context"
 
     def run(self, write: Write) -> Optional[str]:
         """Build, writing dockerd's JSON stream; the image ID, or None when
@@ -98,13 +95,11 @@ class BuildService:
         workdir = self.root / generate_id()[:16]
         workdir.mkdir(mode=0o700)
         try:
-            ctx = workdir / "context"
-            ctx.mkdir()
-            unpack_context(body, ctx)
-            name, data = read_dockerfile(ctx, dockerfile)
+            ctx = receive_context(body, workdir)
+            name, data = read_context_dockerfile(ctx, dockerfile)
             df = load(data, name)
             df.stages_up_to(opts.target)  # an unknown target fails here, before any output
-            return PreparedBuild(self, workdir, df, opts)
+            return PreparedBuild(self, workdir, ctx, df, opts)
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise

@@ -7,6 +7,7 @@
 //!   compressed, with the same digests.
 //! - [`fsops`]: the root-confined file-system primitives both use.
 
+pub mod context;
 pub mod create;
 pub mod digest;
 pub mod error;

@@ -100,6 +100,17 @@ fn record_layer_split(py: Python<'_>, src: PathBuf, split: PathBuf) -> PyResult<
     py.detach(|| write_split(&split, &da::tarsplit::record_file(&src)?)).map_err(err)
 }
 
+/// Index a build context tar (plain, gzip or zstd) in one pass: entries as
+/// (key, typeflag, mode, size, linkname, data offset, tarsum-v1 sum), and
+/// whether a compressed `src` was written out plain to `plain_out`.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn index_build_context(py: Python<'_>, src: PathBuf, plain_out: PathBuf) -> PyResult<(Vec<(Vec<u8>, u8, u32, u64, Vec<u8>, u64, String)>, bool)> {
+    py.detach(|| da::context::index(&src, &plain_out))
+        .map(|(l, w)| (l.into_iter().map(|e| (e.key, e.typeflag, e.mode, e.size, e.link, e.offset, e.sum)).collect(), w))
+        .map_err(err)
+}
+
 /// Write a tar-split record under a temporary name, then rename it in place.
 fn write_split(path: &std::path::Path, data: &[u8]) -> da::Result<()> {
     let tmp = path.with_extension("tmp");
@@ -448,6 +459,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LayerUnpacker>()?;
     m.add_function(wrap_pyfunction!(extract_layer_file, m)?)?;
     m.add_function(wrap_pyfunction!(record_layer_split, m)?)?;
+    m.add_function(wrap_pyfunction!(index_build_context, m)?)?;
     m.add_function(wrap_pyfunction!(create_layer, m)?)?;
     m.add_function(wrap_pyfunction!(assemble_layer, m)?)?;
     m.add_function(wrap_pyfunction!(layer_content_size, m)?)?;
