@@ -10,7 +10,8 @@ from typing import Optional
 
 import typer
 
-from . import build, container, daemon, image, network, plugin, registry, system, volume
+from . import (build, container, daemon, image, network, plugin, registry, service, stack,
+               system, volume)
 from .common import G
 
 app = typer.Typer(
@@ -43,6 +44,8 @@ app.add_typer(network.app, name="network")
 app.add_typer(volume.app, name="volume")
 app.add_typer(plugin.app, name="plugin")
 app.add_typer(build.app, name="builder")
+app.add_typer(service.app, name="service")
+app.add_typer(stack.app, name="stack")
 image.app.command("build", context_settings=build.RAW)(build.image_build)
 app.command("images")(image.list_images)
 app.command("import")(image.import_image)
