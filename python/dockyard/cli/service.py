@@ -334,29 +334,10 @@ def _network_id(target: str) -> str:
 
 
 def _resolve_refs(kind: str, refs: list[dict]) -> list[dict]:
-    """ParseSecrets/ParseConfigs: each reference gets its object's ID."""
-    import json
-
-    if not refs:
-        return []
-    name_key, id_key = ("SecretName", "SecretID") if kind == "secret" else \
-        ("ConfigName", "ConfigID")
-    by_target: dict[str, dict] = {}
-    for r in refs:
-        target = (r.get("File") or {}).get("Name")
-        if target in by_target:
-            raise Failure(f"duplicate {kind} target for {r[name_key]} not allowed")
-        by_target[target] = dict(r)
-    names = {r[name_key]: True for r in by_target.values()}
-    found = client().get_json(f"/{kind}s", {"filters": json.dumps({"name": names})})
-    ids = {(o.get("Spec") or {}).get("Name"): o.get("ID") for o in found or []}
-    out = []
-    for r in by_target.values():
-        if r[name_key] not in ids:
-            raise Failure(f"{kind} not found: {r[name_key]}")
-        r[id_key] = ids[r[name_key]]
-        out.append(r)
-    return out
+    try:
+        return so.resolve_refs(kind, refs)
+    except ValueError as e:
+        raise Failure(str(e)) from None
 
 
 def service_spec(p: Parsed, image: str, args: list[str]) -> dict:
@@ -446,29 +427,8 @@ def _credential_spec(v: str) -> dict:
 
 def _send(path: str, params: dict | None, spec: dict, p: Parsed,
           query_registry: bool) -> dict:
-    """POST a spec as docker's client does: the image tagged, maybe pinned to
-    its digest (the warning when the registry can't be asked goes last)."""
-    import json
-
-    from .transfer import auth_header
-
-    cs = spec["TaskTemplate"].get("ContainerSpec")
-    headers = {"Content-Type": "application/json"}
-    if p.get("registry_auth") and cs is not None:
-        headers.update(auth_header(cs.get("Image", "")))
-    warning = None
-    if cs is not None:
-        cs["Image"] = so.image_with_tag(cs.get("Image", ""))
-        if query_registry:
-            warning = so.resolve_image(spec["TaskTemplate"], headers.get("X-Registry-Auth"))
-    r = client().request("POST", path, params, json.dumps(spec).encode(), headers)
-    try:
-        resp = r.json() or {}
-    finally:
-        r.close()
-    warnings = list(resp.get("Warnings") or [])
-    if warning:
-        warnings.append(warning)
+    resp, warnings = so.send_spec(path, params, spec, bool(p.get("registry_auth")),
+                                  query_registry)
     for w in warnings:
         print(w, file=sys.stderr)
     return resp

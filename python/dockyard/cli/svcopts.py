@@ -395,9 +395,15 @@ def ulimit(v: str) -> dict[str, Any]:
 
 
 def shlex_words(v: str) -> list[str]:
+    """google/shlex's Split, with its messages."""
     import shlex
 
-    return shlex.split(v)
+    try:
+        return shlex.split(v)
+    except ValueError as e:
+        if "quotation" in str(e):
+            raise ValueError("EOF found when expecting closing quote") from None
+        raise ValueError("EOF found after escape character") from None
 
 
 def capabilities(add: list[str], drop: list[str]) -> tuple[list[str], list[str]]:
@@ -468,3 +474,67 @@ def resolve_image(task: dict, auth: str | None = None) -> str | None:
     if plats:
         task.setdefault("Placement", {})["Platforms"] = plats
     return None
+
+
+def send_spec(path: str, params: dict | None, spec: dict, registry_auth: bool,
+              query_registry: bool) -> tuple[dict, list[str]]:
+    """POST a service spec as docker's client does: the image tagged and, when
+    asked, pinned to its digest; the daemon's answer and the warnings (the one
+    about an unreachable registry last)."""
+    import json
+
+    from .common import client
+    from .transfer import auth_header
+
+    cs = spec["TaskTemplate"].get("ContainerSpec")
+    headers = {"Content-Type": "application/json"}
+    if registry_auth and cs is not None:
+        headers.update(auth_header(cs.get("Image", "")))
+    warning = None
+    if cs is not None:
+        cs["Image"] = image_with_tag(cs.get("Image", ""))
+        if query_registry:
+            warning = resolve_image(spec["TaskTemplate"], headers.get("X-Registry-Auth"))
+    r = client().request("POST", path, params, json.dumps(spec).encode(), headers)
+    try:
+        resp = r.json() or {}
+    finally:
+        r.close()
+    warnings = list(resp.get("Warnings") or [])
+    if warning:
+        warnings.append(warning)
+    return resp, warnings
+
+
+def resolve_refs(kind: str, refs: list[dict]) -> list[dict]:
+    """ParseSecrets/ParseConfigs: each reference gets its object's ID, looked
+    up by name; ValueError in docker's words when one is missing."""
+    import json
+
+    from .common import client
+
+    if not refs:
+        return []
+    name_key, id_key = ("SecretName", "SecretID") if kind == "secret" else \
+        ("ConfigName", "ConfigID")
+    by_target: dict[str, dict] = {}
+    runtime = []
+    for r in refs:
+        if r.get("Runtime") is not None:
+            runtime.append(dict(r))
+            continue
+        target = (r.get("File") or {}).get("Name")
+        if target in by_target:
+            raise ValueError(f"duplicate {kind} target for {r[name_key]} not allowed")
+        by_target[target] = dict(r)
+    wanted = list(by_target.values()) + runtime
+    names = {r[name_key]: True for r in wanted}
+    found = client().get_json(f"/{kind}s", {"filters": json.dumps({"name": names})})
+    ids = {(o.get("Spec") or {}).get("Name"): o.get("ID") for o in found or []}
+    out = []
+    for r in wanted:
+        if r[name_key] not in ids:
+            raise ValueError(f"{kind} not found: {r[name_key]}")
+        r[id_key] = ids[r[name_key]]
+        out.append(r)
+    return out
