@@ -93,7 +93,8 @@ COMMON: list[Flag] = [
     (("-q", "--quiet"), "quiet", "b", "Suppress progress output"),
     (("-w", "--workdir"), "workdir", "s", "Working directory inside the container"),
     (("-u", "--user"), "user", "s", "Username or UID (format: <name|uid>[:<group|gid>])"),
-    (("--credential-spec",), "credential_spec", "s", "Credential spec (Windows only)"),
+    (("--credential-spec",), "credential_spec", so.credential_spec,
+     "Credential spec for managed service account (Windows only)"),
     (("--hostname",), "hostname", "s", "Container hostname"),
     (("--entrypoint",), "entrypoint", so.shlex_words,
      "Overwrite the default ENTRYPOINT of the image"),
@@ -378,7 +379,7 @@ def service_spec(p: Parsed, image: str, args: list[str]) -> dict:
     if health is not None:
         cs["Healthcheck"] = health
     if p["credential_spec"]:
-        cs["Privileges"] = {"CredentialSpec": _credential_spec(p["credential_spec"])}
+        cs["Privileges"] = {"CredentialSpec": p["credential_spec"]}
     limits = {k: v for k, v in (("NanoCPUs", p["limit_cpu"]), ("MemoryBytes", p["limit_memory"]),
                                 ("Pids", p["limit_pids"])) if v}
     reservations = {k: v for k, v in (("NanoCPUs", p["reserve_cpu"]),
@@ -414,15 +415,6 @@ def service_spec(p: Parsed, image: str, args: list[str]) -> dict:
     if p["config"]:
         cs["Configs"] = _resolve_refs("config", p["config"])
     return spec
-
-
-def _credential_spec(v: str) -> dict:
-    for prefix, key in (("config://", "Config"), ("file://", "File"),
-                        ("registry://", "Registry")):
-        if v.startswith(prefix):
-            return {key: v[len(prefix):]}
-    raise Failure('invalid credential spec: value must be prefixed with "config://", '
-                  '"file://", or "registry://"')
 
 
 def _send(path: str, params: dict | None, spec: dict, p: Parsed,
@@ -597,12 +589,42 @@ def _update_spec(p: Parsed, spec: dict) -> None:
     if "read_only" in ch:
         cs["ReadOnly"] = p["read_only"]
     if ch & {"cap_add", "cap_drop"}:
-        add = set(cs.get("CapabilityAdd") or [])
-        drop = set(cs.get("CapabilityDrop") or [])
-        new_add, new_drop = so.capabilities(p["cap_add"], p["cap_drop"])
-        add = (add - set(new_drop)) | set(new_add)
-        drop = (drop - set(new_add)) | set(new_drop)
-        cs["CapabilityAdd"], cs["CapabilityDrop"] = sorted(add), sorted(drop)
+        _update_capabilities(p, cs)
+
+
+def _update_capabilities(p: Parsed, cs: dict) -> None:
+    """updateCapabilities: a drop takes back an add (and the reverse) before
+    being recorded itself; RESET clears the list it is given to."""
+    def norm(caps: list[str]) -> set[str]:
+        out = set()
+        for c in caps:
+            c = c.strip().upper()
+            out.add(c if c in ("ALL", "RESET") or c.startswith("CAP_") else "CAP_" + c)
+        return out
+
+    add, drop = norm(cs.get("CapabilityAdd") or []), norm(cs.get("CapabilityDrop") or [])
+    to_add, to_drop = norm(p["cap_add"]), norm(p["cap_drop"])
+    if "RESET" in to_add:
+        add = set()
+        to_add.discard("RESET")
+    if "RESET" in to_drop:
+        drop = set()
+        to_drop.discard("RESET")
+    for c in to_drop - to_add:
+        if c in add:
+            add.discard(c)
+        else:
+            drop.add(c)
+    for c in to_add:
+        if c in drop:
+            drop.discard(c)
+        else:
+            add.add(c)
+
+    def caps_list(caps: set[str]) -> list[str] | None:
+        return ["ALL"] if "ALL" in caps else (sorted(caps) or None)
+
+    cs["CapabilityDrop"], cs["CapabilityAdd"] = caps_list(drop), caps_list(add)
 
 
 def _update_networks(p: Parsed, spec: dict) -> None:
@@ -966,13 +988,8 @@ def _inspect(p: Parsed) -> None:
     if fmt == "pretty":
         from .svcpretty import pretty
 
-        out = []
-        for ref in p.args:
-            try:
-                out.append(pretty(get(ref)))
-            except Failure as e:
-                raise Failure(f"Status: {e}, Code: 1") from None
-        sys.stdout.write("".join(out))
+        # the first failure ends it all, before anything is written
+        sys.stdout.write("".join([pretty(get(ref)) for ref in p.args]))
         return
     found, errs = [], []
     for ref in p.args:

@@ -316,7 +316,7 @@ def _ls(p: Parsed) -> None:
     from functools import cmp_to_key
 
     from .output import print_rows
-    from .swarmlist import natural_cmp
+    from .swarmlist import go_rows, natural_cmp
 
     services = client().get_json("/services", {"filters": _label_filter(None)}) or []
     stacks: dict[str, int] = {}
@@ -332,7 +332,7 @@ def _ls(p: Parsed) -> None:
     fmt = p["format"]
     if not fmt or fmt == "table":
         fmt = "table {{.Name}}\t{{.Services}}\t{{.Orchestrator}}"
-    print_rows(fmt, rows, {"Name": "NAME", "Services": "SERVICES",
+    print_rows(fmt, go_rows("*formatter.stackContext", rows), {"Name": "NAME", "Services": "SERVICES",
                            "Orchestrator": "ORCHESTRATOR", "Namespace": "NAMESPACE"})
 
 

@@ -182,8 +182,14 @@ def ports(v: str) -> list[dict[str, Any]]:
                  "PublishMode": p.get("PublishMode", "ingress")}]
     spec, _, proto = v.partition("/")
     proto = (proto or "tcp").lower()
-    parts = spec.split(":")
+    parts = spec.rsplit(":", 2)
     if len(parts) > 2:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(parts[0].strip("[]"))
+        except ValueError:
+            raise ValueError(f"Invalid ip address: {parts[0]}") from None
         raise ValueError("hostip is not supported")
     hp, cp = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
     if not cp:
@@ -365,6 +371,18 @@ def secret(v: str) -> dict[str, Any]:
 
 def config(v: str) -> dict[str, Any]:
     return _file_ref(v, "config")
+
+
+def credential_spec(v: str) -> dict[str, str] | None:
+    """credentialSpecOpt: config://, file:// or registry://; "" for none."""
+    for prefix, key in (("config://", "Config"), ("file://", "File"),
+                        ("registry://", "Registry")):
+        if v.startswith(prefix):
+            return {key: v[len(prefix):]}
+    if v == "":
+        return None
+    raise ValueError('invalid credential spec: value must be prefixed with "config://", '
+                     '"file://", or "registry://"')
 
 
 def placement_pref(v: str) -> dict[str, Any]:

@@ -28,6 +28,19 @@ TASK_RAW = ("id: {{.ID}}\\nname: {{.Name}}\\nimage: {{.Image}}\\nnode: {{.Node}}
             "error: {{.Error}}\\nports: {{.Ports}}\\n")
 
 
+def go_rows(go_type: str, rows: list[dict[str, Any]]) -> list[Any]:
+    """Rows as objects of docker's formatter context type: a template asking
+    for a field that isn't there fails as docker's does ("can't evaluate field
+    X in type *service.serviceContext"); `json .` shows the fields, sorted."""
+    cls = type(go_type, (), {})
+    out = []
+    for r in rows:
+        o = cls()
+        o.__dict__.update(r)
+        out.append(o)
+    return out
+
+
 def natural_cmp(a: str, b: str) -> int:
     """sortorder.NaturalLess as a comparison: runs of digits compare as
     numbers (fewer leading zeros first), digits before other characters."""
@@ -177,7 +190,8 @@ def print_services(services: list[dict], fmt: str | None, quiet: bool) -> None:
         fmt = "{{.ID}}" if quiet else SERVICE_TABLE
     elif fmt == "raw":
         fmt = "id: {{.ID}}" if quiet else SERVICE_RAW
-    print_rows(fmt, service_rows(services), SERVICE_HEADERS)
+    print_rows(fmt, go_rows("*service.serviceContext", service_rows(services)),
+               SERVICE_HEADERS)
 
 
 # --- tasks ------------------------------------------------------------------------------
@@ -259,7 +273,7 @@ def print_tasks(tasks: list[dict], resolver: IDResolver, trunc: bool, quiet: boo
             "Error": f'"{err}"' if err else "",
             "Ports": ",".join(f"*:{p.get('PublishedPort', 0)}->{p.get('TargetPort', 0)}/"
                               f"{p.get('Protocol', '')}" for p in ports)})
-    print_rows(fmt, rows, TASK_HEADERS)
+    print_rows(fmt, go_rows("*task.taskContext", rows), TASK_HEADERS)
 
 
 # --- the progress of a service converging (service/progress) ----------------------------
