@@ -332,8 +332,9 @@ def _ls(p: Parsed) -> None:
     fmt = p["format"]
     if not fmt or fmt == "table":
         fmt = "table {{.Name}}\t{{.Services}}\t{{.Orchestrator}}"
-    print_rows(fmt, go_rows("*formatter.stackContext", rows), {"Name": "NAME", "Services": "SERVICES",
-                           "Orchestrator": "ORCHESTRATOR", "Namespace": "NAMESPACE"})
+    print_rows(fmt, go_rows("*formatter.stackContext", rows),
+               {"Name": "NAME", "Services": "SERVICES", "Orchestrator": "ORCHESTRATOR",
+                "Namespace": "NAMESPACE"})
 
 
 _register(LS, _ls, "list")
