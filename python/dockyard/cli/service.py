@@ -633,13 +633,13 @@ def _update_networks(p: Parsed, spec: dict) -> None:
     nets = task.get("Networks") or spec.get("Networks") or []
     spec.pop("Networks", None)
     gone = {_network_id(n) for n in p["network_rm"]}
-    have = {n["Target"] for n in nets}
     out = [n for n in nets if n["Target"] not in gone]
+    have = {n["Target"] for n in out}
     for n in p["network"]:
         n = dict(n)
-        n["Target"] = _network_id(n["Target"])
+        given, n["Target"] = n["Target"], _network_id(n["Target"])
         if n["Target"] in have:
-            raise Failure(f"service is already attached to network {n['Target']}")
+            raise Failure(f"service is already attached to network {given}")
         have.add(n["Target"])
         out.append(n)
     task["Networks"] = sorted(out, key=lambda n: n["Target"])
