@@ -226,12 +226,18 @@ SPEC_FLAGS = [
     "--no-resolve-image", "--init", "--ulimit", "nofile=100:200",
     "--placement-pref", "spread=node.labels.zone", "--stop-signal", "SIGUSR1",
     "--endpoint-mode", "dnsrr", "--read-only", "-t", "--group", "wheel",
+    # one of each: docker's CLI orders several by walking a Go map
+    "--secret", "source=sec1,target=/etc/s2,uid=5,mode=0400",
+    "--config", "src=cfg1,target=/c1",
 ]
 
 
-def test_create_detached_and_inspect(swarm):
+def test_create_detached_and_inspect(swarm, tmp_path):
     """The spec our `service create` sends is the one docker's CLI sends;
     `inspect` (raw, --format, --pretty) and `ls` print as docker's."""
+    (tmp_path / "data").write_text("x\n")
+    swarm.docker("secret", "create", "sec1", str(tmp_path / "data"))
+    swarm.docker("config", "create", "cfg1", str(tmp_path / "data"))
     t, o = pair(swarm, ["service", "create", "--name", "sc-d", *SPEC_FLAGS, "busybox", "-c",
                         "sleep 300"],
                 ["service", "create", "--name", "sc-o", *SPEC_FLAGS, "busybox", "-c",

@@ -20,10 +20,23 @@ RESTART_DEFAULTS = {"Condition": "any", "Delay": 5_000_000_000, "MaxAttempts": 0
 
 
 def uint(v: str, base: int = 0) -> int:
-    """strconv.ParseUint(v, base, 64)."""
+    """strconv.ParseUint(v, base, 64); base 0 reads Go's prefixes (0x, 0o, 0b,
+    and a leading 0 for octal)."""
     try:
-        n = int(v.replace("_", "") if base == 0 else v, base)
-        if n < 0 or (base != 0 and not v.isdigit()):
+        if base == 0:
+            t = v.replace("_", "")
+            low = t[:2].lower()
+            if low in ("0x", "0o", "0b"):
+                n = int(t[2:], {"0x": 16, "0o": 8, "0b": 2}[low])
+            elif len(t) > 1 and t[0] == "0":
+                n = int(t[1:], 8)
+            elif "_" in v:  # Go takes underscores only after a base prefix
+                raise ValueError
+            else:
+                n = int(t, 10)
+        else:
+            n = int(v, base)
+        if n < 0 or not v[:1].isalnum() or (base != 0 and not v.isdigit()):
             raise ValueError
     except ValueError:
         raise ValueError(f'strconv.ParseUint: parsing "{v}": invalid syntax') from None
