@@ -410,13 +410,14 @@ services:
         protocol: udp
     volumes:
       - data:/data
+      - vext:/ext:ro
       - type: tmpfs
         target: /tmp2
     networks:
       front:
         aliases: [w]
     secrets:
-      - s1
+      - extsec
       - source: s1
         target: other
         mode: 0400
@@ -454,9 +455,13 @@ networks:
 volumes:
   data:
     labels: {v: yy}
+  vext:
+    external: true
 secrets:
   s1:
     file: ./s.txt
+  extsec:
+    external: true
 configs:
   c1:
     file: ./c.txt
@@ -494,6 +499,7 @@ def _sorted_result(r: subprocess.CompletedProcess, subs: dict[str, str]
 
 def test_stack_deploy_ls_ps_rm(swarm, tmp_path):
     dd, od = _stack_dir(tmp_path, "d", 28080), _stack_dir(tmp_path, "o", 28180)
+    swarm.docker("secret", "create", "extsec", str(dd / "s.txt"))
     subs = {"stkd": "NS", "stko": "NS", "28180": "28080", "28181": "28081"}
     t, o = pair(swarm, ["stack", "deploy", "-c", "stack.yml", "--resolve-image", "never", "stkd"],
                 ["stack", "deploy", "-c", "stack.yml", "--resolve-image", "never", "stko"],

@@ -378,7 +378,8 @@ def mounts(svc: dict, stack_volumes: dict, ns: str, workdir: str) -> list[dict]:
                 if src not in stack_volumes:
                     raise ComposeError(f'undefined volume "{src}"')
                 sv = stack_volumes[src] or {}
-                m["Source"] = sv.get("name") or f"{ns}_{src}"
+                m["Source"] = _external_name(src, sv) if _external(sv) else \
+                    sv.get("name") or f"{ns}_{src}"
                 m["VolumeOptions"] = {}
                 if vol.get("volume") is not None:
                     m["VolumeOptions"]["NoCopy"] = bool(vol["volume"].get("nocopy"))
@@ -501,10 +502,8 @@ def _file_refs(svc: dict, cfg: dict, key: str, ns: str, sname: str) -> list[dict
         if src not in objs:
             raise ComposeError(f'service {sname}: undefined {kind} "{src}"')
         obj = objs[src] or {}
-        name = obj.get("name") or f"{ns}_{src}"
-        if _external(obj) and isinstance(obj.get("external"), dict) and \
-                obj["external"].get("name"):
-            name = obj["external"]["name"]
+        # an external object is known by its own name, never the stack's
+        name = _external_name(src, obj) if _external(obj) else obj.get("name") or f"{ns}_{src}"
         out.append({"File": {"Name": ref.get("target") or src, "UID": _str(ref.get("uid")) or "0",
                              "GID": _str(ref.get("gid")) or "0",
                              "Mode": ref.get("mode", 0o444)},
