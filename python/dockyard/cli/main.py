@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from . import (build, config, container, context, daemon, image, manifest, network, node, plugin,
-               registry, secret, swarm, system, trust, volume)
+               registry, secret, service, stack, swarm, system, trust, volume)
 from .common import G, check_host_and_context
 
 app = typer.Typer(
@@ -55,6 +55,8 @@ app.add_typer(swarm.app, name="swarm")
 app.add_typer(node.app, name="node")
 app.add_typer(secret.app, name="secret")
 app.add_typer(config.app, name="config")
+app.add_typer(service.app, name="service")
+app.add_typer(stack.app, name="stack")
 image.app.command("build", context_settings=build.RAW)(build.image_build)
 app.command("images")(image.list_images)
 app.command("import")(image.import_image)

@@ -118,7 +118,8 @@ def display(msgs: Iterable[dict[str, Any]], out, terminal: bool,
     width = 200
     if terminal:
         try:
-            width = os.get_terminal_size(out.fileno()).columns or 200
+            # a terminal that reports no width (a bare pty) gets no bars, as with docker
+            width = os.get_terminal_size(out.fileno()).columns
         except (OSError, ValueError, AttributeError):
             width = 200
     ids: dict[str, int] = {}
