@@ -798,7 +798,9 @@ def test_daemon_killed_mid_build_cleans_up_at_start(tmp_path, busybox_tar):
     try:
         d.start()
         d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
-        body = context_tar({"Dockerfile": "FROM busybox\nRUN echo started; sleep 60\n"})
+        # The COPY unpacks the context (onto a tmpfs of its own) before the RUN.
+        body = context_tar({"Dockerfile": "FROM busybox\nCOPY f /\nRUN echo started; sleep 60\n",
+                            "f": "x"})
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(str(d.sock))
         try:
@@ -815,7 +817,9 @@ def test_daemon_killed_mid_build_cleans_up_at_start(tmp_path, busybox_tar):
         finally:
             s.close()
         assert any((d.root / "builder").iterdir())
+        assert mounts_under(d.root / "builder")  # the context's tmpfs
         d.start()
+        assert not mounts_under(d.root / "builder")
         assert d.client().get_json("/containers/json", {"all": 1}) == []
         assert not any((d.root / "builder").iterdir()) if (d.root / "builder").exists() else True
     finally:

@@ -122,6 +122,20 @@ def unmount(target: str, detach: bool = False) -> None:
     """umount2(target, UMOUNT_NOFOLLOW [| MNT_DETACH]). MountError("... not a mount
     point") if nothing is mounted there; FileNotFoundError if it doesn't exist."""
 
+def mount_tmpfs(target: str, size: int) -> None:
+    """A private tmpfs of at most `size` bytes (nosuid, nodev, mode 0700) on `target`."""
+
+def record_layer_split(src: str, split: str) -> None:
+    """The tar-split record of the plain layer tar `src` whose files already
+    sit where its names say beneath the layer root (a layer filled in place)."""
+
+def index_build_context(
+    src: str, plain_out: str
+) -> tuple[list[tuple[bytes, int, int, int, bytes, int, str]], bool]:
+    """Index a build context tar (plain, gzip or zstd) in one pass: (key,
+    typeflag, mode, size, linkname, data offset, tarsum-v1 sum) per entry,
+    and whether a compressed `src` was written out plain to `plain_out`."""
+
 def copy_tree(src: str, dst: str) -> None:
     """Copy a tree exactly (owners, modes incl. setuid, xattrs incl. trusted.*,
     hardlinks, symlinks, devices, fifos, sparse files, times). `dst` is created

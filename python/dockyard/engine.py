@@ -78,9 +78,9 @@ class Engine:
         self._builds: BuildService | None = None
         # What a daemon killed mid-build left: its context directories and the
         # RUN containers of its steps.
-        shutil.rmtree(self.root / "builder", ignore_errors=True)
-        from .build.inflight import sweep
+        from .build.inflight import sweep, sweep_dirs
 
+        sweep_dirs(self.root / "builder")
         sweep(self.db, self.containers)
         self.inflight_layers = Inflight()
         self._transfers = TransferConfig(self.registry_options, self.store, self.events,

@@ -203,6 +203,22 @@ class BuildContext:
         self._removed: list[str] = []
         self._dir: Path | None = None
         self._lock = threading.Lock()
+        self.mounted = False
+
+    def unpacked_size(self) -> int:
+        """Bytes the unpacked files take on a tmpfs, generously: data in
+        whole pages, and a page per entry for its inode and name."""
+        return sum((e.size + 4095) // 4096 * 4096 + 4096 for e in self.entries.values()) \
+            + (1 << 20)
+
+    def close(self) -> None:
+        """Unmount the context's tmpfs (the caller removes the directory)."""
+        if self.mounted:
+            try:
+                _core.unmount(str(self._workdir / "context"), detach=True)
+            except (DockyardError, OSError):
+                pass
+            self.mounted = False
 
     def entry(self, rel: str) -> Entry | None:
         e = self.entries.get(rel)
@@ -302,11 +318,21 @@ class BuildContext:
 
     # --- the files ---------------------------------------------------------------
     def path(self) -> Path:
-        """The context unpacked (once) into a private directory."""
+        """The context unpacked (once) into a private directory: a tmpfs of
+        its own when the files fit the memory allowance (they are read once
+        or twice and thrown away: the disk need not see them), else the
+        builder's directory on disk."""
         with self._lock:
             if self._dir is None:
                 dest = self._workdir / "context"
                 dest.mkdir()
+                need = self.unpacked_size()
+                if need <= _tmpfs_allowance():
+                    try:
+                        _core.mount_tmpfs(str(dest), need + (need >> 2))
+                        self.mounted = True
+                    except (DockyardError, OSError):
+                        pass  # no mount rights (rootless): the disk
                 try:
                     _core.extract_layer_file(str(self.tar), str(dest), "naive")
                 except DockyardError as e:
@@ -315,6 +341,19 @@ class BuildContext:
                     _remove_in_context(dest, rel)
                 self._dir = dest
             return self._dir
+
+
+def _tmpfs_allowance() -> int:
+    """The largest context unpacked in memory: a quarter of what is
+    available now, at most 2 GiB."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return min(int(line.split()[1]) * 1024 // 4, 2 << 30)
+    except OSError:
+        pass
+    return 0
 
 
 def _clean_parts(path: str) -> list[str]:

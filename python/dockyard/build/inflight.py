@@ -1,15 +1,32 @@
-"""The RUN containers of builds in progress, recorded in the store's
-database so that a daemon killed mid-build removes them at its next start
-(dockerd's builds leave no container behind either: rm, forcerm, cancel)."""
+"""What builds in progress hold, for a daemon killed mid-build to remove at
+its next start: their RUN containers, recorded in the store's database
+(dockerd's builds leave no container behind either: rm, forcerm, cancel),
+and their directories (with the tmpfs mounts of unpacked contexts)."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Protocol
 
-from ..errors import NotFound
+from .. import _core
+from ..errors import DockyardError, NotFound
+from ..graphdriver.mounts import mounts_under
 from ..store.db import Database
 
-__all__ = ["Inflight", "sweep"]
+__all__ = ["Inflight", "sweep", "sweep_dirs"]
+
+
+def sweep_dirs(builder_root: Path) -> None:
+    """Remove the builds' directories under `builder_root`, unmounting first."""
+    if not builder_root.exists():
+        return
+    for m in mounts_under(builder_root):
+        try:
+            _core.unmount(m, detach=True)
+        except (DockyardError, OSError):
+            pass
+    shutil.rmtree(builder_root, ignore_errors=True)
 
 
 class _Remover(Protocol):

@@ -21,6 +21,7 @@ from .cache import BuildCache
 from .context import BuildContext, read_context_dockerfile, receive_context
 from .dockerfile import Dockerfile, load
 from .executor import BuildOptions, Builder, Puller, check_platform, parse_tag
+from .inflight import sweep_dirs
 from .output import BuildOutput, StepFailed, Write
 
 __all__ = ["BuildService", "PreparedBuild"]
@@ -66,6 +67,7 @@ class PreparedBuild:
         self.builder.cancel()
 
     def close(self) -> None:
+        self.context.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -80,8 +82,7 @@ class BuildService:
         #: Running builds by the client's `buildid` (for /build/cancel).
         self.active: dict[str, PreparedBuild] = {}
         self.root = root / "builder"
-        # Whatever a crashed daemon left behind.
-        shutil.rmtree(self.root, ignore_errors=True)
+        sweep_dirs(self.root)
         self.root.mkdir(mode=0o700, exist_ok=True)
 
     def prepare(self, body: Iterable[bytes], opts: BuildOptions, dockerfile: str = ""

@@ -58,6 +58,13 @@ fn mount_overlay(
     .map_err(to_py)
 }
 
+/// Mount a private tmpfs of at most `size` bytes on `target` (MountError
+/// where mounting is not allowed, e.g. without CAP_SYS_ADMIN).
+#[pyfunction]
+fn mount_tmpfs(py: Python<'_>, target: PathBuf, size: u64) -> PyResult<()> {
+    py.detach(|| union::mount_tmpfs(&target, size)).map_err(to_py)
+}
+
 /// Unmount `target` (lazily with `detach`). MountError if it isn't mounted.
 #[pyfunction]
 #[pyo3(signature = (target, detach=false))]
@@ -123,6 +130,7 @@ fn is_btrfs_subvolume(py: Python<'_>, path: PathBuf) -> PyResult<bool> {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mount_overlay, m)?)?;
     m.add_function(wrap_pyfunction!(unmount, m)?)?;
+    m.add_function(wrap_pyfunction!(mount_tmpfs, m)?)?;
     m.add_function(wrap_pyfunction!(copy_tree, m)?)?;
     m.add_function(wrap_pyfunction!(copy_up, m)?)?;
     m.add_function(wrap_pyfunction!(fs_type, m)?)?;

@@ -17,4 +17,4 @@ pub use copy::copy_tree;
 pub use copyup::{copy_up, CopyUp};
 pub use error::{Error, Result};
 pub use fstype::{fs_magic, fs_type, supports_d_type};
-pub use overlay::{mount_overlay, unmount};
+pub use overlay::{mount_overlay, mount_tmpfs, unmount};

@@ -142,6 +142,25 @@ pub fn mount_overlay(
     })
 }
 
+/// Mount a private tmpfs of at most `size` bytes on `target` (nosuid,
+/// nodev, the root directory mode 0700): scratch space that never reaches
+/// the disk, such as a build context being unpacked.
+pub fn mount_tmpfs(target: &Path, size: u64) -> Result<()> {
+    let c_target = cstr(target).ctx("mount", target)?;
+    let data = format!("size={size},mode=0700\0");
+    cvt(unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            c_target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            data.as_ptr() as *const libc::c_void,
+        )
+    })
+    .map(drop)
+    .map_err(|e| Error::Mount(format!("mount tmpfs on {}: {e}", target.display())))
+}
+
 /// Unmount `target`; `detach` makes it lazy (MNT_DETACH). A path that is not
 /// a mount point gives `Error::Mount("... is not a mount point")`; a missing
 /// path gives an `Io` error with ENOENT.
