@@ -1,8 +1,11 @@
 """A build's context as the classic builder receives it: a tar (plain, gzip,
-bzip2, xz or zstd, detected by magic) unpacked with the hardened extractor
-into a private directory (nothing may land outside it), then the Dockerfile
-located as dockerd's `remotecontext/detect.go` does and the `.dockerignore`
-rules applied to the Dockerfile and `.dockerignore` themselves."""
+bzip2, xz or zstd, detected by magic) kept as one plain tar and indexed in one
+pass (each entry's tarsum as dockerd computes it; names that would escape
+refused as the extractor would), the Dockerfile located as dockerd's
+`remotecontext/detect.go` does and the `.dockerignore` rules applied to the
+Dockerfile and `.dockerignore` themselves, all on the index. The files are
+unpacked with the hardened extractor (nothing may land outside the private
+directory) only when a step needs them."""
 
 from __future__ import annotations
 
@@ -20,8 +23,8 @@ from ..errors import DockyardError, InvalidParameter
 from ..containers import scopedpath
 from .dockerignore import files_to_remove, read_ignore_file
 
-__all__ = ["BuildContext", "ContextError", "DEFAULT_DOCKERFILE", "read_context_dockerfile",
-           "read_dockerfile", "receive_context", "unpack_context"]
+__all__ = ["BuildContext", "ContextError", "DEFAULT_DOCKERFILE", "clean_parts",
+           "read_context_dockerfile", "receive_context"]
 
 DEFAULT_DOCKERFILE = "Dockerfile"
 _BZIP2 = b"BZh"
@@ -60,61 +63,6 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def unpack_context(chunks: Iterable[bytes], dest: Path) -> None:
-    """Unpack the whole context stream into `dest` (an empty directory).
-    Entries are confined to `dest` by the extractor (no `..`, no symlink
-    escape); whiteout names are not special here."""
-    it = iter(chunks)
-    first = b""
-    for chunk in it:
-        first += chunk
-        if len(first) >= 6:
-            break
-    if not first:
-        return  # an empty body: the Dockerfile lookup reports it
-    unpacker = _core.LayerUnpacker(str(dest), "naive")
-    # The docker CLI's `-f -` context (ReplaceFileTarWrapper) ends right after
-    # its last file's data, with neither padding nor the end-of-archive blocks,
-    # which dockerd's reader accepts: a plain tar gets them added here.
-    plain = not first.startswith((_GZIP, _ZSTD))
-    total = 0
-    try:
-        for data in _decompressed(it, first):
-            total += len(data)
-            unpacker.write(data)
-        if plain:
-            unpacker.write(bytes((-total) % 512 + 1024))
-    except BaseException:
-        unpacker.abort()
-        raise
-    try:
-        unpacker.finish()
-    except DockyardError as e:
-        raise InvalidParameter(f"failed to read the build context: {e}") from None
-
-
-def _read_in_context(root: Path, rel: str) -> bytes | None:
-    """The file `rel` of the context, its symlinks resolved inside the
-    context, or None when there is no such regular file."""
-    try:
-        sp = scopedpath.resolve(str(root), rel, follow_last=True)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    try:
-        if sp.fd is None:
-            return None
-        try:
-            fd = os.open(f"/proc/self/fd/{sp.fd}", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return None
-        with os.fdopen(fd, "rb") as f:
-            if not os.path.isfile(f"/proc/self/fd/{f.fileno()}"):
-                return None
-            return f.read()
-    finally:
-        sp.close()
-
-
 def _remove_in_context(root: Path, rel: str) -> None:
     try:
         sp = scopedpath.resolve(str(root), rel)
@@ -127,28 +75,6 @@ def _remove_in_context(root: Path, rel: str) -> None:
         pass
     finally:
         sp.close()
-
-
-def read_dockerfile(root: Path, name: str = "") -> tuple[str, bytes]:
-    """The Dockerfile's path in the context and its bytes, dockerd's way:
-    `Dockerfile` falls back to `dockerfile`; then `.dockerignore` and the
-    Dockerfile are removed from the context when the ignore rules match them."""
-    name = name or DEFAULT_DOCKERFILE
-    rel = name.lstrip("/")
-    data = _read_in_context(root, rel)
-    if data is None and name == DEFAULT_DOCKERFILE:
-        rel = DEFAULT_DOCKERFILE.lower()
-        data = _read_in_context(root, rel)
-        if data is not None:
-            name = rel
-    if data is None:
-        raise ContextError(f"Cannot locate specified Dockerfile: {name}")
-    ignore = _read_in_context(root, ".dockerignore")
-    if ignore is not None:
-        excludes = read_ignore_file(ignore)
-        for f in files_to_remove(excludes, rel):
-            _remove_in_context(root, f)
-    return name, data
 
 
 # -- the context as received: one plain tar and its index ---------------------------------
@@ -233,7 +159,7 @@ class BuildContext:
     def resolve(self, path: str, follow_last: bool = True) -> list[str]:
         """Components of `path` with symlinks followed inside the context; a
         missing component and what follows are kept as written (cleaned)."""
-        pending = _clean_parts(path)
+        pending = clean_parts(path)
         done: list[str] = []
         links = 0
         while pending:
@@ -244,7 +170,7 @@ class BuildContext:
                 continue
             e = self.entry("/".join(done + [comp]))
             if e is None:
-                return _clean_parts("/".join(done + [comp] + pending))
+                return clean_parts("/".join(done + [comp] + pending))
             if e.is_symlink and (pending or follow_last):
                 links += 1
                 if links > _MAX_SYMLINKS:
@@ -254,7 +180,7 @@ class BuildContext:
                 pending = [p for p in e.link.split("/") if p not in ("", ".")] + pending
                 continue
             if not e.is_dir and pending:
-                return _clean_parts("/".join(done + [comp] + pending))
+                return clean_parts("/".join(done + [comp] + pending))
             done.append(comp)
         return done
 
@@ -293,7 +219,7 @@ class BuildContext:
             return None
         seen = 0
         while e.typeflag == "1" and seen < _MAX_SYMLINKS:  # a hardlink: its first name's data
-            target = self.entries.get("/".join(_clean_parts(e.link)))
+            target = self.entries.get("/".join(clean_parts(e.link)))
             if target is None:
                 return None
             e, seen = target, seen + 1
@@ -356,7 +282,8 @@ def _tmpfs_allowance() -> int:
     return 0
 
 
-def _clean_parts(path: str) -> list[str]:
+def clean_parts(path: str) -> list[str]:
+    """Lexically cleaned components of `path` taken from `/` ('..' stops at the root)."""
     out: list[str] = []
     for p in path.split("/"):
         if p in ("", "."):
@@ -404,7 +331,10 @@ def receive_context(chunks: Iterable[bytes], workdir: Path) -> BuildContext:
 
 
 def read_context_dockerfile(ctx: BuildContext, name: str = "") -> tuple[str, bytes]:
-    """`read_dockerfile` on the index: nothing unpacked."""
+    """The Dockerfile's path in the context and its bytes, dockerd's way:
+    `Dockerfile` falls back to `dockerfile`; then `.dockerignore` and the
+    Dockerfile are removed from the context when the ignore rules match
+    them. Read from the index: nothing unpacked."""
     name = name or DEFAULT_DOCKERFILE
     rel = name.lstrip("/")
     data = ctx.read(rel)

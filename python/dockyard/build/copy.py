@@ -51,7 +51,7 @@ from typing import Callable, Iterator, Mapping
 
 from .. import _core
 from ..errors import InvalidParameter, LayerCorrupt, NotFound
-from .context import BuildContext
+from .context import BuildContext, clean_parts
 from .dockerignore import filepath_match
 
 __all__ = ["ContextSums", "CopyError", "CopyPlan", "CopyResult", "copy_sources", "created_by",
@@ -209,7 +209,7 @@ class ContextSums:
                     assert f is not None
                     while b := f.read(1 << 20):
                         h.update(b)
-                sums["/".join(_clean_parts(m.name))] = h.hexdigest()
+                sums["/".join(clean_parts(m.name))] = h.hexdigest()
         return cls(sums)
 
     def get(self, rel: str) -> str | None:
@@ -297,25 +297,11 @@ def _link_walk(dfd: int, prefix: str, first: dict[tuple[int, int], str]) -> None
 
 # -- scoped path resolution -------------------------------------------------------------
 
-def _clean_parts(path: str) -> list[str]:
-    """Lexically cleaned components of `path` taken from `/` ('..' stops at the root)."""
-    out: list[str] = []
-    for p in path.split("/"):
-        if p in ("", "."):
-            continue
-        if p == "..":
-            if out:
-                out.pop()
-            continue
-        out.append(p)
-    return out
-
-
 def resolve_in_root(rootfd: int, path: str) -> list[str]:
     """Components of `path` with every symlink (the last one too) followed
     inside the root, as moby's FollowSymlinkInScope: a missing component and
     what follows are kept as written (cleaned). Reads only through fds."""
-    pending = _clean_parts(path)
+    pending = clean_parts(path)
     done: list[str] = []
     stack = [rootfd]
     links = 0
@@ -331,7 +317,7 @@ def resolve_in_root(rootfd: int, path: str) -> list[str]:
                 fd = os.open(comp, _OPATH, dir_fd=stack[-1])
             except (FileNotFoundError, NotADirectoryError):
                 done.append(comp)
-                rest = _clean_parts("/".join(done + pending))
+                rest = clean_parts("/".join(done + pending))
                 return rest
             s = os.fstat(fd)
             if st.S_ISLNK(s.st_mode):
@@ -349,7 +335,7 @@ def resolve_in_root(rootfd: int, path: str) -> list[str]:
             if not st.S_ISDIR(s.st_mode) and pending:
                 # a file in the middle: dockerd's lexical join keeps the rest, stat then fails
                 os.close(fd)
-                return _clean_parts("/".join(done + [comp] + pending))
+                return clean_parts("/".join(done + [comp] + pending))
             stack.append(fd)
             done.append(comp)
         return done
@@ -1047,7 +1033,7 @@ def _copy_data(src: int, dst: int, size: int) -> None:
 def _normalize_dest(workdir: str, dest: str) -> str:
     if dest.startswith("/"):
         return dest
-    parts = _clean_parts((workdir or "/") + "/" + dest)
+    parts = clean_parts((workdir or "/") + "/" + dest)
     out = "/" + "/".join(parts)
     if dest.endswith("/") and out != "/":
         out += "/"
