@@ -39,6 +39,7 @@ from . import copy as copyfiles
 from .cache import BuildCache, step_key
 from .context import BuildContext
 from .inflight import Inflight
+from .runmounts import MountError, RunMounts, image_paths_exist
 from .dockerfile import (
     AddInstruction, ArgInstruction, BuildArgs, CmdInstruction, CopyInstruction, Dockerfile,
     EntrypointInstruction, EnvInstruction, ExposeInstruction, FromInstruction,
@@ -101,12 +102,17 @@ class Builder:
     """One build over the engine's store and containers."""
 
     def __init__(self, store: LocalStore, containers: ContainerService, events: EventLog,
-                 cache: BuildCache, puller: Optional[Puller] = None) -> None:
+                 cache: BuildCache, puller: Optional[Puller] = None,
+                 mounts_root: Optional[Path] = None, scratch: Optional[Path] = None) -> None:
         self.store = store
         self.containers = containers
         self.events = events
         self.cache = cache
         self.puller = puller
+        #: RUN --mount=type=cache directories (kept across builds), and this
+        #: build's own scratch space (bind copies, private caches).
+        self.mounts_root = mounts_root or store.tmp / "build-mounts"
+        self.scratch = scratch or store.tmp
         self.inflight = Inflight(store.db)
         self.cancelled = threading.Event()
         #: The RUN container running now, which `cancel` kills.
@@ -649,8 +655,9 @@ class _Run:
         from_image: Optional[Image] = None
         if isinstance(cmd, CopyInstruction) and cmd.from_:
             from_image = self.copy_from_image(cmd.from_)
-        if cmd.chmod:
-            raise StepFailed(_requires_buildkit("chmod"))
+        # `--chmod` and `--link` are BuildKit's (dockerd 20.10 refuses them):
+        # extensions here; --link (layer independence) changes nothing in a
+        # classic build's result.
         release: Optional[Callable[[], None]] = None
         try:
             src_root: Optional[Path] = None
@@ -667,7 +674,7 @@ class _Run:
                         context=None if src_root or on_index else self.context.path(),
                         context_index=self.context if on_index else None,
                         src_root=src_root, is_add=isinstance(cmd, AddInstruction),
-                        chown=cmd.chown,
+                        chown=cmd.chown, chmod=cmd.chmod or None,
                         context_sums=None if src_root else self.context_sums())
                 except copyfiles.CopyError as e:
                     raise StepFailed(str(e)) from None
@@ -741,8 +748,11 @@ class _Run:
 
     # --- RUN -------------------------------------------------------------------------
     def run(self, st: _State, cmd: RunInstruction) -> None:
-        if cmd.flags_used:
-            raise StepFailed(_requires_buildkit(cmd.flags_used[0]))
+        # --mount, --network and --security are BuildKit's (dockerd 20.10
+        # refuses them): extensions here, see runmounts.
+        if cmd.security == "insecure":
+            raise StepFailed("RUN --security=insecure needs BuildKit's security.insecure "
+                             "entitlement, which the classic builder does not grant")
         rc = st.run_config
         if cmd.heredocs:
             argv = self.heredoc_argv(st, cmd)
@@ -752,10 +762,42 @@ class _Run:
         save_cmd = argv
         if allowed:
             save_cmd = st.build_args.run_cmd_prefix(rc.get("Env") or []) + argv
+        mounts: Optional[RunMounts] = None
+        if cmd.mounts:
+            try:
+                mounts = RunMounts(
+                    list(cmd.mounts), rc.get("WorkingDir") or "/", self.b.mounts_root,
+                    self.b.scratch, self.context.path, self.context_hash,
+                    self.copy_from_image, self.mount_image)
+                save_cmd = mounts.key() + save_cmd
+            except MountError as e:
+                raise StepFailed(str(e)) from None
+        if cmd.network != "default":
+            save_cmd = [f"--network={cmd.network}"] + save_cmd
         probe_cfg = self.with_cmd(st, save_cmd)
         probe_cfg["Entrypoint"] = None
         if self.probe(st, probe_cfg):
             return
+        try:
+            self.run_container_step(st, cmd, argv, allowed, probe_cfg, mounts)
+        finally:
+            if mounts is not None:
+                mounts.close()
+
+    def context_hash(self, path: str) -> str:
+        """A context path's content hash, as a COPY of it would have it."""
+        try:
+            with copyfiles.plan_copy([path], "/x/", context=None, context_index=self.context,
+                                     src_root=None, is_add=False,
+                                     context_sums=self.context_sums()) as plan:
+                return plan.source_hash
+        except copyfiles.CopyError as e:
+            raise MountError(str(e)) from None
+
+    def run_container_step(self, st: _State, cmd: RunInstruction, argv: list[str],
+                           allowed: list[str], probe_cfg: dict[str, Any],
+                           mounts: Optional[RunMounts]) -> None:
+        rc = st.run_config
         if not st.image_id:
             # dockerd creates the container on an empty rootfs and fails to start it.
             self.out.stream(f" ---> Running in {truncate_id(generate_id())}\n")
@@ -774,6 +816,19 @@ class _Run:
         hc = dict(self.opts.host_config)
         hc["LogConfig"] = {"Type": "none", "Config": {}}
         hc.setdefault("NetworkMode", "default")
+        if cmd.network != "default":
+            hc["NetworkMode"] = cmd.network
+        existed: dict[str, bool] = {}
+        if mounts is not None:
+            try:
+                hc["Mounts"] = list(hc.get("Mounts") or []) + mounts.prepare()
+            except (MountError, OSError) as e:
+                raise StepFailed(str(e)) from None
+            image_root, release = self.mount_image(self.b.store.images.get(st.image_id))
+            try:
+                existed = image_paths_exist(image_root, mounts.paths_to_check())
+            finally:
+                release()
         c = self.b.containers.create(run_cfg, hc)
         self.b.inflight.add(c.id)
         self.out.stream(f" ---> Running in {truncate_id(c.id)}\n")
@@ -790,6 +845,12 @@ class _Run:
             if code != 0:
                 raise StepFailed(f"The command '{' '.join(argv)}' returned a non-zero code: "
                                  f"{code}", code)
+            if mounts is not None:
+                root = self.b.store.driver.get(c.id)
+                try:
+                    mounts.prune(Path(root), existed)
+                finally:
+                    self.b.store.driver.put(c.id)
             diff = self.diff_container(c.id, keep=not self.opts.remove)
             self.commit(st, c.id, probe_cfg, diff)
             ok = True

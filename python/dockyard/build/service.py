@@ -22,6 +22,7 @@ from .context import BuildContext, read_context_dockerfile, receive_context
 from .dockerfile import Dockerfile, load
 from .executor import BuildOptions, Builder, Puller, check_platform, parse_tag
 from .inflight import sweep_dirs
+from .runmounts import prune_cache_mounts
 from .output import BuildOutput, StepFailed, Write
 
 __all__ = ["BuildService", "PreparedBuild"]
@@ -37,7 +38,10 @@ class PreparedBuild:
         self.context = context
         self.dockerfile = dockerfile
         self.opts = opts
-        self.builder = Builder(svc.store, svc.containers, svc.events, svc.cache, svc.puller)
+        scratch = workdir / "mounts"
+        scratch.mkdir(mode=0o700)
+        self.builder = Builder(svc.store, svc.containers, svc.events, svc.cache, svc.puller,
+                               svc.mounts_root, scratch)
 
     def run(self, write: Write) -> Optional[str]:
         """Build, writing dockerd's JSON stream; the image ID, or None when
@@ -82,6 +86,7 @@ class BuildService:
         #: Running builds by the client's `buildid` (for /build/cancel).
         self.active: dict[str, PreparedBuild] = {}
         self.root = root / "builder"
+        self.mounts_root = root / "build-mounts"   # RUN --mount=type=cache, kept
         sweep_dirs(self.root)
         self.root.mkdir(mode=0o700, exist_ok=True)
 
@@ -111,4 +116,5 @@ class BuildService:
             b.cancel()
 
     def prune(self) -> int:
-        return self.cache.prune()
+        """The build cache and the RUN --mount caches not in use; bytes freed."""
+        return self.cache.prune() + prune_cache_mounts(self.mounts_root)
