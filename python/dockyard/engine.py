@@ -167,6 +167,31 @@ class Engine:
         ids = {c.id for c in self.containers.all()}
         return ids | {f"{i}-init" for i in ids}
 
+    def check(self, verify: bool = True, repair: bool = False) -> list[dict[str, Any]]:
+        """`dockyard system check`: the store (see store.check), every
+        container's layers and supervisor against its record, every volume's
+        directory. Read-only unless `repair` (only what belongs to nothing is
+        removed; a container recorded running whose supervisor is gone is
+        reconciled, as a restart would)."""
+        from .store.check import Problem, check_store
+
+        problems = check_store(self.store, self._container_layer_ids(), verify, repair)
+        for c in self.containers.all():
+            for lid in (c.id, f"{c.id}-init"):
+                if not self.driver.exists(lid):
+                    problems.append(Problem("container", c.id, f"its layer {lid} is missing"))
+            if c.state.get("Running") and not self.containers.shim_alive(c):
+                p = Problem("container", c.id,
+                            "recorded running, but its supervisor is gone", True)
+                if repair:
+                    self.containers.reconcile(c.id)
+                    p.repaired = True
+                problems.append(p)
+        for r in self.db.query("SELECT name FROM volumes"):
+            if not self.volumes.path(r["name"]).is_dir():
+                problems.append(Problem("volume", r["name"], "its _data directory is missing"))
+        return [p.as_json() for p in problems]
+
     def image_size(self, img: Image) -> int:
         return self.images.size(img)
 

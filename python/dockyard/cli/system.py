@@ -283,3 +283,33 @@ def prune(all: bool = typer.Option(False, "-a", "--all",
 
 
 app.command("prune")(prune)
+
+
+def check(repair: bool = typer.Option(False, "--repair",
+                                      help="Also remove what belongs to nothing"),
+          quick: bool = typer.Option(False, "--quick",
+                                     help="Don't rebuild every layer from its files"),
+          format: Optional[str] = typer.Option(None, "--format")) -> None:
+    """Check the engine's store, containers and volumes for damage (Dockyard's own)"""
+    from .output import print_rows
+
+    params = {"verify": 0 if quick else 1}
+    if repair:
+        data = call(lambda: client().post_json("/system/check", dict(params, repair=1)))
+    else:
+        data = call(lambda: client().get_json("/system/check", params))
+    problems = data.get("Problems") or []
+    rows = [{"Kind": p["Kind"], "ID": p["ID"][:19] if p["Kind"] in ("layer", "image")
+             else p["ID"], "Problem": p["Problem"],
+             "Repaired": "yes" if p["Repaired"] else "no" if p["Repairable"] else "-"}
+            for p in problems]
+    if not rows and not format:
+        print("No problems found")
+        return
+    print_rows(format or "table {{.Kind}}\t{{.ID}}\t{{.Problem}}\t{{.Repaired}}", rows,
+               {"Kind": "KIND", "ID": "ID", "Problem": "PROBLEM", "Repaired": "REPAIRED"})
+    if any(not p["Repaired"] for p in problems):
+        raise SystemExit(1)
+
+
+app.command("check")(check)

@@ -159,9 +159,22 @@ async def system_df(request: web.Request) -> web.Response:
     return json_response(await blocking(work))
 
 
+async def system_check(request: web.Request) -> web.Response:
+    """Dockyard's own (dockerd has none): the engine's consistency check.
+    GET only looks; POST with `repair=1` also repairs what it safely can.
+    `verify=0` skips rebuilding every layer's tar from its files."""
+    q = request.query
+    verify = q.get("verify", "1") not in ("0", "false", "False")
+    repair = request.method == "POST" and q.get("repair", "0") in ("1", "true", "True")
+    problems = await blocking(engine(request).check, verify, repair)
+    return json_response({"Problems": problems})
+
+
 def register(r: Any) -> None:
     r.add("GET", "/_ping", ping)
     r.add("HEAD", "/_ping", ping)
     r.add("GET", "/version", version)
     r.add("GET", "/info", info)
     r.add("GET", "/system/df", system_df)
+    r.add("GET", "/system/check", system_check)
+    r.add("POST", "/system/check", system_check)
