@@ -124,7 +124,7 @@ class Builder:
                 pass
 
     # --- the whole build ----------------------------------------------------------
-    def build(self, dockerfile: Dockerfile, context: BuildContext, opts: BuildOptions,
+    def build(self, dockerfile: Dockerfile, context: Optional[BuildContext], opts: BuildOptions,
               out: BuildOutput) -> str:
         """Build and tag; returns the final image ID. Raises StepFailed (or a
         DockyardError) for a failed step, after the failure hygiene."""
@@ -178,7 +178,8 @@ def check_platform(p: str) -> None:
 class _Run:
     """The dispatch loop of one build (dockerd's dispatchDockerfileWithCancellation)."""
 
-    def __init__(self, b: Builder, df: Dockerfile, context: BuildContext, opts: BuildOptions,
+    def __init__(self, b: Builder, df: Dockerfile, context: Optional[BuildContext],
+                 opts: BuildOptions,
                  out: BuildOutput) -> None:
         self.b = b
         self.df = df
@@ -658,17 +659,19 @@ class _Run:
                 src_root, release = self.mount_image(from_image)
             # A COPY from the context is probed on the index first: a hit
             # needs no file of the context on disk.
-            indexed = src_root is None and isinstance(cmd, CopyInstruction)
+            # (A remote Dockerfile has no context: only URLs and --from to copy.)
+            ctx = None if src_root else self.context
+            indexed = ctx is not None and isinstance(cmd, CopyInstruction)
 
             def plan_for(on_index: bool) -> copyfiles.CopyPlan:
                 try:
                     return copyfiles.plan_copy(
                         list(cmd.sources), cmd.dest,
-                        context=None if src_root or on_index else self.context.path(),
-                        context_index=self.context if on_index else None,
+                        context=None if ctx is None or on_index else ctx.path(),
+                        context_index=ctx if on_index else None,
                         src_root=src_root, is_add=isinstance(cmd, AddInstruction),
                         chown=cmd.chown,
-                        context_sums=None if src_root else self.context_sums())
+                        context_sums=None if ctx is None else self.context_sums())
                 except copyfiles.CopyError as e:
                     raise StepFailed(str(e)) from None
 
@@ -701,6 +704,7 @@ class _Run:
     def context_sums(self) -> "copyfiles.ContextSums":
         """The context's entry sums, one table per build (COPY steps share it)."""
         if self._context_sums is None:
+            assert self.context is not None
             self._context_sums = copyfiles.ContextSums(self.context.sums())
         return self._context_sums
 
