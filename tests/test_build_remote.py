@@ -73,6 +73,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _bare(src: Path, dest: Path) -> None:
+    """A bare copy of `src`, servable the dumb way too."""
+    subprocess.run(["git", "clone", "-q", "--bare", str(src), str(dest)], check=True)
+    subprocess.run(["git", "update-server-info"], cwd=dest, check=True)
+
+
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
     """(http base URL, git:// base URL, a closed port) on loopback."""
@@ -96,6 +102,9 @@ def web(tmp_path_factory):
     (www / "alt.tar").write_bytes(_tar([("alt.df", b"FROM busybox\nCOPY x /\n"),
                                         ("x", b"x" * 3000), ("dockerfile", b"FROM busybox\n")]))
     (www / "nodf.tar").write_bytes(_tar([("x", b"x" * 20000)]))
+    # Over 512 kB: progress lines on the way (how many depends on timing and reads).
+    (www / "big.tar").write_bytes(_tar([("Dockerfile", b"FROM busybox\nCOPY big /\n"),
+                                        ("big", bytes(range(256)) * 6000)]))
     src = base / "src"
     (src / "sub").mkdir(parents=True)
     (src / "Dockerfile").write_text("FROM busybox\nCOPY f /\n")
@@ -112,8 +121,7 @@ def web(tmp_path_factory):
     (src / "Dockerfile").write_text("FROM busybox\nCOPY f /\nENV DEV=1\n")
     subprocess.run([*GIT, "commit", "-qam", "dev"], cwd=src, check=True)
     subprocess.run([*GIT, "checkout", "-q", "master"], cwd=src, check=True)
-    subprocess.run(["git", "clone", "-q", "--bare", str(src), str(www / "repo.git")], check=True)
-    subprocess.run(["git", "update-server-info"], cwd=www / "repo.git", check=True)
+    _bare(src, www / "repo.git")
     srv = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(_Handler, directory=str(www)))
     t = threading.Thread(target=srv.serve_forever, daemon=True)
@@ -129,8 +137,23 @@ def web(tmp_path_factory):
                 break
             except OSError:
                 threading.Event().wait(0.05)
-        yield (f"http://127.0.0.1:{srv.server_address[1]}", f"git://127.0.0.1:{gport}",
-               _free_port())
+        http_url, git_url = f"http://127.0.0.1:{srv.server_address[1]}", f"git://127.0.0.1:{gport}"
+        # Submodules: over git:// (shallow: fine) and over dumb http (shallow: refused).
+        subm = base / "subm"
+        subm.mkdir()
+        (subm / "s.txt").write_text("s\n")
+        for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "s"]):
+            subprocess.run([*GIT, *args], cwd=subm, check=True, capture_output=True)
+        _bare(subm, www / "subm.git")
+        for name, url in (("top", git_url), ("topdumb", http_url)):
+            top = base / name
+            top.mkdir()
+            (top / "Dockerfile").write_text("FROM busybox\nCOPY m /m/\n")
+            for args in (["init", "-q"], ["submodule", "add", "-q", url + "/subm.git", "m"],
+                         ["add", "-A"], ["commit", "-qm", "top"]):
+                subprocess.run([*GIT, *args], cwd=top, check=True, capture_output=True)
+            _bare(top, www / f"{name}.git")
+        yield http_url, git_url, _free_port()
     finally:
         gitd.terminate()
         gitd.wait(10)
@@ -174,6 +197,8 @@ def post(host: str, query: dict[str, str], body: bytes | None = None
 
 
 def normalized(body: bytes) -> bytes:
+    if b"/big.tar" in body:
+        body = re.sub(rb'\{"status":"[^"]*/big.tar","progressDetail[^\n]*\n', b"", body)
     body = re.sub(rb"[0-9a-f]{64}", b"@ID@", body)
     body = re.sub(rb"(?<![0-9a-f])[0-9a-f]{12}(?![0-9a-f])", b"@id@", body)
     # The checkout's temporary directory (dockerd's is under its data root).
@@ -216,6 +241,8 @@ def copy_keys(daemon, image: str) -> list[str]:
     ("/alt.tar", {"dockerfile": "alt.df"}),
     ("/alt.tar", {}),                       # `Dockerfile` falls back to `dockerfile`
     ("/ctx.tar", {"q": "1"}),
+    ("/nodf.tar", {"q": "1"}),              # the held progress, then the error
+    ("/big.tar", {}),
 ], ids=lambda v: v if isinstance(v, str) else ",".join(v) or "-")
 def test_tarball_url(bbd, ref, web, path, query):
     out, theirs = both(bbd, ref, {"remote": web[0] + path, **query})
@@ -231,6 +258,7 @@ def test_tarball_url(bbd, ref, web, path, query):
     ("/Dockerfile.copy", {}),               # COPY failed: missing build context
     ("/Dockerfile.bad", {}),                # a parse error, in-band
     ("/Dockerfile", {"target": "nope"}),
+    ("/Dockerfile.bad", {"q": "1"}),
 ])
 def test_dockerfile_url(bbd, ref, web, path, query):
     both(bbd, ref, {"remote": web[0] + path, **query})
@@ -243,6 +271,7 @@ def test_dockerfile_url(bbd, ref, web, path, query):
     ("/repo.git#v1", {}),
     ("/repo.git", {"dockerfile": "sub/Dockerfile"}),
     ("git:/repo.git#dev:sub", {}),
+    ("/top.git", {}),                       # a submodule, fetched shallow over git://
 ])
 def test_git_url(bbd, ref, web, repo, query):
     url = web[1] + repo[4:] if repo.startswith("git:") else web[0] + repo
@@ -256,7 +285,7 @@ def test_git_url(bbd, ref, web, repo, query):
     "/status/404", "/status/500", "/status/403", "/status/400", "/empty", "/page.html",
     "/ct/text_html/Dockerfile", "/ct/application_json/ctx.tar", "/nodf.tar",
     "/nope.git", "/repo.git#nope", "/repo.git#:nosub", "/repo.git#:afile", "/repo.git#:esc",
-    "/repo.git#:../..", "/repo.git#-bad", "git:/nope.git", "closed:/x", "closed:/x.git",
+    "/repo.git#:../..", "/repo.git#-bad", "git:/nope.git", "/topdumb.git", "closed:/x", "closed:/x.git",
     "gitclosed:/x.git", "foo", "ftp://x/y", "client-session",
 ])
 def test_remote_errors(bbd, ref, web, remote):

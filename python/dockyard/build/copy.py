@@ -1146,7 +1146,8 @@ def plan_copy(sources: list[str], dest: str, *, context: Path | None, src_root: 
         base: _Source | _IndexSource | None = None
         if root is None:
             if context_index is not None:
-                base = _IndexSource(context_index, context_sums or ContextSums(context_index.sums()))
+                base = _IndexSource(context_index,
+                                    context_sums or ContextSums(context_index.sums()))
         else:
             rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             fds.append(rootfd)

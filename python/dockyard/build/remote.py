@@ -16,6 +16,7 @@ import random
 import re
 import shutil
 import socket
+import ssl
 import stat
 import subprocess
 import threading
@@ -175,7 +176,11 @@ def _dial_error(url: str, e: BaseException) -> RemoteError:
     reason = getattr(e, "reason", e)
     if isinstance(reason, socket.gaierror):
         return RemoteError(f'Get "{url}": dial tcp: lookup {host}: no such host', 404)
-    if isinstance(reason, ConnectionRefusedError):
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        # Go's crypto/x509 words for the usual failure: an unknown issuer.
+        why = "x509: certificate signed by unknown authority" if reason.verify_code in (
+            18, 19, 20, 21) else f"x509: {reason.verify_message}"
+    elif isinstance(reason, ConnectionRefusedError):
         why = f"dial tcp {addr}: connect: connection refused"
     elif isinstance(reason, (socket.timeout, TimeoutError)):
         why = f"dial tcp {addr}: i/o timeout"
