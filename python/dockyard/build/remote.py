@@ -307,9 +307,9 @@ class Download:
             plen = self._length if 0 < self._length <= _PREAMBLE else _PREAMBLE
             try:
                 self._preamble = resp.read(plen)
-            except OSError as e:
+            except (OSError, http.client.HTTPException):
                 raise RemoteError(f"error detecting content type for remote {url}: "
-                                  f"{e.strerror or e}") from None
+                                  "unexpected EOF") from None
             if not self._preamble:
                 raise RemoteError(f"error detecting content type for remote {url}: "
                                   "empty response")

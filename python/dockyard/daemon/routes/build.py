@@ -197,7 +197,12 @@ async def _build_remote(request: web.Request, remote: str, opts: BuildOptions,
     download: Download = await blocking(open_url, remote)
     # The download's progress starts the answer: from here errors are in-band.
     loop = asyncio.get_running_loop()
-    resp = web.StreamResponse() if discard else await start_stream(request, "application/json")
+    try:
+        resp = web.StreamResponse() if discard else \
+            await start_stream(request, "application/json")
+    except BaseException:
+        download.close()
+        raise
 
     def write(data: bytes) -> None:
         if not discard:
@@ -209,8 +214,11 @@ async def _build_remote(request: web.Request, remote: str, opts: BuildOptions,
     except (ConnectionError, RuntimeError):
         return resp  # the client went away
     except Exception as e:  # noqa: BLE001 - after the answer started: in-band
-        await blocking(out.error, str(e) if isinstance(e, DockyardError) or not str(e)
-                       else f"{type(e).__name__}: {e}")
+        try:
+            await blocking(out.error, str(e) if isinstance(e, DockyardError) or not str(e)
+                           else f"{type(e).__name__}: {e}")
+        except (ConnectionError, RuntimeError):
+            return resp
         prepared = None
     if prepared is not None:
         await _run(request, resp, prepared, discard)
