@@ -343,6 +343,10 @@ def test_sniffing_as_go():
     assert sniff(_tar([("a", b"a")])[:100]) == "application/octet-stream"
     assert sniff(b"BM" + bytes(98)) == "image/bmp"   # a tar whose first name starts "BM"
     assert sniff(b"\xef\xbb\xbf\x00") == "text/plain"
+    # As dockerd answered for tars whose first name starts so (all refused but MThd's).
+    for name, ct in ((b"OTTOx", "font/otf"), (b"wOF2x", "font/woff2"), (b"ID3x", "audio/mpeg"),
+                     (b"MThd", "application/octet-stream")):
+        assert sniff(_tar([(name.decode(), b"x")])[:100]) == ct
 
 
 def test_proxy_from_environment(monkeypatch):
