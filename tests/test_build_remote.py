@@ -285,8 +285,8 @@ def test_git_url(bbd, ref, web, repo, query):
     "/status/404", "/status/500", "/status/403", "/status/400", "/empty", "/page.html",
     "/ct/text_html/Dockerfile", "/ct/application_json/ctx.tar", "/nodf.tar",
     "/nope.git", "/repo.git#nope", "/repo.git#:nosub", "/repo.git#:afile", "/repo.git#:esc",
-    "/repo.git#:../..", "/repo.git#-bad", "git:/nope.git", "/topdumb.git", "closed:/x", "closed:/x.git",
-    "gitclosed:/x.git", "foo", "ftp://x/y", "client-session",
+    "/repo.git#:../..", "/repo.git#-bad", "git:/nope.git", "/topdumb.git", "closed:/x",
+    "closed:/x.git", "gitclosed:/x.git", "foo", "ftp://x/y", "client-session",
 ])
 def test_remote_errors(bbd, ref, web, remote):
     if remote.startswith("/"):

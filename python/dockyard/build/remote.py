@@ -414,10 +414,10 @@ def evaluate_in_scope(path: str, root: str) -> str:
         raise ValueError(f"evalSymlinksInScope: {path} is not in {root}")
     todo = _go_clean(path[len(root):])
     done = ""
-    for n in range(1 << 30):
-        if not todo:
-            break
-        if n > 255:
+    steps = 0
+    while todo:
+        steps += 1
+        if steps > 256:
             raise ValueError(f"evalSymlinksInScope: too many links in {path}")
         comp, _, todo = todo.partition("/")
         if not comp:
@@ -509,7 +509,6 @@ class GitRemote:
     def __init__(self, url: str) -> None:
         self.url = url
         self.remote, self.ref, self.subdir = git_remote_parts(url)
-        self.dockerfile = False
 
     def clone(self, parent: Path) -> tuple[Path, Path]:
         """git.Clone: init, fetch the ref (shallow where the server can),
