@@ -1124,15 +1124,16 @@ def plan_copy(sources: list[str], dest: str, *, context: Path | None, src_root: 
         raise CopyError(f"{cmd} requires at least two arguments")
     from_image = src_root is not None
     root = src_root if from_image else context
-    if root is None and context_index is None:
-        raise CopyError("missing build context")
     tmpdirs: list[Path] = []
     fds: list[int] = []
     try:
-        base: _Source | _IndexSource
+        # No context at all (a remote Dockerfile): URLs still download, and a
+        # source from the context fails as dockerd's calcCopyInfo does.
+        base: _Source | _IndexSource | None = None
         if root is None:
-            assert context_index is not None
-            base = _IndexSource(context_index, context_sums or ContextSums(context_index.sums()))
+            if context_index is not None:
+                base = _IndexSource(context_index,
+                                    context_sums or ContextSums(context_index.sums()))
         else:
             rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             fds.append(rootfd)
@@ -1152,6 +1153,8 @@ def plan_copy(sources: list[str], dest: str, *, context: Path | None, src_root: 
                 rsrc = _Source(troot, tfd, False)
                 infos.append(_Info(rsrc, fname, [fname], rsrc.hash(fname), False, True))
                 continue
+            if base is None:
+                raise CopyError(f"{cmd} failed: missing build context")
             infos += _calc_copy_info(base, orig, True, cmd)
         if not infos:
             raise CopyError(f"{cmd} failed: no source files were specified")

@@ -130,7 +130,7 @@ class Builder:
                 pass
 
     # --- the whole build ----------------------------------------------------------
-    def build(self, dockerfile: Dockerfile, context: BuildContext, opts: BuildOptions,
+    def build(self, dockerfile: Dockerfile, context: Optional[BuildContext], opts: BuildOptions,
               out: BuildOutput) -> str:
         """Build and tag; returns the final image ID. Raises StepFailed (or a
         DockyardError) for a failed step, after the failure hygiene."""
@@ -184,7 +184,8 @@ def check_platform(p: str) -> None:
 class _Run:
     """The dispatch loop of one build (dockerd's dispatchDockerfileWithCancellation)."""
 
-    def __init__(self, b: Builder, df: Dockerfile, context: BuildContext, opts: BuildOptions,
+    def __init__(self, b: Builder, df: Dockerfile, context: Optional[BuildContext],
+                 opts: BuildOptions,
                  out: BuildOutput) -> None:
         self.b = b
         self.df = df
@@ -665,17 +666,19 @@ class _Run:
                 src_root, release = self.mount_image(from_image)
             # A COPY from the context is probed on the index first: a hit
             # needs no file of the context on disk.
-            indexed = src_root is None and isinstance(cmd, CopyInstruction)
+            # (A remote Dockerfile has no context: only URLs and --from to copy.)
+            ctx = None if src_root else self.context
+            indexed = ctx is not None and isinstance(cmd, CopyInstruction)
 
             def plan_for(on_index: bool) -> copyfiles.CopyPlan:
                 try:
                     return copyfiles.plan_copy(
                         list(cmd.sources), cmd.dest,
-                        context=None if src_root or on_index else self.context.path(),
-                        context_index=self.context if on_index else None,
+                        context=None if ctx is None or on_index else ctx.path(),
+                        context_index=ctx if on_index else None,
                         src_root=src_root, is_add=isinstance(cmd, AddInstruction),
                         chown=cmd.chown, chmod=cmd.chmod or None,
-                        context_sums=None if src_root else self.context_sums())
+                        context_sums=None if ctx is None else self.context_sums())
                 except copyfiles.CopyError as e:
                     raise StepFailed(str(e)) from None
 
@@ -708,6 +711,7 @@ class _Run:
     def context_sums(self) -> "copyfiles.ContextSums":
         """The context's entry sums, one table per build (COPY steps share it)."""
         if self._context_sums is None:
+            assert self.context is not None
             self._context_sums = copyfiles.ContextSums(self.context.sums())
         return self._context_sums
 
@@ -767,7 +771,7 @@ class _Run:
             try:
                 mounts = RunMounts(
                     list(cmd.mounts), rc.get("WorkingDir") or "/", self.b.mounts_root,
-                    self.b.scratch, self.context.path, self.context_hash,
+                    self.b.scratch, self.context_path, self.context_hash,
                     self.copy_from_image, self.mount_image)
                 save_cmd = mounts.key() + save_cmd
             except MountError as e:
@@ -784,8 +788,15 @@ class _Run:
             if mounts is not None:
                 mounts.close()
 
+    def context_path(self) -> Path:
+        if self.context is None:
+            raise MountError("missing build context")
+        return self.context.path()
+
     def context_hash(self, path: str) -> str:
         """A context path's content hash, as a COPY of it would have it."""
+        if self.context is None:
+            raise MountError("missing build context")
         try:
             with copyfiles.plan_copy([path], "/x/", context=None, context_index=self.context,
                                      src_root=None, is_add=False,

@@ -18,12 +18,13 @@ from ..events import EventLog
 from ..ids import generate_id
 from ..store.local import LocalStore
 from .cache import BuildCache
-from .context import BuildContext, read_context_dockerfile, receive_context
+from .context import DEFAULT_DOCKERFILE, BuildContext, read_context_dockerfile, receive_context
 from .dockerfile import Dockerfile, load
 from .executor import BuildOptions, Builder, Puller, check_platform, parse_tag
 from .inflight import sweep_dirs
-from .runmounts import prune_cache_mounts
 from .output import BuildOutput, StepFailed, Write
+from .remote import Download, GitRemote
+from .runmounts import prune_cache_mounts
 
 __all__ = ["BuildService", "PreparedBuild"]
 
@@ -31,22 +32,26 @@ log = logging.getLogger("dockyard.build")
 
 
 class PreparedBuild:
-    def __init__(self, svc: "BuildService", workdir: Path, context: BuildContext,
-                 dockerfile: Dockerfile, opts: BuildOptions) -> None:
+    def __init__(self, svc: "BuildService", workdir: Path, context: Optional[BuildContext],
+                 dockerfile: Dockerfile, opts: BuildOptions,
+                 out: Optional[BuildOutput] = None) -> None:
         self.svc = svc
         self.workdir = workdir
+        #: None for a remote Dockerfile without a context (COPY has nothing to copy from).
         self.context = context
         self.dockerfile = dockerfile
         self.opts = opts
+        #: The output already started (a remote download's progress), if any.
+        self.out = out
         scratch = workdir / "mounts"
-        scratch.mkdir(mode=0o700)
+        scratch.mkdir(mode=0o700, exist_ok=True)
         self.builder = Builder(svc.store, svc.containers, svc.events, svc.cache, svc.puller,
                                svc.mounts_root, scratch)
 
     def run(self, write: Write) -> Optional[str]:
         """Build, writing dockerd's JSON stream; the image ID, or None when
         the build failed (the error is in the stream)."""
-        out = BuildOutput(write, self.opts.quiet)
+        out = self.out or BuildOutput(write, self.opts.quiet)
         builder = self.builder
         if self.opts.build_id:
             self.svc.active[self.opts.build_id] = self
@@ -71,7 +76,8 @@ class PreparedBuild:
         self.builder.cancel()
 
     def close(self) -> None:
-        self.context.close()
+        if self.context is not None:
+            self.context.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -90,25 +96,44 @@ class BuildService:
         sweep_dirs(self.root)
         self.root.mkdir(mode=0o700, exist_ok=True)
 
-    def prepare(self, body: Iterable[bytes], opts: BuildOptions, dockerfile: str = ""
-                ) -> PreparedBuild:
-        """Unpack the context and parse the Dockerfile; raises (nothing left
-        behind) for a bad context, a missing or bad Dockerfile, a bad target."""
+    def check(self, opts: BuildOptions) -> None:
+        """What dockerd refuses before it reads any context: tags, platform."""
         for t in opts.tags:
             parse_tag(t)
         if opts.platform:
             check_platform(opts.platform)
+
+    def prepare(self, body: Iterable[bytes], opts: BuildOptions, dockerfile: str = "",
+                remote: "Download | GitRemote | None" = None,
+                out: Optional[BuildOutput] = None) -> PreparedBuild:
+        """Unpack the context (the uploaded `body`, or a `remote` one) and
+        parse the Dockerfile; raises (nothing left behind) for a bad context,
+        a missing or bad Dockerfile, a bad target. A download reports its
+        progress to `out`, which the build then goes on writing to."""
+        self.check(opts)
         workdir = self.root / generate_id()[:16]
         workdir.mkdir(mode=0o700)
+        progress = out.send if out is not None else None
         try:
-            ctx = receive_context(body, workdir)
-            name, data = read_context_dockerfile(ctx, dockerfile)
-            df = load(data, name)
+            ctx: Optional[BuildContext] = None
+            if isinstance(remote, Download) and remote.dockerfile:
+                # dockerd's text/plain remote: the Dockerfile alone, no context,
+                # `dockerfile=` unused.
+                df = load(b"".join(remote.chunks(progress)), DEFAULT_DOCKERFILE,
+                          from_context=False)
+            else:
+                ctx = receive_context(body, workdir) if remote is None else \
+                    remote.context(workdir, progress)
+                name, data = read_context_dockerfile(ctx, dockerfile)
+                df = load(data, name)
             df.stages_up_to(opts.target)  # an unknown target fails here, before any output
-            return PreparedBuild(self, workdir, ctx, df, opts)
+            return PreparedBuild(self, workdir, ctx, df, opts, out)
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
+        finally:
+            if remote is not None:
+                remote.close()
 
     def cancel(self, build_id: str) -> None:
         b = self.active.get(build_id)

@@ -169,16 +169,20 @@ class Dockerfile:
         return dataclasses.replace(self, stages=[*stages[:-1], new_last])
 
 
-def load(data: str | bytes, name: str = "Dockerfile") -> Dockerfile:
+def load(data: str | bytes, name: str = "Dockerfile", from_context: bool = True
+         ) -> Dockerfile:
     """Parse a Dockerfile into stages with dockerd 20.10's errors:
     `the Dockerfile (<name>) cannot be empty`, `failed to parse <name>: ...`
     for line-level errors, `dockerfile parse error line N: ...` for an
-    instruction's."""
-    if len(data) == 0:
+    instruction's. A Dockerfile not read from a context (a remote URL's
+    text/plain) has its parse errors as they are."""
+    if len(data) == 0 and from_context:
         raise InvalidParameter(f"the Dockerfile ({name}) cannot be empty")
     try:
         result = parse(data)
     except DockerfileParseError as e:
+        if not from_context:
+            raise
         raise DockerfileParseError(f"failed to parse {name}: {e.message}", e.line,
                                    e.end_line) from None
     meta: list[ArgInstruction] = []

@@ -2,7 +2,9 @@
 (`dockyard.build.service`). The whole context is read and the Dockerfile
 parsed before the answer starts, so bad parameters, a missing Dockerfile or
 a parse error are HTTP errors; once the stream has started, a failed step
-travels in-band as dockerd's `errorDetail`. BuildKit (`/session`, `/grpc`,
+travels in-band as dockerd's `errorDetail`. A `remote` context (git or
+http(s), `dockyard.build.remote`) is fetched by the daemon: a download's
+progress starts the answer, so what fails after it is in-band. BuildKit (`/session`, `/grpc`,
 `version=2`) is not served: clients fall back to the classic builder with
 DOCKER_BUILDKIT=0."""
 
@@ -17,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ...build.executor import BuildOptions
+from ...build.output import BuildOutput
+from ...build.remote import Download, GitRemote, open_url, remote_kind
 from ...distribution.auth import AuthConfig
-from ...errors import InvalidParameter
+from ...errors import DockyardError, InvalidParameter
 from ..errors import error_response
 from ..streams import body_chunks, start_stream
 from . import blocking, engine
@@ -66,9 +70,6 @@ def build_options(q: Any) -> tuple[BuildOptions, str]:
     (dockerd's newImageBuildOptions)."""
     if q.get("version") == "2":
         raise InvalidParameter(NO_BUILDKIT)
-    if q.get("remote"):
-        raise InvalidParameter("remote build contexts are not supported: send the context "
-                               "as a tar")
     if _bool(q, "squash"):
         raise InvalidParameter("squash is only supported with experimental mode")
     if _json(q, "securityopt", list):
@@ -134,13 +135,24 @@ async def build(request: web.Request) -> web.StreamResponse:
     eng = engine(request)
     opts, dockerfile = build_options(request.query)
     opts.auth_configs = registry_configs(request.headers.get("X-Registry-Config"))
+    remote = request.query.get("remote", "")
+    if remote:
+        return await _build_remote(request, remote, opts, dockerfile)
     loop = asyncio.get_running_loop()
     prepared = await blocking(eng.builds.prepare, body_chunks(request, loop), opts, dockerfile)
-    try:
-        resp = await start_stream(request, "application/json")
+    resp = await start_stream(request, "application/json")
+    return await _run(request, resp, prepared)
 
+
+async def _run(request: web.Request, resp: web.StreamResponse, prepared: Any,
+               discard: bool = False) -> web.StreamResponse:
+    """Stream a prepared build's output into the started `resp` (or, with
+    `discard`, nowhere); closes the build."""
+    loop = asyncio.get_running_loop()
+    try:
         def write(data: bytes) -> None:
-            asyncio.run_coroutine_threadsafe(resp.write(data), loop).result()
+            if not discard:
+                asyncio.run_coroutine_threadsafe(resp.write(data), loop).result()
 
         async def watch_client() -> None:
             # A client that goes away cancels the build, as dockerd's context does.
@@ -157,10 +169,66 @@ async def build(request: web.Request) -> web.StreamResponse:
             watcher.cancel()
     finally:
         await blocking(prepared.close)
+    if not discard:
+        try:
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass
+    return resp
+
+
+async def _build_remote(request: web.Request, remote: str, opts: BuildOptions,
+                        dockerfile: str) -> web.StreamResponse:
+    """remotecontext.Detect's half of POST /build. dockerd never reads the
+    body then; but a body holds its output back until the body is read, so
+    with one the answer is an empty 200 once any output was due (errors
+    before it keep their status), and the build runs all the same."""
+    eng = engine(request)
+    discard = bool(await request.content.readany())
+    await blocking(eng.builds.check, opts)  # the tags first, as dockerd's backend
+    kind = remote_kind(remote)
+    if kind == "git":
+        # Clone errors come before any output: HTTP errors.
+        prepared = await blocking(eng.builds.prepare, (), opts, dockerfile, GitRemote(remote))
+        if discard:
+            await _run(request, web.StreamResponse(), prepared, discard=True)
+            return web.Response(status=200, content_type="application/json")
+        return await _run(request, await start_stream(request, "application/json"), prepared)
+    download: Download = await blocking(open_url, remote)
+    # The download's progress starts the answer: from here errors are in-band.
+    loop = asyncio.get_running_loop()
     try:
-        await resp.write_eof()
+        resp = web.StreamResponse() if discard else \
+            await start_stream(request, "application/json")
+    except BaseException:
+        download.close()
+        raise
+
+    def write(data: bytes) -> None:
+        if not discard:
+            asyncio.run_coroutine_threadsafe(resp.write(data), loop).result()
+
+    out = BuildOutput(write, opts.quiet)
+    try:
+        prepared = await blocking(eng.builds.prepare, (), opts, dockerfile, download, out)
     except (ConnectionError, RuntimeError):
-        pass
+        return resp  # the client went away
+    except Exception as e:  # noqa: BLE001 - after the answer started: in-band
+        try:
+            await blocking(out.error, str(e) if isinstance(e, DockyardError) or not str(e)
+                           else f"{type(e).__name__}: {e}")
+        except (ConnectionError, RuntimeError):
+            return resp
+        prepared = None
+    if prepared is not None:
+        await _run(request, resp, prepared, discard)
+    elif not discard:
+        try:
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass
+    if discard:
+        return web.Response(status=200, content_type="application/json")
     return resp
 
 
