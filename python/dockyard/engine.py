@@ -167,15 +167,17 @@ class Engine:
         ids = {c.id for c in self.containers.all()}
         return ids | {f"{i}-init" for i in ids}
 
-    def check(self, verify: bool = True, repair: bool = False) -> list[dict[str, Any]]:
+    def check(self, verify: bool = True, repair: bool = False,
+              grace: float | None = None) -> list[dict[str, Any]]:
         """`dockyard system check`: the store (see store.check), every
         container's layers and supervisor against its record, every volume's
         directory. Read-only unless `repair` (only what belongs to nothing is
         removed; a container recorded running whose supervisor is gone is
         reconciled, as a restart would)."""
-        from .store.check import Problem, check_store
+        from .store.check import IN_PROGRESS_GRACE, Problem, check_store
 
-        problems = check_store(self.store, self._container_layer_ids(), verify, repair)
+        problems = check_store(self.store, self._container_layer_ids(), verify, repair,
+                               IN_PROGRESS_GRACE if grace is None else grace)
         for c in self.containers.all():
             for lid in (c.id, f"{c.id}-init"):
                 if not self.driver.exists(lid):

@@ -129,9 +129,10 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ("GET", "/info"): {"summary": "System-wide information"},
     ("GET", "/system/df"): {"summary": "Disk usage"},
     ("GET", "/system/check"): {"summary": "Check the store, containers and volumes (Dockyard's)",
-                               "parameters": [q("verify", _BOOL)]},
+                               "parameters": [q("verify", _BOOL), q("grace", _STR)]},
     ("POST", "/system/check"): {"summary": "Check, and repair what belongs to nothing",
-                                "parameters": [q("verify", _BOOL), q("repair", _BOOL)]},
+                                "parameters": [q("verify", _BOOL), q("repair", _BOOL),
+                                               q("grace", _STR)]},
     ("GET", "/openapi.json"): {"summary": "This description"},
     ("GET", "/events"): {"summary": "Stream events", "parameters": [
         q("since", _STR), q("until", _STR), _filters("event")]},

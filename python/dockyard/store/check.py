@@ -39,18 +39,19 @@ class Problem:
 IN_PROGRESS_GRACE = 3600.0
 
 
-def _young(p: Path) -> bool:
+def _young(p: Path, grace: float) -> bool:
     try:
-        return time.time() - os.lstat(p).st_mtime < IN_PROGRESS_GRACE
+        return time.time() - os.lstat(p).st_mtime < grace
     except OSError:
         return False
 
 
 def check_store(store: LocalStore, keep: set[str], verify: bool = True,
-                repair: bool = False) -> list[Problem]:
+                repair: bool = False, grace: float = IN_PROGRESS_GRACE) -> list[Problem]:
     """Problems of the image store. `keep`: driver IDs of container layers
     (not image layers, yet not orphans); `verify`: rebuild every layer's tar
-    from its files and compare its digest (reads everything)."""
+    from its files and compare its digest (reads everything); `grace`:
+    seconds an unrecorded directory may be an operation's in progress."""
     out: list[Problem] = []
     rows = {r["chain_id"]: r for r in store.db.query("SELECT * FROM layers")}
     for chain_id, r in rows.items():
@@ -86,7 +87,7 @@ def check_store(store: LocalStore, keep: set[str], verify: bool = True,
     for cache_id in store.driver.list_ids():
         if cache_id in known or cache_id in keep:
             continue
-        if _young(Path(store.driver.diff_path(cache_id))):
+        if _young(Path(store.driver.diff_path(cache_id)), grace):
             continue  # a pull or build may be filling it before recording it
         p = Problem("layer", cache_id, "a layer directory that belongs to nothing", True)
         if repair:
@@ -94,7 +95,7 @@ def check_store(store: LocalStore, keep: set[str], verify: bool = True,
             p.repaired = True
         out.append(p)
     for split in store.layers.splits.iterdir():
-        if split.name in known or split.name.endswith(".tmp") or _young(split):
+        if split.name in known or split.name.endswith(".tmp") or _young(split, grace):
             continue
         p = Problem("layer", split.name, "a tar-split record that belongs to nothing", True)
         if repair:

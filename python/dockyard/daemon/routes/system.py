@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ... import __version__
 from ... import sysinfo
+from ...errors import InvalidParameter
 from ...containers.logdrivers import DRIVERS
 from ..config import insecure_registry_config
 from ..api import API_VERSION, MIN_API_VERSION
@@ -162,11 +163,17 @@ async def system_df(request: web.Request) -> web.Response:
 async def system_check(request: web.Request) -> web.Response:
     """Dockyard's own (dockerd has none): the engine's consistency check.
     GET only looks; POST with `repair=1` also repairs what it safely can.
-    `verify=0` skips rebuilding every layer's tar from its files."""
+    `verify=0` skips rebuilding every layer's tar from its files; `grace`:
+    seconds an unrecorded directory is taken to be an operation's in
+    progress (an hour by default; 0 right after a restart)."""
     q = request.query
     verify = q.get("verify", "1") not in ("0", "false", "False")
     repair = request.method == "POST" and q.get("repair", "0") in ("1", "true", "True")
-    problems = await blocking(engine(request).check, verify, repair)
+    try:
+        grace = float(q["grace"]) if "grace" in q else None
+    except ValueError:
+        raise InvalidParameter(f"invalid grace: {q['grace']}") from None
+    problems = await blocking(engine(request).check, verify, repair, grace)
     return json_response({"Problems": problems})
 
 

@@ -1,0 +1,144 @@
+"""Fault injection: the daemon is killed with SIGKILL at seeded random points
+while an operation runs (import, load, pull, build, run/rm, commit, volume
+create with copy-up, save), restarted, and then the engine's consistency
+check (`GET /system/check`, every layer rebuilt and hashed, nothing left
+that belongs to nothing) must find nothing, no mount may be left, and the
+same operation must succeed. Points per operation: DOCKYARD_FAULT_POINTS
+(2 in the suite, for time; 20 and more by hand), seed: DOCKYARD_FAULT_SEED."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from conftest import DOCKER_CLI, Daemon, kill_containers_left, mounts_under, unmount_all
+
+pytestmark = pytest.mark.skipif(DOCKER_CLI is None, reason="the docker CLI is not installed")
+
+POINTS = int(os.environ.get("DOCKYARD_FAULT_POINTS", "2"))
+SEED = int(os.environ.get("DOCKYARD_FAULT_SEED", "1"))
+
+
+def _many_files_tar(path: Path, base: Path, n: int) -> Path:
+    """busybox plus /data: n small files (an operation that takes a while)."""
+    with tarfile.open(path, "w") as out, tarfile.open(base) as bb:
+        for m in bb:
+            out.addfile(m, bb.extractfile(m) if m.isreg() else None)
+        for i in range(n):
+            data = os.urandom(64 + i % 512)
+            info = tarfile.TarInfo(f"data/d{i % 50:02}/f{i:05}")
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+    return path
+
+
+class Op:
+    def __init__(self, name: str, start: Callable[[Daemon], subprocess.Popen],
+                 after: Callable[[Daemon], None] = lambda d: None) -> None:
+        self.name, self.start, self.after = name, start, after
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, busybox_tar):
+    work = tmp_path_factory.mktemp("faults")
+    big = _many_files_tar(work / "big.tar", busybox_tar, 3000)
+    ctx = work / "ctx"
+    (ctx / "data").mkdir(parents=True)
+    for i in range(2000):
+        (ctx / "data" / f"f{i:04}").write_bytes(os.urandom(100))
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY data /data\nRUN echo x > /x\n")
+    return {"big": big, "ctx": ctx, "work": work}
+
+
+def _ops(inputs: dict, pull_ref: str) -> list[Op]:
+    def cli(*args: str) -> Callable[[Daemon], subprocess.Popen]:
+        def start(d: Daemon) -> subprocess.Popen:
+            return subprocess.Popen([DOCKER_CLI, *args], env=_env(d),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return start
+
+    saved = inputs["work"] / "saved.tar"
+
+    def prepare_load(d: Daemon) -> None:
+        if not saved.exists():
+            d.docker("save", "-o", str(saved), "big")
+
+    return [
+        Op("import", cli("import", str(inputs["big"]), "imported")),
+        Op("load", cli("load", "-i", str(saved))),
+        Op("pull", cli("pull", pull_ref)),
+        Op("build", lambda d: subprocess.Popen(
+            [DOCKER_CLI, "build", "-q", "--no-cache", "-t", "built", str(inputs["ctx"])],
+            env=dict(_env(d), DOCKER_BUILDKIT="0"), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)),
+        Op("run-rm", cli("run", "--rm", "busybox", "sh", "-c", "echo hi > /f")),
+        Op("commit", lambda d: subprocess.Popen(
+            ["sh", "-c", "id=$($D create big sh -c 'cp -r /data /copy') && "
+                         "$D start -a $id && $D commit $id committed && $D rm $id"],
+            env=dict(_env(d), D=DOCKER_CLI), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)),
+        Op("volume-copy-up", cli("create", "-v", "faultvol:/data", "big", "true")),
+        Op("save", cli("save", "-o", str(inputs["work"] / "out.tar"), "big")),
+    ], prepare_load
+
+
+def _env(d: Daemon) -> dict[str, str]:
+    return dict(d.env(), DOCKER_CONFIG=str(d.base / "docker-config"))
+
+
+def _consistent(d: Daemon) -> None:
+    problems = d.client().get_json("/system/check", {"grace": 0})["Problems"]
+    assert problems == [], json.dumps(problems, indent=1)
+    # only what running containers hold may be mounted, and none run here
+    running = d.client().get_json("/containers/json")
+    if not running:
+        assert mounts_under(d.root) == []
+
+
+def test_kill9_at_random_points_loses_nothing(tmp_path, busybox_tar, inputs, registry,
+                                              busybox_image):
+    rng = random.Random(SEED)
+    d = Daemon(tmp_path / "d", "overlay")
+    d.base.mkdir()
+    ops, prepare_load = _ops(inputs, busybox_image.ref)
+    report = []
+    try:
+        d.start()
+        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+        d.cli("import", "-c", 'CMD ["sh"]', str(inputs["big"]), "big:latest")
+        prepare_load(d)
+        for op in ops:
+            # how long it takes undisturbed, to choose the points within
+            t = time.monotonic()
+            assert op.start(d).wait(120) == 0, op.name
+            span = time.monotonic() - t
+            for _ in range(POINTS):
+                delay = rng.uniform(0.0, span)
+                p = op.start(d)
+                time.sleep(delay)
+                assert d.proc is not None
+                d.proc.send_signal(signal.SIGKILL)
+                d.proc.wait()
+                p.wait(60)
+                d.start()
+                _consistent(d)
+                # the operation works again on what the kill left
+                assert op.start(d).wait(120) == 0, f"{op.name} after a kill at {delay:.3f}s"
+                _consistent(d)
+                report.append((op.name, round(delay, 3)))
+        assert len(report) == POINTS * len(ops)
+    finally:
+        d.stop()
+        left = kill_containers_left(d.base)
+        leaked = mounts_under(d.base)
+        unmount_all(d.base)
+    assert not left and not leaked
