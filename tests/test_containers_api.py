@@ -433,3 +433,23 @@ def test_daemon_killed_mid_start_leaves_nothing_running(tmp_path, busybox_tar):
         d.stop()
         kill_containers_left(tmp_path)
         assert_no_mounts_left(tmp_path)
+
+
+def test_followed_logs_outlive_the_container(daemon, bb):
+    """docker-py's `run` follows the logs, waits, removes the container and
+    only then reads the stream: lines written after the follow began must
+    still come (dockerd reads through the file it holds open)."""
+    c = daemon.client()
+    cid = c.post_json("/containers/create", None,
+                      {"Image": bb, "Cmd": ["sh", "-c", "sleep 0.5; echo late"]})["Id"]
+    c.request("POST", f"/containers/{cid}/start").close()
+    r = c.request("GET", f"/containers/{cid}/logs", {"follow": 1, "stdout": 1})
+    try:
+        w = c.request("POST", f"/containers/{cid}/wait")
+        w.read()  # the status comes once it exited
+        w.close()
+        c.request("DELETE", f"/containers/{cid}").close()
+        body = r.read()
+    finally:
+        r.close()
+    assert body == b"\x01\x00\x00\x00\x00\x00\x00\x05late\n"

@@ -315,23 +315,55 @@ def render(rec: tuple[int, bytes, str], tty: bool, timestamps: bool) -> bytes:
     return data if tty else frame(stream, data)
 
 
-def follow_new(path: Path, offset: int, fmt: str = "json-file"
-               ) -> tuple[list[tuple[int, bytes, str]], int]:
-    """Whole records appended to the live file since `offset` (handles rotation
-    by starting over when the file shrank)."""
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        return [], offset
-    if size < offset:
-        offset = 0
-    if size == offset:
-        return [], offset
-    with open(path, "rb") as f:
-        f.seek(offset)
-        data = f.read(size - offset)
-    out, used = parse_records(data, fmt)
-    return out, offset + used
+class LogFollower:
+    """What is appended to a live log, read through a file opened up front:
+    lines a container wrote just before it was removed (its log file with
+    it) are still read, and a rotated file is read to its end before the
+    new one. Open it before reading what is there already."""
+
+    def __init__(self, path: Path, fmt: str = "json-file") -> None:
+        self.path, self.fmt = path, fmt
+        self.offset = 0
+        self.f = self._open()
+
+    def _open(self):
+        try:
+            return open(self.path, "rb")  # noqa: SIM115 - kept open while following
+        except OSError:
+            return None
+
+    def read(self) -> list[tuple[int, bytes, str]]:
+        if self.f is None:
+            self.f = self._open()
+            if self.f is None:
+                return []
+        out: list[tuple[int, bytes, str]] = []
+        for _ in range(2):  # the open file, then the new one after a rotation
+            size = os.fstat(self.f.fileno()).st_size
+            if size < self.offset:
+                self.offset = 0  # truncated in place
+            if size > self.offset:
+                self.f.seek(self.offset)
+                recs, used = parse_records(self.f.read(size - self.offset), self.fmt)
+                out += recs
+                self.offset += used
+            try:
+                rotated = os.stat(self.path).st_ino != os.fstat(self.f.fileno()).st_ino
+            except OSError:
+                rotated = False  # removed with its container: nothing more will come
+            if not rotated:
+                break
+            nf = self._open()
+            if nf is None:
+                break
+            self.f.close()
+            self.f, self.offset = nf, 0
+        return out
+
+    def close(self) -> None:
+        if self.f is not None:
+            self.f.close()
+            self.f = None
 
 
 def parse_since(v: str | None) -> float:

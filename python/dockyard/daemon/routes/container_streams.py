@@ -135,37 +135,47 @@ async def logs(request: web.Request) -> web.StreamResponse:
     tail = int(tail_s) if tail_s.lstrip("-").isdigit() else -1
     ts = qbool(request, "timestamps")
     path, fmt = s.log_source(c)
-    scan = jsonlog.LogScan(path, out, err, since, until, tail, fmt)
-    batches = scan.batches()
-    first = await blocking(next, batches, None)
-    resp = web.StreamResponse(status=200)
-    resp.content_type = "application/vnd.docker.raw-stream" if c.tty else \
-        "application/vnd.docker.multiplexed-stream"
-    await resp.prepare(request)
-    recs = first
-    while recs is not None:
-        # resp.write waits for the client: a reader that doesn't keep up
-        # holds the read here, not the whole log in memory
-        await resp.write(b"".join(jsonlog.render(r, c.tty, ts) for r in recs))
-        recs = await blocking(next, batches, None)
-    offset = scan.offset
-    if qbool(request, "follow") and not until:
-        while True:
-            running = c.state.get("Running") or c.state.get("Prepared")
-            new, offset = await blocking(jsonlog.follow_new, path, offset, fmt)
-            chunk = b"".join(jsonlog.render(r, c.tty, ts) for r in new
-                             if jsonlog.wanted(r, out, err, since, until))
-            if chunk:
-                await resp.write(chunk)
-            if not running:
-                break
-            await asyncio.sleep(0.1)
-            try:
-                c = await blocking(s.get, c.id)
-            except NotFound:
-                break
-            if not (c.state.get("Running") or c.state.get("Prepared")):
-                continue  # one last read after the exit
+    follow = qbool(request, "follow") and not until
+    # Opened now: a container removed while we follow (docker-py's `run`
+    # reads the stream after removing it) takes its file with it.
+    follower = jsonlog.LogFollower(path, fmt) if follow else None
+    try:
+        scan = jsonlog.LogScan(path, out, err, since, until, tail, fmt)
+        batches = scan.batches()
+        first = await blocking(next, batches, None)
+        resp = web.StreamResponse(status=200)
+        resp.content_type = "application/vnd.docker.raw-stream" if c.tty else \
+            "application/vnd.docker.multiplexed-stream"
+        await resp.prepare(request)
+        recs = first
+        while recs is not None:
+            # resp.write waits for the client: a reader that doesn't keep up
+            # holds the read here, not the whole log in memory
+            await resp.write(b"".join(jsonlog.render(r, c.tty, ts) for r in recs))
+            recs = await blocking(next, batches, None)
+        if follower is not None:
+            follower.offset = scan.offset
+            gone = False
+            while True:
+                running = not gone and (c.state.get("Running") or c.state.get("Prepared"))
+                new = await blocking(follower.read)
+                chunk = b"".join(jsonlog.render(r, c.tty, ts) for r in new
+                                 if jsonlog.wanted(r, out, err, since, until))
+                if chunk:
+                    await resp.write(chunk)
+                if not running:
+                    break
+                await asyncio.sleep(0.1)
+                try:
+                    c = await blocking(s.get, c.id)
+                except NotFound:
+                    gone = True
+                    continue  # removed: one last read of the file we hold
+                if not (c.state.get("Running") or c.state.get("Prepared")):
+                    continue  # one last read after the exit
+    finally:
+        if follower is not None:
+            follower.close()
     await resp.write_eof()
     return resp
 
