@@ -128,23 +128,30 @@ def test_ctrl_c_keeps_finished_layers(daemon, bad_registry):
     from registries import files_layer
 
     layers = [busybox_layer(), files_layer({"a": "1"}), files_layer({"b": "2"})]
-    image = bad_registry.serve("t/ctrlc", "v1", layers, fault="slow", fault_layer=2, stall=3)
-    p = subprocess.Popen([sys.executable, "-m", "dockyard", "pull", image.ref], env=daemon.env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while bad_registry.blob_gets(image.layers[2].digest) == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    time.sleep(0.5)
-    p.send_signal(signal.SIGINT)
-    p.wait(10)
-    time.sleep(4)  # the stall ends, the daemon's next progress write fails
-    bad_registry.faults.clear()
-    out = daemon.cli("pull", image.ref).stdout.decode()
-    for layer in image.layers[:2]:
-        assert f"{layer.digest[7:19]}: Already exists" in out
-    assert bad_registry.blob_gets(image.layers[0].digest) == 1
-    daemon.cli("rmi", image.ref)
+    # The stall must outlast the client's exit, however loaded the machine.
+    stall = 6
+    image = bad_registry.serve("t/ctrlc", "v1", layers, fault="slow", fault_layer=2, stall=stall)
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "dockyard", "pull", image.ref],
+                             env=daemon.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while bad_registry.blob_gets(image.layers[2].digest) == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        stalled = time.monotonic()
+        time.sleep(0.5)
+        p.send_signal(signal.SIGINT)
+        p.wait(10)
+        assert time.monotonic() - stalled < stall, "the client outlived the stall"
+        # the stall ends, the daemon's next progress write fails
+        time.sleep(max(0.0, stalled + stall + 1 - time.monotonic()))
+        bad_registry.faults.clear()
+        out = daemon.cli("pull", image.ref).stdout.decode()
+        for layer in image.layers[:2]:
+            assert f"{layer.digest[7:19]}: Already exists" in out
+        assert bad_registry.blob_gets(image.layers[0].digest) == 1
+    finally:
+        daemon.cli("rmi", "-f", image.ref, check=False)
 
 
 def test_pull_on_a_terminal_looks_like_docker(daemon, registry):
