@@ -90,6 +90,7 @@ impl Extractor<'_> {
                     f.write_all(&self.buf[..n]).ctx(|| format!("write {}", show(name)))?;
                 }
                 written += n as u64;
+                self.account(n as u64)?;
             }
             if written != size {
                 return Err(Error::corrupt(format!("truncated tar stream: {} has {} of {} bytes", show(name), written, size)));

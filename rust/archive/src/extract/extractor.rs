@@ -32,6 +32,19 @@ pub(super) struct Extractor<'a> {
     pub(super) userns: bool,
     /// Records the non-content bytes of the stream when a tar-split is asked for.
     pub(super) split: Option<Rc<RefCell<Recorder>>>,
+    /// File bytes written so far, and when to look at the free space next.
+    written: u64,
+    next_space_check: u64,
+}
+
+/// How much file data is written between two looks at the free space.
+const SPACE_CHECK_EVERY: u64 = 64 << 20;
+
+/// The space a layer may not eat into: 5% of the filesystem, at most 512 MiB.
+/// A compression bomb (or just too big a layer) stops there with ENOSPC,
+/// leaving room for the daemon's own records, and nothing is registered.
+pub fn space_reserve(total: u64) -> u64 {
+    (total / 20).min(512 << 20)
 }
 
 impl<'a> Extractor<'a> {
@@ -46,7 +59,33 @@ impl<'a> Extractor<'a> {
             buf: vec![0u8; 1 << 20],
             userns: fsops::in_user_ns(),
             split: None,
+            written: 0,
+            next_space_check: SPACE_CHECK_EVERY,
         }
+    }
+
+    /// Count `n` bytes of file data; every SPACE_CHECK_EVERY bytes, fail
+    /// with ENOSPC if the filesystem is down to its reserve.
+    pub(super) fn account(&mut self, n: u64) -> Result<()> {
+        self.written += n;
+        if self.written < self.next_space_check {
+            return Ok(());
+        }
+        self.next_space_check = self.written + SPACE_CHECK_EVERY;
+        let st = rfs::fstatvfs(self.root.fd()).map_err(|e| fs_err(e, || "statvfs of the target".to_string()))?;
+        let (free, total) = (st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize);
+        let reserve = space_reserve(total);
+        if free < reserve {
+            return Err(Error::io(
+                format!(
+                    "unpacking stopped after {} MiB: less than {} MiB would be left free on the filesystem",
+                    self.written >> 20,
+                    reserve >> 20
+                ),
+                std::io::Error::from_raw_os_error(libc::ENOSPC),
+            ));
+        }
+        Ok(())
     }
 
     /// Returns (tar stream size, diff ID).
