@@ -210,11 +210,12 @@ def standin_tar(work: Path) -> Path:
 class Engine:
     """A daemon on a private socket, driven through the docker CLI."""
 
-    def __init__(self, kind: str, base: Path) -> None:
+    def __init__(self, kind: str, base: Path, host: str = "", cli: str = "docker") -> None:
         self.kind = kind
-        self.base = base
+        self.cli = cli
+        self.base = base  # its data, and the CLI's config
         self.sock = base / "engine.sock"
-        self.host = f"unix://{self.sock}"
+        self.host = host or f"unix://{self.sock}"  # given: a daemon started elsewhere
         self.proc: subprocess.Popen | None = None
 
     def env(self) -> dict[str, str]:
@@ -225,7 +226,7 @@ class Engine:
 
     def docker(self, *args: str, cwd: Path | None = None, check: bool = True,
                timeout: int = 300) -> subprocess.CompletedProcess:
-        r = subprocess.run(["docker", *args], env=self.env(), cwd=cwd, capture_output=True,
+        r = subprocess.run([self.cli, *args], env=self.env(), cwd=cwd, capture_output=True,
                            timeout=timeout)
         if check and r.returncode != 0:
             raise RuntimeError(f"{self.kind}: docker {' '.join(args)}: {r.stderr.decode()}")
@@ -326,7 +327,7 @@ def layer_tree(data: bytes) -> dict[str, tuple]:
 
 def image_view(engine: Engine, tag: str) -> dict[str, Any]:
     """The saved image: config fields, history and every layer's tree."""
-    r = subprocess.run(["docker", "save", tag], env=engine.env(), capture_output=True,
+    r = subprocess.run([engine.cli, "save", tag], env=engine.env(), capture_output=True,
                        check=True, timeout=300)
     with tarfile.open(fileobj=io.BytesIO(r.stdout)) as t:
         def read(name: str) -> bytes:

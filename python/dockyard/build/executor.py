@@ -770,6 +770,10 @@ class _Run:
         run_cfg["Env"] = list(rc.get("Env") or []) + allowed
         run_cfg["Healthcheck"] = {"Test": ["NONE"]}
         run_cfg["Image"] = st.image_id
+        if rc.get("WorkingDir"):
+            # dockerd cleans a container's working directory when it creates it
+            # (`WORKDIR /w/../v` runs in /v and makes no /w).
+            run_cfg["WorkingDir"] = _clean(rc["WorkingDir"])
         run_cfg["AttachStdout"] = run_cfg["AttachStderr"] = True
         hc = dict(self.opts.host_config)
         hc["LogConfig"] = {"Type": "none", "Config": {}}
