@@ -1,15 +1,19 @@
-"""openshift/imagebuilder's build conformance cases as a yardstick: build each
-case's Dockerfile with a reference dockerd (the classic builder) and with
-Dockyard, through the docker CLI with DOCKER_BUILDKIT=0, and compare the
-results as the suite does: the build's outcome (and error text), the image
-config, the history and every layer's file tree.
+"""Build conformance suites as a yardstick: openshift/imagebuilder's
+(`dockerclient/conformance_test.go`) and buildah's (`tests/conformance`).
+Each case's Dockerfile is built with a reference dockerd (the classic builder)
+and with Dockyard, through the docker CLI with DOCKER_BUILDKIT=0, and the
+results are compared as the suites do: the build's outcome (and error text),
+the image config, the history and every layer's file tree.
 
-The suite isn't vendored: give a git directory of openshift/imagebuilder (a
-clone or the `fetch` tool's mirror); its `dockerclient/testdata` is exported
-at the pinned commit and read as test input.
+The suites aren't vendored: give a git directory of the suite's repository (a
+clone or the `fetch` tool's mirror); its testdata is exported at the pinned
+commit and read as test input. buildah's case table is Go code: the runner
+reads the names, contexts, Dockerfiles (inline ones too) and build args out of
+it, and skips the cases that need its Go callbacks.
 
     python3 contrib/conformance/run.py --repo /work/.mirror/openshift+imagebuilder/repo
     python3 contrib/conformance/run.py --repo R -k copyfrom
+    python3 contrib/conformance/run.py --suite buildah --repo /work/.mirror/containers+buildah/repo
 
 Offline only: the images the Dockerfiles name are stood in for by one
 busybox-static rootfs, tagged as those names, where busybox can do what the
@@ -37,14 +41,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-PINNED = "035359d69d4e679c502aa124341ae87d5bc73f56"  # openshift/imagebuilder, 2026-05-07
-SUITE = "dockerclient/testdata"
+# suite -> (pinned commit, testdata directory)
+SUITES = {
+    "imagebuilder": ("035359d69d4e679c502aa124341ae87d5bc73f56",  # openshift/imagebuilder, 2026-05-07
+                     "dockerclient/testdata"),
+    "buildah": ("5b1b18eebdc249bf445fe58b6f3d82fa91f35cf7",  # containers/buildah, 2026-06-01
+                "tests/conformance/testdata"),
+}
 ROOT = Path(__file__).resolve().parents[2]
 
 # The names the Dockerfiles use that one busybox-static rootfs stands in for.
 STANDINS = ["mirror.gcr.io/busybox:latest", "mirror.gcr.io/alpine:latest",
             "mirror.gcr.io/debian:latest", "public.ecr.aws/docker/library/centos:7",
-            "public.ecr.aws/centos:latest", "busybox:latest"]
+            "public.ecr.aws/centos:latest", "quay.io/libpod/centos:7", "busybox:latest"]
 
 # A busybox image's accounts, plus the `lp` user CentOS has (copychown names it).
 PASSWD = """root:x:0:0:root:/root:/bin/sh
@@ -79,6 +88,8 @@ class Case:
     skip: str = ""  # why it can't run here
     known: str = ""  # why Dockyard differs from dockerd by design
     output: tuple[str, ...] = ()  # regexes both builds' output must match
+    contents: str | None = None  # the Dockerfile's text, written over `dockerfile`
+    lone_as: str = "Dockerfile"  # a lone Dockerfile's name in its context ("": its own)
 
 
 # TestConformanceInternal's cases (conformance_test.go), in its order and with its names.
@@ -174,6 +185,62 @@ EXTRA_CASES = [
 ]
 
 CASES = SUITE_CASES + EXTRA_CASES
+
+_GO_STR = r'"(?:[^"\\\n]|\\.)*"|`[^`]*`'
+
+
+def _go_string(lit: str) -> str:
+    if lit.startswith("`"):
+        return lit[1:-1]
+    return json.loads(lit.replace("\\'", "'"))
+
+
+def buildah_cases(go: str) -> list[Case]:
+    """The cases of buildah's `internalTestCases` table, read from its source."""
+    table = go[go.index("var internalTestCases = []testCase{"):]
+    cases = []
+    for block in re.findall(r"^\t\{\n(.*?)^\t\},?$", table, re.M | re.S):
+        def field(name: str) -> str:
+            m = re.search(rf"^\t\t{name}:\s+({_GO_STR})", block, re.M)
+            return _go_string(m.group(1)) if m else ""
+
+        def flag(name: str) -> bool:
+            return re.search(rf"^\t\t{name}:\s+true", block, re.M) is not None
+
+        name, context, dockerfile = field("name"), field("contextDir"), field("dockerfile")
+        contents = None
+        m = re.search(r"^\t\tdockerfileContents:\s+strings\.Join\(\[\]string\{\n(.*?)^\t\t\}, \"\\n\"\)",
+                      block, re.M | re.S)
+        if m:
+            lines = []
+            for item in re.finditer(rf"^\t\t\t(fmt\.Sprintf\()?({_GO_STR})", m.group(1), re.M):
+                text = _go_string(item.group(2))
+                # A Sprintf'd line is a comment with a number in it: a comment still.
+                lines.append("#" if item.group(1) else text)
+            contents = "\n".join(lines)
+        elif re.search(r"^\t\tdockerfileContents:", block, re.M):
+            contents = ""  # a form not read here
+        args = {}
+        m = re.search(r"^\t\tbuildArgs:\s+map\[string\]string\{(.*?)\}", block, re.M | re.S)
+        if m:
+            for k, v in re.findall(rf"({_GO_STR}):\s*({_GO_STR})", m.group(1)):
+                args[_go_string(k)] = _go_string(v)
+        skip = ""
+        if flag("withoutDocker"):
+            skip = "buildah-only feature (withoutDocker)"
+        elif flag("dockerUseBuildKit") or "dockerBuilderVersion:" in block:
+            skip = "compared with BuildKit by the suite (dockerUseBuildKit)"
+        elif "tweakContextDir:" in block:
+            skip = "its context is set up by Go code in the test (tweakContextDir)"
+        elif "transientMounts:" in block:
+            skip = "needs buildah's transient mounts"
+        elif contents == "":
+            skip = "inline Dockerfile in a form this runner doesn't read"
+        if any(c.name == name for c in cases):  # a few names are used twice
+            name = f"{name} #{sum(c.name.startswith(name) for c in cases) + 1}"
+        cases.append(Case(name, context or None, dockerfile or "Dockerfile", args, skip,
+                          contents=contents, lone_as=""))
+    return cases
 
 CONFIG_FIELDS = ["Cmd", "Entrypoint", "Env", "ExposedPorts", "Labels", "User", "WorkingDir",
                  "Volumes", "StopSignal", "Healthcheck", "Shell", "OnBuild", "ArgsEscaped"]
@@ -403,31 +470,89 @@ def compare_builds(ref: Engine, ours: Engine, context: Path, dockerfile: str,
 
 
 def case_context(testdata: Path, case: Case, work: Path) -> tuple[Path, str]:
-    """The directory to send and the Dockerfile's name in it (as the suite lays them out:
-    a lone Dockerfile goes into an empty directory as `Dockerfile`)."""
-    if case.context is not None:
+    """The directory to send and the Dockerfile's name in it, as the suite lays
+    them out: a lone Dockerfile goes into an empty directory (imagebuilder names
+    it `Dockerfile`), an inline one is written into a copy of the context."""
+    if case.context is not None and case.contents is None:
         return testdata / case.context, case.dockerfile
     d = work / "ctx" / re.sub(r"\W+", "-", case.name)
-    d.mkdir(parents=True, exist_ok=True)
-    shutil.copy(testdata / case.dockerfile, d / "Dockerfile")
-    return d, "Dockerfile"
+    if d.exists():
+        shutil.rmtree(d)
+    if case.context is not None:
+        shutil.copytree(testdata / case.context, d, symlinks=True)
+    else:
+        d.mkdir(parents=True)
+    name = case.dockerfile
+    if case.context is None and (testdata / case.dockerfile).is_file():
+        name = case.lone_as or Path(case.dockerfile).name
+        shutil.copy(testdata / case.dockerfile, d / name)
+    if case.contents is not None:
+        name = Path(case.dockerfile).name if case.context is None else case.dockerfile
+        (d / name).write_text(case.contents)
+    return d, name
+
+
+def bases(dockerfile: str) -> list[str]:
+    """The images a Dockerfile names (FROM, COPY --from) that aren't its stages."""
+    stages: set[str] = set()
+    out = []
+    text = re.sub(r"\\\n", " ", dockerfile)
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        op = words[0].upper()
+        if op == "FROM":
+            rest = [w for w in words[1:] if not w.startswith("--")]
+            if rest and rest[0].lower() not in stages:
+                out.append(rest[0])
+            if len(rest) >= 3 and rest[1].upper() == "AS":
+                stages.add(rest[2].lower())
+        elif op in ("COPY", "ADD"):
+            for w in words[1:]:
+                if w.startswith("--from="):
+                    ref = w.split("=", 1)[1]
+                    if ref.lower() not in stages and not ref.isdigit():
+                        out.append(ref)
+    return out
+
+
+def offline_skip(dockerfile: str) -> str:
+    """Why a Dockerfile can't build offline here ("": it can)."""
+    if re.search(r"(?im)^\s*ADD\s.*\bhttps?://", dockerfile):
+        return "ADD from a URL: needs the network"
+    known = {n.removesuffix(":latest") for n in STANDINS} | set(STANDINS) | {"scratch"}
+    for b in bases(dockerfile):
+        if "$" not in b and b not in known:
+            return f"needs {b}: not offline"
+    return ""
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repo", required=True, help="a git directory of openshift/imagebuilder")
-    ap.add_argument("--commit", default=PINNED)
+    ap.add_argument("--suite", choices=sorted(SUITES), default="imagebuilder")
+    ap.add_argument("--repo", required=True, help="a git directory of the suite's repository")
+    ap.add_argument("--commit", default=None, help="default: the pinned one")
     ap.add_argument("-k", default=None, help="only the cases whose name contains this")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="conform-", dir="/var/tmp"))
     engines: list[Engine] = []
     table: dict[str, dict[str, Any]] = {}
     try:
-        archive = subprocess.run(["git", "--git-dir", a.repo, "archive", a.commit, SUITE],
+        commit, suite = SUITES[a.suite]
+        commit = a.commit or commit
+        archive = subprocess.run(["git", "--git-dir", a.repo, "archive", commit, suite],
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
-        testdata = work / SUITE
+        testdata = work / suite
+        if a.suite == "buildah":
+            go = subprocess.run(["git", "--git-dir", a.repo, "show",
+                                 f"{commit}:tests/conformance/conformance_test.go"],
+                                capture_output=True, check=True, text=True).stdout
+            cases = buildah_cases(go)
+        else:
+            cases = CASES
         tar = standin_tar(work / "standin")
         for kind in ("dockerd", "dockyard"):
             (work / kind).mkdir()
@@ -438,13 +563,19 @@ def main() -> None:
             for name in STANDINS[1:]:
                 e.docker("tag", STANDINS[0], name)
         ref, ours = engines
-        for i, case in enumerate(CASES):
+        for i, case in enumerate(cases):
             if a.k and a.k not in case.name:
                 continue
-            if case.skip:
-                table[case.name] = {"result": "skipped", "why": case.skip}
+            context, dockerfile = (None, "") if case.skip else \
+                case_context(testdata, case, work)
+            skip = case.skip
+            if not skip and context is not None:
+                df = context / dockerfile
+                skip = offline_skip(df.read_text()) if df.is_file() else ""
+            if skip:
+                table[case.name] = {"result": "skipped", "why": skip}
             else:
-                context, dockerfile = case_context(testdata, case, work)
+                assert context is not None
                 outcome, diffs = compare_builds(ref, ours, context, dockerfile, case.args,
                                                 f"conformance-{i}", case.output)
                 result = "match" if not diffs else "known" if case.known else "differs"
