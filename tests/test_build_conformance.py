@@ -100,8 +100,10 @@ WORKDIR /tmp/
                                               "WORKDIR /w/../v\nRUN pwd > /tmp/pwd\n"},
                      {"BAR": "first"}),
     # volume/, volumerun/, Dockerfile.volumeexists
-    "volume": ({"Dockerfile": BUSYBOX + "ADD file /var/www/\nVOLUME /var/www\nADD file2 /var/www/\n"
-                                        "RUN touch /var/www/f3 && mkdir -p /srv/v && chown 1:1 /srv/v\n"
+    "volume": ({"Dockerfile": BUSYBOX + "ADD file /var/www/\nVOLUME /var/www\n"
+                                        "ADD file2 /var/www/\n"
+                                        "RUN touch /var/www/f3 && mkdir -p /srv/v && "
+                                        "chown 1:1 /srv/v\n"
                                         "VOLUME /srv/v\nRUN touch /srv/v/emptyfile\n",
                 "file": "file", "file2": "file2"}, {}),
     # wildcard/, add/
