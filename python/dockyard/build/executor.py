@@ -631,12 +631,11 @@ class _Run:
     # --- WORKDIR ---------------------------------------------------------------------
     def workdir(self, st: _State, cmd: WorkdirInstruction) -> None:
         rc = st.run_config
+        # As dockerd: an absolute path is kept as written (`/tmp/` stays so in the
+        # config and history), a relative one is joined to the current and cleaned.
         path = cmd.path
         if not path.startswith("/"):
-            path = os.path.join(rc.get("WorkingDir") or "/", path)
-        path = os.path.normpath(path)
-        if path.startswith("//"):
-            path = path[1:]
+            path = _clean(os.path.join("/", rc.get("WorkingDir") or "/", path))
         rc["WorkingDir"] = path
         comment = f"WORKDIR {path}"
         probe_cfg = self.with_cmd(st, ["/bin/sh", "-c", "#(nop) " + comment])
@@ -646,7 +645,8 @@ class _Run:
         self.out.stream(f" ---> Running in {truncate_id(cid)}\n")
         diff = None
         if st.image_id:
-            diff = self.layer_from_dir(st, lambda root: _mkdir_in(root, path, rc.get("User")))
+            diff = self.layer_from_dir(st, lambda root: _mkdir_in(root, _clean(path),
+                                                                  rc.get("User")))
         cc = self.as_created(st, probe_cfg, cid)
         self.commit(st, cid, cc, diff, cache_cfg=probe_cfg)
         self.removing(cid)
@@ -823,6 +823,10 @@ class _Run:
         run_cfg["Env"] = list(rc.get("Env") or []) + allowed
         run_cfg["Healthcheck"] = {"Test": ["NONE"]}
         run_cfg["Image"] = st.image_id
+        if rc.get("WorkingDir"):
+            # dockerd cleans a container's working directory when it creates it
+            # (`WORKDIR /w/../v` runs in /v and makes no /w).
+            run_cfg["WorkingDir"] = _clean(rc["WorkingDir"])
         run_cfg["AttachStdout"] = run_cfg["AttachStderr"] = True
         hc = dict(self.opts.host_config)
         hc["LogConfig"] = {"Type": "none", "Config": {}}
@@ -1031,6 +1035,12 @@ def _port_specs(spec: str) -> list[str]:
     hi = int(m.group(2) or lo)
     proto = (m.group(3) or "tcp").lower()
     return [f"{p}/{proto}" for p in range(lo, hi + 1)]
+
+
+def _clean(path: str) -> str:
+    """Go's path.Clean of an absolute path (POSIX normpath keeps a leading `//`)."""
+    path = os.path.normpath(path)
+    return path[1:] if path.startswith("//") else path
 
 
 def _mkdir_in(root: str, path: str, user: Optional[str]) -> None:
