@@ -73,6 +73,8 @@ class Engine:
                                            default_ulimits=default_ulimits,
                                            exec_driver=exec_driver, network=self.networks,
                                            volumes=self.volumes, log_config=log_config)
+        self.driver.unmount_stale({c.id for c in self.containers.all()
+                                   if c.state.get("Running") or c.state.get("Prepared")})
         self.layers.gc(keep=self._container_layer_ids())
         self._lock = threading.RLock()
         self._builds: BuildService | None = None

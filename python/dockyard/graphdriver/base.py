@@ -30,6 +30,7 @@ from typing import IO, Any, Iterable
 from .. import _core
 from ..errors import NotFound, StorageDriverError
 from . import changes as _changes
+from .mounts import mounts_under
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 RW_MARKS = ".rw"
@@ -198,6 +199,21 @@ class GraphDriver(ABC):
 
     def _unmount(self, id: str) -> None:
         pass
+
+    def unmount_stale(self, keep: set[str]) -> None:
+        """At start, before anything mounts: unmount what a killed daemon left
+        mounted under the driver (a build's or commit's layer, an image
+        mounted for COPY --from), except the rootfs of containers that may
+        still run (`keep`), which recovery adopts. Removing a layer directory
+        with a mount inside would otherwise delete through the mount."""
+        for m in mounts_under(self.home):
+            rel = os.path.relpath(m, self.home).split(os.sep)
+            if rel[0] in keep:
+                continue
+            try:
+                _core.unmount(m, detach=True)
+            except Exception:  # noqa: BLE001 - gone meanwhile
+                pass
 
     def _unmount_all(self, id: str) -> None:
         if self._refs.get(id):
