@@ -44,6 +44,9 @@ EXCLUDED = [
     ("POST", "/networks/{id}/connect"), ("POST", "/networks/{id}/disconnect"),
     # answer 503 by design, as a dockerd in no swarm does
     ("POST", "/swarm/leave"), ("POST", "/swarm/init"), ("POST", "/swarm/join"), *SWARM_ROUTES,
+    # answer 501 by design, as a dockerd without experimental features does
+    ("GET", "/containers/{id}/checkpoints"), ("POST", "/containers/{id}/checkpoints"),
+    ("DELETE", "/containers/{id}/checkpoints/{checkpoint}"),
 ]
 
 

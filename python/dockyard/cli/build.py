@@ -356,7 +356,9 @@ def usage(prog: str) -> str:
     kinds = {"b": "", "s": " string", "l": " list", "c": " strings", "i": " int",
              "m": " bytes", "w": " bytes", "u": " ulimit"}
     lines = []
-    hidden = HIDDEN | ({"squash"} if _daemon_experimental() is False else set())
+    from .common import daemon_experimental
+
+    hidden = HIDDEN | ({"squash"} if daemon_experimental() is False else set())
     for spellings, key, kind, help in FLAGS:
         if key in hidden:
             continue
@@ -846,22 +848,10 @@ def _messages(resp: Any) -> Iterator[dict[str, Any]]:
             yield m
 
 
-def _daemon_experimental() -> bool | None:
-    """Whether the daemon runs with experimental features (None when it
-    can't be asked: docker then shows and allows what needs them)."""
-    from .client import ConnectError
-    from .common import client
-
-    try:
-        r = client().request("GET", "/_ping", check=False)
-    except ConnectError:
-        return None
-    r.close()
-    return r.headers.get("docker-experimental", "").lower() == "true"
-
-
 def _require_experimental() -> None:
-    if _daemon_experimental() is False:
+    from .common import daemon_experimental
+
+    if daemon_experimental() is False:
         raise Failure('"--squash" is only supported on a Docker daemon with experimental '
                       "features enabled")
 

@@ -174,3 +174,16 @@ def call(fn: Callable[[], Any], code: int = 1) -> Any:
 
 def host_for_display() -> str:
     return client().host
+
+
+def daemon_experimental() -> bool | None:
+    """Whether the daemon runs with experimental features (None when it
+    can't be asked: docker then shows and allows what needs them)."""
+    from .client import ConnectError
+
+    try:
+        r = client().request("GET", "/_ping", check=False)
+    except ConnectError:
+        return None
+    r.close()
+    return r.headers.get("docker-experimental", "").lower() == "true"

@@ -128,6 +128,12 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ("GET", "/version"): {"summary": "Versions of the engine and its API"},
     ("GET", "/info"): {"summary": "System-wide information"},
     ("GET", "/system/df"): {"summary": "Disk usage"},
+    ("GET", "/containers/{id}/checkpoints"): {
+        "summary": "Checkpoints (experimental in dockerd: 501 here)", "status": "501"},
+    ("POST", "/containers/{id}/checkpoints"): {
+        "summary": "Create a checkpoint (experimental in dockerd: 501 here)", "status": "501"},
+    ("DELETE", "/containers/{id}/checkpoints/{checkpoint}"): {
+        "summary": "Remove a checkpoint (experimental in dockerd: 501 here)", "status": "501"},
     ("GET", "/system/check"): {"summary": "Check the store, containers and volumes (Dockyard's)",
                                "parameters": [q("verify", _BOOL), q("grace", _STR)]},
     ("POST", "/system/check"): {"summary": "Check, and repair what belongs to nothing",

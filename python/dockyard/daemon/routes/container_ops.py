@@ -240,3 +240,4 @@ def register(r: Any) -> None:
     r.add("GET", "/containers/{id}/archive", archive_get)
     r.add("PUT", "/containers/{id}/archive", archive_put)
     r.add("POST", "/commit", commit)
+

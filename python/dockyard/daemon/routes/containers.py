@@ -14,6 +14,7 @@ from ...containers.model import Container
 from ...containers.service import ContainerService
 from ...errors import InvalidParameter, NotFound
 from ...imageconfig import parse_time
+from ..errors import error_response
 from ..views import HOSTCONFIG_DEFAULTS, container_inspect, container_summary
 from . import (blocking, container_service as svc, exec_store, go_fields, json_body,
                json_response, monitor, qbool, qint)
@@ -310,6 +311,13 @@ async def prune(request: web.Request) -> web.Response:
     return json_response(out)
 
 
+async def checkpoints(request: web.Request) -> web.Response:
+    """Checkpoints (CRIU) are experimental in dockerd: this daemon answers as
+    one running without experimental features."""
+    return error_response(501, "This experimental feature is disabled by default. Start the "
+                               "Docker daemon in experimental mode in order to enable it.")
+
+
 def register(r: Any) -> None:
     r.add("POST", "/containers/create", create)
     r.add("GET", "/containers/json", list_containers)
@@ -317,4 +325,8 @@ def register(r: Any) -> None:
     # a link's name `<parent>/<alias>` names its target (as dockerd's {name:.*})
     r.add("GET", "/containers/{id:.+}/json", inspect_container)
     r.add("POST", "/containers/{id}/rename", rename)
+    r.add("GET", "/containers/{id}/checkpoints", checkpoints)
+    r.add("POST", "/containers/{id}/checkpoints", checkpoints)
+    # before the removal's catch-all
+    r.add("DELETE", "/containers/{id}/checkpoints/{checkpoint}", checkpoints)
     r.add("DELETE", "/containers/{id:.+}", remove)
