@@ -17,8 +17,10 @@ builds sequentially (its sources are chosen by the first hit, in order).
 
 Unneeded stages: dockerd 20.10 builds and prints every stage up to the
 target, and the docker CLI, docker-compose and docker-py read that stream,
-so by default they are built too, beside the others, off the target's
-critical path (the stream is dockerd's). With
+so by default they are built too (the stream is dockerd's), beside the
+others, the target's own stages getting the free workers first: they cost
+wall time only where they take longer than the target's chain, which must
+wait for them to be printed before it. With
 `DOCKYARD_BUILD_SKIP_UNUSED_STAGES=1` in the daemon's environment they are
 skipped, as BuildKit does: no Step lines and no `aux` ID for them, M of
 `Step N/M` counts only the stages built (numbered consecutively), a
@@ -348,6 +350,10 @@ class _Run:
         printed yet always runs (whatever the limit), so a stage waiting on
         an earlier one never waits forever."""
         hard = self.df.stage_deps(self.opts.target, self.opts.build_args)
+        # The target's own stages first when workers are short.
+        needed = {s.index for s in self.df.needed_stages(self.opts.target,
+                                                         self.opts.build_args)}
+        order = sorted(stages, key=lambda s: (s.index not in needed, s.index))
         prefixes = _shared_prefixes(stages, self.df.base_names(self.opts.target,
                                                                 self.opts.build_args))
         first_step: dict[int, int] = {}
@@ -388,10 +394,8 @@ class _Run:
                         failed = min(errors)
                         stop = [w for i, w in workers.items() if i > failed]
                     busy = len(workers) - len(finished)
-                    for s in stages[head:]:
-                        if failed is not None and s.index > failed:
-                            break
-                        if s.index in workers:
+                    for s in [stages[head], *order]:
+                        if s.index in workers or (failed is not None and s.index > failed):
                             continue
                         p = prefixes.get(s.index)
                         ready = hard.get(s.index, set()) <= sh.images.keys() and \
