@@ -237,3 +237,21 @@ def test_skip_unused_stages_opt_in(skipd):
         "RUN echo one > /one && echo one-out", "RUN echo two > /two",
         "FROM two AS twoplus", "ARG extra=x", "RUN echo $extra > /extra"]
     assert json.loads(body.split(b"\r\n")[0])["stream"].startswith("Step 1/8")
+
+
+def test_trigger_reading_a_stage_waits_for_it(bbd, ref):
+    # An ONBUILD COPY --from names a stage no FROM or COPY line of the child
+    # reads: the child starts beside that stage and waits for it at the step.
+    token = uuid.uuid4().hex
+    df = f"""FROM busybox AS base
+RUN sleep 1; echo {token} > /b
+FROM busybox AS trig
+ONBUILD COPY --from=base /b /from-trigger
+FROM trig
+RUN cat /from-trigger
+"""
+    ctx = context_tar({"Dockerfile": df})
+    ours = post_build(bbd.host, ctx, "nocache=1")
+    theirs = post_build(ref.host, ctx, "nocache=1")
+    assert normalized(ours[2]) == normalized(theirs[2])
+    assert f'{{"stream":"{token}\\n"}}'.encode() in ours[2]
