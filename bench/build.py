@@ -99,6 +99,28 @@ def measure(e: Engine, ctxs: dict[str, Path], cases: list[str]) -> dict[str, flo
     return res
 
 
+def stages_side_by_side(e: Engine, ctx: Path, work: Path, disk: str) -> tuple[float, float]:
+    """The stages case on `e` and on a second Dockyard building one stage
+    after the other (DOCKYARD_BUILD_JOBS=1), their builds alternated so that
+    both see the same load; the medians (parallel, sequential)."""
+    os.environ["DOCKYARD_BUILD_JOBS"] = "1"
+    try:
+        seq = Engine("dockyard", work, disk=disk)
+    finally:
+        del os.environ["DOCKYARD_BUILD_JOBS"]
+    times: dict[str, list[float]] = {"par": [], "seq": []}
+    try:
+        for i in range(RUNS + 1):
+            pair = [("par", e), ("seq", seq)]
+            for key, eng in pair if i % 2 else pair[::-1]:
+                times[key].append(build(eng, ctx, "--no-cache", "-t", "b-stages"))
+                eng.docker("image", "prune", "-f")
+                subprocess.run(["sync"], check=True)
+    finally:
+        seq.close()
+    return median(times["par"][1:]), median(times["seq"][1:])
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dy-bench-build-"))
     ctxs = contexts(work)
@@ -109,18 +131,15 @@ def main() -> None:
                 continue
             e = Engine(kind, work, disk=disk)
             try:
-                res.setdefault(disk, {})[kind] = measure(e, ctxs, CASES)
-            finally:
-                e.close()
-        if "stages" in CASES:
-            # The same daemon building one stage after the other.
-            os.environ["DOCKYARD_BUILD_JOBS"] = "1"
-            try:
-                e = Engine("dockyard", work, disk=disk)
-            finally:
-                del os.environ["DOCKYARD_BUILD_JOBS"]
-            try:
-                res[disk]["dockyard_sequential"] = measure(e, ctxs, ["stages"])
+                by = res.setdefault(disk, {})
+                if kind == "dockerd":
+                    by[kind] = measure(e, ctxs, CASES)
+                    continue
+                by[kind] = measure(e, ctxs, [c for c in CASES if c != "stages"])
+                if "stages" in CASES:
+                    par, seq = stages_side_by_side(e, ctxs["stages"], work, disk)
+                    by[kind]["stages"] = par
+                    by["dockyard_sequential"] = {"stages": seq}
             finally:
                 e.close()
     shutil.rmtree(work, ignore_errors=True)
