@@ -4,7 +4,13 @@ on both engines), on the root disk first and on a fresh ext4 second:
 - 25 metadata instructions (ENV, LABEL, CMD, EXPOSE, ...), --no-cache;
 - 50 RUN steps, --no-cache;
 - COPY of a 10 000-file context, --no-cache;
-- the same build again with the cache: every step a hit.
+- the same build again with the cache: every step a hit;
+- three independent stages of 4 RUN steps each (writing files) and a final
+  stage copying from each, --no-cache: stages in parallel, against dockerd and
+  against Dockyard building one stage after the other (DOCKYARD_BUILD_JOBS=1).
+
+BENCH_BUILD_CASES picks cases (metadata,run50,copy,copy_cached,stages; all
+by default).
 """
 
 from __future__ import annotations
@@ -27,11 +33,18 @@ METADATA = "FROM busybox\n" + "".join(
      f"WORKDIR /w{i}\n", f'CMD ["echo", "{i}"]\n')[i % 5] for i in range(25))
 RUNS50 = "FROM busybox\n" + "".join(f"RUN echo {i} > /f{i}\n" for i in range(50))
 COPY = "FROM busybox\nCOPY data /data\n"
+STAGES = "".join(
+    f"FROM busybox AS s{s}\n" + "".join(
+        f"RUN mkdir -p /out/{r} && for i in $(seq 1 200); do echo {s}-{r}-$i > /out/{r}/f$i; done\n"
+        for r in range(4)) for s in range(3)
+) + "FROM busybox\n" + "".join(f"COPY --from=s{s} /out /s{s}\n" for s in range(3))
+CASES = os.environ.get("BENCH_BUILD_CASES", "metadata,run50,copy,copy_cached,stages").split(",")
 
 
 def contexts(work: Path) -> dict[str, Path]:
     out = {}
-    for name, dockerfile in (("metadata", METADATA), ("run50", RUNS50), ("copy", COPY)):
+    for name, dockerfile in (("metadata", METADATA), ("run50", RUNS50), ("copy", COPY),
+                             ("stages", STAGES)):
         d = work / f"ctx-{name}"
         d.mkdir()
         (d / "Dockerfile").write_text(dockerfile)
@@ -61,15 +74,22 @@ def build(e: Engine, ctx: Path, *args: str, cli: str = "docker") -> float:
     return time.perf_counter() - t
 
 
-def measure(e: Engine, ctxs: dict[str, Path]) -> dict[str, float]:
+def no_cache(e: Engine, ctx: Path, name: str) -> float:
+    times = []
+    for i in range(RUNS + 1):
+        times.append(build(e, ctx, "--no-cache", "-t", f"b-{name}"))
+        e.docker("image", "prune", "-f")
+        subprocess.run(["sync"], check=True)
+    return median(times[1:])
+
+
+def measure(e: Engine, ctxs: dict[str, Path], cases: list[str]) -> dict[str, float]:
     res = {}
-    for name in ("metadata", "run50", "copy"):
-        times = []
-        for i in range(RUNS + 1):
-            times.append(build(e, ctxs[name], "--no-cache", "-t", f"b-{name}"))
-            e.docker("image", "prune", "-f")
-            subprocess.run(["sync"], check=True)
-        res[name] = median(times[1:])
+    for name in ("metadata", "run50", "copy", "stages"):
+        if name in cases:
+            res[name] = no_cache(e, ctxs[name], name)
+    if "copy_cached" not in cases:
+        return res
     build(e, ctxs["copy"], "-t", "b-copy")  # the cache to hit
     res["copy_cached"] = median([build(e, ctxs["copy"], "-t", "b-copy")
                                  for _ in range(RUNS)])
@@ -77,6 +97,28 @@ def measure(e: Engine, ctxs: dict[str, Path]) -> dict[str, float]:
         res["copy_cached_2010"] = median([build(e, ctxs["copy"], "-t", "b-copy", cli=DEBIAN_CLI)
                                           for _ in range(RUNS)])
     return res
+
+
+def stages_side_by_side(e: Engine, ctx: Path, work: Path, disk: str) -> tuple[float, float]:
+    """The stages case on `e` and on a second Dockyard building one stage
+    after the other (DOCKYARD_BUILD_JOBS=1), their builds alternated so that
+    both see the same load; the medians (parallel, sequential)."""
+    os.environ["DOCKYARD_BUILD_JOBS"] = "1"
+    try:
+        seq = Engine("dockyard", work, disk=disk)
+    finally:
+        del os.environ["DOCKYARD_BUILD_JOBS"]
+    times: dict[str, list[float]] = {"par": [], "seq": []}
+    try:
+        for i in range(RUNS + 1):
+            pair = [("par", e), ("seq", seq)]
+            for key, eng in pair if i % 2 else pair[::-1]:
+                times[key].append(build(eng, ctx, "--no-cache", "-t", "b-stages"))
+                eng.docker("image", "prune", "-f")
+                subprocess.run(["sync"], check=True)
+    finally:
+        seq.close()
+    return median(times["par"][1:]), median(times["seq"][1:])
 
 
 def main() -> None:
@@ -89,20 +131,35 @@ def main() -> None:
                 continue
             e = Engine(kind, work, disk=disk)
             try:
-                res.setdefault(disk, {})[kind] = measure(e, ctxs)
+                by = res.setdefault(disk, {})
+                if kind == "dockerd":
+                    by[kind] = measure(e, ctxs, CASES)
+                    continue
+                by[kind] = measure(e, ctxs, [c for c in CASES if c != "stages"])
+                if "stages" in CASES:
+                    par, seq = stages_side_by_side(e, ctxs["stages"], work, disk)
+                    by[kind]["stages"] = par
+                    by["dockyard_sequential"] = {"stages": seq}
             finally:
                 e.close()
     shutil.rmtree(work, ignore_errors=True)
     for disk, by in res.items():
         d, r = by["dockyard"], by.get("dockerd", {})
+        seq = by.get("dockyard_sequential", {})
         where = "the root disk" if disk == "root" else "a fresh ext4"
-        table(f"docker build (classic builder, docker CLI), median of {RUNS}, on {where}", [
-            ("25 metadata instructions", d["metadata"], r.get("metadata", 0.0), "dockerd"),
-            ("50 RUN steps", d["run50"], r.get("run50", 0.0), "dockerd"),
-            ("COPY of 10 000 files", d["copy"], r.get("copy", 0.0), "dockerd"),
-            ("the same, all cached", d["copy_cached"], r.get("copy_cached", 0.0), "dockerd"),
-        ] + ([("the same, all cached, Debian's docker 20.10 CLI", d["copy_cached_2010"],
-               r.get("copy_cached_2010", 0.0), "dockerd")] if "copy_cached_2010" in d else []))
+        rows = [
+            ("25 metadata instructions", "metadata", r, "dockerd"),
+            ("50 RUN steps", "run50", r, "dockerd"),
+            ("COPY of 10 000 files", "copy", r, "dockerd"),
+            ("the same, all cached", "copy_cached", r, "dockerd"),
+            ("the same, all cached, Debian's docker 20.10 CLI", "copy_cached_2010", r,
+             "dockerd"),
+            ("3 independent stages of 4 RUN + final COPY", "stages", r, "dockerd"),
+            ("the same", "stages", seq, "dockyard, one stage at a time"),
+        ]
+        table(f"docker build (classic builder, docker CLI), median of {RUNS}, on {where}",
+              [(what, d[key], ref.get(key, 0.0), name) for what, key, ref, name in rows
+               if key in d])
     save("build", res)  # type: ignore[arg-type]
 
 

@@ -2,6 +2,31 @@
 to the target, one image per step with its parent link, dockerd's configs,
 history and output stream.
 
+Stages that don't read each other (FROM <stage>, COPY --from=<stage|index>,
+after meta-ARG expansion: `Dockerfile.stage_deps`) build at the same time in
+worker threads (`DOCKYARD_BUILD_JOBS`, default a few; 1 builds one stage
+after the other). The client still reads dockerd's sequence in file order:
+each stage's messages are held (`StageOutput`) until every earlier stage is
+out, the stage at the head streams live, Step numbers are fixed in advance.
+A stage whose first instructions repeat an earlier stage's on the same base
+waits step by step for that stage, so its cache hits (and so the image IDs
+and the `Using cache` lines) are those of a sequential build. A failing stage
+reports at its place in the order (the earlier stages finish and print
+first); the later ones are stopped, their containers removed. `cachefrom`
+builds sequentially (its sources are chosen by the first hit, in order).
+
+Unneeded stages: dockerd 20.10 builds and prints every stage up to the
+target, and the docker CLI, docker-compose and docker-py read that stream,
+so by default they are built too (the stream is dockerd's), beside the
+others, the target's own stages getting the free workers first: they cost
+wall time only where they take longer than the target's chain, which must
+wait for them to be printed before it. With
+`DOCKYARD_BUILD_SKIP_UNUSED_STAGES=1` in the daemon's environment they are
+skipped, as BuildKit does: no Step lines and no `aux` ID for them, M of
+`Step N/M` counts only the stages built (numbered consecutively), a
+duplicate stage name fails before the first stage; the unused build-arg
+warning still counts their ARGs as consumed.
+
 Metadata instructions (ENV, LABEL, CMD, ...) derive the next config and
 record an image without a container or a layer; RUN runs a container from
 the current image and commits its diff; WORKDIR and COPY/ADD write a layer
@@ -49,13 +74,28 @@ from .dockerfile import (
 )
 from .dockerfile.parser import chomp_heredoc_content, parse_heredoc
 from .dockerfile.shell import go_quote
-from .output import BuildOutput, StepFailed
+from .output import BuildOutput, StageOutput, StepFailed
 
 __all__ = ["BuildOptions", "Builder", "StepFailed", "check_platform", "parse_tag"]
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 HOST_PLATFORM = "linux/amd64"
+JOBS_ENV = "DOCKYARD_BUILD_JOBS"
+SKIP_UNUSED_ENV = "DOCKYARD_BUILD_SKIP_UNUSED_STAGES"
+
+
+def default_jobs() -> int:
+    """How many stages build at once: `DOCKYARD_BUILD_JOBS`, else one more
+    than the cores (a stage waits on I/O and containers), at most 4."""
+    try:
+        return max(1, int(os.environ.get(JOBS_ENV, "")))
+    except ValueError:
+        return min(4, (os.cpu_count() or 1) + 1)
+
+
+def default_skip_unused() -> bool:
+    return os.environ.get(SKIP_UNUSED_ENV, "").lower() in ("1", "true", "yes")
 
 #: Pulls an image for FROM: (name, progress callback, platform, the request's
 #: registry credentials by registry as X-Registry-Config sends them) -> image.
@@ -82,6 +122,11 @@ class BuildOptions:
     build_id: str = ""
     #: What every RUN container gets (NetworkMode, ExtraHosts, ShmSize, Memory, ...).
     host_config: dict[str, Any] = field(default_factory=dict)
+    #: Stages built at once (1: in file order, one after the other).
+    jobs: int = field(default_factory=default_jobs)
+    #: Skip the stages the target does not need (BuildKit's way; the stream
+    #: then differs from dockerd's, see the module's docstring).
+    skip_unused: bool = field(default_factory=default_skip_unused)
 
 
 @dataclass
@@ -115,19 +160,15 @@ class Builder:
         self.scratch = scratch or store.tmp
         self.inflight = Inflight(store.db)
         self.cancelled = threading.Event()
-        #: The RUN container running now, which `cancel` kills.
-        self.running: Optional[str] = None
+        #: The RUN containers running now (one a stage), which `cancel` kills.
+        self.running: set[str] = set()
 
     def cancel(self) -> None:
-        """Stop the build: the running step's container is killed, no
+        """Stop the build: the running steps' containers are killed, no
         further step starts."""
         self.cancelled.set()
-        cid = self.running
-        if cid:
-            try:
-                self.containers.kill(cid, "SIGKILL")
-            except DockyardError:
-                pass
+        for cid in list(self.running):
+            _kill(self.containers, cid)
 
     # --- the whole build ----------------------------------------------------------
     def build(self, dockerfile: Dockerfile, context: Optional[BuildContext], opts: BuildOptions,
@@ -137,6 +178,8 @@ class Builder:
         tags = [parse_tag(t) for t in opts.tags]
         dockerfile = dockerfile.with_labels(opts.labels, opts.target)
         stages = dockerfile.stages_up_to(opts.target)
+        if opts.skip_unused:
+            stages = dockerfile.needed_stages(opts.target, opts.build_args)
         run = _Run(self, dockerfile, context, opts, out)
         image_id = run.all(stages)
         warning = run.build_args.unused_warning()
@@ -153,6 +196,13 @@ class Builder:
             for ref in tags:
                 out.stream(f"Successfully tagged {reference.familiar_string(ref)}\n")
         return image_id
+
+
+def _kill(containers: ContainerService, cid: str) -> None:
+    try:
+        containers.kill(cid, "SIGKILL")
+    except DockyardError:
+        pass
 
 
 def parse_tag(t: str) -> reference.Reference:
@@ -181,8 +231,24 @@ def check_platform(p: str) -> None:
                                "builds here")
 
 
+class _Shared:
+    """What the stages of one build share, under `cond`."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        #: The stages this build builds (by index).
+        self.built: set[int] = set()
+        #: The image of each finished stage.
+        self.images: dict[int, str] = {}
+        #: Steps done by each stage being built (0: its FROM).
+        self.progress: dict[int, int] = {}
+        self.context_sums: Optional[copyfiles.ContextSums] = None
+
+
 class _Run:
-    """The dispatch loop of one build (dockerd's dispatchDockerfileWithCancellation)."""
+    """The dispatch loop of one build (dockerd's dispatchDockerfileWithCancellation).
+    A stage built beside others gets a copy of its own (`worker`): its output,
+    step numbers, build args and cancellation."""
 
     def __init__(self, b: Builder, df: Dockerfile, context: Optional[BuildContext],
                  opts: BuildOptions,
@@ -190,15 +256,21 @@ class _Run:
         self.b = b
         self.df = df
         self.context = context
-        self._context_sums: Optional[copyfiles.ContextSums] = None
         self.opts = opts
         self.out = out
         self.lex = df.lex()
         self.build_args = BuildArgs(opts.build_args)
         self.total = df.total_steps(opts.target)
         self.index = 0
-        self.stage_images: list[str] = []
-        self.stage_names: dict[str, int] = {}
+        self.shared = _Shared()
+        #: The stage being dispatched (its index in the file).
+        self.stage_index = 0
+        #: An earlier stage whose first steps this one repeats on the same
+        #: base, and how many: each waits for that stage's (to hit its cache).
+        self.prefix: Optional[tuple[int, int]] = None
+        self._stop = threading.Event()
+        #: This stage's RUN container running now.
+        self.running: Optional[str] = None
         self._cache_from: Optional[set[str]] = None
         self._cache_sources: Optional[list[Image]] = None
 
@@ -207,6 +279,9 @@ class _Run:
         self.out.step(f"Step {self.index}/{self.total} : {text}")
 
     def all(self, stages: list[Stage]) -> str:
+        self.shared.built = {s.index for s in stages}
+        if self.opts.skip_unused:
+            self.total = len(self.df.meta_args) + sum(1 + len(s.commands) for s in stages)
         for meta in self.df.meta_args:
             self.print_step(str(meta))
             meta = meta.expand(lambda w: self.lex.process_word(
@@ -214,30 +289,220 @@ class _Run:
             for a in meta.args:
                 self.build_args.add_arg(a.key, a.value)
                 self.build_args.add_meta_arg(a.key, a.value)
-        image_id = ""
-        for stage in stages:
-            dup = self.df.duplicate_stage_name(stage)
+        if self.opts.skip_unused:
+            self.skip_unused()
+        last: Optional[_State] = None
+        if self.opts.jobs <= 1 or len(stages) < 2 or self.opts.cache_from:
+            for stage in stages:
+                self.stage_index = stage.index
+                last = self.build_stage(stage)
+                self.stage_done(stage, last)
+                self.end_stage(last)
+        else:
+            last = self.all_parallel(stages)
+        if last is None or not last.image_id:
+            raise StepFailed("No image was generated. Is your Dockerfile empty?")
+        return last.image_id
+
+    def skip_unused(self) -> None:
+        """Only some stages are built (Step M counts only them): a duplicate
+        stage name still fails (before any stage); the ARGs of the skipped
+        stages count as consumed, as when dockerd builds them."""
+        for s in self.df.stages_up_to(self.opts.target):
+            dup = self.df.duplicate_stage_name(s)
             if dup:
                 raise InvalidParameter(dup)
-            self.print_step(stage.source_code)
-            st = self.begin_stage(stage)
+            if s.index not in self.shared.built:
+                for c in s.commands:
+                    if isinstance(c, ArgInstruction):
+                        self.build_args.referenced.update(a.key for a in c.args)
+
+    def build_stage(self, stage: Stage) -> _State:
+        """FROM and the stage's commands, printed."""
+        dup = self.df.duplicate_stage_name(stage)
+        if dup:
+            raise InvalidParameter(dup)
+        self.print_step(stage.source_code)
+        self.wait_prefix(0)
+        st = self.begin_stage(stage)
+        self.mark_progress(0)
+        self.out.stream(f" ---> {truncate_id(st.image_id)}\n")
+        for i, cmd in enumerate(stage.commands, 1):
+            if self.stopped():
+                raise StepFailed("context canceled")
+            self.print_step(str(cmd))
+            self.wait_prefix(i)
+            self.dispatch(st, cmd)
+            self.mark_progress(i)
             self.out.stream(f" ---> {truncate_id(st.image_id)}\n")
-            for cmd in stage.commands:
-                if self.b.cancelled.is_set():
+        return st
+
+    def stage_done(self, stage: Stage, st: _State) -> None:
+        """The stage's image, for the stages that read it."""
+        sh = self.shared
+        with sh.cond:
+            sh.images[stage.index] = st.image_id
+            sh.cond.notify_all()
+
+    def end_stage(self, st: _State) -> None:
+        """After the stage's output: its args, its `aux`."""
+        self.build_args.merge_referenced(st.build_args)
+        if st.image_id:
+            self.out.aux(st.image_id)
+
+    # --- stages side by side -------------------------------------------------------
+    def all_parallel(self, stages: list[Stage]) -> _State:
+        """Build `stages` on up to `jobs` threads, each as soon as the stages
+        it reads are built; print them in order. The earliest stage not
+        printed yet always runs (whatever the limit), so a stage waiting on
+        an earlier one never waits forever."""
+        hard = self.df.stage_deps(self.opts.target, self.opts.build_args)
+        # The target's own stages first when workers are short.
+        needed = {s.index for s in self.df.needed_stages(self.opts.target,
+                                                         self.opts.build_args)}
+        order = sorted(stages, key=lambda s: (s.index not in needed, s.index))
+        prefixes = _shared_prefixes(stages, self.df.base_names(self.opts.target,
+                                                                self.opts.build_args))
+        first_step: dict[int, int] = {}
+        n = len(self.df.meta_args)
+        for s in stages:
+            first_step[s.index] = n
+            n += 1 + len(s.commands)
+        sh = self.shared
+        workers: dict[int, _Run] = {}
+        threads: list[threading.Thread] = []
+        states: dict[int, _State] = {}
+        errors: dict[int, BaseException] = {}
+        finished: set[int] = set()
+        failed: Optional[int] = None
+        head = 0  # stages[head] is the first not printed whole
+        live = -1
+
+        def work(w: _Run, stage: Stage) -> None:
+            try:
+                st = w.build_stage(stage)
+                w.stage_done(stage, st)
+                with sh.cond:
+                    states[stage.index] = st
+            except BaseException as e:  # noqa: BLE001 - reported in order by the main thread
+                with sh.cond:
+                    errors[stage.index] = e
+            finally:
+                with sh.cond:
+                    finished.add(stage.index)
+                    sh.cond.notify_all()
+
+        try:
+            while True:
+                start: list[tuple[_Run, Stage]] = []
+                stop: list[_Run] = []
+                with sh.cond:
+                    if errors and (failed is None or min(errors) < failed):
+                        failed = min(errors)
+                        stop = [w for i, w in workers.items() if i > failed]
+                    busy = len(workers) - len(finished)
+                    for s in [stages[head], *order]:
+                        if s.index in workers or (failed is not None and s.index > failed):
+                            continue
+                        p = prefixes.get(s.index)
+                        ready = hard.get(s.index, set()) <= sh.images.keys() and \
+                            (p is None or p[0] in workers)
+                        if ready and (busy < self.opts.jobs or s is stages[head]):
+                            w = self.worker(s, first_step[s.index], p)
+                            workers[s.index] = w
+                            start.append((w, s))
+                            busy += 1
+                    h = stages[head].index
+                    head_done = h in finished
+                    if not start and not stop and not head_done and \
+                            (live == h or h not in workers):
+                        sh.cond.wait(0.5)
+                        continue
+                for w in stop:
+                    w.stop()
+                for w, s in start:
+                    t = threading.Thread(target=work, args=(w, s), daemon=True,
+                                         name=f"build-stage-{s.index}")
+                    threads.append(t)
+                    t.start()
+                if h in workers and live != h:
+                    live = h
+                    out = workers[h].out
+                    assert isinstance(out, StageOutput)
+                    out.go_live()
+                if head_done:
+                    if h in errors:
+                        raise errors[h]
+                    self.end_stage(states[h])
+                    head += 1
+                    if head == len(stages):
+                        return states[h]
+        finally:
+            for w in workers.values():
+                w.stop()
+            for t in threads:
+                t.join()
+
+    def worker(self, stage: Stage, first_step: int, prefix: Optional[tuple[int, int]]
+               ) -> "_Run":
+        """A copy of this run for building `stage` beside others."""
+        w = copy.copy(self)
+        w.out = StageOutput(self.out)
+        w.lex = self.df.lex()
+        w.index = first_step
+        w.stage_index = stage.index
+        w.prefix = prefix
+        w.build_args = self.build_args.clone()
+        w._stop = threading.Event()
+        w.running = None
+        return w
+
+    def stop(self) -> None:
+        """Stop this stage: no further step, its RUN container killed."""
+        self._stop.set()
+        cid = self.running
+        if cid:
+            _kill(self.b.containers, cid)
+
+    def stopped(self) -> bool:
+        return self.b.cancelled.is_set() or self._stop.is_set()
+
+    def wait_for(self, ready: Callable[[], bool]) -> None:
+        sh = self.shared
+        with sh.cond:
+            while not ready():
+                if self.stopped():
                     raise StepFailed("context canceled")
-                self.print_step(str(cmd))
-                self.dispatch(st, cmd)
-                self.out.stream(f" ---> {truncate_id(st.image_id)}\n")
-            self.build_args.merge_referenced(st.build_args)
-            self.stage_images.append(st.image_id)
-            if stage.name:
-                self.stage_names.setdefault(stage.name, stage.index)
-            if st.image_id:
-                self.out.aux(st.image_id)
-            image_id = st.image_id
-        if not image_id:
-            raise StepFailed("No image was generated. Is your Dockerfile empty?")
-        return image_id
+                sh.cond.wait(0.2)
+
+    def wait_prefix(self, steps: int) -> None:
+        """Before this stage's step `steps` (0: FROM): the earlier stage it
+        repeats has made that step's image, to be found in the cache."""
+        if self.prefix is not None and steps <= self.prefix[1]:
+            p = self.prefix[0]
+            self.wait_for(lambda: self.shared.progress.get(p, -1) >= steps)
+
+    def mark_progress(self, steps: int) -> None:
+        sh = self.shared
+        with sh.cond:
+            sh.progress[self.stage_index] = steps
+            sh.cond.notify_all()
+
+    def stage_named(self, name: str) -> Optional[int]:
+        """The earlier stage called `name` (the first of that name), None
+        when there is none (then `name` is an image)."""
+        for s in self.df.stages[:self.stage_index]:
+            if s.name and s.name == name.lower():
+                return s.index if s.index in self.shared.built else None
+        return None
+
+    def stage_image(self, index: int) -> Image:
+        """An earlier stage's image, once it is built."""
+        sh = self.shared
+        if index not in sh.built:
+            raise StepFailed(f"invalid from flag value {index}: the stage is not built")
+        self.wait_for(lambda: index in sh.images)
+        return self.b.store.images.get(sh.images[index])
 
     # --- FROM -----------------------------------------------------------------------
     def begin_stage(self, stage: Stage) -> _State:
@@ -281,8 +546,9 @@ class _Run:
         name = frm.base_name
         if name.lower() == "scratch":
             return None
-        if name.lower() in self.stage_names:
-            return self.b.store.images.get(self.stage_images[self.stage_names[name.lower()]])
+        i = self.stage_named(name)
+        if i is not None:
+            return self.stage_image(i)
         # A number is an image name here: stage indexes are for COPY --from only.
         if not self.opts.pull:
             try:
@@ -710,19 +976,21 @@ class _Run:
 
     def context_sums(self) -> "copyfiles.ContextSums":
         """The context's entry sums, one table per build (COPY steps share it)."""
-        if self._context_sums is None:
-            assert self.context is not None
-            self._context_sums = copyfiles.ContextSums(self.context.sums())
-        return self._context_sums
+        sh = self.shared
+        with sh.cond:
+            if sh.context_sums is None:
+                assert self.context is not None
+                sh.context_sums = copyfiles.ContextSums(self.context.sums())
+            return sh.context_sums
 
     def copy_from_image(self, ref: str) -> Image:
-        name = ref.lower()
-        if name in self.stage_names:
-            return self.b.store.images.get(self.stage_images[self.stage_names[name]])
+        named = self.stage_named(ref)
+        if named is not None:
+            return self.stage_image(named)
         if ref.isdigit():
             i = int(ref)
-            if i < len(self.stage_images):
-                return self.b.store.images.get(self.stage_images[i])
+            if i < self.stage_index:
+                return self.stage_image(i)
             raise StepFailed(f"invalid from flag value {ref}: refers to current build stage")
         try:
             return self.b.store.images.resolve(ref)
@@ -849,12 +1117,16 @@ class _Run:
         self.out.stream(f" ---> Running in {truncate_id(c.id)}\n")
         ok = exited = False
         try:
-            self.b.running = c.id
-            if self.b.cancelled.is_set():
+            # Registered, then checked: a concurrent stop sees the container or
+            # this sees the stop.
+            self.running = c.id
+            self.b.running.add(c.id)
+            if self.stopped():
                 raise StepFailed("context canceled")
             code = self.run_container(c.id)
-            self.b.running = None
-            if self.b.cancelled.is_set():
+            self.running = None
+            self.b.running.discard(c.id)
+            if self.stopped():
                 raise StepFailed("context canceled")
             exited = True
             if code != 0:
@@ -870,7 +1142,8 @@ class _Run:
             self.commit(st, c.id, probe_cfg, diff)
             ok = True
         finally:
-            self.b.running = None
+            self.running = None
+            self.b.running.discard(c.id)
             if (ok and self.opts.remove) or (exited and self.opts.force_remove):
                 self.removing(c.id)
                 self.remove_container(c.id)
@@ -994,6 +1267,28 @@ class _Run:
             return layer.diff_id
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _shared_prefixes(stages: list[Stage], bases: dict[int, str]) -> dict[int, tuple[int, int]]:
+    """For each stage, the earlier stage on the same base whose first
+    instructions it repeats the most of, and how many: those steps have the
+    same cache keys, so a sequential build makes them once and then hits."""
+    out: dict[int, tuple[int, int]] = {}
+    for k, t in enumerate(stages):
+        best: Optional[tuple[int, int]] = None
+        for p in stages[:k]:
+            if bases.get(p.index) != bases.get(t.index):
+                continue
+            n = 0
+            for a, b in zip(p.commands, t.commands):
+                if type(a) is not type(b) or str(a) != str(b):
+                    break
+                n += 1
+            if best is None or n > best[1]:
+                best = (p.index, n)
+        if best is not None:
+            out[t.index] = best
+    return out
 
 
 def _check_signal(sig: str) -> None:

@@ -7,12 +7,13 @@ success prints only the image ID, a failure the held messages then the error."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from ..imageconfig import encode
 
-__all__ = ["BuildOutput", "StepFailed", "encode_message"]
+__all__ = ["BuildOutput", "StageOutput", "StepFailed", "encode_message"]
 
 Write = Callable[[bytes], None]
 
@@ -79,3 +80,38 @@ class BuildOutput:
         self._held = []
         self.started = True
         self._write(encode_message({"stream": image_id + "\n"}))
+
+
+def _nowhere(data: bytes) -> None:
+    raise AssertionError("a stage's output goes through its build's")
+
+
+class StageOutput(BuildOutput):
+    """The messages of a stage built beside others: held while an earlier
+    stage is still being printed, then (`go_live`, when the stage's turn
+    comes) written out and passed straight through, so the client reads
+    the stages in file order, the one at the head live."""
+
+    def __init__(self, out: BuildOutput) -> None:
+        super().__init__(_nowhere, out.quiet)
+        self._to = out
+        self._msgs: list[dict[str, Any]] = []
+        self._live = False
+        self._lock = threading.Lock()
+
+    def send(self, msg: dict[str, Any]) -> None:
+        with self._lock:
+            if not self._live:
+                self._msgs.append(msg)
+                return
+        self._to.send(msg)
+
+    def go_live(self) -> None:
+        """Write what is held (the caller's thread) and pass on what follows."""
+        with self._lock:
+            msgs, self._msgs = self._msgs, []
+            try:
+                for m in msgs:
+                    self._to.send(m)
+            finally:
+                self._live = True

@@ -90,22 +90,33 @@ class Dockerfile:
         chosen = self.stages_up_to(target)
         if not chosen:
             return []
-        meta = self.meta_arg_values(build_args or {})
-        lex = self.lex()
+        deps = self.stage_deps(target, build_args)
+        need: set[int] = set()
+        todo = [chosen[-1].index]
+        while todo:
+            i = todo.pop()
+            if i not in need:
+                need.add(i)
+                todo.extend(deps.get(i, ()))
+        return [s for s in chosen if s.index in need]
+
+    def stage_deps(self, target: str = "",
+                   build_args: Optional[Mapping[str, Optional[str]]] = None
+                   ) -> dict[int, set[int]]:
+        """For each stage up to the target, the earlier stages it reads: the
+        one its FROM names (after meta-ARG expansion) and those COPY --from
+        names or numbers."""
+        bases = self.base_names(target, build_args)
         deps: dict[int, set[int]] = {}
-        for s in chosen:
+        for s in self.stages_up_to(target):
             by_name: dict[str, int] = {}
             for p in self.stages[:s.index]:
                 # The first stage of a name is the one dockerd finds.
                 if p.name:
                     by_name.setdefault(p.name, p.index)
             d: set[int] = set()
-            try:
-                base = lex.process_word(s.base_name, meta)
-            except InvalidParameter:
-                base = s.base_name
-            if base.lower() in by_name:
-                d.add(by_name[base.lower()])
+            if bases[s.index] in by_name:
+                d.add(by_name[bases[s.index]])
             for c in s.commands:
                 refs = [c.from_] if isinstance(c, CopyInstruction) and c.from_ else []
                 if isinstance(c, RunInstruction):
@@ -116,14 +127,21 @@ class Dockerfile:
                     elif ref.isdigit() and int(ref) < s.index:
                         d.add(int(ref))
             deps[s.index] = d
-        need: set[int] = set()
-        todo = [chosen[-1].index]
-        while todo:
-            i = todo.pop()
-            if i not in need:
-                need.add(i)
-                todo.extend(deps.get(i, ()))
-        return [s for s in chosen if s.index in need]
+        return deps
+
+    def base_names(self, target: str = "",
+                   build_args: Optional[Mapping[str, Optional[str]]] = None) -> dict[int, str]:
+        """Each stage's FROM name as the build sees it: expanded with the
+        meta ARGs, lowercased (a stage name or an image reference)."""
+        meta = self.meta_arg_values(build_args or {})
+        lex = self.lex()
+        out: dict[int, str] = {}
+        for s in self.stages_up_to(target):
+            try:
+                out[s.index] = lex.process_word(s.base_name, meta).lower()
+            except InvalidParameter:
+                out[s.index] = s.base_name.lower()
+        return out
 
     def step_texts(self, target: str = "") -> list[str]:
         """dockerd's `Step N/M : <instruction>` lines, in the order it prints
