@@ -127,7 +127,12 @@ def test_ctrl_c_keeps_finished_layers(daemon, bad_registry):
 
     from registries import files_layer
 
-    layers = [busybox_layer(), files_layer({"a": "1"}), files_layer({"b": "2"})]
+    import uuid
+
+    # Layers of their own: one another test pulled already would not be
+    # fetched (nor stall) here.
+    token = uuid.uuid4().hex
+    layers = [files_layer({"x": token}), files_layer({"a": token}), files_layer({"b": token})]
     # The stall must outlast the client's exit, however loaded the machine.
     stall = 6
     image = bad_registry.serve("t/ctrlc", "v1", layers, fault="slow", fault_layer=2, stall=stall)
