@@ -137,8 +137,11 @@ def test_ctrl_c_keeps_finished_layers(daemon, bad_registry):
     stall = 6
     image = bad_registry.serve("t/ctrlc", "v1", layers, fault="slow", fault_layer=2, stall=stall)
     try:
+        # SIGINT as a terminal has it: a suite run in the background (as a
+        # shell's `&` does it) would hand the client SIGINT ignored.
         p = subprocess.Popen([sys.executable, "-m", "dockyard", "pull", image.ref],
-                             env=daemon.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             env=daemon.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 30
         while bad_registry.blob_gets(image.layers[2].digest) == 0:
             assert time.monotonic() < deadline
