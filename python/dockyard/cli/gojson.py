@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .gotemplate.jsonenc import json_string
+
 _LS_PS = ("\u2028".encode(), "\u2029".encode())
 
 
@@ -89,24 +91,7 @@ def indent(src: bytes, prefix: str = "", step: str = "\t") -> bytes:
 
 
 def _string(s: str) -> bytes:
-    out = ['"']
-    for ch in s:
-        o = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif o < 0x20:
-            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b",
-                        "\f": "\\f"}.get(ch) or f"\\u{o:04x}")
-        elif ch in "<>&\u2028\u2029":
-            out.append(f"\\u{o:04x}")
-        elif 0xD800 <= o <= 0xDFFF:  # a lone surrogate is not UTF-8: Go writes U+FFFD
-            out.append("\ufffd")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out).encode()
+    return json_string(s, escape_html=True).encode()
 
 
 def marshal(v: Any) -> bytes:

@@ -23,7 +23,9 @@ def _json_float(x: float) -> str:
     return sign + fmt_f_short(digits, dp)
 
 
-def _json_str(s: str) -> str:
+def json_string(s: str, escape_html: bool = False) -> str:
+    """A Go JSON string; `escape_html`: `<`, `>` and `&` as json.Marshal
+    writes them (the template function's encoder leaves them)."""
     out = ['"']
     for c in s:
         o = ord(c)
@@ -37,7 +39,7 @@ def _json_str(s: str) -> str:
                     c, "\\u%04x" % o
                 )
             )
-        elif o in (0x2028, 0x2029):
+        elif o in (0x2028, 0x2029) or escape_html and c in "<>&":
             out.append("\\u%04x" % o)
         elif 0xD800 <= o < 0xE000:
             out.append("\ufffd")
@@ -74,13 +76,13 @@ def go_json(v) -> str:
     if v is False:
         return "false"
     if isinstance(v, str):
-        return _json_str(v)
+        return json_string(v)
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
         return _json_float(v)
     if isinstance(v, dict):
-        return "{" + ",".join(_json_str(str(k)) + ":" + go_json(x) for k, x in v.items()) + "}"
+        return "{" + ",".join(json_string(str(k)) + ":" + go_json(x) for k, x in v.items()) + "}"
     if isinstance(v, (list, tuple)):
         return "[" + ",".join(go_json(x) for x in v) + "]"
     if isinstance(v, (bytes, bytearray)):
