@@ -25,7 +25,9 @@ def auth_header(name: str) -> dict[str, str]:
     return {"X-Registry-Auth": auth.to_header()}
 
 
-def _stream(method: str, path: str, params: dict, name: str, quiet: bool) -> dict:
+def stream_progress(method: str, path: str, params: dict, name: str, quiet: bool) -> dict:
+    """A pull or push through the daemon, its progress shown as docker shows
+    it (credentials for `name` sent); its aux message."""
     from .client import APIError
     from .progress import StreamError, show
 
@@ -87,7 +89,7 @@ def pull(name: str, all_tags: bool = False, platform: str | None = None,
          quiet: bool = False) -> None:
     ref, repo, tag = _reference(name, all_tags)
     params = {"fromImage": repo, "tag": tag, "platform": platform}
-    _stream("POST", "/images/create", params, name, quiet)
+    stream_progress("POST", "/images/create", params, name, quiet)
     print(ref.name if all_tags else str(ref))
 
 
@@ -95,6 +97,6 @@ def push(name: str, all_tags: bool = False, quiet: bool = False) -> None:
     from .client import path_quote
 
     ref, repo, tag = _reference(name, all_tags, push=True)
-    _stream("POST", f"/images/{path_quote(repo)}/push", {"tag": tag}, name, quiet)
+    stream_progress("POST", f"/images/{path_quote(repo)}/push", {"tag": tag}, name, quiet)
     if quiet:
         print(str(ref.with_tag(tag)) if tag else ref.name)

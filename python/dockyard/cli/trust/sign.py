@@ -112,30 +112,14 @@ def push_and_sign(ref: Reference, tag: str) -> None:
     """docker's ImagePush + PushTrustedReference: push through the daemon, sign
     the digest and size its aux message reports."""
     import base64
-    import json
 
     from ...distribution.trust.errors import RepositoryNotExist, TrustError
     from ...distribution.trust.repository import Target
     from ..client import path_quote
-    from ..progress import StreamError, show
-    from ..transfer import auth_header
+    from ..transfer import stream_progress
 
-    def lines():
-        resp = client().request("POST", f"/images/{path_quote(ref.familiar_name)}/push",
-                                {"tag": tag}, None, auth_header(str(ref)))
-        try:
-            for line in resp.iter_lines():
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    continue
-        finally:
-            resp.close()
-
-    try:
-        result = call(lambda: show(lines()))
-    except StreamError as e:
-        fail(str(e))
+    result = stream_progress("POST", f"/images/{path_quote(ref.familiar_name)}/push",
+                             {"tag": tag}, str(ref), False)
     digest = str(result.get("Digest", ""))
     if not result.get("Tag") or not digest.startswith("sha256:"):
         fail("no targets found, provide a specific tag in order to sign it")
