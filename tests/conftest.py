@@ -329,18 +329,22 @@ def tmux_screen(cmd: list[str], env: dict[str, str], done, size: str = "200x40",
     import uuid
 
     name = f"dy-{uuid.uuid4().hex[:8]}"
+    # A tmux server of its own per call: a shared one exits when its last
+    # session is killed, and a new-session racing that exit fails with
+    # "server exited unexpectedly".
+    tmux = ["tmux", "-L", name]
     line = " ".join(shlex.quote(a) for a in cmd)
     if finished:
         line += f"; echo {done}; sleep 60"
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     w, h = size.split("x")
-    subprocess.run(["tmux", "new-session", "-d", "-x", w, "-y", h, "-s", name,
+    subprocess.run([*tmux, "new-session", "-d", "-x", w, "-y", h, "-s", name,
                     f"env {exports} sh -c {shlex.quote(line)}"], check=True,
                    env={**os.environ, "TERM": "xterm"})
     screen = ""
     try:
         for _ in range(600):
-            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", name],
+            screen = subprocess.run([*tmux, "capture-pane", "-p", "-t", name],
                                     capture_output=True, text=True).stdout
             lines = [ln.rstrip() for ln in screen.rstrip("\n").splitlines()]
             if done(lines) if callable(done) else any(ln.strip() == done for ln in lines):
@@ -348,4 +352,4 @@ def tmux_screen(cmd: list[str], env: dict[str, str], done, size: str = "200x40",
             time.sleep(0.05)
         raise AssertionError(f"{cmd} did not show {done!r}: {screen}")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], check=False)
+        subprocess.run([*tmux, "kill-server"], check=False, capture_output=True)
