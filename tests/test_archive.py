@@ -522,10 +522,14 @@ def test_absolute_names_land_inside(tmp_path, sentinel):
     assert (target / "up").read_bytes() == b"u"
 
 
-@pytest.mark.parametrize("name", [".", "./", "/"])
-def test_root_name_as_non_dir_is_refused(tmp_path, sentinel, name):
+@pytest.mark.parametrize("name", [".", "./", "/", ""])
+def test_root_name_as_non_dir(tmp_path, sentinel, name):
+    """dockerd's Unpack (overlay layers, ADD, contexts) passes over a root entry
+    of any type; its UnpackLayer (vfs/btrfs: naive) can't replace the root."""
     b = TarBuilder().symlink(name, str(sentinel)).file("x", b"x")
-    fail_closed(tmp_path, b.bytes(), exc=UnsafePath)
+    target, _ = extract(tmp_path, b.bytes())
+    assert target.is_dir() and not target.is_symlink() and (target / "x").read_bytes() == b"x"
+    fail_closed(tmp_path, b.bytes(), exc=UnsafePath, whiteouts="naive")
 
 
 def test_absolute_symlink_parent_is_contained(tmp_path, sentinel):
@@ -538,13 +542,22 @@ def test_absolute_symlink_parent_is_contained(tmp_path, sentinel):
     fail_closed(tmp_path, TarBuilder().symlink("evil", str(sentinel)).file("evil/canary", b"x").bytes())
 
 
-def test_relative_escaping_symlink_is_refused(tmp_path, sentinel):
-    fail_closed(tmp_path, TarBuilder().symlink("evil", "../../..").file("evil/x", b"x").bytes(),
-                exc=UnsafePath)
+def test_relative_climbing_symlink_is_kept_and_contained(tmp_path, sentinel):
+    """dockerd untars chrooted, so a link climbing above the root is kept and a
+    path through it stops at the root; here every path resolves in the root."""
+    rel = os.path.relpath(sentinel, tmp_path / "t")
+    b = TarBuilder().symlink("evil", "../../..").file("evil/x", b"x")
+    b.dir(rel.replace("../", "")).symlink("up", rel).file("up/canary", b"pwned")
     # RUSTSEC-2021-0080: symlink -> .. then symlink/exploit/foo/bar
-    fail_closed(tmp_path, TarBuilder().symlink("s", "..").file("s/exploit/foo/bar", b"x").bytes(),
-                exc=UnsafePath)
-    assert not (tmp_path / "exploit").exists()
+    b.symlink("s", "..").file("s/exploit/foo/bar", b"x")
+    target = fresh(tmp_path, "t")
+    src = write(tmp_path, b.bytes())
+    _core.extract_layer_file(str(src), str(target), "overlay")
+    assert os.readlink(target / "evil") == "../../.." and os.readlink(target / "s") == ".."
+    assert (target / "x").read_bytes() == b"x"
+    assert (target / "exploit/foo/bar").read_bytes() == b"x"
+    assert (target / rel.replace("../", "") / "canary").read_bytes() == b"pwned"
+    assert not (tmp_path / "exploit").exists() and not (tmp_path / "x").exists()
 
 
 def test_symlink_chain_is_contained(tmp_path, sentinel):

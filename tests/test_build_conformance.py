@@ -137,16 +137,7 @@ WORKDIR /tmp/
 
 # Cases where Dockyard differs from dockerd (bugs outside the builder, not fixed
 # yet): name -> (why, a piece of the difference it makes).
-KNOWN: dict[str, tuple[str, str]] = {
-    "add parent symlink": ("the archive extractor refuses a symlink whose target climbs above "
-                           "the destination; dockerd unpacks ADD chrooted into it, where `..` "
-                           "stays inside, and keeps the link", "invalid symlink"),
-    "add dir not dir": ("the archive extractor refuses a non-directory root entry; dockerd "
-                        "passes over it", "root entry is not a directory"),
-    "run missing shell": ("the start error lacks runc 1.1's `runc create failed: unable to "
-                          "start container process: ` before `exec: ...`",
-                          "runc create failed: unable to start container process: exec"),
-}
+KNOWN: dict[str, tuple[str, str]] = {}
 
 
 @pytest.fixture(scope="module")

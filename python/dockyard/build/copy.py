@@ -795,6 +795,15 @@ def _merge_into(src: int, dst: int) -> None:
             d: os.stat_result | None = os.stat(name, dir_fd=dst, follow_symlinks=False)
         except FileNotFoundError:
             d = None
+        if st.S_ISDIR(s.st_mode) and (d is None or not st.S_ISDIR(d.st_mode)):
+            # Made and filled, not renamed: overlayfs marks a directory moved
+            # into a merged one opaque, and the layer would carry a marker
+            # that dockerd's doesn't. (Whiteouts in it are dropped by the merge:
+            # there is nothing below a new directory for them to hide.)
+            if d is not None:
+                _remove_at(dst, name)
+            os.mkdir(name, 0o700, dir_fd=dst)
+            d = s
         if d is not None and st.S_ISDIR(d.st_mode) and st.S_ISDIR(s.st_mode):
             sfd = os.open(name, _ODIR, dir_fd=src)
             dfd = os.open(name, _ODIR, dir_fd=dst)
@@ -810,22 +819,6 @@ def _merge_into(src: int, dst: int) -> None:
         if d is not None:
             _remove_at(dst, name)
         os.rename(name, name, src_dir_fd=src, dst_dir_fd=dst)
-        if st.S_ISDIR(s.st_mode):
-            _drop_whiteouts(dst, name)
-
-
-def _drop_whiteouts(dirfd: int, name: str) -> None:
-    """Remove `.wh.*` files from a directory new to the target: there is
-    nothing below it for them to hide."""
-    fd = os.open(name, _ODIR, dir_fd=dirfd)
-    try:
-        for child in os.listdir(fd):
-            if child.startswith(WH_PREFIX):
-                _remove_at(fd, child)
-            elif st.S_ISDIR(os.stat(child, dir_fd=fd, follow_symlinks=False).st_mode):
-                _drop_whiteouts(fd, child)
-    finally:
-        os.close(fd)
 
 
 def _remove_at(dirfd: int, name: str) -> None:

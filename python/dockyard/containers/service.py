@@ -367,6 +367,9 @@ class ContainerService(Reconciler):
             c.state.update(ExitCode=128, Error=msg, Running=False, Pid=0)
             self.save(c)
             raise logdrivers.LogInitError(msg.removeprefix(logdrivers.LogInitError.PREFIX))
+        if msg.startswith(("exec: ", "chdir to cwd")):
+            # runc 1.1's words for a failure in the container's init
+            msg = f"runc create failed: unable to start container process: {msg}"
         c.state.update(ExitCode=code, Error=msg, Running=False, Pid=0)
         self.save(c)
         raise StartError(f"failed to create shim task: OCI runtime create failed: {msg}: "

@@ -7,9 +7,10 @@
 //!
 //! Semantics follow Docker's archive package (`Unpack` for the overlay
 //! driver, `UnpackLayer` for vfs/btrfs "naive" layers):
-//! - names are cleaned; a relative name climbing above the root, a hardlink
-//!   target outside it, or a symlink whose target lexically climbs above it
-//!   fails the whole layer (UnsafePath, "breakout");
+//! - names are cleaned; a relative name climbing above the root or a
+//!   hardlink target outside it fails the whole layer (UnsafePath,
+//!   "breakout"); a symlink may point anywhere, as in dockerd's chrooted
+//!   untar: every path is resolved in the root (`..` stops at it);
 //! - missing parent directories are made 0755;
 //! - an existing path is replaced unless both it and the entry are
 //!   directories (then metadata is merged);

@@ -203,11 +203,11 @@ impl<'a> Extractor<'a> {
         if et.is_pax_global_extensions() {
             return Ok(());
         }
+        if self.mode != Whiteouts::Naive {
+            return Ok(()); // Docker's Unpack skips "." whatever its type
+        }
         if !et.is_dir() {
             return Err(Error::unsafe_path("the layer's root entry is not a directory"));
-        }
-        if self.mode != Whiteouts::Naive {
-            return Ok(()); // Docker's Unpack skips "."
         }
         let fd = self.root.fd();
         let fd: BorrowedFd<'_> = fd;
