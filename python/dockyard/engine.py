@@ -178,8 +178,8 @@ class Engine:
         reconciled, as a restart would)."""
         from .store.check import IN_PROGRESS_GRACE, Problem, check_store
 
-        problems = check_store(self.store, self._container_layer_ids(), verify, repair,
-                               IN_PROGRESS_GRACE if grace is None else grace)
+        grace = IN_PROGRESS_GRACE if grace is None else grace
+        problems = check_store(self.store, self._container_layer_ids(), verify, repair, grace)
         for c in self.containers.all():
             for lid in (c.id, f"{c.id}-init"):
                 if not self.driver.exists(lid):
@@ -194,6 +194,12 @@ class Engine:
         for r in self.db.query("SELECT name FROM volumes"):
             if not self.volumes.path(r["name"]).is_dir():
                 problems.append(Problem("volume", r["name"], "its _data directory is missing"))
+        problems += [Problem("container", i, what, fix, done) for i, what, fix, done in
+                     self.containers.check_runtime(repair, grace)]
+        running = {c.id for c in self.containers.all() if c.state.get("Running")}
+        existing = {c.id for c in self.containers.all()}
+        problems += [Problem("network", i, what, fix, done) for i, what, fix, done in
+                     self.networks.check(running, existing, repair, grace)]
         return [p.as_json() for p in problems]
 
     def image_size(self, img: Image) -> int:

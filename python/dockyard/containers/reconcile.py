@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,58 @@ class Reconciler(ContainerRecords):
             self.network.restore(set(running))
         return running
 
+    def check_runtime(self, repair: bool, grace: float) -> list[tuple[str, str, bool, bool]]:
+        """What `system check` finds wrong with the containers' processes:
+        (id, problem, repairable, repaired). A supervisor, a cgroup or a state
+        directory must belong to a container recorded running (or, for state,
+        to an existing container); `repair` reaps them as a restart does.
+        What changed less than `grace` seconds ago may be a start or a create
+        in progress and is left alone."""
+        def young(path: str | Path) -> bool:
+            try:
+                return time.time() - os.stat(path).st_mtime < grace
+            except OSError:
+                return False
+
+        known = {c.id: c for c in self.all()}
+        running = {cid for cid, c in known.items()
+                   if c.state.get("Running") or c.state.get("Prepared")}
+        out: list[tuple[str, str, bool, bool]] = []
+        strays: set[str] = set()
+        for pid, cid in self._shims().items():
+            if cid not in running and not young(self.state_dir(cid)):
+                out.append((cid, f"a supervisor (pid {pid}) runs for a container not "
+                            "recorded running", True, repair))
+                strays.add(cid)
+        try:
+            dirs = _core.cgroup_dirs(self.cgroup_parent)
+        except Exception:  # noqa: BLE001 - no parent cgroup: nothing below it
+            dirs = []
+        for d in dirs:
+            try:
+                names = os.listdir(d)
+            except OSError:
+                continue
+            for name in names:
+                # Only this daemon's: another daemon on the host may share the
+                # parent cgroup, and its containers are none of ours.
+                ours = name in known or (self.state_root / name).is_dir()
+                if ours and name not in running and name not in strays and \
+                        os.path.isdir(os.path.join(d, name)) and not young(os.path.join(d, name)):
+                    out.append((name, f"cgroup {os.path.join(d, name)} of a container "
+                                "that isn't running", True, repair))
+                    strays.add(name)
+        if self.state_root.is_dir():
+            for e in self.state_root.iterdir():
+                if not e.name.startswith(".") and e.name not in known and \
+                        e.name not in strays and not young(e):
+                    out.append((e.name, "state directory of a container that doesn't exist",
+                                True, repair))
+                    strays.add(e.name)
+        if repair and strays:
+            self._reap(strays, known)
+        return out
+
     def _shims(self) -> dict[int, str]:
         """Live shims of this exec root (pid -> container ID): their argv names
         `--state-dir <exec-root>/containers/<id>[/exec-...]`."""
@@ -244,18 +297,24 @@ class Reconciler(ContainerRecords):
         the records stay as they were, so `docker start` starts afresh."""
         shims = self._shims()
         strays = {cid for cid in shims.values() if cid not in running}
-        for pid, cid in shims.items():
-            if cid in strays:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         known = {c.id: c for c in self.all()}
         for d in self.state_root.iterdir():
             if d.name in running or d.name.startswith("."):
                 continue
             if d.name not in known:
                 strays.add(d.name)
+        self._reap(strays, known, shims)
+
+    def _reap(self, strays: set[str], known: dict[str, Container],
+              shims: dict[int, str] | None = None) -> None:
+        """Kill the shims and processes of `strays`, remove their cgroups and
+        mounts, and the state of those that have no record."""
+        for pid, cid in (self._shims() if shims is None else shims).items():
+            if cid in strays:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         for cid in strays:
             c = known.get(cid)
             parent = ((c.hostconfig.get("CgroupParent") if c else "") or self.cgroup_parent)

@@ -10,7 +10,9 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,7 +22,7 @@ from ..events import EventLog
 from ..filters import labels_match
 from ..ids import generate_id
 from ..store.db import Database
-from . import etcfiles, firewall
+from . import etcfiles, firewall, nft
 from .dns import EmbeddedDNS
 from .ipam import mac_for
 from .ports import Binding, PortReservations, bindings
@@ -59,15 +61,21 @@ class ContainerNetworks(NetworkRecords):
             if self._endpoint_rows(net["Id"]):
                 raise Forbidden(f"error while removing network: network {net['Name']} id "
                                  f"{net['Id']} has active endpoints")
+            br = self.bridge_name(net)
             with self.db.transaction() as c:
                 c.execute("DELETE FROM networks WHERE id=?", (net["Id"],))
-            br = self.bridge_name(net)
+                c.execute("INSERT OR IGNORE INTO doomed_links(name) VALUES (?)", (br,))
             self._bridges_seen.discard(br)
             if self.opts.iptables:
                 self._apply_firewall()
                 firewall.drop_forward_compat(br)
-            _core.link_delete(br)
+            self._delete_doomed(br)
         self.events.emit("network", "destroy", net["Id"], {"name": net["Name"], "type": "bridge"})
+
+    def _delete_doomed(self, name: str) -> None:
+        _core.link_delete(name)
+        with self.db.transaction() as c:
+            c.execute("DELETE FROM doomed_links WHERE name=?", (name,))
 
     def prune(self, filters: dict[str, list[str]]) -> list[str]:
         deleted = []
@@ -497,6 +505,108 @@ class ContainerNetworks(NetworkRecords):
             firewall.apply(rs)
         self._fw_bridges, self._fw_ports = list(rs.bridges), ports
 
+    # --- consistency ------------------------------------------------------
+    def check(self, running: set[str], existing: set[str], repair: bool,
+              grace: float) -> list[tuple[str, str, bool, bool]]:
+        """What `system check` finds wrong in networking: (id, problem,
+        repairable, repaired). A namespace, address, published port, bridge or
+        host veth must belong to a running container or an existing network;
+        `repair` tears down what belongs to nothing and re-applies the rules.
+        A namespace younger than `grace` seconds may be a start in progress."""
+        def young(path: Path) -> bool:
+            try:
+                return time.time() - os.stat(path).st_mtime < grace
+            except OSError:
+                return False
+
+        out: list[tuple[str, str, bool, bool]] = []
+        with self._lock:
+            torn = set()
+            for sb in self.db.query("SELECT container_id FROM sandboxes"):
+                cid = sb["container_id"]
+                if cid not in running and not young(self.netns_dir / cid):
+                    out.append((cid, "network namespace of a container that isn't running",
+                                True, repair))
+                    torn.add(cid)
+            for e in self.db.query("SELECT container_id, network_id, ipv4, ipv6 FROM endpoints "
+                                   "WHERE endpoint_id IS NOT NULL"):
+                cid = e["container_id"]
+                if cid not in running and cid not in torn and not young(self.netns_dir / cid):
+                    out.append((cid, f"address {e['ipv4'] or e['ipv6']} held for a container "
+                                "that isn't running", True, repair))
+                    torn.add(cid)
+            gone = {e["container_id"] for e in self.db.query(
+                "SELECT DISTINCT container_id FROM endpoints")} - existing
+            for cid in sorted(gone):
+                out.append((cid, "endpoint of a container that doesn't exist", True, repair))
+            known = {r["container_id"] for r in self.db.query("SELECT container_id FROM sandboxes")}
+            stray_ns = [f for f in self.netns_dir.iterdir()
+                        if f.name not in known and not young(f)] if self.netns_dir.is_dir() else []
+            for f in stray_ns:
+                out.append((f.name, "namespace file that belongs to nothing", True, repair))
+            # only bridges known to be ours: another daemon may share the host
+            bridges = {self.bridge_name(n): n["Id"] for n in self._rows()
+                       if n["Driver"] == "bridge"}
+            links = set(_core.link_names(""))
+            stray_br = [r["name"] for r in self.db.query("SELECT name FROM doomed_links")
+                        if r["name"] in links and r["name"] not in bridges]
+            for b in stray_br:
+                out.append((b, "bridge of no network", True, repair))
+            masters: dict[str, list[str]] = {}
+            for v in links:
+                if v.startswith("dyv"):
+                    info = _core.link_info(None, v)
+                    if info and info["master"]:
+                        masters.setdefault(info["master"], []).append(v)
+            for br, nid in bridges.items():
+                veths = masters.get(br, [])
+                n = self.db.one("SELECT COUNT(*) AS n FROM endpoints WHERE network_id=? AND "
+                                "endpoint_id IS NOT NULL", (nid,))["n"]
+                if len(veths) > n:
+                    # a namespace kept alive by something else holds them
+                    out.append((br, f"{len(veths)} host veths on it for {n} endpoints: "
+                                f"{', '.join(sorted(veths))}", False, False))
+            fw = self._port_rules_drift() if self.opts.iptables else ""
+            if fw:
+                out.append(("inet dockyard", fw, True, repair))
+            if repair:
+                for cid in torn:
+                    self.teardown(cid)
+                with self.db.transaction() as c:
+                    for cid in gone:
+                        c.execute("DELETE FROM endpoints WHERE container_id=?", (cid,))
+                for f in stray_ns:
+                    _core.netns_remove(str(f))
+                for b in stray_br:
+                    self._delete_doomed(b)
+                if fw:
+                    self._fw_bridges = self._fw_ports = None  # render the whole table
+                    self._apply_firewall()
+        return out
+
+    def _port_rules_drift(self) -> str:
+        """How the live port maps differ from the published ports on record
+        ("" when they agree, or when there is no table to read)."""
+        want = set()
+        for sb in self.db.query("SELECT container_id, ports FROM sandboxes"):
+            for proto, _cport, hip, hport in json.loads(sb["ports"]):
+                if ":" not in (hip or ""):
+                    want.add((hip if hip not in ("", "0.0.0.0") else "", proto, int(hport)))
+        have = set()
+        for m in ("publish-any", "publish-addr"):
+            text = nft.output(f"list map inet {firewall.TABLE} {m}")
+            if text is None:
+                return ""
+            for k in re.findall(r"([0-9.]+ \. )?(tcp|udp|sctp) \. (\d+) :", text):
+                have.add((k[0].split(" ")[0] if k[0] else "", k[1], int(k[2])))
+        extra, missing = have - want, want - have
+        parts = []
+        if extra:
+            parts.append(f"rules for ports nobody publishes: {sorted(extra)}")
+        if missing:
+            parts.append(f"published ports without their rules: {sorted(missing)}")
+        return "; ".join(parts)
+
     # --- daemon start -------------------------------------------------------
     def restore(self, running: set[str]) -> None:
         """After a daemon (re)start: tear down what stopped meanwhile, hold the
@@ -524,6 +634,8 @@ class ContainerNetworks(NetworkRecords):
                     self._ensure_bridge(n)
             if self.opts.iptables:
                 self._apply_firewall()
+            for r in self.db.query("SELECT name FROM doomed_links"):
+                self._delete_doomed(r["name"])  # a crash between record and link
             # namespace files nobody owns (a crash between create and record)
             known = {r["container_id"] for r in self.db.query("SELECT container_id FROM sandboxes")}
             for f in self.netns_dir.iterdir():

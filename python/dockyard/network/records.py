@@ -45,6 +45,9 @@ SCHEMA = [
         ports        TEXT NOT NULL,     -- [[proto, ctr_port, host_ip, host_port], ...]
         upstream     TEXT               -- the embedded DNS server's upstream resolvers
     )""",
+    # bridges of removed networks until their link is gone (a crash in between
+    # leaves the name here, so the next start or `system check` knows it is ours)
+    "CREATE TABLE IF NOT EXISTS doomed_links (name TEXT PRIMARY KEY)",
 ]
 
 BUILTIN = ("bridge", "host", "none")
