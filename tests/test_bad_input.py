@@ -88,6 +88,10 @@ def test_bad_signal_tail_and_size(daemon, bb):
             == (400, {"message": 'strconv.Atoi: parsing "abc": invalid syntax'})
         assert api(daemon, "POST", f"/containers/{cid}/resize", query={"h": "-1", "w": "10"})[0] \
             == 200
+        # since/until that aren't Unix times: dockerd's words (it answers 500)
+        for path in (f"/containers/{cid}/logs", "/events"):
+            assert api(daemon, "GET", path, query={"stdout": 1, "since": "1.5x", "until": "2"}) \
+                == (400, {"message": 'strconv.ParseInt: parsing "5x": invalid syntax'})
         assert api(daemon, "GET", "/containers/json")[0] == 200
     finally:
         api(daemon, "DELETE", f"/containers/{cid}", query={"force": 1})

@@ -9,11 +9,13 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import struct
 import time
 from pathlib import Path
 from typing import Iterator
 
+from ..errors import InvalidParameter
 from ..imageconfig import parse_time
 
 STDOUT, STDERR = 1, 2
@@ -367,13 +369,23 @@ class LogFollower:
 
 
 def parse_since(v: str | None) -> float:
-    """`since`/`until`: Unix seconds with optional fraction (what the API takes)."""
+    """`since`/`until`: Unix seconds with optional fraction (what the API
+    takes; an RFC 3339 time is taken too). Anything else is dockerd's
+    ParseInt error, as a 400 (dockerd answers it with a 500)."""
     if not v:
         return 0.0
-    try:
+    if _UNIX_TIME.fullmatch(v):
         return float(v)
-    except ValueError:
+    try:
         return parse_time(v)
+    except (ValueError, OverflowError):
+        sec, _, frac = v.partition(".")
+        bad = frac if re.fullmatch(r"-?[0-9]+", sec) else sec
+        quoted = '"' + bad.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        raise InvalidParameter(f"strconv.ParseInt: parsing {quoted}: invalid syntax") from None
+
+
+_UNIX_TIME = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def iter_all(path: Path, fmt: str = "json-file") -> Iterator[tuple[int, bytes, str]]:
