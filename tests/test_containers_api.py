@@ -193,14 +193,17 @@ def test_containers_survive_daemon_kill9(tmp_path, busybox_tar):
     d.start()
     try:
         d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+        # it exits when told to (a fixed sleep raced a slow restart under load)
         cid = d.docker("run", "-d", "busybox", "sh", "-c",
-                       "echo before; sleep 2; echo after").stdout.decode().strip()
+                       "echo before; while [ ! -e /go ]; do sleep 0.05; done; echo after"
+                       ).stdout.decode().strip()
         time.sleep(0.3)
         os.killpg(d.proc.pid, signal.SIGKILL)
         d.proc.wait()
         d.start()
         insp = json.loads(d.docker("inspect", cid).stdout)[0]
         assert insp["State"]["Running"] is True
+        d.docker("exec", cid, "touch", "/go")
         assert d.docker("wait", cid).stdout.decode().strip() == "0"
         assert d.docker("logs", cid).stdout == b"before\nafter\n"
         d.docker("rm", cid)
