@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 struct Idle {
@@ -20,6 +21,9 @@ struct Idle {
 type Key = (String, String);
 
 static POOL: Mutex<Option<HashMap<Key, Idle>>> = Mutex::new(None);
+/// Bumped by `clear`: a refill begun before it drops the shim it made (a
+/// closed engine must not be handed one after its close).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
@@ -78,6 +82,7 @@ pub fn run(shim: &str, key: &str, argv: &[String]) -> Option<String> {
 /// Start an idle shim for (`shim`, `key`) in the background unless one is there.
 pub fn refill(shim: &str, key: &str) {
     let k = (shim.to_string(), key.to_string());
+    let gen = GENERATION.load(Ordering::SeqCst);
     std::thread::spawn(move || {
         if POOL.lock().map(|p| p.as_ref().is_some_and(|m| m.contains_key(&k))).unwrap_or(true) {
             return;
@@ -88,8 +93,11 @@ pub fn refill(shim: &str, key: &str) {
         unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
         if let Ok(idle) = start(&k.0, &k.1) {
             if let Ok(mut p) = POOL.lock() {
-                // A racing refill may have won: then this one is dropped and exits.
-                p.get_or_insert_with(HashMap::new).entry(k).or_insert(idle);
+                // A racing refill may have won, or a clear come in between:
+                // then this one is dropped and exits.
+                if GENERATION.load(Ordering::SeqCst) == gen {
+                    p.get_or_insert_with(HashMap::new).entry(k).or_insert(idle);
+                }
             }
         }
     });
@@ -98,6 +106,7 @@ pub fn refill(shim: &str, key: &str) {
 /// Let go of the idle shims for state dirs under the directory `root` (they exit).
 pub fn clear(root: &str) {
     if let Ok(mut p) = POOL.lock() {
+        GENERATION.fetch_add(1, Ordering::SeqCst);
         if let Some(m) = p.as_mut() {
             // Component-wise: /x/exec is not under /x/ex.
             m.retain(|(_, key), _| !std::path::Path::new(key).starts_with(root));
