@@ -70,7 +70,11 @@ def both(eng, *args: str, input: bytes | None = None):
 
 
 def in_pty(eng, argv: list[str], send: bytes | None = None, timeout: float = 20,
-           env: dict[str, str] | None = None) -> tuple[bytes, int]:
+           env: dict[str, str] | None = None, ready: bytes = b"# ",
+           poke: bool = False) -> tuple[bytes, int]:
+    """Run `argv` on a terminal; `send` is typed once the output shows `ready`
+    (a shell's prompt by default: the client is attached then), after
+    `poke`s of Enter (for a shell that printed its prompt before we came)."""
     pid, fd = pty.fork()
     if pid == 0:  # child
         try:
@@ -78,10 +82,20 @@ def in_pty(eng, argv: list[str], send: bytes | None = None, timeout: float = 20,
         finally:
             os._exit(127)
     out = b""
-    if send:
-        time.sleep(1.5)
-        os.write(fd, send)
     deadline = time.monotonic() + timeout
+    if send:
+        next_poke = 0.0
+        while ready not in out and time.monotonic() < deadline:
+            if poke and time.monotonic() >= next_poke:
+                os.write(fd, b"\r")
+                next_poke = time.monotonic() + 0.5
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if r:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    break
+        os.write(fd, send)
     while time.monotonic() < deadline:
         r, _, _ = select.select([fd], [], [], 1)
         if not r:
@@ -471,16 +485,17 @@ def test_detach_keys_from_config_file(engine_under_test, names, config_keys, cli
                        send=b"\x01x", env=config_keys)
     assert code == 0 and _running(eng, n), out
     # attach and exec -it report the escape as docker's CLI does: message, status 1
-    out, code = in_pty(eng, argv + ["attach", n], send=b"\x01x", env=config_keys)
+    out, code = in_pty(eng, argv + ["attach", n], send=b"\x01x", env=config_keys, poke=True)
     assert code == 1 and _running(eng, n), out
     assert b"read escape sequence" in out
     # the flag wins over the file
     out, code = in_pty(eng, argv + ["attach", "--detach-keys", "ctrl-e,y", n],
-                       send=b"\x05y", env=config_keys)
+                       send=b"\x05y", env=config_keys, poke=True)
     assert code == 1 and _running(eng, n), out
     # exec -it: the exec'd shell goes on; nothing in it saw the keys
-    out, code = in_pty(eng, argv + ["exec", "-it", n, "sh", "-c", "sleep 30; echo done"],
-                       send=b"\x01x", env=config_keys)
+    out, code = in_pty(eng, argv + ["exec", "-it", n, "sh", "-c",
+                                    "echo ready; sleep 30; echo done"],
+                       send=b"\x01x", env=config_keys, ready=b"ready")
     assert code == 1 and b"done" not in out, out
     assert b"read escape sequence" in out
     theirs(eng, "kill", n)
@@ -494,7 +509,7 @@ def test_default_detach_keys_attach(engine_under_test, names, cli):
     eng, argv = engine_under_test, CLIS[cli]
     n = names()
     theirs(eng, "run", "-dit", "--name", n, "busybox", "sh")
-    out, code = in_pty(eng, argv + ["attach", n], send=b"\x10\x11")
+    out, code = in_pty(eng, argv + ["attach", n], send=b"\x10\x11", poke=True)
     assert code == 1 and _running(eng, n), out
     assert b"read escape sequence" in out
 
