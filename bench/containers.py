@@ -160,10 +160,7 @@ def main() -> None:
     try:
         results["docker_cli_dockyard"] = median(timeit(
             lambda: dy.docker("run", "--rm", "busybox", "true"), runs, 2))
-        entry = os.path.join(os.path.dirname(sys.executable), "dockyard")
-        launcher = Path("/usr/local/bin/dockyard")  # .ci/setup's `python -S` launcher
-        if launcher.exists() and b"Written by .ci/setup" in launcher.read_bytes()[:200]:
-            entry = str(launcher)
+        entry = os.path.join(os.path.dirname(sys.executable), "dockyard")  # as pip installs it
         results["dockyard_cli"] = median(timeit(
             lambda: subprocess.run([entry, "run", "--rm", "busybox", "true"], env=dy.env,
                                    check=True, capture_output=True), runs, 2))

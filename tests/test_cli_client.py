@@ -155,3 +155,29 @@ def test_query_and_path_quoting_match_urllib():
     assert c.url("/p", params) == f"/v1.41/p?{urlencode(items)}"
     for name in ("registry:5000/a/b@sha256:00", "ünï cödé", "a%2Fb"):
         assert path_quote(name) == quote(name, safe="/:@")
+
+
+def test_installed_command_starts_without_site(daemon, tmp_path):
+    """The `dockyard` script pip installs (python/dockyard.data/scripts) runs
+    the interpreter beside it with -S, finds the package without site, falls
+    back to site for what only site finds, and works through a symlink."""
+    script = Path(__file__).resolve().parents[1] / "python" / "dockyard.data" / "scripts" / "dockyard"
+    bindir = tmp_path / "venv" / "bin"
+    bindir.mkdir(parents=True)
+    shutil.copy(script, bindir / "dockyard")
+    # a "python3" beside it that reports how it was started, then runs as asked
+    (bindir / "python3").write_text(
+        f"#!/bin/sh\necho \"$@\" > {tmp_path}/argv\nexec {sys.executable} \"$@\"\n")
+    os.chmod(bindir / "python3", 0o755)
+    os.symlink(bindir / "dockyard", tmp_path / "linked")
+    env = dict(os.environ, DOCKYARD_HOST=daemon.host, DOCKYARD_NO_AUTOSTART="1",
+               PYTHONPATH=str(script.parents[2]))
+    for exe in (bindir / "dockyard", tmp_path / "linked"):
+        r = subprocess.run([str(exe), "version", "--format", "{{.Server.ApiVersion}}"], env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert (r.returncode, r.stdout) == (0, "1.41\n"), r.stderr
+        assert (tmp_path / "argv").read_text().split()[:2] == ["-S", str(bindir / "dockyard")]
+    # the Typer side (what the fast path doesn't serve) too
+    r = subprocess.run([str(bindir / "dockyard"), "image", "ls", "--help"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "List images" in r.stdout, r.stderr

@@ -13,6 +13,15 @@ def main() -> None:
             return
     except BrokenPipeError:
         return
-    from .main import app
+    try:
+        from .main import app
+    except ImportError:
+        if not sys.flags.no_site:
+            raise
+        # started with -S (the installed launcher) and a dependency lives
+        # where only site would look: let site add it
+        import site
 
+        site.main()
+        from .main import app
     app()
