@@ -76,6 +76,7 @@ class Engine:
         self.driver.unmount_stale({c.id for c in self.containers.all()
                                    if c.state.get("Running") or c.state.get("Prepared")})
         self.layers.gc(keep=self._container_layer_ids())
+        self.volumes.drop_stale_refs({c.id for c in self.containers.all()})
         self._lock = threading.RLock()
         self._builds: BuildService | None = None
         # What a daemon killed mid-build left: its context directories and the
