@@ -216,15 +216,18 @@ def _mid_operation(disk: Disk, daemons: list[Daemon], d: Daemon, args: list[str]
             proc.wait()
     images.append(disk.crash_image(f"{name}-acked"))
     acked = _state(d)
+    seen = []
     for i, image in enumerate(images):
         after = _boot(disk, daemons, image, image.stem)
         got = _state(after)
         _clean(after)
         assert got in (before, acked) if i < len(images) - 1 else got == acked, image.stem
+        seen.append("after" if got == acked else "before")
         after.stop()
         daemons.remove(after)
         unmount_all(after.root)
         os.unlink(image)
+    print(f"{name}: crash images showed {seen}")  # how many came mid-operation (-s)
 
 
 @pytest.mark.skipif(not ALL, reason="set DOCKYARD_POWER_LOSS=all")
