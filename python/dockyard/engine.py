@@ -281,12 +281,10 @@ class Engine:
         layer = self.layers.register(None, extract)
         comment = message or f"Imported from {source_name}"
         config = imported_config(layer.diff_id, comment, cfg, arch, os_name)
-        img = self.images.create(encode(config))
+        img = self.images.create(encode(config), refs=[str(ref)] if ref is not None else [])
         self.events.emit("image", "import", img.id)
         if ref is not None:
-            self.images.tag(img.id, str(ref))
             self.events.emit("image", "tag", img.id, {"name": reference.familiar_string(ref)})
-            img = self.images.get(img.id)
         return img
 
     # --- save / load --------------------------------------------------------
