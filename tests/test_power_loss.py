@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -34,6 +35,9 @@ import pytest
 from conftest import Daemon, kill_containers_left, mounts_under, unmount_all
 
 ALL = os.environ.get("DOCKYARD_POWER_LOSS") == "all"
+TOOLS = ("losetup", "mkfs.btrfs", "mkfs.ext4", "e2fsck", "unshare")
+pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in TOOLS),
+                                reason=f"needs {', '.join(TOOLS)}")
 
 
 def _run(*args: str | Path) -> str:
