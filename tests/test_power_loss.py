@@ -24,6 +24,7 @@ import io
 import os
 import random
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -275,3 +276,41 @@ def test_power_cut_during_import_and_build(disk, busybox_tar, tmp_path):
         "for i in 0 1 2 3 4 5 6 7; do head -c 4194304 /dev/urandom > /d0/f$i; done\n")
     _mid_operation(disk, daemons, d, ["build", "-q", "-t", "built:1", str(ctx)], "build",
                    steps=True)
+
+
+def test_start_sweeps_what_a_cut_leaves(tmp_path, busybox_tar):
+    """What a power cut can leave that no row names is removed at start: a
+    container directory whose removal's rename was undone, a volume removal
+    cut short, the volume references of a container never recorded (and the
+    anonymous volume made for it)."""
+    d = Daemon(tmp_path / "d", "overlay")
+    d.base.mkdir()
+    try:
+        d.start()
+        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+        d.docker("volume", "create", "named")
+        d.stop()
+        ghost = "c" * 64
+        (d.root / "containers" / ghost).mkdir()
+        (d.root / "volumes" / ".removing-old" / "_data").mkdir(parents=True)
+        (d.root / "volumes" / "anon" / "_data").mkdir(parents=True)
+        db = sqlite3.connect(d.root / "dockyard.db")
+        with db:
+            db.execute("INSERT INTO volumes VALUES ('anon', 'local', '2026-01-01T00:00:00Z',"
+                       " '{}', '{}', 1)")
+            db.executemany("INSERT INTO volume_refs VALUES (?, ?)",
+                           [("anon", ghost), ("named", ghost)])
+        db.close()
+        d.start()
+        assert not (d.root / "containers" / ghost).exists()
+        assert not (d.root / "volumes" / ".removing-old").exists()
+        names = [v["Name"] for v in d.client().get_json("/volumes")["Volumes"]]
+        assert names == ["named"]
+        d.docker("volume", "rm", "named")  # no longer "in use"
+        _clean(d)
+    finally:
+        d.stop()
+        left = kill_containers_left(d.base)
+        leaked = mounts_under(tmp_path)
+        unmount_all(tmp_path)
+    assert not left and not leaked
