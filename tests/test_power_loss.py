@@ -10,7 +10,10 @@ something asks (an fsync, a syncfs), not every 5 s: what the daemon did not
 sync is reliably missing from the copy. Each copy is fsck'd and mounted, and
 a fresh daemon (in mount and network namespaces of its own) must find every
 acknowledged image, tag, container and volume, and `system check` (every
-layer's files read back against its diff ID) must come back clean.
+layer's files read back against its diff ID) must come back clean. Before
+that daemon starts, the copy also gets what a cut can leave whatever the
+daemon syncs (a container directory without its row, a volume removal cut
+short, references of a container never recorded): start sweeps them.
 
 DOCKYARD_POWER_LOSS=all adds crash images taken every 0.1 s while a big
 import and a build run (ten spread over the run, the last two before the
@@ -30,6 +33,7 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -145,20 +149,44 @@ def disk(tmp_path):
     assert not leaked, f"mounts left behind: {leaked}"
 
 
-def _boot(disk: Disk, daemons: list[Daemon], image: Path, name: str) -> Daemon:
+def _boot(disk: Disk, daemons: list[Daemon], image: Path, name: str,
+          prepare: Callable[[Path], None] | None = None) -> Daemon:
+    """A fresh daemon on the crash image; `prepare` sees its root first."""
     after = NsDaemon(disk.base / f"after-{name}", "overlay")
     after.base.mkdir()
     disk.boot(image, after.root)
     daemons.append(after)
+    if prepare is not None:
+        prepare(after.root)
     after.start()
     return after
+
+
+GHOST = "c" * 64
+
+
+def _leftovers(root: Path) -> None:
+    """What a cut can leave that no row names, whatever the daemon syncs: a
+    container directory whose removal's rename was undone, a volume removal
+    cut short, the volume references of a container never recorded (and the
+    anonymous volume made for it)."""
+    (root / "containers" / GHOST).mkdir()
+    (root / "volumes" / ".removing-old" / "_data").mkdir(parents=True)
+    (root / "volumes" / "anon" / "_data").mkdir(parents=True)
+    db = sqlite3.connect(root / "dockyard.db")
+    with db:
+        db.execute("INSERT INTO volumes VALUES ('anon', 'local', '2026-01-01T00:00:00Z',"
+                   " '{}', '{}', 1)")
+        db.executemany("INSERT INTO volume_refs VALUES (?, ?)",
+                       [("anon", GHOST), ("vol2", GHOST)])
+    db.close()
 
 
 def _clean(d: Daemon) -> None:
     assert d.client().get_json("/system/check", {"grace": 0}) == {"Problems": []}
 
 
-def test_acknowledged_operations_survive_a_power_cut(disk, busybox_tar):
+def test_acknowledged_operations_survive_a_power_cut(disk, busybox_tar, registry, sample_image):
     disk, daemons = disk
     d = Daemon(disk.base / "d", "overlay")
     d.base.mkdir()
@@ -188,16 +216,24 @@ def test_acknowledged_operations_survive_a_power_cut(disk, busybox_tar):
         info.size = 5
         t.addfile(info, io.BytesIO(b"late\n"))
     d.cli("import", str(late), "late:1")
+    d.docker("save", "-o", str(disk.base / "late-saved.tar"), "late:1")
+    d.docker("rmi", "late:1")
+    d.docker("load", "-i", str(disk.base / "late-saved.tar"))
+    d.docker("pull", f"{registry.host}/test/sample:latest")  # three layers
     want = _state(d)
     image = disk.crash_image("acked")
     d.stop()
 
-    after = _boot(disk, daemons, image, "acked")
+    after = _boot(disk, daemons, image, "acked", _leftovers)
     assert _state(after) == want
     _clean(after)
     assert (after.root / "volumes" / "vol1" / "_data" / "f").read_text() == "payload\n"
     r = after.docker("run", "--rm", "committed:1", "cat", "/c")
     assert r.stdout == b"committed\n"
+    # the leftovers are gone, and vol2 is no longer "in use"
+    assert not (after.root / "containers" / GHOST).exists()
+    assert not (after.root / "volumes" / ".removing-old").exists()
+    after.docker("volume", "rm", "vol2")
 
 
 def _big_tar(path: Path) -> Path:
@@ -277,40 +313,3 @@ def test_power_cut_during_import_and_build(disk, busybox_tar, tmp_path):
     _mid_operation(disk, daemons, d, ["build", "-q", "-t", "built:1", str(ctx)], "build",
                    steps=True)
 
-
-def test_start_sweeps_what_a_cut_leaves(tmp_path, busybox_tar):
-    """What a power cut can leave that no row names is removed at start: a
-    container directory whose removal's rename was undone, a volume removal
-    cut short, the volume references of a container never recorded (and the
-    anonymous volume made for it)."""
-    d = Daemon(tmp_path / "d", "overlay")
-    d.base.mkdir()
-    try:
-        d.start()
-        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
-        d.docker("volume", "create", "named")
-        d.stop()
-        ghost = "c" * 64
-        (d.root / "containers" / ghost).mkdir()
-        (d.root / "volumes" / ".removing-old" / "_data").mkdir(parents=True)
-        (d.root / "volumes" / "anon" / "_data").mkdir(parents=True)
-        db = sqlite3.connect(d.root / "dockyard.db")
-        with db:
-            db.execute("INSERT INTO volumes VALUES ('anon', 'local', '2026-01-01T00:00:00Z',"
-                       " '{}', '{}', 1)")
-            db.executemany("INSERT INTO volume_refs VALUES (?, ?)",
-                           [("anon", ghost), ("named", ghost)])
-        db.close()
-        d.start()
-        assert not (d.root / "containers" / ghost).exists()
-        assert not (d.root / "volumes" / ".removing-old").exists()
-        names = [v["Name"] for v in d.client().get_json("/volumes")["Volumes"]]
-        assert names == ["named"]
-        d.docker("volume", "rm", "named")  # no longer "in use"
-        _clean(d)
-    finally:
-        d.stop()
-        left = kill_containers_left(d.base)
-        leaked = mounts_under(tmp_path)
-        unmount_all(tmp_path)
-    assert not left and not leaked
