@@ -76,6 +76,7 @@ class Engine:
         self.driver.unmount_stale({c.id for c in self.containers.all()
                                    if c.state.get("Running") or c.state.get("Prepared")})
         self.layers.gc(keep=self._container_layer_ids())
+        self.volumes.drop_stale_refs({c.id for c in self.containers.all()})
         self._lock = threading.RLock()
         self._builds: BuildService | None = None
         # What a daemon killed mid-build left: its context directories and the
@@ -286,12 +287,10 @@ class Engine:
         layer = self.layers.register(None, extract)
         comment = message or f"Imported from {source_name}"
         config = imported_config(layer.diff_id, comment, cfg, arch, os_name)
-        img = self.images.create(encode(config))
+        img = self.images.create(encode(config), refs=[str(ref)] if ref is not None else [])
         self.events.emit("image", "import", img.id)
         if ref is not None:
-            self.images.tag(img.id, str(ref))
             self.events.emit("image", "tag", img.id, {"name": reference.familiar_string(ref)})
-            img = self.images.get(img.id)
         return img
 
     # --- save / load --------------------------------------------------------

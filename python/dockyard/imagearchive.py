@@ -254,19 +254,23 @@ def load(store: LocalStore, src: IO[bytes] | Iterable[bytes],
                                            f"{layer.diff_id}, expected {want}")
                     registered.append(layer.chain_id)
                 parent = chains[i]
-            img = store.images.create(raw_config)
+            refs = [str(reference.parse_docker_ref(t)) for t in tags]
+            olds: dict[str, str | None] = {}
+            for ref in refs:
+                old = store.db.one("SELECT image_id FROM refs WHERE ref=?", (ref,))
+                olds.setdefault(ref, old["image_id"] if old else None)
+            # the image and its tags in one transaction
+            img = store.images.create(raw_config, refs=refs)
             registered.clear()
-            for t in tags:
-                ref = reference.parse_docker_ref(t)
-                old = store.db.one("SELECT image_id FROM refs WHERE ref=?", (str(ref),))
-                store.images.tag(img.id, str(ref))
-                if old and old["image_id"] != img.id:
-                    msg = (f"The image {reference.familiar_string(str(ref))} already exists, "
+            for ref in refs:
+                old_id, olds[ref] = olds[ref], img.id
+                if old_id and old_id != img.id:
+                    msg = (f"The image {reference.familiar_string(ref)} already exists, "
                            "renaming the old one with ID "
-                           f"{old['image_id']} to empty string\n")
+                           f"{old_id} to empty string\n")
                     if progress:
                         progress({"stream": msg})
-                line = f"Loaded image: {reference.familiar_string(str(ref))}\n"
+                line = f"Loaded image: {reference.familiar_string(ref)}\n"
                 loaded.append(line)
                 if progress:
                     progress({"stream": line})

@@ -124,7 +124,6 @@ def commit(svc: ContainerRecords, ref: str, repo: str = "", tag: str = "",
     if pcfg.get("variant"):
         raw["variant"] = pcfg["variant"]
     raw = {k: raw[k] for k in sorted(raw)}
-    img = store.images.create(encode(raw), parent=parent.id)
-    if ref_obj is not None:
-        store.images.tag(img.id, str(ref_obj))
+    img = store.images.create(encode(raw), parent=parent.id,
+                              refs=[str(ref_obj)] if ref_obj is not None else [])
     return img.id

@@ -53,6 +53,12 @@ class ContainerRecords:
         for d in (self.dir, self.state_root):  # removals a crash interrupted
             for p in d.glob(".removing-*"):
                 rmtree(p)
+        # Directories without a row: a create a crash cut short, or a removal
+        # whose row went but whose rename a power cut undid.
+        known = {r["id"] for r in self.db.query("SELECT id FROM containers")}
+        for p in self.dir.iterdir():
+            if len(p.name) == 64 and p.name not in known:
+                rmtree(p)
         # runc's own state (`runc --root`) for containers of the runc driver.
         self.runc_root = Path(exec_root) / "runc"
         self.cgroup_parent = cgroup_parent

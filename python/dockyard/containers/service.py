@@ -23,6 +23,7 @@ from .. import _core
 from ..errors import Conflict, DockyardError, InvalidParameter, NotFound
 from ..events import EventLog
 from ..graphdriver import create_container_layers, remove_container_layers
+from ..graphdriver.base import sync_filesystems
 from ..ids import generate_id
 from ..imageconfig import now_rfc3339, parse_time
 from ..network import etcfiles
@@ -128,6 +129,8 @@ class ContainerService(Reconciler):
             warnings = self._check_network(c, networking)
             self._register_mounts(c)
             self._register_links(c)
+            # Its layers and files reach the disk before the row that names them.
+            sync_filesystems(self.driver.home, cdir)
             for attempt in range(1, 11):
                 try:
                     with self.db.transaction() as conn:

@@ -163,11 +163,8 @@ class Puller:
         image_id = _core.sha256_bytes(raw_config)
         if not self._have(image_id):
             self._fetch_layers(manifest.layers, diff_ids)
-        img = images.create(raw_config)
         digest_ref = f"{target.name}@{top_digest}"
-        images.tag(img.id, digest_ref)
-        if not by_digest:
-            images.tag(img.id, str(target))
+        img = images.create(raw_config, refs=[digest_ref] + ([] if by_digest else [str(target)]))
         for desc, diff_id in zip(manifest.layers, diff_ids):
             self.store.layers.record_blob(diff_id, desc.digest, desc.media_type, desc.size,
                                            self.ref.domain, self.ref.path)

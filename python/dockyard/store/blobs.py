@@ -1,7 +1,8 @@
 """Content-addressed blobs under `<root>/content/sha256/<hex>`.
 
 Blobs are written to a temporary name in the same directory, fsynced and
-renamed into place, so a reader never sees a partial blob.
+renamed into place (the directory fsynced after), so a reader never sees a
+partial blob and a stored one survives a power cut.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from .. import _core
 from ..errors import LayerCorrupt, NotFound
+from ..graphdriver.base import fsync_dir
 
 
 class BlobStore:
@@ -46,6 +48,7 @@ class BlobStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, dest)
+        fsync_dir(self.dir)  # the name, not only the bytes, survives a power cut
         return digest
 
     def delete(self, digest: str) -> None:

@@ -1,7 +1,8 @@
 """The metadata database: one SQLite file in WAL mode under the data root.
 
-Every multi-step change runs inside `Database.transaction()`, so a kill -9 at
-any point leaves either the old state or the new one. Counts that could drift
+Every multi-step change runs inside `Database.transaction()`, so a kill -9 or
+a power cut at any point leaves either the old state or the new one, and a
+transaction that returned is on disk (docs/durability.md). Counts that could drift
 (layer references) are not stored: they are derived by queries when needed.
 """
 
@@ -12,6 +13,8 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from ..graphdriver.base import fsync_dir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS layers (
@@ -93,10 +96,14 @@ class Database:
         )
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL is durable against process crashes (kill -9) in WAL mode.
-        self._conn.execute("PRAGMA synchronous=NORMAL")
+        # FULL fsyncs the WAL at every commit: a transaction that returned
+        # survives a power cut, not only a kill -9 (NORMAL's promise).
+        self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(SCHEMA)
+        # SQLite syncs the WAL's directory entry when it makes the WAL, not
+        # the database file's own.
+        fsync_dir(path.parent)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -11,7 +11,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from .. import reference
 from ..errors import AmbiguousPrefix, Conflict, ImageNotFound, InvalidReference
@@ -105,8 +105,10 @@ class ImageStore:
         return self.get(rows[0]["id"])
 
     # --- create -------------------------------------------------------------
-    def create(self, raw_config: bytes, parent: str = "") -> Image:
-        """Record an image whose layers are all registered already."""
+    def create(self, raw_config: bytes, parent: str = "", refs: Iterable[str] = ()) -> Image:
+        """Record an image whose layers are all registered already, and point
+        `refs` (normalized) at it in the same transaction: an operation a
+        crash cuts short leaves no untagged image behind."""
         config = json.loads(raw_config)
         diff_ids = config.get("rootfs", {}).get("diff_ids") or []
         top = chain_ids(diff_ids)[-1] if diff_ids else None
@@ -119,15 +121,21 @@ class ImageStore:
                 " VALUES (?,?,?,?,?)",
                 (iid, raw_config, top, parent or None, config.get("created", "")),
             )
+            for ref in refs:
+                self._tag(c, iid, ref)
         return self.get(iid)
 
     # --- references ---------------------------------------------------------
     def tag(self, image_id: str, ref: str) -> None:
         """Point `ref` (normalized, with tag or digest) at the image."""
         with self.db.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO refs(ref, image_id, created) VALUES (?,?,?)",
-                      (ref, image_id, time.time()))
-            c.execute("UPDATE images SET last_tag_time=? WHERE id=?", (now_rfc3339(), image_id))
+            self._tag(c, image_id, ref)
+
+    @staticmethod
+    def _tag(c, image_id: str, ref: str) -> None:
+        c.execute("INSERT OR REPLACE INTO refs(ref, image_id, created) VALUES (?,?,?)",
+                  (ref, image_id, time.time()))
+        c.execute("UPDATE images SET last_tag_time=? WHERE id=?", (now_rfc3339(), image_id))
 
     # --- delete -------------------------------------------------------------
     def children(self, image_id: str) -> list[str]:

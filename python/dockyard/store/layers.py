@@ -4,8 +4,9 @@ shared by every image whose chain contains them.
 A layer is named by its chain ID (the digest of its diff ID and all its
 parents'), so two images that share a base share its layers. The storage
 driver names its directory by a random cache ID, and the row that maps the
-two is written last, in one transaction: a crash before it leaves only an
-orphan directory, which `gc()` removes on the next start.
+two is written last, in one transaction, after a syncfs has put the layer's
+files on disk: a crash or power cut before it leaves only an orphan
+directory, which `gc()` removes on the next start.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Callable
 
 from .. import _core
 from ..errors import InvalidParameter, NotFound
-from ..graphdriver.base import GraphDriver
+from ..graphdriver.base import GraphDriver, sync_filesystems
 from ..ids import chain_ids, generate_id
 from .db import Database
 
@@ -125,6 +126,9 @@ class LayerStore:
         split = self.split_path(cache_id)
         # Docker's layer size is what the files hold, not the tar's length.
         size = _core.layer_content_size(str(split)) if split.exists() else tar_size
+        if self.find(chain_id) is None:
+            # The files reach the disk before the row that names them.
+            sync_filesystems(self.driver.home, self.splits)
         existing = None
         with self.db.transaction() as c:
             r = c.execute("SELECT * FROM layers WHERE chain_id=?", (chain_id,)).fetchone()

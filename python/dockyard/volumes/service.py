@@ -6,7 +6,8 @@ A volume is a row in the engine's database and a directory
 made after, so a crash in between leaves a volume whose directory is made
 again at start; a directory found without a row is adopted, never deleted:
 a volume's data goes only through `remove`, `prune` or the removal of the
-container that owns an anonymous volume. Which containers use a volume is a
+container that owns an anonymous volume (whose rename out of the way is made
+durable before it is answered, so a power cut never brings it back). Which containers use a volume is a
 table of references, so "in use" survives any restart. Volumes with driver
 options (`type`, `device`, `o`) are mounted at their first user's start and
 unmounted after the last one's exit, as dockerd's local driver does.
@@ -27,6 +28,7 @@ from typing import Any
 from ..errors import Conflict, DockyardError, InvalidParameter, NotFound
 from ..events import EventLog
 from ..filters import labels_match
+from ..graphdriver.base import fsync_dir
 from ..ids import generate_id
 from ..store.db import Database
 from .mounts import check_volume_name
@@ -78,6 +80,8 @@ class VolumeService:
     def _settle(self) -> None:
         """At start: every row has its directory; every directory has its row."""
         names = {r["name"] for r in self.db.query("SELECT name FROM volumes")}
+        for d in self.dir.glob(".removing-*"):  # a removal a crash interrupted
+            shutil.rmtree(d, ignore_errors=True)
         for name in names:
             (self.dir / name / "_data").mkdir(parents=True, exist_ok=True, mode=0o755)
         for d in self.dir.iterdir():
@@ -172,7 +176,11 @@ class VolumeService:
                 c.execute("DELETE FROM volumes WHERE name=?", (name,))
             # renamed first, so a crash mid-delete never leaves a half volume named
             gone = self.dir / f".removing-{name}"
-            os.rename(self.dir / name, gone) if (self.dir / name).exists() else None
+            if (self.dir / name).exists():
+                os.rename(self.dir / name, gone)
+                # durable before the answer: a directory back after a power
+                # cut would be adopted as the volume again
+                fsync_dir(self.dir)
             shutil.rmtree(gone, ignore_errors=True)
         self.events.emit("volume", "destroy", name, {"driver": "local"})
 
@@ -206,6 +214,15 @@ class VolumeService:
     def add_ref(self, name: str, cid: str) -> None:
         with self.db.transaction() as c:
             c.execute("INSERT OR IGNORE INTO volume_refs VALUES (?, ?)", (name, cid))
+
+    def drop_stale_refs(self, containers: set[str]) -> None:
+        """At start: references of containers that don't exist (a crash
+        between a create's references and its row) go."""
+        stale = {r["container_id"] for r in self.db.query(
+            "SELECT DISTINCT container_id FROM volume_refs")} - containers
+        for cid in stale:
+            log.warning("volume references of unknown container %s dropped", cid)
+            self.drop_refs(cid, remove_anonymous=True)
 
     def drop_refs(self, cid: str, remove_anonymous: bool) -> None:
         """A container is removed: its references go, and with `rm -v` (or
