@@ -1,0 +1,156 @@
+"""Who gets to the API, tested as attacks: the unix socket's mode and group
+against a user outside the group (run as `nobody` with setpriv), and the TLS
+port against clients with no certificate, a certificate from another CA,
+TLS 1.0/1.1, weak or non-forward-secret ciphers, and plain HTTP. Each one gets
+nothing: no API answer, not even a version."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import ssl
+import stat
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import Daemon, mounts_under, unmount_all
+from test_tls import _free_port, make_pki
+
+PING = b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+NOBODY_CLIENT = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    print(e.strerror)
+else:
+    s.sendall(b"GET /_ping HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+    print("api" if b"OK" in s.recv(4096) else "no answer")
+"""
+
+
+def _as_nobody(sock: Path, *groups: int) -> str:
+    """Connect to the socket and ping, as uid/gid 65534 with only `groups`."""
+    g = ["--groups", ",".join(map(str, groups))] if groups else ["--clear-groups"]
+    r = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", *g,
+                        "/usr/bin/python3", "-c", NOBODY_CLIENT, str(sock)],
+                       capture_output=True, text=True, timeout=60)
+    return r.stdout.strip() or r.stderr
+
+
+def test_socket_mode_and_group(tmp_path):
+    if shutil.which("setpriv") is None or not os.path.exists("/usr/bin/python3"):
+        pytest.skip("setpriv and a system python3 are needed")
+    import grp
+
+    try:
+        gid = grp.getgrnam("dockyard").gr_gid
+    except KeyError:
+        pytest.skip("no dockyard group on this host")
+    # the socket's directory must be reachable by nobody (pytest's are 0700)
+    sockdir = Path(f"/tmp/dy-access-{uuid.uuid4().hex[:8]}")
+    sockdir.mkdir(mode=0o755)
+    sockdir.chmod(0o755)
+    d = Daemon(tmp_path, "vfs", ["-G", "dockyard"])
+    d.sock = sockdir / "d.sock"
+    d.host = f"unix://{d.sock}"
+    try:
+        d.start()
+        st = d.sock.stat()
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, gid, 0o660)
+        assert _as_nobody(d.sock) == "Permission denied"
+        # root's group is no key to the socket; the socket's group is
+        assert _as_nobody(d.sock, 0, 1, 4) == "Permission denied"
+        assert _as_nobody(d.sock, gid) == "api"
+    finally:
+        d.stop()
+        shutil.rmtree(sockdir, ignore_errors=True)
+        unmount_all(tmp_path)
+        assert not mounts_under(tmp_path)
+
+
+def _handshake(port: int, ca: Path, cert: Path | None = None, key: Path | None = None,
+               version: ssl.TLSVersion | None = None, ciphers: str | None = None) -> str:
+    """Try the API over TLS; returns "api" when /_ping answered, else the error."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(str(ca))
+    if cert:
+        ctx.load_cert_chain(str(cert), str(key))
+    if version:
+        # let this client speak old protocols and suites: the server must be the one refusing
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
+        ctx.minimum_version = ctx.maximum_version = version
+    if ciphers:
+        ctx.set_ciphers(ciphers + ":@SECLEVEL=0")
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(PING)
+            data = s.recv(4096)
+            return "api" if b"OK" in data else f"closed {data[:40]!r}"
+    except (ssl.SSLError, OSError) as e:
+        return str(e)
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
+def test_tls_refuses_weak_and_unauthenticated_clients(tmp_path_factory):
+    base = tmp_path_factory.mktemp("access-pki")
+    good, other = make_pki(base / "ok"), make_pki(base / "other", "other-ca")
+    port = _free_port()
+    tmp = tmp_path_factory.mktemp("access-tls")
+    d = Daemon(tmp, "vfs", ["-G", "dy-no-such-group", "-H", f"tcp://127.0.0.1:{port}", "--tlsverify",
+                            "--tlscacert", str(good / "ca.pem"),
+                            "--tlscert", str(good / "server-cert.pem"),
+                            "--tlskey", str(good / "server-key.pem")])
+    ca = good / "ca.pem"
+    mine = (good / "client-cert.pem", good / "client-key.pem")
+    try:
+        d.start()  # on its unix socket too
+        # a -G group that doesn't exist leaves the unix socket root-only
+        st = d.sock.stat()
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o600)
+        assert _handshake(port, ca, *mine) == "api"
+        for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            assert _handshake(port, ca, *mine, version=v) == "api"
+        # no client certificate
+        r = _handshake(port, ca)
+        assert r == "closed b''" or "certificate required" in r, r
+        # a client certificate from another CA
+        r = _handshake(port, ca, other / "client-cert.pem", other / "client-key.pem")
+        # (over TLS 1.3 the client learns of the refusal after its handshake: no data)
+        assert r == "closed b''" or "unknown ca" in r, r
+        # a self-signed one made by the client itself (its CA's own cert and key)
+        r = _handshake(port, ca, other / "ca.pem", other / "ca-key.pem")
+        assert r == "closed b''" or "unknown ca" in r, r
+        # TLS 1.0 and 1.1, even with a good certificate
+        for v in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1):
+            r = _handshake(port, ca, *mine, version=v)
+            assert r != "api" and ("protocol version" in r or "PROTOCOL" in r.upper()), (v, r)
+        # TLS 1.2 suites: ECDHE with AEAD gets in; none without forward secrecy, with CBC or DHE
+        for c in ("ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-CHACHA20-POLY1305"):
+            assert _handshake(port, ca, *mine, ciphers=c) == "api"
+        for c in ("AES128-GCM-SHA256", "AES256-SHA256", "ECDHE-RSA-AES128-SHA256",
+                  "ECDHE-RSA-AES128-SHA", "DHE-RSA-AES128-GCM-SHA256"):
+            r = _handshake(port, ca, *mine, ciphers=c)
+            assert "handshake failure" in r or "UNEXPECTED_EOF" in r, (c, r)
+        # plain HTTP to the TLS port: no API answer
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(PING)
+            try:
+                data = s.recv(4096)
+            except OSError:
+                data = b""
+        assert b"OK" not in data and b"Api-Version" not in data and b"Docker" not in data
+    finally:
+        d.stop()
+        unmount_all(tmp)
+        assert not mounts_under(tmp)
+
