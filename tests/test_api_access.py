@@ -154,3 +154,113 @@ def test_tls_refuses_weak_and_unauthenticated_clients(tmp_path_factory):
         unmount_all(tmp)
         assert not mounts_under(tmp)
 
+
+
+class _FakeAuthz:
+    """An authz plugin on /run/docker/plugins/<name>.sock (where dockerd and
+    Dockyard look): denies DELETE and privileged containers, records requests."""
+
+    def __init__(self) -> None:
+        import http.server
+        import socketserver
+        import threading
+
+        self.name = f"dy-authz-{uuid.uuid4().hex[:8]}"
+        self.sock = Path("/run/docker/plugins") / f"{self.name}.sock"
+        self.sock.parent.mkdir(parents=True, exist_ok=True)
+        self.seen: list[dict] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def address_string(self) -> str:
+                return "plugin"
+
+            def log_message(self, *a) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                import base64
+                import json
+
+                doc = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+                if self.path == "/Plugin.Activate":
+                    out = {"Implements": ["authz"]}
+                else:
+                    outer.seen.append(doc)
+                    body = base64.b64decode(doc.get("RequestBody") or "")
+                    out = {"Allow": True}
+                    if doc.get("RequestMethod") == "DELETE":
+                        out = {"Allow": False, "Msg": "no deletes"}
+                    elif b'"Privileged": true' in body or b'"Privileged":true' in body:
+                        out = {"Allow": False, "Msg": "no privileged containers"}
+                data = json.dumps(out).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/vnd.docker.plugins.v1.2+json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        self.server = Server(str(self.sock), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.sock.unlink(missing_ok=True)
+
+
+def test_authorization_plugin(tmp_path):
+    """--authorization-plugin: the plugin sees each request (method, URI, JSON
+    body, headers less credentials) and its no is a 403; a plugin gone is a 500
+    for everything (fails closed)."""
+    import json
+
+    plugin = _FakeAuthz()
+    d = Daemon(tmp_path, "vfs", ["--authorization-plugin", plugin.name])
+    try:
+        d.start()
+        c = d.client()
+        assert c.get_json("/volumes")["Volumes"] in (None, [])
+        d.docker("volume", "create", "v1")
+        r = d.docker("volume", "rm", "v1", check=False)
+        assert r.returncode != 0
+        assert f"authorization denied by plugin {plugin.name}: no deletes" in r.stderr.decode()
+        assert d.docker("volume", "ls", "-q").stdout.split() == [b"v1"]  # still there
+        # (the API, not `docker run`: that would try to pull the image)
+        priv = {"Image": "none", "HostConfig": {"Privileged": True}}
+        r = c.request("POST", "/v1.41/containers/create", body=json.dumps(priv).encode(),
+                      headers={"Content-Type": "application/json"}, check=False)
+        assert r.status == 403 and json.loads(r.read())["message"] == \
+            f"authorization denied by plugin {plugin.name}: no privileged containers"
+        r.close()
+        r = c.request("POST", "/v1.41/containers/create", body=b'{"Image": "none"}',
+                      headers={"Content-Type": "application/json"}, check=False)
+        assert r.status == 404, r.read()  # allowed: the handler answered
+        r.close()
+        doc = next(x for x in plugin.seen if x["RequestMethod"] == "POST"
+                   and "/volumes/create" in x["RequestUri"])
+        import base64
+
+        assert json.loads(base64.b64decode(doc["RequestBody"]))["Name"] == "v1"
+        assert doc["RequestUri"] == "/v1.41/volumes/create" and "User" not in doc
+        assert doc["RequestHeaders"]["Content-Type"] == "application/json"
+        assert "Host" not in doc["RequestHeaders"]
+        resp = c.request("GET", "/info", headers={"X-Registry-Auth": "c2VjcmV0"}, check=False)
+        resp.close()
+        last = plugin.seen[-1]
+        assert last["RequestUri"].endswith("/info")
+        assert "X-Registry-Auth" not in last["RequestHeaders"]
+        # the plugin goes away: nothing gets through
+        plugin.stop()
+        r = d.docker("volume", "ls", check=False)
+        assert r.returncode != 0
+        assert f"plugin {plugin.name} failed with error" in r.stderr.decode()
+    finally:
+        plugin.stop()
+        d.stop()
+        unmount_all(tmp_path)
+        assert not mounts_under(tmp_path)
