@@ -106,7 +106,8 @@ def test_tls_refuses_weak_and_unauthenticated_clients(tmp_path_factory):
     good, other = make_pki(base / "ok"), make_pki(base / "other", "other-ca")
     port = _free_port()
     tmp = tmp_path_factory.mktemp("access-tls")
-    d = Daemon(tmp, "vfs", ["-G", "dy-no-such-group", "-H", f"tcp://127.0.0.1:{port}", "--tlsverify",
+    d = Daemon(tmp, "vfs", ["-G", "dy-no-such-group", "-H", f"tcp://127.0.0.1:{port}",
+                            "--tlsverify",
                             "--tlscacert", str(good / "ca.pem"),
                             "--tlscert", str(good / "server-cert.pem"),
                             "--tlskey", str(good / "server-key.pem")])

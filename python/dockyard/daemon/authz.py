@@ -112,7 +112,8 @@ class Authz:
         ln = request.content_length or 0
         if (request.headers.get("Content-Type") == "application/json" and 0 < ln < MAX_BODY
                 and not request.path.endswith("/auth")):
-            body = base64.b64encode(await request.read()).decode()  # aiohttp keeps it for the handler
+            # aiohttp keeps what read() returned for the handler
+            body = base64.b64encode(await request.read()).decode()
         user, method = "", ""
         cert = request.transport.get_extra_info("peercert") if request.transport else None
         if cert:
