@@ -92,7 +92,6 @@ n asound /proc/asound
 n firmware /sys/firmware
 n powercap /sys/devices/virtual/powercap
 echo "dev $(ls /dev | tr '\n' ,)"
-echo "init_fds $(ls /proc/1/fd | tr '\n' ,)"
 echo "init_cwd $(readlink /proc/1/cwd)"
 echo "init_root $(readlink /proc/1/root)"
 grep -E '^(CapEff|CapBnd|CapPrm|CapInh|CapAmb|Seccomp):' /proc/self/status |
@@ -200,7 +199,6 @@ def _script_expectations(got: dict[str, str]) -> None:
     assert devs - {"core"} == {"fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm",
                                "stderr", "stdin", "stdout", "tty", "urandom", "zero"}
     assert ("core" in devs) == os.path.exists("/proc/kcore")
-    assert got["init_fds"] == "0,1,2,3,"  # 3: ls's own directory
     assert got["init_cwd"] == got["init_root"] == "/"
     for k in ("CapEff", "CapPrm", "CapBnd"):
         assert got[k] == DEFAULT_CAPS_HEX, k
@@ -321,6 +319,18 @@ def test_cp_through_symlink_cve_2018_15664(daemon, image, probe_rootfs, names, t
     r = daemon.docker("cp", f"{c}:/evil/payload", "-")
     assert b"payload" in r.stdout
     assert sorted(os.listdir(host_dir)) == ["HOSTMARKER"]
+
+    # the race: the container flips /tmp/w between a directory and a symlink to
+    # / while files are copied into it; each lands in the container, never on the host
+    daemon.docker("rm", "-f", c)
+    daemon.docker("run", "-d", "--name", c, image, "sh", "-c",
+                  "cd /tmp; while :; do mkdir -p w.d; ln -sfn / w.l; mv -T w.d w; "
+                  "mv -T w.l w; rm -rf w; done")
+    name = f"dy-cp-{uuid.uuid4().hex[:8]}"
+    (tmp_path / name).write_text("x\n")
+    for _ in range(8):
+        daemon.docker("cp", str(tmp_path / name), f"{c}:/tmp/w/", check=False)
+    assert not os.path.exists(f"/{name}") and not os.path.exists(f"/tmp/{name}")
 
 
 @pytest.fixture(scope="module")

@@ -157,13 +157,15 @@ static int watch_exe(int argc, char **argv) {
                 snprintf(fp, sizeof fp, "/proc/self/fd/%d", fd);
                 ssize_t n = readlink(fp, link, sizeof link - 1);
                 link[n > 0 ? n : 0] = 0;
-                int w = open(fp, O_WRONLY);
-                if (w >= 0) {
-                    printf("WRITABLE-EXE %d %s\n", pid, link);
-                    close(w);
-                }
-                if (strcmp(link, "/bin/busybox") && strcmp(link, "/probe"))
+                /* The container's own binaries are its own to rewrite. */
+                if (strcmp(link, "/bin/busybox") && strcmp(link, "/probe")) {
                     printf("FOREIGN-EXE %d %s\n", pid, link);
+                    int w = open(fp, O_WRONLY);
+                    if (w >= 0) {
+                        printf("WRITABLE-EXE %d %s\n", pid, link);
+                        close(w);
+                    }
+                }
                 close(fd);
             }
             for (const char *what = "cwd"; what; what = strcmp(what, "cwd") == 0 ? "root" : NULL) {
