@@ -2,7 +2,9 @@
 against a user outside the group (run as `nobody` with setpriv), and the TLS
 port against clients with no certificate, a certificate from another CA,
 TLS 1.0/1.1, weak or non-forward-secret ciphers, and plain HTTP. Each one gets
-nothing: no API answer, not even a version."""
+nothing: no API answer, not even a version. And --authorization-plugin: a fake
+authz plugin (dockerd's protocol, on /run/docker/plugins/<unique>.sock) says no
+to some requests, and is told the TLS client's name."""
 
 from __future__ import annotations
 
@@ -106,8 +108,9 @@ def test_tls_refuses_weak_and_unauthenticated_clients(tmp_path_factory):
     good, other = make_pki(base / "ok"), make_pki(base / "other", "other-ca")
     port = _free_port()
     tmp = tmp_path_factory.mktemp("access-tls")
+    plugin = _FakeAuthz()  # to see who TLS says the client is
     d = Daemon(tmp, "vfs", ["-G", "dy-no-such-group", "-H", f"tcp://127.0.0.1:{port}",
-                            "--tlsverify",
+                            "--authorization-plugin", plugin.name, "--tlsverify",
                             "--tlscacert", str(good / "ca.pem"),
                             "--tlscert", str(good / "server-cert.pem"),
                             "--tlskey", str(good / "server-key.pem")])
@@ -119,6 +122,9 @@ def test_tls_refuses_weak_and_unauthenticated_clients(tmp_path_factory):
         st = d.sock.stat()
         assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o600)
         assert _handshake(port, ca, *mine) == "api"
+        # the plugin is told the certificate's name, authenticated by TLS
+        assert plugin.seen[-1]["User"] == "client"
+        assert plugin.seen[-1]["UserAuthNMethod"] == "TLS"
         for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
             assert _handshake(port, ca, *mine, version=v) == "api"
         # no client certificate
@@ -151,6 +157,7 @@ def test_tls_refuses_weak_and_unauthenticated_clients(tmp_path_factory):
                 data = b""
         assert b"OK" not in data and b"Api-Version" not in data and b"Docker" not in data
     finally:
+        plugin.stop()
         d.stop()
         unmount_all(tmp)
         assert not mounts_under(tmp)
