@@ -14,7 +14,8 @@ KEYS = {
     "exec_root": "exec-root", "pidfile": "pidfile", "storage_driver": "storage-driver",
     "storage_opt": "storage-opts", "debug": "debug", "log_level": "log-level", "tls": "tls",
     "tlsverify": "tlsverify", "tlscacert": "tlscacert", "tlscert": "tlscert",
-    "tlskey": "tlskey", "insecure_tcp": "insecure-tcp", "default_ulimit": "default-ulimits",
+    "tlskey": "tlskey", "insecure_tcp": "insecure-tcp",
+    "authorization_plugin": "authorization-plugins", "default_ulimit": "default-ulimits",
     "exec_opt": "exec-opts", "insecure_registry": "insecure-registries", "label": "labels",
     "max_concurrent_downloads": "max-concurrent-downloads",
     "max_concurrent_uploads": "max-concurrent-uploads", "selinux_enabled": "selinux-enabled",
@@ -78,6 +79,9 @@ def daemon(
     debug: bool = typer.Option(False, "-D", "--debug", help="Enable debug mode"),
     log_level: str = typer.Option("info", "-l", "--log-level"),
     tls: bool = typer.Option(False, "--tls", help="Use TLS; implied by --tlsverify"),
+    authorization_plugin: Optional[list[str]] = typer.Option(
+        None, "--authorization-plugin", help="Authorization plugin(s) every API request is "
+        "put to (dockerd's authz plugin protocol)"),
     tlsverify: bool = typer.Option(False, "--tlsverify",
                                    help="Use TLS and verify the remote"),
     tlscacert: Optional[str] = typer.Option(None, "--tlscacert"),

@@ -232,7 +232,7 @@ class ExecStore:
         if e.privileged:
             caps = list(specs.ALL_CAPS)
             base["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps,
-                                    "inheritable": caps, "ambient": []}
+                                    "inheritable": [], "ambient": []}
         return json.dumps(base)
 
     def spawn(self, e: Exec) -> dict[str, Any]:

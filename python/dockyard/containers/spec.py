@@ -293,8 +293,10 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
     privileged = bool(hc.get("Privileged"))
     caps = capabilities(spec["capabilities"]["bounding"], privileged, hc.get("CapAdd"),
                         hc.get("CapDrop"))
+    # Inheritable stays empty (CVE-2022-24769): with it, an exec'd file's
+    # inheritable caps would be granted even to a non-root user.
     spec["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps,
-                            "inheritable": caps, "ambient": []}
+                            "inheritable": [], "ambient": []}
     secopts = hc.get("SecurityOpt") or []
     spec["no_new_privileges"] = any(o in ("no-new-privileges", "no-new-privileges:true",
                                           "no-new-privileges=true") for o in secopts)

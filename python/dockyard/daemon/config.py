@@ -48,6 +48,7 @@ class DaemonConfig:
     tlscert: str | None = None
     tlskey: str | None = None
     insecure_tcp: bool = False
+    authorization_plugins: list[str] = field(default_factory=list)
     default_ulimits: list[dict[str, Any]] = field(default_factory=list)
     exec_opts: dict[str, str] = field(default_factory=dict)
     cgroup_driver: str = "cgroupfs"
@@ -313,6 +314,7 @@ OPTIONS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "tlscert": ("tlscert", _str),
     "tlskey": ("tlskey", _str),
     "insecure-tcp": ("insecure_tcp", _bool),  # Dockyard's own
+    "authorization-plugins": ("authorization_plugins", _strs),
     "default-ulimits": ("default_ulimits", _ulimits),
     "exec-opts": ("exec_opts", _pairs),
     "insecure-registries": ("insecure_registries", _registries),
@@ -341,7 +343,7 @@ OPTIONS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
 #: dockerd keys Dockyard accepts but does not act on (networking, runtimes,
 #: swarm, ...): a daemon.json written for dockerd still loads, with a warning.
 IGNORED = frozenset("""
-    allow-nondistributable-artifacts api-cors-header authorization-plugins builder
+    allow-nondistributable-artifacts api-cors-header builder
     cgroup-parent cluster-advertise cluster-store cluster-store-opts containerd
     containerd-namespace containerd-plugins-namespace cpu-rt-period cpu-rt-runtime
     cri-containerd default-cgroupns-mode default-gateway default-gateway-v6 default-ipc-mode

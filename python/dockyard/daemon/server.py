@@ -18,7 +18,7 @@ from aiohttp import web
 
 from ..containers.execs import ExecStore
 from ..engine import Engine
-from . import openapi
+from . import authz, openapi
 from .api import API_VERSION, MIN_API_VERSION, SERVER, VersionedApp
 from .config import DaemonConfig
 from .errors import error_response, from_exception
@@ -62,7 +62,10 @@ async def api_middleware(request: web.Request, handler: Any) -> web.StreamRespon
 
 
 def build_app(engine: Engine, config: DaemonConfig) -> web.Application:
-    app = web.Application(middlewares=[api_middleware], client_max_size=0)
+    mws = [api_middleware]
+    if config.authorization_plugins:
+        mws.append(authz.middleware(config.authorization_plugins))
+    app = web.Application(middlewares=mws, client_max_size=0)
     app["engine"] = engine
     app["config"] = config
     app["execs"] = ExecStore(engine.containers)
@@ -98,6 +101,9 @@ def _ssl_context(cfg: DaemonConfig) -> ssl.SSLContext | None:
         return None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    # TLS 1.2 suites: forward secrecy and AEAD only (no CBC, no RSA or DHE key
+    # exchange); TLS 1.3's are all modern.
+    ctx.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
     ctx.load_cert_chain(cfg.tlscert or "", cfg.tlskey or "")
     if cfg.tlsverify:
         ctx.verify_mode = ssl.CERT_REQUIRED

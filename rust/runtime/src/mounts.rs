@@ -290,6 +290,10 @@ pub fn populate_dev(dev: RawFd) -> Result<()> {
         ("ptmx", "pts/ptmx"),
         ("core", "/proc/kcore"),
     ] {
+        // As runc: no dangling /dev/core on kernels built without /proc/kcore.
+        if link == "core" && !std::path::Path::new("/proc/kcore").exists() {
+            continue;
+        }
         let l = cstr(link)?;
         let t = cstr(target)?;
         let r = unsafe { libc::symlinkat(t.as_ptr(), dev, l.as_ptr()) };
@@ -325,10 +329,25 @@ pub fn mask_path(path: &str) -> Result<()> {
     let r = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
         sys::mount(Some(c"tmpfs"), &tp, Some(c"tmpfs"), libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, Some(c"size=0k,nr_inodes=1"))
     } else {
-        sys::mount(Some(c"/dev/null"), &tp, None, libc::MS_BIND, None)
+        // Bind the /dev/null we checked, not whatever the path names by then: a
+        // /dev/null swapped for a symlink would unmask procfs (CVE-2025-31133).
+        let null = dev_null()?;
+        sys::mount(Some(&fd_path(&null)), &tp, None, libc::MS_BIND, None)
     };
     let _ = c;
     r.map_err(|e| Error::errno(format!("mask {path}"), e))
+}
+
+/// An O_PATH fd of the container's /dev/null, refused unless it is the real
+/// character device 1:3.
+fn dev_null() -> Result<OwnedFd> {
+    let fd = sys::openat_in_root(libc::AT_FDCWD, "/dev/null", libc::O_PATH | libc::O_NOFOLLOW).map_err(|e| Error::errno("open /dev/null", e))?;
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
+        return Err(Error::Invalid("/dev/null is not the null device: refusing to mask paths with it".into()));
+    }
+    Ok(fd)
 }
 
 /// After pivot: bind `path` onto itself read-only (nosuid, nodev, noexec).

@@ -172,7 +172,8 @@ fn m(dest: &str, kind: &str, source: &str, opts: &[&str]) -> Mount {
 impl Capabilities {
     pub fn docker_default() -> Self {
         let v: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
-        Capabilities { bounding: v.clone(), effective: v.clone(), permitted: v.clone(), inheritable: v, ambient: vec![] }
+        // Inheritable empty, as Docker since CVE-2022-24769.
+        Capabilities { bounding: v.clone(), effective: v.clone(), permitted: v, inheritable: vec![], ambient: vec![] }
     }
 }
 

@@ -106,7 +106,7 @@ def _no_constant(name: str) -> Any:
 async def json_body(request: web.Request) -> Any:
     """The request's JSON body as Go's decoder takes it: no NaN or Infinity,
     nesting bounded (dockerd's messages, as 400s); None when there is none."""
-    if not request.can_read_body:
+    if not request.body_exists:  # (read before by the authz hook: read() has it)
         return None
     raw = await request.read()
     if not raw.strip():

@@ -20,7 +20,7 @@ from . import blocking, exec_store, go_fields, json_response, tty_size
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
+    if not request.body_exists:
         return {}
     try:
         body = await request.json()

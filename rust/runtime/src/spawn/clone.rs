@@ -25,7 +25,23 @@ struct CloneArgs {
 }
 
 /// clone3 (falling back to clone) like fork: returns (pid, pidfd) in the parent, (0, None) in the child.
+///
+/// The child is born non-dumpable and stays so until its execve (which resets
+/// it): until then it runs our binary, holds our fds and, before pivot_root,
+/// the host's root, all of which a container process sharing its pid
+/// namespace could otherwise reach through /proc/<pid>/{exe,fd,root,mem}
+/// (CVE-2019-5736). Set in the parent around the clone so there is no window.
 pub(super) fn clone(flags: libc::c_int, cgroup_fd: Option<RawFd>) -> Result<(i32, Option<OwnedFd>)> {
+    let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    let r = clone_raw(flags, cgroup_fd);
+    if !matches!(r, Ok((0, _))) && dumpable > 0 {
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, dumpable as libc::c_ulong, 0, 0, 0) };
+    }
+    r
+}
+
+fn clone_raw(flags: libc::c_int, cgroup_fd: Option<RawFd>) -> Result<(i32, Option<OwnedFd>)> {
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
         flags: (flags | libc::CLONE_PIDFD) as u64,

@@ -40,6 +40,7 @@ pub(super) fn finalize(spec: &Spec, prep: &Prepared, fds: &ChildFds) -> Result<(
     let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
     let ccwd = cstr(cwd)?;
     sys::check(unsafe { libc::chdir(ccwd.as_ptr()) }, || format!("chdir to cwd (\"{cwd}\") set in config.json failed"))?;
+    check_cwd_inside(cwd)?;
     let exe = lookup(&spec.args[0], spec.path_env())?;
     if let Some(g) = fds.gate_r {
         sys::write_all(fds.sync_w, b"R")?;
@@ -66,7 +67,8 @@ pub(super) fn finalize(spec: &Spec, prep: &Prepared, fds: &ChildFds) -> Result<(
             return Err(Error::Os { op: "fork for --init".into(), errno: sys::errno() });
         }
         if pid > 0 {
-            unsafe { libc::close(fds.sync_w) };
+            // The reaper needs no fds: keep none of the shim's in the container.
+            unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
             init_reaper(pid);
         }
     }
@@ -83,4 +85,20 @@ pub(super) fn finalize(spec: &Spec, prep: &Prepared, fds: &ChildFds) -> Result<(
         libc::EACCES | libc::EPERM => Error::Exec { msg: format!("exec: \"{name}\": permission denied"), code: 126 },
         e => Error::Exec { msg: format!("exec: \"{name}\": {}", crate::error::strerror(e)), code: 126 },
     })
+}
+
+/// The cwd must be reachable from the container's root: a cwd such as
+/// /proc/self/fd/N naming a directory fd we inherited would leave the process
+/// outside it (CVE-2024-21626). The kernel's getcwd says so with a
+/// "(unreachable)" prefix instead of a leading '/'.
+fn check_cwd_inside(cwd: &str) -> Result<()> {
+    let mut buf = [0u8; 4096];
+    let n = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+    if n < 0 || buf[0] != b'/' {
+        return Err(Error::Exec {
+            msg: format!("chdir to cwd (\"{cwd}\") set in config.json failed: current working directory is outside of container mount namespace root -- possible container breakout detected"),
+            code: 126,
+        });
+    }
+    Ok(())
 }
