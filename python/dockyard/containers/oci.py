@@ -204,6 +204,9 @@ def from_native(spec: dict[str, Any], init_binary: str | None = None) -> dict[st
         "readonlyPaths": list(spec.get("readonly_paths") or []),
         "sysctl": dict(spec.get("sysctl") or {}),
     }
+    if spec.get("uid_mappings"):  # --userns-remap: runc makes the namespace and writes them
+        linux["uidMappings"] = spec["uid_mappings"]
+        linux["gidMappings"] = spec["gid_mappings"]
     cg = spec.get("cgroup")
     if cg:
         linux["cgroupsPath"] = "/" + cg["path"].strip("/")

@@ -23,6 +23,7 @@ from .. import _core
 from ..errors import Conflict, DockyardError, InvalidParameter, NotFound
 from ..events import EventLog
 from ..graphdriver import create_container_layers, remove_container_layers
+from ..idmap import IDMap
 from ..ids import generate_id
 from ..imageconfig import now_rfc3339, parse_time
 from ..network import etcfiles
@@ -33,7 +34,8 @@ from ..sysinfo import swap_limit_supported
 from . import health, logdrivers, mountpoints, oci
 from . import spec as specs
 from .attach import ShimConnection
-from .config import merge_image_config, valid_name, validate_healthcheck, validate_hostconfig
+from .config import (check_userns, merge_image_config, valid_name, validate_healthcheck,
+                     validate_hostconfig)
 from .links import parse_link
 from .model import ZERO_TIME, Container, new_state, random_name
 from .pause import thaw_if_paused
@@ -60,7 +62,8 @@ class ContainerService(Reconciler):
                  default_ulimits: list[dict[str, Any]] | None = None,
                  exec_driver: str = "native", network: NetworkService | None = None,
                  volumes: VolumeService | None = None,
-                 log_config: dict[str, Any] | None = None) -> None:
+                 log_config: dict[str, Any] | None = None,
+                 idmap: IDMap | None = None) -> None:
         if exec_driver not in EXEC_DRIVERS:
             raise InvalidParameter(f"unknown exec driver {exec_driver!r}: use native or runc")
         if exec_driver == "runc":
@@ -68,6 +71,11 @@ class ContainerService(Reconciler):
         self.exec_driver = exec_driver
         super().__init__(store, events, Path(root), exec_root, cgroup_parent, network, volumes)
         self.default_ulimits = default_ulimits or []
+        #: --userns-remap: containers run in a user namespace with these maps
+        #: (unless --userns=host), their files owned by its root on the host.
+        self.idmap = idmap
+        if idmap is not None:
+            os.chown(self.dir, -1, idmap.root[1])
         #: The daemon's --log-driver/--log-opt, filled into each new container.
         self.log_config = log_config or logdrivers.DEFAULT
         # The restart policy's current delay per container (dockerd's restart manager).
@@ -93,6 +101,8 @@ class ContainerService(Reconciler):
         if not (cfg.get("Cmd") or cfg.get("Entrypoint")):
             raise InvalidParameter("No command specified")
         validate_hostconfig(hostconfig)
+        if self.idmap is not None:
+            check_userns(hostconfig)
         hostconfig["LogConfig"] = logdrivers.resolve(hostconfig.get("LogConfig"),
                                                      self.log_config)
         mem = int(hostconfig.get("Memory") or 0)
@@ -124,6 +134,11 @@ class ContainerService(Reconciler):
                 "ff02::2\tip6-allrouters\n" + f"127.0.1.1\t{hostname}\n")
             shutil.copyfile("/etc/resolv.conf", cdir / "resolv.conf") \
                 if os.path.exists("/etc/resolv.conf") else (cdir / "resolv.conf").touch()
+            if self.idmap is not None:
+                uid, gid = self.idmap.root
+                os.chown(cdir, -1, gid)
+                for f in ("hostname", "hosts", "resolv.conf"):
+                    os.chown(cdir / f, uid, gid)
             c = Container(cid, name, img.id, now_rfc3339(), cfg, hostconfig, new_state())
             warnings = self._check_network(c, networking)
             self._register_mounts(c)
@@ -323,7 +338,7 @@ class ContainerService(Reconciler):
                                                self.volumes, acquired) if self.volumes else []
             spec_json = specs.build(c, rootfs, self.container_dir(c.id), self.cgroup_path(c),
                                     self.default_ulimits, netns, extra,
-                                    [e for _, _, env in links for e in env])
+                                    [e for _, _, env in links for e in env], self.idmap)
             sdir = self.state_dir(c.id)
             shutil.rmtree(sdir, ignore_errors=True)
             sdir.mkdir(parents=True, mode=0o700)

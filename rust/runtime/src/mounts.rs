@@ -196,7 +196,21 @@ pub fn mount_one(root: RawFd, m: &Mount, layout: Option<&crate::cgroup::Layout>)
     let src = cstr(if m.source.is_empty() { &m.kind } else { &m.source })?;
     let fst = cstr(&m.kind)?;
     let data = if p.data.is_empty() { None } else { Some(cstr(&p.data)?) };
-    sys::mount(Some(&src), &tp, Some(&fst), p.flags & !libc::MS_REMOUNT, data.as_deref()).map_err(err)?;
+    match sys::mount(Some(&src), &tp, Some(&fst), p.flags & !libc::MS_REMOUNT, data.as_deref()) {
+        // A user-namespaced container in a network namespace it doesn't own
+        // may not mount sysfs: bind the host's, as runc does.
+        Err(libc::EPERM) if m.kind == "sysfs" => {
+            sys::mount(Some(c"/sys"), &tp, None, libc::MS_BIND | libc::MS_REC, None).map_err(err)?;
+            let extra = p.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
+            if extra != 0 {
+                let t2 = mkdir_all_in_root(root, &m.destination, Kind::Dir)?;
+                let tp2 = fd_path(&t2);
+                let locked = statvfs_flags(&tp2);
+                sys::mount(None, &tp2, None, libc::MS_BIND | libc::MS_REMOUNT | extra | locked, None).map_err(err)?;
+            }
+        }
+        r => r.map_err(err)?,
+    }
     if p.propagation != 0 {
         let t2 = mkdir_all_in_root(root, &m.destination, Kind::Dir)?;
         sys::mount(None, &fd_path(&t2), None, p.propagation, None).map_err(err)?;

@@ -31,7 +31,8 @@ pub fn exec_in(pid: i32, spec: &Spec, opts: Options) -> Result<Process> {
         }
     }
     let mut joins = Vec::new();
-    for f in ns::JOIN_ORDER {
+    // The user namespace last: before it, the host's privileges open the others.
+    for f in ns::JOIN_ORDER.into_iter().chain([libc::CLONE_NEWUSER]) {
         let name = ns::proc_name(f);
         let theirs = format!("/proc/{pid}/ns/{name}");
         let mine = format!("/proc/self/ns/{name}");

@@ -1,0 +1,111 @@
+//! User-namespace ID maps for layers (`--userns-remap`): a layer's files are
+//! owned on the host by the IDs its tar names shifted into the remapped
+//! range (`shift_tree`, once a layer is unpacked), and archives made from the
+//! host's files name them shifted back (`IdMap::to_container`), so images
+//! look the same as on a daemon without remapping.
+
+use crate::error::{Error, Result};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// (container ID, host ID, size) ranges, as in /proc/PID/uid_map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdMap {
+    pub uids: Vec<(u32, u32, u32)>,
+    pub gids: Vec<(u32, u32, u32)>,
+}
+
+fn host(id: u32, ranges: &[(u32, u32, u32)]) -> Option<u32> {
+    ranges.iter().find(|(c, _, n)| id >= *c && id - c < *n).map(|(c, h, _)| h + (id - c))
+}
+
+fn container(id: u32, ranges: &[(u32, u32, u32)]) -> Option<u32> {
+    ranges.iter().find(|(_, h, n)| id >= *h && id - h < *n).map(|(c, h, _)| c + (id - h))
+}
+
+impl IdMap {
+    /// Host IDs for container IDs (dockerd's ToHost: an unmapped ID is an error).
+    pub fn to_host(&self, uid: u32, gid: u32) -> Result<(u32, u32)> {
+        let u = host(uid, &self.uids).ok_or_else(|| Error::corrupt(format!("Container ID {uid} cannot be mapped to a host ID")))?;
+        let g = host(gid, &self.gids).ok_or_else(|| Error::corrupt(format!("Container ID {gid} cannot be mapped to a host ID")))?;
+        Ok((u, g))
+    }
+
+    /// Container IDs for host IDs; an ID outside the ranges (a file the host
+    /// put there) is kept as it is.
+    pub fn to_container(&self, uid: u64, gid: u64) -> (u64, u64) {
+        let u = u32::try_from(uid).ok().and_then(|u| container(u, &self.uids)).map_or(uid, u64::from);
+        let g = u32::try_from(gid).ok().and_then(|g| container(g, &self.gids)).map_or(gid, u64::from);
+        (u, g)
+    }
+}
+
+/// Give every entry under `root` the host IDs of the container IDs it has
+/// (not `root` itself: the storage driver made it, owned by the remapped
+/// root). chown clears set-user/group-ID bits and file capabilities: both
+/// are put back.
+pub fn shift_tree(root: &Path, map: &IdMap) -> Result<()> {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let md = std::fs::symlink_metadata(&p).map_err(|e| Error::io(format!("stat {}", p.display()), e))?;
+        if p != root {
+            shift_one(&p, &md, map)?;
+        }
+        if md.is_dir() {
+            for e in std::fs::read_dir(&p).map_err(|e| Error::io(format!("read {}", p.display()), e))? {
+                let e = e.map_err(|e| Error::io(format!("read {}", p.display()), e))?;
+                stack.push(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn shift_one(p: &Path, md: &std::fs::Metadata, map: &IdMap) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let (uid, gid) = map.to_host(md.uid(), md.gid()).map_err(|e| Error::corrupt(format!("{}: {e}", p.display())))?;
+    let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::corrupt("NUL in path"))?;
+    let is_reg = md.file_type().is_file();
+    let caps = if is_reg { get_caps(&c) } else { None };
+    // SAFETY: c is a valid C string.
+    if unsafe { libc::lchown(c.as_ptr(), uid, gid) } < 0 {
+        return Err(Error::io(format!("chown {}", p.display()), std::io::Error::last_os_error()));
+    }
+    if is_reg && md.mode() & 0o6000 != 0 {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(md.mode() & 0o7777))
+            .map_err(|e| Error::io(format!("chmod {}", p.display()), e))?;
+    }
+    if let Some(v) = caps {
+        // SAFETY: valid C strings and buffer.
+        let r = unsafe { libc::lsetxattr(c.as_ptr(), c"security.capability".as_ptr(), v.as_ptr().cast(), v.len(), 0) };
+        if r < 0 {
+            return Err(Error::io(format!("set capabilities of {}", p.display()), std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+fn get_caps(c: &CString) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 64];
+    // SAFETY: buf is 64 bytes, which bounds what lgetxattr writes.
+    let n = unsafe { libc::lgetxattr(c.as_ptr(), c"security.capability".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n <= 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn maps_both_ways() {
+        let m = IdMap { uids: vec![(0, 100000, 65536)], gids: vec![(0, 200000, 1000), (1000, 300000, 10)] };
+        assert_eq!(m.to_host(0, 1005).unwrap(), (100000, 300005));
+        assert!(m.to_host(65536, 0).is_err());
+        assert_eq!(m.to_container(100001, 300009), (1, 1009));
+        assert_eq!(m.to_container(5, 5), (5, 5));
+    }
+}
