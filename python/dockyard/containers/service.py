@@ -135,10 +135,7 @@ class ContainerService(Reconciler):
             shutil.copyfile("/etc/resolv.conf", cdir / "resolv.conf") \
                 if os.path.exists("/etc/resolv.conf") else (cdir / "resolv.conf").touch()
             if self.idmap is not None:
-                uid, gid = self.idmap.root
-                os.chown(cdir, -1, gid)
-                for f in ("hostname", "hosts", "resolv.conf"):
-                    os.chown(cdir / f, uid, gid)
+                os.chown(cdir, -1, self.idmap.root[1])
             c = Container(cid, name, img.id, now_rfc3339(), cfg, hostconfig, new_state())
             warnings = self._check_network(c, networking)
             self._register_mounts(c)
@@ -320,6 +317,8 @@ class ContainerService(Reconciler):
         try:
             links = self.linked(c)
             netns = self._network_namespace(c, links)
+            if self.idmap is not None:
+                self._own_etc_files(c.id)
         except DockyardError as e:
             # dockerd records why the start failed (e.g. a port already allocated)
             self._unmount(c.id)
@@ -361,6 +360,17 @@ class ContainerService(Reconciler):
             self.release_volumes(c)
             raise
         return res
+
+    def _own_etc_files(self, cid: str) -> None:
+        """--userns-remap: the container's /etc/hosts, hostname and resolv.conf
+        (just written by the network setup) belong to its root, as dockerd's."""
+        assert self.idmap is not None
+        cdir = self.container_dir(cid)
+        for f in ("hostname", "hosts", "resolv.conf"):
+            try:
+                os.chown(cdir / f, *self.idmap.root)
+            except FileNotFoundError:
+                pass
 
     def _log_info(self, c: Container) -> dict[str, Any]:
         """What a log driver's tag and attributes are made from (dockerd's logger.Info)."""
