@@ -123,7 +123,7 @@ def _ranges(path: str, user: pwd.struct_passwd, what: str) -> tuple[Range, ...]:
     return tuple(out)
 
 
-def _next_start(path: str) -> int:
+def next_range_start(path: str) -> int:
     """dockerd's search: from 100000, past every range that overlaps."""
     start = RANGE_START
     for s, n in sorted(parse_subid(path, "ALL")):
@@ -157,7 +157,7 @@ def add_namespace_user(name: str) -> None:
         raise RemapError(f'Error adding user "{name}": {e}') from None
     for path, flag in ((SUBUID, "-v"), (SUBGID, "-w")):
         if not os.path.exists(path) or not parse_subid(path, name):
-            start = _next_start(path) if os.path.exists(path) else RANGE_START
+            start = next_range_start(path) if os.path.exists(path) else RANGE_START
             p = subprocess.run(["usermod", flag, f"{start}-{start + RANGE_LEN - 1}", name],
                                capture_output=True, text=True)
             if p.returncode:
