@@ -85,8 +85,10 @@ def assemble_layer(split: str, root: str, dest: str | int,
 IdRanges = tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]
 
 def shift_ids(root: str, id_map: IdRanges) -> None:
-    """--userns-remap: give everything under `root` the host
-    IDs of its container IDs (not `root`: the driver made it); set-ID bits and file capabilities are kept.
+    """--userns-remap: give everything under `root` the host IDs of its
+    container IDs; entries already owned by host IDs of the map stay (vfs
+    layers start as a shifted copy; `root` itself is left alone where host
+    and container IDs overlap). Set-ID bits and file capabilities are kept.
     An ID outside the ranges raises LayerCorrupt."""
 
 def create_layer(

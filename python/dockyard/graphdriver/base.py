@@ -73,8 +73,13 @@ class GraphDriver(ABC):
         map's; the home lets that root's group through (0710), as dockerd's."""
         self.remap_root = idmap.root
         self.id_ranges = idmap.ranges()
-        os.chown(self.home, -1, idmap.root[1])
-        self.home.chmod(0o710)
+        for d in [self.home, *self.layer_parents()]:
+            os.chown(d, -1, idmap.root[1])
+            d.chmod(0o710)
+
+    def layer_parents(self) -> list[Path]:
+        """Directories between the home and the layers' roots (vfs: dir/)."""
+        return []
 
     # --- layers ------------------------------------------------------------
     def create(self, id: str, parent: str | None = None, read_only: bool = True,
@@ -91,6 +96,8 @@ class GraphDriver(ABC):
         with self._lock:
             try:
                 self._create(id, parent)
+                if self.remap_root is not None and parent is None:
+                    os.chown(self.diff_path(id), *self.remap_root)  # a child copies it
             except BaseException:
                 self._remove_quietly(id)
                 raise

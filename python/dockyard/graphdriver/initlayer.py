@@ -92,6 +92,8 @@ def setup(rootfs: str, uid: int = 0, gid: int = 0) -> None:
                         os.close(fd)
                 else:
                     os.symlink(kind, name, dir_fd=dfd)
+                    if uid or gid:
+                        os.chown(name, uid, gid, dir_fd=dfd, follow_symlinks=False)
             finally:
                 os.close(dfd)
     finally:

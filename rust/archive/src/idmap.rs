@@ -41,15 +41,51 @@ impl IdMap {
     }
 }
 
-/// Give every entry under `root` the host IDs of the container IDs it has
-/// (not `root` itself: the storage driver made it, owned by the remapped
-/// root). chown clears set-user/group-ID bits and file capabilities: both
-/// are put back.
+impl IdMap {
+    /// Whether host IDs and container IDs can't be confused (the usual
+    /// ranges, from 100000 on): then an ID already in the host ranges was
+    /// shifted before and stays.
+    fn disjoint(&self) -> bool {
+        let apart = |rs: &[(u32, u32, u32)]| {
+            rs.iter().all(|(_, h, n)| rs.iter().all(|(c, _, m)| u64::from(*h) >= u64::from(*c) + u64::from(*m) || u64::from(*h) + u64::from(*n) <= u64::from(*c)))
+        };
+        apart(&self.uids) && apart(&self.gids)
+    }
+
+    fn shifted(&self, uid: u32, gid: u32) -> Result<(u32, u32)> {
+        if self.disjoint() {
+            let u = if container(uid, &self.uids).is_some() { Some(uid) } else { None };
+            let g = if container(gid, &self.gids).is_some() { Some(gid) } else { None };
+            if let (Some(u), Some(g)) = (u, g) {
+                return Ok((u, g));
+            }
+            let u = match u {
+                Some(u) => u,
+                None => self.to_host(uid, 0)?.0,
+            };
+            let g = match g {
+                Some(g) => g,
+                None => self.to_host(0, gid)?.1,
+            };
+            return Ok((u, g));
+        }
+        self.to_host(uid, gid)
+    }
+}
+
+/// Give every entry under `root` the host IDs of the container IDs it has.
+/// Entries already owned by host IDs of the map are left as they are (vfs
+/// and btrfs layers start as a copy of their parent, shifted already; the
+/// storage driver made `root` owned by the remapped root, and a tar's `./`
+/// entry may have changed that). Where host and container IDs overlap, that
+/// can't be told, and `root` is left alone. chown clears set-user/group-ID
+/// bits and file capabilities: both are put back.
 pub fn shift_tree(root: &Path, map: &IdMap) -> Result<()> {
+    let with_root = map.disjoint();
     let mut stack = vec![root.to_path_buf()];
     while let Some(p) = stack.pop() {
         let md = std::fs::symlink_metadata(&p).map_err(|e| Error::io(format!("stat {}", p.display()), e))?;
-        if p != root {
+        if with_root || p != root {
             shift_one(&p, &md, map)?;
         }
         if md.is_dir() {
@@ -64,7 +100,10 @@ pub fn shift_tree(root: &Path, map: &IdMap) -> Result<()> {
 
 fn shift_one(p: &Path, md: &std::fs::Metadata, map: &IdMap) -> Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let (uid, gid) = map.to_host(md.uid(), md.gid()).map_err(|e| Error::corrupt(format!("{}: {e}", p.display())))?;
+    let (uid, gid) = map.shifted(md.uid(), md.gid()).map_err(|e| Error::corrupt(format!("{}: {e}", p.display())))?;
+    if (uid, gid) == (md.uid(), md.gid()) {
+        return Ok(());
+    }
     let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::corrupt("NUL in path"))?;
     let is_reg = md.file_type().is_file();
     let caps = if is_reg { get_caps(&c) } else { None };
@@ -107,5 +146,10 @@ mod tests {
         assert!(m.to_host(65536, 0).is_err());
         assert_eq!(m.to_container(100001, 300009), (1, 1009));
         assert_eq!(m.to_container(5, 5), (5, 5));
+        assert!(m.disjoint());
+        assert_eq!(m.shifted(100005, 3).unwrap(), (100005, 200003));
+        let overlapping = IdMap { uids: vec![(0, 1000, 65536)], gids: vec![(0, 1000, 65536)] };
+        assert!(!overlapping.disjoint());
+        assert_eq!(overlapping.shifted(2000, 2000).unwrap(), (3000, 3000));
     }
 }
