@@ -5,6 +5,7 @@ test's own (`dockyard-test-remap`, created here with subordinate ranges in
 host (native and runc drivers), files owned accordingly, images that save,
 commit and export as a daemon without remapping writes them, --userns=host,
 and dockerd's refusals and messages (pinned against dockerd 20.10.24).
+On overlay by default; DOCKYARD_USERNS_DRIVERS=overlay,vfs runs vfs too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from dockyard import idmap
 
 USER = "dockyard-test-remap"
 SIZE = 65536
+#: Storage drivers the remapped daemon runs on; DOCKYARD_USERNS_DRIVERS=overlay,vfs
+#: adds vfs (whose layers are copies of their parents: shifted once only).
+DRIVERS = os.environ.get("DOCKYARD_USERNS_DRIVERS", "overlay").split(",")
 
 
 def _drop_ranges(name: str) -> None:
@@ -69,14 +73,14 @@ def remap_user():
         _drop_user(USER)
 
 
-@pytest.fixture(scope="module")
-def rd(tmp_path_factory, remap_user, busybox_tar):
+@pytest.fixture(scope="module", params=DRIVERS)
+def rd(tmp_path_factory, remap_user, busybox_tar, request):
     """A daemon with --userns-remap on its own data root, busybox imported."""
     base = tmp_path_factory.mktemp("userns")
     # The remapped root must reach its data root through every directory above.
     for p in (base, tmp_path_factory.getbasetemp()):
         p.chmod(0o711)
-    d = Daemon(base, "overlay", ["--userns-remap", USER])
+    d = Daemon(base, request.param, ["--userns-remap", USER])
     try:
         d.start()
         d.client().request("POST", "/images/create", {
@@ -94,6 +98,14 @@ def rd(tmp_path_factory, remap_user, busybox_tar):
 
 def _run(d: Daemon, *args: str) -> str:
     return d.cli("run", "--rm", *args).stdout.decode()
+
+
+def _rw_layer(d: Daemon, c: dict) -> Path:
+    """The container's read-write layer on the host (overlay's upper dir)."""
+    data = c["GraphDriver"]["Data"] or {}
+    if data.get("UpperDir"):
+        return Path(data["UpperDir"])
+    return Path(d.client().get_json("/info")["DockerRootDir"]) / d.driver / "dir" / c["Id"]
 
 
 def _owner(p: str | Path) -> tuple[int, int]:
@@ -134,10 +146,11 @@ def test_files_owned_by_remapped_root(rd, remap_user):
         vol = api.get_json("/volumes/uvol")
         assert _owner(Path(vol["Mountpoint"]) / "f") == (s, s)
         assert _owner(vol["Mountpoint"]) == (s, s)
-        upper = Path(c["GraphDriver"]["Data"]["UpperDir"])
+        upper = _rw_layer(rd, c)
         assert _owner(upper / "rwfile") == (s, s)
         assert _owner(upper / "newdir") == (s, s)
-        image_layer = Path(c["GraphDriver"]["Data"]["LowerDir"].split(":")[-1])
+        lower = (c["GraphDriver"]["Data"] or {}).get("LowerDir")
+        image_layer = Path(lower.split(":")[-1]) if lower else upper  # vfs: a copy
         assert _owner(image_layer / "bin" / "busybox") == (s, s)
         assert _owner(image_layer / "bin") == (s, s)
         cdir = rd.root / f"{s}.{s}" / "containers" / c["Id"]
@@ -200,6 +213,30 @@ def test_exec_joins_the_user_namespace(rd, remap_user):
         assert out[5:7] == ["0", "0"]
     finally:
         api.delete_json("/containers/execd", {"force": 1})
+
+
+def test_cp_into_container_maps_ids(rd, remap_user):
+    """`docker cp` in: the tar's owners are the container's IDs (dockerd's
+    ToHost); out: the host's, as dockerd 20.10 leaves them."""
+    s = remap_user
+    api = rd.client()
+    rd.cli("run", "--name", "cpd", "busybox", "true")
+    try:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            for name, uid in (("byroot", 0), ("by1000", 1000)):
+                ti = tarfile.TarInfo(name)
+                ti.uid = ti.gid = uid
+                t.addfile(ti, io.BytesIO(b""))
+        api.request("PUT", "/containers/cpd/archive", {"path": "/"}, buf.getvalue()).read()
+        upper = _rw_layer(rd, api.get_json("/containers/cpd/json"))
+        assert _owner(upper / "byroot") == (s, s)
+        assert _owner(upper / "by1000") == (s + 1000, s + 1000)
+        out = api.request("GET", "/containers/cpd/archive", {"path": "/by1000"}).read()
+        with tarfile.open(fileobj=io.BytesIO(out)) as t:
+            assert (t.getmembers()[0].uid, t.getmembers()[0].gid) == (s + 1000, s + 1000)
+    finally:
+        api.delete_json("/containers/cpd", {"force": 1})
 
 
 def test_runc_driver(rd, remap_user):

@@ -5,8 +5,11 @@
 //! look the same as on a daemon without remapping.
 
 use crate::error::{Error, Result};
+use crate::fsops::{self, fs_err};
+use rustix::fs::{self as rfs, AtFlags, Gid, Mode, OFlags, Uid};
+use rustix::io::Errno;
 use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 
 /// (container ID, host ID, size) ranges, as in /proc/PID/uid_map.
@@ -74,6 +77,8 @@ impl IdMap {
 }
 
 /// Give every entry under `root` the host IDs of the container IDs it has.
+/// Everything goes through directory fds, nothing follows a symlink: the
+/// tree may be inside a running container (`docker cp` into it).
 /// Entries already owned by host IDs of the map are left as they are (vfs
 /// and btrfs layers start as a copy of their parent, shifted already; the
 /// storage driver made `root` owned by the remapped root, and a tar's `./`
@@ -81,45 +86,60 @@ impl IdMap {
 /// can't be told, and `root` is left alone. chown clears set-user/group-ID
 /// bits and file capabilities: both are put back.
 pub fn shift_tree(root: &Path, map: &IdMap) -> Result<()> {
-    let with_root = map.disjoint();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let md = std::fs::symlink_metadata(&p).map_err(|e| Error::io(format!("stat {}", p.display()), e))?;
-        if with_root || p != root {
-            shift_one(&p, &md, map)?;
-        }
-        if md.is_dir() {
-            for e in std::fs::read_dir(&p).map_err(|e| Error::io(format!("read {}", p.display()), e))? {
-                let e = e.map_err(|e| Error::io(format!("read {}", p.display()), e))?;
-                stack.push(e.path());
-            }
+    let fd = rfs::open(root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| fs_err(e, || format!("open {}", root.display())))?;
+    if map.disjoint() {
+        shift_fd(fd.as_fd(), map, &root.display().to_string())?;
+    }
+    shift_dir(fd.as_fd(), map, &root.display().to_string())
+}
+
+/// Every entry of directory `dir`, depth first, through fds only (the tree
+/// may be a running container's: nothing here follows a symlink).
+fn shift_dir(dir: BorrowedFd<'_>, map: &IdMap, shown: &str) -> Result<()> {
+    let names = fsops::list_dir(dir).map_err(|e| fs_err(e, || format!("read {shown}")))?;
+    for name in names {
+        let what = format!("{shown}/{}", String::from_utf8_lossy(&name));
+        let fd = match rfs::openat(dir, &name[..], OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => continue, // gone meanwhile
+            Err(e) => return Err(fs_err(e, || format!("open {what}"))),
+        };
+        shift_fd(fd.as_fd(), map, &what)?;
+        let st = rfs::fstat(&fd).map_err(|e| fs_err(e, || format!("stat {what}")))?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            let d = rfs::openat(dir, &name[..], OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| fs_err(e, || format!("open {what}")))?;
+            shift_dir(d.as_fd(), map, &what)?;
         }
     }
     Ok(())
 }
 
-fn shift_one(p: &Path, md: &std::fs::Metadata, map: &IdMap) -> Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let (uid, gid) = map.shifted(md.uid(), md.gid()).map_err(|e| Error::corrupt(format!("{}: {e}", p.display())))?;
-    if (uid, gid) == (md.uid(), md.gid()) {
+/// One inode, by an O_PATH (or any) fd.
+fn shift_fd(fd: BorrowedFd<'_>, map: &IdMap, what: &str) -> Result<()> {
+    let st = rfs::fstat(fd).map_err(|e| fs_err(e, || format!("stat {what}")))?;
+    let (uid, gid) = map.shifted(st.st_uid, st.st_gid).map_err(|e| Error::corrupt(format!("{what}: {e}")))?;
+    if (uid, gid) == (st.st_uid, st.st_gid) {
         return Ok(());
     }
-    let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::corrupt("NUL in path"))?;
-    let is_reg = md.file_type().is_file();
-    let caps = if is_reg { get_caps(&c) } else { None };
-    // SAFETY: c is a valid C string.
-    if unsafe { libc::lchown(c.as_ptr(), uid, gid) } < 0 {
-        return Err(Error::io(format!("chown {}", p.display()), std::io::Error::last_os_error()));
-    }
-    if is_reg && md.mode() & 0o6000 != 0 {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(md.mode() & 0o7777))
-            .map_err(|e| Error::io(format!("chmod {}", p.display()), e))?;
+    let is_reg = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+    // /proc/self/fd/N names exactly this inode (a regular file: no symlink to follow).
+    let proc = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
+    let caps = if is_reg { get_caps(&proc) } else { None };
+    rfs::chownat(fd, "", Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)), AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| fs_err(e, || format!("chown {what}")))?;
+    if is_reg && st.st_mode & 0o6000 != 0 {
+        // SAFETY: proc is a valid C string.
+        if unsafe { libc::chmod(proc.as_ptr(), st.st_mode & 0o7777) } < 0 {
+            return Err(Error::io(format!("chmod {what}"), std::io::Error::last_os_error()));
+        }
     }
     if let Some(v) = caps {
         // SAFETY: valid C strings and buffer.
-        let r = unsafe { libc::lsetxattr(c.as_ptr(), c"security.capability".as_ptr(), v.as_ptr().cast(), v.len(), 0) };
+        let r = unsafe { libc::setxattr(proc.as_ptr(), c"security.capability".as_ptr(), v.as_ptr().cast(), v.len(), 0) };
         if r < 0 {
-            return Err(Error::io(format!("set capabilities of {}", p.display()), std::io::Error::last_os_error()));
+            return Err(Error::io(format!("set capabilities of {what}"), std::io::Error::last_os_error()));
         }
     }
     Ok(())
@@ -127,8 +147,8 @@ fn shift_one(p: &Path, md: &std::fs::Metadata, map: &IdMap) -> Result<()> {
 
 fn get_caps(c: &CString) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; 64];
-    // SAFETY: buf is 64 bytes, which bounds what lgetxattr writes.
-    let n = unsafe { libc::lgetxattr(c.as_ptr(), c"security.capability".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    // SAFETY: buf is 64 bytes, which bounds what getxattr writes.
+    let n = unsafe { libc::getxattr(c.as_ptr(), c"security.capability".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     if n <= 0 {
         return None;
     }
