@@ -317,6 +317,19 @@ def _has_group(name: str) -> bool:
         return False
 
 
+def test_option_from_flag_and_file(tmp_path):
+    from dockyard.daemon.config import ConfigError, load
+
+    f = tmp_path / "daemon.json"
+    f.write_text('{"userns-remap": "default"}')
+    assert load({}, str(f)).userns_remap == "default"
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    assert load({"userns-remap": "x:y"}, str(empty)).userns_remap == "x:y"
+    with pytest.raises(ConfigError, match="userns-remap: \\(from flag: a, from file: default\\)"):
+        load({"userns-remap": "a"}, str(f))
+
+
 def test_daemon_refuses_bad_value(tmp_path):
     """The daemon stops with dockerd's message (before it opens any store)."""
     import asyncio
