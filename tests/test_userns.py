@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pwd
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -60,6 +61,8 @@ def _free_start() -> int:
 
 @pytest.fixture(scope="module")
 def remap_user():
+    if not shutil.which("useradd") or not shutil.which("userdel"):
+        pytest.skip("useradd/userdel are not installed")
     _drop_user(USER)  # a run killed before its clean-up
     start = _free_start()
     subprocess.run(["useradd", "-r", "-M", "-s", "/bin/false", USER], check=True,
@@ -353,6 +356,8 @@ def test_default_creates_dockremap(tmp_path):
     AddNamespaceRangesUser); removed again here."""
     if _has_user(idmap.DEFAULT_USER):
         pytest.skip("a dockremap user exists on this host: not touching it")
+    if not (shutil.which("adduser") or shutil.which("useradd")) or not shutil.which("usermod"):
+        pytest.skip("adduser/useradd and usermod are not installed")
     expect = idmap.next_range_start(idmap.SUBUID) if os.path.exists(idmap.SUBUID) else 100000
     try:
         remap = idmap.setup("default")
