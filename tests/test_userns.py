@@ -136,6 +136,15 @@ def test_container_root_is_the_subordinate_range(rd, remap_user):
         out.splitlines()[2].startswith("uid=0 gid=0")
 
 
+def test_sysfs_is_the_containers_own(rd):
+    """Its network namespace was made outside its user namespace: its sysfs
+    is made by the runtime's parent, not the host's /sys bound (as dockerd's
+    containers see their own interfaces only)."""
+    for driver in ("native", "runc"):
+        out = _run(rd, "--runtime", driver, "busybox", "ls", "/sys/class/net")
+        assert out.split() == ["lo"]
+
+
 def test_files_owned_by_remapped_root(rd, remap_user):
     s = remap_user
     api = rd.client()

@@ -223,6 +223,54 @@ pub fn mount_one(root: RawFd, m: &Mount, layout: Option<&crate::cgroup::Layout>)
     Ok(())
 }
 
+/// A sysfs of the caller's network namespace, mounted nowhere yet (the new
+/// mount API: fsopen, fsmount), with the spec entry's flags. A
+/// user-namespaced container that joins a network namespace it doesn't own
+/// may not mount sysfs itself; its parent, still the host's root and already
+/// standing in that namespace, makes it, and the child attaches it
+/// ([`attach_detached`]) instead of falling back to the host's /sys.
+pub fn detached_sysfs(m: &Mount) -> Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    let p = parse_options(&m.options);
+    let mut attrs: libc::c_uint = 0;
+    for (ms, attr) in [(libc::MS_RDONLY, 0x1), (libc::MS_NOSUID, 0x2), (libc::MS_NODEV, 0x4), (libc::MS_NOEXEC, 0x8)] {
+        if p.flags & ms != 0 {
+            attrs |= attr;
+        }
+    }
+    // SAFETY: plain syscalls on fds we own; strings are valid C strings.
+    unsafe {
+        let fs = libc::syscall(libc::SYS_fsopen, c"sysfs".as_ptr(), FSOPEN_CLOEXEC);
+        if fs < 0 {
+            return Err(Error::errno("fsopen sysfs", sys::errno()));
+        }
+        let fs = <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fs as RawFd);
+        if libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_CMD_CREATE, std::ptr::null::<libc::c_char>(), std::ptr::null::<libc::c_void>(), 0) < 0 {
+            return Err(Error::errno("create sysfs", sys::errno()));
+        }
+        let mnt = libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs);
+        if mnt < 0 {
+            return Err(Error::errno("fsmount sysfs", sys::errno()));
+        }
+        Ok(<OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(mnt as RawFd))
+    }
+}
+
+/// Attach a detached mount (`detached_sysfs`) at the entry's destination beneath the rootfs.
+pub fn attach_detached(root: RawFd, m: &Mount, mnt: RawFd) -> Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    let target = mkdir_all_in_root(root, &m.destination, Kind::Dir)?;
+    // SAFETY: both fds are open; empty paths with the *_EMPTY_PATH flags.
+    let r = unsafe { libc::syscall(libc::SYS_move_mount, mnt, c"".as_ptr(), target.as_raw_fd(), c"".as_ptr(), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) };
+    if r < 0 {
+        return Err(Error::errno(format!("mount sysfs on {}", m.destination), sys::errno()));
+    }
+    Ok(())
+}
+
 fn statvfs_flags(p: &CString) -> libc::c_ulong {
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
     if unsafe { libc::statvfs(p.as_ptr(), &mut s) } < 0 {

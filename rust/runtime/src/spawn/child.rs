@@ -22,6 +22,8 @@ pub(super) struct ChildFds {
     pub(super) sync_w: RawFd,
     pub(super) gate_r: Option<RawFd>,
     pub(super) console: Option<RawFd>,
+    /// A user-namespaced container's sysfs, made by the parent (`mounts::detached_sysfs`).
+    pub(super) sysfs: Option<RawFd>,
 }
 
 pub(super) fn child_fail(sync_w: RawFd, e: &Error) -> ! {
@@ -89,7 +91,10 @@ pub(super) fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[
             .map_err(|e| Error::errno(format!("bind rootfs {}", spec.rootfs.display()), e))?;
         let root = sys::open(&rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)?;
         for m in &spec.mounts {
-            mounts::mount_one(root.as_raw_fd(), m, prep.layout.as_ref())?;
+            match fds.sysfs {
+                Some(fd) if m.kind == "sysfs" => mounts::attach_detached(root.as_raw_fd(), m, fd)?,
+                _ => mounts::mount_one(root.as_raw_fd(), m, prep.layout.as_ref())?,
+            }
         }
         if !spec.cwd.is_empty() && spec.cwd != "/" {
             let _ = mounts::mkdir_all_in_root(root.as_raw_fd(), &spec.cwd, mounts::Kind::Dir);

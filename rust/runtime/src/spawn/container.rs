@@ -9,6 +9,7 @@ use super::prepare::{prepare, Prepared};
 use super::{Options, Process};
 use crate::cgroup::{Cgroup, Layout};
 use crate::error::{Error, Result};
+use crate::mounts;
 use crate::ns;
 use crate::spec::Spec;
 use crate::sys;
@@ -80,6 +81,14 @@ fn spawn_inner(spec: &Spec, opts: Options, prep: &Prepared, cgroup_dir: Option<R
         restore.push((*f, mine));
     }
     let maps_pipe = if prep.id_maps.is_some() { Some(sys::pipe()?) } else { None };
+    // A user-namespaced container in a network namespace it doesn't own
+    // (joined here, or the one the caller stands in): its sysfs is made here,
+    // while we are still the host's root and in that namespace. Should that
+    // fail, the child binds the host's /sys as runc does.
+    let sysfs = match spec.mounts.iter().find(|m| m.kind == "sysfs") {
+        Some(m) if prep.id_maps.is_some() && flags & libc::CLONE_NEWNET == 0 => mounts::detached_sysfs(m).ok(),
+        _ => None,
+    };
     let cl = clone(flags, cgroup_dir);
     undo_joins(&restore);
     let (pid, pidfd) = cl?;
@@ -89,6 +98,7 @@ fn spawn_inner(spec: &Spec, opts: Options, prep: &Prepared, cgroup_dir: Option<R
             sync_w: sync_w.as_raw_fd(),
             gate_r: gate.as_ref().map(|(r, _)| r.as_raw_fd()),
             console: console.as_ref().map(|(_, c)| c.as_raw_fd()),
+            sysfs: sysfs.as_ref().map(|f| f.as_raw_fd()),
         };
         let joins: Vec<_> = joins.into_iter().filter(|(f, _)| !in_parent(*f)).collect();
         let maps_r = maps_pipe.as_ref().map(|(r, _)| r.as_raw_fd());

@@ -62,6 +62,7 @@ pub fn exec_in(pid: i32, spec: &Spec, opts: Options) -> Result<Process> {
             sync_w: sync_w.as_raw_fd(),
             gate_r: gate.as_ref().map(|(r, _)| r.as_raw_fd()),
             console: console.as_ref().map(|(_, c)| c.as_raw_fd()),
+            sysfs: None,
         };
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<()> {
             reset_signals();
