@@ -85,9 +85,10 @@ fn spawn_inner(spec: &Spec, opts: Options, prep: &Prepared, cgroup_dir: Option<R
     // (joined here, or the one the caller stands in): its sysfs is made here,
     // while we are still the host's root and in that namespace. Should that
     // fail, the child binds the host's /sys as runc does.
-    let sysfs = match spec.mounts.iter().find(|m| m.kind == "sysfs") {
-        Some(m) if prep.id_maps.is_some() && flags & libc::CLONE_NEWNET == 0 => mounts::detached_sysfs(m).ok(),
-        _ => None,
+    let sysfs = if prep.id_maps.is_some() && flags & libc::CLONE_NEWNET == 0 {
+        spec.mounts.iter().find(|m| m.kind == "sysfs").and_then(|m| mounts::detached_sysfs(m).ok())
+    } else {
+        None
     };
     let cl = clone(flags, cgroup_dir);
     undo_joins(&restore);
