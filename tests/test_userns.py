@@ -329,6 +329,22 @@ def _has_group(name: str) -> bool:
         return False
 
 
+def test_data_root_must_be_reachable(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    m = idmap.IDMap(((0, 300000, SIZE),), ((0, 300000, SIZE),))
+    for p in (tmp_path, tmp_path.parent):  # pytest makes them 0700
+        p.chmod(0o711)
+    with pytest.raises(idmap.RemapError) as e:
+        idmap.remapped_root(str(locked / "root"), m)
+    assert str(e.value) == (
+        f"a subdirectory in your graphroot path ({locked}/root/300000.300000) restricts "
+        "access to the remapped root uid/gid; please fix by allowing 'o+x' permissions on "
+        "existing directories")
+    locked.chmod(0o711)
+    assert idmap.remapped_root(str(locked / "root"), m) == f"{locked}/root/300000.300000"
+
+
 def test_option_from_flag_and_file(tmp_path):
     from dockyard.daemon.config import ConfigError, load
 
