@@ -81,14 +81,27 @@ def assemble_layer(split: str, root: str, dest: str | int,
     The tar hashes to the recorded diff ID unless the files changed, which
     raises LayerCorrupt; `digest` is that of the bytes written."""
 
+#: (uid ranges, gid ranges), each (container ID, host ID, size).
+IdRanges = tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]
+
+def shift_ids(root: str, id_map: IdRanges) -> None:
+    """--userns-remap: give everything under `root` the host IDs of its
+    container IDs; entries already owned by host IDs of the map stay (vfs
+    layers start as a shifted copy; `root` itself is left alone where host
+    and container IDs overlap). Set-ID bits and file capabilities are kept.
+    An ID outside the ranges raises LayerCorrupt."""
+
 def create_layer(
     root: str,
     dest: str | int,
     compression: Compression = "none",
     overlay_upper: bool = False,
     parent_root: str | None = None,
+    id_map: IdRanges | None = None,
 ) -> LayerInfo:
     """Write a layer tar of `root` to a path or an open fd (not closed).
+    id_map (--userns-remap): headers carry the container's IDs of the host's
+    owners (IDs outside the ranges are kept).
 
     Shaped like Docker's (Go archive/tar, PAX): sorted walk order, no root
     entry, PAX records only for long/non-ASCII names, big ids and

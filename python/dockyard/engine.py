@@ -28,6 +28,7 @@ from .errors import InvalidParameter, NotFound, StorageDriverError
 from .events import EventLog
 from .filters import image_matches
 from .graphdriver import select_driver
+from .idmap import IDMap
 from .imageconfig import container_config, encode, imported_config, parse_time
 from .network.service import NetworkOptions, NetworkService
 from .volumes.service import VolumeService
@@ -50,29 +51,34 @@ class Engine:
                  registry_options: RegistryOptions | None = None,
                  exec_driver: str = "native",
                  network_options: NetworkOptions | None = None,
-                 log_config: dict[str, Any] | None = None) -> None:
+                 log_config: dict[str, Any] | None = None,
+                 idmap: IDMap | None = None) -> None:
         self.registry_options = registry_options or RegistryOptions()
+        #: --userns-remap's maps: containers' root is idmap.root on the host.
+        self.idmap = idmap
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.tmp = self.root / "tmp"
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(mode=0o700)
         self.db = Database(self.root / "dockyard.db")
-        self.driver = select_driver(self.root, storage_driver, storage_opts or {})
+        self.driver = select_driver(self.root, storage_driver, storage_opts or {}, idmap)
         self.events = EventLog()
         self.blobs = BlobStore(self.root)
-        self.layers = LayerStore(self.db, self.driver, self.root)
+        self.layers = LayerStore(self.db, self.driver, self.root, idmap)
         self.images = ImageStore(self.db, self.layers)
         # The services get what they work with, not the engine: this is the one
         # place that wires them.
         self.store = LocalStore(self.db, self.driver, self.layers, self.images, self.tmp)
         self.networks = NetworkService(self.db, self.events, Path(exec_root), network_options)
         self.networks.container_name = self._container_name
-        self.volumes = VolumeService(self.db, self.events, self.root)
+        self.volumes = VolumeService(self.db, self.events, self.root,
+                                     idmap.root if idmap else None)
         self.containers = ContainerService(self.store, self.events, self.root, exec_root,
                                            default_ulimits=default_ulimits,
                                            exec_driver=exec_driver, network=self.networks,
-                                           volumes=self.volumes, log_config=log_config)
+                                           volumes=self.volumes, log_config=log_config,
+                                           idmap=idmap)
         self.driver.unmount_stale({c.id for c in self.containers.all()
                                    if c.state.get("Running") or c.state.get("Prepared")})
         self.layers.gc(keep=self._container_layer_ids())

@@ -23,7 +23,7 @@ KEYS = {
     "default_address_pool": "default-address-pools", "icc": "icc", "ip": "ip",
     "ip_forward": "ip-forward", "ip_masq": "ip-masq", "iptables": "iptables", "mtu": "mtu",
     "dns": "dns", "dns_search": "dns-search", "dns_opt": "dns-opts",
-    "log_driver": "log-driver", "log_opt": "log-opts",
+    "log_driver": "log-driver", "log_opt": "log-opts", "userns_remap": "userns-remap",
 }
 
 
@@ -128,6 +128,9 @@ def daemon(
                                    help="Default driver for container logs"),
     log_opt: Optional[list[str]] = typer.Option(None, "--log-opt",
                                                 help="Default log driver options (key=value)"),
+    userns_remap: Optional[str] = typer.Option(
+        None, "--userns-remap", help="User/Group setting for user namespaces "
+        "(user[:group], or default: the dockremap user)"),
 ) -> None:
     """Run the Dockyard daemon"""
     from ..daemon.config import ConfigError, load

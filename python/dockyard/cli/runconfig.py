@@ -73,6 +73,8 @@ def build_create(opts: dict[str, Any], changed: set[str], image: str, cmd: list[
         config["StopTimeout"] = parse_int(o["stop_timeout"], "--stop-timeout")
     if o["log_driver"] == "none" and o["log_opt"]:
         raise UsageError("invalid logging opts for driver none")  # docker's own check
+    if o["userns"] and o["userns"] != "host":
+        raise UsageError("--userns: invalid USER mode")
     restart = restart_policy(o["restart"])
     security = security_opts(o["security_opt"])
     devices = device_mappings(o["device"])

@@ -234,6 +234,9 @@ def extract_to(svc: ContainerRecords, ref: str, path: str, src: str,
                                 | os.O_CLOEXEC, dir_fd=target)
                 try:
                     _core.extract_layer_file(src, f"/proc/self/fd/{tmpfd}", "naive")
+                    if svc.driver.id_ranges is not None:
+                        # --userns-remap: the tar's IDs are the container's (dockerd's ToHost)
+                        _core.shift_ids(f"/proc/self/fd/{tmpfd}", svc.driver.id_ranges)
                     _merge_into(tmpfd, target, no_overwrite_dir_non_dir, root, inner)
                 finally:
                     _remove_tree_at(target, tmpname)

@@ -122,3 +122,20 @@ def validate_hostconfig(hc: dict[str, Any]) -> None:
         raise InvalidParameter(f"invalid cgroup parent {parent!r}")
     if hc.get("NanoCpus") and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
         raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+
+
+def check_userns(hc: dict[str, Any]) -> None:
+    """dockerd's refusals under --userns-remap, for a container in the user
+    namespace (any UsernsMode but "host")."""
+    if (hc.get("UsernsMode") or "") == "host":
+        return
+    if hc.get("Privileged"):
+        raise InvalidParameter("privileged mode is incompatible with user namespaces.  You must "
+                               "run the container in the host namespace when running "
+                               "privileged mode")
+    if hc.get("NetworkMode") == "host":
+        raise InvalidParameter("cannot share the host's network namespace when user namespaces "
+                               "are enabled")
+    if hc.get("PidMode") == "host":
+        raise InvalidParameter("cannot share the host PID namespace when user namespaces are "
+                               "enabled")

@@ -111,6 +111,19 @@ def _devices() -> list[dict[str, Any]]:
     return out
 
 
+def _oci_mount(m: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """A mount entry; a user-namespaced container joining a network namespace
+    made outside it can't mount sysfs (runc has no fallback for it): it gets
+    the host's /sys bound, read-only."""
+    if m["type"] == "sysfs" and spec.get("uid_mappings") and any(
+            n["type"] in ("network", "net") and n.get("path")
+            for n in spec.get("namespaces") or []):
+        return {"destination": m["destination"], "type": "bind", "source": "/sys",
+                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+    return {"destination": m["destination"], "type": m["type"], "source": m["source"],
+            "options": list(m.get("options") or [])}
+
+
 def _resources(res: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"devices": _devices()}
     mem: dict[str, Any] = {}
@@ -204,6 +217,9 @@ def from_native(spec: dict[str, Any], init_binary: str | None = None) -> dict[st
         "readonlyPaths": list(spec.get("readonly_paths") or []),
         "sysctl": dict(spec.get("sysctl") or {}),
     }
+    if spec.get("uid_mappings"):  # --userns-remap: runc makes the namespace and writes them
+        linux["uidMappings"] = spec["uid_mappings"]
+        linux["gidMappings"] = spec["gid_mappings"]
     cg = spec.get("cgroup")
     if cg:
         linux["cgroupsPath"] = "/" + cg["path"].strip("/")
@@ -219,8 +235,7 @@ def from_native(spec: dict[str, Any], init_binary: str | None = None) -> dict[st
         "root": {"path": os.path.abspath(spec["rootfs"]),
                  "readonly": bool(spec.get("readonly_rootfs"))},
         "hostname": spec.get("hostname") or "",
-        "mounts": [{"destination": m["destination"], "type": m["type"], "source": m["source"],
-                    "options": list(m.get("options") or [])} for m in spec.get("mounts") or []],
+        "mounts": [_oci_mount(m, spec) for m in spec.get("mounts") or []],
         "linux": linux,
     }
     if spec.get("init"):

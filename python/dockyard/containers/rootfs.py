@@ -34,4 +34,4 @@ def export(svc: ContainerRecords, ref: str, fd: int) -> None:
     """The whole filesystem of the container as a tar, written to `fd`."""
     c = svc.get(ref)
     with mounted(svc, c.id) as root:
-        _core.create_layer(root, fd, "none")
+        _core.create_layer(root, fd, "none", id_map=svc.driver.id_ranges)

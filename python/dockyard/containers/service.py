@@ -24,6 +24,7 @@ from ..errors import Conflict, DockyardError, InvalidParameter, NotFound
 from ..events import EventLog
 from ..graphdriver import create_container_layers, remove_container_layers
 from ..graphdriver.base import sync_filesystems
+from ..idmap import IDMap
 from ..ids import generate_id
 from ..imageconfig import now_rfc3339, parse_time
 from ..network import etcfiles
@@ -34,7 +35,8 @@ from ..sysinfo import swap_limit_supported
 from . import health, logdrivers, mountpoints, oci
 from . import spec as specs
 from .attach import ShimConnection
-from .config import merge_image_config, valid_name, validate_healthcheck, validate_hostconfig
+from .config import (check_userns, merge_image_config, valid_name, validate_healthcheck,
+                     validate_hostconfig)
 from .links import parse_link
 from .model import ZERO_TIME, Container, new_state, random_name
 from .pause import thaw_if_paused
@@ -61,7 +63,8 @@ class ContainerService(Reconciler):
                  default_ulimits: list[dict[str, Any]] | None = None,
                  exec_driver: str = "native", network: NetworkService | None = None,
                  volumes: VolumeService | None = None,
-                 log_config: dict[str, Any] | None = None) -> None:
+                 log_config: dict[str, Any] | None = None,
+                 idmap: IDMap | None = None) -> None:
         if exec_driver not in EXEC_DRIVERS:
             raise InvalidParameter(f"unknown exec driver {exec_driver!r}: use native or runc")
         if exec_driver == "runc":
@@ -69,6 +72,11 @@ class ContainerService(Reconciler):
         self.exec_driver = exec_driver
         super().__init__(store, events, Path(root), exec_root, cgroup_parent, network, volumes)
         self.default_ulimits = default_ulimits or []
+        #: --userns-remap: containers run in a user namespace with these maps
+        #: (unless --userns=host), their files owned by its root on the host.
+        self.idmap = idmap
+        if idmap is not None:
+            os.chown(self.dir, -1, idmap.root[1])
         #: The daemon's --log-driver/--log-opt, filled into each new container.
         self.log_config = log_config or logdrivers.DEFAULT
         # The restart policy's current delay per container (dockerd's restart manager).
@@ -94,6 +102,8 @@ class ContainerService(Reconciler):
         if not (cfg.get("Cmd") or cfg.get("Entrypoint")):
             raise InvalidParameter("No command specified")
         validate_hostconfig(hostconfig)
+        if self.idmap is not None:
+            check_userns(hostconfig)
         hostconfig["LogConfig"] = logdrivers.resolve(hostconfig.get("LogConfig"),
                                                      self.log_config)
         mem = int(hostconfig.get("Memory") or 0)
@@ -125,6 +135,8 @@ class ContainerService(Reconciler):
                 "ff02::2\tip6-allrouters\n" + f"127.0.1.1\t{hostname}\n")
             shutil.copyfile("/etc/resolv.conf", cdir / "resolv.conf") \
                 if os.path.exists("/etc/resolv.conf") else (cdir / "resolv.conf").touch()
+            if self.idmap is not None:
+                os.chown(cdir, -1, self.idmap.root[1])
             c = Container(cid, name, img.id, now_rfc3339(), cfg, hostconfig, new_state())
             warnings = self._check_network(c, networking)
             self._register_mounts(c)
@@ -308,6 +320,8 @@ class ContainerService(Reconciler):
         try:
             links = self.linked(c)
             netns = self._network_namespace(c, links)
+            if self.idmap is not None:
+                self._own_etc_files(c.id)
         except DockyardError as e:
             # dockerd records why the start failed (e.g. a port already allocated)
             self._unmount(c.id)
@@ -326,7 +340,7 @@ class ContainerService(Reconciler):
                                                self.volumes, acquired) if self.volumes else []
             spec_json = specs.build(c, rootfs, self.container_dir(c.id), self.cgroup_path(c),
                                     self.default_ulimits, netns, extra,
-                                    [e for _, _, env in links for e in env])
+                                    [e for _, _, env in links for e in env], self.idmap)
             sdir = self.state_dir(c.id)
             shutil.rmtree(sdir, ignore_errors=True)
             sdir.mkdir(parents=True, mode=0o700)
@@ -349,6 +363,17 @@ class ContainerService(Reconciler):
             self.release_volumes(c)
             raise
         return res
+
+    def _own_etc_files(self, cid: str) -> None:
+        """--userns-remap: the container's /etc/hosts, hostname and resolv.conf
+        (just written by the network setup) belong to its root, as dockerd's."""
+        assert self.idmap is not None
+        cdir = self.container_dir(cid)
+        for f in ("hostname", "hosts", "resolv.conf"):
+            try:
+                os.chown(cdir / f, *self.idmap.root)
+            except FileNotFoundError:
+                pass
 
     def _log_info(self, c: Container) -> dict[str, Any]:
         """What a log driver's tag and attributes are made from (dockerd's logger.Info)."""

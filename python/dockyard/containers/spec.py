@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import _core
 from ..errors import InvalidParameter
+from ..idmap import IDMap
 from ..volumes.mounts import parse_tmpfs
 from .model import Container
 from .process import StartError
@@ -261,9 +262,10 @@ def seccomp_spec(value: str, caps: list[str]) -> str | dict[str, Any] | None:
 def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
           default_ulimits: list[dict[str, Any]] | None = None,
           netns: str | None = None, extra_mounts: list[dict[str, Any]] | None = None,
-          link_env: list[str] | None = None) -> str:
+          link_env: list[str] | None = None, idmap: IDMap | None = None) -> str:
     """The runtime spec JSON for starting container `c` on `rootfs`; `link_env`:
-    its legacy links' variables (its own Env wins over them)."""
+    its legacy links' variables (its own Env wins over them); `idmap`: the
+    daemon's --userns-remap (a user namespace unless UsernsMode is "host")."""
     cfg, hc = c.config, c.hostconfig
     args = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
     if not args:
@@ -364,6 +366,10 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
     if hc.get("CgroupnsMode") == "host":
         spec["namespaces"] = [n for n in spec["namespaces"] if n["type"] != "cgroup"]
     spec["init"] = bool(hc.get("Init"))
+    if idmap is not None and (hc.get("UsernsMode") or "") != "host":
+        spec["namespaces"].append({"type": "user"})
+        maps = idmap.oci()
+        spec["uid_mappings"], spec["gid_mappings"] = maps["uidMappings"], maps["gidMappings"]
     if hc.get("OomScoreAdj"):
         spec["oom_score_adj"] = int(hc["OomScoreAdj"])
     return json.dumps(spec)

@@ -74,6 +74,8 @@ class DaemonConfig:
     dns_opts: list[str] = field(default_factory=list)
     log_driver: str = "json-file"
     log_opts: dict[str, str] = field(default_factory=dict)
+    #: --userns-remap: user[:group] (names or IDs) or "default" (dockremap).
+    userns_remap: str = ""
     config_file: str = DEFAULT_CONFIG_FILE
     config_file_required: bool = False  # given with --config-file, so it must exist
     #: The options given as flags, by file key, in the file's shape (for reloads).
@@ -338,6 +340,7 @@ OPTIONS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "dns-opts": ("dns_opts", _strs),
     "log-driver": ("log_driver", _str),
     "log-opts": ("log_opts", _log_opts),
+    "userns-remap": ("userns_remap", _str),
 }
 
 #: dockerd keys Dockyard accepts but does not act on (networking, runtimes,
@@ -351,7 +354,7 @@ IGNORED = frozenset("""
     init init-path ip6tables ipv6 live-restore max-download-attempts
     metrics-addr no-new-privileges node-generic-resources oom-score-adjust raw-logs
     registry-mirrors runtimes seccomp-profile shutdown-timeout swarm-default-advertise-addr
-    userland-proxy userland-proxy-path userns-remap
+    userland-proxy userland-proxy-path
 """.split())
 
 

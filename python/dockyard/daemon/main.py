@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import idmap
 from ..containers import logdrivers
 from ..errors import InvalidParameter, StorageDriverError
 from .config import ConfigError, DaemonConfig, reload, selinux_check
@@ -145,11 +146,26 @@ async def serve(cfg: DaemonConfig) -> None:
             logdrivers.validate_default(cfg.log_driver, cfg.log_opts)
         except InvalidParameter as e:
             raise SystemExit(f"failed to start daemon: {e}") from None
+        remap = None
+        if cfg.userns_remap:
+            try:
+                remap = idmap.setup(cfg.userns_remap)
+                if remap is None:
+                    log.warning("User namespaces: root cannot be remapped with itself; user "
+                                "namespaces are OFF")
+                else:
+                    log.info("User namespaces: ID ranges will be mapped to subuid/subgid "
+                             "ranges of: %s", remap.user)
+                    cfg.userns_remap = remap.setting
+                    cfg.data_root = idmap.remapped_root(cfg.data_root, remap.idmap)
+            except idmap.RemapError as e:
+                raise SystemExit(str(e)) from None
         try:
             engine = await asyncio.to_thread(
                 Engine, cfg.data_root, storage_driver, cfg.storage_opts, cfg.exec_root,
                 cfg.default_ulimits, registry_options(cfg), cfg.exec_driver,
-                network_options(cfg), {"Type": cfg.log_driver, "Config": cfg.log_opts})
+                network_options(cfg), {"Type": cfg.log_driver, "Config": cfg.log_opts},
+                remap.idmap if remap else None)
         except StorageDriverError as e:
             raise SystemExit(f"failed to start daemon: error initializing graphdriver: {e}")
         log.info("storage driver: %s", engine.driver.name)

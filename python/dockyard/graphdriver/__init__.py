@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from ..errors import StorageDriverError
+from ..idmap import IDMap
 from .base import GraphDriver, backing_fs
 from .btrfs import BtrfsDriver
 from .btrfs import supported as _btrfs_supported
@@ -114,8 +115,18 @@ def _in_use(root: Path, name: str) -> bool:
 
 
 def select_driver(root: str | os.PathLike, name: str | None = None,
-                  options: dict[str, str] | None = None) -> GraphDriver:
-    """Pick and open the storage driver for data root `root` (see the module doc)."""
+                  options: dict[str, str] | None = None,
+                  idmap: IDMap | None = None) -> GraphDriver:
+    """Pick and open the storage driver for data root `root` (see the module
+    doc); `idmap`: --userns-remap's maps."""
+    driver = _select(root, name, options)
+    if idmap is not None:
+        driver.set_idmap(idmap)
+    return driver
+
+
+def _select(root: str | os.PathLike, name: str | None = None,
+            options: dict[str, str] | None = None) -> GraphDriver:
     root = Path(root)
     options = options or {}
     chosen = os.environ.get("DOCKYARD_DRIVER") or os.environ.get("DOCKER_DRIVER") or name

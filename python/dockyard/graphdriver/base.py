@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any, Iterable
 
 from .. import _core
+from ..idmap import IDMap
 from ..errors import NotFound, StorageDriverError
 from . import changes as _changes
 from .mounts import mounts_under
@@ -63,6 +64,23 @@ class GraphDriver(ABC):
         (self.home / RW_MARKS).mkdir(exist_ok=True, mode=0o700)
         self._lock = threading.RLock()
         self._refs: dict[str, int] = {}
+        #: --userns-remap: the host (uid, gid) of containers' root, owner of
+        #: new layers' roots, and the maps diffs are written back through.
+        self.remap_root: tuple[int, int] | None = None
+        self.id_ranges: Any = None
+
+    def set_idmap(self, idmap: IDMap) -> None:
+        """Layers made from now on are owned for containers whose root is the
+        map's; the home lets that root's group through (0710), as dockerd's."""
+        self.remap_root = idmap.root
+        self.id_ranges = idmap.ranges()
+        for d in [self.home, *self.layer_parents()]:
+            os.chown(d, -1, idmap.root[1])
+            d.chmod(0o710)
+
+    def layer_parents(self) -> list[Path]:
+        """Directories between the home and the layers' roots (vfs: dir/)."""
+        return []
 
     # --- layers ------------------------------------------------------------
     def create(self, id: str, parent: str | None = None, read_only: bool = True,
@@ -79,6 +97,8 @@ class GraphDriver(ABC):
         with self._lock:
             try:
                 self._create(id, parent)
+                if self.remap_root is not None and parent is None:
+                    os.chown(self.diff_path(id), *self.remap_root)  # a child copies it
             except BaseException:
                 self._remove_quietly(id)
                 raise
@@ -240,8 +260,9 @@ class GraphDriver(ABC):
         check_id(id)
         root = self.diff_path(id)
         if parent is None:
-            return _core.create_layer(root, dest, compression)
-        return _core.create_layer(root, dest, compression, parent_root=self.diff_path(parent))
+            return _core.create_layer(root, dest, compression, id_map=self.id_ranges)
+        return _core.create_layer(root, dest, compression, parent_root=self.diff_path(parent),
+                                  id_map=self.id_ranges)
 
     def move_diff(self, src: str, dst: str) -> bool:
         """Make the changes of the unmounted layer `src` (over its parent)

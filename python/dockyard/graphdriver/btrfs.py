@@ -47,6 +47,9 @@ class BtrfsDriver(GraphDriver):
     def list_ids(self) -> list[str]:
         return sorted(p.name for p in self.subvolumes.iterdir() if not p.name.startswith("."))
 
+    def layer_parents(self) -> list[Path]:
+        return [self.subvolumes]
+
     def _create(self, id: str, parent: str | None) -> None:
         dst = str(self.subvolumes / id)
         if parent is None:

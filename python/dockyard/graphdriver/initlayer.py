@@ -92,6 +92,8 @@ def setup(rootfs: str, uid: int = 0, gid: int = 0) -> None:
                         os.close(fd)
                 else:
                     os.symlink(kind, name, dir_fd=dfd)
+                    if uid or gid:
+                        os.chown(name, uid, gid, dir_fd=dfd, follow_symlinks=False)
             finally:
                 os.close(dfd)
     finally:
@@ -170,6 +172,8 @@ def create_container_layers(driver: GraphDriver, id: str, image_top: str | None,
     read-write layer `<id>` on top. Returns the init layer id. On failure
     nothing is left behind."""
     iid = init_id(id)
+    if driver.remap_root is not None and not (uid or gid):
+        uid, gid = driver.remap_root  # --userns-remap: the files belong to container root
     # On overlay the layer is an upper dir over the image: an entry there
     # hides whatever non-directory the image has at that path, just as
     # unlinking it in a mount would. So its contents are the same for every

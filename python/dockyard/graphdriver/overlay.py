@@ -179,6 +179,15 @@ class OverlayDriver(GraphDriver):
         if shared is None:
             (d / "work").mkdir(mode=0o700)
             (d / "merged").mkdir(mode=0o700)
+        if self.remap_root is not None:
+            # dockerd's ownership under --userns-remap: the remapped root may
+            # pass through the layer's directory and owns what it writes.
+            uid, gid = self.remap_root
+            os.chown(d, -1, gid)
+            d.chmod(0o710)
+            if shared is None:
+                os.chown(d / "diff", uid, gid)
+                os.chown(d / "work", uid, gid)
 
     def _remove(self, id: str) -> None:
         d = self._dir(id)
@@ -285,13 +294,15 @@ class OverlayDriver(GraphDriver):
              compression: str = "none") -> "_core.LayerInfo":
         check_id(id)
         if parent is None or self.native_diff():
-            return _core.create_layer(self.diff_path(id), dest, compression, overlay_upper=True)
+            return _core.create_layer(self.diff_path(id), dest, compression, overlay_upper=True,
+                                      id_map=self.id_ranges)
         # Naive: compare the mounted views of the parent and the layer.
         root = self.get(id)
         try:
             proot = self.get(parent)
             try:
-                return _core.create_layer(root, dest, compression, parent_root=proot)
+                return _core.create_layer(root, dest, compression, parent_root=proot,
+                                          id_map=self.id_ranges)
             finally:
                 self.put(parent)
         finally:

@@ -31,6 +31,9 @@ class VfsDriver(GraphDriver):
     def list_ids(self) -> list[str]:
         return sorted(p.name for p in self.dir.iterdir() if not p.name.startswith("."))
 
+    def layer_parents(self) -> list[Path]:
+        return [self.dir]
+
     def _create(self, id: str, parent: str | None) -> None:
         dst = self.dir / id
         if parent is None:

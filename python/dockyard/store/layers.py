@@ -19,6 +19,7 @@ from typing import Callable
 from .. import _core
 from ..errors import InvalidParameter, NotFound
 from ..graphdriver.base import GraphDriver, sync_filesystems
+from ..idmap import IDMap
 from ..ids import chain_ids, generate_id
 from .db import Database
 
@@ -44,9 +45,12 @@ def _row(r) -> Layer:
 
 
 class LayerStore:
-    def __init__(self, db: Database, driver: GraphDriver, root: Path) -> None:
+    def __init__(self, db: Database, driver: GraphDriver, root: Path,
+                 idmap: IDMap | None = None) -> None:
         self.db = db
         self.driver = driver
+        #: --userns-remap: unpacked layers are owned by the remapped IDs.
+        self.idmap = idmap
         # Tar-split records (how to rebuild each layer's exact tar), by cache ID.
         self.splits = root / "tarsplit"
         self.splits.mkdir(exist_ok=True, mode=0o700)
@@ -123,6 +127,9 @@ class LayerStore:
         committed chain ID). If the same chain is stored already, the new copy
         is dropped and the stored one returned."""
         chain_id = chain_ids([parent, diff_id])[-1] if parent else diff_id
+        if self.idmap is not None:
+            # dockerd chowns as it unpacks; here once the layer is complete.
+            _core.shift_ids(self.driver.diff_path(cache_id), self.idmap.ranges())
         split = self.split_path(cache_id)
         # Docker's layer size is what the files hold, not the tar's length.
         size = _core.layer_content_size(str(split)) if split.exists() else tar_size

@@ -65,9 +65,12 @@ def _now() -> str:
 
 
 class VolumeService:
-    def __init__(self, db: Database, events: EventLog, root: Path) -> None:
+    def __init__(self, db: Database, events: EventLog, root: Path,
+                 remap_root: tuple[int, int] | None = None) -> None:
         self.db = db
         self.events = events
+        #: --userns-remap: containers' root on the host, which owns new _data dirs.
+        self.remap_root = remap_root
         self.dir = Path(root) / "volumes"
         self.dir.mkdir(exist_ok=True, mode=0o701)
         self._lock = threading.RLock()
@@ -83,7 +86,8 @@ class VolumeService:
         for d in self.dir.glob(".removing-*"):  # a removal a crash interrupted
             shutil.rmtree(d, ignore_errors=True)
         for name in names:
-            (self.dir / name / "_data").mkdir(parents=True, exist_ok=True, mode=0o755)
+            if not self.path(name).is_dir():
+                self._make_data(name)
         for d in self.dir.iterdir():
             if d.is_dir() and d.name not in names and (d / "_data").is_dir():
                 log.warning("volume %s: directory without a record, adopted", d.name)
@@ -100,6 +104,13 @@ class VolumeService:
 
     def path(self, name: str) -> Path:
         return self.dir / name / "_data"
+
+    def _make_data(self, name: str) -> None:
+        (self.dir / name).mkdir(exist_ok=True, mode=0o701)
+        data = self.path(name)
+        data.mkdir(exist_ok=True, mode=0o755)
+        if self.remap_root is not None:
+            os.chown(data, *self.remap_root)
 
     def _view(self, r: Any) -> dict[str, Any]:
         labels = json.loads(r["labels"])
@@ -142,8 +153,7 @@ class VolumeService:
                 c.execute("INSERT INTO volumes VALUES (?, ?, ?, ?, ?, ?)",
                           (name, driver, _now(), json.dumps(labels), json.dumps(opts),
                            int(anonymous)))
-            (self.dir / name).mkdir(exist_ok=True, mode=0o701)
-            self.path(name).mkdir(exist_ok=True, mode=0o755)
+            self._make_data(name)
         self.events.emit("volume", "create", name, {"driver": driver})
         return self.inspect(name)
 

@@ -53,11 +53,13 @@ pub struct CreateOptions {
     pub compression: Compression,
     pub overlay_upper: bool,
     pub parent_root: Option<PathBuf>,
+    /// --userns-remap: headers name the container's IDs of the host's owners.
+    pub id_map: Option<crate::idmap::IdMap>,
 }
 
 impl Default for CreateOptions {
     fn default() -> Self {
-        CreateOptions { compression: Compression::None, overlay_upper: false, parent_root: None }
+        CreateOptions { compression: Compression::None, overlay_upper: false, parent_root: None, id_map: None }
     }
 }
 
@@ -85,6 +87,7 @@ pub fn create_layer<W: Write + Send>(root: &Path, out: W, opts: &CreateOptions) 
             let mut w = Walker {
                 sink: &mut sink,
                 overlay_upper: opts.overlay_upper,
+                id_map: opts.id_map.as_ref(),
                 seen: HashMap::new(),
                 pending: Vec::new(),
                 buf: vec![0u8; OUT_CHUNK],

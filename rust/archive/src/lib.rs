@@ -13,6 +13,7 @@ pub mod digest;
 pub mod error;
 pub mod extract;
 pub mod fsops;
+pub mod idmap;
 pub mod pipeline;
 pub mod tarsplit;
 

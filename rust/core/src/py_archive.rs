@@ -434,7 +434,7 @@ fn open_dest(dest: &Dest) -> da::Result<std::fs::File> {
 
 /// Write a layer tar of `root` to a path or an open fd (not closed).
 #[pyfunction]
-#[pyo3(signature = (root, dest, compression = "none", overlay_upper = false, parent_root = None))]
+#[pyo3(signature = (root, dest, compression = "none", overlay_upper = false, parent_root = None, id_map = None))]
 fn create_layer(
     py: Python<'_>,
     root: PathBuf,
@@ -442,10 +442,12 @@ fn create_layer(
     compression: &str,
     overlay_upper: bool,
     parent_root: Option<PathBuf>,
+    id_map: Option<IdRanges>,
 ) -> PyResult<LayerInfo> {
     let compression = da::Compression::parse(compression)
         .ok_or_else(|| PyValueError::new_err(format!("compression must be 'none', 'gzip' or 'zstd', not {compression:?}")))?;
-    let opts = da::create::CreateOptions { compression, overlay_upper, parent_root };
+    let id_map = id_map.map(|(uids, gids)| da::idmap::IdMap { uids, gids });
+    let opts = da::create::CreateOptions { compression, overlay_upper, parent_root, id_map };
     py.detach(|| -> da::Result<da::LayerInfo> {
         let file = open_dest(&dest)?;
         da::create::create_layer(&root, file, &opts)
@@ -454,7 +456,19 @@ fn create_layer(
     .map_err(err)
 }
 
+/// (uid ranges, gid ranges), each (container ID, host ID, size).
+type IdRanges = (Vec<(u32, u32, u32)>, Vec<(u32, u32, u32)>);
+
+/// --userns-remap: shift the owners of everything under `root` from
+/// container IDs to host IDs (a layer just unpacked).
+#[pyfunction]
+fn shift_ids(py: Python<'_>, root: PathBuf, id_map: IdRanges) -> PyResult<()> {
+    let map = da::idmap::IdMap { uids: id_map.0, gids: id_map.1 };
+    py.detach(|| da::idmap::shift_tree(&root, &map)).map_err(err)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(shift_ids, m)?)?;
     m.add_class::<LayerInfo>()?;
     m.add_class::<LayerUnpacker>()?;
     m.add_function(wrap_pyfunction!(extract_layer_file, m)?)?;

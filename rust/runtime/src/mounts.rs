@@ -196,7 +196,21 @@ pub fn mount_one(root: RawFd, m: &Mount, layout: Option<&crate::cgroup::Layout>)
     let src = cstr(if m.source.is_empty() { &m.kind } else { &m.source })?;
     let fst = cstr(&m.kind)?;
     let data = if p.data.is_empty() { None } else { Some(cstr(&p.data)?) };
-    sys::mount(Some(&src), &tp, Some(&fst), p.flags & !libc::MS_REMOUNT, data.as_deref()).map_err(err)?;
+    match sys::mount(Some(&src), &tp, Some(&fst), p.flags & !libc::MS_REMOUNT, data.as_deref()) {
+        // A user-namespaced container in a network namespace it doesn't own
+        // may not mount sysfs: bind the host's, as runc does.
+        Err(libc::EPERM) if m.kind == "sysfs" => {
+            sys::mount(Some(c"/sys"), &tp, None, libc::MS_BIND | libc::MS_REC, None).map_err(err)?;
+            let extra = p.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
+            if extra != 0 {
+                let t2 = mkdir_all_in_root(root, &m.destination, Kind::Dir)?;
+                let tp2 = fd_path(&t2);
+                let locked = statvfs_flags(&tp2);
+                sys::mount(None, &tp2, None, libc::MS_BIND | libc::MS_REMOUNT | extra | locked, None).map_err(err)?;
+            }
+        }
+        r => r.map_err(err)?,
+    }
     if p.propagation != 0 {
         let t2 = mkdir_all_in_root(root, &m.destination, Kind::Dir)?;
         sys::mount(None, &fd_path(&t2), None, p.propagation, None).map_err(err)?;
@@ -205,6 +219,54 @@ pub fn mount_one(root: RawFd, m: &Mount, layout: Option<&crate::cgroup::Layout>)
         let t2 = mkdir_all_in_root(root, "/dev", Kind::Dir)?;
         let dev = sys::openat(t2.as_raw_fd(), c".", libc::O_DIRECTORY | libc::O_RDONLY, 0)?;
         populate_dev(dev.as_raw_fd())?;
+    }
+    Ok(())
+}
+
+/// A sysfs of the caller's network namespace, mounted nowhere yet (the new
+/// mount API: fsopen, fsmount), with the spec entry's flags. A
+/// user-namespaced container that joins a network namespace it doesn't own
+/// may not mount sysfs itself; its parent, still the host's root and already
+/// standing in that namespace, makes it, and the child attaches it
+/// ([`attach_detached`]) instead of falling back to the host's /sys.
+pub fn detached_sysfs(m: &Mount) -> Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    let p = parse_options(&m.options);
+    let mut attrs: libc::c_uint = 0;
+    for (ms, attr) in [(libc::MS_RDONLY, 0x1), (libc::MS_NOSUID, 0x2), (libc::MS_NODEV, 0x4), (libc::MS_NOEXEC, 0x8)] {
+        if p.flags & ms != 0 {
+            attrs |= attr;
+        }
+    }
+    // SAFETY: plain syscalls on fds we own; strings are valid C strings.
+    unsafe {
+        let fs = libc::syscall(libc::SYS_fsopen, c"sysfs".as_ptr(), FSOPEN_CLOEXEC);
+        if fs < 0 {
+            return Err(Error::errno("fsopen sysfs", sys::errno()));
+        }
+        let fs = <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fs as RawFd);
+        if libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_CMD_CREATE, std::ptr::null::<libc::c_char>(), std::ptr::null::<libc::c_void>(), 0) < 0 {
+            return Err(Error::errno("create sysfs", sys::errno()));
+        }
+        let mnt = libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs);
+        if mnt < 0 {
+            return Err(Error::errno("fsmount sysfs", sys::errno()));
+        }
+        Ok(<OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(mnt as RawFd))
+    }
+}
+
+/// Attach a detached mount (`detached_sysfs`) at the entry's destination beneath the rootfs.
+pub fn attach_detached(root: RawFd, m: &Mount, mnt: RawFd) -> Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    let target = mkdir_all_in_root(root, &m.destination, Kind::Dir)?;
+    // SAFETY: both fds are open; empty paths with the *_EMPTY_PATH flags.
+    let r = unsafe { libc::syscall(libc::SYS_move_mount, mnt, c"".as_ptr(), target.as_raw_fd(), c"".as_ptr(), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) };
+    if r < 0 {
+        return Err(Error::errno(format!("mount sysfs on {}", m.destination), sys::errno()));
     }
     Ok(())
 }

@@ -51,6 +51,22 @@ pub struct Spec {
     /// `docker run --init`: PID 1 is a minimal init that forwards signals to
     /// the command, reaps orphans and exits with the command's status.
     pub init: bool,
+    /// With a new "user" namespace: its maps (OCI linux.uidMappings and
+    /// gidMappings), written by the parent before the child goes on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uid_mappings: Vec<IdMapping>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gid_mappings: Vec<IdMapping>,
+}
+
+/// One line of /proc/PID/uid_map or gid_map.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct IdMapping {
+    #[serde(rename = "containerID")]
+    pub container_id: u32,
+    #[serde(rename = "hostID")]
+    pub host_id: u32,
+    pub size: u32,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

@@ -127,7 +127,8 @@ def _info(request: web.Request) -> dict:
         "ContainerdCommit": {"ID": "", "Expected": ""},
         "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
-        "SecurityOptions": ["name=seccomp,profile=default"],
+        "SecurityOptions": ["name=seccomp,profile=default"]
+        + (["name=userns"] if eng.idmap else []),
         "ExecutionDriver": eng.containers.exec_driver,
         "Warnings": warnings or None,
     }

@@ -3,7 +3,7 @@
 //! first name of an inode already written, or as `.wh.<name>` for an overlay
 //! whiteout device.
 
-use super::header::{header_bytes, Hdr};
+use super::header::Hdr;
 use super::walk::Walker;
 use crate::error::{show, Error, Result};
 use crate::extract::{WH_OPAQUE, WH_PREFIX};
@@ -31,7 +31,7 @@ impl Walker<'_, '_> {
             devminor: 0,
             xattrs,
         };
-        let b = header_bytes(&h);
+        let b = self.header(&h);
         self.out(&b)?;
         if opaque {
             let wo = Hdr {
@@ -47,7 +47,7 @@ impl Walker<'_, '_> {
                 devminor: 0,
                 xattrs: Vec::new(),
             };
-            let b = header_bytes(&wo);
+            let b = self.header(&wo);
             self.out(&b)?;
         }
         Ok(())
@@ -75,7 +75,7 @@ impl Walker<'_, '_> {
             wh.extend_from_slice(l);
             h.name = join(p, &wh);
             h.mode = 0o600;
-            let b = header_bytes(&h);
+            let b = self.header(&h);
             return self.out(&b);
         }
         if st.st_nlink > 1 {
@@ -84,7 +84,7 @@ impl Walker<'_, '_> {
                 h.typeflag = b'1';
                 h.link = first.clone();
                 h.xattrs = self.xattrs_of(None, dir, name, rel)?.0;
-                let b = header_bytes(&h);
+                let b = self.header(&h);
                 return self.out(&b);
             }
             self.seen.insert(key, rel.to_vec());
@@ -102,7 +102,7 @@ impl Walker<'_, '_> {
                 h.uid = fst.st_uid as u64;
                 h.gid = fst.st_gid as u64;
                 h.xattrs = self.xattrs_of(Some(fd.as_fd()), dir, name, rel)?.0;
-                let b = header_bytes(&h);
+                let b = self.header(&h);
                 self.out(&b)?;
                 let mut f = File::from(fd);
                 let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::Sequential);
@@ -138,7 +138,7 @@ impl Walker<'_, '_> {
             _ => return Ok(()),
         }
         h.xattrs = self.xattrs_of(None, dir, name, rel)?.0;
-        let b = header_bytes(&h);
+        let b = self.header(&h);
         self.out(&b)
     }
 }

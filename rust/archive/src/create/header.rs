@@ -68,6 +68,7 @@ fn set_magic(h: &mut [u8; 512]) {
 }
 
 /// One tar entry's header fields.
+#[derive(Clone)]
 pub(super) struct Hdr {
     pub(super) name: Vec<u8>,
     pub(super) link: Vec<u8>,

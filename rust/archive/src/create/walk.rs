@@ -44,11 +44,25 @@ pub(super) struct Pending {
 pub(super) struct Walker<'a, 'b> {
     pub(super) sink: &'a mut TarSink<'b>,
     pub(super) overlay_upper: bool,
+    pub(super) id_map: Option<&'a crate::idmap::IdMap>,
     pub(super) seen: HashMap<(u64, u64), Vec<u8>>,
     /// Unchanged directories above the current position whose headers are
     /// written only if something beneath them changed (diff mode).
     pub(super) pending: Vec<Pending>,
     pub(super) buf: Vec<u8>,
+}
+
+impl Walker<'_, '_> {
+    /// The header's bytes, its owner as the container sees it under a remap.
+    pub(super) fn header(&self, h: &Hdr) -> Vec<u8> {
+        match self.id_map {
+            None => header_bytes(h),
+            Some(m) => {
+                let (uid, gid) = m.to_container(h.uid, h.gid);
+                header_bytes(&Hdr { uid, gid, ..h.clone() })
+            }
+        }
+    }
 }
 
 fn sorted_names(fd: BorrowedFd<'_>, rel: &[u8]) -> Result<Vec<Vec<u8>>> {
@@ -125,7 +139,7 @@ impl Walker<'_, '_> {
             devminor: 0,
             xattrs: Vec::new(),
         };
-        let b = header_bytes(&h);
+        let b = self.header(&h);
         self.out(&b)
     }
 

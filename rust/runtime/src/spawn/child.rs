@@ -22,6 +22,8 @@ pub(super) struct ChildFds {
     pub(super) sync_w: RawFd,
     pub(super) gate_r: Option<RawFd>,
     pub(super) console: Option<RawFd>,
+    /// A user-namespaced container's sysfs, made by the parent (`mounts::detached_sysfs`).
+    pub(super) sysfs: Option<RawFd>,
 }
 
 pub(super) fn child_fail(sync_w: RawFd, e: &Error) -> ! {
@@ -47,7 +49,7 @@ pub(super) fn reset_signals() {
     }
 }
 
-pub(super) fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[(libc::c_int, OwnedFd)], born_in_cgroup: bool, net_ready: bool) -> Result<()> {
+pub(super) fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[(libc::c_int, OwnedFd)], born_in_cgroup: bool, net_ready: bool, maps_r: Option<RawFd>) -> Result<()> {
     reset_signals();
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
     // cgroup first, then its namespace (so the container's cgroup is the ns root).
@@ -60,6 +62,9 @@ pub(super) fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[
         if *f != libc::CLONE_NEWPID {
             sys::check(unsafe { libc::setns(fd.as_raw_fd(), *f) }, || format!("join {} namespace", ns::proc_name(*f)))?;
         }
+    }
+    if let Some(fd) = maps_r {
+        become_root_in_userns(fd)?;
     }
     if spec.namespaces.iter().any(|n| n.kind == "cgroup" && n.path.is_none()) {
         sys::check(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) }, || "unshare cgroup namespace".into())?;
@@ -86,7 +91,10 @@ pub(super) fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[
             .map_err(|e| Error::errno(format!("bind rootfs {}", spec.rootfs.display()), e))?;
         let root = sys::open(&rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)?;
         for m in &spec.mounts {
-            mounts::mount_one(root.as_raw_fd(), m, prep.layout.as_ref())?;
+            match fds.sysfs {
+                Some(fd) if m.kind == "sysfs" => mounts::attach_detached(root.as_raw_fd(), m, fd)?,
+                _ => mounts::mount_one(root.as_raw_fd(), m, prep.layout.as_ref())?,
+            }
         }
         if !spec.cwd.is_empty() && spec.cwd != "/" {
             let _ = mounts::mkdir_all_in_root(root.as_raw_fd(), &spec.cwd, mounts::Kind::Dir);
@@ -125,4 +133,25 @@ pub(super) fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[
         }
     }
     finalize(spec, prep, fds)
+}
+
+/// In a new user namespace: wait until the parent wrote the maps, then take
+/// the namespace's root as our IDs (files made from here on, mount targets
+/// included, belong to the remapped root). Credential changes clear the
+/// parent-death signal: set it again.
+fn become_root_in_userns(maps_r: RawFd) -> Result<()> {
+    let mut b = [0u8; 1];
+    let n = loop {
+        let n = unsafe { libc::read(maps_r, b.as_mut_ptr() as *mut libc::c_void, 1) };
+        if n >= 0 || sys::errno() != libc::EINTR {
+            break n;
+        }
+    };
+    if n != 1 {
+        return Err(Error::Invalid("the user namespace's maps were not written".into()));
+    }
+    sys::check(unsafe { libc::setresgid(0, 0, 0) }, || "setgid 0 in the user namespace".into())?;
+    sys::check(unsafe { libc::setresuid(0, 0, 0) }, || "setuid 0 in the user namespace".into())?;
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    Ok(())
 }

@@ -31,7 +31,8 @@ pub fn exec_in(pid: i32, spec: &Spec, opts: Options) -> Result<Process> {
         }
     }
     let mut joins = Vec::new();
-    for f in ns::JOIN_ORDER {
+    // The user namespace last: before it, the host's privileges open the others.
+    for f in ns::JOIN_ORDER.into_iter().chain([libc::CLONE_NEWUSER]) {
         let name = ns::proc_name(f);
         let theirs = format!("/proc/{pid}/ns/{name}");
         let mine = format!("/proc/self/ns/{name}");
@@ -61,6 +62,7 @@ pub fn exec_in(pid: i32, spec: &Spec, opts: Options) -> Result<Process> {
             sync_w: sync_w.as_raw_fd(),
             gate_r: gate.as_ref().map(|(r, _)| r.as_raw_fd()),
             console: console.as_ref().map(|(_, c)| c.as_raw_fd()),
+            sysfs: None,
         };
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<()> {
             reset_signals();

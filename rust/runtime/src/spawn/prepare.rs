@@ -7,7 +7,7 @@ use crate::cgroup::Layout;
 use crate::error::{Error, Result};
 use crate::ns;
 use crate::seccomp;
-use crate::spec::Spec;
+use crate::spec::{IdMapping, Spec};
 use crate::sys::cstr;
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
@@ -22,6 +22,8 @@ pub(super) struct Prepared {
     pub(super) seccomp: Option<Vec<libc::sock_filter>>,
     pub(super) cgroup_fds: Vec<OwnedFd>,
     pub(super) layout: Option<Layout>,
+    /// A new user namespace: the uid_map and gid_map texts the parent writes.
+    pub(super) id_maps: Option<(String, String)>,
 }
 
 fn rlimit_resource(name: &str) -> Result<libc::__rlimit_resource_t> {
@@ -64,9 +66,16 @@ pub(super) fn prepare(spec: &Spec) -> Result<Prepared> {
         if ns::flag(&n.kind) == 0 {
             return Err(Error::Invalid(format!("unknown namespace type {:?}", n.kind)));
         }
-        if n.kind == "user" {
-            return Err(Error::Invalid("user namespaces are not supported yet".into()));
-        }
     }
-    Ok(Prepared { argv, envp, caps, last_cap: caps::last_cap(), rlimits, seccomp, cgroup_fds: vec![], layout: None })
+    let id_maps = match spec.namespaces.iter().find(|n| n.kind == "user") {
+        Some(n) if n.path.is_none() => {
+            if spec.uid_mappings.is_empty() || spec.gid_mappings.is_empty() {
+                return Err(Error::Invalid("user namespaces enabled, but no uid or gid mappings found".into()));
+            }
+            let text = |ms: &[IdMapping]| ms.iter().map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size)).collect::<String>();
+            Some((text(&spec.uid_mappings), text(&spec.gid_mappings)))
+        }
+        _ => None,
+    };
+    Ok(Prepared { argv, envp, caps, last_cap: caps::last_cap(), rlimits, seccomp, cgroup_fds: vec![], layout: None, id_maps })
 }
