@@ -120,6 +120,33 @@ def _consistent(d: Daemon) -> None:
         assert mounts_under(d.root) == []
 
 
+def _kill_during(d: Daemon, name: str, start: Callable[[Daemon], subprocess.Popen],
+                 rng: random.Random) -> list[float]:
+    """Time the operation undisturbed, then POINTS times: start it, kill the
+    daemon at a random point within that span, restart, check, and run the
+    operation again on what the kill left. Returns the points."""
+    t = time.monotonic()
+    assert _done(start(d)) == "", name
+    span = time.monotonic() - t
+    points = []
+    for _ in range(POINTS):
+        delay = rng.uniform(0.0, span)
+        print(f"{name}: kill at {delay:.3f}s of {span:.3f}s", flush=True)
+        p = start(d)
+        time.sleep(delay)
+        assert d.proc is not None
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+        p.communicate(timeout=60)
+        d.start()
+        _consistent(d)
+        err = _done(start(d))
+        assert err == "", f"{name} after a kill at {delay:.3f}s: {err}"
+        _consistent(d)
+        points.append(round(delay, 3))
+    return points
+
+
 def test_kill9_at_random_points_loses_nothing(tmp_path, busybox_tar, inputs, registry,
                                               busybox_image):
     rng = random.Random(SEED)
@@ -138,26 +165,7 @@ def test_kill9_at_random_points_loses_nothing(tmp_path, busybox_tar, inputs, reg
         for op in ops:
             if only != [""] and op.name not in only:
                 continue
-            # how long it takes undisturbed, to choose the points within
-            t = time.monotonic()
-            assert _done(op.start(d)) == "", op.name
-            span = time.monotonic() - t
-            for _ in range(POINTS):
-                delay = rng.uniform(0.0, span)
-                print(f"{op.name}: kill at {delay:.3f}s of {span:.3f}s", flush=True)
-                p = op.start(d)
-                time.sleep(delay)
-                assert d.proc is not None
-                d.proc.send_signal(signal.SIGKILL)
-                d.proc.wait()
-                p.communicate(timeout=60)
-                d.start()
-                _consistent(d)
-                # the operation works again on what the kill left
-                err = _done(op.start(d))
-                assert err == "", f"{op.name} after a kill at {delay:.3f}s: {err}"
-                _consistent(d)
-                report.append((op.name, round(delay, 3)))
+            report += [(op.name, delay) for delay in _kill_during(d, op.name, op.start, rng)]
         assert len(report) == POINTS * (len(ops) if only == [""] else len(only))
     finally:
         if d.proc is not None and d.proc.poll() is None:
@@ -186,20 +194,4 @@ def test_kill9_during_network_operations(tmp_path_factory, busybox_tar):
             return subprocess.Popen(["sh", "-c", script], env=dict(_env(d), D=DOCKER_CLI),
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-        t = time.monotonic()
-        assert _done(start()) == ""
-        span = time.monotonic() - t
-        for _ in range(POINTS):
-            delay = rng.uniform(0.0, span)
-            print(f"network: kill at {delay:.3f}s of {span:.3f}s", flush=True)
-            p = start()
-            time.sleep(delay)
-            assert d.proc is not None
-            d.proc.send_signal(signal.SIGKILL)
-            d.proc.wait()
-            p.communicate(timeout=60)
-            d.start()
-            _consistent(d)
-            err = _done(start())
-            assert err == "", f"network after a kill at {delay:.3f}s: {err}"
-            _consistent(d)
+        assert len(_kill_during(d, "network", lambda d: start(), rng)) == POINTS
