@@ -32,6 +32,7 @@ async def hijack(request: web.Request) -> tuple[web.StreamResponse, asyncio.Tran
     # them: without this a 200 would announce a chunked body it never sends.
     # (aiohttp's own WebSocketResponse clears the same flag.)
     resp._length_check = False  # noqa: SLF001
+    request["hijacked"] = True  # no more headers from server._docker_headers
     await resp.prepare(request)
     transport = request.transport
     assert transport is not None

@@ -53,16 +53,22 @@ async def api_middleware(request: web.Request, handler: Any) -> web.StreamRespon
         raise
     except Exception as e:  # noqa: BLE001 - every error becomes Docker's JSON shape
         resp = from_exception(e)
-    if not resp.prepared:
-        resp.headers["Api-Version"] = API_VERSION
-        resp.headers["Docker-Experimental"] = "false"
-        resp.headers["Ostype"] = "linux"
-        resp.headers["Server"] = SERVER
     return resp
+
+
+async def _docker_headers(request: web.Request, resp: web.StreamResponse) -> None:
+    """dockerd's headers on every answer, streams (prepared in their handler) too."""
+    if request.get("hijacked"):
+        return  # its own headers (see hijack.hijack)
+    resp.headers.setdefault("Api-Version", API_VERSION)
+    resp.headers.setdefault("Docker-Experimental", "false")
+    resp.headers.setdefault("Ostype", "linux")
+    resp.headers["Server"] = SERVER
 
 
 def build_app(engine: Engine, config: DaemonConfig) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=0)
+    app.on_response_prepare.append(_docker_headers)
     app["engine"] = engine
     app["config"] = config
     app["execs"] = ExecStore(engine.containers)

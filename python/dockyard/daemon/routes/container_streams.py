@@ -84,8 +84,12 @@ async def attach(request: web.Request) -> web.StreamResponse:
             kind, payload = await conn.recv()
             if kind in (1, 2):
                 transport.write(payload if c.tty else jsonlog.frame(kind, payload))
-                if transport.get_write_buffer_size() > 1 << 20:
-                    await asyncio.sleep(0)
+                # A client that doesn't keep up stops our reads from the shim,
+                # which then drops it past its own bound (see the shim's
+                # broadcast) rather than block the container: nothing piles up here.
+                await _drain(transport)
+                if transport.is_closing():
+                    return "exit"  # the client went away
             elif kind == START_RESULT:
                 if session.started is not None and not session.started.done():
                     session.started.set_result(json.loads(payload or b"{}"))
@@ -116,9 +120,9 @@ async def attach(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def _drain(transport: Any) -> None:
-    """Wait while the hijacked connection holds more than a few MiB unsent."""
-    while transport.get_write_buffer_size() > 4 << 20 and not transport.is_closing():
+async def _drain(transport: Any, limit: int = 4 << 20) -> None:
+    """Wait while the hijacked connection holds more than `limit` bytes unsent."""
+    while transport.get_write_buffer_size() > limit and not transport.is_closing():
         await asyncio.sleep(0.01)
 
 
@@ -163,6 +167,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
                                  if jsonlog.wanted(r, out, err, since, until))
                 if chunk:
                     await resp.write(chunk)
+                if follower.more:
+                    continue  # behind a fast writer: no pause, and no end before it's read
                 if not running:
                     break
                 await asyncio.sleep(0.1)
