@@ -9,7 +9,7 @@ module's own (its default bridge in a network namespace of its own).
   memory grew within a generous bound;
 - hundreds of idle and half-sent connections plus a slowloris: other clients
   are still answered;
-- clients that never read an attach stream or a followed log of containers
+- clients that never read an attach or exec stream or a followed log of containers
   writing as fast as they can: the daemon's memory stays bounded, others
   are answered;
 - 100 MB bodies of junk to create, build and load: dockerd's answers, the
@@ -289,8 +289,8 @@ def test_idle_half_sent_and_slowloris_connections(ld):
 
 
 def test_clients_that_never_read(ld):
-    """An attach and a followed log of containers writing as fast as they can,
-    read by nobody: the daemon holds a few MiB for them, not what they wrote.
+    """An attach, an exec and a followed log of containers writing as fast as
+    they can, read by nobody: the daemon holds a few MiB for them, not what they wrote.
     (dockerd blocks the container's output behind such an attach; Dockyard's
     shim drops the attach past 8 MiB instead, see rust/shim supervisor/attach.rs.)"""
     sock, pid = ld.sockpath, pid_of(ld)
@@ -318,6 +318,18 @@ def test_clients_that_never_read(ld):
             s.send(f"{verb} /containers/{cid}/{path} HTTP/1.1\r\nHost: d\r\n{up}\r\n".encode())
         for cid in ids:
             assert call(sock, "POST", f"/containers/{cid}/start")[0] == 204
+        st, body = call(sock, "POST", f"/containers/{ids[0]}/exec", {
+            "Cmd": ["sh", "-c", "while :; do head -c 400000 /dev/zero; usleep 10000; done"],
+            "AttachStdout": True})
+        assert st == 201, body
+        s = socket.socket(socket.AF_UNIX)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(sock)
+        held.append(s)
+        start = json.dumps({"Detach": False}).encode()
+        s.send(f"POST /exec/{json.loads(body)['Id']}/start HTTP/1.1\r\nHost: d\r\n"
+               "Content-Type: application/json\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n"
+               f"Content-Length: {len(start)}\r\n\r\n".encode() + start)
         peak = 0
         end = time.monotonic() + 3
         while time.monotonic() < end:
