@@ -348,9 +348,9 @@ def test_clients_that_never_read(ld):
 
 
 def send_big(sock: str, path: str, ctype: str, size: int = 100 * MiB,
-             fill: bytes = b"x") -> tuple[int, bytes]:
-    """`size` bytes of `fill` as the body; the answer, also when the daemon
-    answers before taking all of it (as dockerd does)."""
+             fill: bytes = b"x") -> tuple[int, bytes, bytes]:
+    """`size` bytes of `fill` as the body; the answer (status, head, body),
+    also when the daemon answers before taking all of it (as dockerd does)."""
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(TIMEOUT)
     s.connect(sock)
@@ -381,7 +381,7 @@ def send_big(sock: str, path: str, ctype: str, size: int = 100 * MiB,
                 break
             out, rest = out + rest[:int(n, 16)], rest[int(n, 16) + 2:]
         body = out
-    return status, body
+    return status, head, body
 
 
 @pytest.mark.parametrize("path,ctype,fill,want", [
@@ -402,7 +402,9 @@ def test_100mb_bodies(ld, path, ctype, fill, want):
     base = rss(pid)
     with open(f"/proc/{pid}/clear_refs", "w") as f:
         f.write("5")  # the peak (VmHWM) starts again from now
-    st, body = send_big(sock, path, ctype, fill=fill)
+    st, head, body = send_big(sock, path, ctype, fill=fill)
     assert (st, json.loads(body)) == want
+    # dockerd's headers, on a stream (load's) too
+    assert b"\r\nApi-Version: 1.41\r\n" in head and b"\r\nServer: Dockyard/" in head
     assert status_kib(pid, "VmHWM") * 1024 - base < 48 * MiB
     answered(sock, 1)
