@@ -251,6 +251,11 @@ def answered(sock: str, n: int = 10) -> None:
 
 def test_idle_half_sent_and_slowloris_connections(ld):
     sock, pid = ld.sockpath, pid_of(ld)
+    # The accept backlog is the kernel's somaxconn, as Go's listeners have it:
+    # a connect to a unix socket whose backlog is full fails at once (EAGAIN)
+    # for a non-blocking client (Go's, the docker CLI's) instead of waiting.
+    line = next(ln for ln in ld.ns("ss", "-xlnH").stdout.splitlines() if sock in ln)
+    assert int(line.split()[3]) == int(Path("/proc/sys/net/core/somaxconn").read_text())
     fds0 = nfds(pid)
     conns: list[socket.socket] = []
     stop = threading.Event()
