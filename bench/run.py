@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-ORDER = ["extract.py", "cli_startup.py", "images.py", "containers.py", "network.py", "volumes.py", "build.py", "pull.py"]
+ORDER = ["extract.py", "cli_startup.py", "images.py", "containers.py", "network.py", "volumes.py", "build.py", "pull.py", "soak.py"]
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))

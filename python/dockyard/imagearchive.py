@@ -174,6 +174,9 @@ def _spool(src: IO[bytes] | Iterable[bytes], dest: Path) -> None:
                 with open(out, "wb") as w:
                     shutil.copyfileobj(f, w, 1 << 20)
     except tarfile.TarError as e:
+        if str(e) == "invalid header":  # dockerd's words, from its untar in a child
+            raise InvalidParameter("Error processing tar file(exit status 1): archive/tar: "
+                                   "invalid tar header") from None
         raise InvalidParameter(f"invalid archive: {e}") from None
 
 

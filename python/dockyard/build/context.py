@@ -322,7 +322,10 @@ def receive_context(chunks: Iterable[bytes], workdir: Path) -> BuildContext:
     try:
         entries, wrote = _core.index_build_context(str(raw), str(tar))
     except DockyardError as e:
-        raise InvalidParameter(f"failed to read the build context: {e}") from None
+        if "cksum" in str(e) or "checksum" in str(e):  # not a tar header: Go's ErrHeader
+            raise DockyardError("archive/tar: invalid tar header") from None
+        raise InvalidParameter(str(e) if str(e).startswith("failed to read the build context")
+                               else f"failed to read the build context: {e}") from None
     if wrote:
         raw.unlink()
     else:

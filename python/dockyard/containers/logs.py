@@ -326,6 +326,7 @@ class LogFollower:
     def __init__(self, path: Path, fmt: str = "json-file") -> None:
         self.path, self.fmt = path, fmt
         self.offset = 0
+        self.more = False  # the last read stopped short of the file's end
         self.f = self._open()
 
     def _open(self):
@@ -340,15 +341,26 @@ class LogFollower:
             if self.f is None:
                 return []
         out: list[tuple[int, bytes, str]] = []
+        self.more = False
         for _ in range(2):  # the open file, then the new one after a rotation
             size = os.fstat(self.f.fileno()).st_size
             if size < self.offset:
                 self.offset = 0  # truncated in place
             if size > self.offset:
+                # A chunk at a time: a follower behind a fast writer holds
+                # about CHUNK, not all that was appended since its last read.
+                left = size - self.offset
                 self.f.seek(self.offset)
-                recs, used = parse_records(self.f.read(size - self.offset), self.fmt)
+                data = self.f.read(min(left, CHUNK))
+                recs, used = parse_records(data, self.fmt)
+                if not used and len(data) < left:  # one record longer than that
+                    data += self.f.read(left - len(data))
+                    recs, used = parse_records(data, self.fmt)
                 out += recs
                 self.offset += used
+                if len(data) < left:
+                    self.more = True  # the rest on the next call, before any rotation
+                    break
             try:
                 rotated = os.stat(self.path).st_ino != os.fstat(self.f.fileno()).st_ino
             except OSError:

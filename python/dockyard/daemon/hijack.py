@@ -32,10 +32,20 @@ async def hijack(request: web.Request) -> tuple[web.StreamResponse, asyncio.Tran
     # them: without this a 200 would announce a chunked body it never sends.
     # (aiohttp's own WebSocketResponse clears the same flag.)
     resp._length_check = False  # noqa: SLF001
+    request["hijacked"] = True  # no more headers from server._docker_headers
     await resp.prepare(request)
     transport = request.transport
     assert transport is not None
     return resp, transport  # type: ignore[return-value]
+
+
+async def drain(transport: asyncio.Transport, limit: int = 4 << 20) -> None:
+    """Wait while the hijacked connection holds more than `limit` bytes
+    unsent: a client that doesn't keep up stops our reads from the shim, which
+    then drops it past its own bound (the shim's broadcast) rather than block
+    the container. Nothing piles up in the daemon."""
+    while transport.get_write_buffer_size() > limit and not transport.is_closing():
+        await asyncio.sleep(0.01)
 
 
 class RawInput:

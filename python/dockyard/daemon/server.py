@@ -30,6 +30,11 @@ from .routes import (build, container_lifecycle, container_ops, container_stream
 
 log = logging.getLogger("dockyard.daemon")
 _VERSIONED = re.compile(r"^/v(\d+\.\d+)(/.*)$")
+# Connections waiting to be accepted, as Go's listeners have it: the kernel's
+# somaxconn (it caps what is asked). With aiohttp's 128, a burst of clients
+# finds the backlog full, and a non-blocking connect to a unix socket (Go's,
+# the docker CLI's) fails at once with EAGAIN instead of waiting.
+BACKLOG = 65535
 
 # Every route group the daemon serves, in the order their routes are tried.
 ROUTE_GROUPS = (system, images, distribution, containers, container_lifecycle,
@@ -53,12 +58,17 @@ async def api_middleware(request: web.Request, handler: Any) -> web.StreamRespon
         raise
     except Exception as e:  # noqa: BLE001 - every error becomes Docker's JSON shape
         resp = from_exception(e)
-    if not resp.prepared:
-        resp.headers["Api-Version"] = API_VERSION
-        resp.headers["Docker-Experimental"] = "false"
-        resp.headers["Ostype"] = "linux"
-        resp.headers["Server"] = SERVER
     return resp
+
+
+async def _docker_headers(request: web.Request, resp: web.StreamResponse) -> None:
+    """dockerd's headers on every answer, streams (prepared in their handler) too."""
+    if request.get("hijacked"):
+        return  # its own headers (see hijack.hijack)
+    resp.headers.setdefault("Api-Version", API_VERSION)
+    resp.headers.setdefault("Docker-Experimental", "false")
+    resp.headers.setdefault("Ostype", "linux")
+    resp.headers["Server"] = SERVER
 
 
 def build_app(engine: Engine, config: DaemonConfig) -> web.Application:
@@ -66,6 +76,7 @@ def build_app(engine: Engine, config: DaemonConfig) -> web.Application:
     if config.authorization_plugins:
         mws.append(authz.middleware(config.authorization_plugins))
     app = web.Application(middlewares=mws, client_max_size=0)
+    app.on_response_prepare.append(_docker_headers)
     app["engine"] = engine
     app["config"] = config
     app["execs"] = ExecStore(engine.containers)
@@ -133,7 +144,7 @@ def _unix_socket(path: str, group: str) -> socket.socket:
                     "root-only", path, group, group)
     os.chown(path, 0, gid)
     os.chmod(path, mode)
-    sock.listen(128)
+    sock.listen(BACKLOG)
     return sock
 
 
@@ -189,13 +200,13 @@ async def start_listeners(runner: web.AppRunner, cfg: DaemonConfig) -> list[web.
     for host in cfg.hosts:
         if host.startswith("unix://"):
             sock = _unix_socket(host[len("unix://"):], cfg.group)
-            todo: list[web.BaseSite] = [web.SockSite(runner, sock)]
+            todo: list[web.BaseSite] = [web.SockSite(runner, sock, backlog=BACKLOG)]
         elif host.startswith("fd://"):
             todo = []  # TLS applies to every passed socket, as in dockerd
             for sock in _fd_sockets(host, passed):
                 if sock.family in (socket.AF_INET, socket.AF_INET6):
                     _refuse_plain_tcp(host, sslctx, cfg)
-                todo.append(web.SockSite(runner, sock, ssl_context=sslctx))
+                todo.append(web.SockSite(runner, sock, ssl_context=sslctx, backlog=BACKLOG))
         elif host.startswith("tcp://"):
             hp = host[len("tcp://"):].split("/", 1)[0]
             h, _, p = hp.rpartition(":")
@@ -203,7 +214,7 @@ async def start_listeners(runner: web.AppRunner, cfg: DaemonConfig) -> list[web.
                 h, p = hp, ""
             port = int(p) if p else (2376 if sslctx else 2375)
             _refuse_plain_tcp(host, sslctx, cfg)
-            todo = [web.TCPSite(runner, h or "0.0.0.0", port, ssl_context=sslctx,
+            todo = [web.TCPSite(runner, h or "0.0.0.0", port, ssl_context=sslctx, backlog=BACKLOG,
                                 reuse_address=True)]
         else:
             raise SystemExit(f"invalid host: {host}")

@@ -103,14 +103,37 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
 
 
+_VALUE_START = frozenset(b'{["-0123456789tfn')
+
+
+def _go_quote_char(c: int) -> str:
+    """A byte as Go's JSON errors quote it ('x', '\\x00', '"')."""
+    if c == 0x27:
+        return "'\\''"
+    if 0x20 <= c < 0x7F:
+        return f"'{chr(c)}'"
+    if c < 0x20 or c == 0x7F:
+        return "'" + {9: "\\t", 10: "\\n", 13: "\\r"}.get(c, f"\\x{c:02x}") + "'"
+    return f"'{chr(c)}'"
+
+
 async def json_body(request: web.Request) -> Any:
     """The request's JSON body as Go's decoder takes it: no NaN or Infinity,
     nesting bounded (dockerd's messages, as 400s); None when there is none."""
     if not request.body_exists:  # (read before by the authz hook: read() has it)
         return None
-    raw = await request.read()
-    if not raw.strip():
+    # Go's decoder stops at the first byte no JSON value starts with: so does
+    # this, answering without reading (or holding) the rest of a huge body.
+    head = b""
+    while chunk := await request.content.readany():
+        if head := chunk.lstrip(b" \t\r\n"):  # leading white space is dropped
+            break
+    if not head:
         return None
+    if head[0] not in _VALUE_START:
+        raise InvalidParameter(f"invalid character {_go_quote_char(head[0])} looking for "
+                               "beginning of value")
+    raw = head + await request.content.read()
     try:
         return json.loads(raw, parse_constant=_no_constant)
     except RecursionError:

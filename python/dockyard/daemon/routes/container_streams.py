@@ -15,7 +15,7 @@ from ...containers.attach import EXIT, START_RESULT, ShimConnection
 from ...containers.logdrivers import ReadNotSupported
 from ...containers.model import Container
 from ...errors import Conflict, DockyardError, InvalidParameter, NotFound
-from ..hijack import detach_keys, hijack, raw_input
+from ..hijack import detach_keys, drain, hijack, raw_input
 from ..monitor import AttachSession
 from . import blocking, container_service as svc, monitor, qbool, tty_size
 
@@ -65,7 +65,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
             batches = scan.batches()
             while (recs := await blocking(next, batches, None)) is not None:
                 transport.write(b"".join(jsonlog.render(r, c.tty, False) for r in recs))
-                await _drain(transport)
+                await drain(transport)
     if conn is None:
         transport.close()
         return resp
@@ -84,8 +84,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
             kind, payload = await conn.recv()
             if kind in (1, 2):
                 transport.write(payload if c.tty else jsonlog.frame(kind, payload))
-                if transport.get_write_buffer_size() > 1 << 20:
-                    await asyncio.sleep(0)
+                await drain(transport)
             elif kind == START_RESULT:
                 if session.started is not None and not session.started.done():
                     session.started.set_result(json.loads(payload or b"{}"))
@@ -114,12 +113,6 @@ async def attach(request: web.Request) -> web.StreamResponse:
         conn.close()
         transport.close()
     return resp
-
-
-async def _drain(transport: Any) -> None:
-    """Wait while the hijacked connection holds more than a few MiB unsent."""
-    while transport.get_write_buffer_size() > 4 << 20 and not transport.is_closing():
-        await asyncio.sleep(0.01)
 
 
 async def logs(request: web.Request) -> web.StreamResponse:
@@ -163,6 +156,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
                                  if jsonlog.wanted(r, out, err, since, until))
                 if chunk:
                     await resp.write(chunk)
+                if follower.more:
+                    continue  # behind a fast writer: no pause, and no end before it's read
                 if not running:
                     break
                 await asyncio.sleep(0.1)

@@ -15,7 +15,7 @@ from ...containers import logs as jsonlog
 from ...containers.attach import EXIT, START_RESULT, ShimConnection
 from ...containers.execs import Exec, ExecStartError, ExecStore, runtime_error
 from ...errors import Conflict, InvalidParameter
-from ..hijack import detach_keys, hijack, raw_input
+from ..hijack import detach_keys, drain, hijack, raw_input
 from . import blocking, exec_store, go_fields, json_response, tty_size
 
 
@@ -137,8 +137,7 @@ async def start(request: web.Request) -> web.StreamResponse:
                 kind, payload = await conn.recv()
                 if kind in (1, 2):
                     out(kind, payload)
-                    if transport.get_write_buffer_size() > 1 << 20:
-                        await asyncio.sleep(0)
+                    await drain(transport)
                 elif kind == START_RESULT:
                     res = json.loads(payload or b"{}")
                     if res.get("error"):
