@@ -29,15 +29,19 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="storage drivers need 
 _FIXTURE_MOUNTS: set[str] = set()  # the btrfs loop mount, shared by a module
 
 
-def _mount_points() -> list[str]:
-    return [m for m in gd_mounts.mount_points() if m not in _FIXTURE_MOUNTS]
+def _mount_points(tmp_path: Path) -> list[str]:
+    """Mounts beneath this test's directories only: another process's (a
+    daemon of the suite, a second suite on the machine) are none of ours."""
+    roots = [os.path.realpath(tmp_path), *_FIXTURE_MOUNTS]
+    return [m for m in gd_mounts.mount_points() if m not in _FIXTURE_MOUNTS
+            and any(m == r or m.startswith(r + "/") for r in roots)]
 
 
 @pytest.fixture(autouse=True)
-def no_leaked_mounts():
-    before = _mount_points()
+def no_leaked_mounts(tmp_path):
+    before = _mount_points(tmp_path)
     yield
-    after = _mount_points()
+    after = _mount_points(tmp_path)
     leaked = [m for m in after if m not in before]
     for m in reversed(leaked):
         subprocess.run(["umount", "-l", m], check=False)
