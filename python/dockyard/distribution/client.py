@@ -26,6 +26,9 @@ from .auth import AuthConfig, parse_challenges
 from .endpoints import Endpoint, preferred, remember
 
 USER_AGENT = "dockyard (distribution; like docker/20.10)"
+#: Go's http.Client gives up after 10 redirects, and so do we (a loop ends).
+MAX_REDIRECTS = 10
+REDIRECTS = (301, 302, 303, 307, 308)
 
 
 def error_text(body: bytes) -> str:
@@ -119,7 +122,18 @@ class Session:
 
     def _send(self, method: str, url: str, headers: dict[str, str],
               body: bytes | Iterable[bytes] | None, ctx: ssl.SSLContext | None) -> Response:
-        u = urllib.parse.urlsplit(url)
+        try:
+            u = urllib.parse.urlsplit(url)
+            u.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as e:
+            raise RegistryError(f'{method.capitalize()} "{url}": invalid URL: {e}') from None
+        # Redirects and token realms come from the registry: only HTTP(S), and
+        # never an empty host (http.client would take it for localhost).
+        if u.scheme not in ("http", "https"):
+            raise RegistryError(f'{method.capitalize()} "{url}": unsupported protocol scheme '
+                                f'"{u.scheme}"')
+        if not u.hostname:
+            raise RegistryError(f'{method.capitalize()} "{url}": no Host in request URL')
         conn = self._connect(u.scheme, u.netloc, ctx)
         target = urllib.parse.urlunsplit(("", "", u.path or "/", u.query, ""))
         h = {"User-Agent": USER_AGENT, **headers}
@@ -215,11 +229,24 @@ class Session:
                 q.append(("account", creds[0]))
                 headers["Authorization"] = self.auth.basic_header() or ""
             url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(q)
-        ctx = self._ctx_for(url)
-        try:
-            r = self._send(method, url, headers, body, ctx)
-        except (OSError, http.client.HTTPException) as e:
-            raise dial_error(method, url, e) from None
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                r = self._send(method, url, headers, body, self._ctx_for(url))
+            except (OSError, http.client.HTTPException) as e:
+                raise dial_error(method, url, e) from None
+            loc = r.headers.get("Location", "")
+            if method != "GET" or r.status not in REDIRECTS or not loc:
+                break
+            # Go's client follows a token server's redirects; the credentials
+            # stay with the realm's own host.
+            r.close()
+            nxt = urllib.parse.urljoin(url, loc)
+            if urllib.parse.urlsplit(nxt).netloc != urllib.parse.urlsplit(url).netloc:
+                headers = {k: v for k, v in headers.items() if k != "Authorization"}
+            url = nxt
+        else:
+            raise RegistryError(f'{method.capitalize()} "{url}": stopped after '
+                                f"{MAX_REDIRECTS} redirects")
         with r:
             data = r.read()
             if r.status in (401, 403):
@@ -239,7 +266,10 @@ class Session:
 
     def _ctx_for(self, url: str) -> ssl.SSLContext | None:
         """The registry's TLS settings for its own host, defaults elsewhere."""
-        u = urllib.parse.urlsplit(url)
+        try:
+            u = urllib.parse.urlsplit(url)
+        except ValueError:
+            return None  # _send says what is wrong with it
         if self.endpoint is not None and u.netloc == self.endpoint.host:
             return self.endpoint.ssl
         return None
@@ -251,7 +281,7 @@ class Session:
         return f"{self.endpoint.base}{path}"
 
     def request(self, method: str, path_or_url: str, headers: dict[str, str] | None = None,
-                body: bytes | Iterable[bytes] | None = None, redirects: int = 5,
+                body: bytes | Iterable[bytes] | None = None, redirects: int = MAX_REDIRECTS,
                 _renewed: bool = False) -> Response:
         """Send with this session's authorization; follow redirects for GET and
         HEAD. Connection failures raise RegistryError; HTTP errors are the
@@ -273,11 +303,14 @@ class Session:
             r.close()
             self.authorization = f"Bearer {self._fetch_token(self.challenge[1], self.scopes)}"
             return self.request(method, url, headers, body, redirects, _renewed=True)
-        if r.status in (301, 302, 303, 307, 308) and method in ("GET", "HEAD") and redirects:
+        if r.status in REDIRECTS and method in ("GET", "HEAD"):
             loc = r.headers.get("Location", "")
             r.close()
             if not loc:
                 raise RegistryError(f"{url}: redirect without a Location")
+            if not redirects:
+                raise RegistryError(f'{method.capitalize()} "{url}": stopped after '
+                                    f"{MAX_REDIRECTS} redirects")
             return self.request(method, urllib.parse.urljoin(url, loc), headers, body,
                                 redirects - 1, _renewed)
         return r

@@ -31,7 +31,7 @@ from ..ids import chain_ids
 from ..store.images import Image
 from .auth import AuthConfig, repo_scope
 from .client import Response, Session, error_codes, error_text
-from .manifest import ACCEPT, Descriptor, Manifest, parse, parse_platform, select
+from .manifest import ACCEPT, Descriptor, Manifest, is_digest, parse, parse_platform, select
 from .progress import ClientGone, Progress, Reporter
 from .transfer import Inflight, Slot, TransferConfig
 
@@ -152,7 +152,9 @@ class Puller:
             config = json.loads(raw_config)
             if not isinstance(config, dict):
                 raise ValueError("not a JSON object")
-            diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+            diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+            if not isinstance(diff_ids, list) or not all(is_digest(d) for d in diff_ids):
+                raise ValueError("rootfs.diff_ids is not a list of digests")
         except (ValueError, TypeError, AttributeError) as e:
             raise RegistryError(f"{shown}: invalid image config: {e}") from None
         if len(diff_ids) != len(manifest.layers):
@@ -391,13 +393,19 @@ class Puller:
             total = desc.size if desc.size >= 0 else int(r.headers.get("Content-Length") or 0)
             n = 0
             while True:
+                # Never past the declared size: a registry streaming on and on
+                # is cut off there (one byte more tells it apart from the end).
+                want = CHUNK if desc.size < 0 else min(CHUNK, desc.size - n + 1)
                 try:
                     # read1: whatever has arrived (up to 1 MiB), not a full chunk
-                    chunk = r.raw.read1(CHUNK)
+                    chunk = r.raw.read1(want)
                 except (http.client.IncompleteRead, OSError) as e:
                     raise _Retryable(_transfer_error(e)) from None
                 if not chunk:
                     break
+                if desc.size >= 0 and n + len(chunk) > desc.size:
+                    raise BlobCorrupt(f"filesystem layer {desc.digest} sent more than the "
+                                      f"{desc.size} bytes its descriptor declares")
                 if self.aborted.is_set():
                     raise PullCancelled("pull cancelled")
                 unpacker.write(chunk)
