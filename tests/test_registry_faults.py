@@ -128,7 +128,8 @@ def clean(dy: Daemon, hostile: HostileRegistry) -> Iterator[Callable[[], None]]:
 
 def pull_fails(dy: Daemon, ref: str, cli: bool = False) -> str:
     """A pull of `ref` fails, well within a deadline: the error the API
-    streams or answers with, or with `cli`, `dockyard pull`'s stderr."""
+    streams or answers with (docker SDK), or with `cli`, `dockyard pull`'s
+    stderr."""
     if cli:
         r = subprocess.run([sys.executable, "-m", "dockyard", "pull", ref], env=dy.env(),
                            capture_output=True, timeout=60)
@@ -136,17 +137,18 @@ def pull_fails(dy: Daemon, ref: str, cli: bool = False) -> str:
         err = r.stderr.decode()
         assert err.count("\n") == 1 and "Traceback" not in err, err
         return err
-    r = dy.client().request("POST", "/images/create", {"fromImage": ref}, check=False)
+    import docker
+
+    api = docker.APIClient(base_url=dy.host, timeout=60)
     try:
-        if r.status != 200:
-            return str(r.json()["message"])
-        for line in r.iter_lines():
-            msg = json.loads(line)
+        for msg in api.pull(ref, stream=True, decode=True):
             if "error" in msg:
                 assert msg["errorDetail"]["message"] == msg["error"]
                 return str(msg["error"])
+    except docker.errors.APIError as e:
+        return str(e.explanation)
     finally:
-        r.close()
+        api.close()
     raise AssertionError(f"pulling {ref} succeeded")
 
 
@@ -439,6 +441,23 @@ def test_push_manifest_stored_under_another_digest(dy, hostile, to_push):
     # no digest recorded for what the registry may not hold
     img = dy.client().get_json(f"/images/{to_push}/json")
     assert img["RepoDigests"] == []
+
+
+def test_push_blob_stored_under_another_digest(dy, hostile, to_push):
+    from aiohttp import web
+
+    async def lie(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=201, headers={"Docker-Content-Digest": "sha256:" + "1" * 64})
+
+    hostile.overrides[("PUT", "/blobs/uploads/u1")] = lie
+    try:
+        r = dy.cli("push", to_push, check=False)
+    finally:
+        hostile.overrides.clear()
+    err = r.stderr.decode()
+    assert r.returncode != 0 and f"as sha256:{'1' * 64}" in err, err
+    assert dy.client().get_json(f"/images/{to_push}/json")["RepoDigests"] == []
 
 
 def test_push_connection_dropped_mid_upload(dy, hostile, to_push):
