@@ -27,7 +27,11 @@ def no_space(e: BaseException) -> str | None:
     device"), from an OSError or SQLite's SQLITE_FULL; None for anything else."""
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         what = os.strerror(e.errno).lower()
-        return f"write {e.filename}: {what}" if e.filename else what
+        if e.filename:
+            return f"write {e.filename}: {what}"
+        # the Rust core's "write big: No space left on device (os error 28)"
+        where, sep, _ = (e.strerror or "").rpartition(": ")
+        return f"{where}: {what}" if sep else what
     if isinstance(e, sqlite3.OperationalError) and (
             getattr(e, "sqlite_errorcode", 0) & 0xFF) == 13:  # SQLITE_FULL
         return "no space left on device (writing the daemon's database)"

@@ -17,6 +17,7 @@ committed.
 
 from __future__ import annotations
 
+import errno
 import http.client
 import json
 import threading
@@ -367,6 +368,11 @@ class Puller:
             except LayerCorrupt as e:
                 unpacker.abort()
                 raise BlobCorrupt(f"failed to register layer {desc.digest}: {e}") from None
+            except OSError as e:
+                unpacker.abort()
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise OSError(e.errno, f"failed to register layer: {e.strerror}") from None
             except BaseException:
                 unpacker.abort()
                 raise
