@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import subprocess
 import tarfile
@@ -281,11 +282,21 @@ def test_logs_fill_the_disk(small, api):
                 assert time.monotonic() < deadline, "the log never filled the disk"
                 time.sleep(0.1)
             # the daemon keeps serving: inspect, the logs so far, a new container
-            assert api.inspect_container(c)["State"]["Running"]
+            info = api.inspect_container(c)
+            assert info["State"]["Running"]
             assert api.logs(c, tail=1).startswith(b"aaaa")
+            log = Path(info["LogPath"])
+            size = log.stat().st_size
             full.free()
             r = d.docker("run", "--rm", "busybox", "echo", "still serving")
             assert r.stdout == b"still serving\n"
+            # once there is room the log goes on, with no entry cut in half
+            while log.stat().st_size < size + (1 << 20):
+                assert time.monotonic() < deadline + 60, "the log did not go on"
+                time.sleep(0.1)
+            api.kill(c)
+            lines = log.read_bytes().splitlines()
+            assert all(json.loads(x)["log"] == "a" * 60 + "\n" for x in lines)
         finally:
             api.remove_container(c, force=True)
         assert api.containers(all=True) == []
