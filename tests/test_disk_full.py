@@ -157,8 +157,9 @@ class Full:
         assert c.get_json("/images/json", {"all": 1}) == self.images
         assert self._containers() == self.containers
         assert c.get_json("/system/check", {"grace": 0}) == {"Problems": []}
-        tmp = self.d.root / "tmp"
-        assert not tmp.exists() or not list(tmp.iterdir())
+        for spool in ("tmp", "builder"):  # a load's, a build context's
+            where = self.d.root / spool
+            assert not where.exists() or not list(where.iterdir()), spool
 
     def free(self) -> None:
         self.filler.unlink(missing_ok=True)
