@@ -69,6 +69,12 @@ def dial_error(method: str, url: str, e: BaseException) -> RegistryError:
         why = f"tls: failed to verify certificate: {e.verify_message or e.reason}"
     elif isinstance(e, ssl.SSLError):
         why = f"tls: {e.reason or e}"
+    elif isinstance(e, ConnectionResetError):
+        why = "connection reset by peer"  # the registry hung up mid-request
+    elif isinstance(e, BrokenPipeError):
+        why = "write: broken pipe"
+    elif isinstance(e, http.client.RemoteDisconnected):
+        why = "EOF"
     else:
         why = str(e) or type(e).__name__
     return RegistryError(f'{method.capitalize()} "{url}": {why}')
