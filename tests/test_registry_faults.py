@@ -248,6 +248,35 @@ def test_endless_blob_stops_at_its_declared_size(dy, hostile, clean, length):
     clean()
 
 
+@pytest.mark.parametrize("where", ["ping", "token"])
+def test_endless_answer_is_cut_off(dy, hostile, clean, where):
+    """A ping or a token answer that never ends: read up to a bound (16 MiB)."""
+    from aiohttp import web
+
+    sent = [0]
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        await resp.write(b'{"token": "')
+        while sent[0] < 1 << 30:
+            await resp.write(b"t" * (1 << 16))
+            sent[0] += 1 << 16
+        return resp
+
+    if where == "ping":
+        hostile.overrides[("GET", "/v2/")] = endless
+        path = "/v2/"
+    else:
+        _challenge(hostile, f'Bearer realm="http://{hostile.host}/token",service="s"')
+        hostile.overrides = {("GET", "/token"): endless, **hostile.overrides}
+        path = "/token?"
+    err = pull_fails(dy, f"{hostile.host}/f/endless-{where}:v1")
+    assert f"{hostile.host}{path}" in err and "the answer is larger than 16 MiB" in err, err
+    assert sent[0] < 64 << 20
+    clean()
+
+
 # --- manifests and configs ---------------------------------------------------------
 
 

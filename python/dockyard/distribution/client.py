@@ -29,6 +29,8 @@ USER_AGENT = "dockyard (distribution; like docker/20.10)"
 #: Go's http.Client gives up after 10 redirects, and so do we (a loop ends).
 MAX_REDIRECTS = 10
 REDIRECTS = (301, 302, 303, 307, 308)
+#: The most Response.read() takes of a body (tag lists, tokens, errors).
+MAX_BODY = 16 << 20
 
 
 def error_text(body: bytes) -> str:
@@ -92,7 +94,15 @@ class Response:
         self.headers = resp.headers
 
     def read(self, n: int | None = None) -> bytes:
-        return self.raw.read(n) if n is not None else self.raw.read()
+        """Up to `n` bytes; without `n`, the whole body if it is at most
+        MAX_BODY (a registry's JSON or error; blobs are streamed, not read
+        here): a body that never ends must not hold the pull forever."""
+        if n is not None:
+            return self.raw.read(n)
+        body = self.raw.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            raise RegistryError(f'{self.url}: the answer is larger than {MAX_BODY >> 20} MiB')
+        return body
 
     def close(self) -> None:
         self.raw.close()
