@@ -204,6 +204,7 @@ def test_blob_redirect_loop(dy, hostile, clean):
     err = pull_fails(dy, img.ref)
     # dockerd: Get "http://127.0.0.1:N/v2/f/redirects/blobs/sha256:...": stopped after 10 redirects
     assert "stopped after 10 redirects" in err, err
+    assert hostile.blob_gets(target) == 11  # as Go's client, and not tried again
     clean()
 
 

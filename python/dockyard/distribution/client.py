@@ -33,6 +33,11 @@ REDIRECTS = (301, 302, 303, 307, 308)
 MAX_BODY = 16 << 20
 
 
+class BadLocation(RegistryError):
+    """A URL from the registry (a redirect, a token realm) that can't be
+    followed, or a redirect loop: trying again would not help."""
+
+
 def error_text(body: bytes) -> str:
     """The registry's `{"errors": [...]}` as docker prints it ("manifest
     unknown: manifest unknown"), or the body's first line."""
@@ -142,14 +147,14 @@ class Session:
             u = urllib.parse.urlsplit(url)
             u.port  # noqa: B018 - raises on a port that is not a number
         except ValueError as e:
-            raise RegistryError(f'{method.capitalize()} "{url}": invalid URL: {e}') from None
+            raise BadLocation(f'{method.capitalize()} "{url}": invalid URL: {e}') from None
         # Redirects and token realms come from the registry: only HTTP(S), and
         # never an empty host (http.client would take it for localhost).
         if u.scheme not in ("http", "https"):
-            raise RegistryError(f'{method.capitalize()} "{url}": unsupported protocol scheme '
+            raise BadLocation(f'{method.capitalize()} "{url}": unsupported protocol scheme '
                                 f'"{u.scheme}"')
         if not u.hostname:
-            raise RegistryError(f'{method.capitalize()} "{url}": no Host in request URL')
+            raise BadLocation(f'{method.capitalize()} "{url}": no Host in request URL')
         conn = self._connect(u.scheme, u.netloc, ctx)
         target = urllib.parse.urlunsplit(("", "", u.path or "/", u.query, ""))
         h = {"User-Agent": USER_AGENT, **headers}
@@ -261,7 +266,7 @@ class Session:
                 headers = {k: v for k, v in headers.items() if k != "Authorization"}
             url = nxt
         else:
-            raise RegistryError(f'{method.capitalize()} "{url}": stopped after '
+            raise BadLocation(f'{method.capitalize()} "{url}": stopped after '
                                 f"{MAX_REDIRECTS} redirects")
         with r:
             data = r.read()
@@ -323,9 +328,9 @@ class Session:
             loc = r.headers.get("Location", "")
             r.close()
             if not loc:
-                raise RegistryError(f"{url}: redirect without a Location")
+                raise BadLocation(f"{url}: redirect without a Location")
             if not redirects:
-                raise RegistryError(f'{method.capitalize()} "{url}": stopped after '
+                raise BadLocation(f'{method.capitalize()} "{url}": stopped after '
                                     f"{MAX_REDIRECTS} redirects")
             return self.request(method, urllib.parse.urljoin(url, loc), headers, body,
                                 redirects - 1, _renewed)

@@ -31,7 +31,7 @@ from ..errors import (BlobCorrupt, InvalidParameter, LayerCorrupt, RegistryError
 from ..ids import chain_ids
 from ..store.images import Image
 from .auth import AuthConfig, repo_scope
-from .client import Response, Session, error_codes, error_text
+from .client import BadLocation, Response, Session, error_codes, error_text
 from .manifest import ACCEPT, Descriptor, Manifest, is_digest, parse, parse_platform, select
 from .progress import ClientGone, Progress, Reporter
 from .transfer import Inflight, Slot, TransferConfig
@@ -387,6 +387,8 @@ class Puller:
     def _stream(self, desc: Descriptor, unpacker: "_core.LayerUnpacker") -> "_core.LayerInfo":
         try:
             r: Response = self.session.request("GET", f"/v2/{self.ref.path}/blobs/{desc.digest}")
+        except BadLocation as e:
+            raise RegistryError(f"failed to download layer {desc.digest}: {e}") from None
         except RegistryError as e:
             raise _Retryable(str(e)) from None
         with r:
