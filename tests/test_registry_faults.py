@@ -1,9 +1,10 @@
-"""A registry that lies or misbehaves, through a daemon and its CLI: wrong
-digests (blob, pulled-by-digest manifest, config), a blob cut short, a
-redirect loop, a blob stream that never ends, a 100 MB manifest, manifests
-and configs that are not JSON, bearer challenges that are malformed, loop or
-send the client off the host, 401 forever, and pushes the registry answers
-with a lie or a hang-up. Each ends in a clear error within a deadline, with
+"""A registry that lies or misbehaves, pulled from by a daemon (through the
+docker SDK and the CLI): wrong digests (blob, pulled-by-digest manifest,
+config), a blob cut short, a redirect loop or one to file://, a blob stream
+that never ends, ping and token answers that never end, a 100 MB manifest,
+manifests and configs that are not JSON, bearer challenges that are
+malformed, loop or send the client off the host, 401 forever, and pushes the
+registry answers with a lie or a hang-up. Each ends in a clear error within a deadline, with
 nothing registered, no temporary files, the store checking clean and the
 daemon still serving. (test_pull.py has the engine-level blob faults and
 retries; this module extends them to the rest of the protocol.)
@@ -90,8 +91,8 @@ def hostile() -> Iterator[HostileRegistry]:
 
 @pytest.fixture(scope="module")
 def dy(tmp_path_factory, busybox_tar) -> Iterator[Daemon]:
-    """A daemon (overlay) whose registry timeout and retries keep each fault
-    short: every case ends well within the CLI's deadline."""
+    """A daemon (overlay) trying each blob twice (max-download-attempts), to
+    show retries are bounded while keeping each case short."""
     base = tmp_path_factory.mktemp("faults")
     cfg = base / "daemon.json"
     cfg.write_text(json.dumps({"max-download-attempts": 2}))
@@ -112,6 +113,7 @@ def dy(tmp_path_factory, busybox_tar) -> Iterator[Daemon]:
 def clean(dy: Daemon, hostile: HostileRegistry) -> Iterator[Callable[[], None]]:
     """After the case: the faults gone, and the store exactly as before."""
     before = dy.client().get_json("/images/json", {"all": 1})
+    hostile.counts.clear()
 
     def check() -> None:
         assert dy.client().get_json("/images/json", {"all": 1}) == before
@@ -384,11 +386,12 @@ def test_401_forever(dy, hostile, clean):
     _challenge(hostile, f'Bearer realm="http://{hostile.host}/token",service="s"',
                token_path="/token")
     err = pull_fails(dy, f"{hostile.host}/f/auth:v1")
-    # dockerd: "pull access denied for 127.0.0.1:N/f/auth, repository does not
-    # exist or may require 'docker login': denied: requested access ..."
+    # dockerd 20.10: "unauthorized" (the 401's code); ours, what docker says
+    # of a 401 from Docker Hub: "pull access denied for 127.0.0.1:N/f/auth,
+    # repository does not exist or may require 'docker login': denied: ..."
     assert "pull access denied" in err, err
-    # the token is fetched again once (expired tokens), not forever
-    assert hostile.counts["GET /token"] <= 3
+    # a token, and one more (tokens expire), not forever
+    assert hostile.counts["GET /token"] == 2
     clean()
 
 
