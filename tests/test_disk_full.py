@@ -307,6 +307,7 @@ def test_logs_fill_the_disk(small, api):
                 assert time.monotonic() < deadline + 60, "the log did not go on"
                 time.sleep(0.1)
             api.kill(c)
+            api.wait(c)  # the last entry written
             lines = log.read_bytes().splitlines()
             assert all(json.loads(x)["log"] == "a" * 60 + "\n" for x in lines)
         finally:
