@@ -80,6 +80,10 @@ class Puller:
     def _get_manifest(self, tag_or_digest: str, shown: str) -> tuple[Manifest, str]:
         path = f"/v2/{self.ref.path}/manifests/{tag_or_digest}"
         with self.session.request("GET", path, {"Accept": ACCEPT}) as r:
+            declared = r.headers.get("Content-Length", "")
+            if r.status == 200 and declared.isdigit() and int(declared) > MAX_MANIFEST:
+                raise RegistryError(f"manifest for {shown} is too large ({declared} bytes, "
+                                    f"at most {MAX_MANIFEST >> 20} MiB)")
             body = r.read(MAX_MANIFEST + 1)
             if r.status == 404:
                 codes = error_codes(body)
@@ -96,7 +100,8 @@ class Puller:
                 raise RegistryError(f"error fetching manifest for {shown}: status {r.status}: "
                                     f"{error_text(body)}")
             if len(body) > MAX_MANIFEST:
-                raise RegistryError(f"manifest for {shown} is too large")
+                raise RegistryError(f"manifest for {shown} is too large (more than "
+                                    f"{MAX_MANIFEST >> 20} MiB)")
             ctype = r.headers.get("Content-Type", "")
         digest = _core.sha256_bytes(body)
         if tag_or_digest.startswith("sha256:") and digest != tag_or_digest:
