@@ -171,8 +171,13 @@ def _spool(src: IO[bytes] | Iterable[bytes], dest: Path) -> None:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 f = tar.extractfile(m)
                 assert f is not None
-                with open(out, "wb") as w:
-                    shutil.copyfileobj(f, w, 1 << 20)
+                try:
+                    with open(out, "wb") as w:
+                        shutil.copyfileobj(f, w, 1 << 20)
+                except OSError as e:
+                    if e.filename is None:  # a write's error: say which file
+                        raise OSError(e.errno, e.strerror, str(out)) from None
+                    raise
     except tarfile.TarError as e:
         if str(e) == "invalid header":  # dockerd's words, from its untar in a child
             raise InvalidParameter("Error processing tar file(exit status 1): archive/tar: "

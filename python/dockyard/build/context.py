@@ -308,16 +308,21 @@ def receive_context(chunks: Iterable[bytes], workdir: Path) -> BuildContext:
     raw = workdir / "context.raw"
     total = 0
     plain = not first.startswith((_GZIP, _ZSTD))
-    with open(raw, "wb") as f:
-        if first:
-            for data in _decompressed(it, first):
-                total += len(data)
-                f.write(data)
-        if plain and total:
-            # The docker CLI's `-f -` context (ReplaceFileTarWrapper) ends right
-            # after its last file's data, with neither padding nor the
-            # end-of-archive blocks, which dockerd's reader accepts.
-            f.write(bytes((-total) % 512 + 1024))
+    try:
+        with open(raw, "wb") as f:
+            if first:
+                for data in _decompressed(it, first):
+                    total += len(data)
+                    f.write(data)
+            if plain and total:
+                # The docker CLI's `-f -` context (ReplaceFileTarWrapper) ends right
+                # after its last file's data, with neither padding nor the
+                # end-of-archive blocks, which dockerd's reader accepts.
+                f.write(bytes((-total) % 512 + 1024))
+    except OSError as e:
+        if e.filename is None:  # a write's error (a full disk): say which file
+            raise OSError(e.errno, e.strerror, str(raw)) from None
+        raise
     tar = workdir / "context.tar"
     try:
         entries, wrote = _core.index_build_context(str(raw), str(tar))

@@ -24,7 +24,7 @@ LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "fatal", "panic")
 
 #: What a SIGHUP changes in a running daemon (dockerd's reloadable subset).
 RELOADABLE = ("debug", "log_level", "labels", "insecure_registries",
-              "max_concurrent_downloads", "max_concurrent_uploads")
+              "max_concurrent_downloads", "max_concurrent_uploads", "max_download_attempts")
 
 
 class ConfigError(Exception):
@@ -57,6 +57,7 @@ class DaemonConfig:
     labels: list[str] = field(default_factory=list)
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 5
+    max_download_attempts: int = 3  # dockerd's default is 5; each retry waits longer
     selinux_enabled: bool = False
     # networking (dockerd's names; the default bridge is Dockyard's own dockyard0)
     bridge: str = "dockyard0"
@@ -323,6 +324,7 @@ OPTIONS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "labels": ("labels", _labels),
     "max-concurrent-downloads": ("max_concurrent_downloads", _int),
     "max-concurrent-uploads": ("max_concurrent_uploads", _int),
+    "max-download-attempts": ("max_download_attempts", _int),
     "selinux-enabled": ("selinux_enabled", _bool),
     "exec-driver": ("exec_driver", _exec_driver),  # Dockyard's own
     "bridge": ("bridge", _bridge),
@@ -351,7 +353,7 @@ IGNORED = frozenset("""
     containerd-namespace containerd-plugins-namespace cpu-rt-period cpu-rt-runtime
     cri-containerd default-cgroupns-mode default-gateway default-gateway-v6 default-ipc-mode
     default-runtime default-shm-size experimental features fixed-cidr-v6 host-gateway-ip
-    init init-path ip6tables ipv6 live-restore max-download-attempts
+    init init-path ip6tables ipv6 live-restore
     metrics-addr no-new-privileges node-generic-resources oom-score-adjust raw-logs
     registry-mirrors runtimes seccomp-profile shutdown-timeout swarm-default-advertise-addr
     userland-proxy userland-proxy-path

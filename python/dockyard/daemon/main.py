@@ -85,7 +85,8 @@ def registry_options(cfg: DaemonConfig) -> Any:
 
     return RegistryOptions(insecure_registries=list(cfg.insecure_registries),
                            max_concurrent_downloads=cfg.max_concurrent_downloads,
-                           max_concurrent_uploads=cfg.max_concurrent_uploads)
+                           max_concurrent_uploads=cfg.max_concurrent_uploads,
+                           retries=cfg.max_download_attempts)
 
 
 def network_options(cfg: DaemonConfig) -> Any:
@@ -117,6 +118,7 @@ def reload_config(cfg: DaemonConfig, engine: Any, notify: Notifier) -> None:
     opts.insecure_registries = list(cfg.insecure_registries)
     opts.max_concurrent_downloads = cfg.max_concurrent_downloads
     opts.max_concurrent_uploads = cfg.max_concurrent_uploads
+    opts.retries = cfg.max_download_attempts
     log.info("Reloaded configuration: %s", json.dumps(
         {k.replace("_", "-"): v for k, v in changed.items()}, separators=(",", ":")))
 

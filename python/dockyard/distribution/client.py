@@ -26,6 +26,16 @@ from .auth import AuthConfig, parse_challenges
 from .endpoints import Endpoint, preferred, remember
 
 USER_AGENT = "dockyard (distribution; like docker/20.10)"
+#: Go's http.Client gives up after 10 redirects, and so do we (a loop ends).
+MAX_REDIRECTS = 10
+REDIRECTS = (301, 302, 303, 307, 308)
+#: The most Response.read() takes of a body (tag lists, tokens, errors).
+MAX_BODY = 16 << 20
+
+
+class BadLocation(RegistryError):
+    """A URL from the registry (a redirect, a token realm) that can't be
+    followed, or a redirect loop: trying again would not help."""
 
 
 def error_text(body: bytes) -> str:
@@ -66,6 +76,12 @@ def dial_error(method: str, url: str, e: BaseException) -> RegistryError:
         why = f"tls: failed to verify certificate: {e.verify_message or e.reason}"
     elif isinstance(e, ssl.SSLError):
         why = f"tls: {e.reason or e}"
+    elif isinstance(e, ConnectionResetError):
+        why = "connection reset by peer"  # the registry hung up mid-request
+    elif isinstance(e, BrokenPipeError):
+        why = "write: broken pipe"
+    elif isinstance(e, http.client.RemoteDisconnected):
+        why = "EOF"
     else:
         why = str(e) or type(e).__name__
     return RegistryError(f'{method.capitalize()} "{url}": {why}')
@@ -83,7 +99,15 @@ class Response:
         self.headers = resp.headers
 
     def read(self, n: int | None = None) -> bytes:
-        return self.raw.read(n) if n is not None else self.raw.read()
+        """Up to `n` bytes; without `n`, the whole body if it is at most
+        MAX_BODY (a registry's JSON or error; blobs are streamed, not read
+        here): a body that never ends must not hold the pull forever."""
+        if n is not None:
+            return self.raw.read(n)
+        body = self.raw.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            raise RegistryError(f'{self.url}: the answer is larger than {MAX_BODY >> 20} MiB')
+        return body
 
     def close(self) -> None:
         self.raw.close()
@@ -119,7 +143,18 @@ class Session:
 
     def _send(self, method: str, url: str, headers: dict[str, str],
               body: bytes | Iterable[bytes] | None, ctx: ssl.SSLContext | None) -> Response:
-        u = urllib.parse.urlsplit(url)
+        try:
+            u = urllib.parse.urlsplit(url)
+            u.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as e:
+            raise BadLocation(f'{method.capitalize()} "{url}": invalid URL: {e}') from None
+        # Redirects and token realms come from the registry: only HTTP(S), and
+        # never an empty host (http.client would take it for localhost).
+        if u.scheme not in ("http", "https"):
+            raise BadLocation(f'{method.capitalize()} "{url}": unsupported protocol scheme '
+                                f'"{u.scheme}"')
+        if not u.hostname:
+            raise BadLocation(f'{method.capitalize()} "{url}": no Host in request URL')
         conn = self._connect(u.scheme, u.netloc, ctx)
         target = urllib.parse.urlunsplit(("", "", u.path or "/", u.query, ""))
         h = {"User-Agent": USER_AGENT, **headers}
@@ -215,11 +250,24 @@ class Session:
                 q.append(("account", creds[0]))
                 headers["Authorization"] = self.auth.basic_header() or ""
             url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(q)
-        ctx = self._ctx_for(url)
-        try:
-            r = self._send(method, url, headers, body, ctx)
-        except (OSError, http.client.HTTPException) as e:
-            raise dial_error(method, url, e) from None
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                r = self._send(method, url, headers, body, self._ctx_for(url))
+            except (OSError, http.client.HTTPException) as e:
+                raise dial_error(method, url, e) from None
+            loc = r.headers.get("Location", "")
+            if method != "GET" or r.status not in REDIRECTS or not loc:
+                break
+            # Go's client follows a token server's redirects; the credentials
+            # stay with the realm's own host.
+            r.close()
+            nxt = urllib.parse.urljoin(url, loc)
+            if urllib.parse.urlsplit(nxt).netloc != urllib.parse.urlsplit(url).netloc:
+                headers = {k: v for k, v in headers.items() if k != "Authorization"}
+            url = nxt
+        else:
+            raise BadLocation(f'{method.capitalize()} "{url}": stopped after '
+                                f"{MAX_REDIRECTS} redirects")
         with r:
             data = r.read()
             if r.status in (401, 403):
@@ -239,7 +287,10 @@ class Session:
 
     def _ctx_for(self, url: str) -> ssl.SSLContext | None:
         """The registry's TLS settings for its own host, defaults elsewhere."""
-        u = urllib.parse.urlsplit(url)
+        try:
+            u = urllib.parse.urlsplit(url)
+        except ValueError:
+            return None  # _send says what is wrong with it
         if self.endpoint is not None and u.netloc == self.endpoint.host:
             return self.endpoint.ssl
         return None
@@ -251,7 +302,7 @@ class Session:
         return f"{self.endpoint.base}{path}"
 
     def request(self, method: str, path_or_url: str, headers: dict[str, str] | None = None,
-                body: bytes | Iterable[bytes] | None = None, redirects: int = 5,
+                body: bytes | Iterable[bytes] | None = None, redirects: int = MAX_REDIRECTS,
                 _renewed: bool = False) -> Response:
         """Send with this session's authorization; follow redirects for GET and
         HEAD. Connection failures raise RegistryError; HTTP errors are the
@@ -273,11 +324,14 @@ class Session:
             r.close()
             self.authorization = f"Bearer {self._fetch_token(self.challenge[1], self.scopes)}"
             return self.request(method, url, headers, body, redirects, _renewed=True)
-        if r.status in (301, 302, 303, 307, 308) and method in ("GET", "HEAD") and redirects:
+        if r.status in REDIRECTS and method in ("GET", "HEAD"):
             loc = r.headers.get("Location", "")
             r.close()
             if not loc:
-                raise RegistryError(f"{url}: redirect without a Location")
+                raise BadLocation(f"{url}: redirect without a Location")
+            if not redirects:
+                raise BadLocation(f'{method.capitalize()} "{url}": stopped after '
+                                    f"{MAX_REDIRECTS} redirects")
             return self.request(method, urllib.parse.urljoin(url, loc), headers, body,
                                 redirects - 1, _renewed)
         return r

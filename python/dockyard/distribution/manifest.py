@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import platform as _platform
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,26 @@ IMAGES = (DOCKER_MANIFEST, OCI_MANIFEST)
 LAYER_TYPES = (DOCKER_LAYER, *OCI_LAYERS)
 
 
+#: The digests a descriptor may carry (go-digest's sha256 and sha512, hex).
+_DIGEST = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
+
+
+def is_digest(x: Any) -> bool:
+    return isinstance(x, str) and _DIGEST.fullmatch(x) is not None
+
+
+def _clip(x: Any) -> str:
+    text = json.dumps(x) if not isinstance(x, str) else x
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _entries(doc: dict[str, Any], key: str) -> list[Any]:
+    v = doc.get(key) or []
+    if not isinstance(v, list):
+        raise RegistryError(f"invalid manifest: {key} is not a list")
+    return v
+
+
 @dataclass(frozen=True)
 class Descriptor:
     media_type: str
@@ -27,12 +48,21 @@ class Descriptor:
     platform: dict[str, Any] | None = None
 
     @classmethod
-    def of(cls, d: dict[str, Any]) -> "Descriptor":
-        try:
-            return cls(str(d.get("mediaType", "")), str(d["digest"]), int(d.get("size", -1)),
-                       tuple(d.get("urls") or ()), d.get("platform"))
-        except (KeyError, TypeError, ValueError):
-            raise RegistryError(f"invalid descriptor in manifest: {d!r}") from None
+    def of(cls, d: Any) -> "Descriptor":
+        """A descriptor from a registry's JSON, checked field by field: its
+        digest goes into URLs and its size bounds the download."""
+        bad = RegistryError(f"invalid descriptor in manifest: {_clip(d)}")
+        if not isinstance(d, dict):
+            raise bad
+        media, digest, size = d.get("mediaType", ""), d.get("digest"), d.get("size", -1)
+        urls, platform = d.get("urls") or [], d.get("platform")
+        if (not isinstance(media, str) or not isinstance(size, int) or isinstance(size, bool)
+                or not isinstance(urls, list) or not all(isinstance(u, str) for u in urls)
+                or not (platform is None or isinstance(platform, dict))):
+            raise bad
+        if not is_digest(digest):
+            raise RegistryError(f"invalid checksum digest format: {_clip(digest)}")
+        return cls(media, digest, size, tuple(urls), platform)
 
     @property
     def short(self) -> str:
@@ -69,11 +99,11 @@ def parse(raw: bytes, content_type: str = "") -> Manifest:
                             "with a current tool")
     if media in LISTS:
         return Manifest(media, raw, manifests=tuple(Descriptor.of(m)
-                                                   for m in doc.get("manifests") or []))
+                                                   for m in _entries(doc, "manifests")))
     if media in IMAGES:
         if "config" not in doc:
             raise RegistryError("invalid manifest: no config")
-        layers = tuple(Descriptor.of(m) for m in doc.get("layers") or [])
+        layers = tuple(Descriptor.of(m) for m in _entries(doc, "layers"))
         for layer in layers:
             if layer.media_type == DOCKER_FOREIGN or layer.urls:
                 raise RegistryError(f"layer {layer.digest} is a foreign layer "

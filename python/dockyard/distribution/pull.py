@@ -17,6 +17,7 @@ committed.
 
 from __future__ import annotations
 
+import errno
 import http.client
 import json
 import threading
@@ -30,8 +31,8 @@ from ..errors import (BlobCorrupt, InvalidParameter, LayerCorrupt, RegistryError
 from ..ids import chain_ids
 from ..store.images import Image
 from .auth import AuthConfig, repo_scope
-from .client import Response, Session, error_codes, error_text
-from .manifest import ACCEPT, Descriptor, Manifest, parse, parse_platform, select
+from .client import BadLocation, Response, Session, error_codes, error_text
+from .manifest import ACCEPT, Descriptor, Manifest, is_digest, parse, parse_platform, select
 from .progress import ClientGone, Progress, Reporter
 from .transfer import Inflight, Slot, TransferConfig
 
@@ -79,6 +80,10 @@ class Puller:
     def _get_manifest(self, tag_or_digest: str, shown: str) -> tuple[Manifest, str]:
         path = f"/v2/{self.ref.path}/manifests/{tag_or_digest}"
         with self.session.request("GET", path, {"Accept": ACCEPT}) as r:
+            declared = r.headers.get("Content-Length", "")
+            if r.status == 200 and declared.isdigit() and int(declared) > MAX_MANIFEST:
+                raise RegistryError(f"manifest for {shown} is too large ({declared} bytes, "
+                                    f"at most {MAX_MANIFEST >> 20} MiB)")
             body = r.read(MAX_MANIFEST + 1)
             if r.status == 404:
                 codes = error_codes(body)
@@ -95,7 +100,8 @@ class Puller:
                 raise RegistryError(f"error fetching manifest for {shown}: status {r.status}: "
                                     f"{error_text(body)}")
             if len(body) > MAX_MANIFEST:
-                raise RegistryError(f"manifest for {shown} is too large")
+                raise RegistryError(f"manifest for {shown} is too large (more than "
+                                    f"{MAX_MANIFEST >> 20} MiB)")
             ctype = r.headers.get("Content-Type", "")
         digest = _core.sha256_bytes(body)
         if tag_or_digest.startswith("sha256:") and digest != tag_or_digest:
@@ -152,7 +158,9 @@ class Puller:
             config = json.loads(raw_config)
             if not isinstance(config, dict):
                 raise ValueError("not a JSON object")
-            diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+            diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+            if not isinstance(diff_ids, list) or not all(is_digest(d) for d in diff_ids):
+                raise ValueError("rootfs.diff_ids is not a list of digests")
         except (ValueError, TypeError, AttributeError) as e:
             raise RegistryError(f"{shown}: invalid image config: {e}") from None
         if len(diff_ids) != len(manifest.layers):
@@ -362,6 +370,11 @@ class Puller:
             except LayerCorrupt as e:
                 unpacker.abort()
                 raise BlobCorrupt(f"failed to register layer {desc.digest}: {e}") from None
+            except OSError as e:
+                unpacker.abort()
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise OSError(e.errno, f"failed to register layer: {e.strerror}") from None
             except BaseException:
                 unpacker.abort()
                 raise
@@ -376,6 +389,8 @@ class Puller:
     def _stream(self, desc: Descriptor, unpacker: "_core.LayerUnpacker") -> "_core.LayerInfo":
         try:
             r: Response = self.session.request("GET", f"/v2/{self.ref.path}/blobs/{desc.digest}")
+        except BadLocation as e:
+            raise RegistryError(f"failed to download layer {desc.digest}: {e}") from None
         except RegistryError as e:
             raise _Retryable(str(e)) from None
         with r:
@@ -388,13 +403,19 @@ class Puller:
             total = desc.size if desc.size >= 0 else int(r.headers.get("Content-Length") or 0)
             n = 0
             while True:
+                # Never past the declared size: a registry streaming on and on
+                # is cut off there (one byte more tells it apart from the end).
+                want = CHUNK if desc.size < 0 else min(CHUNK, desc.size - n + 1)
                 try:
                     # read1: whatever has arrived (up to 1 MiB), not a full chunk
-                    chunk = r.raw.read1(CHUNK)
+                    chunk = r.raw.read1(want)
                 except (http.client.IncompleteRead, OSError) as e:
                     raise _Retryable(_transfer_error(e)) from None
                 if not chunk:
                     break
+                if desc.size >= 0 and n + len(chunk) > desc.size:
+                    raise BlobCorrupt(f"filesystem layer {desc.digest} sent more than the "
+                                      f"{desc.size} bytes its descriptor declares")
                 if self.aborted.is_set():
                     raise PullCancelled("pull cancelled")
                 unpacker.write(chunk)

@@ -88,6 +88,10 @@ class Pusher:
             if r.status != 201:
                 raise RegistryError(f"finishing the upload of {digest}: status {r.status}: "
                                     f"{error_text(data)}")
+            got = r.headers.get("Docker-Content-Digest")
+        if got and got != digest:
+            # the registry holds something else under this name (or says so)
+            raise RegistryError(f"the registry stored the blob {digest} as {got}")
 
     def _cancel_upload(self, location: str) -> None:
         try:

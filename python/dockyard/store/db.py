@@ -8,6 +8,7 @@ transaction that returned is on disk (docs/durability.md). Counts that could dri
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -80,6 +81,17 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
+#: Space held back (a preallocated file beside the database) for the records
+#: of a daemon whose filesystem a container or a build step filled up.
+DB_RESERVE = 4 << 20
+SQLITE_FULL = 13
+
+
+def _disk_full(e: BaseException) -> bool:
+    return (isinstance(e, sqlite3.OperationalError)
+            and (getattr(e, "sqlite_errorcode", 0) & 0xFF) == SQLITE_FULL)
+
+
 class Database:
     """A thread-safe wrapper: one connection, serialized by a lock.
 
@@ -91,6 +103,8 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._reserve = path.with_name(path.name + ".reserve")
+        self._reserve_held = False
         self._conn = sqlite3.connect(
             str(path), isolation_level=None, check_same_thread=False, timeout=30
         )
@@ -108,14 +122,69 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            self._mind_reserve()
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+            except BaseException as e:
+                if _disk_full(e):
+                    self._release_reserve()
+                self._rollback()
                 raise
-            else:
+            try:
                 self._conn.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                if not _disk_full(e):
+                    self._rollback()
+                    raise
+                # The disk filled up (a container, a build step): the space
+                # held back for this lets the record be written, so that what
+                # was done (a container stopped, removed) is not forgotten.
+                self._release_reserve()
+                if not self._conn.in_transaction:
+                    raise  # SQLite rolled it back: the operation fails whole
+                try:
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def _mind_reserve(self) -> None:
+        """Keep DB_RESERVE bytes allocated next to the database while the
+        filesystem has room; hand them back (before writing: SQLite may roll
+        a transaction back when its commit finds the disk full) once it
+        hasn't."""
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return
+        free = st.f_bavail * st.f_frsize
+        if self._reserve_held and free < DB_RESERVE // 2:
+            self._release_reserve()
+        elif not self._reserve_held and free >= 4 * DB_RESERVE:
+            self._hold_reserve()
+
+    def _hold_reserve(self) -> None:
+        try:
+            fd = os.open(self._reserve, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, DB_RESERVE)
+            finally:
+                os.close(fd)
+            self._reserve_held = True
+        except OSError:
+            pass
+
+    def _release_reserve(self) -> None:
+        try:
+            os.unlink(self._reserve)
+        except OSError:
+            pass
+        self._reserve_held = False
 
     def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:

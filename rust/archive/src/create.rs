@@ -81,7 +81,14 @@ pub fn create_layer<W: Write + Send>(root: &Path, out: W, opts: &CreateOptions) 
             .name("dockyard-compress".into())
             .spawn_scoped(s, move || compress_thread(rx, out, c, None))
             .map_err(|e| Error::io("spawn compression thread", e))?;
-        let mut send = move |b: Vec<u8>| tx.send(b).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "compressor stopped"));
+        let stopped = std::cell::Cell::new(false);
+        let stopped_ref = &stopped;
+        let mut send = move |b: Vec<u8>| {
+            tx.send(b).map_err(|_| {
+                stopped_ref.set(true);
+                io::Error::new(io::ErrorKind::BrokenPipe, "compressor stopped")
+            })
+        };
         let mut sink = TarSink { buf: Vec::with_capacity(OUT_CHUNK), h: Sha256::new(), n: 0, next: &mut send };
         let res = (|| -> Result<()> {
             let mut w = Walker {
@@ -102,7 +109,13 @@ pub fn create_layer<W: Write + Send>(root: &Path, out: W, opts: &CreateOptions) 
         drop(sink);
         drop(send);
         let comp = th.join().unwrap_or_else(|_| Err(Error::corrupt("compression thread panicked")));
-        // A walker error wins over the compressor's "broken pipe".
+        // The compressor's own error (the disk is full) when it stopped first;
+        // otherwise a walker error wins over the compressor's "broken pipe".
+        if stopped.get() {
+            if let Err(e) = comp {
+                return Err(e);
+            }
+        }
         res?;
         let (digest, csize) = comp?;
         Ok(LayerInfo { digest, diff_id, size, compressed_size: csize, compression: opts.compression })

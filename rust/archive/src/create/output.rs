@@ -99,6 +99,7 @@ pub(super) fn compress_thread<W: Write>(rx: Receiver<Vec<u8>>, out: W, c: Compre
 struct ChunkTx {
     buf: Vec<u8>,
     tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    stopped: bool, // a send failed: the compressor ended (with its own error)
 }
 
 impl ChunkTx {
@@ -107,10 +108,15 @@ impl ChunkTx {
             return Ok(());
         }
         let b = std::mem::replace(&mut self.buf, Vec::with_capacity(OUT_CHUNK));
-        match &self.tx {
-            Some(tx) => tx.send(b).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "compressor stopped")),
-            None => Err(io::Error::new(io::ErrorKind::BrokenPipe, "compressor stopped")),
+        let sent = match &self.tx {
+            Some(tx) => tx.send(b).is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
         }
+        self.stopped = true;
+        Err(io::Error::new(io::ErrorKind::BrokenPipe, "compressor stopped"))
     }
 }
 
@@ -142,11 +148,18 @@ where
             .name("dockyard-compress".into())
             .spawn_scoped(s, move || compress_thread(rx, out, c, level))
             .map_err(|e| Error::io("spawn compression thread", e))?;
-        let mut w = ChunkTx { buf: Vec::with_capacity(OUT_CHUNK), tx: Some(tx) };
+        let mut w = ChunkTx { buf: Vec::with_capacity(OUT_CHUNK), tx: Some(tx), stopped: false };
         let res = produce(&mut w).and_then(|t| w.ship().map(|_| t).map_err(|e| Error::io("write layer", e)));
+        let stopped = w.stopped;
         w.tx = None;
         let comp = th.join().unwrap_or_else(|_| Err(Error::corrupt("compression thread panicked")));
-        // A producer error wins over the compressor's "broken pipe".
+        // The compressor's own error (the disk is full) when it stopped first;
+        // otherwise a producer error wins over the compressor's "broken pipe".
+        if stopped {
+            if let Err(e) = comp {
+                return Err(e);
+            }
+        }
         let t = res?;
         let (digest, n) = comp?;
         Ok((t, digest, n))

@@ -189,3 +189,30 @@ fn pax_times() {
     assert_eq!((t.tv_sec, t.tv_nsec), (-2, 500_000_000));
     assert!(parse_pax_time(b"abc").is_none());
 }
+
+/// A sink that takes a few bytes, then says the disk is full.
+struct FullDisk(usize);
+
+impl Write for FullDisk {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.0 == 0 {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        let n = b.len().min(self.0);
+        self.0 -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn create_into_a_full_disk_says_so() {
+    // bigger than the chunks in flight: the walker finds the compressor gone
+    let d = tempfile::tempdir().unwrap();
+    std::fs::File::create(d.path().join("big")).unwrap().set_len(32 << 20).unwrap();
+    let e = create_layer(d.path(), FullDisk(4096), &CreateOptions::default()).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("No space left on device"), "{msg}");
+}

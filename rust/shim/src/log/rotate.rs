@@ -56,6 +56,11 @@ impl RotatingFile {
             if f.write_all(entry).is_ok() {
                 self.size += entry.len() as u64;
                 self.last_time = (secs, nanos);
+            } else {
+                // A full disk took part of the entry: cut it off, so that the
+                // entries written once there is room again start on a line.
+                let _ = f.set_len(self.size);
+                let _ = std::io::Seek::seek(f, std::io::SeekFrom::Start(self.size));
             }
         }
     }
