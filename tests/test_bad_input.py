@@ -179,3 +179,21 @@ def test_create_keys_match_in_any_case(daemon, bb):
         assert info["Config"]["Cmd"] == ["true"] and info["Config"]["Image"] == "busybox"
     finally:
         api(daemon, "DELETE", f"/containers/{body['Id']}")
+
+
+def test_huge_create_body_leaves_no_space_behind(daemon, bb):
+    """A container created with a 40 MB label grows the database; its removal
+    gives that space back to the filesystem (the adversarial run found 210 MB
+    kept after a 100 MB body's container was gone)."""
+    db = daemon.root / "dockyard.db"
+
+    def size() -> int:
+        return sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal")) if p.exists())
+
+    before = size()
+    st, body = api(daemon, "POST", "/containers/create",
+                   {"Image": "busybox", "Cmd": ["true"], "Labels": {"big": "x" * (40 << 20)}})
+    assert st == 201, body
+    assert size() > before + (40 << 20)
+    assert api(daemon, "DELETE", f"/containers/{body['Id']}")[0] == 204
+    assert size() < before + (20 << 20), (before, size())

@@ -620,6 +620,7 @@ class ContainerService(Reconciler):
             c.state.pop("Prepared", None)
             self._remove_files(c, remove_volumes=volumes)
             self._restart_delays.pop(c.id, None)
+        self.db.reclaim()  # a record made from a huge body leaves no space behind
 
     def rename(self, ref: str, new: str) -> None:
         c = self.get(ref)
