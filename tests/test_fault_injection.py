@@ -5,8 +5,9 @@ with its bridge, in a network namespace of its own: network create, run
 with a published port, connect, disconnect, stop, rm, network rm),
 restarted, and then the engine's consistency check (`GET /system/check`:
 every layer rebuilt and hashed; no supervisor, cgroup, namespace, address,
-bridge, veth or port rule that belongs to nothing) must find nothing, no
-mount may be left, and the same operation must succeed. Points per operation: DOCKYARD_FAULT_POINTS
+bridge, veth or port rule that belongs to nothing) must find nothing, a
+volume's data written before the kills must read the same, no mount may be
+left, and the same operation must succeed. Points per operation: DOCKYARD_FAULT_POINTS
 (2 in the suite, for time; 20 and more by hand), seed: DOCKYARD_FAULT_SEED,
 operations: DOCKYARD_FAULT_OPS (names, comma-separated)."""
 
@@ -111,9 +112,16 @@ def _env(d: Daemon) -> dict[str, str]:
     return dict(d.env(), DOCKER_CONFIG=str(d.base / "docker-config"))
 
 
+#: What a container wrote into a volume before the kills; read after each.
+PRECIOUS = "precious data\n"
+
+
 def _consistent(d: Daemon) -> None:
     problems = d.client().get_json("/system/check", {"grace": 0})["Problems"]
     assert problems == [], json.dumps(problems, indent=1)
+    vols = {v["Name"]: v for v in d.client().get_json("/volumes")["Volumes"] or []}
+    if "precious" in vols:
+        assert Path(vols["precious"]["Mountpoint"], "f").read_text() == PRECIOUS
     # only what running containers hold may be mounted, and none run here
     running = d.client().get_json("/containers/json")
     if not running:
@@ -161,6 +169,8 @@ def test_kill9_at_random_points_loses_nothing(tmp_path, busybox_tar, inputs, reg
         prepare_load(d)
         d.cli("tag", "big:latest", f"{registry.host}/fault/big:latest")
         d.cli("create", "--name", "faultctr", "busybox", "sleep", "60")
+        d.docker("run", "--rm", "-v", "precious:/v", "busybox", "sh", "-c",
+                 f"printf '{PRECIOUS.strip()}\\n' > /v/f")
         only = os.environ.get("DOCKYARD_FAULT_OPS", "").split(",")
         for op in ops:
             if only != [""] and op.name not in only:
