@@ -37,7 +37,8 @@ def main() -> None:
                    DOCKYARD_NO_AUTOSTART="1")
         ours = timeit(lambda: subprocess.run([entry, "version"], env=env, check=True,
                                              capture_output=True), runs=15, warmup=2)
-        floor = timeit(lambda: subprocess.run([sys.executable, "-S", "-c", "pass"],
+        floor_flags = ["-S"]
+        floor = timeit(lambda: subprocess.run([sys.executable, *floor_flags, "-c", "pass"],
                                               check=True), runs=15, warmup=2)
         docker = shutil.which("docker")
         ref = timeit(lambda: subprocess.run([docker, "version"], env=env, check=True,
