@@ -155,6 +155,7 @@ def _kill_during(d: Daemon, name: str, start: Callable[[Daemon], subprocess.Pope
     return points
 
 
+@pytest.mark.timeout(300 + 40 * POINTS)  # by hand, 20 points take ~10 minutes
 def test_kill9_at_random_points_loses_nothing(tmp_path, busybox_tar, inputs, registry,
                                               busybox_image):
     rng = random.Random(SEED)
