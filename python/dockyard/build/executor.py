@@ -887,6 +887,9 @@ class _Run:
                 store.layers.discard(cache_id)
                 return None
             _core.record_layer_split(tarpath, str(store.layers.split_path(cache_id)))
+            # Gone before the commit's sync: a deleted file's dirty pages are
+            # dropped, not written to the disk (the tar is as big as the layer).
+            shutil.rmtree(tmpdir, ignore_errors=True)
             return store.layers.commit(top, cache_id, info.diff_id, info.size).diff_id
         except BaseException:
             store.layers.discard(cache_id)
