@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -86,3 +88,20 @@ def engine_env(sock: Path, base: Path) -> dict[str, str]:
     """The environment that points the docker CLI and ours at one engine's socket."""
     return dict(os.environ, DOCKER_HOST=f"unix://{sock}", DOCKYARD_HOST=f"unix://{sock}",
                 DOCKYARD_NO_AUTOSTART="1", DOCKER_CONFIG=str(base / "cfg"))
+
+
+def in_own_netns(script: str, inside: Callable[[], None], env_flag: str, prefix: str) -> None:
+    """Run `inside()` in a network namespace of the bench's own (lo up), by
+    running `script` again there with `env_flag` set; the namespace is
+    deleted after."""
+    if os.environ.get(env_flag):
+        inside()
+        return
+    ns = f"{prefix}-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        subprocess.run(["nsenter", f"--net=/run/netns/{ns}", sys.executable, script],
+                       env=dict(os.environ, **{env_flag: "1"}), check=True)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)

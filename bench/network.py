@@ -15,13 +15,12 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import median, save, table, timeit
+from common import in_own_netns, median, save, table, timeit
 
 RUNS = int(os.environ.get("BENCH_RUNS", "15"))
 N_PORTS = int(os.environ.get("BENCH_PORTS", "100"))
@@ -112,18 +111,7 @@ def inside() -> None:
 
 def main() -> None:
     """Run the bench in a network namespace of its own, then delete it."""
-    if os.environ.get(INSIDE):
-        inside()
-        return
-    ns = f"dy-bench-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        subprocess.run(["nsenter", f"--net=/run/netns/{ns}", sys.executable, __file__],
-                       env=dict(os.environ, **{INSIDE: "1"}), check=True)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
-
+    in_own_netns(__file__, inside, INSIDE, "dy-bench")
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))

@@ -17,10 +17,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import secrets
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import save, table
+from common import in_own_netns, save, table
 
 SECONDS = float(os.environ.get("BENCH_SOAK_SECONDS", "60"))
 CLIENTS = int(os.environ.get("BENCH_SOAK_CLIENTS", "8"))
@@ -210,18 +208,7 @@ def inside() -> None:
 
 def main() -> None:
     """Run the bench in a network namespace of its own, then delete it."""
-    if os.environ.get(INSIDE):
-        inside()
-        return
-    ns = f"dy-soak-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        subprocess.run(["nsenter", f"--net=/run/netns/{ns}", sys.executable, __file__],
-                       env=dict(os.environ, **{INSIDE: "1"}), check=True)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
-
+    in_own_netns(__file__, inside, INSIDE, "dy-soak")
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))
