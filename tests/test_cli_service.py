@@ -7,6 +7,7 @@ lines are compared sorted."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -190,6 +191,14 @@ def service_id(eng, name: str) -> str:
 def inspect_norm(eng, name: str, subs: dict[str, str]) -> str:
     """A service's inspect JSON with its IDs, times and versions normalised."""
     text = eng.docker("service", "inspect", name).stdout.decode()
+    # docker's CLI builds Env from a Go map on --env-add: its order is random
+    data = json.loads(text)
+    for svc in data:
+        for spec in (svc.get("Spec"), svc.get("PreviousSpec")):
+            cs = ((spec or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}
+            if cs.get("Env"):
+                cs["Env"] = sorted(cs["Env"])
+    text = json.dumps(data, indent=4)
     text = re.sub(r'"(ID|NetworkID|SecretID|ConfigID|Target)": "[a-z0-9]{25}"', r'"\1": "X"',
                   text)
     return norm(text, subs)
