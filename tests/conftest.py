@@ -63,6 +63,17 @@ def assert_no_network_left() -> None:
         assert "inet dockyard" not in tables, "the nftables table inet dockyard was left behind"
 
 
+def stop_and_check(d: "Daemon", base: Path) -> None:
+    """Stop a test's daemon, kill what it left running and unmount what it left
+    mounted under `base`; then fail if there was any."""
+    d.stop()
+    left = kill_containers_left(base)
+    leaked = mounts_under(base)
+    unmount_all(base)
+    assert not leaked, f"mounts left behind: {leaked}"
+    assert not left, f"containers left running: {left}"
+
+
 def kill_containers_left(base: Path) -> list[str]:
     """Kill whatever containers of the daemon under `base` still run (their
     shims, their processes) and remove their cgroups: a shim killed with -9
@@ -218,12 +229,7 @@ def _daemon(tmp_path_factory, driver: str):
         d.start()
         yield d
     finally:
-        d.stop()
-        left = kill_containers_left(base)
-        leaked = mounts_under(base)
-        unmount_all(base)
-        assert not leaked, f"mounts left behind: {leaked}"
-        assert not left, f"containers left running: {left}"
+        stop_and_check(d, base)
         assert_no_network_left()
 
 

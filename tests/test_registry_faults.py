@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from registries import BadRegistry, busybox_layer, files_layer, sha256_digest
 
-from conftest import Daemon, kill_containers_left, mounts_under, unmount_all
+from conftest import Daemon, stop_and_check
 
 Handler = Callable[[Any], Awaitable[Any]]
 
@@ -102,11 +102,7 @@ def dy(tmp_path_factory, busybox_tar) -> Iterator[Daemon]:
         d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
         yield d
     finally:
-        d.stop()
-        left = kill_containers_left(base)
-        leaked = mounts_under(base)
-        unmount_all(base)
-        assert not leaked and not left
+        stop_and_check(d, base)
 
 
 @pytest.fixture

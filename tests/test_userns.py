@@ -11,7 +11,6 @@ On overlay by default; DOCKYARD_USERNS_DRIVERS=overlay,vfs runs vfs too.
 from __future__ import annotations
 
 import io
-import json
 import os
 import pwd
 import shutil
@@ -20,7 +19,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import Daemon, kill_containers_left, mounts_under, unmount_all
+from conftest import Daemon, stop_and_check
 
 from dockyard import idmap
 
@@ -91,12 +90,7 @@ def rd(tmp_path_factory, remap_user, busybox_tar, request):
             busybox_tar.read_bytes()).read()
         yield d
     finally:
-        d.stop()
-        left = kill_containers_left(base)
-        leaked = mounts_under(base)
-        unmount_all(base)
-        assert not leaked, f"mounts left behind: {leaked}"
-        assert not left, f"containers left running: {left}"
+        stop_and_check(d, base)
 
 
 def _run(d: Daemon, *args: str) -> str:
