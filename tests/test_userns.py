@@ -30,6 +30,15 @@ SIZE = 65536
 DRIVERS = os.environ.get("DOCKYARD_USERNS_DRIVERS", "overlay").split(",")
 
 
+def open_to_remapped_root(path: Path) -> None:
+    """Let the remapped root through every directory above its data root:
+    pytest makes its base directories 0700, /tmp/pytest-of-root among them."""
+    for p in (path, *path.parents):
+        mode = p.stat().st_mode
+        if not mode & 0o001:
+            p.chmod((mode & 0o7777) | 0o011)
+
+
 def _drop_ranges(name: str) -> None:
     for path in (idmap.SUBUID, idmap.SUBGID):
         if not os.path.exists(path):
@@ -79,9 +88,7 @@ def remap_user():
 def rd(tmp_path_factory, remap_user, busybox_tar, request):
     """A daemon with --userns-remap on its own data root, busybox imported."""
     base = tmp_path_factory.mktemp("userns")
-    # The remapped root must reach its data root through every directory above.
-    for p in (base, tmp_path_factory.getbasetemp()):
-        p.chmod(0o711)
+    open_to_remapped_root(base)
     d = Daemon(base, request.param, ["--userns-remap", USER])
     try:
         d.start()
@@ -327,8 +334,7 @@ def test_data_root_must_be_reachable(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o700)
     m = idmap.IDMap(((0, 300000, SIZE),), ((0, 300000, SIZE),))
-    for p in (tmp_path, tmp_path.parent):  # pytest makes them 0700
-        p.chmod(0o711)
+    open_to_remapped_root(tmp_path)
     with pytest.raises(idmap.RemapError) as e:
         idmap.remapped_root(str(locked / "root"), m)
     assert str(e.value) == (
