@@ -155,6 +155,19 @@ def copy_tree(src: str, dst: str) -> None:
     or must be an existing directory. Reflinks (FICLONE) when possible, then
     copy_file_range per data segment."""
 
+def copy_into(src_fd: int, dst_fd: int, src_name: str, dst_name: str,
+              owner: tuple[int, int] | None = None, chmod: int | None = None,
+              capability: bool = False) -> int:
+    """Copy the contents of the directory open at `src_fd` into the one open
+    at `dst_fd` as a Dockerfile COPY does: merged into what is there (a
+    directory stays, anything else in the way is replaced), every entry
+    owned by `owner` (else the source's; setuid, and setgid with group exec,
+    dropped from non-directories as a chown does), `chmod` bits if given,
+    times in whole seconds, only `security.capability` kept with
+    `capability`, sockets passed over; the destination's own metadata
+    untouched. Returns the entries made. The names only name the trees in
+    errors."""
+
 CopyUpResult = Literal["missing", "file", "copied", "skipped"]
 
 def copy_up(rootfs: str, path: str, dest: str) -> CopyUpResult:

@@ -38,14 +38,12 @@ import pwd
 import re
 import shutil
 import stat as st
-import sys
 import tempfile
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace as with_fields
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
@@ -845,10 +843,7 @@ class _Writer:
     owner: tuple[int, int] | None       # None: keep the source's (COPY --from)
     chmod: int | None
     caps: bool                          # copy security.capability (dockerd: only --from trees)
-    pool: ThreadPoolExecutor | None = None   # file copies of a tree run in parallel
     entries: int = 0
-    links: dict[tuple[int, int], tuple[int, str, Future[None] | None]] = field(
-        default_factory=dict)
 
     def ids(self, s: os.stat_result) -> tuple[int, int]:
         return self.owner if self.owner is not None else (s.st_uid, s.st_gid)
@@ -872,13 +867,6 @@ class _Writer:
         round trip truncates it)."""
         self._write(sfd, s, dfd, name, xattrs)
         self.entries += 1
-
-    def _copy_named(self, sdir: int, s: os.stat_result, dfd: int, name: str) -> None:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=sdir)
-        try:
-            self._write(fd, s, dfd, name, self.caps)
-        finally:
-            os.close(fd)
 
     def _write(self, sfd: int, s: os.stat_result, dfd: int, name: str, xattrs: bool) -> None:
         _replace(dfd, name, False)
@@ -904,88 +892,12 @@ class _Writer:
             except OSError:
                 pass  # as Unpack: a filesystem without them is no error
 
-    def tree(self, sfd: int, dfd: int) -> None:
+    def tree(self, sfd: int, dfd: int, src_name: str, dst_name: str) -> None:
         """Copy the contents of directory `sfd` into `dfd` (merging into
-        directories, replacing anything else), as CopyWithTar + Untar. Files
-        are written by the pool (creating inodes is most of the cost and
-        mostly waits on the journal); every one is done before this returns,
-        so the caller may then set the directory's times and close its fds."""
-        futs: list[Future[None]] = []
-        try:
-            self._tree(sfd, dfd, futs)
-        finally:
-            err: BaseException | None = None
-            for f in futs:
-                try:
-                    f.result()
-                except BaseException as e:
-                    err = err or e
-            if err is not None and sys.exc_info()[1] is None:
-                raise err
-
-    def _tree(self, sfd: int, dfd: int, futs: list[Future[None]]) -> None:
-        for name in sorted(os.listdir(sfd)):
-            s = os.stat(name, dir_fd=sfd, follow_symlinks=False)
-            m = s.st_mode
-            uid, gid = self.ids(s)
-            mt = s.st_mtime_ns // 10**9 * 10**9
-            if st.S_ISDIR(m):
-                _replace(dfd, name, True)
-                try:
-                    os.mkdir(name, 0o700, dir_fd=dfd)
-                except FileExistsError:
-                    pass
-                csfd = os.open(name, _ODIR, dir_fd=sfd)
-                cdfd = os.open(name, _ODIR, dir_fd=dfd)
-                try:
-                    self.tree(csfd, cdfd)
-                    os.fchown(cdfd, uid, gid)
-                    if self.caps:
-                        self._set_caps(csfd, cdfd)
-                    os.fchmod(cdfd, self.mode(s))
-                    os.utime(cdfd, ns=(mt, mt))
-                finally:
-                    os.close(csfd)
-                    os.close(cdfd)
-                self.entries += 1
-                continue
-            if st.S_ISREG(m):
-                key = (s.st_dev, s.st_ino)
-                if s.st_nlink > 1 and key in self.links:
-                    ofd, oname, first = self.links[key]
-                    if first is not None:
-                        first.result()
-                    _replace(dfd, name, False)
-                    os.link(oname, name, src_dir_fd=ofd, dst_dir_fd=dfd, follow_symlinks=False)
-                    self.entries += 1
-                    continue
-                fut: Future[None] | None = None
-                if self.pool is not None:
-                    fut = self.pool.submit(self._copy_named, sfd, s, dfd, name)
-                    futs.append(fut)
-                else:
-                    self._copy_named(sfd, s, dfd, name)
-                self.entries += 1
-                if s.st_nlink > 1:
-                    self.links[key] = (os.dup(dfd), name, fut)
-                continue
-            if st.S_ISSOCK(m):
-                continue  # a tar can't carry it: pkg/archive skips it
-            _replace(dfd, name, False)
-            if st.S_ISLNK(m):
-                os.symlink(os.readlink(name, dir_fd=sfd), name, dir_fd=dfd)
-            else:
-                os.mknod(name, m, s.st_rdev, dir_fd=dfd)
-            os.chown(name, uid, gid, dir_fd=dfd, follow_symlinks=False)
-            if not st.S_ISLNK(m):
-                os.chmod(name, self.mode(s), dir_fd=dfd, follow_symlinks=False)
-            os.utime(name, ns=(mt, mt), dir_fd=dfd, follow_symlinks=False)
-            self.entries += 1
-
-    def close(self) -> None:
-        for fd, _, _ in self.links.values():
-            os.close(fd)
-        self.links.clear()
+        directories, replacing anything else), as CopyWithTar + Untar: in
+        Rust, a few directories at a time (see `_core.copy_into`)."""
+        self.entries += _core.copy_into(sfd, dfd, src_name, dst_name, owner=self.owner,
+                                        chmod=self.chmod, capability=self.caps)
 
 
 def _replace(dfd: int, name: str, want_dir: bool) -> None:
@@ -1077,6 +989,24 @@ class CopyPlan:
         entries = _apply(self._infos, abs_dest, target_root, owner, self._mode,
                          self.cmd == "ADD", self._from_image)
         return CopyResult(self.source_hash, self.comment, abs_dest, entries)
+
+    def on_files(self, context: Path) -> "CopyPlan":
+        """This plan, made on the context's index, with its sources now read
+        from the unpacked context: the same selection and sums (the index
+        answers as the files do), so nothing is walked or hashed again."""
+        rootfd = os.open(context, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        src: _Source | None = None
+        infos = []
+        for i in self._infos:
+            if isinstance(i.src, _IndexSource):
+                src = src or _Source(context, rootfd, True, i.src.sums)
+                i = with_fields(i, src=src)
+            infos.append(i)
+        plan = CopyPlan(self.cmd, infos, self.dest, self.chown, None, self._from_image,
+                        [rootfd], [])
+        plan._mode = self._mode
+        plan.comment = self.comment
+        return plan
 
     def close(self) -> None:
         for fd in self._fds:
@@ -1183,8 +1113,6 @@ def _apply(infos: list[_Info], dest: str, target_root: Path, owner: tuple[int, i
            mode: int | None, is_add: bool, caps: bool) -> int:
     troot = os.open(target_root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     w = _Writer(owner, mode, caps)
-    if any(i.is_dir for i in infos):
-        w.pool = ThreadPoolExecutor(max_workers=min(4, 2 * (os.cpu_count() or 1)))
     try:
         dparts = resolve_in_root(troot, dest)
         slash = dest.endswith("/")
@@ -1205,9 +1133,6 @@ def _apply(infos: list[_Info], dest: str, target_root: Path, owner: tuple[int, i
                 os.close(sfd)
         return w.entries
     finally:
-        if w.pool is not None:
-            w.pool.shutdown(wait=True)
-        w.close()
         os.close(troot)
 
 
@@ -1235,7 +1160,7 @@ def _apply_one(info: _Info, sfd: int, s: os.stat_result, troot: int, dparts: lis
         try:
             if not dest_is_dir and w.owner is not None:
                 os.fchown(dfd, *w.owner)
-            w.tree(sfd, dfd)
+            w.tree(sfd, dfd, "/".join(info.parts) or ".", "/" + "/".join(dparts))
         finally:
             os.close(dfd)
         return

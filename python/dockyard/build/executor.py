@@ -957,8 +957,9 @@ class _Run:
                 if self.probe(st, probe_cfg):
                     return
                 if indexed:  # a miss: the files are needed now
+                    files = plan.on_files(ctx.path())
                     plan.close()
-                    plan = plan_for(False)
+                    plan = files
                 workdir = st.run_config.get("WorkingDir") or "/"
 
                 def fill(root: str) -> None:

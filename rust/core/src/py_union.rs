@@ -73,6 +73,42 @@ fn unmount(py: Python<'_>, target: PathBuf, detach: bool) -> PyResult<()> {
 }
 
 /// Copy a tree exactly (owners, modes, xattrs, hardlinks, devices, sparse).
+/// Copy the contents of the directory open at `src_fd` into the one open at
+/// `dst_fd` (fds stay the caller's) as a Dockerfile COPY does: entries
+/// already there are merged into (a directory) or replaced, every entry
+/// owned by `owner` (else the source's; setuid, and setgid with group exec,
+/// dropped from non-directories as a chown does), `chmod` bits if given,
+/// times in whole seconds, only `security.capability` kept with
+/// `capability`, sockets passed over; the destination's own metadata
+/// untouched. Returns the entries made.
+#[pyfunction]
+#[pyo3(signature = (src_fd, dst_fd, src_name, dst_name, owner=None, chmod=None, capability=false))]
+#[allow(clippy::too_many_arguments)]
+fn copy_into(
+    py: Python<'_>,
+    src_fd: i32,
+    dst_fd: i32,
+    src_name: PathBuf,
+    dst_name: PathBuf,
+    owner: Option<(u32, u32)>,
+    chmod: Option<u32>,
+    capability: bool,
+) -> PyResult<usize> {
+    use std::os::fd::BorrowedFd;
+    let policy = union::Policy {
+        owner,
+        chmod,
+        xattrs: if capability { union::XattrRule::Capability } else { union::XattrRule::None },
+        tar_times: true,
+        merge: true,
+        skip_sockets: true,
+        keep_root_meta: true,
+    };
+    // SAFETY: the caller keeps both fds open for the call.
+    let (s, d) = unsafe { (BorrowedFd::borrow_raw(src_fd), BorrowedFd::borrow_raw(dst_fd)) };
+    py.detach(|| union::copy_into(s, d, &src_name, &dst_name, policy)).map_err(to_py)
+}
+
 #[pyfunction]
 fn copy_tree(py: Python<'_>, src: PathBuf, dst: PathBuf) -> PyResult<()> {
     py.detach(|| union::copy_tree(&src, &dst)).map_err(to_py)
@@ -132,6 +168,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(unmount, m)?)?;
     m.add_function(wrap_pyfunction!(mount_tmpfs, m)?)?;
     m.add_function(wrap_pyfunction!(copy_tree, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_into, m)?)?;
     m.add_function(wrap_pyfunction!(copy_up, m)?)?;
     m.add_function(wrap_pyfunction!(fs_type, m)?)?;
     m.add_function(wrap_pyfunction!(fs_magic, m)?)?;

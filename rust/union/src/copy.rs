@@ -15,14 +15,14 @@
 //! modes go through `/proc/self/fd/N`, which names the inode itself.
 //!
 //! Symlinks in the source are never followed; the destination is a tree this
-//! call creates.
+//! call creates, or, with [`Policy::merge`], one it fills as an untar would.
 
 use crate::error::{Context, Error, Result};
 use crate::sys::{cvt, cvt_l};
 use rustix::fs::{self as rfs, Dir, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::ffi::{CStr, CString, OsStr};
 use std::fs;
@@ -30,6 +30,77 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+/// Which xattrs a copy carries over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum XattrRule {
+    #[default]
+    All,
+    /// Only `security.capability` (what dockerd's tar of a tree keeps).
+    Capability,
+    None,
+}
+
+/// How a copy treats metadata. The default is an exact copy (the vfs
+/// driver's layers, volume copy-up); a Dockerfile COPY wants what dockerd's
+/// CopyWithTar and chown leave instead (see `build/copy.py`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Policy {
+    /// Every entry gets this owner (else it keeps the source's).
+    pub owner: Option<(u32, u32)>,
+    /// Every entry gets these permission bits (COPY --chmod).
+    pub chmod: Option<u32>,
+    pub xattrs: XattrRule,
+    /// Times in whole seconds with atime = mtime, as a tar round trip leaves them.
+    pub tar_times: bool,
+    /// The destination may hold entries already: a directory stays and is
+    /// merged into, anything else in the way is removed first.
+    pub merge: bool,
+    /// Sockets are passed over (a tar can't carry one).
+    pub skip_sockets: bool,
+    /// The destination root's own owner, mode and times are left alone.
+    pub keep_root_meta: bool,
+}
+
+impl Policy {
+    fn owner(&self, m: &libc::stat) -> (libc::uid_t, libc::gid_t) {
+        self.owner.unwrap_or((m.st_uid, m.st_gid))
+    }
+
+    /// Permission bits. A chown to a given owner makes the kernel drop
+    /// setuid (and setgid with group exec) from anything but a directory.
+    fn mode(&self, m: &libc::stat) -> libc::mode_t {
+        if let Some(c) = self.chmod {
+            return c & 0o7777;
+        }
+        let mut mode = m.st_mode & 0o7777;
+        if self.owner.is_some() && m.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            mode &= !libc::S_ISUID;
+            if mode & libc::S_IXGRP != 0 {
+                mode &= !libc::S_ISGID;
+            }
+        }
+        mode
+    }
+
+    fn times(&self, m: &libc::stat) -> [libc::timespec; 2] {
+        if self.tar_times {
+            let t = libc::timespec { tv_sec: m.st_mtime as _, tv_nsec: 0 };
+            return [t, t];
+        }
+        timespecs(m)
+    }
+}
+
+/// Copy the contents of the directory open at `src` into the one open at
+/// `dst` (either fd may be `O_PATH`; both stay the caller's) under `policy`
+/// (see [`copy_dir_fd`]); returns how many entries it made. The names only
+/// name the trees in errors.
+pub fn copy_into(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, src_name: &Path, dst_name: &Path, policy: Policy) -> Result<usize> {
+    let s = openat(src, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0).ctx("open", src_name)?;
+    let d = openat(dst, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0).ctx("open", dst_name)?;
+    copy_dir_with(s, d, src_name, dst_name, policy)
+}
 
 /// Copy the directory `src` to `dst`. `dst` may be missing or an existing
 /// (normally empty) directory; its owner, mode, xattrs and times become `src`'s.
@@ -64,6 +135,11 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
 /// made after all threads are done (its first copy may still be in the
 /// making), and so is the metadata of a directory that gets such a link.
 pub(crate) fn copy_dir_fd(src: OwnedFd, dst: OwnedFd, src_name: &Path, dst_name: &Path) -> Result<()> {
+    copy_dir_with(src, dst, src_name, dst_name, Policy::default()).map(drop)
+}
+
+/// [`copy_dir_fd`] under `policy`; how many entries it made.
+pub fn copy_dir_with(src: OwnedFd, dst: OwnedFd, src_name: &Path, dst_name: &Path, policy: Policy) -> Result<usize> {
     let st = fstat(src.as_fd()).ctx("stat", src_name)?;
     if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
         return Err(Error::io("copy", src_name, io::Error::from_raw_os_error(libc::ENOTDIR)));
@@ -75,12 +151,14 @@ pub(crate) fn copy_dir_fd(src: OwnedFd, dst: OwnedFd, src_name: &Path, dst_name:
         dst_root: dst.try_clone().ctx("dup", dst_name)?,
         owner: unsafe { (libc::geteuid(), libc::getegid()) },
         umask: umask(),
+        policy,
+        made: AtomicUsize::new(0),
         no_reflink: AtomicBool::new(false),
         links: Mutex::new(HashMap::new()),
         work: Mutex::new(Work::default()),
         more: Condvar::new(),
     };
-    let root = Job { src, dst, rel: PathBuf::new(), st, sgid: dst_st.st_mode & libc::S_ISGID != 0 };
+    let root = Job { src, dst, rel: PathBuf::new(), st, sgid: dst_st.st_mode & libc::S_ISGID != 0, fresh: !policy.merge };
     sh.work.lock().unwrap().queue.push(root);
     // Twice the CPUs: much of a thread's time is spent waiting for the
     // filesystem's journal, not computing.
@@ -102,10 +180,13 @@ pub(crate) fn copy_dir_fd(src: OwnedFd, dst: OwnedFd, src_name: &Path, dst_name:
     let mut dirs = work.dirs;
     dirs.sort_by_key(|j| std::cmp::Reverse(j.rel.components().count()));
     for j in dirs {
+        if j.rel.as_os_str().is_empty() && policy.keep_root_meta {
+            continue;
+        }
         let (sp, dp) = (src_name.join(&j.rel), dst_name.join(&j.rel));
-        set_meta_fd(j.src.as_fd(), j.dst.as_fd(), &j.st, &sp, &dp)?;
+        set_meta(j.src.as_fd(), j.dst.as_fd(), &j.st, Done::default(), &policy, &sp, &dp)?;
     }
-    Ok(())
+    Ok(sh.made.load(Ordering::Relaxed))
 }
 
 /// Up to this size, data goes through a buffer: copy_file_range without a
@@ -133,6 +214,8 @@ struct Job {
     st: libc::stat,
     /// `dst` is setgid: what is created in it takes its group.
     sgid: bool,
+    /// `dst` was made by this copy: nothing in it can be in the way.
+    fresh: bool,
 }
 
 /// A further link to a multiply-linked file, made after the copy.
@@ -166,6 +249,9 @@ struct Shared {
     owner: (libc::uid_t, libc::gid_t),
     /// The process's umask (all bits if unknown).
     umask: libc::mode_t,
+    policy: Policy,
+    /// Entries made so far (every name: a further link counts).
+    made: AtomicUsize,
     /// FICLONE failed once with "not supported": don't try again.
     no_reflink: AtomicBool,
     /// (dev, ino) of a multiply-linked source file → its first copy: the
@@ -227,6 +313,8 @@ struct Worker<'a> {
     rel: PathBuf,
     /// It got a link deferred to the end (and so must its metadata).
     deferred: bool,
+    /// It was made by this copy (see [`Job::fresh`]).
+    fresh: bool,
 }
 
 const NOFOLLOW: libc::c_int = libc::AT_SYMLINK_NOFOLLOW;
@@ -315,7 +403,7 @@ enum Linked {
 
 impl<'a> Worker<'a> {
     fn new(sh: &'a Shared) -> Self {
-        Worker { sh, buf: Vec::new(), rel: PathBuf::new(), deferred: false }
+        Worker { sh, buf: Vec::new(), rel: PathBuf::new(), deferred: false, fresh: true }
     }
 
     fn src_path(&self, name: &CStr) -> PathBuf {
@@ -329,11 +417,13 @@ impl<'a> Worker<'a> {
     /// Fill one directory (subdirectories go to other threads when they can),
     /// then set its metadata, or leave that for the end if it gets a link then.
     fn dir(&mut self, job: Job) -> Result<()> {
-        let Job { src, dst, rel, st, sgid } = job;
+        let Job { src, dst, rel, st, sgid, fresh } = job;
         let (outer_rel, outer_deferred) = (std::mem::replace(&mut self.rel, rel), std::mem::take(&mut self.deferred));
+        let outer_fresh = std::mem::replace(&mut self.fresh, fresh);
         let r = self.fill(src, dst, st, sgid);
         self.rel = outer_rel;
         self.deferred = outer_deferred;
+        self.fresh = outer_fresh;
         r
     }
 
@@ -347,6 +437,7 @@ impl<'a> Worker<'a> {
             }
             let sdir = rd.fd().expect("Dir::fd");
             if ent.file_type() == rfs::FileType::RegularFile && self.file_fast(sdir, dst.as_fd(), name, sgid)? {
+                self.sh.made.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             self.entry(sdir, dst.as_fd(), name, sgid)?;
@@ -355,12 +446,30 @@ impl<'a> Worker<'a> {
         let sdir = rd.fd().expect("Dir::fd");
         if self.deferred {
             let src = sdir.try_clone_to_owned().ctx("dup", &self.sh.src_name.join(&self.rel))?;
-            let job = Job { src, dst, rel: self.rel.clone(), st, sgid };
+            let job = Job { src, dst, rel: self.rel.clone(), st, sgid, fresh: self.fresh };
             self.sh.work.lock().unwrap().dirs.push(job);
             return Ok(());
         }
+        if self.rel.as_os_str().is_empty() && self.sh.policy.keep_root_meta {
+            return Ok(());
+        }
         let (sp, dp) = (self.sh.src_name.join(&self.rel), self.sh.dst_name.join(&self.rel));
-        set_meta_fd(sdir, dst.as_fd(), &st, &sp, &dp)
+        set_meta(sdir, dst.as_fd(), &st, Done::default(), &self.sh.policy, &sp, &dp)
+    }
+
+    /// Make room for `name` in a directory that may hold entries (a merge):
+    /// a directory stays for a directory (true: it is there), anything else
+    /// in the way is removed.
+    fn make_room(&self, ddir: BorrowedFd<'_>, name: &CStr, want_dir: bool) -> Result<bool> {
+        if self.fresh {
+            return Ok(false);
+        }
+        match fstatat(ddir, name, NOFOLLOW) {
+            Ok(d) if want_dir && d.st_mode & libc::S_IFMT == libc::S_IFDIR => Ok(true),
+            Ok(_) => remove_at(ddir, name, &self.dst_path(name)).map(|_| false),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(Error::io("stat", &self.dst_path(name), e)),
+        }
     }
 
     /// Whether a multiply-linked file is copied now or linked at the end.
@@ -386,6 +495,10 @@ impl<'a> Worker<'a> {
     fn entry(&mut self, sdir: BorrowedFd<'_>, ddir: BorrowedFd<'_>, name: &CStr, sgid: bool) -> Result<()> {
         let st = fstatat(sdir, name, NOFOLLOW).ctx("stat", &self.src_path(name))?;
         let ft = st.st_mode & libc::S_IFMT;
+        if ft == libc::S_IFSOCK && self.sh.policy.skip_sockets {
+            return Ok(());
+        }
+        self.sh.made.fetch_add(1, Ordering::Relaxed);
         if ft != libc::S_IFDIR && st.st_nlink > 1 {
             if let Linked::Deferred = self.linked(&st, name) {
                 return Ok(());
@@ -396,11 +509,16 @@ impl<'a> Worker<'a> {
                 let s = openat(sdir, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)
                     .ctx("open", &self.src_path(name))?;
                 let sst = fstat(s.as_fd()).ctx("stat", &self.src_path(name))?;
-                cvt(unsafe { libc::mkdirat(ddir.as_raw_fd(), name.as_ptr(), 0o700) }).ctx("mkdir", &self.dst_path(name))?;
+                let there = self.make_room(ddir, name, true)?;
+                if !there {
+                    cvt(unsafe { libc::mkdirat(ddir.as_raw_fd(), name.as_ptr(), 0o700) }).ctx("mkdir", &self.dst_path(name))?;
+                }
                 let d = openat(ddir, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)
                     .ctx("open", &self.dst_path(name))?;
-                // A new directory in a setgid one is setgid too.
-                let job = Job { src: s, dst: d, rel: self.rel.join(OsStr::from_bytes(name.to_bytes())), st: sst, sgid };
+                // A new directory in a setgid one is setgid too (an old one: as it is).
+                let sgid = if there { fstat(d.as_fd()).ctx("stat", &self.dst_path(name))?.st_mode & libc::S_ISGID != 0 } else { sgid };
+                let rel = self.rel.join(OsStr::from_bytes(name.to_bytes()));
+                let job = Job { src: s, dst: d, rel, st: sst, sgid, fresh: !there };
                 match self.sh.offer(job) {
                     None => Ok(()),
                     Some(job) => self.dir(job),
@@ -438,7 +556,14 @@ impl<'a> Worker<'a> {
         let (from, to) = (beneath(&l.first_dir)?, beneath(&l.dir)?);
         let root = self.sh.dst_root.as_raw_fd();
         let (from, to) = (from.as_ref().map_or(root, |f| f.as_raw_fd()), to.as_ref().map_or(root, |f| f.as_raw_fd()));
-        cvt(unsafe { libc::linkat(from, l.first.as_ptr(), to, l.name.as_ptr(), 0) }).ctx("link", &dp).map(drop)
+        let link = || cvt(unsafe { libc::linkat(from, l.first.as_ptr(), to, l.name.as_ptr(), 0) });
+        match link() {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && self.sh.policy.merge => {
+                remove_at(unsafe { BorrowedFd::borrow_raw(to) }, &l.name, &dp)?;
+                link().ctx("link", &dp).map(drop)
+            }
+            r => r.ctx("link", &dp).map(drop),
+        }
     }
 
     /// A regular file as readdir says: opened and checked with one fstat
@@ -480,11 +605,13 @@ impl<'a> Worker<'a> {
     }
 
     fn file_data(&mut self, src: OwnedFd, ddir: BorrowedFd<'_>, name: &CStr, m: &libc::stat, sgid: bool) -> Result<()> {
-        let owned = !sgid && (m.st_uid, m.st_gid) == self.sh.owner;
+        let p = &self.sh.policy;
+        let owned = !sgid && p.owner(m) == self.sh.owner;
         // Created with its mode when the umask leaves it whole (and no chown
         // will clear setuid bits): one fchmod less.
-        let mode = m.st_mode & 0o777;
-        let moded = owned && m.st_mode & 0o7000 == 0 && mode & self.sh.umask == 0;
+        let mode = p.mode(m);
+        let moded = owned && mode & 0o7000 == 0 && mode & self.sh.umask == 0;
+        self.make_room(ddir, name, false)?;
         let dst = openat(ddir, name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW, if moded { mode } else { 0o600 })
             .ctx("create", &self.dst_path(name))?;
         let size = m.st_size as u64;
@@ -502,7 +629,7 @@ impl<'a> Worker<'a> {
             }
         }
         let done = Done { owner: owned, mode: moded };
-        set_meta(src.as_fd(), dst.as_fd(), m, done, &self.src_path(name), &self.dst_path(name))
+        set_meta(src.as_fd(), dst.as_fd(), m, done, &self.sh.policy, &self.src_path(name), &self.dst_path(name))
     }
 
     fn reflink(&self, src: &OwnedFd, dst: &OwnedFd) -> bool {
@@ -528,15 +655,21 @@ impl<'a> Worker<'a> {
             return Err(Error::io("open", &sp, changed()));
         }
         let target = rfs::readlinkat(src.as_fd(), c"", Vec::new()).map_err(io::Error::from).ctx("readlink", &sp)?;
+        let p = self.sh.policy;
+        self.make_room(ddir, name, false)?;
         cvt(unsafe { libc::symlinkat(target.as_ptr(), ddir.as_raw_fd(), name.as_ptr()) }).ctx("symlink", &dp)?;
-        cvt(unsafe { libc::fchownat(ddir.as_raw_fd(), name.as_ptr(), m.st_uid, m.st_gid, NOFOLLOW) }).ctx("chown", &dp)?;
-        let sx = Xattrs::Path(proc_fd(src.as_fd()));
-        let names = list_xattrs(&sx).ctx("listxattr", &sp)?;
-        if !names.is_empty() {
-            let dst = openat(ddir, name, libc::O_PATH | libc::O_NOFOLLOW, 0).ctx("open", &dp)?;
-            copy_xattrs(&sx, &Xattrs::Path(proc_fd(dst.as_fd())), &names, &sp, &dp)?;
+        let (uid, gid) = p.owner(&m);
+        cvt(unsafe { libc::fchownat(ddir.as_raw_fd(), name.as_ptr(), uid, gid, NOFOLLOW) }).ctx("chown", &dp)?;
+        // A symlink's xattrs go only with an exact copy (a tar keeps none).
+        if p.xattrs == XattrRule::All {
+            let sx = Xattrs::Path(proc_fd(src.as_fd()));
+            let names = list_xattrs(&sx).ctx("listxattr", &sp)?;
+            if !names.is_empty() {
+                let dst = openat(ddir, name, libc::O_PATH | libc::O_NOFOLLOW, 0).ctx("open", &dp)?;
+                copy_xattrs(&sx, &Xattrs::Path(proc_fd(dst.as_fd())), &names, &sp, &dp)?;
+            }
         }
-        set_times_at(ddir, name, &m).ctx("utimes", &dp)
+        set_times_at(ddir, name, &p.times(&m)).ctx("utimes", &dp)
     }
 
     /// Devices, fifos, sockets: made with mknod, never opened for I/O.
@@ -547,17 +680,22 @@ impl<'a> Worker<'a> {
         if !same(&m, st) {
             return Err(Error::io("open", &sp, changed()));
         }
+        let p = self.sh.policy;
+        self.make_room(ddir, name, false)?;
         cvt(unsafe { libc::mknodat(ddir.as_raw_fd(), name.as_ptr(), m.st_mode, m.st_rdev) }).ctx("mknod", &dp)?;
         let dst = openat(ddir, name, libc::O_PATH | libc::O_NOFOLLOW, 0).ctx("open", &dp)?;
         let dpath = proc_fd(dst.as_fd());
         // Owner, then xattrs (chown drops security.capability), then mode, then times.
-        cvt(unsafe { libc::fchownat(dst.as_raw_fd(), c"".as_ptr(), m.st_uid, m.st_gid, libc::AT_EMPTY_PATH) })
+        let (uid, gid) = p.owner(&m);
+        cvt(unsafe { libc::fchownat(dst.as_raw_fd(), c"".as_ptr(), uid, gid, libc::AT_EMPTY_PATH) })
             .ctx("chown", &dp)?;
-        let sx = Xattrs::Path(proc_fd(src.as_fd()));
-        let names = list_xattrs(&sx).ctx("listxattr", &sp)?;
-        copy_xattrs(&sx, &Xattrs::Path(dpath.clone()), &names, &sp, &dp)?;
-        cvt(unsafe { libc::chmod(dpath.as_ptr(), m.st_mode & 0o7777) }).ctx("chmod", &dp)?;
-        set_times_at(ddir, name, &m).ctx("utimes", &dp)
+        if p.xattrs == XattrRule::All {
+            let sx = Xattrs::Path(proc_fd(src.as_fd()));
+            let names = list_xattrs(&sx).ctx("listxattr", &sp)?;
+            copy_xattrs(&sx, &Xattrs::Path(dpath.clone()), &names, &sp, &dp)?;
+        }
+        cvt(unsafe { libc::chmod(dpath.as_ptr(), p.mode(&m)) }).ctx("chmod", &dp)?;
+        set_times_at(ddir, name, &p.times(&m)).ctx("utimes", &dp)
     }
 
     /// Copy the data segments of `src` (skipping holes). Returns the end of
@@ -638,17 +776,10 @@ fn timespecs(m: &libc::stat) -> [libc::timespec; 2] {
     ]
 }
 
-fn set_times_at(dir: BorrowedFd<'_>, name: &CStr, m: &libc::stat) -> io::Result<()> {
-    let ts = timespecs(m);
+fn set_times_at(dir: BorrowedFd<'_>, name: &CStr, ts: &[libc::timespec; 2]) -> io::Result<()> {
     cvt(unsafe { libc::utimensat(dir.as_raw_fd(), name.as_ptr(), ts.as_ptr(), NOFOLLOW) }).map(drop)
 }
 
-/// For a regular file or directory open for I/O: owner, then xattrs (chown
-/// drops security.capability), then mode (chown drops setuid/setgid), then
-/// times.
-pub(crate) fn set_meta_fd(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, m: &libc::stat, sp: &Path, dp: &Path) -> Result<()> {
-    set_meta(src, dst, m, Done::default(), sp, dp)
-}
 
 /// What creating `dst` already set right.
 #[derive(Default, Clone, Copy)]
@@ -657,18 +788,28 @@ struct Done {
     mode: bool,
 }
 
-/// [`set_meta_fd`], less what `done` says is right already.
-fn set_meta(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, m: &libc::stat, done: Done, sp: &Path, dp: &Path) -> Result<()> {
+/// For a regular file or directory open for I/O, under the policy: owner,
+/// then xattrs (chown drops security.capability), then mode (chown drops
+/// setuid/setgid), then times; less what `done` says is right already.
+fn set_meta(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, m: &libc::stat, done: Done, p: &Policy, sp: &Path, dp: &Path) -> Result<()> {
     if !done.owner {
-        cvt(unsafe { libc::fchown(dst.as_raw_fd(), m.st_uid, m.st_gid) }).ctx("chown", dp)?;
+        let (uid, gid) = p.owner(m);
+        cvt(unsafe { libc::fchown(dst.as_raw_fd(), uid, gid) }).ctx("chown", dp)?;
     }
     let sx = Xattrs::Fd(src);
-    let names = list_xattrs(&sx).ctx("listxattr", sp)?;
-    copy_xattrs(&sx, &Xattrs::Fd(dst), &names, sp, dp)?;
-    if !done.mode {
-        cvt(unsafe { libc::fchmod(dst.as_raw_fd(), m.st_mode & 0o7777) }).ctx("chmod", dp)?;
+    match p.xattrs {
+        XattrRule::All => {
+            let names = list_xattrs(&sx).ctx("listxattr", sp)?;
+            copy_xattrs(&sx, &Xattrs::Fd(dst), &names, sp, dp)?;
+        }
+        // As dockerd's untar: a filesystem that can't keep it is no error.
+        XattrRule::Capability => drop(copy_xattrs(&sx, &Xattrs::Fd(dst), b"security.capability\0", sp, dp)),
+        XattrRule::None => {}
     }
-    let ts = timespecs(m);
+    if !done.mode {
+        cvt(unsafe { libc::fchmod(dst.as_raw_fd(), p.mode(m)) }).ctx("chmod", dp)?;
+    }
+    let ts = p.times(m);
     cvt(unsafe { libc::futimens(dst.as_raw_fd(), ts.as_ptr()) }).ctx("utimes", dp)?;
     Ok(())
 }
@@ -774,6 +915,28 @@ fn copy_xattrs(src: &Xattrs<'_>, dst: &Xattrs<'_>, names: &[u8], sp: &Path, dp: 
     Ok(())
 }
 
+/// Remove `name` from `dir`, a directory with all it holds (never
+/// following symlinks); gone already is no error.
+pub(crate) fn remove_at(dir: BorrowedFd<'_>, name: &CStr, path: &Path) -> Result<()> {
+    match cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) }) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {}
+        Err(e) => return Err(Error::io("unlink", path, e)),
+    }
+    let sub = openat(dir, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0).ctx("open", path)?;
+    empty_dir(sub.as_fd(), path)?;
+    cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) }).ctx("rmdir", path).map(drop)
+}
+
+/// Remove everything in the directory `dir` (never following symlinks).
+pub(crate) fn empty_dir(dir: BorrowedFd<'_>, name: &Path) -> Result<()> {
+    for ent in read_names(dir).ctx("readdir", name)? {
+        remove_at(dir, &ent, &name.join(OsStr::from_bytes(ent.to_bytes())))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -783,6 +946,63 @@ mod tests {
 
     fn is_root() -> bool {
         unsafe { libc::geteuid() == 0 }
+    }
+
+    /// A Dockerfile COPY's policy: merged into what is there, owner given,
+    /// setuid dropped from files, whole-second times, sockets passed over,
+    /// only security.capability kept, the destination's own metadata alone.
+    #[test]
+    fn copies_into_as_a_dockerfile_copy() {
+        let t = tempfile::tempdir().unwrap();
+        let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+        fs::create_dir_all(src.join("keep/sub")).unwrap();
+        fs::write(src.join("keep/new"), "new").unwrap();
+        fs::write(src.join("was_dir"), "file now").unwrap();
+        fs::create_dir(src.join("was_file")).unwrap();
+        fs::write(src.join("was_file/x"), "x").unwrap();
+        fs::write(src.join("suid"), "s").unwrap();
+        fs::set_permissions(src.join("suid"), fs::Permissions::from_mode(0o6755)).unwrap();
+        fs::set_permissions(src.join("keep"), fs::Permissions::from_mode(0o750)).unwrap();
+        fs::write(src.join("a"), "a").unwrap();
+        fs::hard_link(src.join("a"), src.join("keep/a2")).unwrap();
+        let sock = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
+        fs::create_dir_all(dst.join("keep")).unwrap();
+        fs::write(dst.join("keep/old"), "old").unwrap();
+        fs::create_dir_all(dst.join("was_dir/deep")).unwrap();
+        fs::write(dst.join("was_file"), "f").unwrap();
+        fs::write(dst.join("keep/a2"), "in the way").unwrap();
+        fs::set_permissions(&dst, fs::Permissions::from_mode(0o711)).unwrap();
+        let dst_before = fs::metadata(&dst).unwrap();
+
+        let open = |p: &Path| File::open(p).unwrap();
+        let (s, d) = (open(&src), open(&dst));
+        let policy = Policy {
+            owner: Some((unsafe { libc::geteuid() }, unsafe { libc::getegid() })),
+            xattrs: XattrRule::Capability,
+            tar_times: true,
+            merge: true,
+            skip_sockets: true,
+            keep_root_meta: true,
+            ..Policy::default()
+        };
+        let made = copy_into(s.as_fd(), d.as_fd(), &src, &dst, policy).unwrap();
+        drop(sock);
+
+        let m = |p: &str| fs::symlink_metadata(dst.join(p)).unwrap();
+        assert_eq!(fs::read_to_string(dst.join("keep/old")).unwrap(), "old");
+        assert_eq!(fs::read_to_string(dst.join("keep/new")).unwrap(), "new");
+        assert_eq!(fs::read_to_string(dst.join("was_dir")).unwrap(), "file now");
+        assert_eq!(fs::read_to_string(dst.join("was_file/x")).unwrap(), "x");
+        assert_eq!(m("a").ino(), m("keep/a2").ino());
+        assert!(!dst.join("sock").exists());
+        assert_eq!(m("suid").mode() & 0o7777, 0o0755);
+        assert_eq!(m("keep").mode() & 0o7777, 0o750);
+        assert_eq!(m("keep/new").mtime_nsec(), 0);
+        assert_eq!(m("keep/new").atime(), m("keep/new").mtime());
+        let after = fs::metadata(&dst).unwrap();
+        assert_eq!(after.mode(), dst_before.mode());
+        // keep, sub, new, a2, was_dir, was_file, x, suid, a (the socket: none)
+        assert_eq!(made, 9);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Volume copy-up, as dockerd does it: a new, empty volume mounted over a
 //! directory of the image first receives that directory's content.
 
-use crate::copy::{copy_dir_fd, openat, openat2, read_names};
+use crate::copy::{copy_dir_fd, empty_dir, openat, openat2};
 use crate::error::{Context, Error, Result};
 use crate::sys::{cstr, cvt};
 use rustix::fs::{OFlags, ResolveFlags};
@@ -212,24 +212,6 @@ fn remove_marker(vol: BorrowedFd<'_>, vol_name: &Path) -> Result<()> {
         _ => {}
     }
     cvt(unsafe { libc::fsync(vol.as_raw_fd()) }).ctx("fsync", vol_name).map(drop)
-}
-
-/// Remove everything in the directory `dir` (never following symlinks).
-fn empty_dir(dir: BorrowedFd<'_>, name: &Path) -> Result<()> {
-    for ent in read_names(dir).ctx("readdir", name)? {
-        let r = cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), ent.as_ptr(), 0) });
-        match r {
-            Ok(_) => continue,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {}
-            Err(e) => return Err(Error::io("unlink", &name.join(std::ffi::OsStr::from_bytes(ent.to_bytes())), e)),
-        }
-        let sub_name = name.join(std::ffi::OsStr::from_bytes(ent.to_bytes()));
-        let sub = openat(dir, &ent, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0).ctx("open", &sub_name)?;
-        empty_dir(sub.as_fd(), &sub_name)?;
-        cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), ent.as_ptr(), libc::AT_REMOVEDIR) }).ctx("rmdir", &sub_name)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub mod overlay;
 mod sys;
 
 pub use btrfs::{is_subvolume as is_btrfs_subvolume, subvolume_create, subvolume_delete, subvolume_snapshot};
-pub use copy::copy_tree;
+pub use copy::{copy_into, copy_tree, Policy, XattrRule};
 pub use copyup::{copy_up, CopyUp};
 pub use error::{Error, Result};
 pub use fstype::{fs_magic, fs_type, supports_d_type};
