@@ -9,7 +9,9 @@ The image: 4 layers tarred from the host's /usr (shared libraries, data, binarie
 already-compressed archives), about 321 MB unpacked and 190 MB gzipped, built
 once with fixed owners and times and cached under /var/tmp/dockyard-bench/pull
 (--quick: about 16 MB gzipped). It is uploaded by tests/registries.py's raw uploader,
-so no tool under test helped make it. Every pull starts from a clean store
+so no tool under test helped make it. Both engines' data roots are on the root disk first (a directory in /var/tmp,
+where /var/lib/dockyard would live: a long-used filesystem), then on a fresh
+ext4 of their own (BENCH_DISKS=root,fresh picks). Every pull starts from a clean store
 (rmi between runs; skopeo into a new dir: directory, which keeps blobs
 as they are, so skopeo does no unpacking); every push goes to a new, empty
 registry, the engines' copy having come from `docker load` so that no
@@ -51,6 +53,7 @@ from registries import (  # noqa: E402
 )
 
 CACHE = Path("/var/tmp/dockyard-bench/pull")
+DISKS = os.environ.get("BENCH_DISKS", "root,fresh").split(",")
 MB = 1_000_000
 # (name, source directories, bytes of file content, only these suffixes): host
 # files that compress as real images' layers do, from shared objects and
@@ -192,9 +195,10 @@ def run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 900)
 class Engine:
     """A daemon on a private socket and data root: "dockerd" or "dockyard"."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, disk: str) -> None:
         self.kind = kind
-        self.base = fresh_fs(f"dy-bench-pull-{kind}-")
+        self.base = (fresh_fs(f"dy-bench-pull-{kind}-") if disk == "fresh" else
+                     Path(tempfile.mkdtemp(prefix=f"dy-bench-pull-{kind}-", dir="/var/tmp")))
         self.sock = self.base / "s.sock"
         self.env = engine_env(self.sock, self.base)
         self.proc: subprocess.Popen | None = None
@@ -247,9 +251,11 @@ class Engine:
         drop_fs(self.base)
 
 
-def on_engine(kind: str, labels: list[str], body: Callable[[Engine], Result]) -> Result:
-    """body's results on a fresh daemon, or n/a for each of `labels` when it won't start."""
-    e = Engine(kind)
+def on_engine(kind: str, labels: list[str], body: Callable[[Engine], Result],
+              disk: str) -> Result:
+    """body's results on a new daemon whose root is on `disk` ("root" or
+    "fresh"), or n/a for each of `labels` when it won't start."""
+    e = Engine(kind, disk)
     try:
         try:
             e.start()
@@ -301,7 +307,7 @@ def registry_has(reg: Registry | None, repo: str, image_id: str) -> None:
         raise ToolError(f"the registry has no {repo}:latest of {image_id} ({r.status})")
 
 
-def bench_pull(image: Image, runs: int, work: Path) -> Result:
+def bench_pull(image: Image, runs: int, work: Path, disk: str) -> Result:
     res: Result = {}
     src, out = image.ref, work / "dir"
 
@@ -327,11 +333,12 @@ def bench_pull(image: Image, runs: int, work: Path) -> Result:
                 for label, pull in tools.items()}
 
     res |= on_engine("dockerd", [ref], lambda e: pulls(e, {ref: lambda: e.docker("pull", "-q",
-                                                                                 src)}))
+                                                                                 src)}), disk)
     res |= on_engine("dockyard", ["docker pull → Dockyard daemon", "dockyard pull"],
                      lambda e: pulls(e, {"docker pull → Dockyard daemon":
                                          lambda: e.docker("pull", "-q", src),
-                                         "dockyard pull": lambda: e.dockyard("pull", src)}))
+                                         "dockyard pull": lambda: e.dockyard("pull", src)}),
+                     disk)
     return res
 
 
@@ -361,7 +368,7 @@ class Scratch:
         return f"{self.reg.host}/bench/pushed:latest"
 
 
-def bench_push(image: Image, runs: int, work: Path) -> Result:
+def bench_push(image: Image, runs: int, work: Path, disk: str) -> Result:
     res: Result = {}
     src = image.ref
     seed, archive = work / "seed-dir", work / "seed.tar"
@@ -405,11 +412,12 @@ def bench_push(image: Image, runs: int, work: Path) -> Result:
 
         ref = f"docker push ← dockerd ({DOCKERD_DRIVER})"
         res |= on_engine("dockerd", [ref],
-                         lambda e: pushes(e, {ref: lambda r: e.docker("push", "-q", r)}))
+                         lambda e: pushes(e, {ref: lambda r: e.docker("push", "-q", r)}), disk)
         res |= on_engine("dockyard", ["docker push ← Dockyard daemon", "dockyard push"],
                          lambda e: pushes(e, {"docker push ← Dockyard daemon":
                                               lambda r: e.docker("push", "-q", r),
-                                              "dockyard push": lambda r: e.dockyard("push", r)}))
+                                              "dockyard push": lambda r: e.dockyard("push", r)}),
+                         disk)
     finally:
         scratch.drop()
     return res
@@ -457,12 +465,17 @@ def main() -> None:
         data: dict[str, object] = {"image_gz_mb": gz_mb, "image_tar_mb": tar_mb,
                                    "layers": len(layers), "runs": runs,
                                    "dockerd_driver": DOCKERD_DRIVER}
-        if args.only in (None, "pull"):
-            data["pull"] = report(f"Pull ({size}) from a local registry, median of {runs}",
-                                  bench_pull(image, runs, work), gz_mb)
-        if args.only in (None, "push"):
-            data["push"] = report(f"Push ({size}) to an empty local registry, median of {runs}",
-                                  bench_push(image, runs, work), gz_mb)
+        for disk in DISKS:
+            where = "the root disk" if disk == "root" else "a fresh ext4"
+            key = "" if disk == "root" else "_fresh"
+            if args.only in (None, "pull"):
+                data["pull" + key] = report(
+                    f"Pull ({size}) from a local registry, median of {runs}, on {where}",
+                    bench_pull(image, runs, work, disk), gz_mb)
+            if args.only in (None, "push"):
+                data["push" + key] = report(
+                    f"Push ({size}) to an empty local registry, median of {runs}, on {where}",
+                    bench_push(image, runs, work, disk), gz_mb)
         save("pull-quick" if args.quick else "pull", data)
     finally:
         source.drop()

@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import Conflict, DockyardError, InvalidParameter, NotFound
 from ..events import EventLog
 from ..filters import labels_match
-from ..graphdriver.base import fsync_dir
+from ..graphdriver.base import fsync_dir, spread_subdirs
 from ..ids import generate_id
 from ..store.db import Database
 from .mounts import check_volume_name
@@ -73,6 +73,7 @@ class VolumeService:
         self.remap_root = remap_root
         self.dir = Path(root) / "volumes"
         self.dir.mkdir(exist_ok=True, mode=0o701)
+        spread_subdirs(self.dir)  # each volume's files away from those just freed
         self._lock = threading.RLock()
         self._mounted: dict[str, int] = {}  # option volumes mounted by this process: users
         with db.transaction() as c:
