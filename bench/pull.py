@@ -375,6 +375,8 @@ def bench_push(image: Image, runs: int, work: Path, disk: str) -> Result:
     local = "bench/big:latest"
     # dir: and docker-archive: keep the config's bytes (oci: would rewrite it,
     # and with it the image ID the checks expect).
+    shutil.rmtree(seed, ignore_errors=True)  # made for an earlier disk's column
+    archive.unlink(missing_ok=True)
     for dest in (f"dir:{seed}", f"docker-archive:{archive}:{local}"):
         run(["skopeo", "--insecure-policy", "copy", "-q", "--src-tls-verify=false",
              f"docker://{src}", dest])
