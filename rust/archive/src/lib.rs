@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod fsops;
 pub mod idmap;
+pub mod pgzip;
 pub mod pipeline;
 pub mod tarsplit;
 

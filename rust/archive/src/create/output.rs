@@ -76,11 +76,11 @@ pub(super) fn compress_thread<W: Write>(rx: Receiver<Vec<u8>>, out: W, c: Compre
         }
         Compression::Gzip => {
             let lvl = level.map(|l| flate2::Compression::new(l.min(9))).unwrap_or_default();
-            let mut enc = flate2::write::GzEncoder::new(hw, lvl);
-            for b in rx {
-                enc.write_all(&b).map_err(werr)?;
-            }
-            enc.finish().map_err(werr)?
+            // Every core: compression is most of a push's work.
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let mut hw = hw;
+            crate::pgzip::gzip_parallel(rx, &mut hw, lvl, threads).map_err(werr)?;
+            hw
         }
         Compression::Zstd => {
             let mut enc = zstd::stream::write::Encoder::new(hw, level.map(|l| l.clamp(1, 22) as i32).unwrap_or(3)).map_err(werr)?;
