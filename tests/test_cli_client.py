@@ -44,6 +44,18 @@ def test_unreachable_daemon_message():
                                          "running?")
 
 
+def test_version_flag_asks_no_daemon():
+    """`--version`/`-v` print docker's one line and exit 0, whatever the host
+    (docker: "Docker version 28.2.2, build e6534b4")."""
+    env = dict(os.environ, DOCKYARD_HOST="unix:///nonexistent.sock", DOCKYARD_NO_AUTOSTART="1")
+    from dockyard import __version__
+
+    for args in (["--version"], ["-v"], ["-H", "unix:///nowhere.sock", "--version"]):
+        r = run(args, env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.decode() == f"Dockyard version {__version__}, build dockyard\n"
+
+
 def test_template_errors_exit_like_docker(daemon):
     env = daemon.env()
     r = run(["version", "--format", "{{.Nope"], env)

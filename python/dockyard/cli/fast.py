@@ -201,8 +201,17 @@ def _transfer(cmd: str, args: list[str]) -> bool:
     return True
 
 
+def version_line() -> str:
+    """`docker --version`'s one line, for this client."""
+    cv = client_version()
+    return f"Dockyard version {cv['Version']}, build {cv['GitCommit']}"
+
+
 def try_fast(argv: list[str]) -> bool:
     """Run argv here if it is a fast command; False hands it to Typer."""
+    if argv[:1] in (["-v"], ["--version"]):  # as docker: no daemon asked
+        print(version_line())
+        return True
     i = parse_globals(argv)
     if i is not None:
         check_host_and_context()

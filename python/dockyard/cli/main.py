@@ -22,6 +22,14 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .fast import version_line
+
+        typer.echo(version_line())
+        raise typer.Exit()
+
+
 @app.callback()
 def options(
     host: Optional[str] = typer.Option(None, "-H", "--host", help="Daemon socket to connect to"),
@@ -35,6 +43,9 @@ def options(
     tlskey: Optional[str] = typer.Option(None, "--tlskey"),
     debug: bool = typer.Option(False, "-D", "--debug", help="Enable debug mode"),
     log_level: str = typer.Option("info", "-l", "--log-level"),
+    version: bool = typer.Option(False, "-v", "--version", is_eager=True,
+                                 callback=_print_version,
+                                 help="Print version information and quit"),
 ) -> None:
     G.host, G.context, G.tls, G.tlsverify = host, context, tls, tlsverify
     G.tlscacert, G.tlscert, G.tlskey, G.debug = tlscacert, tlscert, tlskey, debug
