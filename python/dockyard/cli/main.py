@@ -11,7 +11,8 @@ from typing import Optional
 import typer
 
 from . import (build, checkpoint, config, container, context, daemon, image, manifest, network,
-               node, plugin, registry, secret, service, stack, swarm, system, trust, volume)
+               node, plugin, registry, rootless, secret, service, stack, swarm, system, trust,
+               volume)
 from .common import G, check_host_and_context
 
 app = typer.Typer(
@@ -61,6 +62,7 @@ app.add_typer(plugin.app, name="plugin")
 app.add_typer(trust.app, name="trust")
 app.add_typer(build.app, name="builder")
 app.add_typer(checkpoint.app, name="checkpoint")
+app.add_typer(rootless.app, name="rootless")
 app.add_typer(context.app, name="context")
 app.add_typer(manifest.app, name="manifest")
 app.add_typer(swarm.app, name="swarm")

@@ -1,0 +1,30 @@
+"""The `rootless` command group: what running Dockyard as an ordinary user
+needs from this host (`check`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+app = typer.Typer(help="Check this host for rootless use", no_args_is_help=True,
+                  add_completion=False)
+
+
+@app.command("check")
+def check() -> None:
+    """Check each prerequisite of rootless use, with what to do about it
+    (exit status 1 when rootless cannot run at all)"""
+    from ..rootless import check_host
+
+    if os.geteuid() == 0:
+        print("running as root: run this as the user who will run Dockyard", file=sys.stderr)
+    results = check_host()
+    width = max(len(c.name) for c in results)
+    for c in results:
+        print(f"{c.name:<{width}}  {c.status:<4}  {c.detail}")
+        if c.fix and c.status != "ok":
+            print(f"{'':<{width}}        fix: {c.fix}")
+    if any(c.status == "fail" for c in results):
+        raise SystemExit(1)

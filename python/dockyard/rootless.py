@@ -1,0 +1,262 @@
+"""What running Dockyard as an ordinary user needs from this host, checked
+one prerequisite at a time, each with what to do about it
+(`dockyard rootless check`; shared/notes/rootless.md has the research).
+
+Only user namespaces are required: without a subordinate ID range a single
+ID is mapped, without pasta or slirp4netns containers get `none` or `host`
+networking, without overlay's `userxattr` layers are copies (vfs), and
+without a delegated cgroup v2 resource limits are refused. Each of those is
+a warning that says what it costs.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+from dataclasses import dataclass
+
+__all__ = ["Check", "check_host", "SUBID_MIN"]
+
+#: Docker asks for at least this many subordinate IDs (a 16-bit ID space).
+SUBID_MIN = 65536
+#: The first pasta release without the stalls the research hit (tap path to
+#: the host) and that rootlesskit recommends.
+PASTA_MIN = "2023_12_04"
+
+
+@dataclass
+class Check:
+    name: str
+    status: str          # "ok", "warn" (works, with less) or "fail" (rootless can't run)
+    detail: str
+    fix: str = ""
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _userns(uid: int) -> Check:
+    name = "user namespaces"
+    for path, bad, fix in (
+            ("/proc/sys/kernel/unprivileged_userns_clone", "0",
+             "sysctl -w kernel.unprivileged_userns_clone=1"),
+            ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1",
+             "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"),
+            ("/proc/sys/user/max_user_namespaces", "0",
+             "sysctl -w user.max_user_namespaces=15000")):
+        if _read(path) == bad:
+            return Check(name, "fail", f"{path.removeprefix('/proc/sys/')} is {bad}",
+                         f"{fix} (as root; a file in /etc/sysctl.d keeps it)")
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return Check(name, "ok", "allowed by the kernel's settings (not probed: no unshare)")
+    r = subprocess.run([unshare, "--user", "true"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return Check(name, "fail", f"unshare --user: {r.stderr.strip() or r.returncode}",
+                     "check the kernel's user namespace settings and any seccomp or AppArmor "
+                     "policy this session runs under")
+    limit = _read("/proc/sys/user/max_user_namespaces") or "?"
+    return Check(name, "ok", f"a user namespace can be made (max_user_namespaces={limit})")
+
+
+def _ranges(path: str, user: str, uid: int) -> list[tuple[int, int]]:
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.strip().split(":")
+                if len(parts) == 3 and parts[0] in (user, str(uid)):
+                    try:
+                        out.append((int(parts[1]), int(parts[2])))
+                    except ValueError:
+                        pass
+    except OSError:
+        pass
+    return out
+
+
+def _subids(user: str, uid: int) -> Check:
+    name = "subordinate IDs"
+    counts = {}
+    for path in ("/etc/subuid", "/etc/subgid"):
+        counts[path] = sum(n for _, n in _ranges(path, user, uid))
+    fix = (f"usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user} (as root; "
+           "then restart the rootless daemon)")
+    short = [f"{p}: {n}" for p, n in counts.items() if n < SUBID_MIN]
+    if not short:
+        return Check(name, "ok", f"{counts['/etc/subuid']} uids and {counts['/etc/subgid']} gids "
+                     f"for {user}")
+    return Check(name, "warn", f"{', '.join(short)} for {user} (fewer than {SUBID_MIN}): only "
+                 "your own ID is mapped, so images with files of other owners or a USER other "
+                 "than root fail", fix)
+
+
+def _helpers() -> Check:
+    name = "newuidmap/newgidmap"
+    missing, unprivileged = [], []
+    for tool in ("newuidmap", "newgidmap"):
+        path = shutil.which(tool)
+        if path is None:
+            missing.append(tool)
+            continue
+        st = os.stat(path)
+        has_caps = False
+        try:
+            has_caps = bool(os.getxattr(path, "security.capability"))
+        except OSError:
+            pass
+        if not (st.st_mode & stat.S_ISUID and st.st_uid == 0) and not has_caps:
+            unprivileged.append(path)
+    if missing:
+        return Check(name, "warn", f"{' and '.join(missing)} not found: a subordinate range "
+                     "cannot be mapped", "apt-get install uidmap (as root)")
+    if unprivileged:
+        return Check(name, "warn", f"{', '.join(unprivileged)} neither setuid root nor with file "
+                     "capabilities: mapping a range fails with EPERM",
+                     "reinstall the uidmap package (as root)")
+    return Check(name, "ok", "setuid root")
+
+
+def _device(path: str, needed_for: str, fix_hint: str) -> Check:
+    if not os.path.exists(path):
+        return Check(path, "warn", f"missing: {needed_for}", fix_hint)
+    if not os.access(path, os.R_OK | os.W_OK):
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        return Check(path, "warn", f"mode {mode:04o}, not usable by you: {needed_for}",
+                     f"chmod 0666 {path} (as root; udev normally does)")
+    return Check(path, "ok", "usable")
+
+
+def _version_of(tool: str) -> str:
+    try:
+        r = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return (r.stdout or r.stderr).strip().splitlines()[0] if (r.stdout or r.stderr) else ""
+
+
+def _network() -> Check:
+    name = "user-mode networking"
+    pasta, slirp = shutil.which("pasta"), shutil.which("slirp4netns")
+    if pasta:
+        v = _version_of(pasta)
+        m = re.search(r"(\d{4}_\d{2}_\d{2})", v)
+        if m and m.group(1) >= PASTA_MIN:
+            return Check(name, "ok", f"pasta {m.group(1)}")
+        old = m.group(1) if m else (v or "of unknown version")
+        if slirp:
+            return Check(name, "ok", f"slirp4netns (pasta {old} predates {PASTA_MIN}, "
+                         "whose fixes it needs)")
+        return Check(name, "warn", f"pasta {old} predates {PASTA_MIN}: connections through it "
+                     "can stall", "install a newer passt package, or slirp4netns")
+    if slirp:
+        return Check(name, "ok", f"slirp4netns ({_version_of(slirp) or 'version unknown'})")
+    return Check(name, "warn", "neither pasta nor slirp4netns: containers get only --network "
+                 "none or host", "apt-get install passt (or slirp4netns) (as root)")
+
+
+def _overlay() -> Check:
+    """Mount an overlay with `userxattr` in a user and mount namespace of
+    its own, as the rootless daemon will."""
+    name = "overlay (userxattr)"
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return Check(name, "warn", "not probed (no unshare): layers may be full copies (vfs)")
+    with tempfile.TemporaryDirectory(prefix="dockyard-probe-") as d:
+        for sub in ("l", "u", "w", "m"):
+            os.mkdir(os.path.join(d, sub))
+        opts = f"lowerdir={d}/l,upperdir={d}/u,workdir={d}/w,userxattr"
+        r = subprocess.run([unshare, "--user", "--map-root-user", "--mount", "mount", "-t",
+                            "overlay", "overlay", "-o", opts, f"{d}/m"],
+                           capture_output=True, text=True)
+    if r.returncode != 0:
+        return Check(name, "warn", f"mount failed ({r.stderr.strip() or r.returncode}): layers "
+                     "are full copies (vfs), slower and bigger",
+                     "a kernel of 5.11 or later mounts overlay in a user namespace")
+    return Check(name, "ok", "mounts in a user namespace")
+
+
+def _cgroups(uid: int) -> Check:
+    name = "cgroup delegation"
+    if not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return Check(name, "warn", "cgroup v1 (or a hybrid host): resource limits (-m, --cpus, "
+                     "--pids-limit) are refused", "boot with systemd.unified_cgroup_hierarchy=1")
+    rel = ""
+    for line in (_read("/proc/self/cgroup") or "").splitlines():
+        if line.startswith("0::"):
+            rel = line[3:]
+    own = "/sys/fs/cgroup" + rel
+    if rel in ("", "/") or not os.access(own, os.W_OK):
+        return Check(name, "warn", f"your cgroup ({rel or '/'}) is not delegated to you: "
+                     "resource limits are refused",
+                     f"log in through systemd (user@{uid}.service delegates memory and pids; "
+                     "a Delegate= drop-in adds cpu, cpuset, io)")
+    ctrls = (_read(os.path.join(own, "cgroup.controllers")) or "").split()
+    missing = [c for c in ("memory", "pids", "cpu", "io") if c not in ctrls]
+    if missing:
+        return Check(name, "warn", f"{rel} is yours, without {', '.join(missing)}: those limits "
+                     "are refused", "add a Delegate= drop-in for user@.service (as root)")
+    return Check(name, "ok", f"{rel}: {' '.join(ctrls)}")
+
+
+def _runtime_dir(uid: int) -> Check:
+    name = "XDG_RUNTIME_DIR"
+    d = os.environ.get("XDG_RUNTIME_DIR")
+    fallback = f"/tmp/dockyard-{uid}"
+    if not d:
+        return Check(name, "warn", f"not set: the socket and state go to {fallback}",
+                     "log in through a PAM session (pam_systemd sets it) or export it")
+    try:
+        st = os.lstat(d)
+    except OSError as e:
+        return Check(name, "warn", f"{d}: {e.strerror}: {fallback} is used instead")
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or stat.S_IMODE(st.st_mode) & 0o077:
+        return Check(name, "warn", f"{d} is not a 0700 directory of yours: {fallback} is used "
+                     "instead")
+    return Check(name, "ok", d)
+
+
+def _ports() -> Check:
+    start = _read("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+    if start is None:
+        return Check("published ports", "ok", "any port")
+    return Check("published ports", "ok" if start == "0" else "warn",
+                 f"from {start} up" + ("" if start == "0" else
+                                       f": -p below {start} is refused"),
+                 "" if start == "0" else
+                 "sysctl -w net.ipv4.ip_unprivileged_port_start=0 (as root), to publish low ports")
+
+
+def _ping() -> Check:
+    rng = _read("/proc/sys/net/ipv4/ping_group_range") or ""
+    parts = rng.split()
+    if len(parts) == 2 and int(parts[0]) <= int(parts[1]):
+        return Check("ping", "ok", f"groups {parts[0]}-{parts[1]} may ping")
+    return Check("ping", "warn", "ping_group_range is empty: ping fails in containers",
+                 'sysctl -w net.ipv4.ping_group_range="0 2147483647" (as root)')
+
+
+def check_host(uid: int | None = None) -> list[Check]:
+    """Every prerequisite, for the user running this (their IDs, their
+    access to devices and cgroups)."""
+    uid = os.geteuid() if uid is None else uid
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
+    return [_userns(uid), _subids(user, uid), _helpers(), _overlay(), _network(),
+            _device("/dev/net/tun", "pasta and slirp4netns need it for outbound networking",
+                    "modprobe tun (as root)"),
+            _device("/dev/fuse", "fuse-overlayfs (the fallback before vfs) needs it",
+                    "modprobe fuse (as root)"),
+            _cgroups(uid), _runtime_dir(uid), _ports(), _ping()]
