@@ -359,3 +359,18 @@ def tmux_screen(cmd: list[str], env: dict[str, str], done, size: str = "200x40",
         raise AssertionError(f"{cmd} did not show {done!r}: {screen}")
     finally:
         subprocess.run([*tmux, "kill-server"], check=False, capture_output=True)
+
+
+def drop_subid_ranges(name: str) -> None:
+    """Remove `name`'s lines from /etc/subuid and /etc/subgid (a test's own user)."""
+    from dockyard import idmap
+
+    for path in (idmap.SUBUID, idmap.SUBGID):
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            lines = f.readlines()
+        keep = [ln for ln in lines if not ln.startswith(name + ":")]
+        if keep != lines:
+            with open(path, "w") as f:
+                f.writelines(keep)

@@ -17,23 +17,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import drop_subid_ranges
 
 from dockyard import idmap
 from dockyard.rootless import SUBID_MIN, check_host
 
 USER = "dockyard-test-rl"
-
-
-def _drop_ranges() -> None:
-    for path in (idmap.SUBUID, idmap.SUBGID):
-        if not os.path.exists(path):
-            continue
-        with open(path) as f:
-            lines = f.readlines()
-        keep = [ln for ln in lines if not ln.startswith(USER + ":")]
-        if keep != lines:
-            with open(path, "w") as f:
-                f.writelines(keep)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +35,7 @@ def user():
     try:
         yield pwd.getpwnam(USER)
     finally:
-        _drop_ranges()
+        drop_subid_ranges(USER)
         subprocess.run(["userdel", USER], capture_output=True)
 
 
@@ -117,7 +106,7 @@ def test_ranges_and_runtime_dir(user):
         assert got["XDG_RUNTIME_DIR"]["status"] == "warn"
         assert "not a 0700 directory of yours" in got["XDG_RUNTIME_DIR"]["detail"]
     finally:
-        _drop_ranges()
+        drop_subid_ranges(USER)
         shutil.rmtree(base)
 
 

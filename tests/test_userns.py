@@ -19,7 +19,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import Daemon, stop_and_check
+from conftest import Daemon, drop_subid_ranges, stop_and_check
 
 from dockyard import idmap
 
@@ -39,22 +39,10 @@ def open_to_remapped_root(path: Path) -> None:
             p.chmod((mode & 0o7777) | 0o011)
 
 
-def _drop_ranges(name: str) -> None:
-    for path in (idmap.SUBUID, idmap.SUBGID):
-        if not os.path.exists(path):
-            continue
-        with open(path) as f:
-            lines = f.readlines()
-        keep = [ln for ln in lines if not ln.startswith(name + ":")]
-        if keep != lines:
-            with open(path, "w") as f:
-                f.writelines(keep)
-
-
 def _drop_user(name: str) -> None:
     subprocess.run(["userdel", name], capture_output=True)
     subprocess.run(["groupdel", name], capture_output=True)
-    _drop_ranges(name)
+    drop_subid_ranges(name)
 
 
 def _free_start() -> int:
