@@ -104,18 +104,39 @@ fn read(dir: &Path, file: &str) -> Option<String> {
     std::fs::read_to_string(dir.join(file)).ok().map(|s| s.trim().to_string())
 }
 
-fn mkdir_p(root: &Path, r: &str, mut each_new: impl FnMut(&Path, &Path) -> Result<()>) -> Result<PathBuf> {
+/// Make `r` below `root`, calling `each_new` with the parent of each level it makes.
+fn mkdir_p(root: &Path, r: &str, mut each_new: impl FnMut(&Path) -> Result<()>) -> Result<PathBuf> {
     let mut cur = root.to_path_buf();
     for comp in r.split('/').filter(|c| !c.is_empty()) {
         let parent = cur.clone();
         cur.push(comp);
         match std::fs::create_dir(&cur) {
-            Ok(()) => each_new(&parent, &cur)?,
+            Ok(()) => each_new(&parent)?,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::errno(format!("mkdir {}", cur.display()), e.raw_os_error().unwrap_or(5))),
         }
     }
     Ok(cur)
+}
+
+/// v1 cpuset: a new cgroup starts with empty cpus and mems and refuses tasks
+/// (ENOSPC on joining). Each level of `r` gets its parent's where it has
+/// none: every level, not only the ones this call made, since a concurrent
+/// create may have made a parent and not filled it yet.
+fn fill_cpuset(root: &Path, r: &str) -> Result<()> {
+    let mut parent = root.to_path_buf();
+    for comp in r.split('/').filter(|c| !c.is_empty()) {
+        let cur = parent.join(comp);
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if read(&cur, f).is_some_and(|v| v.is_empty()) {
+                if let Some(v) = read(&parent, f).filter(|v| !v.is_empty()) {
+                    write(&cur, f, &v)?;
+                }
+            }
+        }
+        parent = cur;
+    }
+    Ok(())
 }
 
 impl Cgroup {
@@ -131,22 +152,15 @@ impl Cgroup {
         let mut dirs = Vec::new();
         for h in &layout.hierarchies {
             let is_cpuset = h.controllers.iter().any(|c| c == "cpuset");
-            let dir = mkdir_p(&h.mountpoint, r, |parent, new| {
-                if is_cpuset {
-                    // v1 cpuset: a new cgroup starts with empty cpus/mems and refuses tasks.
-                    for f in ["cpuset.cpus", "cpuset.mems"] {
-                        if read(new, f).map_or(true, |v| v.is_empty()) {
-                            if let Some(v) = read(parent, f) {
-                                write(new, f, &v)?;
-                            }
-                        }
-                    }
-                }
+            let dir = mkdir_p(&h.mountpoint, r, |parent| {
                 if h.v2 && layout.is_pure_v2() {
                     enable_controllers(parent);
                 }
                 Ok(())
             })?;
+            if is_cpuset {
+                fill_cpuset(&h.mountpoint, r)?;
+            }
             if h.v2 && layout.is_pure_v2() {
                 // A leaf created earlier may still need its parent's controllers on.
                 if let Some(parent) = dir.parent() {
@@ -444,6 +458,33 @@ mod tests {
         // Controllers were enabled for the children of the root.
         assert!(std::fs::read_to_string(d.path().join("cgroup.subtree_control")).unwrap().starts_with('+'));
         assert_eq!(cg.dirs, vec![leaf]);
+    }
+
+    /// v1 cpuset: a parent made by a concurrent create, its cpus and mems not
+    /// filled yet (a new cpuset cgroup starts empty), must not leave the new
+    /// leaf empty (joining it would fail with ENOSPC).
+    #[test]
+    fn cpuset_levels_filled_from_above_even_if_made_by_another() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |p: &Path, f: &str, v: &str| std::fs::write(p.join(f), v).unwrap();
+        w(d.path(), "cpuset.cpus", "0-1\n");
+        w(d.path(), "cpuset.mems", "0\n");
+        // What the kernel makes on mkdir, played by hand: empty files.
+        for lvl in ["dockyard", "dockyard/c1"] {
+            let p = d.path().join(lvl);
+            std::fs::create_dir(&p).unwrap();
+            w(&p, "cpuset.cpus", "");
+            w(&p, "cpuset.mems", "");
+        }
+        let layout = Layout {
+            hierarchies: vec![Hierarchy { mountpoint: d.path().into(), controllers: vec!["cpuset".into()], v2: false }],
+        };
+        Cgroup::create("/dockyard/c1", &Resources::default(), &layout).unwrap();
+        for lvl in ["dockyard", "dockyard/c1"] {
+            let p = d.path().join(lvl);
+            assert_eq!(read(&p, "cpuset.cpus").as_deref(), Some("0-1"), "{lvl}");
+            assert_eq!(read(&p, "cpuset.mems").as_deref(), Some("0"), "{lvl}");
+        }
     }
 
     #[test]
