@@ -339,20 +339,15 @@ def test_home_spreads_layers_where_the_filesystem_can(driver):
     """On ext4 the home is a top of unrelated trees (chattr +T): each layer
     gets a block group of the allocator's choosing, away from the inodes a
     removed layer just freed (see graphdriver.base.spread_subdirs)."""
-    import array
-    import fcntl
-
-    from dockyard.graphdriver.base import _FS_IOC_GETFLAGS, _FS_TOPDIR_FL
+    from dockyard.graphdriver.base import _FS_TOPDIR_FL, inode_flags
 
     if _core.fs_type(str(driver.home)) != "extfs":
         return  # only ext4's allocator reads the flag
     fd = os.open(driver.home, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        flags = array.array("l", [0])
-        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags, True)
+        assert inode_flags(fd) & _FS_TOPDIR_FL
     finally:
         os.close(fd)
-    assert flags[0] & _FS_TOPDIR_FL
 
 
 def test_cleanup_unmounts_everything(driver):

@@ -20,6 +20,8 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
+from .idmap import SUBGID, SUBUID, RemapError, parse_subid
+
 __all__ = ["Check", "check_host", "SUBID_MIN"]
 
 #: Docker asks for at least this many subordinate IDs (a 16-bit ID space).
@@ -45,7 +47,7 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _userns(uid: int) -> Check:
+def _userns() -> Check:
     name = "user namespaces"
     for path, bad, fix in (
             ("/proc/sys/kernel/unprivileged_userns_clone", "0",
@@ -69,32 +71,20 @@ def _userns(uid: int) -> Check:
     return Check(name, "ok", f"a user namespace can be made (max_user_namespaces={limit})")
 
 
-def _ranges(path: str, user: str, uid: int) -> list[tuple[int, int]]:
-    out = []
-    try:
-        with open(path) as f:
-            for line in f:
-                parts = line.strip().split(":")
-                if len(parts) == 3 and parts[0] in (user, str(uid)):
-                    try:
-                        out.append((int(parts[1]), int(parts[2])))
-                    except ValueError:
-                        pass
-    except OSError:
-        pass
-    return out
-
-
 def _subids(user: str, uid: int) -> Check:
     name = "subordinate IDs"
     counts = {}
-    for path in ("/etc/subuid", "/etc/subgid"):
-        counts[path] = sum(n for _, n in _ranges(path, user, uid))
+    for path in (SUBUID, SUBGID):
+        try:
+            ranges = parse_subid(path, user) or parse_subid(path, str(uid))
+        except (OSError, RemapError):
+            ranges = []
+        counts[path] = sum(n for _, n in ranges)
     fix = (f"usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user} (as root; "
            "then restart the rootless daemon)")
     short = [f"{p}: {n}" for p, n in counts.items() if n < SUBID_MIN]
     if not short:
-        return Check(name, "ok", f"{counts['/etc/subuid']} uids and {counts['/etc/subgid']} gids "
+        return Check(name, "ok", f"{counts[SUBUID]} uids and {counts[SUBGID]} gids "
                      f"for {user}")
     return Check(name, "warn", f"{', '.join(short)} for {user} (fewer than {SUBID_MIN}): only "
                  "your own ID is mapped, so images with files of other owners or a USER other "
@@ -254,7 +244,7 @@ def check_host(uid: int | None = None) -> list[Check]:
         user = pwd.getpwuid(uid).pw_name
     except KeyError:
         user = str(uid)
-    return [_userns(uid), _subids(user, uid), _helpers(), _overlay(), _network(),
+    return [_userns(), _subids(user, uid), _helpers(), _overlay(), _network(),
             _device("/dev/net/tun", "pasta and slirp4netns need it for outbound networking",
                     "modprobe tun (as root)"),
             _device("/dev/fuse", "fuse-overlayfs (the fallback before vfs) needs it",

@@ -967,6 +967,7 @@ class CopyPlan:
         self._infos = infos
         self.dest = dest
         self.chown = chown
+        self._chmod = chmod
         self._mode = _parse_chmod(chmod) if chmod else None
         self._from_image = from_image
         self._fds = fds
@@ -1002,11 +1003,8 @@ class CopyPlan:
                 src = src or _Source(context, rootfd, True, i.src.sums)
                 i = with_fields(i, src=src)
             infos.append(i)
-        plan = CopyPlan(self.cmd, infos, self.dest, self.chown, None, self._from_image,
+        return CopyPlan(self.cmd, infos, self.dest, self.chown, self._chmod, self._from_image,
                         [rootfd], [])
-        plan._mode = self._mode
-        plan.comment = self.comment
-        return plan
 
     def close(self) -> None:
         for fd in self._fds:

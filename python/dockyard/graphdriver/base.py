@@ -18,7 +18,9 @@ Typical use by the image store::
 
 from __future__ import annotations
 
+import array
 import ctypes
+import fcntl
 import os
 import queue
 import re
@@ -310,6 +312,14 @@ _FS_IOC_SETFLAGS = 0x40086602
 _FS_TOPDIR_FL = 0x00020000
 
 
+def inode_flags(fd: int) -> int:
+    """The inode flags of the file open at `fd` (`lsattr`'s); OSError where
+    the filesystem has none."""
+    flags = array.array("l", [0])
+    fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags, True)
+    return flags[0]
+
+
 def spread_subdirs(path: Path | str) -> None:
     """Mark `path` a top of unrelated directory trees (chattr +T): ext4's
     Orlov allocator then places each new subdirectory (a layer, a volume) in
@@ -318,19 +328,14 @@ def spread_subdirs(path: Path | str) -> None:
     removed layer just freed, which ext4 (without a journal) skips one by
     one for a minute after their deletion, on every file it creates. A
     filesystem without the flag is left as it is."""
-    import array
-    import fcntl
-
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return
     try:
-        flags = array.array("l", [0])
-        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags, True)
-        if not flags[0] & _FS_TOPDIR_FL:
-            flags[0] |= _FS_TOPDIR_FL
-            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, flags, True)
+        flags = inode_flags(fd)
+        if not flags & _FS_TOPDIR_FL:
+            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, array.array("l", [flags | _FS_TOPDIR_FL]))
     except OSError:
         pass
     finally:

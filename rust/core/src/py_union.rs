@@ -72,7 +72,6 @@ fn unmount(py: Python<'_>, target: PathBuf, detach: bool) -> PyResult<()> {
     py.detach(|| union::unmount(&target, detach)).map_err(to_py)
 }
 
-/// Copy a tree exactly (owners, modes, xattrs, hardlinks, devices, sparse).
 /// Copy the contents of the directory open at `src_fd` into the one open at
 /// `dst_fd` (fds stay the caller's) as a Dockerfile COPY does: entries
 /// already there are merged into (a directory) or replaced, every entry
@@ -109,6 +108,7 @@ fn copy_into(
     py.detach(|| union::copy_into(s, d, &src_name, &dst_name, policy)).map_err(to_py)
 }
 
+/// Copy a tree exactly (owners, modes, xattrs, hardlinks, devices, sparse).
 #[pyfunction]
 fn copy_tree(py: Python<'_>, src: PathBuf, dst: PathBuf) -> PyResult<()> {
     py.detach(|| union::copy_tree(&src, &dst)).map_err(to_py)

@@ -139,7 +139,7 @@ pub(crate) fn copy_dir_fd(src: OwnedFd, dst: OwnedFd, src_name: &Path, dst_name:
 }
 
 /// [`copy_dir_fd`] under `policy`; how many entries it made.
-pub fn copy_dir_with(src: OwnedFd, dst: OwnedFd, src_name: &Path, dst_name: &Path, policy: Policy) -> Result<usize> {
+fn copy_dir_with(src: OwnedFd, dst: OwnedFd, src_name: &Path, dst_name: &Path, policy: Policy) -> Result<usize> {
     let st = fstat(src.as_fd()).ctx("stat", src_name)?;
     if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
         return Err(Error::io("copy", src_name, io::Error::from_raw_os_error(libc::ENOTDIR)));
@@ -779,7 +779,6 @@ fn timespecs(m: &libc::stat) -> [libc::timespec; 2] {
 fn set_times_at(dir: BorrowedFd<'_>, name: &CStr, ts: &[libc::timespec; 2]) -> io::Result<()> {
     cvt(unsafe { libc::utimensat(dir.as_raw_fd(), name.as_ptr(), ts.as_ptr(), NOFOLLOW) }).map(drop)
 }
-
 
 /// What creating `dst` already set right.
 #[derive(Default, Clone, Copy)]
