@@ -40,6 +40,7 @@ from .store.local import LocalStore
 
 if TYPE_CHECKING:
     from .build.service import BuildService
+    from .pods.service import PodService
 
 
 class Engine:
@@ -85,6 +86,8 @@ class Engine:
         self.volumes.drop_stale_refs({c.id for c in self.containers.all()})
         self._lock = threading.RLock()
         self._builds: BuildService | None = None
+        self._pods: PodService | None = None
+        self.exec_root = Path(exec_root)
         # What a daemon killed mid-build left: its context directories and the
         # RUN containers of its steps.
         from .build.inflight import sweep, sweep_dirs
@@ -354,6 +357,17 @@ class Engine:
                 self._builds = BuildService(self.store, self.containers, self.events,
                                             self.root, self._pull_for_build)
             return self._builds
+
+    @property
+    def pods(self) -> "PodService":
+        """Pods for the CRI (made on first use: a daemon without --cri has none)."""
+        with self._lock:
+            if self._pods is None:
+                from .pods.service import PodService
+
+                self._pods = PodService(self.db, self.events, self.containers, self.root,
+                                        self.exec_root)
+            return self._pods
 
     def _pull_for_build(self, name: str, progress: Progress, platform: str | None,
                         auths: dict[str, AuthConfig]) -> Image:

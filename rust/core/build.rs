@@ -14,12 +14,16 @@
 //! proc macros; `_core` stays a normal cdylib. The shim uses no NSS function
 //! (no getpwnam & co.), so nothing in it needs glibc's shared libraries.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The CRI proto's registry package (rust/cri-proto pins it exactly).
+const CRI_PROTO_PACKAGE: &str = "k8s-cri-0.11.0";
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest.join("../..");
+    copy_cri_proto(&root);
     for p in ["rust/shim/src", "rust/shim/Cargo.toml", "rust/runtime/src", "rust/runtime/Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }
@@ -35,24 +39,10 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let target_dir = out.join("shim-target");
     let release = std::env::var("PROFILE").map(|p| p == "release").unwrap_or(true);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut c = Command::new(cargo);
+    let mut c = clean_cargo();
     c.arg("build").arg("--manifest-path").arg(&shim_manifest).arg("-p").arg("dockyard-shim").arg("--target-dir").arg(&target_dir);
     if release {
         c.arg("--release");
-    }
-    // Don't leak the outer build's per-crate settings into the nested one.
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_NET_OFFLINE")
-            || k == "RUSTC_WRAPPER"
-            || k == "RUSTC_WORKSPACE_WRAPPER"
-            || k.starts_with("PYO3_")
-            || k == "MAKEFLAGS"
-            || k == "MFLAGS"
-        {
-            c.env_remove(&k);
-        }
     }
     let target = std::env::var("TARGET").unwrap_or_default();
     let static_link = target.contains("-linux-");
@@ -82,4 +72,55 @@ fn main() {
         std::fs::rename(&tmp, &dest).expect("install dockyard-shim");
     }
     println!("cargo:rustc-env=DOCKYARD_SHIM_BUILT={}", built.display());
+}
+
+/// A cargo command that doesn't inherit the outer build's per-crate settings.
+fn clean_cargo() -> Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut c = Command::new(cargo);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_NET_OFFLINE")
+            || k == "RUSTC_WRAPPER"
+            || k == "RUSTC_WORKSPACE_WRAPPER"
+            || k.starts_with("PYO3_")
+            || k == "MAKEFLAGS"
+            || k == "MFLAGS"
+        {
+            c.env_remove(&k);
+        }
+    }
+    c
+}
+
+/// Copies the CRI `runtime.v1` proto that the k8s-cri crate ships (fetched
+/// from crates.io like any dependency, never built) to
+/// python/dockyard/cri/api.proto, where the daemon's `--cri` server generates
+/// its stubs from it. `cargo metadata` downloads the package and says where.
+fn copy_cri_proto(root: &Path) {
+    let pin = root.join("rust/cri-proto/Cargo.toml");
+    let dest_dir = root.join("python/dockyard/cri");
+    println!("cargo:rerun-if-changed={}", pin.display());
+    if !pin.exists() || !dest_dir.is_dir() {
+        return;
+    }
+    let out = clean_cargo()
+        .args(["metadata", "--format-version", "1", "--locked", "--manifest-path"])
+        .arg(&pin)
+        .output()
+        .expect("run cargo metadata for the CRI proto");
+    if !out.status.success() {
+        panic!("cargo metadata for rust/cri-proto failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let meta = String::from_utf8_lossy(&out.stdout);
+    // The package's "manifest_path":"<registry src>/k8s-cri-0.11.0/Cargo.toml"
+    let tail = format!("/{CRI_PROTO_PACKAGE}/Cargo.toml\"");
+    let end = meta.find(&tail).expect("k8s-cri in cargo metadata") + tail.len() - "/Cargo.toml\"".len();
+    let key = "\"manifest_path\":\"";
+    let start = meta[..end].rfind(key).expect("manifest_path") + key.len();
+    let proto = PathBuf::from(&meta[start..end]).join("proto/v1.proto");
+    println!("cargo:rerun-if-changed={}", proto.display());
+    let tmp = dest_dir.join(".api.proto.tmp");
+    std::fs::copy(&proto, &tmp).expect("copy the CRI proto");
+    std::fs::rename(&tmp, dest_dir.join("api.proto")).expect("install the CRI proto");
 }

@@ -25,6 +25,7 @@ KEYS = {
     "ip_forward": "ip-forward", "ip_masq": "ip-masq", "iptables": "iptables", "mtu": "mtu",
     "dns": "dns", "dns_search": "dns-search", "dns_opt": "dns-opts",
     "log_driver": "log-driver", "log_opt": "log-opts", "userns_remap": "userns-remap",
+    "cri": "cri", "cni_conf_dir": "cni-conf-dir", "cni_bin_dir": "cni-bin-dirs",
 }
 
 
@@ -133,6 +134,14 @@ def daemon(
     userns_remap: Optional[str] = typer.Option(
         None, "--userns-remap", help="User/Group setting for user namespaces "
         "(user[:group], or default: the dockremap user)"),
+    cri: Optional[str] = typer.Option(
+        None, "--cri", help="Serve the Kubernetes CRI (runtime.v1) on this unix:// socket"),
+    cni_conf_dir: Optional[str] = typer.Option(
+        None, "--cni-conf-dir", help="CNI network configurations for CRI pods "
+        "(default /etc/cni/net.d)"),
+    cni_bin_dir: Optional[list[str]] = typer.Option(
+        None, "--cni-bin-dir", help="Where CNI plugins are looked for (repeatable; default "
+        "/opt/cni/bin and /usr/lib/cni)"),
 ) -> None:
     """Run the Dockyard daemon"""
     from ..daemon.config import ConfigError, load

@@ -77,6 +77,10 @@ class DaemonConfig:
     log_opts: dict[str, str] = field(default_factory=dict)
     #: --userns-remap: user[:group] (names or IDs) or "default" (dockremap).
     userns_remap: str = ""
+    #: the Kubernetes CRI endpoint (unix://...), off unless given; CNI for its pods
+    cri: str = ""
+    cni_conf_dir: str = "/etc/cni/net.d"
+    cni_bin_dirs: list[str] = field(default_factory=lambda: ["/opt/cni/bin", "/usr/lib/cni"])
     config_file: str = DEFAULT_CONFIG_FILE
     config_file_required: bool = False  # given with --config-file, so it must exist
     #: The options given as flags, by file key, in the file's shape (for reloads).
@@ -295,6 +299,14 @@ def insecure_registries(names: list[str]) -> list[str]:
     return out
 
 
+def _cri(key: str, v: Any) -> str:
+    s = _str(key, v)
+    if s and not s.startswith("unix://"):
+        raise ConfigError(f"invalid value for {key}: the CRI is served on a unix socket: "
+                          f"unix:///path, got {json.dumps(s)}")
+    return s
+
+
 def _registries(key: str, v: Any) -> list[str]:
     return insecure_registries(_strs(key, v))
 
@@ -343,6 +355,9 @@ OPTIONS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "log-driver": ("log_driver", _str),
     "log-opts": ("log_opts", _log_opts),
     "userns-remap": ("userns_remap", _str),
+    "cri": ("cri", _cri),  # Dockyard's own, as the next three
+    "cni-conf-dir": ("cni_conf_dir", _str),
+    "cni-bin-dirs": ("cni_bin_dirs", _strs),
 }
 
 #: dockerd keys Dockyard accepts but does not act on (networking, runtimes,

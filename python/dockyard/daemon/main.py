@@ -123,6 +123,20 @@ def reload_config(cfg: DaemonConfig, engine: Any, notify: Notifier) -> None:
         {k.replace("_", "-"): v for k, v in changed.items()}, separators=(",", ":")))
 
 
+async def start_cri(cfg: DaemonConfig, engine: Any, app: Any) -> Any:
+    """The CRI endpoint beside the Docker API, on the same engine and loop."""
+    from ..cri.proto import ProtoMissing
+    from ..cri.server import CRIServer
+
+    try:
+        server = CRIServer(cfg.cri, engine, engine.pods, app["execs"], app["monitor"].watch,
+                           lambda: (True, ""))
+    except ProtoMissing as e:
+        raise SystemExit(f"failed to start daemon: --cri: {e}") from None
+    await server.start()
+    return server
+
+
 async def serve(cfg: DaemonConfig) -> None:
     from ..engine import Engine
 
@@ -133,6 +147,7 @@ async def serve(cfg: DaemonConfig) -> None:
     pid.acquire()
     engine = None
     runner = None
+    cri = None
     try:
         os.makedirs(cfg.exec_root, exist_ok=True)
         storage_driver = (os.environ.get("DOCKYARD_DRIVER") or os.environ.get("DOCKER_DRIVER")
@@ -182,6 +197,8 @@ async def serve(cfg: DaemonConfig) -> None:
                                access_log=logging.getLogger("aiohttp.access"))
         await runner.setup()
         await start_listeners(runner, cfg)
+        if cfg.cri:
+            cri = await start_cri(cfg, engine, app)
         log.info("Daemon has completed initialization")
         notify("READY=1")
         stop = asyncio.Event()
@@ -193,6 +210,8 @@ async def serve(cfg: DaemonConfig) -> None:
         log.info("Processing signal, shutting down")
         notify("STOPPING=1")
     finally:
+        if cri is not None:
+            await cri.stop()
         if runner is not None:
             runner.app["monitor"].close()
             await runner.cleanup()

@@ -1,0 +1,424 @@
+"""The CRI RuntimeService over the engine: pods (PodService), their
+containers (ContainerService), exec, stats and logs. Each RPC runs its
+blocking engine calls on a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+
+import dockyard
+
+from ..containers import stats as cstats
+from ..containers.attach import ERR, EXIT, OUT, START_RESULT, ShimConnection
+from ..containers.execs import ExecStore
+from ..containers.model import Container
+from ..containers.update import update as update_container
+from ..engine import Engine
+from ..errors import InvalidParameter, NotFound
+from ..imageconfig import parse_time
+from ..pods.records import READY, Pod, PodContainer
+from ..pods.service import PodService
+from . import convert
+from .errors import rpc
+
+API_VERSION = "v1"
+
+
+def to_dict(msg: Any) -> dict[str, Any]:
+    return MessageToDict(msg, preserving_proto_field_name=True)
+
+
+def _ns(rfc3339: str) -> int:
+    t = parse_time(rfc3339) if rfc3339 and not rfc3339.startswith("0001-") else 0.0
+    return int(t * 1_000_000_000)
+
+
+class RuntimeService:
+    def __init__(self, pb: Any, engine: Engine, pods: PodService, execs: ExecStore,
+                 started: Callable[[str], None], network_ready: Callable[[], tuple[bool, str]]
+                 ) -> None:
+        self.pb = pb
+        self.engine = engine
+        self.pods = pods
+        self.ctrs = engine.containers
+        self.execs = execs
+        #: the daemon's exit monitor, told of every container started
+        self.started = started
+        self.network_ready = network_ready
+
+    # --- runtime ------------------------------------------------------------
+    @rpc
+    async def Version(self, req: Any, ctx: Any) -> Any:
+        return self.pb.VersionResponse(version="0.1.0", runtime_name="dockyard",
+                                       runtime_version=dockyard.__version__,
+                                       runtime_api_version=API_VERSION)
+
+    @rpc
+    async def Status(self, req: Any, ctx: Any) -> Any:
+        ok, why = self.network_ready()
+        conds = [self.pb.RuntimeCondition(type="RuntimeReady", status=True),
+                 self.pb.RuntimeCondition(type="NetworkReady", status=ok,
+                                          reason="" if ok else "NetworkPluginNotReady",
+                                          message="" if ok else why)]
+        return self.pb.StatusResponse(status=self.pb.RuntimeStatus(conditions=conds))
+
+    # --- pods ---------------------------------------------------------------
+    @rpc
+    async def RunPodSandbox(self, req: Any, ctx: Any) -> Any:
+        cfg = to_dict(req.config)
+        meta = cfg.get("metadata") or {}
+        if not meta.get("name") or not meta.get("namespace") or not meta.get("uid"):
+            raise InvalidParameter("pod sandbox metadata needs a name, a namespace and a uid")
+        linux = cfg.get("linux") or {}
+        modes = convert.ns_modes(linux.get("security_context"))
+        pod = Pod(id="", name="_".join((meta["name"], meta["namespace"], meta["uid"],
+                                        str(meta.get("attempt", 0)))),
+                  namespace=meta["namespace"], uid=meta["uid"],
+                  attempt=int(meta.get("attempt", 0)), labels=cfg.get("labels") or {},
+                  annotations=cfg.get("annotations") or {}, created=0,
+                  hostname=cfg.get("hostname", ""), log_directory=cfg.get("log_directory", ""),
+                  network="node" if modes["network"] == convert.NODE else "pod",
+                  ipc="node" if modes["ipc"] == convert.NODE else "pod",
+                  pid={convert.NODE: "node", convert.POD: "pod"}.get(modes["pid"],
+                                                                     "container"),
+                  cgroup_parent=linux.get("cgroup_parent", ""),
+                  runtime_handler=req.runtime_handler, config=cfg)
+        pod.labels = dict(pod.labels)
+        ports = [{"hostPort": int(p.get("host_port", 0)),
+                  "containerPort": int(p.get("container_port", 0)),
+                  "protocol": p.get("protocol", "TCP").lower(), "hostIP": p.get("host_ip", "")}
+                 for p in cfg.get("port_mappings") or []]
+        pod = await asyncio.to_thread(self.pods.run, pod, cfg.get("dns_config"), ports)
+        return self.pb.RunPodSandboxResponse(pod_sandbox_id=pod.id)
+
+    @rpc
+    async def StopPodSandbox(self, req: Any, ctx: Any) -> Any:
+        await asyncio.to_thread(self.pods.stop, req.pod_sandbox_id)
+        return self.pb.StopPodSandboxResponse()
+
+    @rpc
+    async def RemovePodSandbox(self, req: Any, ctx: Any) -> Any:
+        await asyncio.to_thread(self.pods.remove, req.pod_sandbox_id)
+        return self.pb.RemovePodSandboxResponse()
+
+    def _pod_meta(self, p: Pod) -> Any:
+        meta = p.config.get("metadata") or {}
+        return self.pb.PodSandboxMetadata(name=meta.get("name", ""), uid=p.uid,
+                                          namespace=p.namespace, attempt=p.attempt)
+
+    def _pod_state(self, p: Pod) -> int:
+        return self.pb.SANDBOX_READY if p.state == READY else self.pb.SANDBOX_NOTREADY
+
+    @rpc
+    async def PodSandboxStatus(self, req: Any, ctx: Any) -> Any:
+        p = await asyncio.to_thread(self.pods.get, req.pod_sandbox_id)
+        mode = {"node": self.pb.NODE, "pod": self.pb.POD, "container": self.pb.CONTAINER}
+        ns = self.pb.NamespaceOption(network=mode[p.network], ipc=mode[p.ipc], pid=mode[p.pid])
+        net = self.pb.PodSandboxNetworkStatus(
+            ip=p.ip, additional_ips=[self.pb.PodIP(ip=ip) for ip in p.additional_ips])
+        status = self.pb.PodSandboxStatus(
+            id=p.id, metadata=self._pod_meta(p), state=self._pod_state(p), created_at=p.created,
+            network=net, linux=self.pb.LinuxPodSandboxStatus(
+                namespaces=self.pb.Namespace(options=ns)),
+            labels=p.labels, annotations=p.annotations, runtime_handler=p.runtime_handler)
+        info = {"info": json.dumps({"pid": 0, "netns": p.ns_paths.get("net", "")})} \
+            if req.verbose else {}
+        return self.pb.PodSandboxStatusResponse(status=status, info=info,
+                                                timestamp=time.time_ns())
+
+    @rpc
+    async def ListPodSandbox(self, req: Any, ctx: Any) -> Any:
+        f = req.filter if req.HasField("filter") else None
+        pods = await asyncio.to_thread(self.pods.all)
+        out = []
+        for p in pods:
+            if f is not None:
+                if f.id and not p.id.startswith(f.id):
+                    continue
+                if f.HasField("state") and f.state.state != self._pod_state(p):
+                    continue
+                if not convert.labels_match(p.labels, dict(f.label_selector)):
+                    continue
+            out.append(self.pb.PodSandbox(
+                id=p.id, metadata=self._pod_meta(p), state=self._pod_state(p),
+                created_at=p.created, labels=p.labels, annotations=p.annotations,
+                runtime_handler=p.runtime_handler))
+        return self.pb.ListPodSandboxResponse(items=out)
+
+    # --- containers ---------------------------------------------------------
+    def _create(self, pod_id: str, cfg: dict[str, Any]) -> str:
+        pod = self.pods.get(pod_id)
+        meta = cfg.get("metadata") or {}
+        if not meta.get("name"):
+            raise InvalidParameter("container metadata needs a name")
+        want = (cfg.get("image") or {}).get("image", "")
+        img = self.engine.images.resolve(want)
+        config, hostconfig, mounts, log_path = convert.container(cfg, pod.log_directory,
+                                                                 img.id)
+        pc = PodContainer(id="", pod_id=pod.id, name=meta["name"],
+                          attempt=int(meta.get("attempt", 0)), labels=cfg.get("labels") or {},
+                          annotations=cfg.get("annotations") or {}, image=want,
+                          log_path=log_path, created=0)
+        config["Labels"] = dict(config["Labels"]) | {
+            "io.kubernetes.sandbox.id": pod.id, "io.kubernetes.pod.namespace": pod.namespace,
+            "io.kubernetes.pod.uid": pod.uid, "io.kubernetes.container.name": meta["name"]}
+        pc.mounts = mounts  # type: ignore[attr-defined]
+        return self.pods.create_container(pod.id, pc, config, hostconfig)
+
+    @rpc
+    async def CreateContainer(self, req: Any, ctx: Any) -> Any:
+        cid = await asyncio.to_thread(self._create, req.pod_sandbox_id, to_dict(req.config))
+        return self.pb.CreateContainerResponse(container_id=cid)
+
+    def _pc(self, ref: str) -> tuple[Container, PodContainer]:
+        c = self.ctrs.get(ref)
+        pc = self.pods.records.container(c.id)
+        if pc is None:
+            raise NotFound(f"container {ref!r} is not a CRI container")
+        return c, pc
+
+    @rpc
+    async def StartContainer(self, req: Any, ctx: Any) -> Any:
+        c, _ = await asyncio.to_thread(self._pc, req.container_id)
+        await asyncio.to_thread(self.ctrs.start, c.id)
+        self.started(c.id)
+        return self.pb.StartContainerResponse()
+
+    @rpc
+    async def StopContainer(self, req: Any, ctx: Any) -> Any:
+        try:
+            c, _ = await asyncio.to_thread(self._pc, req.container_id)
+        except NotFound:
+            return self.pb.StopContainerResponse()  # idempotent
+        await asyncio.to_thread(self.ctrs.stop, c.id, int(req.timeout))
+        return self.pb.StopContainerResponse()
+
+    @rpc
+    async def RemoveContainer(self, req: Any, ctx: Any) -> Any:
+        try:
+            c, _ = await asyncio.to_thread(self._pc, req.container_id)
+        except NotFound:
+            return self.pb.RemoveContainerResponse()  # idempotent
+        await asyncio.to_thread(self.pods.remove_container, c.id)
+        return self.pb.RemoveContainerResponse()
+
+    def _state(self, c: Container) -> int:
+        st = c.state
+        if st.get("Running") and not st.get("Prepared"):
+            return self.pb.CONTAINER_RUNNING
+        if _ns(st.get("StartedAt", "")) or _ns(st.get("FinishedAt", "")) or \
+                st.get("Status") in ("exited", "dead"):
+            return self.pb.CONTAINER_EXITED
+        return self.pb.CONTAINER_CREATED
+
+    def _meta(self, pc: PodContainer) -> Any:
+        return self.pb.ContainerMetadata(name=pc.name, attempt=pc.attempt)
+
+    def _listed(self) -> list[tuple[Container, PodContainer]]:
+        out = []
+        for pc in self.pods.records.containers():
+            try:
+                out.append((self.ctrs.get(pc.id), pc))
+            except NotFound:
+                continue
+        return out
+
+    @rpc
+    async def ListContainers(self, req: Any, ctx: Any) -> Any:
+        f = req.filter if req.HasField("filter") else None
+        items = []
+        for c, pc in await asyncio.to_thread(self._listed):
+            state = self._state(c)
+            if f is not None:
+                if f.id and not c.id.startswith(f.id):
+                    continue
+                if f.pod_sandbox_id and not pc.pod_id.startswith(f.pod_sandbox_id):
+                    continue
+                if f.HasField("state") and f.state.state != state:
+                    continue
+                if not convert.labels_match(pc.labels, dict(f.label_selector)):
+                    continue
+            items.append(self.pb.Container(
+                id=c.id, pod_sandbox_id=pc.pod_id, metadata=self._meta(pc),
+                image=self.pb.ImageSpec(image=pc.image), image_ref=c.image_id,
+                image_id=c.image_id, state=state, created_at=pc.created, labels=pc.labels,
+                annotations=pc.annotations))
+        return self.pb.ListContainersResponse(containers=items)
+
+    @rpc
+    async def ContainerStatus(self, req: Any, ctx: Any) -> Any:
+        c, pc = await asyncio.to_thread(self._pc, req.container_id)
+        st = c.state
+        state = self._state(c)
+        reason = ""
+        if state == self.pb.CONTAINER_EXITED:
+            reason = "OOMKilled" if st.get("OOMKilled") else \
+                "Completed" if int(st.get("ExitCode") or 0) == 0 else "Error"
+        mounts = [self.pb.Mount(
+            container_path=m.get("container_path", ""), host_path=m.get("host_path", ""),
+            readonly=bool(m.get("readonly")), selinux_relabel=bool(m.get("selinux_relabel")),
+            propagation=getattr(self.pb, m.get("propagation", "PROPAGATION_PRIVATE")))
+            for m in getattr(pc, "mounts", None) or []]
+        status = self.pb.ContainerStatus(
+            id=c.id, metadata=self._meta(pc), state=state, created_at=pc.created,
+            started_at=_ns(st.get("StartedAt", "")), finished_at=_ns(st.get("FinishedAt", "")),
+            exit_code=int(st.get("ExitCode") or 0), image=self.pb.ImageSpec(image=pc.image),
+            image_ref=c.image_id, image_id=c.image_id, reason=reason,
+            message=st.get("Error", ""), labels=pc.labels, annotations=pc.annotations,
+            mounts=mounts, log_path=pc.log_path)
+        info = {"info": json.dumps({"pid": int(st.get("Pid") or 0), "sandboxID": pc.pod_id})} \
+            if req.verbose else {}
+        return self.pb.ContainerStatusResponse(status=status, info=info)
+
+    @rpc
+    async def UpdateContainerResources(self, req: Any, ctx: Any) -> Any:
+        c, _ = await asyncio.to_thread(self._pc, req.container_id)
+        body = convert.resources(to_dict(req.linux)) if req.HasField("linux") else {}
+        if body:
+            await asyncio.to_thread(update_container, self.ctrs, c.id, body)
+        return self.pb.UpdateContainerResourcesResponse()
+
+    @rpc
+    async def ReopenContainerLog(self, req: Any, ctx: Any) -> Any:
+        c, _ = await asyncio.to_thread(self._pc, req.container_id)
+        if not c.running:
+            raise InvalidParameter("container is not running")
+        reopen = getattr(self.ctrs, "reopen_log", None)
+        if reopen is None:
+            raise InvalidParameter("log reopening is not supported")
+        await asyncio.to_thread(reopen, c.id)
+        return self.pb.ReopenContainerLogResponse()
+
+    # --- exec ---------------------------------------------------------------
+    @rpc
+    async def ExecSync(self, req: Any, ctx: Any) -> Any:
+        c, _ = await asyncio.to_thread(self._pc, req.container_id)
+        if not list(req.cmd):
+            raise InvalidParameter("exec needs a command")
+        code, out, err = await self.exec_sync(c.id, list(req.cmd),
+                                              float(req.timeout) if req.timeout else None)
+        return self.pb.ExecSyncResponse(stdout=out, stderr=err, exit_code=code)
+
+    async def exec_sync(self, cid: str, cmd: list[str], timeout: float | None
+                        ) -> tuple[int, bytes, bytes]:
+        e = await asyncio.to_thread(self.execs.create, cid, {
+            "Cmd": cmd, "AttachStdout": True, "AttachStderr": True})
+        await asyncio.to_thread(self.execs.begin, e.id)
+        try:
+            await asyncio.to_thread(self.execs.spawn, e)
+        except Exception:
+            self.execs.failed(e)
+            raise
+        conn = await ShimConnection.open(self.execs.attach_socket(e), 6)
+        out, err = bytearray(), bytearray()
+
+        async def pump() -> int:
+            await conn.send(4)  # start
+            while True:
+                kind, payload = await conn.recv()
+                if kind == OUT:
+                    out.extend(payload)
+                elif kind == ERR:
+                    err.extend(payload)
+                elif kind == START_RESULT:
+                    res = json.loads(payload or b"{}")
+                    if res.get("error"):
+                        self.execs.failed(e)
+                        raise InvalidParameter(f"exec failed: {res['error']}")
+                elif kind == EXIT:
+                    info = json.loads(payload or b"{}")
+                    self.execs.finish(e, info)
+                    return int(e.exit_code or 0)
+                elif kind == -1:
+                    await asyncio.to_thread(self.execs.reconcile, e)
+                    return int(e.exit_code or 0)
+
+        try:
+            code = await asyncio.wait_for(pump(), timeout)
+        except asyncio.TimeoutError:
+            if e.pid:
+                try:
+                    os.kill(e.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            raise TimeoutError(f"command {cmd!r} timed out after {timeout:g}s") from None
+        finally:
+            conn.close()
+        return code, bytes(out), bytes(err)
+
+    # --- stats --------------------------------------------------------------
+    def _stats(self, c: Container, pc: PodContainer) -> Any:
+        pb = self.pb
+        now = time.time_ns()
+        cpu = pb.CpuUsage(timestamp=now)
+        mem = pb.MemoryUsage(timestamp=now)
+        if c.running:
+            s = cstats.sample(self.ctrs, c)
+            total = ((s.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage", 0)
+            cpu.usage_core_nano_seconds.value = int(total)
+            m = s.get("memory_stats") or {}
+            usage = int(m.get("usage") or 0)
+            ms = m.get("stats") or {}
+            inactive = int(ms.get("total_inactive_file", ms.get("inactive_file", 0)) or 0)
+            mem.working_set_bytes.value = max(0, usage - inactive)
+            mem.usage_bytes.value = usage
+            mem.rss_bytes.value = int(ms.get("total_rss", ms.get("anon", 0)) or 0)
+            if m.get("limit"):
+                mem.available_bytes.value = max(0, int(m["limit"]) - mem.working_set_bytes.value)
+            mem.page_faults.value = int(ms.get("total_pgfault", ms.get("pgfault", 0)) or 0)
+            mem.major_page_faults.value = int(ms.get("total_pgmajfault",
+                                                     ms.get("pgmajfault", 0)) or 0)
+        fs = pb.FilesystemUsage(timestamp=now, fs_id=pb.FilesystemIdentifier(
+            mountpoint=str(self.engine.driver.home)))
+        used, inodes = self._writable_usage(c.id)
+        fs.used_bytes.value, fs.inodes_used.value = used, inodes
+        return pb.ContainerStats(
+            attributes=pb.ContainerAttributes(id=c.id, metadata=self._meta(pc),
+                                              labels=pc.labels, annotations=pc.annotations),
+            cpu=cpu, memory=mem, writable_layer=fs)
+
+    def _writable_usage(self, cid: str) -> tuple[int, int]:
+        """Bytes and inodes in the container's read-write layer."""
+        diff = self.engine.driver.diff_path(cid)
+        used = inodes = 0
+        for dirpath, dirs, files in os.walk(diff):
+            for n in files + dirs:
+                try:
+                    used += os.lstat(os.path.join(dirpath, n)).st_blocks * 512
+                except OSError:
+                    pass
+                inodes += 1
+        return used, inodes
+
+    @rpc
+    async def ContainerStats(self, req: Any, ctx: Any) -> Any:
+        c, pc = await asyncio.to_thread(self._pc, req.container_id)
+        return self.pb.ContainerStatsResponse(stats=await asyncio.to_thread(self._stats, c, pc))
+
+    @rpc
+    async def ListContainerStats(self, req: Any, ctx: Any) -> Any:
+        f = req.filter if req.HasField("filter") else None
+
+        def collect() -> list[Any]:
+            out = []
+            for c, pc in self._listed():
+                if f is not None:
+                    if f.id and not c.id.startswith(f.id):
+                        continue
+                    if f.pod_sandbox_id and not pc.pod_id.startswith(f.pod_sandbox_id):
+                        continue
+                    if not convert.labels_match(pc.labels, dict(f.label_selector)):
+                        continue
+                out.append(self._stats(c, pc))
+            return out
+
+        return self.pb.ListContainerStatsResponse(stats=await asyncio.to_thread(collect))
+

@@ -1,0 +1,220 @@
+"""The pod lifecycle: run (pin namespaces, write the pod's /etc files, set up
+its network), stop (kill its containers, tear the network down), remove; and
+containers created into a pod, joining its namespaces.
+
+Blocking, like the container service it drives; the CRI server calls it from
+worker threads.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+from .. import _core
+from ..containers.service import ContainerService
+from ..errors import Conflict, DockyardError, InvalidParameter, NotFound
+from ..events import EventLog
+from ..ids import generate_id
+from ..store.db import Database
+from .records import NOTREADY, Pod, PodContainer, PodRecords, now_ns
+
+#: A stopped pod's containers get this long to exit on SIGTERM... none: the
+#: kubelet stops them itself first; what is left is killed (containerd too).
+STOP_TIMEOUT = 0
+HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
+class Network(Protocol):
+    """The pod network (CNI): what the pod service needs of it."""
+
+    def ready(self) -> tuple[bool, str]: ...
+
+    def add(self, pod: Pod, netns: str, port_mappings: list[dict[str, Any]]
+            ) -> list[str]: ...
+
+    def delete(self, pod: Pod, netns: str) -> None: ...
+
+
+class PodService:
+    def __init__(self, db: Database, events: EventLog, containers: ContainerService,
+                 root: Path, exec_root: Path, network: Network | None = None) -> None:
+        self.records = PodRecords(db)
+        self.events = events
+        self.containers = containers
+        self.dir = root / "pods"
+        self.ns_dir = exec_root / "pods"
+        self.dir.mkdir(mode=0o711, exist_ok=True)
+        self.ns_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
+        self.network = network
+        self._lock = threading.RLock()
+
+    def pod_dir(self, pod_id: str) -> Path:
+        return self.dir / pod_id
+
+    # --- pods ---------------------------------------------------------------
+    def run(self, pod: Pod, dns: dict[str, list[str]] | None,
+            port_mappings: list[dict[str, Any]]) -> Pod:
+        """Make `pod` (its id is chosen here) ready: namespaces pinned, /etc
+        files written, network set up. Undone entirely if any step fails."""
+        with self._lock:
+            if self.records.by_name(pod.name) is not None:
+                raise Conflict(f"the pod sandbox name {pod.name!r} is already reserved "
+                               f"for {self.records.by_name(pod.name).id}")  # type: ignore[union-attr]
+            pod.id = generate_id()
+            pod.created = now_ns()
+            self.records.save(pod)
+        try:
+            self._setup(pod, dns, port_mappings)
+        except BaseException:
+            self._teardown(pod)
+            self._forget(pod)
+            raise
+        self.records.save(pod)
+        return pod
+
+    def _setup(self, pod: Pod, dns: dict[str, list[str]] | None,
+               port_mappings: list[dict[str, Any]]) -> None:
+        pdir = self.pod_dir(pod.id)
+        pdir.mkdir(mode=0o711)
+        nsdir = self.ns_dir / pod.id
+        nsdir.mkdir(mode=0o700)
+        hostname = pod.hostname or (os.uname().nodename if pod.network == "node" else pod.name)
+        (pdir / "hostname").write_text(hostname + "\n")
+        (pdir / "resolv.conf").write_text(resolv_conf(dns))
+        (pdir / "hosts").write_text(Path("/etc/hosts").read_text() if pod.network == "node"
+                                    else HOSTS)
+        if pod.network != "node":
+            net = str(nsdir / "net")
+            _core.netns_create(net)
+            pod.ns_paths["net"] = net
+            if self.network is not None:
+                pod.cni_attached = True
+                self.records.save(pod)  # a crash from here on still tears CNI down
+                ips = self.network.add(pod, net, port_mappings)
+                pod.ip, pod.additional_ips = (ips[0], ips[1:]) if ips else ("", [])
+                with open(pdir / "hosts", "a") as f:
+                    if pod.ip:
+                        f.write(f"{pod.ip}\t{hostname}\n")
+
+    def _teardown(self, pod: Pod) -> None:
+        """Release the pod's network (idempotent)."""
+        if pod.cni_attached and self.network is not None:
+            self.network.delete(pod, pod.ns_paths.get("net", ""))
+        pod.cni_attached = False
+
+    def _forget(self, pod: Pod) -> None:
+        for path in pod.ns_paths.values():
+            _core.netns_remove(Path(path))
+        shutil.rmtree(self.ns_dir / pod.id, ignore_errors=True)
+        shutil.rmtree(self.pod_dir(pod.id), ignore_errors=True)
+        self.records.delete(pod.id)
+
+    def get(self, pod_id: str) -> Pod:
+        return self.records.get(pod_id)
+
+    def all(self) -> list[Pod]:
+        return self.records.all()
+
+    def stop(self, pod_id: str) -> None:
+        """Kill the pod's containers and release its network; idempotent, and
+        a pod already removed is fine (kubelet stops more than once)."""
+        try:
+            pod = self.records.get(pod_id)
+        except NotFound:
+            return
+        for pc in self.records.containers(pod.id):
+            try:
+                self.containers.stop(pc.id, STOP_TIMEOUT)
+            except NotFound:
+                pass
+        with self._lock:
+            self._teardown(pod)
+            pod.state = NOTREADY
+            self.records.save(pod)
+
+    def remove(self, pod_id: str) -> None:
+        """Remove the pod and every container in it; idempotent."""
+        try:
+            pod = self.records.get(pod_id)
+        except NotFound:
+            return
+        for pc in self.records.containers(pod.id):
+            self.remove_container(pc.id)
+        with self._lock:
+            self._teardown(pod)
+            self._forget(pod)
+
+    # --- containers in pods ------------------------------------------------
+    def create_container(self, pod_id: str, pc: PodContainer, config: dict[str, Any],
+                         hostconfig: dict[str, Any]) -> str:
+        """A container of the pod: Docker's config and host config, to which
+        the pod's namespaces, cgroup parent and /etc files are added."""
+        pod = self.records.get(pod_id)
+        if not pod.ready:
+            raise Conflict(f"pod sandbox {pod.id} is not ready")
+        hc = dict(hostconfig)
+        hc["NetworkMode"] = "host" if pod.network == "node" else f"ns:{pod.ns_paths['net']}"
+        if pod.ipc == "node":
+            hc["IpcMode"] = "host"
+        elif "ipc" in pod.ns_paths:
+            hc["IpcMode"] = f"ns:{pod.ns_paths['ipc']}"
+        if pod.network == "node":
+            hc["UTSMode"] = "host"
+        elif "uts" in pod.ns_paths:
+            hc["UTSMode"] = f"ns:{pod.ns_paths['uts']}"
+        if pod.pid == "node":
+            hc["PidMode"] = "host"
+        if pod.cgroup_parent and not hc.get("CgroupParent"):
+            hc["CgroupParent"] = pod.cgroup_parent
+        cfg = dict(config)
+        cfg["Hostname"] = (self.pod_dir(pod.id) / "hostname").read_text().strip()
+        name = f"k8s_{pc.name}_{pod.name}_{pc.attempt}"
+        c = self.containers.create(cfg, hc, name=safe_name(name))
+        pc.id, pc.pod_id, pc.created = c.id, pod.id, now_ns()
+        try:
+            cdir = self.containers.container_dir(c.id)
+            for f in ("hostname", "hosts", "resolv.conf"):
+                shutil.copyfile(self.pod_dir(pod.id) / f, cdir / f)
+            self.records.add_container(pc)
+        except BaseException:
+            self.containers.remove(c.id, force=True)
+            raise
+        return c.id
+
+    def remove_container(self, cid: str) -> None:
+        """Idempotent: a container already gone is fine."""
+        try:
+            self.containers.remove(cid, force=True)
+        except NotFound:
+            pass
+        except DockyardError as e:
+            if "is already in progress" not in str(e):
+                raise
+        self.records.forget_container(cid)
+
+
+def resolv_conf(dns: dict[str, list[str]] | None) -> str:
+    """The pod's resolv.conf: the CRI's DNSConfig, or the host's without one."""
+    if not dns or not any(dns.get(k) for k in ("servers", "searches", "options")):
+        try:
+            return Path("/etc/resolv.conf").read_text()
+        except OSError:
+            return ""
+    lines = [f"nameserver {s}" for s in dns.get("servers") or []]
+    if dns.get("searches"):
+        lines.append("search " + " ".join(dns["searches"]))
+    if dns.get("options"):
+        lines.append("options " + " ".join(dns["options"]))
+    return "\n".join(lines) + "\n"
+
+
+def safe_name(name: str) -> str:
+    """A Docker container name from CRI metadata (which may hold any bytes)."""
+    out = "".join(ch if ch.isalnum() or ch in "_.-" else "-" for ch in name)
+    if not out[:1].isalnum():
+        out = "x" + out
+    return out

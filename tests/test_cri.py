@@ -1,0 +1,184 @@
+"""The Kubernetes CRI endpoint (`dockyard daemon --cri`), driven through its
+socket with a gRPC client made from the same proto: what kubelet does to run
+a pod (runtime info, images, pod and container lifecycles, exec, stats,
+idempotent stops and removes), on real containers."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import grpc
+import pytest
+
+from conftest import Daemon, assert_no_network_left, stop_and_check
+
+from dockyard.cri import proto
+
+pb, svc = proto.load()
+
+
+@pytest.fixture(scope="module")
+def cri(tmp_path_factory, busybox_tar):
+    base = tmp_path_factory.mktemp("cri")
+    sock = base / "cri.sock"
+    d = Daemon(base, "overlay", ["--cri", f"unix://{sock}"])
+    try:
+        d.start()
+        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+        with grpc.insecure_channel(f"unix://{sock}") as ch:
+            yield d, svc.RuntimeServiceStub(ch), svc.ImageServiceStub(ch)
+    finally:
+        stop_and_check(d, base)
+        assert_no_network_left()
+
+
+def pod_config(name: str, **kw) -> pb.PodSandboxConfig:
+    return pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name=name, namespace="default", uid=f"uid-{name}",
+                                       attempt=0),
+        hostname=name, labels={"app": name}, annotations={"a/b": "c"}, **kw)
+
+
+def ctr_config(name: str, *cmd: str, **kw) -> pb.ContainerConfig:
+    return pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name),
+                              image=pb.ImageSpec(image="busybox"), command=list(cmd),
+                              labels={"ctr": name}, annotations={"x": "y"}, **kw)
+
+
+@pytest.fixture
+def pod(cri):
+    _, rt, _ = cri
+    ids = []
+
+    def make(name: str, **kw) -> str:
+        cfg = pod_config(name, **kw)
+        pid = rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg)).pod_sandbox_id
+        ids.append((pid, cfg))
+        return pid
+
+    yield make
+    for pid, _ in ids:
+        rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pid))
+        rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pid))
+
+
+def test_version_and_status(cri):
+    _, rt, _ = cri
+    v = rt.Version(pb.VersionRequest())
+    assert (v.runtime_name, v.runtime_api_version) == ("dockyard", "v1")
+    conds = {c.type: c.status for c in rt.Status(pb.StatusRequest()).status.conditions}
+    assert conds["RuntimeReady"] is True
+
+
+def test_unimplemented_rpc_answers(cri):
+    _, rt, _ = cri
+    with pytest.raises(grpc.RpcError) as e:
+        rt.CheckpointContainer(pb.CheckpointContainerRequest(container_id="x"), timeout=10)
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_images(cri):
+    _, _, im = cri
+    images = im.ListImages(pb.ListImagesRequest()).images
+    bb = [i for i in images if "busybox:latest" in i.repo_tags]
+    assert len(bb) == 1 and bb[0].id.startswith("sha256:") and bb[0].size > 0
+    st = im.ImageStatus(pb.ImageStatusRequest(image=pb.ImageSpec(image="busybox")))
+    assert st.image.id == bb[0].id
+    # an unknown image is no error: the status is just empty (kubelet then pulls)
+    st = im.ImageStatus(pb.ImageStatusRequest(image=pb.ImageSpec(image="nope:1")))
+    assert not st.HasField("image")
+    im.RemoveImage(pb.RemoveImageRequest(image=pb.ImageSpec(image="nope:1")))  # idempotent
+    fs = im.ImageFsInfo(pb.ImageFsInfoRequest()).image_filesystems[0]
+    assert fs.used_bytes.value > 0 and fs.timestamp > 0 and fs.fs_id.mountpoint
+
+
+def test_pod_and_container_lifecycle(cri, pod):
+    d, rt, _ = cri
+    pid = pod("life")
+    st = rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pid)).status
+    assert st.state == pb.SANDBOX_READY and st.metadata.name == "life"
+    assert dict(st.labels) == {"app": "life"} and dict(st.annotations) == {"a/b": "c"}
+    listed = rt.ListPodSandbox(pb.ListPodSandboxRequest(filter=pb.PodSandboxFilter(
+        label_selector={"app": "life"}))).items
+    assert [p.id for p in listed] == [pid]
+    # the same metadata again is refused while the first pod exists
+    with pytest.raises(grpc.RpcError):
+        rt.RunPodSandbox(pb.RunPodSandboxRequest(config=pod_config("life")))
+
+    cfg = ctr_config("main", "sh", "-c", "echo out; echo err >&2; exec sleep 1000")
+    cid = rt.CreateContainer(pb.CreateContainerRequest(
+        pod_sandbox_id=pid, config=cfg, sandbox_config=pod_config("life"))).container_id
+    s = rt.ContainerStatus(pb.ContainerStatusRequest(container_id=cid)).status
+    assert s.state == pb.CONTAINER_CREATED and s.metadata.name == "main"
+    assert dict(s.labels) == {"ctr": "main"} and dict(s.annotations) == {"x": "y"}
+    rt.StartContainer(pb.StartContainerRequest(container_id=cid))
+    s = rt.ContainerStatus(pb.ContainerStatusRequest(container_id=cid)).status
+    assert s.state == pb.CONTAINER_RUNNING and s.started_at > 0
+
+    r = rt.ExecSync(pb.ExecSyncRequest(container_id=cid,
+                                       cmd=["sh", "-c", "echo hi; echo no >&2; exit 3"]))
+    assert (r.stdout, r.stderr, r.exit_code) == (b"hi\n", b"no\n", 3)
+    # the pod's hostname, and its network namespace: the pinned one
+    r = rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["hostname"]))
+    assert r.stdout == b"life\n"
+
+    stats = rt.ContainerStats(pb.ContainerStatsRequest(container_id=cid)).stats
+    assert stats.attributes.id == cid and stats.cpu.timestamp > 0
+    assert stats.memory.working_set_bytes.value > 0
+    listed = rt.ListContainerStats(pb.ListContainerStatsRequest(
+        filter=pb.ContainerStatsFilter(pod_sandbox_id=pid))).stats
+    assert [x.attributes.id for x in listed] == [cid]
+
+    ctrs = rt.ListContainers(pb.ListContainersRequest(filter=pb.ContainerFilter(
+        pod_sandbox_id=pid, state=pb.ContainerStateValue(state=pb.CONTAINER_RUNNING))))
+    assert [c.id for c in ctrs.containers] == [cid]
+
+    rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=0))
+    s = rt.ContainerStatus(pb.ContainerStatusRequest(container_id=cid)).status
+    assert s.state == pb.CONTAINER_EXITED and s.exit_code == 137 and s.reason == "Error"
+    assert s.finished_at >= s.started_at
+    rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=0))  # idempotent
+    rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
+    rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))  # idempotent
+    assert not rt.ListContainers(pb.ListContainersRequest()).containers
+
+    rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pid))
+    st = rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pid)).status
+    assert st.state == pb.SANDBOX_NOTREADY
+    rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pid))
+    rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pid))  # idempotent
+    rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pid))
+    with pytest.raises(grpc.RpcError) as e:
+        rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pid))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_containers_share_the_pod_network(cri, pod):
+    d, rt, _ = cri
+    pid = pod("shared")
+    ids = []
+    for name in ("a", "b"):
+        cid = rt.CreateContainer(pb.CreateContainerRequest(
+            pod_sandbox_id=pid, config=ctr_config(name, "sleep", "1000"))).container_id
+        rt.StartContainer(pb.StartContainerRequest(container_id=cid))
+        ids.append(cid)
+    nets = {rt.ExecSync(pb.ExecSyncRequest(container_id=c, cmd=["readlink", "/proc/self/ns/net"]
+                                           )).stdout for c in ids}
+    pin = next((d.base / "exec" / "pods" / pid).glob("net"))
+    assert nets == {f"net:[{os.stat(pin).st_ino}]\n".encode()}
+    # a pod's network is its own, not the host's
+    assert os.readlink("/proc/self/ns/net") + "\n" != nets.pop().decode()
+
+
+def test_exec_sync_timeout(cri, pod):
+    _, rt, _ = cri
+    pid = pod("timeout")
+    cid = rt.CreateContainer(pb.CreateContainerRequest(
+        pod_sandbox_id=pid, config=ctr_config("t", "sleep", "1000"))).container_id
+    rt.StartContainer(pb.StartContainerRequest(container_id=cid))
+    t = time.monotonic()
+    with pytest.raises(grpc.RpcError) as e:
+        rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["sleep", "30"], timeout=1))
+    assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.monotonic() - t < 25
