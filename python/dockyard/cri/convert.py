@@ -137,7 +137,7 @@ def container(cfg: dict[str, Any], pod_log_dir: str, image_id: str
             raise InvalidParameter("target PID namespace mode without a target_id")
         hc["PidMode"] = f"container:{modes['target_id']}"
     elif modes["pid"] == POD:
-        raise InvalidParameter("a PID namespace shared by the pod is not supported yet")
+        hc["PidMode"] = "pod"  # the pod service puts the pod's namespace here
     log_path = os.path.join(pod_log_dir, cfg["log_path"]) \
         if pod_log_dir and cfg.get("log_path") else ""
     hc["LogConfig"] = {"Type": "cri", "Config": {"path": log_path}} if log_path else \

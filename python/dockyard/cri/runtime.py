@@ -170,7 +170,7 @@ class RuntimeService:
         config["Labels"] = dict(config["Labels"]) | {
             "io.kubernetes.sandbox.id": pod.id, "io.kubernetes.pod.namespace": pod.namespace,
             "io.kubernetes.pod.uid": pod.uid, "io.kubernetes.container.name": meta["name"]}
-        pc.mounts = mounts  # type: ignore[attr-defined]
+        pc.mounts = mounts
         return self.pods.create_container(pod.id, pc, config, hostconfig)
 
     @rpc
@@ -266,7 +266,7 @@ class RuntimeService:
             container_path=m.get("container_path", ""), host_path=m.get("host_path", ""),
             readonly=bool(m.get("readonly")), selinux_relabel=bool(m.get("selinux_relabel")),
             propagation=getattr(self.pb, m.get("propagation", "PROPAGATION_PRIVATE")))
-            for m in getattr(pc, "mounts", None) or []]
+            for m in pc.mounts]
         status = self.pb.ContainerStatus(
             id=c.id, metadata=self._meta(pc), state=state, created_at=pc.created,
             started_at=_ns(st.get("StartedAt", "")), finished_at=_ns(st.get("FinishedAt", "")),
@@ -422,3 +422,42 @@ class RuntimeService:
 
         return self.pb.ListContainerStatsResponse(stats=await asyncio.to_thread(collect))
 
+    def _pod_stats(self, p: Pod) -> Any:
+        pb = self.pb
+        now = time.time_ns()
+        ctrs = [self._stats(c, pc) for c, pc in self._listed() if pc.pod_id == p.id]
+        cpu = pb.CpuUsage(timestamp=now)
+        cpu.usage_core_nano_seconds.value = sum(
+            x.cpu.usage_core_nano_seconds.value for x in ctrs)
+        mem = pb.MemoryUsage(timestamp=now)
+        for f in ("working_set_bytes", "usage_bytes", "rss_bytes", "page_faults",
+                  "major_page_faults"):
+            getattr(mem, f).value = sum(getattr(x.memory, f).value for x in ctrs)
+        attrs = pb.PodSandboxAttributes(id=p.id, metadata=self._pod_meta(p), labels=p.labels,
+                                        annotations=p.annotations)
+        return pb.PodSandboxStats(attributes=attrs, linux=pb.LinuxPodSandboxStats(
+            cpu=cpu, memory=mem, containers=ctrs))
+
+    @rpc
+    async def PodSandboxStats(self, req: Any, ctx: Any) -> Any:
+        p = await asyncio.to_thread(self.pods.get, req.pod_sandbox_id)
+        return self.pb.PodSandboxStatsResponse(
+            stats=await asyncio.to_thread(self._pod_stats, p))
+
+    @rpc
+    async def ListPodSandboxStats(self, req: Any, ctx: Any) -> Any:
+        f = req.filter if req.HasField("filter") else None
+
+        def collect() -> list[Any]:
+            return [self._pod_stats(p) for p in self.pods.all()
+                    if f is None or ((not f.id or p.id.startswith(f.id))
+                                     and convert.labels_match(p.labels,
+                                                              dict(f.label_selector)))]
+
+        return self.pb.ListPodSandboxStatsResponse(stats=await asyncio.to_thread(collect))
+
+    @rpc
+    async def UpdateRuntimeConfig(self, req: Any, ctx: Any) -> Any:
+        # kubelet pushes the node's pod CIDR; the CNI configuration already says
+        # where pod addresses come from.
+        return self.pb.UpdateRuntimeConfigResponse()

@@ -59,6 +59,8 @@ class Pod:
     config: dict[str, Any] = field(default_factory=dict)
     #: CNI networking was set up and not yet torn down
     cni_attached: bool = False
+    #: the init of the pod's shared PID namespace (pid "pod"), as the host sees it
+    init_pid: int = 0
 
     @property
     def ready(self) -> bool:
@@ -77,6 +79,8 @@ class PodContainer:
     image: str                      # as the CRI asked for it
     log_path: str
     created: int
+    #: the CRI mounts as given (ContainerStatus shows them back)
+    mounts: list[dict[str, Any]] = field(default_factory=list)
 
 
 class PodRecords:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any, Protocol
 
 from .. import _core
 from ..containers.service import ContainerService
-from ..errors import Conflict, DockyardError, InvalidParameter, NotFound
+from ..errors import Conflict, DockyardError, NotFound
 from ..events import EventLog
 from ..ids import generate_id
 from ..store.db import Database
@@ -87,6 +89,8 @@ class PodService:
         (pdir / "resolv.conf").write_text(resolv_conf(dns))
         (pdir / "hosts").write_text(Path("/etc/hosts").read_text() if pod.network == "node"
                                     else HOSTS)
+        if pod.pid == "pod":
+            self._start_init(pod)
         if pod.network != "node":
             net = str(nsdir / "net")
             _core.netns_create(net)
@@ -100,6 +104,28 @@ class PodService:
                     if pod.ip:
                         f.write(f"{pod.ip}\t{hostname}\n")
 
+    def _start_init(self, pod: Pod) -> None:
+        """The shared PID namespace's init (`dockyard-shim pod-init`)."""
+        r = subprocess.run([_core.shim_path(), "pod-init"], capture_output=True, timeout=30)
+        if r.returncode != 0 or not r.stdout.strip().isdigit():
+            raise DockyardError("starting the pod's PID namespace failed: "
+                                + (r.stderr.decode(errors="replace").strip() or "no pid"))
+        pod.init_pid = int(r.stdout)
+        self.records.save(pod)  # a crash from here on still kills it
+
+    def _kill_init(self, pod: Pod) -> None:
+        """Kill the pod's init, and with it every process of its PID namespace."""
+        if not pod.init_pid:
+            return
+        try:
+            with open(f"/proc/{pod.init_pid}/comm") as f:
+                ours = f.read().strip() == "pod-init"
+        except OSError:
+            ours = False
+        if ours:
+            os.kill(pod.init_pid, signal.SIGKILL)
+        pod.init_pid = 0
+
     def _teardown(self, pod: Pod) -> None:
         """Release the pod's network (idempotent)."""
         if pod.cni_attached and self.network is not None:
@@ -107,6 +133,7 @@ class PodService:
         pod.cni_attached = False
 
     def _forget(self, pod: Pod) -> None:
+        self._kill_init(pod)
         for path in pod.ns_paths.values():
             _core.netns_remove(Path(path))
         shutil.rmtree(self.ns_dir / pod.id, ignore_errors=True)
@@ -133,6 +160,7 @@ class PodService:
                 pass
         with self._lock:
             self._teardown(pod)
+            self._kill_init(pod)
             pod.state = NOTREADY
             self.records.save(pod)
 
@@ -168,6 +196,11 @@ class PodService:
             hc["UTSMode"] = f"ns:{pod.ns_paths['uts']}"
         if pod.pid == "node":
             hc["PidMode"] = "host"
+        elif hc.get("PidMode") == "pod":
+            if not pod.init_pid:  # a pod without one shares with its POD-mode containers
+                with self._lock:
+                    self._start_init(pod)
+            hc["PidMode"] = f"ns:/proc/{pod.init_pid}/ns/pid"
         if pod.cgroup_parent and not hc.get("CgroupParent"):
             hc["CgroupParent"] = pod.cgroup_parent
         cfg = dict(config)

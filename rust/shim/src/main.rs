@@ -18,6 +18,7 @@
 //!   dockyard-shim exec --pid PID (same options but --runtime)
 //!   dockyard-shim idle --exec-root DIR PADDING   (see `idle`)
 //!   dockyard-shim init -- CMD [ARG...]   (also as /sbin/docker-init; see init.rs)
+//!   dockyard-shim pod-init   (a pod's shared PID namespace; see podinit.rs)
 //!
 //! With `--runtime runc` the container is made by runc from the OCI bundle
 //! (see runc.rs); stdio, log, attach, reaping and exit.json are the same.
@@ -42,6 +43,7 @@ mod child;
 mod idle;
 mod init;
 mod log;
+mod podinit;
 mod runc;
 mod supervisor;
 
@@ -75,6 +77,9 @@ fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.first().is_some_and(|m| m == "idle") {
         idle::idle();
+    }
+    if argv.first().is_some_and(|m| m == "pod-init") {
+        podinit::main();
     }
     let args = parse_args(argv);
     if let Err(e) = std::fs::create_dir_all(&args.state_dir) {
