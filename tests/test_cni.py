@@ -77,9 +77,13 @@ class Node:
         self.conf_dir.mkdir()
         _core.netns_create(self.netns)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-        self.proc = subprocess.Popen(
-            ["nsenter", f"--net={self.netns}", sys.executable, "-c", DRIVER],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        try:
+            self.proc = subprocess.Popen(
+                ["nsenter", f"--net={self.netns}", sys.executable, "-c", DRIVER],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        except BaseException:
+            _core.netns_remove(self.netns)
+            raise
 
     def call(self, op: str, *args: Any, bin_dirs: list[str] | None = None,
              conf_dir: Path | None = None, timeout: float = 20, **kwargs: Any) -> Any:
@@ -154,7 +158,8 @@ def node(tmp_path_factory):
 
 @pytest.fixture
 def pods(node):
-    """Pinned pod namespaces: pods(name) -> path; all removed at the end."""
+    """Pinned pod namespaces: pods(name) -> path; all removed at the end, and
+    the conf dir emptied."""
     made: list[str] = []
 
     def make(name: str) -> str:
@@ -232,7 +237,8 @@ def test_plugin_config_and_capabilities():
     net = cni.NetworkConfigList.parse(conflist([bridge(Path("/x")), PORTMAP]).encode())
     caps = {"portMappings": cni.port_mappings_arg([
         {"hostPort": 8080, "containerPort": 80, "protocol": "TCP", "hostIP": ""},
-        {"hostPort": 0, "containerPort": 53, "protocol": "udp"}]),
+        {"hostPort": 0, "containerPort": 53, "protocol": "udp"},
+        {"host_port": 5353, "container_port": 53, "protocol": "UDP", "host_ip": "127.0.0.1"}]),
         "bandwidth": {"ingressRate": 1}}
     prev = {"cniVersion": "1.0.0", "ips": []}
     first = cni.plugin_config(net.plugins[0], net, None, caps)
@@ -242,7 +248,8 @@ def test_plugin_config_and_capabilities():
     assert second["prevResult"] == prev
     # only what the plugin declares, only mappings with a host port
     assert second["runtimeConfig"] == {"portMappings": [
-        {"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": ""}]}
+        {"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": ""},
+        {"hostPort": 5353, "containerPort": 53, "protocol": "udp", "hostIP": "127.0.0.1"}]}
 
     result = {"cniVersion": "1.0.0",
               "interfaces": [{"name": "cni0"}, {"name": "eth0", "sandbox": "/x"},
@@ -254,6 +261,17 @@ def test_plugin_config_and_capabilities():
     assert cni.result_ips(result, "eth0") == ("10.77.0.5", "fd00::5")
     assert cni.result_ips({"cniVersion": "0.2.0", "ip4": {"ip": "10.1.0.2/16"}},
                           "eth0") == ("10.1.0.2",)
+
+
+def test_leaf_module():
+    """cni.py imports the standard library and dockyard.errors only."""
+    import ast
+    tree = ast.parse(Path(cni.__file__).read_text())
+    ours = [n.module for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and n.level > 0]
+    assert ours == ["errors"]
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0
+                and n.module and n.module.startswith("dockyard")]
 
 
 # -- plugins in the node namespace ---------------------------------------------

@@ -149,15 +149,18 @@ def load_config(conf_dir: str = DEFAULT_CONF_DIR) -> NetworkConfigList:
 
 def port_mappings_arg(mappings: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The `portMappings` capability arg: only mappings with a host port, the
-    protocol lower-case (as containerd passes them)."""
+    protocol lower-case (as containerd passes them). Keys as CNI spells them
+    (`hostPort`, `containerPort`, `protocol`, `hostIP`) or as CRI's protobuf
+    fields (`host_port`, `container_port`, `host_ip`)."""
     out = []
     for m in mappings:
-        host_port = int(m.get("hostPort") or 0)
+        host_port = int(m.get("hostPort", m.get("host_port")) or 0)
         if host_port <= 0:
             continue
-        out.append({"hostPort": host_port, "containerPort": int(m.get("containerPort") or 0),
+        out.append({"hostPort": host_port,
+                    "containerPort": int(m.get("containerPort", m.get("container_port")) or 0),
                     "protocol": str(m.get("protocol") or "tcp").lower(),
-                    "hostIP": str(m.get("hostIP") or "")})
+                    "hostIP": str(m.get("hostIP", m.get("host_ip")) or "")})
     return out
 
 
@@ -263,6 +266,8 @@ class CNI:
         order) and CNIError carries the failing plugin's error; if that cleanup
         fails too, the caller's later delete() retries it."""
         _check_attachment(container_id, ifname)
+        if not netns:
+            raise InvalidParameter("a network namespace is required")
         net = self.network()
         args = _cni_args(container_id, pod)
         caps: dict[str, Any] = {"portMappings": port_mappings_arg(port_mappings)}
