@@ -111,7 +111,8 @@ class Node:
 
     def leases(self) -> list[str]:
         d = self.ipam_dir / NET
-        return sorted(p.name for p in d.iterdir() if p.name[0].isdigit()) if d.exists() else []
+        return sorted(p.name for p in d.iterdir() if p.name != "lock"
+                      and not p.name.startswith("last_reserved_ip")) if d.exists() else []
 
     def cached(self) -> list[str]:
         d = self.cache_dir / "results"
@@ -132,10 +133,11 @@ def conflist(plugins: list[dict[str, Any]], version: str = "1.0.0") -> str:
     return json.dumps({"cniVersion": version, "name": NET, "plugins": plugins})
 
 
-def bridge(ipam_dir: Path) -> dict[str, Any]:
+def bridge(ipam_dir: Path, v6: bool = False) -> dict[str, Any]:
+    ranges = [[{"subnet": "fd77::/64"}]] if v6 else []  # v6 first: ips still list v4 first
     return {"type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": True,
             "hairpinMode": True,
-            "ipam": {"type": "host-local", "ranges": [[{"subnet": SUBNET}]],
+            "ipam": {"type": "host-local", "ranges": ranges + [[{"subnet": SUBNET}]],
                      "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(ipam_dir)}}
 
 
@@ -340,8 +342,9 @@ def test_check_and_older_versions(node, pods):
     # (portmap 1.1.1's CHECK fails whenever ip6tables lacks its chain, so no portmap here)
     p = pods("e")
     (node.conf_dir / "10-net.conflist").write_text(
-        conflist([{"type": "loopback"}, bridge(node.ipam_dir)]))
-    node.call("add", "sandbox-e", p)
+        conflist([{"type": "loopback"}, bridge(node.ipam_dir, v6=True)]))
+    ips = node.call("add", "sandbox-e", p)["ips"]    # dual stack
+    assert len(ips) == 2 and ips[0].startswith("10.77.0.") and ips[1].startswith("fd77::")
     node.call("check", "sandbox-e", p)
     subprocess.run(["nsenter", f"--net={p}", "ip", "link", "set", "eth0", "address",
                     "02:00:00:00:00:99"], check=True)
