@@ -5,7 +5,10 @@ idempotent stops and removes), on real containers."""
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
+import subprocess
 import time
 
 import grpc
@@ -18,18 +21,52 @@ from dockyard.cri import proto
 pb, svc = proto.load()
 
 
+class NodeDaemon(Daemon):
+    """The daemon in a network namespace of its own, the pods' "node": the CNI
+    plugins make their bridge and rules there."""
+
+    def __init__(self, base, netns: str, extra: list[str]) -> None:
+        super().__init__(base, "overlay", extra)
+        self.netns = netns
+
+    def command(self) -> list[str]:
+        return ["nsenter", f"--net=/run/netns/{self.netns}", *super().command()]
+
+    def ns(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(["nsenter", f"--net=/run/netns/{self.netns}", *args],
+                              capture_output=True, timeout=30, **kw)
+
+
+CONFLIST = {"cniVersion": "1.0.0", "name": "pods", "plugins": [
+    {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.0.0/24"}]],
+              "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": True}}]}
+
+
 @pytest.fixture(scope="module")
 def cri(tmp_path_factory, busybox_tar):
     base = tmp_path_factory.mktemp("cri")
     sock = base / "cri.sock"
-    d = Daemon(base, "overlay", ["--cri", f"unix://{sock}"])
+    conf = base / "net.d"
+    conf.mkdir()
+    plugins = json.loads(json.dumps(CONFLIST))
+    plugins["plugins"][0]["ipam"]["dataDir"] = str(base / "ipam")
+    (conf / "10-pods.conflist").write_text(json.dumps(plugins))
+    ns = f"dyc-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    d = NodeDaemon(base, ns, ["--cri", f"unix://{sock}", "--cni-conf-dir", str(conf)])
     try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
         d.start()
         d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
         with grpc.insecure_channel(f"unix://{sock}") as ch:
             yield d, svc.RuntimeServiceStub(ch), svc.ImageServiceStub(ch)
     finally:
-        stop_and_check(d, base)
+        try:
+            stop_and_check(d, base)
+        finally:
+            subprocess.run(["ip", "netns", "del", ns], check=False)
         assert_no_network_left()
 
 
@@ -68,7 +105,7 @@ def test_version_and_status(cri):
     v = rt.Version(pb.VersionRequest())
     assert (v.runtime_name, v.runtime_api_version) == ("dockyard", "v1")
     conds = {c.type: c.status for c in rt.Status(pb.StatusRequest()).status.conditions}
-    assert conds["RuntimeReady"] is True
+    assert conds == {"RuntimeReady": True, "NetworkReady": True}
 
 
 def test_unimplemented_rpc_answers(cri):
@@ -182,3 +219,32 @@ def test_exec_sync_timeout(cri, pod):
         rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["sleep", "30"], timeout=1))
     assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert time.monotonic() - t < 25
+
+
+def test_pods_on_the_cni_network(cri, pod):
+    """Two pods on the CNI bridge reach each other by pod IP, and a hostPort
+    reaches a pod from the node (portmap)."""
+    d, rt, _ = cri
+    server = pod("server", port_mappings=[pb.PortMapping(container_port=8080, host_port=18080)])
+    client = pod("client")
+    ips = {p: rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=p)).status.network.ip
+           for p in (server, client)}
+    assert all(ip.startswith("10.88.0.") for ip in ips.values()) and len(set(ips.values())) == 2
+    srv = rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=server, config=ctr_config(
+        "srv", "sh", "-c", "while true; do echo pong | nc -l -p 8080; done"))).container_id
+    rt.StartContainer(pb.StartContainerRequest(container_id=srv))
+    cli = rt.CreateContainer(pb.CreateContainerRequest(
+        pod_sandbox_id=client, config=ctr_config("cli", "sleep", "1000"))).container_id
+    rt.StartContainer(pb.StartContainerRequest(container_id=cli))
+    deadline = time.monotonic() + 20
+    while True:
+        r = rt.ExecSync(pb.ExecSyncRequest(container_id=cli, cmd=[
+            "sh", "-c", f"echo ping | nc -w 2 {ips[server]} 8080"], timeout=10))
+        if r.stdout == b"pong\n" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.stdout == b"pong\n"
+    # the node reaches the pod through its hostPort
+    r = d.ns("python3", "-c", "import socket; s = socket.create_connection(('10.88.0.1', 18080), 5);"
+             " s.sendall(b'ping\\n'); print(s.recv(10))")
+    assert b"pong" in r.stdout, r.stderr

@@ -127,10 +127,15 @@ async def start_cri(cfg: DaemonConfig, engine: Any, app: Any) -> Any:
     """The CRI endpoint beside the Docker API, on the same engine and loop."""
     from ..cri.proto import ProtoMissing
     from ..cri.server import CRIServer
+    from ..network.cni import CNI
 
+    cni = CNI(cfg.cni_conf_dir, tuple(cfg.cni_bin_dirs),
+              os.path.join(cfg.data_root, "cri", "cni-cache"))
+    pods = engine.pods
+    pods.network = cni
     try:
-        server = CRIServer(cfg.cri, engine, engine.pods, app["execs"], app["monitor"].watch,
-                           lambda: (True, ""))
+        server = CRIServer(cfg.cri, engine, pods, app["execs"], app["monitor"].watch,
+                           cni.ready)
     except ProtoMissing as e:
         raise SystemExit(f"failed to start daemon: --cri: {e}") from None
     await server.start()

@@ -14,13 +14,14 @@ import signal
 import subprocess
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from .. import _core
 from ..containers.service import ContainerService
 from ..errors import Conflict, DockyardError, NotFound
 from ..events import EventLog
 from ..ids import generate_id
+from ..network.cni import CNI, PodRef
 from ..store.db import Database
 from .records import NOTREADY, Pod, PodContainer, PodRecords, now_ns
 
@@ -30,20 +31,9 @@ STOP_TIMEOUT = 0
 HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
-class Network(Protocol):
-    """The pod network (CNI): what the pod service needs of it."""
-
-    def ready(self) -> tuple[bool, str]: ...
-
-    def add(self, pod: Pod, netns: str, port_mappings: list[dict[str, Any]]
-            ) -> list[str]: ...
-
-    def delete(self, pod: Pod, netns: str) -> None: ...
-
-
 class PodService:
     def __init__(self, db: Database, events: EventLog, containers: ContainerService,
-                 root: Path, exec_root: Path, network: Network | None = None) -> None:
+                 root: Path, exec_root: Path, network: CNI | None = None) -> None:
         self.records = PodRecords(db)
         self.events = events
         self.containers = containers
@@ -98,7 +88,10 @@ class PodService:
             if self.network is not None:
                 pod.cni_attached = True
                 self.records.save(pod)  # a crash from here on still tears CNI down
-                ips = self.network.add(pod, net, port_mappings)
+                att = self.network.add(pod.id, net, pod=self._ref(pod),
+                                       port_mappings=port_mappings,
+                                       cgroup_path=pod.cgroup_parent or None)
+                ips = list(att.ips)
                 pod.ip, pod.additional_ips = (ips[0], ips[1:]) if ips else ("", [])
                 with open(pdir / "hosts", "a") as f:
                     if pod.ip:
@@ -129,8 +122,13 @@ class PodService:
     def _teardown(self, pod: Pod) -> None:
         """Release the pod's network (idempotent)."""
         if pod.cni_attached and self.network is not None:
-            self.network.delete(pod, pod.ns_paths.get("net", ""))
+            self.network.delete(pod.id, pod.ns_paths.get("net") or None, pod=self._ref(pod))
         pod.cni_attached = False
+
+    @staticmethod
+    def _ref(pod: Pod) -> PodRef:
+        meta = pod.config.get("metadata") or {}
+        return PodRef(meta.get("name", pod.name), pod.namespace, pod.uid)
 
     def _forget(self, pod: Pod) -> None:
         self._kill_init(pod)
