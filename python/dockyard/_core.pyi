@@ -334,6 +334,19 @@ def netns_create(path: str) -> None:
 def netns_remove(path: str) -> None:
     """Unmount (MNT_DETACH) and unlink a namespace file; missing is fine."""
 
+def ns_pin(path: str, kind: str, hostname: str | None = None) -> None:
+    """New namespace of `kind` ("net" with `lo` up, "ipc", or "uts" with
+    `hostname` set inside, if given) pinned by bind-mounting it on `path`
+    (created; its directory must exist), as `ip netns add` and CRI-O's pinns
+    do: a pod's namespaces without a process. Containers join one with
+    HostConfig `NetworkMode`/`IpcMode`/`UTSMode` = "ns:<path>". Made on a
+    short-lived thread. FileExistsError if `path` already holds a namespace;
+    ValueError for another kind, or a hostname for a kind but uts."""
+
+def ns_unpin(path: str) -> None:
+    """Unmount (MNT_DETACH) and unlink a pinned namespace file; missing is
+    fine (the namespace lives on while a process is in it)."""
+
 def bridge_ensure(name: str, addrs: Sequence[str], mtu: int, mac: str | None = None) -> None:
     """Create the Linux bridge `name` if absent (idempotent), set its MTU,
     add the CIDR addresses of `addrs` it lacks ("10.231.0.1/24",

@@ -14,6 +14,15 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+#: The sysctls docker's CLI lets through (opts.ValidateSysctl): namespaced ones.
+CLI_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+               "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+def sysctl_allowed(key: str) -> bool:
+    return key in CLI_SYSCTLS or key.startswith(("fs.mqueue.", "net."))
+
+
 def build_create(opts: dict[str, Any], changed: set[str], image: str, cmd: list[str],
                  run: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """The body and query of POST /containers/create, as docker's parse.go makes them."""
@@ -75,6 +84,17 @@ def build_create(opts: dict[str, Any], changed: set[str], image: str, cmd: list[
         raise UsageError("invalid logging opts for driver none")  # docker's own check
     if o["userns"] and o["userns"] != "host":
         raise UsageError("--userns: invalid USER mode")
+    # docker's own checks ("ns:<path>", a pinned namespace, is Dockyard's extension)
+    pid = o["pid"] or ""
+    if pid not in ("", "host") and not pid.startswith("ns:/") and \
+            not (pid.startswith("container:") and pid != "container:"):
+        raise UsageError("--pid: invalid PID mode")
+    if (o["uts"] or "") not in ("", "host") and not (o["uts"] or "").startswith("ns:/"):
+        raise UsageError("--uts: invalid UTS mode")
+    for kv in o["sysctl"] or []:
+        if not sysctl_allowed(kv.partition("=")[0]) or "=" not in kv:
+            raise UsageError(f'invalid argument "{kv}" for "--sysctl" flag: sysctl \'{kv}\' '
+                             "is not allowed")
     restart = restart_policy(o["restart"])
     security = security_opts(o["security_opt"])
     devices = device_mappings(o["device"])

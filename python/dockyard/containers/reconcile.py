@@ -29,6 +29,7 @@ from ..volumes.service import VolumeService
 from ..store.local import LocalStore
 from . import oci
 from .model import Container
+from .namespaces import unmount_shm
 from .process import pid_alive
 from .records import ContainerRecords
 
@@ -53,6 +54,7 @@ class Reconciler(ContainerRecords):
         return path
 
     def _unmount(self, cid: str) -> None:
+        unmount_shm(self.container_dir(cid))
         if cid in self._mounted:
             self._mounted.discard(cid)
             try:

@@ -32,7 +32,7 @@ from ..network.service import NetworkService
 from ..volumes.service import VolumeService
 from ..store.local import LocalStore
 from ..sysinfo import swap_limit_supported
-from . import health, logdrivers, mountpoints, oci
+from . import health, logdrivers, mountpoints, namespaces, oci
 from . import spec as specs
 from .attach import ShimConnection
 from .config import (check_userns, merge_image_config, valid_name, validate_healthcheck,
@@ -102,6 +102,7 @@ class ContainerService(Reconciler):
         if not (cfg.get("Cmd") or cfg.get("Entrypoint")):
             raise InvalidParameter("No command specified")
         validate_hostconfig(hostconfig)
+        namespaces.check_create(hostconfig, cfg, self.get)
         if self.idmap is not None:
             check_userns(hostconfig)
         hostconfig["LogConfig"] = logdrivers.resolve(hostconfig.get("LogConfig"),
@@ -267,6 +268,13 @@ class ContainerService(Reconciler):
         if mode.startswith("container:"):
             if c.config.get("Hostname") and c.config["Hostname"] != c.id[:12]:
                 raise InvalidParameter("conflicting options: hostname and the network mode")
+        if namespaces.ns_path(mode) is not None:
+            # A pinned namespace (a CRI pod's): the network is the pinner's
+            # business; /etc/hosts and resolv.conf are the container's own.
+            if c.hostconfig.get("PortBindings") or c.hostconfig.get("PublishAllPorts"):
+                raise InvalidParameter("conflicting options: port publishing and the ns "
+                                       "type network mode")
+            return []
         if self.network is None:
             if mode not in ("default", "none") and not mode.startswith("container:") \
                     and mode != "host":
@@ -290,6 +298,9 @@ class ContainerService(Reconciler):
                     shutil.copyfile(src, cdir / f)
             key = self.network.sandbox_key(other.id) if self.network else None
             return key or f"/proc/{int(other.state.get('Pid') or 0)}/ns/net"
+        if (path := namespaces.ns_path(mode)) is not None:
+            namespaces.open_namespace(path, "net", "network")
+            return path
         if self.network is None:
             if mode == "host":
                 return "host"
@@ -319,6 +330,7 @@ class ContainerService(Reconciler):
         rootfs = self._mount(c)
         try:
             links = self.linked(c)
+            shared = namespaces.resolve(c, self.get, self.container_dir)
             netns = self._network_namespace(c, links)
             if self.idmap is not None:
                 self._own_etc_files(c.id)
@@ -338,9 +350,12 @@ class ContainerService(Reconciler):
                                                self.volumes)
             extra = mountpoints.runtime_mounts(c.state.get("MountPoints") or [],
                                                self.volumes, acquired) if self.volumes else []
+            if (c.hostconfig.get("IpcMode") or "") == "shareable":
+                namespaces.mount_shareable_shm(c, self.container_dir(c.id))
             spec_json = specs.build(c, rootfs, self.container_dir(c.id), self.cgroup_path(c),
                                     self.default_ulimits, netns, extra,
-                                    [e for _, _, env in links for e in env], self.idmap)
+                                    [e for _, _, env in links for e in env], self.idmap,
+                                    shared)
             sdir = self.state_dir(c.id)
             shutil.rmtree(sdir, ignore_errors=True)
             sdir.mkdir(parents=True, mode=0o700)
@@ -350,11 +365,14 @@ class ContainerService(Reconciler):
             res = spawn_shim(c.id, str(sdir), spec_json, tty=c.tty,
                              open_stdin=bool(c.config.get("OpenStdin")), wait_start=wait_start,
                              **log_opts)
-        except _core.ContainerStartError as e:
+        except (_core.ContainerStartError, namespaces.RuntimeRefused) as e:
             self._unmount(c.id)
             if self.network:
                 self.network.teardown(c.id)
             self.release_volumes(c)
+            if isinstance(e, namespaces.RuntimeRefused):
+                # runc's own checks (sysctls): dockerd reports them as runc's failure
+                self._start_failed(c, f"runc create failed: {e}", 128)
             self._start_failed(c, str(e), getattr(e, "exit_code", 128))
         except BaseException:
             self._unmount(c.id)

@@ -14,6 +14,7 @@ from ..errors import InvalidParameter
 from ..idmap import IDMap
 from ..volumes.mounts import parse_tmpfs
 from .model import Container
+from .namespaces import Namespaces, check_sysctls
 from .process import StartError
 
 ALL_CAPS = [
@@ -262,10 +263,13 @@ def seccomp_spec(value: str, caps: list[str]) -> str | dict[str, Any] | None:
 def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
           default_ulimits: list[dict[str, Any]] | None = None,
           netns: str | None = None, extra_mounts: list[dict[str, Any]] | None = None,
-          link_env: list[str] | None = None, idmap: IDMap | None = None) -> str:
+          link_env: list[str] | None = None, idmap: IDMap | None = None,
+          shared: Namespaces | None = None) -> str:
     """The runtime spec JSON for starting container `c` on `rootfs`; `link_env`:
     its legacy links' variables (its own Env wins over them); `idmap`: the
-    daemon's --userns-remap (a user namespace unless UsernsMode is "host")."""
+    daemon's --userns-remap (a user namespace unless UsernsMode is "host");
+    `shared`: its PID/IPC/UTS namespaces as start resolved them
+    (`namespaces.resolve`), and its /dev/shm."""
     cfg, hc = c.config, c.hostconfig
     args = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
     if not args:
@@ -365,6 +369,29 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
                 n["path"] = netns
     if hc.get("CgroupnsMode") == "host":
         spec["namespaces"] = [n for n in spec["namespaces"] if n["type"] != "cgroup"]
+    shared = shared or Namespaces()
+    for kind, how in shared.join.items():
+        if how == "host":
+            spec["namespaces"] = [n for n in spec["namespaces"] if n["type"] != kind]
+        else:
+            for n in spec["namespaces"]:
+                if n["type"] == kind:
+                    n["path"] = how
+    if shared.join.get("uts", "host") != "host":
+        # A pinned UTS namespace has its hostname already (the pod's).
+        spec["hostname"] = spec["domainname"] = ""
+    if shared.shm is not None:
+        mounts[:] = [m for m in mounts if m["destination"] != "/dev/shm"]
+        if shared.shm:
+            mounts.append({"destination": "/dev/shm", "type": "bind", "source": shared.shm,
+                           "options": ["rbind", "nosuid", "noexec", "nodev"]})
+    sysctls = {str(k): str(v) for k, v in (hc.get("Sysctls") or {}).items()}
+    if sysctls:
+        own = {n["type"] for n in spec["namespaces"]}
+        private = {k for k, t in (("net", "network"), ("ipc", "ipc"), ("uts", "uts"))
+                   if t in own}
+        check_sysctls(sysctls, private, bool(spec["hostname"]))
+        spec["sysctl"] = sysctls
     spec["init"] = bool(hc.get("Init"))
     if idmap is not None and (hc.get("UsernsMode") or "") != "host":
         spec["namespaces"].append({"type": "user"})

@@ -386,7 +386,7 @@ class ContainerNetworks(NetworkRecords):
             if net["Name"] in ("host", "none") or mode == "host":
                 raise Forbidden("container cannot be disconnected from host network or "
                                  "connected to host network")
-            if mode == "none" or mode.startswith("container:"):
+            if mode == "none" or mode.startswith(("container:", "ns:")):
                 raise Forbidden("container sharing network namespace with another container "
                                  "or host cannot be connected to any other network"
                                  if mode != "none" else "container cannot be connected to "

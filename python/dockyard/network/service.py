@@ -27,7 +27,7 @@ class NetworkService(ContainerNetworks):
             "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
             "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
             "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": {}}
-        if mode.startswith("container:"):
+        if mode.startswith(("container:", "ns:")):  # ns: a pinned namespace (CRI)
             return ns
         if sb and running:
             ns["SandboxKey"] = sb["netns"]

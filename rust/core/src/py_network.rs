@@ -34,6 +34,21 @@ fn netns_remove(py: Python<'_>, path: PathBuf) -> PyResult<()> {
     py.detach(|| net::netns_remove(&path)).map_err(to_py)
 }
 
+/// New namespace of `kind` ("net", "ipc" or "uts"; a UTS one with
+/// `hostname` set inside) pinned by a bind mount on `path`.
+#[pyfunction]
+#[pyo3(signature = (path, kind, hostname=None))]
+fn ns_pin(py: Python<'_>, path: PathBuf, kind: &str, hostname: Option<String>) -> PyResult<()> {
+    let kind = net::NsKind::parse(kind).map_err(to_py)?;
+    py.detach(|| net::ns_pin(&path, kind, hostname.as_deref())).map_err(to_py)
+}
+
+/// Unmount and remove a pinned namespace file; a missing one is fine.
+#[pyfunction]
+fn ns_unpin(py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    py.detach(|| net::ns_unpin(&path)).map_err(to_py)
+}
+
 /// Create/converge the bridge `name`: MTU, missing addresses, MAC, up,
 /// route_localnet=1.
 #[pyfunction]
@@ -113,6 +128,8 @@ fn link_info<'py>(py: Python<'py>, netns: Option<PathBuf>, name: String) -> PyRe
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(netns_create, m)?)?;
     m.add_function(wrap_pyfunction!(netns_remove, m)?)?;
+    m.add_function(wrap_pyfunction!(ns_pin, m)?)?;
+    m.add_function(wrap_pyfunction!(ns_unpin, m)?)?;
     m.add_function(wrap_pyfunction!(bridge_ensure, m)?)?;
     m.add_function(wrap_pyfunction!(link_delete, m)?)?;
     m.add_function(wrap_pyfunction!(link_names, m)?)?;

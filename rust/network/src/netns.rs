@@ -1,5 +1,6 @@
-//! Network namespaces persisted as bind mounts of `/proc/thread-self/ns/net`
-//! (as `ip netns add` does), and running code inside one. Namespace switches
+//! Namespaces persisted as bind mounts of `/proc/thread-self/ns/<kind>` (as
+//! `ip netns add` does for net, and CRI-O's pinns for a pod's ipc and uts
+//! too), and running code inside a network one. Namespace switches
 //! happen on a dedicated short-lived thread, never on the caller's.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -53,33 +54,95 @@ pub(crate) fn in_netns_fd<T: Send>(fd: OwnedFd, path: &Path, f: impl FnOnce() ->
     })
 }
 
-/// Create a network namespace with `lo` up and persist it on `path` (a new
-/// file; its directory must exist). EEXIST if `path` already holds one.
-pub fn netns_create(path: &Path) -> Result<()> {
+/// A namespace a pinned file can hold ([`ns_pin`]): what pods share without
+/// a process to keep them alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NsKind {
+    /// A network namespace, `lo` up.
+    Net,
+    /// An IPC namespace (SysV IPC, POSIX message queues).
+    Ipc,
+    /// A UTS namespace, with its hostname set before it is pinned.
+    Uts,
+}
+
+impl NsKind {
+    /// From "net"/"network", "ipc", "uts".
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "net" | "network" => Ok(NsKind::Net),
+            "ipc" => Ok(NsKind::Ipc),
+            "uts" => Ok(NsKind::Uts),
+            _ => Err(Error::Invalid(format!("cannot pin a {s:?} namespace: use net, ipc or uts"))),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            NsKind::Net => "net",
+            NsKind::Ipc => "ipc",
+            NsKind::Uts => "uts",
+        }
+    }
+
+    fn flag(self) -> UnshareFlags {
+        match self {
+            NsKind::Net => UnshareFlags::NEWNET,
+            NsKind::Ipc => UnshareFlags::NEWIPC,
+            NsKind::Uts => UnshareFlags::NEWUTS,
+        }
+    }
+}
+
+/// Create a new namespace of `kind` and persist it on `path` (a new file; its
+/// directory must exist) by a bind mount of the creating thread's
+/// `/proc/thread-self/ns/<kind>`, as `ip netns add` and CRI-O's pinns do. A
+/// network namespace gets `lo` up; a UTS one `hostname` (if given, else the
+/// caller's). EEXIST if `path` already holds a namespace.
+pub fn ns_pin(path: &Path, kind: NsKind, hostname: Option<&str>) -> Result<()> {
     let what = |s: &str| format!("{s} {}", path.display());
+    if hostname.is_some() && kind != NsKind::Uts {
+        return Err(Error::Invalid(format!("a hostname is only set in a uts namespace, not {}", kind.name())));
+    }
+    if let Some(h) = hostname {
+        if h.len() > 64 {
+            return Err(Error::Invalid(format!("hostname {h:?} is longer than 64 bytes")));
+        }
+    }
     let created = match rustix::fs::open(path, OFlags::RDONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC, Mode::empty()) {
         Ok(_) => true,
         Err(rustix::io::Errno::EXIST) => {
             // A leftover plain file is reused; a live namespace is not replaced.
             let f = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                .map_err(|e| Error::os(what("open netns file"), e.into()))?;
-            let st = rustix::fs::fstatfs(&f).map_err(|e| Error::os(what("statfs netns file"), e.into()))?;
+                .map_err(|e| Error::os(what("open namespace file"), e.into()))?;
+            let st = rustix::fs::fstatfs(&f).map_err(|e| Error::os(what("statfs namespace file"), e.into()))?;
             if st.f_type as i64 == NSFS_MAGIC {
-                return Err(Error::Os { step: what("create netns: already a namespace"), errno: libc::EEXIST });
+                return Err(Error::Os { step: what("create namespace file: already a namespace"), errno: libc::EEXIST });
             }
             false
         }
-        Err(e) => return Err(Error::os(what("create netns file"), e.into())),
+        Err(e) => return Err(Error::os(what("create namespace file"), e.into())),
     };
-    let r = on_thread("dockyard-netns", || {
-        // SAFETY: only the network namespace is unshared (no fd table split),
-        // on a thread that exits right after.
-        unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNET) }
-            .map_err(|e| Error::os("unshare network namespace", e.into()))?;
-        // lo is always ifindex 1 in a new namespace.
-        Netlink::open()?.set_link(1, true, Vec::new(), "set lo up")?;
-        rustix::mount::mount_bind("/proc/thread-self/ns/net", path)
-            .map_err(|e| Error::os(what("bind-mount netns on"), e.into()))
+    let r = on_thread("dockyard-nspin", || {
+        // SAFETY: only a per-thread namespace (net, ipc, uts) is unshared, no
+        // fd table or fs split, on a thread that exits right after.
+        unsafe { rustix::thread::unshare_unsafe(kind.flag()) }
+            .map_err(|e| Error::os(format!("unshare {} namespace", kind.name()), e.into()))?;
+        match kind {
+            // lo is always ifindex 1 in a new namespace.
+            NsKind::Net => Netlink::open()?.set_link(1, true, Vec::new(), "set lo up")?,
+            NsKind::Uts => {
+                if let Some(h) = hostname {
+                    // SAFETY: a valid buffer of that length.
+                    if unsafe { libc::sethostname(h.as_ptr().cast(), h.len()) } < 0 {
+                        return Err(Error::os("sethostname", std::io::Error::last_os_error()));
+                    }
+                }
+            }
+            NsKind::Ipc => {}
+        }
+        let src = format!("/proc/thread-self/ns/{}", kind.name());
+        rustix::mount::mount_bind(src.as_str(), path).map_err(|e| Error::os(what("bind-mount namespace on"), e.into()))
     });
     if r.is_err() && created {
         let _ = std::fs::remove_file(path);
@@ -87,17 +150,29 @@ pub fn netns_create(path: &Path) -> Result<()> {
     r
 }
 
-/// Unmount (lazily) and remove a namespace file; a missing one is fine.
-pub fn netns_remove(path: &Path) -> Result<()> {
+/// Unmount (lazily) and remove a pinned namespace file; a missing one is
+/// fine. The namespace itself lives on while a process is in it.
+pub fn ns_unpin(path: &Path) -> Result<()> {
     match rustix::mount::unmount(path, UnmountFlags::DETACH) {
         Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
-        Err(e) => return Err(Error::os(format!("unmount netns {}", path.display()), e.into())),
+        Err(e) => return Err(Error::os(format!("unmount namespace {}", path.display()), e.into())),
     }
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::os(format!("remove netns {}", path.display()), e)),
+        Err(e) => Err(Error::os(format!("remove namespace {}", path.display()), e)),
     }
+}
+
+/// Create a network namespace with `lo` up and persist it on `path` (a new
+/// file; its directory must exist). EEXIST if `path` already holds one.
+pub fn netns_create(path: &Path) -> Result<()> {
+    ns_pin(path, NsKind::Net, None)
+}
+
+/// Unmount (lazily) and remove a namespace file; a missing one is fine.
+pub fn netns_remove(path: &Path) -> Result<()> {
+    ns_unpin(path)
 }
 
 /// A socket made inside the namespace at `path`: a socket belongs for life to

@@ -119,6 +119,47 @@ fn netns_create_and_remove() {
     });
 }
 
+/// The inode of the namespace a pinned file or /proc/<pid>/ns link names.
+fn ns_ino(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).unwrap().ino()
+}
+
+#[test]
+fn ns_pin_ipc_and_uts() {
+    isolated(|dir| {
+        let ipc = dir.join("ipc");
+        let uts = dir.join("uts");
+        net::ns_pin(&ipc, net::NsKind::Ipc, None).unwrap();
+        net::ns_pin(&uts, net::NsKind::Uts, Some("pod-a")).unwrap();
+        // New namespaces, not the caller's.
+        assert_ne!(ns_ino(&ipc), ns_ino(Path::new("/proc/self/ns/ipc")));
+        assert_ne!(ns_ino(&uts), ns_ino(Path::new("/proc/self/ns/uts")));
+        // The hostname was set inside the pinned UTS namespace only.
+        let f = std::fs::File::open(&uts).unwrap();
+        let name = std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWUTS) }, 0);
+            std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(name.trim(), "pod-a");
+        assert_ne!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(), "pod-a");
+
+        let e = net::ns_pin(&ipc, net::NsKind::Ipc, None).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EEXIST), "{e}");
+        assert!(matches!(net::ns_pin(&dir.join("x"), net::NsKind::Ipc, Some("h")), Err(Error::Invalid(_))));
+        assert!(net::NsKind::parse("pid").is_err());
+        assert_eq!(net::NsKind::parse("network").unwrap(), net::NsKind::Net);
+
+        net::ns_unpin(&ipc).unwrap();
+        net::ns_unpin(&uts).unwrap();
+        assert!(!ipc.exists() && !uts.exists());
+        net::ns_unpin(&ipc).unwrap();
+    });
+}
+
 #[test]
 fn bridge_ensure_is_idempotent() {
     isolated(|_| {
