@@ -248,3 +248,51 @@ def test_pods_on_the_cni_network(cri, pod):
     r = d.ns("python3", "-c", "import socket; s = socket.create_connection(('10.88.0.1', 18080), 5);"
              " s.sendall(b'ping\\n'); print(s.recv(10))")
     assert b"pong" in r.stdout, r.stderr
+
+
+def test_shared_pid_ipc_uts_namespaces(cri, pod):
+    """A pod asking for one PID namespace gets an init of its own as PID 1
+    (no pause image); IPC and UTS namespaces are the pod's pinned ones."""
+    d, rt, _ = cri
+    shared = pb.LinuxContainerSecurityContext(namespace_options=pb.NamespaceOption(
+        pid=pb.POD))
+    pid = pod("pidshare", linux=pb.LinuxPodSandboxConfig(security_context=pb.
+              LinuxSandboxSecurityContext(namespace_options=pb.NamespaceOption(pid=pb.POD))))
+    ids = []
+    for name in ("one", "two"):
+        cid = rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pid, config=ctr_config(
+            name, "sleep", f"100{len(ids)}", linux=pb.LinuxContainerConfig(
+                security_context=shared)))).container_id
+        rt.StartContainer(pb.StartContainerRequest(container_id=cid))
+        ids.append(cid)
+
+    def run(cid: str, *cmd: str) -> bytes:
+        return rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=list(cmd))).stdout
+
+    assert run(ids[1], "cat", "/proc/1/comm") == b"pod-init\n"
+    seen = run(ids[1], "sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
+    assert b"sleep 1000" in seen and b"sleep 1001" in seen
+    pins = d.base / "exec" / "pods" / pid
+    for kind in ("ipc", "uts"):
+        want = f"{kind}:[{os.stat(pins / kind).st_ino}]\n".encode()
+        assert {run(c, "readlink", f"/proc/self/ns/{kind}") for c in ids} == {want}
+    # the pod's stop ends its init, and every process of the namespace with it
+    rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pid))
+    states = {rt.ContainerStatus(pb.ContainerStatusRequest(container_id=c)).status.state
+              for c in ids}
+    assert states == {pb.CONTAINER_EXITED}
+
+
+def test_host_network_pod(cri, pod):
+    d, rt, _ = cri
+    pid = pod("hostnet", linux=pb.LinuxPodSandboxConfig(security_context=pb.
+              LinuxSandboxSecurityContext(namespace_options=pb.NamespaceOption(
+                  network=pb.NODE))))
+    st = rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pid)).status
+    assert st.linux.namespaces.options.network == pb.NODE
+    cid = rt.CreateContainer(pb.CreateContainerRequest(
+        pod_sandbox_id=pid, config=ctr_config("h", "sleep", "1000"))).container_id
+    rt.StartContainer(pb.StartContainerRequest(container_id=cid))
+    r = rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["readlink", "/proc/self/ns/net"]))
+    # the node's namespace: the daemon's own
+    assert r.stdout.decode().strip() == d.ns("readlink", "/proc/self/ns/net").stdout.decode().strip()

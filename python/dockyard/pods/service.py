@@ -74,17 +74,24 @@ class PodService:
         pdir.mkdir(mode=0o711)
         nsdir = self.ns_dir / pod.id
         nsdir.mkdir(mode=0o700)
-        hostname = pod.hostname or (os.uname().nodename if pod.network == "node" else pod.name)
+        hostname = pod.hostname or (os.uname().nodename if pod.network == "node" else
+                                    (pod.config.get("metadata") or {}).get("name", pod.name))
         (pdir / "hostname").write_text(hostname + "\n")
         (pdir / "resolv.conf").write_text(resolv_conf(dns))
         (pdir / "hosts").write_text(Path("/etc/hosts").read_text() if pod.network == "node"
                                     else HOSTS)
         if pod.pid == "pod":
             self._start_init(pod)
+        # The pod's namespaces, pinned: recorded before each is made, so a
+        # failure (or a crash) part way still unpins what exists.
+        kinds = (["ipc"] if pod.ipc != "node" else []) + \
+            (["uts", "net"] if pod.network != "node" else [])
+        for kind in kinds:
+            pod.ns_paths[kind] = str(nsdir / kind)
+            self.records.save(pod)
+            _core.ns_pin(pod.ns_paths[kind], kind, hostname if kind == "uts" else None)
         if pod.network != "node":
-            net = str(nsdir / "net")
-            _core.netns_create(net)
-            pod.ns_paths["net"] = net
+            net = pod.ns_paths["net"]
             if self.network is not None:
                 pod.cni_attached = True
                 self.records.save(pod)  # a crash from here on still tears CNI down
@@ -133,7 +140,7 @@ class PodService:
     def _forget(self, pod: Pod) -> None:
         self._kill_init(pod)
         for path in pod.ns_paths.values():
-            _core.netns_remove(Path(path))
+            _core.ns_unpin(path)
         shutil.rmtree(self.ns_dir / pod.id, ignore_errors=True)
         shutil.rmtree(self.pod_dir(pod.id), ignore_errors=True)
         self.records.delete(pod.id)
@@ -202,7 +209,8 @@ class PodService:
         if pod.cgroup_parent and not hc.get("CgroupParent"):
             hc["CgroupParent"] = pod.cgroup_parent
         cfg = dict(config)
-        cfg["Hostname"] = (self.pod_dir(pod.id) / "hostname").read_text().strip()
+        if pod.network != "node":  # the host's UTS namespace keeps its own name
+            cfg["Hostname"] = (self.pod_dir(pod.id) / "hostname").read_text().strip()
         name = f"k8s_{pc.name}_{pod.name}_{pc.attempt}"
         c = self.containers.create(cfg, hc, name=safe_name(name))
         pc.id, pc.pod_id, pc.created = c.id, pod.id, now_ns()
