@@ -315,6 +315,12 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
         seccomp = "unconfined"
         spec["masked_paths"] = []
         spec["readonly_paths"] = []
+    else:
+        # API 1.40's lists replace the defaults when given (the CRI sends them)
+        if hc.get("MaskedPaths") is not None:
+            spec["masked_paths"] = list(hc["MaskedPaths"])
+        if hc.get("ReadonlyPaths") is not None:
+            spec["readonly_paths"] = list(hc["ReadonlyPaths"])
     spec["seccomp"] = seccomp_spec(seccomp, caps)
     rl = {}
     for u in list(default_ulimits or []) + list(hc.get("Ulimits") or []):

@@ -206,6 +206,9 @@ class PodService:
                 with self._lock:
                     self._start_init(pod)
             hc["PidMode"] = f"ns:/proc/{pod.init_pid}/ns/pid"
+        sysctls = (pod.config.get("linux") or {}).get("sysctls") or {}
+        if sysctls:
+            hc["Sysctls"] = dict(sysctls) | dict(hc.get("Sysctls") or {})
         if pod.cgroup_parent and not hc.get("CgroupParent"):
             hc["CgroupParent"] = pod.cgroup_parent
         cfg = dict(config)
