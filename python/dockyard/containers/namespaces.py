@@ -191,11 +191,11 @@ def unmount_shm(cdir: Path) -> None:
     if os.path.ismount(shm):
         try:
             _core.unmount(str(shm), detach=True)
-        except OSError:
+        except (OSError, DockyardError):  # gone meanwhile
             pass
 
 
-def check_sysctls(sysctls: dict[str, str], private: set[str], uts_hostname: bool) -> None:
+def check_sysctls(sysctls: dict[str, str], private: set[str]) -> None:
     """runc's validation of `Sysctls` (only namespaced ones, in a namespace
     the container has: `private` holds "net", "ipc", "uts" for each one it
     does not share with the host), with runc's words."""
@@ -211,9 +211,7 @@ def check_sysctls(sysctls: dict[str, str], private: set[str], uts_hostname: bool
         if "uts" in private:
             if k == "kernel.domainname":
                 continue
-            if k == "kernel.hostname" and uts_hostname:
-                raise RuntimeRefused(f'sysctl "{k}" is not allowed as it conflicts with the OCI '
-                                    '"hostname" field')
             if k == "kernel.hostname":
-                continue
+                raise RuntimeRefused(f'sysctl "{k}" is not allowed as it conflicts with the OCI '
+                                     '"hostname" field')
         raise RuntimeRefused(f'sysctl "{k}" is not in a separate kernel namespace')
