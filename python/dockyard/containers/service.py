@@ -299,7 +299,7 @@ class ContainerService(Reconciler):
             key = self.network.sandbox_key(other.id) if self.network else None
             return key or f"/proc/{int(other.state.get('Pid') or 0)}/ns/net"
         if (path := namespaces.ns_path(mode)) is not None:
-            namespaces.open_namespace(path, "net", "network")
+            namespaces.check_namespace_file(path, "net", "network")
             return path
         if self.network is None:
             if mode == "host":
