@@ -299,7 +299,7 @@ class ContainerService(Reconciler):
             key = self.network.sandbox_key(other.id) if self.network else None
             return key or f"/proc/{int(other.state.get('Pid') or 0)}/ns/net"
         if (path := namespaces.ns_path(mode)) is not None:
-            namespaces.open_namespace(path, "net", "network")
+            namespaces.check_namespace_file(path, "net", "network")
             return path
         if self.network is None:
             if mode == "host":
@@ -371,8 +371,13 @@ class ContainerService(Reconciler):
                 self.network.teardown(c.id)
             self.release_volumes(c)
             if isinstance(e, namespaces.RuntimeRefused):
-                # runc's own checks (sysctls): dockerd reports them as runc's failure
-                self._start_failed(c, f"runc create failed: {e}", 128)
+                # runc's own checks (sysctls): dockerd reports them as runc's
+                # failure, a 500 (not the 400 of a command that can't run)
+                try:
+                    self._start_failed(c, f"runc create failed: {e}", 128)
+                except StartError as refused:
+                    refused.status = 500
+                    raise
             self._start_failed(c, str(e), getattr(e, "exit_code", 128))
         except BaseException:
             self._unmount(c.id)
