@@ -150,7 +150,15 @@ def test_option_errors(d, clean, tmp_path):
     cid = d.docker("create", "--log-driver", "cri", "--log-opt", f"path={tmp_path}/b.log",
                    "busybox").stdout.decode().strip()
     assert json.loads(d.docker("inspect", cid).stdout)[0]["LogPath"] == ""
-    d.docker("rm", cid)
+    # what only opening the file finds: at start, as dockerd's driver errors
+    (tmp_path / "f").write_text("")
+    cid = d.docker("create", "--log-driver", "cri", "--log-opt", f"path={tmp_path}/f/0.log",
+                   "busybox", "true").stdout.decode().strip()
+    r = d.docker("start", cid, check=False)
+    assert r.returncode != 0
+    assert f"failed to initialize logging driver: mkdir {tmp_path}/f: not a directory" \
+        in r.stderr.decode()
+    assert json.loads(d.docker("inspect", cid).stdout)[0]["State"]["ExitCode"] == 128
 
 
 def test_reopen_after_rename(tmp_path, busybox_tar):
@@ -159,7 +167,7 @@ def test_reopen_after_rename(tmp_path, busybox_tar):
     stops growing; the errors for other drivers and a stopped container."""
     from dockyard import Engine
     from dockyard.containers.logdrivers import ReopenNotSupported
-    from dockyard.errors import Conflict
+    from dockyard.errors import Conflict, DockyardError
 
     eng = Engine(tmp_path / "root", "overlay", exec_root=tmp_path / "exec",
                  network_options=NO_NETWORK)
@@ -191,6 +199,15 @@ def test_reopen_after_rename(tmp_path, busybox_tar):
         until(lambda: len(records(log)) >= n + 2, "lines after a reopen in place")
         nums = [int(r[3]) for r in records(log)]
         assert nums == list(range(nums[0], nums[0] + len(nums)))
+        # a path the shim can't open: the error, and the file it had goes on
+        os.rename(log, log.with_name("0.log.2"))
+        log.mkdir()
+        with pytest.raises(DockyardError, match=f"failed to reopen the log of container "
+                           f"{x.id}: open {log}: is a directory"):
+            c.reopen_log(x.id)
+        n = len(records(log.with_name("0.log.2")))
+        until(lambda: len(records(log.with_name("0.log.2"))) > n, "lines in the kept file")
+        log.rmdir()
 
         j = c.create({"Image": "busybox", "Cmd": ["sleep", "30"]}, {})
         ids.append(j.id)

@@ -60,11 +60,20 @@ pub fn cut(buf: &[u8], max: usize) -> (Vec<(bool, &[u8])>, usize) {
     (out, at)
 }
 
-fn open(path: &Path) -> std::io::Result<File> {
+/// The file, made with its directories; errors in Go's words ("open /x: is a directory").
+fn open(path: &Path) -> Result<File, String> {
+    let go = |op: &str, p: &Path, errno: i32| format!("{op} {}: {}", p.display(), dockyard_runtime::strerror(errno));
     if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).map_err(|e| {
+            // Go's MkdirAll: something else in the way is "not a directory"
+            let errno = match e.raw_os_error() {
+                Some(libc::EEXIST) => libc::ENOTDIR,
+                n => n.unwrap_or(libc::EIO),
+            };
+            go("mkdir", dir, errno)
+        })?;
     }
-    OpenOptions::new().create(true).append(true).mode(0o640).open(path)
+    OpenOptions::new().create(true).append(true).mode(0o640).open(path).map_err(|e| go("open", path, e.raw_os_error().unwrap_or(libc::EIO)))
 }
 
 pub struct Cri {
@@ -76,14 +85,14 @@ pub struct Cri {
 }
 
 impl Cri {
-    pub fn open(path: PathBuf, max: usize) -> std::io::Result<Cri> {
+    pub fn open(path: PathBuf, max: usize) -> Result<Cri, String> {
         let file = open(&path)?;
         Ok(Cri { path, file, max, pending: [Vec::new(), Vec::new()] })
     }
 
     /// Close the file and open the one now at the path (a new one when it
     /// was renamed away). On failure the old file is kept.
-    pub fn reopen(&mut self) -> std::io::Result<()> {
+    pub fn reopen(&mut self) -> Result<(), String> {
         self.file = open(&self.path)?;
         Ok(())
     }

@@ -99,7 +99,7 @@ impl Logger {
                     Some(v) => v.parse().map_err(|_| format!("invalid max-line: {v}"))?,
                     None => cri::DEFAULT_MAX_LINE,
                 };
-                let c = cri::Cri::open(p.clone(), max).map_err(|e| format!("open {}: {e}", p.display()))?;
+                let c = cri::Cri::open(p, max)?;
                 let mut l = Logger::new(Vec::new());
                 l.cri = Some(c);
                 return Ok(Some(l));
@@ -153,7 +153,7 @@ impl Logger {
     /// ReopenContainerLog, after it renamed the file); only `cri` can.
     pub fn reopen(&mut self) -> Result<(), String> {
         match self.cri.as_mut() {
-            Some(c) => c.reopen().map_err(|e| e.to_string()),
+            Some(c) => c.reopen(),
             None => Err("the container's log driver can't reopen its file".into()),
         }
     }
