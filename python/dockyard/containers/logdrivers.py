@@ -7,9 +7,8 @@ syslog priority). The shim writes; `logs.py` reads back what can be read.
 Drivers: json-file, local, none, journald, syslog, and `cri` (not dockerd's:
 kubelet's CRI log format at the file named by its `path` option, for the CRI
 endpoint and for anyone who wants that file; see the shim's log/cri.rs).
-journald and syslog also
-keep a `local` cache (`<container>/container-cached.log`) unless
-`cache-disabled=true`, as dockerd 20.10's "dual logging" does, and
+journald and syslog also keep a `local` cache (`<container>/container-cached.log`)
+unless `cache-disabled=true`, as dockerd 20.10's "dual logging" does, and
 `docker logs` reads that (dockerd reads journald from the journal itself).
 """
 

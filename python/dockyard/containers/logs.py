@@ -4,9 +4,9 @@ line) and local (`local-logs/container.log`, or a driver's cache:
 size-framed protobuf `LogEntry` records), each rotated to `.1`, `.2`...
 or `.1.gz`, `.2.gz`... when compressed; and cri (kubelet's format at the
 driver's `path`: `<time> <stream> <P|F> <content>` lines, P pieces joined
-into their line as kubelet's reader joins them; kubelet rotates that file
-under names of its own, so only the live one is read). `fmt` names the
-format."""
+into their line, the same bytes kubelet's reader gives by writing them one
+after the other; kubelet rotates that file under names of its own, so only
+the live one is read). `fmt` names the format."""
 
 from __future__ import annotations
 
