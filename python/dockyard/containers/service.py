@@ -32,7 +32,7 @@ from ..network.service import NetworkService
 from ..volumes.service import VolumeService
 from ..store.local import LocalStore
 from ..sysinfo import swap_limit_supported
-from . import health, logdrivers, mountpoints, namespaces, oci
+from . import attach, health, logdrivers, mountpoints, namespaces, oci
 from . import spec as specs
 from .attach import ShimConnection
 from .config import (check_userns, merge_image_config, valid_name, validate_healthcheck,
@@ -588,6 +588,28 @@ class ContainerService(Reconciler):
             if shim:
                 _core.wait_pid(shim, 30.0)
             self.reconcile(c.id)
+
+    def reopen_log(self, ref: str) -> None:
+        """Have the container's shim close its log file and open the one now
+        at its path, a new one if it was renamed away: kubelet's
+        ReopenContainerLog after it rotated the file. Only the cri driver
+        can (logdrivers.ReopenNotSupported, 501, for the others); Conflict
+        (409) when the container isn't running (containerd refuses then too);
+        DockyardError (500) when the shim can't open the file or is gone."""
+        c = self.get(ref)
+        typ = (c.hostconfig.get("LogConfig") or {}).get("Type") or "json-file"
+        if typ != "cri":
+            raise logdrivers.ReopenNotSupported(typ)
+        if not (c.state.get("Running") or c.state.get("Prepared")):
+            raise Conflict(f"Container {c.id} is not running")
+        try:
+            res = attach.request(str(self.state_dir(c.id) / "attach.sock"),
+                                 attach.REOPEN_LOG, attach.REOPEN_RESULT)
+        except OSError as e:
+            raise DockyardError(f"failed to reopen the log of container {c.id}: {e}") from None
+        if res.get("error"):
+            raise DockyardError(f"failed to reopen the log of container {c.id}: "
+                                f"{res['error']}")
 
     def stop(self, ref: str, timeout: int | None = None) -> str | None:
         c = self.get(ref)
