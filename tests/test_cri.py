@@ -276,6 +276,9 @@ def test_shared_pid_ipc_uts_namespaces(cri, pod):
     for kind in ("ipc", "uts"):
         want = f"{kind}:[{os.stat(pins / kind).st_ino}]\n".encode()
         assert {run(c, "readlink", f"/proc/self/ns/{kind}") for c in ids} == {want}
+    # one /dev/shm for the pod
+    run(ids[0], "sh", "-c", "echo shared > /dev/shm/x")
+    assert run(ids[1], "cat", "/dev/shm/x") == b"shared\n"
     # the pod's stop ends its init, and every process of the namespace with it
     rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pid))
     states = {rt.ContainerStatus(pb.ContainerStatusRequest(container_id=c)).status.state
@@ -296,3 +299,32 @@ def test_host_network_pod(cri, pod):
     r = rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["readlink", "/proc/self/ns/net"]))
     # the node's namespace: the daemon's own
     assert r.stdout.decode().strip() == d.ns("readlink", "/proc/self/ns/net").stdout.decode().strip()
+
+
+def test_logs_in_the_cri_format_and_reopen(cri, pod, tmp_path):
+    _, rt, _ = cri
+    logdir = tmp_path / "logs"
+    pid = pod("logs", log_directory=str(logdir))
+    cfg = ctr_config("talk", "sh", "-c", "echo one; echo two >&2; read x; echo three; "
+                     "exec sleep 1000", log_path="talk/0.log", stdin=True)
+    cid = rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pid,
+                                                       config=cfg)).container_id
+    rt.StartContainer(pb.StartContainerRequest(container_id=cid))
+    s = rt.ContainerStatus(pb.ContainerStatusRequest(container_id=cid)).status
+    log = logdir / "talk" / "0.log"
+    assert s.log_path == str(log)
+    deadline = time.monotonic() + 20
+    while log.read_text().count("\n") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = log.read_text().splitlines()
+    assert [ln.split(" ", 1)[1] for ln in sorted(lines, key=lambda x: x.split()[1])] == \
+        ["stderr F two", "stdout F one"]
+    assert all(ln.split(" ", 1)[0].endswith("Z") for ln in lines)
+    # kubelet's rotation: rename, then ask for a new file at the same path
+    log.rename(log.with_suffix(".log.1"))
+    rt.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid))
+    assert log.exists() and log.read_text() == ""
+    rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=0))
+    with pytest.raises(grpc.RpcError) as e:
+        rt.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
