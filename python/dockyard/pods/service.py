@@ -89,13 +89,15 @@ class PodService:
             (pdir / "shm").mkdir(mode=0o700)
             _core.mount_tmpfs(str(pdir / "shm"), SHM_SIZE)
             os.chmod(pdir / "shm", 0o1777)
-        # The pod's namespaces, pinned: recorded before each is made, so a
-        # failure (or a crash) part way still unpins what exists.
+        # The pod's namespaces, pinned: all recorded (one DB commit) before
+        # any is made, so a failure (or a crash) part way still unpins what
+        # exists; unpinning one never made is no error.
         kinds = (["ipc"] if pod.ipc != "node" else []) + \
             (["uts", "net"] if pod.network != "node" else [])
-        for kind in kinds:
-            pod.ns_paths[kind] = str(nsdir / kind)
+        pod.ns_paths.update({kind: str(nsdir / kind) for kind in kinds})
+        if kinds:
             self.records.save(pod)
+        for kind in kinds:
             _core.ns_pin(pod.ns_paths[kind], kind, hostname if kind == "uts" else None)
         if pod.network != "node":
             net = pod.ns_paths["net"]
