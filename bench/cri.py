@@ -258,7 +258,9 @@ class Runtime:
         name = f"p{self.n}"
         logdir = self.base / "logs" / f"default_{name}_uid-{name}"
         logdir.mkdir()
-        ns = pb.NamespaceOption(network=pb.NODE if host_network else pb.POD)
+        # kubelet's defaults: a PID namespace per container, IPC per pod
+        ns = pb.NamespaceOption(network=pb.NODE if host_network else pb.POD,
+                                pid=pb.CONTAINER, ipc=pb.POD)
         return pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(name=name, namespace="default", uid=f"uid-{name}",
                                            attempt=0),
@@ -272,10 +274,12 @@ class Runtime:
     def start_pod(self, host_network: bool = False) -> tuple[str, list[float]]:
         """(pod id, [run, create, start] seconds)."""
         cfg = self.pod_config(host_network)
-        ccfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="main", attempt=0),
-                                  image=pb.ImageSpec(image=self.image),
-                                  command=["sleep", "3600"], log_path="main/0.log",
-                                  labels={"app": "bench"})
+        ccfg = pb.ContainerConfig(
+            metadata=pb.ContainerMetadata(name="main", attempt=0),
+            image=pb.ImageSpec(image=self.image), command=["sleep", "3600"],
+            log_path="main/0.log", labels={"app": "bench"},
+            linux=pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(
+                namespace_options=cfg.linux.security_context.namespace_options)))
         t0 = time.perf_counter()
         pid = self.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg),
                                     timeout=60).pod_sandbox_id

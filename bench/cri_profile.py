@@ -104,6 +104,8 @@ def inside() -> None:
 
         prof = cProfile.Profile()
         (base / "logs").mkdir()
+        # kubelet's defaults: a PID namespace per container, IPC per pod
+        ns = pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD)
         for i in range(a.runs + 2):
             if i == 2:
                 TIMES.clear()
@@ -113,13 +115,17 @@ def inside() -> None:
                 metadata=pb.PodSandboxMetadata(name=f"p{i}", namespace="default",
                                                uid=f"u{i}"),
                 hostname=f"p{i}", log_directory=str(base / "logs"),
-                linux=pb.LinuxPodSandboxConfig(cgroup_parent=f"/{cg}/p{i}"))
+                linux=pb.LinuxPodSandboxConfig(
+                    cgroup_parent=f"/{cg}/p{i}", security_context=pb.LinuxSandboxSecurityContext(
+                        namespace_options=ns)))
             pid = call("RunPodSandbox", pb.RunPodSandboxRequest(config=cfg)).pod_sandbox_id
             cid = call("CreateContainer", pb.CreateContainerRequest(
                 pod_sandbox_id=pid, sandbox_config=cfg, config=pb.ContainerConfig(
                     metadata=pb.ContainerMetadata(name="main"),
                     image=pb.ImageSpec(image="busybox"), command=["sleep", "3600"],
-                    log_path=f"main{i}.log"))).container_id
+                    log_path=f"main{i}.log", linux=pb.LinuxContainerConfig(
+                        security_context=pb.LinuxContainerSecurityContext(
+                            namespace_options=ns))))).container_id
             call("StartContainer", pb.StartContainerRequest(container_id=cid))
             if i == 2:
                 t = procs()
