@@ -339,7 +339,8 @@ class Dockyard(Runtime):
         env = dict(os.environ, PYTHONPATH=str(PYDIR))
         self.start([sys.executable, "-m", "dockyard", "daemon", "-H", self.host,
                     "-g", str(self.base / "root"), "--exec-root", str(self.base / "exec"),
-                    "-p", str(self.base / "pid"), "-s", "overlay", "-D",
+                    "-p", str(self.base / "pid"), "-s", "overlay",
+                    *(["-D"] if os.environ.get("BENCH_DEBUG") else []),
                     "--cri", f"unix://{self.sock}", "--cni-conf-dir", str(conf)], env)
         subprocess.run([sys.executable, "-m", "dockyard", "load", "-i", str(archive)],
                        env=dict(env, DOCKYARD_HOST=self.host, DOCKYARD_NO_AUTOSTART="1"),

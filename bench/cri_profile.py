@@ -5,7 +5,7 @@ bench/cri.py), in a network namespace of its own. Timers around the CNI
 plugin runs, namespace pinning, the pod's /dev/shm, container create and
 start, and the DB writes; then cProfile's top entries.
 
-    BENCH_RUNS=20 BENCH_TOP=30 python3 bench/cri_profile.py
+    BENCH_RUNS=20 BENCH_TOP=30 [BENCH_CALLEES=regex,...] python3 bench/cri_profile.py
 """
 
 from __future__ import annotations
@@ -148,6 +148,8 @@ def inside() -> None:
         st = pstats.Stats(prof)
         st.sort_stats("cumulative").print_stats(a.top)
         st.sort_stats("tottime").print_stats(a.top)
+        for fn in filter(None, os.environ.get("BENCH_CALLEES", "").split(",")):
+            st.print_callees(fn)  # e.g. BENCH_CALLEES=service.py:.*\(start\)
     finally:
         try:
             for p in pods.all():
