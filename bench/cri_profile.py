@@ -78,6 +78,9 @@ def inside() -> None:
     timed(ContainerService, "stop", "ContainerService.stop")
     timed(ContainerService, "remove", "ContainerService.remove")
     timed(convert, "container", "convert.container")
+    from dockyard.containers import service as ctrsvc
+    timed(ctrsvc, "sync_filesystems", "syncfs in ContainerService.create")
+    timed(_core, "spawn_shim", "_core.spawn_shim (in start)")
     asyncio.to_thread = direct  # type: ignore[assignment]
 
     base = Path(tempfile.mkdtemp(prefix="benchcri-prof-", dir="/var/tmp"))
