@@ -505,6 +505,7 @@ def main() -> None:
         raise SystemExit("containerd is not installed")
     # Ctrl-C and SIGTERM both unwind through the finally blocks below.
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     work = Path(tempfile.mkdtemp(prefix=f"{TAG}-"))
     out: dict[str, Any] = {"runs": runs, "pods": pods, "disks": {}}
     try:
@@ -525,8 +526,13 @@ def main() -> None:
                 out["disks"][disk] = res
                 report(disk, res, runs)
             finally:
+                # a second Ctrl-C must not leave half of it behind
+                old = signal.signal(signal.SIGINT, signal.SIG_IGN), \
+                    signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 for r in rts:
                     r.close()
+                signal.signal(signal.SIGINT, old[0])
+                signal.signal(signal.SIGTERM, old[1])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out["load"] = os.getloadavg()
