@@ -16,7 +16,6 @@ import cProfile
 import os
 import pstats
 import statistics
-import sys
 import tempfile
 import time
 from collections import defaultdict
