@@ -425,6 +425,38 @@ def test_container_config_mapping(cri, pod, tmp_path):
         [("/data", True, pb.PROPAGATION_HOST_TO_CONTAINER)]
 
 
+def test_failed_pod_start_is_undone(cri):
+    """A RunPodSandbox whose network fails part way (the chain's last plugin)
+    leaves nothing: no pod, no pinned namespaces, no address leased; the name
+    is free again."""
+    d, rt, _ = cri
+    conf = d.base / "net.d" / "10-pods.conflist"
+    good = conf.read_text()
+    bad = json.loads(good)
+    bad["plugins"].append({"type": "tuning", "sysctl": {"net.ipv4.dyt_bogus": "1"}})
+
+    def pinned() -> set[str]:
+        return {str(p) for p in (d.base / "exec" / "pods").rglob("*")}
+
+    def leases() -> set[str]:
+        return {p.name for p in (d.base / "ipam").rglob("10.88.*")}
+
+    before = (pinned(), leases())
+    conf.write_text(json.dumps(bad))
+    try:
+        with pytest.raises(grpc.RpcError) as e:
+            rt.RunPodSandbox(pb.RunPodSandboxRequest(config=pod_config("broken")))
+    finally:
+        conf.write_text(good)
+    assert "tuning" in e.value.details()
+    assert "broken" not in {p.metadata.name for p in
+                            rt.ListPodSandbox(pb.ListPodSandboxRequest()).items}
+    assert (pinned(), leases()) == before
+    pid = rt.RunPodSandbox(pb.RunPodSandboxRequest(config=pod_config("broken"))).pod_sandbox_id
+    rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pid))
+    rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pid))
+
+
 def test_pods_outlive_a_daemon_restart(cri, pod):
     """Pods are records with pinned namespaces: a restarted daemon finds them,
     their containers still run, and `system check` finds nothing amiss."""

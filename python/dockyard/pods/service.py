@@ -60,6 +60,15 @@ class PodService:
                                f"for {self.records.by_name(pod.name).id}")  # type: ignore[union-attr]
             pod.id = generate_id()
             pod.created = now_ns()
+            # What the pod will hold (pinned namespaces, a CNI attachment) is
+            # recorded in this one DB commit before any of it is made: a
+            # failure (or a crash) part way still releases what exists, and
+            # releasing what was never made is no error (unpinning a missing
+            # file; CNI DEL, which the spec makes idempotent).
+            kinds = (["ipc"] if pod.ipc != "node" else []) + \
+                (["uts", "net"] if pod.network != "node" else [])
+            pod.ns_paths = {kind: str(self.ns_dir / pod.id / kind) for kind in kinds}
+            pod.cni_attached = pod.network != "node" and self.network is not None
             self.records.save(pod)
         try:
             self._setup(pod, dns, port_mappings)
@@ -89,19 +98,11 @@ class PodService:
             (pdir / "shm").mkdir(mode=0o700)
             _core.mount_tmpfs(str(pdir / "shm"), SHM_SIZE)
             os.chmod(pdir / "shm", 0o1777)
-        # The pod's namespaces, pinned: recorded before each is made, so a
-        # failure (or a crash) part way still unpins what exists.
-        kinds = (["ipc"] if pod.ipc != "node" else []) + \
-            (["uts", "net"] if pod.network != "node" else [])
-        for kind in kinds:
-            pod.ns_paths[kind] = str(nsdir / kind)
-            self.records.save(pod)
-            _core.ns_pin(pod.ns_paths[kind], kind, hostname if kind == "uts" else None)
+        for kind, path in pod.ns_paths.items():  # recorded by run()
+            _core.ns_pin(path, kind, hostname if kind == "uts" else None)
         if pod.network != "node":
             net = pod.ns_paths["net"]
             if self.network is not None:
-                pod.cni_attached = True
-                self.records.save(pod)  # a crash from here on still tears CNI down
                 att = self.network.add(pod.id, net, pod=self._ref(pod),
                                        port_mappings=port_mappings,
                                        cgroup_path=pod.cgroup_parent or None)
