@@ -8,13 +8,18 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import subprocess
+import threading
 import time
 
 import grpc
 import pytest
 
 from conftest import Daemon, assert_no_network_left, stop_and_check
+from registries import push_image, sample_layers
+
+from dockyard import _core
 
 from dockyard.cri import proto
 
@@ -276,6 +281,9 @@ def test_shared_pid_ipc_uts_namespaces(cri, pod):
     for kind in ("ipc", "uts"):
         want = f"{kind}:[{os.stat(pins / kind).st_ino}]\n".encode()
         assert {run(c, "readlink", f"/proc/self/ns/{kind}") for c in ids} == {want}
+    # one /dev/shm for the pod
+    run(ids[0], "sh", "-c", "echo shared > /dev/shm/x")
+    assert run(ids[1], "cat", "/dev/shm/x") == b"shared\n"
     # the pod's stop ends its init, and every process of the namespace with it
     rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pid))
     states = {rt.ContainerStatus(pb.ContainerStatusRequest(container_id=c)).status.state
@@ -296,3 +304,142 @@ def test_host_network_pod(cri, pod):
     r = rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["readlink", "/proc/self/ns/net"]))
     # the node's namespace: the daemon's own
     assert r.stdout.decode().strip() == d.ns("readlink", "/proc/self/ns/net").stdout.decode().strip()
+
+
+def test_logs_in_the_cri_format_and_reopen(cri, pod, tmp_path):
+    _, rt, _ = cri
+    logdir = tmp_path / "logs"
+    pid = pod("logs", log_directory=str(logdir))
+    cfg = ctr_config("talk", "sh", "-c", "echo one; echo two >&2; read x; echo three; "
+                     "exec sleep 1000", log_path="talk/0.log", stdin=True)
+    cid = rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pid,
+                                                       config=cfg)).container_id
+    rt.StartContainer(pb.StartContainerRequest(container_id=cid))
+    s = rt.ContainerStatus(pb.ContainerStatusRequest(container_id=cid)).status
+    log = logdir / "talk" / "0.log"
+    assert s.log_path == str(log)
+    deadline = time.monotonic() + 20
+    while log.read_text().count("\n") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = log.read_text().splitlines()
+    assert [ln.split(" ", 1)[1] for ln in sorted(lines, key=lambda x: x.split()[1])] == \
+        ["stderr F two", "stdout F one"]
+    assert all(ln.split(" ", 1)[0].endswith("Z") for ln in lines)
+    # kubelet's rotation: rename, then ask for a new file at the same path
+    log.rename(log.with_suffix(".log.1"))
+    rt.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid))
+    assert log.exists() and log.read_text() == ""
+    rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=0))
+    with pytest.raises(grpc.RpcError) as e:
+        rt.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def relay(netns: str, port: int) -> socket.socket:
+    """127.0.0.1:`port` inside `netns` relayed to the host's 127.0.0.1:`port`
+    (a registry on the host's loopback, for a daemon in its own namespace)."""
+    fd = _core.netns_socket(netns, socket.AF_INET, socket.SOCK_STREAM)
+    lsock = socket.socket(fileno=fd)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", port))
+    lsock.listen(8)
+
+    def pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            b.close()
+            a.close()
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                return
+            up = socket.create_connection(("127.0.0.1", port))
+            threading.Thread(target=pipe, args=(conn, up), daemon=True).start()
+            threading.Thread(target=pipe, args=(up, conn), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return lsock
+
+
+def test_pull_with_auth_and_remove(cri, registry_factory):
+    d, _, im = cri
+    reg = registry_factory(auth="htpasswd", users={"kube": "let-me-in"})
+    push_image(reg, "team/app", "v1", sample_layers())
+    lsock = relay(f"/run/netns/{d.netns}", int(reg.host.split(":")[1]))
+    try:
+        ref = f"{reg.host}/team/app:v1"
+        with pytest.raises(grpc.RpcError) as e:
+            im.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=ref)))
+        assert e.value.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNKNOWN)
+        got = im.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=ref), auth=pb.AuthConfig(
+            username="kube", password="let-me-in")))
+        st = im.ImageStatus(pb.ImageStatusRequest(image=pb.ImageSpec(image=ref))).image
+        assert st.id == got.image_ref and ref in st.repo_tags
+        im.RemoveImage(pb.RemoveImageRequest(image=pb.ImageSpec(image=got.image_ref)))
+        st = im.ImageStatus(pb.ImageStatusRequest(image=pb.ImageSpec(image=ref)))
+        assert not st.HasField("image")
+    finally:
+        lsock.close()
+
+
+def test_container_config_mapping(cri, pod, tmp_path):
+    """What kubelet asks of a container reaches it: user and groups, env,
+    working dir, read-only root, bind mounts, capabilities, no_new_privs."""
+    _, rt, _ = cri
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "f").write_text("hostfile")
+    pid = pod("config")
+    sc = pb.LinuxContainerSecurityContext(
+        run_as_user=pb.Int64Value(value=1000), run_as_group=pb.Int64Value(value=1001),
+        supplemental_groups=[2000], readonly_rootfs=True, no_new_privs=True,
+        capabilities=pb.Capability(drop_capabilities=["ALL"]))
+    cfg = ctr_config("cfg", "sleep", "1000", working_dir="/etc",
+                     envs=[pb.KeyValue(key="COLOR", value="blue")],
+                     mounts=[pb.Mount(container_path="/data", host_path=str(data), readonly=True,
+                                      propagation=pb.PROPAGATION_HOST_TO_CONTAINER)],
+                     linux=pb.LinuxContainerConfig(security_context=sc))
+    cid = rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pid,
+                                                       config=cfg)).container_id
+    rt.StartContainer(pb.StartContainerRequest(container_id=cid))
+
+    def sh(script: str) -> str:
+        r = rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", script]))
+        return r.stdout.decode() + r.stderr.decode() + f"rc={r.exit_code}"
+
+    assert sh("id -u; id -g; id -G") == "1000\n1001\n1001 2000\nrc=0"
+    assert sh("echo $COLOR; pwd") == "blue\n/etc\nrc=0"
+    assert sh("touch /x 2>/dev/null") == "rc=1"
+    assert sh("cat /data/f; touch /data/g 2>/dev/null") == "hostfilerc=1"
+    assert sh("grep -E 'CapEff|NoNewPrivs' /proc/self/status | tr -s '\\t' ' '") == \
+        "CapEff: 0000000000000000\nNoNewPrivs: 1\nrc=0"
+    s = rt.ContainerStatus(pb.ContainerStatusRequest(container_id=cid)).status
+    assert [(m.container_path, m.readonly, m.propagation) for m in s.mounts] == \
+        [("/data", True, pb.PROPAGATION_HOST_TO_CONTAINER)]
+
+
+def test_pods_outlive_a_daemon_restart(cri, pod):
+    """Pods are records with pinned namespaces: a restarted daemon finds them,
+    their containers still run, and `system check` finds nothing amiss."""
+    d, rt, _ = cri
+    pid = pod("restart")
+    cid = rt.CreateContainer(pb.CreateContainerRequest(
+        pod_sandbox_id=pid, config=ctr_config("r", "sleep", "1000"))).container_id
+    rt.StartContainer(pb.StartContainerRequest(container_id=cid))
+    ip = rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pid)).status.network.ip
+    d.stop()
+    d.start()
+    st = rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pid),
+                             wait_for_ready=True, timeout=30).status
+    assert (st.state, st.network.ip) == (pb.SANDBOX_READY, ip)
+    r = rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["hostname"]))
+    assert r.stdout == b"restart\n"
+    check = d.cli("system", "check", check=False)
+    assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()

@@ -81,7 +81,7 @@ def test_default_log_config(d, clean):
     assert inspect(d, out["Id"])["HostConfig"]["LogConfig"]["Type"] == "json-file"
     info = json.loads(d.docker("info", "--format", "{{json .}}").stdout)
     assert info["LoggingDriver"] == "json-file"
-    assert info["Plugins"]["Log"] == ["journald", "json-file", "local", "syslog"]
+    assert info["Plugins"]["Log"] == ["cri", "journald", "json-file", "local", "syslog"]
 
 
 @pytest.mark.parametrize("lc,msg", [

@@ -79,6 +79,7 @@ def test_pid_modes(daemon, api):
     r = daemon.cli("exec", joiner, "cat", "/proc/1/cmdline")
     assert r.stdout == b"sleep\x001000\x00"
     assert "sleep" in daemon.cli("top", donor).stdout.decode()
+    assert "sleep" in daemon.cli("top", joiner).stdout.decode()
     st, _, host = api.run({"PidMode": "host"})
     assert st == 204 and api.ns(host, "pid") == ino("/proc/self/ns/pid")
     # dockerd: a missing donor at create (400), a stopped one at start (500).
@@ -155,7 +156,7 @@ def test_sysctls(daemon, api):
          'sysctl "kernel.domainname" is not in a separate kernel namespace'),
     ]:
         st, msg, cid = api.run(hc)
-        assert msg == f"{runc}{why}: unknown"
+        assert (st, msg) == (500, f"{runc}{why}: unknown")
         assert api.inspect(cid)["State"]["ExitCode"] == 128
     r = daemon.cli("run", "--rm", "--sysctl", "vm.swappiness=1", "busybox", "true",
                    check=False)

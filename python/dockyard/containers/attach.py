@@ -2,8 +2,9 @@
 
 Frames are `[type u8][len u32 BE][payload]`. Daemon to shim: 0 stdin data,
 1 close stdin, 2 resize (rows u16, cols u16), 3 signal (i32), 4 start,
-5 hello (stream mask: 1 stdin, 2 stdout, 4 stderr). Shim to daemon: 1 stdout,
-2 stderr, 3 exit (JSON), 5 start result (JSON).
+5 hello (stream mask: 1 stdin, 2 stdout, 4 stderr), 6 reopen the log file.
+Shim to daemon: 1 stdout, 2 stderr, 3 exit (JSON), 5 start result (JSON),
+6 reopen result (JSON: {} or {"error": ...}).
 """
 
 from __future__ import annotations
@@ -11,11 +12,37 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import struct
 from typing import Any
 
-STDIN, CLOSE_STDIN, RESIZE, SIGNAL, START, HELLO = 0, 1, 2, 3, 4, 5
-OUT, ERR, EXIT, START_RESULT = 1, 2, 3, 5
+STDIN, CLOSE_STDIN, RESIZE, SIGNAL, START, HELLO, REOPEN_LOG = 0, 1, 2, 3, 4, 5, 6
+OUT, ERR, EXIT, START_RESULT, REOPEN_RESULT = 1, 2, 3, 5, 6
+
+
+def request(path: str, kind: int, reply: int, payload: bytes = b"",
+            timeout: float = 30) -> dict[str, Any]:
+    """One request and its JSON answer, over a blocking connection (usable
+    from any thread, event loop or not). OSError when the shim is gone or
+    closes without answering."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
+        s.settimeout(timeout)
+        dirfd = os.open(os.path.dirname(path), os.O_PATH | os.O_CLOEXEC)
+        try:  # the same short path as ShimConnection.open
+            s.connect(f"/proc/self/fd/{dirfd}/{os.path.basename(path)}")
+        finally:
+            os.close(dirfd)
+        s.sendall(struct.pack(">BIB", HELLO, 1, 0) + struct.pack(">BI", kind, len(payload))
+                  + payload)
+        f = s.makefile("rb")
+        while True:
+            head = f.read(5)
+            if len(head) < 5:
+                raise ConnectionError("the container's supervisor closed the connection")
+            k, n = struct.unpack(">BI", head)
+            data = f.read(n)
+            if k == reply:
+                return json.loads(data or b"{}")
 
 
 class ShimConnection:

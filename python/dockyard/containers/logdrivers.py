@@ -4,9 +4,11 @@ with dockerd's messages), and what its shim is told at start (the driver and
 its options resolved: sizes in bytes, the tag, journald's fields, the
 syslog priority). The shim writes; `logs.py` reads back what can be read.
 
-Drivers: json-file, local, none, journald, syslog. journald and syslog also
-keep a `local` cache (`<container>/container-cached.log`) unless
-`cache-disabled=true`, as dockerd 20.10's "dual logging" does, and
+Drivers: json-file, local, none, journald, syslog, and `cri` (not dockerd's:
+kubelet's CRI log format at the file named by its `path` option, for the CRI
+endpoint and for anyone who wants that file; see the shim's log/cri.rs).
+journald and syslog also keep a `local` cache (`<container>/container-cached.log`)
+unless `cache-disabled=true`, as dockerd 20.10's "dual logging" does, and
 `docker logs` reads that (dockerd reads journald from the journal itself).
 """
 
@@ -22,13 +24,14 @@ from typing import Any
 from ..errors import DockyardError, InvalidParameter
 from .process import StartError
 
-DRIVERS = ("journald", "json-file", "local", "none", "syslog")
+DRIVERS = ("cri", "journald", "json-file", "local", "none", "syslog")
 DEFAULT = {"Type": "json-file", "Config": {}}
 #: Options any driver takes (dockerd's built-in and log-cache options).
 BUILTIN = {"mode", "max-buffer-size", "cache-disabled", "cache-max-size", "cache-max-file",
            "cache-compress"}
 ATTRS = ("labels", "labels-regex", "env", "env-regex")
 KEYS: dict[str, set[str]] = {
+    "cri": {"path", "max-line"},
     "json-file": {"max-file", "max-size", "compress", "tag", *ATTRS},
     "local": {"max-file", "max-size", "compress"},
     "journald": {"tag", *ATTRS},
@@ -51,6 +54,17 @@ class ReadNotSupported(DockyardError):
 
     def __init__(self) -> None:
         super().__init__("configured logging driver does not support reading")
+
+
+class ReopenNotSupported(DockyardError):
+    """The container's log driver writes no file that can be reopened (all
+    but cri: json-file and local rotate their own files)."""
+
+    status = 501
+
+    def __init__(self, driver: str) -> None:
+        super().__init__(f"the {driver} logging driver does not support reopening its log; "
+                         "only cri does")
 
 
 class LogInitError(StartError):
@@ -107,6 +121,8 @@ def validate(typ: str, cfg: dict[str, str]) -> None:
                                    f"unknown log opt '{k}' for {typ} log driver"
                                    if typ in ("journald", "syslog") else
                                    f"unknown log opt '{k}' for log driver {typ}")
+    if typ == "cri":
+        cri_options(cfg)
     if typ == "syslog":
         try:
             syslog_address(cfg.get("syslog-address", ""))
@@ -115,6 +131,32 @@ def validate(typ: str, cfg: dict[str, str]) -> None:
             raise InvalidParameter(str(e)) from None
         if cfg.get("syslog-format", "") not in SYSLOG_FORMATS:
             raise InvalidParameter("Invalid syslog format")
+
+
+def cri_options(cfg: dict[str, str]) -> tuple[str, int]:
+    """The cri driver's file and longest record (containerd's
+    max_container_log_line_size, 16 KiB by default; a size as in max-size,
+    binary: 16k = 16384)."""
+    path = cfg.get("path", "")
+    if not path:
+        raise InvalidParameter("missing log opt 'path' for log driver cri: the file to write")
+    if not os.path.isabs(path):
+        raise InvalidParameter(f"invalid value for log opt 'path' for log driver cri: {path}: "
+                               "not an absolute path")
+    if os.path.isdir(path):
+        raise InvalidParameter(f"invalid value for log opt 'path' for log driver cri: {path}: "
+                               "is a directory")
+    max_line = 16 * 1024
+    if "max-line" in cfg:
+        try:
+            max_line = ram_in_bytes(cfg["max-line"])
+        except ValueError as e:
+            raise InvalidParameter(f"invalid value for log opt 'max-line' for log driver cri: "
+                                   f"{e}") from None
+        if max_line <= 0:
+            raise InvalidParameter("invalid value for log opt 'max-line' for log driver cri: "
+                                   "must be a positive size")
+    return path, max_line
 
 
 def validate_default(typ: str, cfg: dict[str, str]) -> None:
@@ -317,6 +359,13 @@ def shim_options(lc: dict[str, Any], cdir: Path, info: dict[str, Any]) -> dict[s
                 raise ValueError("compression cannot be enabled when max file count is 1")
             out.update(log_path=str(local_path(cdir)), log_max_size=size, log_max_file=files)
             opts.append(f"compress={str(compress).lower()}")
+        elif typ == "cri":
+            try:
+                path, max_line = cri_options(cfg)
+            except InvalidParameter as e:
+                raise ValueError(str(e)) from None
+            out["log_path"] = path
+            opts.append(f"max-line={max_line}")
         elif typ == "journald":
             t = tag(cfg.get("tag", ""), names)
             fields = {"CONTAINER_ID": names["ID"], "CONTAINER_ID_FULL": info["id"],
@@ -350,7 +399,7 @@ def shim_options(lc: dict[str, Any], cdir: Path, info: dict[str, Any]) -> dict[s
                     raise LogInitError(f"error initializing local log cache driver: {e}") \
                         from None
                 opts.append(f"{k}={v}")
-    if out["log_path"]:
+    if out["log_path"] and typ != "cri":  # cri: the shim makes the path's directories
         Path(out["log_path"]).parent.mkdir(mode=0o700, exist_ok=True)
     return out
 
@@ -376,8 +425,10 @@ def cache_path(cdir: Path) -> Path:
 
 def readable(lc: dict[str, Any], cid: str, cdir: Path) -> tuple[Path, str]:
     """The file `docker logs` reads for LogConfig `lc` and its format
-    ("json-file" or "local"); ReadNotSupported where there is none."""
+    ("json-file", "local" or "cri"); ReadNotSupported where there is none."""
     typ = lc.get("Type") or "json-file"
+    if typ == "cri":
+        return Path((lc.get("Config") or {}).get("path", "")), "cri"
     if typ == "json-file":
         return cdir / f"{cid}-json.log", "json-file"
     if typ == "local":

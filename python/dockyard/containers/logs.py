@@ -2,10 +2,15 @@
 tail/since/until/timestamps: json-file (`<id>-json.log`, one JSON object a
 line) and local (`local-logs/container.log`, or a driver's cache:
 size-framed protobuf `LogEntry` records), each rotated to `.1`, `.2`...
-or `.1.gz`, `.2.gz`... when compressed. `fmt` names the format."""
+or `.1.gz`, `.2.gz`... when compressed; and cri (kubelet's format at the
+driver's `path`: `<time> <stream> <P|F> <content>` lines, P pieces joined
+into their line, the same bytes kubelet's reader gives by writing them one
+after the other; kubelet rotates that file under names of its own, so only
+the live one is read). `fmt` names the format."""
 
 from __future__ import annotations
 
+import calendar
 import gzip
 import json
 import os
@@ -19,6 +24,7 @@ from ..errors import InvalidParameter
 from ..imageconfig import parse_time
 
 STDOUT, STDERR = 1, 2
+Record = tuple[int, bytes, str]
 
 
 def frame(stream: int, data: bytes) -> bytes:
@@ -105,10 +111,78 @@ def decode_entry(b: bytes) -> tuple[int, bytes, str]:
     return (STDERR if source == "stderr" else STDOUT), line, rfc3339_nano(ns)
 
 
-def parse_records(data: bytes, fmt: str) -> tuple[list[tuple[int, bytes, str]], int]:
+_CRI_TIME = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)")
+
+
+def cri_time(t: bytes) -> str | None:
+    """A CRI record's time as RFC3339Nano in UTC (containerd may write the
+    node's offset); None when it isn't one."""
+    m = _CRI_TIME.fullmatch(t)
+    if m is None:
+        return None
+    if m.group(3) == b"Z":
+        return t.decode()
+    secs = calendar.timegm(time.strptime(m.group(1).decode(), "%Y-%m-%dT%H:%M:%S"))
+    sign, hh, mm = m.group(3)[:1], int(m.group(3)[1:3]), int(m.group(3)[4:6])
+    secs -= (1 if sign == b"+" else -1) * (hh * 3600 + mm * 60)
+    frac = int((m.group(2) or b"0").ljust(9, b"0"))
+    return rfc3339_nano(secs * 1_000_000_000 + frac)
+
+
+def parse_cri_line(line: bytes) -> tuple[int, bytes, str, bool] | None:
+    """(stream, content, time, partial) of one line without its newline, as
+    kubelet's parseCRILog reads it (a tag may carry more after a `:`)."""
+    parts = line.split(b" ", 3)
+    if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr"):
+        return None
+    t = cri_time(parts[0])
+    if t is None:
+        return None
+    content = parts[3] if len(parts) == 4 else b""
+    return (STDERR if parts[1] == b"stderr" else STDOUT), content, t, \
+        parts[2].split(b":", 1)[0] == b"P"
+
+
+def _cri_records(data: bytes, final: bool) -> tuple[list[Record], int]:
+    """The lines of `data` up to its last newline as records, each stream's P
+    pieces joined with the F that ends them (the time is the first piece's).
+    Unless `final`, the read stops after the last line where no stream has
+    pieces waiting (the rest is read again with what follows); `final` gives
+    waiting pieces as a record without its newline (a line the container
+    left unfinished, or whose end hasn't come yet)."""
+    out: list[Record] = []
+    held: dict[int, tuple[list[bytes], str]] = {}
+    clean = kept = pos = 0  # kept: the records found by `clean`
+    while True:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            break
+        rec = parse_cri_line(data[pos:nl])
+        pos = nl + 1
+        if rec is not None:
+            stream, content, t, partial = rec
+            pieces, first = held.pop(stream, ([], t))
+            pieces.append(content)
+            if partial:
+                held[stream] = (pieces, first)
+            else:
+                out.append((stream, b"".join(pieces) + b"\n", first))
+        if not held:
+            clean, kept = pos, len(out)
+    if not final:
+        return out[:kept], clean
+    for stream, (pieces, first) in held.items():
+        out.append((stream, b"".join(pieces), first))
+    return out, pos
+
+
+def parse_records(data: bytes, fmt: str, final: bool = False
+                  ) -> tuple[list[tuple[int, bytes, str]], int]:
     """The whole records in `data` and how many bytes they take (an
-    incomplete last one is left for follow mode)."""
+    incomplete last one is left for follow mode; for cri see _cri_records)."""
     out: list[tuple[int, bytes, str]] = []
+    if fmt == "cri":
+        return _cri_records(data, final)
     if fmt == "local":
         i = 0
         while i + 4 <= len(data):
@@ -132,7 +206,6 @@ def parse_line(line: bytes) -> tuple[int, bytes, str] | None:
     return stream, rec.get("log", "").encode(), rec.get("time", "")
 
 
-Record = tuple[int, bytes, str]
 # Bytes read at a time: what a log read holds in memory is about this much
 # (plus the records a tail keeps), whatever the log's size.
 CHUNK = 1 << 20
@@ -161,6 +234,11 @@ def _forward(p: Path, fmt: str, stop: int | None = None) -> Iterator[tuple[list[
                 yield recs, pos
         if not buf:
             return
+        if fmt == "cri":
+            recs, used = parse_records(buf, fmt, final=True)
+            if recs:
+                yield recs, pos + used
+            return
         if fmt != "local" and stop is None:
             # a last line without its newline (a file that was rotated mid-write)
             rec = parse_line(buf)
@@ -168,15 +246,20 @@ def _forward(p: Path, fmt: str, stop: int | None = None) -> Iterator[tuple[list[
                 yield [rec], pos
 
 
-def _backward_json(p: Path, n: int) -> tuple[list[Record], int]:
-    """The last `n` lines of a plain json-file, read from its end; and the
-    end of its last whole line (a line still being written is left to follow)."""
+def _backward_json(p: Path, n: int, fmt: str = "json-file") -> tuple[list[Record], int]:
+    """The last `n` records of a plain json-file (or cri file), read from its
+    end; and the end of its last whole line (a line still being written is
+    left to follow). cri reads back to one F line more than `n` records
+    take, so the pieces after it make whole records (a long line of one
+    stream cut by many lines of the other may still lose its first pieces)."""
     lines: list[bytes] = []
     end: int | None = None
+    count = 0  # records (json-file) or F lines (cri) in `lines`
+    need = n + 1 if fmt == "cri" else n
     with open(p, "rb") as f:
         pos = f.seek(0, os.SEEK_END)
         data = b""
-        while pos > 0 and len(lines) < n:
+        while pos > 0 and count < need:
             step = min(CHUNK, pos)
             pos -= step
             f.seek(pos)
@@ -189,8 +272,13 @@ def _backward_json(p: Path, n: int) -> tuple[list[Record], int]:
                 data = data[:cut + 1]
             parts = data.split(b"\n")
             # parts[0] may be the end of a line that begins in an earlier block
-            lines[:0] = [x for x in (parts if pos == 0 else parts[1:]) if x]
+            new = [x for x in (parts if pos == 0 else parts[1:]) if x]
+            lines[:0] = new
+            count += len(new) if fmt != "cri" else \
+                sum(1 for x in new if (r := parse_cri_line(x)) is not None and not r[3])
             data = b"" if pos == 0 else parts[0]
+    if fmt == "cri":
+        return _cri_records(b"".join(x + b"\n" for x in lines), True)[0][-n:], end or 0
     recs = [r for r in (parse_line(x) for x in lines[-n:]) if r is not None]
     return recs, end or 0
 
@@ -222,7 +310,7 @@ def _last(p: Path, fmt: str, n: int) -> tuple[list[Record], int]:
     """The last `n` records of one file and the offset of its end."""
     if p.suffix != ".gz":
         if fmt != "local":
-            return _backward_json(p, n)
+            return _backward_json(p, n, fmt)
         got = _backward_local(p, n)
         if got is not None:
             return got
@@ -352,10 +440,11 @@ class LogFollower:
                 left = size - self.offset
                 self.f.seek(self.offset)
                 data = self.f.read(min(left, CHUNK))
-                recs, used = parse_records(data, self.fmt)
+                # cri: pieces of a line whose end hasn't come are given as they are
+                recs, used = parse_records(data, self.fmt, final=True)
                 if not used and len(data) < left:  # one record longer than that
                     data += self.f.read(left - len(data))
-                    recs, used = parse_records(data, self.fmt)
+                    recs, used = parse_records(data, self.fmt, final=True)
                 out += recs
                 self.offset += used
                 if len(data) < left:

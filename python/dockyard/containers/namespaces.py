@@ -69,7 +69,7 @@ def check_create(hc: dict[str, Any], config: dict[str, Any],
                                    "absolute path")
 
 
-def open_namespace(path: str, kind: str, what: str) -> None:
+def check_namespace_file(path: str, kind: str, what: str) -> None:
     """Check that `path` is a namespace file of `kind` (net, ipc, uts, pid):
     a start error (500, as dockerd's for a container: mode) if not."""
     try:
@@ -126,7 +126,7 @@ def resolve(c: Container, get: Callable[[str], Container], container_dir: Callab
             raise DockyardError(f"container {donor.id} is not running")
         out.join["pid"] = f"/proc/{int(donor.state['Pid'])}/ns/pid"
     elif (path := ns_path(pid)) is not None:
-        open_namespace(path, "pid", "PID")
+        check_namespace_file(path, "pid", "PID")
         out.join["pid"] = path
     ipc = hc.get("IpcMode") or ""
     if ipc == "host":
@@ -139,7 +139,7 @@ def resolve(c: Container, get: Callable[[str], Container], container_dir: Callab
     elif (ref := _donor(ipc)) is not None:
         out.join["ipc"], out.shm = _ipc_donor(ref, get, container_dir)
     elif (path := ns_path(ipc)) is not None:
-        open_namespace(path, "ipc", "IPC")
+        check_namespace_file(path, "ipc", "IPC")
         out.join["ipc"] = path
     elif ipc not in IPC_MODES:
         raise DockyardError(f"Invalid IPC mode: {ipc}")
@@ -147,7 +147,7 @@ def resolve(c: Container, get: Callable[[str], Container], container_dir: Callab
     if uts == "host":
         out.join["uts"] = "host"
     elif (path := ns_path(uts)) is not None:
-        open_namespace(path, "uts", "UTS")
+        check_namespace_file(path, "uts", "UTS")
         out.join["uts"] = path
     return out
 
@@ -191,11 +191,11 @@ def unmount_shm(cdir: Path) -> None:
     if os.path.ismount(shm):
         try:
             _core.unmount(str(shm), detach=True)
-        except OSError:
+        except (OSError, DockyardError):  # gone meanwhile
             pass
 
 
-def check_sysctls(sysctls: dict[str, str], private: set[str], uts_hostname: bool) -> None:
+def check_sysctls(sysctls: dict[str, str], private: set[str]) -> None:
     """runc's validation of `Sysctls` (only namespaced ones, in a namespace
     the container has: `private` holds "net", "ipc", "uts" for each one it
     does not share with the host), with runc's words."""
@@ -211,9 +211,7 @@ def check_sysctls(sysctls: dict[str, str], private: set[str], uts_hostname: bool
         if "uts" in private:
             if k == "kernel.domainname":
                 continue
-            if k == "kernel.hostname" and uts_hostname:
-                raise RuntimeRefused(f'sysctl "{k}" is not allowed as it conflicts with the OCI '
-                                    '"hostname" field')
             if k == "kernel.hostname":
-                continue
+                raise RuntimeRefused(f'sysctl "{k}" is not allowed as it conflicts with the OCI '
+                                     '"hostname" field')
         raise RuntimeRefused(f'sysctl "{k}" is not in a separate kernel namespace')

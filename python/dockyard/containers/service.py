@@ -32,7 +32,7 @@ from ..network.service import NetworkService
 from ..volumes.service import VolumeService
 from ..store.local import LocalStore
 from ..sysinfo import swap_limit_supported
-from . import health, logdrivers, mountpoints, namespaces, oci
+from . import attach, health, logdrivers, mountpoints, namespaces, oci
 from . import spec as specs
 from .attach import ShimConnection
 from .config import (check_userns, merge_image_config, valid_name, validate_healthcheck,
@@ -299,7 +299,7 @@ class ContainerService(Reconciler):
             key = self.network.sandbox_key(other.id) if self.network else None
             return key or f"/proc/{int(other.state.get('Pid') or 0)}/ns/net"
         if (path := namespaces.ns_path(mode)) is not None:
-            namespaces.open_namespace(path, "net", "network")
+            namespaces.check_namespace_file(path, "net", "network")
             return path
         if self.network is None:
             if mode == "host":
@@ -371,8 +371,13 @@ class ContainerService(Reconciler):
                 self.network.teardown(c.id)
             self.release_volumes(c)
             if isinstance(e, namespaces.RuntimeRefused):
-                # runc's own checks (sysctls): dockerd reports them as runc's failure
-                self._start_failed(c, f"runc create failed: {e}", 128)
+                # runc's own checks (sysctls): dockerd reports them as runc's
+                # failure, a 500 (not the 400 of a command that can't run)
+                try:
+                    self._start_failed(c, f"runc create failed: {e}", 128)
+                except StartError as refused:
+                    refused.status = 500
+                    raise
             self._start_failed(c, str(e), getattr(e, "exit_code", 128))
         except BaseException:
             self._unmount(c.id)
@@ -583,6 +588,28 @@ class ContainerService(Reconciler):
             if shim:
                 _core.wait_pid(shim, 30.0)
             self.reconcile(c.id)
+
+    def reopen_log(self, ref: str) -> None:
+        """Have the container's shim close its log file and open the one now
+        at its path, a new one if it was renamed away: kubelet's
+        ReopenContainerLog after it rotated the file. Only the cri driver
+        can (logdrivers.ReopenNotSupported, 501, for the others); Conflict
+        (409) when the container isn't running (containerd refuses then too);
+        DockyardError (500) when the shim can't open the file or is gone."""
+        c = self.get(ref)
+        typ = (c.hostconfig.get("LogConfig") or {}).get("Type") or "json-file"
+        if typ != "cri":
+            raise logdrivers.ReopenNotSupported(typ)
+        if not (c.state.get("Running") or c.state.get("Prepared")):
+            raise Conflict(f"Container {c.id} is not running")
+        try:
+            res = attach.request(str(self.state_dir(c.id) / "attach.sock"),
+                                 attach.REOPEN_LOG, attach.REOPEN_RESULT)
+        except OSError as e:
+            raise DockyardError(f"failed to reopen the log of container {c.id}: {e}") from None
+        if res.get("error"):
+            raise DockyardError(f"failed to reopen the log of container {c.id}: "
+                                f"{res['error']}")
 
     def stop(self, ref: str, timeout: int | None = None) -> str | None:
         c = self.get(ref)

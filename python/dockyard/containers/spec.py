@@ -396,7 +396,7 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
         own = {n["type"] for n in spec["namespaces"]}
         private = {k for k, t in (("net", "network"), ("ipc", "ipc"), ("uts", "uts"))
                    if t in own}
-        check_sysctls(sysctls, private, bool(spec["hostname"]))
+        check_sysctls(sysctls, private)
         spec["sysctl"] = sysctls
     spec["init"] = bool(hc.get("Init"))
     if idmap is not None and (hc.get("UsernsMode") or "") != "host":

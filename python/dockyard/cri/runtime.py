@@ -289,12 +289,7 @@ class RuntimeService:
     @rpc
     async def ReopenContainerLog(self, req: Any, ctx: Any) -> Any:
         c, _ = await asyncio.to_thread(self._pc, req.container_id)
-        if not c.running:
-            raise InvalidParameter("container is not running")
-        reopen = getattr(self.ctrs, "reopen_log", None)
-        if reopen is None:
-            raise InvalidParameter("log reopening is not supported")
-        await asyncio.to_thread(reopen, c.id)
+        await asyncio.to_thread(self.ctrs.reopen_log, c.id)
         return self.pb.ReopenContainerLogResponse()
 
     # --- exec ---------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import _core
 from ..containers.service import ContainerService
-from ..errors import Conflict, DockyardError, NotFound
+from ..errors import Conflict, DockyardError, MountError, NotFound
 from ..events import EventLog
 from ..ids import generate_id
 from ..network.cni import CNI, PodRef
@@ -28,6 +28,8 @@ from .records import NOTREADY, Pod, PodContainer, PodRecords, now_ns
 #: A stopped pod's containers get this long to exit on SIGTERM... none: the
 #: kubelet stops them itself first; what is left is killed (containerd too).
 STOP_TIMEOUT = 0
+#: the pod's /dev/shm, as Docker's default
+SHM_SIZE = 64 << 20
 HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
@@ -82,6 +84,11 @@ class PodService:
                                     else HOSTS)
         if pod.pid == "pod":
             self._start_init(pod)
+        if pod.ipc != "node":
+            # One /dev/shm for the pod (the pause container's, elsewhere).
+            (pdir / "shm").mkdir(mode=0o700)
+            _core.mount_tmpfs(str(pdir / "shm"), SHM_SIZE)
+            os.chmod(pdir / "shm", 0o1777)
         # The pod's namespaces, pinned: recorded before each is made, so a
         # failure (or a crash) part way still unpins what exists.
         kinds = (["ipc"] if pod.ipc != "node" else []) + \
@@ -139,6 +146,10 @@ class PodService:
 
     def _forget(self, pod: Pod) -> None:
         self._kill_init(pod)
+        try:
+            _core.unmount(str(self.pod_dir(pod.id) / "shm"), detach=True)
+        except (OSError, MountError):
+            pass
         for path in pod.ns_paths.values():
             _core.ns_unpin(path)
         shutil.rmtree(self.ns_dir / pod.id, ignore_errors=True)
@@ -195,6 +206,7 @@ class PodService:
             hc["IpcMode"] = "host"
         elif "ipc" in pod.ns_paths:
             hc["IpcMode"] = f"ns:{pod.ns_paths['ipc']}"
+            hc["Binds"] = [*(hc.get("Binds") or []), f"{self.pod_dir(pod.id)}/shm:/dev/shm"]
         if pod.network == "node":
             hc["UTSMode"] = "host"
         elif "uts" in pod.ns_paths:

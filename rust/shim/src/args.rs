@@ -12,7 +12,7 @@ pub struct Args {
     pub log: Option<PathBuf>,
     pub log_max_size: u64,
     pub log_max_file: u32,
-    /// json-file (default), local, none, journald or syslog.
+    /// json-file (default), local, none, journald, syslog or cri.
     pub log_driver: String,
     /// The driver's options as the daemon resolved them (see log/mod.rs).
     pub log_opts: Vec<(String, String)>,

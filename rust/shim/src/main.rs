@@ -11,7 +11,7 @@
 //! Usage:
 //!   dockyard-shim run  --id ID --state-dir DIR --spec FILE [--log FILE]
 //!                      [--log-max-size BYTES] [--log-max-file N]
-//!                      [--log-driver json-file|local|none|journald|syslog]
+//!                      [--log-driver json-file|local|none|journald|syslog|cri]
 //!                      [--log-opt KEY=VALUE]... [--tty]
 //!                      [--stdin] [--wait-start] [--debug]
 //!                      [--runtime runc --bundle DIR --runc-root DIR [--runc PATH]]
@@ -30,9 +30,11 @@
 //! Attach protocol (stream socket): frames `[type:u8][len:u32 BE][payload]`.
 //!   client -> shim: 0 stdin data, 1 close stdin, 2 resize (rows:u16, cols:u16 BE),
 //!                   3 signal (i32 BE), 4 start (with --wait-start),
-//!                   5 hello (u8 mask: 1 stdin, 2 stdout, 4 stderr; default all)
+//!                   5 hello (u8 mask: 1 stdin, 2 stdout, 4 stderr; default all),
+//!                   6 reopen the log file (the cri driver, after kubelet renamed it)
 //!   shim -> client: 1 stdout, 2 stderr, 3 exit (JSON, as exit.json),
-//!                   5 start result (JSON: {} or {"error":..,"exit_code":..})
+//!                   5 start result (JSON: {} or {"error":..,"exit_code":..}),
+//!                   6 reopen result (JSON: {} or {"error":..})
 //!
 //! Modules: `args` (the command line), `idle` (the pre-started shim),
 //! `child` (the supervised process, native or runc), `supervisor` (start-up,

@@ -5,10 +5,12 @@
 //!
 //! Drivers (one module each): `json-file`, `local` (dockerd's protobuf
 //! records), `journald` (the native journal protocol), `syslog`; `none` keeps
-//! nothing. A driver that can't be read back (syslog) also writes a `local`
+//! nothing. `cri` (kubelet's file format) cuts lines its own way, as
+//! containerd does, so it takes the output before the copier. A driver that can't be read back (syslog) also writes a `local`
 //! cache, as dockerd's "dual logging" does. The daemon resolves the options
 //! (sizes, tags, fields) and hands them over as `--log-opt key=value`.
 
+mod cri;
 mod journald;
 mod jsonfile;
 mod local;
@@ -68,6 +70,7 @@ struct Pending {
 pub struct Logger {
     drivers: Vec<Box<dyn Driver>>,
     pending: [Pending; 2],
+    cri: Option<cri::Cri>,
 }
 
 fn opt<'a>(args: &'a Args, key: &str) -> Option<&'a str> {
@@ -90,6 +93,17 @@ impl Logger {
         };
         match args.log_driver.as_str() {
             "none" => {}
+            "cri" => {
+                let p = path.ok_or("the cri driver needs a log path")?;
+                let max = match opt(args, "max-line") {
+                    Some(v) => v.parse().map_err(|_| format!("invalid max-line: {v}"))?,
+                    None => cri::DEFAULT_MAX_LINE,
+                };
+                let c = cri::Cri::open(p, max)?;
+                let mut l = Logger::new(Vec::new());
+                l.cri = Some(c);
+                return Ok(Some(l));
+            }
             "json-file" => {
                 if let Some(p) = path {
                     let attrs = opt(args, "attrs").map(|s| s.to_string());
@@ -132,12 +146,24 @@ impl Logger {
 
     pub fn new(drivers: Vec<Box<dyn Driver>>) -> Logger {
         let p = || Pending { buf: Vec::new(), partial: None };
-        Logger { drivers, pending: [p(), p()] }
+        Logger { drivers, pending: [p(), p()], cri: None }
+    }
+
+    /// Close the log file and open the one now at its path (kubelet's
+    /// ReopenContainerLog, after it renamed the file); only `cri` can.
+    pub fn reopen(&mut self) -> Result<(), String> {
+        match self.cri.as_mut() {
+            Some(c) => c.reopen(),
+            None => Err("the container's log driver can't reopen its file".into()),
+        }
     }
 
     /// Feed output of stream 0 (stdout) or 1 (stderr); whole lines (and full
     /// 16 KiB buffers) become messages.
     pub fn write(&mut self, stream: usize, data: &[u8]) {
+        if let Some(c) = self.cri.as_mut() {
+            return c.write(stream, data);
+        }
         self.pending[stream].buf.extend_from_slice(data);
         let (secs, nanos) = now();
         loop {
@@ -159,6 +185,9 @@ impl Logger {
     /// The end of the output: what is left becomes a partial message, as
     /// dockerd's copier logs it at EOF.
     pub fn flush(&mut self) {
+        if let Some(c) = self.cri.as_mut() {
+            return c.flush();
+        }
         let (secs, nanos) = now();
         for s in 0..2 {
             if !self.pending[s].buf.is_empty() {

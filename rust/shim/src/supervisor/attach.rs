@@ -1,6 +1,6 @@
 //! The attach server on `<state-dir>/attach.sock`: the socket, the framing
 //! (`[type:u8][len:u32 BE][payload]`, see the crate docs for the frame
-//! types), client input (stdin data, close, resize, signal, start, hello)
+//! types), client input (stdin data, close, resize, signal, start, hello, reopen log)
 //! and output buffered per client, which a too slow reader loses.
 
 use super::{Client, Shim};
@@ -92,6 +92,15 @@ impl Shim {
                 self.clients[ci].out.extend(f.iter());
             }
             5 if !payload.is_empty() => self.clients[ci].mask = payload[0],
+            6 => {
+                let res = match self.log.as_mut().map(|l| l.reopen()) {
+                    Some(Ok(())) => "{}".to_string(),
+                    Some(Err(e)) => serde_json::json!({ "error": e }).to_string(),
+                    None => r#"{"error":"the container keeps no log"}"#.to_string(),
+                };
+                let f = frame(6, res.as_bytes());
+                self.clients[ci].out.extend(f.iter());
+            }
             _ => {}
         }
     }
