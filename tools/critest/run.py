@@ -68,6 +68,25 @@ PASSWD = ("root:x:0:0:root:/root:/bin/sh\n"
           "www-data:x:33:33:www-data:/var/www:/bin/false\n"
           "nobody:x:65534:65534:nobody:/:/bin/false\n")
 GROUP = "root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n"
+# Applets critest runs that Debian's busybox-static lacks (the e2e busybox image
+# has them): small shell stand-ins with the same output for critest's uses.
+PGREP = """#!/bin/sh
+# pgrep NAME: the pids of the processes whose name contains NAME.
+status=1
+for d in /proc/[0-9]*; do
+    read -r comm < "$d/comm" 2>/dev/null || continue
+    case "$comm" in *"$1"*) echo "${d#/proc/}"; status=0 ;; esac
+done
+exit $status
+"""
+IPCS = """#!/bin/sh
+# ipcs -m: the IPC namespace's shared memory segments (key, shmid, ...).
+echo "------ Shared Memory Segments --------"
+echo "key        shmid      owner      perms      bytes      nattch     status"
+tail -n +2 /proc/sysvipc/shm | while read -r key shmid perms size cpid lpid nattch uid rest; do
+    printf "0x%08x %-10s %-10s %-10s %-10s %-10s\\n" "$key" "$shmid" "$uid" "$perms" "$size" "$nattch"
+done
+"""
 HTTPD_FOREGROUND = """#!/bin/sh
 # The stand-in for Apache httpd: busybox's httpd, in the foreground, on :80.
 echo "httpd (busybox) serving /usr/local/apache2/htdocs on :80"
@@ -82,15 +101,45 @@ def compile_c(name: str, out: Path) -> bytes:
     return out.read_bytes()
 
 
+def busybox_layer() -> bytes:
+    """bin/busybox and its applets as hard links, as in the busybox image (with
+    symlinks, masking /bin/ls would mask busybox itself), and tmp/."""
+    import io
+    import tarfile
+
+    import registries as reg
+
+    applets = subprocess.run([reg.BUSYBOX, "--list"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    exe = Path(reg.BUSYBOX).read_bytes()
+
+    def entry(name: str, kind: bytes, mode: int, size: int = 0, link: str = "") -> tarfile.TarInfo:
+        ti = tarfile.TarInfo(name)
+        ti.type, ti.mode, ti.size, ti.linkname, ti.mtime = kind, mode, size, link, reg.EPOCH
+        ti.uname = ti.gname = "root"
+        return ti
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for d, mode in (("bin", 0o755), ("etc", 0o755), ("tmp", 0o1777)):
+            t.addfile(entry(d, tarfile.DIRTYPE, mode))
+        t.addfile(entry("bin/busybox", tarfile.REGTYPE, 0o755, len(exe)), io.BytesIO(exe))
+        for a in sorted(set(applets) - {"busybox"}):
+            t.addfile(entry(f"bin/{a}", tarfile.LNKTYPE, 0o755, link="bin/busybox"))
+    return buf.getvalue()
+
+
 def images(work: Path) -> Iterator[tuple[str, list[str], list[bytes], dict[str, Any]]]:
     """(repository path, tags, layer tars, image config) for every image
     critest v1.32 pulls, made as cri-tools' images/*/Dockerfile describe them
     (busybox plus a file, a USER, a web server, a setuid program)."""
     import registries as reg
 
-    base = [reg.busybox_layer(),
-            reg.files_layer({"etc/passwd": PASSWD, "etc/group": GROUP},
-                            dirs=["root", "var/run", "var/www"])]
+    base = [busybox_layer(),
+            reg.files_layer({"etc/passwd": PASSWD, "etc/group": GROUP,
+                             "usr/bin/pgrep": PGREP, "usr/bin/ipcs": IPCS},
+                            dirs=["root", "var/run", "var/www"],
+                            modes={"usr/bin/pgrep": 0o755, "usr/bin/ipcs": 0o755})]
 
     def config(cmd: list[str], user: str = "") -> dict[str, Any]:
         c: dict[str, Any] = {"Env": [PATH_ENV], "Cmd": cmd}
