@@ -8,6 +8,7 @@ and crictl are other projects' builds and stay out of the repository).
 
     python3 tools/critest/run.py -- -ginkgo.focus='Image Manager'
     python3 tools/critest/run.py -- -ginkgo.skip='Streaming'
+    python3 tools/critest/run.py --run '$CRICTL pull registry.k8s.io/e2e-test-images/busybox:1.29-2'
 
 Everything runs in namespaces of its own (network, mount, IPC, PID; made with
 unshare, tini as their PID 1): a docker-registry on that loopback serving the
@@ -51,6 +52,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 DEFAULT_CRITEST = "/tmp/lead-critest/critest"
+DEFAULT_CRICTL = "/tmp/stream-go/crictl"
 E2E = "e2e-test-images"
 STAGING = "k8s-staging-cri-tools"
 REAL_HOSTS = {E2E: "registry.k8s.io", STAGING: "gcr.io"}
@@ -317,6 +319,15 @@ def run_critest(args: argparse.Namespace, base: Path, node: Node, prefix: str) -
                 p.wait()
 
 
+def run_command(args: argparse.Namespace, base: Path, node: Node) -> int:
+    """--run: a shell command in the namespaces instead of critest (crictl
+    scenarios, debugging), with crictl's endpoint variables set."""
+    sock = f"unix://{node.cri_sock}"
+    env = dict(os.environ, CONTAINER_RUNTIME_ENDPOINT=sock, IMAGE_SERVICE_ENDPOINT=sock,
+               CRI_SOCK=str(node.cri_sock), CRICTL=args.crictl, TMPDIR=str(base))
+    return subprocess.run(["sh", "-c", args.run], env=env, cwd=base).returncode
+
+
 def inner(args: argparse.Namespace) -> int:
     """PID 1's child in the new namespaces: registry, images, daemon, critest."""
     signal.signal(signal.SIGTERM, _interrupt)
@@ -350,7 +361,10 @@ def inner(args: argparse.Namespace) -> int:
         (base / "node").mkdir()
         node = Node(base / "node", insecure)
         node.start()
-        rc = run_critest(args, base, node, prefix)
+        if args.run:
+            rc = run_command(args, base, node)
+        else:
+            rc = run_critest(args, base, node, prefix)
     except Interrupted as e:
         print(f"critest harness: interrupted ({e}), cleaning up", file=sys.stderr)
         rc = 130
@@ -459,7 +473,9 @@ def outer(args: argparse.Namespace, rest: list[str]) -> int:
            "--mount-proc", "--propagation", "private", "tini", "--",
            sys.executable, str(Path(__file__).resolve()), "--inner", "--base", str(base),
            "--out", str(out), "--critest", args.critest, "--names", args.names,
-           "--timeout", str(args.timeout), *(["--quiet"] if args.quiet else []), "--", *rest]
+           "--timeout", str(args.timeout), "--crictl", args.crictl,
+           *(["--quiet"] if args.quiet else []), *(["--run", args.run] if args.run else []),
+           "--", *rest]
     # Ctrl-C reaches the run inside (same process group) and it cleans up; here
     # we only wait for it, and end the namespaces if it does not end in time.
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -478,7 +494,8 @@ def outer(args: argparse.Namespace, rest: list[str]) -> int:
             print(f"critest harness: could not remove {base}", file=sys.stderr)
         if left:
             print(f"critest harness: cgroups left: {left}", file=sys.stderr)
-    summary(out)
+    if not args.run:
+        summary(out)
     print(f"logs: {out}/critest.log, {out}/daemon.log; report: {out}/report.json")
     return rc
 
@@ -493,6 +510,9 @@ def main() -> int:
     ap.add_argument("--out", help="where logs and report.json go (default a new "
                     "/tmp/dockyard-critest-<time>)")
     ap.add_argument("--quiet", action="store_true", help="don't echo critest's output")
+    ap.add_argument("--run", metavar="CMD", help="run this shell command in the namespaces "
+                    "instead of critest ($CRICTL, $CONTAINER_RUNTIME_ENDPOINT set)")
+    ap.add_argument("--crictl", default=os.environ.get("CRICTL", DEFAULT_CRICTL))
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--base", help=argparse.SUPPRESS)
     argv = sys.argv[1:]
