@@ -476,17 +476,33 @@ def outer(args: argparse.Namespace, rest: list[str]) -> int:
            "--timeout", str(args.timeout), "--crictl", args.crictl,
            *(["--quiet"] if args.quiet else []), *(["--run", args.run] if args.run else []),
            "--", *rest]
-    # Ctrl-C reaches the run inside (same process group) and it cleans up; here
-    # we only wait for it, and end the namespaces if it does not end in time.
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    p = subprocess.Popen(cmd)
+    # unshare runs in a session of its own: Ctrl-C reaches only this process,
+    # which passes it on as SIGTERM to tini (PID 1 inside), which passes it to
+    # the run, which cleans up. If that does not end in time, killing unshare
+    # kills tini (--kill-child), and the PID namespace's end kills the rest.
+    p = subprocess.Popen(cmd, start_new_session=True)
+    deadline = time.monotonic() + args.timeout + 600
+
+    def forward(signum: int, frame: Any) -> None:
+        nonlocal deadline
+        deadline = min(deadline, time.monotonic() + 120)
+        try:
+            for child in Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split():
+                os.kill(int(child), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        rc = p.wait(args.timeout + 600)
-    except subprocess.TimeoutExpired:
-        p.kill()  # --kill-child: tini, PID 1, dies, and with it the namespace
-        rc = p.wait()
+        while (rc := p.poll()) is None:
+            if time.monotonic() > deadline:
+                p.kill()
+                rc = p.wait()
+                break
+            time.sleep(0.2)
     finally:
-        signal.signal(signal.SIGINT, old)
+        for s, h in old.items():
+            signal.signal(s, h)
         ids = ids_under(base / "node" / "root")
         left = remove_cgroups(before, ids)
         shutil.rmtree(base, ignore_errors=True)
