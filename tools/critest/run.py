@@ -510,7 +510,13 @@ def outer(args: argparse.Namespace, rest: list[str]) -> int:
             signal.signal(s, h)
         ids = ids_under(base / "node" / "root")
         left = remove_cgroups(before, ids)
-        shutil.rmtree(base, ignore_errors=True)
+        # The namespaces' mounts go away asynchronously after their last
+        # process: an overlay's work directory can be busy for a moment.
+        deadline = time.monotonic() + 30
+        while base.exists() and time.monotonic() < deadline:
+            shutil.rmtree(base, ignore_errors=True)
+            if base.exists():
+                time.sleep(0.5)
         if base.exists():
             print(f"critest harness: could not remove {base}", file=sys.stderr)
         if left:
