@@ -226,6 +226,26 @@ def test_exec_sync_timeout(cri, pod):
     assert time.monotonic() - t < 25
 
 
+def test_pod_without_hostname_gets_the_nodes(cri):
+    """No hostname in the config: the node's, as containerd and CRI-O (a pod's
+    name can be longer than a hostname may be: critest's are)."""
+    _, rt, _ = cri
+    cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(
+        name="a-pod-whose-name-is-longer-than-the-64-bytes-a-hostname-may-have-" + "x" * 8,
+        namespace="default", uid="uid-nohost", attempt=0))
+    pid = rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg)).pod_sandbox_id
+    try:
+        cid = rt.CreateContainer(pb.CreateContainerRequest(
+            pod_sandbox_id=pid, config=ctr_config("h", "sleep", "1000"),
+            sandbox_config=cfg)).container_id
+        rt.StartContainer(pb.StartContainerRequest(container_id=cid))
+        r = rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["hostname"]))
+        assert r.stdout.decode() == os.uname().nodename + "\n"
+    finally:
+        rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pid))
+        rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pid))
+
+
 def test_pods_on_the_cni_network(cri, pod):
     """Two pods on the CNI bridge reach each other by pod IP, and a hostPort
     reaches a pod from the node (portmap)."""

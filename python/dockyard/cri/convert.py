@@ -41,10 +41,14 @@ def _user(sc: dict[str, Any]) -> str:
 
 
 def _seccomp(sc: dict[str, Any]) -> list[str]:
-    prof = sc.get("seccomp") or {}
-    kind = prof.get("profile_type", "RuntimeDefault")
-    if not prof and sc.get("seccomp_profile_path"):
-        path = sc["seccomp_profile_path"]
+    # No profile at all is Unconfined in the CRI, as containerd and CRI-O read
+    # it (kubelet asks for RuntimeDefault explicitly); a profile message with
+    # the default type (an empty dict here) is RuntimeDefault.
+    prof = sc.get("seccomp")
+    if prof is not None:
+        kind = prof.get("profile_type", "RuntimeDefault")
+    else:
+        path = sc.get("seccomp_profile_path") or "unconfined"
         kind, prof = ("Unconfined", {}) if path == "unconfined" else \
             ("RuntimeDefault", {}) if path in ("runtime/default", "docker/default") else \
             ("Localhost", {"localhost_ref": path.removeprefix("localhost/")})

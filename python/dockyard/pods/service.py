@@ -85,8 +85,9 @@ class PodService:
         pdir.mkdir(mode=0o711)
         nsdir = self.ns_dir / pod.id
         nsdir.mkdir(mode=0o700)
-        hostname = pod.hostname or (os.uname().nodename if pod.network == "node" else
-                                    (pod.config.get("metadata") or {}).get("name", pod.name))
+        # No hostname given: the node's, as containerd and CRI-O do (a pod's
+        # name may be longer than the kernel's 64-byte limit; kubelet sets one).
+        hostname = pod.hostname or os.uname().nodename
         (pdir / "hostname").write_text(hostname + "\n")
         (pdir / "resolv.conf").write_text(resolv_conf(dns))
         (pdir / "hosts").write_text(Path("/etc/hosts").read_text() if pod.network == "node"
