@@ -495,3 +495,9 @@ def test_pods_outlive_a_daemon_restart(cri, pod):
     assert r.stdout == b"restart\n"
     check = d.cli("system", "check", check=False)
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
+
+
+def test_runtime_config_says_cgroupfs(cri):
+    _, rt, _ = cri
+    r = rt.RuntimeConfig(pb.RuntimeConfigRequest())
+    assert r.linux.cgroup_driver == pb.CGROUPFS

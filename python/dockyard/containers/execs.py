@@ -230,7 +230,7 @@ class ExecStore:
         gids = extra + [int(g) for g in c.hostconfig.get("GroupAdd") or [] if str(g).isdigit()]
         base["user"] = {"uid": uid, "gid": gid, "additional_gids": gids, "umask": None}
         if e.privileged:
-            caps = list(specs.ALL_CAPS)
+            caps = specs.all_grantable()
             base["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps,
                                     "inheritable": [], "ambient": []}
         return json.dumps(base)

@@ -29,7 +29,7 @@ from typing import Any
 
 from .. import _core
 from ..errors import DockyardError
-from .spec import ALL_CAPS
+from .spec import ALL_CAPS, bounding_set
 
 OCI_VERSION = "1.0.2"
 
@@ -153,22 +153,10 @@ def _resources(res: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _bounding_set() -> int | None:
-    """The daemon's own capability bounding set (a container can't have more)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapBnd:"):
-                    return int(line.split()[1], 16)
-    except OSError:
-        pass
-    return None
-
-
 def _capabilities(caps: dict[str, Any]) -> dict[str, list[str]]:
     """The spec's sets, less what the daemon can't grant (runc fails on those;
     --privileged means "all the daemon has", as in Docker)."""
-    bnd = _bounding_set()
+    bnd = bounding_set()
     known = {c: i for i, c in enumerate(ALL_CAPS)}
 
     def ok(c: str) -> bool:

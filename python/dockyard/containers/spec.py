@@ -38,17 +38,36 @@ def _cap(name: str) -> str:
     return n if n.startswith("CAP_") else f"CAP_{n}"
 
 
+def bounding_set() -> int | None:
+    """The daemon's own capability bounding set (a container can't have more)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return None
+
+
+def all_grantable() -> list[str]:
+    """Every capability the daemon can grant: what --privileged and --cap-add
+    ALL mean, as in Docker (capset fails on one beyond the bounding set)."""
+    bnd = bounding_set()
+    return [c for i, c in enumerate(ALL_CAPS) if bnd is None or bnd >> i & 1]
+
+
 def capabilities(default: list[str], privileged: bool, add: list[str] | None,
                  drop: list[str] | None) -> list[str]:
     if privileged:
-        return list(ALL_CAPS)
+        return all_grantable()
     add = [_cap(c) for c in add or []]
     drop = [_cap(c) for c in drop or []]
     for c in add + drop:
         if c != "CAP_ALL" and c not in ALL_CAPS:
             kind = "CapAdd" if c in add else "CapDrop"
             raise InvalidParameter(f'invalid {kind}: unknown capability: "{c}"')
-    caps = list(ALL_CAPS) if "CAP_ALL" in add else list(default)
+    caps = all_grantable() if "CAP_ALL" in add else list(default)
     if "CAP_ALL" in drop:
         caps = []
     caps = [c for c in caps if c not in drop]

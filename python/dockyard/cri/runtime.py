@@ -452,6 +452,12 @@ class RuntimeService:
         return self.pb.ListPodSandboxStatsResponse(stats=await asyncio.to_thread(collect))
 
     @rpc
+    async def RuntimeConfig(self, req: Any, ctx: Any) -> Any:
+        # kubelet takes its cgroup driver from here: Dockyard's is cgroupfs.
+        return self.pb.RuntimeConfigResponse(linux=self.pb.LinuxRuntimeConfiguration(
+            cgroup_driver=self.pb.CGROUPFS))
+
+    @rpc
     async def UpdateRuntimeConfig(self, req: Any, ctx: Any) -> Any:
         # kubelet pushes the node's pod CIDR; the CNI configuration already says
         # where pod addresses come from.

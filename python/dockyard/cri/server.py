@@ -9,6 +9,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import grpc
+
 from ..containers.execs import ExecStore
 from ..engine import Engine
 from ..pods.service import PodService
@@ -19,10 +21,19 @@ from .runtime import RuntimeService
 log = logging.getLogger("dockyard.cri")
 
 
+def _unimplemented(name: str) -> Any:
+    async def handler(self: Any, req: Any, ctx: Any) -> Any:
+        await ctx.abort(grpc.StatusCode.UNIMPLEMENTED, f"{name} is not implemented by Dockyard")
+    handler.__name__ = name
+    return handler
+
+
 def _servicer(impl: type, base: type) -> type:
-    """`impl` over the generated servicer class: the RPCs `impl` lacks keep
-    the base's UNIMPLEMENTED answer."""
-    return type(f"Dockyard{base.__name__}", (impl, base), {})
+    """`impl` over the generated servicer class; the RPCs `impl` lacks answer
+    UNIMPLEMENTED (the generated ones do too, but log a traceback each time)."""
+    missing = {n: _unimplemented(n) for n, v in vars(base).items()
+               if callable(v) and not n.startswith("_") and not hasattr(impl, n)}
+    return type(f"Dockyard{base.__name__}", (impl, base), missing)
 
 
 class CRIServer:
@@ -39,8 +50,6 @@ class CRIServer:
         self.server: Any = None
 
     async def start(self) -> None:
-        import grpc
-
         self.server = grpc.aio.server()
         self.svc.add_RuntimeServiceServicer_to_server(self.runtime, self.server)
         self.svc.add_ImageServiceServicer_to_server(self.images, self.server)

@@ -126,8 +126,13 @@ def reload_config(cfg: DaemonConfig, engine: Any, notify: Notifier) -> None:
 async def start_cri(cfg: DaemonConfig, engine: Any, app: Any) -> Any:
     """The CRI endpoint beside the Docker API, on the same engine and loop."""
     from ..cri.proto import ProtoMissing
-    from ..cri.server import CRIServer
     from ..network.cni import CNI
+
+    try:
+        from ..cri.server import CRIServer
+    except ImportError as e:
+        raise SystemExit(f"failed to start daemon: --cri needs grpcio ({e}): "
+                         "pip install 'dockyard[cri]'") from None
 
     cni = CNI(cfg.cni_conf_dir, tuple(cfg.cni_bin_dirs),
               os.path.join(cfg.data_root, "cri", "cni-cache"))
