@@ -501,3 +501,37 @@ def test_runtime_config_says_cgroupfs(cri):
     _, rt, _ = cri
     r = rt.RuntimeConfig(pb.RuntimeConfigRequest())
     assert r.linux.cgroup_driver == pb.CGROUPFS
+
+
+def test_bidirectional_mount_propagation(cri, pod, tmp_path):
+    """A bind with rshared propagation: a mount made in the container shows on
+    the host (the container's / is made rshared, its rootfs mount private)."""
+    d, rt, _ = cri
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    subprocess.run(["mount", "--bind", str(shared), str(shared)], check=True)
+    try:
+        subprocess.run(["mount", "--make-rshared", str(shared)], check=True)
+        before = set(open("/proc/self/mountinfo").read().splitlines())
+        pid = pod("propagation")
+        sc = pb.LinuxContainerSecurityContext(privileged=True)
+        cfg = ctr_config("p", "sh", "-c", "mkdir -p /mnt/sub && mount -t tmpfs tmp /mnt/sub && "
+                         "echo hi > /mnt/sub/f && exec sleep 1000",
+                         mounts=[pb.Mount(container_path="/mnt", host_path=str(shared),
+                                          propagation=pb.PROPAGATION_BIDIRECTIONAL)],
+                         linux=pb.LinuxContainerConfig(security_context=sc))
+        cid = rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pid,
+                                                           config=cfg)).container_id
+        rt.StartContainer(pb.StartContainerRequest(container_id=cid))
+        deadline = time.monotonic() + 20
+        while not (shared / "sub" / "f").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (shared / "sub" / "f").read_text() == "hi\n"
+        # nothing else of the container's reached the host (the daemon's own
+        # mounts, the pod's pins and the container's layers, are its business)
+        new = [ln.split()[4] for ln in set(open("/proc/self/mountinfo").read().splitlines())
+               - before]
+        assert [m for m in new if not m.startswith(str(d.base))] == [str(shared / "sub")], new
+        rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
+    finally:
+        subprocess.run(["umount", "-R", "-l", str(shared)], check=False)

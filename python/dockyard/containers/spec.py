@@ -417,6 +417,11 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
                    if t in own}
         check_sysctls(sysctls, private)
         spec["sysctl"] = sysctls
+    # A bind asking for shared propagation needs a shared `/` (dockerd sets
+    # rootfsPropagation so too): otherwise mounts made in it never leave.
+    props = {o for m in spec["mounts"] for o in m.get("options") or []}
+    if props & {"shared", "rshared"}:
+        spec["rootfs_propagation"] = "rshared"
     spec["init"] = bool(hc.get("Init"))
     if idmap is not None and (hc.get("UsernsMode") or "") != "host":
         spec["namespaces"].append({"type": "user"})

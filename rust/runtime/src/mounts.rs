@@ -366,11 +366,52 @@ pub fn populate_dev(dev: RawFd) -> Result<()> {
     Ok(())
 }
 
+/// Make the mount that holds `path` private (not recursively): the mount
+/// point is the longest one in /proc/self/mountinfo that `path` lies under.
+pub fn make_parent_mount_private(path: &std::path::Path) -> Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::errno("read mountinfo", e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let mut best: Option<std::path::PathBuf> = None;
+    for line in info.lines() {
+        let Some(point) = line.split(' ').nth(4) else { continue };
+        // mountinfo escapes spaces and the like as \ooo
+        let point = unescape_octal(point);
+        let p = std::path::Path::new(&point);
+        if path.starts_with(p) && best.as_ref().is_none_or(|b| p.as_os_str().len() > b.as_os_str().len()) {
+            best = Some(p.to_path_buf());
+        }
+    }
+    let point = best.unwrap_or_else(|| "/".into());
+    let c = sys::cpath(&point)?;
+    sys::mount(None, &c, None, libc::MS_PRIVATE, None).map_err(|e| Error::errno(format!("make {} private", point.display()), e))
+}
+
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// pivot_root(".", ".") in the new root, then detach the old root stacked on top.
 pub fn pivot(root: RawFd) -> Result<()> {
+    let old_root = sys::open(c"/", libc::O_DIRECTORY | libc::O_PATH, 0)?;
     sys::check(unsafe { libc::fchdir(root) }, || "fchdir rootfs".into())?;
     let r = unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) };
     sys::check(r as i32, || "pivot_root".into())?;
+    // As runc: make sure "." is the old root (the kernel doesn't promise what
+    // the cwd is after pivot_root), so that only its tree turns rslave (its
+    // unmount must not reach the host) and the new root's mounts keep their
+    // propagation (a shared bind stays shared).
+    sys::check(unsafe { libc::fchdir(old_root.as_raw_fd()) }, || "fchdir old root".into())?;
     sys::mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None).map_err(|e| Error::errno("make old root rslave", e))?;
     sys::check(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) }, || "unmount old root".into())?;
     sys::check(unsafe { libc::chdir(c"/".as_ptr()) }, || "chdir /".into())?;

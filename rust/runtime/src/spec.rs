@@ -51,6 +51,11 @@ pub struct Spec {
     /// `docker run --init`: PID 1 is a minimal init that forwards signals to
     /// the command, reaps orphans and exits with the command's status.
     pub init: bool,
+    /// The propagation of the container's `/` (OCI linux.rootfsPropagation):
+    /// "rslave" when absent; "rshared" when a bind asks for shared propagation,
+    /// so that mounts made in it reach the host (as runc and dockerd do).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rootfs_propagation: Option<String>,
     /// With a new "user" namespace: its maps (OCI linux.uidMappings and
     /// gidMappings), written by the parent before the child goes on.
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -86,7 +86,18 @@ pub(super) fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[
     let rootfs = sys::cpath(&spec.rootfs)?;
     unsafe { libc::umask(0) };
     if new_mnt {
-        sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None).map_err(|e| Error::errno("make / rslave", e))?;
+        let shared = matches!(spec.rootfs_propagation.as_deref(), Some("rshared" | "shared"));
+        let flag = match spec.rootfs_propagation.as_deref() {
+            Some("rshared" | "shared") => libc::MS_SHARED,
+            Some("rprivate" | "private") => libc::MS_PRIVATE,
+            _ => libc::MS_SLAVE,
+        };
+        sys::mount(None, c"/", None, flag | libc::MS_REC, None).map_err(|e| Error::errno("set the propagation of /", e))?;
+        if shared {
+            // As runc: the rootfs's own mount must not carry the bind below
+            // (nor pivot_root) back to the host.
+            mounts::make_parent_mount_private(&spec.rootfs)?;
+        }
         sys::mount(Some(&rootfs), &rootfs, None, libc::MS_BIND | libc::MS_REC, None)
             .map_err(|e| Error::errno(format!("bind rootfs {}", spec.rootfs.display()), e))?;
         let root = sys::open(&rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)?;
