@@ -130,7 +130,7 @@ async def start_cri(cfg: DaemonConfig, engine: Any, app: Any) -> Any:
 
     try:
         server = CRIServer(cfg.cri, engine, engine.pods, app["execs"], app["monitor"].watch,
-                           lambda: (True, ""))
+                           lambda: (True, ""), cfg.cri_stream_addr)
     except ProtoMissing as e:
         raise SystemExit(f"failed to start daemon: --cri: {e}") from None
     await server.start()
