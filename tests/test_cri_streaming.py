@@ -60,9 +60,10 @@ def pod(cri):
 
 
 def container(rt, pod: str, name: str, *cmd: str, **kw) -> str:
-    cid = rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod, config=pb.ContainerConfig(
-        metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image="busybox"),
-        command=list(cmd), **kw))).container_id
+    cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name),
+                             image=pb.ImageSpec(image="busybox"), command=list(cmd), **kw)
+    cid = rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod, config=cfg)
+                             ).container_id
     rt.StartContainer(pb.StartContainerRequest(container_id=cid))
     return cid
 
@@ -189,11 +190,11 @@ def test_exec_output_and_exit_code(cri, sleeper):
 
 def test_exec_older_protocol_and_big_output(cri, sleeper):
     _, rt, _ = cri
-    url = exec_url(rt, sleeper, "sh", "-c", "head -c 300000 /dev/zero; exit 2", stderr=True)
+    url = exec_url(rt, sleeper, "sh", "-c", "head -c 1000000 /dev/zero; exit 2", stderr=True)
     out, _, status = asyncio.run(remotecommand(
         url, protocols=("v9.channel.k8s.io", "v3.channel.k8s.io")))
     # v3's error channel holds the error's text, not a Status
-    assert len(out) == 300000 and b"non-zero exit code" in status
+    assert len(out) == 1000000 and b"non-zero exit code" in status
 
 
 def test_exec_stdin(cri, sleeper):

@@ -12,7 +12,9 @@ Flow control: received data is acknowledged with WINDOW_UPDATEs (per stream
 and, SPDY/3.1, per session) as it is read. Sending honours the peer's windows
 only once the peer has shown it does flow control (sent a WINDOW_UPDATE or an
 initial window): Kubernetes' peer (moby/spdystream) does none, sends no
-updates, and would stall after the first 64 KiB otherwise.
+updates, and would stall after the first 64 KiB otherwise. What the windows
+hold back is kept (up to BUFFER_LIMIT a stream) rather than blocking the
+writer: the shim drops output a slow reader leaves unread.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ PROTOCOL_ERROR, INVALID_STREAM, REFUSED_STREAM, CANCEL = 1, 2, 3, 5
 SETTINGS_INITIAL_WINDOW_SIZE = 7
 DEFAULT_WINDOW = 64 * 1024
 MAX_DATA = 32 * 1024  # per DATA frame we send
+BUFFER_LIMIT = 4 << 20  # bytes of a stream held back before its writer waits
 
 # The zlib dictionary of SPDY/3 header blocks (draft 3, section 2.6.10.1):
 # length-prefixed words, then a run of common values.
@@ -113,6 +116,8 @@ class Stream:
         self._window_open = asyncio.Event()
         self._window_open.set()
         self._unacked = 0
+        self._pending = bytearray()  # written, not yet sent (windows closed)
+        self._fin = False            # a FIN to send after _pending
 
     def header(self, name: str, default: str = "") -> str:
         v = self.headers.get(name.lower())
@@ -128,32 +133,42 @@ class Stream:
         return data
 
     async def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            n = min(len(view), MAX_DATA)
-            if self.session.flow_control:
-                await self.session.window(self)
-                n = max(1, min(n, self.send_window, self.session.send_window))
-            if self.local_closed or self.session.closed:
-                raise ConnectionResetError("stream closed")
-            self.send_window -= n
-            self.session.send_window -= n
-            self.session.send(data_frame(self.id, 0, bytes(view[:n])))
-            view = view[n:]
-            await self.session.drain()
+        """Queue `data`, sent as the peer's windows allow: waits only while
+        more than BUFFER_LIMIT bytes of the stream are held back (a reader
+        that is merely slow must not stop the copy from the process)."""
+        if self.local_closed or self.session.closed:
+            raise ConnectionResetError("stream closed")
+        self._pending += data
+        self.session.waiting.add(self)
+        self.session.flush()
+        while len(self._pending) > BUFFER_LIMIT and not self.session.closed and \
+                not self.reset_by_peer:
+            self._window_open.clear()
+            await self._window_open.wait()
+        await self.session.drain()
+
+    async def flushed(self) -> None:
+        """Wait until what was written (and the FIN) has been sent."""
+        while (self._pending or self._fin) and not self.session.closed and \
+                not self.reset_by_peer:
+            self._window_open.clear()
+            await self._window_open.wait()
 
     def close(self) -> None:
-        """Half-close: our FIN."""
-        if not self.local_closed and not self.session.closed:
+        """Half-close: our FIN, after what is still held back."""
+        if not self.local_closed:
             self.local_closed = True
-            self.session.send(data_frame(self.id, FLAG_FIN, b""))
-        self.local_closed = True
-        self.session.forget(self)
+            self._fin = True
+            self.session.waiting.add(self)
+            self.session.flush()
 
     def reset(self, status: int = CANCEL) -> None:
         if not self.session.closed and not (self.local_closed and self.remote_closed):
             self.session.send(control(RST_STREAM, 0, struct.pack(">II", self.id, status)))
         self.local_closed = True
+        self._pending.clear()
+        self._fin = False
+        self.session.waiting.discard(self)
         self._end()
         self.session.forget(self)
 
@@ -196,10 +211,10 @@ class Session:
         self.flow_control = False
         self.initial_send_window = DEFAULT_WINDOW
         self.send_window = DEFAULT_WINDOW
-        self._session_window = asyncio.Event()
-        self._session_window.set()
         self._pings: dict[int, asyncio.Future[None]] = {}
         self._unacked = 0
+        #: streams with data (or a FIN) held back by the peer's windows
+        self.waiting: set[Stream] = set()
 
     # --- output ---------------------------------------------------------------
     def send(self, frame: bytes) -> None:
@@ -227,12 +242,27 @@ class Session:
             self.send(control(WINDOW_UPDATE, 0, struct.pack(">II", 0, self._unacked)))
             self._unacked = 0
 
-    async def window(self, stream: Stream) -> None:
-        while (stream.send_window <= 0 or self.send_window <= 0) and not self.closed \
-                and not stream.remote_closed:
-            ev = stream._window_open if stream.send_window <= 0 else self._session_window
-            ev.clear()
-            await ev.wait()
+    def flush(self) -> None:
+        """Send what the windows allow of the streams' held-back data."""
+        for s in list(self.waiting):
+            while s._pending and not self.closed:
+                n = min(len(s._pending), MAX_DATA)
+                if self.flow_control:
+                    n = min(n, s.send_window, self.send_window)
+                    if n <= 0:
+                        break
+                self.send(data_frame(s.id, 0, bytes(s._pending[:n])))
+                del s._pending[:n]
+                s.send_window -= n
+                self.send_window -= n
+            if not s._pending:
+                if s._fin:
+                    s._fin = False
+                    self.send(data_frame(s.id, FLAG_FIN, b""))
+                self.waiting.discard(s)
+                self.forget(s)
+            if len(s._pending) <= BUFFER_LIMIT:
+                s._window_open.set()
 
     async def open_stream(self, headers: Headers, fin: bool = False) -> Stream:
         """Open a stream (SYN_STREAM) and wait for its SYN_REPLY."""
@@ -271,7 +301,7 @@ class Session:
         self.send(control(GOAWAY, 0, struct.pack(">II", self.last_peer_id, status)))
 
     def forget(self, s: Stream) -> None:
-        if s.local_closed and s.remote_closed:
+        if s.local_closed and s.remote_closed and s not in self.waiting:
             self.streams.pop(s.id, None)
 
     # --- input ----------------------------------------------------------------
@@ -311,7 +341,9 @@ class Session:
         for fut in self._pings.values():
             if not fut.done():
                 fut.cancel()
-        self._session_window.set()
+        for s in self.waiting:
+            s._window_open.set()
+        self.waiting.clear()
         self.ended.set()
 
     def _headers(self, block: bytes) -> Headers:
@@ -362,6 +394,9 @@ class Session:
             if s is not None:
                 s.reset_by_peer = True
                 s.local_closed = True
+                s._pending.clear()
+                s._fin = False
+                self.waiting.discard(s)
                 s._end()
                 s.replied.set()
         elif kind == SETTINGS:
@@ -374,8 +409,7 @@ class Session:
                     self.initial_send_window = value
                     for s in self.streams.values():
                         s.send_window += delta
-                        if s.send_window > 0:
-                            s._window_open.set()
+                    self.flush()
         elif kind == PING:
             (pid,) = struct.unpack_from(">I", p)
             fut = self._pings.pop(pid, None)
@@ -393,12 +427,9 @@ class Session:
             self.flow_control = True
             if sid == 0:
                 self.send_window += delta
-                if self.send_window > 0:
-                    self._session_window.set()
             elif (s := self.streams.get(sid)) is not None:
                 s.send_window += delta
-                if s.send_window > 0:
-                    s._window_open.set()
+            self.flush()
         # other kinds (NOOP, CREDENTIAL) are ignored, as the spec says
 
     def _data(self, sid: int, flags: int, payload: bytes) -> None:

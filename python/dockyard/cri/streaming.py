@@ -48,6 +48,7 @@ log = logging.getLogger("dockyard.cri")
 SPDY_PROTOCOLS = ("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io")
 WS_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 PORTFORWARD = "portforward.k8s.io"
+TUNNEL_PREFIX = "SPDY/3.1+"     # SPDY carried in a WebSocket's binary messages
 TOKEN_TTL = 60.0               # seconds an unused URL stays valid
 MAX_IN_FLIGHT = 1000           # tokens held at once
 STREAM_CREATION_TIMEOUT = 30.0  # for the client to open the streams it announced
@@ -215,6 +216,9 @@ class SpdyChannels(Channels):
         except ConnectionError:
             pass
         err.close()
+        # everything out before the connection ends
+        await asyncio.wait([asyncio.ensure_future(s.flushed()) for s in self.streams.values()],
+                           timeout=STREAM_CREATION_TIMEOUT)
 
 
 class WsChannels(Channels):
@@ -283,6 +287,12 @@ class _Takeover(asyncio.Protocol):
         self.inner.resume_writing()
 
 
+def _offered(request: web.Request) -> list[str]:
+    """The WebSocket subprotocols the client offers."""
+    return [x.strip() for v in request.headers.getall("Sec-WebSocket-Protocol", [])
+            for x in v.split(",")]
+
+
 def _negotiate(offered: list[str], supported: tuple[str, ...]) -> str | None:
     for p in offered:
         for one in p.split(","):
@@ -312,6 +322,42 @@ async def _upgrade_spdy(request: web.Request, protocol: str,
     session = spdy.Session(transport.write, drain, server=True, on_stream=on_stream)
     transport.set_protocol(_Takeover(request.protocol, session))
     return resp, session, transport  # type: ignore[return-value]
+
+
+class _WsPipe:
+    """A SPDY session's output as WebSocket messages, in order."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.pending = 0
+        self.task = asyncio.ensure_future(self._run())
+
+    def send(self, frame: bytes) -> None:
+        self.pending += len(frame)
+        self.queue.put_nowait(frame)
+
+    async def _run(self) -> None:
+        while True:
+            chunks = [await self.queue.get()]
+            while not self.queue.empty():
+                chunks.append(self.queue.get_nowait())
+            data = b"".join(chunks)
+            try:
+                await self.ws.send_bytes(data)
+            except ConnectionError:
+                pass
+            self.pending -= len(data)
+
+    async def drain(self) -> None:
+        while self.pending > WRITE_LIMIT and not self.ws.closed:
+            await asyncio.sleep(0.01)
+
+    async def close(self) -> None:
+        deadline = time.monotonic() + 5  # what is queued goes out first
+        while self.pending and not self.ws.closed and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        self.task.cancel()
 
 
 def _end_spdy(session: spdy.Session, transport: asyncio.Transport) -> None:
@@ -431,11 +477,9 @@ class StreamingServer:
 
     async def _websocket(self, request: web.Request, p: Pending) -> web.StreamResponse:
         if p.kind == "portforward":
-            return web.Response(status=400, text="port-forward is served over SPDY only\n")
+            return await self._portforward_ws(request, p)
         ws = web.WebSocketResponse(protocols=WS_PROTOCOLS, autoping=True, max_msg_size=0)
-        offered = [x.strip() for v in request.headers.getall("Sec-WebSocket-Protocol", [])
-                   for x in v.split(",")]
-        if not any(x in WS_PROTOCOLS for x in offered):
+        if not any(x in WS_PROTOCOLS for x in _offered(request)):
             return self._refuse(WS_PROTOCOLS)
         await ws.prepare(request)
         ch = WsChannels(ws, ws.ws_protocol or WS_PROTOCOLS[0])
@@ -590,11 +634,9 @@ class StreamingServer:
         return status or status_success()
 
     # --- port-forward --------------------------------------------------------------
-    async def _portforward(self, request: web.Request, p: Pending) -> web.StreamResponse:
-        offered = request.headers.getall("X-Stream-Protocol-Version", [])
-        if offered and _negotiate(offered, (PORTFORWARD,)) is None:
-            return self._refuse((PORTFORWARD,))
-        pod = await asyncio.to_thread(self.pods.get, p.request["pod_sandbox_id"])
+    def _forwarder(self, pod: Pod) -> tuple[Any, set[asyncio.Task[None]]]:
+        """A port-forward session's stream handler: pairs the data and error
+        streams of each connection and forwards them."""
         pairs: dict[str, dict[str, spdy.Stream]] = {}
         tasks: set[asyncio.Task[None]] = set()
 
@@ -612,6 +654,14 @@ class StreamingServer:
                 tasks.add(t)
                 t.add_done_callback(tasks.discard)
 
+        return on_stream, tasks
+
+    async def _portforward(self, request: web.Request, p: Pending) -> web.StreamResponse:
+        offered = request.headers.getall("X-Stream-Protocol-Version", [])
+        if offered and _negotiate(offered, (PORTFORWARD,)) is None:
+            return self._refuse((PORTFORWARD,))
+        pod = await asyncio.to_thread(self.pods.get, p.request["pod_sandbox_id"])
+        on_stream, tasks = self._forwarder(pod)
         resp, session, transport = await _upgrade_spdy(
             request, PORTFORWARD if offered else "", on_stream)
         try:
@@ -621,6 +671,31 @@ class StreamingServer:
                 t.cancel()
             _end_spdy(session, transport)
         return resp
+
+    async def _portforward_ws(self, request: web.Request, p: Pending) -> web.StreamResponse:
+        """Port-forward as newer clients send it over a WebSocket: the same
+        SPDY session, its bytes carried in binary messages."""
+        proto = TUNNEL_PREFIX + PORTFORWARD
+        if proto not in _offered(request):
+            return self._refuse((proto,))
+        ws = web.WebSocketResponse(protocols=(proto,), max_msg_size=0)
+        pod = await asyncio.to_thread(self.pods.get, p.request["pod_sandbox_id"])
+        await ws.prepare(request)
+        on_stream, tasks = self._forwarder(pod)
+        pipe = _WsPipe(ws)
+        session = spdy.Session(pipe.send, pipe.drain, server=True, on_stream=on_stream)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.BINARY:
+                    session.feed(msg.data)
+        finally:
+            session.end()
+            for t in list(tasks):
+                t.cancel()
+            await pipe.close()
+            if not ws.closed:
+                await ws.close()
+        return ws
 
     async def _dial(self, pod: Pod, port: int) -> tuple[asyncio.StreamReader,
                                                         asyncio.StreamWriter]:
