@@ -5,7 +5,8 @@ remotecommand and port-forward protocols there, against real containers.
 
 The pods' containers run with the host's network (NamespaceMode NODE): the
 port-forward into a pod's own network namespace is checked with a listener
-entered into the pod's pinned namespace file."""
+entered into the pod's pinned namespace file. Pods of their own network are on
+a CNI network of the loopback plugin alone: nothing is made in the host's."""
 
 from __future__ import annotations
 
@@ -33,7 +34,13 @@ NODE_NET = pb.LinuxPodSandboxConfig(security_context=pb.LinuxSandboxSecurityCont
 def cri(tmp_path_factory, busybox_tar):
     base = tmp_path_factory.mktemp("cristream")
     sock = base / "cri.sock"
-    d = Daemon(base, "overlay", ["--cri", f"unix://{sock}"])
+    # pods on a network of the loopback plugin only: a namespace of their own,
+    # nothing made in the host's
+    conf = base / "net.d"
+    conf.mkdir()
+    (conf / "10-lo.conflist").write_text(json.dumps(
+        {"cniVersion": "1.0.0", "name": "lo", "plugins": [{"type": "loopback"}]}))
+    d = Daemon(base, "overlay", ["--cri", f"unix://{sock}", "--cni-conf-dir", str(conf)])
     pods = []
     try:
         d.start()
