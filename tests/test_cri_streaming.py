@@ -237,25 +237,47 @@ def test_rpc_validation(cri, sleeper):
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_attach(cri, pod):
-    _, rt, _ = cri
-    cid = container(rt, pod, "attached", "sh", "-c", "read l; echo got:$l; echo e >&2; exit 4",
-                    stdin=True)
-    url = rt.Attach(pb.AttachRequest(container_id=cid, stdin=True, stdout=True,
-                                     stderr=True)).url
-    out, err, status = asyncio.run(remotecommand(url, stdin=b"hi\n"))
-    # attach ends with the container; its exit code is the container's status's
-    assert (out, err, status["status"]) == (b"got:hi\n", b"e\n", "Success")
+def wait_exited(rt, cid: str) -> pb.ContainerStatus:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         st = rt.ContainerStatus(pb.ContainerStatusRequest(container_id=cid)).status
         if st.state == pb.CONTAINER_EXITED:
             break
         time.sleep(0.05)
-    assert st.exit_code == 4
+    return st
+
+
+def test_attach_stdin_once(cri, pod):
+    _, rt, _ = cri
+    # stdin_once: the client's end of input closes the container's, and the
+    # attach lasts as long as the container
+    cid = container(rt, pod, "once", "sh", "-c", "cat; echo e >&2; exit 4", stdin=True,
+                    stdin_once=True)
+    url = rt.Attach(pb.AttachRequest(container_id=cid, stdin=True, stdout=True,
+                                     stderr=True)).url
+    out, err, status = asyncio.run(remotecommand(url, stdin=b"hi\n"))
+    assert (out, err, status["status"]) == (b"hi\n", b"e\n", "Success")
+    assert wait_exited(rt, cid).exit_code == 4
     with pytest.raises(grpc.RpcError) as e:  # no attach to a stopped container
         rt.Attach(pb.AttachRequest(container_id=cid, stdout=True))
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_attach_detaches_at_end_of_input(cri, pod):
+    _, rt, _ = cri
+    cid = container(rt, pod, "reader", "sh", "-c", "while read l; do echo got:$l; done",
+                    stdin=True)
+    url = rt.Attach(pb.AttachRequest(container_id=cid, stdin=True, stdout=True,
+                                     stderr=True)).url
+    out, err, status = asyncio.run(remotecommand(url, stdin=b"x\n", until=b"got:x"))
+    assert b"got:x" in out and status["status"] == "Success"
+    # the container goes on: its input stays open for the next attach
+    st = rt.ContainerStatus(pb.ContainerStatusRequest(container_id=cid)).status
+    assert st.state == pb.CONTAINER_RUNNING
+    url = rt.Attach(pb.AttachRequest(container_id=cid, stdin=True, stdout=True,
+                                     stderr=True)).url
+    out, _, _ = asyncio.run(remotecommand(url, stdin=b"y\n", until=b"got:y"))
+    assert b"got:y" in out
 
 
 async def port_forward(url: str, port: int, payloads: list[bytes]) -> list[tuple[bytes, bytes]]:

@@ -55,6 +55,7 @@ STREAM_CREATION_TIMEOUT = 30.0  # for the client to open the streams it announce
 WRITE_LIMIT = 4 << 20          # bytes unsent on a connection before we wait
 
 EXIT_CODE_REASON = "NonZeroExitCode"
+DETACHED = "detached"
 
 
 def status_success() -> dict[str, Any]:
@@ -507,17 +508,21 @@ class StreamingServer:
             await ch.finish(status)
 
     # --- exec and attach ------------------------------------------------------------
-    async def _pump(self, conn: ShimConnection, ch: Channels, stdin: bool, close_stdin: bool,
+    async def _pump(self, conn: ShimConnection, ch: Channels, stdin: bool, detach_at_eof: bool,
                     until_exit: Any) -> Any:
         """Copy between the client and a shim until `until_exit` (the output
-        side) ends or the client goes: its result, or None when the client went."""
+        side) ends or the client goes: its result, or None when the client
+        went. At the end of the client's stdin, the process's stdin is closed,
+        or with `detach_at_eof` the session ends there (DETACHED)."""
 
-        async def copy_in() -> None:
+        async def copy_in() -> str:
             while (data := await ch.stdin.get()) is not None:
                 await conn.stdin(data)
-            if close_stdin:
-                await conn.close_stdin()
+            if detach_at_eof:
+                return DETACHED
+            await conn.close_stdin()
             await asyncio.Event().wait()  # the session goes on with output only
+            return ""
 
         async def resize() -> None:
             while True:
@@ -532,9 +537,13 @@ class StreamingServer:
             helpers.append(asyncio.ensure_future(copy_in()))
         try:
             await asyncio.wait([out, gone, *helpers], return_when=asyncio.FIRST_COMPLETED)
-            for h in helpers:  # a helper only ends by failing: the shim went
-                if h.done() and not h.cancelled() and h.exception() is not None:
-                    await asyncio.wait([out, gone], return_when=asyncio.FIRST_COMPLETED)
+            for h in helpers:
+                if not h.done() or h.cancelled():
+                    continue
+                if h.exception() is None and h.result() == DETACHED and not out.done():
+                    return DETACHED
+                # otherwise the helper failed: the shim went, its output ends too
+                await asyncio.wait([out, gone], return_when=asyncio.FIRST_COMPLETED)
             return out.result() if out.done() else None
         finally:
             for t in (out, gone, *helpers):
@@ -587,7 +596,7 @@ class StreamingServer:
                 code = int(e.exit_code or 0)
                 return status_success() if code == 0 else status_exit(code)
 
-            status = await self._pump(conn, ch, stdin, True, output)
+            status = await self._pump(conn, ch, stdin, False, output)
         finally:
             conn.close()
         if status is None:  # the client went: its process goes too
@@ -625,13 +634,14 @@ class StreamingServer:
                     return status_success()
 
         try:
-            # the container's stdin closes with the client's only when it asked
-            # for that (stdin_once), as with `docker attach`
-            status = await self._pump(conn, ch, stdin, bool(c.config.get("StdinOnce")),
-                                      output)
+            # At the client's end of input, the container's stdin closes only
+            # with stdin_once and no tty, and the attach lasts as long as the
+            # container; otherwise the attach ends there (containerd's way).
+            once = bool(c.config.get("StdinOnce")) and not c.tty
+            status = await self._pump(conn, ch, stdin, not once, output)
         finally:
             conn.close()
-        return status or status_success()
+        return status if isinstance(status, dict) else status_success()
 
     # --- port-forward --------------------------------------------------------------
     def _forwarder(self, pod: Pod) -> tuple[Any, set[asyncio.Task[None]]]:
