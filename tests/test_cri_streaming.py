@@ -378,3 +378,37 @@ def test_exec_over_websocket(cri, sleeper):
     url = exec_url(rt, sleeper, "sh", "-c", "cat; echo e >&2; exit 5", stdin=True, stderr=True)
     out, err, status = asyncio.run(ws_session(url, "v5.channel.k8s.io", b"via ws\n"))
     assert (out, err, exit_code(status)) == (b"via ws\n", b"e\n", 5)
+
+
+def test_exec_ends_with_its_client(cri, sleeper):
+    _, rt, _ = cri
+    url = exec_url(rt, sleeper, "sh", "-c", "echo started; exec sleep 1000")
+
+    async def go() -> None:
+        c = await spdy_connect(url, "v4.channel.k8s.io")
+        await c.session.open_stream({"streamtype": ["error"]})
+        out = await c.session.open_stream({"streamtype": ["stdout"]})
+        assert await asyncio.wait_for(out.read(), 20) == b"started\n"
+        c.close()  # the client goes away: so does its process
+
+    asyncio.run(go())
+    deadline = time.monotonic() + 20
+    while True:
+        r = rt.ExecSync(pb.ExecSyncRequest(container_id=sleeper, cmd=["ps", "-o", "args"]))
+        if b"sleep 1000\n" not in r.stdout.replace(b"sleep 1000\n", b"", 1):
+            break  # only the container's own sleep is left
+        assert time.monotonic() < deadline, r.stdout
+        time.sleep(0.05)
+
+
+def test_stream_addr_setting(tmp_path):
+    from dockyard.daemon import config as daemon_config
+
+    f = tmp_path / "daemon.json"
+    f.write_text(json.dumps({"cri-stream-addr": "[::1]:10010"}))
+    assert daemon_config.load({}, str(f)).cri_stream_addr == "[::1]:10010"
+    (tmp_path / "empty.json").write_text("{}")
+    assert daemon_config.load({}, str(tmp_path / "empty.json")).cri_stream_addr == "127.0.0.1:0"
+    f.write_text(json.dumps({"cri-stream-addr": "10010"}))
+    with pytest.raises(daemon_config.ConfigError, match="cri-stream-addr: want host:port"):
+        daemon_config.load({}, str(f))
