@@ -25,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import secrets
+import signal
 import socket
 import time
 from dataclasses import dataclass, field
@@ -606,9 +608,6 @@ class StreamingServer:
 
     @staticmethod
     def _kill_exec(pid: int) -> None:
-        import os
-        import signal
-
         if pid:
             try:
                 os.kill(pid, signal.SIGKILL)
