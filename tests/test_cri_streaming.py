@@ -412,3 +412,69 @@ def test_stream_addr_setting(tmp_path):
     f.write_text(json.dumps({"cri-stream-addr": "10010"}))
     with pytest.raises(daemon_config.ConfigError, match="cri-stream-addr: want host:port"):
         daemon_config.load({}, str(f))
+
+
+async def port_forward_ws(url: str, port: int, data: bytes) -> tuple[bytes, bytes]:
+    """Port-forward as newer clients tunnel it: SPDY inside WebSocket messages."""
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(url, protocols=("SPDY/3.1+portforward.k8s.io",)) as ws:
+            assert ws.protocol == "SPDY/3.1+portforward.k8s.io"
+            out: asyncio.Queue[bytes] = asyncio.Queue()
+
+            async def send() -> None:
+                while True:
+                    await ws.send_bytes(await out.get())
+
+            async def drain() -> None:
+                pass
+
+            session = spdy.Session(out.put_nowait, drain, server=False)
+
+            async def pump() -> None:
+                async for msg in ws:
+                    if msg.type == aiohttp.WSMsgType.BINARY:
+                        session.feed(msg.data)
+                session.end()
+
+            tasks = [asyncio.ensure_future(pump()), asyncio.ensure_future(send())]
+            try:
+                h = {"port": [str(port)], "requestid": ["0"]}
+                err, dat = [await asyncio.wait_for(session.open_stream(
+                    {"streamtype": [k], **h}), 30) for k in ("error", "data")]
+                await dat.write(data)
+                dat.close()
+                reply, error = await asyncio.wait_for(
+                    asyncio.gather(read_all(dat), read_all(err)), 30)
+                return reply, error
+            finally:
+                for t in tasks:
+                    t.cancel()
+
+
+def test_port_forward_over_websocket(cri, pod):
+    _, rt, _ = cri
+    port = free_port()
+    container(rt, pod, "wsserver", "nc", "-ll", "-p", str(port), "-e", "sh", "-c",
+              "read l; echo ws:$l")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                break
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    url = rt.PortForward(pb.PortForwardRequest(pod_sandbox_id=pod, port=[port])).url
+    assert asyncio.run(port_forward_ws(url, port, b"hi\n")) == (b"ws:hi\n", b"")
+
+
+def test_request_cache_tokens_expire():
+    from dockyard.cri.streaming import RequestCache
+
+    cache = RequestCache()
+    a, b = cache.insert("exec", {"x": 1}), cache.insert("exec", {"x": 2})
+    assert a != b and cache.consume("attach", a) is None  # a URL is for its kind only
+    assert cache.consume("exec", a).request == {"x": 1}
+    assert cache.consume("exec", a) is None  # once
+    cache.entries[b].expires = time.monotonic() - 1
+    assert cache.consume("exec", b) is None
