@@ -14,7 +14,8 @@ to SPDY/3.1 (`spdy.py`) or to a WebSocket and speaks:
 - port-forward: over SPDY, `portforward.k8s.io`, a data and an error stream
   per connection, paired by their `requestID` header, for the `port` header;
   the other end is 127.0.0.1:<port> in the pod's network namespace (the
-  host's for a host-network pod).
+  host's for a host-network pod). Newer clients tunnel the same SPDY session
+  in a WebSocket's binary messages (`SPDY/3.1+portforward.k8s.io`).
 
 Exec runs through the engine's exec machinery (a `dockyard-shim exec`);
 attach joins the container's own shim; both through the shim's attach socket.
