@@ -133,7 +133,12 @@ async def start_cri(cfg: DaemonConfig, engine: Any, app: Any) -> Any:
                            lambda: (True, ""), cfg.cri_stream_addr)
     except ProtoMissing as e:
         raise SystemExit(f"failed to start daemon: --cri: {e}") from None
-    await server.start()
+    try:
+        await server.start()
+    except OSError as e:  # the streaming server's address
+        await server.stop()
+        raise SystemExit(f"failed to start daemon: --cri-stream-addr {cfg.cri_stream_addr}: "
+                         f"{e.strerror or e}") from None
     return server
 
 
