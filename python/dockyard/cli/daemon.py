@@ -26,6 +26,7 @@ KEYS = {
     "dns": "dns", "dns_search": "dns-search", "dns_opt": "dns-opts",
     "log_driver": "log-driver", "log_opt": "log-opts", "userns_remap": "userns-remap",
     "cri": "cri", "cni_conf_dir": "cni-conf-dir", "cni_bin_dir": "cni-bin-dirs",
+    "cri_stream_addr": "cri-stream-addr",
 }
 
 
@@ -142,6 +143,9 @@ def daemon(
     cni_bin_dir: Optional[list[str]] = typer.Option(
         None, "--cni-bin-dir", help="Where CNI plugins are looked for (repeatable; default "
         "/opt/cni/bin and /usr/lib/cni)"),
+    cri_stream_addr: Optional[str] = typer.Option(
+        None, "--cri-stream-addr", help="host:port of the CRI streaming server (exec, attach, "
+        "port-forward; default 127.0.0.1 on a free port)"),
 ) -> None:
     """Run the Dockyard daemon"""
     from ..daemon.config import ConfigError, load

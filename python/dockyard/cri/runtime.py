@@ -22,12 +22,13 @@ from ..containers.execs import ExecStore
 from ..containers.model import Container
 from ..containers.update import update as update_container
 from ..engine import Engine
-from ..errors import InvalidParameter, NotFound
+from ..errors import Conflict, InvalidParameter, NotFound
 from ..imageconfig import parse_time
 from ..pods.records import READY, Pod, PodContainer
 from ..pods.service import PodService
 from . import convert
 from .errors import rpc
+from .streaming import StreamingServer, validate
 
 API_VERSION = "v1"
 
@@ -53,6 +54,8 @@ class RuntimeService:
         #: the daemon's exit monitor, told of every container started
         self.started = started
         self.network_ready = network_ready
+        #: the server Exec, Attach and PortForward send their clients to (set by CRIServer)
+        self.streaming: StreamingServer | None = None
 
     # --- runtime ------------------------------------------------------------
     @rpc
@@ -348,6 +351,33 @@ class RuntimeService:
         finally:
             conn.close()
         return code, bytes(out), bytes(err)
+
+    # --- streaming: URLs of the streaming server ----------------------------------
+    async def _stream_url(self, kind: str, req: Any) -> str:
+        assert self.streaming is not None
+        fields = to_dict(req)
+        validate(kind, fields)
+        if kind != "portforward":
+            c, _ = await asyncio.to_thread(self._pc, req.container_id)
+            if self._state(c) != self.pb.CONTAINER_RUNNING:
+                raise Conflict(f"container {c.id} is not running")
+            fields["container_id"] = c.id
+        else:
+            fields["pod_sandbox_id"] = (await asyncio.to_thread(
+                self.pods.get, req.pod_sandbox_id)).id
+        return self.streaming.url(kind, fields)
+
+    @rpc
+    async def Exec(self, req: Any, ctx: Any) -> Any:
+        return self.pb.ExecResponse(url=await self._stream_url("exec", req))
+
+    @rpc
+    async def Attach(self, req: Any, ctx: Any) -> Any:
+        return self.pb.AttachResponse(url=await self._stream_url("attach", req))
+
+    @rpc
+    async def PortForward(self, req: Any, ctx: Any) -> Any:
+        return self.pb.PortForwardResponse(url=await self._stream_url("portforward", req))
 
     # --- stats --------------------------------------------------------------
     def _stats(self, c: Container, pc: PodContainer) -> Any:

@@ -17,6 +17,7 @@ from ..pods.service import PodService
 from . import proto
 from .images import ImageService
 from .runtime import RuntimeService
+from .streaming import StreamingServer
 
 log = logging.getLogger("dockyard.cri")
 
@@ -39,17 +40,21 @@ def _servicer(impl: type, base: type) -> type:
 class CRIServer:
     def __init__(self, address: str, engine: Engine, pods: PodService, execs: ExecStore,
                  started: Callable[[str], None],
-                 network_ready: Callable[[], tuple[bool, str]]) -> None:
+                 network_ready: Callable[[], tuple[bool, str]],
+                 stream_addr: str = "127.0.0.1:0") -> None:
         if not address.startswith("unix://"):
             raise ValueError(f"--cri {address!r}: only unix:// addresses are served")
         self.path = address[len("unix://"):]
         self.pb, self.svc = proto.load()
         self.runtime = _servicer(RuntimeService, self.svc.RuntimeServiceServicer)(
             self.pb, engine, pods, execs, started, network_ready)
+        self.streaming = StreamingServer(stream_addr, engine.containers, pods, execs)
+        self.runtime.streaming = self.streaming
         self.images = _servicer(ImageService, self.svc.ImageServiceServicer)(self.pb, engine)
         self.server: Any = None
 
     async def start(self) -> None:
+        await self.streaming.start()
         self.server = grpc.aio.server()
         self.svc.add_RuntimeServiceServicer_to_server(self.runtime, self.server)
         self.svc.add_ImageServiceServicer_to_server(self.images, self.server)
@@ -66,6 +71,7 @@ class CRIServer:
     async def stop(self) -> None:
         if self.server is not None:
             await self.server.stop(grace=2)
+        await self.streaming.stop()
         try:
             os.unlink(self.path)
         except FileNotFoundError:

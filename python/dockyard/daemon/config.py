@@ -81,6 +81,8 @@ class DaemonConfig:
     cri: str = ""
     cni_conf_dir: str = "/etc/cni/net.d"
     cni_bin_dirs: list[str] = field(default_factory=lambda: ["/opt/cni/bin", "/usr/lib/cni"])
+    #: host:port of the CRI streaming server (exec, attach, port-forward); port 0: a free one
+    cri_stream_addr: str = "127.0.0.1:0"
     config_file: str = DEFAULT_CONFIG_FILE
     config_file_required: bool = False  # given with --config-file, so it must exist
     #: The options given as flags, by file key, in the file's shape (for reloads).
@@ -307,6 +309,15 @@ def _cri(key: str, v: Any) -> str:
     return s
 
 
+def _stream_addr(key: str, v: Any) -> str:
+    s = _str(key, v)
+    host, sep, port = s.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535 or \
+            (host.startswith("[") != host.endswith("]")):
+        raise ConfigError(f"invalid value for {key}: want host:port, got {json.dumps(s)}")
+    return s
+
+
 def _registries(key: str, v: Any) -> list[str]:
     return insecure_registries(_strs(key, v))
 
@@ -358,6 +369,7 @@ OPTIONS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "cri": ("cri", _cri),  # Dockyard's own, as the next three
     "cni-conf-dir": ("cni_conf_dir", _str),
     "cni-bin-dirs": ("cni_bin_dirs", _strs),
+    "cri-stream-addr": ("cri_stream_addr", _stream_addr),  # Dockyard's own
 }
 
 #: dockerd keys Dockyard accepts but does not act on (networking, runtimes,

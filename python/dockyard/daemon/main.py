@@ -140,10 +140,15 @@ async def start_cri(cfg: DaemonConfig, engine: Any, app: Any) -> Any:
     pods.network = cni
     try:
         server = CRIServer(cfg.cri, engine, pods, app["execs"], app["monitor"].watch,
-                           cni.ready)
+                           cni.ready, cfg.cri_stream_addr)
     except ProtoMissing as e:
         raise SystemExit(f"failed to start daemon: --cri: {e}") from None
-    await server.start()
+    try:
+        await server.start()
+    except OSError as e:  # the streaming server's address
+        await server.stop()
+        raise SystemExit(f"failed to start daemon: --cri-stream-addr {cfg.cri_stream_addr}: "
+                         f"{e.strerror or e}") from None
     return server
 
 
