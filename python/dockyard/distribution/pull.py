@@ -178,9 +178,9 @@ class Puller:
             self._fetch_layers(manifest.layers, diff_ids)
         digest_ref = f"{target.name}@{top_digest}"
         img = images.create(raw_config, refs=[digest_ref] + ([] if by_digest else [str(target)]))
-        for desc, diff_id in zip(manifest.layers, diff_ids):
-            self.store.layers.record_blob(diff_id, desc.digest, desc.media_type, desc.size,
-                                           self.ref.domain, self.ref.path)
+        self.store.layers.record_blobs([
+            (diff_id, desc.digest, desc.media_type, desc.size, self.ref.domain, self.ref.path)
+            for desc, diff_id in zip(manifest.layers, diff_ids)])
         self.report.status(f"Digest: {top_digest}")
         if before == img.id:
             self.report.status(f"Status: Image is up to date for {shown}")
@@ -361,7 +361,8 @@ class Puller:
         target = driver.diff_path(slot.cache_id)
         split = str(self.store.layers.split_path(slot.cache_id))
         keep = (str(self.store.layers.keep_path(slot.cache_id))
-                if desc.media_type in KEPT_TYPES else None)
+                if desc.media_type in KEPT_TYPES and self.store.layers.room_to_keep(desc.size)
+                else None)
         attempts = max(1, self.opts.retries)
         for attempt in range(1, attempts + 1):
             if self.aborted.is_set():

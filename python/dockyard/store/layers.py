@@ -33,11 +33,13 @@ from ..ids import chain_ids, generate_id
 from .db import Database
 
 Extract = Callable[[str, str, str], "_core.LayerInfo"]
+"""Extract a diff into (target dir, whiteout mode, tar-split path) and return
+what was read; the extractor writes the tar-split record to that path."""
 #: dockerd's layer.maxLayerDepth: no chain may be deeper (overlay's mount
 #: options would not hold many more lower directories either).
 MAX_DEPTH = 125
-"""Extract a diff into (target dir, whiteout mode, tar-split path) and return
-what was read; the extractor writes the tar-split record to that path."""
+#: Free space a pull leaves alone when it decides whether to keep a blob.
+KEEP_MARGIN = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,15 @@ class LayerStore:
         """Where a layer being pulled into `cache_id` keeps its blob until it
         is committed."""
         return self.blobs / f"{cache_id}.tmp"
+
+    def room_to_keep(self, size: int) -> bool:
+        """Whether a blob of `size` bytes may be kept: the cache never takes
+        the room a layer (some times bigger unpacked) would need."""
+        try:
+            st = os.statvfs(self.blobs)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize >= KEEP_MARGIN + 4 * max(size, 0)
 
     def blob_path(self, digest: str) -> Path | None:
         """The kept blob file for `digest` (which may not exist), or None for
@@ -234,9 +245,13 @@ class LayerStore:
     # --- where the layer's blobs live in registries ----------------------------
     def record_blob(self, diff_id: str, digest: str, media_type: str, size: int,
                     registry: str, repository: str) -> None:
+        self.record_blobs([(diff_id, digest, media_type, size, registry, repository)])
+
+    def record_blobs(self, rows: list[tuple[str, str, str, int, str, str]]) -> None:
+        """record_blob for many, in one transaction: (diff_id, digest,
+        media_type, size, registry, repository) each."""
         with self.db.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO layer_blobs VALUES (?,?,?,?,?,?)",
-                      (diff_id, digest, media_type, size, registry, repository))
+            c.executemany("INSERT OR REPLACE INTO layer_blobs VALUES (?,?,?,?,?,?)", rows)
 
     def known_blobs(self, diff_id: str) -> list[dict]:
         """Blobs seen for `diff_id`: dicts of digest, media_type, size,
