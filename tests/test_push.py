@@ -210,6 +210,37 @@ def test_pulled_blobs_are_pushed_as_they_are(engine, registry, registry_factory)
     assert sha256_digest(blob) == recompressed
     assert sha256_digest(gzip.decompress(blob)) == layers[0].diff_id
     assert pushed["layers"][1]["digest"] == layers[1].digest
+    # The damaged copy is gone; the one compressed for that push is kept.
+    assert sorted(p.name for p in kept.iterdir()) == sorted([recompressed[7:],
+                                                             layers[1].digest[7:]])
 
     engine.remove_image(img.id, force=True)
     assert list(kept.iterdir()) == []
+
+
+def test_compressed_blob_is_kept_for_the_next_push(engine, registry, registry_factory,
+                                                   busybox_tar):
+    """A layer compressed for one push is kept: the next push to another
+    registry sends those bytes (progress knows their size up front)."""
+    name = f"{registry.host}/kept/first"
+    img = engine.import_image(str(busybox_tar), repo=name, tag="v1")
+    short = img.config["rootfs"]["diff_ids"][0][7:19]
+
+    def first_total(msgs: list[dict]) -> int:
+        return next(m["progressDetail"]["total"] for m in msgs
+                    if m.get("status") == "Pushing" and m.get("id") == short)
+
+    msgs: list[dict] = []
+    engine.push(name, "v1", progress=msgs.append)
+    assert first_total(msgs) == 0  # compressed as it went: size unknown
+    digest = json.loads(registry.client().get_manifest("kept/first", "v1").body)["layers"][0]
+    kept = Path(engine.root) / "layerblobs"
+    assert [p.name for p in kept.iterdir()] == [digest["digest"][7:]]
+
+    other = registry_factory()
+    engine.tag_image(img.id, f"{other.host}/kept/second", "v1")
+    msgs.clear()
+    engine.push(f"{other.host}/kept/second", "v1", progress=msgs.append)
+    assert first_total(msgs) == digest["size"]
+    again = json.loads(other.client().get_manifest("kept/second", "v1").body)["layers"][0]
+    assert again == digest

@@ -272,7 +272,7 @@ class Puller:
                     self.store.driver.reparent(slot.cache_id, actual)
                 layer = layers.commit(parent, slot.cache_id, info.diff_id, info.size)
                 committed.append(layer.chain_id)
-                layers.keep_blob(slot.cache_id, info.diff_id, descs[i].digest,
+                layers.keep_blob(layers.keep_path(slot.cache_id), info.diff_id, descs[i].digest,
                                  descs[i].media_type, info.compressed_size, self.ref.domain,
                                  self.ref.path)
                 with inflight.lock:

@@ -3,15 +3,16 @@
 Each layer's blob is found the cheapest way first: a registry that already
 has it (a HEAD for each digest we know for that diff ID), a cross-repository
 mount from another repository of the same registry, and only then an
-upload. A layer that was pulled sends the compressed blob kept from that
-pull, exactly as the registry sent it (gzip or zstd), hashed as it goes: a
-kept file that does not match its digest is never finished, the layer is
-then compressed again. Otherwise the upload streams the layer's exact tar,
-rebuilt from its tar-split record and gzipped on Rust threads, through a
-pipe into one chunked PATCH, then closes with a PUT naming the digest (no
-temporary file). Small blobs (the config) go up monolithically. The manifest
-goes last (OCI if a layer's blob has an OCI media type, else Docker's), and
-the image keeps its ID: the config bytes are the stored ones.
+upload. A layer that was pulled (or pushed before) sends the compressed blob
+kept from then (`store.layers`), byte for byte (gzip or zstd), hashed as it
+goes: a kept file that does not match its digest is never finished and is
+removed, the layer is then compressed again. That streams the layer's exact
+tar, rebuilt from its tar-split record and gzipped on Rust threads, through
+a pipe into one chunked PATCH, then closes with a PUT naming the digest; the
+blob is kept as it goes up, for the next push elsewhere. Small blobs (the
+config) go up monolithically. The manifest goes last (OCI if a layer's blob
+has an OCI media type, else Docker's), and the image keeps its ID: the
+config bytes are the stored ones.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Iterator
 
 from .. import _core, reference
@@ -163,10 +165,10 @@ class Pusher:
             self._done[layer.diff_id] = found
         return found
 
-    def _upload_kept(self, path: os.PathLike, blob: dict[str, Any], short: str) -> Blob | None:
-        """Upload the blob kept from a pull as it is, hashing it as it is read;
-        None (the upload cancelled, nothing stored) if the file is not the
-        blob it is named after any more."""
+    def _upload_kept(self, path: Path, blob: dict[str, Any], short: str) -> Blob | None:
+        """Upload a kept blob as it is, hashing it as it is read; None (the
+        upload cancelled, nothing stored, the file removed) if the file is
+        not the blob it is named after any more."""
         digest, size = blob["digest"], blob["size"]
         try:
             f = open(path, "rb", buffering=0)
@@ -175,7 +177,11 @@ class Pusher:
         h = hashlib.sha256()
         sent = 0
         with f:
-            if os.fstat(f.fileno()).st_size != size:
+            have = os.fstat(f.fileno()).st_size
+            if size < 0:
+                size = have  # a descriptor without its size: the digest decides
+            if have != size:
+                path.unlink(missing_ok=True)  # not that blob any more: don't read it again
                 return None
             _, loc = self._start_upload()
 
@@ -201,6 +207,7 @@ class Pusher:
                 raise
         if sent != size or f"sha256:{h.hexdigest()}" != digest:
             self._cancel_upload(loc)  # never finished: the registry keeps nothing
+            path.unlink(missing_ok=True)
             return None
         self._finish_upload(loc, digest)
         return digest, size, blob["media_type"]
@@ -226,40 +233,70 @@ class Pusher:
         t = threading.Thread(target=produce, name="dockyard-push-tar", daemon=True)
         t.start()
         sent = 0
+        # The blob is kept as it goes up, as a pull keeps it, so that the next
+        # push elsewhere sends it as it is (the size bound: the tar's).
+        layers = self.store.layers
+        keep = layers.push_keep_path(layer.cache_id) if layers.room_to_keep(layer.size) else None
+        kept: Any = None
+        if keep is not None:
+            try:
+                kept = open(keep, "wb", buffering=0)
+            except OSError:
+                keep = None
 
         def body() -> Iterator[bytes]:
-            nonlocal sent
+            nonlocal sent, kept
             with open(rfd, "rb", buffering=0, closefd=False) as f:
                 while chunk := f.read(CHUNK):
                     sent += len(chunk)
+                    if kept is not None:
+                        try:
+                            kept.write(chunk)
+                        except OSError:  # the copy is a cache: no room, no copy
+                            kept.close()
+                            kept = None
                     self.report.progress("Pushing", short, sent, 0)
                     yield chunk
 
         try:
-            with self.session.request("PATCH", loc, {"Content-Type": "application/octet-stream"},
-                                      body()) as r:
-                data = r.read()
-                if r.status != 202:
-                    raise RegistryError(f"uploading layer {short}: status {r.status}: "
-                                        f"{error_text(data)}")
-                loc = self.session.location(r)
-        except BaseException:
-            self._cancel_upload(loc)
-            raise
+            try:
+                with self.session.request("PATCH", loc,
+                                          {"Content-Type": "application/octet-stream"},
+                                          body()) as r:
+                    data = r.read()
+                    if r.status != 202:
+                        raise RegistryError(f"uploading layer {short}: status {r.status}: "
+                                            f"{error_text(data)}")
+                    loc = self.session.location(r)
+            except BaseException:
+                self._cancel_upload(loc)
+                raise
+            finally:
+                os.close(rfd)  # a producer still writing gets EPIPE and stops
+                t.join()
+                if kept is not None:
+                    try:
+                        kept.close()
+                    except OSError:
+                        pass  # a short copy: keep_blob finds its size wrong
+            if "error" in result:
+                self._cancel_upload(loc)
+                raise result["error"]
+            info = result["info"]
+            if info.diff_id != layer.diff_id:
+                self._cancel_upload(loc)
+                raise RegistryError(f"layer {layer.diff_id} could not be reproduced exactly "
+                                    f"(got {info.diff_id})")
+            self.report.progress("Pushing", short, info.compressed_size, info.compressed_size,
+                                 force=True)
+            self._finish_upload(loc, info.digest)
+            if keep is not None:
+                # renamed only if whole (keep_blob checks the size)
+                layers.keep_blob(keep, layer.diff_id, info.digest, DOCKER_LAYER,
+                                 info.compressed_size, self.ref.domain, self.path)
         finally:
-            os.close(rfd)  # a producer still writing gets EPIPE and stops
-            t.join()
-        if "error" in result:
-            self._cancel_upload(loc)
-            raise result["error"]
-        info = result["info"]
-        if info.diff_id != layer.diff_id:
-            self._cancel_upload(loc)
-            raise RegistryError(f"layer {layer.diff_id} could not be reproduced exactly "
-                                f"(got {info.diff_id})")
-        self.report.progress("Pushing", short, info.compressed_size, info.compressed_size,
-                             force=True)
-        self._finish_upload(loc, info.digest)
+            if keep is not None:
+                keep.unlink(missing_ok=True)
         return info.digest, info.compressed_size, DOCKER_LAYER
 
     # --- one tag ------------------------------------------------------------------

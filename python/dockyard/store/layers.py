@@ -9,12 +9,13 @@ files on disk: a crash or power cut before it leaves only an orphan
 directory, which `gc()` removes on the next start.
 
 A pulled layer also keeps its compressed blob as the registry sent it
-(`<root>/layerblobs/<hex of its digest>`), so that a push to a registry that
-lacks it uploads those bytes instead of compressing the layer again. A
-cache, not data: written as it streams in under `<cache ID>.tmp`, never
-synced, renamed to its digest once the layer is committed; it goes with the
-last layer of its diff ID. A missing or damaged one only costs a
-recompression (push checks the bytes as it sends them).
+(`<root>/layerblobs/<hex of its digest>`), and a push the blob it compressed,
+so that a push to a registry that lacks it uploads those bytes instead of
+compressing the layer again. A cache, not data: written as it streams under
+a `.tmp` name, never synced, renamed to its digest once the layer is
+committed (or the upload finished) and its `layer_blobs` row written; it
+goes with the last layer of its diff ID. A missing or damaged one only costs
+a recompression (push checks the bytes as it sends them).
 """
 
 from __future__ import annotations
@@ -95,14 +96,19 @@ class LayerStore:
             return None
         return self.blobs / hexpart
 
-    def keep_blob(self, cache_id: str, diff_id: str, digest: str, media_type: str, size: int,
+    def push_keep_path(self, cache_id: str) -> Path:
+        """Where a push keeps the blob it compresses for the layer in
+        `cache_id` (a name of its own: two pushes may compress one layer)."""
+        return self.blobs / f"{cache_id}.push-{generate_id()[:12]}.tmp"
+
+    def keep_blob(self, tmp: Path, diff_id: str, digest: str, media_type: str, size: int,
                   registry: str, repository: str) -> None:
-        """Record where the blob of a just-committed layer came from, then
-        give its kept copy (if the pull made one) its digest's name. The row
-        goes first: a blob file no row links to a stored layer is a stray."""
+        """Record where the blob of a stored layer is (it was pulled or
+        pushed), then give its copy in `tmp` (if one was made) its digest's
+        name. The row goes first: a blob file no row links to a stored layer
+        is a stray."""
         self.record_blob(diff_id, digest, media_type, size, registry, repository)
         dest = self.blob_path(digest)
-        tmp = self.keep_path(cache_id)
         try:
             if dest is None or os.stat(tmp).st_size != size:
                 tmp.unlink(missing_ok=True)
