@@ -14,13 +14,14 @@ where /var/lib/dockyard would live: a long-used filesystem), then on a fresh
 ext4 of their own (BENCH_DISKS=root,fresh picks). Every pull starts from a clean store
 (rmi between runs; skopeo into a new dir: directory, which keeps blobs
 as they are, so skopeo does no unpacking); every push goes to a new, empty
-registry, the engines' copy having come from `docker load` so that no
-engine knows the blobs' registry digests, and then (rows "(pulled)", on
-engines of their own) from a `docker pull` of the source registry: an engine
-that kept the pulled blobs sends them, one that didn't compresses again.
-"x floor" is a push's time over skopeo's from a dir: (blobs ready to send).
-After each timed run, untimed, the result is checked (the engine has the image under its ID; the registry has a
-manifest of that config). A tool that fails either way shows "n/a" and its
+registry, the engines' copy having come from `docker load` (again before
+each run) so that no engine knows or keeps the blobs, and then (rows
+"(pulled)", on engines of their own) from a `docker pull` of the source
+registry: an engine that kept the pulled blobs sends them, one that didn't
+compresses again. "x floor" is a push's time over skopeo's from a dir:
+(blobs ready to send). After each timed run, untimed, the result is checked
+(the engine has the image under its ID; the registry has a manifest of that
+config). A tool that fails either way shows "n/a" and its
 error, so the bench runs before Dockyard can pull or push. Dockyard is run
 from this checkout's python/ (or $DOCKYARD_PYTHON). Results: a table on
 stdout and bench/results/pull.json (or pull-quick.json)."""
@@ -395,9 +396,15 @@ def bench_push(image: Image, runs: int, work: Path, disk: str) -> Result:
                                  f"docker://{scratch.dest}"]),
             before=scratch.new, after=scratch.drop, check=pushed)
 
-        def engine_push(e: Engine, push: Callable[[str], object]) -> list[float] | str:
+        def engine_push(e: Engine, push: Callable[[str], object],
+                        pulled: bool) -> list[float] | str:
             def before(i: int) -> None:
                 scratch.new()
+                if not pulled and i:
+                    # Loaded again: an engine keeps what it compressed for a
+                    # push, and this row is about compressing.
+                    e.rmi(local)
+                    e.docker("load", "-q", "-i", str(archive))
                 e.docker("tag", local, scratch.dest)
                 os.sync()
 
@@ -419,7 +426,13 @@ def bench_push(image: Image, runs: int, work: Path, disk: str) -> Result:
             except ToolError as err:
                 return {label: f"n/a (error: {'pull' if pulled else 'load'}: {err})"
                         for label in tools}
-            return {label: engine_push(e, push) for label, push in tools.items()}
+            out: Result = {}
+            for label, push in tools.items():
+                if out and not pulled:  # the previous tool's push kept its blobs
+                    e.rmi(local)
+                    e.docker("load", "-q", "-i", str(archive))
+                out[label] = engine_push(e, push, pulled)
+            return out
 
         for pulled in (False, True):
             tag = " (pulled)" if pulled else ""
