@@ -14,10 +14,14 @@ where /var/lib/dockyard would live: a long-used filesystem), then on a fresh
 ext4 of their own (BENCH_DISKS=root,fresh picks). Every pull starts from a clean store
 (rmi between runs; skopeo into a new dir: directory, which keeps blobs
 as they are, so skopeo does no unpacking); every push goes to a new, empty
-registry, the engines' copy having come from `docker load` so that no
-engine knows the blobs' registry digests. After each timed run, untimed, the
-result is checked (the engine has the image under its ID; the registry has a
-manifest of that config). A tool that fails either way shows "n/a" and its
+registry, the engines' copy having come from `docker load` (again before
+each run) so that no engine knows or keeps the blobs, and then (rows
+"(pulled)", on engines of their own) from a `docker pull` of the source
+registry: an engine that kept the pulled blobs sends them, one that didn't
+compresses again. "x floor" is a push's time over skopeo's from a dir:
+(blobs ready to send). After each timed run, untimed, the result is checked
+(the engine has the image under its ID; the registry has a manifest of that
+config). A tool that fails either way shows "n/a" and its
 error, so the bench runs before Dockyard can pull or push. Dockyard is run
 from this checkout's python/ (or $DOCKYARD_PYTHON). Results: a table on
 stdout and bench/results/pull.json (or pull-quick.json)."""
@@ -392,9 +396,15 @@ def bench_push(image: Image, runs: int, work: Path, disk: str) -> Result:
                                  f"docker://{scratch.dest}"]),
             before=scratch.new, after=scratch.drop, check=pushed)
 
-        def engine_push(e: Engine, push: Callable[[str], object]) -> list[float] | str:
+        def engine_push(e: Engine, push: Callable[[str], object],
+                        pulled: bool) -> list[float] | str:
             def before(i: int) -> None:
                 scratch.new()
+                if not pulled and i:
+                    # Loaded again: an engine keeps what it compressed for a
+                    # push, and this row is about compressing.
+                    e.rmi(local)
+                    e.docker("load", "-q", "-i", str(archive))
                 e.docker("tag", local, scratch.dest)
                 os.sync()
 
@@ -405,21 +415,36 @@ def bench_push(image: Image, runs: int, work: Path, disk: str) -> Result:
             return timed(runs, lambda i: push(scratch.dest), before=before, after=after,
                          check=pushed)
 
-        def pushes(e: Engine, tools: dict[str, Callable[[str], object]]) -> Result:
+        def pushes(e: Engine, tools: dict[str, Callable[[str], object]],
+                   pulled: bool = False) -> Result:
             try:
-                e.docker("load", "-q", "-i", str(archive))
+                if pulled:
+                    e.docker("pull", "-q", src)
+                    e.docker("tag", src, local)
+                else:
+                    e.docker("load", "-q", "-i", str(archive))
             except ToolError as err:
-                return {label: f"n/a (error: load: {err})" for label in tools}
-            return {label: engine_push(e, push) for label, push in tools.items()}
+                return {label: f"n/a (error: {'pull' if pulled else 'load'}: {err})"
+                        for label in tools}
+            out: Result = {}
+            for label, push in tools.items():
+                if out and not pulled:  # the previous tool's push kept its blobs
+                    e.rmi(local)
+                    e.docker("load", "-q", "-i", str(archive))
+                out[label] = engine_push(e, push, pulled)
+            return out
 
-        ref = f"docker push ← dockerd ({DOCKERD_DRIVER})"
-        res |= on_engine("dockerd", [ref],
-                         lambda e: pushes(e, {ref: lambda r: e.docker("push", "-q", r)}), disk)
-        res |= on_engine("dockyard", ["docker push ← Dockyard daemon", "dockyard push"],
-                         lambda e: pushes(e, {"docker push ← Dockyard daemon":
-                                              lambda r: e.docker("push", "-q", r),
-                                              "dockyard push": lambda r: e.dockyard("push", r)}),
-                         disk)
+        for pulled in (False, True):
+            tag = " (pulled)" if pulled else ""
+            ref = f"docker push ← dockerd ({DOCKERD_DRIVER}){tag}"
+            res |= on_engine("dockerd", [ref],
+                             lambda e: pushes(e, {ref: lambda r: e.docker("push", "-q", r)},
+                                              pulled), disk)
+            cli, own = f"docker push ← Dockyard daemon{tag}", f"dockyard push{tag}"
+            res |= on_engine("dockyard", [cli, own],
+                             lambda e: pushes(e, {cli: lambda r: e.docker("push", "-q", r),
+                                                  own: lambda r: e.dockyard("push", r)},
+                                              pulled), disk)
     finally:
         scratch.drop()
     return res
@@ -427,22 +452,32 @@ def bench_push(image: Image, runs: int, work: Path, disk: str) -> Result:
 
 def report(title: str, res: Result, mb: float) -> dict[str, object]:
     """Print one table (median seconds, MB/s of the compressed image, dockerd's
-    time over each tool's: >1 means faster than dockerd) and return it as JSON."""
-    ref = next((median(v) for k, v in res.items() if "dockerd" in k and isinstance(v, list)),
-               0.0)
+    time over each tool's: >1 means faster than dockerd, the "(pulled)" rows
+    against dockerd's "(pulled)" one; for pushes, the time over skopeo's from
+    a dir:, the upload floor) and return it as JSON."""
+    def ref_of(tool: str) -> float:
+        return next((median(v) for k, v in res.items() if "dockerd" in k
+                     and isinstance(v, list) and k.endswith("(pulled)") == tool.endswith(
+                         "(pulled)")), 0.0)
+
+    floor = next((median(v) for k, v in res.items() if k.startswith("skopeo copy dir:")
+                  and isinstance(v, list)), 0.0)
     print(f"\n{title}")
-    print(f"{'tool':38} {'median s':>9} {'MB/s':>7} {'vs dockerd':>10}  runs")
+    print(f"{'tool':44} {'median s':>9} {'MB/s':>7} {'vs dockerd':>10}"
+          + (f" {'x floor':>8}" if floor else "") + "  runs")
     out: dict[str, object] = {}
     for tool, v in res.items():
         if isinstance(v, str):
-            print(f"{tool:38} {v}")
+            print(f"{tool:44} {v}")
             out[tool] = {"error": v}
             continue
         m = median(v)
+        ref = ref_of(tool)
         ratio = f"{ref / m:9.2f}x" if ref else f"{'n/a':>10}"
-        print(f"{tool:38} {m:9.2f} {mb / m:7.1f} {ratio}  "
+        over = f" {m / floor:7.2f}x" if floor else ""
+        print(f"{tool:44} {m:9.2f} {mb / m:7.1f} {ratio}{over}  "
               + " ".join(f"{x:.2f}" for x in v))
-        out[tool] = {"median_s": m, "runs_s": v}
+        out[tool] = {"median_s": m, "runs_s": v} | ({"over_floor": m / floor} if floor else {})
     return out
 
 

@@ -164,6 +164,8 @@ def test_bad_blob_fails_and_changes_nothing(overlay_engine, bad_registry, fault)
         assert "500" in text
     assert store_state(eng) == before
     assert not list((Path(eng.root) / "tmp").iterdir())
+    # Kept blobs: the stored layer's only, no temporary of the failed one.
+    assert [p.name for p in (Path(eng.root) / "layerblobs").iterdir()] == [ok.layers[0].digest[7:]]
 
 
 def test_flaky_blob_is_retried(overlay_engine, bad_registry):
@@ -281,6 +283,13 @@ def test_interrupted_pull_keeps_finished_layers(overlay_engine, bad_registry):
     assert bad_registry.blob_gets(image.layers[0].digest) == 1
 
 
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def test_kill_daemon_mid_pull_then_pull_again(tmp_path, bad_registry):
     """kill -9 of a daemon in the middle of a pull: the restarted one has a
     consistent store, and the next pull reuses the layers that completed."""
@@ -298,7 +307,10 @@ def test_kill_daemon_mid_pull_then_pull_again(tmp_path, bad_registry):
         p = subprocess.Popen([sys.executable, "-m", "dockyard", "pull", image.ref],
                              env=d.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
-        while bad_registry.blob_gets(image.layers[2].digest) == 0:
+        kept = d.root / "layerblobs"
+        # the stalled layer's blob, kept as it arrives (the others' are renamed
+        # meanwhile: os.scandir's entries may be gone when asked their size)
+        while not [p for p in kept.glob("*.tmp") if _size(p)]:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         time.sleep(0.5)
@@ -313,6 +325,9 @@ def test_kill_daemon_mid_pull_then_pull_again(tmp_path, bad_registry):
         assert f"{image.layers[0].digest[7:19]}: Already exists" in out
         assert bad_registry.blob_gets(image.layers[0].digest) == 1
         assert d.cli("images", "-q", image.ref).stdout.decode().strip() == image.image_id[7:19]
+        # The interrupted blob's temporary went at start; every layer's blob is kept.
+        assert sorted(p.name for p in kept.iterdir()) == sorted(x.digest[7:]
+                                                                for x in image.layers)
     finally:
         d.stop()
         unmount_all(tmp_path)

@@ -1,20 +1,28 @@
 """Push through the Python API to Debian's docker-registry: the image keeps
 its ID (and its digest when the blobs are the pulled ones), blobs already
-there are skipped or mounted across repositories, and a real dockerd pulls
+there are skipped or mounted across repositories, a pulled layer goes to
+another registry as the bytes it was pulled as, and a real dockerd pulls
 what was pushed."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
-from registries import busybox_layer, push_image
+from registries import (Layer, build_image, busybox_layer, files_layer, push_built, push_image,
+                        sha256_digest)
 
 from conftest import NO_NETWORK, unmount_all
 from dockyard import Engine
 from dockyard.distribution import RegistryOptions
 from dockyard.distribution.auth import AuthConfig
 from dockyard.errors import ImageNotFound, RegistryError, Unauthorized
+from dockyard.store.check import check_store
+
+ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 
 
 @pytest.fixture
@@ -143,3 +151,96 @@ def test_pull_what_dockerd_pushed(engine, registry, busybox_tar, ref_dockerd):
     assert img.id == want
     assert img.repo_digests == [digest]
     assert img.config["config"]["Cmd"] == ["sh"]
+
+
+def _level1_gzip(tar: bytes) -> Layer:
+    """gzip as no engine would write it again (level 1): a push that sends
+    these digests sent the pulled bytes, not a recompression."""
+    blob = gzip.compress(tar, compresslevel=1, mtime=0)
+    return Layer(blob, sha256_digest(blob), sha256_digest(tar), len(blob))
+
+
+def _zstd(tar: bytes) -> Layer:
+    blob = subprocess.run(["zstd", "-q", "-c", "-3"], input=tar, stdout=subprocess.PIPE,
+                          check=True).stdout
+    return Layer(blob, sha256_digest(blob), sha256_digest(tar), len(blob))
+
+
+def test_pulled_blobs_are_pushed_as_they_are(engine, registry, registry_factory):
+    """A pulled image pushed to a registry without its blobs sends the kept
+    compressed bytes (gzip and zstd, with their media types); a damaged kept
+    blob is compressed again instead; rmi takes the kept blobs with it."""
+    layers = [_level1_gzip(busybox_layer()), _zstd(files_layer({"etc/z": "zstd"}))]
+    image = build_image("kept/src", "v1", layers, media="oci")
+    m = json.loads(image.manifest)
+    m["layers"][1]["mediaType"] = ZSTD
+    raw = json.dumps(m, indent=3).encode()
+    image.manifests = {sha256_digest(raw): (image.manifest_type, raw)}
+    image.manifest_digest = sha256_digest(raw)
+    push_built(registry, image)
+    img = engine.pull(image.ref)[0]
+    kept = Path(engine.root) / "layerblobs"
+    assert sorted(p.name for p in kept.iterdir()) == sorted(x.digest[7:] for x in layers)
+    assert check_store(engine.store, set(), verify=False, grace=0) == []
+
+    target = registry_factory()
+    engine.tag_image(img.id, f"{target.host}/copy/img", "v1")
+    msgs: list[dict] = []
+    engine.push(f"{target.host}/copy/img", "v1", progress=msgs.append)
+    assert sum(s.endswith(": Pushed") for s in statuses(msgs)) == 2
+    pushed = json.loads(target.client().get_manifest("copy/img", "v1").body)
+    assert pushed["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert [(x["digest"], x["mediaType"]) for x in pushed["layers"]] == \
+        [(layers[0].digest, "application/vnd.oci.image.layer.v1.tar+gzip"),
+         (layers[1].digest, ZSTD)]
+    assert target.client().get_blob("copy/img", layers[1].digest) == layers[1].blob
+
+    # Damaged (same size, one byte flipped): never uploaded, recompressed.
+    path = kept / layers[0].digest[7:]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    other = registry_factory()
+    engine.tag_image(img.id, f"{other.host}/copy/img", "v1")
+    engine.push(f"{other.host}/copy/img", "v1")
+    pushed = json.loads(other.client().get_manifest("copy/img", "v1").body)
+    recompressed = pushed["layers"][0]["digest"]
+    assert recompressed != layers[0].digest
+    blob = other.client().get_blob("copy/img", recompressed)
+    assert sha256_digest(blob) == recompressed
+    assert sha256_digest(gzip.decompress(blob)) == layers[0].diff_id
+    assert pushed["layers"][1]["digest"] == layers[1].digest
+    # The damaged copy is gone; the one compressed for that push is kept.
+    assert sorted(p.name for p in kept.iterdir()) == sorted([recompressed[7:],
+                                                             layers[1].digest[7:]])
+
+    engine.remove_image(img.id, force=True)
+    assert list(kept.iterdir()) == []
+
+
+def test_compressed_blob_is_kept_for_the_next_push(engine, registry, registry_factory,
+                                                   busybox_tar):
+    """A layer compressed for one push is kept: the next push to another
+    registry sends those bytes (progress knows their size up front)."""
+    name = f"{registry.host}/kept/first"
+    img = engine.import_image(str(busybox_tar), repo=name, tag="v1")
+    short = img.config["rootfs"]["diff_ids"][0][7:19]
+
+    def first_total(msgs: list[dict]) -> int:
+        return next(m["progressDetail"]["total"] for m in msgs
+                    if m.get("status") == "Pushing" and m.get("id") == short)
+
+    msgs: list[dict] = []
+    engine.push(name, "v1", progress=msgs.append)
+    assert first_total(msgs) == 0  # compressed as it went: size unknown
+    digest = json.loads(registry.client().get_manifest("kept/first", "v1").body)["layers"][0]
+    kept = Path(engine.root) / "layerblobs"
+    assert [p.name for p in kept.iterdir()] == [digest["digest"][7:]]
+
+    other = registry_factory()
+    engine.tag_image(img.id, f"{other.host}/kept/second", "v1")
+    msgs.clear()
+    engine.push(f"{other.host}/kept/second", "v1", progress=msgs.append)
+    assert first_total(msgs) == digest["size"]
+    again = json.loads(other.client().get_manifest("kept/second", "v1").body)["layers"][0]
+    assert again == digest

@@ -58,10 +58,14 @@ class LayerUnpacker:
     next `write` or from `finish`; the target is then empty (see
     extract_layer_file). Dropping an unfinished unpacker aborts it."""
     def __init__(
-        self, target: str, whiteouts: Whiteouts = "overlay", split: str | None = None
+        self, target: str, whiteouts: Whiteouts = "overlay", split: str | None = None,
+        keep: str | None = None
     ) -> None:
         """With `split`, the layer's tar-split record is written to that path
-        when extraction succeeds (see `assemble_layer`)."""
+        when extraction succeeds (see `assemble_layer`). With `keep`, the
+        stream as given (compressed) is written to that path by a thread of
+        its own, not synced, and removed again unless extraction and every
+        write succeeded."""
     def write(self, data: bytes) -> None: ...
     def finish(self) -> LayerInfo:
         """Wait for extraction to end; raises LayerCorrupt on a bad/truncated stream."""

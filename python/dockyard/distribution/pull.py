@@ -8,7 +8,9 @@ files) every missing layer downloads and extracts at once into a directory
 prepared on its parent's; on vfs/btrfs (a layer starts as a copy of its
 parent) they go one after another. Each layer is committed, bottom up, once
 its digest and diff ID check out, so an interrupted pull keeps the layers it
-finished and the next pull reuses them.
+finished and the next pull reuses them. A compressed blob is also kept as it
+streams past (written by the extractor from the same chunks, see
+`store.layers`), for a later push to send as it is.
 
 Two pulls in one engine that need the same layer fetch it once: the first
 claims it in `transfer.Inflight`, the other waits for that claim to be
@@ -29,6 +31,7 @@ from .. import _core, reference
 from ..errors import (BlobCorrupt, InvalidParameter, LayerCorrupt, RegistryError,
                       RegistryNotFound, Unauthorized)
 from ..ids import chain_ids
+from ..mediatypes import DOCKER_LAYER, OCI_LAYERS
 from ..store.images import Image
 from .auth import AuthConfig, repo_scope
 from .client import BadLocation, Response, Session, error_codes, error_text
@@ -39,6 +42,8 @@ from .transfer import Inflight, Slot, TransferConfig
 MAX_CONFIG = 8 << 20
 MAX_MANIFEST = 4 << 20
 CHUNK = 1 << 20
+#: Layers whose blob is kept for push: compressed and distributable.
+KEPT_TYPES = (DOCKER_LAYER, OCI_LAYERS[1], OCI_LAYERS[2])
 
 
 class PullCancelled(Exception):
@@ -173,9 +178,9 @@ class Puller:
             self._fetch_layers(manifest.layers, diff_ids)
         digest_ref = f"{target.name}@{top_digest}"
         img = images.create(raw_config, refs=[digest_ref] + ([] if by_digest else [str(target)]))
-        for desc, diff_id in zip(manifest.layers, diff_ids):
-            self.store.layers.record_blob(diff_id, desc.digest, desc.media_type, desc.size,
-                                           self.ref.domain, self.ref.path)
+        self.store.layers.record_blobs([
+            (diff_id, desc.digest, desc.media_type, desc.size, self.ref.domain, self.ref.path)
+            for desc, diff_id in zip(manifest.layers, diff_ids)])
         self.report.status(f"Digest: {top_digest}")
         if before == img.id:
             self.report.status(f"Status: Image is up to date for {shown}")
@@ -267,6 +272,9 @@ class Puller:
                     self.store.driver.reparent(slot.cache_id, actual)
                 layer = layers.commit(parent, slot.cache_id, info.diff_id, info.size)
                 committed.append(layer.chain_id)
+                layers.keep_blob(layers.keep_path(slot.cache_id), info.diff_id, descs[i].digest,
+                                 descs[i].media_type, info.compressed_size, self.ref.domain,
+                                 self.ref.path)
                 with inflight.lock:
                     inflight.slots.pop(slot.chain_id, None)
                 slot.done.set()
@@ -344,6 +352,7 @@ class Puller:
                         return
                     c.execute("DELETE FROM layers WHERE chain_id=?", (chain,))
                 layers.discard(layer.cache_id)
+                layers.drop_blobs(layer.diff_id)
 
     def _download(self, desc: Descriptor, diff_id: str, slot: Slot) -> "_core.LayerInfo":
         """Stream one blob into its layer directory; verify digest and diff ID."""
@@ -351,11 +360,14 @@ class Puller:
         driver = self.store.driver
         target = driver.diff_path(slot.cache_id)
         split = str(self.store.layers.split_path(slot.cache_id))
+        keep = (str(self.store.layers.keep_path(slot.cache_id))
+                if desc.media_type in KEPT_TYPES and self.store.layers.room_to_keep(desc.size)
+                else None)
         attempts = max(1, self.opts.retries)
         for attempt in range(1, attempts + 1):
             if self.aborted.is_set():
                 raise PullCancelled("pull cancelled")
-            unpacker = _core.LayerUnpacker(target, driver.whiteouts, split)
+            unpacker = _core.LayerUnpacker(target, driver.whiteouts, split, keep)
             try:
                 info = self._stream(desc, unpacker)
                 break

@@ -3,26 +3,34 @@
 Each layer's blob is found the cheapest way first: a registry that already
 has it (a HEAD for each digest we know for that diff ID), a cross-repository
 mount from another repository of the same registry, and only then an
-upload. Uploads stream the layer's exact tar, rebuilt from its tar-split
-record and gzipped on Rust threads, through a pipe into one chunked PATCH,
-then close with a PUT naming the digest (no temporary file). Small blobs
-(the config) go up monolithically. The manifest goes last, and the image
-keeps its ID: the config bytes are the stored ones.
+upload. A layer that was pulled (or pushed before) sends the compressed blob
+kept from then (`store.layers`), byte for byte (gzip or zstd), hashed as it
+goes: a kept file that does not match its digest is never finished and is
+removed, the layer is then compressed again. That streams the layer's exact
+tar, rebuilt from its tar-split record and gzipped on Rust threads, through
+a pipe into one chunked PATCH, then closes with a PUT naming the digest; the
+blob is kept as it goes up, for the next push elsewhere. Small blobs (the
+config) go up monolithically. The manifest goes last (OCI if a layer's blob
+has an OCI media type, else Docker's), and the image keeps its ID: the
+config bytes are the stored ones.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Iterator
 
 from .. import _core, reference
 from ..errors import ImageNotFound, InvalidParameter, RegistryError, Unauthorized
-from ..mediatypes import DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, OCI_LAYERS
+from ..mediatypes import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYERS,
+                          OCI_MANIFEST)
 from ..store.layers import Layer
 from .auth import AuthConfig, repo_scope
 from .client import Session, error_text
@@ -30,7 +38,11 @@ from .progress import Progress, Reporter
 from .transfer import TransferConfig
 
 GZIP_TYPES = (DOCKER_LAYER, OCI_LAYERS[1])
+#: Blobs a push may reuse as they are (a registry has them, or kept from a pull).
+REUSABLE = (*GZIP_TYPES, OCI_LAYERS[2])
 CHUNK = 1 << 20
+#: (digest, size, media type) of a layer's blob in the target registry.
+Blob = tuple[str, int, str]
 
 
 class Pusher:
@@ -43,7 +55,7 @@ class Pusher:
         self.session = Session(ref.domain, self.opts, auth or AuthConfig())
         self.report = Reporter(progress)
         self.path = ref.path
-        self._done: dict[str, tuple[str, int]] = {}   # diff_id -> (digest, size) this push
+        self._done: dict[str, Blob] = {}   # diff_id -> its blob, this push
         self._lock = threading.Lock()
 
     def connect(self, layers: list[Layer]) -> None:
@@ -107,20 +119,20 @@ class Pusher:
         _, loc = self._start_upload()
         self._finish_upload(loc, digest, data)
 
-    def push_layer(self, layer: Layer) -> tuple[str, int]:
-        """Make sure the registry has `layer`'s blob; returns (digest, size)."""
+    def push_layer(self, layer: Layer) -> Blob:
+        """Make sure the registry has `layer`'s blob; returns it."""
         short = layer.diff_id.split(":", 1)[1][:12]
         with self._lock:
             if layer.diff_id in self._done:
                 return self._done[layer.diff_id]
         known = [b for b in self.store.layers.known_blobs(layer.diff_id)
-                 if b["media_type"] in GZIP_TYPES]
+                 if b["media_type"] in REUSABLE]
         domain = self.ref.domain
-        found: tuple[str, int] | None = None
+        found: Blob | None = None
         for b in known:
             if b["registry"] == domain and b["repository"] == self.path and \
                     self._has_blob(b["digest"]):
-                found = (b["digest"], b["size"])
+                found = (b["digest"], b["size"], b["media_type"])
                 self.report.status("Layer already exists", short)
                 break
         if found is None:
@@ -130,26 +142,77 @@ class Pusher:
                 q = "?" + urllib.parse.urlencode({"mount": b["digest"], "from": b["repository"]})
                 status, loc = self._start_upload(q)
                 if status == 201:
-                    found = (b["digest"], b["size"])
+                    found = (b["digest"], b["size"], b["media_type"])
                     self.report.status(f"Mounted from {b['repository']}", short)
                     break
                 self._cancel_upload(loc)
         if found is None:
             for b in known:
                 if b["registry"] != domain and self._has_blob(b["digest"]):
-                    found = (b["digest"], b["size"])
+                    found = (b["digest"], b["size"], b["media_type"])
                     self.report.status("Layer already exists", short)
                     break
         if found is None:
-            found = self._upload_layer(layer, short)
+            kept = self.store.layers.kept_blob(layer.diff_id)
+            if kept is not None and kept[1]["media_type"] in REUSABLE:
+                found = self._upload_kept(kept[0], kept[1], short)
+            if found is None:
+                found = self._upload_layer(layer, short)
             self.report.status("Pushed", short)
-        self.store.layers.record_blob(layer.diff_id, found[0], DOCKER_LAYER, found[1], domain,
+        self.store.layers.record_blob(layer.diff_id, found[0], found[2], found[1], domain,
                                        self.path)
         with self._lock:
             self._done[layer.diff_id] = found
         return found
 
-    def _upload_layer(self, layer: Layer, short: str) -> tuple[str, int]:
+    def _upload_kept(self, path: Path, blob: dict[str, Any], short: str) -> Blob | None:
+        """Upload a kept blob as it is, hashing it as it is read; None (the
+        upload cancelled, nothing stored, the file removed) if the file is
+        not the blob it is named after any more."""
+        digest, size = blob["digest"], blob["size"]
+        try:
+            f = open(path, "rb", buffering=0)
+        except OSError:
+            return None
+        h = hashlib.sha256()
+        sent = 0
+        with f:
+            have = os.fstat(f.fileno()).st_size
+            if size < 0:
+                size = have  # a descriptor without its size: the digest decides
+            if have != size:
+                path.unlink(missing_ok=True)  # not that blob any more: don't read it again
+                return None
+            _, loc = self._start_upload()
+
+            def body() -> Iterator[bytes]:
+                nonlocal sent
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+                    sent += len(chunk)
+                    self.report.progress("Pushing", short, sent, size)
+                    yield chunk
+
+            try:
+                with self.session.request("PATCH", loc,
+                                          {"Content-Type": "application/octet-stream"},
+                                          body()) as r:
+                    data = r.read()
+                    if r.status != 202:
+                        raise RegistryError(f"uploading layer {short}: status {r.status}: "
+                                            f"{error_text(data)}")
+                    loc = self.session.location(r)
+            except BaseException:
+                self._cancel_upload(loc)
+                raise
+        if sent != size or f"sha256:{h.hexdigest()}" != digest:
+            self._cancel_upload(loc)  # never finished: the registry keeps nothing
+            path.unlink(missing_ok=True)
+            return None
+        self._finish_upload(loc, digest)
+        return digest, size, blob["media_type"]
+
+    def _upload_layer(self, layer: Layer, short: str) -> Blob:
         _, loc = self._start_upload()
         rfd, wfd = os.pipe()
         try:
@@ -170,41 +233,71 @@ class Pusher:
         t = threading.Thread(target=produce, name="dockyard-push-tar", daemon=True)
         t.start()
         sent = 0
+        # The blob is kept as it goes up, as a pull keeps it, so that the next
+        # push elsewhere sends it as it is (the size bound: the tar's).
+        layers = self.store.layers
+        keep = layers.push_keep_path(layer.cache_id) if layers.room_to_keep(layer.size) else None
+        kept: Any = None
+        if keep is not None:
+            try:
+                kept = open(keep, "wb", buffering=0)
+            except OSError:
+                keep = None
 
         def body() -> Iterator[bytes]:
-            nonlocal sent
+            nonlocal sent, kept
             with open(rfd, "rb", buffering=0, closefd=False) as f:
                 while chunk := f.read(CHUNK):
                     sent += len(chunk)
+                    if kept is not None:
+                        try:
+                            kept.write(chunk)
+                        except OSError:  # the copy is a cache: no room, no copy
+                            kept.close()
+                            kept = None
                     self.report.progress("Pushing", short, sent, 0)
                     yield chunk
 
         try:
-            with self.session.request("PATCH", loc, {"Content-Type": "application/octet-stream"},
-                                      body()) as r:
-                data = r.read()
-                if r.status != 202:
-                    raise RegistryError(f"uploading layer {short}: status {r.status}: "
-                                        f"{error_text(data)}")
-                loc = self.session.location(r)
-        except BaseException:
-            self._cancel_upload(loc)
-            raise
+            try:
+                with self.session.request("PATCH", loc,
+                                          {"Content-Type": "application/octet-stream"},
+                                          body()) as r:
+                    data = r.read()
+                    if r.status != 202:
+                        raise RegistryError(f"uploading layer {short}: status {r.status}: "
+                                            f"{error_text(data)}")
+                    loc = self.session.location(r)
+            except BaseException:
+                self._cancel_upload(loc)
+                raise
+            finally:
+                os.close(rfd)  # a producer still writing gets EPIPE and stops
+                t.join()
+                if kept is not None:
+                    try:
+                        kept.close()
+                    except OSError:
+                        pass  # a short copy: keep_blob finds its size wrong
+            if "error" in result:
+                self._cancel_upload(loc)
+                raise result["error"]
+            info = result["info"]
+            if info.diff_id != layer.diff_id:
+                self._cancel_upload(loc)
+                raise RegistryError(f"layer {layer.diff_id} could not be reproduced exactly "
+                                    f"(got {info.diff_id})")
+            self.report.progress("Pushing", short, info.compressed_size, info.compressed_size,
+                                 force=True)
+            self._finish_upload(loc, info.digest)
+            if keep is not None:
+                # renamed only if whole (keep_blob checks the size)
+                layers.keep_blob(keep, layer.diff_id, info.digest, DOCKER_LAYER,
+                                 info.compressed_size, self.ref.domain, self.path)
         finally:
-            os.close(rfd)  # a producer still writing gets EPIPE and stops
-            t.join()
-        if "error" in result:
-            self._cancel_upload(loc)
-            raise result["error"]
-        info = result["info"]
-        if info.diff_id != layer.diff_id:
-            self._cancel_upload(loc)
-            raise RegistryError(f"layer {layer.diff_id} could not be reproduced exactly "
-                                f"(got {info.diff_id})")
-        self.report.progress("Pushing", short, info.compressed_size, info.compressed_size,
-                             force=True)
-        self._finish_upload(loc, info.digest)
-        return info.digest, info.compressed_size
+            if keep is not None:
+                keep.unlink(missing_ok=True)
+        return info.digest, info.compressed_size, DOCKER_LAYER
 
     # --- one tag ------------------------------------------------------------------
     def push_tag(self, tag: str, image_id: str) -> dict[str, Any]:
@@ -217,16 +310,21 @@ class Pusher:
         with ThreadPoolExecutor(n, thread_name_prefix="dockyard-push") as pool:
             blobs = list(pool.map(self.push_layer, layers))
         self.push_blob_bytes(image_id, img.raw)
+        # A blob reused with an OCI media type (zstd has no Docker one) makes
+        # the manifest OCI's, where Docker's gzip is OCI's tar+gzip.
+        oci = any(not m.startswith("application/vnd.docker.") for _, _, m in blobs)
+        mtype, ctype = (OCI_MANIFEST, OCI_CONFIG) if oci else (DOCKER_MANIFEST, DOCKER_CONFIG)
         manifest = json.dumps({
             "schemaVersion": 2,
-            "mediaType": DOCKER_MANIFEST,
-            "config": {"mediaType": DOCKER_CONFIG, "size": len(img.raw), "digest": image_id},
-            "layers": [{"mediaType": DOCKER_LAYER, "size": size, "digest": digest}
-                       for digest, size in blobs],
+            "mediaType": mtype,
+            "config": {"mediaType": ctype, "size": len(img.raw), "digest": image_id},
+            "layers": [{"mediaType": OCI_LAYERS[1] if oci and m == DOCKER_LAYER else m,
+                        "size": size, "digest": digest}
+                       for digest, size, m in blobs],
         }, indent=3).encode()
         digest = _core.sha256_bytes(manifest)
         with self.session.request("PUT", f"/v2/{self.path}/manifests/{tag}",
-                                  {"Content-Type": DOCKER_MANIFEST}, manifest) as r:
+                                  {"Content-Type": mtype}, manifest) as r:
             data = r.read()
             if r.status in (401, 403):
                 raise self._denied()

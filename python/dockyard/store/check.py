@@ -1,8 +1,8 @@
 """The store's consistency check (`dockyard system check`): every layer's
 directory is there and its files still make the diff ID it was recorded
 with, every layer's parent and every image's layers exist, image IDs are the
-digests of their configs, and no layer directory or tar-split record belongs
-to nothing. Read-only; `repair` removes only what belongs to nothing (what a
+digests of their configs, and no layer directory, tar-split record or kept
+blob belongs to nothing. Read-only; `repair` removes only what belongs to nothing (what a
 crash between writing and recording leaves), never data something uses;
 what is younger than an hour is not reported (an operation in progress may
 be filling it)."""
@@ -100,6 +100,16 @@ def check_store(store: LocalStore, keep: set[str], verify: bool = True,
         p = Problem("layer", split.name, "a tar-split record that belongs to nothing", True)
         if repair:
             split.unlink(missing_ok=True)
+            p.repaired = True
+        out.append(p)
+    # Kept blobs are a cache (a damaged one only costs push a recompression):
+    # their contents are not checked, only that a layer still wants them.
+    for blob in store.layers.stray_blobs():
+        if _young(blob, grace):
+            continue
+        p = Problem("layer", blob.name, "a kept layer blob that belongs to nothing", True)
+        if repair:
+            blob.unlink(missing_ok=True)
             p.repaired = True
         out.append(p)
     return out

@@ -7,10 +7,20 @@ driver names its directory by a random cache ID, and the row that maps the
 two is written last, in one transaction, after a syncfs has put the layer's
 files on disk: a crash or power cut before it leaves only an orphan
 directory, which `gc()` removes on the next start.
+
+A pulled layer also keeps its compressed blob as the registry sent it
+(`<root>/layerblobs/<hex of its digest>`), and a push the blob it compressed,
+so that a push to a registry that lacks it uploads those bytes instead of
+compressing the layer again. A cache, not data: written as it streams under
+a `.tmp` name, never synced, renamed to its digest once the layer is
+committed (or the upload finished) and its `layer_blobs` row written; it
+goes with the last layer of its diff ID. A missing or damaged one only costs
+a recompression (push checks the bytes as it sends them).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +34,13 @@ from ..ids import chain_ids, generate_id
 from .db import Database
 
 Extract = Callable[[str, str, str], "_core.LayerInfo"]
+"""Extract a diff into (target dir, whiteout mode, tar-split path) and return
+what was read; the extractor writes the tar-split record to that path."""
 #: dockerd's layer.maxLayerDepth: no chain may be deeper (overlay's mount
 #: options would not hold many more lower directories either).
 MAX_DEPTH = 125
-"""Extract a diff into (target dir, whiteout mode, tar-split path) and return
-what was read; the extractor writes the tar-split record to that path."""
+#: Free space a pull leaves alone when it decides whether to keep a blob.
+KEEP_MARGIN = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -54,9 +66,91 @@ class LayerStore:
         # Tar-split records (how to rebuild each layer's exact tar), by cache ID.
         self.splits = root / "tarsplit"
         self.splits.mkdir(exist_ok=True, mode=0o700)
+        # Compressed blobs as pulled, by digest (a cache: see the module doc).
+        self.blobs = root / "layerblobs"
+        self.blobs.mkdir(exist_ok=True, mode=0o700)
 
     def split_path(self, cache_id: str) -> Path:
         return self.splits / cache_id
+
+    def keep_path(self, cache_id: str) -> Path:
+        """Where a layer being pulled into `cache_id` keeps its blob until it
+        is committed."""
+        return self.blobs / f"{cache_id}.tmp"
+
+    def room_to_keep(self, size: int) -> bool:
+        """Whether a blob of `size` bytes may be kept: the cache never takes
+        the room a layer (some times bigger unpacked) would need."""
+        try:
+            st = os.statvfs(self.blobs)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize >= KEEP_MARGIN + 4 * max(size, 0)
+
+    def blob_path(self, digest: str) -> Path | None:
+        """The kept blob file for `digest` (which may not exist), or None for
+        a digest that can't name one."""
+        algo, _, hexpart = digest.partition(":")
+        if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef"
+                                                                for c in hexpart):
+            return None
+        return self.blobs / hexpart
+
+    def push_keep_path(self, cache_id: str) -> Path:
+        """Where a push keeps the blob it compresses for the layer in
+        `cache_id` (a name of its own: two pushes may compress one layer)."""
+        return self.blobs / f"{cache_id}.push-{generate_id()[:12]}.tmp"
+
+    def keep_blob(self, tmp: Path, diff_id: str, digest: str, media_type: str, size: int,
+                  registry: str, repository: str) -> None:
+        """Record where the blob of a stored layer is (it was pulled or
+        pushed), then give its copy in `tmp` (if one was made) its digest's
+        name. The row goes first: a blob file no row links to a stored layer
+        is a stray."""
+        self.record_blob(diff_id, digest, media_type, size, registry, repository)
+        dest = self.blob_path(digest)
+        try:
+            if dest is None or os.stat(tmp).st_size != size:
+                tmp.unlink(missing_ok=True)
+                return
+            os.replace(tmp, dest)
+        except FileNotFoundError:
+            pass
+
+    def kept_blob(self, diff_id: str) -> tuple[Path, dict] | None:
+        """A kept blob of `diff_id` (its path and layer_blobs fields), if any."""
+        for b in self.known_blobs(diff_id):
+            p = self.blob_path(b["digest"])
+            if p is not None and p.exists():
+                return p, b
+        return None
+
+    def drop_blobs(self, diff_id: str) -> None:
+        """Remove the kept blobs of `diff_id` once no layer has that diff."""
+        if self.db.one("SELECT 1 FROM layers WHERE diff_id=? LIMIT 1", (diff_id,)):
+            return
+        for b in self.known_blobs(diff_id):
+            p = self.blob_path(b["digest"])
+            if p is not None:
+                p.unlink(missing_ok=True)
+
+    def stray_blobs(self) -> list[Path]:
+        """Kept blob files that no stored layer links to, and temporaries
+        (a pull's in progress, or one a crash interrupted)."""
+        linked = {r["digest"].partition(":")[2] for r in self.db.query(
+            "SELECT DISTINCT b.digest FROM layer_blobs b JOIN layers l ON l.diff_id = b.diff_id")}
+        return [p for p in self.blobs.iterdir()
+                if p.name.endswith(".tmp") or p.name not in linked]
+
+    def blobs_size(self) -> int:
+        """Bytes the kept blobs take."""
+        total = 0
+        for p in self.blobs.iterdir():
+            try:
+                total += p.stat().st_size
+            except OSError:
+                pass
+        return total
 
     def get(self, chain_id: str) -> Layer:
         r = self.db.one("SELECT * FROM layers WHERE chain_id=?", (chain_id,))
@@ -121,6 +215,7 @@ class LayerStore:
     def discard(self, cache_id: str) -> None:
         self.driver.remove(cache_id)
         self.split_path(cache_id).unlink(missing_ok=True)
+        self.keep_path(cache_id).unlink(missing_ok=True)
 
     def commit(self, parent: str | None, cache_id: str, diff_id: str, tar_size: int) -> Layer:
         """Record the layer extracted into `cache_id` on top of `parent` (a
@@ -156,9 +251,13 @@ class LayerStore:
     # --- where the layer's blobs live in registries ----------------------------
     def record_blob(self, diff_id: str, digest: str, media_type: str, size: int,
                     registry: str, repository: str) -> None:
+        self.record_blobs([(diff_id, digest, media_type, size, registry, repository)])
+
+    def record_blobs(self, rows: list[tuple[str, str, str, int, str, str]]) -> None:
+        """record_blob for many, in one transaction: (diff_id, digest,
+        media_type, size, registry, repository) each."""
         with self.db.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO layer_blobs VALUES (?,?,?,?,?,?)",
-                      (diff_id, digest, media_type, size, registry, repository))
+            c.executemany("INSERT OR REPLACE INTO layer_blobs VALUES (?,?,?,?,?,?)", rows)
 
     def known_blobs(self, diff_id: str) -> list[dict]:
         """Blobs seen for `diff_id`: dicts of digest, media_type, size,
@@ -191,6 +290,7 @@ class LayerStore:
             layer = _row(r)
             self.driver.remove(layer.cache_id)
             self.split_path(layer.cache_id).unlink(missing_ok=True)
+            self.drop_blobs(layer.diff_id)
             freed += layer.size
             chain_id = layer.parent
         return freed
@@ -206,6 +306,8 @@ class LayerStore:
         for p in self.splits.iterdir():
             if p.name not in known:
                 p.unlink(missing_ok=True)
+        for p in self.stray_blobs():
+            p.unlink(missing_ok=True)
 
     def total_size(self) -> int:
         r = self.db.one("SELECT COALESCE(SUM(size), 0) AS s FROM layers")

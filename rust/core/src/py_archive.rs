@@ -185,6 +185,8 @@ struct ChanSource {
     cur: Option<Chunk>,
     pos: usize,
     abort: Arc<AtomicBool>,
+    /// Where consumed chunks go to be kept (see `Keeper`).
+    keep: Option<SyncSender<Chunk>>,
 }
 
 impl Read for ChanSource {
@@ -205,7 +207,11 @@ impl BufRead for ChanSource {
                     break;
                 }
             }
-            self.cur = None;
+            if let (Some(k), Some(c)) = (&self.keep, self.cur.take()) {
+                if k.send(c).is_err() {
+                    self.keep = None; // the keeper gave up (a write failed)
+                }
+            }
             if self.abort.load(Ordering::Relaxed) {
                 return Err(io::Error::other(da::pipeline::ABORTED_MSG));
             }
@@ -237,6 +243,55 @@ impl Chunk {
             self.len
         } else {
             self.owned.len()
+        }
+    }
+}
+
+/// Keeps a copy of the compressed stream as it passes: the chunks the
+/// decompressor has read go to a thread of their own that appends them to a
+/// file, so the copy costs the pipeline neither a copy of the bytes nor a
+/// wait on the disk. A cache (the blob as pulled, for a later push): never
+/// synced, removed on any failure, the caller renames it once the digest
+/// checks out. Writeback is started as it goes, so that the layer's syncfs
+/// finds little of it still dirty.
+struct Keeper {
+    path: PathBuf,
+    thread: JoinHandle<bool>,
+}
+
+/// Bytes between two writeback kicks (sync_file_range, asynchronous).
+const KEEP_KICK: u64 = 8 << 20;
+
+impl Keeper {
+    fn start(path: PathBuf) -> io::Result<(Keeper, SyncSender<Chunk>)> {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&path)?;
+        let (tx, rx) = sync_channel::<Chunk>(64);
+        let thread = std::thread::Builder::new().name("dockyard-keep".into()).spawn(move || {
+            let (mut done, mut kicked) = (0u64, 0u64);
+            for c in rx.iter() {
+                if file.write_all(c.as_slice()).is_err() {
+                    return false; // dropping `rx` tells the source to stop sending
+                }
+                done += c.len_() as u64;
+                if done - kicked >= KEEP_KICK {
+                    // SAFETY: a plain syscall on an fd we own.
+                    unsafe { libc::sync_file_range(file.as_raw_fd(), kicked as i64, (done - kicked) as i64, libc::SYNC_FILE_RANGE_WRITE) };
+                    kicked = done;
+                }
+            }
+            true
+        })?;
+        Ok((Keeper { path, thread }, tx))
+    }
+
+    /// Wait for the writes (the source is gone, so no more come); keep the
+    /// file only if extraction and every write succeeded.
+    fn settle(self, ok: bool) {
+        let wrote = self.thread.join().unwrap_or(false);
+        if !(ok && wrote) {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }
@@ -296,8 +351,8 @@ fn unstash(k: u8, m: &str) -> PyErr {
 #[pymethods]
 impl LayerUnpacker {
     #[new]
-    #[pyo3(signature = (target, whiteouts = "overlay", split = None))]
-    fn new(target: PathBuf, whiteouts: &str, split: Option<PathBuf>) -> PyResult<Self> {
+    #[pyo3(signature = (target, whiteouts = "overlay", split = None, keep = None))]
+    fn new(target: PathBuf, whiteouts: &str, split: Option<PathBuf>, keep: Option<PathBuf>) -> PyResult<Self> {
         let wh = self::whiteouts(whiteouts)?;
         if !target.is_dir() {
             return Err(PyOSError::new_err((libc_enotdir(&target), format!("target is not a directory: {}", target.display()))));
@@ -306,10 +361,17 @@ impl LayerUnpacker {
         let abort = Arc::new(AtomicBool::new(false));
         let failed = Arc::new(AtomicBool::new(false));
         let (a2, f2) = (abort.clone(), failed.clone());
+        let (keeper, keep_tx) = match keep {
+            // Not being able to keep a copy is no reason to fail the layer.
+            Some(p) => Keeper::start(p).map(|(k, tx)| (Some(k), Some(tx))).unwrap_or((None, None)),
+            None => (None, None),
+        };
         let worker = std::thread::Builder::new()
             .name("dockyard-unpack".into())
             .spawn(move || {
-                let src = ChanSource { rx, cur: None, pos: 0, abort: a2.clone() };
+                // The source (and its sender to the keeper) is dropped when
+                // extraction returns, which ends the keeper's input.
+                let src = ChanSource { rx, cur: None, pos: 0, abort: a2.clone(), keep: keep_tx };
                 let r = match &split {
                     None => da::extract::extract(src, &target, wh, &a2),
                     Some(sp) => da::extract::extract_with_split(src, &target, wh, &a2)
@@ -317,6 +379,9 @@ impl LayerUnpacker {
                 };
                 if r.is_err() {
                     f2.store(true, Ordering::Release);
+                }
+                if let Some(k) = keeper {
+                    k.settle(r.is_ok());
                 }
                 r
             })
