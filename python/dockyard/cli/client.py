@@ -45,8 +45,19 @@ class TLSOptions:
         self.verify, self.cacert, self.cert, self.key = verify, cacert, cert, key
 
 
+def default_host() -> str:
+    """Root's socket, or for an ordinary user their rootless daemon's
+    (`$XDG_RUNTIME_DIR/dockyard.sock`, else `/tmp/dockyard-UID/dockyard.sock`)."""
+    if os.geteuid() == 0:
+        return DEFAULT_HOST
+    from ..rootless import user_paths  # only ordinary users pay for this import
+
+    return user_paths(os.geteuid()).host
+
+
 def resolve_host(host: str | None) -> str:
-    return host or os.environ.get("DOCKYARD_HOST") or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+    return (host or os.environ.get("DOCKYARD_HOST") or os.environ.get("DOCKER_HOST")
+            or default_host())
 
 
 class Response:

@@ -12,6 +12,7 @@ from typing import Any
 from .. import _core
 from ..errors import InvalidParameter
 from ..idmap import IDMap
+from ..rootless import rootless_uid
 from ..volumes.mounts import parse_tmpfs
 from .model import Container
 from .namespaces import Namespaces, check_sysctls
@@ -366,7 +367,9 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
         res["cpuset_mems"] = hc["CpusetMems"]
     if hc.get("PidsLimit"):
         res["pids_limit"] = int(hc["PidsLimit"])
-    spec["cgroup"] = {"path": cgroup_path, "resources": res}
+    # Rootless (phase 1): no cgroup at all; limits were refused at create.
+    spec["cgroup"] = None if rootless_uid() is not None else {"path": cgroup_path,
+                                                               "resources": res}
     if netns == "host":
         spec["namespaces"] = [n for n in spec["namespaces"] if n["type"] != "network"]
     elif netns:

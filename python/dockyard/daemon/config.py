@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..rootless import rootless_uid, user_paths
+
 log = logging.getLogger("dockyard.daemon")
 
 DEFAULT_CONFIG_FILE = "/etc/dockyard/daemon.json"
@@ -429,9 +431,16 @@ def _apply(cfg: DaemonConfig, values: dict[str, Any]) -> None:
 def load(flags: dict[str, Any], config_file: str | None = None) -> DaemonConfig:
     """The configuration from `flags` (file keys, file shapes) and the file:
     `config_file`, which must exist, or the default one, which may not."""
-    path = config_file or DEFAULT_CONFIG_FILE
-    cfg = DaemonConfig(config_file=path, config_file_required=config_file is not None,
-                       flags=dict(flags))
+    cfg = DaemonConfig(config_file_required=config_file is not None, flags=dict(flags))
+    uid = rootless_uid()
+    if uid is not None:
+        # Rootless: the user's paths, and no default bridge (phase 1 has no
+        # user-mode networking: containers get none, or host when asked).
+        p = user_paths(uid)
+        cfg.hosts, cfg.data_root, cfg.exec_root = [p.host], p.data_root, p.exec_root
+        cfg.pidfile, cfg.config_file = p.pidfile, p.config_file
+        cfg.bridge, cfg.iptables, cfg.ip_forward, cfg.ip_masq = "none", False, False, False
+    path = cfg.config_file = config_file or cfg.config_file
     try:
         file = read_file(path, required=config_file is not None)
         both = sorted(k for k in file if k in flags)
