@@ -226,3 +226,10 @@ pub fn in_user_ns() -> bool {
         Err(_) => false,
     })
 }
+
+/// Whether this user namespace denies setgroups(2) (a map written without
+/// privilege: the rootless daemon's single-ID map). Read once.
+pub fn setgroups_denied() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny"))
+}
