@@ -431,7 +431,8 @@ def _apply(cfg: DaemonConfig, values: dict[str, Any]) -> None:
 def load(flags: dict[str, Any], config_file: str | None = None) -> DaemonConfig:
     """The configuration from `flags` (file keys, file shapes) and the file:
     `config_file`, which must exist, or the default one, which may not."""
-    cfg = DaemonConfig(config_file_required=config_file is not None, flags=dict(flags))
+    cfg = DaemonConfig(config_file=DEFAULT_CONFIG_FILE, config_file_required=config_file is not None,
+                       flags=dict(flags))
     uid = rootless_uid()
     if uid is not None:
         # Rootless: the user's paths, and no default bridge (phase 1 has no
