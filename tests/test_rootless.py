@@ -11,8 +11,9 @@ end with its /etc/subuid and /etc/subgid lines), on the real kernel:
   found by the CLI by itself; `info` says `name=rootless`;
 - `dockyard import` of busybox, `run --rm --network none|host`, files owned on
   the host by the subordinate IDs (or squashed to the user with one ID), an
-  image needing IDs beyond the map refused with the numbers, `-m` and
-  `--userns-remap` refused with their fixed messages.
+  image needing IDs beyond the map refused with the numbers, `-m`, bridge
+  networks, published ports and `--userns-remap` refused with their fixed
+  messages; the CLI's autostart of the user's daemon.
 
 Every command runs as the user through `setpriv`, in a private mount namespace
 (made as root) where an interpreter under a directory the user can't traverse
@@ -176,6 +177,18 @@ class RootlessUser:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        elif self.proc is None and (self.run / "dockyard.pid").exists():
+            # started by the CLI's autostart: not our child
+            pid = self.daemon_pid()
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + 20
+            while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if os.path.exists(f"/proc/{pid}"):
+                os.kill(pid, signal.SIGKILL)
         self.proc = None
 
 
@@ -277,7 +290,7 @@ def test_ids_beyond_the_map_fail_the_import(full, images):
             "daemon") in r.stderr
 
 
-def test_limits_and_remap_refused(full, user):
+def test_limits_networks_and_remap_refused(full, user):
     pw, _ = user
     host = ("cgroup v1" if not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
             else "cgroup v2, not delegated to the rootless daemon")
@@ -289,6 +302,16 @@ def test_limits_and_remap_refused(full, user):
         "rootless check`.")
     r = full.cli("create", "--cpus", "1", "busybox", check=False)
     assert "rootless: --cpus needs cgroup v2 with the cpu controller" in r.stderr
+    why = ("pasta or slirp4netns (not installed)"
+           if not (shutil.which("pasta") or shutil.which("slirp4netns"))
+           else "pasta or slirp4netns, which this version does not use yet")
+    r = full.cli("network", "create", "app", check=False)
+    assert r.stderr == (f"Error response from daemon: rootless: bridge networking needs {why}: "
+                        "use --network host or none\n")
+    r = full.cli("run", "--rm", "-p", "8080:80", "busybox", "true", check=False)
+    assert r.returncode == 125
+    assert r.stderr.startswith("dockyard: Error response from daemon: rootless: publishing ports "
+                               "needs pasta or slirp4netns")
     r = full.cli("daemon", "--userns-remap", "default", check=False)
     assert r.returncode == 1
     assert r.stderr.endswith("failed to start daemon: --userns-remap is not supported in "
@@ -300,12 +323,17 @@ def test_single_id_map(user, images):
     pw, base = user
     u = RootlessUser(pw, base, "single", {"DOCKYARD_ROOTLESS_SINGLE_ID": "1"})
     try:
-        u.start()
+        # The CLI starts the user's daemon by itself (at the user's socket).
+        del u.env["DOCKYARD_NO_AUTOSTART"]
+        # Other owners are squashed to the user (the one ID there is).
+        r = u.cli("import", str(images["bb"]), "busybox")
+        log = u.home / ".local" / "state" / "dockyard" / "daemon.log"
+        assert r.stderr.startswith(f"dockyard: no daemon answered at unix://{u.sock}; started "
+                                   "one in the background (pid ")
+        assert f"log {log});" in r.stderr
         assert Path(f"/proc/{u.daemon_pid()}/uid_map").read_text().split() == \
             ["0", str(pw.pw_uid), "1"]
-        assert "rootless: only uid" in u.log.read_text()
-        # Other owners are squashed to the user (the one ID there is).
-        u.cli("import", str(images["bb"]), "busybox")
+        assert "rootless: only uid" in log.read_text()
         r = u.cli("run", "--rm", "busybox", "sh", "-c", "id; stat -c %u:%g /owned")
         assert r.stdout == "uid=0(root) gid=0(root)\n0:0\n"
         owned = _owned_files(u.data_root / "vfs", "owned")

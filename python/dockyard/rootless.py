@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from .idmap import SUBGID, SUBUID, RemapError, parse_subid
 
 __all__ = ["Check", "check_host", "SUBID_MIN", "UserPaths", "user_paths", "rootless_uid",
-           "in_userns", "limits_refusal", "enter", "UID_ENV", "info_warnings"]
+           "in_userns", "limits_refusal", "enter", "UID_ENV", "info_warnings",
+           "bridge_refusal"]
 
 #: Docker asks for at least this many subordinate IDs (a 16-bit ID space).
 SUBID_MIN = 65536
@@ -456,3 +457,13 @@ def info_warnings() -> list[str]:
         fix = f" (fix: {c['fix']})" if c.get("fix") else ""
         out.append(f"WARNING: rootless: {c.get('name')}: {c.get('detail')}{fix}")
     return out
+
+
+def bridge_refusal(what: str = "bridge networking") -> str:
+    """Why a rootless container or network can't have bridge networking
+    (phase 1: no user-mode networking; the daemon has no default bridge)."""
+    if shutil.which("pasta") or shutil.which("slirp4netns"):
+        return (f"rootless: {what} needs pasta or slirp4netns, which this version does not "
+                "use yet: use --network host or none")
+    return (f"rootless: {what} needs pasta or slirp4netns (not installed): use --network host "
+            "or none")

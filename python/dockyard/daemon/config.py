@@ -22,6 +22,8 @@ log = logging.getLogger("dockyard.daemon")
 
 DEFAULT_CONFIG_FILE = "/etc/dockyard/daemon.json"
 DEFAULT_HOST = "unix:///var/run/dockyard.sock"
+USERNS_REMAP_ROOTLESS = ("failed to start daemon: --userns-remap is not supported in rootless "
+                         "mode: the daemon already runs in a user namespace of its own")
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "fatal", "panic")
 
 #: What a SIGHUP changes in a running daemon (dockerd's reloadable subset).
@@ -456,6 +458,8 @@ def load(flags: dict[str, Any], config_file: str | None = None) -> DaemonConfig:
         raise ConfigError(f"unable to configure the Docker daemon with file {path}: {e}") from None
     _apply(cfg, flags)
     cfg.tls = cfg.tls or cfg.tlsverify
+    if uid is not None and cfg.userns_remap:
+        raise ConfigError(USERNS_REMAP_ROOTLESS)
     return cfg
 
 

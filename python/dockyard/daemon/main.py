@@ -242,18 +242,11 @@ async def serve(cfg: DaemonConfig) -> None:
         pid.release()
 
 
-USERNS_REMAP_ROOTLESS = ("failed to start daemon: --userns-remap is not supported in rootless "
-                         "mode: the daemon already runs in a user namespace of its own")
-
-
 def enter_rootless(cfg: DaemonConfig) -> int:
     """An ordinary user's daemon: run it again as root of a user and mount
     namespace of its own (`dockyard-shim rootless-init`). Returns only on failure."""
     from .. import _core
 
-    if cfg.userns_remap:
-        print(USERNS_REMAP_ROOTLESS, file=sys.stderr)
-        return 1
     p = rootless.user_paths(os.geteuid())
     try:
         if p.fallback and cfg.exec_root.startswith(p.runtime_dir + "/"):
@@ -289,9 +282,6 @@ def run(cfg: DaemonConfig) -> int:
     setup_logging(cfg)
     if os.geteuid() != 0:
         return enter_rootless(cfg)
-    if rootless.rootless_uid() is not None and cfg.userns_remap:
-        print(USERNS_REMAP_ROOTLESS, file=sys.stderr)
-        return 1
     try:
         selinux_check(cfg)
     except ConfigError as e:
