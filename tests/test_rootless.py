@@ -302,6 +302,11 @@ def test_limits_networks_and_remap_refused(full, user):
         "rootless check`.")
     r = full.cli("create", "--cpus", "1", "busybox", check=False)
     assert "rootless: --cpus needs cgroup v2 with the cpu controller" in r.stderr
+    # no CAP_SYS_RESOURCE over the host: no hard limit above the user's
+    r = full.cli("run", "--rm", "--ulimit", "nofile=100:99999999", "busybox", "true", check=False)
+    assert r.returncode != 0
+    assert ("rootless: ulimit RLIMIT_NOFILE: hard limit 99999999 is above the daemon user's "
+            "hard limit ") in r.stderr
     why = ("pasta or slirp4netns (not installed)"
            if not (shutil.which("pasta") or shutil.which("slirp4netns"))
            else "pasta or slirp4netns, which this version does not use yet")
