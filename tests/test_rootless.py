@@ -345,5 +345,45 @@ def test_single_id_map(user, images):
         assert owned and all((s.st_uid, s.st_gid) == (pw.pw_uid, pw.pw_gid) for s in owned)
         info = json.loads(u.cli("info", "--format", "{{json .Warnings}}").stdout)
         assert any("single-ID map" in w for w in info)
+        # The launcher killed, the daemon gets SIGTERM (its parent-death
+        # signal) and shuts down cleanly: the socket goes.
+        pid = u.daemon_pid()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        launcher = int(stat.rsplit(")", 1)[1].split()[1])
+        assert Path(f"/proc/{launcher}/cmdline").read_bytes().split(b"\0")[1] == b"rootless-init"
+        os.kill(launcher, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists(f"/proc/{pid}") and not u.sock.exists()
     finally:
         u.stop()
+
+
+def test_runtime_dir_fallback(user):
+    """Without XDG_RUNTIME_DIR: /tmp/dockyard-UID, made 0700; anything else
+    there (here a symlink) is refused."""
+    pw, _ = user
+    fallback = Path(f"/tmp/dockyard-{pw.pw_uid}")
+    shutil.rmtree(fallback, ignore_errors=True)
+    code = ("import os, sys; from dockyard import rootless; p = rootless.user_paths(os.getuid()); "
+            "rootless.make_fallback_dir(p.runtime_dir); print(p.host, p.fallback)")
+    r = RootlessUser(pw, user[1], "fallback")
+    del r.env["XDG_RUNTIME_DIR"]
+    try:
+        out = subprocess.run(r.argv(sys.executable, "-c", code), env=r.env, capture_output=True,
+                             text=True, timeout=60)
+        assert out.stdout == f"unix://{fallback}/dockyard.sock True\n", out.stderr
+        st = fallback.lstat()
+        assert (st.st_uid, st.st_mode & 0o7777) == (pw.pw_uid, 0o700)
+        fallback.rmdir()
+        fallback.symlink_to("/tmp")
+        out = subprocess.run(r.argv(sys.executable, "-m", "dockyard", "daemon"), env=r.env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1
+        assert out.stderr == (f"failed to start daemon: {fallback} exists and is not a 0700 "
+                              "directory of yours: remove it, or set XDG_RUNTIME_DIR\n")
+    finally:
+        if fallback.is_symlink():
+            fallback.unlink()
+        shutil.rmtree(fallback, ignore_errors=True)

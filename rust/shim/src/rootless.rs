@@ -90,6 +90,7 @@ pub fn main(argv: &[String]) -> ! {
         }
         libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
     }
+    let parent = unsafe { libc::getpid() };
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         fail(&format!("fork: {}", rt::strerror(sys::errno())));
@@ -99,8 +100,6 @@ pub fn main(argv: &[String]) -> ! {
         drop(ready_r);
         unsafe {
             libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-            // The supervisor gone (kill -9), the daemon shuts down cleanly.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
             if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
                 fail(&format!("unshare a user and mount namespace: {}", rt::strerror(sys::errno())));
             }
@@ -120,6 +119,12 @@ pub fn main(argv: &[String]) -> ! {
             // map they can go (setgroups is denied with the single-ID map).
             if ranges.is_some() {
                 libc::setgroups(0, std::ptr::null());
+            }
+            // The supervisor gone (kill -9), the daemon shuts down cleanly. Set
+            // after the credential change, which clears it.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            if libc::getppid() != parent {
+                libc::_exit(125);
             }
             if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_SLAVE, std::ptr::null()) != 0 {
                 fail(&format!("make / a slave mount: {}", rt::strerror(sys::errno())));
