@@ -7,8 +7,11 @@ end with its /etc/subuid and /etc/subgid lines), on the real kernel:
   through newuidmap/newgidmap when the `uidmap` package is installed and the
   user has ranges, else (or with DOCKYARD_ROOTLESS_SINGLE_ID=1) the single-ID
   map `0 UID 1`;
-- the user's paths (`$XDG_RUNTIME_DIR/dockyard.sock`, `~/.local/share/dockyard`),
-  found by the CLI by itself; `info` says `name=rootless`;
+- the user's paths (`$XDG_RUNTIME_DIR/dockyard.sock`, `~/.local/share/dockyard`,
+  `~/.config/dockyard/daemon.json`), found by the CLI by itself; `info` says
+  `name=rootless`;
+- overlay mounted with `userxattr` (the full-map daemon: opaque dirs and
+  whiteouts through diff and commit) and vfs (the single-ID one);
 - `dockyard import` of busybox, `run --rm --network none|host`, files owned on
   the host by the subordinate IDs (or squashed to the user with one ID), an
   image needing IDs beyond the map refused with the numbers, `-m`, bridge
@@ -199,7 +202,8 @@ def images(user) -> dict[str, Path]:
     _, base = user
     out = {}
     for name, uid in (("bb", 1000), ("big", 70000)):
-        root = busybox_rootfs(base / f"{name}-rootfs", {"owned": b"x\n"})
+        root = busybox_rootfs(base / f"{name}-rootfs", {"owned": b"x\n", "d/a": b"a\n",
+                                                         "d/b": b"b\n"})
         os.chown(root / "owned", uid, uid)
         out[name] = make_tar(root, base / f"{name}.tar")
         out[name].chmod(0o644)
@@ -240,14 +244,15 @@ def test_daemon_enters_its_namespace_with_the_users_paths(full, user):
     st = full.sock.lstat()
     assert (st.st_uid, st.st_mode & 0o777) == (pw.pw_uid, 0o600)
     assert full.data_root.is_dir() and (full.run / "dockyard").is_dir()
-    log = full.log.read_text()
-    assert "rootless: storage driver vfs" in log
+    # kernel 6.18 on ext4: overlay mounts in the user namespace with userxattr
+    assert "rootless: storage driver overlay (mounted with userxattr)" in full.log.read_text()
 
 
 def test_info_says_rootless(full):
     info = json.loads(full.cli("info", "--format", "{{json .}}").stdout)
     assert "name=rootless" in info["SecurityOptions"]
-    assert info["Driver"] == "vfs" and info["CgroupDriver"] == "none"
+    assert info["Driver"] == "overlay" and info["CgroupDriver"] == "none"
+    assert ["userxattr", "true"] in info["DriverStatus"]
     assert info["DockerRootDir"] == str(full.data_root)
     assert info["MemoryLimit"] is False
     warnings = info["Warnings"] or []
@@ -273,10 +278,27 @@ def test_run_as_root_inside_owned_by_subordinate_ids(full, user):
     else:
         assert r.stdout == "0:0\n"
         want = (pw.pw_uid, pw.pw_gid)
-    owned = _owned_files(full.data_root / "vfs", "owned")
+    owned = _owned_files(full.data_root / "overlay", "owned")
     assert owned and all((s.st_uid, s.st_gid) == want for s in owned)
-    busybox = _owned_files(full.data_root / "vfs", "busybox")
+    busybox = _owned_files(full.data_root / "overlay", "busybox")
     assert busybox and all(s.st_uid == pw.pw_uid for s in busybox)
+
+
+def test_overlay_opaque_dirs_and_whiteouts_in_user_xattrs(full):
+    """A directory replaced in the container (opaque) and a file deleted
+    (whiteout) reach diff and commit through user.overlay.* (userxattr)."""
+    full.cli("run", "--name", "ov", "busybox", "sh", "-c",
+             "rm -rf /d && mkdir /d && echo x > /d/new && rm /bin/vi")
+    try:
+        diff = full.cli("diff", "ov").stdout.split("\n")
+        assert "D /bin/vi" in diff and "A /d/new" in diff
+        full.cli("commit", "ov", "ov-img")
+        r = full.cli("run", "--rm", "ov-img", "sh", "-c",
+                     "ls /d; test -e /bin/vi || echo no vi; ls /bin/busybox")
+        assert r.stdout == "new\nno vi\n/bin/busybox\n"
+    finally:
+        full.cli("rm", "-f", "ov", check=False)
+        full.cli("rmi", "ov-img", check=False)
 
 
 def test_ids_beyond_the_map_fail_the_import(full, images):
@@ -331,6 +353,12 @@ def test_single_id_map(user, images):
         # The CLI starts the user's daemon by itself (at the user's socket).
         del u.env["DOCKYARD_NO_AUTOSTART"]
         # Other owners are squashed to the user (the one ID there is).
+        # vfs here (overlay is the full-map daemon's), through the user's config file
+        conf = u.home / ".config" / "dockyard"
+        conf.mkdir(parents=True)
+        (conf / "daemon.json").write_text('{"storage-driver": "vfs"}')
+        os.chown(conf.parent, pw.pw_uid, pw.pw_gid)
+        os.chown(conf, pw.pw_uid, pw.pw_gid)
         r = u.cli("import", str(images["bb"]), "busybox")
         log = u.home / ".local" / "state" / "dockyard" / "daemon.log"
         assert r.stderr.startswith(f"dockyard: no daemon answered at unix://{u.sock}; started "
@@ -343,8 +371,9 @@ def test_single_id_map(user, images):
         assert r.stdout == "uid=0(root) gid=0(root)\n0:0\n"
         owned = _owned_files(u.data_root / "vfs", "owned")
         assert owned and all((s.st_uid, s.st_gid) == (pw.pw_uid, pw.pw_gid) for s in owned)
-        info = json.loads(u.cli("info", "--format", "{{json .Warnings}}").stdout)
-        assert any("single-ID map" in w for w in info)
+        info = json.loads(u.cli("info", "--format", "{{json .}}").stdout)
+        assert info["Driver"] == "vfs"
+        assert any("single-ID map" in w for w in info["Warnings"])
         # The launcher killed, the daemon gets SIGTERM (its parent-death
         # signal) and shuts down cleanly: the socket goes.
         pid = u.daemon_pid()

@@ -160,14 +160,7 @@ async def serve(cfg: DaemonConfig) -> None:
         uid = rootless.rootless_uid()
         if uid is not None:
             rootless_startup(cfg, uid)
-            if storage_driver in (None, ""):
-                storage_driver = "vfs"
-                log.info("rootless: storage driver vfs (overlay in a user namespace needs "
-                         "userxattr, not supported yet)")
-            elif storage_driver != "vfs":
-                raise SystemExit(f"failed to start daemon: rootless: storage driver "
-                                 f"{storage_driver} is not supported in rootless mode yet; "
-                                 "use vfs")
+            storage_driver = rootless_driver(cfg, storage_driver)
         cfg.cgroup_driver = "none" if uid is not None else cgroup_driver(cfg.exec_opts)
         if cfg.exec_driver == "runc":
             from ..containers.oci import runc_path
@@ -257,6 +250,26 @@ def enter_rootless(cfg: DaemonConfig) -> int:
     print(rootless.enter([sys.executable, "-m", "dockyard", *sys.argv[1:]], _core.shim_path()),
           file=sys.stderr)
     return 1
+
+
+def rootless_driver(cfg: DaemonConfig, asked: str | None) -> str:
+    """overlay (mounted with userxattr) when it mounts in the user namespace,
+    else vfs, said in the log; btrfs is refused (its subvolumes need
+    user_subvol_rm_allowed: not handled yet)."""
+    from ..graphdriver import canonical, supported
+
+    if asked:
+        if canonical(asked) not in ("overlay", "vfs"):
+            raise SystemExit(f"failed to start daemon: rootless: storage driver {asked} is not "
+                             "supported in rootless mode yet; use overlay or vfs")
+        return asked
+    home = os.path.join(cfg.data_root, "overlay")
+    ok, why = supported("overlay", home)
+    if ok:
+        log.info("rootless: storage driver overlay (mounted with userxattr)")
+        return "overlay"
+    log.warning("rootless: storage driver vfs (full copies of each layer): %s", why)
+    return "vfs"
 
 
 def rootless_startup(cfg: DaemonConfig, uid: int) -> None:
