@@ -263,6 +263,10 @@ def rootless_driver(cfg: DaemonConfig, asked: str | None) -> str:
             raise SystemExit(f"failed to start daemon: rootless: storage driver {asked} is not "
                              "supported in rootless mode yet; use overlay or vfs")
         return asked
+    vfs = os.path.join(cfg.data_root, "vfs", "dir")
+    if os.path.isdir(vfs) and any(not n.startswith(".") for n in os.listdir(vfs)):
+        log.info("rootless: storage driver vfs (its layers are in the data root already)")
+        return "vfs"
     home = os.path.join(cfg.data_root, "overlay")
     ok, why = supported("overlay", home)
     if ok:
