@@ -339,6 +339,9 @@ def test_limits_networks_and_remap_refused(full, user):
     assert r.returncode == 125
     assert r.stderr.startswith("dockyard: Error response from daemon: rootless: publishing ports "
                                "needs pasta or slirp4netns")
+    r = full.cli("daemon", "--bridge", "br0", check=False)
+    assert (r.returncode, r.stderr) == (1, "failed to start daemon: rootless: the default "
+                                           f"bridge needs {why}: use --bridge none\n")
     r = full.cli("daemon", "--userns-remap", "default", check=False)
     assert r.returncode == 1
     assert r.stderr.endswith("failed to start daemon: --userns-remap is not supported in "

@@ -450,7 +450,8 @@ def info_warnings() -> list[str]:
            "boot the system in cgroup v2 mode and delegate controllers to the user."]
     if single_id_map():
         out.append("WARNING: rootless: only the user's own ID is mapped (single-ID map): "
-                   "files of other owners and USER other than root fail")
+                   "files of other owners are squashed to root, a USER other than root or "
+                   "supplementary groups fail")
     for c in checks_from_env():
         if not isinstance(c, dict) or c.get("name") == "cgroup delegation":
             continue
@@ -459,11 +460,11 @@ def info_warnings() -> list[str]:
     return out
 
 
-def bridge_refusal(what: str = "bridge networking") -> str:
+def bridge_refusal(what: str = "bridge networking",
+                   instead: str = "use --network host or none") -> str:
     """Why a rootless container or network can't have bridge networking
     (phase 1: no user-mode networking; the daemon has no default bridge)."""
     if shutil.which("pasta") or shutil.which("slirp4netns"):
         return (f"rootless: {what} needs pasta or slirp4netns, which this version does not "
-                "use yet: use --network host or none")
-    return (f"rootless: {what} needs pasta or slirp4netns (not installed): use --network host "
-            "or none")
+                f"use yet: {instead}")
+    return f"rootless: {what} needs pasta or slirp4netns (not installed): {instead}"

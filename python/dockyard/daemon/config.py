@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..rootless import rootless_uid, user_paths
+from ..rootless import bridge_refusal, rootless_uid, user_paths
 
 log = logging.getLogger("dockyard.daemon")
 
@@ -433,8 +433,8 @@ def _apply(cfg: DaemonConfig, values: dict[str, Any]) -> None:
 def load(flags: dict[str, Any], config_file: str | None = None) -> DaemonConfig:
     """The configuration from `flags` (file keys, file shapes) and the file:
     `config_file`, which must exist, or the default one, which may not."""
-    cfg = DaemonConfig(config_file=DEFAULT_CONFIG_FILE, config_file_required=config_file is not None,
-                       flags=dict(flags))
+    cfg = DaemonConfig(config_file=DEFAULT_CONFIG_FILE,
+                       config_file_required=config_file is not None, flags=dict(flags))
     uid = rootless_uid()
     if uid is not None:
         # Rootless: the user's paths, and no default bridge (phase 1 has no
@@ -460,6 +460,9 @@ def load(flags: dict[str, Any], config_file: str | None = None) -> DaemonConfig:
     cfg.tls = cfg.tls or cfg.tlsverify
     if uid is not None and cfg.userns_remap:
         raise ConfigError(USERNS_REMAP_ROOTLESS)
+    if uid is not None and cfg.bridge != "none":
+        why = bridge_refusal("the default bridge", "use --bridge none")
+        raise ConfigError(f"failed to start daemon: {why}")
     return cfg
 
 

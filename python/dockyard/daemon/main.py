@@ -242,7 +242,7 @@ def enter_rootless(cfg: DaemonConfig) -> int:
 
     p = rootless.user_paths(os.geteuid())
     try:
-        if p.fallback and cfg.exec_root.startswith(p.runtime_dir + "/"):
+        if p.fallback:
             rootless.make_fallback_dir(p.runtime_dir)
     except OSError as e:
         print(f"failed to start daemon: {e}", file=sys.stderr)
@@ -283,10 +283,10 @@ def rootless_startup(cfg: DaemonConfig, uid: int) -> None:
              "; ".join(f"{a} {b} {n}" for a, b, n in rows))
     if rootless.single_id_map():
         log.warning("rootless: only uid %d is mapped (no subordinate range for it in /etc/subuid "
-                    "and /etc/subgid, or no newuidmap/newgidmap): images with files of other "
-                    "owners or a USER other than root fail; fix: usermod --add-subuids "
-                    "100000-165535 --add-subgids 100000-165535 <user> and apt-get install uidmap "
-                    "(as root), then restart the daemon", uid)
+                    "and /etc/subgid, or no newuidmap/newgidmap): files of other owners are "
+                    "squashed to root, a USER other than root or supplementary groups fail; "
+                    "fix: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 <user> "
+                    "and apt-get install uidmap (as root), then restart the daemon", uid)
     p = rootless.user_paths(uid)
     if p.fallback:
         log.warning("rootless: XDG_RUNTIME_DIR is not set or not a 0700 directory of yours: the "
