@@ -398,14 +398,15 @@ def test_runtime_dir_fallback(user):
     pw, _ = user
     fallback = Path(f"/tmp/dockyard-{pw.pw_uid}")
     shutil.rmtree(fallback, ignore_errors=True)
-    code = ("import os, sys; from dockyard import rootless; p = rootless.user_paths(os.getuid()); "
-            "rootless.make_fallback_dir(p.runtime_dir); print(p.host, p.fallback)")
+    code = ("import os; from dockyard import rootless; from dockyard.cli import client; "
+            "p = rootless.user_paths(os.getuid()); rootless.make_fallback_dir(p.runtime_dir); "
+            "print(p.host, p.fallback, client.default_host() == p.host)")
     r = RootlessUser(pw, user[1], "fallback")
     del r.env["XDG_RUNTIME_DIR"]
     try:
         out = subprocess.run(r.argv(sys.executable, "-c", code), env=r.env, capture_output=True,
                              text=True, timeout=60)
-        assert out.stdout == f"unix://{fallback}/dockyard.sock True\n", out.stderr
+        assert out.stdout == f"unix://{fallback}/dockyard.sock True True\n", out.stderr
         st = fallback.lstat()
         assert (st.st_uid, st.st_mode & 0o7777) == (pw.pw_uid, 0o700)
         fallback.rmdir()
