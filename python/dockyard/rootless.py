@@ -453,7 +453,8 @@ def info_warnings() -> list[str]:
                    "files of other owners are squashed to root, a USER other than root or "
                    "supplementary groups fail")
     for c in checks_from_env():
-        if not isinstance(c, dict) or c.get("name") == "cgroup delegation":
+        # cgroups: said above; published ports: refused whole in phase 1 (no bridge)
+        if not isinstance(c, dict) or c.get("name") in ("cgroup delegation", "published ports"):
             continue
         fix = f" (fix: {c['fix']})" if c.get("fix") else ""
         out.append(f"WARNING: rootless: {c.get('name')}: {c.get('detail')}{fix}")
