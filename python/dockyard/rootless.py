@@ -11,6 +11,7 @@ a warning that says what it costs.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -22,7 +23,9 @@ from dataclasses import dataclass
 
 from .idmap import SUBGID, SUBUID, RemapError, parse_subid
 
-__all__ = ["Check", "check_host", "SUBID_MIN"]
+__all__ = ["Check", "check_host", "SUBID_MIN", "UserPaths", "user_paths", "rootless_uid",
+           "in_userns", "limits_refusal", "enter", "UID_ENV", "info_warnings",
+           "bridge_refusal"]
 
 #: Docker asks for at least this many subordinate IDs (a 16-bit ID space).
 SUBID_MIN = 65536
@@ -250,3 +253,219 @@ def check_host(uid: int | None = None) -> list[Check]:
             _device("/dev/fuse", "fuse-overlayfs (the fallback before vfs) needs it",
                     "modprobe fuse (as root)"),
             _cgroups(uid), _runtime_dir(uid), _ports(), _ping()]
+
+
+# --- the rootless daemon ---------------------------------------------------------------
+#: The user's uid, set for the daemon run inside its user namespace (where
+#: getuid() says 0): it names the user's paths and messages.
+UID_ENV = "DOCKYARD_ROOTLESS_UID"
+#: Non-ok checks of the host, made as the user before entering the namespace
+#: (JSON), for `info`'s warnings.
+CHECKS_ENV = "DOCKYARD_ROOTLESS_CHECKS"
+#: Set to 1: map only the user's ID even when a subordinate range exists.
+SINGLE_ENV = "DOCKYARD_ROOTLESS_SINGLE_ID"
+
+
+def in_userns() -> bool:
+    """Whether this process is in a user namespace (runc's test: the uid map
+    is not the identity of the whole range)."""
+    return (_read("/proc/self/uid_map") or "").split() not in (["0", "0", "4294967295"], [])
+
+
+def rootless_uid() -> int | None:
+    """The ordinary user Dockyard runs for, or None when it runs as real root:
+    the euid outside, or the uid the launcher recorded inside the namespace."""
+    euid = os.geteuid()
+    if euid != 0:
+        return euid
+    v = os.environ.get(UID_ENV, "")
+    return int(v) if v.isdigit() and in_userns() else None
+
+
+@dataclass
+class UserPaths:
+    runtime_dir: str     # $XDG_RUNTIME_DIR, or the /tmp fallback
+    fallback: bool       # runtime_dir is the fallback (XDG_RUNTIME_DIR missing or unusable)
+    host: str            # unix:// socket
+    exec_root: str
+    pidfile: str
+    data_root: str
+    config_file: str
+
+
+def runtime_dir(uid: int) -> tuple[str, bool]:
+    """`$XDG_RUNTIME_DIR` when it is a 0700 directory of ours, else
+    `/tmp/dockyard-UID` (second value True). Ours: owned by the euid, which is
+    0 inside the user namespace, where the user's files show as root's."""
+    d = os.environ.get("XDG_RUNTIME_DIR", "")
+    if d:
+        try:
+            st = os.lstat(d)
+            if (stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+                    and not stat.S_IMODE(st.st_mode) & 0o077):
+                return d, False
+        except OSError:
+            pass
+    return f"/tmp/dockyard-{uid}", True
+
+
+def make_fallback_dir(path: str) -> None:
+    """Create (or accept) the /tmp fallback: a real 0700 directory of ours;
+    anything else there (a symlink, another user's) is refused."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if (not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid()
+            or stat.S_IMODE(st.st_mode) & 0o077):
+        raise OSError(f"{path} exists and is not a 0700 directory of yours: remove it, or set "
+                      "XDG_RUNTIME_DIR")
+
+
+def _home(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_dir
+    except KeyError:
+        return "/"
+
+
+def user_paths(uid: int) -> UserPaths:
+    """The rootless daemon's paths (Docker rootless's layout)."""
+    rt, fallback = runtime_dir(uid)
+    home = os.environ.get("HOME") or _home(uid)
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
+    conf = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    return UserPaths(runtime_dir=rt, fallback=fallback, host=f"unix://{rt}/dockyard.sock",
+                     exec_root=os.path.join(rt, "dockyard"),
+                     pidfile=os.path.join(rt, "dockyard.pid"),
+                     data_root=os.path.join(data, "dockyard"),
+                     config_file=os.path.join(conf, "dockyard", "daemon.json"))
+
+
+def subid_ranges(uid: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """The user's first subordinate uid and gid ranges, when both exist."""
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
+    out = []
+    for path in (SUBUID, SUBGID):
+        try:
+            ranges = parse_subid(path, user) or parse_subid(path, str(uid))
+        except (OSError, RemapError):
+            ranges = []
+        if not ranges:
+            return None
+        out.append(max(ranges, key=lambda r: r[1]))
+    return out[0], out[1]
+
+
+def enter(argv: list[str], shim: str) -> str:
+    """Exec `argv` (the daemon again) as root of a user and mount namespace
+    of its own, through `dockyard-shim rootless-init`. Returns only with a
+    reason it could not."""
+    uid = os.geteuid()
+    ranges = None if os.environ.get(SINGLE_ENV) == "1" else subid_ranges(uid)
+    checks = [c.__dict__ for c in check_host(uid) if c.status != "ok"]
+    helpers = all(shutil.which(t) for t in ("newuidmap", "newgidmap"))
+    if ranges and not helpers:
+        ranges = None
+    cmd = [shim, "rootless-init"]
+    if ranges:
+        (us, un), (gs, gn) = ranges
+        cmd += ["--uid-range", f"{us}:{un}", "--gid-range", f"{gs}:{gn}"]
+    env = dict(os.environ)
+    env[UID_ENV] = str(uid)
+    env[CHECKS_ENV] = json.dumps(checks)
+    try:
+        os.execve(shim, cmd + ["--", *argv], env)
+    except OSError as e:
+        return f"rootless: cannot run {shim}: {e.strerror}"
+    return "unreachable"
+
+
+def checks_from_env() -> list[dict[str, str]]:
+    try:
+        v = json.loads(os.environ.get(CHECKS_ENV) or "[]")
+    except ValueError:
+        return []
+    return v if isinstance(v, list) else []
+
+
+def id_map() -> list[tuple[int, int, int]]:
+    """This process's uid map: (inside, outside, count) rows."""
+    rows = []
+    for line in (_read("/proc/self/uid_map") or "").splitlines():
+        f = line.split()
+        if len(f) == 3 and all(x.isdigit() for x in f):
+            rows.append((int(f[0]), int(f[1]), int(f[2])))
+    return rows
+
+
+def single_id_map() -> bool:
+    return sum(n for _, _, n in id_map()) <= 1
+
+
+def cgroup_v1() -> bool:
+    return not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
+#: HostConfig resource keys and the flag a user gave them with.
+LIMIT_FLAGS = (("Memory", "--memory"), ("MemorySwap", "--memory-swap"),
+               ("MemoryReservation", "--memory-reservation"), ("KernelMemory", "--kernel-memory"),
+               ("NanoCpus", "--cpus"), ("CpuShares", "--cpu-shares"),
+               ("CpuQuota", "--cpu-quota"), ("CpuPeriod", "--cpu-period"),
+               ("CpusetCpus", "--cpuset-cpus"), ("CpusetMems", "--cpuset-mems"),
+               ("PidsLimit", "--pids-limit"), ("BlkioWeight", "--blkio-weight"),
+               ("BlkioWeightDevice", "--blkio-weight-device"),
+               ("BlkioDeviceReadBps", "--device-read-bps"),
+               ("BlkioDeviceWriteBps", "--device-write-bps"),
+               ("BlkioDeviceReadIOps", "--device-read-iops"),
+               ("BlkioDeviceWriteIOps", "--device-write-iops"),
+               ("CpuRealtimePeriod", "--cpu-rt-period"), ("CpuRealtimeRuntime", "--cpu-rt-runtime"))
+
+
+def limits_refusal(hc: dict, uid: int) -> str | None:
+    """Why a rootless container can't have the resource limits in `hc`
+    (phase 1 runs containers without a cgroup), or None without limits."""
+    for key, flag in LIMIT_FLAGS:
+        v = hc.get(key)
+        if v and not (key == "PidsLimit" and isinstance(v, int) and v <= 0) and \
+                not (key == "MemorySwap" and v == -1):
+            ctl = ("memory" if "Mem" in key else "cpu" if "Cpu" in key or key == "NanoCpus"
+                   else "pids" if key == "PidsLimit" else "io")
+            host = ("cgroup v1" if cgroup_v1() else
+                    "cgroup v2, not delegated to the rootless daemon")
+            return (f"rootless: {flag} needs cgroup v2 with the {ctl} controller delegated to "
+                    f"uid {uid} (this host: {host}); see `dockyard rootless check`")
+    return None
+
+
+def info_warnings() -> list[str]:
+    """`info`'s warnings in rootless mode: Docker's about cgroups, then each
+    prerequisite the host lacks (checked as the user at start) with its fix."""
+    out = ["WARNING: Running in rootless-mode without cgroups: resource limits (-m, --cpus, "
+           "--pids-limit, ...) are refused. To enable cgroups in rootless-mode, you need to "
+           "boot the system in cgroup v2 mode and delegate controllers to the user."]
+    if single_id_map():
+        out.append("WARNING: rootless: only the user's own ID is mapped (single-ID map): "
+                   "files of other owners are squashed to root, a USER other than root or "
+                   "supplementary groups fail")
+    for c in checks_from_env():
+        # cgroups: said above; published ports: refused whole in phase 1 (no bridge)
+        if not isinstance(c, dict) or c.get("name") in ("cgroup delegation", "published ports"):
+            continue
+        fix = f" (fix: {c['fix']})" if c.get("fix") else ""
+        out.append(f"WARNING: rootless: {c.get('name')}: {c.get('detail')}{fix}")
+    return out
+
+
+def bridge_refusal(what: str = "bridge networking",
+                   instead: str = "use --network host or none") -> str:
+    """Why a rootless container or network can't have bridge networking
+    (phase 1: no user-mode networking; the daemon has no default bridge)."""
+    if shutil.which("pasta") or shutil.which("slirp4netns"):
+        return (f"rootless: {what} needs pasta or slirp4netns, which this version does not "
+                f"use yet: {instead}")
+    return f"rootless: {what} needs pasta or slirp4netns (not installed): {instead}"

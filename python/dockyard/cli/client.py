@@ -45,8 +45,28 @@ class TLSOptions:
         self.verify, self.cacert, self.cert, self.key = verify, cacert, cert, key
 
 
+def default_host() -> str:
+    """Root's socket, or for an ordinary user their rootless daemon's:
+    `$XDG_RUNTIME_DIR/dockyard.sock` when that is a 0700 directory of theirs,
+    else `/tmp/dockyard-UID/dockyard.sock` (`rootless.runtime_dir`'s rule,
+    inlined: that module's imports cost ~60 ms)."""
+    euid = os.geteuid()
+    if euid == 0:
+        return DEFAULT_HOST
+    d = os.environ.get("XDG_RUNTIME_DIR", "")
+    try:
+        st = os.lstat(d) if d else None
+    except OSError:
+        st = None
+    if not (st and st.st_mode & 0o170000 == 0o040000 and not st.st_mode & 0o077
+            and st.st_uid == euid):
+        d = f"/tmp/dockyard-{euid}"
+    return f"unix://{d}/dockyard.sock"
+
+
 def resolve_host(host: str | None) -> str:
-    return host or os.environ.get("DOCKYARD_HOST") or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+    return (host or os.environ.get("DOCKYARD_HOST") or os.environ.get("DOCKER_HOST")
+            or default_host())
 
 
 class Response:

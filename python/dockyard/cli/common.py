@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from .contexts import DefaultEndpoint
 
-from .client import DEFAULT_HOST, APIError, Client, ConnectError, TLSOptions, resolve_host
+from .client import APIError, Client, ConnectError, TLSOptions, default_host, resolve_host
 
 
 class Globals:
@@ -77,7 +77,7 @@ def default_endpoint() -> DefaultEndpoint:
     tls = _flag_tls()
     host = resolve_host(G.host)
     try:
-        host = parse_host(host, DEFAULT_HOST)
+        host = parse_host(host, default_host())
     except ContextError:
         pass  # a form only Dockyard takes (http://...): shown as given
     files: dict[str, str] = {}
@@ -99,7 +99,7 @@ def _context_client(name: str) -> Client:
         ep = docker_endpoint(store.get(name))
     except ContextError as e:
         fail(f"Failed to initialize: unable to resolve docker endpoint: {e}")
-    host = ep.get("Host") or DEFAULT_HOST
+    host = ep.get("Host") or default_host()
     tls = None
     files = store.tls_paths(name)
     if not is_socket(host) and (files or ep.get("SkipTLSVerify")):
@@ -132,20 +132,28 @@ def client() -> Client:
 
 
 def _maybe_autostart(c: Client) -> None:
-    """Start a daemon when none answers at the default socket and we're root."""
-    if c.host != DEFAULT_HOST or os.environ.get("DOCKYARD_NO_AUTOSTART"):
+    """Start a daemon when none answers at the default socket: root's, or
+    for an ordinary user their rootless one."""
+    host = default_host()
+    if c.host != host or os.environ.get("DOCKYARD_NO_AUTOSTART"):
         return
-    if os.geteuid() != 0 or os.path.exists(DEFAULT_HOST[len("unix://"):]) and c.ping():
+    if os.path.exists(host[len("unix://"):]) and c.ping():
         return
     if c.ping():
         return
     import subprocess
 
-    log = "/var/log/dockyard.log"
+    if os.geteuid() == 0:
+        log = "/var/log/dockyard.log"
+    else:
+        state = os.environ.get("XDG_STATE_HOME") or os.path.join(
+            os.path.expanduser("~"), ".local", "state")
+        os.makedirs(os.path.join(state, "dockyard"), mode=0o700, exist_ok=True)
+        log = os.path.join(state, "dockyard", "daemon.log")
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "dockyard", "daemon"], stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=out, start_new_session=True, close_fds=True)
-    print(f"dockyard: no daemon answered at {DEFAULT_HOST}; started one in the background "
+    print(f"dockyard: no daemon answered at {host}; started one in the background "
           f"(pid {proc.pid}, log {log}); DOCKYARD_NO_AUTOSTART=1 turns this off",
           file=sys.stderr)
     deadline = time.monotonic() + 20

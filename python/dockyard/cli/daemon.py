@@ -149,7 +149,6 @@ def daemon(
 ) -> None:
     """Run the Dockyard daemon"""
     from ..daemon.config import ConfigError, load
-    from ..daemon.main import run
 
     flags = given_flags(ctx)
     try:
@@ -157,4 +156,6 @@ def daemon(
     except ConfigError as e:
         typer.echo(str(e), err=True)
         raise SystemExit(1) from None
+    from ..daemon.main import run  # the server's imports, once the configuration is good
+
     raise SystemExit(run(cfg))

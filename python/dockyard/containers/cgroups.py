@@ -9,6 +9,7 @@ import errno
 import os
 
 from .. import _core
+from ..rootless import rootless_uid
 from .records import ContainerRecords
 
 
@@ -55,7 +56,27 @@ def cgroup_pids(svc: ContainerRecords, cid: str) -> list[int]:
         if txt:
             pids.update(int(x) for x in txt.split())
             break
+    if not pids and rootless_uid() is not None:
+        # Rootless containers have no cgroup: their process tree instead.
+        pid = svc.get(cid).state.get("Pid") or 0
+        if pid > 0:
+            pids.update(process_tree(pid))
     return sorted(pids)
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (/proc/PID/task/TID/children)."""
+    out, i = [pid], 0
+    while i < len(out):
+        p = out[i]
+        i += 1
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            out.extend(int(x) for x in (read_text(f"/proc/{p}/task/{t}/children") or "").split())
+    return out
 
 
 def is_v2(dirs: list[str]) -> bool:

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from ..errors import InvalidParameter
+from ..rootless import limits_refusal, rootless_uid
 from .spec import parse_ulimit
 
 
@@ -122,6 +123,12 @@ def validate_hostconfig(hc: dict[str, Any]) -> None:
         raise InvalidParameter(f"invalid cgroup parent {parent!r}")
     if hc.get("NanoCpus") and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
         raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+    uid = rootless_uid()
+    if uid is not None:
+        why = limits_refusal(hc, uid)
+        if why:
+            # Refused, never silently dropped (Docker rootless ignores them on such hosts).
+            raise InvalidParameter(why)
 
 
 def check_userns(hc: dict[str, Any]) -> None:

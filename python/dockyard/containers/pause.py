@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from ..errors import Conflict, DockyardError, NotFound
+from ..rootless import rootless_uid
 from .cgroups import cgroup_dirs, cgroup_file, read_text
 from .model import Container
 from .records import ContainerRecords
@@ -34,6 +35,10 @@ def freeze(svc: ContainerRecords, cid: str, frozen: bool) -> None:
                     f.write("FROZEN")
             time.sleep(0.01)
     v2 = cgroup_file(dirs, "cgroup.freeze")
+    if v2 is None and rootless_uid() is not None:
+        raise DockyardError("rootless: pause needs the container's cgroup (the freezer), and "
+                            "rootless containers have none: cgroup v2 delegation is not "
+                            "supported yet")
     if v2 is None:
         raise DockyardError(f"no freezer cgroup for container {cid}")
     with open(v2, "w") as f:

@@ -12,6 +12,7 @@ from typing import Any
 from .. import _core
 from ..errors import InvalidParameter
 from ..idmap import IDMap
+from ..rootless import rootless_uid, single_id_map
 from ..volumes.mounts import parse_tmpfs
 from .model import Container
 from .namespaces import Namespaces, check_sysctls
@@ -385,7 +386,14 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
         res["cpuset_mems"] = hc["CpusetMems"]
     if hc.get("PidsLimit"):
         res["pids_limit"] = int(hc["PidsLimit"])
-    spec["cgroup"] = {"path": cgroup_path, "resources": res}
+    rootless = rootless_uid() is not None
+    # Rootless (phase 1): no cgroup at all; limits were refused at create.
+    spec["cgroup"] = None if rootless else {"path": cgroup_path, "resources": res}
+    if rootless and single_id_map():
+        # gid 5 (tty) is not mapped: devpts refuses the option (runc's rootless spec drops it)
+        for m in mounts:
+            if m["type"] == "devpts":
+                m["options"] = [o for o in m["options"] if o != "gid=5"]
     if netns == "host":
         spec["namespaces"] = [n for n in spec["namespaces"] if n["type"] != "network"]
     elif netns:

@@ -16,10 +16,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..rootless import bridge_refusal, rootless_uid, user_paths
+
 log = logging.getLogger("dockyard.daemon")
 
 DEFAULT_CONFIG_FILE = "/etc/dockyard/daemon.json"
 DEFAULT_HOST = "unix:///var/run/dockyard.sock"
+USERNS_REMAP_ROOTLESS = ("failed to start daemon: --userns-remap is not supported in rootless "
+                         "mode: the daemon already runs in a user namespace of its own")
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "fatal", "panic")
 
 #: What a SIGHUP changes in a running daemon (dockerd's reloadable subset).
@@ -441,9 +445,17 @@ def _apply(cfg: DaemonConfig, values: dict[str, Any]) -> None:
 def load(flags: dict[str, Any], config_file: str | None = None) -> DaemonConfig:
     """The configuration from `flags` (file keys, file shapes) and the file:
     `config_file`, which must exist, or the default one, which may not."""
-    path = config_file or DEFAULT_CONFIG_FILE
-    cfg = DaemonConfig(config_file=path, config_file_required=config_file is not None,
-                       flags=dict(flags))
+    cfg = DaemonConfig(config_file=DEFAULT_CONFIG_FILE,
+                       config_file_required=config_file is not None, flags=dict(flags))
+    uid = rootless_uid()
+    if uid is not None:
+        # Rootless: the user's paths, and no default bridge (phase 1 has no
+        # user-mode networking: containers get none, or host when asked).
+        p = user_paths(uid)
+        cfg.hosts, cfg.data_root, cfg.exec_root = [p.host], p.data_root, p.exec_root
+        cfg.pidfile, cfg.config_file = p.pidfile, p.config_file
+        cfg.bridge, cfg.iptables, cfg.ip_forward, cfg.ip_masq = "none", False, False, False
+    path = cfg.config_file = config_file or cfg.config_file
     try:
         file = read_file(path, required=config_file is not None)
         both = sorted(k for k in file if k in flags)
@@ -458,6 +470,11 @@ def load(flags: dict[str, Any], config_file: str | None = None) -> DaemonConfig:
         raise ConfigError(f"unable to configure the Docker daemon with file {path}: {e}") from None
     _apply(cfg, flags)
     cfg.tls = cfg.tls or cfg.tlsverify
+    if uid is not None and cfg.userns_remap:
+        raise ConfigError(USERNS_REMAP_ROOTLESS)
+    if uid is not None and cfg.bridge != "none":
+        why = bridge_refusal("the default bridge", "use --bridge none")
+        raise ConfigError(f"failed to start daemon: {why}")
     return cfg
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import idmap
+from .. import idmap, rootless
 from ..containers import logdrivers
 from ..errors import InvalidParameter, StorageDriverError
 from .config import ConfigError, DaemonConfig, reload, selinux_check
@@ -167,7 +167,11 @@ async def serve(cfg: DaemonConfig) -> None:
         os.makedirs(cfg.exec_root, exist_ok=True)
         storage_driver = (os.environ.get("DOCKYARD_DRIVER") or os.environ.get("DOCKER_DRIVER")
                           or cfg.storage_driver)
-        cfg.cgroup_driver = cgroup_driver(cfg.exec_opts)
+        uid = rootless.rootless_uid()
+        if uid is not None:
+            rootless_startup(cfg, uid)
+            storage_driver = rootless_driver(cfg, storage_driver)
+        cfg.cgroup_driver = "none" if uid is not None else cgroup_driver(cfg.exec_opts)
         if cfg.exec_driver == "runc":
             from ..containers.oci import runc_path
 
@@ -241,11 +245,70 @@ async def serve(cfg: DaemonConfig) -> None:
         pid.release()
 
 
+def enter_rootless(cfg: DaemonConfig) -> int:
+    """An ordinary user's daemon: run it again as root of a user and mount
+    namespace of its own (`dockyard-shim rootless-init`). Returns only on failure."""
+    from .. import _core
+
+    p = rootless.user_paths(os.geteuid())
+    try:
+        if p.fallback:
+            rootless.make_fallback_dir(p.runtime_dir)
+    except OSError as e:
+        print(f"failed to start daemon: {e}", file=sys.stderr)
+        return 1
+    print(rootless.enter([sys.executable, "-m", "dockyard", *sys.argv[1:]], _core.shim_path()),
+          file=sys.stderr)
+    return 1
+
+
+def rootless_driver(cfg: DaemonConfig, asked: str | None) -> str:
+    """overlay (mounted with userxattr) when it mounts in the user namespace,
+    else vfs, said in the log; btrfs is refused (its subvolumes need
+    user_subvol_rm_allowed: not handled yet)."""
+    from ..graphdriver import canonical, supported
+
+    if asked:
+        if canonical(asked) not in ("overlay", "vfs"):
+            raise SystemExit(f"failed to start daemon: rootless: storage driver {asked} is not "
+                             "supported in rootless mode yet; use overlay or vfs")
+        return asked
+    vfs = os.path.join(cfg.data_root, "vfs", "dir")
+    if os.path.isdir(vfs) and any(not n.startswith(".") for n in os.listdir(vfs)):
+        log.info("rootless: storage driver vfs (its layers are in the data root already)")
+        return "vfs"
+    home = os.path.join(cfg.data_root, "overlay")
+    ok, why = supported("overlay", home)
+    if ok:
+        log.info("rootless: storage driver overlay (mounted with userxattr)")
+        return "overlay"
+    log.warning("rootless: storage driver vfs (full copies of each layer): %s", why)
+    return "vfs"
+
+
+def rootless_startup(cfg: DaemonConfig, uid: int) -> None:
+    """Log what rootless mode means on this host, once, at start."""
+    rows = rootless.id_map()
+    log.info("rootless mode for uid %d: uid map %s", uid,
+             "; ".join(f"{a} {b} {n}" for a, b, n in rows))
+    if rootless.single_id_map():
+        log.warning("rootless: only uid %d is mapped (no subordinate range for it in /etc/subuid "
+                    "and /etc/subgid, or no newuidmap/newgidmap): files of other owners are "
+                    "squashed to root, a USER other than root or supplementary groups fail; "
+                    "fix: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 <user> "
+                    "and apt-get install uidmap (as root), then restart the daemon", uid)
+    p = rootless.user_paths(uid)
+    if p.fallback:
+        log.warning("rootless: XDG_RUNTIME_DIR is not set or not a 0700 directory of yours: the "
+                    "socket and runtime state are in %s", p.runtime_dir)
+    log.info("rootless: no default bridge (no user-mode networking yet): containers get "
+             "--network none unless they ask for host")
+
+
 def run(cfg: DaemonConfig) -> int:
     setup_logging(cfg)
     if os.geteuid() != 0:
-        print("dockyard daemon needs to be started with root privileges", file=sys.stderr)
-        return 1
+        return enter_rootless(cfg)
     try:
         selinux_check(cfg)
     except ConfigError as e:

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ..containers.execs import ExecStore
 from ..engine import Engine
+from ..rootless import rootless_uid
 from . import authz, openapi
 from .api import API_VERSION, MIN_API_VERSION, SERVER, VersionedApp
 from .config import DaemonConfig
@@ -137,11 +138,14 @@ def _unix_socket(path: str, group: str) -> socket.socket:
     gid = 0
     mode = 0o600
     try:
+        if rootless_uid() is not None:
+            raise KeyError(group)  # the user's own socket: no group to share it with
         gid = grp.getgrnam(group).gr_gid
         mode = 0o660
     except KeyError:
-        log.warning("could not change group %s to %s: group %s not found; the socket is "
-                    "root-only", path, group, group)
+        if rootless_uid() is None:
+            log.warning("could not change group %s to %s: group %s not found; the socket "
+                        "is root-only", path, group, group)
     os.chown(path, 0, gid)
     os.chmod(path, mode)
     sock.listen(BACKLOG)

@@ -13,9 +13,12 @@ import os
 import stat
 from typing import Iterable
 
+from ..rootless import rootless_uid
+
 MODIFY, ADD, DELETE = 0, 1, 2
 
 OPAQUE = "trusted.overlay.opaque"
+USER_OPAQUE = "user.overlay.opaque"
 
 
 def _is_whiteout(st: os.stat_result) -> bool:
@@ -24,7 +27,9 @@ def _is_whiteout(st: os.stat_result) -> bool:
 
 def _opaque(path: str) -> bool:
     try:
-        return os.getxattr(path, OPAQUE, follow_symlinks=False) == b"y"
+        # the rootless daemon mounts overlay with userxattr: user.overlay.opaque
+        name = OPAQUE if rootless_uid() is None else USER_OPAQUE
+        return os.getxattr(path, name, follow_symlinks=False) == b"y"
     except OSError:
         return False
 

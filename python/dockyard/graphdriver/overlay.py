@@ -25,6 +25,7 @@ from typing import Any
 
 from .. import _core
 from ..errors import MountError, StorageDriverError
+from ..rootless import rootless_uid
 from . import changes as _changes
 from . import mounts
 from .base import GraphDriver, backing_fs, check_id, drain_removals, later, rmtree
@@ -63,14 +64,47 @@ def supported(home: Path) -> tuple[bool, str]:
     fs = backing_fs(home)
     if fs in UNSUPPORTED_BACKING:
         return False, f"overlay: backing filesystem {fs} is not supported (data root {home})"
+    if rootless_uid() is not None:
+        why = _userns_probe(home)
+        if why:
+            return False, f"overlay: mounting with userxattr in the user namespace failed: {why}"
     return True, ""
+
+
+def _userns_probe(home: Path) -> str:
+    """Mount an overlay with `userxattr` beside `home` (the rootless daemon: a
+    kernel before 5.11, or a backing filesystem without user xattrs, fails);
+    the error, or "" when it mounted."""
+    parent = Path(home).parent
+    parent.mkdir(parents=True, exist_ok=True)
+    probe = parent / f".overlay-probe-{os.getpid()}-{threading.get_ident()}"
+    try:
+        for sub in ("l", "u", "w", "m"):
+            (probe / sub).mkdir(parents=True)
+        os.setxattr(probe / "l", "user.overlay.probe", b"y")  # user xattrs on the backing fs
+        _core.mount_overlay(["l"], "u", "w", str(probe / "m"), str(probe), _mount_options())
+        _core.unmount(str(probe / "m"))
+        return ""
+    except (OSError, MountError) as e:
+        return str(e)
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
 
 
 def _mount_options() -> str:
     opts = []
     if os.path.exists("/sys/module/overlay/parameters/index"):
         opts.append("index=off")
+    if rootless_uid() is not None:
+        # trusted.* xattrs are refused in a user namespace: overlayfs keeps its
+        # whiteouts, opaque dirs and redirects in user.overlay.* (kernel 5.11+).
+        opts.append("userxattr")
     return ",".join(opts)
+
+
+def _xattr(name: str) -> str:
+    """overlayfs' own xattr `name` (opaque, redirect) as this daemon's mounts use it."""
+    return ("user.overlay." if rootless_uid() is not None else "trusted.overlay.") + name
 
 
 class OverlayDriver(GraphDriver):
@@ -343,7 +377,7 @@ class OverlayDriver(GraphDriver):
             ("Supports d_type", "true"),
             ("Using metacopy", "false"),
             ("Native Overlay Diff", "true" if self.native_diff() else "false"),
-            ("userxattr", "false"),
+            ("userxattr", "true" if "userxattr" in self._opts.split(",") else "false"),
         ]
 
     def metadata(self, id: str) -> dict[str, str]:
@@ -365,12 +399,12 @@ def _probe_native_diff(home: Path, opts: str) -> bool:
         for sub in ("l1/d", "l2/d", "u", "w", "m"):
             (probe / sub).mkdir(parents=True)
         (probe / "l1/d/f").write_text("x")
-        os.setxattr(probe / "l2/d", "trusted.overlay.opaque", b"y")
+        os.setxattr(probe / "l2/d", _xattr("opaque"), b"y")
         _core.mount_overlay(["l2", "l1"], "u", "w", str(probe / "m"), str(probe), opts)
         try:
             (probe / "m/d/g").write_text("y")  # copies up the opaque d
             try:
-                if os.getxattr(probe / "u/d", "trusted.overlay.opaque") == b"y":
+                if os.getxattr(probe / "u/d", _xattr("opaque")) == b"y":
                     return False
             except OSError:
                 pass
@@ -379,7 +413,7 @@ def _probe_native_diff(home: Path, opts: str) -> bool:
             except OSError:
                 return True  # EXDEV: renames are copies, no redirects
             try:
-                os.getxattr(probe / "u/d2", "trusted.overlay.redirect")
+                os.getxattr(probe / "u/d2", _xattr("redirect"))
                 return False
             except OSError:
                 return True

@@ -21,6 +21,7 @@ from ..errors import DockyardError, InvalidParameter, NotFound
 from ..events import EventLog
 from ..filters import labels_match
 from ..ids import generate_id
+from ..rootless import bridge_refusal, rootless_uid
 from ..store.db import Database
 from . import etcfiles, firewall, nft
 from .dns import EmbeddedDNS
@@ -124,6 +125,12 @@ class ContainerNetworks(NetworkRecords):
         if len(eps) > 1:
             raise InvalidParameter("Container cannot be connected to network endpoints: "
                                    + ", ".join(eps))
+        if rootless_uid() is not None:
+            if mode not in ("host", "none") and not mode.startswith(("ns:", "container:")):
+                raise InvalidParameter(bridge_refusal())
+            if mode == "none" and (hostconfig.get("PortBindings")
+                                   or hostconfig.get("PublishAllPorts")):
+                raise InvalidParameter(bridge_refusal("publishing ports"))
         bindings(hostconfig.get("PortBindings"), None, False, "")  # dockerd checks at create
         for h in hostconfig.get("ExtraHosts") or []:
             try:

@@ -331,6 +331,17 @@ pub fn in_user_ns() -> bool {
     })
 }
 
+/// How many uids and gids this user namespace maps (read once).
+pub fn mapped_ids() -> (u64, u64) {
+    static V: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    *V.get_or_init(|| {
+        let count = |f: &str| {
+            std::fs::read_to_string(f).map_or(0, |s| s.lines().filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok()).sum())
+        };
+        (count("/proc/self/uid_map"), count("/proc/self/gid_map"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -215,3 +215,21 @@ pub fn write_file(path: &str, data: &str) -> Result<()> {
         e => e,
     })
 }
+
+/// Whether this process is in a user namespace (runc's test: the uid map is
+/// not the identity of the whole range), as the rootless daemon and its shims
+/// are. Read once.
+pub fn in_user_ns() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(s) => s.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"],
+        Err(_) => false,
+    })
+}
+
+/// Whether this user namespace denies setgroups(2) (a map written without
+/// privilege: the rootless daemon's single-ID map). Read once.
+pub fn setgroups_denied() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny"))
+}

@@ -19,6 +19,8 @@
 //!   dockyard-shim idle --exec-root DIR PADDING   (see `idle`)
 //!   dockyard-shim init -- CMD [ARG...]   (also as /sbin/docker-init; see init.rs)
 //!   dockyard-shim pod-init   (a pod's shared PID namespace; see podinit.rs)
+//!   dockyard-shim rootless-init [--uid-range S:N --gid-range S:N] -- CMD...
+//!                            (the rootless daemon's namespaces; see rootless.rs)
 //!
 //! With `--runtime runc` the container is made by runc from the OCI bundle
 //! (see runc.rs); stdio, log, attach, reaping and exit.json are the same.
@@ -46,6 +48,7 @@ mod idle;
 mod init;
 mod log;
 mod podinit;
+mod rootless;
 mod runc;
 mod supervisor;
 
@@ -82,6 +85,9 @@ fn main() {
     }
     if argv.first().is_some_and(|m| m == "pod-init") {
         podinit::main();
+    }
+    if argv.first().is_some_and(|m| m == "rootless-init") {
+        rootless::main(&argv[1..]);
     }
     let args = parse_args(argv);
     if let Err(e) = std::fs::create_dir_all(&args.state_dir) {

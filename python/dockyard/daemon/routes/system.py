@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ... import __version__
-from ... import sysinfo
+from ... import rootless, sysinfo
 from ...errors import InvalidParameter
 from ...containers.logdrivers import DRIVERS
 from ..config import insecure_registry_config
@@ -83,10 +83,14 @@ def _info(request: web.Request) -> dict:
     running = sum(1 for c in cs if c.state.get("Status") == "running")
     paused = sum(1 for c in cs if c.state.get("Paused"))
     warnings = []
-    if not sysinfo.swap_limit_supported():
+    rootless_mode = rootless.rootless_uid() is not None
+    if not rootless_mode and not sysinfo.swap_limit_supported():
         warnings.append("WARNING: No swap limit support")
     if any(h.startswith("tcp://") for h in cfg.hosts) and not (cfg.tls or cfg.tlsverify):
         warnings.append("WARNING: API is accessible on http:// without encryption.")
+    if rootless_mode:
+        warnings.extend(rootless.info_warnings())
+    limits = not rootless_mode  # phase 1: rootless containers get no cgroup
     return {
         "ID": eng.daemon_id(),
         "Containers": len(cs), "ContainersRunning": running, "ContainersPaused": paused,
@@ -97,10 +101,10 @@ def _info(request: web.Request) -> dict:
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
                     "Authorization": None,
                     "Log": [d for d in DRIVERS if d != "none"]},
-        "MemoryLimit": True, "SwapLimit": sysinfo.swap_limit_supported(),
+        "MemoryLimit": limits, "SwapLimit": limits and sysinfo.swap_limit_supported(),
         "KernelMemory": False, "KernelMemoryTCP": False,
-        "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True,
-        "PidsLimit": True, "IPv4Forwarding": True, "BridgeNfIptables": True,
+        "CpuCfsPeriod": limits, "CpuCfsQuota": limits, "CPUShares": limits, "CPUSet": limits,
+        "PidsLimit": limits, "IPv4Forwarding": True, "BridgeNfIptables": True,
         "BridgeNfIp6tables": True, "Debug": cfg.debug,
         "NFd": len(os.listdir("/proc/self/fd")),
         "OomKillDisable": False,
@@ -128,7 +132,8 @@ def _info(request: web.Request) -> dict:
         "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
         "SecurityOptions": ["name=seccomp,profile=default"]
-        + (["name=userns"] if eng.idmap else []),
+        + (["name=userns"] if eng.idmap else [])
+        + (["name=rootless"] if rootless_mode else []),
         "ExecutionDriver": eng.containers.exec_driver,
         "Warnings": warnings or None,
     }

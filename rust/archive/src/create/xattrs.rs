@@ -1,5 +1,6 @@
 //! Extended attributes of what is archived: all but `security.selinux`; for
-//! an overlay upper dir, overlayfs' own `trusted.overlay.*` are left out (the
+//! an overlay upper dir, overlayfs' own `trusted.overlay.*` (`user.overlay.*`
+//! in a user namespace, where it is mounted with `userxattr`) are left out (the
 //! opaque one is reported) and escaped ones written unescaped; v3 file
 //! capabilities are written as v2.
 
@@ -33,13 +34,20 @@ impl Walker<'_, '_> {
             }
             let mut key = k.clone();
             if self.overlay_upper {
-                if k == b"trusted.overlay.opaque" {
+                // In a user namespace (the rootless daemon) overlayfs is
+                // mounted with `userxattr`: its own xattrs are `user.overlay.*`.
+                let (own, opq, esc): (&[u8], &[u8], &[u8]) = if fsops::in_user_ns() {
+                    (b"user.overlay.", b"user.overlay.opaque", b"user.overlay.overlay.")
+                } else {
+                    (b"trusted.overlay.", b"trusted.overlay.opaque", b"trusted.overlay.overlay.")
+                };
+                if k == opq {
                     opaque = get(&k).ok().as_deref() == Some(b"y");
                     continue;
                 }
-                if let Some(rest) = k.strip_prefix(b"trusted.overlay.overlay.") {
-                    key = [b"trusted.overlay.".as_slice(), rest].concat();
-                } else if k.starts_with(b"trusted.overlay.") {
+                if let Some(rest) = k.strip_prefix(esc) {
+                    key = [own, rest].concat();
+                } else if k.starts_with(own) {
                     continue;
                 }
             }

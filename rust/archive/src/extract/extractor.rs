@@ -259,8 +259,7 @@ impl<'a> Extractor<'a> {
 
     /// Owner, xattrs, mode, times for an entry we can't (or won't) open.
     pub(super) fn finish_at(&mut self, pfd: &OwnedFd, name: &[u8], leaf: &[u8], meta: &Meta, chmod: bool) -> Result<()> {
-        rfs::chownat(pfd, leaf, Some(uid(meta.uid)), Some(gid(meta.gid)), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| fs_err(e, || format!("chown {}", show(name))))?;
+        chown_result(rfs::chownat(pfd, leaf, Some(uid(meta.uid)), Some(gid(meta.gid)), AtFlags::SYMLINK_NOFOLLOW), meta, name)?;
         let xs = self.filter_xattrs(&meta.xattrs);
         if !xs.is_empty() {
             let p = fsops::proc_path(pfd.as_fd(), leaf);
@@ -289,7 +288,32 @@ pub(super) fn gid(g: u32) -> rfs::Gid {
 }
 
 pub(super) fn apply_owner_fd(fd: BorrowedFd<'_>, meta: &Meta, name: &[u8]) -> Result<()> {
-    rfs::fchown(fd, Some(uid(meta.uid)), Some(gid(meta.gid))).map_err(|e| fs_err(e, || format!("chown {}", show(name))))
+    chown_result(rfs::fchown(fd, Some(uid(meta.uid)), Some(gid(meta.gid))), meta, name)
+}
+
+/// A chown's outcome. In a user namespace (the rootless daemon) an ID beyond
+/// its map fails with EINVAL: with only the user's own ID mapped, ownership is
+/// squashed to root (podman's ignore_chown_errors; the daemon warned at start);
+/// with a range, the pull fails with the numbers and where to fix them.
+pub(super) fn chown_result(r: std::result::Result<(), Errno>, meta: &Meta, name: &[u8]) -> Result<()> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(Errno::INVAL) if fsops::in_user_ns() => {
+            let (u, g) = fsops::mapped_ids();
+            if u <= 1 || g <= 1 {
+                return Ok(());
+            }
+            Err(Error::io(
+                format!("lchown {}", show(name)),
+                std::io::Error::other(format!(
+                    "invalid argument: the image needs uid {} and gid {} but only {u} uids and {g} gids are mapped \
+                     in the rootless user namespace; give the user a larger range in /etc/subuid and /etc/subgid, then restart the daemon",
+                    meta.uid, meta.gid
+                )),
+            ))
+        }
+        Err(e) => Err(fs_err(e, || format!("chown {}", show(name)))),
+    }
 }
 
 pub(super) fn set_xattrs_fd(fd: BorrowedFd<'_>, xs: &[(Vec<u8>, Vec<u8>)], name: &[u8]) -> Result<()> {

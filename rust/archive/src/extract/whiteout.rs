@@ -2,7 +2,7 @@
 //! [`Whiteouts`] says: overlay upper-dir form, or removal from the copy of
 //! the parent layer (naive).
 
-use super::extractor::{gid, uid, Extractor};
+use super::extractor::{chown_result, gid, uid, Extractor};
 use super::meta::Meta;
 use super::{Whiteouts, WH_META_PREFIX, WH_OPAQUE, WH_PREFIX};
 use crate::error::{show, Ctx, Error, Result};
@@ -38,8 +38,7 @@ impl Extractor<'_> {
                     }
                     Err(e) => return Err(fs_err(e, || format!("whiteout {}", show(&path)))),
                 }
-                rfs::chownat(&*pfd, orig, Some(uid(meta.uid)), Some(gid(meta.gid)), AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| fs_err(e, || format!("chown whiteout {}", show(&path))))?;
+                chown_result(rfs::chownat(&*pfd, orig, Some(uid(meta.uid)), Some(gid(meta.gid)), AtFlags::SYMLINK_NOFOLLOW), meta, &path)?;
             }
             Whiteouts::Naive => {
                 // Nothing to delete beneath a parent that doesn't resolve to a

@@ -75,8 +75,22 @@ pub(super) fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[
     if let Some(adj) = spec.oom_score_adj {
         sys::write_file("/proc/self/oom_score_adj", &adj.to_string())?;
     }
-    for (res, lim) in &prep.rlimits {
-        sys::check(unsafe { libc::setrlimit(*res, lim) }, || format!("setrlimit {res}"))?;
+    for (i, (res, lim)) in prep.rlimits.iter().enumerate() {
+        if unsafe { libc::setrlimit(*res, lim) } == 0 {
+            continue;
+        }
+        let e = sys::errno();
+        if e == libc::EPERM && sys::in_user_ns() {
+            // Rootless: no CAP_SYS_RESOURCE over the host, so no hard limit above the user's.
+            let mut have = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            unsafe { libc::getrlimit(*res, &mut have) };
+            let name = spec.rlimits.get(i).map_or("?", |r| r.kind.as_str());
+            return Err(Error::Invalid(format!(
+                "rootless: ulimit {name}: hard limit {} is above the daemon user's hard limit {}",
+                lim.rlim_max, have.rlim_max
+            )));
+        }
+        return Err(Error::errno(format!("setrlimit {res}"), e));
     }
     unsafe { libc::setsid() };
     if !spec.terminal {

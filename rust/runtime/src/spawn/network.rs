@@ -1,7 +1,7 @@
 //! Network namespaces: a new one has `lo` down, Docker's have it up; and one
 //! readied ahead of time, while a shim is idle.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::sys;
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -10,6 +10,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 /// idle). Returns the namespace it left, to go back to when the container
 /// turns out not to want a new one.
 pub fn prepare_network() -> Result<OwnedFd> {
+    if sys::in_user_ns() {
+        // The rootless daemon's shims: the host's network namespace belongs to
+        // the initial user namespace, so a shim that left it could not go back
+        // for a --network host container. They make the namespace at spawn.
+        return Err(Error::Invalid("in a user namespace: no network namespace made ahead".into()));
+    }
     let host = sys::open(c"/proc/self/ns/net", libc::O_RDONLY, 0)?;
     sys::check(unsafe { libc::unshare(libc::CLONE_NEWNET) }, || "unshare network namespace".into())?;
     if let Err(e) = loopback_up() {

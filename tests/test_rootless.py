@@ -1,0 +1,453 @@
+"""The rootless daemon (issue 18, phase 1), run by an ordinary user of this
+test's own (`dockyard-test-rless`, made here with `useradd` and removed at the
+end with its /etc/subuid and /etc/subgid lines), on the real kernel:
+
+- `dockyard daemon` as that user enters a user and mount namespace made by
+  `dockyard-shim rootless-init`: the full map (`0 UID 1`, `1 START 65536`)
+  through newuidmap/newgidmap when the `uidmap` package is installed and the
+  user has ranges, else (or with DOCKYARD_ROOTLESS_SINGLE_ID=1) the single-ID
+  map `0 UID 1`;
+- the user's paths (`$XDG_RUNTIME_DIR/dockyard.sock`, `~/.local/share/dockyard`,
+  `~/.config/dockyard/daemon.json`), found by the CLI by itself; `info` says
+  `name=rootless`;
+- overlay mounted with `userxattr` (the full-map daemon: opaque dirs and
+  whiteouts through diff and commit) and vfs (the single-ID one);
+- `dockyard import` of busybox, `run --rm --network none|host`, a detached
+  container with a volume (exec, logs, top), files owned on
+  the host by the subordinate IDs (or squashed to the user with one ID), an
+  image needing IDs beyond the map refused with the numbers, `-m`, a ulimit
+  above the user's, pause, bridge networks, published ports, a default bridge
+  and `--userns-remap` refused with their fixed messages; the CLI's autostart
+  of the user's daemon, and the daemon's clean exit when its launcher dies.
+
+Every command runs as the user through `setpriv`, in a private mount namespace
+(made as root) where an interpreter under a directory the user can't traverse
+(pyenv under /root) is made reachable; the daemon's own namespaces die with it.
+Everything the user's processes (host uid or subordinate ids) still run is
+killed by pid at the end, and the files (some owned by subordinate ids) are
+removed as root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import busybox_rootfs, drop_subid_ranges, make_tar
+
+from dockyard import idmap
+
+USER = "dockyard-test-rless"
+START = 400000
+COUNT = 65536
+HAVE_UIDMAP = all(shutil.which(t) for t in ("newuidmap", "newgidmap"))
+
+
+def _hidden() -> tuple[str, str] | None:
+    """(dir, child): the topmost ancestor of the interpreter others can't
+    traverse, and its entry on the way to the interpreter (/root, /root/.pyenv)."""
+    p = Path(sys.executable).resolve()
+    parts = p.parts
+    for i in range(1, len(parts) - 1):
+        a = Path(*parts[:i + 1])
+        if not a.stat().st_mode & 0o001:
+            return str(a), str(Path(*parts[:i + 2]))
+    return None
+
+
+@pytest.fixture(scope="module")
+def user():
+    if shutil.which("useradd") is None or shutil.which("setpriv") is None:
+        pytest.fail("useradd and setpriv are needed (Debian's passwd and util-linux)")
+    subprocess.run(["userdel", USER], capture_output=True)
+    drop_subid_ranges(USER)
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                    USER], check=True, capture_output=True)
+    pw = pwd.getpwnam(USER)
+    for path in (idmap.SUBUID, idmap.SUBGID):
+        with open(path, "a") as f:
+            f.write(f"{USER}:{START}:{COUNT}\n")
+    # In /tmp itself: the user can't pass pytest's 0700 base directory.
+    base = Path(tempfile.mkdtemp(prefix="dockyard-test-rless-"))
+    base.chmod(0o755)
+    try:
+        yield pw, base
+    finally:
+        _kill_users_processes(pw.pw_uid)
+        drop_subid_ranges(USER)
+        subprocess.run(["userdel", USER], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _kill_users_processes(uid: int) -> None:
+    """SIGKILL, by pid, what the test user left running (its uid or its
+    subordinate ids: daemons, shims, containers)."""
+    for _ in range(50):
+        left = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                st = os.stat(f"/proc/{d}")
+            except OSError:
+                continue
+            if st.st_uid == uid or START <= st.st_uid < START + COUNT:
+                left.append(int(d))
+        if not left:
+            return
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+
+
+class RootlessUser:
+    """One home and runtime dir of the test user, and commands run as it."""
+
+    def __init__(self, pw, base: Path, name: str, extra_env: dict[str, str] | None = None):
+        self.pw = pw
+        self.base = base / name
+        self.home = self.base / "home"
+        self.run = self.base / "run"
+        for d in (self.base, self.home, self.run):
+            d.mkdir(mode=0o700)
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+        self.base.chmod(0o755)
+        self.sock = self.run / "dockyard.sock"
+        self.data_root = self.home / ".local" / "share" / "dockyard"
+        self.env = {
+            "HOME": str(self.home), "XDG_RUNTIME_DIR": str(self.run),
+            "PATH": f"{os.path.dirname(sys.executable)}:/usr/sbin:/usr/bin:/sbin:/bin",
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "DOCKYARD_NO_AUTOSTART": "1",
+            "LANG": "C.UTF-8", **(extra_env or {}),
+        }
+        self.proc: subprocess.Popen | None = None
+        self.log = self.base / "daemon.log"
+
+    def argv(self, *cmd: str) -> list[str]:
+        script = ""
+        hidden = _hidden()
+        if hidden:
+            top, child = hidden
+            hold = self.base / "hold"
+            script = (f"mkdir -p {hold} && mount --bind {shlex.quote(child)} {hold} && "
+                      f"mount -t tmpfs -o mode=0755 tmpfs {shlex.quote(top)} && "
+                      f"mkdir -p {shlex.quote(child)} && mount --move {hold} "
+                      f"{shlex.quote(child)} && ")
+        script += (f"exec setpriv --reuid={self.pw.pw_uid} --regid={self.pw.pw_gid} "
+                   f"--clear-groups -- \"$@\"")
+        return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *cmd]
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        r = subprocess.run(self.argv(sys.executable, "-m", "dockyard", *args), env=self.env,
+                           capture_output=True, text=True, timeout=120, cwd="/")
+        if check and r.returncode != 0:
+            raise AssertionError(f"dockyard {args} failed ({r.returncode}): {r.stderr}")
+        return r
+
+    def start(self, *flags: str) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv(sys.executable, "-m", "dockyard", "daemon", *flags), env=self.env,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd="/")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("daemon exited:\n" + self.log.read_text())
+            if self.sock.exists() and self.cli("version", check=False).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("daemon did not start:\n" + self.log.read_text())
+
+    def daemon_pid(self) -> int:
+        return int((self.run / "dockyard.pid").read_text())
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # the supervisor forwards it
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        elif self.proc is None and (self.run / "dockyard.pid").exists():
+            # started by the CLI's autostart: not our child
+            pid = self.daemon_pid()
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + 20
+            while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if os.path.exists(f"/proc/{pid}"):
+                os.kill(pid, signal.SIGKILL)
+        self.proc = None
+
+
+@pytest.fixture(scope="module")
+def images(user) -> dict[str, Path]:
+    """busybox with a file owned by 1000:1000, and one owned by 70000 (beyond
+    a 65536-ID map), as tars the user can read."""
+    _, base = user
+    out = {}
+    for name, uid in (("bb", 1000), ("big", 70000)):
+        root = busybox_rootfs(base / f"{name}-rootfs", {"owned": b"x\n", "d/a": b"a\n",
+                                                         "d/b": b"b\n"})
+        os.chown(root / "owned", uid, uid)
+        out[name] = make_tar(root, base / f"{name}.tar")
+        out[name].chmod(0o644)
+    return out
+
+
+@pytest.fixture(scope="module")
+def full(user, images):
+    pw, base = user
+    u = RootlessUser(pw, base, "full")
+    try:
+        u.start()
+        u.cli("import", "-c", 'CMD ["sh"]', str(images["bb"]), "busybox:latest")
+        yield u
+    finally:
+        u.stop()
+
+
+def _owned_files(root: Path, name: str) -> list[os.stat_result]:
+    """The stats of files called `name` under `root`, skipping what the
+    daemon is removing meanwhile (a --rm container's layer)."""
+    out = []
+    for d, dirs, files in os.walk(root):
+        dirs[:] = [x for x in dirs if not x.startswith(".removing-")]
+        if name in files:
+            try:
+                out.append(os.lstat(os.path.join(d, name)))
+            except FileNotFoundError:
+                pass
+    return out
+
+
+def test_daemon_enters_its_namespace_with_the_users_paths(full, user):
+    pw, _ = user
+    pid = full.daemon_pid()
+    rows = Path(f"/proc/{pid}/uid_map").read_text().split()
+    if HAVE_UIDMAP:
+        assert rows == ["0", str(pw.pw_uid), "1", "1", str(START), str(COUNT)]
+        assert Path(f"/proc/{pid}/gid_map").read_text().split() == \
+            ["0", str(pw.pw_gid), "1", "1", str(START), str(COUNT)]
+    else:
+        assert rows == ["0", str(pw.pw_uid), "1"]
+    # its own user and mount namespaces, the host's network namespace
+    for ns, same in (("user", False), ("mnt", False), ("net", True)):
+        assert (os.readlink(f"/proc/{pid}/ns/{ns}") == os.readlink(f"/proc/self/ns/{ns}")) \
+            == same, ns
+    assert os.stat(f"/proc/{pid}").st_uid == pw.pw_uid
+    st = full.sock.lstat()
+    assert (st.st_uid, st.st_mode & 0o777) == (pw.pw_uid, 0o600)
+    assert full.data_root.is_dir() and (full.run / "dockyard").is_dir()
+    # kernel 6.18 on ext4: overlay mounts in the user namespace with userxattr
+    assert "rootless: storage driver overlay (mounted with userxattr)" in full.log.read_text()
+
+
+def test_info_says_rootless(full):
+    info = json.loads(full.cli("info", "--format", "{{json .}}").stdout)
+    assert "name=rootless" in info["SecurityOptions"]
+    assert info["Driver"] == "overlay" and info["CgroupDriver"] == "none"
+    assert ["userxattr", "true"] in info["DriverStatus"]
+    assert info["DockerRootDir"] == str(full.data_root)
+    assert info["MemoryLimit"] is False
+    warnings = info["Warnings"] or []
+    assert any(w.startswith("WARNING: Running in rootless-mode without cgroups") for w in warnings)
+    # /dev/net/tun is 0600 here (no udev) and there is no pasta: each said, with its fix
+    assert any(w.startswith("WARNING: rootless: user-mode networking:") for w in warnings) or \
+        shutil.which("pasta") or shutil.which("slirp4netns")
+
+
+def test_run_as_root_inside_owned_by_subordinate_ids(full, user):
+    pw, _ = user
+    r = full.cli("run", "--rm", "--network", "none", "busybox", "id")
+    assert r.stdout == "uid=0(root) gid=0(root)\n"
+    r = full.cli("run", "--rm", "--network", "host", "busybox", "echo", "hi")
+    assert r.stdout == "hi\n"
+    # default network: none (no default bridge in phase 1)
+    r = full.cli("run", "--rm", "busybox", "sh", "-c", "ls /sys/class/net")
+    assert r.stdout.split() == ["lo"]
+    r = full.cli("run", "--rm", "busybox", "stat", "-c", "%u:%g", "/owned")
+    if HAVE_UIDMAP:
+        assert r.stdout == "1000:1000\n"
+        want = (START + 999, START + 999)
+    else:
+        assert r.stdout == "0:0\n"
+        want = (pw.pw_uid, pw.pw_gid)
+    owned = _owned_files(full.data_root / "overlay", "owned")
+    assert owned and all((s.st_uid, s.st_gid) == want for s in owned)
+    busybox = _owned_files(full.data_root / "overlay", "busybox")
+    assert busybox and all(s.st_uid == pw.pw_uid for s in busybox)
+
+
+def test_overlay_opaque_dirs_and_whiteouts_in_user_xattrs(full):
+    """A directory replaced in the container (opaque) and a file deleted
+    (whiteout) reach diff and commit through user.overlay.* (userxattr)."""
+    full.cli("run", "--name", "ov", "busybox", "sh", "-c",
+             "rm -rf /d && mkdir /d && echo x > /d/new && rm /bin/vi")
+    try:
+        diff = full.cli("diff", "ov").stdout.split("\n")
+        assert "D /bin/vi" in diff and "A /d/new" in diff
+        full.cli("commit", "ov", "ov-img")
+        r = full.cli("run", "--rm", "ov-img", "sh", "-c",
+                     "ls /d; test -e /bin/vi || echo no vi; ls /bin/busybox")
+        assert r.stdout == "new\nno vi\n/bin/busybox\n"
+    finally:
+        full.cli("rm", "-f", "ov", check=False)  # (the image goes with the data root)
+
+
+def test_ids_beyond_the_map_fail_the_import(full, images):
+    if not HAVE_UIDMAP:
+        pytest.skip("needs the uidmap package (a full map)")
+    r = full.cli("import", str(images["big"]), "big", check=False)
+    assert r.returncode != 0
+    assert (f"lchown owned: invalid argument: the image needs uid 70000 and gid 70000 but only "
+            f"{COUNT + 1} uids and {COUNT + 1} gids are mapped in the rootless user namespace; "
+            "give the user a larger range in /etc/subuid and /etc/subgid, then restart the "
+            "daemon") in r.stderr
+
+
+def test_limits_networks_and_remap_refused(full, user):
+    pw, _ = user
+    host = ("cgroup v1" if not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+            else "cgroup v2, not delegated to the rootless daemon")
+    r = full.cli("run", "--rm", "-m", "64m", "busybox", "true", check=False)
+    assert r.returncode == 125
+    assert r.stderr.startswith(
+        f"dockyard: Error response from daemon: rootless: --memory needs cgroup v2 with the "
+        f"memory controller delegated to uid {pw.pw_uid} (this host: {host}); see `dockyard "
+        "rootless check`.")
+    # no CAP_SYS_RESOURCE over the host: no hard limit above the user's
+    r = full.cli("run", "--rm", "--ulimit", "nofile=100:99999999", "busybox", "true", check=False)
+    assert r.returncode != 0
+    assert ("rootless: ulimit RLIMIT_NOFILE: hard limit 99999999 is above the daemon user's "
+            "hard limit ") in r.stderr
+    why = ("pasta or slirp4netns (not installed)"
+           if not (shutil.which("pasta") or shutil.which("slirp4netns"))
+           else "pasta or slirp4netns, which this version does not use yet")
+    r = full.cli("network", "create", "app", check=False)
+    assert r.stderr == (f"Error response from daemon: rootless: bridge networking needs {why}: "
+                        "use --network host or none\n")
+    r = full.cli("run", "--rm", "-p", "8080:80", "busybox", "true", check=False)
+    assert r.returncode == 125
+    assert r.stderr.startswith("dockyard: Error response from daemon: rootless: publishing ports "
+                               "needs pasta or slirp4netns")
+    r = full.cli("daemon", "--bridge", "br0", check=False)
+    assert (r.returncode, r.stderr) == (1, "failed to start daemon: rootless: the default "
+                                           f"bridge needs {why}: use --bridge none\n")
+    r = full.cli("daemon", "--userns-remap", "default", check=False)
+    assert r.returncode == 1
+    assert r.stderr.endswith("failed to start daemon: --userns-remap is not supported in "
+                             "rootless mode: the daemon already runs in a user namespace of "
+                             "its own\n")
+
+
+def test_single_id_map(user, images):
+    pw, base = user
+    u = RootlessUser(pw, base, "single", {"DOCKYARD_ROOTLESS_SINGLE_ID": "1"})
+    try:
+        # The CLI starts the user's daemon by itself (at the user's socket).
+        del u.env["DOCKYARD_NO_AUTOSTART"]
+        # Other owners are squashed to the user (the one ID there is).
+        # vfs here (overlay is the full-map daemon's), through the user's config file
+        conf = u.home / ".config" / "dockyard"
+        conf.mkdir(parents=True)
+        (conf / "daemon.json").write_text('{"storage-driver": "vfs"}')
+        os.chown(conf.parent, pw.pw_uid, pw.pw_gid)
+        os.chown(conf, pw.pw_uid, pw.pw_gid)
+        r = u.cli("import", str(images["bb"]), "busybox")
+        log = u.home / ".local" / "state" / "dockyard" / "daemon.log"
+        assert r.stderr.startswith(f"dockyard: no daemon answered at unix://{u.sock}; started "
+                                   "one in the background (pid ")
+        assert f"log {log});" in r.stderr
+        assert Path(f"/proc/{u.daemon_pid()}/uid_map").read_text().split() == \
+            ["0", str(pw.pw_uid), "1"]
+        assert "rootless: only uid" in log.read_text()
+        r = u.cli("run", "--rm", "busybox", "sh", "-c", "id; stat -c %u:%g /owned")
+        assert r.stdout == "uid=0(root) gid=0(root)\n0:0\n"
+        owned = _owned_files(u.data_root / "vfs", "owned")
+        assert owned and all((s.st_uid, s.st_gid) == (pw.pw_uid, pw.pw_gid) for s in owned)
+        info = json.loads(u.cli("info", "--format", "{{json .}}").stdout)
+        assert info["Driver"] == "vfs"
+        assert any("single-ID map" in w for w in info["Warnings"])
+        # The launcher killed, the daemon gets SIGTERM (its parent-death
+        # signal) and shuts down cleanly: the socket goes.
+        pid = u.daemon_pid()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        launcher = int(stat.rsplit(")", 1)[1].split()[1])
+        assert Path(f"/proc/{launcher}/cmdline").read_bytes().split(b"\0")[1] == b"rootless-init"
+        os.kill(launcher, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists(f"/proc/{pid}") and not u.sock.exists()
+    finally:
+        u.stop()
+
+
+def test_runtime_dir_fallback(user):
+    """Without XDG_RUNTIME_DIR: /tmp/dockyard-UID, made 0700; anything else
+    there (here a symlink) is refused."""
+    pw, _ = user
+    fallback = Path(f"/tmp/dockyard-{pw.pw_uid}")
+    shutil.rmtree(fallback, ignore_errors=True)
+    code = ("import os; from dockyard import rootless; from dockyard.cli import client; "
+            "p = rootless.user_paths(os.getuid()); rootless.make_fallback_dir(p.runtime_dir); "
+            "print(p.host, p.fallback, client.default_host() == p.host)")
+    r = RootlessUser(pw, user[1], "fallback")
+    del r.env["XDG_RUNTIME_DIR"]
+    try:
+        out = subprocess.run(r.argv(sys.executable, "-c", code), env=r.env, capture_output=True,
+                             text=True, timeout=60)
+        assert out.stdout == f"unix://{fallback}/dockyard.sock True True\n", out.stderr
+        st = fallback.lstat()
+        assert (st.st_uid, st.st_mode & 0o7777) == (pw.pw_uid, 0o700)
+        fallback.rmdir()
+        fallback.symlink_to("/tmp")
+        out = subprocess.run(r.argv(sys.executable, "-m", "dockyard", "daemon"), env=r.env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1
+        assert out.stderr == (f"failed to start daemon: {fallback} exists and is not a 0700 "
+                              "directory of yours: remove it, or set XDG_RUNTIME_DIR\n")
+    finally:
+        if fallback.is_symlink():
+            fallback.unlink()
+        shutil.rmtree(fallback, ignore_errors=True)
+
+
+
+
+
+def test_detached_with_a_volume_exec_logs_top(full):
+    """Volumes, exec, logs; top lists the process tree (no cgroup), pause is
+    refused (no freezer)."""
+    full.cli("run", "-d", "--name", "bg", "-v", "v1:/data", "busybox", "sh", "-c",
+             "echo started > /data/f; cat /data/f; exec sleep 60")
+    try:
+        assert full.cli("exec", "bg", "sh", "-c", "id -u; cat /data/f").stdout == "0\nstarted\n"
+        assert full.cli("logs", "bg").stdout == "started\n"
+        top = full.cli("top", "bg").stdout.splitlines()
+        assert len(top) == 2 and top[1].endswith("sleep 60")
+        r = full.cli("pause", "bg", check=False)
+        assert r.stderr == ("Error response from daemon: rootless: pause needs the container's "
+                            "cgroup (the freezer), and rootless containers have none: cgroup v2 "
+                            "delegation is not supported yet\n")
+    finally:
+        full.cli("rm", "-f", "-v", "bg", check=False)
+        full.cli("volume", "rm", "v1", check=False)
