@@ -535,3 +535,22 @@ def test_bidirectional_mount_propagation(cri, pod, tmp_path):
         rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
     finally:
         subprocess.run(["umount", "-R", "-l", str(shared)], check=False)
+
+
+def test_update_resources_and_pod_stats(cri, pod):
+    _, rt, _ = cri
+    pid = pod("resources")
+    cid = rt.CreateContainer(pb.CreateContainerRequest(
+        pod_sandbox_id=pid, config=ctr_config("r", "sleep", "1000"))).container_id
+    rt.StartContainer(pb.StartContainerRequest(container_id=cid))
+    rt.UpdateContainerResources(pb.UpdateContainerResourcesRequest(
+        container_id=cid, linux=pb.LinuxContainerResources(memory_limit_in_bytes=64 << 20,
+                                                            cpu_shares=512)))
+    s = rt.ContainerStats(pb.ContainerStatsRequest(container_id=cid)).stats
+    assert s.memory.available_bytes.value <= 64 << 20
+    ps = rt.PodSandboxStats(pb.PodSandboxStatsRequest(pod_sandbox_id=pid)).stats
+    assert ps.attributes.id == pid and [c.attributes.id for c in ps.linux.containers] == [cid]
+    assert ps.linux.memory.working_set_bytes.value > 0
+    listed = rt.ListPodSandboxStats(pb.ListPodSandboxStatsRequest(
+        filter=pb.PodSandboxStatsFilter(id=pid))).stats
+    assert [p.attributes.id for p in listed] == [pid]
