@@ -125,7 +125,9 @@ def container(cfg: dict[str, Any], pod_log_dir: str, image_id: str
         "CpuPeriod": int(res.get("cpu_period") or 0), "CpuQuota": int(res.get("cpu_quota") or 0),
         "CpuShares": int(res.get("cpu_shares") or 0),
         "Memory": int(res.get("memory_limit_in_bytes") or 0),
-        "MemorySwap": int(res.get("memory_swap_limit_in_bytes") or 0),
+        # no swap unless asked, as containerd (kubelet's default)
+        "MemorySwap": int(res.get("memory_swap_limit_in_bytes")
+                          or res.get("memory_limit_in_bytes") or 0),
         "OomScoreAdj": int(res.get("oom_score_adj") or 0),
         "CpusetCpus": res.get("cpuset_cpus", ""), "CpusetMems": res.get("cpuset_mems", ""),
     }
@@ -155,8 +157,11 @@ def resources(res: dict[str, Any]) -> dict[str, Any]:
            "CpuShares": res.get("cpu_shares"), "Memory": res.get("memory_limit_in_bytes"),
            "MemorySwap": res.get("memory_swap_limit_in_bytes"),
            "CpusetCpus": res.get("cpuset_cpus"), "CpusetMems": res.get("cpuset_mems")}
-    return {k: (int(v) if k not in ("CpusetCpus", "CpusetMems") else v)
+    body = {k: (int(v) if k not in ("CpusetCpus", "CpusetMems") else v)
             for k, v in out.items() if v not in (None, "", 0, "0")}
+    if body.get("Memory") and not body.get("MemorySwap"):
+        body["MemorySwap"] = body["Memory"]  # no swap unless asked, as containerd
+    return body
 
 
 def labels_match(have: dict[str, str], selector: dict[str, str]) -> bool:
