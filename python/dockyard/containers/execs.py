@@ -10,6 +10,7 @@ with the exec's args, env, cwd, user and terminal.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from .. import _core
 from ..errors import Conflict, InvalidParameter, NotFound
 from ..ids import generate_id
 from . import spec as specs
+from .attach import ShimConnection
 from .process import pid_alive
 from .reconcile import Reconciler
 
@@ -261,3 +263,24 @@ class ExecStore:
         with self._lock:
             for k in [k for k, v in self.execs.items() if v.container_id == cid]:
                 del self.execs[k]
+
+
+async def spawn_and_connect(st: ExecStore, e: Exec, mask: int) -> ShimConnection:
+    """The exec's shim, parked before execve, and a connection to it with the
+    streams of `mask` (1 stdin, 2 stdout, 4 stderr); the caller sends the
+    start. Raises ExecStartError, the exec then marked failed."""
+    try:
+        await asyncio.to_thread(st.spawn, e)
+    except ExecStartError:
+        st.failed(e)
+        raise
+    except Exception as err:  # noqa: BLE001
+        st.failed(e)
+        raise ExecStartError(str(err)) from err
+    try:
+        return await ShimConnection.open(st.attach_socket(e), mask)
+    except OSError as err:
+        await asyncio.to_thread(st.reconcile, e)
+        if e.running:
+            st.failed(e)
+        raise ExecStartError(f"exec attach failed: {err}") from err

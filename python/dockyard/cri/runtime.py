@@ -17,8 +17,8 @@ from google.protobuf.json_format import MessageToDict
 import dockyard
 
 from ..containers import stats as cstats
-from ..containers.attach import ERR, EXIT, OUT, START_RESULT, ShimConnection
-from ..containers.execs import ExecStore
+from ..containers.attach import ERR, EXIT, OUT, START_RESULT
+from ..containers.execs import ExecStore, spawn_and_connect
 from ..containers.model import Container
 from ..containers.update import update as update_container
 from ..engine import Engine
@@ -310,12 +310,7 @@ class RuntimeService:
         e = await asyncio.to_thread(self.execs.create, cid, {
             "Cmd": cmd, "AttachStdout": True, "AttachStderr": True})
         await asyncio.to_thread(self.execs.begin, e.id)
-        try:
-            await asyncio.to_thread(self.execs.spawn, e)
-        except Exception:
-            self.execs.failed(e)
-            raise
-        conn = await ShimConnection.open(self.execs.attach_socket(e), 6)
+        conn = await spawn_and_connect(self.execs, e, 6)
         out, err = bytearray(), bytearray()
 
         async def pump() -> int:

@@ -38,7 +38,7 @@ from aiohttp import WSMsgType, web
 
 from .. import _core
 from ..containers.attach import ERR, EXIT, OUT, START, START_RESULT, ShimConnection
-from ..containers.execs import ExecStore
+from ..containers.execs import ExecStore, spawn_and_connect
 from ..containers.service import ContainerService
 from ..errors import Conflict, InvalidParameter
 from ..pods.records import Pod
@@ -558,20 +558,9 @@ class StreamingServer:
             "Cmd": list(req["cmd"]), "Tty": tty, "AttachStdin": stdin,
             "AttachStdout": bool(req.get("stdout")), "AttachStderr": bool(req.get("stderr"))})
         await asyncio.to_thread(self.execs.begin, e.id)
-        try:
-            await asyncio.to_thread(self.execs.spawn, e)
-        except Exception:
-            self.execs.failed(e)
-            raise
         mask = (1 if stdin else 0) | (2 if req.get("stdout") else 0) | \
             (4 if req.get("stderr") or tty else 0)
-        try:
-            conn = await ShimConnection.open(self.execs.attach_socket(e), mask)
-        except OSError:
-            await asyncio.to_thread(self.execs.reconcile, e)
-            if e.running:
-                self.execs.failed(e)
-            raise
+        conn = await spawn_and_connect(self.execs, e, mask)
         try:
             # a size the client sent before the start applies from the first byte
             while not ch.resizes.empty():

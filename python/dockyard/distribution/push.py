@@ -112,6 +112,21 @@ class Pusher:
         except RegistryError:
             pass
 
+    def _patch(self, location: str, body: Iterator[bytes], short: str) -> str:
+        """Send a layer's bytes in one chunked PATCH; the upload's next location.
+        A failure cancels the upload (the registry keeps nothing)."""
+        try:
+            with self.session.request("PATCH", location,
+                                      {"Content-Type": "application/octet-stream"}, body) as r:
+                data = r.read()
+                if r.status != 202:
+                    raise RegistryError(f"uploading layer {short}: status {r.status}: "
+                                        f"{error_text(data)}")
+                return self.session.location(r)
+        except BaseException:
+            self._cancel_upload(location)
+            raise
+
     def push_blob_bytes(self, digest: str, data: bytes) -> None:
         """A small blob in one request (monolithic upload)."""
         if self._has_blob(digest):
@@ -193,18 +208,7 @@ class Pusher:
                     self.report.progress("Pushing", short, sent, size)
                     yield chunk
 
-            try:
-                with self.session.request("PATCH", loc,
-                                          {"Content-Type": "application/octet-stream"},
-                                          body()) as r:
-                    data = r.read()
-                    if r.status != 202:
-                        raise RegistryError(f"uploading layer {short}: status {r.status}: "
-                                            f"{error_text(data)}")
-                    loc = self.session.location(r)
-            except BaseException:
-                self._cancel_upload(loc)
-                raise
+            loc = self._patch(loc, body(), short)
         if sent != size or f"sha256:{h.hexdigest()}" != digest:
             self._cancel_upload(loc)  # never finished: the registry keeps nothing
             path.unlink(missing_ok=True)
@@ -260,17 +264,7 @@ class Pusher:
 
         try:
             try:
-                with self.session.request("PATCH", loc,
-                                          {"Content-Type": "application/octet-stream"},
-                                          body()) as r:
-                    data = r.read()
-                    if r.status != 202:
-                        raise RegistryError(f"uploading layer {short}: status {r.status}: "
-                                            f"{error_text(data)}")
-                    loc = self.session.location(r)
-            except BaseException:
-                self._cancel_upload(loc)
-                raise
+                loc = self._patch(loc, body(), short)
             finally:
                 os.close(rfd)  # a producer still writing gets EPIPE and stops
                 t.join()

@@ -13,7 +13,8 @@ from aiohttp import web
 
 from ...containers import logs as jsonlog
 from ...containers.attach import EXIT, START_RESULT, ShimConnection
-from ...containers.execs import Exec, ExecStartError, ExecStore, runtime_error
+from ...containers.execs import (Exec, ExecStartError, ExecStore, runtime_error,
+                                 spawn_and_connect)
 from ...errors import Conflict, InvalidParameter
 from ..hijack import detach_keys, drain, hijack, raw_input
 from . import blocking, exec_store, go_fields, json_response, tty_size
@@ -81,25 +82,6 @@ async def resize(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-async def _spawn_and_connect(st: ExecStore, e: Exec, mask: int) -> ShimConnection:
-    """The shim, parked before execve, and a connection to it. Raises ExecStartError."""
-    try:
-        await blocking(st.spawn, e)
-    except ExecStartError:
-        st.failed(e)
-        raise
-    except Exception as err:  # noqa: BLE001
-        st.failed(e)
-        raise ExecStartError(str(err)) from err
-    try:
-        return await ShimConnection.open(st.attach_socket(e), mask)
-    except OSError as err:
-        await blocking(st.reconcile, e)
-        if e.running:
-            st.failed(e)
-        raise ExecStartError(f"exec attach failed: {err}") from err
-
-
 async def start(request: web.Request) -> web.StreamResponse:
     st = exec_store(request)
     body = go_fields(await _body(request), EXEC_FIELDS)
@@ -122,7 +104,7 @@ async def start(request: web.Request) -> web.StreamResponse:
     mask = (1 if e.attach_stdin else 0) | (2 if e.attach_stdout else 0) | \
         (4 if e.attach_stderr else 0)
     try:
-        conn = await _spawn_and_connect(st, e, mask)
+        conn = await spawn_and_connect(st, e, mask)
     except ExecStartError as err:
         out(1, str(err).encode() + b"\r\n")
         transport.close()
@@ -179,7 +161,7 @@ async def start(request: web.Request) -> web.StreamResponse:
 
 async def _start_detached(st: ExecStore, e: Exec) -> web.Response:
     try:
-        conn = await _spawn_and_connect(st, e, 0)
+        conn = await spawn_and_connect(st, e, 0)
     except ExecStartError as err:
         raise InvalidParameter(str(err)) from None
     try:
