@@ -23,7 +23,7 @@ from ..events import EventLog
 from ..ids import generate_id
 from ..network.cni import CNI, PodRef
 from ..store.db import Database
-from .records import NOTREADY, Pod, PodContainer, PodRecords, now_ns
+from .records import NOTREADY, READY, Pod, PodContainer, PodRecords, now_ns
 
 #: A stopped pod's containers get this long to exit on SIGTERM... none: the
 #: kubelet stops them itself first; what is left is killed (containerd too).
@@ -69,6 +69,9 @@ class PodService:
                 (["uts", "net"] if pod.network != "node" else [])
             pod.ns_paths = {kind: str(self.ns_dir / pod.id / kind) for kind in kinds}
             pod.cni_attached = pod.network != "node" and self.network is not None
+            # Not ready until made whole: a pod a crash cut short stays
+            # NOTREADY, which kubelet stops and removes.
+            pod.state = NOTREADY
             self.records.save(pod)
         try:
             self._setup(pod, dns, port_mappings)
@@ -76,6 +79,7 @@ class PodService:
             self._teardown(pod)
             self._forget(pod)
             raise
+        pod.state = READY
         self.records.save(pod)
         return pod
 
