@@ -397,6 +397,14 @@ def test_single_id_map(user, images):
         while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not os.path.exists(f"/proc/{pid}") and not u.sock.exists()
+        # The same data root under the full map: its files belong to other IDs.
+        del u.env["DOCKYARD_ROOTLESS_SINGLE_ID"]
+        r = subprocess.run(u.argv(sys.executable, "-m", "dockyard", "daemon"), env=u.env,
+                           capture_output=True, text=True, timeout=60, cwd="/")
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "rootless: the user namespace's ID maps changed since" in r.stderr
+        assert f"then: uid 0 {pw.pw_uid} 1; gid 0 {pw.pw_gid} 1; now: uid 0 {pw.pw_uid} 1 1 " \
+            in r.stderr
     finally:
         u.stop()
 

@@ -403,6 +403,39 @@ def id_map() -> list[tuple[int, int, int]]:
     return rows
 
 
+def map_text() -> str:
+    """This process's uid and gid maps, as the data root records them."""
+    return "".join(f"{kind} {' '.join((_read(f'/proc/self/{kind}_map') or '').split())}\n"
+                   for kind in ("uid", "gid"))
+
+
+def check_recorded_map(data_root: str) -> str | None:
+    """Record the ID maps in `data_root` on first use; afterwards, the refusal
+    when they changed: the files there belong to the old map's IDs."""
+    path = os.path.join(data_root, "rootless-idmap")
+    now = map_text()
+    try:
+        with open(path) as f:
+            was = f.read()
+    except FileNotFoundError:
+        os.makedirs(data_root, mode=0o700, exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(now)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+        return None
+    if was == now:
+        return None
+    def show(t: str) -> str:
+        return "; ".join(line.strip() for line in t.splitlines() if line.strip())
+    return (f"failed to start daemon: rootless: the user namespace's ID maps changed since "
+            f"{data_root} was made (then: {show(was)}; now: {show(now)}): its files belong to "
+            "the old IDs. Restore the old ranges in /etc/subuid and /etc/subgid (and uidmap), "
+            f"or move {data_root} away to start afresh")
+
+
 def single_id_map() -> bool:
     return sum(n for _, _, n in id_map()) <= 1
 

@@ -170,6 +170,9 @@ async def serve(cfg: DaemonConfig) -> None:
         uid = rootless.rootless_uid()
         if uid is not None:
             rootless_startup(cfg, uid)
+            refusal = rootless.check_recorded_map(cfg.data_root)
+            if refusal:
+                raise SystemExit(refusal)
             storage_driver = rootless_driver(cfg, storage_driver)
         cfg.cgroup_driver = "none" if uid is not None else cgroup_driver(cfg.exec_opts)
         if cfg.exec_driver == "runc":
