@@ -409,6 +409,23 @@ def test_single_id_map(user, images):
         u.stop()
 
 
+def test_install_writes_a_user_service(user):
+    pw, base = user
+    u = RootlessUser(pw, base, "install")
+    r = u.cli("rootless", "install")
+    unit = u.home / ".config" / "systemd" / "user" / "dockyard.service"
+    assert r.stdout.startswith(f"wrote {unit}\n")
+    assert f"loginctl enable-linger {pw.pw_name}" in r.stdout
+    text = unit.read_text()
+    assert f"ExecStart={sys.executable} -m dockyard daemon\n" in text
+    assert "Type=notify\nNotifyAccess=all\n" in text and "WantedBy=default.target" in text
+    assert unit.stat().st_uid == pw.pw_uid
+    # root has no user service to install
+    r = subprocess.run([sys.executable, "-m", "dockyard", "rootless", "install"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "for an ordinary user" in r.stderr
+
+
 def test_runtime_dir_fallback(user):
     """Without XDG_RUNTIME_DIR: /tmp/dockyard-UID, made 0700; anything else
     there (here a symlink) is refused."""

@@ -343,6 +343,43 @@ def user_paths(uid: int) -> UserPaths:
                      config_file=os.path.join(conf, "dockyard", "daemon.json"))
 
 
+def systemd_unit(python: str) -> str:
+    """A `systemd --user` service running the rootless daemon with `python`.
+    Type=notify: the daemon says READY=1 once its API answers; it does so from
+    inside its user namespace, a child of the launcher, hence NotifyAccess=all."""
+    return f"""[Unit]
+Description=Dockyard container engine (rootless)
+Documentation=https://docs.docker.com/engine/security/rootless/
+
+[Service]
+Type=notify
+NotifyAccess=all
+ExecStart={python} -m dockyard daemon
+ExecReload=/bin/kill -HUP $MAINPID
+Restart=on-failure
+TimeoutStartSec=60
+KillMode=mixed
+Delegate=yes
+
+[Install]
+WantedBy=default.target
+"""
+
+
+def install_unit(uid: int, python: str) -> str:
+    """Write the user's `dockyard.service` (replacing an older one); its path."""
+    home = os.environ.get("HOME") or _home(uid)
+    conf = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    unit_dir = os.path.join(conf, "systemd", "user")
+    os.makedirs(unit_dir, exist_ok=True)
+    path = os.path.join(unit_dir, "dockyard.service")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(systemd_unit(python))
+    os.rename(tmp, path)
+    return path
+
+
 def subid_ranges(uid: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """The user's first subordinate uid and gid ranges, when both exist."""
     try:

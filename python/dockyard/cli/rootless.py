@@ -1,5 +1,6 @@
 """The `rootless` command group: what running Dockyard as an ordinary user
-needs from this host (`check`)."""
+needs from this host (`check`), and a `systemd --user` service for it
+(`install`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import sys
 
 import typer
 
-app = typer.Typer(help="Check this host for rootless use", no_args_is_help=True,
+app = typer.Typer(help="Check this host for rootless use, install its user service",
+                  no_args_is_help=True,
                   add_completion=False)
 
 
@@ -28,3 +30,25 @@ def check() -> None:
             print(f"{'':<{width}}        fix: {c.fix}")
     if any(c.status == "fail" for c in results):
         raise SystemExit(1)
+
+
+@app.command("install")
+def install() -> None:
+    """Write a systemd user service that runs the rootless daemon
+    (~/.config/systemd/user/dockyard.service) and say how to start it"""
+    import pwd
+
+    from ..rootless import install_unit
+
+    uid = os.geteuid()
+    if uid == 0:
+        print("rootless install is for an ordinary user: root runs `dockyard daemon` itself",
+              file=sys.stderr)
+        raise SystemExit(1)
+    path = install_unit(uid, sys.executable)
+    user = pwd.getpwuid(uid).pw_name
+    print(f"wrote {path}\n"
+          "start it now and at each login:\n"
+          "  systemctl --user daemon-reload && systemctl --user enable --now dockyard\n"
+          "keep it running after you log out (as root):\n"
+          f"  loginctl enable-linger {user}")
