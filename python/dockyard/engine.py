@@ -365,8 +365,7 @@ class Engine:
             if self._pods is None:
                 from .pods.service import PodService
 
-                self._pods = PodService(self.db, self.events, self.containers, self.root,
-                                        self.exec_root)
+                self._pods = PodService(self.db, self.containers, self.root, self.exec_root)
             return self._pods
 
     def _pull_for_build(self, name: str, progress: Progress, platform: str | None,

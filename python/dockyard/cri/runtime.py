@@ -17,7 +17,7 @@ from google.protobuf.json_format import MessageToDict
 import dockyard
 
 from ..containers import stats as cstats
-from ..containers.attach import ERR, EXIT, OUT, START_RESULT
+from ..containers.attach import ERR, EXIT, OUT, START, START_RESULT
 from ..containers.execs import ExecStore, spawn_and_connect
 from ..containers.model import Container
 from ..containers.update import update as update_container
@@ -35,6 +35,11 @@ API_VERSION = "v1"
 
 def to_dict(msg: Any) -> dict[str, Any]:
     return MessageToDict(msg, preserving_proto_field_name=True)
+
+
+def _has(msg: Any, field: str) -> bool:
+    """A filter's optional field set (the stats filters have no state at all)."""
+    return field in msg.DESCRIPTOR.fields_by_name and msg.HasField(field)
 
 
 def _ns(rfc3339: str) -> int:
@@ -94,7 +99,6 @@ class RuntimeService:
                                                                      "container"),
                   cgroup_parent=linux.get("cgroup_parent", ""),
                   runtime_handler=req.runtime_handler, config=cfg)
-        pod.labels = dict(pod.labels)
         ports = [{"hostPort": int(p.get("host_port", 0)),
                   "containerPort": int(p.get("container_port", 0)),
                   "protocol": p.get("protocol", "TCP").lower(), "hostIP": p.get("host_ip", "")}
@@ -132,24 +136,23 @@ class RuntimeService:
             network=net, linux=self.pb.LinuxPodSandboxStatus(
                 namespaces=self.pb.Namespace(options=ns)),
             labels=p.labels, annotations=p.annotations, runtime_handler=p.runtime_handler)
-        info = {"info": json.dumps({"pid": 0, "netns": p.ns_paths.get("net", "")})} \
+        info = {"info": json.dumps({"pid": p.init_pid, "netns": p.ns_paths.get("net", "")})} \
             if req.verbose else {}
         return self.pb.PodSandboxStatusResponse(status=status, info=info,
                                                 timestamp=time.time_ns())
 
+    def _pods_matching(self, f: Any | None) -> list[Pod]:
+        """The pods a PodSandboxFilter or PodSandboxStatsFilter selects."""
+        return [p for p in self.pods.all() if f is None or (
+            (not f.id or p.id.startswith(f.id))
+            and not (_has(f, "state") and f.state.state != self._pod_state(p))
+            and convert.labels_match(p.labels, dict(f.label_selector)))]
+
     @rpc
     async def ListPodSandbox(self, req: Any, ctx: Any) -> Any:
         f = req.filter if req.HasField("filter") else None
-        pods = await asyncio.to_thread(self.pods.all)
         out = []
-        for p in pods:
-            if f is not None:
-                if f.id and not p.id.startswith(f.id):
-                    continue
-                if f.HasField("state") and f.state.state != self._pod_state(p):
-                    continue
-                if not convert.labels_match(p.labels, dict(f.label_selector)):
-                    continue
+        for p in await asyncio.to_thread(self._pods_matching, f):
             out.append(self.pb.PodSandbox(
                 id=p.id, metadata=self._pod_meta(p), state=self._pod_state(p),
                 created_at=p.created, labels=p.labels, annotations=p.annotations,
@@ -225,30 +228,28 @@ class RuntimeService:
     def _meta(self, pc: PodContainer) -> Any:
         return self.pb.ContainerMetadata(name=pc.name, attempt=pc.attempt)
 
-    def _listed(self) -> list[tuple[Container, PodContainer]]:
+    def _listed(self, f: Any | None = None) -> list[tuple[Container, PodContainer]]:
+        """The CRI containers a ContainerFilter or ContainerStatsFilter selects."""
         out = []
         for pc in self.pods.records.containers():
             try:
-                out.append((self.ctrs.get(pc.id), pc))
+                c = self.ctrs.get(pc.id)
             except NotFound:
                 continue
+            if f is None or (
+                    (not f.id or c.id.startswith(f.id))
+                    and (not f.pod_sandbox_id or pc.pod_id.startswith(f.pod_sandbox_id))
+                    and not (_has(f, "state") and f.state.state != self._state(c))
+                    and convert.labels_match(pc.labels, dict(f.label_selector))):
+                out.append((c, pc))
         return out
 
     @rpc
     async def ListContainers(self, req: Any, ctx: Any) -> Any:
         f = req.filter if req.HasField("filter") else None
         items = []
-        for c, pc in await asyncio.to_thread(self._listed):
+        for c, pc in await asyncio.to_thread(self._listed, f):
             state = self._state(c)
-            if f is not None:
-                if f.id and not c.id.startswith(f.id):
-                    continue
-                if f.pod_sandbox_id and not pc.pod_id.startswith(f.pod_sandbox_id):
-                    continue
-                if f.HasField("state") and f.state.state != state:
-                    continue
-                if not convert.labels_match(pc.labels, dict(f.label_selector)):
-                    continue
             items.append(self.pb.Container(
                 id=c.id, pod_sandbox_id=pc.pod_id, metadata=self._meta(pc),
                 image=self.pb.ImageSpec(image=pc.image), image_ref=c.image_id,
@@ -314,7 +315,7 @@ class RuntimeService:
         out, err = bytearray(), bytearray()
 
         async def pump() -> int:
-            await conn.send(4)  # start
+            await conn.send(START)
             while True:
                 kind, payload = await conn.recv()
                 if kind == OUT:
@@ -398,25 +399,14 @@ class RuntimeService:
                                                      ms.get("pgmajfault", 0)) or 0)
         fs = pb.FilesystemUsage(timestamp=now, fs_id=pb.FilesystemIdentifier(
             mountpoint=str(self.engine.driver.home)))
-        used, inodes = self._writable_usage(c.id)
-        fs.used_bytes.value, fs.inodes_used.value = used, inodes
+        # as `docker ps -s` counts SizeRw: what the container changed over its init layer
+        driver, init = self.engine.driver, f"{c.id}-init"
+        fs.used_bytes.value = driver.diff_size(c.id, init)
+        fs.inodes_used.value = len(driver.changes(c.id, init))
         return pb.ContainerStats(
             attributes=pb.ContainerAttributes(id=c.id, metadata=self._meta(pc),
                                               labels=pc.labels, annotations=pc.annotations),
             cpu=cpu, memory=mem, writable_layer=fs)
-
-    def _writable_usage(self, cid: str) -> tuple[int, int]:
-        """Bytes and inodes in the container's read-write layer."""
-        diff = self.engine.driver.diff_path(cid)
-        used = inodes = 0
-        for dirpath, dirs, files in os.walk(diff):
-            for n in files + dirs:
-                try:
-                    used += os.lstat(os.path.join(dirpath, n)).st_blocks * 512
-                except OSError:
-                    pass
-                inodes += 1
-        return used, inodes
 
     @rpc
     async def ContainerStats(self, req: Any, ctx: Any) -> Any:
@@ -428,17 +418,7 @@ class RuntimeService:
         f = req.filter if req.HasField("filter") else None
 
         def collect() -> list[Any]:
-            out = []
-            for c, pc in self._listed():
-                if f is not None:
-                    if f.id and not c.id.startswith(f.id):
-                        continue
-                    if f.pod_sandbox_id and not pc.pod_id.startswith(f.pod_sandbox_id):
-                        continue
-                    if not convert.labels_match(pc.labels, dict(f.label_selector)):
-                        continue
-                out.append(self._stats(c, pc))
-            return out
+            return [self._stats(c, pc) for c, pc in self._listed(f)]
 
         return self.pb.ListContainerStatsResponse(stats=await asyncio.to_thread(collect))
 
@@ -469,10 +449,7 @@ class RuntimeService:
         f = req.filter if req.HasField("filter") else None
 
         def collect() -> list[Any]:
-            return [self._pod_stats(p) for p in self.pods.all()
-                    if f is None or ((not f.id or p.id.startswith(f.id))
-                                     and convert.labels_match(p.labels,
-                                                              dict(f.label_selector)))]
+            return [self._pod_stats(p) for p in self._pods_matching(f)]
 
         return self.pb.ListPodSandboxStatsResponse(stats=await asyncio.to_thread(collect))
 

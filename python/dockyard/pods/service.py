@@ -19,8 +19,8 @@ from typing import Any
 from .. import _core
 from ..containers.service import ContainerService
 from ..errors import Conflict, DockyardError, MountError, NotFound
-from ..events import EventLog
 from ..ids import generate_id
+from ..network import etcfiles
 from ..network.cni import CNI, PodRef
 from ..store.db import Database
 from .records import NOTREADY, READY, Pod, PodContainer, PodRecords, now_ns
@@ -30,14 +30,12 @@ from .records import NOTREADY, READY, Pod, PodContainer, PodRecords, now_ns
 STOP_TIMEOUT = 0
 #: the pod's /dev/shm, as Docker's default
 SHM_SIZE = 64 << 20
-HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
 class PodService:
-    def __init__(self, db: Database, events: EventLog, containers: ContainerService,
-                 root: Path, exec_root: Path, network: CNI | None = None) -> None:
+    def __init__(self, db: Database, containers: ContainerService, root: Path,
+                 exec_root: Path, network: CNI | None = None) -> None:
         self.records = PodRecords(db)
-        self.events = events
         self.containers = containers
         self.dir = root / "pods"
         self.ns_dir = exec_root / "pods"
@@ -55,9 +53,10 @@ class PodService:
         """Make `pod` (its id is chosen here) ready: namespaces pinned, /etc
         files written, network set up. Undone entirely if any step fails."""
         with self._lock:
-            if self.records.by_name(pod.name) is not None:
+            other = self.records.by_name(pod.name)
+            if other is not None:
                 raise Conflict(f"the pod sandbox name {pod.name!r} is already reserved "
-                               f"for {self.records.by_name(pod.name).id}")  # type: ignore[union-attr]
+                               f"for {other.id}")
             pod.id = generate_id()
             pod.created = now_ns()
             # What the pod will hold (pinned namespaces, a CNI attachment) is
@@ -92,10 +91,8 @@ class PodService:
         # No hostname given: the node's, as containerd and CRI-O do (a pod's
         # name may be longer than the kernel's 64-byte limit; kubelet sets one).
         hostname = pod.hostname or os.uname().nodename
-        (pdir / "hostname").write_text(hostname + "\n")
-        (pdir / "resolv.conf").write_text(resolv_conf(dns))
-        (pdir / "hosts").write_text(Path("/etc/hosts").read_text() if pod.network == "node"
-                                    else HOSTS)
+        etcfiles.write(pdir / "hostname", hostname + "\n")
+        etcfiles.write(pdir / "resolv.conf", resolv_conf(dns))
         if pod.pid == "pod":
             self._start_init(pod)
         if pod.ipc != "node":
@@ -105,17 +102,15 @@ class PodService:
             os.chmod(pdir / "shm", 0o1777)
         for kind, path in pod.ns_paths.items():  # recorded by run()
             _core.ns_pin(path, kind, hostname if kind == "uts" else None)
-        if pod.network != "node":
-            net = pod.ns_paths["net"]
-            if self.network is not None:
-                att = self.network.add(pod.id, net, pod=self._ref(pod),
-                                       port_mappings=port_mappings,
-                                       cgroup_path=pod.cgroup_parent or None)
-                ips = list(att.ips)
-                pod.ip, pod.additional_ips = (ips[0], ips[1:]) if ips else ("", [])
-                with open(pdir / "hosts", "a") as f:
-                    if pod.ip:
-                        f.write(f"{pod.ip}\t{hostname}\n")
+        if pod.network != "node" and self.network is not None:
+            att = self.network.add(pod.id, pod.ns_paths["net"], pod=self._ref(pod),
+                                   port_mappings=port_mappings,
+                                   cgroup_path=pod.cgroup_parent or None)
+            ips = list(att.ips)
+            pod.ip, pod.additional_ips = (ips[0], ips[1:]) if ips else ("", [])
+        etcfiles.write(pdir / "hosts", Path("/etc/hosts").read_text()
+                       if pod.network == "node" else
+                       etcfiles.hosts([(pod.ip, hostname)] if pod.ip else [], []))
 
     def _start_init(self, pod: Pod) -> None:
         """The shared PID namespace's init (`dockyard-shim pod-init`)."""
@@ -260,10 +255,7 @@ class PodService:
 def resolv_conf(dns: dict[str, list[str]] | None) -> str:
     """The pod's resolv.conf: the CRI's DNSConfig, or the host's without one."""
     if not dns or not any(dns.get(k) for k in ("servers", "searches", "options")):
-        try:
-            return Path("/etc/resolv.conf").read_text()
-        except OSError:
-            return ""
+        return etcfiles.host_resolv()
     lines = [f"nameserver {s}" for s in dns.get("servers") or []]
     if dns.get("searches"):
         lines.append("search " + " ".join(dns["searches"]))
