@@ -38,7 +38,7 @@ impl Layout {
             if pre.len() < 5 || post.len() < 3 {
                 continue;
             }
-            let mp = PathBuf::from(unescape(pre[4]));
+            let mp = PathBuf::from(crate::mounts::unescape_mountinfo(pre[4]));
             if hs.iter().any(|h| h.mountpoint == mp) {
                 continue;
             }
@@ -73,10 +73,6 @@ impl Layout {
     fn find(&self, ctrl: &str) -> Option<&Hierarchy> {
         self.hierarchies.iter().find(|h| h.controllers.iter().any(|c| c == ctrl))
     }
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 }
 
 /// A container's cgroup: one directory per hierarchy.

@@ -374,7 +374,7 @@ pub fn make_parent_mount_private(path: &std::path::Path) -> Result<()> {
     for line in info.lines() {
         let Some(point) = line.split(' ').nth(4) else { continue };
         // mountinfo escapes spaces and the like as \ooo
-        let point = unescape_octal(point);
+        let point = unescape_mountinfo(point);
         let p = std::path::Path::new(&point);
         if path.starts_with(p) && best.as_ref().is_none_or(|b| p.as_os_str().len() > b.as_os_str().len()) {
             best = Some(p.to_path_buf());
@@ -385,7 +385,8 @@ pub fn make_parent_mount_private(path: &std::path::Path) -> Result<()> {
     sys::mount(None, &c, None, libc::MS_PRIVATE, None).map_err(|e| Error::errno(format!("make {} private", point.display()), e))
 }
 
-fn unescape_octal(s: &str) -> String {
+/// A mountinfo field with its `\ooo` escapes (space, tab, newline, backslash) undone.
+pub(crate) fn unescape_mountinfo(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
