@@ -295,6 +295,10 @@ def test_cgroup_limits(env):
         assert (_cg_dir(env, r, "cpu") / "cpu.shares").read_text().strip() == "512"
         procs = (md / "cgroup.procs").read_text().split()
     assert str(r["pid"]) in procs
+    # Every hierarchy, the unified one of a hybrid host included: v1 is joined
+    # through `tasks`, v2 by CLONE_INTO_CGROUP.
+    for d in _core.cgroup_dirs(f"{env.cg_parent}/c1"):
+        assert str(r["pid"]) in (Path(d) / "cgroup.procs").read_text().split(), d
     # Inside, the cgroup namespace makes the container's cgroup the root.
     deadline = time.time() + 5
     while "memory" not in env.output(r) and time.time() < deadline:

@@ -284,22 +284,21 @@ impl Cgroup {
         Ok(())
     }
 
-    /// `cgroup.procs` of every hierarchy, opened for writing (the child writes "0").
-    pub fn procs_fds(&self) -> Result<Vec<OwnedFd>> {
-        let mut v = Vec::new();
-        for d in &self.dirs {
-            let p = d.join("cgroup.procs");
-            v.push(crate::sys::open(&crate::sys::cpath(&p)?, libc::O_WRONLY, 0)?);
-        }
-        Ok(v)
+    /// The files the child writes "0" into to join, one per hierarchy, each
+    /// with whether it is the v2 one. On v1 that is `tasks`: "0" there moves
+    /// only the calling thread (the child has no other) and so skips the
+    /// kernel's global threadgroup rwsem, whose first writer after an idle
+    /// spell waits out an RCU grace period (10-15 ms here); `cgroup.procs`
+    /// would take it. v2 has no such file, and is joined by CLONE_INTO_CGROUP.
+    pub fn join_fds(&self) -> Result<Vec<(OwnedFd, bool)>> {
+        join_fds(self.layout.hierarchies.iter().zip(&self.dirs).map(|(h, d)| (d.as_path(), h.v2)))
     }
 
-    /// Directory fd for clone3(CLONE_INTO_CGROUP) on a pure v2 host.
+    /// Directory fd of the v2 cgroup, for clone3(CLONE_INTO_CGROUP): the whole
+    /// of a pure v2 host, the unified hierarchy of a hybrid one.
     pub fn v2_dir_fd(&self) -> Option<OwnedFd> {
-        if !self.layout.is_pure_v2() {
-            return None;
-        }
-        crate::sys::open(&crate::sys::cpath(&self.dirs[0]).ok()?, libc::O_RDONLY | libc::O_DIRECTORY, 0).ok()
+        let d = self.layout.hierarchies.iter().zip(&self.dirs).find(|(h, _)| h.v2)?.1;
+        v2_dir_fd(d)
     }
 
     pub fn add_pid(&self, pid: i32) -> Result<()> {
@@ -390,7 +389,22 @@ pub const DEFAULT_DEVICE_RULES: [&str; 12] = [
 ];
 
 /// The cgroup of `pid` per hierarchy, from /proc/<pid>/cgroup.
-pub fn of_pid(pid: i32, layout: &Layout) -> Result<Vec<PathBuf>> {
+/// See `Cgroup::join_fds`: (dir, is v2) to the files a child joins through.
+pub fn join_fds<'a>(dirs: impl Iterator<Item = (&'a Path, bool)>) -> Result<Vec<(OwnedFd, bool)>> {
+    let mut v = Vec::new();
+    for (d, v2) in dirs {
+        let p = d.join(if v2 { "cgroup.procs" } else { "tasks" });
+        v.push((crate::sys::open(&crate::sys::cpath(&p)?, libc::O_WRONLY, 0)?, v2));
+    }
+    Ok(v)
+}
+
+pub fn v2_dir_fd(dir: &Path) -> Option<OwnedFd> {
+    crate::sys::open(&crate::sys::cpath(dir).ok()?, libc::O_RDONLY | libc::O_DIRECTORY, 0).ok()
+}
+
+/// The cgroup directories of `pid`, one per hierarchy of `layout`, each with whether it is v2.
+pub fn of_pid(pid: i32, layout: &Layout) -> Result<Vec<(PathBuf, bool)>> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .map_err(|e| Error::errno(format!("read /proc/{pid}/cgroup"), e.raw_os_error().unwrap_or(5)))?;
     let mut out = Vec::new();
@@ -405,7 +419,7 @@ pub fn of_pid(pid: i32, layout: &Layout) -> Result<Vec<PathBuf>> {
             layout.hierarchies.iter().find(|h| !h.v2 && h.controllers.iter().all(|c| cs.contains(&c.as_str())))
         };
         if let Some(h) = h {
-            out.push(h.mountpoint.join(path));
+            out.push((h.mountpoint.join(path), h.v2));
         }
     }
     Ok(out)

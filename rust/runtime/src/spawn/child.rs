@@ -53,8 +53,8 @@ pub(super) fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[
     reset_signals();
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
     // cgroup first, then its namespace (so the container's cgroup is the ns root).
-    if !born_in_cgroup {
-        for fd in &prep.cgroup_fds {
+    for (fd, v2) in &prep.cgroup_fds {
+        if !(*v2 && born_in_cgroup) {
             sys::write_all(fd.as_raw_fd(), b"0").map_err(|e| Error::Invalid(format!("join cgroup: {e}")))?;
         }
     }

@@ -24,24 +24,26 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// clone3 (falling back to clone) like fork: returns (pid, pidfd) in the parent, (0, None) in the child.
+/// clone3 (falling back to clone) like fork: returns (pid, pidfd) in the
+/// parent, (0, None) in the child, each with whether the child was born in
+/// `cgroup_fd`'s cgroup (else it must join it itself).
 ///
 /// The child is born non-dumpable and stays so until its execve (which resets
 /// it): until then it runs our binary, holds our fds and, before pivot_root,
 /// the host's root, all of which a container process sharing its pid
 /// namespace could otherwise reach through /proc/<pid>/{exe,fd,root,mem}
 /// (CVE-2019-5736). Set in the parent around the clone so there is no window.
-pub(super) fn clone(flags: libc::c_int, cgroup_fd: Option<RawFd>) -> Result<(i32, Option<OwnedFd>)> {
+pub(super) fn clone(flags: libc::c_int, cgroup_fd: Option<RawFd>) -> Result<(i32, Option<OwnedFd>, bool)> {
     let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let r = clone_raw(flags, cgroup_fd);
-    if !matches!(r, Ok((0, _))) && dumpable > 0 {
+    if !matches!(r, Ok((0, _, _))) && dumpable > 0 {
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, dumpable as libc::c_ulong, 0, 0, 0) };
     }
     r
 }
 
-fn clone_raw(flags: libc::c_int, cgroup_fd: Option<RawFd>) -> Result<(i32, Option<OwnedFd>)> {
+fn clone_raw(flags: libc::c_int, cgroup_fd: Option<RawFd>) -> Result<(i32, Option<OwnedFd>, bool)> {
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
         flags: (flags | libc::CLONE_PIDFD) as u64,
@@ -55,12 +57,13 @@ fn clone_raw(flags: libc::c_int, cgroup_fd: Option<RawFd>) -> Result<(i32, Optio
     }
     let mut r = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
     if r < 0 && cgroup_fd.is_some() && sys::errno() != libc::ENOSYS {
-        // CLONE_INTO_CGROUP refused: retry plain; the child writes cgroup.procs.
+        // CLONE_INTO_CGROUP refused: retry plain; the child joins by writing.
         args.flags &= !(CLONE_INTO_CGROUP);
         args.cgroup = 0;
         r = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
     }
     if r < 0 && sys::errno() == libc::ENOSYS {
+        args.flags &= !(CLONE_INTO_CGROUP);
         r = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
         if r > 0 {
             pidfd = sys::pidfd_open(r as i32).map(|f| {
@@ -73,8 +76,9 @@ fn clone_raw(flags: libc::c_int, cgroup_fd: Option<RawFd>) -> Result<(i32, Optio
     if r < 0 {
         return Err(Error::os("clone"));
     }
+    let into_cgroup = args.flags & CLONE_INTO_CGROUP != 0;
     if r == 0 {
-        return Ok((0, None));
+        return Ok((0, None, into_cgroup));
     }
-    Ok((r as i32, Some(unsafe { OwnedFd::from_raw_fd(pidfd) })))
+    Ok((r as i32, Some(unsafe { OwnedFd::from_raw_fd(pidfd) }), into_cgroup))
 }

@@ -25,12 +25,8 @@ pub fn spawn(spec: &Spec, opts: Options) -> Result<Process> {
         let layout = Layout::detect()?;
         let g = Cgroup::create(&c.path, &c.resources, &layout)?;
         cgroup_dir_fd = g.v2_dir_fd();
-        if cgroup_dir_fd.is_none() {
-            prep.cgroup_fds = g.procs_fds()?;
-        } else {
-            // Also keep the procs fds: used when CLONE_INTO_CGROUP is refused.
-            prep.cgroup_fds = g.procs_fds()?;
-        }
+        // The v2 one is also kept for when CLONE_INTO_CGROUP is refused.
+        prep.cgroup_fds = g.join_fds()?;
         prep.layout = Some(layout);
         cg = Some(g);
     } else if spec.mounts.iter().any(|m| m.kind == "cgroup") {
@@ -92,7 +88,7 @@ fn spawn_inner(spec: &Spec, opts: Options, prep: &Prepared, cgroup_dir: Option<R
     };
     let cl = clone(flags, cgroup_dir);
     undo_joins(&restore);
-    let (pid, pidfd) = cl?;
+    let (pid, pidfd, into_cgroup) = cl?;
     if pid == 0 {
         let fds = ChildFds {
             stdio: opts.stdio,
@@ -103,7 +99,7 @@ fn spawn_inner(spec: &Spec, opts: Options, prep: &Prepared, cgroup_dir: Option<R
         };
         let joins: Vec<_> = joins.into_iter().filter(|(f, _)| !in_parent(*f)).collect();
         let maps_r = maps_pipe.as_ref().map(|(r, _)| r.as_raw_fd());
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init_child(spec, prep, &fds, &joins, cgroup_dir.is_some(), opts.net_ready, maps_r)));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init_child(spec, prep, &fds, &joins, into_cgroup, opts.net_ready, maps_r)));
         let e = match r {
             Ok(Err(e)) => e,
             Ok(Ok(())) => Error::Invalid("init returned".into()),

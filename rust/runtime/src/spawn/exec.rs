@@ -25,9 +25,13 @@ pub fn exec_in(pid: i32, spec: &Spec, opts: Options) -> Result<Process> {
     let mut prep = prepare(spec)?;
     let target_pidfd = sys::pidfd_open(pid)?;
     let layout = Layout::detect()?;
-    for d in cgroup::of_pid(pid, &layout)? {
-        if let Ok(fd) = sys::open(&sys::cpath(&d.join("cgroup.procs"))?, libc::O_WRONLY, 0) {
-            prep.cgroup_fds.push(fd);
+    let mut cgroup_dir = None;
+    for (d, v2) in cgroup::of_pid(pid, &layout)? {
+        if let Ok(mut fds) = cgroup::join_fds(std::iter::once((d.as_path(), v2))) {
+            prep.cgroup_fds.append(&mut fds);
+        }
+        if v2 {
+            cgroup_dir = cgroup::v2_dir_fd(&d);
         }
     }
     let mut joins = Vec::new();
@@ -51,11 +55,11 @@ pub fn exec_in(pid: i32, spec: &Spec, opts: Options) -> Result<Process> {
         restore_pid = Some(sys::open(c"/proc/self/ns/pid", libc::O_RDONLY, 0)?);
         sys::check(unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) }, || "join pid namespace".into())?;
     }
-    let cl = clone(0, None);
+    let cl = clone(0, cgroup_dir.as_ref().map(|f| f.as_raw_fd()));
     if let Some(fd) = restore_pid {
         unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) };
     }
-    let (cpid, pidfd) = cl?;
+    let (cpid, pidfd, into_cgroup) = cl?;
     if cpid == 0 {
         let fds = ChildFds {
             stdio: opts.stdio,
@@ -69,8 +73,10 @@ pub fn exec_in(pid: i32, spec: &Spec, opts: Options) -> Result<Process> {
             if !spec.terminal {
                 stdio_dup(&fds.stdio)?;
             }
-            for fd in &prep.cgroup_fds {
-                let _ = sys::write_all(fd.as_raw_fd(), b"0");
+            for (fd, v2) in &prep.cgroup_fds {
+                if !(*v2 && into_cgroup) {
+                    let _ = sys::write_all(fd.as_raw_fd(), b"0");
+                }
             }
             for (f, fd) in &joins {
                 if *f != libc::CLONE_NEWPID {

@@ -20,7 +20,8 @@ pub(super) struct Prepared {
     pub(super) last_cap: u32,
     pub(super) rlimits: Vec<(libc::__rlimit_resource_t, libc::rlimit)>,
     pub(super) seccomp: Option<Vec<libc::sock_filter>>,
-    pub(super) cgroup_fds: Vec<OwnedFd>,
+    /// Join files of each hierarchy, with whether it is the v2 one (`Cgroup::join_fds`).
+    pub(super) cgroup_fds: Vec<(OwnedFd, bool)>,
     pub(super) layout: Option<Layout>,
     /// A new user namespace: the uid_map and gid_map texts the parent writes.
     pub(super) id_maps: Option<(String, String)>,
