@@ -151,8 +151,9 @@ class ContainerNetworks(NetworkRecords):
 
     def container_removed(self, cid: str) -> None:
         self.teardown(cid)
-        with self.db.transaction() as c:
-            c.execute("DELETE FROM endpoints WHERE container_id=?", (cid,))
+        if self.db.one("SELECT 1 FROM endpoints WHERE container_id=?", (cid,)):
+            with self.db.transaction() as c:
+                c.execute("DELETE FROM endpoints WHERE container_id=?", (cid,))
 
     def sandbox_key(self, cid: str) -> str | None:
         r = self.db.one("SELECT netns FROM sandboxes WHERE container_id=?", (cid,))
@@ -468,10 +469,13 @@ class ContainerNetworks(NetworkRecords):
                 self.events.emit("network", "disconnect", e["network_id"],
                                  {"container": cid, "name": name["name"] if name else "",
                                   "type": "bridge"})
-            with self.db.transaction() as c:
-                c.execute("UPDATE endpoints SET endpoint_id=NULL, ipv4=NULL, ipv6=NULL, mac=NULL "
-                          "WHERE container_id=?", (cid,))
-                c.execute("DELETE FROM sandboxes WHERE container_id=?", (cid,))
+            # (a commit is a disk sync: none when there is nothing to forget)
+            if r or self.db.one("SELECT 1 FROM endpoints WHERE container_id=? AND "
+                                "endpoint_id IS NOT NULL", (cid,)):
+                with self.db.transaction() as c:
+                    c.execute("UPDATE endpoints SET endpoint_id=NULL, ipv4=NULL, ipv6=NULL, "
+                              "mac=NULL WHERE container_id=?", (cid,))
+                    c.execute("DELETE FROM sandboxes WHERE container_id=?", (cid,))
             # the veths go with the namespace: the kernel frees them when its last user exits
             _core.netns_remove(str(self.netns_dir / cid))
             if had_rules and self.opts.iptables:

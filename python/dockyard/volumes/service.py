@@ -240,6 +240,8 @@ class VolumeService:
         --rm) the anonymous volumes only it used."""
         names = [r["volume"] for r in self.db.query(
             "SELECT volume FROM volume_refs WHERE container_id=?", (cid,))]
+        if not names:
+            return
         with self.db.transaction() as c:
             c.execute("DELETE FROM volume_refs WHERE container_id=?", (cid,))
         if not remove_anonymous:
