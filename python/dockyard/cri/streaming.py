@@ -56,6 +56,7 @@ TOKEN_TTL = 60.0               # seconds an unused URL stays valid
 MAX_IN_FLIGHT = 1000           # tokens held at once
 STREAM_CREATION_TIMEOUT = 30.0  # for the client to open the streams it announced
 WRITE_LIMIT = 4 << 20          # bytes unsent on a connection before we wait
+LINGER = 10.0                  # for the client's end of a finished SPDY session
 
 EXIT_CODE_REASON = "NonZeroExitCode"
 DETACHED = "detached"
@@ -364,10 +365,23 @@ class _WsPipe:
         self.task.cancel()
 
 
-def _end_spdy(session: spdy.Session, transport: asyncio.Transport) -> None:
+async def _end_spdy(session: spdy.Session, transport: asyncio.Transport) -> None:
+    """Close gracefully: our FIN once everything is sent, then the client's
+    end (or LINGER) before the socket goes. Closing with the client's window
+    updates still unread would make the kernel answer with a reset, and a
+    reset throws away whatever the client has not read yet: an exec's last
+    few hundred kilobytes."""
     session.goaway()
-    session.end()
-    transport.close()
+    try:
+        if not transport.is_closing() and transport.can_write_eof():
+            transport.write_eof()  # after the buffer is out
+            try:
+                await asyncio.wait_for(session.ended.wait(), LINGER)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        session.end()
+        transport.close()
 
 
 # --- the server -----------------------------------------------------------------------
@@ -476,7 +490,7 @@ class StreamingServer:
             finally:
                 session_end.cancel()
         finally:
-            _end_spdy(session, transport)
+            await _end_spdy(session, transport)
         return resp
 
     async def _websocket(self, request: web.Request, p: Pending) -> web.StreamResponse:
@@ -668,7 +682,7 @@ class StreamingServer:
         finally:
             for t in list(tasks):
                 t.cancel()
-            _end_spdy(session, transport)
+            await _end_spdy(session, transport)
         return resp
 
     async def _portforward_ws(self, request: web.Request, p: Pending) -> web.StreamResponse:

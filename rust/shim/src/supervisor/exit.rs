@@ -58,24 +58,33 @@ impl Shim {
             self.child.cleanup();
         }
         let _ = std::fs::remove_file("attach.sock");
-        // Tell attached clients, then give them a moment to read.
+        // Tell attached clients, then let them read the rest of the output
+        // (an exec's last megabytes, behind a slow network): as long as each
+        // keeps taking bytes, given up only after 2 s without any progress.
         let f = frame(3, j.as_bytes());
         for c in self.clients.iter_mut() {
             if !c.closing {
                 c.out.extend(f.iter());
             }
         }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        while std::time::Instant::now() < deadline {
-            let mut pending = false;
+        let stall = std::time::Duration::from_secs(2);
+        let mut progress = std::time::Instant::now();
+        loop {
+            let mut pfds = Vec::new();
             for c in self.clients.iter_mut() {
+                let before = c.out.len();
                 Self::flush_client(c);
-                pending |= !c.out.is_empty();
+                if c.out.len() < before {
+                    progress = std::time::Instant::now();
+                }
+                if !c.out.is_empty() {
+                    pfds.push(libc::pollfd { fd: c.fd.as_raw_fd(), events: libc::POLLOUT, revents: 0 });
+                }
             }
-            if !pending {
+            if pfds.is_empty() || progress.elapsed() >= stall {
                 break;
             }
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 100) };
         }
         for c in self.clients.drain(..) {
             unsafe { libc::shutdown(c.fd.as_raw_fd(), libc::SHUT_RDWR) };
