@@ -242,6 +242,43 @@ def test_outbound_through_slirp4netns_default_bridge(rl):
     assert "dockyard0" not in sh("ip", "-n", rl[1], "-o", "link").stdout
 
 
+def test_forwarder_udp_both_ways(tmp_path):
+    """The forwarder's UDP flows (busybox has no UDP server to publish): a
+    reserved host port here, an echo server on the loopback of a namespace
+    standing for the rootless one."""
+    from dockyard.network.forward import PortForwarder
+    from dockyard.network.ports import Binding, PortReservations
+
+    ns = tmp_path / "ns"
+    _core.netns_create(str(ns))
+    echo = socket.socket(fileno=_core.netns_socket(str(ns), socket.AF_INET, socket.SOCK_DGRAM))
+    echo.bind(("127.0.0.1", 9090))
+    echo.settimeout(20)
+
+    def serve() -> None:
+        for _ in range(2):
+            data, peer = echo.recvfrom(100)
+            echo.sendto(data.upper(), peer)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    fwd, res = PortForwarder(str(ns)), PortReservations()
+    try:
+        held = res.reserve("c", "c", "", [Binding("udp", 9090, "127.0.0.1", 0)])
+        fwd.serve("c", list(zip(held, res.sockets("c"))), "127.0.0.1")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.settimeout(10)
+            for word in (b"one", b"two"):  # the second through the same flow
+                c.sendto(word, ("127.0.0.1", held[0].host_port))
+                assert c.recvfrom(100)[0] == word.upper()
+    finally:
+        fwd.stop("c")
+        res.release("c")
+        fwd.close()
+        echo.close()
+        _core.netns_remove(str(ns))
+
+
 def test_privileged_port_refused(rl):
     u, _, _ = rl
     r = u.cli("run", "-d", "--name", "low", "-p", "80:80", "busybox", "true", check=False)
