@@ -3,13 +3,15 @@ rootlesskit's `builtin` port driver does). There is no kernel DNAT from the
 host's namespace into the daemon's own (they share no link), so the socket
 that reserves a host port (ports.py) is the one listening on it; each
 connection gets a socket made inside the rootless network namespace that
-connects to the container's address, and bytes are relayed both ways. UDP
-flows get one such socket per client address, dropped after a minute idle.
+connects to the container's address, and the two are relayed in the kernel
+(`_core.relay`: splice, a thread per direction; the bytes never reach
+Python). UDP flows get one such socket per client address, dropped after a
+minute idle.
 
 The container sees connections from its network's gateway (as with Docker
 rootless's builtin driver, not the client's address). One thread with its
-own event loop serves every port, so the daemon's loop never carries the
-traffic. A restarted daemon serves the running containers' ports again
+own event loop accepts on every port and carries the UDP flows, so the
+daemon's loop never sees the traffic. A restarted daemon serves the running containers' ports again
 (`NetworkService.restore`).
 """
 
@@ -26,7 +28,6 @@ from .ports import Binding
 
 log = logging.getLogger("dockyard.network")
 
-CHUNK = 256 * 1024
 UDP_IDLE = 60.0
 
 
@@ -36,6 +37,7 @@ class PortForwarder:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._tasks: dict[str, set[asyncio.Task[Any]]] = {}
+        self._relays: dict[str, list[_core.Relay]] = {}
         self._lock = threading.Lock()
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -85,11 +87,13 @@ class PortForwarder:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for r in self._relays.pop(cid, []):
+                r.stop()
 
         asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
 
     def close(self) -> None:
-        for cid in list(self._tasks):
+        for cid in set(self._tasks) | set(self._relays):
             self.stop(cid)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
@@ -114,26 +118,28 @@ class PortForwarder:
                 log.warning("container %s: port forwarder accept: %s", cid[:12], e)
                 await asyncio.sleep(0.1)
                 continue
-            t = asyncio.create_task(self._relay(client, ip, port))
+            t = asyncio.create_task(self._relay(cid, client, ip, port))
             tasks.add(t)
             t.add_done_callback(tasks.discard)
 
-    async def _relay(self, client: socket.socket, ip: str, port: int) -> None:
+    async def _relay(self, cid: str, client: socket.socket, ip: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         client.setblocking(False)
         up = None
         try:
             up = self._inside(socket.SOCK_STREAM)
             await loop.sock_connect(up, (ip, port))
-            for s in (client, up):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await asyncio.gather(_pump(client, up), _pump(up, client))
         except OSError:
-            pass  # refused or reset: the client sees its connection closed
-        finally:
-            client.close()
+            client.close()  # refused: the client sees its connection closed
             if up is not None:
                 up.close()
+            return
+        relays = [r for r in self._relays.get(cid, []) if not r.done()]
+        for s in (client, up):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.setblocking(True)
+        relays.append(_core.relay(client.detach(), up.detach()))
+        self._relays[cid] = relays
 
     # --- UDP -----------------------------------------------------------------------------
     async def _udp(self, cid: str, sock: socket.socket, ip: str, port: int) -> None:
@@ -174,20 +180,3 @@ class PortForwarder:
         finally:
             for up in flows.values():
                 up.close()
-
-
-async def _pump(src: socket.socket, dst: socket.socket) -> None:
-    loop = asyncio.get_running_loop()
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    try:
-        while True:
-            n = await loop.sock_recv_into(src, buf)
-            if not n:
-                break
-            await loop.sock_sendall(dst, view[:n])
-    finally:
-        try:
-            dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
