@@ -1,8 +1,11 @@
 """Rootless networking, side by side with Dockyard as root:
 
 - a published port's throughput, host loopback -> container (BENCH_MIB MiB,
-  default 256, pushed into `nc -l` in the container; median of 3): the
+  default 256, pushed into `nc -l` in the container; median of 5): the
   rootless daemon's in-process forwarder vs root's kernel DNAT;
+- the forwarder alone (`network/forward.py` in this process, a Python sink
+  on the loopback of a namespace of the bench's own), 1 GiB, vs connecting
+  to the sink directly: what the relay costs, without busybox nc's limits;
 - `run --rm busybox true` as the rootless user, on the default bridge (the
   rootless network namespace, slirp4netns) and with `--network none`, each
   beside root's.
@@ -84,9 +87,69 @@ def throughput(cli, ns: str, port: int) -> float:
         SINK)
     try:
         push(ns, port, 8)  # warm-up (and waits for the listener)
-        return median([push(ns, port, MIB) for _ in range(3)])
+        return median([push(ns, port, MIB) for _ in range(5)])
     finally:
         cli("rm", "-f", "sink")
+
+
+def forwarder_alone(mib: int = 1024) -> dict[str, float]:
+    """Seconds for `mib` MiB into a sink in a namespace: straight, and
+    through the forwarder from this namespace's loopback (median of 3 each)."""
+    import threading
+
+    from dockyard.network.forward import PortForwarder
+    from dockyard.network.ports import Binding, PortReservations
+
+    d = Path(tempfile.mkdtemp(prefix="dy-bench-fwd-"))
+    ns = str(d / "ns")
+    _core.netns_create(ns)
+    srv = socket.socket(fileno=_core.netns_socket(ns, socket.AF_INET, socket.SOCK_STREAM))
+    srv.bind(("127.0.0.1", 9090))
+    srv.listen(8)
+
+    def sink() -> None:
+        buf = bytearray(1 << 20)
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                while c.recv_into(buf):
+                    pass
+
+    threading.Thread(target=sink, daemon=True).start()
+    fwd, res = PortForwarder(ns), PortReservations()
+    chunk = b"\0" * (1 << 20)
+
+    def send(s: socket.socket) -> float:
+        with s:
+            t = time.perf_counter()
+            for _ in range(mib):
+                s.sendall(chunk)
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(65536):
+                pass
+            return time.perf_counter() - t
+
+    def direct() -> float:
+        s = socket.socket(fileno=_core.netns_socket(ns, socket.AF_INET, socket.SOCK_STREAM))
+        s.connect(("127.0.0.1", 9090))
+        return send(s)
+
+    try:
+        held = res.reserve("b", "b", "", [Binding("tcp", 9090, "127.0.0.1", 0)])
+        fwd.serve("b", list(zip(held, res.sockets("b"))), "127.0.0.1")
+        port = held[0].host_port
+        return {"direct_s": median([direct() for _ in range(3)]),
+                "forwarded_s": median([send(socket.create_connection(("127.0.0.1", port)))
+                                       for _ in range(3)])}
+    finally:
+        fwd.close()
+        res.release_all()
+        srv.close()
+        _core.netns_remove(ns)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def main() -> None:
@@ -107,6 +170,7 @@ def main() -> None:
     u = NsUser(pw, base, "rl", netns=rns)
     root_proc = None
     res: dict[str, float] = {}
+    alone = forwarder_alone()
     try:
         os.chmod("/dev/net/tun", 0o666)
         for n in (rns, pns):
@@ -161,10 +225,14 @@ def main() -> None:
         subprocess.run(["umount", "-R", "-l", str(base / "root-exec")], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
     gib = MIB / 1024
-    print(f"\npublished port, host loopback -> container, {MIB} MiB, median of 3: rootless "
+    print(f"\npublished port, host loopback -> container, {MIB} MiB, median of 5: rootless "
           f"forwarder {res['rootless_port_s']:.3f} s ({gib / res['rootless_port_s']:.2f} GiB/s), "
           f"root (kernel DNAT) {res['root_port_s']:.3f} s "
           f"({gib / res['root_port_s']:.2f} GiB/s)")
+    print(f"forwarder alone, 1 GiB into a Python sink, median of 3: straight "
+          f"{1 / alone['direct_s']:.2f} GiB/s, through the forwarder "
+          f"{1 / alone['forwarded_s']:.2f} GiB/s")
+    res.update({f"alone_{k}": v for k, v in alone.items()})
     table(f"run --rm busybox true, median of {RUNS}: rootless (dockyard column) vs root", [
         ("default bridge", res["run_bridge"], res["root_run_bridge"], "root, its bridge"),
         ("--network none", res["run_none"], res["root_run_none"], "root"),

@@ -71,7 +71,8 @@ fn pump(src: RawFd, dst: RawFd) {
     // Best effort: a user over its pipe-buffer quota keeps the default size.
     // SAFETY: fcntl on our own pipe.
     unsafe { libc::fcntl(pw.as_raw_fd(), libc::F_SETPIPE_SZ, CHUNK as libc::c_int) };
-    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE;
+    // No SPLICE_F_MORE: like MSG_MORE it would cork what a slow reader left.
+    let flags = libc::SPLICE_F_MOVE;
     loop {
         // SAFETY: splice(2) between descriptors open for the whole loop.
         let n = unsafe { libc::splice(src, std::ptr::null_mut(), pw.as_raw_fd(), std::ptr::null_mut(), CHUNK, flags) };
