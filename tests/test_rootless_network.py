@@ -279,6 +279,52 @@ def test_forwarder_udp_both_ways(tmp_path):
         _core.netns_remove(str(ns))
 
 
+def _upstream_dns(up: str) -> socket.socket:
+    """A resolver in the upstream namespace that knows outside.test (its
+    thread ends once the caller closes the socket)."""
+    import dns.message
+    import dns.rrset
+
+    s = socket.socket(fileno=_core.netns_socket(f"/run/netns/{up}", socket.AF_INET,
+                                                 socket.SOCK_DGRAM))
+    s.bind((UPSTREAM_IP, 53))
+    s.settimeout(0.2)  # notices the close
+
+    def serve() -> None:
+        while s.fileno() != -1:
+            try:
+                data, addr = s.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            q = dns.message.from_wire(data)
+            r = dns.message.make_response(q)
+            if q.question[0].name.to_text() == "outside.test.":
+                r.answer.append(dns.rrset.from_text("outside.test.", 60, "IN", "A", "192.0.2.99"))
+            s.sendto(r.to_wire(), addr)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return s
+
+
+def test_dns_upstream(rl):
+    """A user network's embedded server asks the upstream from the daemon's
+    side (the host's namespace); on the default bridge the container asks it
+    itself, through slirp4netns."""
+    u, _, up = rl
+    s = _upstream_dns(up)
+    try:
+        u.cli("network", "create", "dnsnet")
+        for net in ("dnsnet", "bridge"):
+            r = u.cli("run", "--rm", "--network", net, "--dns", UPSTREAM_IP, "busybox",
+                      "nslookup", "outside.test")
+            assert "Address: 192.0.2.99" in r.stdout, (net, r.stdout)
+    finally:
+        s.close()
+        u.cli("network", "rm", "dnsnet", check=False)
+
+
 def test_privileged_port_refused(rl):
     u, _, _ = rl
     r = u.cli("run", "-d", "--name", "low", "-p", "80:80", "busybox", "true", check=False)
