@@ -238,8 +238,11 @@ def test_outbound_through_slirp4netns_default_bridge(rl):
     assert seen == [UPLINK_IP]
     assert "nameserver 10.0.2.3\n" in r.stdout   # slirp4netns's DNS proxy, as Docker rootless
     assert "eth0" in r.stdout
-    # the daemon's host has no bridge: it is in the rootless namespace
+    # the daemon's host has no bridge: it is in the rootless namespace; --network
+    # host is the daemon's host itself
     assert "dockyard0" not in sh("ip", "-n", rl[1], "-o", "link").stdout
+    r = u.cli("run", "--rm", "--network", "host", "busybox", "ip", "-o", "link")
+    assert "uplink" in r.stdout and "dockyard0" not in r.stdout
 
 
 def test_forwarder_udp_both_ways(tmp_path):
