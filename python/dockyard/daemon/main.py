@@ -154,6 +154,7 @@ async def start_cri(cfg: DaemonConfig, engine: Any, app: Any) -> Any:
 
 async def serve(cfg: DaemonConfig) -> None:
     from ..engine import Engine
+    from ..network.rootlessnet import UserNetError
 
     notify = Notifier()
     # A SIGHUP before the daemon is up must not kill it (its default action).
@@ -207,6 +208,8 @@ async def serve(cfg: DaemonConfig) -> None:
                 remap.idmap if remap else None)
         except StorageDriverError as e:
             raise SystemExit(f"failed to start daemon: error initializing graphdriver: {e}")
+        except UserNetError as e:
+            raise SystemExit(f"failed to start daemon: {e}") from None
         log.info("storage driver: %s", engine.driver.name)
         log.info("exec driver: %s", cfg.exec_driver)
         app = build_app(engine, cfg)
