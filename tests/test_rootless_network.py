@@ -342,3 +342,6 @@ def test_privileged_port_refused(rl):
         'add "net.ipv4.ip_unprivileged_port_start=0" (currently 1024) to /etc/sysctl.conf, or '
         "choose a larger port number (>= 1024): listen tcp 0.0.0.0:80: bind: permission "
         "denied"), r.stderr
+    r = u.cli("run", "--rm", "-p", "30000:30000/sctp", "busybox", "true", check=False)
+    assert r.returncode == 125 and "rootless: publishing SCTP ports is not supported in " \
+        "rootless mode (the forwarder relays TCP and UDP)" in r.stderr

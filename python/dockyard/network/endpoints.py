@@ -713,6 +713,9 @@ def _check_unprivileged(name: str, endpoint: str, wanted: list[Binding]) -> None
     driver, as podman words it: no CAP_NET_BIND_SERVICE hint)."""
     start = unprivileged_port_start()
     for b in wanted:
+        if b.proto == "sctp":
+            raise InvalidParameter("rootless: publishing SCTP ports is not supported in "
+                                   "rootless mode (the forwarder relays TCP and UDP)")
         if 0 < b.host_port < start:
             addr = f"{b.host_ip or '0.0.0.0'}:{b.host_port}"
             raise PortAllocated(
