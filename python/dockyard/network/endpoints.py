@@ -403,7 +403,7 @@ class ContainerNetworks(NetworkRecords):
         wanted = [Binding(b.proto, b.ctr_port, b.host_ip or default_ip, b.host_port)
                   for b in wanted]
         if self.rootless:
-            _check_unprivileged(name.lstrip("/"), ep, wanted)
+            _check_rootless_ports(name.lstrip("/"), ep, wanted)
         return self.ports.reserve(cid, name.lstrip("/"), ep, wanted)
 
     def _serve_ports(self, cid: str, published: list[Binding]) -> None:
@@ -697,9 +697,7 @@ def _read(path: str) -> str:
         return ""
 
 
-
-
-def unprivileged_port_start() -> int:
+def _unprivileged_port_start() -> int:
     try:
         with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
             return int(f.read())
@@ -707,11 +705,12 @@ def unprivileged_port_start() -> int:
         return 1024
 
 
-def _check_unprivileged(name: str, endpoint: str, wanted: list[Binding]) -> None:
-    """Rootless: a host port below ip_unprivileged_port_start can't be bound
-    by the user; refused with Docker rootless's text (rootlesskit's port
-    driver, as podman words it: no CAP_NET_BIND_SERVICE hint)."""
-    start = unprivileged_port_start()
+def _check_rootless_ports(name: str, endpoint: str, wanted: list[Binding]) -> None:
+    """Rootless: SCTP can't be forwarded; a host port below
+    ip_unprivileged_port_start can't be bound by the user: refused with Docker
+    rootless's text (rootlesskit's port driver, worded as for podman: no
+    CAP_NET_BIND_SERVICE hint, there is no rootlesskit binary)."""
+    start = _unprivileged_port_start()
     for b in wanted:
         if b.proto == "sctp":
             raise InvalidParameter("rootless: publishing SCTP ports is not supported in "
