@@ -96,3 +96,57 @@ fn pump(src: RawFd, dst: RawFd) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn relays_both_ways_and_passes_eof_on() {
+        let (mut a, a_inner) = UnixStream::pair().unwrap();
+        let (b_inner, mut b) = UnixStream::pair().unwrap();
+        let r = relay(a_inner.into(), b_inner.into()).unwrap();
+        let big = vec![7u8; 3 << 20];
+        let writer = {
+            let mut a = a.try_clone().unwrap();
+            let big = big.clone();
+            std::thread::spawn(move || {
+                a.write_all(&big).unwrap();
+                a.shutdown(std::net::Shutdown::Write).unwrap();
+            })
+        };
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        assert_eq!(got, big);
+        b.write_all(b"back").unwrap();
+        b.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        a.read_to_end(&mut back).unwrap();
+        assert_eq!(back, b"back");
+        for _ in 0..200 {
+            if r.done() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(r.done());
+    }
+
+    #[test]
+    fn stop_cuts_an_idle_relay() {
+        let (_a, a_inner) = UnixStream::pair().unwrap();
+        let (b_inner, _b) = UnixStream::pair().unwrap();
+        let r = relay(a_inner.into(), b_inner.into()).unwrap();
+        r.stop();
+        for _ in 0..200 {
+            if r.done() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(r.done());
+    }
+}
