@@ -125,10 +125,8 @@ pub fn main(argv: &[String]) -> ! {
                 }
             }
         } else {
-            unsafe {
-            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
+            if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } != 0 {
                 fail(&format!("unshare a user and mount namespace: {}", rt::strerror(sys::errno())));
-            }
             }
             let _ = sys::write_all(ready_w.as_raw_fd(), b"u");
             // One byte: the maps are written; EOF: the parent failed and said why.
@@ -143,7 +141,8 @@ pub fn main(argv: &[String]) -> ! {
                 fail(&format!("become root in the user namespace: {}", rt::strerror(sys::errno())));
             }
             // Supplementary groups from outside show as nobody; with a full gid
-            // map they can go (setgroups is denied with the single-ID map).
+            // map they can go (setgroups is denied with the single-ID map, and
+            // then fails harmlessly in a joined namespace).
             if ranges.is_some() || joined.is_some() {
                 libc::setgroups(0, std::ptr::null());
             }
