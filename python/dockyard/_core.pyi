@@ -391,3 +391,13 @@ def link_info(netns: str | None, name: str) -> dict | None:
 def netns_socket(path: str, family: int, kind: int) -> int:
     """An unbound socket made inside the network namespace at `path` (an fd the caller owns)."""
     ...
+
+
+class Relay:
+    """A kernel (splice) relay between two connected stream sockets."""
+    def stop(self) -> None: ...
+    def done(self) -> bool: ...
+
+def relay(a: int, b: int) -> Relay:
+    """Relay the blocking stream sockets `a` <-> `b` (descriptors handed over),
+    each direction spliced on a thread of its own."""

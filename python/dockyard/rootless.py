@@ -11,10 +11,10 @@ a warning that says what it costs.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pwd
-import re
 import shutil
 import stat
 import subprocess
@@ -25,7 +25,7 @@ from .idmap import SUBGID, SUBUID, RemapError, parse_subid
 
 __all__ = ["Check", "check_host", "SUBID_MIN", "UserPaths", "user_paths", "rootless_uid",
            "in_userns", "limits_refusal", "enter", "UID_ENV", "info_warnings",
-           "bridge_refusal"]
+           "bridge_refusal", "usernet_problem", "holder_pid", "NETNS_FILE"]
 
 #: Docker asks for at least this many subordinate IDs (a 16-bit ID space).
 SUBID_MIN = 65536
@@ -139,23 +139,15 @@ def _version_of(tool: str) -> str:
 
 
 def _network() -> Check:
+    """slirp4netns gives the rootless network namespace its way out; pasta is
+    not used yet (Debian 12's has the stalls the research hit, see PASTA_MIN)."""
     name = "user-mode networking"
-    pasta, slirp = shutil.which("pasta"), shutil.which("slirp4netns")
-    if pasta:
-        v = _version_of(pasta)
-        m = re.search(r"(\d{4}_\d{2}_\d{2})", v)
-        if m and m.group(1) >= PASTA_MIN:
-            return Check(name, "ok", f"pasta {m.group(1)}")
-        old = m.group(1) if m else (v or "of unknown version")
-        if slirp:
-            return Check(name, "ok", f"slirp4netns (pasta {old} predates {PASTA_MIN}, "
-                         "whose fixes it needs)")
-        return Check(name, "warn", f"pasta {old} predates {PASTA_MIN}: connections through it "
-                     "can stall", "install a newer passt package, or slirp4netns")
+    slirp = shutil.which("slirp4netns")
     if slirp:
         return Check(name, "ok", f"slirp4netns ({_version_of(slirp) or 'version unknown'})")
-    return Check(name, "warn", "neither pasta nor slirp4netns: containers get only --network "
-                 "none or host", "apt-get install passt (or slirp4netns) (as root)")
+    pasta = " (pasta is not used yet)" if shutil.which("pasta") else ""
+    return Check(name, "warn", f"no slirp4netns{pasta}: containers get only --network none or "
+                 "host, and no published ports", "apt-get install slirp4netns (as root)")
 
 
 def _overlay() -> Check:
@@ -262,6 +254,8 @@ UID_ENV = "DOCKYARD_ROOTLESS_UID"
 #: Non-ok checks of the host, made as the user before entering the namespace
 #: (JSON), for `info`'s warnings.
 CHECKS_ENV = "DOCKYARD_ROOTLESS_CHECKS"
+#: The shim whose namespaces the daemon joined (its predecessor's containers run).
+JOINED_ENV = "DOCKYARD_ROOTLESS_JOINED"
 #: Set to 1: map only the user's ID even when a subordinate range exists.
 SINGLE_ENV = "DOCKYARD_ROOTLESS_SINGLE_ID"
 
@@ -409,10 +403,15 @@ def enter(argv: list[str], shim: str) -> str:
     if ranges and not helpers:
         ranges = None
     cmd = [shim, "rootless-init"]
-    if ranges:
+    holder = holder_pid(user_paths(uid).exec_root)
+    env = dict(os.environ)
+    env.pop(JOINED_ENV, None)
+    if holder is not None:
+        cmd += ["--join", str(holder)]
+        env[JOINED_ENV] = str(holder)
+    elif ranges:
         (us, un), (gs, gn) = ranges
         cmd += ["--uid-range", f"{us}:{un}", "--gid-range", f"{gs}:{gn}"]
-    env = dict(os.environ)
     env[UID_ENV] = str(uid)
     env[CHECKS_ENV] = json.dumps(checks)
     try:
@@ -523,19 +522,59 @@ def info_warnings() -> list[str]:
                    "files of other owners are squashed to root, a USER other than root or "
                    "supplementary groups fail")
     for c in checks_from_env():
-        # cgroups: said above; published ports: refused whole in phase 1 (no bridge)
-        if not isinstance(c, dict) or c.get("name") in ("cgroup delegation", "published ports"):
+        # cgroups: said above
+        if not isinstance(c, dict) or c.get("name") == "cgroup delegation":
             continue
         fix = f" (fix: {c['fix']})" if c.get("fix") else ""
         out.append(f"WARNING: rootless: {c.get('name')}: {c.get('detail')}{fix}")
     return out
 
 
+#: Where the rootless daemon's network namespace is pinned, under its exec root.
+NETNS_FILE = "rootless-netns"
+
+
+@functools.lru_cache(maxsize=1)
+def usernet_problem() -> str | None:
+    """Why this rootless daemon can't give containers their own networks
+    (slirp4netns missing, /dev/net/tun not usable), or None when it can.
+    Checked once per process."""
+    if shutil.which("slirp4netns") is None:
+        return "slirp4netns (not installed; apt-get install slirp4netns, as root)"
+    try:
+        os.close(os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC))
+    except OSError as e:
+        return (f"/dev/net/tun, which this user cannot open ({e.strerror}; chmod 0666 "
+                "/dev/net/tun, as root, as udev does)")
+    return None
+
+
 def bridge_refusal(what: str = "bridge networking",
                    instead: str = "use --network host or none") -> str:
-    """Why a rootless container or network can't have bridge networking
-    (phase 1: no user-mode networking; the daemon has no default bridge)."""
-    if shutil.which("pasta") or shutil.which("slirp4netns"):
-        return (f"rootless: {what} needs pasta or slirp4netns, which this version does not "
-                f"use yet: {instead}")
-    return f"rootless: {what} needs pasta or slirp4netns (not installed): {instead}"
+    """Why a rootless container or network can't have bridge networking:
+    what this host lacks for user-mode networking, and the way out."""
+    return f"rootless: {what} needs {usernet_problem()}: {instead}"
+
+
+def holder_pid(exec_root: str) -> int | None:
+    """A shim the previous rootless daemon left running (a container outliving
+    it): the daemon starting now joins its user and mount namespaces, where
+    that container's namespace files and the rootless network namespace are.
+    None when no container runs (the namespaces died with the daemon)."""
+    try:
+        own = os.readlink("/proc/self/ns/user")
+        names = os.listdir(os.path.join(exec_root, "containers"))
+    except OSError:
+        return None
+    for name in names:
+        try:
+            pid = int(_read(os.path.join(exec_root, "containers", name, "shim.pid")) or "")
+            if os.stat(f"/proc/{pid}").st_uid != os.geteuid():
+                continue
+            if os.path.basename(os.readlink(f"/proc/{pid}/exe")) != "dockyard-shim":
+                continue
+            if os.readlink(f"/proc/{pid}/ns/user") != own:
+                return pid
+        except (OSError, ValueError):
+            continue
+    return None

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..rootless import bridge_refusal, rootless_uid, user_paths
+from ..rootless import bridge_refusal, rootless_uid, user_paths, usernet_problem
 
 log = logging.getLogger("dockyard.daemon")
 
@@ -449,12 +449,14 @@ def load(flags: dict[str, Any], config_file: str | None = None) -> DaemonConfig:
                        config_file_required=config_file is not None, flags=dict(flags))
     uid = rootless_uid()
     if uid is not None:
-        # Rootless: the user's paths, and no default bridge (phase 1 has no
-        # user-mode networking: containers get none, or host when asked).
+        # Rootless: the user's paths; the default bridge, its rules and
+        # forwarding live in the daemon's own network namespace, when
+        # slirp4netns can give it a way out (else containers get none or host).
         p = user_paths(uid)
         cfg.hosts, cfg.data_root, cfg.exec_root = [p.host], p.data_root, p.exec_root
         cfg.pidfile, cfg.config_file = p.pidfile, p.config_file
-        cfg.bridge, cfg.iptables, cfg.ip_forward, cfg.ip_masq = "none", False, False, False
+        if usernet_problem() is not None:
+            cfg.bridge, cfg.iptables, cfg.ip_forward, cfg.ip_masq = "none", False, False, False
     path = cfg.config_file = config_file or cfg.config_file
     try:
         file = read_file(path, required=config_file is not None)
@@ -472,7 +474,7 @@ def load(flags: dict[str, Any], config_file: str | None = None) -> DaemonConfig:
     cfg.tls = cfg.tls or cfg.tlsverify
     if uid is not None and cfg.userns_remap:
         raise ConfigError(USERNS_REMAP_ROOTLESS)
-    if uid is not None and cfg.bridge != "none":
+    if uid is not None and cfg.bridge != "none" and usernet_problem() is not None:
         why = bridge_refusal("the default bridge", "use --bridge none")
         raise ConfigError(f"failed to start daemon: {why}")
     return cfg

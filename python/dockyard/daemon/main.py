@@ -154,6 +154,7 @@ async def start_cri(cfg: DaemonConfig, engine: Any, app: Any) -> Any:
 
 async def serve(cfg: DaemonConfig) -> None:
     from ..engine import Engine
+    from ..network.rootlessnet import UserNetError
 
     notify = Notifier()
     # A SIGHUP before the daemon is up must not kill it (its default action).
@@ -207,6 +208,8 @@ async def serve(cfg: DaemonConfig) -> None:
                 remap.idmap if remap else None)
         except StorageDriverError as e:
             raise SystemExit(f"failed to start daemon: error initializing graphdriver: {e}")
+        except UserNetError as e:
+            raise SystemExit(f"failed to start daemon: {e}") from None
         log.info("storage driver: %s", engine.driver.name)
         log.info("exec driver: %s", cfg.exec_driver)
         app = build_app(engine, cfg)
@@ -294,6 +297,10 @@ def rootless_startup(cfg: DaemonConfig, uid: int) -> None:
     rows = rootless.id_map()
     log.info("rootless mode for uid %d: uid map %s", uid,
              "; ".join(f"{a} {b} {n}" for a, b, n in rows))
+    joined = os.environ.pop(rootless.JOINED_ENV, "")
+    if joined:
+        log.info("rootless: joined the user and mount namespaces of shim %s (containers of "
+                 "the previous daemon still run)", joined)
     if rootless.single_id_map():
         log.warning("rootless: only uid %d is mapped (no subordinate range for it in /etc/subuid "
                     "and /etc/subgid, or no newuidmap/newgidmap): files of other owners are "
@@ -304,8 +311,13 @@ def rootless_startup(cfg: DaemonConfig, uid: int) -> None:
     if p.fallback:
         log.warning("rootless: XDG_RUNTIME_DIR is not set or not a 0700 directory of yours: the "
                     "socket and runtime state are in %s", p.runtime_dir)
-    log.info("rootless: no default bridge (no user-mode networking yet): containers get "
-             "--network none unless they ask for host")
+    problem = rootless.usernet_problem()
+    if problem:
+        log.warning("rootless: no default bridge, user networks or published ports: they need "
+                    "%s; containers get --network none unless they ask for host", problem)
+    else:
+        log.info("rootless: bridges in the daemon's own network namespace, out through "
+                 "slirp4netns; published ports forwarded in-process")
 
 
 def run(cfg: DaemonConfig) -> int:

@@ -21,14 +21,16 @@ from ..errors import DockyardError, InvalidParameter, NotFound
 from ..events import EventLog
 from ..filters import labels_match
 from ..ids import generate_id
-from ..rootless import bridge_refusal, rootless_uid
+from ..rootless import bridge_refusal, rootless_uid, usernet_problem
 from ..store.db import Database
 from . import etcfiles, firewall, nft
 from .dns import EmbeddedDNS
+from .forward import PortForwarder
 from .ipam import mac_for
-from .ports import Binding, PortReservations, bindings
+from .ports import Binding, PortAllocated, PortReservations, bindings
 from .records import (BUILTIN, OPT, Forbidden, NetworkOptions, NetworkRecords,
                       check_endpoint)
+from .rootlessnet import SLIRP_DNS, RootlessNetns
 
 log = logging.getLogger("dockyard.network")
 
@@ -53,6 +55,19 @@ class ContainerNetworks(NetworkRecords):
         self._fw_ports: set[firewall.PortRule] | None = None
         # A container's name by ID (the engine sets it: the DNS server answers by name).
         self.container_name: Callable[[str], str] = lambda cid: ""
+        # Rootless: bridges live in the daemon's own network namespace, reached
+        # through slirp4netns; published ports are forwarded into it.
+        self.rootless: RootlessNetns | None = None
+        self._forward: PortForwarder | None = None
+        if rootless_uid() is not None and usernet_problem() is None:
+            self.rootless = RootlessNetns(Path(exec_root))
+            self.rootless.start()
+            self._forward = PortForwarder(str(self.rootless.path))
+
+    def _k(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Kernel work on the bridges' side: the host's namespace, or the
+        rootless daemon's own."""
+        return self.rootless.call(fn, *args) if self.rootless else fn(*args)
 
     def remove(self, ref: str) -> None:
         with self._lock:
@@ -69,12 +84,13 @@ class ContainerNetworks(NetworkRecords):
             self._bridges_seen.discard(br)
             if self.opts.iptables:
                 self._apply_firewall()
-                firewall.drop_forward_compat(br)
+                if not self.rootless:
+                    firewall.drop_forward_compat(br)
             self._delete_doomed(br)
         self.events.emit("network", "destroy", net["Id"], {"name": net["Name"], "type": "bridge"})
 
     def _delete_doomed(self, name: str) -> None:
-        _core.link_delete(name)
+        self._k(_core.link_delete, name)
         with self.db.transaction() as c:
             c.execute("DELETE FROM doomed_links WHERE name=?", (name,))
 
@@ -125,7 +141,7 @@ class ContainerNetworks(NetworkRecords):
         if len(eps) > 1:
             raise InvalidParameter("Container cannot be connected to network endpoints: "
                                    + ", ".join(eps))
-        if rootless_uid() is not None:
+        if rootless_uid() is not None and usernet_problem() is not None:
             if mode not in ("host", "none") and not mode.startswith(("ns:", "container:")):
                 raise InvalidParameter(bridge_refusal())
             if mode == "none" and (hostconfig.get("PortBindings")
@@ -215,6 +231,7 @@ class ContainerNetworks(NetworkRecords):
                     c.execute("UPDATE sandboxes SET ports=? WHERE container_id=?",
                               (json.dumps([[b.proto, b.ctr_port, b.host_ip, b.host_port]
                                            for b in published]), cid))
+                self._serve_ports(cid, published)
                 if self.opts.iptables and (rows or published):
                     self._apply_firewall()
             except BaseException:
@@ -278,8 +295,13 @@ class ContainerNetworks(NetworkRecords):
 
     def _write_resolv(self, container_dir: Path, hostconfig: dict[str, Any],
                       embedded: bool = False) -> list[str]:
+        host = etcfiles.host_resolv()
+        if self.rootless and not embedded:
+            # Docker rootless's: slirp4netns's DNS proxy, which asks the host's
+            # resolvers (loopback ones too); the embedded server asks them itself
+            host = re.sub(r"(?m)^\s*nameserver\s.*$", "", host) + f"nameserver {SLIRP_DNS}\n"
         text, upstream = etcfiles.resolv(
-            etcfiles.host_resolv(), list(hostconfig.get("Dns") or self.opts.dns),
+            host, list(hostconfig.get("Dns") or self.opts.dns),
             list(hostconfig.get("DnsSearch") or self.opts.dns_search),
             list(hostconfig.get("DnsOptions") or self.opts.dns_opts), embedded=embedded)
         etcfiles.write(container_dir / "resolv.conf", text)
@@ -305,13 +327,13 @@ class ContainerNetworks(NetworkRecords):
         mtu = int((net.get("Options") or {}).get(OPT + "driver.mtu") or self.opts.mtu)
         first = subs[0].gateway if subs else None
         mac = mac_for(first) if isinstance(first, ipaddress.IPv4Address) else None
-        _core.bridge_ensure(br, addrs, mtu, mac)
-        if self.opts.iptables:
+        self._k(_core.bridge_ensure, br, addrs, mtu, mac)
+        if self.opts.iptables and not self.rootless:  # no other firewall in the rootless netns
             firewall.forward_policy_compat(br)
         if self.opts.ip_forward:
-            firewall.sysctl("net.ipv4.ip_forward", "1")
+            self._k(firewall.sysctl, "net.ipv4.ip_forward", "1")
             if net.get("EnableIPv6"):
-                firewall.sysctl("net.ipv6.conf.all.forwarding", "1")
+                self._k(firewall.sysctl, "net.ipv6.conf.all.forwarding", "1")
         self._bridges_seen.add(br)
         return br
 
@@ -361,10 +383,9 @@ class ContainerNetworks(NetworkRecords):
                       (generate_id(), ip4, ip6, mac, cid, net["Id"]))
         host_if = "dyv" + os.urandom(4).hex()[:7]
         # the default route goes through the first network only, as with dockerd
-        _core.endpoint_add(netns, br, host_if, ifname, mac, addrs,
-                           gws if ifname == "eth0" else [],
-                           int((net.get("Options") or {}).get(OPT + "driver.mtu")
-                               or self.opts.mtu))
+        self._k(_core.endpoint_add, netns, br, host_if, ifname, mac, addrs,
+                gws if ifname == "eth0" else [],
+                int((net.get("Options") or {}).get(OPT + "driver.mtu") or self.opts.mtu))
         return ip4, ip6
 
     def _publish(self, cid: str, name: str, hostconfig: dict[str, Any],
@@ -382,7 +403,19 @@ class ContainerNetworks(NetworkRecords):
         default_ip = "" if default_ip == "0.0.0.0" else default_ip
         wanted = [Binding(b.proto, b.ctr_port, b.host_ip or default_ip, b.host_port)
                   for b in wanted]
+        if self.rootless:
+            _check_rootless_ports(name.lstrip("/"), ep, wanted)
         return self.ports.reserve(cid, name.lstrip("/"), ep, wanted)
+
+    def _serve_ports(self, cid: str, published: list[Binding]) -> None:
+        """Rootless: forward the reserved ports to the container's first
+        IPv4 address (the one root's DNAT targets)."""
+        if not self._forward or not published:
+            return
+        ep = self.db.one("SELECT ipv4 FROM endpoints WHERE container_id=? AND ipv4 IS NOT NULL "
+                         "ORDER BY seq", (cid,))
+        if ep:
+            self._forward.serve(cid, list(zip(published, self.ports.sockets(cid))), ep["ipv4"])
 
     def connect(self, ref: str, cid: str, cname: str, cfg: dict[str, Any],
                 hostconfig: dict[str, Any], running: bool) -> None:
@@ -456,6 +489,8 @@ class ContainerNetworks(NetworkRecords):
     def teardown(self, cid: str) -> None:
         """After a container stops (or instead of a half-done setup)."""
         with self._lock:
+            if self._forward:
+                self._forward.stop(cid)
             self.ports.release(cid)
             if self._dns:
                 self._dns.detach(cid)
@@ -506,14 +541,16 @@ class ContainerNetworks(NetworkRecords):
             if not ep:
                 continue
             br = self.bridge_name(self._by_id(ep["network_id"]))
+            if self.rootless:
+                continue  # forwarded in-process, not DNATed
             for proto, cport, hip, hport in json.loads(sb["ports"]):
                 rs.ports.append(firewall.PortRule(proto, hip, hport, ep["ipv4"], cport, br))
         ports = set(rs.ports)
         if self._fw_bridges == rs.bridges and self._fw_ports is not None and \
                 firewall.backend() == "nftables":
-            firewall.update_ports(ports - self._fw_ports, self._fw_ports - ports)
+            self._k(firewall.update_ports, ports - self._fw_ports, self._fw_ports - ports)
         else:
-            firewall.apply(rs)
+            self._k(firewall.apply, rs)
         self._fw_bridges, self._fw_ports = list(rs.bridges), ports
 
     # --- consistency ------------------------------------------------------
@@ -558,7 +595,7 @@ class ContainerNetworks(NetworkRecords):
             # only bridges known to be ours: another daemon may share the host
             bridges = {self.bridge_name(n): n["Id"] for n in self._rows()
                        if n["Driver"] == "bridge"}
-            links = set(_core.link_names(""))
+            links = set(self._k(_core.link_names, ""))
             stray_br = [r["name"] for r in self.db.query("SELECT name FROM doomed_links")
                         if r["name"] in links and r["name"] not in bridges]
             for b in stray_br:
@@ -566,7 +603,7 @@ class ContainerNetworks(NetworkRecords):
             masters: dict[str, list[str]] = {}
             for v in links:
                 if v.startswith("dyv"):
-                    info = _core.link_info(None, v)
+                    info = self._k(_core.link_info, None, v)
                     if info and info["master"]:
                         masters.setdefault(info["master"], []).append(v)
             for br, nid in bridges.items():
@@ -603,6 +640,8 @@ class ContainerNetworks(NetworkRecords):
             for proto, _cport, hip, hport in json.loads(sb["ports"]):
                 if ":" not in (hip or ""):
                     want.add((hip if hip not in ("", "0.0.0.0") else "", proto, int(hport)))
+        if self.rootless:
+            return ""  # no port maps: forwarded in-process
         have = set()
         for m in ("publish-any", "publish-addr"):
             text = nft.output(f"list map inet {firewall.TABLE} {m}")
@@ -636,6 +675,7 @@ class ContainerNetworks(NetworkRecords):
                 held = [Binding(p, c, h, hp) for p, c, h, hp in json.loads(sb["ports"])]
                 try:
                     self.ports.reserve(cid, cid[:12], "", held)
+                    self._serve_ports(cid, held)
                 except DockyardError as e:
                     log.warning("container %s: %s", cid[:12], e)
             for n in self._rows():
@@ -661,3 +701,30 @@ def _read(path: str) -> str:
         return ""
 
 
+def _unprivileged_port_start() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1024
+
+
+def _check_rootless_ports(name: str, endpoint: str, wanted: list[Binding]) -> None:
+    """Rootless: SCTP can't be forwarded; a host port below
+    ip_unprivileged_port_start can't be bound by the user: refused with Docker
+    rootless's text (rootlesskit's port driver, worded as for podman: no
+    CAP_NET_BIND_SERVICE hint, there is no rootlesskit binary)."""
+    start = _unprivileged_port_start()
+    for b in wanted:
+        if b.proto == "sctp":
+            raise InvalidParameter("rootless: publishing SCTP ports is not supported in "
+                                   "rootless mode (the forwarder relays TCP and UDP)")
+        if 0 < b.host_port < start:
+            addr = f"{b.host_ip or '0.0.0.0'}:{b.host_port}"
+            raise PortAllocated(
+                f"driver failed programming external connectivity on endpoint {name} "
+                f"({endpoint}): Error starting userland proxy: error while calling "
+                f"PortManager.AddPort(): cannot expose privileged port {b.host_port}, you "
+                f'might need to add "net.ipv4.ip_unprivileged_port_start=0" (currently '
+                f"{start}) to /etc/sysctl.conf, or choose a larger port number (>= {start}): "
+                f"listen {b.proto} {addr}: bind: permission denied")

@@ -3,7 +3,8 @@
 Each host port is reserved by binding a socket to it in the daemon (as dockerd
 does), so a port some other program uses, or another container published,
 fails with dockerd's `port is already allocated` before anything is set up;
-the packets themselves are DNATed by the kernel and never reach that socket.
+the packets themselves are DNATed by the kernel and never reach that socket
+(rootless: that socket is the forwarder's listener, forward.py).
 `-P` and an empty HostPort take the next free port of the kernel's ephemeral
 range, as dockerd's port allocator does.
 """
@@ -160,6 +161,11 @@ class PortReservations:
             self._next[key] = port + 1 if port < hi else lo
             return s, port
         raise PortAllocated(f"no free host port for {b.ctr_port}/{b.proto} in {lo}-{hi}")
+
+    def sockets(self, cid: str) -> list[socket.socket]:
+        """The sockets holding `cid`'s ports, in the order they were reserved
+        (the rootless forwarder listens on them)."""
+        return list(self._held.get(cid, []))
 
     def release(self, cid: str) -> None:
         for s in self._held.pop(cid, []):

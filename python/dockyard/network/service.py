@@ -85,9 +85,15 @@ class NetworkService(ContainerNetworks):
                  "Type": proto} for proto, cport, hip, hport in json.loads(sb["ports"])]
 
     def close(self) -> None:
+        if self._forward:
+            self._forward.close()
         self.ports.release_all()
         if self._dns:
             self._dns.close()
+        if self.rootless:
+            # running containers keep their namespaces (and this one) alive
+            running = self.db.one("SELECT 1 FROM sandboxes") is not None
+            self.rootless.close(keep_netns=running)
 
 
 

@@ -125,7 +125,37 @@ fn link_info<'py>(py: Python<'py>, netns: Option<PathBuf>, name: String) -> PyRe
     Ok(Some(d))
 }
 
+/// A kernel relay between two connected stream sockets (`relay(a, b)`; the
+/// descriptors are the relay's from then on): `stop()` cuts it, `done()` says
+/// whether both directions ended.
+#[pyclass(module = "dockyard._core", name = "Relay")]
+struct PyRelay(net::Relay);
+
+#[pymethods]
+impl PyRelay {
+    fn stop(&self) {
+        self.0.stop()
+    }
+
+    fn done(&self) -> bool {
+        self.0.done()
+    }
+}
+
+#[pyfunction]
+fn relay(a: i32, b: i32) -> PyResult<PyRelay> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    if a < 0 || b < 0 || a == b {
+        return Err(PyValueError::new_err("relay needs two distinct descriptors"));
+    }
+    // SAFETY: the caller hands both descriptors over (socket.detach()).
+    let (a, b) = unsafe { (OwnedFd::from_raw_fd(a), OwnedFd::from_raw_fd(b)) };
+    net::relay(a, b).map(PyRelay).map_err(to_py)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(relay, m)?)?;
+    m.add_class::<PyRelay>()?;
     m.add_function(wrap_pyfunction!(netns_create, m)?)?;
     m.add_function(wrap_pyfunction!(netns_remove, m)?)?;
     m.add_function(wrap_pyfunction!(ns_pin, m)?)?;

@@ -12,11 +12,13 @@ mod link;
 mod netns;
 mod nl;
 mod parse;
+mod relay;
 
 pub use endpoint::{endpoint_add, endpoint_remove, Endpoint};
 pub use link::{bridge_ensure, link_delete, link_info, link_names, LinkInfo};
 pub use netns::{netns_create, netns_remove, netns_socket, ns_pin, ns_unpin, NsKind};
 pub use parse::{parse_cidr, parse_ip, parse_mac, Cidr};
+pub use relay::{relay, Relay};
 
 /// What failed, and why.
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,7 @@
 //!   dockyard-shim idle --exec-root DIR PADDING   (see `idle`)
 //!   dockyard-shim init -- CMD [ARG...]   (also as /sbin/docker-init; see init.rs)
 //!   dockyard-shim pod-init   (a pod's shared PID namespace; see podinit.rs)
-//!   dockyard-shim rootless-init [--uid-range S:N --gid-range S:N] -- CMD...
+//!   dockyard-shim rootless-init [--uid-range S:N --gid-range S:N | --join PID] -- CMD...
 //!                            (the rootless daemon's namespaces; see rootless.rs)
 //!
 //! With `--runtime runc` the container is made by runc from the OCI bundle

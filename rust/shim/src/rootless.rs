@@ -11,6 +11,13 @@
 //! stays as a small supervisor: it forwards the usual signals, and exits with
 //! the child's status. The network namespace stays the host's. The policy
 //! (which ranges, the warnings) is the caller's (dockyard/rootless.py).
+//!
+//! `--join PID` instead enters the user and mount namespaces of PID (a shim
+//! of a container the previous daemon left running): a restarted daemon
+//! then sees what its predecessor made there (the containers' namespace
+//! files, the rootless network namespace and its bridges) and may enter it,
+//! which a sibling user namespace could not. No maps are written: they are
+//! the ones PID's namespace has.
 
 use dockyard_runtime::{self as rt, sys};
 use std::ffi::CString;
@@ -56,12 +63,13 @@ fn write_maps(pid: i32, uid: u32, gid: u32, ranges: Option<((u64, u64), (u64, u6
 const FORWARDED: [libc::c_int; 7] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH];
 
 pub fn main(argv: &[String]) -> ! {
-    let (mut uids, mut gids, mut cmd) = (None, None, Vec::new());
+    let (mut uids, mut gids, mut join, mut cmd) = (None, None, None, Vec::new());
     let mut it = argv.iter().cloned();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--uid-range" => uids = Some(range(it.next(), "--uid-range")),
             "--gid-range" => gids = Some(range(it.next(), "--gid-range")),
+            "--join" => join = Some(it.next().and_then(|p| p.parse::<i32>().ok()).filter(|p| *p > 0).unwrap_or_else(|| fail("--join needs a PID"))),
             "--" => {
                 cmd = it.by_ref().collect();
             }
@@ -69,13 +77,20 @@ pub fn main(argv: &[String]) -> ! {
         }
     }
     if cmd.is_empty() {
-        fail("usage: rootless-init [--uid-range START:COUNT --gid-range START:COUNT] -- CMD [ARG...]");
+        fail("usage: rootless-init [--uid-range START:COUNT --gid-range START:COUNT | --join PID] -- CMD [ARG...]");
     }
     let ranges = match (uids, gids) {
         (Some(u), Some(g)) => Some((u, g)),
         (None, None) => None,
         _ => fail("--uid-range and --gid-range go together"),
     };
+    // Opened before the fork: a PID gone meanwhile fails here, not half-way.
+    let joined = join.map(|p| {
+        let open = |ns: &str| {
+            std::fs::File::open(format!("/proc/{p}/ns/{ns}")).unwrap_or_else(|e| fail(&format!("--join {p}: /proc/{p}/ns/{ns}: {e}")))
+        };
+        (open("user"), open("mnt"))
+    });
     let argv: Vec<CString> = cmd.iter().map(|a| CString::new(a.as_str()).unwrap_or_else(|_| fail("NUL in argument"))).collect();
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let (go_r, go_w) = sys::pipe().unwrap_or_else(|e| fail(&format!("pipe: {e}")));
@@ -100,24 +115,35 @@ pub fn main(argv: &[String]) -> ! {
         drop(ready_r);
         unsafe {
             libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
+        }
+        if let Some((user, mnt)) = &joined {
+            // The user namespace first: its owner (us) gets every capability
+            // there, which entering its mount namespace needs.
+            unsafe {
+                if libc::setns(user.as_raw_fd(), libc::CLONE_NEWUSER) != 0 || libc::setns(mnt.as_raw_fd(), libc::CLONE_NEWNS) != 0 {
+                    fail(&format!("join the namespaces of {}: {}", join.unwrap_or(0), rt::strerror(sys::errno())));
+                }
+            }
+        } else {
+            if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } != 0 {
                 fail(&format!("unshare a user and mount namespace: {}", rt::strerror(sys::errno())));
             }
+            let _ = sys::write_all(ready_w.as_raw_fd(), b"u");
+            // One byte: the maps are written; EOF: the parent failed and said why.
+            let mut b = [0u8; 1];
+            if unsafe { libc::read(go_r.as_raw_fd(), b.as_mut_ptr() as *mut libc::c_void, 1) } != 1 {
+                unsafe { libc::_exit(125) };
+            }
         }
-        let _ = sys::write_all(ready_w.as_raw_fd(), b"u");
         drop(ready_w);
-        // One byte: the maps are written; EOF: the parent failed and said why.
-        let mut b = [0u8; 1];
-        if unsafe { libc::read(go_r.as_raw_fd(), b.as_mut_ptr() as *mut libc::c_void, 1) } != 1 {
-            unsafe { libc::_exit(125) };
-        }
         unsafe {
             if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
                 fail(&format!("become root in the user namespace: {}", rt::strerror(sys::errno())));
             }
             // Supplementary groups from outside show as nobody; with a full gid
-            // map they can go (setgroups is denied with the single-ID map).
-            if ranges.is_some() {
+            // map they can go (setgroups is denied with the single-ID map, and
+            // then fails harmlessly in a joined namespace).
+            if ranges.is_some() || joined.is_some() {
                 libc::setgroups(0, std::ptr::null());
             }
             // The supervisor gone (kill -9), the daemon shuts down cleanly. Set
@@ -126,7 +152,7 @@ pub fn main(argv: &[String]) -> ! {
             if libc::getppid() != parent {
                 libc::_exit(125);
             }
-            if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_SLAVE, std::ptr::null()) != 0 {
+            if joined.is_none() && libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_SLAVE, std::ptr::null()) != 0 {
                 fail(&format!("make / a slave mount: {}", rt::strerror(sys::errno())));
             }
         }
@@ -137,16 +163,19 @@ pub fn main(argv: &[String]) -> ! {
     }
     drop(go_r);
     drop(ready_w);
-    let mut b = [0u8; 1];
-    if unsafe { libc::read(ready_r.as_raw_fd(), b.as_mut_ptr() as *mut libc::c_void, 1) } != 1 {
-        exit_like(reap(pid));
+    drop(joined);
+    if join.is_none() {
+        let mut b = [0u8; 1];
+        if unsafe { libc::read(ready_r.as_raw_fd(), b.as_mut_ptr() as *mut libc::c_void, 1) } != 1 {
+            exit_like(reap(pid));
+        }
+        if let Err(e) = write_maps(pid, uid, gid, ranges) {
+            drop(go_w);
+            reap(pid);
+            fail(&format!("writing the ID maps: {e}"));
+        }
+        let _ = sys::write_all(go_w.as_raw_fd(), b"g");
     }
-    if let Err(e) = write_maps(pid, uid, gid, ranges) {
-        drop(go_w);
-        reap(pid);
-        fail(&format!("writing the ID maps: {e}"));
-    }
-    let _ = sys::write_all(go_w.as_raw_fd(), b"g");
     drop(go_w);
     unsafe { libc::prctl(libc::PR_SET_NAME, c"rootless-init".as_ptr(), 0, 0, 0) };
     loop {
