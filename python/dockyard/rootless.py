@@ -3,8 +3,8 @@ one prerequisite at a time, each with what to do about it
 (`dockyard rootless check`; shared/notes/rootless.md has the research).
 
 Only user namespaces are required: without a subordinate ID range a single
-ID is mapped, without pasta or slirp4netns containers get `none` or `host`
-networking, without overlay's `userxattr` layers are copies (vfs), and
+ID is mapped, without slirp4netns (or a usable /dev/net/tun) containers'
+networks reach nothing beyond the host, without overlay's `userxattr` layers are copies (vfs), and
 without a delegated cgroup v2 resource limits are refused. Each of those is
 a warning that says what it costs.
 """
@@ -25,7 +25,7 @@ from .idmap import SUBGID, SUBUID, RemapError, parse_subid
 
 __all__ = ["Check", "check_host", "SUBID_MIN", "UserPaths", "user_paths", "rootless_uid",
            "in_userns", "limits_refusal", "enter", "UID_ENV", "info_warnings",
-           "bridge_refusal", "usernet_problem", "holder_pid", "NETNS_FILE"]
+           "usernet_problem", "holder_pid", "NETNS_FILE"]
 
 #: Docker asks for at least this many subordinate IDs (a 16-bit ID space).
 SUBID_MIN = 65536
@@ -146,8 +146,9 @@ def _network() -> Check:
     if slirp:
         return Check(name, "ok", f"slirp4netns ({_version_of(slirp) or 'version unknown'})")
     pasta = " (pasta is not used yet)" if shutil.which("pasta") else ""
-    return Check(name, "warn", f"no slirp4netns{pasta}: containers get only --network none or "
-                 "host, and no published ports", "apt-get install slirp4netns (as root)")
+    return Check(name, "warn", f"no slirp4netns{pasta}: containers reach each other and "
+                 "published ports, but nothing beyond this host (or use --network host)",
+                 "apt-get install slirp4netns (as root)")
 
 
 def _overlay() -> Check:
@@ -536,9 +537,9 @@ NETNS_FILE = "rootless-netns"
 
 @functools.lru_cache(maxsize=1)
 def usernet_problem() -> str | None:
-    """Why this rootless daemon can't give containers their own networks
-    (slirp4netns missing, /dev/net/tun not usable), or None when it can.
-    Checked once per process."""
+    """Why this rootless daemon's networks have no way out (slirp4netns
+    missing, /dev/net/tun not usable), or None when they have. Bridges, names
+    and published ports work either way. Checked once per process."""
     if shutil.which("slirp4netns") is None:
         return "slirp4netns (not installed; apt-get install slirp4netns, as root)"
     try:
@@ -547,13 +548,6 @@ def usernet_problem() -> str | None:
         return (f"/dev/net/tun, which this user cannot open ({e.strerror}; chmod 0666 "
                 "/dev/net/tun, as root, as udev does)")
     return None
-
-
-def bridge_refusal(what: str = "bridge networking",
-                   instead: str = "use --network host or none") -> str:
-    """Why a rootless container or network can't have bridge networking:
-    what this host lacks for user-mode networking, and the way out."""
-    return f"rootless: {what} needs {usernet_problem()}: {instead}"
 
 
 def holder_pid(exec_root: str) -> int | None:

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..rootless import bridge_refusal, rootless_uid, user_paths, usernet_problem
+from ..rootless import rootless_uid, user_paths
 
 log = logging.getLogger("dockyard.daemon")
 
@@ -450,13 +450,11 @@ def load(flags: dict[str, Any], config_file: str | None = None) -> DaemonConfig:
     uid = rootless_uid()
     if uid is not None:
         # Rootless: the user's paths; the default bridge, its rules and
-        # forwarding live in the daemon's own network namespace, when
-        # slirp4netns can give it a way out (else containers get none or host).
+        # forwarding live in the daemon's own network namespace (its way out,
+        # slirp4netns, is optional).
         p = user_paths(uid)
         cfg.hosts, cfg.data_root, cfg.exec_root = [p.host], p.data_root, p.exec_root
         cfg.pidfile, cfg.config_file = p.pidfile, p.config_file
-        if usernet_problem() is not None:
-            cfg.bridge, cfg.iptables, cfg.ip_forward, cfg.ip_masq = "none", False, False, False
     path = cfg.config_file = config_file or cfg.config_file
     try:
         file = read_file(path, required=config_file is not None)
@@ -474,9 +472,6 @@ def load(flags: dict[str, Any], config_file: str | None = None) -> DaemonConfig:
     cfg.tls = cfg.tls or cfg.tlsverify
     if uid is not None and cfg.userns_remap:
         raise ConfigError(USERNS_REMAP_ROOTLESS)
-    if uid is not None and cfg.bridge != "none" and usernet_problem() is not None:
-        why = bridge_refusal("the default bridge", "use --bridge none")
-        raise ConfigError(f"failed to start daemon: {why}")
     return cfg
 
 

@@ -312,12 +312,11 @@ def rootless_startup(cfg: DaemonConfig, uid: int) -> None:
         log.warning("rootless: XDG_RUNTIME_DIR is not set or not a 0700 directory of yours: the "
                     "socket and runtime state are in %s", p.runtime_dir)
     problem = rootless.usernet_problem()
+    log.info("rootless: bridges in the daemon's own network namespace; published ports "
+             "forwarded in-process")
     if problem:
-        log.warning("rootless: no default bridge, user networks or published ports: they need "
-                    "%s; containers get --network none unless they ask for host", problem)
-    else:
-        log.info("rootless: bridges in the daemon's own network namespace, out through "
-                 "slirp4netns; published ports forwarded in-process")
+        log.warning("rootless: containers have no way out beyond this host (their networks, "
+                    "published ports and --network host work): that needs %s", problem)
 
 
 def run(cfg: DaemonConfig) -> int:

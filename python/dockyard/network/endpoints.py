@@ -21,7 +21,7 @@ from ..errors import DockyardError, InvalidParameter, NotFound
 from ..events import EventLog
 from ..filters import labels_match
 from ..ids import generate_id
-from ..rootless import bridge_refusal, rootless_uid, usernet_problem
+from ..rootless import rootless_uid
 from ..store.db import Database
 from . import etcfiles, firewall, nft
 from .dns import EmbeddedDNS
@@ -59,7 +59,7 @@ class ContainerNetworks(NetworkRecords):
         # through slirp4netns; published ports are forwarded into it.
         self.rootless: RootlessNetns | None = None
         self._forward: PortForwarder | None = None
-        if rootless_uid() is not None and usernet_problem() is None:
+        if rootless_uid() is not None:
             self.rootless = RootlessNetns(Path(exec_root))
             self.rootless.start()
             self._forward = PortForwarder(str(self.rootless.path))
@@ -141,12 +141,6 @@ class ContainerNetworks(NetworkRecords):
         if len(eps) > 1:
             raise InvalidParameter("Container cannot be connected to network endpoints: "
                                    + ", ".join(eps))
-        if rootless_uid() is not None and usernet_problem() is not None:
-            if mode not in ("host", "none") and not mode.startswith(("ns:", "container:")):
-                raise InvalidParameter(bridge_refusal())
-            if mode == "none" and (hostconfig.get("PortBindings")
-                                   or hostconfig.get("PublishAllPorts")):
-                raise InvalidParameter(bridge_refusal("publishing ports"))
         bindings(hostconfig.get("PortBindings"), None, False, "")  # dockerd checks at create
         for h in hostconfig.get("ExtraHosts") or []:
             try:

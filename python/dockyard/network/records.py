@@ -16,7 +16,6 @@ from ..events import EventLog
 from ..filters import labels_match
 from ..ids import generate_id
 from ..imageconfig import now_rfc3339
-from ..rootless import bridge_refusal, rootless_uid, usernet_problem
 from ..store.db import Database
 from .ipam import DEFAULT_POOLS, Pool, Subnet, choose_subnet, host_routes
 
@@ -180,8 +179,6 @@ class NetworkRecords:
             raise Forbidden(f'only one instance of "{driver}" network is allowed')
         if driver != "bridge":
             raise NotFound(f'plugin "{driver}" not found')
-        if rootless_uid() is not None and usernet_problem() is not None:
-            raise Forbidden(bridge_refusal())
         ipam_in = body.get("IPAM") or {}
         if (ipam_in.get("Driver") or "default") != "default":
             raise NotFound(f'plugin "{ipam_in["Driver"]}" not found')

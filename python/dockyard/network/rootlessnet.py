@@ -4,7 +4,7 @@ where the bridges, the containers' host-side veths and the nftables table
 live exactly as they do in the host's namespace for root. The daemon itself
 stays in the host's namespace (its API, `--network host`, published ports).
 
-Its way out is slirp4netns on a tap device (`tap0`, 10.0.2.100/24, gateway
+Its way out, when slirp4netns is there and /dev/net/tun usable, is slirp4netns on a tap device (`tap0`, 10.0.2.100/24, gateway
 10.0.2.2, DNS proxy 10.0.2.3); the bridges masquerade through it. slirp4netns
 gets the read end of a pipe whose write end only the daemon holds
 (`--exit-fd`): it exits with the daemon however the daemon dies. A restarted
@@ -34,7 +34,7 @@ from typing import Any, Callable, TypeVar
 
 from .. import _core
 from ..errors import DockyardError
-from ..rootless import NETNS_FILE
+from ..rootless import NETNS_FILE, usernet_problem
 
 log = logging.getLogger("dockyard.network")
 
@@ -80,7 +80,11 @@ class RootlessNetns:
                 self._worker = ThreadPoolExecutor(1, "dockyard-rootless-netns", self._enter)
         else:
             log.info("rootless: network namespace %s", self.path)
-        self._start_slirp()
+        problem = usernet_problem()
+        if problem is None:
+            self._start_slirp()
+        else:  # bridges, names and published ports still work
+            log.warning("rootless: no way out for containers: it needs %s", problem)
 
     def _enter(self) -> None:
         fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
