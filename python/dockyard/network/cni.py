@@ -448,10 +448,11 @@ class CNI:
         try:
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
             tmp = f"{path}.tmp"
+            # Atomic, not synced (libcni doesn't sync it either): it serves a
+            # DEL after a daemon crash, and a power cut takes the namespace,
+            # the interfaces and the plugins' own unsynced IPAM files anyway.
             with open(tmp, "wb", opener=lambda p, fl: os.open(p, fl, 0o600)) as f:
                 f.write(json.dumps(doc).encode())
-                f.flush()
-                os.fsync(f.fileno())
             os.replace(tmp, path)
         except OSError as e:
             raise CNIError(f'failed to set network "{net.name}" cached result: '
