@@ -136,6 +136,10 @@ def _resources(res: dict[str, Any]) -> dict[str, Any]:
         mem["swap"] = int(res["memory_swap"])
     if res.get("memory_reservation") is not None:
         mem["reservation"] = int(res["memory_reservation"])
+    if res.get("memory_swappiness") is not None:
+        mem["swappiness"] = int(res["memory_swappiness"])
+    if res.get("oom_kill_disable"):
+        mem["disableOOMKiller"] = True
     if mem:
         out["memory"] = mem
     cpu: dict[str, Any] = {}
@@ -150,6 +154,23 @@ def _resources(res: dict[str, Any]) -> dict[str, Any]:
     if res.get("pids_limit") is not None:
         limit = int(res["pids_limit"])
         out["pids"] = {"limit": limit if limit > 0 else -1}
+    for k, o in (("cpu_rt_period", "realtimePeriod"), ("cpu_rt_runtime", "realtimeRuntime")):
+        if res.get(k) is not None:
+            out.setdefault("cpu", {})[o] = int(res[k])
+    io: dict[str, Any] = {}
+    if res.get("blkio_weight"):
+        io["weight"] = int(res["blkio_weight"])
+    if res.get("blkio_weight_device"):
+        io["weightDevice"] = [{"major": r["major"], "minor": r["minor"], "weight": r["rate"]}
+                              for r in res["blkio_weight_device"]]
+    for k, o in (("blkio_read_bps", "throttleReadBpsDevice"),
+                 ("blkio_write_bps", "throttleWriteBpsDevice"),
+                 ("blkio_read_iops", "throttleReadIOPSDevice"),
+                 ("blkio_write_iops", "throttleWriteIOPSDevice")):
+        if res.get(k):
+            io[o] = list(res[k])
+    if io:
+        out["blockIO"] = io
     return out
 
 

@@ -41,6 +41,7 @@ from .links import parse_link
 from .model import ZERO_TIME, Container, new_state, random_name
 from .pause import thaw_if_paused
 from .process import StartError, send_signal, signal_number
+from .update import verify_create
 from .reconcile import Reconciler
 
 NOT_MODIFIED = "not-modified"
@@ -102,6 +103,7 @@ class ContainerService(Reconciler):
         if not (cfg.get("Cmd") or cfg.get("Entrypoint")):
             raise InvalidParameter("No command specified")
         validate_hostconfig(hostconfig)
+        res_warnings = verify_create(hostconfig, self.driver.name)
         namespaces.check_create(hostconfig, cfg, self.get)
         if self.idmap is not None:
             check_userns(hostconfig)
@@ -156,7 +158,7 @@ class ContainerService(Reconciler):
                         self._name_free(c.name)  # dockerd's conflict, if that was it
                         raise
                     c.name = "/" + random_name(attempt)
-            c.warnings = warnings  # type: ignore[attr-defined]
+            c.warnings = res_warnings + warnings  # type: ignore[attr-defined]
             self.emit(c, "create")
         except BaseException:
             self.links.drop_parent(cid)

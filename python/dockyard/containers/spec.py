@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -386,6 +387,7 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
         res["cpuset_mems"] = hc["CpusetMems"]
     if hc.get("PidsLimit"):
         res["pids_limit"] = int(hc["PidsLimit"])
+    res.update(_more_resources(hc))
     rootless = rootless_uid() is not None
     # Rootless (phase 1): no cgroup at all; limits were refused at create.
     spec["cgroup"] = None if rootless else {"path": cgroup_path, "resources": res}
@@ -438,3 +440,44 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
     if hc.get("OomScoreAdj"):
         spec["oom_score_adj"] = int(hc["OomScoreAdj"])
     return json.dumps(spec)
+
+
+#: HostConfig's block device lists and their runtime keys.
+BLKIO_RATES = (("BlkioWeightDevice", "blkio_weight_device", "Weight"),
+               ("BlkioDeviceReadBps", "blkio_read_bps", "Rate"),
+               ("BlkioDeviceWriteBps", "blkio_write_bps", "Rate"),
+               ("BlkioDeviceReadIOps", "blkio_read_iops", "Rate"),
+               ("BlkioDeviceWriteIOps", "blkio_write_iops", "Rate"))
+
+
+def _more_resources(hc: dict[str, Any]) -> dict[str, Any]:
+    """Swappiness, the OOM killer switch, block I/O weights and throttles and
+    real-time CPU, as runc writes them. A device path is looked up now, at
+    the start, as dockerd does (`stat /dev/x: no such file or directory`)."""
+    res: dict[str, Any] = {}
+    sw = hc.get("MemorySwappiness")
+    if sw is not None and int(sw) >= 0:
+        res["memory_swappiness"] = int(sw)
+    if hc.get("OomKillDisable"):
+        res["oom_kill_disable"] = True
+    if hc.get("BlkioWeight"):
+        res["blkio_weight"] = int(hc["BlkioWeight"])
+    for key, out, field in BLKIO_RATES:
+        rates = []
+        for d in hc.get(key) or []:
+            path = str(d.get("Path") or "")
+            try:
+                st = os.stat(path)
+            except OSError as e:
+                raise StartError(f"stat {path}: {(e.strerror or '').lower()}", 125) from None
+            if not stat.S_ISBLK(st.st_mode):
+                raise StartError(f"{path}: not a block device", 125)
+            rates.append({"major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                          "rate": int(d.get(field) or 0)})
+        if rates:
+            res[out] = rates
+    if hc.get("CpuRealtimePeriod"):
+        res["cpu_rt_period"] = int(hc["CpuRealtimePeriod"])
+    if hc.get("CpuRealtimeRuntime"):
+        res["cpu_rt_runtime"] = int(hc["CpuRealtimeRuntime"])
+    return res

@@ -105,6 +105,90 @@ def blkio_weight_supported() -> bool:
         return "io" in f.read().split()
 
 
+def _supported(v1_file: str, v2_file: str | None = None) -> bool:
+    """A cgroup feature: its v1 file, or on v2 its file (None: not on v2)."""
+    if host_cgroup_file(v1_file) is not None:
+        return True
+    if not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return False
+    return v2_file is not None and host_cgroup_file(v2_file) is not None
+
+
+#: The block I/O throttles, dockerd's words for each one this kernel lacks.
+_THROTTLES = (("BlkioDeviceReadBps", "blkio.throttle.read_bps_device",
+               "BPS Block I/O read limit", "Block I/O BPS read limit"),
+              ("BlkioDeviceWriteBps", "blkio.throttle.write_bps_device",
+               "BPS Block I/O write limit", "Block I/O BPS write limit"),
+              ("BlkioDeviceReadIOps", "blkio.throttle.read_iops_device",
+               "IOPS Block read limit", "Block I/O IOPS read limit"),
+              ("BlkioDeviceWriteIOps", "blkio.throttle.write_iops_device",
+               "IOPS Block write limit", "Block I/O IOPS write limit"))
+
+
+def verify_create(hc: dict[str, Any], driver: str) -> list[str]:
+    """dockerd's checks of a new container's resources: errors for what no
+    Linux daemon offers, and for what this kernel lacks a warning with the
+    value dropped from `hc` (dockerd 20.10's words)."""
+    iso = hc.get("Isolation") or ""
+    if iso not in ("", "default"):
+        raise InvalidParameter(f'Invalid isolation: "{iso}" - linux only supports \'default\'')
+    for req in hc.get("DeviceRequests") or []:
+        caps = " ".join("[" + " ".join(map(str, c)) + "]" for c in req.get("Capabilities") or [])
+        raise InvalidParameter(f'could not select device driver "{req.get("Driver") or ""}" '
+                               f"with capabilities: [{caps}]")
+    if hc.get("StorageOpt"):
+        raise InvalidParameter("--storage-opt is supported only for overlay over xfs with "
+                               "'pquota' mount option" if driver in ("overlay", "overlay2") else
+                               f"--storage-opt is not supported by the {driver} storage driver")
+    warnings: list[str] = []
+    km = int(hc.get("KernelMemory") or 0)
+    if km:
+        if km < MIN_MEMORY:
+            raise InvalidParameter("Minimum kernel memory limit allowed is 6MB")
+        warnings.append("Specifying a kernel memory limit is deprecated and will be removed "
+                        "in a future release.")
+    sw = hc.get("MemorySwappiness")
+    if sw is not None and int(sw) != -1:
+        if not _supported("memory.swappiness"):
+            warnings.append("Your kernel does not support memory swappiness capabilities or the "
+                            "cgroup is not mounted. Memory swappiness discarded.")
+            hc["MemorySwappiness"] = None
+        elif not 0 <= int(sw) <= 100:
+            raise InvalidParameter(f"Invalid value: {sw}, valid memory swappiness range is 0-100")
+    if hc.get("OomKillDisable"):
+        if not _supported("memory.oom_control"):
+            warnings.append("Your kernel does not support OomKillDisable. OomKillDisable "
+                            "discarded.")
+            hc["OomKillDisable"] = False
+        elif not int(hc.get("Memory") or 0):
+            warnings.append("OOM killer is disabled for the container, but no memory limit is "
+                            "set, this can result in the system running out of resources.")
+    weight = int(hc.get("BlkioWeight") or 0)
+    if weight and not blkio_weight_supported():
+        warnings.append("Your kernel does not support Block I/O weight or the cgroup is not "
+                        "mounted. Weight discarded.")
+        hc["BlkioWeight"] = 0
+    elif weight and not 10 <= weight <= 1000:
+        raise InvalidParameter("Range of blkio weight is from 10 to 1000")
+    if hc.get("BlkioWeightDevice") and not _supported("blkio.weight_device", "io.weight"):
+        warnings.append("Your kernel does not support Block I/O weight_device or the cgroup is "
+                        "not mounted. Weight-device discarded.")
+        hc["BlkioWeightDevice"] = []
+    for key, v1_file, what, dropped in _THROTTLES:
+        if hc.get(key) and not _supported(v1_file, "io.max"):
+            warnings.append(f"Your kernel does not support {what} or the cgroup is not mounted. "
+                            f"{dropped} discarded.")
+            hc[key] = []
+    period, runtime = int(hc.get("CpuRealtimePeriod") or 0), int(hc.get("CpuRealtimeRuntime") or 0)
+    if period and not _supported("cpu.rt_period_us"):
+        raise InvalidParameter("Your kernel does not support cgroup cpu real-time period")
+    if runtime and not _supported("cpu.rt_runtime_us"):
+        raise InvalidParameter("Your kernel does not support cgroup cpu real-time runtime")
+    if period and runtime > period:
+        raise InvalidParameter("cpu real-time runtime cannot be higher than cpu real-time period")
+    return warnings
+
+
 def verify(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, list[str]]:
     """dockerd's checks of an update, in its order: (the resources asked, the
     restart policy or None, warnings). Errors are 400s with dockerd's words."""

@@ -217,6 +217,21 @@ impl Cgroup {
             if let Some(p) = res.pids_limit {
                 write(d, "pids.max", &if p <= 0 { "max".into() } else { p.to_string() })?;
             }
+            if let Some(w) = res.blkio_weight {
+                // runc's conversion of a blkio weight (10-1000) to io.weight (1-10000)
+                let v = 1 + (w.clamp(10, 1000) - 10) * 9999 / 990;
+                let f = if d.join("io.bfq.weight").exists() { "io.bfq.weight" } else { "io.weight" };
+                write(d, f, &if f == "io.weight" { format!("default {v}") } else { v.to_string() })?;
+            }
+            for r in &res.blkio_weight_device {
+                let v = 1 + (r.rate.clamp(10, 1000) - 10) * 9999 / 990;
+                write(d, "io.weight", &format!("{}:{} {v}", r.major, r.minor))?;
+            }
+            for (key, rates) in [("rbps", &res.blkio_read_bps), ("wbps", &res.blkio_write_bps), ("riops", &res.blkio_read_iops), ("wiops", &res.blkio_write_iops)] {
+                for r in rates {
+                    write(d, "io.max", &format!("{}:{} {key}={}", r.major, r.minor, r.rate))?;
+                }
+            }
             return Ok(());
         }
         if let Some(d) = self.dir_for("memory") {
@@ -245,6 +260,27 @@ impl Cgroup {
                 (None, Some(s)) if sw_file => write(d, "memory.memsw.limit_in_bytes", &s.to_string())?,
                 _ => {}
             }
+            if let Some(s) = res.memory_swappiness {
+                write(d, "memory.swappiness", &s.to_string())?;
+            }
+            if res.oom_kill_disable == Some(true) {
+                write(d, "memory.oom_control", "1")?;
+            }
+        }
+        if let Some(d) = self.dir_for("blkio") {
+            if let Some(w) = res.blkio_weight {
+                let f = if d.join("blkio.weight").exists() { "blkio.weight" } else { "blkio.bfq.weight" };
+                write(d, f, &w.to_string())?;
+            }
+            for r in &res.blkio_weight_device {
+                let f = if d.join("blkio.weight_device").exists() { "blkio.weight_device" } else { "blkio.bfq.weight_device" };
+                write(d, f, &format!("{}:{} {}", r.major, r.minor, r.rate))?;
+            }
+            for (f, rates) in [("read_bps", &res.blkio_read_bps), ("write_bps", &res.blkio_write_bps), ("read_iops", &res.blkio_read_iops), ("write_iops", &res.blkio_write_iops)] {
+                for r in rates {
+                    write(d, &format!("blkio.throttle.{f}_device"), &format!("{}:{} {}", r.major, r.minor, r.rate))?;
+                }
+            }
         }
         if let Some(d) = self.dir_for("cpu") {
             if let Some(s) = res.cpu_shares {
@@ -257,6 +293,12 @@ impl Cgroup {
             }
             if let Some(q) = res.cpu_quota {
                 write(d, "cpu.cfs_quota_us", &if q > 0 { q.to_string() } else { "-1".into() })?;
+            }
+            if let Some(p) = res.cpu_rt_period {
+                write(d, "cpu.rt_period_us", &p.to_string())?;
+            }
+            if let Some(r) = res.cpu_rt_runtime {
+                write(d, "cpu.rt_runtime_us", &r.to_string())?;
             }
         }
         if let Some(d) = self.dir_for("cpuset") {

@@ -145,6 +145,28 @@ pub struct Resources {
     pub cpuset_mems: Option<String>,
     /// <= 0 means unlimited.
     pub pids_limit: Option<i64>,
+    /// v1 only (memory.swappiness), 0-100.
+    pub memory_swappiness: Option<u64>,
+    /// v1 only (memory.oom_control).
+    pub oom_kill_disable: Option<bool>,
+    /// 10-1000: v1 blkio.weight (or BFQ's), v2 io.weight.
+    pub blkio_weight: Option<u64>,
+    pub blkio_weight_device: Vec<DeviceRate>,
+    pub blkio_read_bps: Vec<DeviceRate>,
+    pub blkio_write_bps: Vec<DeviceRate>,
+    pub blkio_read_iops: Vec<DeviceRate>,
+    pub blkio_write_iops: Vec<DeviceRate>,
+    /// v1 only (cpu.rt_period_us, cpu.rt_runtime_us).
+    pub cpu_rt_period: Option<u64>,
+    pub cpu_rt_runtime: Option<i64>,
+}
+
+/// A block device's rate or weight (major, minor, value).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct DeviceRate {
+    pub major: u64,
+    pub minor: u64,
+    pub rate: u64,
 }
 
 /// Docker's default capability set (14 capabilities, CapEff 0x00000000a80425fb).
