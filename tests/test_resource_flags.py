@@ -87,3 +87,35 @@ def test_refused_and_deprecated(daemon, bb):
         assert r.returncode == 125, args
         assert f"Error response from daemon: {msg}" in r.stderr.decode(), \
             r.stderr
+
+
+def test_user_groups_entrypoint_and_checks_like_dockerd(daemon, bb):
+    """Pinned from dockerd 20.10: the primary group is always a supplementary
+    group too, `--group-add` takes names, `--entrypoint ""` resets the
+    image's, and create's checks of the working dir, stop signal and
+    security options."""
+    def out(*args: str) -> str:
+        r = _run(daemon, bb, *args)
+        return (r.stdout + r.stderr).decode()
+    assert out(bb, "id", "-G") == "0\n"
+    assert out("-u", "65534:65534", "--group-add", "77", bb, "id", "-G") == "65534 77\n"
+    assert out("--group-add", "root", "-u", "1234:55", bb, "id", "-G") == "55 0\n"
+    assert "Unable to find group nosuchgroup: no matching entries in group file" in \
+        out("--group-add", "nosuchgroup", bb, "id")
+    assert out("--entrypoint", "", bb, "echo", "hi") == "hi\n"
+    assert out("--security-opt", "no-new-privileges=false", bb, "grep", "NoNewPrivs",
+               "/proc/self/status") == "NoNewPrivs:\t0\n"
+    for args, msg in ((("--workdir", "relative"), "the working directory 'relative' is invalid, "
+                       "it needs to be an absolute path"),
+                      (("--stop-signal", "FOO"), "Invalid signal: FOO"),
+                      (("--security-opt", "foo=bar"), 'invalid --security-opt 2: "foo=bar"'),
+                      (("--security-opt", "no-new-privileges=maybe"),
+                       'invalid --security-opt 2: "no-new-privileges=maybe"')):
+        assert f"Error response from daemon: {msg}" in out(*args, bb, "true"), args
+    # an exec gets the same groups
+    cid = daemon.docker("run", "-d", "-u", "65534:65534", "--group-add", "77", bb,
+                        "sleep", "100").stdout.decode().strip()
+    try:
+        assert daemon.docker("exec", cid, "id", "-G").stdout.decode() == "65534 77\n"
+    finally:
+        daemon.docker("rm", "-f", cid)

@@ -278,7 +278,7 @@ def test_info_says_rootless(full):
 def test_run_as_root_inside_owned_by_subordinate_ids(full, user):
     pw, _ = user
     r = full.cli("run", "--rm", "--network", "none", "busybox", "id")
-    assert r.stdout == "uid=0(root) gid=0(root)\n"
+    assert r.stdout == "uid=0(root) gid=0(root) groups=0(root)\n"  # as Docker: the primary group too
     r = full.cli("run", "--rm", "--network", "host", "busybox", "echo", "hi")
     assert r.stdout == "hi\n"
     # the default bridge, in the daemon's own network namespace

@@ -9,7 +9,8 @@ from typing import Any
 
 from ..errors import InvalidParameter
 from ..rootless import limits_refusal, rootless_uid
-from .spec import parse_ulimit
+from .process import signal_number
+from .spec import parse_ulimit, security_opts
 
 
 def valid_name(name: str) -> bool:
@@ -29,7 +30,11 @@ def merge_image_config(user: dict[str, Any], image: dict[str, Any]) -> dict[str,
     labels = dict(image.get("Labels") or {})
     labels.update(user.get("Labels") or {})
     cfg["Labels"] = labels
-    if not user.get("Entrypoint") and not user.get("Cmd"):
+    if user.get("Entrypoint") == [""]:
+        cfg["Entrypoint"] = None  # `--entrypoint ""`: the image's is reset, as dockerd does
+        if not user.get("Cmd"):
+            cfg["Cmd"] = image.get("Cmd")
+    elif not user.get("Entrypoint") and not user.get("Cmd"):
         cfg["Cmd"] = image.get("Cmd")
         cfg["Entrypoint"] = image.get("Entrypoint")
     elif not user.get("Entrypoint"):
@@ -97,7 +102,18 @@ def validate_healthcheck(hc: dict[str, Any] | None) -> None:
             raise InvalidParameter(f"{k} in Healthcheck cannot be less than 1ms")
 
 
+def validate_config(cfg: dict[str, Any]) -> None:
+    """dockerd's checks of the merged Config at create."""
+    wd = cfg.get("WorkingDir") or ""
+    if wd and not wd.startswith("/"):
+        raise InvalidParameter(f"the working directory '{wd}' is invalid, it needs to be an "
+                               "absolute path")
+    if cfg.get("StopSignal"):
+        signal_number(cfg["StopSignal"])  # "Invalid signal: X"
+
+
 def validate_hostconfig(hc: dict[str, Any]) -> None:
+    security_opts(hc.get("SecurityOpt"))
     mem = int(hc.get("Memory") or 0)
     if mem and mem < 6 * 1024 * 1024:
         raise InvalidParameter("Minimum memory limit allowed is 6MB")

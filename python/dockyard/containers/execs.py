@@ -215,6 +215,7 @@ class ExecStore:
         try:
             try:
                 uid, gid, extra, home = specs.resolve_user(rootfs, user)
+                gids = specs.supplementary_gids(rootfs, gid, extra, c.hostconfig.get("GroupAdd"))
             except InvalidParameter as err:
                 raise ExecStartError(str(err)) from None  # dockerd: no runtime prefix
         finally:
@@ -229,7 +230,6 @@ class ExecStore:
         base["cwd"] = e.working_dir or c.config.get("WorkingDir") or base.get("cwd") or "/"
         base["terminal"] = e.tty
         base.pop("console_size", None)
-        gids = extra + [int(g) for g in c.hostconfig.get("GroupAdd") or [] if str(g).isdigit()]
         base["user"] = {"uid": uid, "gid": gid, "additional_gids": gids, "umask": None}
         if e.privileged:
             caps = specs.all_grantable()

@@ -35,8 +35,8 @@ from ..sysinfo import swap_limit_supported
 from . import attach, health, logdrivers, mountpoints, namespaces, oci
 from . import spec as specs
 from .attach import ShimConnection
-from .config import (check_userns, merge_image_config, valid_name, validate_healthcheck,
-                     validate_hostconfig)
+from .config import (check_userns, merge_image_config, valid_name, validate_config,
+                     validate_healthcheck, validate_hostconfig)
 from .links import parse_link
 from .model import ZERO_TIME, Container, new_state, random_name
 from .pause import thaw_if_paused
@@ -102,6 +102,7 @@ class ContainerService(Reconciler):
         cfg = merge_image_config(config, img.config.get("config") or {})
         if not (cfg.get("Cmd") or cfg.get("Entrypoint")):
             raise InvalidParameter("No command specified")
+        validate_config(cfg)
         validate_hostconfig(hostconfig)
         res_warnings = verify_create(hostconfig, self.driver.name)
         namespaces.check_create(hostconfig, cfg, self.get)

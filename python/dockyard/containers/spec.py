@@ -133,6 +133,57 @@ def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int], str]:
     return uid, gid or 0, extra, home
 
 
+_GO_BOOLS = {"1": "true", "t": "true", "T": "true", "TRUE": "true", "true": "true",
+             "True": "true", "0": "false", "f": "false", "F": "false", "FALSE": "false",
+             "false": "false", "False": "false"}
+
+
+def security_opts(opts: Any) -> dict[str, str]:
+    """`--security-opt`s as dockerd parses them (`=`, or the old `:`): the
+    last value of each of label, apparmor, seccomp and no-new-privileges;
+    anything else is dockerd's error."""
+    out = {"no-new-privileges": "false"}
+    for o in opts or []:
+        o = str(o)
+        if o == "no-new-privileges":
+            out[o] = "true"
+            continue
+        if o == "disable":
+            out["label"] = o
+            continue
+        sep = "=" if "=" in o else ":" if ":" in o else None
+        if sep is None:
+            raise InvalidParameter(f"invalid --security-opt 1: {json.dumps(o)}")
+        k, _, v = o.partition(sep)
+        if k == "no-new-privileges":
+            if v not in _GO_BOOLS:
+                raise InvalidParameter(f"invalid --security-opt 2: {json.dumps(o)}")
+            v = _GO_BOOLS[v]
+        elif k not in ("label", "apparmor", "seccomp"):
+            raise InvalidParameter(f"invalid --security-opt 2: {json.dumps(o)}")
+        out[k] = v
+    return out
+
+
+def supplementary_gids(rootfs: str, gid: int, extra: list[int], group_add: Any) -> list[int]:
+    """The process's supplementary groups as Docker sets them: the user's
+    memberships, then `--group-add` (names through the image's group file),
+    and always the primary group."""
+    groups = None
+    out = list(extra)
+    for g in group_add or []:
+        g = str(g)
+        if g.isdigit():
+            out.append(int(g))
+            continue
+        groups = _read_db(rootfs, "group") if groups is None else groups
+        found = next((int(e[2]) for e in groups if len(e) >= 3 and e[0] == g), None)
+        if found is None:
+            raise InvalidParameter(f"Unable to find group {g}: no matching entries in group file")
+        out.append(found)
+    return list(dict.fromkeys([*out, gid]))
+
+
 def parse_ulimit(u: dict[str, Any]) -> dict[str, Any]:
     name = str(u.get("Name", "")).lower()
     if name not in RLIMITS:
@@ -314,9 +365,8 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
     spec.update(env=env, cwd=cfg.get("WorkingDir") or "/", hostname=hostname,
                 domainname=cfg.get("Domainname") or "", terminal=bool(cfg.get("Tty")),
                 readonly_rootfs=bool(hc.get("ReadonlyRootfs")))
-    spec["user"] = {"uid": uid, "gid": gid,
-                    "additional_gids": extra + [int(g) for g in hc.get("GroupAdd") or []
-                                                if str(g).isdigit()], "umask": None}
+    spec["user"] = {"uid": uid, "gid": gid, "umask": None,
+                    "additional_gids": supplementary_gids(rootfs, gid, extra, hc.get("GroupAdd"))}
     privileged = bool(hc.get("Privileged"))
     caps = capabilities(spec["capabilities"]["bounding"], privileged, hc.get("CapAdd"),
                         hc.get("CapDrop"))
@@ -324,14 +374,9 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
     # inheritable caps would be granted even to a non-root user.
     spec["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps,
                             "inheritable": [], "ambient": []}
-    secopts = hc.get("SecurityOpt") or []
-    spec["no_new_privileges"] = any(o in ("no-new-privileges", "no-new-privileges:true",
-                                          "no-new-privileges=true") for o in secopts)
-    seccomp = "default"
-    for o in secopts:
-        k, _, v = o.partition("=") if "=" in o else o.partition(":")
-        if k == "seccomp":
-            seccomp = v
+    sec = security_opts(hc.get("SecurityOpt"))
+    spec["no_new_privileges"] = sec["no-new-privileges"] == "true"
+    seccomp = sec.get("seccomp") or "default"
     if privileged:
         seccomp = "unconfined"
         spec["masked_paths"] = []

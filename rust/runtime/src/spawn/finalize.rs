@@ -30,9 +30,9 @@ pub(super) fn finalize(spec: &Spec, prep: &Prepared, fds: &ChildFds) -> Result<(
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
     let u = &spec.user;
     let groups: Vec<libc::gid_t> = u.additional_gids.clone();
-    if groups.is_empty() && sys::setgroups_denied() {
+    if sys::setgroups_denied() {
         // The rootless daemon's single-ID map: setgroups is denied there, and
-        // the process has no supplementary groups to drop (runc skips it too).
+        // the process keeps the none it has (runc skips it too).
     } else {
         sys::check(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) }, || "setgroups".into())?;
     }
