@@ -135,6 +135,8 @@ class RootlessUser:
         }
         self.proc: subprocess.Popen | None = None
         self.log = self.base / "daemon.log"
+        #: run before the user's command, as root (e.g. joining a cgroup)
+        self.prelude = ""
 
     def argv(self, *cmd: str) -> list[str]:
         script = ""
@@ -146,7 +148,7 @@ class RootlessUser:
                       f"mount -t tmpfs -o mode=0755 tmpfs {shlex.quote(top)} && "
                       f"mkdir -p {shlex.quote(child)} && mount --move {hold} "
                       f"{shlex.quote(child)} && ")
-        script += (f"exec setpriv --reuid={self.pw.pw_uid} --regid={self.pw.pw_gid} "
+        script += self.prelude + (f"exec setpriv --reuid={self.pw.pw_uid} --regid={self.pw.pw_gid} "
                    f"--clear-groups -- \"$@\"")
         return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *cmd]
 

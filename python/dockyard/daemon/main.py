@@ -174,7 +174,11 @@ async def serve(cfg: DaemonConfig) -> None:
             if refusal:
                 raise SystemExit(refusal)
             storage_driver = rootless_driver(cfg, storage_driver)
-        cfg.cgroup_driver = "none" if uid is not None else cgroup_driver(cfg.exec_opts)
+        if uid is not None:
+            rootless.set_limits_mode(cfg.rootless_limits)
+            cfg.cgroup_driver = "cgroupfs" if rootless.delegation().path else "none"
+        else:
+            cfg.cgroup_driver = cgroup_driver(cfg.exec_opts)
         if cfg.exec_driver == "runc":
             from ..containers.oci import runc_path
 
@@ -306,6 +310,13 @@ def rootless_startup(cfg: DaemonConfig, uid: int) -> None:
                     "socket and runtime state are in %s", p.runtime_dir)
     log.info("rootless: no default bridge (no user-mode networking yet): containers get "
              "--network none unless they ask for host")
+    d = rootless.delegation()
+    if d.path:
+        log.info("rootless: containers' cgroups under %s (controllers: %s)", d.path,
+                 " ".join(sorted(d.controllers)) or "none")
+    else:
+        log.warning("rootless: no delegated cgroup (%s): resource limits are %s", d.missing,
+                    "discarded with a warning" if cfg.rootless_limits == "warn" else "refused")
 
 
 def run(cfg: DaemonConfig) -> int:
