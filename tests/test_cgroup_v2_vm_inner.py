@@ -490,6 +490,7 @@ def rootless_delegated(tmp_path):
     import pwd
     import shutil
     import subprocess
+    import sys
 
     from test_rootless import RootlessUser, _kill_users_processes
 
@@ -513,11 +514,21 @@ def rootless_delegated(tmp_path):
 
         tar = make_tar(busybox_rootfs(base / "bb-rootfs"), base / "bb.tar")
         tar.chmod(0o644)
+        # Started as systemd would, in the delegated cgroup; watched through the
+        # API (each CLI call is a Python start, slow under TCG).
         u.prelude = f"echo $$ > {d}/cgroup.procs && "
-        u.start("--storage-driver", "vfs")
-        u.prelude = ""
-        u.cli("import", "-c", 'CMD ["sh"]', str(tar), "busybox:latest")
-        yield u, d, _Rootless(f"unix://{u.sock}")
+        u.proc = subprocess.Popen(u.argv(sys.executable, "-m", "dockyard", "daemon",
+                                         "--storage-driver", "vfs"),
+                                  env=u.env, stdout=open(u.log, "ab"), stderr=subprocess.STDOUT,
+                                  start_new_session=True, cwd="/")
+        rl = _Rootless(f"unix://{u.sock}")
+        until(lambda: u.proc.poll() is not None or (u.sock.exists() and rl.client().ping()),
+              timeout=120, what="the rootless daemon")
+        assert u.proc.poll() is None, u.log.read_text()
+        rl.client().request("POST", "/images/create",
+                            {"fromSrc": "-", "repo": "busybox", "tag": "latest"},
+                            tar.read_bytes(), {"Content-Type": "application/x-tar"}).close()
+        yield u, d, rl
     finally:
         if u is not None:
             u.stop()
