@@ -87,9 +87,11 @@ def rootless_delegated(tmp_path):
         until(lambda: u.proc.poll() is not None or (u.sock.exists() and rl.client().ping()),
               timeout=120, what="the rootless daemon")
         assert u.proc.poll() is None, u.log.read_text()
-        rl.client().request("POST", "/images/create",
-                            {"fromSrc": "-", "repo": "busybox", "tag": "latest"},
-                            tar.read_bytes(), {"Content-Type": "application/x-tar"}).close()
+        r = rl.client().request("POST", "/images/create",
+                                {"fromSrc": "-", "repo": "busybox", "tag": "latest"},
+                                tar.read_bytes(), {"Content-Type": "application/x-tar"})
+        assert b"error" not in r.read()
+        r.close()
         yield u, d, rl
     finally:
         if u is not None:
