@@ -387,7 +387,8 @@ def test_single_id_map(user, images):
         # vfs here (overlay is the full-map daemon's), through the user's config file
         conf = u.home / ".config" / "dockyard"
         conf.mkdir(parents=True)
-        (conf / "daemon.json").write_text('{"storage-driver": "vfs"}')
+        # and Docker's behaviour for limits it can't apply: discarded, with a warning
+        (conf / "daemon.json").write_text('{"storage-driver": "vfs", "rootless-limits": "warn"}')
         os.chown(conf.parent, pw.pw_uid, pw.pw_gid)
         os.chown(conf, pw.pw_uid, pw.pw_gid)
         r = u.cli("import", str(images["bb"]), "busybox")
@@ -402,8 +403,15 @@ def test_single_id_map(user, images):
         assert r.stdout == "uid=0(root) gid=0(root)\n0:0\n"
         owned = _owned_files(u.data_root / "vfs", "owned")
         assert owned and all((s.st_uid, s.st_gid) == (pw.pw_uid, pw.pw_gid) for s in owned)
+        r = u.cli("run", "--rm", "-m", "64m", "--pids-limit", "10", "busybox", "true")
+        assert r.stderr == (
+            "WARNING: Your kernel does not support memory limit capabilities or the cgroup is "
+            "not mounted. Limitation discarded.\nWARNING: Your kernel does not support PIDs "
+            "limit capabilities or the cgroup is not mounted. PIDs limit discarded.\n")
         info = json.loads(u.cli("info", "--format", "{{json .}}").stdout)
         assert info["Driver"] == "vfs"
+        assert any("are ignored, with a warning (rootless-limits: warn)" in w
+                   for w in info["Warnings"])
         assert any("single-ID map" in w for w in info["Warnings"])
         # The launcher killed, the daemon gets SIGTERM (its parent-death
         # signal) and shuts down cleanly: the socket goes.
