@@ -24,6 +24,7 @@ if os.environ.get("DOCKYARD_VM_INNER") != "1":
 
 from test_cgroup_v2_vm_inner import (  # noqa: E402
     CG, MiB, cgroup_of, exec_out, inspect, kv, logs, rd, run_d, until, wait_exit)
+from test_rootless import RootlessUser, _kill_users_processes  # noqa: E402
 # --- rootless, in a cgroup delegated to the user ---------------------------------------
 
 RL_SLICE = CG / "rlslice"       # plays user@UID.service's parent: memory, pids and cpu on
@@ -53,8 +54,6 @@ def rootless_delegated(tmp_path):
     import shutil
     import subprocess
     import sys
-
-    from test_rootless import RootlessUser, _kill_users_processes
 
     subprocess.run(["userdel", RL_USER], capture_output=True)
     subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
