@@ -695,11 +695,11 @@ def discard_limits(hc: dict) -> list[str]:
             continue  # follows Memory, below
         hc[key] = (None if key == "PidsLimit" else "" if key.startswith("Cpuset") else
                    [] if key.startswith("Blkio") and key != "BlkioWeight" else 0)
+        if key == "Memory":
+            hc["MemorySwap"] = -1  # dockerd's: no memory limit, so no swap limit
         w = DISCARDED.get(key)
         if w and w not in out:
             out.append(w)
-    if not hc.get("Memory") and hc.get("MemorySwap"):
-        hc["MemorySwap"] = 0
     return out
 
 
