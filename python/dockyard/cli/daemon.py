@@ -4,6 +4,7 @@ names, so the file and the flags merge, and conflict, as they do in dockerd."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
 import typer
@@ -159,6 +160,11 @@ def daemon(
     except ConfigError as e:
         typer.echo(str(e), err=True)
         raise SystemExit(1) from None
+    if os.geteuid() != 0:
+        # rootless: this process only execs the launcher; the daemon it starts loads the server
+        from ..daemon.launch import enter_rootless
+
+        raise SystemExit(enter_rootless(cfg))
     from ..daemon.main import run  # the server's imports, once the configuration is good
 
     raise SystemExit(run(cfg))

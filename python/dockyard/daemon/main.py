@@ -19,6 +19,7 @@ from .. import idmap, rootless
 from ..containers import logdrivers
 from ..errors import InvalidParameter, StorageDriverError
 from .config import ConfigError, DaemonConfig, reload, selinux_check
+from .launch import enter_rootless
 from .pidfile import PidFile
 from .server import build_app, start_listeners
 
@@ -250,23 +251,6 @@ async def serve(cfg: DaemonConfig) -> None:
         if engine is not None:
             engine.close()
         pid.release()
-
-
-def enter_rootless(cfg: DaemonConfig) -> int:
-    """An ordinary user's daemon: run it again as root of a user and mount
-    namespace of its own (`dockyard-shim rootless-init`). Returns only on failure."""
-    from .. import _core
-
-    p = rootless.user_paths(os.geteuid())
-    try:
-        if p.fallback:
-            rootless.make_fallback_dir(p.runtime_dir)
-    except OSError as e:
-        print(f"failed to start daemon: {e}", file=sys.stderr)
-        return 1
-    print(rootless.enter([sys.executable, "-m", "dockyard", *sys.argv[1:]], _core.shim_path()),
-          file=sys.stderr)
-    return 1
 
 
 def rootless_driver(cfg: DaemonConfig, asked: str | None) -> str:
