@@ -197,8 +197,8 @@ def main() -> None:
             row("dockyard rootless", res["rootless-api"], res["root-api"], "of root")
         if args.only in (None, "pull"):
             reg = start_registry(base / "registry")
-            img = push_image(reg, "bench/py", "latest", [busybox_layer(),
-                                                         gzip_layer(python_layer())])
+            py = python_layer()
+            img = push_image(reg, "bench/py", "latest", [busybox_layer(), gzip_layer(py)])
             ref = img.ref
             log(f"timing pull of {ref} ...")
             got = {"root": [], "rootless": []}
@@ -222,7 +222,7 @@ def main() -> None:
             res = {k: stats(v) for k, v in got.items()}
             res["wrapper_ms"] = w * 1000
             results["pull"] = res
-            print(f"\npull {ref} (2 layers, ~{len(python_layer()) // 1_000_000} MB "
+            print(f"\npull {ref} (2 layers, ~{len(py) // 1_000_000} MB "
                   f"unpacked; rootless less its per-call wrapper, {w * 1000:.1f} ms)")
             row("dockyard as root", res["root"])
             row("dockyard rootless", res["rootless"], res["root"], "of root")
