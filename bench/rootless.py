@@ -13,7 +13,12 @@ rootless podman), in one run, as root (it makes a throwaway user):
   overlay with userxattr, no network (its default: no user-mode networking
   yet); Dockyard as root: overlay, `--bridge none`, so `--network none` too;
   podman 4.3 rootless: `--runtime runc` (crun fails on a hybrid cgroup host),
-  cgroupfs, `--network none`, overlay, busybox from `podman import`.
+  cgroupfs, `--network none`, overlay, busybox from `podman import`. Attached
+  (`run --rm`), podman 4.3 stalls here after the container exits until its
+  20 s conmon-exit timeout (the exit file is written, conmon is gone), with or
+  without XDG_RUNTIME_DIR, events or log drivers: 3 runs of it only, and
+  `run -d --rm` (its start alone, no wait for the exit: a lower bound on its
+  cost) as the comparison.
 - `pull` of a two-layer image (busybox and /usr/lib/python3/dist-packages,
   ~4000 files) from a local docker-registry on 127.0.0.1, rootless vs root,
   `rmi` (untimed) between runs.
