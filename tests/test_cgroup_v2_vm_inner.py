@@ -460,4 +460,3 @@ def test_update_writes_the_v2_files(daemon, bb):
     d = container_cgroup(daemon, cid)
     assert (rd(d, "cpu.weight"), rd(d, "memory.max")) == (str(docker_cpu_weight(2048)),
                                                          str(64 * MiB))
-

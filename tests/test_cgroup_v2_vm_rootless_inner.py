@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +28,7 @@ if os.environ.get("DOCKYARD_VM_INNER") != "1":
 
 from test_cgroup_v2_vm_inner import (  # noqa: E402
     CG, MiB, cgroup_of, exec_out, inspect, kv, logs, rd, run_d, until, wait_exit)
+from conftest import busybox_rootfs, make_tar  # noqa: E402
 from test_rootless import RootlessUser, _kill_users_processes  # noqa: E402
 # --- rootless, in a cgroup delegated to the user ---------------------------------------
 
@@ -45,16 +50,11 @@ class _Rootless:
 
 
 @pytest.fixture
-def rootless_delegated(tmp_path):
+def rootless_delegated():
     """A user, a cgroup delegated to it as systemd's Delegate=yes does (the
     directory and its cgroup.procs, cgroup.subtree_control and cgroup.threads
     chowned to it; memory, pids and cpu enabled above it, not cpuset or io),
     and its rootless daemon started in that cgroup."""
-    import pwd
-    import shutil
-    import subprocess
-    import sys
-
     subprocess.run(["userdel", RL_USER], capture_output=True)
     subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
                     RL_USER], check=True, capture_output=True)
@@ -71,17 +71,16 @@ def rootless_delegated(tmp_path):
         base.mkdir(mode=0o755)
         # single-ID map: newuidmap's setuid bit may not survive the 9p share
         u = RootlessUser(pw, base, "u", {"DOCKYARD_ROOTLESS_SINGLE_ID": "1"})
-        from conftest import busybox_rootfs, make_tar
-
         tar = make_tar(busybox_rootfs(base / "bb-rootfs"), base / "bb.tar")
         tar.chmod(0o644)
         # Started as systemd would, in the delegated cgroup; watched through the
         # API (each CLI call is a Python start, slow under TCG).
         u.prelude = f"echo $$ > {d}/cgroup.procs && "
-        u.proc = subprocess.Popen(u.argv(sys.executable, "-m", "dockyard", "daemon",
-                                         "--storage-driver", "vfs"),
-                                  env=u.env, stdout=open(u.log, "ab"), stderr=subprocess.STDOUT,
-                                  start_new_session=True, cwd="/")
+        with open(u.log, "ab") as out:
+            u.proc = subprocess.Popen(u.argv(sys.executable, "-m", "dockyard", "daemon",
+                                             "--storage-driver", "vfs"),
+                                      env=u.env, stdout=out, stderr=subprocess.STDOUT,
+                                      start_new_session=True, cwd="/")
         rl = _Rootless(f"unix://{u.sock}")
         until(lambda: u.proc.poll() is not None or (u.sock.exists() and rl.client().ping()),
               timeout=120, what="the rootless daemon")

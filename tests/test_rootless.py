@@ -17,8 +17,20 @@ end with its /etc/subuid and /etc/subgid lines), on the real kernel:
   the host by the subordinate IDs (or squashed to the user with one ID), an
   image needing IDs beyond the map refused with the numbers, `-m`, a ulimit
   above the user's, pause, bridge networks, published ports, a default bridge
-  and `--userns-remap` refused with their fixed messages; the CLI's autostart
-  of the user's daemon, and the daemon's clean exit when its launcher dies.
+  and `--userns-remap` refused with their fixed messages (or, with
+  `rootless-limits: warn`, limits discarded with dockerd's warnings); the CLI's
+  autostart of the user's daemon, and the daemon's clean exit when its
+  launcher dies;
+- the CI rootless suite's workflows, on the module daemon: pull from a local
+  docker-registry, build (RUN, COPY, USER 1000), commit, save/load, kill -9 of
+  the daemon (its launcher exits with it) and a restart that finds a running
+  container and manages it, and a clean-up after which the user can remove
+  the whole data root (nothing left owned by a subordinate ID, nothing running).
+
+Limits on a pure cgroup v2 host with a delegated cgroup are tested in the VM
+(tests/test_cgroup_v2_vm_rootless_inner.py). DOCKYARD_TEST_ROOTLESS_USER and
+DOCKYARD_TEST_ROOTLESS_START give another user name and subordinate range, for
+runs in parallel on one host.
 
 Every command runs as the user through `setpriv`, in a private mount namespace
 (made as root) where an interpreter under a directory the user can't traverse
