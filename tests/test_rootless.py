@@ -513,6 +513,10 @@ def test_detached_with_a_volume_exec_logs_top(full):
         assert r.stderr == ("Error response from daemon: rootless: pause needs the container's "
                             f"cgroup (the freezer): cgroup v2 delegated to uid {uid} (this host: "
                             f"{_host_cgroups(uid)}); see `dockyard rootless check`\n")
+        r = full.cli("update", "--pids-limit", "10", "bg", check=False)
+        assert r.stderr == ("Error response from daemon: rootless: --pids-limit needs cgroup v2 "
+                            f"with the pids controller delegated to uid {uid} (this host: "
+                            f"{_host_cgroups(uid)}); see `dockyard rootless check`\n")
     finally:
         full.cli("rm", "-f", "-v", "bg", check=False)
         full.cli("volume", "rm", "v1", check=False)
