@@ -179,7 +179,8 @@ class Daemon:
                                      stderr=subprocess.STDOUT,
                                      env=dict(os.environ, **self.daemon_env),
                                      start_new_session=True)
-        deadline = time.monotonic() + 30
+        # Under TCG (the cgroup v2 VM) a cold start alone can take 30 s.
+        deadline = time.monotonic() + (120 if os.environ.get("DOCKYARD_VM_INNER") else 30)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("daemon exited:\n" + self.log.read_text())

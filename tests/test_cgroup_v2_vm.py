@@ -3,7 +3,8 @@ qemu VM whose only cgroup mount is cgroup2 at /sys/fs/cgroup (all controllers
 on), with the host's root filesystem, Python and this checkout shared
 read-only over 9p, and runs tests/test_cgroup_v2_vm_inner.py there with the
 engine from this checkout. Fails with the inner output when the inner run
-fails. The kernel and initramfs are cached in /var/cache/dockyard-test/vm
+fails. Also tests/test_cgroup_v2_vm_rootless_inner.py (rootless Dockyard in
+a cgroup delegated to a user). The kernel and initramfs are cached in /var/cache/dockyard-test/vm
 (tests/vm/vmkit.py; .ci/setup fetches them). KVM when it works for an ordinary
 guest, else TCG (about 1.5-2.5 minutes on two cores)."""
 
@@ -22,6 +23,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 INNER = "tests/test_cgroup_v2_vm_inner.py"
+#: rootless in a delegated cgroup (its own module: no root daemon fixture)
+INNER_ROOTLESS = "tests/test_cgroup_v2_vm_rootless_inner.py"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -56,7 +59,8 @@ def _job() -> str:
     pytest_cmd = shlex.join([
         sys.executable, "-m", "pytest", "-p", "pytest_timeout", "-p", "no:cacheprovider",
         "-q", "-rA", "--durations=8",
-        "-o", "timeout=150", "--basetemp=/vmscratch/inner", "--junitxml=/results/junit.xml", INNER])
+        "-o", "timeout=150", "--basetemp=/vmscratch/inner", "--junitxml=/results/junit.xml",
+        INNER, INNER_ROOTLESS])
     return (f"{exports}cd {shlex.quote(str(REPO))}\n"
             "echo \"kernel $(uname -r); cgroup mounts: $(grep -c cgroup /proc/self/mountinfo)\"\n"
             f"{pytest_cmd}\n")

@@ -17,8 +17,20 @@ end with its /etc/subuid and /etc/subgid lines), on the real kernel:
   the host by the subordinate IDs (or squashed to the user with one ID), an
   image needing IDs beyond the map refused with the numbers, `-m`, a ulimit
   above the user's, pause, bridge networks, published ports, a default bridge
-  and `--userns-remap` refused with their fixed messages; the CLI's autostart
-  of the user's daemon, and the daemon's clean exit when its launcher dies.
+  and `--userns-remap` refused with their fixed messages (or, with
+  `rootless-limits: warn`, limits discarded with dockerd's warnings); the CLI's
+  autostart of the user's daemon, and the daemon's clean exit when its
+  launcher dies;
+- the CI rootless suite's workflows, on the module daemon: pull from a local
+  docker-registry, build (RUN, COPY, USER 1000), commit, save/load, kill -9 of
+  the daemon (its launcher exits with it) and a restart that finds a running
+  container and manages it, and a clean-up after which the user can remove
+  the whole data root (nothing left owned by a subordinate ID, nothing running).
+
+Limits on a pure cgroup v2 host with a delegated cgroup are tested in the VM
+(tests/test_cgroup_v2_vm_rootless_inner.py). DOCKYARD_TEST_ROOTLESS_USER and
+DOCKYARD_TEST_ROOTLESS_START give another user name and subordinate range, for
+runs in parallel on one host.
 
 Every command runs as the user through `setpriv`, in a private mount namespace
 (made as root) where an interpreter under a directory the user can't traverse
@@ -48,8 +60,9 @@ from conftest import busybox_rootfs, drop_subid_ranges, make_tar
 
 from dockyard import idmap
 
-USER = "dockyard-test-rless"
-START = 400000
+# Another name and range for runs in parallel on one host (other worktrees)
+USER = os.environ.get("DOCKYARD_TEST_ROOTLESS_USER", "dockyard-test-rless")
+START = int(os.environ.get("DOCKYARD_TEST_ROOTLESS_START", "400000"))
 COUNT = 65536
 HAVE_UIDMAP = all(shutil.which(t) for t in ("newuidmap", "newgidmap"))
 
@@ -88,6 +101,17 @@ def user():
         drop_subid_ranges(USER)
         subprocess.run(["userdel", USER], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _host_cgroups(uid: int) -> str:
+    """What the rootless daemon says this host lacks for resource limits."""
+    if not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return "cgroup v1"
+    return f"cgroup v2, its cgroup {_own_cgroup()} not delegated to uid {uid}"
+
+
+def _own_cgroup() -> str:
+    return Path("/proc/self/cgroup").read_text().split("0::", 1)[-1].split()[0]
 
 
 def _kill_users_processes(uid: int) -> None:
@@ -136,6 +160,8 @@ class RootlessUser:
         }
         self.proc: subprocess.Popen | None = None
         self.log = self.base / "daemon.log"
+        #: run before the user's command, as root (e.g. joining a cgroup)
+        self.prelude = ""
 
     def argv(self, *cmd: str) -> list[str]:
         script = ""
@@ -147,7 +173,7 @@ class RootlessUser:
                       f"mount -t tmpfs -o mode=0755 tmpfs {shlex.quote(top)} && "
                       f"mkdir -p {shlex.quote(child)} && mount --move {hold} "
                       f"{shlex.quote(child)} && ")
-        script += (f"exec setpriv --reuid={self.pw.pw_uid} --regid={self.pw.pw_gid} "
+        script += self.prelude + (f"exec setpriv --reuid={self.pw.pw_uid} --regid={self.pw.pw_gid} "
                    f"--clear-groups -- \"$@\"")
         return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *cmd]
 
@@ -267,9 +293,15 @@ def test_info_says_rootless(full):
     assert info["Driver"] == "overlay" and info["CgroupDriver"] == "none"
     assert ["userxattr", "true"] in info["DriverStatus"]
     assert info["DockerRootDir"] == str(full.data_root)
-    assert info["MemoryLimit"] is False
+    assert info["MemoryLimit"] is False and info["PidsLimit"] is False
     warnings = info["Warnings"] or []
-    assert any(w.startswith("WARNING: Running in rootless-mode without cgroups") for w in warnings)
+    # Docker rootless's words, then what is missing and what limits do then
+    if info["CgroupVersion"] == "1":
+        assert warnings[0] == ("WARNING: Running in rootless-mode without cgroups. To enable "
+                               "cgroups in rootless-mode, you need to boot the system in cgroup "
+                               "v2 mode.")
+        assert warnings[1] == ("WARNING: rootless: resource limits (-m, --cpus, --pids-limit, "
+                               "...) are refused: cgroup v1; see `dockyard rootless check`")
     # /dev/net/tun is 0600 here (no udev) and there is no pasta: each said, with its fix
     assert any(w.startswith("WARNING: rootless: user-mode networking:") for w in warnings) or \
         shutil.which("pasta") or shutil.which("slirp4netns")
@@ -326,8 +358,7 @@ def test_ids_beyond_the_map_fail_the_import(full, images):
 
 def test_limits_networks_and_remap_refused(full, user):
     pw, _ = user
-    host = ("cgroup v1" if not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
-            else "cgroup v2, not delegated to the rootless daemon")
+    host = _host_cgroups(pw.pw_uid)
     r = full.cli("run", "--rm", "-m", "64m", "busybox", "true", check=False)
     assert r.returncode == 125
     assert r.stderr.startswith(
@@ -385,7 +416,8 @@ def test_single_id_map(user, images):
         # vfs here (overlay is the full-map daemon's), through the user's config file
         conf = u.home / ".config" / "dockyard"
         conf.mkdir(parents=True)
-        (conf / "daemon.json").write_text('{"storage-driver": "vfs"}')
+        # and Docker's behaviour for limits it can't apply: discarded, with a warning
+        (conf / "daemon.json").write_text('{"storage-driver": "vfs", "rootless-limits": "warn"}')
         os.chown(conf.parent, pw.pw_uid, pw.pw_gid)
         os.chown(conf, pw.pw_uid, pw.pw_gid)
         r = u.cli("import", str(images["bb"]), "busybox")
@@ -400,8 +432,15 @@ def test_single_id_map(user, images):
         assert r.stdout == "uid=0(root) gid=0(root)\n0:0\n"
         owned = _owned_files(u.data_root / "vfs", "owned")
         assert owned and all((s.st_uid, s.st_gid) == (pw.pw_uid, pw.pw_gid) for s in owned)
+        r = u.cli("run", "--rm", "-m", "64m", "--pids-limit", "10", "busybox", "true")
+        assert r.stderr == (
+            "WARNING: Your kernel does not support memory limit capabilities or the cgroup is "
+            "not mounted. Limitation discarded.\nWARNING: Your kernel does not support PIDs "
+            "limit capabilities or the cgroup is not mounted. PIDs limit discarded.\n")
         info = json.loads(u.cli("info", "--format", "{{json .}}").stdout)
         assert info["Driver"] == "vfs"
+        assert any("are ignored, with a warning (rootless-limits: warn)" in w
+                   for w in info["Warnings"])
         assert any("single-ID map" in w for w in info["Warnings"])
         # The launcher killed, the daemon gets SIGTERM (its parent-death
         # signal) and shuts down cleanly: the socket goes.
@@ -487,9 +526,127 @@ def test_detached_with_a_volume_exec_logs_top(full):
         top = full.cli("top", "bg").stdout.splitlines()
         assert len(top) == 2 and top[1].endswith("sleep 60")
         r = full.cli("pause", "bg", check=False)
+        uid = full.pw.pw_uid
         assert r.stderr == ("Error response from daemon: rootless: pause needs the container's "
-                            "cgroup (the freezer), and rootless containers have none: cgroup v2 "
-                            "delegation is not supported yet\n")
+                            f"cgroup (the freezer): cgroup v2 delegated to uid {uid} (this host: "
+                            f"{_host_cgroups(uid)}); see `dockyard rootless check`\n")
+        r = full.cli("update", "--pids-limit", "10", "bg", check=False)
+        assert r.stderr == ("Error response from daemon: rootless: --pids-limit needs cgroup v2 "
+                            f"with the pids controller delegated to uid {uid} (this host: "
+                            f"{_host_cgroups(uid)}); see `dockyard rootless check`\n")
     finally:
         full.cli("rm", "-f", "-v", "bg", check=False)
         full.cli("volume", "rm", "v1", check=False)
+
+
+# --- the CI rootless suite's workflows: pull, build, commit, save/load, restart, clean-up ----
+
+def test_pull_from_a_local_registry(full, registry, busybox_image):
+    """The daemon stays in the host's network namespace: a registry on the
+    host's loopback is reachable (127.0.0.0/8 is insecure by default)."""
+    full.cli("pull", busybox_image.ref)
+    r = full.cli("run", "--rm", busybox_image.ref, "sh", "-c", "id -u; ls /bin/busybox")
+    assert r.stdout == "0\n/bin/busybox\n"
+
+
+def test_build_run_copy_user(full, user):
+    """RUN (a container in the user namespace), COPY, and USER with a
+    non-root id (mapped to a subordinate ID)."""
+    ctx = full.base / "ctx"
+    ctx.mkdir()
+    (ctx / "hello.txt").write_text("hello\n")
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\nCOPY hello.txt /hello.txt\nRUN mkdir /app && chown 1000:1000 /app\n"
+        "USER 1000:1000\nRUN id -u > /app/uid && cat /hello.txt > /app/copied\n"
+        'CMD ["sh", "-c", "id -u; cat /app/uid /app/copied; stat -c %u /app/uid"]\n')
+    for p in (ctx, ctx / "hello.txt", ctx / "Dockerfile"):
+        os.chown(p, user[0].pw_uid, user[0].pw_gid)
+    full.cli("build", "-q", "-t", "built", str(ctx))
+    r = full.cli("run", "--rm", "built")
+    assert r.stdout.split() == ["1000", "1000", "hello", "1000"]
+
+
+def test_save_load_commit(full):
+    """A changed container committed, saved, removed and loaded back runs
+    with the change."""
+    full.cli("run", "--name", "chg", "busybox", "sh", "-c", "echo changed > /state")
+    tar = full.base / "img.tar"
+    try:
+        full.cli("commit", "chg", "changed:v1")
+        full.cli("save", "-o", str(tar), "changed:v1")
+        full.cli("rmi", "changed:v1")
+        r = full.cli("load", "-i", str(tar))
+        assert r.stdout.strip() == "Loaded image: changed:v1"
+        assert full.cli("run", "--rm", "changed:v1", "cat", "/state").stdout == "changed\n"
+    finally:
+        full.cli("rm", "-f", "chg", check=False)
+        tar.unlink(missing_ok=True)
+
+
+def _launcher_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_kill_9_and_restart_keeps_a_running_container(full):
+    """kill -9 of the daemon: its launcher exits with it (no stray
+    supervisor); the container keeps running under its shim, and a new
+    daemon finds it running and manages it."""
+    cid = full.cli("run", "-d", "--name", "survivor", "busybox", "sleep", "600").stdout.strip()
+    try:
+        pid = full.daemon_pid()
+        launcher = _launcher_of(pid)
+        cpid = int(full.cli("inspect", "-f", "{{.State.Pid}}", cid).stdout)
+        os.kill(pid, signal.SIGKILL)
+        assert full.proc is not None
+        assert full.proc.wait(20) == 128 + signal.SIGKILL
+        assert not os.path.exists(f"/proc/{launcher}")
+        assert os.path.exists(f"/proc/{cpid}")
+        full.start()
+        r = full.cli("ps", "--format", "{{.Names}} {{.Status}}")
+        assert r.stdout.startswith("survivor Up")
+        assert full.cli("exec", "survivor", "echo", "in").stdout == "in\n"
+        full.cli("stop", "-t", "0", "survivor")
+        assert not os.path.exists(f"/proc/{cpid}")
+    finally:
+        full.cli("rm", "-f", "survivor", check=False)
+
+
+def test_clean_up_leaves_nothing_behind(full, user):
+    """Last of the module daemon's tests: with its containers, images and
+    volumes removed and the daemon stopped, nothing of the user's runs, and
+    the user (not root) can remove the whole data root: no file is left
+    owned by a subordinate ID."""
+    pw, _ = user
+    for c in full.cli("ps", "-aq").stdout.split():
+        full.cli("rm", "-f", "-v", c)
+    # (as dockerd, a prune takes images without children: a base goes next time)
+    for _ in range(3):
+        full.cli("image", "prune", "-af")
+    assert full.cli("images", "-aq").stdout == ""
+    full.cli("volume", "prune", "-f")
+    full.cli("builder", "prune", "-af", check=False)
+    full.stop()
+    # (the idle shims the daemon let go at exit may take a moment)
+    deadline = time.monotonic() + 20
+    while True:
+        left = [d for d in os.listdir("/proc") if d.isdigit() and
+                (START <= _uid_of(d) < START + COUNT or _uid_of(d) == pw.pw_uid)]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert left == [], [Path(f"/proc/{d}/cmdline").read_bytes() for d in left]
+    assert not full.sock.exists()
+    subids = [os.path.join(d, f) for d, dirs, files in os.walk(full.data_root)
+              for f in dirs + files
+              if START <= os.lstat(os.path.join(d, f)).st_uid < START + COUNT]
+    assert subids == [], subids[:10]
+    r = subprocess.run(full.argv("rm", "-rf", str(full.data_root)), env=full.env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and not full.data_root.exists(), r.stderr
+
+
+def _uid_of(pid: str) -> int:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return -1

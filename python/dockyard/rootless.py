@@ -25,7 +25,8 @@ from .idmap import SUBGID, SUBUID, RemapError, parse_subid
 
 __all__ = ["Check", "check_host", "SUBID_MIN", "UserPaths", "user_paths", "rootless_uid",
            "in_userns", "limits_refusal", "enter", "UID_ENV", "info_warnings",
-           "usernet_problem", "holder_pid", "NETNS_FILE"]
+           "usernet_problem", "holder_pid", "NETNS_FILE", "delegate", "delegation",
+           "cgroup_base", "discard_limits", "set_limits_mode", "info_cgroups"]
 
 #: Docker asks for at least this many subordinate IDs (a 16-bit ID space).
 SUBID_MIN = 65536
@@ -181,8 +182,10 @@ def _cgroups(uid: int) -> Check:
     for line in (_read("/proc/self/cgroup") or "").splitlines():
         if line.startswith("0::"):
             rel = line[3:]
-    own = "/sys/fs/cgroup" + rel
-    if rel in ("", "/") or not os.access(own, os.W_OK):
+    if os.path.basename(rel) == DAEMON_LEAF and _ours(CGROUP_ROOT + os.path.dirname(rel), uid):
+        rel = os.path.dirname(rel)  # a rootless daemon's launcher: its delegated cgroup
+    own = CGROUP_ROOT + rel
+    if rel in ("", "/") or not _ours(own, uid):
         return Check(name, "warn", f"your cgroup ({rel or '/'}) is not delegated to you: "
                      "resource limits are refused",
                      f"log in through systemd (user@{uid}.service delegates memory and pids; "
@@ -415,6 +418,9 @@ def enter(argv: list[str], shim: str) -> str:
         cmd += ["--uid-range", f"{us}:{un}", "--gid-range", f"{gs}:{gn}"]
     env[UID_ENV] = str(uid)
     env[CHECKS_ENV] = json.dumps(checks)
+    # Placed before the fork: the launcher, the daemon and its shims all
+    # live in the delegated cgroup's `daemon` leaf.
+    env[CGROUP_ENV], env[CGROUP_WHY_ENV] = delegate(uid)
     try:
         os.execve(shim, cmd + ["--", *argv], env)
     except OSError as e:
@@ -481,43 +487,260 @@ def cgroup_v1() -> bool:
     return not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 
 
-#: HostConfig resource keys and the flag a user gave them with.
-LIMIT_FLAGS = (("Memory", "--memory"), ("MemorySwap", "--memory-swap"),
-               ("MemoryReservation", "--memory-reservation"), ("KernelMemory", "--kernel-memory"),
-               ("NanoCpus", "--cpus"), ("CpuShares", "--cpu-shares"),
-               ("CpuQuota", "--cpu-quota"), ("CpuPeriod", "--cpu-period"),
-               ("CpusetCpus", "--cpuset-cpus"), ("CpusetMems", "--cpuset-mems"),
-               ("PidsLimit", "--pids-limit"), ("BlkioWeight", "--blkio-weight"),
-               ("BlkioWeightDevice", "--blkio-weight-device"),
-               ("BlkioDeviceReadBps", "--device-read-bps"),
-               ("BlkioDeviceWriteBps", "--device-write-bps"),
-               ("BlkioDeviceReadIOps", "--device-read-iops"),
-               ("BlkioDeviceWriteIOps", "--device-write-iops"),
-               ("CpuRealtimePeriod", "--cpu-rt-period"), ("CpuRealtimeRuntime", "--cpu-rt-runtime"))
+# --- resource limits: a delegated cgroup v2, or refused (or ignored) -----------------------
+#: The cgroup the launcher found delegated and arranged (its path under
+#: /sys/fs/cgroup: the daemon in its `daemon` child, controllers enabled for
+#: the containers' siblings), for the daemon inside.
+CGROUP_ENV = "DOCKYARD_ROOTLESS_CGROUP"
+#: When none could be: what is missing, for refusals and `info`.
+CGROUP_WHY_ENV = "DOCKYARD_ROOTLESS_CGROUP_WHY"
+CGROUP_ROOT = "/sys/fs/cgroup"
+#: The controllers containers can be limited with (v2 names).
+CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
+#: The leaf the launcher and daemon move into: v2 lets no process live in a
+#: cgroup whose controllers are enabled for its children.
+DAEMON_LEAF = "daemon"
+
+
+def own_cgroup() -> str:
+    """This process's cgroup v2 path ("/a/b"), "" where there is none."""
+    for line in (_read("/proc/self/cgroup") or "").splitlines():
+        if line.startswith("0::"):
+            return line[3:]
+    return ""
+
+
+def _ours(path: str, uid: int) -> bool:
+    """`path` is a cgroup delegated to `uid`: the directory and the files a
+    delegate writes (as systemd's Delegate=yes chowns them) are the user's."""
+    try:
+        if os.stat(path).st_uid != uid:
+            return False
+        return all(os.stat(os.path.join(path, f)).st_uid == uid and
+                   os.access(os.path.join(path, f), os.W_OK)
+                   for f in ("cgroup.procs", "cgroup.subtree_control"))
+    except OSError:
+        return False
+
+
+def delegate(uid: int) -> tuple[str, str]:
+    """Launcher side, as the user, before entering the namespace: the cgroup
+    delegated to `uid` this process runs in (or the parent of the `daemon`
+    leaf a previous start moved it to), with this process moved into its
+    `daemon` child and the delegated controllers enabled for the children.
+    Returns (path, "") or ("", what is missing)."""
+    if cgroup_v1():
+        return "", "cgroup v1"
+    rel = own_cgroup()
+    base = rel
+    if os.path.basename(rel) == DAEMON_LEAF and _ours(CGROUP_ROOT + os.path.dirname(rel), uid):
+        base = os.path.dirname(rel)
+    d = CGROUP_ROOT + base
+    if base in ("", "/") or not _ours(d, uid):
+        return "", f"cgroup v2, its cgroup {base or '/'} not delegated to uid {uid}"
+    leaf = os.path.join(d, DAEMON_LEAF)
+    try:
+        os.makedirs(leaf, exist_ok=True)
+        with open(os.path.join(leaf, "cgroup.procs"), "w") as f:
+            f.write("0")
+    except OSError as e:
+        return "", f"cgroup v2, {base} delegated to uid {uid} but {e.strerror} moving into {leaf}"
+    avail = (_read(os.path.join(d, "cgroup.controllers")) or "").split()
+    for c in (c for c in CONTROLLERS if c in avail):
+        try:
+            with open(os.path.join(d, "cgroup.subtree_control"), "w") as f:
+                f.write(f"+{c}")
+        except OSError as e:
+            others = (_read(os.path.join(d, "cgroup.procs")) or "").split()
+            why = f"other processes in it ({' '.join(others[:5])})" if others else e.strerror
+            return "", (f"cgroup v2, {base} delegated to uid {uid} but its {c} controller "
+                        f"can't be enabled for containers: {why}")
+    return base, ""
+
+
+@dataclass(frozen=True)
+class Delegation:
+    path: str                    # the delegated cgroup ("" when none)
+    controllers: frozenset[str]  # enabled for its children (the containers)
+    missing: str                 # without a path: what is missing
+
+
+def delegation() -> Delegation:
+    """The rootless daemon's cgroup, as its launcher arranged it."""
+    path = os.environ.get(CGROUP_ENV, "")
+    if path and os.path.isdir(CGROUP_ROOT + path):
+        ctrls = (_read(CGROUP_ROOT + path + "/cgroup.subtree_control") or "").split()
+        return Delegation(path, frozenset(ctrls), "")
+    why = os.environ.get(CGROUP_WHY_ENV) or ("cgroup v1" if cgroup_v1() else
+                                             "cgroup v2, not delegated to the rootless daemon")
+    return Delegation("", frozenset(), why)
+
+
+def cgroup_base() -> str:
+    """Where the rootless daemon's containers' cgroups go ("a/b", no leading
+    slash); "" for a root daemon, or a rootless one without a delegated cgroup."""
+    if rootless_uid() is None:
+        return ""
+    return delegation().path.strip("/")
+
+
+#: "refuse" (Dockyard's default) or "warn" (`rootless-limits: warn`:
+#: discarded with dockerd's warnings, as Docker rootless without cgroups).
+_limits_mode = ["refuse"]
+
+
+def set_limits_mode(mode: str) -> None:
+    _limits_mode[0] = mode
+
+
+def limits_mode() -> str:
+    return _limits_mode[0]
+
+
+#: HostConfig resource keys, the flag a user gave them with, and their controller.
+LIMIT_FLAGS = (("Memory", "--memory", "memory"), ("MemorySwap", "--memory-swap", "memory"),
+               ("MemoryReservation", "--memory-reservation", "memory"),
+               ("KernelMemory", "--kernel-memory", "memory"),
+               ("NanoCpus", "--cpus", "cpu"), ("CpuShares", "--cpu-shares", "cpu"),
+               ("CpuQuota", "--cpu-quota", "cpu"), ("CpuPeriod", "--cpu-period", "cpu"),
+               ("CpusetCpus", "--cpuset-cpus", "cpuset"),
+               ("CpusetMems", "--cpuset-mems", "cpuset"),
+               ("PidsLimit", "--pids-limit", "pids"), ("BlkioWeight", "--blkio-weight", "io"),
+               ("BlkioWeightDevice", "--blkio-weight-device", "io"),
+               ("BlkioDeviceReadBps", "--device-read-bps", "io"),
+               ("BlkioDeviceWriteBps", "--device-write-bps", "io"),
+               ("BlkioDeviceReadIOps", "--device-read-iops", "io"),
+               ("BlkioDeviceWriteIOps", "--device-write-iops", "io"),
+               ("CpuRealtimePeriod", "--cpu-rt-period", "cpu"),
+               ("CpuRealtimeRuntime", "--cpu-rt-runtime", "cpu"))
+
+#: dockerd's words when it discards a limit the host can't apply (its
+#: verifyPlatformContainerResources).
+DISCARDED = {
+    "Memory": "Your kernel does not support memory limit capabilities or the cgroup is not "
+              "mounted. Limitation discarded.",
+    "MemoryReservation": "Your kernel does not support memory soft limit capabilities or the "
+                         "cgroup is not mounted. Limitation discarded.",
+    "KernelMemory": "Your kernel does not support kernel memory limit capabilities or the "
+                    "cgroup is not mounted. Limitation discarded.",
+    "PidsLimit": "Your kernel does not support PIDs limit capabilities or the cgroup is not "
+                 "mounted. PIDs limit discarded.",
+    "CpuShares": "Your kernel does not support CPU shares or the cgroup is not mounted. Shares "
+                 "discarded.",
+    "NanoCpus": "Your kernel does not support CPU CFS scheduler. CPU period/quota discarded.",
+    "CpuQuota": "Your kernel does not support CPU CFS scheduler. CPU period/quota discarded.",
+    "CpuPeriod": "Your kernel does not support CPU CFS scheduler. CPU period/quota discarded.",
+    "CpusetCpus": "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset "
+                  "discarded.",
+    "CpusetMems": "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset "
+                  "discarded.",
+    "BlkioWeight": "Your kernel does not support Block I/O weight or the cgroup is not "
+                   "mounted. Weight discarded.",
+    "BlkioWeightDevice": "Your kernel does not support Block I/O weight_device or the cgroup "
+                         "is not mounted. Weight-device discarded.",
+    "BlkioDeviceReadBps": "Your kernel does not support BPS Block I/O read limit or the cgroup "
+                          "is not mounted. Block I/O BPS read limit discarded.",
+    "BlkioDeviceWriteBps": "Your kernel does not support BPS Block I/O write limit or the "
+                           "cgroup is not mounted. Block I/O BPS write limit discarded.",
+    "BlkioDeviceReadIOps": "Your kernel does not support IOPS Block read limit or the cgroup "
+                           "is not mounted. Block I/O IOPS read limit discarded.",
+    "BlkioDeviceWriteIOps": "Your kernel does not support IOPS Block write limit or the "
+                            "cgroup is not mounted. Block I/O IOPS write limit discarded.",
+}
+
+
+def _unapplied(hc: dict) -> list[tuple[str, str, str]]:
+    """The limits in `hc` the rootless daemon can't apply: (key, flag,
+    controller), those whose controller is not delegated to it."""
+    ctrls = delegation().controllers
+    out = []
+    for key, flag, ctl in LIMIT_FLAGS:
+        v = hc.get(key)
+        if not v or (key == "PidsLimit" and isinstance(v, int) and v <= 0) or \
+                (key == "MemorySwap" and v == -1):
+            continue
+        # realtime scheduling needs a privilege no user namespace grants
+        if ctl not in ctrls or key.startswith("CpuRealtime"):
+            out.append((key, flag, ctl))
+    return out
 
 
 def limits_refusal(hc: dict, uid: int) -> str | None:
-    """Why a rootless container can't have the resource limits in `hc`
-    (phase 1 runs containers without a cgroup), or None without limits."""
-    for key, flag in LIMIT_FLAGS:
-        v = hc.get(key)
-        if v and not (key == "PidsLimit" and isinstance(v, int) and v <= 0) and \
-                not (key == "MemorySwap" and v == -1):
-            ctl = ("memory" if "Mem" in key else "cpu" if "Cpu" in key or key == "NanoCpus"
-                   else "pids" if key == "PidsLimit" else "io")
-            host = ("cgroup v1" if cgroup_v1() else
-                    "cgroup v2, not delegated to the rootless daemon")
-            return (f"rootless: {flag} needs cgroup v2 with the {ctl} controller delegated to "
-                    f"uid {uid} (this host: {host}); see `dockyard rootless check`")
+    """Why a rootless container can't have the resource limits in `hc`, or
+    None when it can (or they are to be discarded: `rootless-limits: warn`)."""
+    if limits_mode() == "warn":
+        return None
+    for key, flag, ctl in _unapplied(hc):
+        if key.startswith("CpuRealtime"):
+            return f"rootless: {flag} is not supported in rootless mode"
+        d = delegation()
+        if d.path:
+            have = " ".join(sorted(d.controllers)) or "none"
+            return (f"rootless: {flag} needs the {ctl} controller, which is not delegated to "
+                    f"uid {uid} (cgroup {d.path} has: {have}); see `dockyard rootless check`")
+        return (f"rootless: {flag} needs cgroup v2 with the {ctl} controller delegated to "
+                f"uid {uid} (this host: {d.missing}); see `dockyard rootless check`")
     return None
 
 
+def discard_limits(hc: dict) -> list[str]:
+    """`rootless-limits: warn`: drop the limits in `hc` the daemon can't
+    apply, each with dockerd's warning (once), as dockerd does where the
+    cgroup is missing."""
+    if rootless_uid() is None or limits_mode() != "warn":
+        return []
+    out: list[str] = []
+    for key, _, _ in _unapplied(hc):
+        if key == "MemorySwap":
+            continue  # follows Memory, below
+        hc[key] = (None if key == "PidsLimit" else "" if key.startswith("Cpuset") else
+                   [] if key.startswith("Blkio") and key != "BlkioWeight" else 0)
+        if key == "Memory":
+            hc["MemorySwap"] = -1  # dockerd's: no memory limit, so no swap limit
+        w = DISCARDED.get(key)
+        if w and w not in out:
+            out.append(w)
+    return out
+
+
+def info_cgroups(version: str) -> tuple[str, dict[str, bool], list[str]]:
+    """`info` in rootless mode: the cgroup driver, which controllers limits
+    work with, and Docker rootless's warnings (plus, without cgroups, what
+    is missing and what limits then do)."""
+    d = delegation()
+    if not d.path:
+        first = ("WARNING: Running in rootless-mode without cgroups. Systemd is required to "
+                 "enable cgroups in rootless-mode." if version == "2" else
+                 "WARNING: Running in rootless-mode without cgroups. To enable cgroups in "
+                 "rootless-mode, you need to boot the system in cgroup v2 mode.")
+        what = ("ignored, with a warning (rootless-limits: warn)" if limits_mode() == "warn"
+                else "refused")
+        return "none", dict.fromkeys(CONTROLLERS, False), [
+            first, f"WARNING: rootless: resource limits (-m, --cpus, --pids-limit, ...) are "
+            f"{what}: {d.missing}; see `dockyard rootless check`"]
+    have = {c: c in d.controllers for c in CONTROLLERS}
+    warnings = []
+    for ctl, texts in (("memory", ("WARNING: No memory limit support",
+                                   "WARNING: No swap limit support")),
+                       ("cpu", ("WARNING: No cpu cfs quota support",
+                                "WARNING: No cpu cfs period support",
+                                "WARNING: No cpu shares support")),
+                       ("cpuset", ("WARNING: No cpuset support",)),
+                       ("io", ("WARNING: No io.weight support",
+                               "WARNING: No io.weight (per device) support",
+                               "WARNING: No io.max (rbps) support",
+                               "WARNING: No io.max (wbps) support",
+                               "WARNING: No io.max (riops) support",
+                               "WARNING: No io.max (wiops) support"))):
+        if not have[ctl]:
+            warnings.extend(texts)
+    return "cgroupfs", have, warnings
+
+
 def info_warnings() -> list[str]:
-    """`info`'s warnings in rootless mode: Docker's about cgroups, then each
+    """`info`'s warnings in rootless mode besides the cgroups': each
     prerequisite the host lacks (checked as the user at start) with its fix."""
-    out = ["WARNING: Running in rootless-mode without cgroups: resource limits (-m, --cpus, "
-           "--pids-limit, ...) are refused. To enable cgroups in rootless-mode, you need to "
-           "boot the system in cgroup v2 mode and delegate controllers to the user."]
+    out = []
     if single_id_map():
         out.append("WARNING: rootless: only the user's own ID is mapped (single-ID map): "
                    "files of other owners are squashed to root, a USER other than root or "

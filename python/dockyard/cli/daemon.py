@@ -4,6 +4,7 @@ names, so the file and the flags merge, and conflict, as they do in dockerd."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
 import typer
@@ -26,7 +27,7 @@ KEYS = {
     "dns": "dns", "dns_search": "dns-search", "dns_opt": "dns-opts",
     "log_driver": "log-driver", "log_opt": "log-opts", "userns_remap": "userns-remap",
     "cri": "cri", "cni_conf_dir": "cni-conf-dir", "cni_bin_dir": "cni-bin-dirs",
-    "cri_stream_addr": "cri-stream-addr",
+    "cri_stream_addr": "cri-stream-addr", "rootless_limits": "rootless-limits",
 }
 
 
@@ -146,6 +147,9 @@ def daemon(
     cri_stream_addr: Optional[str] = typer.Option(
         None, "--cri-stream-addr", help="host:port of the CRI streaming server (exec, attach, "
         "port-forward; default 127.0.0.1 on a free port)"),
+    rootless_limits: str = typer.Option(
+        "refuse", "--rootless-limits", help="Rootless: resource limits without a delegated "
+        "cgroup (v2) controller: refuse, or warn (discarded with a warning, as Docker)"),
 ) -> None:
     """Run the Dockyard daemon"""
     from ..daemon.config import ConfigError, load
@@ -156,6 +160,11 @@ def daemon(
     except ConfigError as e:
         typer.echo(str(e), err=True)
         raise SystemExit(1) from None
+    if os.geteuid() != 0:
+        # rootless: this process only execs the launcher; the daemon it starts loads the server
+        from ..daemon.launch import enter_rootless
+
+        raise SystemExit(enter_rootless(cfg))
     from ..daemon.main import run  # the server's imports, once the configuration is good
 
     raise SystemExit(run(cfg))

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from ..errors import Conflict, DockyardError, NotFound
-from ..rootless import rootless_uid
+from ..rootless import delegation, rootless_uid
 from .cgroups import cgroup_dirs, cgroup_file, read_text
 from .model import Container
 from .records import ContainerRecords
@@ -35,10 +35,12 @@ def freeze(svc: ContainerRecords, cid: str, frozen: bool) -> None:
                     f.write("FROZEN")
             time.sleep(0.01)
     v2 = cgroup_file(dirs, "cgroup.freeze")
-    if v2 is None and rootless_uid() is not None:
-        raise DockyardError("rootless: pause needs the container's cgroup (the freezer), and "
-                            "rootless containers have none: cgroup v2 delegation is not "
-                            "supported yet")
+    uid = rootless_uid()
+    if v2 is None and uid is not None:
+        raise DockyardError(f"rootless: pause needs the container's cgroup (the freezer): "
+                            f"cgroup v2 delegated to uid {uid} (this host: "
+                            f"{delegation().missing or 'no cgroup for this container'}); see "
+                            "`dockyard rootless check`")
     if v2 is None:
         raise DockyardError(f"no freezer cgroup for container {cid}")
     with open(v2, "w") as f:

@@ -319,8 +319,7 @@ class Reconciler(ContainerRecords):
                     pass
         for cid in strays:
             c = known.get(cid)
-            parent = ((c.hostconfig.get("CgroupParent") if c else "") or self.cgroup_parent)
-            path = f"{parent.strip('/')}/{cid}" if parent.strip("/") else cid
+            path = self.cgroup_path_of(cid, c)
             try:
                 for d in _core.cgroup_dirs(path):
                     state = os.path.join(d, "freezer.state")

@@ -20,6 +20,7 @@ from ..errors import DockyardError, InvalidParameter, NotFound
 from ..events import EventLog
 from ..graphdriver.base import rmtree
 from ..imageconfig import parse_time
+from ..rootless import cgroup_base
 from ..network.service import NetworkService
 from ..volumes.service import VolumeService
 from ..store.images import ImageStore
@@ -61,7 +62,9 @@ class ContainerRecords:
                 rmtree(p)
         # runc's own state (`runc --root`) for containers of the runc driver.
         self.runc_root = Path(exec_root) / "runc"
-        self.cgroup_parent = cgroup_parent
+        # Rootless with a delegated cgroup: the containers' cgroups go beneath it.
+        self.rootless_cgroup = cgroup_base()
+        self.cgroup_parent = self.rootless_cgroup or cgroup_parent
         # legacy links (`--link`): parent, alias, target
         self.links = LinkIndex(self.db)
         self._locks: dict[str, threading.RLock] = {}
@@ -189,10 +192,18 @@ class ContainerRecords:
         return self.dir / cid / f"{cid}-json.log"
 
     def cgroup_path(self, c: Container) -> str:
+        return self.cgroup_path_of(c.id, c)
+
+    def cgroup_path_of(self, cid: str, c: Container | None) -> str:
         """`<parent>/<id>` in every hierarchy: the container's --cgroup-parent,
-        else the daemon's (cgroupfs driver, as dockerd)."""
-        parent = (c.hostconfig.get("CgroupParent") or self.cgroup_parent).strip("/")
-        return f"{parent}/{c.id}" if parent else c.id
+        else the daemon's (cgroupfs driver, as dockerd); rootless, both below
+        the delegated cgroup."""
+        own = ((c.hostconfig.get("CgroupParent") if c else "") or "").strip("/")
+        if self.rootless_cgroup:
+            parent = f"{self.rootless_cgroup}/{own}" if own else self.rootless_cgroup
+        else:
+            parent = own or self.cgroup_parent.strip("/")
+        return f"{parent}/{cid}" if parent else cid
 
     @staticmethod
     def runtime(c: Container) -> str:

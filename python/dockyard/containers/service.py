@@ -29,6 +29,7 @@ from ..ids import generate_id
 from ..imageconfig import now_rfc3339, parse_time
 from ..network import etcfiles
 from ..network.service import NetworkService
+from ..rootless import discard_limits
 from ..volumes.service import VolumeService
 from ..store.local import LocalStore
 from ..sysinfo import swap_limit_supported
@@ -104,7 +105,9 @@ class ContainerService(Reconciler):
             raise InvalidParameter("No command specified")
         validate_config(cfg)
         validate_hostconfig(hostconfig)
-        res_warnings = verify_create(hostconfig, self.driver.name)
+        # rootless-limits: warn: what can't be applied goes, with dockerd's warnings
+        res_warnings = discard_limits(hostconfig)
+        res_warnings += verify_create(hostconfig, self.driver.name)
         namespaces.check_create(hostconfig, cfg, self.get)
         if self.idmap is not None:
             check_userns(hostconfig)
@@ -159,7 +162,7 @@ class ContainerService(Reconciler):
                         self._name_free(c.name)  # dockerd's conflict, if that was it
                         raise
                     c.name = "/" + random_name(attempt)
-            c.warnings = res_warnings + warnings  # type: ignore[attr-defined]
+            c.warnings = res_warnings + (warnings or [])  # type: ignore[attr-defined]
             self.emit(c, "create")
         except BaseException:
             self.links.drop_parent(cid)
@@ -693,6 +696,8 @@ class ContainerService(Reconciler):
         """At daemon exit: let the shims kept ready go, and drop the parent
         cgroup if no container is left in it."""
         _core.drop_idle_shims(str(self.state_root.parent))
+        if self.rootless_cgroup:
+            return  # the delegated cgroup is not ours to remove
         try:
             dirs = _core.cgroup_dirs(self.cgroup_parent)
         except Exception:  # noqa: BLE001

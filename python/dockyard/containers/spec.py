@@ -13,7 +13,7 @@ from typing import Any
 from .. import _core
 from ..errors import InvalidParameter
 from ..idmap import IDMap
-from ..rootless import rootless_uid, single_id_map
+from ..rootless import cgroup_base, rootless_uid, single_id_map
 from ..volumes.mounts import parse_tmpfs
 from .model import Container
 from .namespaces import Namespaces, check_sysctls
@@ -434,8 +434,10 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
         res["pids_limit"] = int(hc["PidsLimit"])
     res.update(_more_resources(hc))
     rootless = rootless_uid() is not None
-    # Rootless (phase 1): no cgroup at all; limits were refused at create.
-    spec["cgroup"] = None if rootless else {"path": cgroup_path, "resources": res}
+    # Rootless without a delegated cgroup: none at all (limits were refused,
+    # or discarded, at create).
+    no_cgroup = rootless and not cgroup_base()
+    spec["cgroup"] = None if no_cgroup else {"path": cgroup_path, "resources": res}
     if rootless and single_id_map():
         # gid 5 (tty) is not mapped: devpts refuses the option (runc's rootless spec drops it)
         for m in mounts:

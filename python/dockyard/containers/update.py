@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from ..errors import Conflict, DockyardError, InvalidParameter
+from ..rootless import discard_limits, limits_refusal, rootless_uid
 from ..sysinfo import swap_limit_supported
 from .cgroups import CgroupWriteError, cgroup_dirs, host_cgroup_file, update_resources
 from .records import ContainerRecords
@@ -213,7 +214,12 @@ def verify(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None,
             raise _type_error(v, f"UpdateConfig.{key}", "string")
         req[key] = v
     req["PidsLimit"] = None if body.get("PidsLimit") is None else _int(body, "PidsLimit")
-    warnings: list[str] = []
+    uid = rootless_uid()
+    if uid is not None:
+        why = limits_refusal(req, uid)
+        if why:
+            raise InvalidParameter(why)
+    warnings: list[str] = discard_limits(req)
     mem, swap = req["Memory"], req["MemorySwap"]
     if mem != 0 and mem < MIN_MEMORY:
         raise InvalidParameter("Minimum memory limit allowed is 6MB")

@@ -87,6 +87,9 @@ class DaemonConfig:
     cni_bin_dirs: list[str] = field(default_factory=lambda: ["/opt/cni/bin", "/usr/lib/cni"])
     #: host:port of the CRI streaming server (exec, attach, port-forward); port 0: a free one
     cri_stream_addr: str = "127.0.0.1:0"
+    #: rootless, limits it can't apply (no delegated cgroup or controller):
+    #: refuse (Dockyard's default) or warn (discarded with a warning, as Docker)
+    rootless_limits: str = "refuse"
     config_file: str = DEFAULT_CONFIG_FILE
     config_file_required: bool = False  # given with --config-file, so it must exist
     #: The options given as flags, by file key, in the file's shape (for reloads).
@@ -217,6 +220,13 @@ def _log_opts(key: str, v: Any) -> dict[str, str]:
     for x in v.values():
         _want(key, x, str, "string values")
     return dict(v)
+
+
+def _rootless_limits(key: str, v: Any) -> str:
+    s = _str(key, v)
+    if s not in ("refuse", "warn"):
+        raise ConfigError(f"invalid {key} {s!r}: want refuse or warn")
+    return s
 
 
 def _log_level(key: str, v: Any) -> str:
@@ -374,6 +384,7 @@ OPTIONS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "cni-conf-dir": ("cni_conf_dir", _str),
     "cni-bin-dirs": ("cni_bin_dirs", _strs),
     "cri-stream-addr": ("cri_stream_addr", _stream_addr),  # Dockyard's own
+    "rootless-limits": ("rootless_limits", _rootless_limits),  # Dockyard's own
 }
 
 #: dockerd keys Dockyard accepts but does not act on (networking, runtimes,

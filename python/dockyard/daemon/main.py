@@ -19,6 +19,7 @@ from .. import idmap, rootless
 from ..containers import logdrivers
 from ..errors import InvalidParameter, StorageDriverError
 from .config import ConfigError, DaemonConfig, reload, selinux_check
+from .launch import enter_rootless
 from .pidfile import PidFile
 from .server import build_app, start_listeners
 
@@ -175,7 +176,11 @@ async def serve(cfg: DaemonConfig) -> None:
             if refusal:
                 raise SystemExit(refusal)
             storage_driver = rootless_driver(cfg, storage_driver)
-        cfg.cgroup_driver = "none" if uid is not None else cgroup_driver(cfg.exec_opts)
+        if uid is not None:
+            rootless.set_limits_mode(cfg.rootless_limits)
+            cfg.cgroup_driver = "cgroupfs" if rootless.delegation().path else "none"
+        else:
+            cfg.cgroup_driver = cgroup_driver(cfg.exec_opts)
         if cfg.exec_driver == "runc":
             from ..containers.oci import runc_path
 
@@ -251,23 +256,6 @@ async def serve(cfg: DaemonConfig) -> None:
         pid.release()
 
 
-def enter_rootless(cfg: DaemonConfig) -> int:
-    """An ordinary user's daemon: run it again as root of a user and mount
-    namespace of its own (`dockyard-shim rootless-init`). Returns only on failure."""
-    from .. import _core
-
-    p = rootless.user_paths(os.geteuid())
-    try:
-        if p.fallback:
-            rootless.make_fallback_dir(p.runtime_dir)
-    except OSError as e:
-        print(f"failed to start daemon: {e}", file=sys.stderr)
-        return 1
-    print(rootless.enter([sys.executable, "-m", "dockyard", *sys.argv[1:]], _core.shim_path()),
-          file=sys.stderr)
-    return 1
-
-
 def rootless_driver(cfg: DaemonConfig, asked: str | None) -> str:
     """overlay (mounted with userxattr) when it mounts in the user namespace,
     else vfs, said in the log; btrfs is refused (its subvolumes need
@@ -317,6 +305,13 @@ def rootless_startup(cfg: DaemonConfig, uid: int) -> None:
     if problem:
         log.warning("rootless: containers have no way out beyond this host (their networks, "
                     "published ports and --network host work): that needs %s", problem)
+    d = rootless.delegation()
+    if d.path:
+        log.info("rootless: containers' cgroups under %s (controllers: %s)", d.path,
+                 " ".join(sorted(d.controllers)) or "none")
+    else:
+        log.warning("rootless: no delegated cgroup (%s): resource limits are %s", d.missing,
+                    "discarded with a warning" if cfg.rootless_limits == "warn" else "refused")
 
 
 def run(cfg: DaemonConfig) -> int:

@@ -88,9 +88,13 @@ def _info(request: web.Request) -> dict:
         warnings.append("WARNING: No swap limit support")
     if any(h.startswith("tcp://") for h in cfg.hosts) and not (cfg.tls or cfg.tlsverify):
         warnings.append("WARNING: API is accessible on http:// without encryption.")
+    have = dict.fromkeys(("memory", "cpu", "cpuset", "pids"), True)
+    version = sysinfo.cgroup_version()
     if rootless_mode:
-        warnings.extend(rootless.info_warnings())
-    limits = not rootless_mode  # phase 1: rootless containers get no cgroup
+        # Docker rootless's words; the limits that work: the delegated controllers'
+        _, have, cg_warnings = rootless.info_cgroups(version)
+        warnings.extend(cg_warnings + rootless.info_warnings())
+    limits = have["memory"]
     return {
         "ID": eng.daemon_id(),
         "Containers": len(cs), "ContainersRunning": running, "ContainersPaused": paused,
@@ -103,15 +107,15 @@ def _info(request: web.Request) -> dict:
                     "Log": [d for d in DRIVERS if d != "none"]},
         "MemoryLimit": limits, "SwapLimit": limits and sysinfo.swap_limit_supported(),
         "KernelMemory": False, "KernelMemoryTCP": False,
-        "CpuCfsPeriod": limits, "CpuCfsQuota": limits, "CPUShares": limits, "CPUSet": limits,
-        "PidsLimit": limits, "IPv4Forwarding": True, "BridgeNfIptables": True,
-        "BridgeNfIp6tables": True, "Debug": cfg.debug,
+        "CpuCfsPeriod": have["cpu"], "CpuCfsQuota": have["cpu"], "CPUShares": have["cpu"],
+        "CPUSet": have["cpuset"], "PidsLimit": have["pids"], "IPv4Forwarding": True,
+        "BridgeNfIptables": True, "BridgeNfIp6tables": True, "Debug": cfg.debug,
         "NFd": len(os.listdir("/proc/self/fd")),
         "OomKillDisable": False,
         "NGoroutines": threading.active_count(),  # our threads stand in for goroutines
         "SystemTime": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
         "LoggingDriver": cfg.log_driver, "CgroupDriver": cfg.cgroup_driver,
-        "CgroupVersion": sysinfo.cgroup_version(),
+        "CgroupVersion": version,
         "NEventsListener": len(getattr(eng.events, "_subs", ())),
         "KernelVersion": sysinfo.kernel(), "OperatingSystem": name, "OSVersion": osver,
         "OSType": "linux", "Architecture": sysinfo.arch(),
