@@ -56,7 +56,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import busybox_rootfs, drop_subid_ranges, make_tar
+from conftest import DOCKER_CLI, busybox_rootfs, drop_subid_ranges, make_tar
 
 from dockyard import idmap
 
@@ -354,6 +354,22 @@ def test_ids_beyond_the_map_fail_the_import(full, images):
             f"{COUNT + 1} uids and {COUNT + 1} gids are mapped in the rootless user namespace; "
             "give the user a larger range in /etc/subuid and /etc/subgid, then restart the "
             "daemon") in r.stderr
+
+
+def test_docker_cli_and_sdk_with_docker_host(full):
+    """The docker CLI and docker-py, run as the user with DOCKER_HOST at the
+    user's socket, work unchanged."""
+    env = dict(full.env, DOCKER_HOST=f"unix://{full.sock}",
+               DOCKER_CONFIG=str(full.home / ".docker"))
+    r = subprocess.run(full.argv(DOCKER_CLI or "docker", "run", "--rm", "busybox", "echo", "hi"),
+                       env=env, capture_output=True, text=True, timeout=60, cwd="/")
+    assert (r.returncode, r.stdout) == (0, "hi\n"), r.stderr
+    script = ("import docker; c = docker.from_env(); "
+              "print(c.containers.run('busybox', 'echo sdk', remove=True).decode(), end=''); "
+              "print('rootless' in str(c.info()['SecurityOptions']))")
+    r = subprocess.run(full.argv(sys.executable, "-c", script), env=env, capture_output=True,
+                       text=True, timeout=60, cwd="/")
+    assert (r.returncode, r.stdout) == (0, "sdk\nTrue\n"), r.stderr
 
 
 def test_limits_networks_and_remap_refused(full, user):
