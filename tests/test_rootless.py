@@ -386,6 +386,12 @@ def test_limits_networks_and_remap_refused(full, user):
     assert r.returncode != 0
     assert ("rootless: ulimit RLIMIT_NOFILE: hard limit 99999999 is above the daemon user's "
             "hard limit ") in r.stderr
+    r = full.cli("run", "--rm", "--oom-score-adj", "-500", "busybox", "true", check=False)
+    assert r.returncode == 125
+    assert "rootless: --oom-score-adj -500 is below the daemon's own (0): an unprivileged " \
+        "user can only raise it" in r.stderr
+    assert full.cli("run", "--rm", "--oom-score-adj", "300", "busybox", "cat",
+                    "/proc/self/oom_score_adj").stdout == "300\n"
     r = full.cli("daemon", "--userns-remap", "default", check=False)
     assert r.returncode == 1
     assert r.stderr.endswith("failed to start daemon: --userns-remap is not supported in "

@@ -145,6 +145,19 @@ def validate_hostconfig(hc: dict[str, Any]) -> None:
         if why:
             # Refused, never silently dropped (Docker rootless ignores them on such hosts).
             raise InvalidParameter(why)
+        adj = int(hc.get("OomScoreAdj") or 0)
+        own = _own_oom_score_adj()
+        if adj < own:
+            raise InvalidParameter(f"rootless: --oom-score-adj {adj} is below the daemon's own "
+                                   f"({own}): an unprivileged user can only raise it")
+
+
+def _own_oom_score_adj() -> int:
+    try:
+        with open("/proc/self/oom_score_adj") as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 def check_userns(hc: dict[str, Any]) -> None:
