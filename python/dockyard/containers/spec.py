@@ -14,6 +14,7 @@ from ..errors import InvalidParameter
 from ..idmap import IDMap
 from ..rootless import rootless_uid, single_id_map
 from ..volumes.mounts import parse_tmpfs
+from . import devices
 from .model import Container
 from .namespaces import Namespaces, check_sysctls
 from .process import StartError
@@ -387,6 +388,7 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
     if hc.get("PidsLimit"):
         res["pids_limit"] = int(hc["PidsLimit"])
     rootless = rootless_uid() is not None
+    spec["devices"], res["devices"] = devices.resolve(hc, rootless)
     # Rootless (phase 1): no cgroup at all; limits were refused at create.
     spec["cgroup"] = None if rootless else {"path": cgroup_path, "resources": res}
     if rootless and single_id_map():

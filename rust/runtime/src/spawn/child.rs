@@ -121,6 +121,7 @@ pub(super) fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[
                 _ => mounts::mount_one(root.as_raw_fd(), m, prep.layout.as_ref())?,
             }
         }
+        mounts::make_devices(root.as_raw_fd(), &spec.devices)?;
         if !spec.cwd.is_empty() && spec.cwd != "/" {
             let _ = mounts::mkdir_all_in_root(root.as_raw_fd(), &spec.cwd, mounts::Kind::Dir);
         }
