@@ -62,6 +62,13 @@ def test_device_cgroup_rule(daemon, bb, no_leftover_containers):
                             script).stdout.decode()
     out = run(daemon, bb, "sh", "-c", script).stdout.decode()
     assert "Operation not permitted" in out and "open-ok" not in out
+    # dockyard's own CLI: the same flag, and the docker CLI's check of it
+    assert "open-ok" in daemon.cli("run", "--rm", "--device-cgroup-rule", "c 10:229 rw", bb,
+                                   "sh", "-c", script).stdout.decode()
+    r = daemon.cli("run", "--rm", "--device-cgroup-rule", "c 10:229", bb, "true", check=False)
+    assert r.returncode == 125
+    assert "invalid argument \"c 10:229\" for \"--device-cgroup-rule\" flag: invalid device " \
+        "cgroup format 'c 10:229'" in r.stderr.decode()
 
 
 def test_not_a_device_is_dockerds_start_error(daemon, bb, no_leftover_containers):
