@@ -97,6 +97,8 @@ def test_bad_cgroup_rule_fails_the_start(daemon, bb, no_leftover_containers):
         cl.post_json(f"/containers/{cid}/start")
     assert e.value.status == 500
     assert e.value.message == "invalid device cgroup rule format: 'x 1:2 rwm'"
+    st = cl.get_json(f"/containers/{cid}/json")["State"]
+    assert (st["Status"], st["ExitCode"], st["Error"]) == ("created", 128, e.value.message)
 
 
 def test_privileged_sees_host_devices(daemon, bb, no_leftover_containers):
