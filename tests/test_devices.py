@@ -42,6 +42,14 @@ def test_device_node_and_renamed_read_only(daemon, bb, no_leftover_containers):
     assert "Operation not permitted" in out
 
 
+def test_no_node_made_in_a_bound_host_dev(daemon, bb, no_leftover_containers):
+    # As runc: with the host's /dev bound in, nothing is made there (it would be the host's)
+    out = run(daemon, "-v", "/dev:/dev", "--device", "/dev/null:/dev/dockyard-test-null", bb,
+              "sh", "-c", "ls /dev/dockyard-test-null 2>&1; true").stdout.decode()
+    assert "No such file or directory" in out
+    assert not os.path.exists("/dev/dockyard-test-null")
+
+
 def test_device_directory(daemon, bb, tmp_path, no_leftover_containers):
     d = tmp_path / "devdir"
     (d / "sub").mkdir(parents=True)
