@@ -460,3 +460,60 @@ def test_update_writes_the_v2_files(daemon, bb):
     d = container_cgroup(daemon, cid)
     assert (rd(d, "cpu.weight"), rd(d, "memory.max")) == (str(docker_cpu_weight(2048)),
                                                          str(64 * MiB))
+
+
+# --- devices: no devices controller on v2, an eBPF program instead -----------------
+
+def test_default_container_makes_device_nodes_but_cannot_open_them(daemon, bb):
+    """The breakout on pure v2: CAP_MKNOD is a default, so the nodes are made
+    (mknod of any node is allowed, as Docker does), and opening them is refused
+    by the device program; the standard character devices still work, in a
+    `docker exec` too (it joins the cgroup the program is attached to)."""
+    script = ("mknod /tmp/disk b 8 0 && echo made-disk; mknod /tmp/mem c 1 1 && echo made-mem; "
+              "(: < /tmp/disk) 2>&1; (: < /tmp/mem) 2>&1; (: > /tmp/mem) 2>&1; "
+              "echo x > /dev/null && echo null-ok; head -c1 /dev/urandom | wc -c; "
+              "head -c3 /dev/zero | wc -c; echo x > /dev/full || echo full-refused")
+    out = daemon.docker("run", "--rm", bb, "sh", "-c", script).stdout.decode()
+    lines = out.splitlines()
+    assert lines[:2] == ["made-disk", "made-mem"], out
+    assert len([x for x in lines if x.endswith("Operation not permitted")]) == 3, out
+    assert lines[-4:] == ["null-ok", "1", "3", "full-refused"], out
+    cid = run_d(daemon, bb, ["sleep", "1000"])
+    code, out = exec_out(daemon, cid, ["sh", "-c", "mknod /tmp/m c 1 1 && (: < /tmp/m)"])
+    assert code != 0 and "Operation not permitted" in out, out
+
+
+def test_device_flags_on_v2(daemon, bb):
+    out = daemon.docker("run", "--rm", "--device", "/dev/null:/dev/mynull", bb, "sh", "-c",
+                        'stat -c "%t:%T" /dev/mynull; echo x > /dev/mynull && echo w-ok'
+                        ).stdout.decode().splitlines()
+    assert out == ["1:3", "w-ok"], out
+    # 42 has no driver: past the device program, the open fails with ENXIO instead
+    script = "mknod /tmp/x c 42 42 && (: < /tmp/x) 2>&1 | sed 's/.*: //'"
+    out = daemon.docker("run", "--rm", "--device-cgroup-rule", "c 42:* r", bb, "sh", "-c",
+                        script).stdout.decode().strip()
+    assert out == "No such device or address", out
+    out = daemon.docker("run", "--rm", bb, "sh", "-c", script).stdout.decode().strip()
+    assert out == "Operation not permitted", out
+    # the rule's access is kept: `r` does not let a write through
+    out = daemon.docker("run", "--rm", "--device-cgroup-rule", "c 42:* r", bb, "sh", "-c",
+                        script.replace("<", ">")).stdout.decode().strip()
+    assert out == "Operation not permitted", out
+    out = daemon.docker("run", "--rm", "--privileged", bb, "sh", "-c",
+                        script).stdout.decode().strip()
+    assert out == "No such device or address", out
+
+
+def test_tty_works_under_the_device_program(daemon, bb):
+    c = daemon.client()
+    cid = c.post_json("/containers/create", None, {
+        "Image": bb, "Tty": True,
+        "Cmd": ["sh", "-c", "tty && echo hi > /dev/tty && echo tty-ok && ls /dev/pts/ptmx"]})["Id"]
+    c.post_json(f"/containers/{cid}/start")
+    assert wait_exit(daemon, cid)["ExitCode"] == 0
+    r = c.request("GET", f"/containers/{cid}/logs", {"stdout": 1, "stderr": 1})
+    try:
+        out = r.read().decode(errors="replace")
+    finally:
+        r.close()
+    assert "/dev/pts/0" in out and "tty-ok" in out, out

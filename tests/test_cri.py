@@ -411,7 +411,7 @@ def test_pull_with_auth_and_remove(cri, registry_factory):
 
 def test_container_config_mapping(cri, pod, tmp_path):
     """What kubelet asks of a container reaches it: user and groups, env,
-    working dir, read-only root, bind mounts, capabilities, no_new_privs."""
+    working dir, read-only root, bind mounts, a device, capabilities, no_new_privs."""
     _, rt, _ = cri
     data = tmp_path / "data"
     data.mkdir()
@@ -425,6 +425,8 @@ def test_container_config_mapping(cri, pod, tmp_path):
                      envs=[pb.KeyValue(key="COLOR", value="blue")],
                      mounts=[pb.Mount(container_path="/data", host_path=str(data), readonly=True,
                                       propagation=pb.PROPAGATION_HOST_TO_CONTAINER)],
+                     devices=[pb.Device(container_path="/dev/mynull", host_path="/dev/null",
+                                        permissions="rw")],
                      linux=pb.LinuxContainerConfig(security_context=sc))
     cid = rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pid,
                                                        config=cfg)).container_id
@@ -433,6 +435,8 @@ def test_container_config_mapping(cri, pod, tmp_path):
     def sh(script: str) -> str:
         r = rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", script]))
         return r.stdout.decode() + r.stderr.decode() + f"rc={r.exit_code}"
+
+    assert sh("stat -c %t:%T /dev/mynull; echo x > /dev/mynull") == "1:3\nrc=0"
 
     assert sh("id -u; id -g; id -G") == "1000\n1001\n1001 2000\nrc=0"
     assert sh("echo $COLOR; pwd") == "blue\n/etc\nrc=0"

@@ -245,6 +245,21 @@ def test_runc_driver(rd, remap_user):
     assert out.split() == ["0", str(remap_user), str(SIZE)]
 
 
+def test_device_is_bound_in_the_user_namespace(rd):
+    """--device: mknod is not allowed in a user namespace; the host's node is
+    bound instead, as runc does (runc binds the host's node at the container's
+    path: a renamed one fails there, in Docker too)."""
+    script = ("stat -c %t:%T /dev/net/tun; grep -c ' /dev/net/tun ' /proc/self/mountinfo; "
+              "stat -c %t:%T /dev/sub/mynull 2>/dev/null && echo x > /dev/sub/mynull && "
+              "grep -c /dev/sub/mynull /proc/self/mountinfo")
+    out = _run(rd, "--device", "/dev/net/tun", "--device", "/dev/null:/dev/sub/mynull",
+               "busybox", "sh", "-c", script)
+    assert out.split() == ["a:c8", "1", "1:3", "1"], out
+    out = _run(rd, "--runtime", "runc", "--device", "/dev/net/tun", "busybox", "sh", "-c",
+               script + "; true")
+    assert out.split() == ["a:c8", "1"], out
+
+
 def test_userns_host(rd):
     out = _run(rd, "--userns=host", "busybox", "cat", "/proc/self/uid_map")
     assert out.split() == ["0", "0", "4294967295"]

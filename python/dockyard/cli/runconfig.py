@@ -4,6 +4,8 @@ cli/command/container/opts.go (parse) makes them."""
 
 from __future__ import annotations
 
+import re
+
 from .runflags import UsageError
 from .runopts import (device_mappings, env_list, go_duration, kv_map, label_map, parse_int,
                       parse_mount, parse_port_specs, ram_in_bytes, restart_policy,
@@ -98,6 +100,10 @@ def build_create(opts: dict[str, Any], changed: set[str], image: str, cmd: list[
     restart = restart_policy(o["restart"])
     security = security_opts(o["security_opt"])
     devices = device_mappings(o["device"])
+    for rule in o["device_cgroup_rule"] or []:
+        if not re.fullmatch(r"([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})", rule):
+            raise UsageError(f'invalid argument "{rule}" for "--device-cgroup-rule" flag: '
+                             f"invalid device cgroup format '{rule}'")
     ulimit_list = ulimits(o["ulimit"])
     tmpfs = tmpfs_map(o["tmpfs"])
     nano_cpus = 0
@@ -138,7 +144,8 @@ def build_create(opts: dict[str, Any], changed: set[str], image: str, cmd: list[
         "CpuRealtimePeriod": parse_int(o["cpu_rt_period"] or "0", "--cpu-rt-period"),
         "CpuRealtimeRuntime": parse_int(o["cpu_rt_runtime"] or "0", "--cpu-rt-runtime"),
         "CpusetCpus": o["cpuset_cpus"] or "", "CpusetMems": o["cpuset_mems"] or "",
-        "Devices": devices, "KernelMemory": ram_in_bytes(o["kernel_memory"])
+        "Devices": devices, "DeviceCgroupRules": o["device_cgroup_rule"] or None,
+        "KernelMemory": ram_in_bytes(o["kernel_memory"])
         if o["kernel_memory"] else 0,
         "MemoryReservation": ram_in_bytes(o["memory_reservation"])
         if o["memory_reservation"] else 0,

@@ -35,6 +35,8 @@ FLAGS: list[tuple[tuple[str, ...], str, str, str]] = [
     (("-d", "--detach"), "detach", "b", "Run container in background and print container ID"),
     (("--detach-keys",), "detach_keys", "s", "Override the key sequence for detaching a container"),
     (("--device",), "device", "l", "Add a host device to the container"),
+    (("--device-cgroup-rule",), "device_cgroup_rule", "l",
+     "Add a rule to the cgroup allowed devices list"),
     (("--dns",), "dns", "l", "Set custom DNS servers"),
     (("--dns-option",), "dns_option", "l", "Set DNS options"),
     (("--dns-search",), "dns_search", "l", "Set custom DNS search domains"),

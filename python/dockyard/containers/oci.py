@@ -29,17 +29,10 @@ from typing import Any
 
 from .. import _core
 from ..errors import DockyardError
+from . import devices
 from .spec import ALL_CAPS, bounding_set
 
 OCI_VERSION = "1.0.2"
-
-#: Docker's device cgroup rules (moby oci/defaults.go; the runtime's
-#: DEFAULT_DEVICE_RULES): everything denied, then the standard character devices.
-DEVICE_RULES = [
-    ("c", None, None, "m"), ("b", None, None, "m"), ("c", 1, 3, "rwm"), ("c", 1, 5, "rwm"),
-    ("c", 1, 7, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 9, "rwm"), ("c", 5, 0, "rwm"),
-    ("c", 5, 1, "rwm"), ("c", 5, 2, "rwm"), ("c", 136, None, "rwm"), ("c", 10, 200, "rwm"),
-]
 
 #: The native driver's denied syscalls (rust/runtime/src/seccomp.rs `denied()`;
 #: tests/test_runc_driver.py checks the two lists agree).
@@ -99,18 +92,6 @@ def seccomp_profile() -> dict[str, Any]:
             "syscalls": rules}
 
 
-def _devices() -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [{"allow": False, "access": "rwm"}]
-    for kind, major, minor, access in DEVICE_RULES:
-        r: dict[str, Any] = {"allow": True, "type": kind, "access": access}
-        if major is not None:
-            r["major"] = major
-        if minor is not None:
-            r["minor"] = minor
-        out.append(r)
-    return out
-
-
 def _oci_mount(m: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     """A mount entry; a user-namespaced container joining a network namespace
     made outside it can't mount sysfs (runc has no fallback for it): it gets
@@ -125,7 +106,8 @@ def _oci_mount(m: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _resources(res: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"devices": _devices()}
+    # The spec's rules (devices.resolve); Docker's default for an older spec
+    out: dict[str, Any] = {"devices": res.get("devices") or devices.default_rules()}
     mem: dict[str, Any] = {}
     if res.get("memory") is not None:
         mem["limit"] = int(res["memory"])
@@ -226,6 +208,11 @@ def from_native(spec: dict[str, Any], init_binary: str | None = None) -> dict[st
         "readonlyPaths": list(spec.get("readonly_paths") or []),
         "sysctl": dict(spec.get("sysctl") or {}),
     }
+    if spec.get("devices"):  # runc makes them (mknod, or a bind in a user namespace)
+        linux["devices"] = [{"path": d["path"], "type": d["type"], "major": d["major"],
+                             "minor": d["minor"], "fileMode": d.get("file_mode", 0o666),
+                             "uid": d.get("uid", 0), "gid": d.get("gid", 0)}
+                            for d in spec["devices"]]
     if spec.get("uid_mappings"):  # --userns-remap: runc makes the namespace and writes them
         linux["uidMappings"] = spec["uid_mappings"]
         linux["gidMappings"] = spec["gid_mappings"]

@@ -385,11 +385,15 @@ class ContainerService(Reconciler):
                     refused.status = 500
                     raise
             self._start_failed(c, str(e), getattr(e, "exit_code", 128))
-        except BaseException:
+        except BaseException as e:
             self._unmount(c.id)
             if self.network:
                 self.network.teardown(c.id)
             self.release_volumes(c)
+            if isinstance(e, StartError):
+                # refused by the spec (a device, a seccomp profile): dockerd records why
+                c.state.update(ExitCode=128, Error=str(e), Running=False, Pid=0)
+                self.save(c)
             raise
         return res
 

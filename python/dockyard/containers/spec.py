@@ -15,6 +15,7 @@ from ..errors import InvalidParameter
 from ..idmap import IDMap
 from ..rootless import cgroup_base, rootless_uid, single_id_map
 from ..volumes.mounts import parse_tmpfs
+from . import devices
 from .model import Container
 from .namespaces import Namespaces, check_sysctls
 from .process import StartError
@@ -434,6 +435,7 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
         res["pids_limit"] = int(hc["PidsLimit"])
     res.update(_more_resources(hc))
     rootless = rootless_uid() is not None
+    spec["devices"], res["devices"] = devices.resolve(hc, rootless)
     # Rootless without a delegated cgroup: none at all (limits were refused,
     # or discarded, at create).
     no_cgroup = rootless and not cgroup_base()

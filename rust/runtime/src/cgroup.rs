@@ -3,9 +3,10 @@
 //! applies resources, hands out the fds the child writes "0" into (or, on v2,
 //! the directory fd for CLONE_INTO_CGROUP), and removes it.
 
+use crate::devices::{self, DeviceRule};
 use crate::error::{Error, Result};
 use crate::spec::Resources;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -166,7 +167,7 @@ impl Cgroup {
             dirs.push(dir);
         }
         let cg = Cgroup { path: path.into(), layout: layout.clone(), dirs };
-        if let Err(e) = cg.apply(res) {
+        if let Err(e) = cg.apply(res).and_then(|_| cg.apply_devices(res.devices.as_deref())) {
             let _ = cg.remove();
             return Err(e);
         }
@@ -314,16 +315,42 @@ impl Cgroup {
                 write(d, "pids.max", &if p <= 0 { "max".into() } else { p.to_string() })?;
             }
         }
-        if let Some(d) = self.dir_for("devices") {
-            // Docker's default device policy: nothing but the standard character devices.
-            if read(d, "devices.list").is_some_and(|l| l.contains("a *:* rwm")) {
-                write(d, "devices.deny", "a")?;
-                for rule in DEFAULT_DEVICE_RULES {
-                    write(d, "devices.allow", rule)?;
+        Ok(())
+    }
+
+    /// The device policy (`None`: Docker's default, nothing but the standard
+    /// character devices), set once at creation: through the v1 `devices`
+    /// controller where there is one, else by an eBPF program attached to the
+    /// v2 cgroup (pure v2 has no devices controller). Before the container's
+    /// first process joins, so it never runs without it.
+    fn apply_devices(&self, rules: Option<&[DeviceRule]>) -> Result<()> {
+        let default;
+        let rules = match rules {
+            Some(r) => r,
+            None => {
+                default = devices::docker_default();
+                &default
+            }
+        };
+        if !self.layout.is_pure_v2() {
+            if let Some(d) = self.dir_for("devices") {
+                for r in rules {
+                    match write(d, if r.allow { "devices.allow" } else { "devices.deny" }, &r.v1_line()) {
+                        // An allow the parent lacks (an engine inside a container): that device stays denied.
+                        Err(Error::Os { errno: libc::EPERM, .. }) if r.allow => {}
+                        w => w?,
+                    }
                 }
+                return Ok(());
             }
         }
-        Ok(())
+        let Some(fd) = self.v2_dir_fd() else { return Ok(()) };
+        match devices::attach(fd.as_raw_fd(), rules) {
+            // A rootless engine may not load BPF programs; its user namespace
+            // already keeps the host's devices out of reach.
+            Err(Error::Os { errno: libc::EPERM, .. }) if crate::sys::in_user_ns() => Ok(()),
+            r => r,
+        }
     }
 
     /// The files the child writes "0" into to join, one per hierarchy, each
@@ -497,6 +524,8 @@ mod tests {
             cpu_quota: Some(50000),
             cpu_period: Some(100000),
             pids_limit: Some(0),
+            // A plain directory takes no device program: every device allowed.
+            devices: Some(vec![DeviceRule::parse(true, "a").unwrap()]),
             ..Default::default()
         };
         let cg = Cgroup::create("/dockyard/c1", &res, &layout).unwrap();

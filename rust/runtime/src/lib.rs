@@ -9,6 +9,7 @@
 
 pub mod caps;
 pub mod cgroup;
+pub mod devices;
 mod error;
 pub mod mounts;
 pub mod ns;

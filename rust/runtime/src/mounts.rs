@@ -366,6 +366,46 @@ pub fn populate_dev(dev: RawFd) -> Result<()> {
     Ok(())
 }
 
+/// The spec's device nodes beneath the rootfs: mknod with the host node's
+/// mode and owner, or where mknod is refused (a user namespace) a bind of the
+/// host's node, as runc does. One already there (the default set) is kept.
+pub fn make_devices(root: RawFd, devices: &[crate::spec::Device]) -> Result<()> {
+    for d in devices {
+        let path = d.path.trim_end_matches('/');
+        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+        if name.is_empty() || name == ".." || name == "." {
+            return Err(Error::Invalid(format!("invalid device path {:?}", d.path)));
+        }
+        let dir = mkdir_all_in_root(root, parent, Kind::Dir)?;
+        let n = cstr(name)?;
+        let kind = match d.kind.as_str() {
+            "c" | "u" => libc::S_IFCHR,
+            "b" => libc::S_IFBLK,
+            "p" => libc::S_IFIFO,
+            k => return Err(Error::Invalid(format!("invalid device type {k:?} for {}", d.path))),
+        };
+        let perm = d.file_mode.unwrap_or(0o666) & 0o7777;
+        let rdev = libc::makedev(d.major as u32, d.minor as u32);
+        // The parent is an O_PATH fd from a lookup confined to the root; `name` is one component.
+        let r = unsafe { libc::mknodat(dir.as_raw_fd(), n.as_ptr(), kind | perm, rdev) };
+        if r == 0 {
+            let r = unsafe { libc::fchownat(dir.as_raw_fd(), n.as_ptr(), d.uid, d.gid, libc::AT_SYMLINK_NOFOLLOW) };
+            sys::check(r, || format!("chown {}", d.path))?;
+            continue;
+        }
+        match sys::errno() {
+            libc::EEXIST => continue,
+            libc::EPERM if !d.host_path.is_empty() => {
+                let node = mkdir_all_in_root(root, path, Kind::File)?;
+                let src = cstr(&d.host_path)?;
+                sys::mount(Some(&src), &fd_path(&node), None, libc::MS_BIND, None).map_err(|e| Error::errno(format!("bind {} to {}", d.host_path, d.path), e))?;
+            }
+            e => return Err(Error::errno(format!("mknod {}", d.path), e)),
+        }
+    }
+    Ok(())
+}
+
 /// Make the mount that holds `path` private (not recursively): the mount
 /// point is the longest one in /proc/self/mountinfo that `path` lies under.
 pub fn make_parent_mount_private(path: &std::path::Path) -> Result<()> {

@@ -62,6 +62,29 @@ pub struct Spec {
     pub uid_mappings: Vec<IdMapping>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub gid_mappings: Vec<IdMapping>,
+    /// Device nodes to make in the container (OCI linux.devices: `--device`,
+    /// and the host's devices for `--privileged`), after the mounts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+}
+
+/// A device node made in the container: mknod, or where that is not allowed
+/// (a user namespace) a bind of `host_path`, as runc does.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct Device {
+    /// Where, inside the container.
+    pub path: String,
+    /// "c", "b" or "p".
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub major: i64,
+    pub minor: i64,
+    /// Permission bits (0o666 when absent).
+    pub file_mode: Option<u32>,
+    pub uid: u32,
+    pub gid: u32,
+    pub host_path: String,
 }
 
 /// One line of /proc/PID/uid_map or gid_map.
@@ -159,6 +182,10 @@ pub struct Resources {
     /// v1 only (cpu.rt_period_us, cpu.rt_runtime_us).
     pub cpu_rt_period: Option<u64>,
     pub cpu_rt_runtime: Option<i64>,
+    /// Device cgroup rules in order, later ones winning (OCI
+    /// linux.resources.devices); `None`: Docker's default. Applied at creation only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Vec<crate::devices::DeviceRule>>,
 }
 
 /// A block device's rate or weight (major, minor, value).

@@ -121,6 +121,10 @@ pub(super) fn init_child(spec: &Spec, prep: &Prepared, fds: &ChildFds, joins: &[
                 _ => mounts::mount_one(root.as_raw_fd(), m, prep.layout.as_ref())?,
             }
         }
+        // As runc: not into the host's /dev when that is bound in.
+        if !spec.mounts.iter().any(|m| m.kind == "bind" && m.destination.trim_end_matches('/') == "/dev") {
+            mounts::make_devices(root.as_raw_fd(), &spec.devices)?;
+        }
         if !spec.cwd.is_empty() && spec.cwd != "/" {
             let _ = mounts::mkdir_all_in_root(root.as_raw_fd(), &spec.cwd, mounts::Kind::Dir);
         }
