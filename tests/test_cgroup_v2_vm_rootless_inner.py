@@ -77,8 +77,10 @@ def rootless_delegated():
         # API (each CLI call is a Python start, slow under TCG).
         u.prelude = f"echo $$ > {d}/cgroup.procs && "
         with open(u.log, "ab") as out:
+            # no bridge, as the root daemons here: the guest kernel has no nf_tables
             u.proc = subprocess.Popen(u.argv(sys.executable, "-m", "dockyard", "daemon",
-                                             "--storage-driver", "vfs"),
+                                             "--storage-driver", "vfs", "--bridge", "none",
+                                             "--iptables=false"),
                                       env=u.env, stdout=out, stderr=subprocess.STDOUT,
                                       start_new_session=True, cwd="/")
         rl = _Rootless(f"unix://{u.sock}")
