@@ -48,18 +48,7 @@ class EmbeddedDNS:
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-
-                def run() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
-                    loop.run_forever()
-
-                self._thread = threading.Thread(target=run, name="dockyard-dns", daemon=True)
-                self._thread.start()
-                ready.wait()
-                self._loop = loop
+                self._loop, self._thread = loop_thread("dockyard-dns")
             return self._loop
 
     def _call(self, coro: object) -> object:
@@ -257,3 +246,19 @@ def _redirect(netns: str, udp_port: int, tcp_port: int) -> None:
                        input=f"*nat\n{rules}COMMIT\n", capture_output=True, text=True)
     if r.returncode != 0:
         raise OSError(f"embedded DNS rules: {r.stderr.strip()}")
+
+
+def loop_thread(name: str) -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
+    """A new event loop running on a daemon thread of its own, once it runs."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    ready.wait()
+    return loop, thread

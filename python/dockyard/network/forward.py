@@ -24,6 +24,7 @@ import threading
 from typing import Any
 
 from .. import _core
+from .dns import loop_thread
 from .ports import Binding
 
 log = logging.getLogger("dockyard.network")
@@ -43,18 +44,7 @@ class PortForwarder:
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-
-                def run() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
-                    loop.run_forever()
-
-                self._thread = threading.Thread(target=run, name="dockyard-ports", daemon=True)
-                self._thread.start()
-                ready.wait()
-                self._loop = loop
+                self._loop, self._thread = loop_thread("dockyard-ports")
             return self._loop
 
     def serve(self, cid: str, held: list[tuple[Binding, socket.socket]], target: str) -> None:

@@ -29,6 +29,19 @@ _lib: ctypes.CDLL | None | bool = None
 _lock = threading.Lock()
 
 
+
+def enter_netns(path: str) -> None:
+    """Move the calling thread (only it: setns is per thread) into the
+    network namespace pinned at `path`."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"enter {path}: {os.strerror(e)}")
+    finally:
+        os.close(fd)
+
 def _libnftables() -> ctypes.CDLL | None:
     global _lib
     if _lib is None:
@@ -100,14 +113,7 @@ def run(script: str, netns: str | None = None) -> None:
 
     def inside() -> None:
         try:
-            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    e = ctypes.get_errno()
-                    raise OSError(e, f"enter {netns}: {os.strerror(e)}")
-            finally:
-                os.close(fd)
+            enter_netns(netns)
             _run_here(script)
         except BaseException as e:  # noqa: BLE001 - handed to the caller
             out.append(e)

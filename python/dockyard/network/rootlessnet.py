@@ -20,7 +20,6 @@ the initial user namespace), so the caller's threads never move.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import select
@@ -35,10 +34,10 @@ from typing import Any, Callable, TypeVar
 from .. import _core
 from ..errors import DockyardError
 from ..rootless import NETNS_FILE, usernet_problem
+from .nft import enter_netns
 
 log = logging.getLogger("dockyard.network")
 
-CLONE_NEWNET = 0x40000000
 #: slirp4netns's fixed addresses (its defaults, as Docker rootless has them).
 SLIRP_DNS = "10.0.2.3"
 #: Generous: slirp4netns is ready within ~20 ms here.
@@ -87,14 +86,7 @@ class RootlessNetns:
             log.warning("rootless: no way out for containers: it needs %s", problem)
 
     def _enter(self) -> None:
-        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                e = ctypes.get_errno()
-                raise OSError(e, f"enter {self.path}: {os.strerror(e)}")
-        finally:
-            os.close(fd)
+        enter_netns(str(self.path))
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` inside the namespace (threads and processes it starts
