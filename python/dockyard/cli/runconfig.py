@@ -4,8 +4,6 @@ cli/command/container/opts.go (parse) makes them."""
 
 from __future__ import annotations
 
-import re
-
 from .runflags import UsageError
 from .runopts import (device_mappings, env_list, go_duration, kv_map, label_map, parse_int,
                       parse_mount, parse_port_specs, ram_in_bytes, restart_policy,
@@ -101,6 +99,8 @@ def build_create(opts: dict[str, Any], changed: set[str], image: str, cmd: list[
     security = security_opts(o["security_opt"])
     devices = device_mappings(o["device"])
     for rule in o["device_cgroup_rule"] or []:
+        import re  # only here: the CLI's start stays off the re module
+
         if not re.fullmatch(r"([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})", rule):
             raise UsageError(f'invalid argument "{rule}" for "--device-cgroup-rule" flag: '
                              f"invalid device cgroup format '{rule}'")
