@@ -57,29 +57,37 @@ class NsUser(RootlessUser):
         return ["nsenter", f"--net=/run/netns/{self.netns}", *super().argv(*cmd)]
 
 
+def send_all(s: socket.socket, mib: int) -> float:
+    """Seconds to send `mib` MiB on connected `s` and see the peer close it
+    (every byte read); `s` is closed."""
+    chunk = b"\0" * (1 << 20)
+    with s:
+        t = time.perf_counter()
+        for _ in range(mib):
+            s.sendall(chunk)
+        s.shutdown(socket.SHUT_WR)
+        while s.recv(65536):
+            pass
+        return time.perf_counter() - t
+
+
 def push(ns: str, port: int, mib: int) -> float:
     """Seconds to send `mib` MiB to a sink behind ns's 127.0.0.1:port and see
     it close (every byte read); again when the sink was not listening yet
     (its loop restarts nc after each connection)."""
-    chunk = b"\0" * (1 << 20)
     deadline = time.monotonic() + 30
     while True:
         s = socket.socket(fileno=_core.netns_socket(f"/run/netns/{ns}", socket.AF_INET,
                                                      socket.SOCK_STREAM))
         try:
-            with s:
-                s.connect(("127.0.0.1", port))
-                t = time.perf_counter()
-                for _ in range(mib):
-                    s.sendall(chunk)
-                s.shutdown(socket.SHUT_WR)
-                while s.recv(65536):
-                    pass
-                return time.perf_counter() - t
+            s.connect(("127.0.0.1", port))
         except OSError:
+            s.close()
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+            continue
+        return send_all(s, mib)
 
 
 def throughput(cli, ns: str, port: int) -> float:
@@ -120,17 +128,9 @@ def forwarder_alone(mib: int = 1024) -> dict[str, float]:
 
     threading.Thread(target=sink, daemon=True).start()
     fwd, res = PortForwarder(ns), PortReservations()
-    chunk = b"\0" * (1 << 20)
 
     def send(s: socket.socket) -> float:
-        with s:
-            t = time.perf_counter()
-            for _ in range(mib):
-                s.sendall(chunk)
-            s.shutdown(socket.SHUT_WR)
-            while s.recv(65536):
-                pass
-            return time.perf_counter() - t
+        return send_all(s, mib)
 
     def direct() -> float:
         s = socket.socket(fileno=_core.netns_socket(ns, socket.AF_INET, socket.SOCK_STREAM))

@@ -65,6 +65,19 @@ class NetDaemon(Daemon):
             return r.status, data
 
 
+def wire_upstream(ns: str, up: str) -> None:
+    """lo up in both namespaces, and a veth between them: `uplink`
+    (UPLINK_IP) in `ns`, `wan` (UPSTREAM_IP) in the upstream `up`."""
+    for n in (ns, up):
+        sh("ip", "-n", n, "link", "set", "lo", "up")
+    sh("ip", "-n", ns, "link", "add", "uplink", "type", "veth", "peer", "name", "wan",
+       "netns", up)
+    sh("ip", "-n", ns, "addr", "add", f"{UPLINK_IP}/24", "dev", "uplink")
+    sh("ip", "-n", up, "addr", "add", f"{UPSTREAM_IP}/24", "dev", "wan")
+    sh("ip", "-n", ns, "link", "set", "uplink", "up")
+    sh("ip", "-n", up, "link", "set", "wan", "up")
+
+
 def _host_clean() -> None:
     assert sh("ip", "link", "show", "dockyard0", check=False).returncode != 0
     assert "dockyard" not in sh("nft", "list", "tables").stdout
@@ -81,14 +94,7 @@ def net(tmp_path_factory, busybox_tar):
     links, netns_files = "", []
     try:
         # lo, and an uplink to the upstream namespace as the default route
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh("ip", "-n", up, "link", "set", "lo", "up")
-        sh("ip", "-n", ns, "link", "add", "uplink", "type", "veth", "peer", "name", "wan",
-           "netns", up)
-        sh("ip", "-n", ns, "addr", "add", f"{UPLINK_IP}/24", "dev", "uplink")
-        sh("ip", "-n", up, "addr", "add", f"{UPSTREAM_IP}/24", "dev", "wan")
-        sh("ip", "-n", ns, "link", "set", "uplink", "up")
-        sh("ip", "-n", up, "link", "set", "wan", "up")
+        wire_upstream(ns, up)
         sh("ip", "-n", ns, "route", "add", "default", "via", UPSTREAM_IP)
         d.upstream = up
         d.start()

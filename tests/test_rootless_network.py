@@ -24,19 +24,17 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from conftest import busybox_rootfs, make_tar
+from test_network import UPLINK_IP, UPSTREAM_IP, wire_upstream
 from test_rootless import RootlessUser, user  # noqa: F401 - the module's user fixture
 
 from dockyard import _core
 
-UPLINK_IP = "192.0.2.1"    # the daemon's "host" namespace, towards upstream
-UPSTREAM_IP = "192.0.2.2"  # TEST-NET-1, inside the upstream namespace only
 
 pytestmark = pytest.mark.skipif(shutil.which("slirp4netns") is None,
                                 reason="slirp4netns is not installed (.ci/setup installs it)")
@@ -92,14 +90,7 @@ def rl(user):
     leftovers: dict[str, object] = {}
     try:
         os.chmod("/dev/net/tun", 0o666)
-        for n in (ns, up):
-            sh("ip", "-n", n, "link", "set", "lo", "up")
-        sh("ip", "-n", ns, "link", "add", "uplink", "type", "veth", "peer", "name", "wan",
-           "netns", up)
-        sh("ip", "-n", ns, "addr", "add", f"{UPLINK_IP}/24", "dev", "uplink")
-        sh("ip", "-n", up, "addr", "add", f"{UPSTREAM_IP}/24", "dev", "wan")
-        sh("ip", "-n", ns, "link", "set", "uplink", "up")
-        sh("ip", "-n", up, "link", "set", "wan", "up")
+        wire_upstream(ns, up)
         root = busybox_rootfs(base / "net-rootfs")
         tar = make_tar(root, base / "net-bb.tar")
         tar.chmod(0o644)

@@ -113,11 +113,12 @@ def _check_openable(devs: list[dict[str, Any]], access: str) -> None:
     """Rootless: a node is bound from the host, so the user must be able to
     open it as asked; else the fixed refusal, before anything starts."""
     want = (os.R_OK if "r" in access else 0) | (os.W_OK if "w" in access else 0)
+    how = {os.R_OK | os.W_OK: "read-write", os.R_OK: "for reading", os.W_OK: "for writing"}
     for d in devs:
         if want and not os.access(d["host_path"], want):
             raise StartError(f"rootless: device {d['host_path']}: this user cannot open it "
-                             f"({'read-write' if want == os.R_OK | os.W_OK else 'as asked'}); "
-                             "give the user access to it (its group or mode), as root", 125)
+                             f"({how[want]}); give the user access to it (its group or mode), "
+                             "as root", 125)
 
 
 def host_devices() -> list[dict[str, Any]]:
