@@ -42,9 +42,9 @@ fn main() {
     let mut c = clean_cargo();
     c.arg("build").arg("--manifest-path").arg(&shim_manifest).arg("-p").arg("dockyard-shim").arg("--target-dir").arg(&target_dir);
     if release {
-        // The release profile as it is: its fat LTO is what drops std's unused
-        // NSS functions (getaddrinfo & co.) from the static binary.
-        c.arg("--release");
+        // The workspace's `shim` profile (release with fat LTO): LTO is what
+        // drops std's unused NSS functions (getaddrinfo & co.) from the static binary.
+        c.arg("--profile").arg("shim");
     }
     let target = std::env::var("TARGET").unwrap_or_default();
     let static_link = target.contains("-linux-");
@@ -64,7 +64,7 @@ fn main() {
         panic!("building dockyard-shim failed");
     }
     let profile_dir = if static_link { target_dir.join(&target) } else { target_dir.clone() };
-    let built = profile_dir.join(if release { "release" } else { "debug" }).join("dockyard-shim");
+    let built = profile_dir.join(if release { "shim" } else { "debug" }).join("dockyard-shim");
     let dest_dir = root.join("python/dockyard/_bin");
     if root.join("python/dockyard").is_dir() {
         std::fs::create_dir_all(&dest_dir).expect("mkdir python/dockyard/_bin");

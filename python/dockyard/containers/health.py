@@ -170,12 +170,15 @@ class HealthMonitor:
         # (a killed probe still cleans up after itself).
         self.runs: set[asyncio.Future] = set()
 
-    async def update(self, ref: str) -> None:
-        try:
-            c = await asyncio.to_thread(self.svc.get, ref)
-        except NotFound:
-            self.forget(ref)
-            return
+    async def update(self, ref: str, c: Container | None = None) -> None:
+        """Start or stop the container's monitor as its state asks; `c`, if
+        the caller has just read the record, saves reading it again."""
+        if c is None:
+            try:
+                c = await asyncio.to_thread(self.svc.get, ref)
+            except NotFound:
+                self.forget(ref)
+                return
         want = (c.state.get("Running") and not c.state.get("Paused")
                 and not c.state.get("Prepared") and probe_command(c.config) is not None)
         task = self.tasks.get(c.id)

@@ -113,7 +113,8 @@ class Reconciler(ContainerRecords):
                            Error=info.get("error") or "")
             if restart and self.should_restart(c):
                 self._mark_restarting(c)
-            self.save(c)
+            if not c.hostconfig.get("AutoRemove"):  # else its row goes below
+                self.save(c, durable=False)
             self.emit(c, "die", exitCode=str(c.state["ExitCode"]))
             self._unmount(cid)
             self.driver_cleanup_mount(cid)

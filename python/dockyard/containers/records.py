@@ -86,11 +86,13 @@ class ContainerRecords:
         with self._locks_guard:
             return self._locks.setdefault(cid, threading.RLock())
 
-    def save(self, c: Container) -> None:
+    def save(self, c: Container, durable: bool = True) -> None:
         """Write the record back, but for `State.Health`: the health monitor
-        writes that key alone (`health.py`), so the row's value stays."""
+        writes that key alone (`health.py`), so the row's value stays.
+        `durable=False` for a change of running state only (see
+        `Database.transaction`): a power cut ends every process anyway."""
         state = json.dumps(c.state)
-        with self.db.transaction() as conn:
+        with self.db.transaction(durable) as conn:
             conn.execute("UPDATE containers SET name=?, config=?, hostconfig=?, state=CASE "
                          "WHEN json_type(state, '$.Health') IS NULL "
                          "THEN json_remove(?, '$.Health') "

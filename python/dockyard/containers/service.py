@@ -467,7 +467,7 @@ class ContainerService(Reconciler):
                 return c
             res = self.spawn(c, wait_start=True)
             c.state.update(Prepared=True, ShimPid=res["shim_pid"], Pid=res["pid"])
-            self.save(c)
+            self.save(c, durable=False)
         return c
 
     def _release_prepared(self, c: Container, release: Any = None) -> dict[str, Any]:
@@ -494,7 +494,7 @@ class ContainerService(Reconciler):
                        ShimPid=int(res.get("shim_pid", 0)), ExitCode=0, Error="",
                        StartedAt=started, FinishedAt=ZERO_TIME)
         c.state.pop("StoppedByUser", None)
-        self.save(c)
+        self.save(c, durable=False)
         health.reset(self, c)
 
     def recover(self) -> list[str]:

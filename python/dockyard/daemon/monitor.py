@@ -49,12 +49,13 @@ class Monitor:
         """Watch a container started (or found running at start-up) for its
         exit, and run its health check."""
         loop = asyncio.get_running_loop()
-        loop.create_task(self.health.update(cid))
-        if cid in self.watching:
-            return
         try:
             c = self.svc.get(cid)
         except NotFound:
+            self.health.forget(cid)
+            return
+        loop.create_task(self.health.update(cid, c))
+        if cid in self.watching:
             return
         shim = int(c.state.get("ShimPid") or 0)
         try:
@@ -92,11 +93,12 @@ class Monitor:
             return
         if c.state.get("Running") and not c.state.get("Restarting"):
             return
-        await self.health.update(cid)
-        if getattr(c, "removed", False):
+        if getattr(c, "removed", False):  # AutoRemove: gone with its exit
+            self.health.forget(cid)
             self.wake(cid, c, removed=False)
             self.wake(cid, c, removed=True)
             return
+        await self.health.update(cid, c)
         self.wake(cid, c, removed=False)
         # Restarting (Running, no process) until the policy's delay has passed;
         # a stop, kill or rm -f meanwhile cancels the restart.

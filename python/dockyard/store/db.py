@@ -130,9 +130,26 @@ class Database:
         fsync_dir(path.parent)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction. `durable=False` skips the WAL's fsync at
+        commit (SQLite's NORMAL): the change survives a kill -9 at once, and a
+        power cut once the next durable commit (whose fsync covers every frame
+        before it) or a checkpoint has run; for state a crash makes stale
+        anyway, such as a container's running or exited state."""
         with self._lock:
             self._mind_reserve()
+            if not durable:
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with self._transaction() as conn:
+                    yield conn
+            finally:
+                if not durable:
+                    self._conn.execute("PRAGMA synchronous=FULL")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn

@@ -20,11 +20,22 @@ async def _get(request: web.Request) -> Container:
     return await blocking(svc(request).get, request.match_info["id"])
 
 
+async def _known_id(request: web.Request) -> str:
+    """The container's full ID: no lookup for an ID the monitor holds (a
+    container attached to or running), which is what clients send after
+    create; else from the record (by name, prefix; 404 if none)."""
+    ref = request.match_info["id"]
+    m = monitor(request)
+    if ref in m.sessions or ref in m.watching:
+        return ref
+    return (await _get(request)).id
+
+
 async def start(request: web.Request) -> web.Response:
     s = svc(request)
-    c = await _get(request)
+    cid = await _known_id(request)
     loop = asyncio.get_running_loop()
-    session = monitor(request).sessions.get(c.id)
+    session = monitor(request).sessions.get(cid)
 
     def release(_c: Container) -> dict[str, Any] | None:
         if session is None or session.closed:
@@ -32,13 +43,13 @@ async def start(request: web.Request) -> web.Response:
         return asyncio.run_coroutine_threadsafe(session.start(), loop).result()
 
     try:
-        r = await blocking(s.start, c.id, release)
+        r = await blocking(s.start, cid, release)
     except DockyardError:  # the runtime's error, or the network's (a port taken)
-        await _settle_after_failed_start(request, c.id)
+        await _settle_after_failed_start(request, cid)
         raise
     if r == NOT_MODIFIED:
         return web.Response(status=304)
-    monitor(request).watch(c.id)
+    monitor(request).watch(cid)
     return web.Response(status=204)
 
 
@@ -90,13 +101,15 @@ async def kill(request: web.Request) -> web.Response:
 
 async def wait(request: web.Request) -> web.StreamResponse:
     s = svc(request)
-    c = await _get(request)
     cond = request.query.get("condition") or "not-running"
     if cond not in ("not-running", "next-exit", "removed"):
         raise InvalidParameter(f"invalid condition: {cond}")
     m = monitor(request)
-    fut = m.add_waiter(c.id, cond)
-    if cond == "not-running":
+    if cond != "not-running":
+        fut = m.add_waiter(await _known_id(request), cond)
+    else:
+        c = await _get(request)
+        fut = m.add_waiter(c.id, cond)
         c2 = await blocking(s.reconcile, c.id)
         if c2 is None or not (c2.state.get("Running") or c2.state.get("Prepared")):
             if not fut.done():
