@@ -19,7 +19,7 @@ from . import fastjson as json
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
-    from typing import Any, Iterator
+    from typing import Any, Callable, Iterator
 
 DEFAULT_HOST = "unix:///var/run/dockyard.sock"
 API_VERSION = "1.41"
@@ -159,19 +159,22 @@ class Client:
         self.host = resolve_host(host)
         self.tls = tls
         self.version = version
+        #: Called once when nothing listens at a unix socket (the CLI's
+        #: auto-start); True: connect again.
+        self.on_unreachable: Callable[[], bool] | None = None
 
     # --- connection ---------------------------------------------------------
     def _connect(self) -> socket.socket:
         h = self.host
         try:
             if h.startswith("unix://"):
-                u = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
                 try:
-                    u.connect(h[len("unix://"):])
-                except BaseException:
-                    u.close()
-                    raise
-                return u  # type: ignore[return-value]
+                    return self._connect_unix(h[len("unix://"):])
+                except (FileNotFoundError, ConnectionRefusedError):
+                    retry, self.on_unreachable = self.on_unreachable, None
+                    if retry is None or not retry():
+                        raise
+                return self._connect_unix(h[len("unix://"):])
             if h.startswith(("tcp://", "http://", "https://")):
                 import socket
 
@@ -192,6 +195,16 @@ class Client:
             raise ConnectError(f"cannot connect to {h}: fd:// names sockets systemd hands to "
                                "the daemon; the client connects with unix://PATH or tcp://")
         raise ConnectError(f"unable to parse docker host `{h}`")
+
+    @staticmethod
+    def _connect_unix(path: str) -> socket.socket:
+        u = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            u.connect(path)
+        except BaseException:
+            u.close()
+            raise
+        return u  # type: ignore[return-value]
 
     def _unreachable(self, e: OSError) -> str:
         path = self.host[len("unix://"):] if self.host.startswith("unix://") else self.host

@@ -137,10 +137,11 @@ def _maybe_autostart(c: Client) -> None:
     host = default_host()
     if c.host != host or os.environ.get("DOCKYARD_NO_AUTOSTART"):
         return
-    if os.path.exists(host[len("unix://"):]) and c.ping():
-        return
-    if c.ping():
-        return
+    # No ping first: the first request that finds nobody listening starts it.
+    c.on_unreachable = lambda: _autostart(c, host)
+
+
+def _autostart(c: Client, host: str) -> bool:
     import subprocess
 
     if os.geteuid() == 0:
@@ -159,10 +160,11 @@ def _maybe_autostart(c: Client) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            return
+            return False
         if c.ping():
-            return
+            return True
         time.sleep(0.05)
+    return False
 
 
 def fail(msg: str, code: int = 1) -> NoReturn:

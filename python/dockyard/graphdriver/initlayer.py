@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .base import GraphDriver
+from .base import GraphDriver, fsync_dir, sync_filesystems
 from .overlay import OverlayDriver
 
 INIT_PATHS: dict[str, str] = {
@@ -157,7 +157,11 @@ def init_template(home: Path, uid: int = 0, gid: int = 0) -> str:
         try:
             tmp.chmod(0o755)
             populate(str(tmp), uid, gid)
+            # Every container's init layer points here, and creates don't
+            # sync: on disk whole before it has its name.
+            sync_filesystems(tmp)
             os.rename(tmp, path)
+            fsync_dir(path.parent)
         except OSError:
             if not path.is_dir():
                 raise

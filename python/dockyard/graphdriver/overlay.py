@@ -143,6 +143,26 @@ class OverlayDriver(GraphDriver):
     def exists(self, id: str) -> bool:
         return (self._dir(id) / "diff").is_dir()
 
+    def layer_intact(self, id: str, parent: bool | None) -> bool:
+        """Whether layer `id`'s own entries are all there: its link and short
+        link, `diff`, work and merged (but for a shared layer), and a `lower`
+        if it has a `parent` (None: not checked). A power cut after a create
+        nobody synced (a container's: `ContainerService`) can leave any of
+        them missing."""
+        d = self._dir(id)
+        try:
+            short = self._link(id)
+        except OSError:
+            return False
+        if not short or "/" in short or not os.path.lexists(self.home / LINK_DIR / short):
+            return False
+        if parent is not None and bool(self._lower(id)) != parent:
+            return False
+        diff = d / "diff"
+        if diff.is_symlink():
+            return diff.is_dir()
+        return diff.is_dir() and (d / "work").is_dir() and (d / "merged").is_dir()
+
     def list_ids(self) -> list[str]:
         return sorted(p.name for p in self.home.iterdir()
                       if p.name != LINK_DIR and not p.name.startswith(".") and (p / "diff").is_dir())

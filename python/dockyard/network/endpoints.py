@@ -165,6 +165,28 @@ class ContainerNetworks(NetworkRecords):
             with self.db.transaction() as c:
                 c.execute("DELETE FROM endpoints WHERE container_id=?", (cid,))
 
+    def write_etc_files(self, cid: str, config: dict[str, Any], hostconfig: dict[str, Any],
+                        container_dir: Path) -> None:
+        """At create: /etc/hosts, resolv.conf and hostname as the start will
+        write them, as far as they don't depend on it (no address yet), so
+        that the start finds them done (`etcfiles.write` leaves a file that
+        holds its text)."""
+        mode = self.mode(hostconfig)
+        hostname = config.get("Hostname") or cid[:12]
+        if mode == "host":
+            etcfiles.write(container_dir / "hosts", _read("/etc/hosts") or etcfiles.HOSTS_HEAD)
+            etcfiles.write(container_dir / "resolv.conf", etcfiles.host_resolv())
+        else:
+            try:  # host-gateway's address is known at the start
+                extra = [etcfiles.parse_add_host(h) for h in hostconfig.get("ExtraHosts") or []]
+            except ValueError:
+                extra = []
+            etcfiles.write(container_dir / "hosts",
+                           etcfiles.hosts([], [e for e in extra if e[1] != "host-gateway"]))
+            user_net = mode not in ("none", "bridge") and not mode.startswith("container:")
+            self._write_resolv(container_dir, hostconfig, embedded=user_net)
+        etcfiles.write(container_dir / "hostname", hostname + "\n")
+
     def sandbox_key(self, cid: str) -> str | None:
         r = self.db.one("SELECT netns FROM sandboxes WHERE container_id=?", (cid,))
         return r["netns"] if r else None

@@ -134,9 +134,17 @@ def _rewrite(path: Path, text: str) -> None:
 
 def write(path: Path, text: str) -> None:
     """Before a start: in place, no temporary and rename (a directory
-    operation, ~1 ms on a busy disk, three per start). Every start writes the
-    files again, so one cut short by a crash never reaches a container."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-    with open(fd, "w") as f:
-        f.write(text)
-        os.fchmod(fd, 0o644)
+    operation, ~1 ms on a busy disk, three per start). Every start checks
+    the files again, so one cut short by a crash never reaches a container;
+    one that already holds the text (create wrote it, or the last start) is
+    left alone: a read costs a tenth of a truncate and write on a busy disk."""
+    data = text.encode()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    try:
+        if os.read(fd, len(data) + 1) != data:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, data, 0)
+        if os.fstat(fd).st_mode & 0o7777 != 0o644:
+            os.fchmod(fd, 0o644)
+    finally:
+        os.close(fd)
