@@ -16,6 +16,7 @@ import os
 import shutil
 import sqlite3
 import signal as signals
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,15 @@ class ContainerService(Reconciler):
 
     # --- create ---------------------------------------------------------------
     def create(self, config: dict[str, Any], hostconfig: dict[str, Any] | None = None,
-               name: str | None = None, networking: dict[str, Any] | None = None
+               name: str | None = None, networking: dict[str, Any] | None = None,
+               prepare: Callable[[Path], None] | None = None,
+               record: Callable[[sqlite3.Connection, Container], None] | None = None
                ) -> Container:
-        """A new container; `c.warnings` holds dockerd's warnings for the client."""
+        """A new container; `c.warnings` holds dockerd's warnings for the client.
+        A caller's own additions (the CRI's): `prepare(dir)` writes files into
+        the container's directory before it is synced (its pod's /etc files,
+        rewriting a synced file costs a journal wait), `record(conn, c)` adds
+        rows to the transaction recording it (one commit, one sync)."""
         hostconfig = dict(hostconfig or {})
         image_name = config.get("Image") or ""
         if not image_name:
@@ -142,6 +149,8 @@ class ContainerService(Reconciler):
                 "ff02::2\tip6-allrouters\n" + f"127.0.1.1\t{hostname}\n")
             shutil.copyfile("/etc/resolv.conf", cdir / "resolv.conf") \
                 if os.path.exists("/etc/resolv.conf") else (cdir / "resolv.conf").touch()
+            if prepare is not None:
+                prepare(cdir)
             if self.idmap is not None:
                 os.chown(cdir, -1, self.idmap.root[1])
             c = Container(cid, name, img.id, now_rfc3339(), cfg, hostconfig, new_state())
@@ -154,6 +163,8 @@ class ContainerService(Reconciler):
                 try:
                     with self.db.transaction() as conn:
                         conn.execute("INSERT INTO containers VALUES (?,?,?,?,?,?,?,?)", c.row())
+                        if record is not None:
+                            record(conn, c)
                     break
                 except sqlite3.IntegrityError:
                     # Another create took the name meanwhile: a generated

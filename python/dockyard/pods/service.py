@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 from concurrent.futures import Future, wait
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _core
+from ..containers.model import Container
 from ..containers.service import ContainerService
 from ..errors import Conflict, DockyardError, MountError, NotFound
 from ..ids import generate_id
@@ -80,7 +82,9 @@ class PodService:
             self._forget(pod)
             raise
         pod.state = READY
-        self.records.save(pod)
+        # Not synced: after a power cut the pod's namespaces and network are
+        # gone, and so it is rightly NOTREADY if this commit is lost with them.
+        self.records.save(pod, durable=False)
         return pod
 
     def _setup(self, pod: Pod, dns: dict[str, list[str]] | None,
@@ -136,7 +140,8 @@ class PodService:
             raise DockyardError("starting the pod's PID namespace failed: "
                                 + (r.stderr.decode(errors="replace").strip() or "no pid"))
         pod.init_pid = int(r.stdout)
-        self.records.save(pod)  # a crash from here on still kills it
+        # a daemon crash from here on still kills it (a power cut kills it anyway)
+        self.records.save(pod, durable=False)
 
     def _kill_init(self, pod: Pod) -> None:
         """Kill the pod's init, and with it every process of its PID namespace."""
@@ -211,11 +216,13 @@ class PodService:
             self._forget(pod)
 
     # --- containers in pods ------------------------------------------------
-    def create_container(self, pod_id: str, pc: PodContainer, config: dict[str, Any],
+    def create_container(self, pod: Pod | str, pc: PodContainer, config: dict[str, Any],
                          hostconfig: dict[str, Any]) -> str:
-        """A container of the pod: Docker's config and host config, to which
-        the pod's namespaces, cgroup parent and /etc files are added."""
-        pod = self.records.get(pod_id)
+        """A container of the pod (or its ID): Docker's config and host
+        config, to which the pod's namespaces, cgroup parent and /etc files
+        are added."""
+        if isinstance(pod, str):
+            pod = self.records.get(pod)
         if not pod.ready:
             raise Conflict(f"pod sandbox {pod.id} is not ready")
         hc = dict(hostconfig)
@@ -241,21 +248,22 @@ class PodService:
             hc["Sysctls"] = dict(sysctls) | dict(hc.get("Sysctls") or {})
         if pod.cgroup_parent and not hc.get("CgroupParent"):
             hc["CgroupParent"] = pod.cgroup_parent
+        pdir = self.pod_dir(pod.id)
         cfg = dict(config)
         if pod.network != "node":  # the host's UTS namespace keeps its own name
-            cfg["Hostname"] = (self.pod_dir(pod.id) / "hostname").read_text().strip()
-        name = f"k8s_{pc.name}_{pod.name}_{pc.attempt}"
-        c = self.containers.create(cfg, hc, name=safe_name(name))
-        pc.id, pc.pod_id, pc.created = c.id, pod.id, now_ns()
-        try:
-            cdir = self.containers.container_dir(c.id)
+            cfg["Hostname"] = (pdir / "hostname").read_text().strip()
+        pc.pod_id = pod.id
+
+        def prepare(cdir: Path) -> None:  # the pod's /etc files, synced with the rest
             for f in ("hostname", "hosts", "resolv.conf"):
-                shutil.copyfile(self.pod_dir(pod.id) / f, cdir / f)
-            self.records.add_container(pc)
-        except BaseException:
-            self.containers.remove(c.id, force=True)
-            raise
-        return c.id
+                shutil.copyfile(pdir / f, cdir / f)
+
+        def record(conn: sqlite3.Connection, c: Container) -> None:  # in the same commit
+            pc.id, pc.created = c.id, now_ns()
+            self.records.insert_container(conn, pc)
+
+        name = safe_name(f"k8s_{pc.name}_{pod.name}_{pc.attempt}")
+        return self.containers.create(cfg, hc, name=name, prepare=prepare, record=record).id
 
     def remove_container(self, cid: str) -> None:
         """Idempotent: a container already gone is fine."""

@@ -130,7 +130,27 @@ class Database:
         fsync_dir(path.parent)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction, committed at the end of the block (rolled back if
+        it raises). `durable=False` skips the WAL's fsync for this commit: it
+        still survives a crash of the daemon (the WAL is written), and the
+        next durable commit syncs it along; only a power cut before then can
+        lose it. For records a power cut makes moot anyway (a pod marked ready:
+        after a reboot it is not, whatever the record says)."""
+        with self._lock:
+            if durable:
+                with self._transaction() as conn:
+                    yield conn
+                return
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with self._transaction() as conn:
+                    yield conn
+            finally:
+                self._conn.execute("PRAGMA synchronous=FULL")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._mind_reserve()
             self._conn.execute("BEGIN IMMEDIATE")
