@@ -200,7 +200,9 @@ class RuntimeService:
     async def StartContainer(self, req: Any, ctx: Any) -> Any:
         # one worker thread hop, not one per step (each costs a wake-up)
         cid = await asyncio.to_thread(self._start, req.container_id)
-        self.started(cid)
+        # The exit monitor (a DB lookup) is told in the loop's next turn, after
+        # the answer went out: first in line, before any RPC that comes next.
+        asyncio.get_running_loop().call_soon(self.started, cid)
         return self.pb.StartContainerResponse()
 
     @rpc
