@@ -74,7 +74,7 @@ def inside() -> None:
     timed(_core, "ns_unpin", "ns_unpin (one namespace)")
     timed(_core, "mount_tmpfs", "pod /dev/shm tmpfs")
     timed(PodRecords, "save", "pod record writes")
-    timed(PodRecords, "add_container", "pod container record write")
+    timed(PodRecords, "insert_container", "pod container record (in the container's commit)")
     timed(podsvc.PodService, "_setup", "PodService._setup (all of the pod's making)")
     timed(ContainerService, "create", "ContainerService.create")
     timed(ContainerService, "start", "ContainerService.start")

@@ -123,12 +123,7 @@ class PodRecords:
             c.execute("DELETE FROM pods WHERE id=?", (pod_id,))
 
     # --- their containers ----------------------------------------------------
-    def add_container(self, pc: PodContainer) -> None:
-        with self.db.transaction() as c:
-            self.insert_container(c, pc)
-
-    @staticmethod
-    def insert_container(conn: sqlite3.Connection, pc: PodContainer) -> None:
+    def insert_container(self, conn: sqlite3.Connection, pc: PodContainer) -> None:
         """`pc`'s row, in the caller's transaction (the one recording the
         container itself: one commit for both, and never one without the other)."""
         conn.execute("INSERT OR REPLACE INTO pod_containers VALUES (?,?,?)",
