@@ -6,6 +6,9 @@ plugin runs, namespace pinning, the pod's /dev/shm, container create and
 start, and the DB writes; then cProfile's top entries.
 
     BENCH_RUNS=20 BENCH_TOP=30 [BENCH_CALLEES=regex,...] python3 bench/cri_profile.py
+
+BENCH_CPROFILE=0 leaves cProfile off (it slows Python code several-fold, so
+the timers alone are closer to what the daemon pays).
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ async def direct(fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
 
 def inside() -> None:
     a = argparse.Namespace(runs=int(os.environ.get("BENCH_RUNS", "20")),
-                           top=int(os.environ.get("BENCH_TOP", "30")))
+                           top=int(os.environ.get("BENCH_TOP", "30")),
+                           cprofile=os.environ.get("BENCH_CPROFILE", "1") != "0")
     from dockyard import Engine
     from dockyard.containers.execs import ExecStore
     from dockyard.containers.service import ContainerService
@@ -70,7 +74,7 @@ def inside() -> None:
     timed(_core, "ns_unpin", "ns_unpin (one namespace)")
     timed(_core, "mount_tmpfs", "pod /dev/shm tmpfs")
     timed(PodRecords, "save", "pod record writes")
-    timed(PodRecords, "add_container", "pod container record write")
+    timed(PodRecords, "insert_container", "pod container record (in the container's commit)")
     timed(podsvc.PodService, "_setup", "PodService._setup (all of the pod's making)")
     timed(ContainerService, "create", "ContainerService.create")
     timed(ContainerService, "start", "ContainerService.start")
@@ -80,6 +84,16 @@ def inside() -> None:
     from dockyard.containers import service as ctrsvc
     timed(ctrsvc, "sync_filesystems", "syncfs in ContainerService.create")
     timed(_core, "spawn_shim", "_core.spawn_shim (in start)")
+    timed(CNI, "add", "CNI.add (all of the plugin chain)")
+    timed(CNI, "network", "CNI.network (the conf dir read)")
+    timed(CNI, "_write_cache", "CNI._write_cache")
+    timed(podsvc.PodService, "run", "PodService.run")
+    timed(podsvc.PodService, "create_container", "PodService.create_container")
+    timed(crirt.RuntimeService, "_create", "RuntimeService._create")
+    timed(PodRecords, "by_name", "pod record lookups")
+    timed(PodRecords, "get", "pod record lookups")
+    timed(PodRecords, "container", "pod container record lookups")
+    timed(ContainerService, "get", "ContainerService.get")
     asyncio.to_thread = direct  # type: ignore[assignment]
 
     base = Path(tempfile.mkdtemp(prefix="benchcri-prof-", dir="/var/tmp"))
@@ -112,7 +126,8 @@ def inside() -> None:
             if i == 2:
                 TIMES.clear()
                 calls.clear()
-                prof.enable()
+                if a.cprofile:
+                    prof.enable()
             cfg = pb.PodSandboxConfig(
                 metadata=pb.PodSandboxMetadata(name=f"p{i}", namespace="default",
                                                uid=f"u{i}"),
@@ -146,6 +161,8 @@ def inside() -> None:
         for k, v in sorted(TIMES.items(), key=lambda kv: -sum(kv[1])):
             print(f"  {k:60} {sum(v) / n * 1000:8.2f} {statistics.median(v) * 1000:8.2f}"
                   f" {len(v) / n:5.1f}")
+        if not a.cprofile:
+            return
         print()
         st = pstats.Stats(prof)
         st.sort_stats("cumulative").print_stats(a.top)

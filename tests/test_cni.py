@@ -47,6 +47,14 @@ for line in sys.stdin:
     kwargs = req["kwargs"]
     if kwargs.get("pod"):
         kwargs["pod"] = cni.PodRef(**kwargs["pod"])
+    calls = []
+    if kwargs.get("meanwhile"):  # "count" or "raise": the calls come back in the reply
+        how = kwargs["meanwhile"]
+        def meanwhile():
+            calls.append(1)
+            if how == "raise":
+                raise RuntimeError("meanwhile failed")
+        kwargs["meanwhile"] = meanwhile
     try:
         out = getattr(inv, req["op"])(*req["args"], **kwargs)
         if isinstance(out, cni.Attachment):
@@ -55,6 +63,9 @@ for line in sys.stdin:
     except cni.CNIError as e:
         reply = {"error": {"message": str(e), "code": e.code, "msg": e.msg,
                            "details": e.details, "plugin": e.plugin, "stderr": e.stderr}}
+    except RuntimeError as e:
+        reply = {"error": {"message": str(e)}}
+    reply["meanwhile"] = len(calls)
     print(json.dumps(reply), flush=True)
 """
 
@@ -97,6 +108,7 @@ class Node:
         line = self.proc.stdout.readline()
         assert line, "the CNI driver died"
         reply = json.loads(line)
+        self.meanwhile_calls = reply["meanwhile"]
         if "error" in reply:
             raise PluginFailed(reply["error"])
         return reply["ok"]
@@ -453,3 +465,40 @@ echo '{"code": 7, "msg": "cannot delete", "details": "try again"}'; exit 1""",
         (bindir / name).write_text("#!/bin/sh\nexit 0\n")   # "fixed"
     node.call("delete", "sandbox-d", p, bin_dirs=bins)
     assert node.cached() == []
+
+
+def test_meanwhile_and_large_config(node, pods):
+    """The caller's work runs once, while the first plugin does; if it fails,
+    add() fails with its error after rolling back the plugin that ran. A
+    config too big to be written into the stdin pipe before the plugin starts
+    is fed to it whole."""
+    p = pods("e")
+    bindir = node.base / "fakebin-rec"
+    bindir.mkdir(exist_ok=True)
+    log = node.base / "rec.log"
+    (bindir / "dyt-rec").write_text(f"""#!/bin/sh
+echo "$CNI_COMMAND $(wc -c)" >> {log}
+[ "$CNI_COMMAND" = ADD ] && echo '{{"cniVersion": "1.0.0"}}'
+exit 0
+""")
+    (bindir / "dyt-rec").chmod(0o755)
+    bins = [str(bindir)]
+    pad = "x" * (cni.STDIN_PREFILL + 1000)
+    (node.conf_dir / "10-net.conflist").write_text(
+        conflist([{"type": "dyt-rec"}, {"type": "dyt-rec", "pad": pad}]))
+    try:
+        node.call("add", "sandbox-e", p, bin_dirs=bins, meanwhile="count")
+        assert node.meanwhile_calls == 1
+        (first, small), (second, big) = (ln.split() for ln in log.read_text().splitlines())
+        assert (first, second) == ("ADD", "ADD")
+        assert 0 < int(small) < cni.STDIN_PREFILL < len(pad) < int(big)
+        node.call("delete", "sandbox-e", p, bin_dirs=bins)
+        log.unlink()
+
+        with pytest.raises(PluginFailed, match="^meanwhile failed$"):
+            node.call("add", "sandbox-e", p, bin_dirs=bins, meanwhile="raise")
+        assert node.meanwhile_calls == 1
+        assert [ln.split()[0] for ln in log.read_text().splitlines()] == ["ADD", "DEL"]
+        assert node.cached() == []
+    finally:
+        log.unlink(missing_ok=True)

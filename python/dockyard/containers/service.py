@@ -18,6 +18,7 @@ import os
 import shutil
 import sqlite3
 import signal as signals
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,9 +93,15 @@ class ContainerService(Reconciler):
 
     # --- create ---------------------------------------------------------------
     def create(self, config: dict[str, Any], hostconfig: dict[str, Any] | None = None,
-               name: str | None = None, networking: dict[str, Any] | None = None
+               name: str | None = None, networking: dict[str, Any] | None = None,
+               prepare: Callable[[Path], None] | None = None,
+               record: Callable[[sqlite3.Connection, Container], None] | None = None
                ) -> Container:
-        """A new container; `c.warnings` holds dockerd's warnings for the client."""
+        """A new container; `c.warnings` holds dockerd's warnings for the client.
+        A caller's own additions (the CRI's): `prepare(dir)` writes the /etc
+        files into the container's directory instead of the defaults (its
+        pod's), `record(conn, c)` adds rows to the transaction recording it
+        (one commit, one sync)."""
         hostconfig = dict(hostconfig or {})
         image_name = config.get("Image") or ""
         if not image_name:
@@ -140,7 +147,10 @@ class ContainerService(Reconciler):
         cdir = self.container_dir(cid)
         try:
             cdir.mkdir(mode=0o710)
-            self._write_etc_files(cid, cfg, hostconfig)
+            if prepare is not None:
+                prepare(cdir)
+            else:
+                self._write_etc_files(cid, cfg, hostconfig)
             if self.idmap is not None:
                 os.chown(cdir, -1, self.idmap.root[1])
             c = Container(cid, name, img.id, now_rfc3339(), cfg, hostconfig, new_state())
@@ -157,6 +167,8 @@ class ContainerService(Reconciler):
                 try:
                     with self.db.transaction() as conn:
                         conn.execute("INSERT INTO containers VALUES (?,?,?,?,?,?,?,?)", c.row())
+                        if record is not None:
+                            record(conn, c)
                     break
                 except sqlite3.IntegrityError:
                     # Another create took the name meanwhile: a generated

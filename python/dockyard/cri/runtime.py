@@ -177,7 +177,7 @@ class RuntimeService:
             "io.kubernetes.sandbox.id": pod.id, "io.kubernetes.pod.namespace": pod.namespace,
             "io.kubernetes.pod.uid": pod.uid, "io.kubernetes.container.name": meta["name"]}
         pc.mounts = mounts
-        return self.pods.create_container(pod.id, pc, config, hostconfig)
+        return self.pods.create_container(pod, pc, config, hostconfig)
 
     @rpc
     async def CreateContainer(self, req: Any, ctx: Any) -> Any:
@@ -191,11 +191,18 @@ class RuntimeService:
             raise NotFound(f"container {ref!r} is not a CRI container")
         return c, pc
 
+    def _start(self, ref: str) -> str:
+        c, _ = self._pc(ref)
+        self.ctrs.start(c.id)
+        return c.id
+
     @rpc
     async def StartContainer(self, req: Any, ctx: Any) -> Any:
-        c, _ = await asyncio.to_thread(self._pc, req.container_id)
-        await asyncio.to_thread(self.ctrs.start, c.id)
-        self.started(c.id)
+        # one worker thread hop, not one per step (each costs a wake-up)
+        cid = await asyncio.to_thread(self._start, req.container_id)
+        # The exit monitor (a DB lookup) is told in the loop's next turn, after
+        # the answer went out: first in line, before any RPC that comes next.
+        asyncio.get_running_loop().call_soon(self.started, cid)
         return self.pb.StartContainerResponse()
 
     @rpc

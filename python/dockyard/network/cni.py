@@ -27,7 +27,7 @@ import re
 import signal
 import subprocess
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import DockyardError, InvalidParameter
 
@@ -36,6 +36,9 @@ DEFAULT_BIN_DIRS = ("/opt/cni/bin", "/usr/lib/cni")
 CONF_EXTENSIONS = (".conf", ".conflist", ".json")
 DEFAULT_TIMEOUT = 60.0  # per plugin run
 CACHE_KIND = "cniCacheV1"
+#: a plugin's config up to this size is written into its stdin pipe before it
+#: starts (a pipe's default capacity: the write cannot block)
+STDIN_PREFILL = 65536
 
 _ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")  # container IDs and network names
 
@@ -260,11 +263,18 @@ class CNI:
             bandwidth: Mapping[str, Any] | None = None,
             dns: Mapping[str, Any] | None = None,
             ip_ranges: Sequence[Any] | None = None,
-            cgroup_path: str | None = None) -> Attachment:
+            cgroup_path: str | None = None,
+            meanwhile: Callable[[], None] | None = None) -> Attachment:
         """ADD the container's namespace `netns` to the network as `ifname`.
         On a failure, what the chain made so far is deleted again (reverse
         order) and CNIError carries the failing plugin's error; if that cleanup
-        fails too, the caller's later delete() retries it."""
+        fails too, the caller's later delete() retries it.
+
+        `meanwhile()` is called once the first plugin runs, so that the
+        caller's other work overlaps the chain's execs (no thread needed);
+        it is not called if the chain fails before that. What it raises
+        goes through add(), after the running plugin was waited for (and the
+        chain rolled back)."""
         _check_attachment(container_id, ifname)
         if not netns:
             raise InvalidParameter("a network namespace is required")
@@ -287,7 +297,8 @@ class CNI:
                     path = self.find_plugin(plugin["type"])
                     ran.append(plugin)
                     out = self._exec(path, "ADD", plugin_config(plugin, net, result, caps),
-                                     container_id, netns, ifname, args)
+                                     container_id, netns, ifname, args, meanwhile)
+                    meanwhile = None
                     if out is None:
                         raise CNIError("netplugin printed no result", plugin=plugin["type"],
                                        command="ADD")
@@ -297,11 +308,12 @@ class CNI:
                 done += 1
             assert result is not None
             self._write_cache(net, container_id, ifname, netns, args, caps, result)
-        except CNIError as e:
+        except BaseException as e:
             cleanup = self._rollback(net, ran, done, result, container_id, netns, ifname,
                                      args, caps)
             if cleanup:  # the pending cache stays: delete() retries with this config
-                e.args = (f"{e}; cleanup failed: {cleanup}",)
+                if isinstance(e, CNIError):
+                    e.args = (f"{e}; cleanup failed: {cleanup}",)
             else:
                 self._remove_cache(net.name, container_id, ifname)
             raise
@@ -366,22 +378,45 @@ class CNI:
     # -- plugin execution ------------------------------------------------------
 
     def _exec(self, path: str, command: str, conf: Mapping[str, Any], container_id: str,
-              netns: str, ifname: str, args: Sequence[Sequence[str]]) -> dict[str, Any] | None:
-        """Run one plugin; its parsed stdout (None if empty), or CNIError."""
+              netns: str, ifname: str, args: Sequence[Sequence[str]],
+              meanwhile: Callable[[], None] | None = None) -> dict[str, Any] | None:
+        """Run one plugin; its parsed stdout (None if empty), or CNIError.
+        `meanwhile()` runs while it does (see add())."""
         env = dict(os.environ)
         env.update(CNI_COMMAND=command, CNI_CONTAINERID=container_id, CNI_NETNS=netns,
                    CNI_ARGS=";".join(f"{k}={v}" for k, v in args), CNI_IFNAME=ifname,
                    CNI_PATH=":".join(self.bin_dirs))
         kind = os.path.basename(path)
+        data: bytes | None = json.dumps(conf).encode()
+        stdin: int = subprocess.PIPE
+        if len(data) <= STDIN_PREFILL:
+            # The config goes into the pipe before the plugin starts (a pipe
+            # holds this much without a reader), so nothing is left to feed
+            # it while `meanwhile` runs.
+            stdin, w = os.pipe2(os.O_CLOEXEC)
+            try:
+                os.write(w, data)
+            finally:
+                os.close(w)
+            data = None
         try:
             # Own session: on a timeout the plugin's children (iptables...) go too.
-            proc = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            proc = subprocess.Popen([path], stdin=stdin, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, env=env, cwd="/",
                                     start_new_session=True)
         except OSError as e:
             raise CNIError(f"exec {path}: {e.strerror}", plugin=kind, command=command) from None
+        finally:
+            if stdin != subprocess.PIPE:
+                os.close(stdin)
+        failed: BaseException | None = None
+        if meanwhile is not None:
+            try:
+                meanwhile()
+            except BaseException as e:  # raised once the plugin is done
+                failed = e
         try:
-            stdout, stderr = proc.communicate(json.dumps(conf).encode(), timeout=self.timeout)
+            stdout, stderr = proc.communicate(data, timeout=self.timeout)
         except subprocess.TimeoutExpired:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -392,7 +427,9 @@ class CNI:
                 if stream:
                     stream.close()
             raise CNIError(f"netplugin timed out after {self.timeout:g}s", plugin=kind,
-                           command=command) from None
+                           command=command) from failed
+        if failed is not None:
+            raise failed
         err_text = stderr.decode(errors="replace").strip()[-2000:]
         if proc.returncode != 0:
             raise _plugin_error(stdout, err_text, proc.returncode, kind, command)

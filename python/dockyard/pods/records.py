@@ -4,6 +4,7 @@ database (tables made here: the pods package owns them)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -91,8 +92,11 @@ class PodRecords:
                 c.execute(stmt)
 
     # --- pods ---------------------------------------------------------------
-    def save(self, p: Pod) -> None:
-        with self.db.transaction() as c:
+    def save(self, p: Pod, durable: bool = True) -> None:
+        """`durable=False` for what a power cut makes moot (a pod made ready:
+        after a reboot it is not, whatever the record says), see
+        Database.transaction."""
+        with self.db.transaction(durable) as c:
             c.execute("INSERT OR REPLACE INTO pods VALUES (?,?,?)",
                       (p.id, p.name, json.dumps(asdict(p))))
 
@@ -119,10 +123,11 @@ class PodRecords:
             c.execute("DELETE FROM pods WHERE id=?", (pod_id,))
 
     # --- their containers ----------------------------------------------------
-    def add_container(self, pc: PodContainer) -> None:
-        with self.db.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO pod_containers VALUES (?,?,?)",
-                      (pc.id, pc.pod_id, json.dumps(asdict(pc))))
+    def insert_container(self, conn: sqlite3.Connection, pc: PodContainer) -> None:
+        """`pc`'s row, in the caller's transaction (the one recording the
+        container itself: one commit for both, and never one without the other)."""
+        conn.execute("INSERT OR REPLACE INTO pod_containers VALUES (?,?,?)",
+                     (pc.id, pc.pod_id, json.dumps(asdict(pc))))
 
     def container(self, cid: str) -> PodContainer | None:
         row = self.db.one("SELECT record FROM pod_containers WHERE id=?", (cid,))

@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
-from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import Any
 
 from .. import _core
+from ..containers.model import Container
 from ..containers.service import ContainerService
 from ..errors import Conflict, DockyardError, MountError, NotFound
 from ..ids import generate_id
@@ -80,31 +81,22 @@ class PodService:
             self._forget(pod)
             raise
         pod.state = READY
-        self.records.save(pod)
+        # Not synced: after a power cut the pod's namespaces and network are
+        # gone, and so it is rightly NOTREADY if this commit is lost with them.
+        self.records.save(pod, durable=False)
         return pod
 
     def _setup(self, pod: Pod, dns: dict[str, list[str]] | None,
                port_mappings: list[dict[str, Any]]) -> None:
         pdir = self.pod_dir(pod.id)
-        pdir.mkdir(mode=0o711)
         nsdir = self.ns_dir / pod.id
         nsdir.mkdir(mode=0o700)
         # No hostname given: the node's, as containerd and CRI-O do (a pod's
         # name may be longer than the kernel's 64-byte limit; kubelet sets one).
         hostname = pod.hostname or os.uname().nodename
-        # The network namespace first: the CNI plugins (most of a pod's
-        # making, ~20 ms of execs) set it up while the rest is made here.
-        if "net" in pod.ns_paths:
-            _core.ns_pin(pod.ns_paths["net"], "net", None)
-        attach: Future[Any] | None = None
-        if pod.network != "node" and self.network is not None:
-            attach = Future()
-            net = self.network
-            threading.Thread(target=_resolve, name="dockyard-cni", daemon=True, args=(
-                attach, lambda: net.add(pod.id, pod.ns_paths["net"], pod=self._ref(pod),
-                                        port_mappings=port_mappings,
-                                        cgroup_path=pod.cgroup_parent or None))).start()
-        try:
+
+        def rest() -> None:
+            pdir.mkdir(mode=0o711)
             etcfiles.write(pdir / "hostname", hostname + "\n")
             etcfiles.write(pdir / "resolv.conf", resolv_conf(dns))
             if pod.pid == "pod":
@@ -117,14 +109,20 @@ class PodService:
             for kind, path in pod.ns_paths.items():  # recorded by run()
                 if kind != "net":
                     _core.ns_pin(path, kind, hostname if kind == "uts" else None)
-        finally:
-            # waited for even when the rest failed: the teardown that follows
-            # must find the attachment made (or not) and its plugins gone
-            if attach is not None:
-                wait([attach])
-        if attach is not None:
-            ips = list(attach.result().ips)
+
+        if pod.network != "node" and self.network is not None:
+            # The network namespace first: the CNI plugins (most of a pod's
+            # making, ~15 ms of execs) set it up while the rest is made, in
+            # this thread, as soon as the first one runs.
+            _core.ns_pin(pod.ns_paths["net"], "net", None)
+            ips = list(self.network.add(
+                pod.id, pod.ns_paths["net"], pod=self._ref(pod), port_mappings=port_mappings,
+                cgroup_path=pod.cgroup_parent or None, meanwhile=rest).ips)
             pod.ip, pod.additional_ips = (ips[0], ips[1:]) if ips else ("", [])
+        else:
+            if "net" in pod.ns_paths:
+                _core.ns_pin(pod.ns_paths["net"], "net", None)
+            rest()
         etcfiles.write(pdir / "hosts", Path("/etc/hosts").read_text()
                        if pod.network == "node" else
                        etcfiles.hosts([(pod.ip, hostname)] if pod.ip else [], []))
@@ -136,7 +134,8 @@ class PodService:
             raise DockyardError("starting the pod's PID namespace failed: "
                                 + (r.stderr.decode(errors="replace").strip() or "no pid"))
         pod.init_pid = int(r.stdout)
-        self.records.save(pod)  # a crash from here on still kills it
+        # a daemon crash from here on still kills it (a power cut kills it anyway)
+        self.records.save(pod, durable=False)
 
     def _kill_init(self, pod: Pod) -> None:
         """Kill the pod's init, and with it every process of its PID namespace."""
@@ -211,11 +210,13 @@ class PodService:
             self._forget(pod)
 
     # --- containers in pods ------------------------------------------------
-    def create_container(self, pod_id: str, pc: PodContainer, config: dict[str, Any],
+    def create_container(self, pod: Pod | str, pc: PodContainer, config: dict[str, Any],
                          hostconfig: dict[str, Any]) -> str:
-        """A container of the pod: Docker's config and host config, to which
-        the pod's namespaces, cgroup parent and /etc files are added."""
-        pod = self.records.get(pod_id)
+        """A container of the pod (or its ID): Docker's config and host
+        config, to which the pod's namespaces, cgroup parent and /etc files
+        are added."""
+        if isinstance(pod, str):
+            pod = self.records.get(pod)
         if not pod.ready:
             raise Conflict(f"pod sandbox {pod.id} is not ready")
         hc = dict(hostconfig)
@@ -241,21 +242,22 @@ class PodService:
             hc["Sysctls"] = dict(sysctls) | dict(hc.get("Sysctls") or {})
         if pod.cgroup_parent and not hc.get("CgroupParent"):
             hc["CgroupParent"] = pod.cgroup_parent
+        pdir = self.pod_dir(pod.id)
         cfg = dict(config)
         if pod.network != "node":  # the host's UTS namespace keeps its own name
-            cfg["Hostname"] = (self.pod_dir(pod.id) / "hostname").read_text().strip()
-        name = f"k8s_{pc.name}_{pod.name}_{pc.attempt}"
-        c = self.containers.create(cfg, hc, name=safe_name(name))
-        pc.id, pc.pod_id, pc.created = c.id, pod.id, now_ns()
-        try:
-            cdir = self.containers.container_dir(c.id)
+            cfg["Hostname"] = (pdir / "hostname").read_text().strip()
+        pc.pod_id = pod.id
+
+        def prepare(cdir: Path) -> None:  # the pod's /etc files, synced with the rest
             for f in ("hostname", "hosts", "resolv.conf"):
-                shutil.copyfile(self.pod_dir(pod.id) / f, cdir / f)
-            self.records.add_container(pc)
-        except BaseException:
-            self.containers.remove(c.id, force=True)
-            raise
-        return c.id
+                shutil.copyfile(pdir / f, cdir / f)
+
+        def record(conn: sqlite3.Connection, c: Container) -> None:  # in the same commit
+            pc.id, pc.created = c.id, now_ns()
+            self.records.insert_container(conn, pc)
+
+        name = safe_name(f"k8s_{pc.name}_{pod.name}_{pc.attempt}")
+        return self.containers.create(cfg, hc, name=name, prepare=prepare, record=record).id
 
     def remove_container(self, cid: str) -> None:
         """Idempotent: a container already gone is fine."""
@@ -288,10 +290,3 @@ def safe_name(name: str) -> str:
         out = "x" + out
     return out
 
-
-def _resolve(fut: Future[Any], fn: Any) -> None:
-    """`fut` gets what `fn()` returns or raises (run on a thread of its own)."""
-    try:
-        fut.set_result(fn())
-    except BaseException as e:  # noqa: BLE001 - handed to the waiter
-        fut.set_exception(e)

@@ -134,8 +134,8 @@ class Database:
         """One write transaction. `durable=False` skips the WAL's fsync at
         commit (SQLite's NORMAL): the change survives a kill -9 at once, and a
         power cut once the next durable commit (whose fsync covers every frame
-        before it) or a checkpoint has run; for state a crash makes stale
-        anyway, such as a container's running or exited state."""
+        before it) or a checkpoint has run; for state a power cut makes stale
+        anyway: a container's running or exited state, a pod marked ready."""
         with self._lock:
             self._mind_reserve()
             if not durable:
