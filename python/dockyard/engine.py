@@ -186,9 +186,11 @@ class Engine:
         directory. Read-only unless `repair` (only what belongs to nothing is
         removed; a container recorded running whose supervisor is gone is
         reconciled, as a restart would)."""
+        from .graphdriver.base import drain_removals
         from .store.check import IN_PROGRESS_GRACE, Problem, check_store
 
         grace = IN_PROGRESS_GRACE if grace is None else grace
+        drain_removals()  # what an --rm exit left to the background goes first
         problems = check_store(self.store, self._container_layer_ids(), verify, repair, grace)
         for c in self.containers.all():
             for lid in (c.id, f"{c.id}-init"):

@@ -22,7 +22,7 @@ from .. import _core
 from ..errors import NotFound
 from ..events import EventLog
 from ..graphdriver import remove_container_layers
-from ..graphdriver.base import rmtree
+from ..graphdriver.base import later, rmtree
 from ..imageconfig import now_rfc3339
 from ..network.service import NetworkService
 from ..volumes.service import VolumeService
@@ -122,7 +122,7 @@ class Reconciler(ContainerRecords):
                 self.network.teardown(cid)
             self.release_volumes(c)
             if c.hostconfig.get("AutoRemove"):
-                self._remove_files(c, remove_volumes=True)
+                self._remove_files(c, remove_volumes=True, defer=True)
                 c.removed = True  # type: ignore[attr-defined]
         return c
 
@@ -164,7 +164,11 @@ class Reconciler(ContainerRecords):
                 except NotFound:
                     pass
 
-    def _remove_files(self, c: Container, remove_volumes: bool = False) -> None:
+    def _remove_files(self, c: Container, remove_volumes: bool = False,
+                      defer: bool = False) -> None:
+        """Forget the container (its row, endpoints, volume references) and
+        remove what it has on disk; with `defer` the disk part runs on the
+        background remover (an --rm exit: the waiters are answered first)."""
         with self._locks_guard:
             self.last_exit_codes[c.id] = int(c.state.get("ExitCode") or 0)
             while len(self.last_exit_codes) > 1000:
@@ -181,8 +185,16 @@ class Reconciler(ContainerRecords):
         if self.volumes:
             # rm -v and --rm take the container's anonymous volumes with it
             self.volumes.drop_refs(c.id, remove_anonymous=remove_volumes)
-        remove_container_layers(self.driver, c.id)
         self.emit(c, "destroy")
+        if defer:
+            later(lambda: self._remove_leftovers(c))
+        else:
+            self._remove_leftovers(c)
+
+    def _remove_leftovers(self, c: Container) -> None:
+        """A forgotten container's layers, directories and cgroup; a crash
+        before they go leaves them to the next start's sweep."""
+        remove_container_layers(self.driver, c.id)
         # Renamed away now, deleted by the background remover.
         rmtree(self.container_dir(c.id))
         if self.runtime(c) == "runc":

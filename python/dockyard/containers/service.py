@@ -203,14 +203,20 @@ class ContainerService(Reconciler):
         etcfiles.write(cdir / "resolv.conf", etcfiles.host_resolv())
 
     def _repair_layers(self) -> None:
-        """At start: a container whose row a power cut kept but whose layers
-        (not synced at create, on overlay) or directory it took gets them
-        again, empty, as create made them; what it wrote into them was not
-        synced either."""
+        """At start: container layers no row names (a crash between a
+        removal's record and its files, or in a create) go. A container whose
+        row a power cut kept but whose layers (not synced at create, on
+        overlay) or directory it took gets them again, empty, as create made
+        them; what it wrote into them was not synced either."""
+        rows = self.db.query("SELECT id, image_id, config, hostconfig FROM containers")
+        known = {r["id"] for r in rows}
+        for lid in self.driver.read_write_ids():
+            if not lid.endswith("-init") and lid not in known:
+                remove_container_layers(self.driver, lid)
         intact = getattr(self.driver, "layer_intact", None)
         if intact is None:
             return
-        for r in self.db.query("SELECT id, image_id, config, hostconfig FROM containers"):
+        for r in rows:
             cid = r["id"]
             cdir = self.container_dir(cid)
             if intact(cid, True) and intact(init_id(cid), None) and cdir.is_dir():

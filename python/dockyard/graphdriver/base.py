@@ -122,6 +122,13 @@ class GraphDriver(ABC):
     def list_ids(self) -> list[str]:
         """Every layer id stored (image and container layers)."""
 
+    def read_write_ids(self) -> list[str]:
+        """The layers made by `create_read_write` (containers' and their -init)."""
+        try:
+            return [p.name for p in (self.home / RW_MARKS).iterdir()]
+        except FileNotFoundError:
+            return []
+
     def is_container_layer(self, id: str) -> bool:
         """True for layers made by `create_read_write` and `<id>-init` layers."""
         return id.endswith("-init") or (self.home / RW_MARKS / id).exists()

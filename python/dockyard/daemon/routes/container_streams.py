@@ -26,26 +26,34 @@ async def _get(request: web.Request) -> Container:
 
 async def attach(request: web.Request) -> web.StreamResponse:
     s = svc(request)
-    c = await _get(request)
     q = request.query
     stream = qbool(request, "stream")
     want_in, want_out, want_err = (qbool(request, "stdin"), qbool(request, "stdout"),
                                    qbool(request, "stderr"))
-    keys = detach_keys(q.get("detachKeys"))
-    failed = False
-    if c.state.get("Restarting"):  # no process to attach to until the restart
-        raise Conflict(f"container {request.match_info['id']} is restarting, wait until the "
-                       "container is running")
-    if stream and not (c.state.get("Running") or c.state.get("Prepared")):
+
+    def look() -> tuple[Container, bytes, bool, bool]:
+        """The container, the detach keys, whether its process was made now,
+        whether that failed: one hop to a worker for all (in dockerd's order
+        of errors)."""
+        c = s.get(request.match_info["id"])
+        keys = detach_keys(q.get("detachKeys"))
+        if c.state.get("Restarting"):  # no process to attach to until the restart
+            raise Conflict(f"container {request.match_info['id']} is restarting, wait until "
+                           "the container is running")
+        if not stream or c.state.get("Running") or c.state.get("Prepared"):
+            return c, keys, False, False
         # dockerd attaches to a stopped container too (`start -a` attaches
         # first): its process is made now and waits for the start call
         try:
-            c = await blocking(s.prepare, c.id)
-            monitor(request).watch(c.id)
+            return s.prepare(c.id), keys, True, False
         except DockyardError:
             # dockerd reports a failed start on the start call: attach succeeds
             # with nothing to stream, and start will fail with the message.
-            failed = True
+            return c, keys, False, True
+
+    c, keys, prepared, failed = await blocking(look)
+    if prepared:
+        monitor(request).watch(c.id)
     conn = None
     mask = (1 if want_in else 0) | (2 if want_out else 0) | (4 if want_err else 0)
     if stream and not failed:
