@@ -99,14 +99,14 @@ class GraphDriver(ABC):
             raise StorageDriverError(f"{self.name}: layer {id} already exists")
         with self._lock:
             try:
+                if not read_only:  # first: `_create` may ask is_container_layer
+                    (self.home / RW_MARKS / id).touch()
                 self._create(id, parent)
                 if self.remap_root is not None and parent is None:
                     os.chown(self.diff_path(id), *self.remap_root)  # a child copies it
             except BaseException:
                 self._remove_quietly(id)
                 raise
-            if not read_only:
-                (self.home / RW_MARKS / id).touch()
 
     def create_read_write(self, id: str, parent: str | None = None, mount_label: str = "") -> None:
         """A container layer: `create(..., read_only=False)`."""

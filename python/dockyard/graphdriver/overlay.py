@@ -150,12 +150,13 @@ class OverlayDriver(GraphDriver):
         nobody synced (a container's: `ContainerService`) can leave any of
         them missing."""
         d = self._dir(id)
-        try:
-            short = self._link(id)
-        except OSError:
-            return False
-        if not short or "/" in short or not os.path.lexists(self.home / LINK_DIR / short):
-            return False
+        if not self._top_only(id):
+            try:
+                short = self._link(id)
+            except OSError:
+                return False
+            if not short or "/" in short or not os.path.lexists(self.home / LINK_DIR / short):
+                return False
         if parent is not None and bool(self._lower(id)) != parent:
             return False
         diff = d / "diff"
@@ -166,6 +167,11 @@ class OverlayDriver(GraphDriver):
     def list_ids(self) -> list[str]:
         return sorted(p.name for p in self.home.iterdir()
                       if p.name != LINK_DIR and not p.name.startswith(".") and (p / "diff").is_dir())
+
+    def _top_only(self, id: str) -> bool:
+        """A container's read-write layer: nothing is ever made on it (commit
+        and build make image layers from its diff), so it has no short link."""
+        return not id.endswith("-init") and self.is_container_layer(id)
 
     def _link(self, id: str) -> str:
         return (self._dir(id) / "link").read_text().strip()
@@ -208,22 +214,26 @@ class OverlayDriver(GraphDriver):
         d = self._dir(id)
         lower = ""
         if parent is not None:
-            chain = [f"{LINK_DIR}/{self._link(parent)}"] + self._lower(parent)
-            if len(chain) > MAX_DEPTH:
+            below = self._lower(parent)
+            if len(below) + 1 > MAX_DEPTH:
                 raise StorageDriverError(
-                    f"overlay: max depth exceeded: layer {id} would have {len(chain)} lower layers "
-                    f"(at most {MAX_DEPTH})")
-            lower = ":".join(chain)
+                    f"overlay: max depth exceeded: layer {id} would have {len(below) + 1} lower "
+                    f"layers (at most {MAX_DEPTH})")
+            if self._top_only(parent):
+                raise StorageDriverError(f"overlay: layer {parent} is a container's read-write "
+                                         "layer: no layer goes on it")
+            lower = ":".join([f"{LINK_DIR}/{self._link(parent)}"] + below)
         d.mkdir(mode=0o700)
         if shared is None:
             (d / "diff").mkdir(mode=0o755)
         else:
             os.symlink(os.path.relpath(shared, d), d / "diff")  # the home may move
-        short = _short_id()
-        while (self.home / LINK_DIR / short).exists():
+        if not self._top_only(id):  # a layer others may go on: a short link to it
             short = _short_id()
-        os.symlink(f"../{id}/diff", self.home / LINK_DIR / short)
-        (d / "link").write_text(short)
+            while (self.home / LINK_DIR / short).exists():
+                short = _short_id()
+            os.symlink(f"../{id}/diff", self.home / LINK_DIR / short)
+            (d / "link").write_text(short)
         if parent is not None:
             (d / "lower").write_text(lower)
             # The mark matters for image layers only; a stat is cheaper than a touch.
