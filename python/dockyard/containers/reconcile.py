@@ -167,8 +167,9 @@ class Reconciler(ContainerRecords):
     def _remove_files(self, c: Container, remove_volumes: bool = False,
                       defer: bool = False) -> None:
         """Forget the container (its row, endpoints, volume references) and
-        remove what it has on disk; with `defer` the disk part runs on the
-        background remover (an --rm exit: the waiters are answered first)."""
+        remove what it has on disk; with `defer` its layers and directory go
+        on the background remover (an --rm exit: the waiters are answered
+        first)."""
         with self._locks_guard:
             self.last_exit_codes[c.id] = int(c.state.get("ExitCode") or 0)
             while len(self.last_exit_codes) > 1000:
@@ -186,17 +187,9 @@ class Reconciler(ContainerRecords):
             # rm -v and --rm take the container's anonymous volumes with it
             self.volumes.drop_refs(c.id, remove_anonymous=remove_volumes)
         self.emit(c, "destroy")
-        if defer:
-            later(lambda: self._remove_leftovers(c))
-        else:
-            self._remove_leftovers(c)
-
-    def _remove_leftovers(self, c: Container) -> None:
-        """A forgotten container's layers, directories and cgroup; a crash
-        before they go leaves them to the next start's sweep."""
-        remove_container_layers(self.driver, c.id)
-        # Renamed away now, deleted by the background remover.
-        rmtree(self.container_dir(c.id))
+        # Its runtime state goes now (a removed container has no process,
+        # state or cgroup); its layers and directory, with `defer`, after the
+        # answer: a crash before leaves them to the next start's sweep.
         if self.runtime(c) == "runc":
             oci.delete(self.runc_root, c.id)
         rmtree(self.state_dir(c.id))
@@ -204,6 +197,15 @@ class Reconciler(ContainerRecords):
             _core.remove_cgroup(self.cgroup_path(c))
         except Exception:  # noqa: BLE001 - the shim removes it; this is a backstop
             pass
+        if defer:
+            later(lambda: self._remove_layers(c.id))
+        else:
+            self._remove_layers(c.id)
+
+    def _remove_layers(self, cid: str) -> None:
+        remove_container_layers(self.driver, cid)
+        # Renamed away now, deleted by the background remover.
+        rmtree(self.container_dir(cid))
 
     # --- recovery ---------------------------------------------------------------
     def recover(self) -> list[str]:
