@@ -177,7 +177,8 @@ def _leftovers(root: Path) -> None:
     db.close()
     for layer in (kept, f"{kept}-init"):
         d = root / "overlay" / layer
-        (root / "overlay" / "l" / (d / "link").read_text().strip()).unlink()
+        if (d / "link").exists():  # the init layer's (a read-write layer has none)
+            (root / "overlay" / "l" / (d / "link").read_text().strip()).unlink()
         shutil.rmtree(d)
     shutil.rmtree(root / "containers" / kept)
     (root / "volumes" / ".removing-old" / "_data").mkdir(parents=True)
