@@ -45,8 +45,8 @@ def check_host_and_context() -> None:
 
 
 def current_context() -> str:
-    """The context commands use (docker's choice; see contexts.current_name)."""
-    from .contexts import current_name
+    """The context commands use (docker's choice; see contextname.current_name)."""
+    from .contextname import current_name
 
     return current_name(G.context, G.host)
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 import os
 
 from . import fastjson
+from .contextname import (DEFAULT, config_dirs, configured_current, current_name,  # noqa: F401
+                          docker_config_dir, dockyard_config_dir, read_config)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-DEFAULT = "default"
 DEFAULT_DESCRIPTION = "Current DOCKER_HOST based configuration"
 NAME_PATTERN = "^[a-zA-Z0-9][a-zA-Z0-9_.+-]+$"
 DOCKER_ENDPOINT = "docker"
@@ -39,31 +40,6 @@ class ContextError(Exception):
 
 
 # --- config dirs and config.json ---------------------------------------------
-
-def dockyard_config_dir() -> str:
-    return os.environ.get("DOCKYARD_CONFIG") or os.path.expanduser("~/.dockyard")
-
-
-def docker_config_dir() -> str:
-    return os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker")
-
-
-def config_dirs() -> list[str]:
-    """Dockyard's config dir (written to), then docker's (read), once each."""
-    ours, docker = dockyard_config_dir(), docker_config_dir()
-    if os.path.abspath(ours) == os.path.abspath(docker):
-        return [ours]
-    return [ours, docker]
-
-
-def read_config(config_dir: str) -> dict[str, Any]:
-    try:
-        with open(os.path.join(config_dir, "config.json"), "rb") as f:
-            data = fastjson.loads(f.read() or b"{}")
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
 
 def write_config(config_dir: str, cfg: dict[str, Any]) -> None:
     """config.json replaced atomically (docker's layout: tab-indented, 0600)."""
@@ -83,15 +59,6 @@ def write_config(config_dir: str, cfg: dict[str, Any]) -> None:
         except OSError:
             pass
         raise
-
-
-def configured_current() -> str:
-    """`currentContext` of Dockyard's config.json, else of docker's."""
-    for d in config_dirs():
-        name = read_config(d).get("currentContext")
-        if isinstance(name, str) and name:
-            return name
-    return ""
 
 
 def set_current(name: str) -> None:
@@ -119,23 +86,6 @@ def host_env() -> tuple[str, str] | None:
         if v:
             return var, v
     return None
-
-
-def current_name(flag_context: str | None, flag_host: str | None) -> str:
-    """docker's context choice: --context, then -H (the default context), then
-    the environment (a host variable means the default context, else the
-    context variable; Dockyard's pair before docker's), then config.json."""
-    if flag_context:
-        return flag_context
-    if flag_host:
-        return DEFAULT
-    for host_var, context_var in (("DOCKYARD_HOST", "DOCKYARD_CONTEXT"),
-                                  ("DOCKER_HOST", "DOCKER_CONTEXT")):
-        if os.environ.get(host_var):
-            return DEFAULT
-        if os.environ.get(context_var):
-            return os.environ[context_var]
-    return configured_current() or DEFAULT
 
 
 def validate_name(name: str) -> None:
