@@ -17,8 +17,7 @@ from __future__ import annotations
 import os
 
 from . import fastjson
-from .contextname import (DEFAULT, config_dirs, configured_current, current_name,  # noqa: F401
-                          docker_config_dir, dockyard_config_dir, read_config)
+from .contextname import DEFAULT, config_dirs, read_config
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

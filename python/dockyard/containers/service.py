@@ -157,7 +157,7 @@ class ContainerService(Reconciler):
             warnings = self._check_network(c, networking)
             self._register_mounts(c)
             self._register_links(c)
-            if not hasattr(self.driver, "layer_intact"):
+            if self.driver.sync_container_layers:
                 # Its layers and files reach the disk before the row that names
                 # them; overlay's few empty directories are made again instead
                 # if a power cut takes them (`_repair_layers`): a syncfs costs
@@ -213,9 +213,9 @@ class ContainerService(Reconciler):
         for lid in self.driver.read_write_ids():
             if not lid.endswith("-init") and lid not in known:
                 remove_container_layers(self.driver, lid)
-        intact = getattr(self.driver, "layer_intact", None)
-        if intact is None:
+        if self.driver.sync_container_layers:
             return
+        intact = self.driver.layer_intact
         for r in rows:
             cid = r["id"]
             cdir = self.container_dir(cid)

@@ -55,6 +55,10 @@ class GraphDriver(ABC):
     whiteouts: str = "naive"
     #: Storage options this driver accepts (`--storage-opt key=value`).
     known_options: frozenset[str] = frozenset()
+    #: Whether a container's layers must be synced at create: False where
+    #: they are a few empty entries that `layer_intact` can check and the
+    #: container service makes again after a power cut.
+    sync_container_layers: bool = True
 
     def __init__(self, home: Path | str, options: dict[str, str] | None = None) -> None:
         self.home = Path(home)
@@ -121,6 +125,11 @@ class GraphDriver(ABC):
     @abstractmethod
     def list_ids(self) -> list[str]:
         """Every layer id stored (image and container layers)."""
+
+    def layer_intact(self, id: str, parent: bool | None) -> bool:
+        """Whether layer `id`'s own entries are all there (drivers that sync
+        container layers at create: always)."""
+        return True
 
     def read_write_ids(self) -> list[str]:
         """The layers made by `create_read_write` (containers' and their -init)."""

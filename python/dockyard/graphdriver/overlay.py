@@ -110,6 +110,7 @@ def _xattr(name: str) -> str:
 class OverlayDriver(GraphDriver):
     name = "overlay"
     whiteouts = "overlay"
+    sync_container_layers = False
     known_options = frozenset({"overlay.mountopt", "overlay2.mountopt",
                                "overlay.override_kernel_check", "overlay2.override_kernel_check"})
 

@@ -202,9 +202,7 @@ class ContainerNetworks(NetworkRecords):
         extra = [etcfiles.parse_add_host(h) for h in hostconfig.get("ExtraHosts") or []]
         extra += links or []
         if mode == "host":
-            etcfiles.write(container_dir / "hosts", _read("/etc/hosts") or etcfiles.HOSTS_HEAD)
-            etcfiles.write(container_dir / "resolv.conf", etcfiles.host_resolv())
-            etcfiles.write(container_dir / "hostname", hostname + "\n")
+            self.write_etc_files(cid, config, hostconfig, container_dir)
             return "host"
         if mode == "none":
             etcfiles.write(container_dir / "hosts", etcfiles.hosts([], extra))
