@@ -56,7 +56,10 @@ for line in sys.stdin:
                 raise RuntimeError("meanwhile failed")
         kwargs["meanwhile"] = meanwhile
     try:
-        out = getattr(inv, req["op"])(*req["args"], **kwargs)
+        if req["op"] == "begin_abort":  # an ADD begun, then given up
+            out = inv.begin_add(*req["args"], **kwargs).abort()
+        else:
+            out = getattr(inv, req["op"])(*req["args"], **kwargs)
         if isinstance(out, cni.Attachment):
             out = asdict(out)
         reply = {"ok": out}
@@ -500,5 +503,46 @@ exit 0
         assert node.meanwhile_calls == 1
         assert [ln.split()[0] for ln in log.read_text().splitlines()] == ["ADD", "DEL"]
         assert node.cached() == []
+    finally:
+        log.unlink(missing_ok=True)
+
+
+def test_chain_pipelined_and_aborted(node, pods):
+    """Each plugin is started while the one before it runs, but gets its
+    config (and so acts) only after that one answered; an ADD begun and
+    given up kills its started plugin before it read anything, leaving no
+    cache."""
+    p = pods("f")
+    bindir = node.base / "fakebin-pipe"
+    bindir.mkdir(exist_ok=True)
+    log = node.base / "pipe.log"
+    (bindir / "dyt-pipe").write_text(f"""#!/bin/sh
+echo "start $CNI_COMMAND" >> {log}
+conf=$(cat)
+case "$conf" in *'"slow"'*) name=A; sleep 0.3 ;; *) name=B ;; esac
+echo "read $name" >> {log}
+[ "$CNI_COMMAND" = ADD ] && echo '{{"cniVersion": "1.0.0"}}'
+echo "end $name" >> {log}
+exit 0
+""")
+    (bindir / "dyt-pipe").chmod(0o755)
+    bins = [str(bindir)]
+    (node.conf_dir / "10-net.conflist").write_text(
+        conflist([{"type": "dyt-pipe", "slow": True}, {"type": "dyt-pipe"}]))
+    try:
+        node.call("add", "sandbox-f", p, bin_dirs=bins)
+        lines = log.read_text().splitlines()
+        assert lines.count("start ADD") == 2
+        second_start = len(lines) - 1 - lines[::-1].index("start ADD")
+        assert second_start < lines.index("end A") < lines.index("read B")
+        node.call("delete", "sandbox-f", p, bin_dirs=bins)
+        assert node.cached() == []
+        log.unlink()
+
+        node.call("begin_abort", "sandbox-f", p, bin_dirs=bins)
+        # killed at once: perhaps before its first line, never after it read
+        assert not log.exists() or log.read_text().splitlines() == ["start ADD"]
+        assert node.cached() == []
+        assert subprocess.run(["pgrep", "-f", str(bindir)], capture_output=True).stdout == b""
     finally:
         log.unlink(missing_ok=True)

@@ -27,7 +27,7 @@ import re
 import signal
 import subprocess
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..errors import DockyardError, InvalidParameter
 
@@ -265,59 +265,35 @@ class CNI:
             ip_ranges: Sequence[Any] | None = None,
             cgroup_path: str | None = None,
             meanwhile: Callable[[], None] | None = None) -> Attachment:
-        """ADD the container's namespace `netns` to the network as `ifname`.
-        On a failure, what the chain made so far is deleted again (reverse
-        order) and CNIError carries the failing plugin's error; if that cleanup
-        fails too, the caller's later delete() retries it.
+        """ADD the container's namespace `netns` to the network as `ifname`
+        (begin_add() and its run() in one)."""
+        return self.begin_add(container_id, netns, ifname, pod=pod, port_mappings=port_mappings,
+                              bandwidth=bandwidth, dns=dns, ip_ranges=ip_ranges,
+                              cgroup_path=cgroup_path).run(meanwhile)
 
-        `meanwhile()` is called once the first plugin runs, so that the
-        caller's other work overlaps the chain's execs (no thread needed);
-        it is not called if the chain fails before that. What it raises
-        goes through add(), after the running plugin was waited for (and the
-        chain rolled back)."""
+    def begin_add(self, container_id: str, netns: str, ifname: str = "eth0", *,
+                  pod: PodRef | None = None,
+                  port_mappings: Iterable[Mapping[str, Any]] = (),
+                  bandwidth: Mapping[str, Any] | None = None,
+                  dns: Mapping[str, Any] | None = None,
+                  ip_ranges: Sequence[Any] | None = None,
+                  cgroup_path: str | None = None) -> "PendingAdd":
+        """An ADD whose first plugin is started now but acts only when
+        run() hands it its config: its runtime loads (a Go plugin's few
+        milliseconds) while the caller makes what must exist first (the
+        namespace at `netns`, its own record of the attachment). Then
+        run() or abort()."""
         _check_attachment(container_id, ifname)
         if not netns:
             raise InvalidParameter("a network namespace is required")
         net = self.network()
-        args = _cni_args(container_id, pod)
         caps: dict[str, Any] = {"portMappings": port_mappings_arg(port_mappings)}
         for key, value in (("bandwidth", bandwidth), ("dns", dns), ("ipRanges", ip_ranges),
                            ("cgroupPath", cgroup_path)):
             if value:
                 caps[key] = value
-        # Written before the chain runs, so a DEL after a crash mid-ADD still
-        # gets the config and arguments this ADD used.
-        self._write_cache(net, container_id, ifname, netns, args, caps, None)
-        result: dict[str, Any] | None = None
-        ran: list[Mapping[str, Any]] = []
-        done = 0
-        try:
-            for plugin in net.plugins:
-                try:
-                    path = self.find_plugin(plugin["type"])
-                    ran.append(plugin)
-                    out = self._exec(path, "ADD", plugin_config(plugin, net, result, caps),
-                                     container_id, netns, ifname, args, meanwhile)
-                    meanwhile = None
-                    if out is None:
-                        raise CNIError("netplugin printed no result", plugin=plugin["type"],
-                                       command="ADD")
-                except CNIError as e:
-                    raise _wrap(e, plugin, net, "add") from None
-                result = _as_version(out, net.cni_version)
-                done += 1
-            assert result is not None
-            self._write_cache(net, container_id, ifname, netns, args, caps, result)
-        except BaseException as e:
-            cleanup = self._rollback(net, ran, done, result, container_id, netns, ifname,
-                                     args, caps)
-            if cleanup:  # the pending cache stays: delete() retries with this config
-                if isinstance(e, CNIError):
-                    e.args = (f"{e}; cleanup failed: {cleanup}",)
-            else:
-                self._remove_cache(net.name, container_id, ifname)
-            raise
-        return Attachment(net.name, container_id, ifname, result, result_ips(result, ifname))
+        return PendingAdd(self, net, container_id, netns, ifname, _cni_args(container_id, pod),
+                          caps)
 
     def delete(self, container_id: str, netns: str | None, ifname: str = "eth0", *,
                pod: PodRef | None = None) -> None:
@@ -336,13 +312,16 @@ class CNI:
             cached = [(net, _cni_args(container_id, pod), {}, None)]
         for net, args, caps, result in cached:
             prev = result if _version_tuple(net.cni_version) >= (0, 4, 0) else None
-            for plugin in reversed(net.plugins):
-                try:
-                    path = self.find_plugin(plugin["type"])
-                    self._exec(path, "DEL", plugin_config(plugin, net, prev, caps),
-                               container_id, ns, ifname, args)
-                except CNIError as e:
-                    raise _wrap(e, plugin, net, "delete") from None
+            chain = _Chain(self, list(reversed(net.plugins)), "DEL", container_id, ns, ifname,
+                           args)
+            try:
+                for plugin in chain:
+                    try:
+                        chain.run(plugin_config(plugin, net, prev, caps))
+                    except CNIError as e:
+                        raise _wrap(e, plugin, net, "delete") from None
+            finally:
+                chain.close()
             self._remove_cache(net.name, container_id, ifname)
 
     def check(self, container_id: str, netns: str, ifname: str = "eth0") -> None:
@@ -378,74 +357,14 @@ class CNI:
     # -- plugin execution ------------------------------------------------------
 
     def _exec(self, path: str, command: str, conf: Mapping[str, Any], container_id: str,
-              netns: str, ifname: str, args: Sequence[Sequence[str]],
-              meanwhile: Callable[[], None] | None = None) -> dict[str, Any] | None:
-        """Run one plugin; its parsed stdout (None if empty), or CNIError.
-        `meanwhile()` runs while it does (see add())."""
-        env = dict(os.environ)
-        env.update(CNI_COMMAND=command, CNI_CONTAINERID=container_id, CNI_NETNS=netns,
-                   CNI_ARGS=";".join(f"{k}={v}" for k, v in args), CNI_IFNAME=ifname,
-                   CNI_PATH=":".join(self.bin_dirs))
-        kind = os.path.basename(path)
-        data: bytes | None = json.dumps(conf).encode()
-        stdin: int = subprocess.PIPE
-        if len(data) <= STDIN_PREFILL:
-            # The config goes into the pipe before the plugin starts (a pipe
-            # holds this much without a reader), so nothing is left to feed
-            # it while `meanwhile` runs.
-            stdin, w = os.pipe2(os.O_CLOEXEC)
-            try:
-                os.write(w, data)
-            finally:
-                os.close(w)
-            data = None
+              netns: str, ifname: str, args: Sequence[Sequence[str]]) -> dict[str, Any] | None:
+        """Run one plugin; its parsed stdout (None if empty), or CNIError."""
+        proc = _Proc(self, path, command, container_id, netns, ifname, args)
         try:
-            # Own session: on a timeout the plugin's children (iptables...) go too.
-            proc = subprocess.Popen([path], stdin=stdin, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, env=env, cwd="/",
-                                    start_new_session=True)
-        except OSError as e:
-            raise CNIError(f"exec {path}: {e.strerror}", plugin=kind, command=command) from None
+            proc.feed(conf)
+            return proc.wait()
         finally:
-            if stdin != subprocess.PIPE:
-                os.close(stdin)
-        failed: BaseException | None = None
-        if meanwhile is not None:
-            try:
-                meanwhile()
-            except BaseException as e:  # raised once the plugin is done
-                failed = e
-        try:
-            stdout, stderr = proc.communicate(data, timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            proc.wait()
-            for stream in (proc.stdin, proc.stdout, proc.stderr):
-                if stream:
-                    stream.close()
-            raise CNIError(f"netplugin timed out after {self.timeout:g}s", plugin=kind,
-                           command=command) from failed
-        if failed is not None:
-            raise failed
-        err_text = stderr.decode(errors="replace").strip()[-2000:]
-        if proc.returncode != 0:
-            raise _plugin_error(stdout, err_text, proc.returncode, kind, command)
-        if not stdout.strip():
-            return None
-        try:
-            out = json.loads(stdout)
-        except ValueError as e:
-            raise CNIError(f"netplugin printed invalid JSON: {e}", plugin=kind,
-                           command=command, stderr=err_text) from None
-        if not isinstance(out, dict):
-            raise CNIError("netplugin printed a result that is not a JSON object",
-                           plugin=kind, command=command, stderr=err_text)
-        if not out.get("cniVersion"):
-            out["cniVersion"] = conf.get("cniVersion", "")
-        return out
+            proc.close()
 
     def _rollback(self, net: NetworkConfigList, ran: Sequence[Mapping[str, Any]], done: int,
                   result: Mapping[str, Any] | None, container_id: str, netns: str, ifname: str,
@@ -527,6 +446,207 @@ class CNI:
                         dict(doc.get("capabilityArgs") or {}),
                         result if isinstance(result, dict) else None))
         return out
+
+
+class _Proc:
+    """One plugin run, started ahead of its config: the process (its own
+    session, so that a kill takes its children too) loads while the caller
+    does other work, and acts only once feed() has given it its netconf."""
+
+    def __init__(self, cni: CNI, path: str, command: str, container_id: str, netns: str,
+                 ifname: str, args: Sequence[Sequence[str]]) -> None:
+        self.kind, self.command, self.timeout = os.path.basename(path), command, cni.timeout
+        env = dict(os.environ)
+        env.update(CNI_COMMAND=command, CNI_CONTAINERID=container_id, CNI_NETNS=netns,
+                   CNI_ARGS=";".join(f"{k}={v}" for k, v in args), CNI_IFNAME=ifname,
+                   CNI_PATH=":".join(cni.bin_dirs))
+        try:
+            self.proc = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, env=env, cwd="/",
+                                         start_new_session=True)
+        except OSError as e:
+            raise CNIError(f"exec {path}: {e.strerror}", plugin=self.kind,
+                           command=command) from None
+        self.data: bytes | None = None
+        self.version = ""
+
+    def feed(self, conf: Mapping[str, Any]) -> None:
+        self.version = str(conf.get("cniVersion", ""))
+        data = json.dumps(conf).encode()
+        if len(data) > STDIN_PREFILL:
+            self.data = data  # wait() writes it as the plugin reads
+            return
+        stdin = self.proc.stdin
+        assert stdin is not None
+        try:
+            # An empty pipe holds this much without a reader: no blocking.
+            stdin.write(data)
+            stdin.close()
+        except BrokenPipeError:
+            pass  # it died before reading: wait() tells how
+        self.proc.stdin = None  # communicate() must not flush it
+
+    def wait(self) -> dict[str, Any] | None:
+        """Its parsed stdout (None if empty), or CNIError."""
+        proc, kind, command = self.proc, self.kind, self.command
+        try:
+            stdout, stderr = proc.communicate(self.data, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.close()
+            raise CNIError(f"netplugin timed out after {self.timeout:g}s", plugin=kind,
+                           command=command) from None
+        err_text = stderr.decode(errors="replace").strip()[-2000:]
+        if proc.returncode != 0:
+            raise _plugin_error(stdout, err_text, proc.returncode, kind, command)
+        if not stdout.strip():
+            return None
+        try:
+            out = json.loads(stdout)
+        except ValueError as e:
+            raise CNIError(f"netplugin printed invalid JSON: {e}", plugin=kind,
+                           command=command, stderr=err_text) from None
+        if not isinstance(out, dict):
+            raise CNIError("netplugin printed a result that is not a JSON object",
+                           plugin=kind, command=command, stderr=err_text)
+        if not out.get("cniVersion"):
+            out["cniVersion"] = self.version
+        return out
+
+    def close(self) -> None:
+        """Kill it (with its children) unless it has ended; reap it."""
+        proc = self.proc
+        if proc.returncode is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream:
+                try:
+                    stream.close()
+                except BrokenPipeError:
+                    pass
+
+
+class _Chain:
+    """Plugins run one after the other, as the spec has it, but each is
+    started while the one before it runs, so that its loading (most of a
+    small Go plugin's run) overlaps: iterate, and run() each in turn."""
+
+    def __init__(self, cni: CNI, plugins: Sequence[Mapping[str, Any]], command: str,
+                 container_id: str, netns: str, ifname: str,
+                 args: Sequence[Sequence[str]]) -> None:
+        self.cni, self.plugins, self.command = cni, plugins, command
+        self.target = (container_id, netns, ifname, args)
+        self.fed = 0  # how many were given their config (may have acted)
+        self.next: _Proc | CNIError | None = self._start(0)
+
+    def _start(self, i: int) -> _Proc | CNIError | None:
+        """Plugin i's process; a failure to find or exec it is raised when its turn comes."""
+        if i >= len(self.plugins):
+            return None
+        try:
+            return _Proc(self.cni, self.cni.find_plugin(self.plugins[i]["type"]), self.command,
+                         *self.target)
+        except CNIError as e:
+            return e
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        return iter(self.plugins)
+
+    def run(self, conf: Mapping[str, Any],
+            meanwhile: Callable[[], None] | None = None) -> dict[str, Any] | None:
+        """The next plugin with `conf`; `meanwhile()` runs while it does, and
+        what it raises comes after the plugin was waited for."""
+        proc, self.next = self.next, None
+        if isinstance(proc, CNIError):
+            raise proc
+        assert proc is not None
+        try:
+            proc.feed(conf)
+            self.fed += 1
+            self.next = self._start(self.fed)
+            failed: BaseException | None = None
+            if meanwhile is not None:
+                try:
+                    meanwhile()
+                except BaseException as e:  # raised once the plugin is done
+                    failed = e
+            try:
+                out = proc.wait()
+            except CNIError as e:
+                if failed is None:
+                    raise
+                raise failed from e
+            if failed is not None:
+                raise failed
+            return out
+        finally:
+            proc.close()
+
+    def close(self) -> None:
+        """Kill a plugin started ahead that will not run."""
+        if isinstance(self.next, _Proc):
+            self.next.close()
+        self.next = None
+
+
+class PendingAdd:
+    """An ADD under way (CNI.begin_add): its first plugin started, nothing done."""
+
+    def __init__(self, cni: CNI, net: NetworkConfigList, container_id: str, netns: str,
+                 ifname: str, args: Sequence[Sequence[str]], caps: Mapping[str, Any]) -> None:
+        self.cni, self.net, self.caps = cni, net, caps
+        self.target = (container_id, netns, ifname, args)
+        self.chain = _Chain(cni, net.plugins, "ADD", container_id, netns, ifname, args)
+
+    def run(self, meanwhile: Callable[[], None] | None = None) -> Attachment:
+        """Run the chain. On a failure, what it made so far is deleted again
+        (reverse order) and CNIError carries the failing plugin's error; if
+        that cleanup fails too, the caller's later delete() retries it.
+
+        `meanwhile()` is called once the first plugin runs, so that the
+        caller's other work overlaps the chain's execs (no thread needed);
+        it is not called if the chain fails before that. What it raises
+        goes through run(), after the running plugin was waited for (and the
+        chain rolled back)."""
+        cni, net, caps, chain = self.cni, self.net, self.caps, self.chain
+        container_id, netns, ifname, args = self.target
+        result: dict[str, Any] | None = None
+        done = 0
+        try:
+            # Written before any plugin acts, so a DEL after a crash mid-ADD
+            # still gets the config and arguments this ADD used.
+            cni._write_cache(net, container_id, ifname, netns, args, caps, None)
+            for plugin in chain:
+                try:
+                    out = chain.run(plugin_config(plugin, net, result, caps), meanwhile)
+                    meanwhile = None
+                    if out is None:
+                        raise CNIError("netplugin printed no result", plugin=plugin["type"],
+                                       command="ADD")
+                except CNIError as e:
+                    raise _wrap(e, plugin, net, "add") from None
+                result = _as_version(out, net.cni_version)
+                done += 1
+            assert result is not None
+            cni._write_cache(net, container_id, ifname, netns, args, caps, result)
+        except BaseException as e:
+            chain.close()
+            cleanup = cni._rollback(net, net.plugins[:chain.fed], done, result, container_id,
+                                    netns, ifname, args, caps)
+            if cleanup:  # the pending cache stays: delete() retries with this config
+                if isinstance(e, CNIError):
+                    e.args = (f"{e}; cleanup failed: {cleanup}",)
+            else:
+                cni._remove_cache(net.name, container_id, ifname)
+            raise
+        return Attachment(net.name, container_id, ifname, result, result_ips(result, ifname))
+
+    def abort(self) -> None:
+        """Not to be run after all: the started plugin is killed before it acted."""
+        self.chain.close()
 
 
 def _check_attachment(container_id: str, ifname: str) -> None:

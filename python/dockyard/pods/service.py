@@ -23,7 +23,7 @@ from ..containers.service import ContainerService
 from ..errors import Conflict, DockyardError, MountError, NotFound
 from ..ids import generate_id
 from ..network import etcfiles
-from ..network.cni import CNI, PodRef
+from ..network.cni import CNI, PendingAdd, PodRef
 from ..store.db import Database
 from .records import NOTREADY, READY, Pod, PodContainer, PodRecords, now_ns
 
@@ -54,29 +54,42 @@ class PodService:
             port_mappings: list[dict[str, Any]]) -> Pod:
         """Make `pod` (its id is chosen here) ready: namespaces pinned, /etc
         files written, network set up. Undone entirely if any step fails."""
-        with self._lock:
-            other = self.records.by_name(pod.name)
-            if other is not None:
-                raise Conflict(f"the pod sandbox name {pod.name!r} is already reserved "
-                               f"for {other.id}")
-            pod.id = generate_id()
-            pod.created = now_ns()
-            # What the pod will hold (pinned namespaces, a CNI attachment) is
-            # recorded in this one DB commit before any of it is made: a
-            # failure (or a crash) part way still releases what exists, and
-            # releasing what was never made is no error (unpinning a missing
-            # file; CNI DEL, which the spec makes idempotent).
-            kinds = (["ipc"] if pod.ipc != "node" else []) + \
-                (["uts", "net"] if pod.network != "node" else [])
-            pod.ns_paths = {kind: str(self.ns_dir / pod.id / kind) for kind in kinds}
-            pod.cni_attached = pod.network != "node" and self.network is not None
-            # Not ready until made whole: a pod a crash cut short stays
-            # NOTREADY, which kubelet stops and removes.
-            pod.state = NOTREADY
-            self.records.save(pod)
+        pod.id = generate_id()
+        pod.created = now_ns()
+        kinds = (["ipc"] if pod.ipc != "node" else []) + \
+            (["uts", "net"] if pod.network != "node" else [])
+        pod.ns_paths = {kind: str(self.ns_dir / pod.id / kind) for kind in kinds}
+        pod.cni_attached = pod.network != "node" and self.network is not None
+        # The first CNI plugin starts now and loads (most of a small Go
+        # plugin's run) while the record and the namespace below are made;
+        # it acts only once run() gives it its config.
+        pending = self.network.begin_add(
+            pod.id, pod.ns_paths["net"], pod=self._ref(pod), port_mappings=port_mappings,
+            cgroup_path=pod.cgroup_parent or None) if pod.cni_attached and self.network else None
         try:
-            self._setup(pod, dns, port_mappings)
+            with self._lock:
+                other = self.records.by_name(pod.name)
+                if other is not None:
+                    raise Conflict(f"the pod sandbox name {pod.name!r} is already reserved "
+                                   f"for {other.id}")
+                # What the pod will hold (pinned namespaces, a CNI attachment)
+                # is recorded in this one DB commit before any of it is made:
+                # a failure (or a crash) part way still releases what exists,
+                # and releasing what was never made is no error (unpinning a
+                # missing file; CNI DEL, which the spec makes idempotent).
+                # Not ready until made whole: a pod a crash cut short stays
+                # NOTREADY, which kubelet stops and removes.
+                pod.state = NOTREADY
+                self.records.save(pod)
         except BaseException:
+            if pending is not None:
+                pending.abort()
+            raise
+        try:
+            self._setup(pod, dns, pending)
+        except BaseException:
+            if pending is not None:
+                pending.abort()
             self._teardown(pod)
             self._forget(pod)
             raise
@@ -87,7 +100,7 @@ class PodService:
         return pod
 
     def _setup(self, pod: Pod, dns: dict[str, list[str]] | None,
-               port_mappings: list[dict[str, Any]]) -> None:
+               pending: PendingAdd | None) -> None:
         pdir = self.pod_dir(pod.id)
         nsdir = self.ns_dir / pod.id
         nsdir.mkdir(mode=0o700)
@@ -110,18 +123,15 @@ class PodService:
                 if kind != "net":
                     _core.ns_pin(path, kind, hostname if kind == "uts" else None)
 
-        if pod.network != "node" and self.network is not None:
-            # The network namespace first: the CNI plugins (most of a pod's
-            # making, ~15 ms of execs) set it up while the rest is made, in
-            # this thread, as soon as the first one runs.
+        if "net" in pod.ns_paths:
             _core.ns_pin(pod.ns_paths["net"], "net", None)
-            ips = list(self.network.add(
-                pod.id, pod.ns_paths["net"], pod=self._ref(pod), port_mappings=port_mappings,
-                cgroup_path=pod.cgroup_parent or None, meanwhile=rest).ips)
+        if pending is not None:
+            # The CNI plugins (most of a pod's making, ~15 ms of execs) set
+            # the namespace up while the rest is made, in this thread, as
+            # soon as the first one has its config.
+            ips = list(pending.run(meanwhile=rest).ips)
             pod.ip, pod.additional_ips = (ips[0], ips[1:]) if ips else ("", [])
         else:
-            if "net" in pod.ns_paths:
-                _core.ns_pin(pod.ns_paths["net"], "net", None)
             rest()
         etcfiles.write(pdir / "hosts", Path("/etc/hosts").read_text()
                        if pod.network == "node" else
