@@ -28,7 +28,7 @@ from typing import Any, Callable
 import cri  # noqa: F401  (sys.path, the proto)
 from common import in_own_netns
 from containers import busybox_tar
-from cri import conflist, kill_pids, pb, remove_cgroups, with_descendants, procs
+from cri import conflist, kill_pids, make_cgroup, pb, remove_cgroups, with_descendants, procs
 
 from dockyard import _core
 
@@ -135,6 +135,7 @@ def inside() -> None:
                 linux=pb.LinuxPodSandboxConfig(
                     cgroup_parent=f"/{cg}/p{i}", security_context=pb.LinuxSandboxSecurityContext(
                         namespace_options=ns)))
+            make_cgroup(cfg.linux.cgroup_parent)  # as kubelet, before the pod
             pid = call("RunPodSandbox", pb.RunPodSandboxRequest(config=cfg)).pod_sandbox_id
             cid = call("CreateContainer", pb.CreateContainerRequest(
                 pod_sandbox_id=pid, sandbox_config=cfg, config=pb.ContainerConfig(
