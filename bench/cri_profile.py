@@ -5,7 +5,8 @@ bench/cri.py), in a network namespace of its own. Timers around the CNI
 plugin runs, namespace pinning, the pod's /dev/shm, container create and
 start, and the DB writes; then cProfile's top entries.
 
-    BENCH_RUNS=20 BENCH_TOP=30 [BENCH_CALLEES=regex,...] python3 bench/cri_profile.py
+    BENCH_RUNS=20 BENCH_TOP=30 [BENCH_CALLEES=regex,...] [BENCH_TIMERS=mod:Class.fn,...] \
+        python3 bench/cri_profile.py
 
 BENCH_CPROFILE=0 leaves cProfile off (it slows Python code several-fold, so
 the timers alone are closer to what the daemon pays).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import importlib
 import os
 import pstats
 import statistics
@@ -94,6 +96,14 @@ def inside() -> None:
     timed(PodRecords, "get", "pod record lookups")
     timed(PodRecords, "container", "pod container record lookups")
     timed(ContainerService, "get", "ContainerService.get")
+    # more: BENCH_TIMERS=module:Class.attr,module:function,...
+    for spec in filter(None, os.environ.get("BENCH_TIMERS", "").split(",")):
+        mod, _, qual = spec.partition(":")
+        owner: Any = importlib.import_module(mod)
+        *path, attr = qual.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        timed(owner, attr, spec)
     asyncio.to_thread = direct  # type: ignore[assignment]
 
     base = Path(tempfile.mkdtemp(prefix="benchcri-prof-", dir="/var/tmp"))
