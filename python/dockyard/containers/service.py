@@ -95,13 +95,14 @@ class ContainerService(Reconciler):
     def create(self, config: dict[str, Any], hostconfig: dict[str, Any] | None = None,
                name: str | None = None, networking: dict[str, Any] | None = None,
                prepare: Callable[[Path], None] | None = None,
-               record: Callable[[sqlite3.Connection, Container], None] | None = None
-               ) -> Container:
+               record: Callable[[sqlite3.Connection, Container], None] | None = None,
+               durable: bool = True) -> Container:
         """A new container; `c.warnings` holds dockerd's warnings for the client.
-        A caller's own additions (the CRI's): `prepare(dir)` writes the /etc
+        A caller's own additions (the CRI's): `prepare(dir)` puts the /etc
         files into the container's directory instead of the defaults (its
         pod's), `record(conn, c)` adds rows to the transaction recording it
-        (one commit, one sync)."""
+        (one commit), and `durable=False` leaves that commit unsynced (for
+        what a power cut makes moot anyway: a pod container)."""
         hostconfig = dict(hostconfig or {})
         image_name = config.get("Image") or ""
         if not image_name:
@@ -165,7 +166,7 @@ class ContainerService(Reconciler):
                 sync_filesystems(self.driver.home, cdir)
             for attempt in range(1, 11):
                 try:
-                    with self.db.transaction() as conn:
+                    with self.db.transaction(durable) as conn:
                         conn.execute("INSERT INTO containers VALUES (?,?,?,?,?,?,?,?)", c.row())
                         if record is not None:
                             record(conn, c)

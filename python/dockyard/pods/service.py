@@ -258,16 +258,26 @@ class PodService:
             cfg["Hostname"] = (pdir / "hostname").read_text().strip()
         pc.pod_id = pod.id
 
-        def prepare(cdir: Path) -> None:  # the pod's /etc files, synced with the rest
+        def prepare(cdir: Path) -> None:
+            # The pod's own /etc files, shared as containerd binds the
+            # sandbox's into each container: links, not copies (no inodes
+            # to make).
             for f in ("hostname", "hosts", "resolv.conf"):
-                shutil.copyfile(pdir / f, cdir / f)
+                try:
+                    os.link(pdir / f, cdir / f)
+                except OSError:  # elsewhere (another filesystem)
+                    shutil.copyfile(pdir / f, cdir / f)
 
         def record(conn: sqlite3.Connection, c: Container) -> None:  # in the same commit
             pc.id, pc.created = c.id, now_ns()
             self.records.insert_container(conn, pc)
 
         name = safe_name(f"k8s_{pc.name}_{pod.name}_{pc.attempt}")
-        return self.containers.create(cfg, hc, name=name, prepare=prepare, record=record).id
+        # Not synced: a power cut takes the pod's namespaces, so kubelet
+        # removes the pod and makes it again whatever rows it left; a lost
+        # row's layers go at the next start (ContainerService._repair_layers).
+        return self.containers.create(cfg, hc, name=name, prepare=prepare, record=record,
+                                      durable=False).id
 
     def remove_container(self, cid: str) -> None:
         """Idempotent: a container already gone is fine."""
