@@ -10,7 +10,6 @@ records are `records.py`'s, kept in line with the shims by `reconcile.py`.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import logging
@@ -39,7 +38,6 @@ from ..store.local import LocalStore
 from ..sysinfo import swap_limit_supported
 from . import attach, health, logdrivers, mountpoints, namespaces, oci
 from . import spec as specs
-from .attach import ShimConnection
 from .config import (check_userns, merge_image_config, valid_name, validate_config,
                      validate_healthcheck, validate_hostconfig)
 from .links import parse_link
@@ -533,16 +531,13 @@ class ContainerService(Reconciler):
         return c
 
     def _release_prepared(self, c: Container, release: Any = None) -> dict[str, Any]:
-        async def go() -> dict[str, Any]:
-            conn = await ShimConnection.open(str(self.state_dir(c.id) / "attach.sock"), 0)
-            try:
-                return await conn.start()
-            finally:
-                conn.close()
-
         out = release(c) if release is not None else None
         if out is None:
-            out = asyncio.run(go())
+            try:
+                out = attach.request(str(self.state_dir(c.id) / "attach.sock"), attach.START,
+                                     attach.START_RESULT)
+            except OSError:
+                out = {"error": "the container's supervisor went away", "exit_code": 128}
         if out.get("error"):
             self._unmount(c.id)
             c.state.pop("Prepared", None)
