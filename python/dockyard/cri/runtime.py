@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import signal
 import time
@@ -32,7 +31,6 @@ from .errors import rpc
 from .streaming import StreamingServer, validate
 
 API_VERSION = "v1"
-log = logging.getLogger("dockyard.cri")
 
 
 def to_dict(msg: Any) -> dict[str, Any]:
@@ -63,8 +61,6 @@ class RuntimeService:
         self.network_ready = network_ready
         #: the server Exec, Attach and PortForward send their clients to (set by CRIServer)
         self.streaming: StreamingServer | None = None
-        #: containers being prepared since their CreateContainer
-        self._preparing: dict[str, asyncio.Future[None]] = {}
 
     # --- runtime ------------------------------------------------------------
     @rpc
@@ -112,13 +108,11 @@ class RuntimeService:
 
     @rpc
     async def StopPodSandbox(self, req: Any, ctx: Any) -> Any:
-        await self._prepared()
         await asyncio.to_thread(self.pods.stop, req.pod_sandbox_id)
         return self.pb.StopPodSandboxResponse()
 
     @rpc
     async def RemovePodSandbox(self, req: Any, ctx: Any) -> Any:
-        await self._prepared()
         await asyncio.to_thread(self.pods.remove, req.pod_sandbox_id)
         return self.pb.RemovePodSandboxResponse()
 
@@ -188,27 +182,7 @@ class RuntimeService:
     @rpc
     async def CreateContainer(self, req: Any, ctx: Any) -> Any:
         cid = await asyncio.to_thread(self._create, req.pod_sandbox_id, to_dict(req.config))
-        # Its process is made now, held before its exec as runc create
-        # leaves it: that overlaps the answer's way back and kubelet's
-        # StartContainer, which then only releases it.
-        fut = asyncio.get_running_loop().run_in_executor(None, self._prepare, cid)
-        self._preparing[cid] = fut
-        fut.add_done_callback(lambda _: self._preparing.pop(cid, None))
         return self.pb.CreateContainerResponse(container_id=cid)
-
-    def _prepare(self, cid: str) -> None:
-        try:
-            self.ctrs.prepare(cid)
-        except Exception as e:  # noqa: BLE001 - the start meets it again and reports it
-            log.debug("preparing container %s: %s", cid[:12], e)
-
-    async def _prepared(self, cid: str | None = None) -> None:
-        """Wait for CreateContainer's preparation of `cid` (kubelet passes
-        whole IDs), or of every container."""
-        if cid is None:
-            await asyncio.gather(*self._preparing.values())
-        elif (fut := self._preparing.get(cid)) is not None:
-            await fut
 
     def _pc(self, ref: str) -> tuple[Container, PodContainer]:
         c = self.ctrs.get(ref)
@@ -224,7 +198,6 @@ class RuntimeService:
 
     @rpc
     async def StartContainer(self, req: Any, ctx: Any) -> Any:
-        await self._prepared(req.container_id)
         # one worker thread hop, not one per step (each costs a wake-up)
         cid = await asyncio.to_thread(self._start, req.container_id)
         # The exit monitor (a DB lookup) is told in the loop's next turn, after
@@ -234,7 +207,6 @@ class RuntimeService:
 
     @rpc
     async def StopContainer(self, req: Any, ctx: Any) -> Any:
-        await self._prepared(req.container_id)
         try:
             c, _ = await asyncio.to_thread(self._pc, req.container_id)
         except NotFound:
@@ -244,7 +216,6 @@ class RuntimeService:
 
     @rpc
     async def RemoveContainer(self, req: Any, ctx: Any) -> Any:
-        await self._prepared(req.container_id)
         try:
             c, _ = await asyncio.to_thread(self._pc, req.container_id)
         except NotFound:
