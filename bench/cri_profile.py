@@ -1,6 +1,6 @@
 """Where Dockyard's CRI pod start goes: the RuntimeService's RunPodSandbox,
-CreateContainer and StartContainer called in-process (no gRPC, worker threads
-replaced by direct calls) on a `dockyard.Engine` with CNI (the conflist of
+CreateContainer and StartContainer called in-process (no gRPC: the handlers,
+called directly) on a `dockyard.Engine` with CNI (the conflist of
 bench/cri.py), in a network namespace of its own. Timers around the CNI
 plugin runs, namespace pinning, the pod's /dev/shm, container create and
 start, and the DB writes; then cProfile's top entries.
@@ -52,10 +52,6 @@ def timed(owner: Any, attr: str, key: str | Callable[..., str]) -> None:
     setattr(owner, attr, wrapper)
 
 
-async def direct(fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
-    return fn(*a, **kw)
-
-
 def inside() -> None:
     a = argparse.Namespace(runs=int(os.environ.get("BENCH_RUNS", "20")),
                            top=int(os.environ.get("BENCH_TOP", "30")),
@@ -104,7 +100,6 @@ def inside() -> None:
         for part in path:
             owner = getattr(owner, part)
         timed(owner, attr, spec)
-    asyncio.to_thread = direct  # type: ignore[assignment]
 
     base = Path(tempfile.mkdtemp(prefix="benchcri-prof-", dir="/var/tmp"))
     cg = f"benchcri-prof-{os.getpid()}"
@@ -119,12 +114,12 @@ def inside() -> None:
         pods.network = cni
         rt = crirt.RuntimeService(pb, eng, pods, ExecStore(eng.containers),
                                   lambda cid: None, cni.ready)
-        loop = asyncio.new_event_loop()
+        rt.loop = asyncio.new_event_loop()  # where the exit monitor would be told (never run)
         calls: dict[str, list[float]] = defaultdict(list)
 
         def call(name: str, req: Any) -> Any:
             t = time.perf_counter()
-            r = loop.run_until_complete(getattr(rt, name)(req, None))
+            r = getattr(rt, name)(req, None)
             calls[name].append(time.perf_counter() - t)
             return r
 

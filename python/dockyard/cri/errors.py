@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -23,13 +23,13 @@ CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
 ]
 
 
-def rpc(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
     """A handler whose engine errors reach the client as status codes."""
 
     @functools.wraps(fn)
-    async def handler(self: Any, req: Any, ctx: grpc.aio.ServicerContext) -> Any:
+    def handler(self: Any, req: Any, ctx: grpc.ServicerContext) -> Any:
         try:
-            return await fn(self, req, ctx)
+            return fn(self, req, ctx)
         except Exception as e:  # noqa: BLE001 - every failure becomes a status
             for kind, code in CODES:
                 if isinstance(e, kind):
@@ -37,6 +37,6 @@ def rpc(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             else:
                 log.exception("CRI %s failed", fn.__name__)
                 code = grpc.StatusCode.INTERNAL
-            await ctx.abort(code, str(e))
+            ctx.abort(code, str(e))  # raises
 
     return handler

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -40,7 +39,7 @@ class ImageService:
             return None
 
     @rpc
-    async def ListImages(self, req: Any, ctx: Any) -> Any:
+    def ListImages(self, req: Any, ctx: Any) -> Any:
         want = req.filter.image.image if req.HasField("filter") else ""
 
         def collect() -> list[Any]:
@@ -49,28 +48,28 @@ class ImageService:
                 return [self._image(img)] if img else []
             return [self._image(i) for i in self.engine.images.all()]
 
-        return self.pb.ListImagesResponse(images=await asyncio.to_thread(collect))
+        return self.pb.ListImagesResponse(images=collect())
 
     @rpc
-    async def ImageStatus(self, req: Any, ctx: Any) -> Any:
-        img = await asyncio.to_thread(self._resolve, req.image)
+    def ImageStatus(self, req: Any, ctx: Any) -> Any:
+        img = self._resolve(req.image)
         if img is None:
             return self.pb.ImageStatusResponse()  # not found is no error (kubelet pulls)
         info = {"info": json.dumps({"imageSpec": img.config})} if req.verbose else {}
-        return self.pb.ImageStatusResponse(image=await asyncio.to_thread(self._image, img),
+        return self.pb.ImageStatusResponse(image=self._image(img),
                                            info=info)
 
     @rpc
-    async def PullImage(self, req: Any, ctx: Any) -> Any:
+    def PullImage(self, req: Any, ctx: Any) -> Any:
         a = req.auth
         auth = AuthConfig(username=a.username, password=a.password, auth=a.auth,
                           serveraddress=a.server_address, identitytoken=a.identity_token,
                           registrytoken=a.registry_token) if req.HasField("auth") else None
-        images = await asyncio.to_thread(self.engine.pull, req.image.image, None, auth)
+        images = self.engine.pull(req.image.image, None, auth)
         return self.pb.PullImageResponse(image_ref=images[0].id if images else "")
 
     @rpc
-    async def RemoveImage(self, req: Any, ctx: Any) -> Any:
+    def RemoveImage(self, req: Any, ctx: Any) -> Any:
         def remove() -> None:
             img = self._resolve(req.image)
             if img is None:
@@ -78,11 +77,11 @@ class ImageService:
             # The CRI removes the image itself, with every name it has.
             self.engine.remove_image(img.id, force=True)
 
-        await asyncio.to_thread(remove)
+        remove()
         return self.pb.RemoveImageResponse()
 
     @rpc
-    async def ImageFsInfo(self, req: Any, ctx: Any) -> Any:
+    def ImageFsInfo(self, req: Any, ctx: Any) -> Any:
         def usage() -> Any:
             home = str(self.engine.driver.home)
             row = self.engine.db.one("SELECT COALESCE(SUM(size), 0) AS n FROM layers")
@@ -93,5 +92,5 @@ class ImageService:
             fs.inodes_used.value = max(0, st.f_files - st.f_ffree)
             return fs
 
-        fs = await asyncio.to_thread(usage)
+        fs = usage()
         return self.pb.ImageFsInfoResponse(image_filesystems=[fs], container_filesystems=[fs])

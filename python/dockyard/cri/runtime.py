@@ -1,6 +1,6 @@
 """The CRI RuntimeService over the engine: pods (PodService), their
-containers (ContainerService), exec, stats and logs. Each RPC runs its
-blocking engine calls on a worker thread."""
+containers (ContainerService), exec, stats and logs. Each RPC runs on one of
+the gRPC server's threads and calls the (blocking) engine from there."""
 
 from __future__ import annotations
 
@@ -61,16 +61,19 @@ class RuntimeService:
         self.network_ready = network_ready
         #: the server Exec, Attach and PortForward send their clients to (set by CRIServer)
         self.streaming: StreamingServer | None = None
+        #: the daemon's event loop (set by CRIServer.start): the handlers run
+        #: on the gRPC server's threads
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     # --- runtime ------------------------------------------------------------
     @rpc
-    async def Version(self, req: Any, ctx: Any) -> Any:
+    def Version(self, req: Any, ctx: Any) -> Any:
         return self.pb.VersionResponse(version="0.1.0", runtime_name="dockyard",
                                        runtime_version=dockyard.__version__,
                                        runtime_api_version=API_VERSION)
 
     @rpc
-    async def Status(self, req: Any, ctx: Any) -> Any:
+    def Status(self, req: Any, ctx: Any) -> Any:
         ok, why = self.network_ready()
         conds = [self.pb.RuntimeCondition(type="RuntimeReady", status=True),
                  self.pb.RuntimeCondition(type="NetworkReady", status=ok,
@@ -80,7 +83,7 @@ class RuntimeService:
 
     # --- pods ---------------------------------------------------------------
     @rpc
-    async def RunPodSandbox(self, req: Any, ctx: Any) -> Any:
+    def RunPodSandbox(self, req: Any, ctx: Any) -> Any:
         cfg = to_dict(req.config)
         meta = cfg.get("metadata") or {}
         if not meta.get("name") or not meta.get("namespace") or not meta.get("uid"):
@@ -103,17 +106,17 @@ class RuntimeService:
                   "containerPort": int(p.get("container_port", 0)),
                   "protocol": p.get("protocol", "TCP").lower(), "hostIP": p.get("host_ip", "")}
                  for p in cfg.get("port_mappings") or []]
-        pod = await asyncio.to_thread(self.pods.run, pod, cfg.get("dns_config"), ports)
+        pod = self.pods.run(pod, cfg.get("dns_config"), ports)
         return self.pb.RunPodSandboxResponse(pod_sandbox_id=pod.id)
 
     @rpc
-    async def StopPodSandbox(self, req: Any, ctx: Any) -> Any:
-        await asyncio.to_thread(self.pods.stop, req.pod_sandbox_id)
+    def StopPodSandbox(self, req: Any, ctx: Any) -> Any:
+        self.pods.stop(req.pod_sandbox_id)
         return self.pb.StopPodSandboxResponse()
 
     @rpc
-    async def RemovePodSandbox(self, req: Any, ctx: Any) -> Any:
-        await asyncio.to_thread(self.pods.remove, req.pod_sandbox_id)
+    def RemovePodSandbox(self, req: Any, ctx: Any) -> Any:
+        self.pods.remove(req.pod_sandbox_id)
         return self.pb.RemovePodSandboxResponse()
 
     def _pod_meta(self, p: Pod) -> Any:
@@ -125,8 +128,8 @@ class RuntimeService:
         return self.pb.SANDBOX_READY if p.state == READY else self.pb.SANDBOX_NOTREADY
 
     @rpc
-    async def PodSandboxStatus(self, req: Any, ctx: Any) -> Any:
-        p = await asyncio.to_thread(self.pods.get, req.pod_sandbox_id)
+    def PodSandboxStatus(self, req: Any, ctx: Any) -> Any:
+        p = self.pods.get(req.pod_sandbox_id)
         mode = {"node": self.pb.NODE, "pod": self.pb.POD, "container": self.pb.CONTAINER}
         ns = self.pb.NamespaceOption(network=mode[p.network], ipc=mode[p.ipc], pid=mode[p.pid])
         net = self.pb.PodSandboxNetworkStatus(
@@ -149,10 +152,10 @@ class RuntimeService:
             and convert.labels_match(p.labels, dict(f.label_selector)))]
 
     @rpc
-    async def ListPodSandbox(self, req: Any, ctx: Any) -> Any:
+    def ListPodSandbox(self, req: Any, ctx: Any) -> Any:
         f = req.filter if req.HasField("filter") else None
         out = []
-        for p in await asyncio.to_thread(self._pods_matching, f):
+        for p in self._pods_matching(f):
             out.append(self.pb.PodSandbox(
                 id=p.id, metadata=self._pod_meta(p), state=self._pod_state(p),
                 created_at=p.created, labels=p.labels, annotations=p.annotations,
@@ -180,8 +183,8 @@ class RuntimeService:
         return self.pods.create_container(pod, pc, config, hostconfig)
 
     @rpc
-    async def CreateContainer(self, req: Any, ctx: Any) -> Any:
-        cid = await asyncio.to_thread(self._create, req.pod_sandbox_id, to_dict(req.config))
+    def CreateContainer(self, req: Any, ctx: Any) -> Any:
+        cid = self._create(req.pod_sandbox_id, to_dict(req.config))
         return self.pb.CreateContainerResponse(container_id=cid)
 
     def _pc(self, ref: str) -> tuple[Container, PodContainer]:
@@ -197,30 +200,30 @@ class RuntimeService:
         return c.id
 
     @rpc
-    async def StartContainer(self, req: Any, ctx: Any) -> Any:
-        # one worker thread hop, not one per step (each costs a wake-up)
-        cid = await asyncio.to_thread(self._start, req.container_id)
-        # The exit monitor (a DB lookup) is told in the loop's next turn, after
-        # the answer went out: first in line, before any RPC that comes next.
-        asyncio.get_running_loop().call_soon(self.started, cid)
+    def StartContainer(self, req: Any, ctx: Any) -> Any:
+        cid = self._start(req.container_id)
+        # The exit monitor (a DB lookup, in the daemon's loop) is told while
+        # the answer goes out.
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self.started, cid)
         return self.pb.StartContainerResponse()
 
     @rpc
-    async def StopContainer(self, req: Any, ctx: Any) -> Any:
+    def StopContainer(self, req: Any, ctx: Any) -> Any:
         try:
-            c, _ = await asyncio.to_thread(self._pc, req.container_id)
+            c, _ = self._pc(req.container_id)
         except NotFound:
             return self.pb.StopContainerResponse()  # idempotent
-        await asyncio.to_thread(self.ctrs.stop, c.id, int(req.timeout))
+        self.ctrs.stop(c.id, int(req.timeout))
         return self.pb.StopContainerResponse()
 
     @rpc
-    async def RemoveContainer(self, req: Any, ctx: Any) -> Any:
+    def RemoveContainer(self, req: Any, ctx: Any) -> Any:
         try:
-            c, _ = await asyncio.to_thread(self._pc, req.container_id)
+            c, _ = self._pc(req.container_id)
         except NotFound:
             return self.pb.RemoveContainerResponse()  # idempotent
-        await asyncio.to_thread(self.pods.remove_container, c.id)
+        self.pods.remove_container(c.id)
         return self.pb.RemoveContainerResponse()
 
     def _state(self, c: Container) -> int:
@@ -252,10 +255,10 @@ class RuntimeService:
         return out
 
     @rpc
-    async def ListContainers(self, req: Any, ctx: Any) -> Any:
+    def ListContainers(self, req: Any, ctx: Any) -> Any:
         f = req.filter if req.HasField("filter") else None
         items = []
-        for c, pc in await asyncio.to_thread(self._listed, f):
+        for c, pc in self._listed(f):
             state = self._state(c)
             items.append(self.pb.Container(
                 id=c.id, pod_sandbox_id=pc.pod_id, metadata=self._meta(pc),
@@ -265,8 +268,8 @@ class RuntimeService:
         return self.pb.ListContainersResponse(containers=items)
 
     @rpc
-    async def ContainerStatus(self, req: Any, ctx: Any) -> Any:
-        c, pc = await asyncio.to_thread(self._pc, req.container_id)
+    def ContainerStatus(self, req: Any, ctx: Any) -> Any:
+        c, pc = self._pc(req.container_id)
         st = c.state
         state = self._state(c)
         reason = ""
@@ -290,27 +293,30 @@ class RuntimeService:
         return self.pb.ContainerStatusResponse(status=status, info=info)
 
     @rpc
-    async def UpdateContainerResources(self, req: Any, ctx: Any) -> Any:
-        c, _ = await asyncio.to_thread(self._pc, req.container_id)
+    def UpdateContainerResources(self, req: Any, ctx: Any) -> Any:
+        c, _ = self._pc(req.container_id)
         body = convert.resources(to_dict(req.linux)) if req.HasField("linux") else {}
         if body:
-            await asyncio.to_thread(update_container, self.ctrs, c.id, body)
+            update_container(self.ctrs, c.id, body)
         return self.pb.UpdateContainerResourcesResponse()
 
     @rpc
-    async def ReopenContainerLog(self, req: Any, ctx: Any) -> Any:
-        c, _ = await asyncio.to_thread(self._pc, req.container_id)
-        await asyncio.to_thread(self.ctrs.reopen_log, c.id)
+    def ReopenContainerLog(self, req: Any, ctx: Any) -> Any:
+        c, _ = self._pc(req.container_id)
+        self.ctrs.reopen_log(c.id)
         return self.pb.ReopenContainerLogResponse()
 
     # --- exec ---------------------------------------------------------------
     @rpc
-    async def ExecSync(self, req: Any, ctx: Any) -> Any:
-        c, _ = await asyncio.to_thread(self._pc, req.container_id)
+    def ExecSync(self, req: Any, ctx: Any) -> Any:
+        c, _ = self._pc(req.container_id)
         if not list(req.cmd):
             raise InvalidParameter("exec needs a command")
-        code, out, err = await self.exec_sync(c.id, list(req.cmd),
-                                              float(req.timeout) if req.timeout else None)
+        # the exec's streams are the daemon loop's
+        assert self.loop is not None
+        code, out, err = asyncio.run_coroutine_threadsafe(
+            self.exec_sync(c.id, list(req.cmd), float(req.timeout) if req.timeout else None),
+            self.loop).result()
         return self.pb.ExecSyncResponse(stdout=out, stderr=err, exit_code=code)
 
     async def exec_sync(self, cid: str, cmd: list[str], timeout: float | None
@@ -356,31 +362,30 @@ class RuntimeService:
         return code, bytes(out), bytes(err)
 
     # --- streaming: URLs of the streaming server ----------------------------------
-    async def _stream_url(self, kind: str, req: Any) -> str:
+    def _stream_url(self, kind: str, req: Any) -> str:
         assert self.streaming is not None
         fields = to_dict(req)
         validate(kind, fields)
         if kind != "portforward":
-            c, _ = await asyncio.to_thread(self._pc, req.container_id)
+            c, _ = self._pc(req.container_id)
             if self._state(c) != self.pb.CONTAINER_RUNNING:
                 raise Conflict(f"container {c.id} is not running")
             fields["container_id"] = c.id
         else:
-            fields["pod_sandbox_id"] = (await asyncio.to_thread(
-                self.pods.get, req.pod_sandbox_id)).id
+            fields["pod_sandbox_id"] = (self.pods.get(req.pod_sandbox_id)).id
         return self.streaming.url(kind, fields)
 
     @rpc
-    async def Exec(self, req: Any, ctx: Any) -> Any:
-        return self.pb.ExecResponse(url=await self._stream_url("exec", req))
+    def Exec(self, req: Any, ctx: Any) -> Any:
+        return self.pb.ExecResponse(url=self._stream_url("exec", req))
 
     @rpc
-    async def Attach(self, req: Any, ctx: Any) -> Any:
-        return self.pb.AttachResponse(url=await self._stream_url("attach", req))
+    def Attach(self, req: Any, ctx: Any) -> Any:
+        return self.pb.AttachResponse(url=self._stream_url("attach", req))
 
     @rpc
-    async def PortForward(self, req: Any, ctx: Any) -> Any:
-        return self.pb.PortForwardResponse(url=await self._stream_url("portforward", req))
+    def PortForward(self, req: Any, ctx: Any) -> Any:
+        return self.pb.PortForwardResponse(url=self._stream_url("portforward", req))
 
     # --- stats --------------------------------------------------------------
     def _stats(self, c: Container, pc: PodContainer) -> Any:
@@ -416,18 +421,18 @@ class RuntimeService:
             cpu=cpu, memory=mem, writable_layer=fs)
 
     @rpc
-    async def ContainerStats(self, req: Any, ctx: Any) -> Any:
-        c, pc = await asyncio.to_thread(self._pc, req.container_id)
-        return self.pb.ContainerStatsResponse(stats=await asyncio.to_thread(self._stats, c, pc))
+    def ContainerStats(self, req: Any, ctx: Any) -> Any:
+        c, pc = self._pc(req.container_id)
+        return self.pb.ContainerStatsResponse(stats=self._stats(c, pc))
 
     @rpc
-    async def ListContainerStats(self, req: Any, ctx: Any) -> Any:
+    def ListContainerStats(self, req: Any, ctx: Any) -> Any:
         f = req.filter if req.HasField("filter") else None
 
         def collect() -> list[Any]:
             return [self._stats(c, pc) for c, pc in self._listed(f)]
 
-        return self.pb.ListContainerStatsResponse(stats=await asyncio.to_thread(collect))
+        return self.pb.ListContainerStatsResponse(stats=collect())
 
     def _pod_stats(self, p: Pod) -> Any:
         pb = self.pb
@@ -446,28 +451,28 @@ class RuntimeService:
             cpu=cpu, memory=mem, containers=ctrs))
 
     @rpc
-    async def PodSandboxStats(self, req: Any, ctx: Any) -> Any:
-        p = await asyncio.to_thread(self.pods.get, req.pod_sandbox_id)
+    def PodSandboxStats(self, req: Any, ctx: Any) -> Any:
+        p = self.pods.get(req.pod_sandbox_id)
         return self.pb.PodSandboxStatsResponse(
-            stats=await asyncio.to_thread(self._pod_stats, p))
+            stats=self._pod_stats(p))
 
     @rpc
-    async def ListPodSandboxStats(self, req: Any, ctx: Any) -> Any:
+    def ListPodSandboxStats(self, req: Any, ctx: Any) -> Any:
         f = req.filter if req.HasField("filter") else None
 
         def collect() -> list[Any]:
             return [self._pod_stats(p) for p in self._pods_matching(f)]
 
-        return self.pb.ListPodSandboxStatsResponse(stats=await asyncio.to_thread(collect))
+        return self.pb.ListPodSandboxStatsResponse(stats=collect())
 
     @rpc
-    async def RuntimeConfig(self, req: Any, ctx: Any) -> Any:
+    def RuntimeConfig(self, req: Any, ctx: Any) -> Any:
         # kubelet takes its cgroup driver from here: Dockyard's is cgroupfs.
         return self.pb.RuntimeConfigResponse(linux=self.pb.LinuxRuntimeConfiguration(
             cgroup_driver=self.pb.CGROUPFS))
 
     @rpc
-    async def UpdateRuntimeConfig(self, req: Any, ctx: Any) -> Any:
+    def UpdateRuntimeConfig(self, req: Any, ctx: Any) -> Any:
         # kubelet pushes the node's pod CIDR; the CNI configuration already says
         # where pod addresses come from.
         return self.pb.UpdateRuntimeConfigResponse()
