@@ -253,6 +253,8 @@ class ContainerService(Reconciler):
         if not records:
             return
         c.state["MountPoints"] = records
+        if not any(d["type"] == "volume" for d in records):
+            return  # binds and tmpfs: nothing to copy up (no layer lookups)
         lowers = getattr(self.driver, "lower_dirs", None)
         layer_dirs = lowers(c.id) if lowers else [self.driver.diff_path(c.id)]
         if mountpoints.needs_copy_up(records, self.volumes, layer_dirs):
