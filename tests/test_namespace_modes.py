@@ -128,6 +128,25 @@ def test_ipc_modes(daemon, api):
     assert not os.path.ismount(shm)
 
 
+def test_user_mounts_replace_the_defaults(daemon, api, tmp_path):
+    """As dockerd: a bind at /dev/shm or /etc/hosts is the only mount there
+    (the default tmpfs and the container's own hosts file are not mounted
+    under it), and ShmSize sizes only the default /dev/shm."""
+    (tmp_path / "shm").mkdir()
+    (tmp_path / "shm" / "mine").write_text("x")
+    (tmp_path / "hosts").write_text("127.0.0.1 mine\n")
+    st, _, cid = api.run({"Binds": [f"{tmp_path}/shm:/dev/shm", f"{tmp_path}/hosts:/etc/hosts"],
+                          "ShmSize": 1 << 20})
+    assert st == 204
+    out = daemon.cli("exec", cid, "sh", "-c",
+                     "grep -c ' /dev/shm ' /proc/self/mountinfo; grep -c ' /etc/hosts ' "
+                     "/proc/self/mountinfo; ls /dev/shm; cat /etc/hosts").stdout.decode()
+    assert out.split("\n")[:4] == ["1", "1", "mine", "127.0.0.1 mine"]
+    st, _, cid = api.run({"ShmSize": 1 << 20})
+    out = daemon.cli("exec", cid, "sh", "-c", "grep ' /dev/shm ' /proc/self/mountinfo").stdout
+    assert b"size=1024k" in out
+
+
 def test_uts_modes(daemon, api):
     r = daemon.cli("run", "--rm", "--uts", "host", "busybox", "hostname")
     assert r.stdout.decode().strip() == socket.gethostname()

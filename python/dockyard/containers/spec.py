@@ -395,22 +395,27 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
         rl[r["type"]] = r
     spec["rlimits"] = list(rl.values())
     mounts = spec["mounts"]
-    ro = bool(hc.get("ReadonlyRootfs"))
-    for name in ("resolv.conf", "hostname", "hosts"):
-        src = container_dir / name
-        if src.exists():
-            mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": str(src),
-                           "options": ["rbind", "rprivate"] + (["ro"] if ro else [])})
-    mounts.extend(extra_mounts or [])  # volumes, binds and --mount tmpfs (mountpoints.py)
-    for dest, opts in (hc.get("Tmpfs") or {}).items():
-        mounts.append({"destination": dest, "type": "tmpfs", "source": "tmpfs",
-                       "options": parse_tmpfs(dest, opts or "")})
     shm = hc.get("ShmSize")
     if shm:
         for m in mounts:
             if m["destination"] == "/dev/shm":
                 m["options"] = [o for o in m["options"] if not o.startswith("size=")] + \
                     [f"size={int(shm) // 1024}k"]
+    ro = bool(hc.get("ReadonlyRootfs"))
+    for name in ("resolv.conf", "hostname", "hosts"):
+        src = container_dir / name
+        if src.exists():
+            mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": str(src),
+                           "options": ["rbind", "rprivate"] + (["ro"] if ro else [])})
+    user = list(extra_mounts or [])  # volumes, binds and --mount tmpfs (mountpoints.py)
+    for dest, opts in (hc.get("Tmpfs") or {}).items():
+        user.append({"destination": dest, "type": "tmpfs", "source": "tmpfs",
+                     "options": parse_tmpfs(dest, opts or "")})
+    # As dockerd: a mount the user asked for replaces the default (or /etc
+    # file) at its destination, and a /dev of theirs everything below it.
+    taken = {m["destination"] for m in user}
+    mounts[:] = [m for m in mounts if m["destination"] not in taken
+                 and not ("/dev" in taken and m["destination"].startswith("/dev/"))] + user
     res: dict[str, Any] = {}
     if hc.get("Memory"):
         res["memory"] = int(hc["Memory"])
