@@ -202,10 +202,16 @@ class RuntimeService:
     @rpc
     def StartContainer(self, req: Any, ctx: Any) -> Any:
         cid = self._start(req.container_id)
-        # The exit monitor (a DB lookup, in the daemon's loop) is told while
-        # the answer goes out.
-        assert self.loop is not None
-        self.loop.call_soon_threadsafe(self.started, cid)
+        loop = self.loop
+        assert loop is not None
+
+        def tell() -> None:
+            loop.call_soon_threadsafe(self.started, cid)
+
+        # The exit monitor (a DB lookup, in the daemon's loop) is told once
+        # the answer is out, not while it goes (the shim outlives an early exit).
+        if not ctx.add_callback(tell):
+            tell()
         return self.pb.StartContainerResponse()
 
     @rpc
