@@ -470,22 +470,25 @@ echo '{"code": 7, "msg": "cannot delete", "details": "try again"}'; exit 1""",
     assert node.cached() == []
 
 
+def fake_plugin(node: Node, name: str, body: str) -> list[str]:
+    """A shell-script plugin `name` in a bin dir of its own: the bin dirs to use."""
+    bindir = node.base / f"fakebin-{name}"
+    bindir.mkdir(exist_ok=True)
+    (bindir / name).write_text(f"#!/bin/sh\n{body}exit 0\n")
+    (bindir / name).chmod(0o755)
+    return [str(bindir)]
+
+
 def test_meanwhile_and_large_config(node, pods):
     """The caller's work runs once, while the first plugin does; if it fails,
     add() fails with its error after rolling back the plugin that ran. A
-    config too big to be written into the stdin pipe before the plugin starts
-    is fed to it whole."""
+    config too big for the stdin pipe's buffer is fed to it whole as it
+    reads."""
     p = pods("e")
-    bindir = node.base / "fakebin-rec"
-    bindir.mkdir(exist_ok=True)
     log = node.base / "rec.log"
-    (bindir / "dyt-rec").write_text(f"""#!/bin/sh
-echo "$CNI_COMMAND $(wc -c)" >> {log}
+    bins = fake_plugin(node, "dyt-rec", f"""echo "$CNI_COMMAND $(wc -c)" >> {log}
 [ "$CNI_COMMAND" = ADD ] && echo '{{"cniVersion": "1.0.0"}}'
-exit 0
 """)
-    (bindir / "dyt-rec").chmod(0o755)
-    bins = [str(bindir)]
     pad = "x" * (cni.STDIN_PREFILL + 1000)
     (node.conf_dir / "10-net.conflist").write_text(
         conflist([{"type": "dyt-rec"}, {"type": "dyt-rec", "pad": pad}]))
@@ -513,20 +516,14 @@ def test_chain_pipelined_and_aborted(node, pods):
     given up kills its started plugin before it read anything, leaving no
     cache."""
     p = pods("f")
-    bindir = node.base / "fakebin-pipe"
-    bindir.mkdir(exist_ok=True)
     log = node.base / "pipe.log"
-    (bindir / "dyt-pipe").write_text(f"""#!/bin/sh
-echo "start $CNI_COMMAND" >> {log}
+    bins = fake_plugin(node, "dyt-pipe", f"""echo "start $CNI_COMMAND" >> {log}
 conf=$(cat)
 case "$conf" in *'"slow"'*) name=A; sleep 0.3 ;; *) name=B ;; esac
 echo "read $name" >> {log}
 [ "$CNI_COMMAND" = ADD ] && echo '{{"cniVersion": "1.0.0"}}'
 echo "end $name" >> {log}
-exit 0
 """)
-    (bindir / "dyt-pipe").chmod(0o755)
-    bins = [str(bindir)]
     (node.conf_dir / "10-net.conflist").write_text(
         conflist([{"type": "dyt-pipe", "slow": True}, {"type": "dyt-pipe"}]))
     try:
@@ -543,6 +540,6 @@ exit 0
         # killed at once: perhaps before its first line, never after it read
         assert not log.exists() or log.read_text().splitlines() == ["start ADD"]
         assert node.cached() == []
-        assert subprocess.run(["pgrep", "-f", str(bindir)], capture_output=True).stdout == b""
+        assert subprocess.run(["pgrep", "-f", bins[0]], capture_output=True).stdout == b""
     finally:
         log.unlink(missing_ok=True)
