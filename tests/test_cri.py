@@ -275,6 +275,39 @@ def test_pods_on_the_cni_network(cri, pod):
     assert b"pong" in r.stdout, r.stderr
 
 
+def _layers(d) -> set[str]:
+    home = d.root / "overlay"
+    return {p.name for p in home.iterdir()
+            if not p.name.startswith(".") and p.name != "l" and (p / "diff").exists()}
+
+
+def test_first_container_layers_made_while_the_plugins_run(cri, pod):
+    """A CNI pod's first container gets layers made while the pod's plugins
+    ran: CreateContainer puts them on its image (the container runs on it);
+    `system check` counts them as the pod's, and they go with a pod that
+    never had a container."""
+    d, rt, _ = cri
+    before = _layers(d)
+    p = pod("reserve")
+    ahead = _layers(d) - before
+    assert len(ahead) == 2 and {i.removesuffix("-init") for i in ahead} == {min(ahead)}
+    r = d.cli("system", "check", check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    first = rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=p, config=ctr_config(
+        "first", "cat", "/etc/os-release"))).container_id
+    assert {first, f"{first}-init"} == ahead
+    second = rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=p, config=ctr_config(
+        "second", "true"))).container_id
+    assert second not in ahead
+    # the same files as a container made the usual way
+    assert d.cli("export", first).stdout == d.cli("export", second).stdout
+    lonely = pod("reserve-unused")
+    made = _layers(d) - before - {first, f"{first}-init", second, f"{second}-init"}
+    assert len(made) == 2
+    rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=lonely))
+    assert not made & _layers(d)
+
+
 def test_shared_pid_ipc_uts_namespaces(cri, pod):
     """A pod asking for one PID namespace gets an init of its own as PID 1
     (no pause image); IPC and UTS namespaces are the pod's pinned ones."""

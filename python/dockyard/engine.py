@@ -177,7 +177,9 @@ class Engine:
 
     def _container_layer_ids(self) -> set[str]:
         ids = {c.id for c in self.containers.all()}
-        return ids | {f"{i}-init" for i in ids}
+        pods = getattr(self, "_pods", None)  # None while __init__ runs
+        reserved = pods.reserved() if pods is not None else set()
+        return ids | {f"{i}-init" for i in ids} | reserved
 
     def check(self, verify: bool = True, repair: bool = False,
               grace: float | None = None) -> list[dict[str, Any]]:

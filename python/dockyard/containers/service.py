@@ -94,13 +94,14 @@ class ContainerService(Reconciler):
                name: str | None = None, networking: dict[str, Any] | None = None,
                prepare: Callable[[Path], None] | None = None,
                record: Callable[[sqlite3.Connection, Container], None] | None = None,
-               durable: bool = True) -> Container:
+               durable: bool = True, reserved: str | None = None) -> Container:
         """A new container; `c.warnings` holds dockerd's warnings for the client.
         A caller's own additions (the CRI's): `prepare(dir)` puts the /etc
         files into the container's directory instead of the defaults (its
         pod's), `record(conn, c)` adds rows to the transaction recording it
-        (one commit), and `durable=False` leaves that commit unsynced (for
-        what a power cut makes moot anyway: a pod container)."""
+        (one commit), `durable=False` leaves that commit unsynced (for
+        what a power cut makes moot anyway: a pod container), and `reserved`
+        is an ID whose layers `reserve_container_layers` made ahead."""
         hostconfig = dict(hostconfig or {})
         image_name = config.get("Image") or ""
         if not image_name:
@@ -132,7 +133,10 @@ class ContainerService(Reconciler):
         # The driver that runs it is recorded, so a daemon started later with
         # another --exec-driver still manages it.
         hostconfig["Runtime"] = self._choose_runtime(hostconfig.get("Runtime"))
-        cid = generate_id()
+        if reserved is not None and not (self.driver.exists(reserved)
+                                         and self.driver.exists(init_id(reserved))):
+            reserved = None  # gone meanwhile (a `system check --repair`): made anew
+        cid = reserved or generate_id()
         generated = not name
         if not name:
             for i in range(10):
@@ -142,7 +146,7 @@ class ContainerService(Reconciler):
         assert name
         self._name_free(name)
         top = self.store.layers.get(img.top_layer).cache_id if img.top_layer else None
-        create_container_layers(self.driver, cid, top)
+        create_container_layers(self.driver, cid, top, reserved=reserved is not None)
         cdir = self.container_dir(cid)
         try:
             cdir.mkdir(mode=0o710)

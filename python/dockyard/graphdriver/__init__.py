@@ -20,7 +20,8 @@ from ..idmap import IDMap
 from .base import GraphDriver, backing_fs
 from .btrfs import BtrfsDriver
 from .btrfs import supported as _btrfs_supported
-from .initlayer import create_container_layers, remove_container_layers
+from .initlayer import (create_container_layers, remove_container_layers,
+                        reserve_container_layers)
 from .overlay import OverlayDriver
 from .overlay import supported as _overlay_supported
 from .vfs import VfsDriver
@@ -28,7 +29,7 @@ from .vfs import VfsDriver
 __all__ = [
     "GraphDriver", "OverlayDriver", "VfsDriver", "BtrfsDriver", "DRIVERS", "ALIASES",
     "priority", "canonical", "get_driver", "supported", "select_driver",
-    "create_container_layers", "remove_container_layers",
+    "create_container_layers", "remove_container_layers", "reserve_container_layers",
 ]
 
 DRIVERS: dict[str, type[GraphDriver]] = {

@@ -171,11 +171,21 @@ def init_template(home: Path, uid: int = 0, gid: int = 0) -> str:
 
 
 def create_container_layers(driver: GraphDriver, id: str, image_top: str | None,
-                            mount_label: str = "", uid: int = 0, gid: int = 0) -> str:
+                            mount_label: str = "", uid: int = 0, gid: int = 0,
+                            reserved: bool = False) -> str:
     """Create `<id>-init` on the image's top layer, fill it, and the
     read-write layer `<id>` on top. Returns the init layer id. On failure
-    nothing is left behind."""
+    nothing is left behind. `reserved`: made ahead by
+    `reserve_container_layers`, only put on the image here."""
     iid = init_id(id)
+    if reserved:
+        assert isinstance(driver, OverlayDriver)
+        try:
+            driver.place(iid, id, image_top)
+        except BaseException:
+            remove_container_layers(driver, id)
+            raise
+        return iid
     if driver.remap_root is not None and not (uid or gid):
         uid, gid = driver.remap_root  # --userns-remap: the files belong to container root
     # On overlay the layer is an upper dir over the image: an entry there
@@ -202,6 +212,23 @@ def create_container_layers(driver: GraphDriver, id: str, image_top: str | None,
             pass
         raise
     return iid
+
+
+def reserve_container_layers(driver: GraphDriver, id: str) -> bool:
+    """Make container `id`'s layers ahead of its create, all but what depends
+    on its image (their `lower` files: `create_container_layers(...,
+    reserved=True)` writes them). Overlay, without a user namespace remap,
+    only: False elsewhere. On failure nothing is left behind."""
+    if not isinstance(driver, OverlayDriver) or driver.remap_root is not None:
+        return False
+    iid = init_id(id)
+    driver.create_shared(iid, None, init_template(driver.home))
+    try:
+        driver.create_read_write(id, iid)
+    except BaseException:
+        driver.remove(iid)
+        raise
+    return True
 
 
 def remove_container_layers(driver: GraphDriver, id: str) -> None:

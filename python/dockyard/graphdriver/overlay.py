@@ -196,6 +196,23 @@ class OverlayDriver(GraphDriver):
         tmp.write_text(":".join(chain))
         os.replace(tmp, self._dir(id) / "lower")
 
+    def place(self, init: str, id: str, parent: str | None) -> None:
+        """Put container layers made ahead without a parent (`init`, shared,
+        and `id` on it) on `parent`: the `lower` files and the parent's
+        mark, as creating them on it would have written."""
+        with self._lock:
+            below = [f"{LINK_DIR}/{self._link(parent)}"] + self._lower(parent) if parent else []
+            if len(below) + 1 > MAX_DEPTH:
+                raise StorageDriverError(
+                    f"overlay: max depth exceeded: layer {init} would have {len(below) + 1} "
+                    f"lower layers (at most {MAX_DEPTH})")
+            if parent is not None and not self.is_container_layer(parent):
+                mark = self._dir(parent) / "committed"
+                if not mark.exists():
+                    mark.touch()
+            (self._dir(init) / "lower").write_text(":".join(below))
+            self.reparent(id, init)
+
     def create_shared(self, id: str, parent: str | None, diff_dir: str) -> None:
         """Layer `id` on `parent` whose files are the read-only tree `diff_dir`,
         shared with other layers: the init layers' constant contents. `diff` is

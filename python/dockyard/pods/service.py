@@ -21,6 +21,8 @@ from .. import _core
 from ..containers.model import Container
 from ..containers.service import ContainerService
 from ..errors import Conflict, DockyardError, MountError, NotFound
+from ..graphdriver import remove_container_layers, reserve_container_layers
+from ..graphdriver.initlayer import init_id
 from ..ids import generate_id
 from ..network import etcfiles
 from ..network.cni import CNI, PendingAdd, PodRef
@@ -45,6 +47,9 @@ class PodService:
         self.ns_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
         self.network = network
         self._lock = threading.RLock()
+        #: pod id: the ID of its next container, whose layers were made while
+        #: the pod's CNI plugins ran (`reserve_container_layers`)
+        self._reserved: dict[str, str] = {}
 
     def pod_dir(self, pod_id: str) -> Path:
         return self.dir / pod_id
@@ -129,13 +134,39 @@ class PodService:
             # The CNI plugins (most of a pod's making, ~15 ms of execs) set
             # the namespace up while the rest is made, in this thread, as
             # soon as the first one has its config.
-            ips = list(pending.run(meanwhile=rest).ips)
+            ips = list(pending.run(meanwhile=lambda: (rest(), self._reserve(pod))).ips)
             pod.ip, pod.additional_ips = (ips[0], ips[1:]) if ips else ("", [])
         else:
             rest()
         etcfiles.write(pdir / "hosts", Path("/etc/hosts").read_text()
                        if pod.network == "node" else
                        etcfiles.hosts([(pod.ip, hostname)] if pod.ip else [], []))
+
+    def _reserve(self, pod: Pod) -> None:
+        """The layers of the pod's first container, made while its CNI
+        plugins run (this thread waits on them anyway): CreateContainer then
+        only puts them on its image. Not kept anywhere but here: a daemon
+        restart sweeps them (container layers no row names)."""
+        cid = generate_id()
+        try:
+            if not reserve_container_layers(self.containers.driver, cid):
+                return
+        except (OSError, DockyardError):
+            return  # made as usual at CreateContainer
+        with self._lock:
+            self._reserved[pod.id] = cid
+
+    def _drop_reserved(self, pod_id: str) -> None:
+        with self._lock:
+            cid = self._reserved.pop(pod_id, None)
+        if cid is not None:
+            remove_container_layers(self.containers.driver, cid)
+
+    def reserved(self) -> set[str]:
+        """Layer IDs made ahead for pods' containers (not orphans)."""
+        with self._lock:
+            ids = set(self._reserved.values())
+        return ids | {init_id(i) for i in ids}
 
     def _start_init(self, pod: Pod) -> None:
         """The shared PID namespace's init (`dockyard-shim pod-init`)."""
@@ -172,6 +203,7 @@ class PodService:
         return PodRef(meta.get("name", pod.name), pod.namespace, pod.uid)
 
     def _forget(self, pod: Pod) -> None:
+        self._drop_reserved(pod.id)
         self._kill_init(pod)
         try:
             _core.unmount(str(self.pod_dir(pod.id) / "shm"), detach=True)
@@ -201,6 +233,7 @@ class PodService:
                 self.containers.stop(pc.id, STOP_TIMEOUT)
             except NotFound:
                 pass
+        self._drop_reserved(pod.id)
         with self._lock:
             self._teardown(pod)
             self._kill_init(pod)
@@ -272,12 +305,19 @@ class PodService:
             pc.id, pc.created = c.id, now_ns()
             self.records.insert_container(conn, pc)
 
+        with self._lock:
+            reserved = self._reserved.pop(pod.id, None)
         name = safe_name(f"k8s_{pc.name}_{pod.name}_{pc.attempt}")
         # Not synced: a power cut takes the pod's namespaces, so kubelet
         # removes the pod and makes it again whatever rows it left; a lost
         # row's layers go at the next start (ContainerService._repair_layers).
-        return self.containers.create(cfg, hc, name=name, prepare=prepare, record=record,
-                                      durable=False).id
+        try:
+            return self.containers.create(cfg, hc, name=name, prepare=prepare, record=record,
+                                          durable=False, reserved=reserved).id
+        except BaseException:
+            if reserved is not None:  # refused before its layers were taken
+                remove_container_layers(self.containers.driver, reserved)
+            raise
 
     def remove_container(self, cid: str) -> None:
         """Idempotent: a container already gone is fine."""
