@@ -40,15 +40,10 @@ class ImageService:
 
     @rpc
     def ListImages(self, req: Any, ctx: Any) -> Any:
-        want = req.filter.image.image if req.HasField("filter") else ""
-
-        def collect() -> list[Any]:
-            if want:
-                img = self._resolve(req.filter.image)
-                return [self._image(img)] if img else []
-            return [self._image(i) for i in self.engine.images.all()]
-
-        return self.pb.ListImagesResponse(images=collect())
+        if req.HasField("filter") and req.filter.image.image:
+            img = self._resolve(req.filter.image)
+            return self.pb.ListImagesResponse(images=[self._image(img)] if img else [])
+        return self.pb.ListImagesResponse(images=[self._image(i) for i in self.engine.images.all()])
 
     @rpc
     def ImageStatus(self, req: Any, ctx: Any) -> Any:
@@ -56,8 +51,7 @@ class ImageService:
         if img is None:
             return self.pb.ImageStatusResponse()  # not found is no error (kubelet pulls)
         info = {"info": json.dumps({"imageSpec": img.config})} if req.verbose else {}
-        return self.pb.ImageStatusResponse(image=self._image(img),
-                                           info=info)
+        return self.pb.ImageStatusResponse(image=self._image(img), info=info)
 
     @rpc
     def PullImage(self, req: Any, ctx: Any) -> Any:
@@ -70,27 +64,19 @@ class ImageService:
 
     @rpc
     def RemoveImage(self, req: Any, ctx: Any) -> Any:
-        def remove() -> None:
-            img = self._resolve(req.image)
-            if img is None:
-                return  # idempotent
+        img = self._resolve(req.image)
+        if img is not None:  # else idempotent
             # The CRI removes the image itself, with every name it has.
             self.engine.remove_image(img.id, force=True)
-
-        remove()
         return self.pb.RemoveImageResponse()
 
     @rpc
     def ImageFsInfo(self, req: Any, ctx: Any) -> Any:
-        def usage() -> Any:
-            home = str(self.engine.driver.home)
-            row = self.engine.db.one("SELECT COALESCE(SUM(size), 0) AS n FROM layers")
-            st = os.statvfs(home)
-            fs = self.pb.FilesystemUsage(timestamp=time.time_ns(),
-                                         fs_id=self.pb.FilesystemIdentifier(mountpoint=home))
-            fs.used_bytes.value = int(row["n"]) if row else 0
-            fs.inodes_used.value = max(0, st.f_files - st.f_ffree)
-            return fs
-
-        fs = usage()
+        home = str(self.engine.driver.home)
+        row = self.engine.db.one("SELECT COALESCE(SUM(size), 0) AS n FROM layers")
+        st = os.statvfs(home)
+        fs = self.pb.FilesystemUsage(timestamp=time.time_ns(),
+                                     fs_id=self.pb.FilesystemIdentifier(mountpoint=home))
+        fs.used_bytes.value = int(row["n"]) if row else 0
+        fs.inodes_used.value = max(0, st.f_files - st.f_ffree)
         return self.pb.ImageFsInfoResponse(image_filesystems=[fs], container_filesystems=[fs])

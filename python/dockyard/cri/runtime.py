@@ -18,7 +18,7 @@ import dockyard
 
 from ..containers import stats as cstats
 from ..containers.attach import ERR, EXIT, OUT, START, START_RESULT
-from ..containers.execs import ExecStore, spawn_and_connect
+from ..containers.execs import Exec, ExecStore, spawn_and_connect
 from ..containers.model import Container
 from ..containers.update import update as update_container
 from ..engine import Engine
@@ -318,18 +318,19 @@ class RuntimeService:
         c, _ = self._pc(req.container_id)
         if not list(req.cmd):
             raise InvalidParameter("exec needs a command")
+        cmd = list(req.cmd)
+        e = self.execs.create(c.id, {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True})
+        self.execs.begin(e.id)
         # the exec's streams are the daemon loop's
         assert self.loop is not None
         code, out, err = asyncio.run_coroutine_threadsafe(
-            self.exec_sync(c.id, list(req.cmd), float(req.timeout) if req.timeout else None),
+            self._exec_streams(e, cmd, float(req.timeout) if req.timeout else None),
             self.loop).result()
         return self.pb.ExecSyncResponse(stdout=out, stderr=err, exit_code=code)
 
-    async def exec_sync(self, cid: str, cmd: list[str], timeout: float | None
-                        ) -> tuple[int, bytes, bytes]:
-        e = await asyncio.to_thread(self.execs.create, cid, {
-            "Cmd": cmd, "AttachStdout": True, "AttachStderr": True})
-        await asyncio.to_thread(self.execs.begin, e.id)
+    async def _exec_streams(self, e: Exec, cmd: list[str], timeout: float | None
+                            ) -> tuple[int, bytes, bytes]:
+        """Run exec `e` (created and begun) to its end: exit code, stdout, stderr."""
         conn = await spawn_and_connect(self.execs, e, 6)
         out, err = bytearray(), bytearray()
 
@@ -434,11 +435,8 @@ class RuntimeService:
     @rpc
     def ListContainerStats(self, req: Any, ctx: Any) -> Any:
         f = req.filter if req.HasField("filter") else None
-
-        def collect() -> list[Any]:
-            return [self._stats(c, pc) for c, pc in self._listed(f)]
-
-        return self.pb.ListContainerStatsResponse(stats=collect())
+        return self.pb.ListContainerStatsResponse(
+            stats=[self._stats(c, pc) for c, pc in self._listed(f)])
 
     def _pod_stats(self, p: Pod) -> Any:
         pb = self.pb
@@ -458,18 +456,14 @@ class RuntimeService:
 
     @rpc
     def PodSandboxStats(self, req: Any, ctx: Any) -> Any:
-        p = self.pods.get(req.pod_sandbox_id)
         return self.pb.PodSandboxStatsResponse(
-            stats=self._pod_stats(p))
+            stats=self._pod_stats(self.pods.get(req.pod_sandbox_id)))
 
     @rpc
     def ListPodSandboxStats(self, req: Any, ctx: Any) -> Any:
         f = req.filter if req.HasField("filter") else None
-
-        def collect() -> list[Any]:
-            return [self._pod_stats(p) for p in self._pods_matching(f)]
-
-        return self.pb.ListPodSandboxStatsResponse(stats=collect())
+        return self.pb.ListPodSandboxStatsResponse(
+            stats=[self._pod_stats(p) for p in self._pods_matching(f)])
 
     @rpc
     def RuntimeConfig(self, req: Any, ctx: Any) -> Any:

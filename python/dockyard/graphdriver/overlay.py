@@ -201,17 +201,29 @@ class OverlayDriver(GraphDriver):
         and `id` on it) on `parent`: the `lower` files and the parent's
         mark, as creating them on it would have written."""
         with self._lock:
-            below = [f"{LINK_DIR}/{self._link(parent)}"] + self._lower(parent) if parent else []
-            if len(below) + 1 > MAX_DEPTH:
-                raise StorageDriverError(
-                    f"overlay: max depth exceeded: layer {init} would have {len(below) + 1} "
-                    f"lower layers (at most {MAX_DEPTH})")
-            if parent is not None and not self.is_container_layer(parent):
-                mark = self._dir(parent) / "committed"
-                if not mark.exists():
-                    mark.touch()
-            (self._dir(init) / "lower").write_text(":".join(below))
+            if parent is not None:
+                (self._dir(init) / "lower").write_text(self._lower_on(init, parent))
+                self._mark_parent(parent)
             self.reparent(id, init)
+
+    def _lower_on(self, id: str, parent: str) -> str:
+        """`id`'s lower chain on `parent`; refused past the depth limit or on
+        a container's read-write layer."""
+        below = self._lower(parent)
+        if len(below) + 1 > MAX_DEPTH:
+            raise StorageDriverError(
+                f"overlay: max depth exceeded: layer {id} would have {len(below) + 1} lower "
+                f"layers (at most {MAX_DEPTH})")
+        if self._top_only(parent):
+            raise StorageDriverError(f"overlay: layer {parent} is a container's read-write "
+                                     "layer: no layer goes on it")
+        return ":".join([f"{LINK_DIR}/{self._link(parent)}"] + below)
+
+    def _mark_parent(self, parent: str) -> None:
+        # The mark matters for image layers only; a stat is cheaper than a touch.
+        mark = self._dir(parent) / "committed"
+        if not self.is_container_layer(parent) and not mark.exists():
+            mark.touch()
 
     def create_shared(self, id: str, parent: str | None, diff_dir: str) -> None:
         """Layer `id` on `parent` whose files are the read-only tree `diff_dir`,
@@ -230,17 +242,7 @@ class OverlayDriver(GraphDriver):
 
     def _create(self, id: str, parent: str | None, shared: str | None = None) -> None:
         d = self._dir(id)
-        lower = ""
-        if parent is not None:
-            below = self._lower(parent)
-            if len(below) + 1 > MAX_DEPTH:
-                raise StorageDriverError(
-                    f"overlay: max depth exceeded: layer {id} would have {len(below) + 1} lower "
-                    f"layers (at most {MAX_DEPTH})")
-            if self._top_only(parent):
-                raise StorageDriverError(f"overlay: layer {parent} is a container's read-write "
-                                         "layer: no layer goes on it")
-            lower = ":".join([f"{LINK_DIR}/{self._link(parent)}"] + below)
+        lower = self._lower_on(id, parent) if parent is not None else ""
         d.mkdir(mode=0o700)
         if shared is None:
             (d / "diff").mkdir(mode=0o755)
@@ -254,10 +256,7 @@ class OverlayDriver(GraphDriver):
             (d / "link").write_text(short)
         if parent is not None:
             (d / "lower").write_text(lower)
-            # The mark matters for image layers only; a stat is cheaper than a touch.
-            mark = self._dir(parent) / "committed"
-            if not self.is_container_layer(parent) and not mark.exists():
-                mark.touch()
+            self._mark_parent(parent)
         if shared is None:
             (d / "work").mkdir(mode=0o700)
             (d / "merged").mkdir(mode=0o700)
