@@ -457,6 +457,9 @@ echo '{"code": 7, "msg": "cannot delete", "details": "try again"}'; exit 1""",
     assert e.value.err["message"].endswith(
         "netplugin failed: 'panic: boom'; cleanup failed: dyt-nodel: cannot delete; try again")
     assert node.cached() == [f"{NET}-sandbox-d-eth0"]
+    # the ADD failed: no result, although the last plugin was given one
+    doc = json.loads((node.cache_dir / "results" / f"{NET}-sandbox-d-eth0").read_text())
+    assert "result" not in doc and doc["containerId"] == "sandbox-d"
     (node.conf_dir / "10-net.conflist").unlink()
     with pytest.raises(PluginFailed) as e:
         node.call("delete", "sandbox-d", p, bin_dirs=bins)
@@ -543,3 +546,30 @@ echo "end $name" >> {log}
         assert subprocess.run(["pgrep", "-f", bins[0]], capture_output=True).stdout == b""
     finally:
         log.unlink(missing_ok=True)
+
+
+def test_last_plugin_result_cached_while_it_runs(node, pods):
+    """The cache gets the result the last plugin is given while it runs
+    (it passes it on, as a rule), and that plugin's own result if it
+    changed it."""
+    p = pods("g")
+    cache = node.cache_dir / "results" / f"{NET}-sandbox-g-eth0"
+    snap = node.base / "snap.json"
+    bins = fake_plugin(node, "dyt-first", """[ "$CNI_COMMAND" = ADD ] || exit 0
+echo '{"cniVersion": "1.0.0", "ips": [{"address": "10.1.0.2/24"}]}'
+""")
+    bins += fake_plugin(node, "dyt-last", f"""[ "$CNI_COMMAND" = ADD ] || exit 0
+cat > /dev/null; sleep 0.2; cp {cache} {snap}
+echo '{{"cniVersion": "1.0.0", "ips": [{{"address": "10.1.0.3/24"}}]}}'
+""")
+    (node.conf_dir / "10-net.conflist").write_text(
+        conflist([{"type": "dyt-first"}, {"type": "dyt-last"}]))
+    try:
+        node.call("add", "sandbox-g", p, bin_dirs=bins)
+        ips = [[ip["address"] for ip in json.loads(f.read_text())["result"]["ips"]]
+               for f in (snap, cache)]
+        assert ips == [["10.1.0.2/24"], ["10.1.0.3/24"]]
+        node.call("delete", "sandbox-g", p, bin_dirs=bins)
+        assert node.cached() == []
+    finally:
+        snap.unlink(missing_ok=True)

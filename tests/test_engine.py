@@ -198,3 +198,59 @@ def test_containers_start_on_shims_made_ahead(tmp_path, busybox_tar):
         eng.close()
         _until(lambda: not _idle_shims(exec_root))
         unmount_all(tmp_path)
+
+
+def test_cgroup_made_during_the_start_and_dropped_when_it_fails(tmp_path, busybox_tar):
+    """A start makes the container's cgroup (with its limits) on a thread of
+    its own while it mounts the rootfs; a start that fails before the shim
+    runs, or in it, leaves no cgroup behind."""
+    from dockyard import Engine, _core
+    from dockyard.errors import Conflict, DockyardError
+
+    exec_root = tmp_path / "exec"
+    eng = Engine(tmp_path / "root", "overlay", exec_root=exec_root, network_options=NO_NETWORK)
+    c = eng.containers
+    parent = f"dytest-ahead-{os.getpid()}"
+    made: list[str] = []
+
+    def dirs(x) -> list[str]:
+        return [d for d in _core.cgroup_dirs(c.cgroup_path(x)) if os.path.isdir(d)]
+
+    try:
+        eng.import_image(str(busybox_tar), repo="busybox")
+        x = c.create({"Image": "busybox", "Cmd": ["sleep", "30"]},
+                     {"Memory": 64 << 20, "CgroupParent": parent})
+        made.append(c.cgroup_path(x))
+        c.start(x.id)
+        mem = [(d, f) for d in dirs(x) for f in ("memory.limit_in_bytes", "memory.max")
+               if os.path.exists(f"{d}/{f}")]
+        assert len(mem) == 1, dirs(x)
+        (d, limit), = mem
+        assert open(f"{d}/{limit}").read().strip() == str(64 << 20)
+        pid = c.get(x.id).state["Pid"]
+        assert str(pid) in open(f"{d}/cgroup.procs").read().split()
+        c.stop(x.id, 0)
+
+        # Refused after the rootfs was mounted, before any shim: its network's
+        # container is not running.
+        y = c.create({"Image": "busybox", "Cmd": ["true"]},
+                     {"NetworkMode": f"container:{x.id}", "CgroupParent": parent})
+        made.append(c.cgroup_path(y))
+        with pytest.raises(Conflict):
+            c.start(y.id)
+        assert dirs(y) == []
+        # Refused by the shim: no such command.
+        z = c.create({"Image": "busybox", "Cmd": ["/no/such"]}, {"CgroupParent": parent})
+        made.append(c.cgroup_path(z))
+        with pytest.raises(DockyardError):
+            c.start(z.id)
+        assert dirs(z) == []
+        for v in (x, y, z):
+            c.remove(v.id, force=True)
+        assert dirs(x) == []
+    finally:
+        eng.close()
+        unmount_all(tmp_path)
+        for path in made:
+            _core.remove_cgroup(path)
+        _core.remove_cgroup(f"/{parent}")

@@ -321,6 +321,18 @@ def remove_cgroup(path: str) -> None:
     """Kill what's left in cgroup `path` and rmdir it in every hierarchy
     (no error if absent). Not recursive."""
 
+class CgroupMaking:
+    """A cgroup being made on a thread of its own (`make_cgroup`)."""
+    def wait(self) -> bool:
+        """Wait until it is made; False if that failed (the start then
+        makes it itself and reports why). Releases the GIL."""
+
+def make_cgroup(path: str, resources: str) -> CgroupMaking:
+    """Make cgroup `path` with `resources` (the spec's `cgroup.resources`
+    JSON) on a thread of its own while the caller prepares the rest of a
+    start; the spec then says `made: true`. The caller removes it should
+    the start not happen. ValueError for invalid resources."""
+
 def cgroup_dirs(path: str) -> list[str]:
     """Directories of cgroup `path` in every mounted hierarchy (v1
     controllers + unified, or the single v2 tree)."""

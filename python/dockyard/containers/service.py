@@ -18,6 +18,7 @@ import shutil
 import sqlite3
 import signal as signals
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,19 @@ HOST_LINKS = ("conflicting options: host type networking can't be used with link
 EXEC_DRIVERS = ("native", "runc")
 
 __all__ = ["EXEC_DRIVERS", "NOT_MODIFIED", "ContainerService", "StartError"]
+
+
+@dataclass
+class CgroupAhead:
+    """A container's spec devices and cgroup (`spec.devices_and_cgroup`),
+    the cgroup being made meanwhile (`_core.make_cgroup`)."""
+    devices: list[dict[str, Any]]
+    cgroup: dict[str, Any] | None
+    making: _core.CgroupMaking | None
+
+    @property
+    def path(self) -> str:
+        return self.cgroup["path"] if self.cgroup else ""
 
 
 class ContainerService(Reconciler):
@@ -399,6 +413,31 @@ class ContainerService(Reconciler):
             c.state.update(ExitCode=128, Error=str(e), Running=False, Pid=0)
             self.save(c)
             raise
+        ahead = self._cgroup_ahead(c)
+        try:
+            return self._spawn(c, wait_start, log_opts, ahead)
+        except BaseException:
+            if ahead is not None and ahead.making is not None:
+                ahead.making.wait()
+                _core.remove_cgroup(ahead.path)  # the shim's, if it ran, is gone already
+            raise
+
+    def _cgroup_ahead(self, c: Container) -> CgroupAhead | None:
+        """The container's devices and cgroup, the cgroup made on a thread of
+        its own while the start mounts the rootfs and builds the spec (a
+        millisecond of directories and device rules on a cgroup v1 host).
+        None where the shim makes it: runc, or an error it reports."""
+        if self.runtime(c) == "runc":
+            return None
+        try:
+            devs, cg = specs.devices_and_cgroup(c, self.cgroup_path(c))
+        except DockyardError:
+            return None  # raised again where it always was, by specs.build
+        making = _core.make_cgroup(cg["path"], json.dumps(cg["resources"])) if cg else None
+        return CgroupAhead(devs, cg, making)
+
+    def _spawn(self, c: Container, wait_start: bool, log_opts: dict[str, Any],
+               ahead: CgroupAhead | None) -> dict[str, Any]:
         rootfs = self._mount(c)
         try:
             links = self.linked(c)
@@ -424,10 +463,12 @@ class ContainerService(Reconciler):
                                                self.volumes, acquired) if self.volumes else []
             if (c.hostconfig.get("IpcMode") or "") == "shareable":
                 namespaces.mount_shareable_shm(c, self.container_dir(c.id))
+            if ahead is not None and ahead.making is not None and ahead.making.wait():
+                ahead.cgroup["made"] = True  # type: ignore[index]
             spec_json = specs.build(c, rootfs, self.container_dir(c.id), self.cgroup_path(c),
                                     self.default_ulimits, netns, extra,
                                     [e for _, _, env in links for e in env], self.idmap,
-                                    shared)
+                                    shared, ahead and (ahead.devices, ahead.cgroup))
             sdir = self.state_dir(c.id)
             shutil.rmtree(sdir, ignore_errors=True)
             sdir.mkdir(parents=True, mode=0o700)

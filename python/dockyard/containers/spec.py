@@ -337,12 +337,14 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
           default_ulimits: list[dict[str, Any]] | None = None,
           netns: str | None = None, extra_mounts: list[dict[str, Any]] | None = None,
           link_env: list[str] | None = None, idmap: IDMap | None = None,
-          shared: Namespaces | None = None) -> str:
+          shared: Namespaces | None = None,
+          cgroup: tuple[list[dict[str, Any]], dict[str, Any] | None] | None = None) -> str:
     """The runtime spec JSON for starting container `c` on `rootfs`; `link_env`:
     its legacy links' variables (its own Env wins over them); `idmap`: the
     daemon's --userns-remap (a user namespace unless UsernsMode is "host");
     `shared`: its PID/IPC/UTS namespaces as start resolved them
-    (`namespaces.resolve`), and its /dev/shm."""
+    (`namespaces.resolve`), and its /dev/shm; `cgroup`: its devices and
+    cgroup (`devices_and_cgroup`) when the caller has them already."""
     cfg, hc = c.config, c.hostconfig
     args = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
     if not args:
@@ -416,35 +418,9 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
     taken = {m["destination"] for m in user}
     mounts[:] = [m for m in mounts if m["destination"] not in taken
                  and not ("/dev" in taken and m["destination"].startswith("/dev/"))] + user
-    res: dict[str, Any] = {}
-    if hc.get("Memory"):
-        res["memory"] = int(hc["Memory"])
-    if hc.get("MemorySwap"):
-        res["memory_swap"] = int(hc["MemorySwap"])
-    if hc.get("MemoryReservation"):
-        res["memory_reservation"] = int(hc["MemoryReservation"])
-    if hc.get("CpuShares"):
-        res["cpu_shares"] = int(hc["CpuShares"])
-    if hc.get("NanoCpus"):
-        res["cpu_period"] = 100000
-        res["cpu_quota"] = int(hc["NanoCpus"]) * 100000 // 1_000_000_000
-    if hc.get("CpuQuota"):
-        res["cpu_quota"] = int(hc["CpuQuota"])
-    if hc.get("CpuPeriod"):
-        res["cpu_period"] = int(hc["CpuPeriod"])
-    if hc.get("CpusetCpus"):
-        res["cpuset_cpus"] = hc["CpusetCpus"]
-    if hc.get("CpusetMems"):
-        res["cpuset_mems"] = hc["CpusetMems"]
-    if hc.get("PidsLimit"):
-        res["pids_limit"] = int(hc["PidsLimit"])
-    res.update(_more_resources(hc))
+    spec["devices"], spec["cgroup"] = cgroup if cgroup is not None else \
+        devices_and_cgroup(c, cgroup_path)
     rootless = rootless_uid() is not None
-    spec["devices"], res["devices"] = devices.resolve(hc, rootless)
-    # Rootless without a delegated cgroup: none at all (limits were refused,
-    # or discarded, at create).
-    no_cgroup = rootless and not cgroup_base()
-    spec["cgroup"] = None if no_cgroup else {"path": cgroup_path, "resources": res}
     if rootless and single_id_map():
         # gid 5 (tty) is not mapped: devpts refuses the option (runc's rootless spec drops it)
         for m in mounts:
@@ -494,6 +470,42 @@ def build(c: Container, rootfs: str, container_dir: Path, cgroup_path: str,
     if hc.get("OomScoreAdj"):
         spec["oom_score_adj"] = int(hc["OomScoreAdj"])
     return json.dumps(spec)
+
+
+def devices_and_cgroup(c: Container, cgroup_path: str
+                       ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The spec's `devices` and `cgroup` (None: none at all) for `c`: from
+    its HostConfig alone, so they can be had before its rootfs is mounted."""
+    hc = c.hostconfig
+    res: dict[str, Any] = {}
+    if hc.get("Memory"):
+        res["memory"] = int(hc["Memory"])
+    if hc.get("MemorySwap"):
+        res["memory_swap"] = int(hc["MemorySwap"])
+    if hc.get("MemoryReservation"):
+        res["memory_reservation"] = int(hc["MemoryReservation"])
+    if hc.get("CpuShares"):
+        res["cpu_shares"] = int(hc["CpuShares"])
+    if hc.get("NanoCpus"):
+        res["cpu_period"] = 100000
+        res["cpu_quota"] = int(hc["NanoCpus"]) * 100000 // 1_000_000_000
+    if hc.get("CpuQuota"):
+        res["cpu_quota"] = int(hc["CpuQuota"])
+    if hc.get("CpuPeriod"):
+        res["cpu_period"] = int(hc["CpuPeriod"])
+    if hc.get("CpusetCpus"):
+        res["cpuset_cpus"] = hc["CpusetCpus"]
+    if hc.get("CpusetMems"):
+        res["cpuset_mems"] = hc["CpusetMems"]
+    if hc.get("PidsLimit"):
+        res["pids_limit"] = int(hc["PidsLimit"])
+    res.update(_more_resources(hc))
+    rootless = rootless_uid() is not None
+    devs, res["devices"] = devices.resolve(hc, rootless)
+    # Rootless without a delegated cgroup: none at all (limits were refused,
+    # or discarded, at create).
+    no_cgroup = rootless and not cgroup_base()
+    return devs, None if no_cgroup else {"path": cgroup_path, "resources": res}
 
 
 #: HostConfig's block device lists and their runtime keys.

@@ -614,12 +614,23 @@ class PendingAdd:
         cni, net, caps, chain = self.cni, self.net, self.caps, self.chain
         container_id, netns, ifname, args = self.target
         result: dict[str, Any] | None = None
+        cached: dict[str, Any] | None = None  # the result in the cache
         done = 0
         try:
             # Written before any plugin acts, so a DEL after a crash mid-ADD
             # still gets the config and arguments this ADD used.
             cni._write_cache(net, container_id, ifname, netns, args, caps, None)
-            for plugin in chain:
+
+            def cache_ahead() -> None:
+                nonlocal cached
+                cni._write_cache(net, container_id, ifname, netns, args, caps, result)
+                cached = result
+
+            for i, plugin in enumerate(chain):
+                if i and i == len(net.plugins) - 1:
+                    # The last plugin (portmap, as a rule) passes its
+                    # prevResult on: the cache gets that while it runs.
+                    meanwhile = cache_ahead
                 try:
                     out = chain.run(plugin_config(plugin, net, result, caps), meanwhile)
                     meanwhile = None
@@ -631,12 +642,18 @@ class PendingAdd:
                 result = _as_version(out, net.cni_version)
                 done += 1
             assert result is not None
-            cni._write_cache(net, container_id, ifname, netns, args, caps, result)
+            if result != cached:
+                cni._write_cache(net, container_id, ifname, netns, args, caps, result)
         except BaseException as e:
             chain.close()
             cleanup = cni._rollback(net, net.plugins[:chain.fed], done, result, container_id,
                                     netns, ifname, args, caps)
             if cleanup:  # the pending cache stays: delete() retries with this config
+                if cached is not None:  # no result: the ADD failed
+                    try:
+                        cni._write_cache(net, container_id, ifname, netns, args, caps, None)
+                    except CNIError:
+                        pass
                 if isinstance(e, CNIError):
                     e.args = (f"{e}; cleanup failed: {cleanup}",)
             else:

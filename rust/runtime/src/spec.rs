@@ -151,6 +151,9 @@ pub struct CgroupSpec {
     /// Path below each hierarchy's root, e.g. "/dockyard/<id>".
     pub path: String,
     pub resources: Resources,
+    /// The caller made it already, with these resources (while it prepared
+    /// the rest of the start): the runtime opens it instead.
+    pub made: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

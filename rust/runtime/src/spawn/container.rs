@@ -23,7 +23,7 @@ pub fn spawn(spec: &Spec, opts: Options) -> Result<Process> {
     let mut cgroup_dir_fd = None;
     if let Some(c) = &spec.cgroup {
         let layout = Layout::detect()?;
-        let g = Cgroup::create(&c.path, &c.resources, &layout)?;
+        let g = if c.made { Cgroup::open(&c.path, &layout)? } else { Cgroup::create(&c.path, &c.resources, &layout)? };
         cgroup_dir_fd = g.v2_dir_fd();
         // The v2 one is also kept for when CLONE_INTO_CGROUP is refused.
         prep.cgroup_fds = g.join_fds()?;
