@@ -131,6 +131,13 @@ def _idle_shims(exec_root) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def _until(cond, timeout: float = 10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -200,10 +207,11 @@ def test_containers_start_on_shims_made_ahead(tmp_path, busybox_tar):
         unmount_all(tmp_path)
 
 
-def test_cgroup_made_during_the_start_and_dropped_when_it_fails(tmp_path, busybox_tar):
+def test_start_readied_meanwhile_and_given_up_cleanly(tmp_path, busybox_tar):
     """A start makes the container's cgroup (with its limits) on a thread of
-    its own while it mounts the rootfs; a start that fails before the shim
-    runs, or in it, leaves no cgroup behind."""
+    its own, and hands an idle shim its command line, while it mounts the
+    rootfs; a start that fails before the shim runs, or in it, leaves no
+    cgroup behind, and the idle shim it took leaves without a trace."""
     from dockyard import Engine, _core
     from dockyard.errors import Conflict, DockyardError
 
@@ -236,9 +244,14 @@ def test_cgroup_made_during_the_start_and_dropped_when_it_fails(tmp_path, busybo
         y = c.create({"Image": "busybox", "Cmd": ["true"]},
                      {"NetworkMode": f"container:{x.id}", "CgroupParent": parent})
         made.append(c.cgroup_path(y))
+        idle = _until(lambda: _idle_shims(exec_root))
         with pytest.raises(Conflict):
             c.start(y.id)
         assert dirs(y) == []
+        # the idle shim that had taken its start is gone, and left nothing
+        _until(lambda: not _alive(idle[0]))
+        assert sorted(os.listdir(c.state_dir(y.id))) == []
+        assert _until(lambda: _idle_shims(exec_root)) != idle  # a successor
         # Refused by the shim: no such command.
         z = c.create({"Image": "busybox", "Cmd": ["/no/such"]}, {"CgroupParent": parent})
         made.append(c.cgroup_path(z))

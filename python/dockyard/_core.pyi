@@ -302,6 +302,35 @@ def spawn_shim(
     ValueError for an invalid spec. The container's cgroup is removed by the
     shim when the container exits. Releases the GIL."""
 
+class ShimStart:
+    """A container's start begun before its spec exists (`begin_shim`)."""
+    def run(self, spec_json: str) -> dict:
+        """Start the container on `spec_json` (written to the state dir);
+        returns and raises as `spawn_shim`. Releases the GIL."""
+    def abort(self) -> None:
+        """Give the start up: the idle shim, if one took it, leaves without
+        writing anything (its attach socket and pid file go)."""
+
+def begin_shim(
+    id: str,
+    state_dir: str,
+    log_path: str | None = None,
+    tty: bool = False,
+    open_stdin: bool = False,
+    log_max_size: int = 0,
+    log_max_file: int = 1,
+    wait_start: bool = False,
+    shim: str | None = None,
+    debug: bool = False,
+    log_driver: str | None = None,
+    log_opts: list[str] | None = None,
+) -> ShimStart:
+    """`spawn_shim` for a container, in two steps: when an idle shim is ready
+    it is given the command line now and readies the attach socket and the
+    log (in the existing `state_dir`) while the caller mounts the rootfs and
+    builds the spec; `run(spec_json)` then lets it go on. Without an idle
+    shim, `run` is `spawn_shim`."""
+
 def drop_idle_shims(exec_root: str) -> None:
     """Let go of the idle shims `spawn_shim` keeps ready (one per state-dir
     parent) for state dirs under `exec_root`; they exit."""

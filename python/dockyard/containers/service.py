@@ -10,7 +10,6 @@ records are `records.py`'s, kept in line with the shims by `reconcile.py`.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -414,9 +413,18 @@ class ContainerService(Reconciler):
             self.save(c)
             raise
         ahead = self._cgroup_ahead(c)
+        sdir = self.state_dir(c.id)
+        shutil.rmtree(sdir, ignore_errors=True)
+        sdir.mkdir(parents=True, mode=0o700)
+        # Native: an idle shim readies the attach socket and the log meanwhile.
+        shim = None if self.runtime(c) == "runc" else _core.begin_shim(
+            c.id, str(sdir), tty=c.tty, open_stdin=bool(c.config.get("OpenStdin")),
+            wait_start=wait_start, **log_opts)
         try:
-            return self._spawn(c, wait_start, log_opts, ahead)
+            return self._spawn(c, wait_start, log_opts, ahead, shim)
         except BaseException:
+            if shim is not None:
+                shim.abort()
             if ahead is not None and ahead.making is not None:
                 ahead.making.wait()
                 _core.remove_cgroup(ahead.path)  # the shim's, if it ran, is gone already
@@ -437,7 +445,7 @@ class ContainerService(Reconciler):
         return CgroupAhead(devs, cg, making)
 
     def _spawn(self, c: Container, wait_start: bool, log_opts: dict[str, Any],
-               ahead: CgroupAhead | None) -> dict[str, Any]:
+               ahead: CgroupAhead | None, shim: _core.ShimStart | None) -> dict[str, Any]:
         rootfs = self._mount(c)
         try:
             links = self.linked(c)
@@ -469,15 +477,12 @@ class ContainerService(Reconciler):
                                     self.default_ulimits, netns, extra,
                                     [e for _, _, env in links for e in env], self.idmap,
                                     shared, ahead and (ahead.devices, ahead.cgroup))
-            sdir = self.state_dir(c.id)
-            shutil.rmtree(sdir, ignore_errors=True)
-            sdir.mkdir(parents=True, mode=0o700)
-            spawn_shim: Any = _core.spawn_shim
-            if self.runtime(c) == "runc":
-                spawn_shim = functools.partial(oci.spawn_shim, runc_root=self.runc_root)
-            res = spawn_shim(c.id, str(sdir), spec_json, tty=c.tty,
-                             open_stdin=bool(c.config.get("OpenStdin")), wait_start=wait_start,
-                             **log_opts)
+            if shim is not None:
+                res = shim.run(spec_json)
+            else:
+                res = oci.spawn_shim(c.id, str(self.state_dir(c.id)), spec_json, tty=c.tty,
+                                     open_stdin=bool(c.config.get("OpenStdin")),
+                                     wait_start=wait_start, runc_root=self.runc_root, **log_opts)
         except (_core.ContainerStartError, namespaces.RuntimeRefused) as e:
             self._unmount(c.id)
             if self.network:

@@ -64,6 +64,103 @@ fn shim_path(py: Python<'_>) -> PyResult<String> {
     Ok(p.to_string_lossy().into_owned())
 }
 
+/// The shim's command line (`run` or `exec`) for a start; see the .pyi for
+/// the arguments.
+struct Launch {
+    shim: String,
+    state_dir: PathBuf,
+    argv: Vec<String>,
+    /// Containers (not execs) start on a shim made ahead of need when one
+    /// is ready, kept per state-dir parent (the engine's exec root).
+    pool_key: Option<String>,
+}
+
+impl Launch {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        shim: String,
+        id: &str,
+        state_dir: PathBuf,
+        log_path: Option<PathBuf>,
+        flags: [bool; 4],
+        log_max_size: u64,
+        log_max_file: u32,
+        exec_pid: Option<i32>,
+        log_driver: Option<String>,
+        log_opts: Option<Vec<String>>,
+    ) -> Launch {
+        let mut argv: Vec<String> = vec![if exec_pid.is_some() { "exec" } else { "run" }.into()];
+        let mut opt = |k: &str, v: String| {
+            argv.push(k.into());
+            argv.push(v);
+        };
+        opt("--id", id.to_string());
+        opt("--state-dir", state_dir.to_string_lossy().into_owned());
+        opt("--spec", state_dir.join("spec.json").to_string_lossy().into_owned());
+        opt("--log-max-size", log_max_size.to_string());
+        opt("--log-max-file", log_max_file.to_string());
+        if let Some(l) = &log_path {
+            opt("--log", l.to_string_lossy().into_owned());
+        }
+        if let Some(d) = log_driver {
+            opt("--log-driver", d);
+        }
+        for o in log_opts.into_iter().flatten() {
+            opt("--log-opt", o);
+        }
+        if let Some(p) = exec_pid {
+            opt("--pid", p.to_string());
+        }
+        for (flag, on) in ["--tty", "--stdin", "--wait-start", "--debug"].into_iter().zip(flags) {
+            if on {
+                argv.push(flag.into());
+            }
+        }
+        let pool_key = state_dir.parent().filter(|_| exec_pid.is_none()).map(|p| p.to_string_lossy().into_owned());
+        Launch { shim, state_dir, argv, pool_key }
+    }
+
+    fn write_spec(&self, spec_json: &str) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.state_dir)?;
+        std::fs::write(self.state_dir.join("spec.json"), spec_json.as_bytes())
+    }
+
+    /// Start it with the spec written: on an idle shim when one is ready,
+    /// else the usual exec. Its report line, and its stderr (the usual start only).
+    fn run(&self) -> std::io::Result<(String, String)> {
+        if let Some(key) = &self.pool_key {
+            if let Some(line) = shim_pool::run(&self.shim, key, &self.argv) {
+                return Ok((line, String::new()));
+            }
+        }
+        let out = Command::new(&self.shim).args(&self.argv).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).output()?;
+        if let Some(key) = &self.pool_key {
+            shim_pool::refill(&self.shim, key);
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok((text.lines().last().unwrap_or("").to_string(), String::from_utf8_lossy(&out.stderr).into_owned()))
+    }
+
+    /// The report as `spawn_shim` returns it.
+    fn report<'py>(&self, py: Python<'py>, report: std::io::Result<(String, String)>) -> PyResult<Bound<'py, PyDict>> {
+        let (line, stderr) = report.map_err(|e| PyOSError::new_err(format!("start dockyard-shim ({}): {e}", self.shim)))?;
+        let v: serde_json::Value = serde_json::from_str(line.trim()).map_err(|_| {
+            start_error(py, &format!("dockyard-shim failed: {}{}", line.trim(), stderr.trim()), 128)
+        })?;
+        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+            let code = v.get("exit_code").and_then(|c| c.as_i64()).unwrap_or(128) as i32;
+            return Err(start_error(py, e, code));
+        }
+        let d = PyDict::new(py);
+        d.set_item("shim_pid", v.get("shim_pid").and_then(|x| x.as_i64()).unwrap_or(0))?;
+        d.set_item("pid", v.get("pid").and_then(|x| x.as_i64()).unwrap_or(0))?;
+        d.set_item("created", v.get("created").and_then(|x| x.as_bool()).unwrap_or(false))?;
+        d.set_item("attach_socket", self.state_dir.join("attach.sock").to_string_lossy().into_owned())?;
+        d.set_item("exit_file", self.state_dir.join("exit.json").to_string_lossy().into_owned())?;
+        Ok(d)
+    }
+}
+
 /// Start a container (or, with `exec_pid`, a process inside a running one)
 /// under a new shim. See the .pyi for the arguments and the shim's files.
 #[pyfunction]
@@ -92,68 +189,86 @@ fn spawn_shim<'py>(
         Some(s) => s,
         None => shim_path(py)?,
     };
-    // The shim's report line, and its stderr (the usual start only).
-    let report = py.detach(|| -> std::io::Result<(String, String)> {
-        std::fs::create_dir_all(&state_dir)?;
-        let spec_file = state_dir.join("spec.json");
-        std::fs::write(&spec_file, spec_json.as_bytes())?;
-        let mut argv: Vec<String> = vec![if exec_pid.is_some() { "exec" } else { "run" }.into()];
-        let mut opt = |k: &str, v: String| {
-            argv.push(k.into());
-            argv.push(v);
-        };
-        opt("--id", id.clone());
-        opt("--state-dir", state_dir.to_string_lossy().into_owned());
-        opt("--spec", spec_file.to_string_lossy().into_owned());
-        opt("--log-max-size", log_max_size.to_string());
-        opt("--log-max-file", log_max_file.to_string());
-        if let Some(l) = &log_path {
-            opt("--log", l.to_string_lossy().into_owned());
-        }
-        if let Some(d) = &log_driver {
-            opt("--log-driver", d.clone());
-        }
-        for o in log_opts.iter().flatten() {
-            opt("--log-opt", o.clone());
-        }
-        if let Some(p) = exec_pid {
-            opt("--pid", p.to_string());
-        }
-        for (flag, on) in [("--tty", tty), ("--stdin", open_stdin), ("--wait-start", wait_start), ("--debug", debug)] {
-            if on {
-                argv.push(flag.into());
+    let flags = [tty, open_stdin, wait_start, debug];
+    let l = Launch::new(shim, &id, state_dir, log_path, flags, log_max_size, log_max_file, exec_pid, log_driver, log_opts);
+    let report = py.detach(|| l.write_spec(&spec_json).and_then(|_| l.run()));
+    l.report(py, report)
+}
+
+/// A container's start begun on an idle shim before its spec exists
+/// (`begin_shim`): `run` it with the spec, or `abort` it.
+#[pyclass(frozen, module = "dockyard._core")]
+struct ShimStart {
+    launch: Launch,
+    taken: std::sync::Mutex<Option<shim_pool::Taken>>,
+}
+
+#[pymethods]
+impl ShimStart {
+    /// Start the container on `spec_json`; as `spawn_shim`.
+    fn run<'py>(&self, py: Python<'py>, spec_json: &str) -> PyResult<Bound<'py, PyDict>> {
+        let taken = self.taken.lock().ok().and_then(|mut t| t.take());
+        if let Err(e) = rt::Spec::from_json(spec_json) {
+            if let Some(t) = taken {
+                t.abort();
             }
+            return Err(rt_err(e));
         }
-        // Containers (not execs) start on a shim made ahead of need when one
-        // is ready, kept per state-dir parent (the engine's exec root).
-        let pool_key = state_dir.parent().filter(|_| exec_pid.is_none()).map(|p| p.to_string_lossy().into_owned());
-        if let Some(key) = &pool_key {
-            if let Some(line) = shim_pool::run(&shim, key, &argv) {
-                return Ok((line, String::new()));
-            }
-        }
-        let out = Command::new(&shim).args(&argv).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).output()?;
-        if let Some(key) = &pool_key {
-            shim_pool::refill(&shim, key);
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        Ok((text.lines().last().unwrap_or("").to_string(), String::from_utf8_lossy(&out.stderr).into_owned()))
-    });
-    let (line, stderr) = report.map_err(|e| PyOSError::new_err(format!("start dockyard-shim ({shim}): {e}")))?;
-    let v: serde_json::Value = serde_json::from_str(line.trim()).map_err(|_| {
-        start_error(py, &format!("dockyard-shim failed: {}{}", line.trim(), stderr.trim()), 128)
-    })?;
-    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-        let code = v.get("exit_code").and_then(|c| c.as_i64()).unwrap_or(128) as i32;
-        return Err(start_error(py, e, code));
+        let report = py.detach(|| match taken {
+            Some(t) => match self.launch.write_spec(spec_json) {
+                Ok(()) => Ok((t.go(), String::new())),
+                Err(e) => {
+                    t.abort();
+                    Err(e)
+                }
+            },
+            None => self.launch.write_spec(spec_json).and_then(|_| self.launch.run()),
+        });
+        self.launch.report(py, report)
     }
-    let d = PyDict::new(py);
-    d.set_item("shim_pid", v.get("shim_pid").and_then(|x| x.as_i64()).unwrap_or(0))?;
-    d.set_item("pid", v.get("pid").and_then(|x| x.as_i64()).unwrap_or(0))?;
-    d.set_item("created", v.get("created").and_then(|x| x.as_bool()).unwrap_or(false))?;
-    d.set_item("attach_socket", state_dir.join("attach.sock").to_string_lossy().into_owned())?;
-    d.set_item("exit_file", state_dir.join("exit.json").to_string_lossy().into_owned())?;
-    Ok(d)
+
+    /// The start is given up: the idle shim leaves without a trace.
+    fn abort(&self) {
+        if let Some(t) = self.taken.lock().ok().and_then(|mut t| t.take()) {
+            t.abort();
+        }
+    }
+}
+
+/// Begin a container's start: an idle shim, when one is ready, gets its
+/// command line now and readies its attach socket and log while the caller
+/// mounts the rootfs and builds the spec. See the .pyi.
+#[pyfunction]
+#[pyo3(signature = (id, state_dir, log_path=None, tty=false, open_stdin=false, log_max_size=0, log_max_file=1, wait_start=false, shim=None, debug=false, log_driver=None, log_opts=None))]
+#[allow(clippy::too_many_arguments)]
+fn begin_shim(
+    py: Python<'_>,
+    id: String,
+    state_dir: PathBuf,
+    log_path: Option<PathBuf>,
+    tty: bool,
+    open_stdin: bool,
+    log_max_size: u64,
+    log_max_file: u32,
+    wait_start: bool,
+    shim: Option<String>,
+    debug: bool,
+    log_driver: Option<String>,
+    log_opts: Option<Vec<String>>,
+) -> PyResult<ShimStart> {
+    let shim = match shim {
+        Some(s) => s,
+        None => shim_path(py)?,
+    };
+    let flags = [tty, open_stdin, wait_start, debug];
+    let launch = Launch::new(shim, &id, state_dir, log_path, flags, log_max_size, log_max_file, None, log_driver, log_opts);
+    let taken = py.detach(|| {
+        let key = launch.pool_key.as_ref()?;
+        let mut argv = launch.argv.clone();
+        argv.push("--await-spec".into());
+        shim_pool::take(&launch.shim, key, &argv)
+    });
+    Ok(ShimStart { launch, taken: std::sync::Mutex::new(taken) })
 }
 
 /// A cgroup being made on a thread of its own (`make_cgroup`).
@@ -241,6 +356,8 @@ fn cgroup_dirs(py: Python<'_>, path: String) -> PyResult<Vec<String>> {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shim_path, m)?)?;
     m.add_function(wrap_pyfunction!(spawn_shim, m)?)?;
+    m.add_function(wrap_pyfunction!(begin_shim, m)?)?;
+    m.add_class::<ShimStart>()?;
     m.add_function(wrap_pyfunction!(wait_pid, m)?)?;
     m.add_function(wrap_pyfunction!(drop_idle_shims, m)?)?;
     m.add_function(wrap_pyfunction!(default_spec, m)?)?;

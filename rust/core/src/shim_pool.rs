@@ -49,10 +49,18 @@ fn start(shim: &str, key: &str) -> std::io::Result<Idle> {
     Ok(Idle { ctl: File::from(ctl_w), rep: File::from(rep_r) })
 }
 
-/// Run `argv` on the idle shim for (`shim`, `key`), if there is one, and
-/// start its successor. Returns the shim's report line; None when no idle
-/// shim could take the request (the caller starts one the usual way).
-pub fn run(shim: &str, key: &str, argv: &[String]) -> Option<String> {
+/// An idle shim taken from the pool, its request sent (`take`).
+pub struct Taken {
+    idle: Idle,
+    shim: String,
+    key: String,
+}
+
+/// Hand `argv` to the idle shim for (`shim`, `key`), if there is one; None
+/// when none could take it (the caller starts one the usual way). With
+/// `--await-spec` in `argv` it does what it can before the spec is there,
+/// and goes on at `Taken::go`.
+pub fn take(shim: &str, key: &str, argv: &[String]) -> Option<Taken> {
     let k = (shim.to_string(), key.to_string());
     let mut idle = POOL.lock().ok()?.as_mut()?.remove(&k)?;
     let mut req = serde_json::to_string(argv).ok()?;
@@ -61,22 +69,49 @@ pub fn run(shim: &str, key: &str, argv: &[String]) -> Option<String> {
         refill(shim, key);
         return None; // it had gone (killed): nothing was started
     }
-    drop(idle.ctl);
-    let mut out = Vec::new();
-    let mut b = [0u8; 512];
-    while !out.contains(&b'\n') {
-        match idle.rep.read(&mut b) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&b[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
+    Some(Taken { idle, shim: k.0, key: k.1 })
+}
+
+impl Taken {
+    /// Let it go on (the spec is written, for `--await-spec`) and return its
+    /// report line; its successor is started then.
+    pub fn go(mut self) -> String {
+        let _ = self.idle.ctl.write_all(b"go\n"); // gone already: its report says why
+        self.finish()
     }
-    // The successor is made after the report: on two cores its exec would
-    // compete with this container's start.
-    refill(shim, key);
-    let line = String::from_utf8_lossy(&out).trim().to_string();
-    Some(if line.is_empty() { r#"{"error":"shim died during start-up","exit_code":125}"#.to_string() } else { line })
+
+    fn finish(self) -> String {
+        let Taken { idle: Idle { ctl, mut rep }, shim, key } = self;
+        drop(ctl);
+        let mut out = Vec::new();
+        let mut b = [0u8; 512];
+        while !out.contains(&b'\n') {
+            match rep.read(&mut b) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&b[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        // The successor is made after the report: on two cores its exec would
+        // compete with this container's start.
+        refill(&shim, &key);
+        let line = String::from_utf8_lossy(&out).trim().to_string();
+        if line.is_empty() { r#"{"error":"shim died during start-up","exit_code":125}"#.to_string() } else { line }
+    }
+
+    /// Give the start up: the shim sees EOF before its go line and leaves
+    /// without a trace. Its successor is started.
+    pub fn abort(self) {
+        refill(&self.shim, &self.key);
+    }
+}
+
+/// Run `argv` on the idle shim for (`shim`, `key`), if there is one, and
+/// start its successor. Returns the shim's report line; None when no idle
+/// shim could take the request (the caller starts one the usual way).
+pub fn run(shim: &str, key: &str, argv: &[String]) -> Option<String> {
+    take(shim, key, argv).map(Taken::finish)
 }
 
 /// Start an idle shim for (`shim`, `key`) in the background unless one is there.

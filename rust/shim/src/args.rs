@@ -19,6 +19,9 @@ pub struct Args {
     pub tty: bool,
     pub stdin: bool,
     pub wait_start: bool,
+    /// An idle shim's request sent ahead of the spec (`idle`): the spec file
+    /// is written later, and a line on stdin says so (EOF: the start was given up).
+    pub await_spec: bool,
     pub debug: bool,
     pub pid: i32,
     /// "native" (default) or "runc".
@@ -59,6 +62,7 @@ pub fn parse_args(argv: Vec<String>) -> Args {
             "--tty" => a.tty = true,
             "--stdin" => a.stdin = true,
             "--wait-start" => a.wait_start = true,
+            "--await-spec" => a.await_spec = true,
             "--debug" => a.debug = true,
             "--runtime" => a.runtime = val(),
             "--bundle" => a.bundle = val().into(),

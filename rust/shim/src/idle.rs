@@ -43,13 +43,24 @@ pub fn idle() -> ! {
         let _ = sys::write_all(rep.as_raw_fd(), format!("{}\n", serde_json::json!({"error": msg, "exit_code": 125})).as_bytes());
         std::process::exit(1)
     };
-    let argv: Vec<String> = serde_json::from_slice(&line).unwrap_or_else(|e| refuse(format!("bad request: {e}")));
+    let nl = line.iter().position(|&c| c == b'\n').unwrap_or(line.len());
+    let argv: Vec<String> = serde_json::from_slice(&line[..nl]).unwrap_or_else(|e| refuse(format!("bad request: {e}")));
     let args = parse_args(argv.clone());
     set_cmdline(&argv);
     if let Err(e) = std::fs::create_dir_all(&args.state_dir) {
         refuse(format!("state dir {}: {e}", args.state_dir.display()));
     }
-    supervise(&args, rep, host_net)
+    // The spec comes later: its go line arrives on stdin, which the shim's
+    // stdio redirection takes over, so it moves to a descriptor of its own
+    // (with whatever of it came in the request's read).
+    let go = args.await_spec.then(|| {
+        let fd = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3) };
+        if fd < 0 {
+            refuse("dup the request pipe".into());
+        }
+        (unsafe { OwnedFd::from_raw_fd(fd) }, line[(nl + 1).min(line.len())..].to_vec())
+    });
+    supervise(&args, rep, host_net, go)
 }
 
 /// Show the request's argv in /proc/PID/cmdline (ps, pkill -f), written over

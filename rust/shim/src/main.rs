@@ -127,12 +127,14 @@ fn main() {
     }
     drop(rep_r);
     unsafe { libc::setsid() };
-    supervise(&args, rep_w, None)
+    supervise(&args, rep_w, None, None)
 }
 
 /// The daemonized shim: chdir to the state dir, stdio to /dev/null, start the
 /// process and serve it until it exits.
-fn supervise(args: &Args, report: OwnedFd, host_net: Option<OwnedFd>) -> ! {
+/// `go`: with `--await-spec`, the pipe its go line comes on, and what of it
+/// was read already.
+fn supervise(args: &Args, report: OwnedFd, host_net: Option<OwnedFd>, go: Option<(OwnedFd, Vec<u8>)>) -> ! {
     if let Err(e) = std::env::set_current_dir(&args.state_dir) {
         // Its state dir went away (the container was removed meanwhile): the
         // files it writes must not land in the directory it was started from.
@@ -142,7 +144,7 @@ fn supervise(args: &Args, report: OwnedFd, host_net: Option<OwnedFd>) -> ! {
         std::process::exit(1);
     }
     redirect_stdio(args);
-    let code = match Shim::start(args, report, host_net) {
+    let code = match Shim::start(args, report, host_net, go) {
         Ok(mut shim) => {
             shim.run();
             0

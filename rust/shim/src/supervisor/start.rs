@@ -13,6 +13,22 @@ use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
+/// Wait for a line on `pipe` (`got`: what was read of it already); false at EOF.
+fn await_line(pipe: OwnedFd, mut got: Vec<u8>) -> bool {
+    let mut b = [0u8; 64];
+    while !got.contains(&b'\n') {
+        let n = unsafe { libc::read(pipe.as_raw_fd(), b.as_mut_ptr() as *mut libc::c_void, b.len()) };
+        if n < 0 && sys::errno() == libc::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            return false;
+        }
+        got.extend_from_slice(&b[..n as usize]);
+    }
+    true
+}
+
 fn nonblock(fd: RawFd) {
     unsafe {
         let fl = libc::fcntl(fd, libc::F_GETFL);
@@ -23,7 +39,10 @@ fn nonblock(fd: RawFd) {
 impl Shim {
     /// `host_net`: the shim stands in a network namespace made for the
     /// container (an idle shim's); this is the one it left.
-    pub fn start(args: &Args, report: OwnedFd, host_net: Option<OwnedFd>) -> Result<Shim, ()> {
+    /// `go` (`--await-spec`): the spec is read once a line comes on this
+    /// pipe (after the attach socket and the log are ready); EOF means the
+    /// start was given up, and the shim leaves quietly.
+    pub fn start(args: &Args, report: OwnedFd, host_net: Option<OwnedFd>, go: Option<(OwnedFd, Vec<u8>)>) -> Result<Shim, ()> {
         let rep = report.as_raw_fd();
         let fail = |msg: String, code: i32| {
             let line = serde_json::json!({"error": msg, "exit_code": code}).to_string() + "\n";
@@ -35,23 +54,6 @@ impl Shim {
             let _ = sys::write_all(rep, line.as_bytes());
         };
         write_atomic(Path::new("."), "shim.pid", std::process::id().to_string().as_bytes());
-        let spec_text = match std::fs::read_to_string(&args.spec) {
-            Ok(s) => s,
-            Err(e) => {
-                fail(format!("read spec {}: {e}", args.spec.display()), 125);
-                return Err(());
-            }
-        };
-        let mut spec = match Spec::from_json(&spec_text) {
-            Ok(s) => s,
-            Err(e) => {
-                fail(e.to_string(), 125);
-                return Err(());
-            }
-        };
-        if args.tty {
-            spec.terminal = true;
-        }
         let listener = match listen("attach.sock") {
             Ok(l) => l,
             Err(e) => {
@@ -82,6 +84,27 @@ impl Shim {
                 return Err(());
             }
         };
+        if let Some((pipe, got)) = go {
+            if !await_line(pipe, got) {
+                let _ = std::fs::remove_file("attach.sock");
+                let _ = std::fs::remove_file("shim.pid");
+                std::process::exit(0);
+            }
+        }
+        let spec = std::fs::read_to_string(&args.spec)
+            .map_err(|e| format!("read spec {}: {e}", args.spec.display()))
+            .and_then(|text| Spec::from_json(&text).map_err(|e| e.to_string()));
+        let mut spec = match spec {
+            Ok(s) => s,
+            Err(msg) => {
+                fail(msg, 125);
+                let _ = std::fs::remove_file("attach.sock");
+                return Err(());
+            }
+        };
+        if args.tty {
+            spec.terminal = true;
+        }
         let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").expect("/dev/null");
         let mut keep: Vec<OwnedFd> = Vec::new();
         let (mut out_r, mut err_r, mut stdin_w) = (None, None, None);
