@@ -34,6 +34,7 @@ from ..network import etcfiles
 from ..network.service import NetworkService
 from ..rootless import discard_limits
 from ..volumes.service import VolumeService
+from ..store.images import Image
 from ..store.local import LocalStore
 from ..sysinfo import swap_limit_supported
 from . import attach, health, logdrivers, mountpoints, namespaces, oci
@@ -107,20 +108,22 @@ class ContainerService(Reconciler):
                name: str | None = None, networking: dict[str, Any] | None = None,
                prepare: Callable[[Path], None] | None = None,
                record: Callable[[sqlite3.Connection, Container], None] | None = None,
-               durable: bool = True, reserved: str | None = None) -> Container:
+               durable: bool = True, reserved: str | None = None,
+               image: Image | None = None) -> Container:
         """A new container; `c.warnings` holds dockerd's warnings for the client.
         A caller's own additions (the CRI's): `prepare(dir)` puts the /etc
         files into the container's directory instead of the defaults (its
         pod's), `record(conn, c)` adds rows to the transaction recording it
         (one commit), `durable=False` leaves that commit unsynced (for
         what a power cut makes moot anyway: a pod container), and `reserved`
-        is an ID whose layers `reserve_container_layers` made ahead."""
+        is an ID whose layers `reserve_container_layers` made ahead; `image`
+        the image `config["Image"]` names, when the caller looked it up already."""
         hostconfig = dict(hostconfig or {})
         image_name = config.get("Image") or ""
         if not image_name:
             raise InvalidParameter("config cannot be empty in order to create a container")
         validate_healthcheck(config.get("Healthcheck"))
-        img = self.store.images.resolve(image_name)
+        img = image or self.store.images.resolve(image_name)
         if name is not None and name != "":
             if not valid_name(name):
                 raise InvalidParameter(f"Invalid container name ({name}), only "

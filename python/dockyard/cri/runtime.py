@@ -23,6 +23,7 @@ from ..containers.model import Container
 from ..containers.update import update as update_container
 from ..engine import Engine
 from ..errors import Conflict, InvalidParameter, NotFound
+from ..ids import is_full_id
 from ..imageconfig import parse_time
 from ..pods.records import READY, Pod, PodContainer
 from ..pods.service import PodService
@@ -180,7 +181,7 @@ class RuntimeService:
             "io.kubernetes.sandbox.id": pod.id, "io.kubernetes.pod.namespace": pod.namespace,
             "io.kubernetes.pod.uid": pod.uid, "io.kubernetes.container.name": meta["name"]}
         pc.mounts = mounts
-        return self.pods.create_container(pod, pc, config, hostconfig)
+        return self.pods.create_container(pod, pc, config, hostconfig, image=img)
 
     @rpc
     def CreateContainer(self, req: Any, ctx: Any) -> Any:
@@ -195,9 +196,11 @@ class RuntimeService:
         return c, pc
 
     def _start(self, ref: str) -> str:
-        c, _ = self._pc(ref)
-        self.ctrs.start(c.id)
-        return c.id
+        # kubelet's full ID needs no container lookup here: start makes its own
+        if not (is_full_id(ref) and self.pods.records.has_container(ref)):
+            ref = self._pc(ref)[0].id
+        self.ctrs.start(ref)
+        return ref
 
     @rpc
     def StartContainer(self, req: Any, ctx: Any) -> Any:

@@ -133,6 +133,9 @@ class PodRecords:
         row = self.db.one("SELECT record FROM pod_containers WHERE id=?", (cid,))
         return PodContainer(**json.loads(row["record"])) if row else None
 
+    def has_container(self, cid: str) -> bool:
+        return self.db.one("SELECT 1 FROM pod_containers WHERE id=?", (cid,)) is not None
+
     def containers(self, pod_id: str | None = None) -> list[PodContainer]:
         rows = self.db.query("SELECT record FROM pod_containers ORDER BY rowid") \
             if pod_id is None else \

@@ -27,6 +27,7 @@ from ..ids import generate_id
 from ..network import etcfiles
 from ..network.cni import CNI, PendingAdd, PodRef
 from ..store.db import Database
+from ..store.images import Image
 from .records import NOTREADY, READY, Pod, PodContainer, PodRecords, now_ns
 
 #: A stopped pod's containers get this long to exit on SIGTERM... none: the
@@ -254,10 +255,10 @@ class PodService:
 
     # --- containers in pods ------------------------------------------------
     def create_container(self, pod: Pod | str, pc: PodContainer, config: dict[str, Any],
-                         hostconfig: dict[str, Any]) -> str:
+                         hostconfig: dict[str, Any], image: Image | None = None) -> str:
         """A container of the pod (or its ID): Docker's config and host
         config, to which the pod's namespaces, cgroup parent and /etc files
-        are added."""
+        are added; `image`: the image config["Image"] names, if looked up already."""
         if isinstance(pod, str):
             pod = self.records.get(pod)
         if not pod.ready:
@@ -313,7 +314,7 @@ class PodService:
         # row's layers go at the next start (ContainerService._repair_layers).
         try:
             return self.containers.create(cfg, hc, name=name, prepare=prepare, record=record,
-                                          durable=False, reserved=reserved).id
+                                          durable=False, reserved=reserved, image=image).id
         except BaseException:
             if reserved is not None:  # refused before its layers were taken
                 remove_container_layers(self.containers.driver, reserved)
