@@ -80,8 +80,17 @@ pub fn mount_overlay(
     cwd: Option<&Path>,
     options: Option<&str>,
 ) -> Result<()> {
-    let mut data = mount_data(lowers, upper, work, options)?;
     let limit = page_size() - 1;
+    if let Some(dir) = cwd {
+        // Whole paths when they fit in the page: no helper thread to chdir
+        // (a tenth of a millisecond per mount).
+        let abs: Vec<PathBuf> = lowers.iter().map(|l| dir.join(l)).collect();
+        let (u, w) = (upper.map(|u| dir.join(u)), work.map(|w| dir.join(w)));
+        if mount_data(&abs, u.as_deref(), w.as_deref(), options)?.len() <= limit {
+            return mount_overlay(&abs, u.as_deref(), w.as_deref(), target, None, options);
+        }
+    }
+    let mut data = mount_data(lowers, upper, work, options)?;
     if data.len() > limit {
         return Err(Error::Mount(format!(
             "overlay mount data for {} is {} bytes, over the {} byte page limit ({} lower layers); \
@@ -261,6 +270,38 @@ mod tests {
         // read-only, two lowers
         mount_overlay(&[home.join("a"), home.join("b")], None, None, &home.join("m"), None, None).unwrap();
         assert!(fs::write(home.join("m/x"), "x").is_err());
+        unmount(&home.join("m"), true).unwrap();
+    }
+
+    #[test]
+    fn relative_paths_when_whole_ones_are_too_long() {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let home = t.path().join("x".repeat(40));
+        fs::create_dir(&home).unwrap();
+        // 120 lowers of 30 bytes fit the page as relative paths, not whole
+        let lowers: Vec<PathBuf> = (0..120).map(|i| PathBuf::from(format!("{i:030}"))).collect();
+        for l in &lowers {
+            fs::create_dir(home.join(l)).unwrap();
+        }
+        fs::write(home.join(&lowers[119]).join("deep"), "d").unwrap();
+        for d in ["u", "w", "m"] {
+            fs::create_dir(home.join(d)).unwrap();
+        }
+        let whole: Vec<PathBuf> = lowers.iter().map(|l| home.join(l)).collect();
+        assert!(mount_data(&whole, None, None, None).unwrap().len() > page_size());
+        let r = mount_overlay(&lowers, Some(Path::new("u")), Some(Path::new("w")), &home.join("m"), Some(&home), None);
+        if let Err(Error::Mount(m)) = &r {
+            if m.contains("Operation not permitted") || m.contains("no overlay") {
+                eprintln!("skipped: {m}");
+                return;
+            }
+        }
+        r.unwrap();
+        assert_eq!(fs::read_to_string(home.join("m/deep")).unwrap(), "d");
         unmount(&home.join("m"), true).unwrap();
     }
 }
