@@ -416,14 +416,16 @@ class ContainerService(Reconciler):
             self.save(c)
             raise
         ahead = self._cgroup_ahead(c)
-        sdir = self.state_dir(c.id)
-        shutil.rmtree(sdir, ignore_errors=True)
-        sdir.mkdir(parents=True, mode=0o700)
-        # Native: an idle shim readies the attach socket and the log meanwhile.
-        shim = None if self.runtime(c) == "runc" else _core.begin_shim(
-            c.id, str(sdir), tty=c.tty, open_stdin=bool(c.config.get("OpenStdin")),
-            wait_start=wait_start, **log_opts)
+        shim: _core.ShimStart | None = None
         try:
+            sdir = self.state_dir(c.id)
+            shutil.rmtree(sdir, ignore_errors=True)
+            sdir.mkdir(parents=True, mode=0o700)
+            # Native: an idle shim readies the attach socket and the log meanwhile.
+            if self.runtime(c) != "runc":
+                shim = _core.begin_shim(c.id, str(sdir), tty=c.tty,
+                                        open_stdin=bool(c.config.get("OpenStdin")),
+                                        wait_start=wait_start, **log_opts)
             return self._spawn(c, wait_start, log_opts, ahead, shim)
         except BaseException:
             if shim is not None:
