@@ -130,10 +130,21 @@ def mount_overlay(
 ) -> None:
     """Mount overlayfs. `lowers` are uppermost first. With `cwd`, paths are
     relative to it (short links keep deep images under the page-size limit on
-    mount data; the chdir happens in a helper thread, the process cwd never
-    changes). Without upper/work the mount is read-only. `options`: extra
+    mount data: whole paths are used when they fit the page, else the chdir
+    happens in a helper thread, the process cwd never changes). Without upper/work the mount is read-only. `options`: extra
     overlay options put first, e.g. "index=off". MountError when the data is over
     a page or the kernel refuses."""
+
+def mount_overlay_async(
+    lowers: Sequence[str],
+    upper: str | None,
+    work: str | None,
+    target: str,
+    cwd: str | None = None,
+    options: str | None = None,
+) -> Job:
+    """`mount_overlay` on a thread of its own; `Job.wait()` says whether it
+    mounted."""
 
 def unmount(target: str, detach: bool = False) -> None:
     """umount2(target, UMOUNT_NOFOLLOW [| MNT_DETACH]). MountError("... not a mount
@@ -350,13 +361,15 @@ def remove_cgroup(path: str) -> None:
     """Kill what's left in cgroup `path` and rmdir it in every hierarchy
     (no error if absent). Not recursive."""
 
-class CgroupMaking:
-    """A cgroup being made on a thread of its own (`make_cgroup`)."""
+class Job:
+    """Kernel work on a thread of its own (`make_cgroup`,
+    `mount_overlay_async`), done while the caller does the rest."""
     def wait(self) -> bool:
-        """Wait until it is made; False if that failed (the start then
-        makes it itself and reports why). Releases the GIL."""
+        """Wait until it is done; whether it succeeded (if not, the caller
+        does the work itself and reports why). Later calls answer False.
+        Releases the GIL."""
 
-def make_cgroup(path: str, resources: str) -> CgroupMaking:
+def make_cgroup(path: str, resources: str) -> Job:
     """Make cgroup `path` with `resources` (the spec's `cgroup.resources`
     JSON) on a thread of its own while the caller prepares the rest of a
     start; the spec then says `made: true`. The caller removes it should

@@ -70,7 +70,7 @@ class CgroupAhead:
     the cgroup being made meanwhile (`_core.make_cgroup`)."""
     devices: list[dict[str, Any]]
     cgroup: dict[str, Any] | None
-    making: _core.CgroupMaking | None
+    making: _core.Job | None
 
     @property
     def path(self) -> str:

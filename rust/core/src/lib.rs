@@ -7,6 +7,7 @@ use pyo3::types::PyBytes;
 use std::path::PathBuf;
 
 mod errors;
+mod job;
 mod py_archive;
 mod py_union;
 mod py_runtime;
@@ -72,6 +73,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sha256_file, m)?)?;
     m.add_function(wrap_pyfunction!(sha256_bytes, m)?)?;
     m.add_class::<Sha256>()?;
+    m.add_class::<job::Job>()?;
     py_archive::register(m)?;
     py_union::register(m)?;
     py_runtime::register(m)?;

@@ -12,6 +12,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::job::Job;
 use crate::shim_pool;
 
 pyo3::import_exception!(dockyard.errors, DockyardError);
@@ -271,33 +272,17 @@ fn begin_shim(
     Ok(ShimStart { launch, taken: std::sync::Mutex::new(taken) })
 }
 
-/// A cgroup being made on a thread of its own (`make_cgroup`).
-#[pyclass(frozen, module = "dockyard._core")]
-struct CgroupMaking(std::sync::Mutex<Option<std::thread::JoinHandle<rt::Result<()>>>>);
-
-#[pymethods]
-impl CgroupMaking {
-    /// Wait until it is made; False if that failed (nothing of it is left
-    /// then but what a plain create leaves: the start makes it again and
-    /// reports why).
-    fn wait(&self, py: Python<'_>) -> bool {
-        let h = self.0.lock().ok().and_then(|mut g| g.take());
-        py.detach(|| h.is_some_and(|h| matches!(h.join(), Ok(Ok(())))))
-    }
-}
-
 /// Make cgroup `path` with `resources` (the runtime spec's JSON of them) on a
 /// thread of its own, while the caller prepares the rest of a start (a
 /// millisecond of directories and device rules on a cgroup v1 host); its
 /// spec then says `made`. The caller removes it should the start not happen.
 #[pyfunction]
-fn make_cgroup(path: String, resources: &str) -> PyResult<CgroupMaking> {
+fn make_cgroup(path: String, resources: &str) -> PyResult<Job> {
     let res: rt::spec::Resources = serde_json::from_str(resources).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let h = std::thread::spawn(move || {
+    Ok(Job::spawn(move || {
         let layout = rt::cgroup::Layout::detect()?;
         rt::cgroup::Cgroup::create(&path, &res, &layout).map(|_| ())
-    });
-    Ok(CgroupMaking(std::sync::Mutex::new(Some(h))))
+    }))
 }
 
 /// Let go of the idle shims kept ready for state dirs under `exec_root`
@@ -363,7 +348,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(default_spec, m)?)?;
     m.add_function(wrap_pyfunction!(remove_cgroup, m)?)?;
     m.add_function(wrap_pyfunction!(make_cgroup, m)?)?;
-    m.add_class::<CgroupMaking>()?;
     m.add_function(wrap_pyfunction!(cgroup_dirs, m)?)?;
     if let Ok(t) = start_error_type(m.py()) {
         m.add("ContainerStartError", t)?;
