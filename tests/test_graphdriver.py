@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import os
-import time
 import stat
 import subprocess
 import tarfile
@@ -520,35 +519,6 @@ def test_overlay_base_layer_is_not_mounted(overlay):
     assert overlay.get("a") == overlay.diff_path("a")
     assert gd_mounts.mounts_under(overlay.home) == []
     overlay.put("a")
-
-
-def test_overlay_mount_ahead(overlay):
-    """A container layer mounted ahead of its `get` (a CRI start right after
-    its create) is adopted by it and unmounted at its `put`; one removed, or
-    the driver cleaned up, before any `get` leaves no mount; anything else
-    is not mounted ahead."""
-    build_base_and_child(overlay)
-    for cid in ("c1", "c2", "c3"):
-        create_container_layers(overlay, cid, "child")
-    merged = overlay.home / "c1" / "merged"
-    overlay.mount_ahead("c1")
-    root = overlay.get("c1")
-    assert root == str(merged) and os.path.ismount(merged) and overlay.refcount("c1") == 1
-    assert (merged / "etc/os-release").read_bytes() == b"child\n"
-    overlay.put("c1")
-    assert not os.path.ismount(merged)
-    overlay.mount_ahead("c2")
-    remove_container_layers(overlay, "c2")
-    assert not overlay.exists("c2")
-    overlay.mount_ahead("c3")
-    overlay.mount_ahead("child")  # an image layer: not mounted
-    deadline = time.monotonic() + 5
-    while not os.path.ismount(overlay.home / "c3" / "merged") and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert os.path.ismount(overlay.home / "c3" / "merged")  # mounted with no `get`
-    assert not os.path.ismount(overlay.home / "child" / "merged")
-    overlay.cleanup()
-    assert gd_mounts.mounts_under(overlay.home) == []
 
 
 def test_overlay_cwd_unchanged_and_opaque_changes(overlay):

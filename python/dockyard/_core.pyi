@@ -135,17 +135,6 @@ def mount_overlay(
     overlay options put first, e.g. "index=off". MountError when the data is over
     a page or the kernel refuses."""
 
-def mount_overlay_async(
-    lowers: Sequence[str],
-    upper: str | None,
-    work: str | None,
-    target: str,
-    cwd: str | None = None,
-    options: str | None = None,
-) -> Job:
-    """`mount_overlay` on a thread of its own; `Job.wait()` says whether it
-    mounted."""
-
 def unmount(target: str, detach: bool = False) -> None:
     """umount2(target, UMOUNT_NOFOLLOW [| MNT_DETACH]). MountError("... not a mount
     point") if nothing is mounted there; FileNotFoundError if it doesn't exist."""
@@ -362,8 +351,8 @@ def remove_cgroup(path: str) -> None:
     (no error if absent). Not recursive."""
 
 class Job:
-    """Kernel work on a thread of its own (`make_cgroup`,
-    `mount_overlay_async`), done while the caller does the rest."""
+    """Kernel work on a thread of its own (`make_cgroup`), done while the
+    caller does the rest."""
     def wait(self) -> bool:
         """Wait until it is done; whether it succeeded (if not, the caller
         does the work itself and reports why). Later calls answer False.

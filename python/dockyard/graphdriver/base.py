@@ -232,10 +232,6 @@ class GraphDriver(ABC):
     def refcount(self, id: str) -> int:
         return self._refs.get(id, 0)
 
-    def mount_ahead(self, id: str) -> None:
-        """Begin mounting container layer `id` for a `get` about to come (a
-        start right after its create), where that is worth a thread."""
-
     def _mount(self, id: str, first: bool) -> str:
         """Mount (when `first`) and return the rootfs path. Default: the layer
         directory itself is the full tree."""

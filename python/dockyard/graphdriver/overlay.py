@@ -133,8 +133,6 @@ class OverlayDriver(GraphDriver):
         # Detached mounts whose last reference the background remover drops.
         self._detached: dict[str, int] = {}
         self._detached_lock = threading.Lock()
-        # Container layers being mounted ahead of their `get` (mount_ahead).
-        self._ahead: dict[str, _core.Job] = {}
 
     # --- paths ---------------------------------------------------------------
     def _dir(self, id: str) -> Path:
@@ -286,28 +284,7 @@ class OverlayDriver(GraphDriver):
         rmtree(d)
 
     # --- mount ------------------------------------------------------------------
-    def mount_ahead(self, id: str) -> None:
-        """Mount container layer `id` on a thread of its own: the CRI's
-        StartContainer follows its CreateContainer at once, and the mount
-        (0.4-0.8 ms here) then happens while the answer and the next call
-        travel. `get` adopts it; a removal before that unmounts it."""
-        with self._lock:
-            if self._refs.get(id) or id in self._ahead or id in self._detached:
-                return
-            d = self._dir(id)
-            lower = self._lower(id)
-            if not lower or not (d / "merged").is_dir() or not self.is_container_layer(id):
-                return
-            self._ahead[id] = _core.mount_overlay_async(
-                lower, f"{id}/diff", f"{id}/work", str(d / "merged"), str(self.home), self._opts)
-
-    def _wait_ahead(self, id: str) -> None:
-        job = self._ahead.pop(id, None)
-        if job is not None:
-            job.wait()  # a failed one is mounted again by `get`, which says why
-
     def _mount(self, id: str, first: bool) -> str:
-        self._wait_ahead(id)
         d = self._dir(id)
         lower = self._lower(id)
         if not lower:
@@ -362,7 +339,6 @@ class OverlayDriver(GraphDriver):
         os.close(held)
 
     def _unmount_all(self, id: str) -> None:
-        self._wait_ahead(id)
         merged = self._dir(id) / "merged"
         # Anything mounted below an unmounted `merged` would be mounted on an
         # empty directory inside the layer: not something the engine does.
@@ -372,8 +348,6 @@ class OverlayDriver(GraphDriver):
 
     def cleanup(self) -> None:
         with self._lock:
-            for id in list(self._ahead):
-                self._wait_ahead(id)
             self._refs.clear()
             for m in mounts.mounts_under(self.home):
                 try:

@@ -313,15 +313,12 @@ class PodService:
         # removes the pod and makes it again whatever rows it left; a lost
         # row's layers go at the next start (ContainerService._repair_layers).
         try:
-            cid = self.containers.create(cfg, hc, name=name, prepare=prepare, record=record,
-                                         durable=False, reserved=reserved, image=image).id
+            return self.containers.create(cfg, hc, name=name, prepare=prepare, record=record,
+                                          durable=False, reserved=reserved, image=image).id
         except BaseException:
             if reserved is not None:  # refused before its layers were taken
                 remove_container_layers(self.containers.driver, reserved)
             raise
-        # kubelet starts it at once: its rootfs is mounted while the answer goes.
-        self.containers.driver.mount_ahead(cid)
-        return cid
 
     def remove_container(self, cid: str) -> None:
         """Idempotent: a container already gone is fine."""

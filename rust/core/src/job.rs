@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
-/// Work on a thread of its own (`make_cgroup`, `mount_overlay_async`).
+/// Work on a thread of its own (`make_cgroup`).
 #[pyclass(frozen, module = "dockyard._core")]
 pub struct Job(Mutex<Option<JoinHandle<bool>>>);
 

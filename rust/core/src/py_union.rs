@@ -4,7 +4,6 @@
 //! failures, `StorageDriverError` for btrfs misuse, OSError (errno, message,
 //! path) for the rest.
 
-use crate::job::Job;
 use dockyard_union as union;
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
@@ -57,21 +56,6 @@ fn mount_overlay(
         )
     })
     .map_err(to_py)
-}
-
-/// `mount_overlay` on a thread of its own: a Job, whose `wait` says whether
-/// it mounted (the caller mounts itself otherwise, and sees why).
-#[pyfunction]
-#[pyo3(signature = (lowers, upper, work, target, cwd=None, options=None))]
-fn mount_overlay_async(
-    lowers: Vec<PathBuf>,
-    upper: Option<PathBuf>,
-    work: Option<PathBuf>,
-    target: PathBuf,
-    cwd: Option<PathBuf>,
-    options: Option<String>,
-) -> Job {
-    Job::spawn(move || union::mount_overlay(&lowers, upper.as_deref(), work.as_deref(), &target, cwd.as_deref(), options.as_deref()))
 }
 
 /// Mount a private tmpfs of at most `size` bytes on `target` (MountError
@@ -181,7 +165,6 @@ fn is_btrfs_subvolume(py: Python<'_>, path: PathBuf) -> PyResult<bool> {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mount_overlay, m)?)?;
-    m.add_function(wrap_pyfunction!(mount_overlay_async, m)?)?;
     m.add_function(wrap_pyfunction!(unmount, m)?)?;
     m.add_function(wrap_pyfunction!(mount_tmpfs, m)?)?;
     m.add_function(wrap_pyfunction!(copy_tree, m)?)?;
