@@ -267,3 +267,25 @@ def test_start_readied_meanwhile_and_given_up_cleanly(tmp_path, busybox_tar):
         for path in made:
             _core.remove_cgroup(path)
         _core.remove_cgroup(f"/{parent}")
+
+
+def test_pod_namespace_pins_no_record_names_are_swept(tmp_path):
+    """A pod's network namespace is pinned while its first record is synced;
+    a crash between the two leaves a pin no record names, which the pods'
+    service removes when it starts."""
+    from dockyard import Engine, _core
+
+    eng = Engine(tmp_path / "root", "overlay", exec_root=tmp_path / "exec",
+                 network_options=NO_NETWORK)
+    stray = tmp_path / "exec" / "pods" / ("f" * 64)
+    try:
+        stray.mkdir(parents=True)
+        _core.ns_pin(str(stray / "net"), "net")
+        assert os.path.ismount(stray / "net")
+        assert eng.pods.all() == []  # made on first use
+        assert not stray.exists()
+    finally:
+        eng.close()
+        if stray.exists():
+            _core.ns_unpin(str(stray / "net"))
+        unmount_all(tmp_path)

@@ -390,6 +390,10 @@ def ns_pin(path: str, kind: str, hostname: str | None = None) -> None:
     short-lived thread. FileExistsError if `path` already holds a namespace;
     ValueError for another kind, or a hostname for a kind but uts."""
 
+def ns_pin_async(path: str, kind: str, hostname: str | None = None) -> Job:
+    """`ns_pin` on a thread of its own; `Job.wait()` says whether it pinned
+    (call `ns_pin` again for its error otherwise)."""
+
 def ns_unpin(path: str) -> None:
     """Unmount (MNT_DETACH) and unlink a pinned namespace file; missing is
     fine (the namespace lives on while a process is in it)."""

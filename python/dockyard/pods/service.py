@@ -51,6 +51,18 @@ class PodService:
         #: pod id: the ID of its next container, whose layers were made while
         #: the pod's CNI plugins ran (`reserve_container_layers`)
         self._reserved: dict[str, str] = {}
+        self._sweep_pins()
+
+    def _sweep_pins(self) -> None:
+        """Namespace pins no pod record names go (a crash between a pod's
+        network namespace pin and its first commit, see `run`)."""
+        known = {p.id for p in self.records.all()}
+        for d in self.ns_dir.iterdir():
+            if d.name in known or not d.is_dir():
+                continue
+            for f in d.iterdir():
+                _core.ns_unpin(str(f))
+            shutil.rmtree(d, ignore_errors=True)
 
     def pod_dir(self, pod_id: str) -> Path:
         return self.dir / pod_id
@@ -72,6 +84,12 @@ class PodService:
         pending = self.network.begin_add(
             pod.id, pod.ns_paths["net"], pod=self._ref(pod), port_mappings=port_mappings,
             cgroup_path=pod.cgroup_parent or None) if pod.cni_attached and self.network else None
+        nsdir = self.ns_dir / pod.id
+        nsdir.mkdir(mode=0o700)
+        # The network namespace (a millisecond) is made while the record below
+        # is synced: the plugin, waiting on both, acts sooner. A crash between
+        # the two leaves a pin no record names, which the next start removes.
+        pin = _core.ns_pin_async(pod.ns_paths["net"], "net") if "net" in pod.ns_paths else None
         try:
             with self._lock:
                 other = self.records.by_name(pod.name)
@@ -90,9 +108,14 @@ class PodService:
         except BaseException:
             if pending is not None:
                 pending.abort()
+            if pin is not None:
+                pin.wait()
+            for path in pod.ns_paths.values():
+                _core.ns_unpin(path)
+            shutil.rmtree(nsdir, ignore_errors=True)
             raise
         try:
-            self._setup(pod, dns, pending)
+            self._setup(pod, dns, pending, pin)
         except BaseException:
             if pending is not None:
                 pending.abort()
@@ -106,10 +129,8 @@ class PodService:
         return pod
 
     def _setup(self, pod: Pod, dns: dict[str, list[str]] | None,
-               pending: PendingAdd | None) -> None:
+               pending: PendingAdd | None, pin: _core.Job | None) -> None:
         pdir = self.pod_dir(pod.id)
-        nsdir = self.ns_dir / pod.id
-        nsdir.mkdir(mode=0o700)
         # No hostname given: the node's, as containerd and CRI-O do (a pod's
         # name may be longer than the kernel's 64-byte limit; kubelet sets one).
         hostname = pod.hostname or os.uname().nodename
@@ -129,8 +150,8 @@ class PodService:
                 if kind != "net":
                     _core.ns_pin(path, kind, hostname if kind == "uts" else None)
 
-        if "net" in pod.ns_paths:
-            _core.ns_pin(pod.ns_paths["net"], "net", None)
+        if pin is not None and not pin.wait():
+            _core.ns_pin(pod.ns_paths["net"], "net", None)  # again, for its error
         if pending is not None:
             # The CNI plugins (most of a pod's making, ~15 ms of execs) set
             # the namespace up while the rest is made, in this thread, as

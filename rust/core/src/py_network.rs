@@ -3,6 +3,7 @@
 //! before the GIL is released; kernel failures raise OSError(errno, "step:
 //! reason"), so `FileExistsError`, `FileNotFoundError`... come out as usual.
 
+use crate::job::Job;
 use dockyard_network as net;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -41,6 +42,15 @@ fn netns_remove(py: Python<'_>, path: PathBuf) -> PyResult<()> {
 fn ns_pin(py: Python<'_>, path: PathBuf, kind: &str, hostname: Option<String>) -> PyResult<()> {
     let kind = net::NsKind::parse(kind).map_err(to_py)?;
     py.detach(|| net::ns_pin(&path, kind, hostname.as_deref())).map_err(to_py)
+}
+
+/// `ns_pin` on a thread of its own: a Job, whose `wait` says whether it
+/// pinned (call `ns_pin` again for the error otherwise).
+#[pyfunction]
+#[pyo3(signature = (path, kind, hostname=None))]
+fn ns_pin_async(path: PathBuf, kind: &str, hostname: Option<String>) -> PyResult<Job> {
+    let kind = net::NsKind::parse(kind).map_err(to_py)?;
+    Ok(Job::spawn(move || net::ns_pin(&path, kind, hostname.as_deref())))
 }
 
 /// Unmount and remove a pinned namespace file; a missing one is fine.
@@ -159,6 +169,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(netns_create, m)?)?;
     m.add_function(wrap_pyfunction!(netns_remove, m)?)?;
     m.add_function(wrap_pyfunction!(ns_pin, m)?)?;
+    m.add_function(wrap_pyfunction!(ns_pin_async, m)?)?;
     m.add_function(wrap_pyfunction!(ns_unpin, m)?)?;
     m.add_function(wrap_pyfunction!(bridge_ensure, m)?)?;
     m.add_function(wrap_pyfunction!(link_delete, m)?)?;
