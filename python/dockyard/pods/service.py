@@ -85,19 +85,22 @@ class PodService:
             pod.id, pod.ns_paths["net"], pod=self._ref(pod), port_mappings=port_mappings,
             cgroup_path=pod.cgroup_parent or None) if pod.cni_attached and self.network else None
         nsdir = self.ns_dir / pod.id
-        nsdir.mkdir(mode=0o700)
-        # The network namespace (a millisecond) is made while the record below
-        # is synced: the plugin, waiting on both, acts sooner. A crash between
-        # the two leaves a pin no record names, which the next start removes.
-        pin = _core.ns_pin_async(pod.ns_paths["net"], "net") if "net" in pod.ns_paths else None
+        pin: _core.Job | None = None
         try:
+            nsdir.mkdir(mode=0o700)
+            # The network namespace (a millisecond) is made while the record
+            # below is synced: the plugin, waiting on both, acts sooner. A crash
+            # between the two leaves a pin no record names (see _sweep_pins).
+            if "net" in pod.ns_paths:
+                pin = _core.ns_pin_async(pod.ns_paths["net"], "net")
             with self._lock:
                 other = self.records.by_name(pod.name)
                 if other is not None:
                     raise Conflict(f"the pod sandbox name {pod.name!r} is already reserved "
                                    f"for {other.id}")
                 # What the pod will hold (pinned namespaces, a CNI attachment)
-                # is recorded in this one DB commit before any of it is made:
+                # is recorded in this one DB commit before any of it is made
+                # (but the network namespace's pin, above):
                 # a failure (or a crash) part way still releases what exists,
                 # and releasing what was never made is no error (unpinning a
                 # missing file; CNI DEL, which the spec makes idempotent).
