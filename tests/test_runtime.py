@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import statistics
@@ -393,6 +394,56 @@ def test_attach_tty_resize_and_stdin(env):
     out, _, ex = read_until_exit(s)
     assert ex["exit_code"] == 5
     assert b"40 120" in out
+
+
+def test_idle_shim_awaiting_its_spec(env):
+    """An idle shim given a request with --await-spec reads the spec only
+    after a go line, which may come in the same read as the request; EOF
+    instead makes it leave, its pid file and attach socket gone."""
+    base = env.tmp / "state"
+    base.mkdir(exist_ok=True)
+
+    def idle() -> tuple[int, int]:
+        ctl_r, ctl_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        subprocess.run([_core.shim_path(), "idle", "--exec-root", str(base), " " * 256],
+                       stdin=ctl_r, stdout=rep_w, stderr=subprocess.DEVNULL, check=True)
+        os.close(ctl_r)
+        os.close(rep_w)
+        return ctl_w, rep_r
+
+    def request(cid: str) -> list[str]:
+        state = base / cid
+        state.mkdir()
+        (state / "spec.json").write_text(json.dumps(env.spec(["sh", "-c", "echo early"])))
+        return ["run", "--id", cid, "--state-dir", str(state), "--spec",
+                str(state / "spec.json"), "--log", str(state / f"{cid}-json.log"),
+                "--await-spec"]
+
+    ctl, rep = idle()
+    try:
+        os.write(ctl, (json.dumps(request("early")) + "\ngo\n").encode())
+        assert select.select([rep], [], [], 10)[0], "no report: the go line was not seen"
+    finally:
+        os.close(ctl)  # EOF: a shim still waiting leaves
+    with os.fdopen(rep) as f:
+        r = json.loads(f.readline())
+    env.pids += [r["shim_pid"], r["pid"]]
+    r.update(state=base / "early", log=base / "early" / "early-json.log")
+    assert env.wait(r)["exit_code"] == 0 and env.output(r) == "early\n"
+
+    ctl, rep = idle()
+    os.write(ctl, (json.dumps(request("given-up")) + "\n").encode())
+    deadline = time.monotonic() + 10
+    while not (base / "given-up" / "attach.sock").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pid = int((base / "given-up" / "shim.pid").read_text())
+    env.pids.append(pid)
+    os.close(ctl)
+    with os.fdopen(rep) as f:
+        assert f.read() == ""  # no report
+    assert _core.wait_pid(pid, 10.0)
+    assert sorted(os.listdir(base / "given-up")) == ["given-up-json.log", "spec.json"]
 
 
 def test_wait_start_gate(env):
