@@ -289,3 +289,34 @@ def test_pod_namespace_pins_no_record_names_are_swept(tmp_path):
         if stray.exists():
             _core.ns_unpin(str(stray / "net"))
         unmount_all(tmp_path)
+
+
+def test_cgroup_of_a_start_cut_short_goes_at_recovery(tmp_path, busybox_tar):
+    """A daemon killed during a start, after the cgroup it makes meanwhile
+    and before any shim, leaves a container `created` with a cgroup: the
+    next daemon's recovery removes it (and `system check` finds nothing)."""
+    from dockyard import Engine, _core
+
+    def engine():
+        return Engine(tmp_path / "root", "overlay", exec_root=tmp_path / "exec",
+                      network_options=NO_NETWORK)
+
+    parent = f"dytest-cut-{os.getpid()}"
+    eng = engine()
+    paths: list[str] = []
+    try:
+        eng.import_image(str(busybox_tar), repo="busybox")
+        x = eng.containers.create({"Image": "busybox", "Cmd": ["true"]}, {"CgroupParent": parent})
+        paths.append(eng.containers.cgroup_path(x))
+        assert _core.make_cgroup(paths[0], "{}").wait()  # as the start cut short made it
+        eng.close()
+        eng = engine()
+        assert eng.containers.recover() == []
+        assert not any(os.path.isdir(d) for d in _core.cgroup_dirs(paths[0]))
+        assert eng.containers.get(x.id).state["Status"] == "created"
+    finally:
+        eng.close()
+        unmount_all(tmp_path)
+        for p in paths:
+            _core.remove_cgroup(p)
+        _core.remove_cgroup(f"/{parent}")

@@ -320,7 +320,17 @@ class Reconciler(ContainerRecords):
                 continue
             if d.name not in known:
                 strays.add(d.name)
+        # A start makes the cgroup while it prepares the rest, before any
+        # shim runs (`ContainerService.spawn`): one cut short leaves it.
+        strays |= {cid for cid, c in known.items()
+                   if cid not in running and cid not in strays and self._cgroup_left(cid, c)}
         self._reap(strays, known, shims)
+
+    def _cgroup_left(self, cid: str, c: Container) -> bool:
+        try:
+            return any(os.path.isdir(d) for d in _core.cgroup_dirs(self.cgroup_path_of(cid, c)))
+        except Exception:  # noqa: BLE001 - no cgroup hierarchy: nothing left
+            return False
 
     def _reap(self, strays: set[str], known: dict[str, Container],
               shims: dict[int, str] | None = None) -> None:
