@@ -121,8 +121,8 @@ impl Launch {
         Launch { shim, state_dir, argv, pool_key }
     }
 
+    /// Into the state dir (`begin_shim`'s caller made it already).
     fn write_spec(&self, spec_json: &str) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.state_dir)?;
         std::fs::write(self.state_dir.join("spec.json"), spec_json.as_bytes())
     }
 
@@ -192,7 +192,7 @@ fn spawn_shim<'py>(
     };
     let flags = [tty, open_stdin, wait_start, debug];
     let l = Launch::new(shim, &id, state_dir, log_path, flags, log_max_size, log_max_file, exec_pid, log_driver, log_opts);
-    let report = py.detach(|| l.write_spec(&spec_json).and_then(|_| l.run()));
+    let report = py.detach(|| std::fs::create_dir_all(&l.state_dir).and_then(|_| l.write_spec(&spec_json)).and_then(|_| l.run()));
     l.report(py, report)
 }
 

@@ -81,16 +81,20 @@ pub fn mount_overlay(
     options: Option<&str>,
 ) -> Result<()> {
     let limit = page_size() - 1;
-    if let Some(dir) = cwd {
-        // Whole paths when they fit in the page: no helper thread to chdir
-        // (a tenth of a millisecond per mount).
-        let abs: Vec<PathBuf> = lowers.iter().map(|l| dir.join(l)).collect();
-        let (u, w) = (upper.map(|u| dir.join(u)), work.map(|w| dir.join(w)));
-        if mount_data(&abs, u.as_deref(), w.as_deref(), options)?.len() <= limit {
-            return mount_overlay(&abs, u.as_deref(), w.as_deref(), target, None, options);
+    // Whole paths when they fit in the page: no helper thread to chdir (a
+    // tenth of a millisecond per mount).
+    let whole = match cwd {
+        Some(dir) => {
+            let abs: Vec<PathBuf> = lowers.iter().map(|l| dir.join(l)).collect();
+            let (u, w) = (upper.map(|u| dir.join(u)), work.map(|w| dir.join(w)));
+            Some(mount_data(&abs, u.as_deref(), w.as_deref(), options)?).filter(|d| d.len() <= limit)
         }
-    }
-    let mut data = mount_data(lowers, upper, work, options)?;
+        None => None,
+    };
+    let (mut data, cwd) = match whole {
+        Some(d) => (d, None),
+        None => (mount_data(lowers, upper, work, options)?, cwd),
+    };
     if data.len() > limit {
         return Err(Error::Mount(format!(
             "overlay mount data for {} is {} bytes, over the {} byte page limit ({} lower layers); \
