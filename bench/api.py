@@ -1,9 +1,14 @@
 """The API path alone, side by side: create, start, wait and delete of a
 `busybox true` container from a small client on one keep-alive connection
 (no CLI), against Dockyard's daemon and dockerd, each on the root disk and on
-a fresh ext4 (BENCH_DISKS). Also the same four calls on `dockyard.Engine`
-in-process: the difference is the daemon's HTTP path. Medians of BENCH_RUNS
-(default 40) after 5 unmeasured, per call and in total.
+a fresh ext4 (BENCH_DISKS), with loopback only (`--bridge none`), then on the
+root disk with each engine's default bridge and its packet rules (BENCH_BRIDGE=0
+skips it). Also the same four calls on `dockyard.Engine` in-process: the
+difference is the daemon's HTTP path. Medians of BENCH_RUNS (default 40)
+after 5 unmeasured, per call and in total.
+
+Everything runs in a network namespace the bench makes for itself: the
+bridges and rules exist only there.
 
     python3 bench/api.py
 """
@@ -20,11 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import drop_fs, fresh_fs, median, save, table
+from common import drop_fs, fresh_fs, in_own_netns, median, save, table
 from containers import Engine, busybox_tar
 
 RUNS = int(os.environ.get("BENCH_RUNS", "40"))
 DISKS = os.environ.get("BENCH_DISKS", "root,fresh").split(",")
+BRIDGE = os.environ.get("BENCH_BRIDGE", "1") != "0"
+INSIDE = "DY_BENCH_API_NETNS"
 CALLS = ("create", "start", "wait", "delete")
 
 
@@ -98,33 +105,42 @@ def in_process(work: Path, disk: str) -> float:
         drop_fs(base)
 
 
-def main() -> None:
+def inside() -> None:
     work = Path(tempfile.mkdtemp(prefix="dy-bench-api-"))
     res: dict[str, dict] = {}
+    runs = [(disk, False) for disk in DISKS] + ([("root", True)] if BRIDGE else [])
     try:
-        for disk in DISKS:
-            by = res.setdefault(disk, {})
+        for disk, bridges in runs:
+            by = res.setdefault(disk + ("_bridge" if bridges else ""), {})
             for kind in ("dockyard", "dockerd"):
                 if kind == "dockerd" and not shutil.which("dockerd"):
                     continue
-                e = Engine(kind, work, disk=disk)
+                e = Engine(kind, work, disk=disk, bridges=bridges)
                 try:
                     by[kind] = over_api(str(e.sock))
                 finally:
                     e.close()
-            by["in_process"] = in_process(work, disk)
+            if not bridges:
+                by["in_process"] = in_process(work, disk)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    for disk, by in res.items():
+    for key, by in res.items():
         d, r = by["dockyard"], by.get("dockerd", {})
-        where = "the root disk" if disk == "root" else "a fresh ext4"
+        where = ("the root disk" if key.startswith("root") else "a fresh ext4") + (
+            ", each engine's default bridge" if key.endswith("_bridge") else ", loopback only")
+        extra = [("the same on dockyard.Engine, in-process", by["in_process"],
+                  d["total"], "the same over the API")] if "in_process" in by else []
         table(f"API alone, one keep-alive connection, median of {RUNS}, on {where}",
               [(f"POST /containers/{k}" if k != "delete" else "DELETE /containers/{id}",
                 d[k], r.get(k, 0.0), "dockerd") for k in CALLS]
-              + [("create+start+wait+delete", d["total"], r.get("total", 0.0), "dockerd"),
-                 ("the same on dockyard.Engine, in-process", by["in_process"],
-                  d["total"], "the same over the API")])
+              + [("create+start+wait+delete", d["total"], r.get("total", 0.0), "dockerd")]
+              + extra)
     save("api", res)  # type: ignore[arg-type]
+
+
+def main() -> None:
+    """Run the bench in a network namespace of its own, then delete it."""
+    in_own_netns(__file__, inside, INSIDE, "dy-bench-api")
 
 
 if __name__ == "__main__":

@@ -225,9 +225,12 @@ class ContainerNetworks(NetworkRecords):
                     c.execute("INSERT INTO endpoints(container_id, network_id, seq, config) "
                               "VALUES (?, ?, 0, '{}')", (cid, net["Id"]))
                 rows = self._endpoint_rows(container_id=cid)
+            bridges = len(self._bridges_seen)
             _core.netns_create(netns)
             try:
-                with self.db.transaction() as c:
+                # What a start records (the namespace, addresses, ports) a
+                # power cut makes moot: no disk sync for it (see `restore`).
+                with self.db.transaction(durable=False) as c:
                     c.execute("INSERT OR REPLACE INTO sandboxes(container_id, netns, ports) "
                               "VALUES (?, ?, '[]')", (cid, netns))
                 for r in sorted(rows, key=lambda r: r["seq"]):
@@ -241,12 +244,16 @@ class ContainerNetworks(NetworkRecords):
                         own.append((ip4, hostname))
                         gateway = self._gateway(net)
                 published = self._publish(cid, name, hostconfig, config)
-                with self.db.transaction() as c:
-                    c.execute("UPDATE sandboxes SET ports=? WHERE container_id=?",
-                              (json.dumps([[b.proto, b.ctr_port, b.host_ip, b.host_port]
-                                           for b in published]), cid))
+                if published:
+                    with self.db.transaction(durable=False) as c:
+                        c.execute("UPDATE sandboxes SET ports=? WHERE container_id=?",
+                                  (json.dumps([[b.proto, b.ctr_port, b.host_ip, b.host_port]
+                                               for b in published]), cid))
                 self._serve_ports(cid, published)
-                if self.opts.iptables and (rows or published):
+                # The rules change with a bridge new to them or a published
+                # port, not with each container.
+                if self.opts.iptables and (published or len(self._bridges_seen) != bridges
+                                           or self._fw_ports is None):
                     self._apply_firewall()
             except BaseException:
                 self.teardown(cid)
@@ -257,7 +264,7 @@ class ContainerNetworks(NetworkRecords):
         upstream = self._write_resolv(container_dir, hostconfig, embedded=user_net)
         etcfiles.write(container_dir / "hostname", hostname + "\n")
         if user_net:
-            with self.db.transaction() as c:
+            with self.db.transaction(durable=False) as c:
                 c.execute("UPDATE sandboxes SET upstream=? WHERE container_id=?",
                           (json.dumps(upstream), cid))
             try:
@@ -367,7 +374,7 @@ class ContainerNetworks(NetworkRecords):
         br = self._ensure_bridge(net)
         ip4 = ip6 = None
         addrs, gws = [], []
-        with self.db.transaction() as c:
+        with self.db.transaction(durable=False) as c:
             for s in self._subnets(net):
                 if s.subnet.version == 6 and not net.get("EnableIPv6"):
                     continue
@@ -509,9 +516,7 @@ class ContainerNetworks(NetworkRecords):
             if self._dns:
                 self._dns.detach(cid)
             r = self.db.one("SELECT netns, ports FROM sandboxes WHERE container_id=?", (cid,))
-            had_rules = bool(r) and (r["ports"] != "[]" or bool(self.db.one(
-                "SELECT 1 FROM endpoints WHERE container_id=? AND endpoint_id IS NOT NULL",
-                (cid,))))
+            had_rules = bool(r) and r["ports"] != "[]"
             for e in self.db.query("SELECT network_id FROM endpoints WHERE container_id=? AND "
                                    "endpoint_id IS NOT NULL", (cid,)):
                 name = self.db.one("SELECT name FROM networks WHERE id=?", (e["network_id"],))
@@ -521,7 +526,7 @@ class ContainerNetworks(NetworkRecords):
             # (a commit is a disk sync: none when there is nothing to forget)
             if r or self.db.one("SELECT 1 FROM endpoints WHERE container_id=? AND "
                                 "endpoint_id IS NOT NULL", (cid,)):
-                with self.db.transaction() as c:
+                with self.db.transaction(durable=False) as c:
                     c.execute("UPDATE endpoints SET endpoint_id=NULL, ipv4=NULL, ipv6=NULL, "
                               "mac=NULL WHERE container_id=?", (cid,))
                     c.execute("DELETE FROM sandboxes WHERE container_id=?", (cid,))
