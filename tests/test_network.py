@@ -763,6 +763,38 @@ def test_container_gone_while_daemon_was_down(net, clean):
     assert inspect(net, again)["NetworkSettings"]["IPAddress"] == ip  # the address was freed
 
 
+def test_veth_failure_at_start_leaves_nothing(net, clean):
+    """The namespace and veths are made on a thread while the rootfs is
+    mounted and the spec built: a failure there (the network's bridge gone
+    under the daemon) fails the start with the kernel's words and leaves no
+    namespace, veth, address or mount; the network can then be removed."""
+    net.docker("network", "create", "flaky")
+    try:
+        nid = net.client().get_json("/networks/flaky")["Id"]
+        br = "dy-" + nid[:12]
+        net.docker("run", "--rm", "--network", "flaky", "busybox", "true")  # bridge made
+        net.ns("ip", "link", "del", br)
+        r = net.docker("run", "--name", "noveth", "--network", "flaky", "busybox", "true",
+                       check=False)
+        # as dockerd: the attach goes through, the start fails with the words
+        assert r.returncode == 125, r
+        assert "failed to set up container networking" in r.stderr, r.stderr
+        assert f"bridge {br} not found" in r.stderr, r.stderr
+        ins = inspect(net, "noveth")
+        assert ins["State"]["Running"] is False and ins["NetworkSettings"]["IPAddress"] == ""
+        assert f"bridge {br} not found" in ins["State"]["Error"]
+        assert not (net.base / "exec" / "netns" / ins["Id"]).exists()
+        for _ in range(100):  # the peer goes with the namespace, asynchronously
+            if "dyv" not in net.ns("ip", "-o", "link").stdout:
+                break
+            time.sleep(0.05)
+        assert "dyv" not in net.ns("ip", "-o", "link").stdout
+        assert str(net.base / "overlay" / ins["Id"]) not in open("/proc/self/mountinfo").read()
+    finally:
+        net.docker("rm", "-f", "noveth", check=False)
+        net.docker("network", "rm", "flaky")
+
+
 def test_bridge_options_and_bad_addresses(net, clean):
     net.docker("network", "create", "-o", "com.docker.network.bridge.name=br-custom", "-o",
                "com.docker.network.bridge.host_binding_ipv4=127.0.0.1", "-o",

@@ -351,12 +351,16 @@ def remove_cgroup(path: str) -> None:
     (no error if absent). Not recursive."""
 
 class Job:
-    """Kernel work on a thread of its own (`make_cgroup`), done while the
-    caller does the rest."""
+    """Kernel work on a thread of its own (`make_cgroup`, `sandbox_async`),
+    done while the caller does the rest."""
     def wait(self) -> bool:
         """Wait until it is done; whether it succeeded (if not, the caller
         does the work itself and reports why). Later calls answer False.
         Releases the GIL."""
+    def join(self) -> None:
+        """Wait until it is done and raise its error (`sandbox_async`'s:
+        OSError, ValueError). Once only (RuntimeError after). Releases the
+        GIL."""
 
 def make_cgroup(path: str, resources: str) -> Job:
     """Make cgroup `path` with `resources` (the spec's `cgroup.resources`
@@ -389,6 +393,13 @@ def ns_pin(path: str, kind: str, hostname: str | None = None) -> None:
     HostConfig `NetworkMode`/`IpcMode`/`UTSMode` = "ns:<path>". Made on a
     short-lived thread. FileExistsError if `path` already holds a namespace;
     ValueError for another kind, or a hostname for a kind but uts."""
+
+def sandbox_async(netns: str, endpoints: list[tuple[str, str, str, str, list[str], list[str],
+                                                  int]]) -> Job:
+    """`netns_create(netns)`, then `endpoint_add(netns, *e)` for each of
+    `endpoints` in order, on a thread of its own: `Job.join()` raises what
+    failed. Malformed arguments raise ValueError here. The caller tears down
+    what was made (namespace file, veths) once the job is done."""
 
 def ns_pin_async(path: str, kind: str, hostname: str | None = None) -> Job:
     """`ns_pin` on a thread of its own; `Job.wait()` says whether it pinned

@@ -49,6 +49,11 @@ class StorageDriverError(DockyardError):
     pass
 
 
+class NetworkSetupError(DockyardError):
+    """The kernel refused a container's network namespace or veths at its
+    start (a bridge gone, an address taken): dockerd's 500."""
+
+
 class DaemonUnreachable(DockyardError):
     pass
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _core
-from ..errors import Conflict, DockyardError, InvalidParameter, NotFound
+from ..errors import Conflict, DockyardError, InvalidParameter, NetworkSetupError, NotFound
 from ..events import EventLog
 from ..graphdriver import create_container_layers, remove_container_layers
 from ..graphdriver.initlayer import init_id
@@ -394,7 +394,7 @@ class ContainerService(Reconciler):
                 return "host"
             return None
         return self.network.setup(c.id, c.name, c.config, c.hostconfig, cdir,
-                                  [(names, ip) for names, ip, _ in links])
+                                  [(names, ip) for names, ip, _ in links], ahead=True)
 
     def _choose_runtime(self, asked: str | None) -> str:
         runtime = asked or self.exec_driver
@@ -451,21 +451,27 @@ class ContainerService(Reconciler):
 
     def _spawn(self, c: Container, wait_start: bool, log_opts: dict[str, Any],
                ahead: CgroupAhead | None, shim: _core.ShimStart | None) -> dict[str, Any]:
-        rootfs = self._mount(c)
         try:
             links = self.linked(c)
             shared = namespaces.resolve(c, self.get, self.container_dir)
+            # first: its namespace and veths are made while the rootfs is
+            # mounted and the spec built (`ready` below)
             netns = self._network_namespace(c, links)
             if self.idmap is not None:
                 self._own_etc_files(c.id)
+            rootfs = self._mount(c)
         except DockyardError as e:
             # dockerd records why the start failed (e.g. a port already allocated)
             self._unmount(c.id)
+            if self.network:
+                self.network.teardown(c.id)
             c.state.update(ExitCode=128, Error=str(e), Running=False, Pid=0)
             self.save(c)
             raise
         except BaseException:
             self._unmount(c.id)
+            if self.network:
+                self.network.teardown(c.id)
             raise
         acquired: list[str] = []
         try:
@@ -482,6 +488,8 @@ class ContainerService(Reconciler):
                                     self.default_ulimits, netns, extra,
                                     [e for _, _, env in links for e in env], self.idmap,
                                     shared, ahead and (ahead.devices, ahead.cgroup))
+            if self.network:
+                self.network.ready(c.id)
             if shim is not None:
                 res = shim.run(spec_json)
             else:
@@ -507,8 +515,9 @@ class ContainerService(Reconciler):
             if self.network:
                 self.network.teardown(c.id)
             self.release_volumes(c)
-            if isinstance(e, StartError):
-                # refused by the spec (a device, a seccomp profile): dockerd records why
+            if isinstance(e, (StartError, NetworkSetupError)):
+                # refused by the spec (a device, a seccomp profile) or the
+                # kernel (a veth): dockerd records why
                 c.state.update(ExitCode=128, Error=str(e), Running=False, Pid=0)
                 self.save(c)
             raise

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import _core
-from ..errors import DockyardError, InvalidParameter, NotFound
+from ..errors import DockyardError, InvalidParameter, NetworkSetupError, NotFound
 from ..events import EventLog
 from ..filters import labels_match
 from ..ids import generate_id
@@ -53,6 +53,8 @@ class ContainerNetworks(NetworkRecords):
         # what the packet rules were last brought to (None: unknown, render all)
         self._fw_bridges: list[firewall.BridgeRules] | None = None
         self._fw_ports: set[firewall.PortRule] | None = None
+        # Starts whose namespace and veths are being made meanwhile (`ready`).
+        self._making: dict[str, _core.Job] = {}
         # A container's name by ID (the engine sets it: the DNS server answers by name).
         self.container_name: Callable[[str], str] = lambda cid: ""
         # Rootless: bridges live in the daemon's own network namespace, reached
@@ -192,11 +194,15 @@ class ContainerNetworks(NetworkRecords):
         return r["netns"] if r else None
 
     def setup(self, cid: str, name: str, config: dict[str, Any], hostconfig: dict[str, Any],
-              container_dir: Path, links: list[tuple[str, str]] | None = None) -> str | None:
+              container_dir: Path, links: list[tuple[str, str]] | None = None,
+              ahead: bool = False) -> str | None:
         """Before a container starts: its namespace, endpoints, ports and /etc
         files. Returns the namespace file to join, "host", or None for a new
         namespace with loopback only (`--network none`). `links`: the /etc/hosts
-        lines (names, address) of its legacy links, after --add-host's."""
+        lines (names, address) of its legacy links, after --add-host's.
+        `ahead`: the namespace and its veths (2-3 ms of kernel work) may still
+        be in the making when this returns, while the caller mounts the
+        rootfs and builds the spec; `ready(cid)` waits for them."""
         mode = self.mode(hostconfig)
         hostname = config.get("Hostname") or cid[:12]
         extra = [etcfiles.parse_add_host(h) for h in hostconfig.get("ExtraHosts") or []]
@@ -226,7 +232,11 @@ class ContainerNetworks(NetworkRecords):
                               "VALUES (?, ?, 0, '{}')", (cid, net["Id"]))
                 rows = self._endpoint_rows(container_id=cid)
             bridges = len(self._bridges_seen)
-            _core.netns_create(netns)
+            # The kernel's part on a thread of its own, once the addresses are
+            # known (not through the rootless namespace's helper: in line there).
+            later: list[tuple[Any, ...]] | None = [] if not self.rootless else None
+            if later is None:
+                _core.netns_create(netns)
             try:
                 # What a start records (the namespace, addresses, ports) a
                 # power cut makes moot: no disk sync for it (see `restore`).
@@ -236,13 +246,15 @@ class ContainerNetworks(NetworkRecords):
                 for r in sorted(rows, key=lambda r: r["seq"]):
                     net = self._by_id(r["network_id"])
                     ip4, _ = self._plug(cid, net, r, netns, f"eth{r['seq']}",
-                                        config.get("MacAddress") if not own else None)
+                                        config.get("MacAddress") if not own else None, later)
                     self.events.emit("network", "connect", net["Id"],
                                      {"container": cid, "name": net["Name"], "type": "bridge"})
                     user_net = user_net or net["Name"] != "bridge"
                     if ip4 and not own:
                         own.append((ip4, hostname))
                         gateway = self._gateway(net)
+                if later is not None:
+                    self._making[cid] = _core.sandbox_async(netns, later)
                 published = self._publish(cid, name, hostconfig, config)
                 if published:
                     with self.db.transaction(durable=False) as c:
@@ -268,11 +280,30 @@ class ContainerNetworks(NetworkRecords):
                 c.execute("UPDATE sandboxes SET upstream=? WHERE container_id=?",
                           (json.dumps(upstream), cid))
             try:
+                self.ready(cid)  # its server's socket is made inside the namespace
                 self.dns.attach(cid, netns, upstream)
             except BaseException:
                 self.teardown(cid)
                 raise
+        if not ahead:
+            try:
+                self.ready(cid)
+            except BaseException:
+                self.teardown(cid)
+                raise
         return netns
+
+    def ready(self, cid: str) -> None:
+        """Wait for the namespace and veths of `setup(..., ahead=True)`;
+        NetworkSetupError with the kernel's words if they failed (the caller
+        tears down)."""
+        with self._lock:
+            job = self._making.pop(cid, None)
+        if job is not None:
+            try:
+                job.join()
+            except (OSError, ValueError) as e:
+                raise NetworkSetupError(f"failed to set up container networking: {e}") from e
 
     @property
     def dns(self) -> EmbeddedDNS:
@@ -359,9 +390,12 @@ class ContainerNetworks(NetworkRecords):
         return br
 
     def _plug(self, cid: str, net: dict[str, Any], row: Any, netns: str,
-              ifname: str, mac: str | None = None) -> tuple[str | None, str | None]:
+              ifname: str, mac: str | None = None, later: list[tuple[Any, ...]] | None = None
+              ) -> tuple[str | None, str | None]:
         """Connect the namespace to one network; `mac`: the container's
-        `--mac-address` (API < 1.44 keeps it in Config)."""
+        `--mac-address` (API < 1.44 keeps it in Config). With `later` the
+        veth's arguments go there (`_core.sandbox_async`) instead of to the
+        kernel now."""
         cfg = json.loads(row["config"] or "{}")
         want = (cfg.get("IPAMConfig") or {})
         user_net = net["Name"] != "bridge"
@@ -404,9 +438,12 @@ class ContainerNetworks(NetworkRecords):
                       (generate_id(), ip4, ip6, mac, cid, net["Id"]))
         host_if = "dyv" + os.urandom(4).hex()[:7]
         # the default route goes through the first network only, as with dockerd
-        self._k(_core.endpoint_add, netns, br, host_if, ifname, mac, addrs,
-                gws if ifname == "eth0" else [],
+        args = (br, host_if, ifname, mac, addrs, gws if ifname == "eth0" else [],
                 int((net.get("Options") or {}).get(OPT + "driver.mtu") or self.opts.mtu))
+        if later is not None:
+            later.append(args)
+        else:
+            self._k(_core.endpoint_add, netns, *args)
         return ip4, ip6
 
     def _publish(self, cid: str, name: str, hostconfig: dict[str, Any],
@@ -510,6 +547,9 @@ class ContainerNetworks(NetworkRecords):
     def teardown(self, cid: str) -> None:
         """After a container stops (or instead of a half-done setup)."""
         with self._lock:
+            job = self._making.pop(cid, None)
+            if job is not None:
+                job.wait()  # what it makes goes below, not after
             if self._forward:
                 self._forward.stop(cid)
             self.ports.release(cid)

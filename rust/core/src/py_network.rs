@@ -81,6 +81,61 @@ fn link_names(py: Python<'_>, prefix: String) -> PyResult<Vec<String>> {
     py.detach(|| net::link_names(&prefix)).map_err(to_py)
 }
 
+/// One endpoint of `sandbox_async`: `endpoint_add`'s arguments after the
+/// namespace, parsed.
+struct EndpointArgs {
+    bridge: String,
+    host_ifname: String,
+    ifname: String,
+    mac: [u8; 6],
+    addrs: Vec<net::Cidr>,
+    gateways: Vec<IpAddr>,
+    mtu: u32,
+}
+
+/// `endpoint_add`'s arguments but the namespace: (bridge, host_ifname,
+/// ifname, mac, addrs, gateways, mtu).
+type EndpointTuple = (String, String, String, String, Vec<String>, Vec<String>, u32);
+
+/// A container's network namespace (`netns_create`) and then its endpoints
+/// (`endpoint_add`, in order), on a thread of its own while the caller
+/// prepares the rest of its start: a Job whose `join` raises what failed.
+/// The caller tears down what was made (after `wait`ing for it) either way.
+#[pyfunction]
+fn sandbox_async(netns: PathBuf, endpoints: Vec<EndpointTuple>) -> PyResult<Job> {
+    let eps = endpoints
+        .into_iter()
+        .map(|(bridge, host_ifname, ifname, mac, addrs, gateways, mtu)| {
+            Ok(EndpointArgs {
+                bridge,
+                host_ifname,
+                ifname,
+                mac: net::parse_mac(&mac).map_err(to_py)?,
+                addrs: cidrs(&addrs)?,
+                gateways: gateways.iter().map(|g| net::parse_ip(g).map_err(to_py)).collect::<PyResult<_>>()?,
+                mtu,
+            })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(Job::spawn_py(move || {
+        net::netns_create(&netns).map_err(to_py)?;
+        for e in &eps {
+            let ep = net::Endpoint {
+                netns: &netns,
+                bridge: &e.bridge,
+                host_ifname: &e.host_ifname,
+                ifname: &e.ifname,
+                mac: e.mac,
+                addrs: &e.addrs,
+                gateways: &e.gateways,
+                mtu: e.mtu,
+            };
+            net::endpoint_add(&ep).map_err(to_py)?;
+        }
+        Ok(())
+    }))
+}
+
 /// veth pair: `host_ifname` on `bridge` in the host, `ifname` configured
 /// inside the namespace at `netns`. Undone on failure.
 #[pyfunction]
@@ -167,6 +222,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(relay, m)?)?;
     m.add_class::<PyRelay>()?;
     m.add_function(wrap_pyfunction!(netns_create, m)?)?;
+    m.add_function(wrap_pyfunction!(sandbox_async, m)?)?;
     m.add_function(wrap_pyfunction!(netns_remove, m)?)?;
     m.add_function(wrap_pyfunction!(ns_pin, m)?)?;
     m.add_function(wrap_pyfunction!(ns_pin_async, m)?)?;
