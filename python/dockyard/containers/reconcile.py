@@ -176,10 +176,12 @@ class Reconciler(ContainerRecords):
                 del self.last_exit_codes[next(iter(self.last_exit_codes))]
         self._unmount(c.id)
         if self.network:
-            self.network.container_removed(c.id)
+            self.network.teardown(c.id)
         if c.state.get("Running"):
             self.release_volumes(c)  # rm -f of a running container: no exit reconcile
         with self.db.transaction() as conn:
+            if self.network:
+                self.network.forget(conn, c.id)
             conn.execute("DELETE FROM containers WHERE id=?", (c.id,))
             # its links go; links to it stay, as with dockerd
             conn.execute("DELETE FROM links WHERE parent_id=?", (c.id,))

@@ -173,7 +173,9 @@ class ContainerService(Reconciler):
             if self.idmap is not None:
                 os.chown(cdir, -1, self.idmap.root[1])
             c = Container(cid, name, img.id, now_rfc3339(), cfg, hostconfig, new_state())
-            warnings = self._check_network(c, networking)
+            # what the network keeps of it goes in the same commit (one sync)
+            keep: list[Callable[[sqlite3.Connection], Any]] = []
+            warnings = self._check_network(c, networking, keep)
             self._register_mounts(c)
             self._register_links(c)
             if self.driver.sync_container_layers:
@@ -186,6 +188,8 @@ class ContainerService(Reconciler):
                 try:
                     with self.db.transaction(durable) as conn:
                         conn.execute("INSERT INTO containers VALUES (?,?,?,?,?,?,?,?)", c.row())
+                        for k in keep:
+                            k(conn)
                         if record is not None:
                             record(conn, c)
                     break
@@ -344,7 +348,8 @@ class ContainerService(Reconciler):
                 etcfiles.update_host(self.container_dir(parent.id) / "hosts", ip,
                                      link.alias.rsplit("/", 1)[-1])
 
-    def _check_network(self, c: Container, networking: dict[str, Any] | None) -> list[str]:
+    def _check_network(self, c: Container, networking: dict[str, Any] | None,
+                       keep: list[Callable[[sqlite3.Connection], Any]]) -> list[str]:
         mode = c.hostconfig.get("NetworkMode") or "default"
         if c.hostconfig.get("Links"):
             if mode == "host":
@@ -368,7 +373,7 @@ class ContainerService(Reconciler):
                     and mode != "host":
                 raise InvalidParameter(f"network {mode} not found")
             return []
-        return self.network.container_created(c.id, c.hostconfig, networking)
+        return self.network.container_created(c.id, c.hostconfig, networking, keep)
 
     def _network_namespace(self, c: Container, links: list[tuple[str, str, list[str]]]
                            ) -> str | None:

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -121,9 +122,12 @@ class ContainerNetworks(NetworkRecords):
         return m
 
     def container_created(self, cid: str, hostconfig: dict[str, Any],
-                          networking: dict[str, Any] | None) -> list[str]:
+                          networking: dict[str, Any] | None,
+                          record: list[Callable[[sqlite3.Connection], Any]] | None = None
+                          ) -> list[str]:
         """Check the network settings of a new container and keep its endpoint
-        configs; returns dockerd's warnings."""
+        configs (with `record`, in the transaction that records the container:
+        what to run there is appended); returns dockerd's warnings."""
         mode = self.mode(hostconfig)
         if networking is not None and not isinstance(networking, dict):
             raise InvalidParameter("json: cannot unmarshal into Go value of type "
@@ -156,16 +160,28 @@ class ContainerNetworks(NetworkRecords):
         except NotFound:
             return warnings  # dockerd fails at start, not at create
         cfg = check_endpoint(next(iter(eps.values()), None))
-        with self.db.transaction() as c:
+
+        def keep(c: sqlite3.Connection) -> None:
             c.execute("INSERT OR REPLACE INTO endpoints(container_id, network_id, seq, config) "
                       "VALUES (?, ?, 0, ?)", (cid, net["Id"], json.dumps(cfg)))
+        if record is not None:
+            record.append(keep)
+        else:
+            with self.db.transaction() as c:
+                keep(c)
         return warnings
 
     def container_removed(self, cid: str) -> None:
         self.teardown(cid)
         if self.db.one("SELECT 1 FROM endpoints WHERE container_id=?", (cid,)):
             with self.db.transaction() as c:
-                c.execute("DELETE FROM endpoints WHERE container_id=?", (cid,))
+                self.forget(c, cid)
+
+    @staticmethod
+    def forget(c: sqlite3.Connection, cid: str) -> None:
+        """A removed container's endpoints go, in the caller's transaction
+        (after `teardown`)."""
+        c.execute("DELETE FROM endpoints WHERE container_id=?", (cid,))
 
     def write_etc_files(self, cid: str, config: dict[str, Any], hostconfig: dict[str, Any],
                         container_dir: Path) -> None:
