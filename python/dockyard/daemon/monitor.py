@@ -100,6 +100,8 @@ class Monitor:
             return
         await self.health.update(cid, c)
         self.wake(cid, c, removed=False)
+        if not c.state.get("Restarting") and not self.svc.should_restart(c):
+            return  # its policy doesn't restart it
         # Restarting (Running, no process) until the policy's delay has passed;
         # a stop, kill or rm -f meanwhile cancels the restart.
         delay = await asyncio.to_thread(self.svc.begin_restart, cid)

@@ -110,7 +110,11 @@ async def wait(request: web.Request) -> web.StreamResponse:
     else:
         c = await _get(request)
         fut = m.add_waiter(c.id, cond)
-        c2 = await blocking(s.reconcile, c.id)
+        # Its exit recorded already (the monitor's), or yet to be seen by the
+        # monitor, which answers the waiters it has then: nothing to reconcile.
+        c2: Container | None = c
+        if (c.state.get("Running") or c.state.get("Prepared")) and c.id not in m.watching:
+            c2 = await blocking(s.reconcile, c.id)
         if c2 is None or not (c2.state.get("Running") or c2.state.get("Prepared")):
             if not fut.done():
                 fut.set_result({"StatusCode": (c2 or c).state.get("ExitCode", 0),
