@@ -33,20 +33,30 @@ async def _known_id(request: web.Request) -> str:
 
 async def start(request: web.Request) -> web.Response:
     s = svc(request)
-    cid = await _known_id(request)
+    ref = request.match_info["id"]
+    m = monitor(request)
     loop = asyncio.get_running_loop()
-    session = monitor(request).sessions.get(cid)
+    known: list[str] = []
 
-    def release(_c: Container) -> dict[str, Any] | None:
-        if session is None or session.closed:
-            return None
-        return asyncio.run_coroutine_threadsafe(session.start(), loop).result()
+    def work() -> str | None:
+        # One hop to a worker for the lookup and the start.
+        cid = ref if ref in m.sessions or ref in m.watching else s.get(ref).id
+        known.append(cid)
+        session = m.sessions.get(cid)
+
+        def release(_c: Container) -> dict[str, Any] | None:
+            if session is None or session.closed:
+                return None
+            return asyncio.run_coroutine_threadsafe(session.start(), loop).result()
+        return s.start(cid, release)
 
     try:
-        r = await blocking(s.start, cid, release)
+        r = await blocking(work)
     except DockyardError:  # the runtime's error, or the network's (a port taken)
-        await _settle_after_failed_start(request, cid)
+        if known:
+            await _settle_after_failed_start(request, known[0])
         raise
+    cid = known[0]
     if r == NOT_MODIFIED:
         return web.Response(status=304)
     monitor(request).watch(cid)

@@ -4,6 +4,7 @@ prune. Starting and stopping are in `container_lifecycle`, the streams
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -277,15 +278,30 @@ async def remove(request: web.Request) -> web.Response:
     if qbool(request, "link"):
         await blocking(s.remove_link, request.match_info["id"])
         return web.Response(status=204)
-    c = await _get(request)
+    ref = request.match_info["id"]
+    force, volumes = qbool(request, "force"), qbool(request, "v")
     m = monitor(request)
-    m.health.forget(c.id)  # no probe starts while its files go
+    loop = asyncio.get_running_loop()
+    known: list[str] = []
+
+    async def forget(cid: str) -> None:
+        m.health.forget(cid)
+
+    def work() -> None:
+        # One hop to a worker for the lookup and the removal.
+        cid = s.get(ref).id
+        known.append(cid)
+        if cid in m.health.tasks:  # no probe starts while its files go
+            asyncio.run_coroutine_threadsafe(forget(cid), loop).result()
+        s.remove(cid, force, volumes)
+
     try:
-        await blocking(s.remove, c.id, qbool(request, "force"), qbool(request, "v"))
+        await blocking(work)
     except BaseException:
-        await m.health.update(c.id)  # still there (running, without force)
+        if known:
+            await m.health.update(known[0])  # still there (running, without force)
         raise
-    m.removed(c.id)
+    m.removed(known[0])
     return web.Response(status=204)
 
 
