@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Two Dockyard trees side by side on the API path of `bench/api.py`
 (create, start, wait, delete of `busybox true` on one keep-alive
-connection): each tree's daemon on the root disk, both in one network
-namespace of the tool's own with their default bridges (or loopback only,
+connection): each tree's daemon on the root disk, in a network namespace of
+its own (its default bridge and rules exist only there; or loopback only,
 `--no-bridge`), lifecycles alternating between the two, so that both see
 the same machine and the same disk. A change smaller than the run-to-run
 noise of the whole bench shows here. A tool run by hand, not a benchmark of
@@ -11,8 +11,7 @@ record (that is `bench/api.py`, against dockerd).
     python3 tools/api_ab.py base=/tmp/base/python new=python [--runs 40] [--rounds 3]
 
 Each PYDIR is a tree's `python/` directory with its Rust core and shim
-in place (see tools/cri_ab.py for making one from a commit). The two
-daemons' default bridges get subnets of their own from the pool.
+in place (see tools/cri_ab.py for making one from a commit).
 
 Prints, per round, each tree's medians (ms) of the lifecycle and its four
 calls, and the second tree's difference to the first.
@@ -36,8 +35,6 @@ from api import CALLS, UnixHTTP, call  # noqa: E402
 from common import median  # noqa: E402
 from containers import busybox_tar  # noqa: E402
 
-INSIDE = "DY_API_AB_NETNS"
-
 
 class Tree:
     """A daemon run from `pydir`, its roots in a directory on the root disk."""
@@ -46,11 +43,24 @@ class Tree:
         self.name = name
         self.base = Path(tempfile.mkdtemp(prefix=f"dy-api-ab-{name}-", dir="/var/tmp"))
         self.sock = self.base / "s.sock"
-        net = ("--bridge", f"dyab{name[:8]}") if bridge else ("--bridge", "none",
-                                                              "--iptables=false")
+        self.ns = f"dy-api-ab-{secrets.token_hex(3)}"
+        self.proc: subprocess.Popen | None = None
+        subprocess.run(["ip", "netns", "add", self.ns], check=True)
+        try:
+            self._launch(pydir, work, bridge)
+        except BaseException:
+            self.close()
+            raise
+        self.conn = UnixHTTP(str(self.sock))
+        self.times: dict[str, list[float]] = {k: [] for k in ("total", *CALLS)}
+
+    def _launch(self, pydir: Path, work: Path, bridge: bool) -> None:
+        subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
+        net = () if bridge else ("--bridge", "none", "--iptables=false")
         env = dict(os.environ, PYTHONPATH=str(pydir))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dockyard", "daemon", "-H", f"unix://{self.sock}",
+            ["nsenter", f"--net=/run/netns/{self.ns}",
+             sys.executable, "-m", "dockyard", "daemon", "-H", f"unix://{self.sock}",
              "-g", str(self.base / "root"), "-p", str(self.base / "pid"),
              "--exec-root", str(self.base / "exec"), "-s", "overlay", *net],
             env=env, stdout=open(self.base / "log", "wb"), stderr=subprocess.STDOUT,
@@ -68,8 +78,6 @@ class Tree:
         c.request("POST", "/v1.41/images/create?fromSrc=-&repo=busybox&tag=latest",
                   body=tar.read_bytes(), headers={"Content-Type": "application/x-tar"})
         c.getresponse().read()
-        self.conn = UnixHTTP(str(self.sock))
-        self.times: dict[str, list[float]] = {k: [] for k in ("total", *CALLS)}
 
     def lifecycle(self, keep: bool) -> None:
         c = self.conn
@@ -89,16 +97,18 @@ class Tree:
             self.times["total"].append(t[-1] - t[0])
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        subprocess.run(["ip", "netns", "del", self.ns], check=False)
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def inside(a: argparse.Namespace) -> None:
+def run(a: argparse.Namespace) -> None:
     trees = [(n, Path(p).resolve()) for n, _, p in (t.partition("=") for t in a.trees)]
     work = Path(tempfile.mkdtemp(prefix="dy-api-ab-"))
     running: list[Tree] = []
@@ -128,18 +138,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=40, help="lifecycles per tree and round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-bridge", action="store_true", help="loopback only")
-    a = ap.parse_args()
-    if os.environ.get(INSIDE):
-        inside(a)
-        return
-    ns = f"dy-api-ab-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        subprocess.run(["nsenter", f"--net=/run/netns/{ns}", sys.executable, *sys.argv],
-                       env=dict(os.environ, **{INSIDE: "1"}), check=True)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+    run(ap.parse_args())
 
 
 if __name__ == "__main__":
