@@ -763,6 +763,30 @@ def test_container_gone_while_daemon_was_down(net, clean):
     assert inspect(net, again)["NetworkSettings"]["IPAddress"] == ip  # the address was freed
 
 
+def test_start_without_ports_leaves_the_rules_alone(net, clean):
+    """A container without published ports changes no packet rule at its
+    start or exit (the rules depend on the bridges and the ports alone, which
+    is why a start renders them only when one of those changed): no new
+    nftables generation; one with a port makes some."""
+    net.docker("run", "--rm", "busybox", "true")  # the default bridge is in the rules
+    mon = subprocess.Popen(["nsenter", f"--net=/run/netns/{net.netns}", "nft", "monitor"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(0.3)  # subscribed
+        net.docker("run", "--rm", "busybox", "true")
+        cid = net.docker("run", "-d", "busybox", "sleep", "30").stdout.strip()
+        net.docker("rm", "-f", cid)
+        pub = net.docker("run", "-d", "-p", "18400:80", "busybox", "sleep", "30").stdout.strip()
+        net.docker("rm", "-f", pub)
+        time.sleep(0.3)
+    finally:
+        mon.terminate()
+        out = mon.communicate(timeout=10)[0]
+    before, port, _ = out.partition("18400")
+    assert port, out  # the published port's rules came and went
+    assert "new generation" not in before, out
+
+
 def test_veth_failure_at_start_leaves_nothing(net, clean):
     """The namespace and veths are made on a thread while the rootfs is
     mounted and the spec built: a failure there (the network's bridge gone
