@@ -56,27 +56,32 @@ def call(c: UnixHTTP, method: str, url: str, body: dict | None = None) -> bytes:
     return data
 
 
+def lifecycle(c: UnixHTTP, into: dict[str, list[float]] | None) -> None:
+    """One container's create, start, wait and delete; the time of each
+    call (and "total") appended to `into`'s lists unless it is None."""
+    t = [time.perf_counter()]
+    cid = json.loads(call(c, "POST", "/v1.41/containers/create",
+                          {"Image": "busybox", "Cmd": ["true"]}))["Id"]
+    t.append(time.perf_counter())
+    call(c, "POST", f"/v1.41/containers/{cid}/start")
+    t.append(time.perf_counter())
+    call(c, "POST", f"/v1.41/containers/{cid}/wait")
+    t.append(time.perf_counter())
+    call(c, "DELETE", f"/v1.41/containers/{cid}")
+    t.append(time.perf_counter())
+    if into is not None:
+        for k, a, b in zip(CALLS, t, t[1:]):
+            into[k].append(b - a)
+        into["total"].append(t[-1] - t[0])
+
+
 def over_api(sock: str) -> dict[str, float]:
     c = UnixHTTP(sock)
-    per: dict[str, list[float]] = {k: [] for k in CALLS}
-    total = []
+    times: dict[str, list[float]] = {k: [] for k in ("total", *CALLS)}
     for i in range(RUNS + 5):
-        t = [time.perf_counter()]
-        cid = json.loads(call(c, "POST", "/v1.41/containers/create",
-                              {"Image": "busybox", "Cmd": ["true"]}))["Id"]
-        t.append(time.perf_counter())
-        call(c, "POST", f"/v1.41/containers/{cid}/start")
-        t.append(time.perf_counter())
-        call(c, "POST", f"/v1.41/containers/{cid}/wait")
-        t.append(time.perf_counter())
-        call(c, "DELETE", f"/v1.41/containers/{cid}")
-        t.append(time.perf_counter())
-        if i >= 5:
-            for k, a, b in zip(CALLS, t, t[1:]):
-                per[k].append(b - a)
-            total.append(t[-1] - t[0])
+        lifecycle(c, times if i >= 5 else None)
     c.close()
-    return {"total": median(total), **{k: median(v) for k, v in per.items()}}
+    return {k: median(v) for k, v in times.items()}
 
 
 def in_process(work: Path, disk: str) -> float:

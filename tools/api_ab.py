@@ -20,7 +20,6 @@ calls, and the second tree's difference to the first.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil
@@ -31,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from api import CALLS, UnixHTTP, call  # noqa: E402
+from api import CALLS, UnixHTTP, call, lifecycle  # noqa: E402
 from common import median  # noqa: E402
 from containers import busybox_tar  # noqa: E402
 
@@ -80,21 +79,7 @@ class Tree:
         c.getresponse().read()
 
     def lifecycle(self, keep: bool) -> None:
-        c = self.conn
-        t = [time.perf_counter()]
-        cid = json.loads(call(c, "POST", "/v1.41/containers/create",
-                              {"Image": "busybox", "Cmd": ["true"]}))["Id"]
-        t.append(time.perf_counter())
-        call(c, "POST", f"/v1.41/containers/{cid}/start")
-        t.append(time.perf_counter())
-        call(c, "POST", f"/v1.41/containers/{cid}/wait")
-        t.append(time.perf_counter())
-        call(c, "DELETE", f"/v1.41/containers/{cid}")
-        t.append(time.perf_counter())
-        if keep:
-            for k, a, b in zip(CALLS, t, t[1:]):
-                self.times[k].append(b - a)
-            self.times["total"].append(t[-1] - t[0])
+        lifecycle(self.conn, self.times if keep else None)
 
     def close(self) -> None:
         if self.proc is not None:
