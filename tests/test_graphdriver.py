@@ -665,3 +665,31 @@ def test_select_prefers_btrfs_on_btrfs(btrfs_root, monkeypatch):
     d = select_driver(root)
     assert d.name == "btrfs"
     d.cleanup()
+
+
+def test_is_mount_point_sees_mounts_and_plain_directories(tmp_path):
+    """`mounts.is_mount_point` answers as os.path.ismount for the engine's
+    own directories, with two lstats."""
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "sub").mkdir()
+    assert gd_mounts.is_mount_point(d) is False
+    assert gd_mounts.is_mount_point(tmp_path / "missing") is False
+    assert gd_mounts.is_mount_point("/") is True
+    _core.mount_tmpfs(str(d), 1 << 20)
+    try:
+        (d / "inside").mkdir()
+        assert gd_mounts.is_mount_point(d) is True
+        assert gd_mounts.is_mount_point(d / "inside") is False
+        assert gd_mounts.is_mount_point(d) == os.path.ismount(d)
+    finally:
+        _core.unmount(str(d))
+    assert gd_mounts.is_mount_point(d) is False
+
+
+def test_overlay_short_ids_are_distinct_link_names():
+    from dockyard.graphdriver.overlay import ID_LEN, _ALPHABET, _short_id
+
+    ids = {_short_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(len(i) == ID_LEN and set(i) <= set(_ALPHABET) for i in ids)

@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import _core
 from ..errors import DockyardError, InvalidParameter
+from ..graphdriver.mounts import is_mount_point
 from .model import Container
 
 #: The path form of a mode: join the namespace pinned at an absolute path.
@@ -188,7 +189,7 @@ def mount_shareable_shm(c: Container, cdir: Path) -> None:
 def unmount_shm(cdir: Path) -> None:
     """After the container's exit (or a failed start): its shareable /dev/shm goes."""
     shm = cdir / SHM_DIR
-    if os.path.ismount(shm):
+    if is_mount_point(shm):
         try:
             _core.unmount(str(shm), detach=True)
         except (OSError, DockyardError):  # gone meanwhile

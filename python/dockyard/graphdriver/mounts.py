@@ -23,6 +23,18 @@ def mount_points() -> list[str]:
     return out
 
 
+def is_mount_point(path: str | os.PathLike) -> bool:
+    """`os.path.ismount` for a directory the engine made (no symlink in the
+    path to resolve): two lstats, where `ismount` resolves the parent's
+    real path with one per component (a dozen on a layer's `merged`)."""
+    try:
+        st = os.lstat(path)
+        up = os.lstat(os.path.join(path, ".."))  # the kernel's `..` crosses a mount
+    except OSError:
+        return False
+    return st.st_dev != up.st_dev or st.st_ino == up.st_ino
+
+
 def is_mounted(path: str | os.PathLike) -> bool:
     p = os.path.realpath(path)
     return p in mount_points()

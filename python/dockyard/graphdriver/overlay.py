@@ -39,7 +39,9 @@ UNSUPPORTED_BACKING = {"aufs", "ecryptfs", "nfs", "overlayfs", "zfs"}
 
 
 def _short_id() -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(ID_LEN))
+    # one read of the kernel's randomness (secrets.choice reads it per letter);
+    # the modulo's slight bias is nothing to a name that is checked unused
+    return "".join(_ALPHABET[b % len(_ALPHABET)] for b in secrets.token_bytes(ID_LEN))
 
 
 def kernel_supports_overlay() -> bool:
@@ -296,7 +298,7 @@ class OverlayDriver(GraphDriver):
         if not merged.is_dir():  # a layer made by create_shared
             (d / "work").mkdir(mode=0o700, exist_ok=True)
             merged.mkdir(mode=0o700)
-        if os.path.ismount(merged):  # two stats, not a mount table scan
+        if mounts.is_mount_point(merged):  # two stats, not a mount table scan
             return str(merged)  # left by an earlier daemon: adopt it
         if (d / "committed").exists() and not self.is_container_layer(id):
             # A parent of other layers: never write into it; lower-only mount.
@@ -342,7 +344,7 @@ class OverlayDriver(GraphDriver):
         merged = self._dir(id) / "merged"
         # Anything mounted below an unmounted `merged` would be mounted on an
         # empty directory inside the layer: not something the engine does.
-        if os.path.ismount(merged):
+        if mounts.is_mount_point(merged):
             for m in mounts.mounts_under(merged):
                 _core.unmount(m, detach=True)
 
