@@ -640,7 +640,12 @@ def web(tmp_path):
 @pytest.mark.parametrize("path", ["/Dockerfile", "/ctx.tar", "/nope", "/repo.git",
                                   "/repo.git#master:sub", "/repo.git#:nosub", "/nope.git"])
 def test_remote_contexts(cli, web, tmp_path, path):
-    (d, dreq), (y, yreq) = cli.both(["--no-cache", web + path], tmp_path)
+    # The clones go in the test's own temporary directory: the docker CLI
+    # leaves its docker-build-git* directory behind when a fetch fails.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    (d, dreq), (y, yreq) = cli.both(["--no-cache", web + path], tmp_path,
+                                    env={"TMPDIR": str(tmp)})
     for r in (d, y):
         r.stderr = re.sub(rb"docker-build-git\w+", b"docker-build-git<x>", r.stderr)
         r.stderr = re.sub(rb"(fatal: repository ').*(' not found)", rb"\1\2", r.stderr)
