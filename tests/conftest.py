@@ -326,6 +326,31 @@ class RefDockerd:
         unmount_all(self.base)
 
 
+def _docker_cgroups() -> set[Path]:
+    """dockerd's cgroup parent (`docker`) in each hierarchy where it is."""
+    root = Path("/sys/fs/cgroup")
+    return {p for p in [*root.glob("*/docker"), root / "docker"] if p.is_dir()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reference_dockerd_cgroups():
+    """The reference dockerds (here, in test_cli_service and test_cli_swarm)
+    make their cgroup parent `docker` in every hierarchy and leave it behind:
+    the ones the session made go after it (empty: their containers are gone)."""
+    before = _docker_cgroups()
+    yield
+    for top in _docker_cgroups() - before:
+        for d in sorted((x for x in top.rglob("*") if x.is_dir()), key=lambda x: -len(x.parts)):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        try:
+            top.rmdir()
+        except OSError:
+            pass
+
+
 @pytest.fixture(scope="session")
 def ref_dockerd(tmp_path_factory):
     base = tmp_path_factory.mktemp("refdockerd")
