@@ -682,6 +682,10 @@ def test_is_mount_point_sees_mounts_and_plain_directories(tmp_path):
         assert gd_mounts.is_mount_point(d) is True
         assert gd_mounts.is_mount_point(d / "inside") is False
         assert gd_mounts.is_mount_point(d) == os.path.ismount(d)
+        link = tmp_path / "link"
+        # a symlink is never a mount point, though its `..` is on another filesystem
+        link.symlink_to(d / "inside")
+        assert gd_mounts.is_mount_point(link) is False and not os.path.ismount(link)
     finally:
         _core.unmount(str(d))
     assert gd_mounts.is_mount_point(d) is False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 
 _ESC = re.compile(r"\\([0-7]{3})")
 
@@ -29,6 +30,8 @@ def is_mount_point(path: str | os.PathLike) -> bool:
     real path with one per component (a dozen on a layer's `merged`)."""
     try:
         st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            return False  # as ismount: a symlink is never a mount point
         up = os.lstat(os.path.join(path, ".."))  # the kernel's `..` crosses a mount
     except OSError:
         return False

@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn to_py(e: net::Error) -> PyErr {
     match &e {
@@ -81,8 +81,8 @@ fn link_names(py: Python<'_>, prefix: String) -> PyResult<Vec<String>> {
     py.detach(|| net::link_names(&prefix)).map_err(to_py)
 }
 
-/// One endpoint of `sandbox_async`: `endpoint_add`'s arguments after the
-/// namespace, parsed.
+/// `endpoint_add`'s arguments after the namespace, parsed (ValueError when
+/// malformed): what `endpoint_add` and `sandbox_async` hand the kernel.
 struct EndpointArgs {
     bridge: String,
     host_ifname: String,
@@ -93,9 +93,37 @@ struct EndpointArgs {
     mtu: u32,
 }
 
-/// `endpoint_add`'s arguments but the namespace: (bridge, host_ifname,
-/// ifname, mac, addrs, gateways, mtu).
+/// Those arguments as Python passes them: (bridge, host_ifname, ifname,
+/// mac, addrs, gateways, mtu).
 type EndpointTuple = (String, String, String, String, Vec<String>, Vec<String>, u32);
+
+impl EndpointArgs {
+    fn parse((bridge, host_ifname, ifname, mac, addrs, gateways, mtu): EndpointTuple) -> PyResult<Self> {
+        Ok(EndpointArgs {
+            bridge,
+            host_ifname,
+            ifname,
+            mac: net::parse_mac(&mac).map_err(to_py)?,
+            addrs: cidrs(&addrs)?,
+            gateways: gateways.iter().map(|g| net::parse_ip(g).map_err(to_py)).collect::<PyResult<_>>()?,
+            mtu,
+        })
+    }
+
+    /// The veth pair into the namespace at `netns` (`net::endpoint_add`).
+    fn add(&self, netns: &Path) -> net::Result<()> {
+        net::endpoint_add(&net::Endpoint {
+            netns,
+            bridge: &self.bridge,
+            host_ifname: &self.host_ifname,
+            ifname: &self.ifname,
+            mac: self.mac,
+            addrs: &self.addrs,
+            gateways: &self.gateways,
+            mtu: self.mtu,
+        })
+    }
+}
 
 /// A container's network namespace (`netns_create`) and then its endpoints
 /// (`endpoint_add`, in order), on a thread of its own while the caller
@@ -103,36 +131,10 @@ type EndpointTuple = (String, String, String, String, Vec<String>, Vec<String>, 
 /// The caller tears down what was made (after `wait`ing for it) either way.
 #[pyfunction]
 fn sandbox_async(netns: PathBuf, endpoints: Vec<EndpointTuple>) -> PyResult<Job> {
-    let eps = endpoints
-        .into_iter()
-        .map(|(bridge, host_ifname, ifname, mac, addrs, gateways, mtu)| {
-            Ok(EndpointArgs {
-                bridge,
-                host_ifname,
-                ifname,
-                mac: net::parse_mac(&mac).map_err(to_py)?,
-                addrs: cidrs(&addrs)?,
-                gateways: gateways.iter().map(|g| net::parse_ip(g).map_err(to_py)).collect::<PyResult<_>>()?,
-                mtu,
-            })
-        })
-        .collect::<PyResult<Vec<_>>>()?;
+    let eps = endpoints.into_iter().map(EndpointArgs::parse).collect::<PyResult<Vec<_>>>()?;
     Ok(Job::spawn_py(move || {
         net::netns_create(&netns).map_err(to_py)?;
-        for e in &eps {
-            let ep = net::Endpoint {
-                netns: &netns,
-                bridge: &e.bridge,
-                host_ifname: &e.host_ifname,
-                ifname: &e.ifname,
-                mac: e.mac,
-                addrs: &e.addrs,
-                gateways: &e.gateways,
-                mtu: e.mtu,
-            };
-            net::endpoint_add(&ep).map_err(to_py)?;
-        }
-        Ok(())
+        eps.iter().try_for_each(|e| e.add(&netns)).map_err(to_py)
     }))
 }
 
@@ -151,20 +153,8 @@ fn endpoint_add(
     gateways: Vec<String>,
     mtu: u32,
 ) -> PyResult<()> {
-    let mac = net::parse_mac(&mac).map_err(to_py)?;
-    let addrs = cidrs(&addrs)?;
-    let gateways: Vec<IpAddr> = gateways.iter().map(|g| net::parse_ip(g).map_err(to_py)).collect::<PyResult<_>>()?;
-    let ep = net::Endpoint {
-        netns: &netns,
-        bridge: &bridge,
-        host_ifname: &host_ifname,
-        ifname: &ifname,
-        mac,
-        addrs: &addrs,
-        gateways: &gateways,
-        mtu,
-    };
-    py.detach(|| net::endpoint_add(&ep)).map_err(to_py)
+    let ep = EndpointArgs::parse((bridge, host_ifname, ifname, mac, addrs, gateways, mtu))?;
+    py.detach(|| ep.add(&netns)).map_err(to_py)
 }
 
 /// Delete `ifname` inside the namespace at `netns`; False if absent.
