@@ -207,6 +207,57 @@ def test_containers_start_on_shims_made_ahead(tmp_path, busybox_tar):
         unmount_all(tmp_path)
 
 
+def test_idle_shim_makes_a_network_namespace_only_for_a_container_wanting_one(
+        tmp_path, busybox_tar):
+    """The idle shim makes the next container's network namespace ahead when
+    the last one started wanted a new namespace; after one that didn't (the
+    host's here, a bridge's sandbox on a daemon with a bridge) it makes none,
+    and a container wanting one then gets it made at its start."""
+    from dockyard import Engine
+
+    exec_root = tmp_path / "exec"
+    eng = Engine(tmp_path / "root", "overlay", exec_root=exec_root, network_options=NO_NETWORK)
+    c = eng.containers
+    host = os.readlink("/proc/self/ns/net")
+
+    def next_idle() -> tuple[str, bool]:
+        pid = _until(lambda: _idle_shims(exec_root))[0]
+        # a namespace made ahead is there once the shim waits for its request
+        # (blocked in read(2) of descriptor 0: x86-64's syscall 0)
+        _until(lambda: open(f"/proc/{pid}/syscall").read().split()[:2] == ["0", "0x0"])
+        args = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        return os.readlink(f"/proc/{pid}/ns/net"), b"--no-netns" in args
+
+    def run(hostconfig: dict) -> None:
+        x = c.create({"Image": "busybox", "Cmd": ["true"]}, hostconfig)
+        c.start(x.id)
+        c.wait_exit(x.id)
+        assert c.get(x.id).state["ExitCode"] == 0
+        c.remove(x.id)
+
+    try:
+        eng.import_image(str(busybox_tar), repo="busybox")
+        run({})
+        net, no_netns = next_idle()
+        assert net != host and not no_netns
+        run({"NetworkMode": "host"})
+        net, no_netns = next_idle()
+        assert net == host and no_netns
+        # a new namespace, made at the start, with lo up
+        x = c.create({"Image": "busybox", "Cmd": ["sleep", "30"]}, {})
+        c.start(x.id)
+        pid = c.get(x.id).state["Pid"]
+        assert os.readlink(f"/proc/{pid}/ns/net") != host
+        assert int(open(f"/proc/{pid}/root/sys/class/net/lo/flags").read(), 16) & 1
+        c.remove(x.id, force=True)
+        net, no_netns = next_idle()
+        assert net != host and not no_netns
+    finally:
+        eng.close()
+        _until(lambda: not _idle_shims(exec_root))
+        unmount_all(tmp_path)
+
+
 def test_start_readied_meanwhile_and_given_up_cleanly(tmp_path, busybox_tar):
     """A start makes the container's cgroup (with its limits) on a thread of
     its own, and hands an idle shim its command line, while it mounts the

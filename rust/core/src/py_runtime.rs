@@ -162,6 +162,12 @@ impl Launch {
     }
 }
 
+/// The next idle shim prepares a network namespace if this container wants
+/// a new one (see `shim_pool::expect_new_network`).
+fn expect_network(spec: &rt::Spec) {
+    shim_pool::expect_new_network(spec.namespaces.iter().any(|n| n.kind == "network" && n.path.is_none()));
+}
+
 /// Start a container (or, with `exec_pid`, a process inside a running one)
 /// under a new shim. See the .pyi for the arguments and the shim's files.
 #[pyfunction]
@@ -185,7 +191,10 @@ fn spawn_shim<'py>(
     log_opts: Option<Vec<String>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     // Validate here so a bad spec is a ValueError, not a shim start-up failure.
-    rt::Spec::from_json(&spec_json).map_err(rt_err)?;
+    let spec = rt::Spec::from_json(&spec_json).map_err(rt_err)?;
+    if exec_pid.is_none() {
+        expect_network(&spec);
+    }
     let shim = match shim {
         Some(s) => s,
         None => shim_path(py)?,
@@ -209,11 +218,14 @@ impl ShimStart {
     /// Start the container on `spec_json`; as `spawn_shim`.
     fn run<'py>(&self, py: Python<'py>, spec_json: &str) -> PyResult<Bound<'py, PyDict>> {
         let taken = self.taken.lock().ok().and_then(|mut t| t.take());
-        if let Err(e) = rt::Spec::from_json(spec_json) {
-            if let Some(t) = taken {
-                t.abort();
+        match rt::Spec::from_json(spec_json) {
+            Ok(spec) => expect_network(&spec),
+            Err(e) => {
+                if let Some(t) = taken {
+                    t.abort();
+                }
+                return Err(rt_err(e));
             }
-            return Err(rt_err(e));
         }
         let report = py.detach(|| match taken {
             Some(t) => match self.launch.write_spec(spec_json) {

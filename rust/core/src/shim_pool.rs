@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 struct Idle {
@@ -25,6 +25,20 @@ static POOL: Mutex<Option<HashMap<Key, Idle>>> = Mutex::new(None);
 /// closed engine must not be handed one after its close).
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
+/// Whether the next idle shim makes a network namespace ahead: the last
+/// container started wanted a new one (`--network none`, or a daemon without
+/// a bridge), or none has started yet. A container on a bridge joins the
+/// namespace the daemon made for it, and a namespace made ahead would be made
+/// and destroyed for nothing: a millisecond of kernel work on the start's
+/// cores, and the kernel's clean-up after it.
+static NET_AHEAD: AtomicBool = AtomicBool::new(true);
+
+/// Say whether the container being started wants a network namespace of
+/// its own; its successor on the idle shim prepares one or not alike.
+pub fn expect_new_network(yes: bool) {
+    NET_AHEAD.store(yes, Ordering::Relaxed);
+}
+
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
@@ -37,11 +51,12 @@ fn start(shim: &str, key: &str) -> std::io::Result<Idle> {
     let (ctl_r, ctl_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
     // The padding is where the request's argv is written over, for ps.
-    Command::new(shim)
-        .arg("idle")
-        .arg("--exec-root")
-        .arg(key)
-        .arg(" ".repeat(2048))
+    let mut cmd = Command::new(shim);
+    cmd.arg("idle").arg("--exec-root").arg(key);
+    if !NET_AHEAD.load(Ordering::Relaxed) {
+        cmd.arg("--no-netns");
+    }
+    cmd.arg(" ".repeat(2048))
         .stdin(Stdio::from(ctl_r))
         .stdout(Stdio::from(rep_w))
         .stderr(Stdio::null())

@@ -6,7 +6,7 @@ use crate::supervise;
 use dockyard_runtime::{self as rt, sys};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-/// `dockyard-shim idle --exec-root DIR PADDING`: a shim started ahead of need
+/// `dockyard-shim idle --exec-root DIR [--no-netns] PADDING`: a shim started ahead of need
 /// (the daemon keeps one ready per exec root). The launched process exits at
 /// once; the daemonized one waits for one request on stdin, the argv of a
 /// `run` or `exec` as a JSON array, and reports on stdout as the launcher
@@ -18,8 +18,10 @@ pub fn idle() -> ! {
         std::process::exit(if pid < 0 { 1 } else { 0 });
     }
     unsafe { libc::setsid() };
-    // The next container's network namespace, made while nobody waits.
-    let host_net = rt::prepare_network().ok();
+    // The next container's network namespace, made while nobody waits,
+    // unless the daemon expects it on a network of its own (`--no-netns`).
+    let ahead = !std::env::args().any(|a| a == "--no-netns");
+    let host_net = if ahead { rt::prepare_network().ok() } else { None };
     let mut line = Vec::new();
     let mut b = [0u8; 4096];
     while !line.contains(&b'\n') {

@@ -16,7 +16,7 @@
 //!                      [--stdin] [--wait-start] [--debug]
 //!                      [--runtime runc --bundle DIR --runc-root DIR [--runc PATH]]
 //!   dockyard-shim exec --pid PID (same options but --runtime)
-//!   dockyard-shim idle --exec-root DIR PADDING   (see `idle`)
+//!   dockyard-shim idle --exec-root DIR [--no-netns] PADDING   (see `idle`)
 //!   dockyard-shim init -- CMD [ARG...]   (also as /sbin/docker-init; see init.rs)
 //!   dockyard-shim pod-init   (a pod's shared PID namespace; see podinit.rs)
 //!   dockyard-shim rootless-init [--uid-range S:N --gid-range S:N | --join PID] -- CMD...
