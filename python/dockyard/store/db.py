@@ -115,6 +115,7 @@ class Database:
         # FULL fsyncs the WAL at every commit: a transaction that returned
         # survives a power cut, not only a kill -9 (NORMAL's promise).
         self._conn.execute("PRAGMA synchronous=FULL")
+        self._synced = True  # the setting now; only `transaction` writes
         self._conn.execute("PRAGMA foreign_keys=ON")
         # The space of deleted rows can go back to the filesystem (`reclaim`):
         # a container made with a 100 MB body and removed leaves nothing.
@@ -138,14 +139,13 @@ class Database:
         anyway: a container's running or exited state, a pod marked ready."""
         with self._lock:
             self._mind_reserve()
-            if not durable:
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-            try:
-                with self._transaction() as conn:
-                    yield conn
-            finally:
-                if not durable:
-                    self._conn.execute("PRAGMA synchronous=FULL")
+            # Set when it changes: a start's or an exit's records, several
+            # unsynced transactions in a row, pay for one switch, not two each.
+            if durable != self._synced:
+                self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._synced = durable
+            with self._transaction() as conn:
+                yield conn
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
