@@ -84,6 +84,24 @@ def drop_fs(base: Path) -> None:
     shutil.rmtree(base, ignore_errors=True)
 
 
+def cgroup_parents() -> set[Path]:
+    """dockerd's cgroup parent (`docker`), in each hierarchy that has it."""
+    top = Path("/sys/fs/cgroup")
+    return {d for d in (*top.glob("*/docker"), top / "docker") if d.is_dir()}
+
+
+def drop_cgroup_parents(before: set[Path]) -> None:
+    """The `docker` cgroups a dockerd made (not in `before`) and left behind,
+    empty once its containers are gone: deepest first."""
+    for parent in cgroup_parents() - before:
+        for d in sorted([parent, *parent.rglob("*")], key=lambda d: -len(d.parts)):
+            if d.is_dir():
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+
+
 def engine_env(sock: Path, base: Path) -> dict[str, str]:
     """The environment that points the docker CLI and ours at one engine's socket."""
     return dict(os.environ, DOCKER_HOST=f"unix://{sock}", DOCKYARD_HOST=f"unix://{sock}",

@@ -14,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import drop_fs, engine_env, fresh_fs, median, save, table, timeit
+from common import (cgroup_parents, drop_cgroup_parents, drop_fs, engine_env, fresh_fs, median,
+                    save, table, timeit)
 
 N_MANY = int(os.environ.get("BENCH_MANY", "200"))
 
@@ -48,6 +49,7 @@ class Engine:
         """`disk`: "fresh" (an ext4 of its own) or "root" (a directory in
         /var/tmp, on the disk where /var/lib/dockyard would live)."""
         self.kind = kind
+        self.cgroups = cgroup_parents()  # dockerd's, made by it, go at close
         self.base = (fresh_fs(f"dy-bench-{kind}-") if disk == "fresh"
                      else Path(tempfile.mkdtemp(prefix=f"dy-bench-{kind}-", dir="/var/tmp")))
         self.sock = self.base / "s.sock"
@@ -105,6 +107,7 @@ class Engine:
         subprocess.run(["pkill", "-f", f"containerd.*{self.base}"], check=False)
         subprocess.run(["pkill", "-9", "-f", f"dockyard-shim.*{self.base}"], check=False)
         drop_fs(self.base)
+        drop_cgroup_parents(self.cgroups)
 
 
 def many(e: Engine, n: int) -> dict[str, float]:
