@@ -7,7 +7,6 @@ use pyo3::PyErr;
 pyo3::import_exception!(dockyard.errors, DockyardError);
 pyo3::import_exception!(dockyard.errors, LayerCorrupt);
 pyo3::import_exception!(dockyard.errors, UnsafePath);
-pyo3::import_exception!(dockyard.errors, MountError);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -17,8 +16,6 @@ pub enum CoreError {
     Corrupt(String),
     #[error("unsafe path in archive: {0}")]
     Unsafe(String),
-    #[error("mount failed: {0}")]
-    Mount(String),
 }
 
 pub fn to_py(e: CoreError) -> PyErr {
@@ -26,6 +23,5 @@ pub fn to_py(e: CoreError) -> PyErr {
         CoreError::Io(io) => PyErr::from(io),
         CoreError::Corrupt(m) => LayerCorrupt::new_err(m),
         CoreError::Unsafe(m) => UnsafePath::new_err(m),
-        CoreError::Mount(m) => MountError::new_err(m),
     }
 }
