@@ -221,12 +221,14 @@ def test_idle_shim_makes_a_network_namespace_only_for_a_container_wanting_one(
     host = os.readlink("/proc/self/ns/net")
 
     def next_idle() -> tuple[str, bool]:
-        pid = _until(lambda: _idle_shims(exec_root))[0]
+        pid = _until(lambda: len(p := _idle_shims(exec_root)) == 1 and p)[0]
         # a namespace made ahead is there once the shim waits for its request
         # (blocked in read(2) of descriptor 0: x86-64's syscall 0)
         _until(lambda: open(f"/proc/{pid}/syscall").read().split()[:2] == ["0", "0x0"])
         args = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-        return os.readlink(f"/proc/{pid}/ns/net"), b"--no-netns" in args
+        net, no_netns = os.readlink(f"/proc/{pid}/ns/net"), b"--no-netns" in args
+        assert (net == host) == no_netns, (net, args)
+        return net, no_netns
 
     def run(hostconfig: dict) -> None:
         x = c.create({"Image": "busybox", "Cmd": ["true"]}, hostconfig)
@@ -235,14 +237,24 @@ def test_idle_shim_makes_a_network_namespace_only_for_a_container_wanting_one(
         assert c.get(x.id).state["ExitCode"] == 0
         c.remove(x.id)
 
+    def settle(hostconfig: dict) -> bool:
+        """Run containers with `hostconfig` until the idle shim is one made
+        after such a start (at most three: the shim made after the previous
+        start may not be in the pool yet when the next start looks for one,
+        which then goes the usual way and leaves it idle). Whether it made a
+        namespace ahead."""
+        seen = []
+        for _ in range(3):
+            run(hostconfig)
+            seen.append(next_idle()[1])
+            if len(seen) > 1 and seen[-1] == seen[-2]:
+                break
+        return not seen[-1]
+
     try:
         eng.import_image(str(busybox_tar), repo="busybox")
-        run({})
-        net, no_netns = next_idle()
-        assert net != host and not no_netns
-        run({"NetworkMode": "host"})
-        net, no_netns = next_idle()
-        assert net == host and no_netns
+        assert settle({})
+        assert not settle({"NetworkMode": "host"})
         # a new namespace, made at the start, with lo up
         x = c.create({"Image": "busybox", "Cmd": ["sleep", "30"]}, {})
         c.start(x.id)
@@ -250,8 +262,7 @@ def test_idle_shim_makes_a_network_namespace_only_for_a_container_wanting_one(
         assert os.readlink(f"/proc/{pid}/ns/net") != host
         assert int(open(f"/proc/{pid}/root/sys/class/net/lo/flags").read(), 16) & 1
         c.remove(x.id, force=True)
-        net, no_netns = next_idle()
-        assert net != host and not no_netns
+        assert settle({})
     finally:
         eng.close()
         _until(lambda: not _idle_shims(exec_root))
