@@ -37,7 +37,17 @@ fn main() {
         return;
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    let target_dir = out.join("shim-target");
+    // One per source tree: two worktrees built into one target dir share an
+    // OUT_DIR (cargo's hash leaves the path out), and the nested build, its
+    // shim fresh by the other tree's file times, would hand this tree the
+    // other tree's shim.
+    let tree = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        root.canonicalize().unwrap_or_else(|_| root.clone()).hash(&mut h);
+        h.finish()
+    };
+    let target_dir = out.join(format!("shim-target-{tree:016x}"));
     let release = std::env::var("PROFILE").map(|p| p == "release").unwrap_or(true);
     let mut c = clean_cargo();
     c.arg("build").arg("--manifest-path").arg(&shim_manifest).arg("-p").arg("dockyard-shim").arg("--target-dir").arg(&target_dir);
