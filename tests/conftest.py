@@ -326,10 +326,15 @@ class RefDockerd:
         unmount_all(self.base)
 
 
-def _docker_cgroups() -> set[Path]:
-    """dockerd's cgroup parent (`docker`) in each hierarchy where it is."""
-    root = Path("/sys/fs/cgroup")
-    return {p for p in [*root.glob("*/docker"), root / "docker"] if p.is_dir()}
+def _bench_common():
+    """bench/common.py, loaded by path under a name of its own (the bench's
+    modules are not on the tests' path): its dockerd cgroup helpers."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "dockyard_bench_common", Path(__file__).resolve().parent.parent / "bench" / "common.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -337,18 +342,10 @@ def reference_dockerd_cgroups():
     """The reference dockerds (here, in test_cli_service and test_cli_swarm)
     make their cgroup parent `docker` in every hierarchy and leave it behind:
     the ones the session made go after it (empty: their containers are gone)."""
-    before = _docker_cgroups()
+    bench = _bench_common()
+    before = bench.cgroup_parents()
     yield
-    for top in _docker_cgroups() - before:
-        for d in sorted((x for x in top.rglob("*") if x.is_dir()), key=lambda x: -len(x.parts)):
-            try:
-                d.rmdir()
-            except OSError:
-                pass
-        try:
-            top.rmdir()
-        except OSError:
-            pass
+    bench.drop_cgroup_parents(before)
 
 
 @pytest.fixture(scope="session")

@@ -117,14 +117,13 @@ def inside(runs: int, bridge: bool) -> None:
         instrument(eng)
         c = eng.containers
         for i in range(runs + 5):
-            steps: list[tuple[str, Callable[[], Any]]] = []
-            x = None
-
-            def create() -> None:
-                nonlocal x
-                x = c.create({"Image": "busybox", "Cmd": ["true"]}, {})
-            steps = [("create", create), ("start", lambda: c.start(x.id)),
-                     ("wait", lambda: c.wait_exit(x.id)), ("delete", lambda: c.remove(x.id))]
+            made: dict[str, Any] = {}
+            steps: list[tuple[str, Callable[[], Any]]] = [
+                ("create", lambda: made.update(x=c.create({"Image": "busybox", "Cmd": ["true"]},
+                                                          {}))),
+                ("start", lambda: c.start(made["x"].id)),
+                ("wait", lambda: c.wait_exit(made["x"].id)),
+                ("delete", lambda: c.remove(made["x"].id))]
             for name, step in steps:
                 spent.clear()
                 t = time.perf_counter()
@@ -142,9 +141,10 @@ def inside(runs: int, bridge: bool) -> None:
 def report(calls: dict[str, list[dict[str, float]]], runs: int, bridge: bool) -> None:
     where = "the default bridge" if bridge else "loopback only"
     print(f"dockyard.Engine in-process, root disk, {where}: medians of {runs}, ms")
-    print(f"{'':10}{'total':>8}{'core':>8}{'fs':>8}{'sqlite':>8}{'python':>8}")
+    cols = ("total", "core", "fs", "sqlite", "python")
+    print(f"{'':10}" + "".join(f"{k:>8}" for k in cols))
     sums: dict[str, float] = defaultdict(float)
-    cores: dict[str, float] = defaultdict(float)
+    parts: dict[str, float] = defaultdict(float)  # each core and fs call's mean
     for name, rows in calls.items():
         core = [sum(v for k, v in r.items() if k.startswith("core ")) for r in rows]
         fs = [sum(v for k, v in r.items() if k.startswith("fs ")) for r in rows]
@@ -157,13 +157,11 @@ def report(calls: dict[str, list[dict[str, float]]], runs: int, bridge: bool) ->
         for r in rows:
             for k, v in r.items():
                 if k.startswith(("core ", "fs ")):
-                    cores[f"{name}: {k}"] += v / len(rows)
-        print(f"{name:10}" + "".join(f"{share[k] * 1000:8.2f}" for k in
-                                     ("total", "core", "fs", "sqlite", "python")))
-    print(f"{'sum':10}" + "".join(f"{sums[k] * 1000:8.2f}" for k in
-                                  ("total", "core", "fs", "sqlite", "python")))
+                    parts[f"{name}: {k}"] += v / len(rows)
+        print(f"{name:10}" + "".join(f"{share[k] * 1000:8.2f}" for k in cols))
+    print(f"{'sum':10}" + "".join(f"{sums[k] * 1000:8.2f}" for k in cols))
     print("the core's calls and the filesystem's, mean ms per lifecycle:")
-    for k, v in sorted(cores.items(), key=lambda kv: -kv[1]):
+    for k, v in sorted(parts.items(), key=lambda kv: -kv[1]):
         if v >= 0.02e-3:
             print(f"  {v * 1000:6.2f}  {k}")
 
