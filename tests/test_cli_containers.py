@@ -220,6 +220,72 @@ def test_create_start_attach(engine_under_test, names):
     assert (o.returncode, o.stderr) == (t.returncode, t.stderr)
 
 
+
+
+def test_start_attach_after_a_failed_start(engine_under_test, names, tmp_path):
+    """An attach whose container can't be started yet (its bind source is
+    gone) waits for the start: a start that fails says why (and the attach
+    ends), a later one that succeeds streams the output. Dockyard makes the
+    process at the attach; a start after that failed must not run it unseen."""
+    src = tmp_path / "src"
+    for cli in (ours, theirs):
+        n = names()
+        src.mkdir()
+        engine_under_test.docker("create", "--name", n, "--mount",
+                                 f"type=bind,source={src},target=/x", "busybox", "sh", "-c",
+                                 "echo fine; exit 3")
+        src.rmdir()
+        r = cli(engine_under_test, "start", "-a", n, timeout=30)
+        assert (r.returncode, r.stdout) == (1, b""), r.stderr
+        # docker 20.10's CLI may log its wait's cancel first
+        err = re.sub(rb'^time="[^"]*" level=error msg="error waiting for container: context '
+                     rb'canceled"\n', b"", r.stderr)
+        assert err == b"Error response from daemon: invalid mount config for type " \
+            b"\"bind\": bind source path does not exist: " + str(src).encode() + b"\n"
+        src.mkdir()
+        r = cli(engine_under_test, "start", "-a", n, timeout=30)
+        assert (r.returncode, r.stdout) == (3, b"fine\n"), r.stderr
+        src.rmdir()
+    # the source back between the attach and the start: the output is streamed
+    n = names()
+    src.mkdir()
+    engine_under_test.docker("create", "--name", n, "--mount",
+                             f"type=bind,source={src},target=/x", "busybox", "echo", "fine")
+    src.rmdir()
+    with _api(engine_under_test) as a:
+        a.sendall(f"POST /v1.41/containers/{n}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+                  "Host: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                  "Content-Length: 0\r\n\r\n".encode())
+        assert _head(a).startswith(b"HTTP/1.1 101")
+        src.mkdir()
+        with _api(engine_under_test) as s:
+            s.sendall(f"POST /v1.41/containers/{n}/start HTTP/1.1\r\nHost: docker\r\n"
+                      "Content-Length: 0\r\n\r\n".encode())
+            assert _head(s).startswith(b"HTTP/1.1 204")
+        out = b""
+        while b"fine" not in out and (chunk := a.recv(4096)):
+            out += chunk
+        assert out == b"\x01\x00\x00\x00\x00\x00\x00\x05fine\n"
+    engine_under_test.docker("wait", n)
+    src.rmdir()
+
+
+def _api(eng):
+    import socket
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    s.connect(eng.host.removeprefix("unix://"))
+    return s
+
+
+def _head(s) -> bytes:
+    """An HTTP answer's head, read byte by byte (a hijacked stream follows it)."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        b = s.recv(1)
+        assert b, head
+        head += b
+    return head
 # --- detached: logs, ps, stop, kill, rm, wait ------------------------------------
 
 def test_detached_logs_ps(engine_under_test, names):

@@ -53,6 +53,8 @@ class RawInput:
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        # set when the connection is gone (not at a half-close)
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
         self.queue.put_nowait(bytes(data))
@@ -61,14 +63,20 @@ class RawInput:
     def feed_eof(self) -> None:
         self.queue.put_nowait(None)
 
+    def connection_lost(self) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
 
 class HalfCloseProtocol(asyncio.Protocol):
     """Wraps aiohttp's protocol on a hijacked connection: EOF from the client
     ends stdin only."""
 
-    def __init__(self, inner: Any, on_eof: Callable[[], None]) -> None:
+    def __init__(self, inner: Any, on_eof: Callable[[], None],
+                 on_lost: Callable[[], None]) -> None:
         self.inner = inner
         self.on_eof = on_eof
+        self.on_lost = on_lost
 
     def data_received(self, data: bytes) -> None:
         self.inner.data_received(data)
@@ -78,6 +86,7 @@ class HalfCloseProtocol(asyncio.Protocol):
         return True
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        self.on_lost()
         self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -96,7 +105,7 @@ def raw_input(request: web.Request, transport: asyncio.Transport, stdin: bool) -
     proto = request.protocol
     if stdin:
         proto.set_parser(inp)  # type: ignore[union-attr,arg-type]
-    transport.set_protocol(HalfCloseProtocol(proto, inp.feed_eof))
+    transport.set_protocol(HalfCloseProtocol(proto, inp.feed_eof, inp.connection_lost))
     return inp
 
 

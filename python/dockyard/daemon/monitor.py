@@ -22,14 +22,42 @@ from ..errors import NotFound
 
 class AttachSession:
     """An attach connection to a shim; a start sent through it is answered on
-    it, after the attach is registered (the shim reads one connection in order)."""
+    it, after the attach is registered (the shim reads one connection in order).
 
-    def __init__(self, conn: ShimConnection) -> None:
+    An attach to a stopped container makes its process at once (held before
+    exec). When that fails (a bind source missing, say), the session waits
+    without a connection, as dockerd's attach waits for a start: the next
+    start makes the process again, and connects the session before releasing
+    it (`connect`), or fails and ends the session (`abandon`)."""
+
+    def __init__(self, conn: ShimConnection | None, mask: int = 7) -> None:
         self.conn = conn
+        self.mask = mask
         self.started: asyncio.Future | None = None
         self.closed = False
+        # True once connected, False when abandoned; None for a connected session
+        self.ready: asyncio.Future[bool] | None = \
+            None if conn is not None else asyncio.get_running_loop().create_future()
+
+    @property
+    def pending(self) -> bool:
+        return self.conn is None and not self.closed
+
+    async def connect(self, path: str) -> None:
+        try:
+            self.conn = await ShimConnection.open(path, self.mask)
+        except OSError:
+            self.abandon()  # the start releases its process without the session
+            return
+        if self.ready is not None and not self.ready.done():
+            self.ready.set_result(True)
+
+    def abandon(self) -> None:
+        if self.ready is not None and not self.ready.done():
+            self.ready.set_result(False)
 
     async def start(self) -> dict[str, Any]:
+        assert self.conn is not None
         self.started = asyncio.get_running_loop().create_future()
         await self.conn.send(START)
         return await self.started
@@ -128,11 +156,19 @@ class Monitor:
 
     def removed(self, cid: str) -> None:
         self.health.forget(cid)
+        self.end_pending(cid)
         fd = self.watching.pop(cid, None)
         if fd is not None:
             asyncio.get_running_loop().remove_reader(fd)
             os.close(fd)
         self.wake(cid, None, removed=True)
+
+    def end_pending(self, cid: str) -> None:
+        """End an attach still waiting for a start that won't come (the start
+        failed, the container is gone)."""
+        session = self.sessions.get(cid)
+        if session is not None and session.conn is None:
+            session.abandon()
 
     def add_waiter(self, cid: str, cond: str) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()

@@ -51,8 +51,9 @@ def attach_flow(name: str, start: bool, stdin: bool, detach_keys: str | None,
             c.request("POST", f"/containers/{cid}/start").close()
         except APIError as e:
             h.close()
+            # docker's `start -a` returns the start's error as it is (its
+            # "failed to start containers" is for starts without -a)
             print(f"Error response from daemon: {e.message}", file=sys.stderr)
-            print(f"Error: failed to start containers: {name}", file=sys.stderr)
             return 1
     if tty and os.isatty(1):
         streams.monitor_tty_size(lambda hh, ww: post(f"/containers/{cid}/resize",

@@ -43,9 +43,16 @@ async def start(request: web.Request) -> web.Response:
         cid = ref if ref in m.sessions or ref in m.watching else s.get(ref).id
         known.append(cid)
         session = m.sessions.get(cid)
+        if session is not None and session.pending:
+            # An attach whose process couldn't be made waits for this start:
+            # make it again (its error is the start's) and connect the attach
+            # before the release, so no output is lost.
+            s.prepare(cid)
+            asyncio.run_coroutine_threadsafe(
+                session.connect(str(s.state_dir(cid) / "attach.sock")), loop).result()
 
         def release(_c: Container) -> dict[str, Any] | None:
-            if session is None or session.closed:
+            if session is None or session.closed or session.conn is None:
                 return None
             return asyncio.run_coroutine_threadsafe(session.start(), loop).result()
         return s.start(cid, release)
@@ -66,6 +73,7 @@ async def start(request: web.Request) -> web.Response:
 async def _settle_after_failed_start(request: web.Request, cid: str) -> None:
     """Wake the waiters; an AutoRemove container goes, as dockerd removes it."""
     m = monitor(request)
+    m.end_pending(cid)
     try:
         c = await blocking(svc(request).get, cid)
     except NotFound:

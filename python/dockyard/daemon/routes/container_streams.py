@@ -47,22 +47,30 @@ async def attach(request: web.Request) -> web.StreamResponse:
         try:
             return s.prepare(c.id), keys, True, False
         except DockyardError:
-            # dockerd reports a failed start on the start call: attach succeeds
-            # with nothing to stream, and start will fail with the message.
+            # dockerd reports a failed start on the start call: attach
+            # succeeds, and waits for the start, which makes the process again
+            # (a bind source may be back by then) or fails with the message.
             return c, keys, False, True
 
     c, keys, prepared, failed = await blocking(look)
     if prepared:
         monitor(request).watch(c.id)
-    conn = None
+    m = monitor(request)
+    session = None
     mask = (1 if want_in else 0) | (2 if want_out else 0) | (4 if want_err else 0)
-    if stream and not failed:
+    if stream:
         # Connect before answering: the client starts the container as soon
-        # as it sees the upgrade, and no output may be lost.
-        conn = await ShimConnection.open(str(s.state_dir(c.id) / "attach.sock"), mask)
-        session = AttachSession(conn)
-        monitor(request).sessions[c.id] = session
-    resp, transport = await hijack(request)
+        # as it sees the upgrade, and no output may be lost. Without a process
+        # (it failed to be made) the session waits for the start's.
+        conn = None if failed else \
+            await ShimConnection.open(str(s.state_dir(c.id) / "attach.sock"), mask)
+        session = AttachSession(conn, mask)
+        m.sessions[c.id] = session
+    try:
+        resp, transport = await hijack(request)
+    except BaseException:
+        _end(m, c.id, session)
+        raise
     if qbool(request, "logs"):
         try:
             path, fmt = s.log_source(c)
@@ -74,10 +82,18 @@ async def attach(request: web.Request) -> web.StreamResponse:
             while (recs := await blocking(next, batches, None)) is not None:
                 transport.write(b"".join(jsonlog.render(r, c.tty, False) for r in recs))
                 await drain(transport)
-    if conn is None:
+    if session is None:
         transport.close()
         return resp
     inp = raw_input(request, transport, want_in)
+    if session.ready is not None:
+        await asyncio.wait([session.ready, inp.lost], return_when=asyncio.FIRST_COMPLETED)
+        if not (session.ready.done() and session.ready.result()):
+            _end(m, c.id, session)
+            transport.close()
+            return resp
+    conn = session.conn
+    assert conn is not None
     stdin_once = bool(c.config.get("StdinOnce"))
 
     def pump_in():
@@ -85,7 +101,6 @@ async def attach(request: web.Request) -> web.StreamResponse:
         # StdinOnce without a tty (a tty session just detaches).
         return conn.pump_stdin(inp.queue, keys if c.tty else b"", stdin_once and not c.tty)
 
-    m = monitor(request)
 
     async def pump_out() -> str:
         while True:
@@ -113,14 +128,22 @@ async def attach(request: web.Request) -> web.StreamResponse:
             if "exit" in results or "detach" in results:
                 break
     finally:
-        session.closed = True
-        if m.sessions.get(c.id) is session:
-            del m.sessions[c.id]
+        _end(m, c.id, session)
         for t in tasks:
             t.cancel()
-        conn.close()
         transport.close()
     return resp
+
+
+def _end(m: Any, cid: str, session: AttachSession | None) -> None:
+    if session is None:
+        return
+    session.closed = True
+    session.abandon()
+    if m.sessions.get(cid) is session:
+        del m.sessions[cid]
+    if session.conn is not None:
+        session.conn.close()
 
 
 async def logs(request: web.Request) -> web.StreamResponse:
