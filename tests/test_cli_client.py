@@ -74,6 +74,7 @@ def test_autostart_at_default_socket():
     env = dict(os.environ)
     for k in ("DOCKYARD_HOST", "DOCKER_HOST", "DOCKYARD_NO_AUTOSTART"):
         env.pop(k, None)
+    had_log = Path("/var/log/dockyard.log").exists()
     try:
         r = run(["images"], env)
         assert r.returncode == 0, r.stderr
@@ -96,6 +97,8 @@ def test_autostart_at_default_socket():
         leaked = mounts_under(DEFAULT_ROOT)
         shutil.rmtree(DEFAULT_ROOT, ignore_errors=True)
         shutil.rmtree("/var/run/dockyard", ignore_errors=True)
+        if not had_log:
+            Path("/var/log/dockyard.log").unlink(missing_ok=True)
         assert not leaked
 
 
@@ -193,3 +196,40 @@ def test_installed_command_starts_without_site(daemon, tmp_path):
     r = subprocess.run([str(bindir / "dockyard"), "image", "ls", "--help"], env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "List images" in r.stdout, r.stderr
+
+
+def test_pruned_app_answers_as_the_whole_one(monkeypatch, tmp_path):
+    """The CLI builds only the command it runs (cli/main.py `pruned`): every
+    command's and group's help, and the errors for unknown ones, are the
+    whole app's."""
+    monkeypatch.setenv("DOCKYARD_HOST", f"unix://{tmp_path}/none.sock")
+    monkeypatch.setenv("DOCKYARD_NO_AUTOSTART", "1")
+    import contextlib
+    import io
+
+    import typer.main
+
+    from dockyard.cli.main import app, pruned
+
+    whole = typer.main.get_command(app)
+
+    def answer(cmd, argv):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            try:
+                cmd.main(argv, prog_name="dockyard")
+            except SystemExit as e:
+                return e.code, out.getvalue()
+        return None, out.getvalue()
+
+    argvs = [["--help"], ["nosuch"], ["container", "nosuch"], ["container"]]
+    for c in app.registered_commands:
+        argvs.append([c.name, "--help"])
+    for g in app.registered_groups:
+        argvs.append([g.name, "--help"])
+        argvs += [[g.name, c.name, "--help"] for c in g.typer_instance.registered_commands]
+    assert len(argvs) > 150
+    for argv in argvs:
+        small = pruned(app, argv)
+        assert (small is app) == (argv[0] in ("--help", "nosuch")), argv
+        assert answer(typer.main.get_command(small), argv) == answer(whole, argv), argv

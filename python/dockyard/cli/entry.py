@@ -14,7 +14,7 @@ def main() -> None:
     except BrokenPipeError:
         return
     try:
-        from .main import app
+        from .main import main as typer_main
     except ImportError:
         if not sys.flags.no_site:
             raise
@@ -23,5 +23,5 @@ def main() -> None:
         import site
 
         site.main()
-        from .main import app
-    app()
+        from .main import main as typer_main
+    typer_main()

@@ -6,6 +6,8 @@ what it needs when it runs, which keeps `dockyard version` fast.
 
 from __future__ import annotations
 
+import copy
+import sys
 from typing import Optional
 
 import typer
@@ -94,5 +96,29 @@ for _name, _fn in registry.COMMANDS:
 app.command("daemon", context_settings={"ignore_unknown_options": False})(daemon.daemon)
 
 
-def main() -> None:
-    app()
+def pruned(t: typer.Typer, argv: list[str]) -> typer.Typer:
+    """`t` with only the command (or group) `argv` names, and in a group only
+    its command argv names next, when they are known: Typer makes a click
+    command of every command and option at each start (~0.2 s for the ~180
+    of them) and a run needs one. Anything unknown keeps the whole level, for
+    its help and its "No such command"."""
+    if not argv or argv[0].startswith("-"):
+        return t
+    cmds = [c for c in t.registered_commands if c.name == argv[0]]
+    groups = [copy.copy(g) for g in t.registered_groups if g.name == argv[0]]
+    if not cmds and not groups:
+        return t
+    for g in groups:
+        if g.typer_instance is not None:
+            g.typer_instance = pruned(g.typer_instance, argv[1:])
+    small = copy.copy(t)
+    small.registered_commands, small.registered_groups = cmds, groups
+    return small
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .fast import parse_globals
+
+    args = sys.argv[1:] if argv is None else argv
+    i = parse_globals(list(args))
+    (app if i is None else pruned(app, args[i:]))(args)
