@@ -199,7 +199,7 @@ def test_installed_command_starts_without_site(daemon, tmp_path):
 
 
 def test_pruned_app_answers_as_the_whole_one(monkeypatch, tmp_path):
-    """The CLI builds only the command it runs (cli/main.py `pruned`): every
+    """The CLI builds only the command it runs (cli/main.py `app_for`): every
     command's and group's help, and the errors for unknown ones, are the
     whole app's."""
     monkeypatch.setenv("DOCKYARD_HOST", f"unix://{tmp_path}/none.sock")
@@ -209,8 +209,9 @@ def test_pruned_app_answers_as_the_whole_one(monkeypatch, tmp_path):
 
     import typer.main
 
-    from dockyard.cli.main import app, pruned
+    from dockyard.cli.main import GROUPS, TOP, app_for, make_app
 
+    app = make_app()
     whole = typer.main.get_command(app)
 
     def answer(cmd, argv):
@@ -229,7 +230,11 @@ def test_pruned_app_answers_as_the_whole_one(monkeypatch, tmp_path):
         argvs.append([g.name, "--help"])
         argvs += [[g.name, c.name, "--help"] for c in g.typer_instance.registered_commands]
     assert len(argvs) > 150
+    # the tables name every command and group, each once
+    assert [c.name for c in app.registered_commands] == list(TOP)
+    assert [g.name for g in app.registered_groups] == list(GROUPS)
     for argv in argvs:
-        small = pruned(app, argv)
-        assert (small is app) == (argv[0] in ("--help", "nosuch")), argv
+        small = app_for(argv)
+        n = len(small.registered_commands) + len(small.registered_groups)
+        assert (n > 1) == (argv[0] in ("--help", "nosuch")), argv
         assert answer(typer.main.get_command(small), argv) == answer(whole, argv), argv

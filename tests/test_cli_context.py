@@ -36,9 +36,9 @@ def _click_app():
     every call otherwise: a tenth of a second)."""
     import typer
 
-    from dockyard.cli.main import app
+    from dockyard.cli.main import make_app
 
-    return typer.main.get_command(app)
+    return typer.main.get_command(make_app())
 
 
 class Pair:

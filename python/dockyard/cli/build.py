@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional
 import typer
 
 from .buildcontext import ContextError
+from .opts import RAW
 
 # (spellings, key, kind, help). Kinds: b bool, s string, l repeatable, c comma
 # list (pflag StringSlice), i int64, m memory size, w memory+swap size, u ulimit.
@@ -883,9 +884,6 @@ def main(argv: list[str], prog: str = "dockyard build") -> int:
 
 # -- Typer glue ---------------------------------------------------------------------------
 
-RAW = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
-
-
 def _command(prog: str) -> Callable[..., None]:
     def build(ctx: typer.Context) -> None:
         """Build an image from a Dockerfile"""
@@ -895,8 +893,8 @@ def _command(prog: str) -> Callable[..., None]:
 
 
 build = _command("dockyard build")
-image_build = _command("dockyard image build")
 builder_build = _command("dockyard builder build")
+image_build = _command("dockyard image build")  # added to the image group by cli/main.py
 
 
 def prune(all: bool = typer.Option(False, "-a", "--all",
@@ -942,4 +940,5 @@ app.command("prune")(prune)
 
 # (command name, function, typer.command keywords); added to the `dockyard` app
 # by cli/main.py like the other groups.
-COMMANDS: list = [("build", build, {"context_settings": RAW})]
+COMMANDS: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
+    ("build", build, {"context_settings": RAW})]

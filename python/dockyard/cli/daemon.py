@@ -5,7 +5,7 @@ names, so the file and the flags merge, and conflict, as they do in dockerd."""
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -168,3 +168,8 @@ def daemon(
     from ..daemon.main import run  # the server's imports, once the configuration is good
 
     raise SystemExit(run(cfg))
+
+
+# added to the `dockyard` app by cli/main.py
+COMMANDS: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
+    ("daemon", daemon, {"context_settings": {"ignore_unknown_options": False}})]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 
@@ -279,3 +279,10 @@ app.command("save")(save)
 app.command("load")(load)
 app.command("prune")(prune)
 app.command("inspect")(inspect_image)
+
+# (command name, function, typer.command keywords): the top-level commands
+# (`dockyard images`...), added by cli/main.py
+COMMANDS: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
+    ("images", list_images, {}), ("import", import_image, {}), ("tag", tag, {}),
+    ("rmi", rmi, {}), ("history", history, {}), ("save", save, {}), ("load", load, {}),
+]

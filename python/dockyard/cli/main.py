@@ -1,28 +1,46 @@
 """The `dockyard` command: docker's client commands, plus `dockyard daemon`.
 
-Only Typer and the small socket client load at start; each command imports
-what it needs when it runs, which keeps `dockyard version` fast.
+A run imports the module of the command it names, and Typer makes a click
+command of that one only (`app_for`); each command imports what it needs
+when it runs. `run`, `create`, `pull`, `push` and `version` don't come here
+(cli/fast.py).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 import sys
-from typing import Optional
+from typing import Any, Collection, Optional
 
 import typer
 
-from . import (build, checkpoint, config, container, context, daemon, image, manifest, network,
-               node, plugin, registry, rootless, secret, service, stack, swarm, system, trust,
-               volume)
 from .common import G, check_host_and_context
 
-app = typer.Typer(
-    name="dockyard", add_completion=False, no_args_is_help=True,
-    context_settings={"help_option_names": ["--help"]},
-    help="A self-sufficient runtime for containers",
-    pretty_exceptions_enable=False, rich_markup_mode=None,
-)
+# The groups (`dockyard <group> <command>`): name -> the module whose `app` it is.
+GROUPS = {
+    "container": "container", "image": "image", "system": "system", "network": "network",
+    "volume": "volume", "plugin": "plugin", "trust": "trust", "builder": "build",
+    "checkpoint": "checkpoint", "rootless": "rootless", "context": "context",
+    "manifest": "manifest", "swarm": "swarm", "node": "node", "secret": "secret",
+    "config": "config", "service": "service", "stack": "stack",
+}
+# The top-level commands, in the help's order: name -> the module whose
+# COMMANDS (name, function, typer.command keywords) hold it.
+TOP = {
+    **dict.fromkeys(("images", "import", "tag", "rmi", "history", "save", "load"), "image"),
+    **dict.fromkeys(("version", "info", "events", "inspect"), "system"),
+    **dict.fromkeys(("run", "create", "start", "stop", "restart", "kill", "rm", "wait", "ps",
+                     "logs", "attach", "exec", "top", "pause", "unpause", "rename", "diff",
+                     "commit", "cp", "export", "stats", "port", "update"), "container"),
+    "build": "build",
+    **dict.fromkeys(("pull", "push", "login", "logout", "search"), "registry"),
+    "daemon": "daemon",
+}
+
+
+def _module(name: str) -> Any:
+    return importlib.import_module(f".{name}", __package__)
 
 
 def _print_version(value: bool) -> None:
@@ -33,7 +51,6 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def options(
     host: Optional[str] = typer.Option(None, "-H", "--host", help="Daemon socket to connect to"),
     context: Optional[str] = typer.Option(
@@ -55,65 +72,50 @@ def options(
     check_host_and_context()
 
 
-app.add_typer(container.app, name="container")
-app.add_typer(image.app, name="image")
-app.add_typer(system.app, name="system")
-app.add_typer(network.app, name="network")
-app.add_typer(volume.app, name="volume")
-app.add_typer(plugin.app, name="plugin")
-app.add_typer(trust.app, name="trust")
-app.add_typer(build.app, name="builder")
-app.add_typer(checkpoint.app, name="checkpoint")
-app.add_typer(rootless.app, name="rootless")
-app.add_typer(context.app, name="context")
-app.add_typer(manifest.app, name="manifest")
-app.add_typer(swarm.app, name="swarm")
-app.add_typer(node.app, name="node")
-app.add_typer(secret.app, name="secret")
-app.add_typer(config.app, name="config")
-app.add_typer(service.app, name="service")
-app.add_typer(stack.app, name="stack")
-image.app.command("build", context_settings=build.RAW)(build.image_build)
-app.command("images")(image.list_images)
-app.command("import")(image.import_image)
-app.command("tag")(image.tag)
-app.command("rmi")(image.rmi)
-app.command("history")(image.history)
-app.command("save")(image.save)
-app.command("load")(image.load)
-app.command("version")(system.version)
-app.command("info")(system.info)
-app.command("events")(system.events)
-app.command("inspect")(system.inspect)
-for _name, _fn, _kw in container.COMMANDS:
-    app.command(_name, **_kw)(_fn)
-for _name, _fn, _kw in build.COMMANDS:
-    app.command(_name, **_kw)(_fn)
-for _name, _fn in registry.COMMANDS:
-    app.command(_name)(_fn)
+def make_app(names: Collection[str] | None = None) -> typer.Typer:
+    """The CLI with the groups and top-level commands `names` (all by default)."""
+    app = typer.Typer(
+        name="dockyard", add_completion=False, no_args_is_help=True,
+        context_settings={"help_option_names": ["--help"]},
+        help="A self-sufficient runtime for containers",
+        pretty_exceptions_enable=False, rich_markup_mode=None,
+    )
+    app.callback()(options)
+    for name, mod in GROUPS.items():
+        if names is None or name in names:
+            t = _module(mod).app
+            if name == "image":  # `image build` is the build module's (the groups stand alone)
+                build = _module("build")
+                t = copy.copy(t)
+                t.registered_commands = list(t.registered_commands)
+                t.command("build", context_settings=build.RAW)(build.image_build)
+            app.add_typer(t, name=name)
+    for mod in dict.fromkeys(TOP.values()):
+        wanted = [n for n, m in TOP.items() if m == mod and (names is None or n in names)]
+        if wanted:
+            fns = {n: (fn, kw) for n, fn, kw in _module(mod).COMMANDS}
+            for n in wanted:
+                app.command(n, **fns[n][1])(fns[n][0])
+    return app
 
 
-app.command("daemon", context_settings={"ignore_unknown_options": False})(daemon.daemon)
-
-
-def pruned(t: typer.Typer, argv: list[str]) -> typer.Typer:
-    """`t` with only the command (or group) `argv` names, and in a group only
-    its command argv names next, when they are known: Typer makes a click
-    command of every command and option at each start (~0.2 s for the ~180
-    of them) and a run needs one. Anything unknown keeps the whole level, for
-    its help and its "No such command"."""
-    if not argv or argv[0].startswith("-"):
-        return t
-    cmds = [c for c in t.registered_commands if c.name == argv[0]]
-    groups = [copy.copy(g) for g in t.registered_groups if g.name == argv[0]]
-    if not cmds and not groups:
-        return t
-    for g in groups:
-        if g.typer_instance is not None:
-            g.typer_instance = pruned(g.typer_instance, argv[1:])
-    small = copy.copy(t)
-    small.registered_commands, small.registered_groups = cmds, groups
-    return small
+def app_for(argv: list[str]) -> typer.Typer:
+    """The app a run of `argv` (after the global options) needs: the command
+    or group it names, and in a group only the command named next when
+    known. Anything unknown gets the whole level, for its help and its "No
+    such command". (Typer makes a click command of every command and option
+    at each start: ~0.1 s for the ~180 of them, with their imports ~0.2 s.)"""
+    if not argv or (argv[0] not in GROUPS and argv[0] not in TOP):
+        return make_app()
+    app = make_app((argv[0],))
+    for g in app.registered_groups:
+        t = g.typer_instance
+        cmds = [c for c in t.registered_commands if c.name == argv[1]] \
+            if t is not None and len(argv) > 1 else []
+        if cmds:
+            g.typer_instance = copy.copy(t)
+            g.typer_instance.registered_commands = cmds
+    return app
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -121,4 +123,4 @@ def main(argv: list[str] | None = None) -> None:
 
     args = sys.argv[1:] if argv is None else argv
     i = parse_globals(list(args))
-    (app if i is None else pruned(app, args[i:]))(args)
+    (make_app() if i is None else app_for(args[i:]))(args)

@@ -8,6 +8,9 @@ import json
 
 from .common import fail
 
+# Typer settings for a command that parses its own flags as docker's (build)
+RAW = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
 
 def filters_param(values: list[str] | None) -> str | None:
     """`-f name=value` flags as the `filters` query parameter (opts.FilterOpt):

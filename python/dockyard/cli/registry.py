@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 
@@ -154,5 +154,6 @@ def search(term: str = typer.Argument(..., metavar="TERM"),
                 "IsOfficial": "OFFICIAL", "IsAutomated": "AUTOMATED"})
 
 
-COMMANDS = [("pull", pull), ("push", push), ("login", login), ("logout", logout),
-            ("search", search)]
+COMMANDS: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
+    ("pull", pull, {}), ("push", push, {}), ("login", login, {}), ("logout", logout, {}),
+    ("search", search, {})]

@@ -4,7 +4,7 @@ work, shared with `container inspect` and `image inspect`, is inspector.py)."""
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 
@@ -313,3 +313,10 @@ def check(repair: bool = typer.Option(False, "--repair",
 
 
 app.command("check")(check)
+
+# (command name, function, typer.command keywords): the top-level commands
+# (`dockyard version`...), added by cli/main.py
+COMMANDS: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
+    ("version", version, {}), ("info", info, {}), ("events", events, {}),
+    ("inspect", inspect, {}),
+]
