@@ -163,6 +163,15 @@ class Monitor:
             os.close(fd)
         self.wake(cid, None, removed=True)
 
+    def end_session(self, cid: str, session: AttachSession) -> None:
+        """An attach's end: a start after it doesn't wait for it."""
+        session.closed = True
+        session.abandon()
+        if self.sessions.get(cid) is session:
+            del self.sessions[cid]
+        if session.conn is not None:
+            session.conn.close()
+
     def end_pending(self, cid: str) -> None:
         """End an attach still waiting for a start that won't come (the start
         failed, the container is gone)."""

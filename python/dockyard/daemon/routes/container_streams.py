@@ -69,7 +69,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
     try:
         resp, transport = await hijack(request)
     except BaseException:
-        _end(m, c.id, session)
+        if session is not None:
+            m.end_session(c.id, session)
         raise
     if qbool(request, "logs"):
         try:
@@ -89,7 +90,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     if session.ready is not None:
         await asyncio.wait([session.ready, inp.lost], return_when=asyncio.FIRST_COMPLETED)
         if not (session.ready.done() and session.ready.result()):
-            _end(m, c.id, session)
+            m.end_session(c.id, session)
             transport.close()
             return resp
     conn = session.conn
@@ -100,7 +101,6 @@ async def attach(request: web.Request) -> web.StreamResponse:
         # dockerd closes the container's stdin at the client's EOF only for
         # StdinOnce without a tty (a tty session just detaches).
         return conn.pump_stdin(inp.queue, keys if c.tty else b"", stdin_once and not c.tty)
-
 
     async def pump_out() -> str:
         while True:
@@ -128,22 +128,11 @@ async def attach(request: web.Request) -> web.StreamResponse:
             if "exit" in results or "detach" in results:
                 break
     finally:
-        _end(m, c.id, session)
+        m.end_session(c.id, session)
         for t in tasks:
             t.cancel()
         transport.close()
     return resp
-
-
-def _end(m: Any, cid: str, session: AttachSession | None) -> None:
-    if session is None:
-        return
-    session.closed = True
-    session.abandon()
-    if m.sessions.get(cid) is session:
-        del m.sessions[cid]
-    if session.conn is not None:
-        session.conn.close()
 
 
 async def logs(request: web.Request) -> web.StreamResponse:
