@@ -60,21 +60,54 @@ def parse_globals(argv: list[str]) -> int | None:
     return None
 
 
-def parse_options(args: list[str], spec: dict[str, str]) -> dict[str, Any] | None:
-    """`spec` maps option spellings to keyword names (all take a value)."""
+def parse_options(args: list[str], spec: dict[str, tuple[str, str]]
+                  ) -> dict[str, Any] | None:
+    """pflag's parse of `args` by `spec` (spelling -> keyword name, kind:
+    "bool", "str" (the last one given wins), "int" or "list"), short flags in
+    clusters (`-aq`, `-qn3`, `-qn 3`). None for anything else (an argument,
+    an unknown flag, `--all=x`, a bad number): Typer says what is wrong."""
     out: dict[str, Any] = {}
     i = 0
     while i < len(args):
-        k, v = _split(args[i])
-        name = spec.get(k)
-        if name is None:
+        a = args[i]
+        if a.startswith("--"):
+            k, v = _split(a)
+            flags = [(k, v)]
+        elif a.startswith("-") and len(a) > 1:
+            flags = []
+            for j, ch in enumerate(a[1:], 2):
+                entry = spec.get("-" + ch)
+                if entry is None:
+                    return None
+                if entry[1] != "bool":  # takes the rest of the cluster, or the next argument
+                    flags.append(("-" + ch, a[j:] or None))
+                    break
+                flags.append(("-" + ch, None))
+        else:
             return None
-        if v is None:
-            i += 1
-            if i >= len(args):
+        for k, v in flags:
+            entry = spec.get(k)
+            if entry is None:
                 return None
-            v = args[i]
-        out[name] = v
+            name, kind = entry
+            if kind == "bool":
+                if v is not None:
+                    return None
+                out[name] = True
+                continue
+            if v is None:
+                i += 1
+                if i >= len(args):
+                    return None
+                v = args[i]
+            if kind == "int":
+                if not v.lstrip("-").isdigit():
+                    return None
+                out[name] = int(v)
+            elif kind == "list":
+                out.setdefault(name, []).append(v)
+            else:
+                out[name] = v
         i += 1
     return out
 
@@ -141,9 +174,29 @@ def show_version(format: str | None) -> None:
         raise SystemExit(1)
 
 
-FAST: dict[str, tuple[Callable[..., None], dict[str, str]]] = {
-    "version": (show_version, {"-f": "format", "--format": "format"}),
+def show_containers(**kw: Any) -> None:
+    from .pslist import list_containers
+
+    list_containers(**kw)
+
+
+# command -> (function, its flags for parse_options, their defaults)
+FAST: dict[str, tuple[Callable[..., None], dict[str, tuple[str, str]], dict[str, Any]]] = {
+    "version": (show_version, {"-f": ("format", "str"), "--format": ("format", "str")},
+                {"format": None}),
+    "ps": (show_containers,
+           {"-a": ("all", "bool"), "--all": ("all", "bool"), "-f": ("filter", "list"),
+            "--filter": ("filter", "list"), "--format": ("format", "str"),
+            "-n": ("last", "int"), "--last": ("last", "int"), "-l": ("latest", "bool"),
+            "--latest": ("latest", "bool"), "--no-trunc": ("no_trunc", "bool"),
+            "-q": ("quiet", "bool"), "--quiet": ("quiet", "bool"), "-s": ("size", "bool"),
+            "--size": ("size", "bool")},
+           {"all": False, "filter": None, "format": None, "last": -1, "latest": False,
+            "no_trunc": False, "quiet": False, "size": False}),
 }
+# group commands the same as a FAST one
+FAST_GROUPED = {("container", "ls"): "ps", ("container", "ps"): "ps",
+                ("container", "list"): "ps"}
 
 
 class FastExit(SystemExit):
@@ -229,12 +282,16 @@ def try_fast(argv: list[str]) -> bool:
         return False
     if i is not None and argv[i] in TRANSFER_FLAGS:
         return _transfer(argv[i], argv[i + 1:])
-    if i is None or argv[i] not in FAST:
+    if i is None:
         return False
-    fn, spec = FAST[argv[i]]
-    opts = parse_options(argv[i + 1:], spec)
+    cmd, rest = argv[i], argv[i + 1:]
+    if i + 1 < len(argv) and (cmd, argv[i + 1]) in FAST_GROUPED:
+        cmd, rest = FAST_GROUPED[(cmd, argv[i + 1])], argv[i + 2:]
+    if cmd not in FAST:
+        return False
+    fn, spec, defaults = FAST[cmd]
+    opts = parse_options(rest, spec)
     if opts is None:
         return False
-    defaults = {name: None for name in spec.values()}
     fn(**{**defaults, **opts})
     return True

@@ -4,7 +4,7 @@ create. Errors exit as docker's do, through common.fail."""
 
 from __future__ import annotations
 
-import json
+from . import fastjson
 
 from .common import fail
 
@@ -24,7 +24,7 @@ def filters_param(values: list[str] | None) -> str | None:
             fail(f'invalid argument "{v}" for "-f, --filter" flag: bad format of filter '
                  "(expected name=value)", 125)
         f.setdefault(k.strip().lower(), {})[val] = True
-    return json.dumps(f)
+    return fastjson.dumps(f)
 
 
 def tag_reference(target: str) -> tuple[str, str | None]:

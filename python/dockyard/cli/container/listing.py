@@ -2,112 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import List, Optional
 
 import typer
 
-from ..common import call, client, fail
-from ..formatter import created_at
-from ..opts import filters_param
+from ..common import fail
+from ..pslist import list_containers
 from .api import inspect_json
-
-PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
-              "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
-              "Status": "STATUS", "Size": "SIZE", "Names": "NAMES", "Labels": "LABELS",
-              "Mounts": "MOUNTS", "LocalVolumes": "LOCAL VOLUMES", "Networks": "NETWORKS",
-              "State": "STATE"}
-
-
-def _go_quote(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7f:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return "".join(out) + '"'
-
-
-def ellipsis(s: str, width: int) -> str:
-    if len(s) <= width:
-        return s
-    return s[:width - 1] + "…"
-
-
-def display_ports(ports: list[dict[str, Any]]) -> str:
-    """formatter.DisplayablePorts, ranges of consecutive ports folded."""
-    groups: dict[str, list[int]] = {}
-    order: list[str] = []
-    out: list[str] = []
-    for p in sorted(ports, key=lambda p: (p.get("Type", ""), p.get("PrivatePort", 0))):
-        if p.get("IP") and p.get("PublicPort"):
-            key = f"{p['IP']}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}"
-            if ":" in p["IP"]:
-                key = f"[{p['IP']}]:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}"
-            out.append(key)
-            continue
-        key = p.get("Type", "tcp")
-        if key not in groups:
-            order.append(key)
-        groups.setdefault(key, []).append(p["PrivatePort"])
-    for typ in order:
-        nums = sorted(set(groups[typ]))
-        start = prev = nums[0]
-        for n in nums[1:] + [None]:
-            if n is not None and n == prev + 1:
-                prev = n
-                continue
-            out.append(f"{start}/{typ}" if start == prev else f"{start}-{prev}/{typ}")
-            if n is not None:
-                start = prev = n
-    return ", ".join(sorted(out))
-
-
-def ps_rows(items: list[dict[str, Any]], trunc: bool) -> list[dict[str, Any]]:
-    from ...units import human_size, since
-
-    rows = []
-    for c in items:
-        names = [n[1:] if n.startswith("/") else n for n in c.get("Names") or []]
-        if trunc:
-            for n in names:
-                if "/" not in n:
-                    names = [n]
-                    break
-        image = c.get("Image") or "<no image>"
-        if trunc and image.startswith("sha256:"):
-            image = image[7:19]
-        cmd = c.get("Command", "")
-        srw = human_size(c.get("SizeRw") or 0, 3)
-        size = srw
-        if c.get("SizeRootFs"):
-            size = f"{srw} (virtual {human_size(c['SizeRootFs'], 3)})"
-        labels = c.get("Labels") or {}
-        nets = ((c.get("NetworkSettings") or {}).get("Networks") or {})
-        mounts = [m.get("Name") or m.get("Source", "") for m in c.get("Mounts") or []]
-        rows.append({
-            "ID": c["Id"][:12] if trunc else c["Id"], "Image": image,
-            "Command": _go_quote(ellipsis(cmd, 20) if trunc else cmd),
-            "CreatedAt": created_at(c.get("Created", 0)),
-            "RunningFor": since(c.get("Created", 0)), "Ports": display_ports(c.get("Ports") or []),
-            "Status": c.get("Status", ""), "State": c.get("State", ""), "Size": size,
-            "Names": ",".join(names),
-            "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
-            "Mounts": ",".join(ellipsis(m, 15) if trunc else m for m in mounts),
-            "LocalVolumes": str(sum(1 for m in c.get("Mounts") or [] if m.get("Driver") == "local")),
-            "Networks": ",".join(sorted(nets)),
-        })
-    return rows
 
 
 def ps(all: bool = typer.Option(False, "-a", "--all", help="Show all containers"),
@@ -121,26 +22,7 @@ def ps(all: bool = typer.Option(False, "-a", "--all", help="Show all containers"
        quiet: bool = typer.Option(False, "-q", "--quiet", help="Only display container IDs"),
        size: bool = typer.Option(False, "-s", "--size", help="Display total file sizes")) -> None:
     """List containers"""
-    from ..output import print_rows
-
-    limit = 1 if latest else last
-    params = {"all": True if all or limit > 0 else None, "limit": limit if limit > 0 else None,
-              "size": size or None, "filters": filters_param(filter)}
-    if format and not size and ".Size" in format:
-        params["size"] = True
-    items = call(lambda: client().get_json("/containers/json", params))
-    if not format or format == "table":
-        if quiet:
-            format = "{{.ID}}"
-        else:
-            format = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}"
-                      "\t{{.Ports}}\t{{.Names}}" + ("\t{{.Size}}" if size else ""))
-    elif format == "raw":
-        format = ("container_id: {{.ID}}\nimage: {{.Image}}\ncommand: {{.Command}}\n"
-                  "created_at: {{.CreatedAt}}\nstate: {{- pad .State 1 0}}\n"
-                  "status: {{- pad .Status 1 0}}\nnames: {{.Names}}\nlabels: {{- pad .Labels 1 0}}\n"
-                  "ports: {{- pad .Ports 1 0}}\n")
-    print_rows(format, ps_rows(items, not no_trunc), PS_HEADERS)
+    list_containers(all, filter, format, last, latest, no_trunc, quiet, size)
 
 
 def inspect_container(containers: List[str] = typer.Argument(..., metavar="CONTAINER "
