@@ -126,13 +126,15 @@ def test_fast_path_stays_on_light_modules(daemon, busybox_tar):
     for args in (["run", "lightpath", "/bin/busybox", "echo", "light"],
                  ["version", "--format", "{{.Server.ApiVersion}}"],
                  ["ps", "-aqn1", "--filter", "status=exited", "-f", "ancestor=lightpath"],
-                 ["container", "ls", "--all", "--format", "{{.Image}}", "-l"]):
+                 ["container", "ls", "--all", "--format", "{{.Image}}", "-l"],
+                 ["images", "--format", "{{.Repository}}", "lightpath"],
+                 ["image", "ls", "-q", "--no-trunc", "--filter", "reference=lightpath"]):
         r = subprocess.run([sys.executable, "-S", "-c", probe, *args], env=env,
                            capture_output=True, timeout=60)
         out = r.stderr.decode()
         loaded = set(out.rsplit("MODULES ", 1)[1].split())
         assert r.stdout.strip() in (b"light", b"1.41", b"lightpath") or \
-            re.fullmatch(rb"[0-9a-f]{12}\n", r.stdout), r
+            re.fullmatch(rb"([0-9a-f]{12}|sha256:[0-9a-f]{64})\n", r.stdout), r
         assert not loaded & HEAVY, sorted(loaded & HEAVY)
     daemon.cli("rm", daemon.cli("ps", "-aql").stdout.decode().strip())
     daemon.cli("rmi", "lightpath:latest")
@@ -153,6 +155,11 @@ def test_fast_flags_parse_as_pflag():
     for bad in (["-x"], ["-ax"], ["extra"], ["-n"], ["-n", "x"], ["--all=true"],
                 ["--nosuch"], ["--format"], ["-"], ["--"]):
         assert parse_options(bad, spec) is None, bad
+    _, spec, _, args = FAST["images"]
+    assert parse_options(["-q", "busybox", "--digests"], spec, args) == {
+        "quiet": True, "repository": "busybox", "digests": True}
+    assert parse_options(["a", "b"], spec, args) is None
+    assert parse_options(["--", "a"], spec, args) is None
 
 
 def test_fastjson_matches_json():

@@ -60,20 +60,28 @@ def parse_globals(argv: list[str]) -> int | None:
     return None
 
 
-def parse_options(args: list[str], spec: dict[str, tuple[str, str]]
-                  ) -> dict[str, Any] | None:
+def parse_options(args: list[str], spec: dict[str, tuple[str, str]],
+                  positional: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """pflag's parse of `args` by `spec` (spelling -> keyword name, kind:
     "bool", "str" (the last one given wins), "int" or "list"), short flags in
-    clusters (`-aq`, `-qn3`, `-qn 3`). None for anything else (an argument,
-    an unknown flag, `--all=x`, a bad number): Typer says what is wrong."""
+    clusters (`-aq`, `-qn3`, `-qn 3`), arguments anywhere, to the keyword
+    names `positional` in order. None for anything else (an argument too
+    many, an unknown flag, `--all=x`, a bad number): Typer says what is wrong."""
     out: dict[str, Any] = {}
+    names = list(positional)
     i = 0
     while i < len(args):
         a = args[i]
+        if a == "--" or not a.startswith("-") or a == "-":
+            if a == "--" or not names:
+                return None
+            out[names.pop(0)] = a
+            i += 1
+            continue
         if a.startswith("--"):
             k, v = _split(a)
             flags = [(k, v)]
-        elif a.startswith("-") and len(a) > 1:
+        else:
             flags = []
             for j, ch in enumerate(a[1:], 2):
                 entry = spec.get("-" + ch)
@@ -83,8 +91,6 @@ def parse_options(args: list[str], spec: dict[str, tuple[str, str]]
                     flags.append(("-" + ch, a[j:] or None))
                     break
                 flags.append(("-" + ch, None))
-        else:
-            return None
         for k, v in flags:
             entry = spec.get(k)
             if entry is None:
@@ -180,10 +186,17 @@ def show_containers(**kw: Any) -> None:
     list_containers(**kw)
 
 
-# command -> (function, its flags for parse_options, their defaults)
-FAST: dict[str, tuple[Callable[..., None], dict[str, tuple[str, str]], dict[str, Any]]] = {
+def show_images(**kw: Any) -> None:
+    from .imagelist import list_images_of
+
+    list_images_of(**kw)
+
+
+# command -> (function, its flags for parse_options, their defaults, its arguments)
+FAST: dict[str, tuple[Callable[..., None], dict[str, tuple[str, str]], dict[str, Any],
+                      tuple[str, ...]]] = {
     "version": (show_version, {"-f": ("format", "str"), "--format": ("format", "str")},
-                {"format": None}),
+                {"format": None}, ()),
     "ps": (show_containers,
            {"-a": ("all", "bool"), "--all": ("all", "bool"), "-f": ("filter", "list"),
             "--filter": ("filter", "list"), "--format": ("format", "str"),
@@ -192,11 +205,19 @@ FAST: dict[str, tuple[Callable[..., None], dict[str, tuple[str, str]], dict[str,
             "-q": ("quiet", "bool"), "--quiet": ("quiet", "bool"), "-s": ("size", "bool"),
             "--size": ("size", "bool")},
            {"all": False, "filter": None, "format": None, "last": -1, "latest": False,
-            "no_trunc": False, "quiet": False, "size": False}),
+            "no_trunc": False, "quiet": False, "size": False}, ()),
+    "images": (show_images,
+               {"-a": ("all", "bool"), "--all": ("all", "bool"), "-q": ("quiet", "bool"),
+                "--quiet": ("quiet", "bool"), "--no-trunc": ("no_trunc", "bool"),
+                "--digests": ("digests", "bool"), "-f": ("filter", "list"),
+                "--filter": ("filter", "list"), "--format": ("format", "str")},
+               {"repository": None, "all": False, "quiet": False, "no_trunc": False,
+                "digests": False, "filter": None, "format": None}, ("repository",)),
 }
 # group commands the same as a FAST one
 FAST_GROUPED = {("container", "ls"): "ps", ("container", "ps"): "ps",
-                ("container", "list"): "ps"}
+                ("container", "list"): "ps", ("image", "ls"): "images",
+                ("image", "list"): "images"}
 
 
 class FastExit(SystemExit):
@@ -289,8 +310,8 @@ def try_fast(argv: list[str]) -> bool:
         cmd, rest = FAST_GROUPED[(cmd, argv[i + 1])], argv[i + 2:]
     if cmd not in FAST:
         return False
-    fn, spec, defaults = FAST[cmd]
-    opts = parse_options(rest, spec)
+    fn, spec, defaults, positional = FAST[cmd]
+    opts = parse_options(rest, spec, positional)
     if opts is None:
         return False
     fn(**{**defaults, **opts})
