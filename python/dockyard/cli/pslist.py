@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 from .common import call, client
 from .formatter import created_at
+from .gotemplate.strconv import go_quote
 from .opts import filters_param
 
 PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
@@ -17,26 +18,6 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
               "Status": "STATUS", "Size": "SIZE", "Names": "NAMES", "Labels": "LABELS",
               "Mounts": "MOUNTS", "LocalVolumes": "LOCAL VOLUMES", "Networks": "NETWORKS",
               "State": "STATE"}
-
-
-def _go_quote(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7f:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return "".join(out) + '"'
 
 
 def ellipsis(s: str, width: int) -> str:
@@ -98,7 +79,7 @@ def ps_rows(items: list[dict[str, Any]], trunc: bool) -> list[dict[str, Any]]:
         mounts = [m.get("Name") or m.get("Source", "") for m in c.get("Mounts") or []]
         rows.append({
             "ID": c["Id"][:12] if trunc else c["Id"], "Image": image,
-            "Command": _go_quote(ellipsis(cmd, 20) if trunc else cmd),
+            "Command": go_quote(ellipsis(cmd, 20) if trunc else cmd),  # docker's strconv.Quote
             "CreatedAt": created_at(c.get("Created", 0)),
             "RunningFor": since(c.get("Created", 0)), "Ports": display_ports(c.get("Ports") or []),
             "Status": c.get("Status", ""), "State": c.get("State", ""), "Size": size,
